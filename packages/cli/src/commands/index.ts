@@ -1,0 +1,5 @@
+import type { Command } from '../command.ts';
+import { migrateCommand } from './migrate.ts';
+
+/** Every subcommand, in the order `tuneline --help` lists them. */
+export const commands: Command[] = [migrateCommand];

@@ -1,0 +1,30 @@
+import type { z } from 'zod';
+
+export interface FieldError {
+  /** Dotted path of the offending field, e.g. `documents[3].text` or `job.suffix`. */
+  field: string;
+  message: string;
+}
+
+/** Turns a zod path into the dotted/bracketed form users read, e.g. `documents[3].fields`. */
+export function formatPath(path: readonly PropertyKey[]): string {
+  let out = '';
+  for (const part of path) {
+    if (typeof part === 'number') out += `[${part}]`;
+    else out += out ? `.${String(part)}` : String(part);
+  }
+  return out || '(root)';
+}
+
+export function fieldErrors(error: z.ZodError): FieldError[] {
+  return error.issues.map((issue) => ({ field: formatPath(issue.path), message: issue.message }));
+}
+
+/** One line per bad field: `job.suffix: at most 18 characters`. */
+export function formatFieldErrors(errors: readonly FieldError[]): string {
+  return errors.map((e) => `${e.field}: ${e.message}`).join('; ');
+}
+
+export function formatZodError(error: z.ZodError): string {
+  return formatFieldErrors(fieldErrors(error));
+}

@@ -1,0 +1,5 @@
+export * from './emails.ts';
+export * from './errors.ts';
+export * from './fine-tune-request.ts';
+export * from './producer.ts';
+export * from './queues.ts';

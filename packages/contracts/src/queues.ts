@@ -1,0 +1,139 @@
+import type { JobsOptions } from 'bullmq';
+import { z } from 'zod';
+import { fineTuneRequestSchema } from './fine-tune-request.ts';
+
+/**
+ * The queue catalogue: one entry per queue with its name, message schema, job-id rule, default job
+ * options and the one service that consumes it. Every producer and consumer goes through this table.
+ */
+
+export const SCHEMA_VERSION = 1 as const;
+
+/** Every message: a schema version, the upstream request's correlation id, then ids only. */
+const envelope = <T extends z.ZodRawShape>(shape: T) =>
+  z
+    .object({
+      schemaVersion: z.literal(SCHEMA_VERSION),
+      correlationId: z.string().min(1).max(200),
+      ...shape,
+    })
+    .strict();
+
+const uuid = z.uuid();
+
+export const fineTuneRequestMessage = envelope({ request: fineTuneRequestSchema });
+export const filesUploadMessage = envelope({ datasetId: uuid });
+export const fineTuneCreateMessage = envelope({ fineTuneId: uuid });
+export const fineTunePollMessage = envelope({
+  fineTuneId: uuid,
+  /** Why this poll was queued: scheduled, a webhook said the job changed, or a recovery sweep. */
+  reason: z.enum(['scheduled', 'webhook', 'recovery', 'cancel']).default('scheduled'),
+});
+export const billingSettleMessage = envelope({ fineTuneId: uuid });
+export const notifySendMessage = envelope({ notificationId: uuid });
+
+/** Exponential backoff with jitter; attempts bounded; finished jobs kept long enough to debug. */
+const defaultJobOptions = (attempts: number, delayMs: number): JobsOptions => ({
+  attempts,
+  backoff: { type: 'exponential', delay: delayMs, jitter: 0.5 },
+  removeOnComplete: { age: 24 * 3600, count: 10_000 },
+  removeOnFail: { age: 7 * 24 * 3600, count: 50_000 },
+});
+
+export const SERVICES = ['dataset-builder', 'uploader', 'trainer', 'poller', 'billing', 'notifier'] as const;
+export type ServiceName = (typeof SERVICES)[number];
+
+interface QueueDefinition<S extends z.ZodType> {
+  name: string;
+  schema: S;
+  /** The service that owns this queue's consumer. Exactly one per queue. */
+  consumer: ServiceName;
+  jobOptions: JobsOptions;
+}
+
+const define = <S extends z.ZodType>(def: QueueDefinition<S>) => def;
+
+export const queues = {
+  'fine-tune-requests': define({
+    name: 'fine-tune-requests',
+    schema: fineTuneRequestMessage,
+    consumer: 'dataset-builder',
+    jobOptions: defaultJobOptions(8, 2_000),
+  }),
+  'files-upload': define({
+    name: 'files-upload',
+    schema: filesUploadMessage,
+    consumer: 'uploader',
+    jobOptions: defaultJobOptions(10, 2_000),
+  }),
+  'finetune-create': define({
+    name: 'finetune-create',
+    schema: fineTuneCreateMessage,
+    consumer: 'trainer',
+    jobOptions: defaultJobOptions(10, 2_000),
+  }),
+  'finetune-poll': define({
+    name: 'finetune-poll',
+    schema: fineTunePollMessage,
+    consumer: 'poller',
+    jobOptions: defaultJobOptions(10, 5_000),
+  }),
+  'billing-settle': define({
+    name: 'billing-settle',
+    schema: billingSettleMessage,
+    consumer: 'billing',
+    jobOptions: defaultJobOptions(12, 1_000),
+  }),
+  'notify-send': define({
+    name: 'notify-send',
+    schema: notifySendMessage,
+    consumer: 'notifier',
+    jobOptions: defaultJobOptions(8, 5_000),
+  }),
+} as const;
+
+export type Queues = typeof queues;
+export type QueueName = keyof Queues;
+export type MessageOf<Q extends QueueName> = z.output<Queues[Q]['schema']>;
+export type MessageInput<Q extends QueueName> = z.input<Queues[Q]['schema']>;
+
+export const QUEUE_NAMES = Object.keys(queues) as QueueName[];
+
+export function isQueueName(name: string): name is QueueName {
+  return Object.hasOwn(queues, name);
+}
+
+/**
+ * Deterministic job ids: `<queue>-<id>[-<part>...]`. BullMQ collapses adds with an existing id, so a
+ * duplicate enqueue is a no-op while the first job is still kept. Colons are refused because BullMQ
+ * uses them as key separators.
+ */
+export function jobId(queue: QueueName, ...parts: (string | number)[]): string {
+  if (parts.length === 0) throw new Error(`jobId(${queue}) needs at least one id part`);
+  const id = [queue, ...parts.map(String)].join('-');
+  if (id.includes(':')) throw new Error(`job id "${id}" must not contain ':'`);
+  return id;
+}
+
+/** The job id of a fine-tune request: one per (license, upstream request id). */
+export function requestJobId(licenseId: string, requestId: string): string {
+  return jobId('fine-tune-requests', licenseId, requestId);
+}
+
+/** Returns the consumer each queue has; throws when a queue has none or several. */
+export function assertOneConsumerPerQueue(consumers: readonly { queue: string; service: string }[]): void {
+  const problems: string[] = [];
+  for (const name of QUEUE_NAMES) {
+    const owners = consumers.filter((c) => c.queue === name);
+    if (owners.length === 0) problems.push(`queue "${name}" has no consumer`);
+    if (owners.length > 1) {
+      problems.push(
+        `queue "${name}" has ${owners.length} consumers (${owners.map((o) => o.service).join(', ')})`,
+      );
+    }
+  }
+  for (const c of consumers) {
+    if (!isQueueName(c.queue)) problems.push(`service "${c.service}" consumes unknown queue "${c.queue}"`);
+  }
+  if (problems.length) throw new Error(`queue catalogue check failed: ${problems.join('; ')}`);
+}

@@ -1,0 +1,4 @@
+export * from './connection.ts';
+export * from './migrate.ts';
+export * from './repositories/outbox.ts';
+export * from './schema.ts';

@@ -1,0 +1,9 @@
+import type { Migration } from 'kysely';
+import * as core from './0001_core.ts';
+import * as ledger from './0002_ledger.ts';
+
+/** Every migration, by name; the inline provider hands these to Kysely's Migrator in name order. */
+export const migrations: Record<string, Migration> = {
+  '0001_core': core,
+  '0002_ledger': ledger,
+};

@@ -1,0 +1,266 @@
+import type { ColumnType, Generated, Insertable, Selectable, Updateable } from 'kysely';
+
+/**
+ * Kysely types of the Tuneline database. Postgres is the source of truth: every stage reads its row,
+ * does its work and commits the new state plus the next stage's outbox message in one transaction.
+ */
+
+type Timestamp = ColumnType<Date, Date | string | undefined, Date | string>;
+type NullableTimestamp = ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
+/** bigint columns come back from pg as strings; we convert at the repository edge. */
+type BigIntColumn = ColumnType<string, string | number | bigint, string | number | bigint>;
+type NullableBigInt = ColumnType<
+  string | null,
+  string | number | bigint | null | undefined,
+  string | number | bigint | null
+>;
+type Json<T = unknown> = ColumnType<T, string, string>;
+
+export interface LicensesTable {
+  id: string;
+  name: string;
+  created_at: Generated<Date>;
+}
+
+export interface ApiKeysTable {
+  id: Generated<string>;
+  license_id: string | null; // null: an admin key
+  /** SHA-256 of the key; the key itself is shown once and never stored. */
+  key_hash: string;
+  /** First characters of the key, so people can tell keys apart. */
+  key_prefix: string;
+  role: 'license' | 'admin';
+  created_at: Generated<Date>;
+  revoked_at: NullableTimestamp;
+}
+
+export type RequestStatus = 'received' | 'built' | 'rejected';
+
+export interface FineTuneRequestsTable {
+  id: Generated<string>;
+  license_id: string;
+  /** The upstream idempotency key. Unique per license. */
+  request_id: string;
+  content_hash: string;
+  correlation_id: string;
+  /** The validated FineTuneRequest, kept until the dataset is built. */
+  payload: Json;
+  status: Generated<RequestStatus>;
+  error: string | null;
+  created_at: Generated<Date>;
+  updated_at: Generated<Date>;
+}
+
+export type DatasetStatus = 'building' | 'ready' | 'invalid' | 'uploading' | 'uploaded' | 'upload_failed';
+
+export interface DatasetsTable {
+  id: Generated<string>;
+  request_row_id: string;
+  license_id: string;
+  correlation_id: string;
+  base_model: string;
+  status: Generated<DatasetStatus>;
+  dump: 'all' | 'mapped';
+  test_percent: number;
+  /** SHA-256 of the dataset content and its 8-character short form (the default suffix). */
+  content_hash: string | null;
+  short_hash: string | null;
+  train_path: string | null;
+  test_path: string | null;
+  train_examples: Generated<number>;
+  test_examples: Generated<number>;
+  train_tokens: Generated<BigIntColumn>;
+  test_tokens: Generated<BigIntColumn>;
+  epochs: number | null;
+  estimated_billed_tokens: NullableBigInt;
+  estimated_credits: NullableBigInt;
+  warnings: Generated<Json<unknown[]>>;
+  errors: Generated<Json<unknown[]>>;
+  train_file_id: string | null;
+  test_file_id: string | null;
+  /** Whether the upload stage should queue job creation on its own. */
+  auto_train: boolean;
+  /** Job options carried from the request to the fine-tune it creates. */
+  job_options: Json;
+  created_at: Generated<Date>;
+  updated_at: Generated<Date>;
+}
+
+export type FineTuneStatus =
+  | 'pending' // waiting for the trainer
+  | 'creating' // credits reserved, provider job being created
+  | 'validating_files'
+  | 'queued'
+  | 'running'
+  | 'paused'
+  | 'succeeded'
+  | 'failed'
+  | 'cancelled'
+  | 'insufficient_credits';
+
+export interface FineTunesTable {
+  id: Generated<string>;
+  license_id: string;
+  dataset_id: string;
+  correlation_id: string;
+  status: Generated<FineTuneStatus>;
+  base_model: string;
+  description: string;
+  /** Already parsed and validated recipients. */
+  notify_emails: ColumnType<string[], string[], string[]>;
+  suffix: string;
+  hyperparameters: Json;
+  provider_job_id: string | null;
+  fine_tuned_model: string | null;
+  trained_tokens: NullableBigInt;
+  credits_reserved: NullableBigInt;
+  credits_charged: NullableBigInt;
+  error_code: string | null;
+  error_message: string | null;
+  estimated_finish: NullableTimestamp;
+  next_poll_at: NullableTimestamp;
+  poll_count: Generated<number>;
+  cancel_requested_at: NullableTimestamp;
+  finished_at: NullableTimestamp;
+  settled_at: NullableTimestamp;
+  /** Set by billing after the charge: only then is the model offered for activation. */
+  available: Generated<boolean>;
+  active: Generated<boolean>;
+  created_at: Generated<Date>;
+  updated_at: Generated<Date>;
+}
+
+export interface ProviderEventsTable {
+  /** The provider's event id (`ftevent-...`): deduplicates repeated polls. */
+  id: string;
+  fine_tune_id: string;
+  created_at: Timestamp;
+  level: string;
+  message: string;
+  type: string | null;
+  data: Json | null;
+}
+
+export interface CheckpointsTable {
+  id: string;
+  fine_tune_id: string;
+  step: number;
+  fine_tuned_model_checkpoint: string;
+  metrics: Json;
+  created_at: Timestamp;
+}
+
+export type NotificationStatus = 'pending' | 'sent' | 'failed';
+
+export interface NotificationsTable {
+  id: Generated<string>;
+  fine_tune_id: string;
+  /** The outcome the message reports: succeeded, failed, cancelled, insufficient_credits. */
+  kind: string;
+  recipient: string;
+  status: Generated<NotificationStatus>;
+  attempts: Generated<number>;
+  last_error: string | null;
+  message_id: string;
+  sent_at: NullableTimestamp;
+  created_at: Generated<Date>;
+  updated_at: Generated<Date>;
+}
+
+export interface OutboxTable {
+  id: Generated<string>;
+  queue: string;
+  job_id: string;
+  payload: Json;
+  /** When the message may be published (a delay for scheduled work such as polls). */
+  available_at: Generated<Date>;
+  created_at: Generated<Date>;
+  published_at: NullableTimestamp;
+}
+
+export interface WebhookDeliveriesTable {
+  /** The Standard Webhooks `webhook-id`: a second delivery with the same id changes nothing. */
+  webhook_id: string;
+  event_type: string;
+  provider_job_id: string | null;
+  received_at: Generated<Date>;
+}
+
+export interface InferenceUsageTable {
+  id: Generated<string>;
+  license_id: string;
+  fine_tune_id: string;
+  prompt_tokens: number;
+  completion_tokens: number;
+  credits: BigIntColumn;
+  created_at: Generated<Date>;
+}
+
+/** Ledger tables: see packages/ledger and migration 0002. */
+export interface LedgerAccountsTable {
+  id: string;
+  license_id: string | null;
+  kind: 'license' | 'grants' | 'revenue' | 'inference';
+  debits_pending: Generated<BigIntColumn>;
+  debits_posted: Generated<BigIntColumn>;
+  credits_pending: Generated<BigIntColumn>;
+  credits_posted: Generated<BigIntColumn>;
+  /** Overage the balance could not cover; blocks new reservations until topped up. */
+  overage_blocked: Generated<boolean>;
+  created_at: Generated<Date>;
+}
+
+export type TransferKind = 'grant' | 'reserve' | 'post' | 'void' | 'usage';
+
+export interface LedgerTransfersTable {
+  /** Deterministic: `grant-…`, `reserve-<fineTuneId>`, `post-<fineTuneId>`, `void-<fineTuneId>`. */
+  id: string;
+  kind: TransferKind;
+  debit_account_id: string;
+  credit_account_id: string;
+  amount: BigIntColumn;
+  /** For post and void: the reservation they resolve. */
+  pending_id: string | null;
+  license_id: string | null;
+  fine_tune_id: string | null;
+  model: string | null;
+  tokens: NullableBigInt;
+  memo: string | null;
+  created_at: Generated<Date>;
+}
+
+export interface Database {
+  licenses: LicensesTable;
+  api_keys: ApiKeysTable;
+  fine_tune_requests: FineTuneRequestsTable;
+  datasets: DatasetsTable;
+  fine_tunes: FineTunesTable;
+  provider_events: ProviderEventsTable;
+  checkpoints: CheckpointsTable;
+  notifications: NotificationsTable;
+  outbox: OutboxTable;
+  webhook_deliveries: WebhookDeliveriesTable;
+  inference_usage: InferenceUsageTable;
+  ledger_accounts: LedgerAccountsTable;
+  ledger_transfers: LedgerTransfersTable;
+}
+
+export type License = Selectable<LicensesTable>;
+export type Dataset = Selectable<DatasetsTable>;
+export type NewDataset = Insertable<DatasetsTable>;
+export type DatasetUpdate = Updateable<DatasetsTable>;
+export type FineTune = Selectable<FineTunesTable>;
+export type NewFineTune = Insertable<FineTunesTable>;
+export type FineTuneUpdate = Updateable<FineTunesTable>;
+export type FineTuneRequestRow = Selectable<FineTuneRequestsTable>;
+export type Notification = Selectable<NotificationsTable>;
+export type OutboxRow = Selectable<OutboxTable>;
+export type LedgerAccount = Selectable<LedgerAccountsTable>;
+export type LedgerTransfer = Selectable<LedgerTransfersTable>;
+
+export const TERMINAL_FINE_TUNE_STATUSES = [
+  'succeeded',
+  'failed',
+  'cancelled',
+  'insufficient_credits',
+] as const;

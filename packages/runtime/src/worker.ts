@@ -1,0 +1,211 @@
+import {
+  formatZodError,
+  type MessageOf,
+  type QueueName,
+  queues,
+  type ServiceName,
+} from '@tuneline/contracts';
+import { type Db, type OutboxMessage, relayOutbox } from '@tuneline/db';
+import { type Job, UnrecoverableError, Worker } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { BaseConfig } from './config.ts';
+import { PermanentError, RateLimitedError } from './errors.ts';
+import type { Logger } from './logger.ts';
+import type { Metrics } from './metrics.ts';
+import { Publisher } from './publisher.ts';
+
+export interface JobContext {
+  queue: QueueName;
+  jobId: string;
+  /** 1 on the first try. */
+  attempt: number;
+  correlationId: string;
+  log: Logger;
+}
+
+/** Shared by every stage's handler: the database and the logger, plus the stage's own dependencies. */
+export interface StageDeps {
+  db: Db;
+  log: Logger;
+}
+
+/**
+ * One stage of the pipeline: the queue it consumes, its handler, and how to find, in Postgres, the
+ * work waiting on it (so a Redis that lost its data is refilled).
+ */
+export interface Stage<Q extends QueueName, D extends StageDeps = StageDeps> {
+  service: ServiceName;
+  queue: Q;
+  handle(message: MessageOf<Q>, ctx: JobContext, deps: D): Promise<void>;
+  /** Messages for every row waiting on this stage; published with their deterministic job ids. */
+  recover?(deps: D): Promise<OutboxMessage[]>;
+}
+
+export function defineStage<Q extends QueueName, D extends StageDeps>(stage: Stage<Q, D>): Stage<Q, D> {
+  if (queues[stage.queue].consumer !== stage.service) {
+    throw new Error(
+      `service "${stage.service}" cannot consume "${stage.queue}": the catalogue gives it to "${queues[stage.queue].consumer}"`,
+    );
+  }
+  return stage;
+}
+
+export interface RunningStage {
+  worker: Worker;
+  publisher: Publisher;
+  /** Publishes committed outbox rows now (also runs on a timer). */
+  relayOutbox(): Promise<number>;
+  /** Runs the recovery sweep now (also runs on start-up and on a timer). */
+  recover(): Promise<number>;
+  /** Stops taking jobs and waits for in-flight ones up to `timeoutMs`, then releases them. */
+  close(timeoutMs: number): Promise<{ drained: boolean }>;
+}
+
+export interface StartStageOptions<D extends StageDeps> {
+  config: Pick<
+    BaseConfig,
+    'QUEUE_PREFIX' | 'WORKER_CONCURRENCY' | 'RECOVERY_INTERVAL_MS' | 'OUTBOX_INTERVAL_MS'
+  >;
+  deps: D;
+  /** The blocking connection the worker uses (maxRetriesPerRequest: null). */
+  workerConnection: Redis;
+  /** The connection for adding jobs. */
+  producerConnection: Redis;
+  metrics?: Metrics;
+  /** Skip the periodic timers (tests drive relay and recovery by hand). */
+  timers?: boolean;
+}
+
+/** Consumes the stage's queue: payloads parsed with the catalogue's schema, errors classified. */
+export async function startStage<Q extends QueueName, D extends StageDeps>(
+  stage: Stage<Q, D>,
+  opts: StartStageOptions<D>,
+): Promise<RunningStage> {
+  const def = queues[stage.queue];
+  const { deps, metrics } = opts;
+  const publisher = new Publisher(opts.producerConnection, opts.config.QUEUE_PREFIX);
+  let relaying: Promise<number> | null = null;
+
+  const relay = (): Promise<number> => {
+    // One relay at a time per process; callers share the running one.
+    relaying ??= relayOutbox(deps.db, async (rows) => {
+      await publisher.publishOutboxRows(rows);
+      for (const row of rows) metrics?.outboxPublished.inc({ queue: row.queue });
+    }).finally(() => {
+      relaying = null;
+    });
+    return relaying;
+  };
+
+  const recover = async (): Promise<number> => {
+    if (!stage.recover) return 0;
+    const messages = await stage.recover(deps);
+    for (const m of messages) await publisher.publish(m.queue, m.jobId, m.payload, m.delayMs);
+    if (messages.length) {
+      metrics?.recovered.inc({ queue: stage.queue }, messages.length);
+      deps.log.info(
+        { queue: stage.queue, count: messages.length },
+        'recovery sweep re-enqueued waiting work',
+      );
+    }
+    return messages.length;
+  };
+
+  const processor = async (job: Job): Promise<void> => {
+    const parsed = def.schema.safeParse(job.data);
+    if (!parsed.success) {
+      // A payload that does not match its schema never will: fail now, no retries.
+      throw new UnrecoverableError(`invalid ${stage.queue} message: ${formatZodError(parsed.error)}`);
+    }
+    const message = parsed.data as MessageOf<Q>;
+    const log = deps.log.child({ queue: stage.queue, jobId: job.id, correlationId: message.correlationId });
+    const ctx: JobContext = {
+      queue: stage.queue,
+      jobId: job.id ?? '',
+      attempt: job.attemptsMade + 1,
+      correlationId: message.correlationId,
+      log,
+    };
+    const stopTimer = metrics?.jobDuration.startTimer({ queue: stage.queue });
+    try {
+      await stage.handle(message, ctx, deps);
+    } catch (err) {
+      if (err instanceof PermanentError) {
+        log.warn({ err: err.message }, 'job failed permanently');
+        throw new UnrecoverableError(err.message);
+      }
+      if (err instanceof RateLimitedError) {
+        // Slow the whole queue down and put this job back without spending an attempt.
+        metrics?.jobs.inc({ queue: stage.queue, outcome: 'rate_limited' });
+        log.info({ retryAfterMs: err.retryAfterMs }, 'provider rate limit: pausing queue');
+        await worker.rateLimit(err.retryAfterMs);
+        throw Worker.RateLimitError();
+      }
+      log.warn(
+        { err: err instanceof Error ? err.message : String(err), attempt: ctx.attempt },
+        'job failed; will retry',
+      );
+      throw err;
+    } finally {
+      stopTimer?.();
+    }
+    // The handler committed; publish what it wrote to the outbox without waiting for the timer.
+    await relay().catch((err: unknown) =>
+      log.warn({ err: String(err) }, 'outbox relay failed; timer will retry'),
+    );
+  };
+
+  const worker = new Worker(stage.queue, processor, {
+    connection: opts.workerConnection,
+    prefix: opts.config.QUEUE_PREFIX,
+    concurrency: opts.config.WORKER_CONCURRENCY,
+    autorun: false,
+  });
+  worker.on('error', (err) => deps.log.error({ err: err.message, queue: stage.queue }, 'worker error'));
+  worker.on('completed', () => metrics?.jobs.inc({ queue: stage.queue, outcome: 'completed' }));
+  worker.on('failed', (job, err) => {
+    if (!job || err.name === 'RateLimitError') return;
+    const final = err instanceof UnrecoverableError || job.attemptsMade >= (job.opts.attempts ?? 1);
+    metrics?.jobs.inc({ queue: stage.queue, outcome: final ? 'failed' : 'retried' });
+  });
+
+  const timers: NodeJS.Timeout[] = [];
+  if (opts.timers !== false) {
+    timers.push(
+      setInterval(() => {
+        relay().catch((err: unknown) => deps.log.warn({ err: String(err) }, 'outbox relay failed'));
+      }, opts.config.OUTBOX_INTERVAL_MS),
+      setInterval(() => {
+        recover().catch((err: unknown) => deps.log.warn({ err: String(err) }, 'recovery sweep failed'));
+      }, opts.config.RECOVERY_INTERVAL_MS),
+    );
+    for (const t of timers) t.unref();
+    // Start-up sweep: whatever was waiting while we were down (or lost with Redis) is queued again.
+    await recover().catch((err: unknown) => deps.log.warn({ err: String(err) }, 'start-up recovery failed'));
+  }
+  void worker.run();
+  await worker.waitUntilReady();
+
+  return {
+    worker,
+    publisher,
+    relayOutbox: relay,
+    recover,
+    async close(timeoutMs: number) {
+      for (const t of timers) clearInterval(t);
+      let timer: NodeJS.Timeout | undefined;
+      const timedOut = new Promise<'timeout'>((resolve) => {
+        timer = setTimeout(() => resolve('timeout'), timeoutMs);
+      });
+      const outcome = await Promise.race([worker.close().then(() => 'drained' as const), timedOut]);
+      clearTimeout(timer);
+      if (outcome === 'timeout') {
+        // Jobs still running are abandoned: their locks lapse and another worker takes them again.
+        await worker.close(true);
+      }
+      await relaying?.catch(() => {});
+      await publisher.close();
+      return { drained: outcome === 'drained' };
+    },
+  };
+}

@@ -1,0 +1,8 @@
+import { baseConfigSchema, runService } from '@tuneline/runtime';
+import { billingStage } from './handler.ts';
+
+await runService({
+  stage: billingStage,
+  configSchema: baseConfigSchema,
+  makeDeps: ({ db, log }) => ({ db, log }),
+});
