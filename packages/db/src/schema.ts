@@ -110,6 +110,8 @@ export interface FineTunesTable {
   notify_emails: ColumnType<string[], string[], string[]>;
   suffix: string;
   hyperparameters: Json;
+  /** Credits per 1M trained tokens, fixed at creation from the base model catalogue. */
+  credits_per_million_tokens: BigIntColumn;
   provider_job_id: string | null;
   fine_tuned_model: string | null;
   trained_tokens: NullableBigInt;

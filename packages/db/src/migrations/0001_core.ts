@@ -80,6 +80,8 @@ export async function up(db: Kysely<unknown>): Promise<void> {
       notify_emails text[] NOT NULL DEFAULT '{}',
       suffix text NOT NULL CHECK (suffix ~ '^[a-z0-9-]{1,18}$'),
       hyperparameters jsonb NOT NULL,
+      -- Price fixed when the fine-tune is created, so a later catalogue change never reprices it.
+      credits_per_million_tokens bigint NOT NULL CHECK (credits_per_million_tokens >= 0),
       provider_job_id text UNIQUE,
       fine_tuned_model text,
       trained_tokens bigint,
