@@ -83,8 +83,10 @@ export async function runService<C extends BaseConfig, D extends StageDeps>(
     },
   });
 
+  log.info({ healthPort: health.port }, 'health server listening');
+
   const stage = await startStage(opts.stage, { config, deps, workerConnection, producerConnection, metrics });
-  log.info({ queue: opts.stage.queue, healthPort: health.port }, 'service started');
+  log.info({ queue: opts.stage.queue }, 'service started');
 
   let shutdownPromise: Promise<void> | null = null;
   const shutdown = (reason: string) => {

@@ -1,0 +1,165 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { jobId } from '@tuneline/contracts';
+import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestDatabase, redisUrl, type TestDatabase, testPrefix, waitFor } from '../support/context.ts';
+
+const root = join(import.meta.dirname, '../..');
+
+interface Started {
+  child: ChildProcess;
+  port: number;
+  exit: Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>;
+  output: () => string;
+}
+
+/** Starts a service as its own process and waits for its "service started" log line (or its exit). */
+async function startProcess(script: string, env: Record<string, string>): Promise<Started> {
+  const child = spawn(process.execPath, ['--import', 'tsx', script], {
+    cwd: root,
+    env: { ...process.env, HEALTH_PORT: '0', LOG_LEVEL: 'info', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout!.on('data', (d) => {
+    out += d;
+  });
+  child.stderr!.on('data', (d) => {
+    out += d;
+  });
+  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>((resolve) =>
+    child.once('exit', (code, signal) => resolve({ code, signal, at: Date.now() })),
+  );
+  const port = await waitFor(
+    async () => {
+      if (child.exitCode !== null) throw new Error(`process exited early:\n${out}`);
+      const m = /"healthPort":(\d+)/.exec(out);
+      return m && out.includes('service started') ? Number(m[1]) : undefined;
+    },
+    20_000,
+    `${script} to start`,
+  );
+  return { child, port, exit, output: () => out };
+}
+
+describe('service processes', () => {
+  let tdb: TestDatabase;
+  beforeAll(async () => {
+    tdb = await createTestDatabase();
+  });
+  afterAll(async () => {
+    await tdb.drop();
+  });
+
+  it('SIGTERM while a job runs: readiness turns 503, the job finishes, the process exits 0 within the limit', async () => {
+    const prefix = testPrefix();
+    const marker = join(mkdtempSync(join(tmpdir(), 'tl-')), 'marker');
+    const proc = await startProcess('test/fixtures/slow-service.ts', {
+      DATABASE_URL: tdb.url,
+      REDIS_URL: redisUrl(),
+      QUEUE_PREFIX: prefix,
+      MARKER_FILE: marker,
+      JOB_MS: '1500',
+      SHUTDOWN_TIMEOUT_MS: '10000',
+    });
+    const redis = new Redis(redisUrl(), { maxRetriesPerRequest: null });
+    const queue = new Queue('notify-send', { connection: redis, prefix });
+    try {
+      expect((await fetch(`http://127.0.0.1:${proc.port}/readyz`)).status).toBe(200);
+      const id = randomUUID();
+      const job = await queue.add(
+        'notify-send',
+        { schemaVersion: 1, correlationId: 'c', notificationId: id },
+        { jobId: jobId('notify-send', id) },
+      );
+      await waitFor(
+        async () => existsSync(marker) && readFileSync(marker, 'utf8').includes(`start ${id}`),
+        10_000,
+        'job to start',
+      );
+      const sentAt = Date.now();
+      proc.child.kill('SIGTERM');
+      await waitFor(
+        async () => (await fetch(`http://127.0.0.1:${proc.port}/readyz`).catch(() => null))?.status === 503,
+        2_000,
+        'readiness 503',
+      );
+      const exit = await proc.exit;
+      expect(exit.code).toBe(0);
+      expect(exit.at - sentAt).toBeLessThan(10_000);
+      expect(readFileSync(marker, 'utf8')).toContain(`done ${id}`);
+      expect(await job.getState()).toBe('completed');
+    } finally {
+      proc.child.kill('SIGKILL');
+      await queue.close();
+      redis.disconnect();
+    }
+  });
+
+  it('/readyz is 503 and names Redis when Redis is unreachable; /livez stays 200', async () => {
+    const proc = await startProcessUntilHealth('test/fixtures/slow-service.ts', {
+      DATABASE_URL: tdb.url,
+      REDIS_URL: 'redis://127.0.0.1:1',
+      QUEUE_PREFIX: testPrefix(),
+      MARKER_FILE: '/dev/null',
+    });
+    try {
+      expect((await fetch(`http://127.0.0.1:${proc.port}/livez`)).status).toBe(200);
+      const ready = await fetch(`http://127.0.0.1:${proc.port}/readyz`);
+      expect(ready.status).toBe(503);
+      const body = (await ready.json()) as { checks: Record<string, string> };
+      expect(body.checks.redis).toMatch(/^unreachable/);
+      expect(body.checks.postgres).toBe('ok');
+    } finally {
+      proc.child.kill('SIGKILL');
+    }
+  });
+
+  it('refuses to start with a readable message naming each bad variable', async () => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'test/fixtures/slow-service.ts'], {
+      cwd: root,
+      env: { ...process.env, DATABASE_URL: 'not a url', REDIS_URL: '', MARKER_FILE: '/dev/null' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let err = '';
+    child.stderr.on('data', (d) => {
+      err += d;
+    });
+    const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+    expect(code).toBe(78);
+    expect(err).toMatch(
+      /Invalid configuration: DATABASE_URL: must be a postgres:\/\/ URL; REDIS_URL: must be a redis:\/\/ URL/,
+    );
+  });
+});
+
+/** Like startProcess, but waits for the health port (logged before the worker connects). */
+async function startProcessUntilHealth(script: string, env: Record<string, string>) {
+  const child = spawn(process.execPath, ['--import', 'tsx', script], {
+    cwd: root,
+    env: { ...process.env, HEALTH_PORT: '0', LOG_LEVEL: 'info', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout.on('data', (d) => {
+    out += d;
+  });
+  child.stderr.on('data', (d) => {
+    out += d;
+  });
+  const port = await waitFor(
+    async () => {
+      if (child.exitCode !== null) throw new Error(`process exited early:\n${out}`);
+      const m = /"healthPort":(\d+)/.exec(out);
+      return m ? Number(m[1]) : undefined;
+    },
+    20_000,
+    'health server',
+  );
+  return { child, port };
+}

@@ -1,0 +1,144 @@
+import { randomUUID } from 'node:crypto';
+import { jobId, type MessageInput, queues } from '@tuneline/contracts';
+import {
+  createLogger,
+  createRedis,
+  PermanentError,
+  type RunningStage,
+  type Stage,
+  type StageDeps,
+  startStage,
+} from '@tuneline/runtime';
+import { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestDatabase, redisUrl, type TestDatabase, testPrefix, waitFor } from '../support/context.ts';
+
+describe('stage worker runtime', () => {
+  let tdb: TestDatabase;
+  let prefix: string;
+  let workerConn: Redis;
+  let producerConn: Redis;
+  let queue: Queue;
+  let running: RunningStage;
+  const seen: { id: string; attempt: number; at: number }[] = [];
+  // notificationId → how many times the handler should throw before succeeding
+  const failuresLeft = new Map<string, number>();
+
+  beforeAll(async () => {
+    tdb = await createTestDatabase();
+    prefix = testPrefix();
+    workerConn = createRedis(redisUrl(), 'worker');
+    producerConn = createRedis(redisUrl(), 'worker');
+    queue = new Queue('notify-send', { connection: producerConn, prefix });
+    const stage: Stage<'notify-send', StageDeps> = {
+      service: 'notifier',
+      queue: 'notify-send',
+      async handle(message, ctx) {
+        seen.push({ id: message.notificationId, attempt: ctx.attempt, at: Date.now() });
+        const left = failuresLeft.get(message.notificationId) ?? 0;
+        if (left === -1) throw new PermanentError('recipient rejected for good');
+        if (left > 0) {
+          failuresLeft.set(message.notificationId, left - 1);
+          throw new Error('transient failure');
+        }
+      },
+    };
+    running = await startStage(stage, {
+      config: {
+        QUEUE_PREFIX: prefix,
+        WORKER_CONCURRENCY: 2,
+        RECOVERY_INTERVAL_MS: 60_000,
+        OUTBOX_INTERVAL_MS: 60_000,
+      },
+      deps: { db: tdb.db, log: createLogger('test', 'silent') },
+      workerConnection: workerConn,
+      producerConnection: producerConn,
+      timers: false,
+    });
+  });
+
+  afterAll(async () => {
+    await running.close(5_000);
+    await queue.close();
+    workerConn.disconnect();
+    producerConn.disconnect();
+    await tdb.drop();
+  });
+
+  const message = (id: string): MessageInput<'notify-send'> => ({
+    schemaVersion: 1,
+    correlationId: `corr-${id}`,
+    notificationId: id,
+  });
+
+  it('delivers a valid message to the handler once', async () => {
+    const id = randomUUID();
+    const job = await queue.add('notify-send', message(id), {
+      ...queues['notify-send'].jobOptions,
+      jobId: jobId('notify-send', id),
+    });
+    await waitFor(async () => (await job.getState()) === 'completed', 10_000, 'job completion');
+    expect(seen.filter((s) => s.id === id)).toHaveLength(1);
+  });
+
+  it('fails an invalid payload once, with the schema message naming the field, and never retries it', async () => {
+    const job = await queue.add(
+      'notify-send',
+      { schemaVersion: 1, correlationId: 'c', notificationId: 'not-a-uuid' },
+      { attempts: 5, backoff: { type: 'fixed', delay: 10 }, jobId: 'notify-send-bad-1' },
+    );
+    await waitFor(async () => (await job.getState()) === 'failed', 10_000, 'job failure');
+    const failed = await queue.getJob(job.id!);
+    expect(failed?.attemptsMade).toBe(1);
+    expect(failed?.failedReason).toMatch(/^invalid notify-send message: notificationId: /);
+    expect(seen.some((s) => s.id === 'not-a-uuid')).toBe(false);
+  });
+
+  it('retries a handler that throws, with backoff, until it succeeds', async () => {
+    const id = randomUUID();
+    failuresLeft.set(id, 2);
+    const job = await queue.add('notify-send', message(id), {
+      attempts: 5,
+      backoff: { type: 'exponential', delay: 200 },
+      jobId: jobId('notify-send', id),
+    });
+    await waitFor(async () => (await job.getState()) === 'completed', 15_000, 'job completion after retries');
+    const runs = seen.filter((s) => s.id === id);
+    expect(runs.map((r) => r.attempt)).toEqual([1, 2, 3]);
+    // Exponential: the second wait is longer than the first (200 ms then 400 ms nominal).
+    expect(runs[1]!.at - runs[0]!.at).toBeGreaterThanOrEqual(150);
+    expect(runs[2]!.at - runs[1]!.at).toBeGreaterThanOrEqual(300);
+  });
+
+  it('fails a PermanentError at once, without spending the other attempts', async () => {
+    const id = randomUUID();
+    failuresLeft.set(id, -1);
+    const job = await queue.add('notify-send', message(id), { attempts: 5, jobId: jobId('notify-send', id) });
+    await waitFor(async () => (await job.getState()) === 'failed', 10_000, 'job failure');
+    const failed = await queue.getJob(job.id!);
+    expect(failed?.attemptsMade).toBe(1);
+    expect(failed?.failedReason).toBe('recipient rejected for good');
+  });
+
+  it('publishes outbox rows committed with a state change, once, with their deterministic job id', async () => {
+    const id = randomUUID();
+    await tdb.db
+      .insertInto('outbox')
+      .values({
+        queue: 'notify-send',
+        job_id: jobId('notify-send', id),
+        payload: JSON.stringify(message(id)),
+      })
+      .execute();
+    expect(await running.relayOutbox()).toBe(1);
+    expect(await running.relayOutbox()).toBe(0);
+    await waitFor(async () => seen.some((s) => s.id === id), 10_000, 'outbox message handled');
+    const rows = await tdb.db
+      .selectFrom('outbox')
+      .selectAll()
+      .where('job_id', '=', jobId('notify-send', id))
+      .execute();
+    expect(rows[0]?.published_at).not.toBeNull();
+  });
+});
