@@ -65,9 +65,11 @@ export class FineTuneRequestProducer {
       correlationId: opts.correlationId ?? randomUUID(),
       request,
     };
-    const job = await this.queue.add(queues['fine-tune-requests'].name, message, { jobId: id });
-    // BullMQ returns the existing job when the id is taken: a retry, or a conflicting reuse of the id.
-    const stored = job.data as MessageOf<'fine-tune-requests'>;
+    await this.queue.add(queues['fine-tune-requests'].name, message, { jobId: id });
+    // When the id is taken BullMQ keeps the existing job and ignores this add: read back what is stored
+    // to tell a retry (same content) from a conflicting reuse of the requestId.
+    const stored =
+      ((await this.queue.getJob(id))?.data as MessageOf<'fine-tune-requests'> | undefined) ?? message;
     const duplicate = stored.correlationId !== message.correlationId;
     if (duplicate && requestContentHash(stored.request) !== requestContentHash(request)) {
       return {
