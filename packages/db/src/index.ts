@@ -1,4 +1,5 @@
 export * from './connection.ts';
 export * from './migrate.ts';
+export * from './repositories/fine-tunes.ts';
 export * from './repositories/outbox.ts';
 export * from './schema.ts';

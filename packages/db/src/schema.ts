@@ -122,6 +122,9 @@ export interface FineTunesTable {
   estimated_finish: NullableTimestamp;
   next_poll_at: NullableTimestamp;
   poll_count: Generated<number>;
+  /** Polls in a row that saw no change: the poller backs off with it (migration 0005). */
+  unchanged_polls: Generated<number>;
+  last_polled_at: NullableTimestamp;
   cancel_requested_at: NullableTimestamp;
   finished_at: NullableTimestamp;
   settled_at: NullableTimestamp;
@@ -212,11 +215,14 @@ export interface LedgerAccountsTable {
   created_at: Generated<Date>;
 }
 
-export type TransferKind = 'grant' | 'reserve' | 'post' | 'void' | 'usage';
+/** `overage`: the part of a charge above its reservation (posted on its own, may overdraw). */
+export type TransferKind = 'grant' | 'reserve' | 'post' | 'void' | 'overage' | 'usage';
 
 export interface LedgerTransfersTable {
-  /** Deterministic: `grant-…`, `reserve-<fineTuneId>`, `post-<fineTuneId>`, `void-<fineTuneId>`. */
+  /** Deterministic: `grant-…`, `reserve-<fineTuneId>`, `post-<fineTuneId>`, `void-<fineTuneId>`, `overage-<fineTuneId>`. */
   id: string;
+  /** Write order (identity column): the usage log's running balance follows it. */
+  seq: Generated<BigIntColumn>;
   kind: TransferKind;
   debit_account_id: string;
   credit_account_id: string;
