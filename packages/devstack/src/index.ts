@@ -290,3 +290,5 @@ export function waitForPort(port: number, host = '127.0.0.1', timeoutMs = 10_000
     attempt();
   });
 }
+
+export * from './services.ts';

@@ -1,0 +1,65 @@
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { assertOneConsumerPerQueue } from '@tuneline/contracts';
+import { readServiceManifests, superviseServices } from '@tuneline/devstack';
+import { type Command, UsageError } from '../command.ts';
+
+const root = join(import.meta.dirname, '../../../..');
+
+export const workersCommand: Command = {
+  name: 'workers',
+  summary: 'Run the six stage workers as separate processes (restarted if they die)',
+  usage: [
+    'tuneline workers [--only a,b] [--scale service=N ...] [--base-port P]',
+    '',
+    'Starts one process per service (dataset-builder, uploader, trainer, poller, billing, notifier),',
+    'each consuming its one queue. Refuses to start when a queue has no consumer or two.',
+    "Health ports: P, P+1, ... (default 9400). Uses DATABASE_URL, REDIS_URL and each service's own settings.",
+  ].join('\n'),
+  async run(argv) {
+    const { values } = parseArgs({
+      args: argv,
+      options: {
+        only: { type: 'string' },
+        scale: { type: 'string', multiple: true },
+        'base-port': { type: 'string', default: '9400' },
+      },
+    });
+    const manifests = readServiceManifests(root);
+    // The catalogue check covers every service, even when --only starts a subset.
+    assertOneConsumerPerQueue(manifests);
+    const only = values.only?.split(',').map((s) => s.trim());
+    for (const name of only ?? []) {
+      if (!manifests.some((m) => m.service === name))
+        throw new UsageError(`--only: unknown service "${name}"`);
+    }
+    const scale: Record<string, number> = {};
+    for (const entry of values.scale ?? []) {
+      const m = /^([a-z-]+)=(\d+)$/.exec(entry);
+      if (!m || !manifests.some((s) => s.service === m[1]))
+        throw new UsageError(`--scale: expected service=N, got "${entry}"`);
+      scale[m[1]!] = Number(m[2]);
+    }
+    const basePort = Number(values['base-port']);
+    if (!Number.isInteger(basePort) || basePort < 0 || basePort > 65000)
+      throw new UsageError('--base-port: expected a port number');
+    const supervisor = superviseServices({
+      root,
+      manifests: manifests.filter((m) => !only || only.includes(m.service)),
+      env: process.env,
+      scale,
+      basePort,
+    });
+    for (const p of supervisor.processes) {
+      process.stderr.write(
+        `tuneline workers: ${p.service}#${p.instance} pid ${p.child.pid}, health on :${p.healthPort}\n`,
+      );
+    }
+    await new Promise<void>((resolve) => {
+      for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => resolve());
+    });
+    process.stderr.write('tuneline workers: stopping\n');
+    await supervisor.stop();
+    return 0;
+  },
+};

@@ -1,0 +1,81 @@
+import { join } from 'node:path';
+import { assertOneConsumerPerQueue, QUEUE_NAMES, queues } from '@tuneline/contracts';
+import { readServiceManifests, type Supervisor, superviseServices } from '@tuneline/devstack';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestDatabase, redisUrl, type TestDatabase, testPrefix, waitFor } from '../support/context.ts';
+
+const root = join(import.meta.dirname, '../..');
+
+describe('the six services', () => {
+  const manifests = readServiceManifests(root);
+
+  it('each declares the one queue the catalogue gives it', () => {
+    expect(manifests.map((m) => m.service).sort()).toEqual([
+      'billing',
+      'dataset-builder',
+      'notifier',
+      'poller',
+      'trainer',
+      'uploader',
+    ]);
+    for (const m of manifests) expect(queues[m.queue as keyof typeof queues]?.consumer).toBe(m.service);
+    expect(() => assertOneConsumerPerQueue(manifests)).not.toThrow();
+    expect(manifests.map((m) => m.queue).sort()).toEqual([...QUEUE_NAMES].sort());
+  });
+
+  describe('as processes', () => {
+    let tdb: TestDatabase;
+    let supervisor: Supervisor;
+    const output: Record<string, string> = {};
+    beforeAll(async () => {
+      tdb = await createTestDatabase();
+      supervisor = superviseServices({
+        root,
+        manifests,
+        env: {
+          ...process.env,
+          DATABASE_URL: tdb.url,
+          REDIS_URL: redisUrl(),
+          QUEUE_PREFIX: testPrefix(),
+          LOG_LEVEL: 'info',
+        },
+        restart: false,
+        onOutput: (service, chunk) => {
+          output[service] = (output[service] ?? '') + chunk;
+        },
+      });
+    });
+    afterAll(async () => {
+      await supervisor.stop(5_000);
+      await tdb.drop();
+    });
+
+    it('start, connect, report ready, and exit 0 on SIGTERM', async () => {
+      const ports = await Promise.all(
+        supervisor.processes.map((p) =>
+          waitFor(
+            async () => {
+              if (p.child.exitCode !== null) throw new Error(`${p.service} exited: ${output[p.service]}`);
+              const log = output[p.service] ?? '';
+              const m = /"healthPort":(\d+)/.exec(log);
+              return m && log.includes('service started') ? Number(m[1]) : undefined;
+            },
+            45_000,
+            `${p.service} to start`,
+          ),
+        ),
+      );
+      for (const port of ports) {
+        expect((await fetch(`http://127.0.0.1:${port}/livez`)).status).toBe(200);
+        expect((await fetch(`http://127.0.0.1:${port}/readyz`)).status).toBe(200);
+        const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+        expect(metrics).toContain('tuneline_jobs_total');
+      }
+      const exits = supervisor.processes.map(
+        (p) => new Promise<number | null>((resolve) => p.child.once('exit', (code) => resolve(code))),
+      );
+      for (const p of supervisor.processes) p.child.kill('SIGTERM');
+      expect(await Promise.all(exits)).toEqual(supervisor.processes.map(() => 0));
+    });
+  });
+});
