@@ -202,14 +202,18 @@ export interface InferenceUsageTable {
 }
 
 /** Ledger tables: see packages/ledger and migration 0002. */
+
+/** A bigint column with a database default (selects as a string; optional on insert). */
+type DefaultedBigInt = ColumnType<string, string | number | bigint | undefined, string | number | bigint>;
+
 export interface LedgerAccountsTable {
   id: string;
   license_id: string | null;
   kind: 'license' | 'grants' | 'revenue' | 'inference';
-  debits_pending: Generated<BigIntColumn>;
-  debits_posted: Generated<BigIntColumn>;
-  credits_pending: Generated<BigIntColumn>;
-  credits_posted: Generated<BigIntColumn>;
+  debits_pending: DefaultedBigInt;
+  debits_posted: DefaultedBigInt;
+  credits_pending: DefaultedBigInt;
+  credits_posted: DefaultedBigInt;
   /** Overage the balance could not cover; blocks new reservations until topped up. */
   overage_blocked: Generated<boolean>;
   created_at: Generated<Date>;
@@ -222,7 +226,7 @@ export interface LedgerTransfersTable {
   /** Deterministic: `grant-…`, `reserve-<fineTuneId>`, `post-<fineTuneId>`, `void-<fineTuneId>`, `overage-<fineTuneId>`. */
   id: string;
   /** Write order (identity column): the usage log's running balance follows it. */
-  seq: Generated<BigIntColumn>;
+  seq: DefaultedBigInt;
   kind: TransferKind;
   debit_account_id: string;
   credit_account_id: string;

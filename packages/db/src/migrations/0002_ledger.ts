@@ -21,7 +21,9 @@ export async function up(db: Kysely<unknown>): Promise<void> {
 
     CREATE TABLE ledger_transfers (
       id text PRIMARY KEY,
-      kind text NOT NULL CHECK (kind IN ('grant', 'reserve', 'post', 'void', 'usage')),
+      -- Order of writing, for the usage log's running balance (created_at is the transaction's start).
+      seq bigint GENERATED ALWAYS AS IDENTITY UNIQUE,
+      kind text NOT NULL CHECK (kind IN ('grant', 'reserve', 'post', 'void', 'overage', 'usage')),
       debit_account_id text NOT NULL REFERENCES ledger_accounts(id),
       credit_account_id text NOT NULL REFERENCES ledger_accounts(id),
       amount bigint NOT NULL CHECK (amount >= 0),
@@ -48,8 +50,11 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     CREATE TRIGGER ledger_transfers_no_truncate BEFORE TRUNCATE ON ledger_transfers
       FOR EACH STATEMENT EXECUTE FUNCTION ledger_transfers_immutable();
 
-    INSERT INTO ledger_accounts (id, kind) VALUES ('system-grants', 'grants'), ('system-revenue', 'revenue'),
-      ('system-inference', 'inference');
+    -- System accounts are striped (16 rows each; a license always uses the same stripe) so that
+    -- transfers of different licenses do not queue on one hot row lock until commit.
+    INSERT INTO ledger_accounts (id, kind)
+      SELECT 'system-' || k || '-' || s, k FROM unnest(ARRAY['grants', 'revenue']) AS k, generate_series(0, 15) AS s;
+    INSERT INTO ledger_accounts (id, kind) VALUES ('system-inference', 'inference');
   `.execute(db);
 }
 

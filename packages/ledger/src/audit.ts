@@ -1,0 +1,145 @@
+import type { Executor } from '@tuneline/db';
+import { sql } from 'kysely';
+
+export interface Violation {
+  invariant: string;
+  detail: string;
+}
+
+/**
+ * Each check is one query returning a row per violation, with a `detail` text. They read committed
+ * data only, so the auditor can run at any time next to live workers (a fine-tune between its
+ * terminal status and its settlement is not yet held to the settlement invariants).
+ */
+const checks: { invariant: string; query: ReturnType<typeof sql<{ detail: string }>> }[] = [
+  {
+    invariant: 'postings sum to zero',
+    query: sql`
+      SELECT format('debits_posted - credits_posted = %s, debits_pending - credits_pending = %s',
+        sum(debits_posted) - sum(credits_posted), sum(debits_pending) - sum(credits_pending)) AS detail
+      FROM ledger_accounts
+      HAVING sum(debits_posted) <> sum(credits_posted) OR sum(debits_pending) <> sum(credits_pending)`,
+  },
+  {
+    invariant: 'cached balances equal the sum of their entries',
+    query: sql`
+      WITH t AS (
+        SELECT x.*, kind IN ('grant', 'post', 'overage', 'usage') AS posted,
+          kind = 'reserve' AND NOT EXISTS (SELECT 1 FROM ledger_transfers r WHERE r.pending_id = x.id) AS open
+        FROM ledger_transfers x
+      ), legs AS (
+        SELECT debit_account_id AS account, CASE WHEN posted THEN amount ELSE 0 END AS dp, 0 AS cp,
+          CASE WHEN open THEN amount ELSE 0 END AS dpe, 0 AS cpe FROM t
+        UNION ALL
+        SELECT credit_account_id, 0, CASE WHEN posted THEN amount ELSE 0 END, 0,
+          CASE WHEN open THEN amount ELSE 0 END FROM t
+      ), sums AS (
+        SELECT account, sum(dp) AS dp, sum(cp) AS cp, sum(dpe) AS dpe, sum(cpe) AS cpe FROM legs GROUP BY account
+      )
+      SELECT format('account %s: cached debits_posted %s credits_posted %s debits_pending %s credits_pending %s; entries give %s %s %s %s',
+        a.id, a.debits_posted, a.credits_posted, a.debits_pending, a.credits_pending,
+        coalesce(s.dp, 0), coalesce(s.cp, 0), coalesce(s.dpe, 0), coalesce(s.cpe, 0)) AS detail
+      FROM ledger_accounts a LEFT JOIN sums s ON s.account = a.id
+      WHERE (a.debits_posted, a.credits_posted, a.debits_pending, a.credits_pending)
+        IS DISTINCT FROM (coalesce(s.dp, 0), coalesce(s.cp, 0), coalesce(s.dpe, 0), coalesce(s.cpe, 0))`,
+  },
+  {
+    invariant: 'transfer ids are deterministic',
+    query: sql`
+      SELECT format('transfer %s (%s, fine-tune %s) does not follow the id scheme', id, kind, fine_tune_id) AS detail
+      FROM ledger_transfers
+      WHERE (kind = 'grant' AND id NOT LIKE 'grant-%')
+         OR (kind IN ('reserve', 'post', 'void', 'overage')
+             AND (fine_tune_id IS NULL OR id <> kind || '-' || fine_tune_id::text))`,
+  },
+  {
+    invariant: 'a reservation resolves by a matching post or void',
+    query: sql`
+      SELECT format('%s resolves %s: %s', x.id, x.pending_id, CASE
+        WHEN r.id IS NULL OR r.kind <> 'reserve' THEN 'not a reservation'
+        WHEN (x.debit_account_id, x.credit_account_id) <> (r.debit_account_id, r.credit_account_id) THEN 'other accounts'
+        WHEN x.fine_tune_id IS DISTINCT FROM r.fine_tune_id THEN 'other fine-tune'
+        WHEN x.kind = 'void' AND x.amount <> r.amount THEN format('void of %s, reserved %s', x.amount, r.amount)
+        ELSE format('post of %s exceeds the reserved %s', x.amount, r.amount) END) AS detail
+      FROM ledger_transfers x LEFT JOIN ledger_transfers r ON r.id = x.pending_id
+      WHERE x.pending_id IS NOT NULL AND (r.id IS NULL OR r.kind <> 'reserve'
+        OR (x.debit_account_id, x.credit_account_id) <> (r.debit_account_id, r.credit_account_id)
+        OR x.fine_tune_id IS DISTINCT FROM r.fine_tune_id
+        OR (x.kind = 'void' AND x.amount <> r.amount) OR (x.kind = 'post' AND x.amount > r.amount))`,
+  },
+  {
+    invariant: 'an overage follows a post of the whole reservation',
+    query: sql`
+      SELECT format('overage %s has no post of the full reservation beside it', o.id) AS detail
+      FROM ledger_transfers o
+      LEFT JOIN ledger_transfers p ON p.id = 'post-' || o.fine_tune_id::text
+      LEFT JOIN ledger_transfers r ON r.id = 'reserve-' || o.fine_tune_id::text
+      WHERE o.kind = 'overage' AND (p.id IS NULL OR r.id IS NULL OR p.amount <> r.amount OR o.amount = 0)`,
+  },
+  {
+    invariant: 'every reservation of a finished fine-tune is resolved exactly once',
+    query: sql`
+      SELECT format('fine-tune %s (%s, settled %s): reservation %s is still pending', f.id, f.status, f.settled_at, r.id) AS detail
+      FROM fine_tunes f JOIN ledger_transfers r ON r.id = 'reserve-' || f.id::text
+      WHERE f.settled_at IS NOT NULL
+        AND NOT EXISTS (SELECT 1 FROM ledger_transfers x WHERE x.pending_id = r.id)`,
+  },
+  {
+    invariant: 'a settled fine-tune is charged ceil(trained_tokens × price / 1e6), once',
+    query: sql`
+      WITH charges AS (
+        SELECT f.id, f.status, f.trained_tokens, f.credits_charged, r.id AS reservation,
+          CASE WHEN f.status = 'succeeded' OR coalesce(f.trained_tokens, 0) > 0
+            THEN ceil(coalesce(f.trained_tokens, 0)::numeric * f.credits_per_million_tokens / 1000000)
+            ELSE 0 END AS expected,
+          (SELECT count(*) FROM ledger_transfers p WHERE p.id = 'post-' || f.id::text) AS posts,
+          (SELECT coalesce(sum(amount), 0) FROM ledger_transfers c
+            WHERE c.fine_tune_id = f.id AND c.kind IN ('post', 'overage')) AS charged
+        FROM fine_tunes f LEFT JOIN ledger_transfers r ON r.id = 'reserve-' || f.id::text
+        WHERE f.settled_at IS NOT NULL
+      )
+      SELECT format('fine-tune %s (%s, %s trained tokens): expected charge %s, ledger charged %s in %s post(s), row says %s',
+        id, status, trained_tokens, expected, charged, posts, credits_charged) AS detail
+      FROM charges
+      WHERE (status = 'succeeded' AND trained_tokens IS NULL)
+         OR charged <> expected
+         OR coalesce(credits_charged, 0) <> charged
+         OR (status = 'succeeded' AND posts <> 1)
+         OR (status = 'insufficient_credits' AND (charged <> 0 OR reservation IS NOT NULL))`,
+  },
+  {
+    invariant: 'only a settled succeeded fine-tune is available',
+    query: sql`
+      SELECT format('fine-tune %s is available but %s (settled %s)', id, status, settled_at) AS detail
+      FROM fine_tunes WHERE available AND (status <> 'succeeded' OR settled_at IS NULL)`,
+  },
+  {
+    invariant: 'an uncovered overage blocks the license',
+    query: sql`
+      SELECT format('account %s: available %s, overage_blocked %s', id,
+        credits_posted - debits_posted - debits_pending, overage_blocked) AS detail
+      FROM ledger_accounts
+      WHERE (kind = 'license' AND credits_posted - debits_posted - debits_pending < 0 AND NOT overage_blocked)
+         OR (overage_blocked AND kind <> 'license')`,
+  },
+  {
+    invariant: 'ledger rows are never updated or deleted',
+    query: sql`
+      SELECT format('trigger %s on ledger_transfers is missing or disabled', t.name) AS detail
+      FROM (VALUES ('ledger_transfers_no_update'), ('ledger_transfers_no_truncate')) AS t(name)
+      WHERE NOT EXISTS (
+        SELECT 1 FROM pg_trigger g
+        WHERE g.tgrelid = 'ledger_transfers'::regclass AND g.tgname = t.name AND g.tgenabled <> 'D')`,
+  },
+];
+
+export async function auditLedger(db: Executor): Promise<{ violations: Violation[] }> {
+  const violations: Violation[] = [];
+  for (const check of checks) {
+    const result = await check.query.execute(db);
+    for (const row of result.rows) violations.push({ invariant: check.invariant, detail: row.detail });
+  }
+  return { violations };
+}
+
+export const AUDITED_INVARIANTS = checks.map((c) => c.invariant);

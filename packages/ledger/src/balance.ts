@@ -1,0 +1,117 @@
+import type { Executor } from '@tuneline/db';
+import { licenseAccountId } from './accounts.ts';
+
+export interface Balance {
+  /** Credits granted minus credits charged. Negative only after an uncovered overage. */
+  posted: bigint;
+  /** Credits held by open reservations. */
+  pending: bigint;
+  /** What a new reservation can take: posted - pending. */
+  available: bigint;
+  overageBlocked: boolean;
+}
+
+export async function getBalance(db: Executor, licenseId: string): Promise<Balance> {
+  const row = await db
+    .selectFrom('ledger_accounts')
+    .select(['credits_posted', 'debits_posted', 'debits_pending', 'overage_blocked'])
+    .where('id', '=', licenseAccountId(licenseId))
+    .executeTakeFirst();
+  if (!row) return { posted: 0n, pending: 0n, available: 0n, overageBlocked: false };
+  const posted = BigInt(row.credits_posted) - BigInt(row.debits_posted);
+  const pending = BigInt(row.debits_pending);
+  return { posted, pending, available: posted - pending, overageBlocked: row.overage_blocked };
+}
+
+export type UsageKind = 'grant' | 'reservation' | 'charge' | 'overage' | 'release';
+
+export interface UsageEntry {
+  transferId: string;
+  at: Date;
+  kind: UsageKind;
+  fineTuneId: string | null;
+  model: string | null;
+  tokens: bigint | null;
+  memo: string | null;
+  /** The credits this entry moves (always >= 0; `kind` says which way). */
+  amount: bigint;
+  /** Running balances after this entry, in the ledger's write order. */
+  posted: bigint;
+  available: bigint;
+}
+
+/**
+ * Every grant, reservation, charge, overage and release of a license with the fine-tune, model and
+ * tokens, and the running balance. A post yields a charge plus a release of the unused reservation.
+ */
+export async function usageLog(db: Executor, licenseId: string): Promise<UsageEntry[]> {
+  const account = licenseAccountId(licenseId);
+  const rows = await db
+    .selectFrom('ledger_transfers as t')
+    .leftJoin('ledger_transfers as r', 'r.id', 't.pending_id')
+    .select([
+      't.id',
+      't.kind',
+      't.amount',
+      't.created_at',
+      't.fine_tune_id',
+      't.model',
+      't.tokens',
+      't.memo',
+      't.debit_account_id',
+      'r.amount as reserved',
+    ])
+    .where((eb) => eb.or([eb('t.debit_account_id', '=', account), eb('t.credit_account_id', '=', account)]))
+    .orderBy('t.seq')
+    .execute();
+  let posted = 0n;
+  let pending = 0n;
+  const log: UsageEntry[] = [];
+  const push = (row: (typeof rows)[number], kind: UsageKind, amount: bigint) =>
+    log.push({
+      transferId: row.id,
+      at: row.created_at,
+      kind,
+      fineTuneId: row.fine_tune_id,
+      model: row.model,
+      tokens: row.tokens === null ? null : BigInt(row.tokens),
+      memo: row.memo,
+      amount,
+      posted,
+      available: posted - pending,
+    });
+  for (const row of rows) {
+    const amount = BigInt(row.amount);
+    const sign = row.debit_account_id === account ? -1n : 1n;
+    switch (row.kind) {
+      case 'reserve':
+        pending += amount;
+        push(row, 'reservation', amount);
+        break;
+      case 'post': {
+        const reserved = BigInt(row.reserved ?? row.amount);
+        pending -= amount;
+        posted -= amount;
+        push(row, 'charge', amount);
+        if (reserved > amount) {
+          pending -= reserved - amount;
+          push(row, 'release', reserved - amount);
+        }
+        break;
+      }
+      case 'void':
+        pending -= amount;
+        push(row, 'release', amount);
+        break;
+      case 'overage':
+        posted -= amount;
+        push(row, 'overage', amount);
+        break;
+      default:
+        // grant (and any other posted transfer: inference usage) moves the posted balance.
+        posted += sign * amount;
+        push(row, row.kind === 'grant' ? 'grant' : 'charge', amount);
+    }
+  }
+  return log;
+}

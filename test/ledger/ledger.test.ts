@@ -1,0 +1,252 @@
+import { randomUUID } from 'node:crypto';
+import { createDb, type Db } from '@tuneline/db';
+import {
+  auditLedger,
+  getBalance,
+  grantCredits,
+  LedgerConflictError,
+  LedgerNotFoundError,
+  postReservation,
+  reserveCredits,
+  usageLog,
+  voidReservation,
+} from '@tuneline/ledger';
+import { sql } from 'kysely';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestDatabase, type TestDatabase } from '../support/context.ts';
+
+let t: TestDatabase;
+beforeAll(async () => {
+  t = await createTestDatabase();
+});
+afterAll(async () => {
+  await t.drop();
+});
+
+const lic = () => `lic-${randomUUID().slice(0, 8)}`;
+
+async function expectClean(db: Db) {
+  const { violations } = await auditLedger(db);
+  expect(violations).toEqual([]);
+}
+
+describe('ledger operations', () => {
+  it('grant, reserve, post under the reservation: charge, release, balances and usage log', async () => {
+    const license = lic();
+    const ft = randomUUID();
+    await grantCredits(t.db, { grantId: `${license}-1`, licenseId: license, amount: 1000n, memo: 'welcome' });
+    expect(
+      await reserveCredits(t.db, { fineTuneId: ft, licenseId: license, amount: 300n, model: 'm' }),
+    ).toEqual({
+      ok: true,
+    });
+    expect(await getBalance(t.db, license)).toEqual({
+      posted: 1000n,
+      pending: 300n,
+      available: 700n,
+      overageBlocked: false,
+    });
+    const result = await postReservation(t.db, { fineTuneId: ft, amount: 120n, tokens: 40_000n, model: 'm' });
+    expect(result).toEqual({ charged: 120n, released: 180n, overage: 0n });
+    expect(await getBalance(t.db, license)).toEqual({
+      posted: 880n,
+      pending: 0n,
+      available: 880n,
+      overageBlocked: false,
+    });
+    const log = await usageLog(t.db, license);
+    expect(log.map((e) => [e.kind, e.amount, e.posted, e.available])).toEqual([
+      ['grant', 1000n, 1000n, 1000n],
+      ['reservation', 300n, 1000n, 700n],
+      ['charge', 120n, 880n, 700n],
+      ['release', 180n, 880n, 880n],
+    ]);
+    expect(log[2]).toMatchObject({ fineTuneId: ft, model: 'm', tokens: 40_000n });
+    await expectClean(t.db);
+  });
+
+  it('replays succeed without effect; the same id with other content is a LedgerConflictError', async () => {
+    const license = lic();
+    const ft = randomUUID();
+    const grant = { grantId: `${license}-g`, licenseId: license, amount: 500n };
+    await grantCredits(t.db, grant);
+    await grantCredits(t.db, grant);
+    await expect(grantCredits(t.db, { ...grant, amount: 501n })).rejects.toBeInstanceOf(LedgerConflictError);
+    const reserve = { fineTuneId: ft, licenseId: license, amount: 100n, model: 'm' };
+    await reserveCredits(t.db, reserve);
+    expect(await reserveCredits(t.db, reserve)).toEqual({ ok: true });
+    await expect(reserveCredits(t.db, { ...reserve, amount: 99n })).rejects.toBeInstanceOf(
+      LedgerConflictError,
+    );
+    const post = { fineTuneId: ft, amount: 100n, tokens: 10n, model: 'm' };
+    const first = await postReservation(t.db, post);
+    expect(await postReservation(t.db, post)).toEqual(first);
+    await expect(postReservation(t.db, { ...post, amount: 90n })).rejects.toBeInstanceOf(LedgerConflictError);
+    await expect(voidReservation(t.db, { fineTuneId: ft })).rejects.toBeInstanceOf(LedgerConflictError);
+    await expect(voidReservation(t.db, { fineTuneId: randomUUID() })).rejects.toBeInstanceOf(
+      LedgerNotFoundError,
+    );
+    expect(await getBalance(t.db, license)).toMatchObject({ posted: 400n, pending: 0n });
+    await expectClean(t.db);
+  });
+
+  it('overage: charged in full; uncovered overage blocks reservations until a top-up covers it', async () => {
+    const license = lic();
+    const [a, b, c] = [randomUUID(), randomUUID(), randomUUID()];
+    await grantCredits(t.db, { grantId: `${license}-1`, licenseId: license, amount: 200n });
+    await reserveCredits(t.db, { fineTuneId: a, licenseId: license, amount: 150n, model: 'm' });
+    // Covered overage: 170 of 200 posted, not blocked.
+    expect(await postReservation(t.db, { fineTuneId: a, amount: 170n, tokens: 1n, model: 'm' })).toEqual({
+      charged: 170n,
+      released: 0n,
+      overage: 20n,
+    });
+    expect(await getBalance(t.db, license)).toMatchObject({ available: 30n, overageBlocked: false });
+    await reserveCredits(t.db, { fineTuneId: b, licenseId: license, amount: 30n, model: 'm' });
+    await postReservation(t.db, { fineTuneId: b, amount: 80n, tokens: 1n, model: 'm' });
+    expect(await getBalance(t.db, license)).toEqual({
+      posted: -50n,
+      pending: 0n,
+      available: -50n,
+      overageBlocked: true,
+    });
+    const blocked = await grantCredits(t.db, {
+      grantId: `${license}-2`,
+      licenseId: license,
+      amount: 40n,
+    }).then(() => reserveCredits(t.db, { fineTuneId: c, licenseId: license, amount: 0n, model: 'm' }));
+    expect(blocked).toMatchObject({ ok: false, reason: 'overage_blocked', available: -10n });
+    await grantCredits(t.db, { grantId: `${license}-3`, licenseId: license, amount: 20n });
+    expect(await getBalance(t.db, license)).toMatchObject({ available: 10n, overageBlocked: false });
+    expect(
+      await reserveCredits(t.db, { fineTuneId: c, licenseId: license, amount: 10n, model: 'm' }),
+    ).toEqual({
+      ok: true,
+    });
+    const overage = (await usageLog(t.db, license)).filter((e) => e.kind === 'overage');
+    expect(overage.map((e) => [e.amount, e.memo])).toEqual([
+      [20n, 'covered'],
+      [50n, 'uncovered 50'],
+    ]);
+    await expectClean(t.db);
+  });
+
+  it('refuses a reservation beyond the available balance (and for an unknown license)', async () => {
+    const license = lic();
+    await grantCredits(t.db, { grantId: `${license}-1`, licenseId: license, amount: 50n });
+    expect(
+      await reserveCredits(t.db, { fineTuneId: randomUUID(), licenseId: license, amount: 51n, model: 'm' }),
+    ).toEqual({ ok: false, available: 50n, required: 51n, reason: 'insufficient_credits' });
+    expect(
+      await reserveCredits(t.db, { fineTuneId: randomUUID(), licenseId: lic(), amount: 1n, model: 'm' }),
+    ).toEqual({
+      ok: false,
+      available: 0n,
+      required: 1n,
+      reason: 'insufficient_credits',
+    });
+  });
+
+  it('ledger rows cannot be updated, deleted or truncated', async () => {
+    const license = lic();
+    await grantCredits(t.db, { grantId: `${license}-1`, licenseId: license, amount: 5n });
+    const id = `grant-${license}-1`;
+    await expect(sql`UPDATE ledger_transfers SET amount = 6 WHERE id = ${id}`.execute(t.db)).rejects.toThrow(
+      /append-only/,
+    );
+    await expect(sql`DELETE FROM ledger_transfers WHERE id = ${id}`.execute(t.db)).rejects.toThrow(
+      /append-only/,
+    );
+    await expect(sql`TRUNCATE ledger_transfers CASCADE`.execute(t.db)).rejects.toThrow(/append-only/);
+    const row = await t.db
+      .selectFrom('ledger_transfers')
+      .select('amount')
+      .where('id', '=', id)
+      .executeTakeFirst();
+    expect(row?.amount).toBe('5');
+  });
+
+  it('the auditor finds a tampered cached balance', async () => {
+    const license = lic();
+    await grantCredits(t.db, { grantId: `${license}-1`, licenseId: license, amount: 5n });
+    await sql`UPDATE ledger_accounts SET credits_posted = credits_posted + 1 WHERE license_id = ${license}`.execute(
+      t.db,
+    );
+    const { violations } = await auditLedger(t.db);
+    expect(violations.map((v) => v.invariant).sort()).toEqual([
+      'cached balances equal the sum of their entries',
+      'postings sum to zero',
+    ]);
+    await sql`UPDATE ledger_accounts SET credits_posted = credits_posted - 1 WHERE license_id = ${license}`.execute(
+      t.db,
+    );
+    await expectClean(t.db);
+  });
+});
+
+describe('ledger concurrency (separate pools)', () => {
+  it('a license funded for exactly k reservations: of N >> k concurrent ones exactly k succeed', async () => {
+    const k = 5;
+    const n = 30;
+    const license = lic();
+    await grantCredits(t.db, { grantId: `${license}-1`, licenseId: license, amount: BigInt(k * 100) });
+    const pools = Array.from({ length: n }, () => createDb(t.url, { max: 1 }));
+    try {
+      // Open every connection first so the reservations really race.
+      await Promise.all(pools.map((db) => sql`select 1`.execute(db)));
+      const results = await Promise.all(
+        pools.map((db) =>
+          db
+            .transaction()
+            .execute((tx) =>
+              reserveCredits(tx, { fineTuneId: randomUUID(), licenseId: license, amount: 100n, model: 'm' }),
+            ),
+        ),
+      );
+      expect(results.filter((r) => r.ok)).toHaveLength(k);
+      expect(results.filter((r) => !r.ok && r.reason === 'insufficient_credits')).toHaveLength(n - k);
+      expect(await getBalance(t.db, license)).toEqual({
+        posted: 500n,
+        pending: 500n,
+        available: 0n,
+        overageBlocked: false,
+      });
+    } finally {
+      await Promise.all(pools.map((db) => db.destroy()));
+    }
+    await expectClean(t.db);
+  });
+
+  it('concurrent post and void of one reservation: exactly one wins', async () => {
+    const license = lic();
+    await grantCredits(t.db, { grantId: `${license}-1`, licenseId: license, amount: 10_000n });
+    const [p1, p2] = [createDb(t.url, { max: 1 }), createDb(t.url, { max: 1 })];
+    try {
+      for (let i = 0; i < 10; i++) {
+        const ft = randomUUID();
+        await reserveCredits(t.db, { fineTuneId: ft, licenseId: license, amount: 100n, model: 'm' });
+        const outcomes = await Promise.allSettled([
+          p1
+            .transaction()
+            .execute((tx) => postReservation(tx, { fineTuneId: ft, amount: 60n, tokens: 6n, model: 'm' })),
+          p2.transaction().execute((tx) => voidReservation(tx, { fineTuneId: ft })),
+        ]);
+        const won = outcomes.filter((o) => o.status === 'fulfilled');
+        const lost = outcomes.filter((o) => o.status === 'rejected');
+        expect(won).toHaveLength(1);
+        expect(lost).toHaveLength(1);
+        expect((lost[0] as PromiseRejectedResult).reason).toBeInstanceOf(LedgerConflictError);
+        const resolutions = await t.db
+          .selectFrom('ledger_transfers')
+          .select('kind')
+          .where('pending_id', '=', `reserve-${ft}`)
+          .execute();
+        expect(resolutions).toHaveLength(1);
+      }
+      expect((await getBalance(t.db, license)).pending).toBe(0n);
+    } finally {
+      await Promise.all([p1.destroy(), p2.destroy()]);
+    }
+    await expectClean(t.db);
+  });
+});
