@@ -1,0 +1,504 @@
+import { createHash } from 'node:crypto';
+import {
+  canonicalJson,
+  type Document,
+  documentSchema,
+  type FineTuneRequest,
+  formatZodError,
+} from '@tuneline/contracts';
+import {
+  type BaseModel,
+  type Catalogue,
+  defaultCatalogue,
+  findBaseModel,
+  resolveEpochs,
+  trainingCredits,
+} from './catalogue.ts';
+import {
+  buildMessages,
+  compileTemplate,
+  exampleLine,
+  type FillTemplate,
+  isEmptyValue,
+  TemplateError,
+} from './examples.ts';
+import { shortHash } from './hash.ts';
+import { type DatasetIssue, IssueList } from './issues.ts';
+import { IntList, type TokenStats, tokenOutliers, tokenStats } from './stats.ts';
+import type { DatasetStorage } from './storage.ts';
+import {
+  findControlChar,
+  findSpecialToken,
+  REPLY_PRIMING_TOKENS,
+  TOKENS_PER_MESSAGE,
+  type TokenCounter,
+  tokenCounter,
+} from './tokens.ts';
+import { LineWriter } from './writer.ts';
+
+export const MIN_TRAIN_EXAMPLES = 10;
+export const RECOMMENDED_DOCUMENTS = 50;
+/** A mapped field empty in more than this share of documents gets a warning. */
+export const EMPTY_FIELD_WARNING_SHARE = 0.2;
+
+/** Everything of a request except the documents (and the ids that do not affect the dataset). */
+export type DatasetSettings = Pick<
+  FineTuneRequest,
+  'modelConfig' | 'dump' | 'testPercent' | 'baseModel' | 'job'
+>;
+
+/**
+ * Documents, read twice: a cheap first pass (count, ids, seed) and the build pass. Items are checked
+ * against the document schema, so a source may yield raw parsed JSON.
+ */
+export type DocumentSource = () => Iterable<unknown> | AsyncIterable<unknown>;
+
+export interface BuildProgress {
+  phase: 'scan' | 'build';
+  done: number;
+  total: number | undefined;
+}
+
+export interface BuildOptions {
+  storage: DatasetStorage;
+  trainKey: string;
+  testKey: string;
+  catalogue?: Catalogue;
+  onProgress?(p: BuildProgress): void;
+  /** Issues of each kind (errors, warnings) kept at most. */
+  maxIssues?: number;
+}
+
+export interface DatasetBuild {
+  status: 'ready' | 'invalid';
+  errors: DatasetIssue[];
+  warnings: DatasetIssue[];
+  documents: number;
+  baseModel: string;
+  trainExamples: number;
+  testExamples: number;
+  trainTokens: bigint;
+  testTokens: bigint;
+  trainTokenStats: TokenStats;
+  epochs: number | null;
+  estimatedBilledTokens: bigint | null;
+  estimatedCredits: bigint | null;
+  /** SHA-256 over the file contents (`train:<sha256 of train>\ntest:<sha256 of test>`), and its first 8 chars. */
+  contentHash: string | null;
+  shortHash: string | null;
+  /** Storage keys of the written files (null when not written). */
+  trainKey: string | null;
+  testKey: string | null;
+  trainBytes: number;
+  testBytes: number;
+}
+
+/** The base model's problems, if any (unknown, not fine-tunable, past its shutdown date). */
+export function baseModelIssue(
+  name: string,
+  catalogue: Catalogue,
+  today = new Date(),
+): DatasetIssue | undefined {
+  const model = findBaseModel(name, catalogue);
+  if (!model) {
+    const known = Object.values(catalogue)
+      .filter((m) => m.fineTunable)
+      .map((m) => m.name);
+    return {
+      code: 'unknown_base_model',
+      field: 'baseModel',
+      message: `unknown base model "${name}" (fine-tunable models: ${known.join(', ')})`,
+    };
+  }
+  if (!model.fineTunable) {
+    return {
+      code: 'base_model_not_fine_tunable',
+      field: 'baseModel',
+      message: `base model "${name}" cannot be fine-tuned`,
+    };
+  }
+  if (model.shutdownDate && model.shutdownDate <= today.toISOString().slice(0, 10)) {
+    return {
+      code: 'base_model_retired',
+      field: 'baseModel',
+      message: `base model "${name}" takes no new fine-tuning jobs since ${model.shutdownDate}`,
+    };
+  }
+  return undefined;
+}
+
+interface Scan {
+  total: number;
+  /** Document id per position (undefined when the item is not a valid document). */
+  ids: (string | undefined)[];
+  seed: string;
+}
+
+async function scan(settings: DatasetSettings, source: DocumentSource, opts: BuildOptions): Promise<Scan> {
+  const hash = createHash('sha256').update(canonicalJson(settings));
+  const ids: (string | undefined)[] = [];
+  for await (const item of source()) {
+    const doc = documentSchema.safeParse(item);
+    if (doc.success) {
+      const d = doc.data;
+      hash.update(`\u0001${d.id}\u0002${d.text}\u0002${canonicalJson(d.fields)}`);
+      ids.push(d.id);
+    } else {
+      hash.update('\u0001!');
+      ids.push(undefined);
+    }
+    if (ids.length % 1000 === 0) opts.onProgress?.({ phase: 'scan', done: ids.length, total: undefined });
+  }
+  return { total: ids.length, ids, seed: hash.digest('hex') };
+}
+
+/**
+ * The testing file's documents: a shuffle seeded by the request content (each document ranked by
+ * SHA-256(seed, id)), first `testPercent` of them. The same request always gives the same split.
+ */
+export function chooseTestSet(
+  ids: readonly (string | undefined)[],
+  testPercent: number,
+  seed: string,
+): Set<number> {
+  const count = Math.round((ids.length * testPercent) / 100);
+  if (count <= 0) return new Set();
+  const ranked: { key: string; index: number }[] = [];
+  ids.forEach((id, index) => {
+    if (id !== undefined)
+      ranked.push({ key: createHash('sha256').update(`${seed}\u0000${id}`).digest('hex'), index });
+  });
+  ranked.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : a.index - b.index));
+  return new Set(ranked.slice(0, count).map((r) => r.index));
+}
+
+/** Fixed token cost of an example besides the user and assistant contents (system prompt included). */
+function fixedTokens(counter: TokenCounter, systemPrompt: string): number {
+  return (
+    REPLY_PRIMING_TOKENS +
+    3 * TOKENS_PER_MESSAGE +
+    counter.count('system') +
+    counter.count('user') +
+    counter.count('assistant') +
+    counter.count(systemPrompt)
+  );
+}
+
+/**
+ * Builds and validates a dataset in two streaming passes, writing `train.jsonl` (and `test.jsonl` when
+ * `testPercent` gives any) to storage. Memory holds per-document ids and token counts, never texts.
+ * An invalid dataset leaves no files behind.
+ */
+export async function buildDataset(
+  settings: DatasetSettings,
+  source: DocumentSource,
+  opts: BuildOptions,
+): Promise<DatasetBuild> {
+  const catalogue = opts.catalogue ?? defaultCatalogue;
+  const errors = new IssueList(opts.maxIssues);
+  const warnings = new IssueList(opts.maxIssues);
+  const { modelConfig, dump } = settings;
+
+  // Settings first: base model and template.
+  const modelProblem = baseModelIssue(settings.baseModel, catalogue);
+  if (modelProblem) errors.add(modelProblem);
+  const model: BaseModel | undefined = modelProblem
+    ? undefined
+    : findBaseModel(settings.baseModel, catalogue);
+  let fill: FillTemplate | undefined;
+  try {
+    fill = compileTemplate(modelConfig.userPromptTemplate);
+  } catch (err) {
+    if (!(err instanceof TemplateError)) throw err;
+    errors.add({ code: 'invalid_template', field: 'modelConfig.userPromptTemplate', message: err.message });
+  }
+  if (dump === 'mapped' && modelConfig.mappedFields.length === 0) {
+    errors.add({
+      code: 'no_mapped_fields',
+      field: 'modelConfig.mappedFields',
+      message: 'dump "mapped" needs at least one mapped field (or use dump "all")',
+    });
+  }
+  for (const [field, text] of [
+    ['modelConfig.systemPrompt', modelConfig.systemPrompt],
+    ['modelConfig.userPromptTemplate', modelConfig.userPromptTemplate],
+  ] as const) {
+    const special = findSpecialToken(text);
+    if (special)
+      errors.add({ code: 'special_token', field, message: `contains the special token ${special}` });
+    const control = findControlChar(text);
+    if (control)
+      errors.add({
+        code: 'control_character',
+        field,
+        message: `contains the control character ${control.code}`,
+      });
+  }
+
+  // Pass 1: count, ids, the split.
+  const { total, ids, seed } = await scan(settings, source, opts);
+  const testSet = chooseTestSet(ids, settings.testPercent, seed);
+  if (settings.testPercent > 0 && testSet.size === 0) {
+    warnings.add({
+      code: 'no_test_examples',
+      field: 'testPercent',
+      message: `${settings.testPercent}% of ${total} documents rounds to no testing example; no testing file is written`,
+    });
+  }
+  const firstIndexOf = new Map<string, number>();
+
+  // Pass 2: check, build, count and write each document.
+  const counter = model ? tokenCounter(model.encoding) : undefined;
+  const fixed = counter ? fixedTokens(counter, modelConfig.systemPrompt) : 0;
+  const trainWriter = new LineWriter(opts.storage.createWriteStream(opts.trainKey));
+  const testWriter = testSet.size ? new LineWriter(opts.storage.createWriteStream(opts.testKey)) : undefined;
+  const trainHash = createHash('sha256');
+  const testHash = createHash('sha256');
+  const trainTokens = new IntList();
+  const trainIndexes = new IntList();
+  let testTokens = 0n;
+  let testExamples = 0;
+  let billable = 0n;
+  let usable = 0;
+  const emptyCounts = new Map<string, number>(modelConfig.mappedFields.map((f) => [f, 0]));
+  let parsedDocs = 0;
+  const seenExamples = new Map<string, string>();
+  const duplicateIds: string[] = [];
+  let duplicateCount = 0;
+  const mapped = new Set(modelConfig.mappedFields);
+
+  let index = -1;
+  try {
+    for await (const item of source()) {
+      index++;
+      if (index % 1000 === 0) opts.onProgress?.({ phase: 'build', done: index, total });
+      const parsed = documentSchema.safeParse(item);
+      if (!parsed.success) {
+        errors.add({ code: 'invalid_document', index, message: formatZodError(parsed.error) });
+        continue;
+      }
+      const doc: Document = parsed.data;
+      parsedDocs++;
+      const before = errors.size;
+      const documentId = doc.id;
+
+      const first = firstIndexOf.get(doc.id);
+      if (first !== undefined) {
+        errors.add({
+          code: 'duplicate_document_id',
+          documentId,
+          index,
+          field: 'id',
+          message: `id "${doc.id}" is also used by document #${first + 1}`,
+        });
+      } else firstIndexOf.set(doc.id, index);
+
+      if (doc.text.trim() === '') {
+        errors.add({ code: 'empty_text', documentId, index, field: 'text', message: 'text is empty' });
+      }
+      const special = findSpecialToken(doc.text);
+      if (special) {
+        errors.add({
+          code: 'special_token',
+          documentId,
+          index,
+          field: 'text',
+          message: `text contains the special token ${special}`,
+        });
+      }
+      const control = findControlChar(doc.text);
+      if (control) {
+        errors.add({
+          code: 'control_character',
+          documentId,
+          index,
+          field: 'text',
+          message: `text contains the control character ${control.code} at offset ${control.index}`,
+        });
+      }
+      const fieldNames = Object.keys(doc.fields);
+      if (fieldNames.length === 0) {
+        errors.add({
+          code: 'no_fields',
+          documentId,
+          index,
+          field: 'fields',
+          message: 'the document has no fields',
+        });
+      } else if (dump === 'mapped' && mapped.size > 0 && !fieldNames.some((f) => mapped.has(f))) {
+        errors.add({
+          code: 'no_mapped_fields_in_document',
+          documentId,
+          index,
+          field: 'fields',
+          message: `none of the mapped fields (${modelConfig.mappedFields.join(', ')}) is present`,
+        });
+      }
+      for (const name of modelConfig.mappedFields) {
+        if (isEmptyValue(doc.fields[name])) emptyCounts.set(name, (emptyCounts.get(name) ?? 0) + 1);
+      }
+      if (!fill) {
+        if (errors.size === before) usable++;
+        continue;
+      }
+
+      const messages = buildMessages(doc, modelConfig, fill, dump);
+      const answer = messages[2]?.content ?? '';
+      const answerSpecial = findSpecialToken(answer);
+      if (answerSpecial) {
+        const field =
+          fieldNames.find((f) => JSON.stringify(doc.fields[f]).includes(answerSpecial)) ?? 'fields';
+        errors.add({
+          code: 'special_token',
+          documentId,
+          index,
+          field: `fields.${field}`,
+          message: `contains the special token ${answerSpecial}`,
+        });
+      }
+      let tokens = 0;
+      if (counter && model) {
+        tokens = fixed + counter.count(messages[1]?.content ?? '') + counter.count(answer);
+        if (tokens > model.maxTokensPerExample) {
+          errors.add({
+            code: 'too_many_tokens',
+            documentId,
+            index,
+            field: 'text',
+            message: `the example has ${tokens} tokens; ${model.name} takes at most ${model.maxTokensPerExample} per example`,
+          });
+        }
+      }
+      if (errors.size > before) continue;
+      usable++;
+      // Once anything is wrong the dataset is invalid: keep checking, stop writing.
+      if (errors.size > 0) continue;
+
+      const line = exampleLine(messages);
+      const digest = createHash('md5').update(line).digest('base64');
+      const firstWithSame = seenExamples.get(digest);
+      if (firstWithSame !== undefined) {
+        duplicateCount++;
+        if (duplicateIds.length < 20) duplicateIds.push(documentId);
+      } else seenExamples.set(digest, documentId);
+
+      if (testWriter && testSet.has(index)) {
+        testExamples++;
+        testTokens += BigInt(tokens);
+        testHash.update(line);
+        await testWriter.write(line);
+      } else {
+        trainTokens.push(tokens);
+        trainIndexes.push(index);
+        if (model) billable += BigInt(Math.min(tokens, model.maxTokensPerExample));
+        trainHash.update(line);
+        await trainWriter.write(line);
+      }
+    }
+    await trainWriter.end();
+    await testWriter?.end();
+  } catch (err) {
+    trainWriter.destroy();
+    testWriter?.destroy();
+    throw err;
+  }
+  opts.onProgress?.({ phase: 'build', done: total, total });
+
+  // Whole-batch checks.
+  const trainExamples = trainTokens.length;
+  if (errors.size === 0 && trainExamples < MIN_TRAIN_EXAMPLES) {
+    errors.add({
+      code: 'too_few_training_examples',
+      message: `the training file would hold ${trainExamples} examples; at least ${MIN_TRAIN_EXAMPLES} are needed (lower testPercent or add documents)`,
+    });
+  }
+  if (usable < MIN_TRAIN_EXAMPLES && fill) {
+    errors.add({
+      code: 'too_few_documents',
+      field: 'documents',
+      message: `${usable} usable documents of ${total}; at least ${MIN_TRAIN_EXAMPLES} are needed`,
+    });
+  }
+  if (total < RECOMMENDED_DOCUMENTS) {
+    warnings.add({
+      code: 'few_documents',
+      field: 'documents',
+      count: total,
+      message: `${total} documents; ${RECOMMENDED_DOCUMENTS}–100 are recommended for a useful fine-tune`,
+    });
+  }
+  if (parsedDocs > 0) {
+    for (const [name, empty] of emptyCounts) {
+      if (empty / parsedDocs > EMPTY_FIELD_WARNING_SHARE) {
+        warnings.add({
+          code: 'mapped_field_often_empty',
+          field: `fields.${name}`,
+          count: empty,
+          message: `mapped field "${name}" is empty in ${empty} of ${parsedDocs} documents (${Math.round((100 * empty) / parsedDocs)}%)`,
+        });
+      }
+    }
+  }
+  if (duplicateCount > 0) {
+    warnings.add({
+      code: 'duplicate_examples',
+      count: duplicateCount,
+      documentIds: duplicateIds,
+      message: `${duplicateCount} examples repeat an earlier example exactly`,
+    });
+  }
+  const tokenList = trainTokens.view();
+  if (model) {
+    const outliers = tokenOutliers(tokenList);
+    if (outliers.length) {
+      const outlierIds = outliers
+        .slice(0, 20)
+        .map((i) => ids[trainIndexes.view()[i] as number] ?? `#${i + 1}`);
+      warnings.add({
+        code: 'token_length_outliers',
+        count: outliers.length,
+        documentIds: outlierIds,
+        message: `${outliers.length} examples are unusually short or long in tokens (median ${tokenStats(tokenList).median})`,
+      });
+    }
+  }
+
+  const invalid = errors.size > 0;
+  if (invalid) {
+    await opts.storage.remove(opts.trainKey);
+    await opts.storage.remove(opts.testKey);
+  }
+  let contentHash: string | null = null;
+  if (!invalid) {
+    contentHash = createHash('sha256')
+      .update(`train:${trainHash.digest('hex')}\ntest:${testExamples ? testHash.digest('hex') : ''}`)
+      .digest('hex');
+  }
+  const epochs = invalid || !model ? null : resolveEpochs(trainExamples, settings.job.hyperparameters);
+  const billed = epochs === null ? null : BigInt(epochs) * billable;
+  let trainTokenSum = 0n;
+  for (const t of tokenList) trainTokenSum += BigInt(t);
+
+  return {
+    status: invalid ? 'invalid' : 'ready',
+    errors: errors.list(),
+    warnings: warnings.list(),
+    documents: total,
+    baseModel: settings.baseModel,
+    trainExamples: invalid ? 0 : trainExamples,
+    testExamples: invalid ? 0 : testExamples,
+    trainTokens: trainTokenSum,
+    testTokens,
+    trainTokenStats: tokenStats(tokenList),
+    epochs,
+    estimatedBilledTokens: billed,
+    estimatedCredits:
+      billed === null || !model ? null : trainingCredits(billed, model.creditsPerMillionTrainingTokens),
+    contentHash,
+    shortHash: contentHash ? shortHash(contentHash) : null,
+    trainKey: invalid ? null : opts.trainKey,
+    testKey: invalid || testExamples === 0 ? null : opts.testKey,
+    trainBytes: invalid ? 0 : trainWriter.bytes,
+    testBytes: invalid || !testWriter ? 0 : testWriter.bytes,
+  };
+}

@@ -1,0 +1,89 @@
+import { canonicalJson, type Document, type ModelConfig } from '@tuneline/contracts';
+import type { ChatMessage } from './tokens.ts';
+
+/** Placeholders a user prompt template may use. */
+export const TEMPLATE_PLACEHOLDERS = ['text', 'documentId'] as const;
+const PLACEHOLDER = /\{\{\s*([^{}]*?)\s*\}\}/g;
+
+export class TemplateError extends Error {
+  override name = 'TemplateError';
+}
+
+export type FillTemplate = (doc: Pick<Document, 'id' | 'text'>) => string;
+
+/**
+ * Compiles a user prompt template once: `{{text}}` is required, `{{documentId}}` allowed, anything else
+ * is an error that names the placeholder.
+ */
+export function compileTemplate(template: string): FillTemplate {
+  const parts: (string | ((doc: Pick<Document, 'id' | 'text'>) => string))[] = [];
+  let last = 0;
+  let hasText = false;
+  for (const m of template.matchAll(PLACEHOLDER)) {
+    const name = m[1] ?? '';
+    if (name === 'text') {
+      hasText = true;
+      parts.push(template.slice(last, m.index), (d) => d.text);
+    } else if (name === 'documentId') {
+      parts.push(template.slice(last, m.index), (d) => d.id);
+    } else {
+      throw new TemplateError(
+        `unknown placeholder {{${name}}} (allowed: ${TEMPLATE_PLACEHOLDERS.map((p) => `{{${p}}}`).join(', ')})`,
+      );
+    }
+    last = (m.index ?? 0) + m[0].length;
+  }
+  parts.push(template.slice(last));
+  if (!hasText) throw new TemplateError('must contain the {{text}} placeholder');
+  const pieces = parts.filter((p) => p !== '');
+  return (doc) => {
+    let out = '';
+    for (const p of pieces) out += typeof p === 'string' ? p : p(doc);
+    return out;
+  };
+}
+
+/** A field value that carries no answer: missing, null, blank text, or an empty list/object. */
+export function isEmptyValue(value: unknown): boolean {
+  if (value === undefined || value === null) return true;
+  if (typeof value === 'string') return value.trim() === '';
+  if (Array.isArray(value)) return value.length === 0;
+  if (typeof value === 'object') return Object.keys(value).length === 0;
+  return false;
+}
+
+/**
+ * The assistant's answer: the fields as compact JSON with keys sorted at every level, either all of them
+ * (`dump: all`) or only the mapped ones the document has (`dump: mapped`).
+ */
+export function assistantContent(
+  fields: Document['fields'],
+  dump: 'all' | 'mapped',
+  mappedFields: readonly string[],
+): string {
+  if (dump === 'all') return canonicalJson(fields);
+  const picked: Record<string, unknown> = {};
+  for (const name of mappedFields) {
+    if (Object.hasOwn(fields, name) && fields[name] !== undefined) picked[name] = fields[name];
+  }
+  return canonicalJson(picked);
+}
+
+/** One chat example: system prompt, filled user prompt, fields as the assistant's reply. */
+export function buildMessages(
+  doc: Document,
+  config: Pick<ModelConfig, 'systemPrompt' | 'mappedFields'>,
+  fill: FillTemplate,
+  dump: 'all' | 'mapped',
+): ChatMessage[] {
+  return [
+    { role: 'system', content: config.systemPrompt },
+    { role: 'user', content: fill(doc) },
+    { role: 'assistant', content: assistantContent(doc.fields, dump, config.mappedFields) },
+  ];
+}
+
+/** One line of the JSONL file (with the trailing newline). */
+export function exampleLine(messages: readonly ChatMessage[]): string {
+  return `${JSON.stringify({ messages })}\n`;
+}

@@ -1,0 +1,52 @@
+/** An error or warning about a dataset, naming the document and field it concerns when there is one. */
+export interface DatasetIssue {
+  code: string;
+  message: string;
+  documentId?: string;
+  /** 0-based position of the document in the request (or line number - 1 in a file). */
+  index?: number;
+  field?: string;
+  /** For warnings about several documents (capped). */
+  documentIds?: string[];
+  count?: number;
+}
+
+/** Caps how many issues are kept so a batch of bad documents cannot blow up the row or memory. */
+export class IssueList {
+  readonly items: DatasetIssue[] = [];
+  private dropped = 0;
+
+  constructor(private readonly max = 200) {}
+
+  add(issue: DatasetIssue): void {
+    if (this.items.length < this.max) this.items.push(issue);
+    else this.dropped++;
+  }
+
+  get size(): number {
+    return this.items.length + this.dropped;
+  }
+
+  /** The kept issues, plus one saying how many more there were. */
+  list(): DatasetIssue[] {
+    if (!this.dropped) return [...this.items];
+    return [
+      ...this.items,
+      { code: 'more_issues', message: `and ${this.dropped} more of this kind`, count: this.dropped },
+    ];
+  }
+}
+
+export function describeIssue(i: DatasetIssue): string {
+  const where = [
+    i.documentId !== undefined
+      ? `document "${i.documentId}"`
+      : i.index !== undefined
+        ? `document #${i.index + 1}`
+        : '',
+    i.field ? `field "${i.field}"` : '',
+  ]
+    .filter(Boolean)
+    .join(', ');
+  return where ? `${where}: ${i.message}` : i.message;
+}
