@@ -1,0 +1,26 @@
+export { type Clock, systemClock } from './clock.ts';
+export { ApiError } from './errors.ts';
+export { type FaultConfig, type FaultConfigInput, type FaultLogEntry, faultConfigSchema } from './faults.ts';
+export {
+  MAX_DEFAULT_EPOCHS,
+  MAX_TARGET_EXAMPLES,
+  MIN_DEFAULT_EPOCHS,
+  MIN_TARGET_EXAMPLES,
+  resolveAutoEpochs,
+  TARGET_EPOCHS,
+} from './hyperparameters.ts';
+export { DURATIONS, ORGANIZATION } from './jobs.ts';
+export { BASE_MODELS, type BaseModel } from './models.ts';
+export {
+  DEFAULT_MAX_FILE_BYTES,
+  type RecordedResponse,
+  type RunningSimulator,
+  type SimulatorAdmin,
+  type SimulatorOptions,
+  type SimulatorStateSnapshot,
+  startSimulator,
+} from './server.ts';
+export { countChatTokens, countTextTokens } from './tokens.ts';
+export { baseModelAnswer, fineTunedAnswer, jaccard } from './toy-model.ts';
+export { MIN_EXAMPLES, validateTrainingFile } from './validation.ts';
+export { signWebhook } from './webhooks.ts';

@@ -1,0 +1,34 @@
+// The simulator's own token counting. It shares no code with the dataset builder on purpose: if one
+// of them counts wrong, the other disagrees and a test notices.
+import * as cl100k from 'gpt-tokenizer/encoding/cl100k_base';
+import * as o200k from 'gpt-tokenizer/encoding/o200k_base';
+
+export type EncodingName = 'o200k_base' | 'cl100k_base';
+
+const NO_SPECIALS = { disallowedSpecial: new Set<string>() };
+
+/** Tokens in a piece of text; special-token text is counted as ordinary text, never rejected. */
+export function countTextTokens(text: string, encoding: EncodingName): number {
+  return (encoding === 'cl100k_base' ? cl100k : o200k).encode(text, NO_SPECIALS).length;
+}
+
+export interface ChatMessageLike {
+  role: string;
+  content?: unknown;
+  name?: unknown;
+}
+
+/**
+ * Tokens of a chat conversation the way OpenAI's cookbook counts them: 3 per message for the
+ * framing, the role and content tokens, 1 more for a name, and 3 priming the reply.
+ */
+export function countChatTokens(messages: ChatMessageLike[], encoding: EncodingName): number {
+  let total = 3;
+  for (const m of messages) {
+    total += 3 + countTextTokens(m.role, encoding);
+    if (typeof m.content === 'string') total += countTextTokens(m.content, encoding);
+    else if (m.content != null) total += countTextTokens(JSON.stringify(m.content), encoding);
+    if (typeof m.name === 'string') total += 1 + countTextTokens(m.name, encoding);
+  }
+  return total;
+}
