@@ -61,7 +61,9 @@ say(`  migrations: ${applied ? `${applied} applied` : 'up to date'}`);
 say('  workers:');
 const states = await Promise.all(supervisor.processes.map((p) => readiness(p.healthPort)));
 supervisor.processes.forEach((p, i) => {
-  say(`    ${p.service.padEnd(16)} pid ${String(p.child.pid).padEnd(8)} http://127.0.0.1:${p.healthPort}/readyz  ${states[i]}`);
+  say(
+    `    ${p.service.padEnd(16)} pid ${String(p.child.pid).padEnd(8)} http://127.0.0.1:${p.healthPort}/readyz  ${states[i]}`,
+  );
 });
 const allReady = states.every((s) => s === 'ready');
 
