@@ -154,7 +154,7 @@ const abstractOp: fc.Arbitrary<AbstractOp> = fc.oneof(
     type: fc.constant('grant' as const),
     grant: fc.nat(4),
     license: fc.nat(2),
-    amount: fc.nat(400),
+    amount: fc.nat(300),
   }),
   fc.record({
     type: fc.constant('reserve' as const),
@@ -167,7 +167,7 @@ const abstractOp: fc.Arbitrary<AbstractOp> = fc.oneof(
     type: fc.constant('post' as const),
     ft: fc.nat(5),
     mode: fc.constantFrom('under' as const, 'exact' as const, 'over' as const),
-    delta: fc.nat(120),
+    delta: fc.nat(300),
     tokens: fc.nat(1_000_000),
   }),
   fc.record({ type: fc.constant('void' as const), ft: fc.nat(5) }),

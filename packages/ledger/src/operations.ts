@@ -152,6 +152,11 @@ export async function reserveCredits(tx: Executor, input: ReserveInput): Promise
     .select(['credits_posted', 'debits_posted', 'debits_pending', 'overage_blocked'])
     .where('id', '=', account)
     .executeTakeFirst();
+  if (!balance && input.amount === 0n) {
+    // A license with no account yet can still hold a zero reservation: open the account and retry.
+    await ensureLicenseAccount(tx, input.licenseId);
+    return reserveCredits(tx, input);
+  }
   const available = balance
     ? BigInt(balance.credits_posted) - BigInt(balance.debits_posted) - BigInt(balance.debits_pending)
     : 0n;
