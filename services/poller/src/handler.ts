@@ -1,12 +1,93 @@
-import { defineStage, type StageDeps } from '@tuneline/runtime';
+import {
+  cancelPollMessage,
+  getFineTune,
+  isTerminalStatus,
+  listFollowedFineTunes,
+  type OutboxMessage,
+  scheduledPollJobId,
+} from '@tuneline/db';
+import { defineStage, PermanentError, type StageDeps } from '@tuneline/runtime';
+import { sql } from 'kysely';
+import { applyJobSnapshot } from './apply.ts';
+import type { PollerProvider } from './provider.ts';
+import type { PollScheduleConfig } from './schedule.ts';
+import type { Sweeper } from './sweep.ts';
 
-export type PollerDeps = StageDeps;
+export { applyJobSnapshot, mapProviderStatus } from './apply.ts';
+export { type PollerConfig, pollerConfigSchema } from './config.ts';
+export { CountingProvider, type PollerProvider, type ProviderJob } from './provider.ts';
+export { nextPollDelayMs, type PollScheduleConfig } from './schedule.ts';
+export { Sweeper, type SweepStats } from './sweep.ts';
+export { startWebhookServer, type WebhookServer } from './webhooks.ts';
 
-/** Stage: consumes `finetune-poll`. */
+export interface PollerDeps extends StageDeps {
+  provider: PollerProvider;
+  sweeper: Sweeper;
+  schedule: PollScheduleConfig;
+}
+
+/** Stage 4: consumes `finetune-poll`. Never sleeps: the next poll is a delayed job. */
 export const pollerStage = defineStage<'finetune-poll', PollerDeps>({
   service: 'poller',
   queue: 'finetune-poll',
-  async handle(message, ctx) {
-    ctx.log.info({ message }, 'received');
+  async handle(message, ctx, deps) {
+    const fineTune = await getFineTune(deps.db, message.fineTuneId);
+    if (!fineTune) throw new PermanentError(`fine-tune ${message.fineTuneId} does not exist`);
+    if (isTerminalStatus(fineTune.status)) return;
+    // No provider job yet: the trainer records it and queues the first poll itself.
+    if (!fineTune.provider_job_id) return;
+
+    if (fineTune.cancel_requested_at) {
+      try {
+        await deps.provider.cancelJob(fineTune.provider_job_id);
+        ctx.log.info({ providerJobId: fineTune.provider_job_id }, 'provider job cancelled');
+      } catch (err) {
+        // A job that already ended cannot be cancelled (4xx): its real ending is read below.
+        if (!(err instanceof PermanentError)) throw err;
+        ctx.log.info({ err: err.message }, 'provider refused the cancel');
+      }
+    }
+    // Scheduled and recovery polls share list sweeps; webhooks and cancels want this job now.
+    const direct =
+      message.reason === 'webhook' || message.reason === 'cancel' || fineTune.cancel_requested_at;
+    const job = direct
+      ? await deps.provider.retrieveJob(fineTune.provider_job_id)
+      : await deps.sweeper.jobState(fineTune.provider_job_id);
+    const result = await applyJobSnapshot(deps.db, deps.provider, fineTune, job, {
+      forceDetails: message.reason === 'webhook' || message.reason === 'cancel',
+      chainJobId: ctx.jobId,
+      schedule: deps.schedule,
+    });
+    ctx.log.debug({ reason: message.reason, ...result }, 'polled');
+  },
+
+  async recover({ db, schedule }) {
+    // A chain whose next link is long overdue lost its job for good (failed for days, or a
+    // reused id): start a new link. Otherwise re-adding the current link collapses with it.
+    const staleMs = 2 * Math.max(schedule.intervalMs, 5 * 60_000);
+    await db
+      .updateTable('fine_tunes')
+      .set({ poll_count: sql`poll_count + 1`, next_poll_at: sql`now()` })
+      .where('status', 'in', ['validating_files', 'queued', 'running', 'paused'])
+      .where('provider_job_id', 'is not', null)
+      .where('next_poll_at', '<', new Date(Date.now() - staleMs))
+      .execute();
+    const rows = await listFollowedFineTunes(db);
+    const messages: OutboxMessage[] = [];
+    for (const row of rows) {
+      messages.push({
+        queue: 'finetune-poll',
+        jobId: scheduledPollJobId(row.id, row.poll_count),
+        payload: {
+          schemaVersion: 1,
+          correlationId: row.correlation_id,
+          fineTuneId: row.id,
+          reason: 'recovery',
+        },
+        delayMs: row.next_poll_at ? Math.max(0, row.next_poll_at.getTime() - Date.now()) : 0,
+      });
+      if (row.cancel_requested_at) messages.push(cancelPollMessage(row));
+    }
+    return messages;
   },
 });

@@ -155,6 +155,8 @@ export async function recordProviderJob(
       provider_job_id: job.providerJobId,
       status: job.status,
       estimated_finish: job.estimatedFinish,
+      // The first poll is queued with no delay in the same transaction.
+      next_poll_at: sql`now()`,
       updated_at: sql`now()`,
     })
     .where('id', '=', id)

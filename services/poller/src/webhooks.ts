@@ -1,0 +1,141 @@
+import { createServer } from 'node:http';
+import { jobId } from '@tuneline/contracts';
+import { type Db, findFineTuneByProviderJob, isTerminalStatus, writeOutbox } from '@tuneline/db';
+import type { Logger } from '@tuneline/runtime';
+
+/** A verified webhook event (OpenAI's shape: `fine_tuning.job.succeeded` with `data.id` the job id). */
+export interface WebhookEvent {
+  id?: string;
+  type: string;
+  data?: { id?: string } | null;
+}
+
+export interface WebhookServerOptions {
+  db: Db;
+  log: Logger;
+  port: number;
+  host?: string;
+  /** Verifies signature and timestamp (Standard Webhooks via the SDK); throws when either is bad. */
+  unwrap(body: string, headers: Record<string, string>): WebhookEvent | Promise<WebhookEvent>;
+  /** Publishes committed outbox rows now, so the poll starts without waiting for the relay timer. */
+  relay?(): Promise<unknown>;
+}
+
+export interface WebhookServer {
+  port: number;
+  url: string;
+  close(): Promise<void>;
+}
+
+export const WEBHOOK_PATH = '/webhooks/provider';
+
+/** Job ids must not contain ':' and stay short. */
+function webhookPollJobId(fineTuneId: string, webhookId: string): string {
+  return jobId(
+    'finetune-poll',
+    fineTuneId,
+    'webhook',
+    webhookId.replace(/[^A-Za-z0-9_-]/g, '_').slice(0, 80),
+  );
+}
+
+/**
+ * `POST /webhooks/provider`: verifies the delivery, records its `webhook-id` (a repeat changes nothing)
+ * and queues an immediate poll of the job it names. Any verification failure is a 400 with no effect.
+ */
+export async function startWebhookServer(opts: WebhookServerOptions): Promise<WebhookServer> {
+  const host = opts.host ?? '127.0.0.1';
+  const server = createServer((req, res) => {
+    const reply = (status: number, body: unknown) => {
+      res.writeHead(status, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(body));
+    };
+    if (req.method !== 'POST' || req.url?.split('?')[0] !== WEBHOOK_PATH)
+      return reply(404, { error: 'not found' });
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > MAX_BODY_BYTES) req.destroy();
+      else chunks.push(chunk);
+    });
+    req.on('end', () => {
+      // The signature covers the exact bytes: verify the raw body.
+      const body = Buffer.concat(chunks).toString('utf8');
+      const headers: Record<string, string> = {};
+      for (const [k, v] of Object.entries(req.headers)) {
+        if (typeof v === 'string') headers[k] = v;
+        else if (Array.isArray(v) && v[0] !== undefined) headers[k] = v[0];
+      }
+      handleDelivery(opts, body, headers).then(
+        ({ status, body: out }) => reply(status, out),
+        (err: unknown) => {
+          opts.log.error({ err: String(err) }, 'webhook handling failed');
+          reply(500, { error: 'internal error' }); // the provider retries
+        },
+      );
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port, host, () => resolve());
+  });
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : opts.port;
+  return {
+    port,
+    url: `http://${host}:${port}${WEBHOOK_PATH}`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}
+
+const MAX_BODY_BYTES = 1024 * 1024;
+
+async function handleDelivery(
+  opts: WebhookServerOptions,
+  body: string,
+  headers: Record<string, string>,
+): Promise<{ status: number; body: unknown }> {
+  let event: WebhookEvent;
+  try {
+    event = await opts.unwrap(body, headers);
+  } catch (err) {
+    opts.log.warn({ err: err instanceof Error ? err.message : String(err) }, 'webhook rejected');
+    return { status: 400, body: { error: 'invalid webhook signature or timestamp' } };
+  }
+  const webhookId = headers['webhook-id'];
+  if (!webhookId) return { status: 400, body: { error: 'missing webhook-id header' } };
+  const providerJobId = event.type.startsWith('fine_tuning.job.') ? (event.data?.id ?? null) : null;
+
+  const queued = await opts.db.transaction().execute(async (tx) => {
+    const delivery = await tx
+      .insertInto('webhook_deliveries')
+      .values({ webhook_id: webhookId, event_type: event.type, provider_job_id: providerJobId })
+      .onConflict((oc) => oc.column('webhook_id').doNothing())
+      .returning('webhook_id')
+      .executeTakeFirst();
+    if (!delivery || !providerJobId) return false; // a repeat, or not about a job
+    const fineTune = await findFineTuneByProviderJob(tx, providerJobId);
+    // Unknown job (its id not stored yet): the scheduled polls find the ending anyway.
+    if (!fineTune || isTerminalStatus(fineTune.status)) return false;
+    await writeOutbox(tx, {
+      queue: 'finetune-poll',
+      jobId: webhookPollJobId(fineTune.id, webhookId),
+      payload: {
+        schemaVersion: 1,
+        correlationId: fineTune.correlation_id,
+        fineTuneId: fineTune.id,
+        reason: 'webhook',
+      },
+    });
+    return true;
+  });
+  if (queued) {
+    await opts.relay?.().catch((err: unknown) => opts.log.warn({ err: String(err) }, 'webhook relay failed'));
+  }
+  return { status: 200, body: { received: true, queued } };
+}

@@ -1,0 +1,184 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { QueueName } from '@tuneline/contracts';
+import { LocalFileStorage } from '@tuneline/dataset';
+import type { Db } from '@tuneline/db';
+import { grantCredits } from '@tuneline/ledger';
+import {
+  createLogger,
+  createRedis,
+  type RunningStage,
+  type Stage,
+  type StageDeps,
+  startStage,
+} from '@tuneline/runtime';
+import type { Redis } from 'ioredis';
+
+/** A chat fine-tuning file the simulator accepts: `n` examples. */
+export function trainingJsonl(n: number, tag = 'doc'): string {
+  const lines: string[] = [];
+  for (let i = 0; i < n; i++) {
+    lines.push(
+      JSON.stringify({
+        messages: [
+          { role: 'system', content: 'Extract the invoice fields as JSON.' },
+          { role: 'user', content: `Invoice ${tag}-${i} total ${100 + i} EUR from ACME ${i}` },
+          { role: 'assistant', content: JSON.stringify({ total: 100 + i, supplier: `ACME ${i}` }) },
+        ],
+      }),
+    );
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+export interface StorageFixture {
+  storage: LocalFileStorage;
+  dir: string;
+  cleanup(): void;
+}
+
+export function tempStorage(): StorageFixture {
+  const dir = mkdtempSync(join(tmpdir(), 'tuneline-stages-'));
+  return {
+    storage: new LocalFileStorage(dir),
+    dir,
+    cleanup: () => rmSync(dir, { recursive: true, force: true }),
+  };
+}
+
+async function writeKey(storage: LocalFileStorage, key: string, content: string): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    const out = storage.createWriteStream(key);
+    out.on('error', reject);
+    out.end(content, () => resolve());
+  });
+}
+
+export interface SeedDatasetOptions {
+  licenseId: string;
+  storage: LocalFileStorage;
+  autoTrain?: boolean;
+  examples?: number;
+  testExamples?: number;
+  estimatedCredits?: bigint;
+  job?: Record<string, unknown>;
+  baseModel?: string;
+}
+
+/** A `ready` dataset (and the request row it hangs off), its files written to storage. */
+export async function seedReadyDataset(db: Db, opts: SeedDatasetOptions): Promise<string> {
+  const requestId = `req-${randomBytes(6).toString('hex')}`;
+  const correlationId = `corr-${requestId}`;
+  const request = await db
+    .insertInto('fine_tune_requests')
+    .values({
+      license_id: opts.licenseId,
+      request_id: requestId,
+      content_hash: randomBytes(32).toString('hex'),
+      correlation_id: correlationId,
+      payload: JSON.stringify({}),
+      status: 'built',
+    })
+    .returning('id')
+    .executeTakeFirstOrThrow();
+  const id = randomUUID();
+  const trainKey = `datasets/${id}/train.jsonl`;
+  await writeKey(opts.storage, trainKey, trainingJsonl(opts.examples ?? 12, id.slice(0, 8)));
+  let testKey: string | null = null;
+  if (opts.testExamples) {
+    testKey = `datasets/${id}/test.jsonl`;
+    await writeKey(opts.storage, testKey, trainingJsonl(opts.testExamples, `t-${id.slice(0, 8)}`));
+  }
+  const hash = randomBytes(32).toString('hex');
+  await db
+    .insertInto('datasets')
+    .values({
+      id,
+      request_row_id: request.id,
+      license_id: opts.licenseId,
+      correlation_id: correlationId,
+      base_model: opts.baseModel ?? 'gpt-4o-mini-2024-07-18',
+      status: 'ready',
+      dump: 'mapped',
+      test_percent: 0,
+      content_hash: hash,
+      short_hash: hash.slice(0, 8),
+      train_path: trainKey,
+      test_path: testKey,
+      train_examples: opts.examples ?? 12,
+      test_examples: opts.testExamples ?? 0,
+      train_tokens: 1000,
+      epochs: 9,
+      estimated_billed_tokens: 9000,
+      estimated_credits: (opts.estimatedCredits ?? 27n).toString(),
+      auto_train: opts.autoTrain ?? true,
+      job_options: JSON.stringify(
+        opts.job ?? { description: 'stage test', notifyEmails: 'ops@example.com', hyperparameters: 'auto' },
+      ),
+    })
+    .execute();
+  return id;
+}
+
+export async function seedLicense(db: Db, licenseId: string, credits: bigint): Promise<void> {
+  await db
+    .insertInto('licenses')
+    .values({ id: licenseId, name: licenseId })
+    .onConflict((oc) => oc.column('id').doNothing())
+    .execute();
+  if (credits > 0n) {
+    await db
+      .transaction()
+      .execute((tx) =>
+        grantCredits(tx, {
+          grantId: `seed-${licenseId}-${randomBytes(4).toString('hex')}`,
+          licenseId,
+          amount: credits,
+        }),
+      );
+  }
+}
+
+export const quietLog = createLogger('stages-test', 'silent');
+
+/** Runs stages in-process on their own Redis connections, timers fast so tests do not wait on them. */
+export class StageRunner {
+  private readonly running: { stage: RunningStage; conns: Redis[] }[] = [];
+
+  constructor(
+    private readonly redisUrl: string,
+    private readonly prefix: string,
+  ) {}
+
+  async start<Q extends QueueName, D extends StageDeps>(
+    stage: Stage<Q, D>,
+    deps: D,
+    opts: { concurrency?: number; timers?: boolean } = {},
+  ): Promise<RunningStage> {
+    const workerConnection = createRedis(this.redisUrl, 'worker');
+    const producerConnection = createRedis(this.redisUrl, 'worker');
+    const running = await startStage(stage, {
+      config: {
+        QUEUE_PREFIX: this.prefix,
+        WORKER_CONCURRENCY: opts.concurrency ?? 8,
+        RECOVERY_INTERVAL_MS: 60_000,
+        OUTBOX_INTERVAL_MS: 100,
+      },
+      deps,
+      workerConnection,
+      producerConnection,
+      timers: opts.timers ?? true,
+    });
+    this.running.push({ stage: running, conns: [workerConnection, producerConnection] });
+    return running;
+  }
+
+  async closeAll(): Promise<void> {
+    for (const { stage, conns } of this.running.splice(0)) {
+      await stage.close(2_000).catch(() => {});
+      for (const c of conns) c.disconnect();
+    }
+  }
+}
