@@ -51,6 +51,9 @@ export interface FineTuneRequestsTable {
   updated_at: Generated<Date>;
 }
 
+/** A jsonb column with a database default (Generated<> does not unwrap a ColumnType). */
+type DefaultedJson<T> = ColumnType<T, string | undefined, string>;
+
 export type DatasetStatus = 'building' | 'ready' | 'invalid' | 'uploading' | 'uploaded' | 'upload_failed';
 
 export interface DatasetsTable {
@@ -69,13 +72,13 @@ export interface DatasetsTable {
   test_path: string | null;
   train_examples: Generated<number>;
   test_examples: Generated<number>;
-  train_tokens: Generated<BigIntColumn>;
-  test_tokens: Generated<BigIntColumn>;
+  train_tokens: DefaultedBigInt;
+  test_tokens: DefaultedBigInt;
   epochs: number | null;
   estimated_billed_tokens: NullableBigInt;
   estimated_credits: NullableBigInt;
-  warnings: Generated<Json<unknown[]>>;
-  errors: Generated<Json<unknown[]>>;
+  warnings: DefaultedJson<unknown[]>;
+  errors: DefaultedJson<unknown[]>;
   train_file_id: string | null;
   test_file_id: string | null;
   /** Whether the upload stage should queue job creation on its own. */

@@ -1,12 +1,183 @@
-import { defineStage, type StageDeps } from '@tuneline/runtime';
+import { randomUUID } from 'node:crypto';
+import {
+  type FineTuneRequest,
+  jobId,
+  type MessageOf,
+  requestContentHash,
+  requestJobId,
+} from '@tuneline/contracts';
+import {
+  buildDataset,
+  type Catalogue,
+  type DatasetBuild,
+  type DatasetStorage,
+  describeIssue,
+} from '@tuneline/dataset';
+import {
+  type DatasetRecord,
+  findDatasetByRequestRow,
+  finishRequest,
+  insertDataset,
+  listDatasetsAwaitingAutoUpload,
+  listWaitingRequests,
+  lockRequest,
+  type OutboxMessage,
+  type StoredRequest,
+  storeRequest,
+  writeOutbox,
+} from '@tuneline/db';
+import { defineStage, type JobContext, PermanentError, type StageDeps } from '@tuneline/runtime';
 
-export type DatasetBuilderDeps = StageDeps;
+export interface DatasetBuilderDeps extends StageDeps {
+  storage: DatasetStorage;
+  catalogue: Catalogue;
+}
+
+/** Storage keys of one build attempt: attempts never share files, so two racing runs cannot mix lines. */
+export function datasetKeys(request: StoredRequest, attempt: string = randomUUID().slice(0, 8)) {
+  const dir = `datasets/${request.licenseId}/${request.id}/${attempt}`;
+  return { trainKey: `${dir}/train.jsonl`, testKey: `${dir}/test.jsonl` };
+}
+
+/** The one-line reason a rejected request carries. */
+export function rejectionReason(build: Pick<DatasetBuild, 'errors'>): string {
+  const shown = build.errors.slice(0, 5).map(describeIssue);
+  const more = build.errors.length > 5 ? `; and ${build.errors.length - 5} more` : '';
+  return `invalid dataset: ${shown.join('; ')}${more}`;
+}
+
+/** The `files-upload` message of a dataset (the uploader's queue). */
+export function filesUploadMessage(
+  dataset: Pick<DatasetRecord, 'id' | 'correlationId'>,
+): OutboxMessage<'files-upload'> {
+  return {
+    queue: 'files-upload',
+    jobId: jobId('files-upload', dataset.id),
+    payload: { schemaVersion: 1, correlationId: dataset.correlationId, datasetId: dataset.id },
+  };
+}
+
+/** A `fine-tune-requests` message re-driving a stored request from its Postgres row. */
+export function storedRequestMessage(row: StoredRequest): OutboxMessage<'fine-tune-requests'> {
+  return {
+    queue: 'fine-tune-requests',
+    jobId: requestJobId(row.licenseId, row.requestId),
+    payload: { schemaVersion: 1, correlationId: row.correlationId, request: row.payload as FineTuneRequest },
+  };
+}
+
+export type HandleOutcome =
+  | { outcome: 'built'; dataset: DatasetRecord }
+  | { outcome: 'already_built'; dataset: DatasetRecord | undefined };
+
+/**
+ * Stores the request once per (licenseId, requestId), builds its dataset, and commits the dataset row,
+ * the request's new status and (autoTrain) the `files-upload` message in one transaction. Invalid input
+ * and a reused requestId with other content fail permanently; anything else is retried.
+ */
+export async function handleFineTuneRequest(
+  message: MessageOf<'fine-tune-requests'>,
+  ctx: Pick<JobContext, 'log'>,
+  deps: DatasetBuilderDeps,
+): Promise<HandleOutcome> {
+  const request = message.request;
+  const contentHash = requestContentHash(request);
+  const { request: stored } = await storeRequest(deps.db, {
+    licenseId: request.licenseId,
+    requestId: request.requestId,
+    contentHash,
+    correlationId: message.correlationId,
+    payload: request,
+  });
+  if (stored.contentHash !== contentHash) {
+    throw new PermanentError(
+      `requestId "${request.requestId}" of license "${request.licenseId}" was already used for a request with different content; the stored request is kept unchanged`,
+    );
+  }
+  if (stored.status === 'rejected') {
+    throw new PermanentError(stored.error ?? 'the request was rejected');
+  }
+  if (stored.status === 'built') {
+    ctx.log.info({ requestRowId: stored.id }, 'request already built: same dataset');
+    return { outcome: 'already_built', dataset: await findDatasetByRequestRow(deps.db, stored.id) };
+  }
+
+  const keys = datasetKeys(stored);
+  const build = await buildDataset(request, () => request.documents, {
+    storage: deps.storage,
+    ...keys,
+    catalogue: deps.catalogue,
+  });
+  const reason = build.status === 'invalid' ? rejectionReason(build) : null;
+
+  const committed = await deps.db.transaction().execute(async (tx) => {
+    const locked = await lockRequest(tx, stored.id);
+    if (locked?.status !== 'received') return undefined; // another run finished it first
+    const { dataset } = await insertDataset(tx, {
+      requestRowId: stored.id,
+      licenseId: stored.licenseId,
+      correlationId: stored.correlationId,
+      baseModel: request.baseModel,
+      status: build.status,
+      dump: request.dump,
+      testPercent: request.testPercent,
+      contentHash: build.contentHash,
+      shortHash: build.shortHash,
+      trainPath: build.trainKey,
+      testPath: build.testKey,
+      trainExamples: build.trainExamples,
+      testExamples: build.testExamples,
+      trainTokens: build.trainTokens,
+      testTokens: build.testTokens,
+      epochs: build.epochs,
+      estimatedBilledTokens: build.estimatedBilledTokens,
+      estimatedCredits: build.estimatedCredits,
+      warnings: build.warnings,
+      errors: build.errors,
+      autoTrain: request.autoTrain,
+      jobOptions: request.job,
+    });
+    await finishRequest(tx, stored.id, build.status === 'ready' ? 'built' : 'rejected', reason);
+    if (build.status === 'ready' && request.autoTrain) await writeOutbox(tx, filesUploadMessage(dataset));
+    return dataset;
+  });
+
+  if (!committed) {
+    // Lost the race: our files are not referenced by any row.
+    await Promise.all([deps.storage.remove(keys.trainKey), deps.storage.remove(keys.testKey)]);
+    const current = await findDatasetByRequestRow(deps.db, stored.id);
+    if (current?.status === 'invalid') throw new PermanentError(reason ?? 'the request was rejected');
+    return { outcome: 'already_built', dataset: current };
+  }
+  if (reason) throw new PermanentError(reason);
+  ctx.log.info(
+    {
+      datasetId: committed.id,
+      trainExamples: committed.trainExamples,
+      testExamples: committed.testExamples,
+      estimatedCredits: committed.estimatedCredits?.toString(),
+    },
+    'dataset built',
+  );
+  return { outcome: 'built', dataset: committed };
+}
+
+/**
+ * Work waiting on this stage in Postgres: requests stored but not built (re-driven from the stored
+ * payload), and ready auto-train datasets whose `files-upload` message may have been lost.
+ */
+export async function recoverDatasetBuilder(deps: DatasetBuilderDeps): Promise<OutboxMessage[]> {
+  const waiting = await listWaitingRequests(deps.db, 50);
+  const uploads = await listDatasetsAwaitingAutoUpload(deps.db);
+  return [...waiting.map(storedRequestMessage), ...uploads.map(filesUploadMessage)];
+}
 
 /** Stage: consumes `fine-tune-requests`. */
 export const datasetBuilderStage = defineStage<'fine-tune-requests', DatasetBuilderDeps>({
   service: 'dataset-builder',
   queue: 'fine-tune-requests',
-  async handle(message, ctx) {
-    ctx.log.info({ message }, 'received');
+  async handle(message, ctx, deps) {
+    await handleFineTuneRequest(message, ctx, deps);
   },
+  recover: recoverDatasetBuilder,
 });

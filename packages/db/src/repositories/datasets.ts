@@ -1,0 +1,179 @@
+import type { Executor } from '../connection.ts';
+import type { Dataset, DatasetStatus } from '../schema.ts';
+
+/** A `datasets` row with bigint columns as bigint and json columns parsed. */
+export interface DatasetRecord {
+  id: string;
+  requestRowId: string;
+  licenseId: string;
+  correlationId: string;
+  baseModel: string;
+  status: DatasetStatus;
+  dump: 'all' | 'mapped';
+  testPercent: number;
+  contentHash: string | null;
+  shortHash: string | null;
+  trainPath: string | null;
+  testPath: string | null;
+  trainExamples: number;
+  testExamples: number;
+  trainTokens: bigint;
+  testTokens: bigint;
+  epochs: number | null;
+  estimatedBilledTokens: bigint | null;
+  estimatedCredits: bigint | null;
+  warnings: unknown[];
+  errors: unknown[];
+  trainFileId: string | null;
+  testFileId: string | null;
+  autoTrain: boolean;
+  jobOptions: unknown;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+const big = (v: string | null): bigint | null => (v === null ? null : BigInt(v));
+
+export function toDatasetRecord(row: Dataset): DatasetRecord {
+  return {
+    id: row.id,
+    requestRowId: row.request_row_id,
+    licenseId: row.license_id,
+    correlationId: row.correlation_id,
+    baseModel: row.base_model,
+    status: row.status,
+    dump: row.dump,
+    testPercent: row.test_percent,
+    contentHash: row.content_hash,
+    shortHash: row.short_hash,
+    trainPath: row.train_path,
+    testPath: row.test_path,
+    trainExamples: row.train_examples,
+    testExamples: row.test_examples,
+    trainTokens: BigInt(row.train_tokens),
+    testTokens: BigInt(row.test_tokens),
+    epochs: row.epochs,
+    estimatedBilledTokens: big(row.estimated_billed_tokens),
+    estimatedCredits: big(row.estimated_credits),
+    warnings: row.warnings,
+    errors: row.errors,
+    trainFileId: row.train_file_id,
+    testFileId: row.test_file_id,
+    autoTrain: row.auto_train,
+    jobOptions: row.job_options,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+  };
+}
+
+export interface NewDatasetRecord {
+  requestRowId: string;
+  licenseId: string;
+  correlationId: string;
+  baseModel: string;
+  status: 'ready' | 'invalid';
+  dump: 'all' | 'mapped';
+  testPercent: number;
+  contentHash: string | null;
+  shortHash: string | null;
+  /** Storage keys of the files. */
+  trainPath: string | null;
+  testPath: string | null;
+  trainExamples: number;
+  testExamples: number;
+  trainTokens: bigint;
+  testTokens: bigint;
+  epochs: number | null;
+  estimatedBilledTokens: bigint | null;
+  estimatedCredits: bigint | null;
+  warnings: unknown[];
+  errors: unknown[];
+  autoTrain: boolean;
+  jobOptions: unknown;
+}
+
+/**
+ * Inserts the dataset of a request; one per request (unique `request_row_id`). Returns the stored row
+ * and whether this call created it.
+ */
+export async function insertDataset(
+  tx: Executor,
+  d: NewDatasetRecord,
+): Promise<{ dataset: DatasetRecord; created: boolean }> {
+  const inserted = await tx
+    .insertInto('datasets')
+    .values({
+      request_row_id: d.requestRowId,
+      license_id: d.licenseId,
+      correlation_id: d.correlationId,
+      base_model: d.baseModel,
+      status: d.status,
+      dump: d.dump,
+      test_percent: d.testPercent,
+      content_hash: d.contentHash,
+      short_hash: d.shortHash,
+      train_path: d.trainPath,
+      test_path: d.testPath,
+      train_examples: d.trainExamples,
+      test_examples: d.testExamples,
+      train_tokens: d.trainTokens.toString(),
+      test_tokens: d.testTokens.toString(),
+      epochs: d.epochs,
+      estimated_billed_tokens: d.estimatedBilledTokens?.toString() ?? null,
+      estimated_credits: d.estimatedCredits?.toString() ?? null,
+      warnings: JSON.stringify(d.warnings),
+      errors: JSON.stringify(d.errors),
+      auto_train: d.autoTrain,
+      job_options: JSON.stringify(d.jobOptions),
+    })
+    .onConflict((oc) => oc.column('request_row_id').doNothing())
+    .returningAll()
+    .executeTakeFirst();
+  if (inserted) return { dataset: toDatasetRecord(inserted), created: true };
+  const existing = await findDatasetByRequestRow(tx, d.requestRowId);
+  if (!existing) throw new Error(`dataset of request ${d.requestRowId} vanished`);
+  return { dataset: existing, created: false };
+}
+
+export async function findDataset(db: Executor, id: string): Promise<DatasetRecord | undefined> {
+  const row = await db.selectFrom('datasets').selectAll().where('id', '=', id).executeTakeFirst();
+  return row ? toDatasetRecord(row) : undefined;
+}
+
+export async function findDatasetByRequestRow(
+  db: Executor,
+  requestRowId: string,
+): Promise<DatasetRecord | undefined> {
+  const row = await db
+    .selectFrom('datasets')
+    .selectAll()
+    .where('request_row_id', '=', requestRowId)
+    .executeTakeFirst();
+  return row ? toDatasetRecord(row) : undefined;
+}
+
+/** The datasets grid of a license, newest first. */
+export async function listDatasets(db: Executor, licenseId: string, limit = 100): Promise<DatasetRecord[]> {
+  const rows = await db
+    .selectFrom('datasets')
+    .selectAll()
+    .where('license_id', '=', licenseId)
+    .orderBy('created_at', 'desc')
+    .limit(limit)
+    .execute();
+  return rows.map(toDatasetRecord);
+}
+
+/** Ready datasets with `auto_train` whose upload has not started: their `files-upload` message is due. */
+export async function listDatasetsAwaitingAutoUpload(db: Executor, limit = 500): Promise<DatasetRecord[]> {
+  const rows = await db
+    .selectFrom('datasets')
+    .selectAll()
+    .where('status', '=', 'ready')
+    .where('auto_train', '=', true)
+    .where('train_file_id', 'is', null)
+    .orderBy('created_at')
+    .limit(limit)
+    .execute();
+  return rows.map(toDatasetRecord);
+}
