@@ -36,7 +36,7 @@ export interface SimFile {
   filename: string;
   purpose: string;
   status: FileStatus;
-  status_details: string | null;
+  status_details?: string;
   expires_at?: number;
   content: Buffer;
 }
@@ -157,7 +157,6 @@ export class FineTuningService {
       filename,
       purpose,
       status,
-      status_details: null,
       content,
     };
     this.state.files.set(file.id, file);
