@@ -3,9 +3,16 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { QueueName } from '@tuneline/contracts';
-import { LocalFileStorage } from '@tuneline/dataset';
+import { findBaseModel, LocalFileStorage } from '@tuneline/dataset';
 import type { Db } from '@tuneline/db';
 import { grantCredits } from '@tuneline/ledger';
+import {
+  CountingProvider,
+  type PollerProvider,
+  type PollScheduleConfig,
+  pollerStage,
+  Sweeper,
+} from '@tuneline/poller';
 import {
   createLogger,
   createRedis,
@@ -14,6 +21,8 @@ import {
   type StageDeps,
   startStage,
 } from '@tuneline/runtime';
+import { type TrainerProvider, trainerStage } from '@tuneline/trainer';
+import { type UploaderProvider, uploaderStage } from '@tuneline/uploader';
 import type { Redis } from 'ioredis';
 
 /** A chat fine-tuning file the simulator accepts: `n` examples. */
@@ -129,15 +138,13 @@ export async function seedLicense(db: Db, licenseId: string, credits: bigint): P
     .onConflict((oc) => oc.column('id').doNothing())
     .execute();
   if (credits > 0n) {
-    await db
-      .transaction()
-      .execute((tx) =>
-        grantCredits(tx, {
-          grantId: `seed-${licenseId}-${randomBytes(4).toString('hex')}`,
-          licenseId,
-          amount: credits,
-        }),
-      );
+    await db.transaction().execute((tx) =>
+      grantCredits(tx, {
+        grantId: `seed-${licenseId}-${randomBytes(4).toString('hex')}`,
+        licenseId,
+        amount: credits,
+      }),
+    );
   }
 }
 
@@ -181,4 +188,76 @@ export class StageRunner {
       for (const c of conns) c.disconnect();
     }
   }
+}
+
+export interface PipelineOptions {
+  db: Db;
+  redisUrl: string;
+  prefix: string;
+  /** The provider profile (what every stage gets). */
+  provider: PipelineProvider;
+  storage: LocalFileStorage;
+  schedule?: Partial<PollScheduleConfig>;
+  /** Stages to start; default all three. */
+  stages?: ('uploader' | 'trainer' | 'poller')[];
+  sweepMaxAgeMs?: number;
+}
+
+export type PipelineProvider = UploaderProvider & TrainerProvider & PollerProvider;
+
+export interface Pipeline {
+  runner: StageRunner;
+  pollerProvider: CountingProvider;
+  sweeper: Sweeper;
+  stages: Partial<Record<'uploader' | 'trainer' | 'poller', RunningStage>>;
+  close(): Promise<void>;
+}
+
+export async function startPipeline(opts: PipelineOptions): Promise<Pipeline> {
+  const runner = new StageRunner(opts.redisUrl, opts.prefix);
+  const schedule: PollScheduleConfig = {
+    intervalMs: 20 * 60_000,
+    minIntervalMs: 2 * 60_000,
+    finishGraceMs: 5_000,
+    ...opts.schedule,
+  };
+  const pollerProvider = new CountingProvider(opts.provider);
+  const sweeper = new Sweeper({
+    db: opts.db,
+    provider: pollerProvider,
+    log: quietLog,
+    schedule,
+    maxAgeMs: opts.sweepMaxAgeMs ?? 200,
+    maxPages: 20,
+  });
+  const wanted = opts.stages ?? ['uploader', 'trainer', 'poller'];
+  const stages: Pipeline['stages'] = {};
+  if (wanted.includes('uploader')) {
+    stages.uploader = await runner.start(uploaderStage, {
+      db: opts.db,
+      log: quietLog,
+      provider: opts.provider,
+      storage: opts.storage,
+      priceOf: (model: string) => findBaseModel(model)?.creditsPerMillionTrainingTokens,
+      processTimeoutMs: 30_000,
+    });
+  }
+  if (wanted.includes('trainer')) {
+    stages.trainer = await runner.start(trainerStage, {
+      db: opts.db,
+      log: quietLog,
+      provider: opts.provider,
+      reservationMarginPercent: 10,
+    });
+  }
+  if (wanted.includes('poller')) {
+    stages.poller = await runner.start(pollerStage, {
+      db: opts.db,
+      log: quietLog,
+      provider: pollerProvider,
+      sweeper,
+      schedule,
+    });
+  }
+  return { runner, pollerProvider, sweeper, stages, close: () => runner.closeAll() };
 }

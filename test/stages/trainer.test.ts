@@ -1,0 +1,222 @@
+import { randomUUID } from 'node:crypto';
+import { jobId } from '@tuneline/contracts';
+import { autoTrainFineTuneId, getFineTune } from '@tuneline/db';
+import { type RunningSimulator, startSimulator } from '@tuneline/simulator';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestDatabase, redisUrl, type TestDatabase, testPrefix, waitFor } from '../support/context.ts';
+import {
+  type Pipeline,
+  type StorageFixture,
+  seedLicense,
+  seedReadyDataset,
+  startPipeline,
+  tempStorage,
+} from './harness.ts';
+import { makeProvider } from './provider.ts';
+
+let tdb: TestDatabase;
+let sim: RunningSimulator;
+let files: StorageFixture;
+let pipeline: Pipeline;
+let provider: ReturnType<typeof makeProvider>;
+
+beforeAll(async () => {
+  tdb = await createTestDatabase();
+  files = tempStorage();
+  sim = await startSimulator({ port: 0, seed: 11, speed: 2_000 });
+  provider = makeProvider({ baseURL: sim.url, apiKey: sim.apiKey });
+  pipeline = await startPipeline({
+    db: tdb.db,
+    redisUrl: redisUrl(),
+    prefix: testPrefix(),
+    provider,
+    storage: files.storage,
+    // Polls every 200 ms here: these tests are about creation, not about waiting.
+    schedule: { intervalMs: 200, minIntervalMs: 100 },
+  });
+});
+
+afterAll(async () => {
+  await pipeline?.close();
+  await sim?.close();
+  files?.cleanup();
+  await tdb?.drop();
+});
+
+const jobsFor = (fineTuneId: string) =>
+  sim.admin.state().jobs.filter((j) => j.metadata?.fine_tune_id === fineTuneId);
+
+async function untilFinished(fineTuneId: string) {
+  return waitFor(
+    async () => {
+      const row = await getFineTune(tdb.db, fineTuneId);
+      return row && ['succeeded', 'failed', 'cancelled', 'insufficient_credits'].includes(row.status)
+        ? row
+        : null;
+    },
+    20_000,
+    `fine-tune ${fineTuneId} to finish`,
+  );
+}
+
+async function settleMessages(fineTuneId: string) {
+  return tdb.db
+    .selectFrom('outbox')
+    .selectAll()
+    .where('queue', '=', 'billing-settle')
+    .where('job_id', '=', jobId('billing-settle', fineTuneId))
+    .execute();
+}
+
+/** Queues the dataset's upload the way the dataset builder does. */
+async function enqueueUpload(datasetId: string) {
+  await pipeline.stages.uploader?.publisher.publish('files-upload', jobId('files-upload', datasetId), {
+    schemaVersion: 1,
+    correlationId: `corr-${datasetId}`,
+    datasetId,
+  });
+}
+
+describe('trainer against the simulator', () => {
+  it('runs a dataset from upload to a succeeded fine-tune with one provider job and one settlement message', async () => {
+    await seedLicense(tdb.db, 'lic-happy', 1_000n);
+    const datasetId = await seedReadyDataset(tdb.db, {
+      licenseId: 'lic-happy',
+      storage: files.storage,
+      testExamples: 10,
+    });
+    await enqueueUpload(datasetId);
+    const fineTuneId = autoTrainFineTuneId(datasetId);
+    const done = await untilFinished(fineTuneId);
+    expect(done.status).toBe('succeeded');
+    expect(done.fine_tuned_model).toMatch(/^ft:gpt-4o-mini-2024-07-18:/);
+    expect(Number(done.trained_tokens)).toBeGreaterThan(0);
+    expect(done.credits_reserved).toBe('30'); // 27 estimated + 10 % margin, rounded up
+    expect(jobsFor(fineTuneId)).toHaveLength(1);
+    expect(await settleMessages(fineTuneId)).toHaveLength(1);
+    const events = await tdb.db
+      .selectFrom('provider_events')
+      .selectAll()
+      .where('fine_tune_id', '=', fineTuneId)
+      .execute();
+    expect(events.length).toBeGreaterThan(0);
+    const checkpoints = await tdb.db
+      .selectFrom('checkpoints')
+      .selectAll()
+      .where('fine_tune_id', '=', fineTuneId)
+      .execute();
+    expect(checkpoints.length).toBeGreaterThan(0);
+    const dataset = await tdb.db
+      .selectFrom('datasets')
+      .selectAll()
+      .where('id', '=', datasetId)
+      .executeTakeFirstOrThrow();
+    expect(dataset.status).toBe('uploaded');
+    expect(dataset.train_file_id).toMatch(/^file-/);
+    expect(dataset.test_file_id).toMatch(/^file-/);
+  });
+
+  it('adopts the job by metadata when the create response is lost: exactly one provider job', async () => {
+    await seedLicense(tdb.db, 'lic-lost', 1_000n);
+    const datasetId = await seedReadyDataset(tdb.db, { licenseId: 'lic-lost', storage: files.storage });
+    sim.admin.setFaults({ lostCreateRate: 1, lostCreateMode: '500' });
+    try {
+      await enqueueUpload(datasetId);
+      const fineTuneId = autoTrainFineTuneId(datasetId);
+      await waitFor(
+        async () => (await getFineTune(tdb.db, fineTuneId))?.provider_job_id,
+        15_000,
+        'job id stored',
+      );
+      expect(sim.admin.state().faultLog.some((f) => f.fault === 'lost-create-500')).toBe(true);
+      sim.admin.setFaults({});
+      const done = await untilFinished(fineTuneId);
+      expect(done.status).toBe('succeeded');
+      const jobs = jobsFor(fineTuneId);
+      expect(jobs).toHaveLength(1);
+      expect(done.provider_job_id).toBe(jobs[0]?.id);
+    } finally {
+      sim.admin.setFaults({});
+    }
+  });
+
+  it('adopts a job created before a crash (created at the provider, id never stored)', async () => {
+    await seedLicense(tdb.db, 'lic-crash', 1_000n);
+    const datasetId = await seedReadyDataset(tdb.db, {
+      licenseId: 'lic-crash',
+      storage: files.storage,
+      autoTrain: false,
+    });
+    // Stage 2 ran (files uploaded), stage 3 reserved and created the job, then died before recording it.
+    const fineTuneId = randomUUID();
+    const trainFile = await provider.uploadFile({
+      filename: `${datasetId}-train.jsonl`,
+      content: files.storage.openRead(`datasets/${datasetId}/train.jsonl`),
+      size: (await files.storage.stat(`datasets/${datasetId}/train.jsonl`)).size,
+    });
+    await provider.waitUntilProcessed(trainFile.id, { timeoutMs: 10_000 });
+    const dataset = await tdb.db
+      .updateTable('datasets')
+      .set({ status: 'uploaded', train_file_id: trainFile.id })
+      .where('id', '=', datasetId)
+      .returningAll()
+      .executeTakeFirstOrThrow();
+    await tdb.db
+      .insertInto('fine_tunes')
+      .values({
+        id: fineTuneId,
+        license_id: dataset.license_id,
+        dataset_id: datasetId,
+        correlation_id: dataset.correlation_id,
+        base_model: dataset.base_model,
+        status: 'pending',
+        suffix: 'crash-test',
+        hyperparameters: JSON.stringify('auto'),
+        credits_per_million_tokens: '3000',
+      })
+      .execute();
+    const orphan = await provider.createJob({
+      model: dataset.base_model,
+      trainingFile: trainFile.id,
+      suffix: 'crash-test',
+      metadata: { fine_tune_id: fineTuneId },
+    });
+    // The restarted trainer finds the row waiting (recovery) and runs it.
+    const recovered = await pipeline.stages.trainer?.recover();
+    expect(recovered).toBeGreaterThanOrEqual(1);
+    const done = await untilFinished(fineTuneId);
+    expect(done.provider_job_id).toBe(orphan.id);
+    expect(jobsFor(fineTuneId)).toHaveLength(1);
+    expect(done.status).toBe('succeeded');
+  });
+
+  it('ends with insufficient_credits, the amounts in the message, a notification and no provider job', async () => {
+    await seedLicense(tdb.db, 'lic-poor', 5n);
+    const datasetId = await seedReadyDataset(tdb.db, {
+      licenseId: 'lic-poor',
+      storage: files.storage,
+      estimatedCredits: 100n,
+      job: {
+        description: 'too expensive',
+        notifyEmails: 'a@example.com; b@example.com',
+        hyperparameters: 'auto',
+      },
+    });
+    await enqueueUpload(datasetId);
+    const fineTuneId = autoTrainFineTuneId(datasetId);
+    const done = await untilFinished(fineTuneId);
+    expect(done.status).toBe('insufficient_credits');
+    expect(done.error_message).toContain('needs 110 credits');
+    expect(done.error_message).toContain('5 available');
+    expect(done.provider_job_id).toBeNull();
+    expect(jobsFor(fineTuneId)).toHaveLength(0);
+    const notes = await tdb.db
+      .selectFrom('notifications')
+      .selectAll()
+      .where('fine_tune_id', '=', fineTuneId)
+      .execute();
+    expect(notes.map((n) => n.recipient).sort()).toEqual(['a@example.com', 'b@example.com']);
+    expect(notes.every((n) => n.kind === 'insufficient_credits')).toBe(true);
+    expect(await settleMessages(fineTuneId)).toHaveLength(0);
+  });
+});
