@@ -61,14 +61,17 @@ describe('template clone per test file', () => {
   it('refuses updates and deletes of ledger transfers', async () => {
     await a.db
       .insertInto('ledger_accounts')
-      .values({ id: 'acct-x', kind: 'license', license_id: 'lic-a' })
+      .values([
+        { id: 'acct-x', kind: 'license', license_id: 'lic-x' },
+        { id: 'acct-y', kind: 'license', license_id: 'lic-y' },
+      ])
       .execute();
     await a.db
       .insertInto('ledger_transfers')
       .values({
         id: 'grant-1',
         kind: 'grant',
-        debit_account_id: 'system-grants',
+        debit_account_id: 'acct-y',
         credit_account_id: 'acct-x',
         amount: 5,
       })

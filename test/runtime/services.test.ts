@@ -60,7 +60,7 @@ describe('the six services', () => {
               const m = /"healthPort":(\d+)/.exec(log);
               return m && log.includes('service started') ? Number(m[1]) : undefined;
             },
-            45_000,
+            90_000,
             `${p.service} to start`,
           ),
         ),
@@ -76,6 +76,6 @@ describe('the six services', () => {
       );
       for (const p of supervisor.processes) p.child.kill('SIGTERM');
       expect(await Promise.all(exits)).toEqual(supervisor.processes.map(() => 0));
-    });
+    }, 120_000);
   });
 });
