@@ -1,0 +1,218 @@
+import { jobId } from '@tuneline/contracts';
+import { autoTrainFineTuneId, getFineTune, requestCancel } from '@tuneline/db';
+import { startWebhookServer, type WebhookServer } from '@tuneline/poller';
+import { type RunningSimulator, signWebhook, startSimulator } from '@tuneline/simulator';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestDatabase, redisUrl, type TestDatabase, testPrefix, waitFor } from '../support/context.ts';
+import {
+  type Pipeline,
+  quietLog,
+  type StorageFixture,
+  seedLicense,
+  seedReadyDataset,
+  startPipeline,
+  tempStorage,
+} from './harness.ts';
+import { makeProvider } from './provider.ts';
+
+const SECRET = `whsec_${Buffer.from('tuneline-webhook-test-secret-32b').toString('base64')}`;
+const TWENTY_MINUTES = 20 * 60_000;
+
+let tdb: TestDatabase;
+let sim: RunningSimulator;
+let files: StorageFixture;
+let pipeline: Pipeline;
+let hooks: WebhookServer;
+let provider: ReturnType<typeof makeProvider>;
+
+beforeAll(async () => {
+  tdb = await createTestDatabase();
+  files = tempStorage();
+  hooks = await startWebhookServer({
+    db: tdb.db,
+    log: quietLog,
+    port: 0,
+    unwrap: (body, headers) => provider.unwrapWebhook(body, headers),
+    relay: () => pipeline.stages.poller?.relayOutbox() ?? Promise.resolve(0),
+  });
+  // Speed 100: a job takes a few real seconds, so it is still running after the first poll.
+  sim = await startSimulator({ port: 0, seed: 21, speed: 100, webhookUrl: hooks.url, webhookSecret: SECRET });
+  provider = makeProvider({ baseURL: sim.url, apiKey: sim.apiKey, webhookSecret: SECRET });
+  pipeline = await startPipeline({
+    db: tdb.db,
+    redisUrl: redisUrl(),
+    prefix: testPrefix(),
+    provider,
+    storage: files.storage,
+    // Polling at 20 minutes: only a webhook can bring the ending in time.
+    schedule: { intervalMs: TWENTY_MINUTES, minIntervalMs: TWENTY_MINUTES },
+  });
+});
+
+afterAll(async () => {
+  await pipeline?.close();
+  await sim?.close();
+  await hooks?.close();
+  files?.cleanup();
+  await tdb?.drop();
+});
+
+async function startFineTune(licenseId: string): Promise<string> {
+  await seedLicense(tdb.db, licenseId, 1_000n);
+  const datasetId = await seedReadyDataset(tdb.db, { licenseId, storage: files.storage });
+  await pipeline.stages.uploader?.publisher.publish('files-upload', jobId('files-upload', datasetId), {
+    schemaVersion: 1,
+    correlationId: `corr-${datasetId}`,
+    datasetId,
+  });
+  const fineTuneId = autoTrainFineTuneId(datasetId);
+  await waitFor(async () => (await getFineTune(tdb.db, fineTuneId))?.provider_job_id, 15_000, 'provider job');
+  return fineTuneId;
+}
+
+const publishedSettlements = (fineTuneId: string) =>
+  tdb.db
+    .selectFrom('outbox')
+    .selectAll()
+    .where('job_id', '=', jobId('billing-settle', fineTuneId))
+    .where('published_at', 'is not', null)
+    .execute();
+
+async function post(body: string, headers: Record<string, string>) {
+  const res = await fetch(hooks.url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body,
+  });
+  return res.status;
+}
+
+describe('provider webhooks', () => {
+  it('a delivery makes the ending reach billing within 2 s of the simulator finishing, with 20-minute polling', async () => {
+    sim.admin.setFaults({ duplicateWebhookRate: 1 }); // every event delivered twice
+    const fineTuneId = await startFineTune('lic-hook');
+    const row = await getFineTune(tdb.db, fineTuneId);
+    const providerJobId = row?.provider_job_id ?? '';
+    // The simulator finishes the job on its own clock; note when.
+    await waitFor(
+      async () => sim.admin.state().jobs.find((j) => j.id === providerJobId)?.status === 'succeeded',
+      30_000,
+      'simulator to finish the job',
+    );
+    const finishedAt = Date.now();
+    const settled = await waitFor(
+      async () => (await publishedSettlements(fineTuneId)).length > 0,
+      2_000,
+      'settlement',
+    );
+    expect(settled).toBe(true);
+    expect(Date.now() - finishedAt).toBeLessThan(2_000);
+    const done = await getFineTune(tdb.db, fineTuneId);
+    expect(done?.status).toBe('succeeded');
+    expect(done?.fine_tuned_model).toBeTruthy();
+    // The second copy of each delivery changed nothing: one delivery row, one poll, one settlement.
+    await waitFor(
+      async () =>
+        sim.admin.state().webhookDeliveries.filter((d) => d.jobId === providerJobId && d.delivered).length >=
+        2,
+      5_000,
+      'both copies delivered',
+    );
+    const deliveries = await tdb.db
+      .selectFrom('webhook_deliveries')
+      .selectAll()
+      .where('provider_job_id', '=', providerJobId)
+      .execute();
+    expect(deliveries).toHaveLength(1);
+    const webhookPolls = await tdb.db
+      .selectFrom('outbox')
+      .select('job_id')
+      .where('job_id', 'like', `finetune-poll-${fineTuneId}-webhook-%`)
+      .execute();
+    expect(webhookPolls).toHaveLength(1);
+    expect(await publishedSettlements(fineTuneId)).toHaveLength(1);
+    sim.admin.setFaults({});
+  });
+
+  it('tampered, stale and wrongly signed deliveries get 400 and change nothing', async () => {
+    const fineTuneId = await startFineTune('lic-tamper');
+    // Let the first poll finish (it schedules the next one, 20 minutes out) before counting.
+    const row = await waitFor(
+      async () => {
+        const r = await getFineTune(tdb.db, fineTuneId);
+        return r && r.poll_count >= 1 ? r : null;
+      },
+      10_000,
+      'first poll',
+    );
+    const body = JSON.stringify({
+      id: 'evt_forged',
+      object: 'event',
+      type: 'fine_tuning.job.succeeded',
+      created_at: Math.floor(Date.now() / 1000),
+      data: { id: row?.provider_job_id },
+    });
+    const now = Math.floor(Date.now() / 1000);
+    const headers = (id: string, ts: number, signature: string) => ({
+      'webhook-id': id,
+      'webhook-timestamp': String(ts),
+      'webhook-signature': signature,
+    });
+    const countBefore = await tdb.db
+      .selectFrom('outbox')
+      .select((eb) => eb.fn.countAll().as('n'))
+      .executeTakeFirstOrThrow();
+    // Signed, then the body changed.
+    expect(
+      await post(
+        body.replace('succeeded', 'failed'),
+        headers('wh_t1', now, signWebhook(SECRET, 'wh_t1', now, body)),
+      ),
+    ).toBe(400);
+    // Signed correctly, but an hour old.
+    expect(
+      await post(body, headers('wh_t2', now - 3600, signWebhook(SECRET, 'wh_t2', now - 3600, body))),
+    ).toBe(400);
+    // Signed with another secret.
+    const other = `whsec_${Buffer.from('some-other-secret-of-32-bytes!!!').toString('base64')}`;
+    expect(await post(body, headers('wh_t3', now, signWebhook(other, 'wh_t3', now, body)))).toBe(400);
+    // No signature at all.
+    expect(await post(body, { 'webhook-id': 'wh_t4', 'webhook-timestamp': String(now) })).toBe(400);
+
+    const deliveries = await tdb.db
+      .selectFrom('webhook_deliveries')
+      .selectAll()
+      .where('webhook_id', 'in', ['wh_t1', 'wh_t2', 'wh_t3', 'wh_t4'])
+      .execute();
+    expect(deliveries).toHaveLength(0);
+    const countAfter = await tdb.db
+      .selectFrom('outbox')
+      .select((eb) => eb.fn.countAll().as('n'))
+      .executeTakeFirstOrThrow();
+    expect(countAfter.n).toBe(countBefore.n);
+    const after = await getFineTune(tdb.db, fineTuneId);
+    expect(after?.status).toBe(row?.status);
+    expect(after?.poll_count).toBe(row?.poll_count);
+  });
+
+  it('cancel: the provider job is cancelled and the fine-tune ends cancelled with one settlement', async () => {
+    const fineTuneId = await startFineTune('lic-cancel');
+    const result = await requestCancel(tdb.db, fineTuneId);
+    expect(result.ok).toBe(true);
+    await pipeline.stages.poller?.relayOutbox();
+    const done = await waitFor(
+      async () => {
+        const r = await getFineTune(tdb.db, fineTuneId);
+        return r?.status === 'cancelled' ? r : null;
+      },
+      10_000,
+      'cancelled',
+    );
+    expect(done.cancel_requested_at).not.toBeNull();
+    expect(sim.admin.state().jobs.find((j) => j.id === done.provider_job_id)?.status).toBe('cancelled');
+    await waitFor(async () => (await publishedSettlements(fineTuneId)).length > 0, 5_000, 'settlement');
+    expect(await publishedSettlements(fineTuneId)).toHaveLength(1);
+    // Asking again once it has ended is refused and changes nothing.
+    expect(await requestCancel(tdb.db, fineTuneId)).toMatchObject({ ok: false, reason: 'already_finished' });
+  });
+});
