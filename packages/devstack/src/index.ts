@@ -291,4 +291,5 @@ export function waitForPort(port: number, host = '127.0.0.1', timeoutMs = 10_000
   });
 }
 
+export * from './invoices.ts';
 export * from './services.ts';
