@@ -6,4 +6,5 @@ export * from './issues.ts';
 export * from './stats.ts';
 export * from './storage.ts';
 export * from './tokens.ts';
+export * from './validate-file.ts';
 export * from './writer.ts';

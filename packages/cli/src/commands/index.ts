@@ -1,6 +1,8 @@
 import type { Command } from '../command.ts';
+import { buildDatasetCommand } from './build-dataset.ts';
 import { migrateCommand } from './migrate.ts';
+import { validateCommand } from './validate.ts';
 import { workersCommand } from './workers.ts';
 
 /** Every subcommand, in the order `tuneline --help` lists them. */
-export const commands: Command[] = [migrateCommand, workersCommand];
+export const commands: Command[] = [migrateCommand, workersCommand, buildDatasetCommand, validateCommand];
