@@ -1,0 +1,127 @@
+// Seeded fault injection: reproducible sequences, 429s with Retry-After, 500s, dropped connections and
+// "lost response" creates where the job exists although the client saw an error.
+import OpenAI, { toFile } from 'openai';
+import { describe, expect, it } from 'vitest';
+import {
+  invoiceExamples,
+  loadConformanceChecker,
+  startRecordingSimulator,
+  toJsonl,
+  waitForFileProcessed,
+} from './support.ts';
+
+/** Outcome of each of `n` plain requests: an HTTP status, or 'drop' for a dropped connection. */
+async function requestSequence(url: string, n: number): Promise<Array<number | 'drop'>> {
+  const out: Array<number | 'drop'> = [];
+  for (let i = 0; i < n; i++) {
+    try {
+      const res = await fetch(`${url}/models`, { headers: { authorization: 'Bearer sk-sim' } });
+      await res.arrayBuffer();
+      out.push(res.status);
+    } catch {
+      out.push('drop');
+    }
+  }
+  return out;
+}
+
+describe('fault injection', () => {
+  const faults = { rate429: 0.2, rate500: 0.15, dropRate: 0.1 };
+
+  it('gives the same fault sequence for the same seed, and a different one for another seed', async () => {
+    const run = async (seed: number) => {
+      const sim = await startRecordingSimulator({ seed, faults });
+      try {
+        const statuses = await requestSequence(sim.url, 60);
+        return { statuses, log: sim.admin.state().faultLog.map((f) => f.fault) };
+      } finally {
+        await sim.close();
+      }
+    };
+    const a = await run(99);
+    const b = await run(99);
+    const c = await run(100);
+    expect(a.statuses).toEqual(b.statuses);
+    expect(a.log).toEqual(b.log);
+    expect(c.statuses).not.toEqual(a.statuses);
+    // Every kind of fault shows up in 60 requests at these rates.
+    expect(new Set(a.statuses)).toEqual(new Set([200, 429, 500, 'drop']));
+  });
+
+  it('restarts the sequence when the admin endpoint sets a seed', async () => {
+    const sim = await startRecordingSimulator({ seed: 1 });
+    try {
+      const configure = () =>
+        fetch(`${sim.baseUrl}/_sim/faults`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ ...faults, seed: 5 }),
+        });
+      expect((await configure()).status).toBe(200);
+      const first = await requestSequence(sim.url, 30);
+      await configure();
+      expect(await requestSequence(sim.url, 30)).toEqual(first);
+      const state = (await (await fetch(`${sim.baseUrl}/_sim/state`)).json()) as {
+        faults: { rate429: number };
+      };
+      expect(state.faults.rate429).toBe(0.2);
+    } finally {
+      await sim.close();
+    }
+  });
+
+  it('answers 429 with Retry-After and x-ratelimit headers in the OpenAI envelope', async () => {
+    const sim = await startRecordingSimulator({ faults: { rate429: 1, retryAfterSeconds: 7 } });
+    try {
+      const client = new OpenAI({ baseURL: sim.url, apiKey: 'sk-sim', maxRetries: 0 });
+      const err = (await client.models.list().catch((e: unknown) => e)) as InstanceType<
+        typeof OpenAI.RateLimitError
+      >;
+      expect(err).toBeInstanceOf(OpenAI.RateLimitError);
+      expect(err.headers.get('retry-after')).toBe('7');
+      expect(err.headers.get('x-ratelimit-remaining-requests')).toBe('0');
+      expect(err.headers.get('x-request-id')).toMatch(/^req_/);
+      expect(err.code).toBe('rate_limit_exceeded');
+      expect(loadConformanceChecker().check(sim.recorded).failures).toEqual([]);
+    } finally {
+      await sim.close();
+    }
+  });
+
+  it('drops connections (the SDK sees a connection error)', async () => {
+    const sim = await startRecordingSimulator({ faults: { dropRate: 1 } });
+    try {
+      const client = new OpenAI({ baseURL: sim.url, apiKey: 'sk-sim', maxRetries: 0 });
+      expect(await client.models.list().catch((e: unknown) => e)).toBeInstanceOf(OpenAI.APIConnectionError);
+    } finally {
+      await sim.close();
+    }
+  });
+
+  it.each(['500', 'drop'] as const)('creates the job but loses the answer (%s)', async (mode) => {
+    const sim = await startRecordingSimulator({ seed: 8 });
+    try {
+      const client = new OpenAI({ baseURL: sim.url, apiKey: 'sk-sim', maxRetries: 0 });
+      const file = await client.files.create({
+        file: await toFile(Buffer.from(toJsonl(invoiceExamples(12))), 't.jsonl'),
+        purpose: 'fine-tune',
+      });
+      await waitForFileProcessed(client, file.id);
+      sim.admin.setFaults({ lostCreateRate: 1, lostCreateMode: mode });
+      const err = await client.fineTuning.jobs
+        .create({
+          model: 'gpt-4o-mini-2024-07-18',
+          training_file: file.id,
+          metadata: { fine_tune_id: 'ft-lost' },
+        })
+        .catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(mode === '500' ? OpenAI.InternalServerError : OpenAI.APIConnectionError);
+      sim.admin.setFaults({});
+      const found = await client.fineTuning.jobs.list({ metadata: { fine_tune_id: 'ft-lost' } });
+      expect(found.data).toHaveLength(1);
+      expect(sim.admin.state().faultLog.map((f) => f.fault)).toContain(`lost-create-${mode}`);
+    } finally {
+      await sim.close();
+    }
+  });
+});
