@@ -1,0 +1,181 @@
+import { jobId, QUEUE_NAMES } from '@tuneline/contracts';
+import { autoTrainFineTuneId, type FineTune, getFineTune } from '@tuneline/db';
+import { type RunningSimulator, startSimulator } from '@tuneline/simulator';
+import { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  createTestDatabase,
+  flushPrefix,
+  redisUrl,
+  type TestDatabase,
+  testPrefix,
+  testRedis,
+  waitFor,
+} from '../support/context.ts';
+import {
+  type Pipeline,
+  type StorageFixture,
+  seedLicense,
+  seedReadyDataset,
+  startPipeline,
+  tempStorage,
+} from './harness.ts';
+import { makeProvider } from './provider.ts';
+
+const TERMINAL = ['succeeded', 'failed', 'cancelled', 'insufficient_credits'];
+
+let tdb: TestDatabase;
+let files: StorageFixture;
+let redis: Redis;
+
+beforeAll(async () => {
+  tdb = await createTestDatabase();
+  files = tempStorage();
+  redis = testRedis();
+});
+
+afterAll(async () => {
+  redis?.disconnect();
+  files?.cleanup();
+  await tdb?.drop();
+});
+
+interface World {
+  sim: RunningSimulator;
+  pipeline: Pipeline;
+  prefix: string;
+  close(): Promise<void>;
+}
+
+async function world(speed: number, seed: number): Promise<World> {
+  const sim = await startSimulator({ port: 0, seed, speed });
+  const prefix = testPrefix();
+  const pipeline = await startPipeline({
+    db: tdb.db,
+    redisUrl: redisUrl(),
+    prefix,
+    provider: makeProvider({ baseURL: sim.url, apiKey: sim.apiKey }),
+    storage: files.storage,
+    schedule: { intervalMs: 300, minIntervalMs: 100 },
+  });
+  return {
+    sim,
+    pipeline,
+    prefix,
+    close: async () => {
+      await pipeline.close();
+      await sim.close();
+      await flushPrefix(redis, prefix);
+    },
+  };
+}
+
+async function startMany(w: World, licenseId: string, n: number): Promise<string[]> {
+  await seedLicense(tdb.db, licenseId, 100_000n);
+  const ids: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const datasetId = await seedReadyDataset(tdb.db, { licenseId, storage: files.storage });
+    await w.pipeline.stages.uploader?.publisher.publish('files-upload', jobId('files-upload', datasetId), {
+      schemaVersion: 1,
+      correlationId: `corr-${datasetId}`,
+      datasetId,
+    });
+    ids.push(autoTrainFineTuneId(datasetId));
+  }
+  return ids;
+}
+
+async function rows(ids: string[]): Promise<FineTune[]> {
+  return tdb.db.selectFrom('fine_tunes').selectAll().where('id', 'in', ids).execute();
+}
+
+async function allTerminal(ids: string[], timeoutMs: number): Promise<FineTune[]> {
+  return waitFor(
+    async () => {
+      const r = await rows(ids);
+      return r.length === ids.length && r.every((f) => TERMINAL.includes(f.status)) ? r : null;
+    },
+    timeoutMs,
+    `${ids.length} fine-tunes to finish`,
+  );
+}
+
+async function failedJobs(prefix: string): Promise<number> {
+  let failed = 0;
+  for (const name of QUEUE_NAMES) {
+    const q = new Queue(name, { connection: redis, prefix });
+    failed += await q.getFailedCount();
+    await q.close();
+  }
+  return failed;
+}
+
+function providerJobsPer(sim: RunningSimulator, ids: string[]): number[] {
+  const jobs = sim.admin.state().jobs;
+  return ids.map((id) => jobs.filter((j) => j.metadata?.fine_tune_id === id).length);
+}
+
+describe('stages under provider trouble', () => {
+  it('a 429 storm with Retry-After fails no fine-tune and spends no attempts', async () => {
+    const w = await world(2_000, 31);
+    try {
+      w.sim.admin.setFaults({ rate429: 0.4, retryAfterSeconds: 0.2 });
+      const ids = await startMany(w, 'lic-storm', 5);
+      const done = await allTerminal(ids, 60_000);
+      expect(done.map((f) => f.status)).toEqual(ids.map(() => 'succeeded'));
+      const throttled = w.sim.admin.state().faultLog.filter((f) => f.fault === '429').length;
+      expect(throttled).toBeGreaterThan(10);
+      expect(await failedJobs(w.prefix)).toBe(0);
+      // Rate-limited runs go back to the queue without counting as attempts: every completed job was
+      // started more often than it was attempted, and each needed exactly one counted attempt.
+      let restarted = 0;
+      for (const name of ['files-upload', 'finetune-create', 'finetune-poll'] as const) {
+        const q = new Queue(name, { connection: redis, prefix: w.prefix });
+        const completed = await q.getCompleted(0, 1_000);
+        await q.close();
+        expect(completed.length).toBeGreaterThan(0);
+        for (const job of completed) {
+          expect(job.attemptsMade).toBe(1);
+          if ((job.attemptsStarted ?? 0) > 1) restarted++;
+        }
+      }
+      expect(restarted).toBeGreaterThan(0);
+      expect(providerJobsPer(w.sim, ids)).toEqual(ids.map(() => 1));
+    } finally {
+      await w.close();
+    }
+  });
+
+  it('Redis flushed with 20 fine-tunes in flight: all finish, one provider job and one settlement each', async () => {
+    const w = await world(150, 41);
+    try {
+      const ids = await startMany(w, 'lic-flush', 20);
+      // In flight: some created at the provider, none finished yet.
+      await waitFor(
+        async () => (await rows(ids)).filter((f) => f.provider_job_id).length >= 5,
+        20_000,
+        'jobs created',
+      );
+      const before = await rows(ids);
+      expect(before.some((f) => TERMINAL.includes(f.status))).toBe(false);
+      expect(await flushPrefix(redis, w.prefix)).toBeGreaterThan(0);
+      // What each stage does on start-up and on its timer: re-enqueue from Postgres.
+      for (const stage of Object.values(w.pipeline.stages)) await stage?.recover();
+      const done = await allTerminal(ids, 60_000);
+      expect(done.map((f) => f.status)).toEqual(ids.map(() => 'succeeded'));
+      expect(providerJobsPer(w.sim, ids)).toEqual(ids.map(() => 1));
+      for (const f of done) {
+        const settle = await tdb.db
+          .selectFrom('outbox')
+          .select('id')
+          .where('job_id', '=', jobId('billing-settle', f.id))
+          .execute();
+        expect(settle).toHaveLength(1);
+        expect(await getFineTune(tdb.db, f.id)).toMatchObject({ finished_at: expect.any(Date) });
+      }
+    } finally {
+      await w.close();
+    }
+  });
+});
