@@ -88,6 +88,8 @@ export interface ConformanceChecker {
     failures: ConformanceFailure[];
     unmapped: string[];
   };
+  /** Errors of one value against a named component schema (empty when valid). */
+  errorsAgainst(schemaName: string, value: unknown): string[];
 }
 
 let cached: ConformanceChecker | undefined;
