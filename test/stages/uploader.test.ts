@@ -1,0 +1,149 @@
+import { findBaseModel } from '@tuneline/dataset';
+import { autoTrainFineTuneId, getFineTune } from '@tuneline/db';
+import { type RunningSimulator, startSimulator } from '@tuneline/simulator';
+import { type UploaderDeps, uploaderStage, uploadFilename } from '@tuneline/uploader';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestDatabase, type TestDatabase } from '../support/context.ts';
+import { quietLog, type StorageFixture, seedLicense, seedReadyDataset, tempStorage } from './harness.ts';
+import { makeProvider } from './provider.ts';
+
+let tdb: TestDatabase;
+let sim: RunningSimulator;
+let files: StorageFixture;
+let deps: UploaderDeps;
+
+beforeAll(async () => {
+  tdb = await createTestDatabase();
+  files = tempStorage();
+  sim = await startSimulator({ port: 0, seed: 51, speed: 2_000 });
+  deps = {
+    db: tdb.db,
+    log: quietLog,
+    provider: makeProvider({ baseURL: sim.url, apiKey: sim.apiKey }),
+    storage: files.storage,
+    priceOf: (model) => findBaseModel(model)?.creditsPerMillionTrainingTokens,
+    processTimeoutMs: 10_000,
+  };
+  await seedLicense(tdb.db, 'lic-up', 1_000n);
+});
+
+afterAll(async () => {
+  await sim?.close();
+  files?.cleanup();
+  await tdb?.drop();
+});
+
+/** Runs the stage's handler as the worker would, once per call. */
+async function runUpload(datasetId: string) {
+  await uploaderStage.handle(
+    { schemaVersion: 1, correlationId: 'c', datasetId },
+    {
+      queue: 'files-upload',
+      jobId: `files-upload-${datasetId}`,
+      attempt: 1,
+      correlationId: 'c',
+      log: quietLog,
+    },
+    deps,
+  );
+}
+
+const simFiles = (filename: string) => sim.admin.state().files.filter((f) => f.filename === filename);
+
+describe('uploader', () => {
+  it('uploads train and test files once, however often it runs, and creates one fine-tune', async () => {
+    const datasetId = await seedReadyDataset(tdb.db, {
+      licenseId: 'lic-up',
+      storage: files.storage,
+      testExamples: 10,
+    });
+    await runUpload(datasetId);
+    await runUpload(datasetId);
+    await tdb.db.updateTable('datasets').set({ status: 'uploading' }).where('id', '=', datasetId).execute();
+    await runUpload(datasetId); // as if the first run died after recording the ids
+    expect(simFiles(uploadFilename(datasetId, 'train'))).toHaveLength(1);
+    expect(simFiles(uploadFilename(datasetId, 'test'))).toHaveLength(1);
+    const dataset = await tdb.db
+      .selectFrom('datasets')
+      .selectAll()
+      .where('id', '=', datasetId)
+      .executeTakeFirstOrThrow();
+    expect(dataset.status).toBe('uploaded');
+    expect(dataset.train_file_id).toBe(simFiles(uploadFilename(datasetId, 'train'))[0]?.id);
+    const fineTunes = await tdb.db
+      .selectFrom('fine_tunes')
+      .selectAll()
+      .where('dataset_id', '=', datasetId)
+      .execute();
+    expect(fineTunes).toHaveLength(1);
+    expect(fineTunes[0]).toMatchObject({
+      id: autoTrainFineTuneId(datasetId),
+      status: 'pending',
+      suffix: dataset.short_hash,
+      description: 'stage test',
+      notify_emails: ['ops@example.com'],
+      credits_per_million_tokens: '3000',
+    });
+    const creates = await tdb.db
+      .selectFrom('outbox')
+      .select('job_id')
+      .where('queue', '=', 'finetune-create')
+      .where('job_id', '=', `finetune-create-${autoTrainFineTuneId(datasetId)}`)
+      .execute();
+    expect(creates).toHaveLength(1);
+  });
+
+  it('finds an upload whose response was lost by name and size instead of uploading again', async () => {
+    const datasetId = await seedReadyDataset(tdb.db, { licenseId: 'lic-up', storage: files.storage });
+    const key = `datasets/${datasetId}/train.jsonl`;
+    // The earlier attempt reached the provider; its answer never came back.
+    const lost = await deps.provider.uploadFile({
+      filename: uploadFilename(datasetId, 'train'),
+      content: files.storage.openRead(key),
+      size: (await files.storage.stat(key)).size,
+    });
+    await runUpload(datasetId);
+    expect(simFiles(uploadFilename(datasetId, 'train'))).toHaveLength(1);
+    const dataset = await tdb.db
+      .selectFrom('datasets')
+      .selectAll()
+      .where('id', '=', datasetId)
+      .executeTakeFirstOrThrow();
+    expect(dataset.train_file_id).toBe(lost.id);
+  });
+
+  it('gives bad job options a fine-tune born failed with the reason, and queues no creation', async () => {
+    const datasetId = await seedReadyDataset(tdb.db, {
+      licenseId: 'lic-up',
+      storage: files.storage,
+      job: { description: 'x'.repeat(121), notifyEmails: '', hyperparameters: 'auto' },
+    });
+    await runUpload(datasetId);
+    const fineTune = await getFineTune(tdb.db, autoTrainFineTuneId(datasetId));
+    expect(fineTune?.status).toBe('failed');
+    expect(fineTune?.error_code).toBe('invalid_job_options');
+    expect(fineTune?.error_message).toContain('description');
+    const creates = await tdb.db
+      .selectFrom('outbox')
+      .select('job_id')
+      .where('job_id', '=', `finetune-create-${autoTrainFineTuneId(datasetId)}`)
+      .execute();
+    expect(creates).toHaveLength(0);
+  });
+
+  it('recovery re-enqueues ready auto-train datasets with no fine-tune, and only those', async () => {
+    const waiting = await seedReadyDataset(tdb.db, { licenseId: 'lic-up', storage: files.storage });
+    const manual = await seedReadyDataset(tdb.db, {
+      licenseId: 'lic-up',
+      storage: files.storage,
+      autoTrain: false,
+    });
+    const messages = await uploaderStage.recover?.(deps);
+    const ids = (messages ?? []).map((m) => (m.payload as { datasetId: string }).datasetId);
+    expect(ids).toContain(waiting);
+    expect(ids).not.toContain(manual);
+    await runUpload(waiting);
+    const after = await uploaderStage.recover?.(deps);
+    expect((after ?? []).map((m) => (m.payload as { datasetId: string }).datasetId)).not.toContain(waiting);
+  });
+});
