@@ -1,12 +1,143 @@
-import { defineStage, type StageDeps } from '@tuneline/runtime';
+import { jobId } from '@tuneline/contracts';
+import {
+  type Executor,
+  type FineTune,
+  lockFineTune,
+  type OutboxMessage,
+  queueOutcomeNotifications,
+  TERMINAL_FINE_TUNE_STATUSES,
+} from '@tuneline/db';
+import {
+  creditsForTokens,
+  findReservation,
+  LedgerConflictError,
+  LedgerNotFoundError,
+  postReservation,
+  voidReservation,
+} from '@tuneline/ledger';
+import { defineStage, PermanentError, type StageDeps } from '@tuneline/runtime';
+import { sql } from 'kysely';
 
 export type BillingDeps = StageDeps;
 
-/** Stage: consumes `billing-settle`. */
+export type SettleOutcome =
+  | { settled: false; reason: 'already_settled' }
+  | { settled: true; status: FineTune['status']; charged: bigint; released: bigint; notifications: number };
+
+const TERMINAL: readonly string[] = TERMINAL_FINE_TUNE_STATUSES;
+
+/**
+ * Settles one finished fine-tune in ONE transaction, under the fine-tune's row lock: the ledger entry
+ * (post the charge for the trained tokens, or void the reservation), the row (credits_charged,
+ * settled_at, available) and the outcome notifications with their outbox messages. `settled_at` makes a
+ * second run (redelivery, two workers, a crash between commit and acknowledgement) a no-op, and the
+ * ledger's deterministic transfer ids would refuse a second charge even without it.
+ */
+export async function settleFineTune(tx: Executor, fineTuneId: string): Promise<SettleOutcome> {
+  const ft = await lockFineTune(tx, fineTuneId);
+  if (!ft) throw new PermanentError(`fine-tune ${fineTuneId} does not exist`);
+  if (ft.settled_at) return { settled: false, reason: 'already_settled' };
+  // The poller commits the terminal status with this message, so this only happens on a stray message.
+  if (!TERMINAL.includes(ft.status))
+    throw new PermanentError(`fine-tune ${fineTuneId} is not finished (${ft.status})`);
+
+  const tokens = ft.trained_tokens === null ? null : BigInt(ft.trained_tokens);
+  const price = BigInt(ft.credits_per_million_tokens);
+  const reservation = await findReservation(tx, ft.id);
+  let charged = 0n;
+  let released = 0n;
+  try {
+    if (ft.status === 'succeeded') {
+      if (tokens === null) throw new PermanentError(`fine-tune ${ft.id} succeeded without trained_tokens`);
+      if (!reservation) throw new PermanentError(`fine-tune ${ft.id} succeeded without a credit reservation`);
+      const result = await postReservation(tx, {
+        fineTuneId: ft.id,
+        amount: creditsForTokens(tokens, price),
+        tokens,
+        model: ft.base_model,
+      });
+      charged = result.charged;
+      released = result.released;
+    } else if (reservation) {
+      // failed / cancelled (or a reservation left on insufficient_credits): charge what the provider says
+      // it trained, if anything; otherwise release the whole reservation.
+      if (tokens !== null && tokens > 0n && ft.status !== 'insufficient_credits') {
+        const result = await postReservation(tx, {
+          fineTuneId: ft.id,
+          amount: creditsForTokens(tokens, price),
+          tokens,
+          model: ft.base_model,
+        });
+        charged = result.charged;
+        released = result.released;
+      } else {
+        released = (await voidReservation(tx, { fineTuneId: ft.id })).released;
+      }
+    }
+  } catch (err) {
+    // The ledger holds something else for this fine-tune: retrying cannot change that.
+    if (err instanceof LedgerConflictError || err instanceof LedgerNotFoundError) {
+      throw new PermanentError(`ledger refused settlement of ${ft.id}: ${err.message}`);
+    }
+    throw err;
+  }
+
+  await tx
+    .updateTable('fine_tunes')
+    .set({
+      credits_charged: charged.toString(),
+      settled_at: sql`now()`,
+      available: ft.status === 'succeeded',
+      updated_at: sql`now()`,
+    })
+    .where('id', '=', ft.id)
+    .where('settled_at', 'is', null)
+    .execute();
+  const notifications = await queueOutcomeNotifications(tx, ft);
+  return { settled: true, status: ft.status, charged, released, notifications };
+}
+
+export function billingSettleMessage(
+  ft: Pick<FineTune, 'id' | 'correlation_id'>,
+): OutboxMessage<'billing-settle'> {
+  return {
+    queue: 'billing-settle',
+    jobId: jobId('billing-settle', ft.id),
+    payload: { schemaVersion: 1, correlationId: ft.correlation_id, fineTuneId: ft.id },
+  };
+}
+
+/** Stage 5: consumes `billing-settle`. */
 export const billingStage = defineStage<'billing-settle', BillingDeps>({
   service: 'billing',
   queue: 'billing-settle',
-  async handle(message, ctx) {
-    ctx.log.info({ message }, 'received');
+  async handle(message, ctx, deps) {
+    const outcome = await deps.db.transaction().execute((tx) => settleFineTune(tx, message.fineTuneId));
+    if (!outcome.settled) {
+      ctx.log.info({ fineTuneId: message.fineTuneId }, 'already settled: nothing to do');
+      return;
+    }
+    ctx.log.info(
+      {
+        fineTuneId: message.fineTuneId,
+        status: outcome.status,
+        charged: outcome.charged.toString(),
+        released: outcome.released.toString(),
+        notifications: outcome.notifications,
+      },
+      'fine-tune settled',
+    );
+  },
+  /** Finished fine-tunes not settled yet (their message may have been lost with Redis). */
+  async recover(deps) {
+    const rows = await deps.db
+      .selectFrom('fine_tunes')
+      .select(['id', 'correlation_id'])
+      .where('settled_at', 'is', null)
+      .where('status', 'in', [...TERMINAL_FINE_TUNE_STATUSES])
+      .orderBy('finished_at')
+      .limit(10_000)
+      .execute();
+    return rows.map(billingSettleMessage);
   },
 });

@@ -1,0 +1,253 @@
+import { billingStage, settleFineTune } from '@tuneline/billing';
+import { jobId } from '@tuneline/contracts';
+import { auditLedger, creditsForTokens, getBalance } from '@tuneline/ledger';
+import { createLogger, createRedis, type RunningStage, startStage } from '@tuneline/runtime';
+import { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  createTestDatabase,
+  flushPrefix,
+  redisUrl,
+  type TestDatabase,
+  testPrefix,
+  testRedis,
+  waitFor,
+} from '../support/context.ts';
+import { createFineTune } from './fixtures.ts';
+
+let t: TestDatabase;
+const prefix = testPrefix();
+const log = createLogger('billing', 'silent');
+const connections: Redis[] = [];
+const stages: RunningStage[] = [];
+let queue: Queue;
+let redis: Redis;
+
+const config = {
+  QUEUE_PREFIX: prefix,
+  WORKER_CONCURRENCY: 4,
+  RECOVERY_INTERVAL_MS: 60_000,
+  OUTBOX_INTERVAL_MS: 1_000,
+};
+
+async function startWorker(): Promise<RunningStage> {
+  const [w, p] = [createRedis(redisUrl(), 'worker'), createRedis(redisUrl(), 'worker')];
+  connections.push(w, p);
+  const stage = await startStage(billingStage, {
+    config,
+    deps: { db: t.db, log },
+    workerConnection: w,
+    producerConnection: p,
+    timers: false,
+  });
+  stages.push(stage);
+  return stage;
+}
+
+beforeAll(async () => {
+  t = await createTestDatabase();
+  redis = testRedis();
+  queue = new Queue('billing-settle', { connection: redis, prefix });
+  await startWorker();
+  await startWorker();
+});
+
+afterAll(async () => {
+  for (const s of stages) await s.close(5_000);
+  await queue.close();
+  await flushPrefix(redis, prefix);
+  redis.disconnect();
+  for (const c of connections) c.disconnect();
+  await t.drop();
+});
+
+const message = (fineTuneId: string, correlationId: string) => ({
+  schemaVersion: 1 as const,
+  correlationId,
+  fineTuneId,
+});
+
+async function waitCompleted(ids: string[]) {
+  await waitFor(
+    async () => {
+      const states = await Promise.all(ids.map((id) => queue.getJobState(id)));
+      if (states.some((s) => s === 'failed')) throw new Error(`a job failed: ${states.join(', ')}`);
+      return states.every((s) => s === 'completed');
+    },
+    20_000,
+    `jobs ${ids.join(', ')}`,
+  );
+}
+
+async function ledgerRows(fineTuneId: string) {
+  return t.db
+    .selectFrom('ledger_transfers')
+    .select(['id', 'kind', 'amount'])
+    .where('fine_tune_id', '=', fineTuneId)
+    .orderBy('seq')
+    .execute();
+}
+
+async function notificationsOf(fineTuneId: string) {
+  const rows = await t.db
+    .selectFrom('notifications')
+    .selectAll()
+    .where('fine_tune_id', '=', fineTuneId)
+    .execute();
+  const outbox = await t.db
+    .selectFrom('outbox')
+    .select('job_id')
+    .where('queue', '=', 'notify-send')
+    .where('job_id', 'in', rows.length ? rows.map((r) => jobId('notify-send', r.id)) : ['none'])
+    .execute();
+  return { rows, outbox };
+}
+
+describe('billing stage', () => {
+  it('settle delivered 3 times, to 2 workers at once: one charge, one set of notifications', async () => {
+    const ft = await createFineTune(t.db, { grant: 5_000n, reserve: 1_000n, trainedTokens: 123_456n });
+    const ids = [
+      jobId('billing-settle', ft.id),
+      `${jobId('billing-settle', ft.id)}-again`,
+      `${jobId('billing-settle', ft.id)}-more`,
+    ];
+    await Promise.all(
+      ids.map((id) => queue.add('billing-settle', message(ft.id, ft.correlation_id), { jobId: id })),
+    );
+    await waitCompleted(ids);
+
+    const expected = creditsForTokens(123_456n, 3_000n); // ceil(370.368) = 371
+    expect(expected).toBe(371n);
+    expect(await ledgerRows(ft.id)).toEqual([
+      { id: `reserve-${ft.id}`, kind: 'reserve', amount: '1000' },
+      { id: `post-${ft.id}`, kind: 'post', amount: '371' },
+    ]);
+    const row = await t.db
+      .selectFrom('fine_tunes')
+      .selectAll()
+      .where('id', '=', ft.id)
+      .executeTakeFirstOrThrow();
+    expect(row).toMatchObject({ credits_charged: '371', available: true });
+    expect(row.settled_at).toBeInstanceOf(Date);
+    expect(await getBalance(t.db, ft.license_id)).toEqual({
+      posted: 5_000n - 371n,
+      pending: 0n,
+      available: 5_000n - 371n,
+      overageBlocked: false,
+    });
+    const { rows, outbox } = await notificationsOf(ft.id);
+    expect(rows.map((r) => [r.recipient, r.kind, r.status]).sort()).toEqual([
+      ['Ana.Lopez@example.org', 'succeeded', 'pending'],
+      ['ops@example.com', 'succeeded', 'pending'],
+    ]);
+    expect(outbox).toHaveLength(2);
+    expect(rows.every((r) => /^<ft-[0-9a-f-]{36}-succeeded-[0-9a-f]{16}@tuneline>$/.test(r.message_id))).toBe(
+      true,
+    );
+    expect((await auditLedger(t.db)).violations).toEqual([]);
+  });
+
+  it('killed between commit and acknowledgement: the redelivered message charges nothing more', async () => {
+    const ft = await createFineTune(t.db, { grant: 1_000n, reserve: 500n, trainedTokens: 100_000n });
+    // The first delivery commits (the handler runs to the end), then the process "dies" before the ack:
+    // the message comes back as a new job.
+    await billingStage.handle(
+      message(ft.id, ft.correlation_id),
+      { queue: 'billing-settle', jobId: 'lost', attempt: 1, correlationId: ft.correlation_id, log },
+      { db: t.db, log },
+    );
+    const redelivered = `${jobId('billing-settle', ft.id)}-redelivered`;
+    await queue.add('billing-settle', message(ft.id, ft.correlation_id), { jobId: redelivered });
+    await waitCompleted([redelivered]);
+    expect((await ledgerRows(ft.id)).map((r) => r.kind)).toEqual(['reserve', 'post']);
+    expect(await getBalance(t.db, ft.license_id)).toMatchObject({ posted: 700n, pending: 0n });
+    expect((await notificationsOf(ft.id)).rows).toHaveLength(2);
+    expect(await t.db.transaction().execute((tx) => settleFineTune(tx, ft.id))).toEqual({
+      settled: false,
+      reason: 'already_settled',
+    });
+    expect((await auditLedger(t.db)).violations).toEqual([]);
+  });
+
+  it('failed with no trained tokens voids the reservation; cancelled after some training charges them', async () => {
+    const failed = await createFineTune(t.db, {
+      status: 'failed',
+      grant: 1_000n,
+      reserve: 800n,
+      trainedTokens: null,
+    });
+    const cancelled = await createFineTune(t.db, {
+      status: 'cancelled',
+      grant: 1_000n,
+      reserve: 800n,
+      trainedTokens: 50_000n,
+    });
+    const a = await t.db.transaction().execute((tx) => settleFineTune(tx, failed.id));
+    const b = await t.db.transaction().execute((tx) => settleFineTune(tx, cancelled.id));
+    expect(a).toEqual({ settled: true, status: 'failed', charged: 0n, released: 800n, notifications: 2 });
+    expect(b).toEqual({
+      settled: true,
+      status: 'cancelled',
+      charged: 150n,
+      released: 650n,
+      notifications: 2,
+    });
+    expect((await ledgerRows(failed.id)).map((r) => r.kind)).toEqual(['reserve', 'void']);
+    expect(await getBalance(t.db, failed.license_id)).toMatchObject({ available: 1_000n });
+    expect(await getBalance(t.db, cancelled.license_id)).toMatchObject({ available: 850n });
+    const rows = await t.db
+      .selectFrom('fine_tunes')
+      .select(['id', 'available', 'credits_charged'])
+      .where('id', 'in', [failed.id, cancelled.id])
+      .execute();
+    expect(rows.every((r) => r.available === false)).toBe(true);
+    expect((await auditLedger(t.db)).violations).toEqual([]);
+  });
+
+  it('insufficient_credits: notifications, no charge; a second settle adds nothing', async () => {
+    const ft = await createFineTune(t.db, { status: 'insufficient_credits', trainedTokens: null });
+    const first = await t.db.transaction().execute((tx) => settleFineTune(tx, ft.id));
+    expect(first).toEqual({
+      settled: true,
+      status: 'insufficient_credits',
+      charged: 0n,
+      released: 0n,
+      notifications: 2,
+    });
+    await t.db.transaction().execute((tx) => settleFineTune(tx, ft.id));
+    expect(await ledgerRows(ft.id)).toEqual([]);
+    const { rows, outbox } = await notificationsOf(ft.id);
+    expect(rows.map((r) => r.kind)).toEqual(['insufficient_credits', 'insufficient_credits']);
+    expect(outbox).toHaveLength(2);
+    expect((await auditLedger(t.db)).violations).toEqual([]);
+  });
+
+  it('overage beyond the balance is charged in full and blocks the license', async () => {
+    const ft = await createFineTune(t.db, {
+      grant: 100n,
+      reserve: 100n,
+      trainedTokens: 50_000n,
+      creditsPerMillionTokens: 4_000_000n,
+    });
+    const outcome = await t.db.transaction().execute((tx) => settleFineTune(tx, ft.id));
+    expect(outcome).toMatchObject({ charged: 200_000n, released: 0n });
+    expect(await getBalance(t.db, ft.license_id)).toMatchObject({
+      available: 100n - 200_000n,
+      overageBlocked: true,
+    });
+    expect((await auditLedger(t.db)).violations).toEqual([]);
+  });
+
+  it('recover lists finished, unsettled fine-tunes only', async () => {
+    const waiting = await createFineTune(t.db, { grant: 1_000n, reserve: 10n, trainedTokens: 1n });
+    const running = await createFineTune(t.db, { status: 'running', trainedTokens: null });
+    const messages = await billingStage.recover?.({ db: t.db, log });
+    const ids = (messages ?? []).map((m) => m.jobId);
+    expect(ids).toContain(jobId('billing-settle', waiting.id));
+    expect(ids).not.toContain(jobId('billing-settle', running.id));
+    await t.db.transaction().execute((tx) => settleFineTune(tx, waiting.id));
+    const after = ((await billingStage.recover?.({ db: t.db, log })) ?? []).map((m) => m.jobId);
+    expect(after).not.toContain(jobId('billing-settle', waiting.id));
+  });
+});
