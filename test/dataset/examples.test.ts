@@ -1,0 +1,134 @@
+import { existsSync } from 'node:fs';
+import { assistantContent, chooseTestSet, compileTemplate, TemplateError } from '@tuneline/dataset';
+import { afterAll, describe, expect, it } from 'vitest';
+import { build, invoice, invoices, jsonl, type TempStorage } from './fixtures.ts';
+
+const stores: TempStorage[] = [];
+afterAll(() => {
+  for (const s of stores) s.cleanup();
+});
+
+describe('example construction', () => {
+  it('builds system / filled user / assistant with only the mapped fields, keys sorted (golden)', async () => {
+    const { result, store } = await build(invoices(12));
+    stores.push(store);
+    expect(result.status).toBe('ready');
+    const lines = store.read('train.jsonl').split('\n');
+    expect(lines[0]).toBe(
+      '{"messages":[{"role":"system","content":"You extract invoice fields and answer with JSON."},' +
+        '{"role":"user","content":"Document inv-0000:\\nINVOICE 1000\\nACME Supplies GmbH, Hauptstraße 0\\nDate: 2024-03-01\\nNet: 0.00 EUR\\nVAT 19%: 0.00 EUR\\nTotal: 0.00 EUR"},' +
+        '{"role":"assistant","content":"{\\"invoiceNumber\\":\\"1000\\",\\"total\\":\\"0.00\\"}"}]}',
+    );
+    expect(lines).toHaveLength(13); // 12 examples and the final newline
+  });
+
+  it('dump "all" writes every field as compact JSON with keys sorted at every level (golden)', async () => {
+    const docs = invoices(12).map((d, i) =>
+      i === 0 ? { ...d, fields: { z: 1, a: { y: [1, 'b'], b: null }, m: 'x' } } : d,
+    );
+    const { result, store } = await build(docs, { dump: 'all' });
+    stores.push(store);
+    expect(result.status).toBe('ready');
+    const first = jsonl(store.read('train.jsonl'))[0];
+    expect(first?.messages[2]).toEqual({
+      role: 'assistant',
+      content: '{"a":{"b":null,"y":[1,"b"]},"m":"x","z":1}',
+    });
+    const second = jsonl(store.read('train.jsonl'))[1];
+    expect(second?.messages[2]?.content).toBe(
+      '{"date":"2024-03-02","invoiceNumber":"1001","total":"11.90","vendor":"ACME Supplies GmbH"}',
+    );
+  });
+
+  it('mapped dump leaves out mapped fields a document lacks', () => {
+    expect(assistantContent({ total: '1', other: 2 }, 'mapped', ['total', 'missing'])).toBe('{"total":"1"}');
+  });
+
+  it('fills {{text}} and {{documentId}} (with spaces inside braces) and keeps other text', () => {
+    const fill = compileTemplate('[{{ documentId }}] {{text}} -- {{text}}');
+    expect(fill({ id: 'd1', text: 'T' })).toBe('[d1] T -- T');
+  });
+
+  it('rejects unknown placeholders by name, and a template without {{text}}', () => {
+    expect(() => compileTemplate('{{text}} {{vendor}}')).toThrow(TemplateError);
+    expect(() => compileTemplate('{{text}} {{vendor}}')).toThrow(/\{\{vendor\}\}/);
+    expect(() => compileTemplate('only {{documentId}}')).toThrow(/\{\{text\}\}/);
+  });
+
+  it('an unknown placeholder makes the dataset invalid, naming the field and placeholder', async () => {
+    const { result, store } = await build(invoices(12), {
+      modelConfig: {
+        systemPrompt: 's',
+        userPromptTemplate: '{{text}} {{customer}}',
+        mappedFields: ['total'],
+      },
+    });
+    stores.push(store);
+    expect(result.status).toBe('invalid');
+    expect(result.errors).toContainEqual(
+      expect.objectContaining({
+        code: 'invalid_template',
+        field: 'modelConfig.userPromptTemplate',
+        message: expect.stringContaining('{{customer}}'),
+      }),
+    );
+    expect(existsSync(store.storage.path('train.jsonl'))).toBe(false);
+  });
+});
+
+describe('test split', () => {
+  it('takes testPercent of the documents, the same ones for the same request', async () => {
+    const docs = invoices(50);
+    const a = await build(docs, { testPercent: 20 });
+    const b = await build([...docs], { testPercent: 20 });
+    stores.push(a.store, b.store);
+    expect(a.result.testExamples).toBe(10);
+    expect(a.result.trainExamples).toBe(40);
+    expect(a.store.read('test.jsonl')).toBe(b.store.read('test.jsonl'));
+    expect(a.store.read('train.jsonl')).toBe(b.store.read('train.jsonl'));
+    expect(a.result.contentHash).toBe(b.result.contentHash);
+    expect(a.result.shortHash).toBe(a.result.contentHash?.slice(0, 8));
+    // Every document lands in exactly one file.
+    const ids = (text: string) =>
+      jsonl(text).map((e) => /Document (\S+):/.exec(e.messages[1]?.content ?? '')?.[1]);
+    const all = [...ids(a.store.read('train.jsonl')), ...ids(a.store.read('test.jsonl'))].sort();
+    expect(all).toEqual(docs.map((d) => d.id).sort());
+  });
+
+  it('a different request content gives a different (seeded) split', async () => {
+    const docs = invoices(50);
+    const a = await build(docs, { testPercent: 20 });
+    const b = await build(docs, {
+      testPercent: 20,
+      modelConfig: { systemPrompt: 'Other prompt.', userPromptTemplate: '{{text}}', mappedFields: ['total'] },
+    });
+    stores.push(a.store, b.store);
+    const testIds = (s: TempStorage) =>
+      jsonl(s.read('test.jsonl'))
+        .map((e) => e.messages[2]?.content)
+        .sort();
+    expect(testIds(a.store)).not.toEqual(testIds(b.store));
+  });
+
+  it('chooseTestSet is a pure function of ids, percent and seed', () => {
+    const ids = invoices(40).map((d) => d.id);
+    const x = chooseTestSet(ids, 25, 'seed-a');
+    expect(x.size).toBe(10);
+    expect([...chooseTestSet(ids, 25, 'seed-a')]).toEqual([...x]);
+    expect([...chooseTestSet(ids, 25, 'seed-b')].sort()).not.toEqual([...x].sort());
+  });
+
+  it('no testing file when testPercent is 0', async () => {
+    const { result, store } = await build(invoices(20));
+    stores.push(store);
+    expect(result.testKey).toBeNull();
+    expect(existsSync(store.storage.path('test.jsonl'))).toBe(false);
+  });
+
+  it('rounds testPercent of the document count (10% of 22 → 2 testing examples)', async () => {
+    const docs = [invoice(1), invoice(2), ...invoices(20, 3)];
+    const a = await build(docs, { testPercent: 10 });
+    stores.push(a.store);
+    expect(a.result.testExamples).toBe(2);
+  });
+});

@@ -1,0 +1,92 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Document, FineTuneRequest, FineTuneRequestInput } from '@tuneline/contracts';
+import { fineTuneRequestSchema } from '@tuneline/contracts';
+import { buildDataset, type DatasetSettings, LocalFileStorage } from '@tuneline/dataset';
+
+/** A small invoice: deterministic content per index. */
+export function invoice(i: number, extra: Partial<Document> = {}): Document {
+  return {
+    id: `inv-${String(i).padStart(4, '0')}`,
+    text: `INVOICE ${1000 + i}\nACME Supplies GmbH, Hauptstraße ${i % 40}\nDate: 2024-03-${String((i % 28) + 1).padStart(2, '0')}\nNet: ${i * 10}.00 EUR\nVAT 19%: ${(i * 1.9).toFixed(2)} EUR\nTotal: ${(i * 11.9).toFixed(2)} EUR`,
+    fields: {
+      invoiceNumber: String(1000 + i),
+      total: (i * 11.9).toFixed(2),
+      vendor: 'ACME Supplies GmbH',
+      date: `2024-03-${String((i % 28) + 1).padStart(2, '0')}`,
+    },
+    ...extra,
+  };
+}
+
+export function invoices(n: number, from = 0): Document[] {
+  return Array.from({ length: n }, (_, k) => invoice(from + k));
+}
+
+export function requestInput(over: Partial<FineTuneRequestInput> = {}): FineTuneRequestInput {
+  return {
+    requestId: 'req-1',
+    licenseId: 'lic-1',
+    documents: invoices(60),
+    modelConfig: {
+      systemPrompt: 'You extract invoice fields and answer with JSON.',
+      userPromptTemplate: 'Document {{documentId}}:\n{{text}}',
+      mappedFields: ['invoiceNumber', 'total'],
+    },
+    dump: 'mapped',
+    testPercent: 0,
+    baseModel: 'gpt-4o-mini-2024-07-18',
+    autoTrain: false,
+    ...over,
+  };
+}
+
+export function request(over: Partial<FineTuneRequestInput> = {}): FineTuneRequest {
+  return fineTuneRequestSchema.parse(requestInput(over));
+}
+
+/** Settings (no documents) with defaults applied, for direct builder calls. */
+export function settings(over: Partial<FineTuneRequestInput> = {}): DatasetSettings {
+  const { documents: _d, ...rest } = request(over);
+  return rest;
+}
+
+export interface TempStorage {
+  dir: string;
+  storage: LocalFileStorage;
+  read(key: string): string;
+  cleanup(): void;
+}
+
+export function tempStorage(): TempStorage {
+  const dir = mkdtempSync(join(tmpdir(), 'tuneline-dataset-'));
+  const storage = new LocalFileStorage(dir);
+  return {
+    dir,
+    storage,
+    read: (key) => readFileSync(storage.path(key), 'utf8'),
+    cleanup: () => rmSync(dir, { recursive: true, force: true }),
+  };
+}
+
+/** Builds with documents given as an array (both passes read it). */
+export async function build(
+  docs: unknown[],
+  over: Partial<FineTuneRequestInput> = {},
+  store: TempStorage = tempStorage(),
+) {
+  const result = await buildDataset(settings(over), () => docs, {
+    storage: store.storage,
+    trainKey: 'train.jsonl',
+    testKey: 'test.jsonl',
+  });
+  return { result, store };
+}
+
+export function jsonl(text: string): { messages: { role: string; content: string }[] }[] {
+  return text
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l));
+}

@@ -1,0 +1,98 @@
+import {
+  type ChatMessage,
+  countChatTokens,
+  countTextTokens,
+  encoderFor,
+  TokenCounter,
+} from '@tuneline/dataset';
+import fc from 'fast-check';
+import { encode as encodeCl100k } from 'gpt-tokenizer/encoding/cl100k_base';
+import { encode as encodeO200k } from 'gpt-tokenizer/encoding/o200k_base';
+import { afterAll, describe, expect, it } from 'vitest';
+import { build, invoices, jsonl, type TempStorage } from './fixtures.ts';
+
+/** The independent implementation: gpt-tokenizer, special-token strings treated as text. */
+const reference = {
+  o200k_base: (t: string) => encodeO200k(t, { disallowedSpecial: new Set() }).length,
+  cl100k_base: (t: string) => encodeCl100k(t, { disallowedSpecial: new Set() }).length,
+} as const;
+
+/** The cookbook's count, computed with the reference tokenizer. */
+function referenceChatTokens(encoding: keyof typeof reference, messages: ChatMessage[]): number {
+  let n = 3;
+  for (const m of messages) n += 3 + reference[encoding](m.role) + reference[encoding](m.content);
+  return n;
+}
+
+const stores: TempStorage[] = [];
+afterAll(() => {
+  for (const s of stores) s.cleanup();
+});
+
+const samples = [
+  '',
+  'INVOICE 12345\nTotal: 1.234,56 EUR',
+  'Straße Müller — “quotes” ✓ 日本語 🚀🚀 naïve café',
+  '   leading and   trailing spaces   \n\n\n\t\ttabs',
+  "don't it's we'll I'M 1234567890 3.14159",
+  '<|endoftext|> counted as text <|im_start|>',
+  'a'.repeat(5000),
+];
+
+describe('exact token counts', () => {
+  for (const encoding of ['o200k_base', 'cl100k_base'] as const) {
+    it(`${encoding}: matches gpt-tokenizer on fixed samples and js-tiktoken's own encode`, () => {
+      for (const s of samples) {
+        expect(countTextTokens(encoding, s), JSON.stringify(s.slice(0, 40))).toBe(reference[encoding](s));
+        expect(countTextTokens(encoding, s)).toBe(encoderFor(encoding).encode(s, [], []).length);
+      }
+    });
+
+    it(`${encoding}: matches gpt-tokenizer on random text (property)`, () => {
+      // A tiny cache forces the uncached path too.
+      const uncached = new TokenCounter(encoding, 1);
+      fc.assert(
+        fc.property(fc.string({ unit: 'grapheme', maxLength: 200 }), (s) => {
+          const expected = reference[encoding](s);
+          expect(countTextTokens(encoding, s)).toBe(expected);
+          expect(uncached.count(s)).toBe(expected);
+        }),
+        { numRuns: 300 },
+      );
+    });
+  }
+
+  it('chat counts follow the cookbook: 3 per message + role + content, + 3 priming', () => {
+    const messages = [
+      { role: 'system', content: 'Extract fields.' },
+      { role: 'user', content: 'Invoice 1\nTotal 5 EUR' },
+      { role: 'assistant', content: '{"total":"5"}' },
+    ];
+    expect(countChatTokens('o200k_base', messages)).toBe(referenceChatTokens('o200k_base', messages));
+    expect(countChatTokens('cl100k_base', messages)).toBe(referenceChatTokens('cl100k_base', messages));
+  });
+
+  for (const [baseModel, encoding] of [
+    ['gpt-4o-mini-2024-07-18', 'o200k_base'],
+    ['gpt-3.5-turbo-0125', 'cl100k_base'],
+  ] as const) {
+    it(`${baseModel}: dataset train/test tokens equal the reference count of the written files`, async () => {
+      const { result, store } = await build(invoices(40), {
+        baseModel,
+        testPercent: 25,
+        job: { hyperparameters: { n_epochs: 2 } },
+      });
+      stores.push(store);
+      expect(result.status).toBe('ready');
+      const sum = (text: string) =>
+        jsonl(text).reduce((n, e) => n + referenceChatTokens(encoding, e.messages), 0);
+      const train = sum(store.read('train.jsonl'));
+      expect(result.trainTokens).toBe(BigInt(train));
+      expect(result.testTokens).toBe(BigInt(sum(store.read('test.jsonl'))));
+      expect(result.epochs).toBe(2);
+      expect(result.estimatedBilledTokens).toBe(BigInt(2 * train));
+      const price = baseModel === 'gpt-3.5-turbo-0125' ? 8000n : 3000n;
+      expect(result.estimatedCredits).toBe((BigInt(2 * train) * price + 999_999n) / 1_000_000n);
+    });
+  }
+});
