@@ -1,0 +1,247 @@
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  type FineTuneRequestInput,
+  jobId,
+  type MessageInput,
+  queues,
+  requestContentHash,
+  requestJobId,
+} from '@tuneline/contracts';
+import { defaultCatalogue, LocalFileStorage } from '@tuneline/dataset';
+import { datasetBuilderStage } from '@tuneline/dataset-builder';
+import { findDatasetByRequestRow, findRequest, storeRequest } from '@tuneline/db';
+import { createLogger, createRedis, type RunningStage, startStage } from '@tuneline/runtime';
+import { type Job, Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  createTestDatabase,
+  flushPrefix,
+  redisUrl,
+  type TestDatabase,
+  testPrefix,
+  testRedis,
+  waitFor,
+} from '../support/context.ts';
+import { invoices, request, requestInput } from './fixtures.ts';
+
+describe('dataset-builder worker (BullMQ + Postgres)', () => {
+  let tdb: TestDatabase;
+  let prefix: string;
+  let workerConn: Redis;
+  let producerConn: Redis;
+  let redis: Redis;
+  let requests: Queue;
+  let uploads: Queue;
+  let running: RunningStage;
+  let storageDir: string;
+  let storage: LocalFileStorage;
+
+  beforeAll(async () => {
+    tdb = await createTestDatabase();
+    prefix = testPrefix();
+    workerConn = createRedis(redisUrl(), 'worker');
+    producerConn = createRedis(redisUrl(), 'worker');
+    redis = testRedis();
+    requests = new Queue('fine-tune-requests', { connection: producerConn, prefix });
+    uploads = new Queue('files-upload', { connection: producerConn, prefix });
+    storageDir = mkdtempSync(join(tmpdir(), 'tuneline-builder-'));
+    storage = new LocalFileStorage(storageDir);
+    running = await startStage(datasetBuilderStage, {
+      config: {
+        QUEUE_PREFIX: prefix,
+        WORKER_CONCURRENCY: 2,
+        RECOVERY_INTERVAL_MS: 60_000,
+        OUTBOX_INTERVAL_MS: 60_000,
+      },
+      deps: { db: tdb.db, log: createLogger('test', 'silent'), storage, catalogue: defaultCatalogue },
+      workerConnection: workerConn,
+      producerConnection: producerConn,
+      timers: false,
+    });
+  });
+
+  afterAll(async () => {
+    await running.close(5_000);
+    await requests.close();
+    await uploads.close();
+    workerConn.disconnect();
+    producerConn.disconnect();
+    redis.disconnect();
+    await tdb.drop();
+    rmSync(storageDir, { recursive: true, force: true });
+  });
+
+  const message = (
+    input: FineTuneRequestInput,
+    correlationId = 'corr-1',
+  ): MessageInput<'fine-tune-requests'> => ({
+    schemaVersion: 1,
+    correlationId,
+    request: input,
+  });
+
+  /** Adds a job and waits until it completed or failed for good. */
+  async function run(input: FineTuneRequestInput, id: string): Promise<Job> {
+    await requests.add('fine-tune-requests', message(input), {
+      ...queues['fine-tune-requests'].jobOptions,
+      jobId: id,
+    });
+    return waitFor(
+      async () => {
+        const job = await requests.getJob(id);
+        const state = await job?.getState();
+        return state === 'completed' || state === 'failed' ? job : undefined;
+      },
+      20_000,
+      `job ${id}`,
+    );
+  }
+
+  it('builds a dataset: row ready with counts, tokens, estimate, files; request built; no upload queued', async () => {
+    const input = requestInput({ requestId: 'plain', testPercent: 10 });
+    const job = await run(input, requestJobId('lic-1', 'plain'));
+    expect(await job.getState()).toBe('completed');
+    const stored = await findRequest(tdb.db, 'lic-1', 'plain');
+    expect(stored).toMatchObject({
+      status: 'built',
+      contentHash: requestContentHash(request(input)),
+      correlationId: 'corr-1',
+    });
+    const dataset = await findDatasetByRequestRow(tdb.db, stored?.id ?? '');
+    expect(dataset).toMatchObject({
+      status: 'ready',
+      baseModel: 'gpt-4o-mini-2024-07-18',
+      trainExamples: 54,
+      testExamples: 6,
+      epochs: 3,
+      autoTrain: false,
+      errors: [],
+    });
+    expect(dataset?.trainTokens).toBeGreaterThan(0n);
+    expect(dataset?.estimatedBilledTokens).toBe(3n * (dataset?.trainTokens ?? 0n));
+    expect(dataset?.shortHash).toBe(dataset?.contentHash?.slice(0, 8));
+    expect(dataset?.jobOptions).toEqual({ description: '', notifyEmails: '', hyperparameters: 'auto' });
+    expect(existsSync(storage.path(dataset?.trainPath ?? 'x'))).toBe(true);
+    expect(existsSync(storage.path(dataset?.testPath ?? 'x'))).toBe(true);
+    const outbox = await tdb.db
+      .selectFrom('outbox')
+      .selectAll()
+      .where('queue', '=', 'files-upload')
+      .execute();
+    expect(outbox).toHaveLength(0);
+  });
+
+  it('a repeated request with the same content returns the same dataset', async () => {
+    const input = requestInput({ requestId: 'repeat' });
+    await run(input, requestJobId('lic-1', 'repeat'));
+    const stored = await findRequest(tdb.db, 'lic-1', 'repeat');
+    const first = await findDatasetByRequestRow(tdb.db, stored?.id ?? '');
+    // The same request again (another job id, as after the first job was removed), keys reordered.
+    const reordered = { ...input, modelConfig: { ...input.modelConfig } } as FineTuneRequestInput;
+    const job = await run(reordered, `${requestJobId('lic-1', 'repeat')}-again`);
+    expect(await job.getState()).toBe('completed');
+    const rows = await tdb.db
+      .selectFrom('datasets')
+      .selectAll()
+      .where('request_row_id', '=', stored?.id ?? '')
+      .execute();
+    expect(rows).toHaveLength(1);
+    expect(rows[0]?.id).toBe(first?.id);
+    expect(rows[0]?.updated_at).toEqual(first?.updatedAt);
+  });
+
+  it('the same requestId with different content fails permanently and changes nothing', async () => {
+    const input = requestInput({ requestId: 'conflict' });
+    await run(input, requestJobId('lic-1', 'conflict'));
+    const before = await findRequest(tdb.db, 'lic-1', 'conflict');
+    const dsBefore = await findDatasetByRequestRow(tdb.db, before?.id ?? '');
+    const other = requestInput({ requestId: 'conflict', documents: invoices(60, 100) });
+    const job = await run(other, `${requestJobId('lic-1', 'conflict')}-other`);
+    expect(await job.getState()).toBe('failed');
+    expect(job.failedReason).toMatch(/requestId "conflict".*different content/);
+    expect(job.attemptsMade).toBe(1); // permanent: no retries
+    expect(await findRequest(tdb.db, 'lic-1', 'conflict')).toEqual(before);
+    expect(await findDatasetByRequestRow(tdb.db, before?.id ?? '')).toEqual(dsBefore);
+  });
+
+  it('autoTrain writes the files-upload message with the dataset row; the relay queues it', async () => {
+    const input = requestInput({ requestId: 'auto', autoTrain: true });
+    await run(input, requestJobId('lic-1', 'auto'));
+    const stored = await findRequest(tdb.db, 'lic-1', 'auto');
+    const dataset = await findDatasetByRequestRow(tdb.db, stored?.id ?? '');
+    expect(dataset).toMatchObject({ status: 'ready', autoTrain: true });
+    const id = jobId('files-upload', dataset?.id ?? '');
+    const outbox = await tdb.db.selectFrom('outbox').selectAll().where('job_id', '=', id).execute();
+    expect(outbox).toHaveLength(1);
+    expect(outbox[0]?.payload).toEqual({ schemaVersion: 1, correlationId: 'corr-1', datasetId: dataset?.id });
+    await running.relayOutbox();
+    const queued = await waitFor(() => uploads.getJob(id), 5_000, 'files-upload job');
+    expect(queued.data).toEqual({ schemaVersion: 1, correlationId: 'corr-1', datasetId: dataset?.id });
+  });
+
+  it('invalid input: dataset invalid with errors, request rejected, job failed permanently, no files', async () => {
+    const docs = invoices(12);
+    docs[4] = { ...docs[4], id: 'inv-0004', text: '', fields: { total: '1' } };
+    const input = requestInput({ requestId: 'bad', documents: docs, autoTrain: true });
+    const job = await run(input, requestJobId('lic-1', 'bad'));
+    expect(await job.getState()).toBe('failed');
+    expect(job.failedReason).toMatch(/document "inv-0004", field "text": text is empty/);
+    expect(job.attemptsMade).toBe(1);
+    const stored = await findRequest(tdb.db, 'lic-1', 'bad');
+    expect(stored).toMatchObject({ status: 'rejected', error: expect.stringContaining('inv-0004') });
+    const dataset = await findDatasetByRequestRow(tdb.db, stored?.id ?? '');
+    expect(dataset).toMatchObject({ status: 'invalid', trainPath: null, contentHash: null });
+    expect(dataset?.errors).toContainEqual(
+      expect.objectContaining({ code: 'empty_text', documentId: 'inv-0004' }),
+    );
+    const outbox = await tdb.db
+      .selectFrom('outbox')
+      .selectAll()
+      .where('job_id', '=', jobId('files-upload', dataset?.id ?? ''))
+      .execute();
+    expect(outbox).toHaveLength(0);
+  });
+
+  it('after Redis lost its data, recovery rebuilds stored requests and re-queues lost uploads', async () => {
+    // A request stored in Postgres whose message was lost before it was built.
+    const waiting = request({ requestId: 'lost', autoTrain: true });
+    await storeRequest(tdb.db, {
+      licenseId: waiting.licenseId,
+      requestId: waiting.requestId,
+      contentHash: requestContentHash(waiting),
+      correlationId: 'corr-lost',
+      payload: waiting,
+    });
+    const auto = await findDatasetByRequestRow(
+      tdb.db,
+      (await findRequest(tdb.db, 'lic-1', 'auto'))?.id ?? '',
+    );
+    expect(await flushPrefix(redis, prefix)).toBeGreaterThan(0);
+
+    const count = await running.recover();
+    expect(count).toBeGreaterThanOrEqual(2);
+    const rebuilt = await waitFor(
+      async () => {
+        const row = await findRequest(tdb.db, 'lic-1', 'lost');
+        return row?.status === 'built' ? row : undefined;
+      },
+      20_000,
+      'recovered request built',
+    );
+    const dataset = await findDatasetByRequestRow(tdb.db, rebuilt.id);
+    expect(dataset).toMatchObject({ status: 'ready', correlationId: 'corr-lost', trainExamples: 60 });
+    // The earlier auto-train dataset's lost files-upload message is back on its queue.
+    const upload = await waitFor(
+      () => uploads.getJob(jobId('files-upload', auto?.id ?? '')),
+      5_000,
+      'upload job',
+    );
+    expect(upload.data).toMatchObject({ datasetId: auto?.id });
+    // Nothing built twice.
+    const all = await tdb.db.selectFrom('datasets').select('request_row_id').execute();
+    expect(new Set(all.map((r) => r.request_row_id)).size).toBe(all.length);
+  });
+});
