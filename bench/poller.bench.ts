@@ -1,0 +1,249 @@
+// Poller figures: provider calls per running job per poll sweep (200 running jobs, target <= 0.05),
+// against a baseline of one retrieve per job measured in the same run; and the time from the
+// simulator finishing a job to the fine-tune being terminal (settlement queued), with webhooks and
+// with polling only.
+import { randomBytes, randomUUID } from 'node:crypto';
+import { jobId } from '@tuneline/contracts';
+import { autoTrainFineTuneId, createDb, type Db, migrateToLatest, withDatabase } from '@tuneline/db';
+import { CountingProvider, Sweeper, startWebhookServer } from '@tuneline/poller';
+import { type RunningSimulator, startSimulator } from '@tuneline/simulator';
+import pg from 'pg';
+import {
+  quietLog,
+  seedLicense,
+  seedReadyDataset,
+  startPipeline,
+  tempStorage,
+  trainingJsonl,
+} from '../test/stages/harness.ts';
+import { makeProvider } from '../test/stages/provider.ts';
+
+const RUNNING_JOBS = 200;
+const LATENCY_JOBS = 8;
+const TARGET_CALLS_PER_JOB = 0.05;
+const SECRET = `whsec_${Buffer.from('tuneline-bench-webhook-secret-32').toString('base64')}`;
+
+const baseUrl = process.env.DATABASE_URL;
+const redisUrl = process.env.REDIS_URL;
+if (!baseUrl || !redisUrl) {
+  console.error('poller.bench: DATABASE_URL and REDIS_URL are required');
+  process.exit(2);
+}
+
+async function freshDatabase(): Promise<{ db: Db; drop(): Promise<void> }> {
+  const name = `tuneline_bench_poller_${randomBytes(4).toString('hex')}`;
+  const admin = new pg.Client({ connectionString: baseUrl });
+  await admin.connect();
+  await admin.query(`create database "${name}"`);
+  await admin.end();
+  const db = createDb(withDatabase(baseUrl as string, name), { max: 20 });
+  await migrateToLatest(db);
+  return {
+    db,
+    drop: async () => {
+      await db.destroy();
+      const c = new pg.Client({ connectionString: baseUrl });
+      await c.connect();
+      await c.query(`drop database if exists "${name}" with (force)`);
+      await c.end();
+    },
+  };
+}
+
+const schedule = { intervalMs: 20 * 60_000, minIntervalMs: 2 * 60_000, finishGraceMs: 5_000 };
+
+/** 200 fine-tunes whose provider jobs are alive (at speed 1 a job validates for 30 s, then queues). */
+async function sweepFigures(db: Db): Promise<void> {
+  const sim = await startSimulator({ port: 0, seed: 7, speed: 1 });
+  try {
+    const provider = makeProvider({ baseURL: sim.url, apiKey: sim.apiKey });
+    await seedLicense(db, 'bench-sweep', 0n);
+    const files = tempStorage();
+    const datasetId = await seedReadyDataset(db, {
+      licenseId: 'bench-sweep',
+      storage: files.storage,
+      autoTrain: false,
+    });
+    const content = trainingJsonl(12);
+    const file = await provider.client.files.create({
+      file: new File([content], `${datasetId}-train.jsonl`),
+      purpose: 'fine-tune',
+    });
+    await provider.waitUntilProcessed(file.id, { timeoutMs: 30_000 });
+    const rows: { id: string; jobId: string }[] = [];
+    for (let i = 0; i < RUNNING_JOBS; i++) {
+      const id = randomUUID();
+      const job = await provider.client.fineTuning.jobs
+        .create({ model: 'gpt-4o-mini-2024-07-18', training_file: file.id, metadata: { fine_tune_id: id } })
+        .catch(() => null);
+      if (!job) break;
+      rows.push({ id, jobId: job.id });
+    }
+    if (rows.length < RUNNING_JOBS) {
+      console.log(`only ${rows.length} jobs could be created (file not processed yet?)`);
+    }
+    const sample = await provider.retrieveJob(rows[0]?.jobId ?? '');
+    for (const r of rows) {
+      await db
+        .insertInto('fine_tunes')
+        .values({
+          id: r.id,
+          license_id: 'bench-sweep',
+          dataset_id: datasetId,
+          correlation_id: 'bench',
+          base_model: 'gpt-4o-mini-2024-07-18',
+          status: sample.status === 'queued' ? 'queued' : 'validating_files',
+          suffix: 'bench',
+          hyperparameters: JSON.stringify('auto'),
+          credits_per_million_tokens: '3000',
+          provider_job_id: r.jobId,
+        })
+        .execute();
+    }
+
+    // Baseline: one retrieve per running job.
+    const naive = new CountingProvider(provider);
+    let t = performance.now();
+    for (const r of rows) await naive.retrieveJob(r.jobId);
+    const naiveMs = performance.now() - t;
+
+    const counted = new CountingProvider(provider);
+    const sweeper = new Sweeper({
+      db,
+      provider: counted,
+      log: quietLog,
+      schedule,
+      maxAgeMs: 30_000,
+      maxPages: 20,
+    });
+    t = performance.now();
+    await sweeper.sweep();
+    const sweepMs = performance.now() - t;
+    const stats = sweeper.lastStats;
+    // Every scheduled poll in the next 30 s reads that snapshot: no further calls.
+    for (const r of rows) await sweeper.jobState(r.jobId);
+    const perJob = counted.calls / rows.length;
+    console.log(`running jobs: ${rows.length}`);
+    console.log(
+      `baseline (retrieve per job): ${naive.calls} calls, ${(naive.calls / rows.length).toFixed(3)} per job, ${naiveMs.toFixed(0)} ms`,
+    );
+    console.log(
+      `sweep (list, 100 a page): ${counted.calls} calls (${JSON.stringify(counted.byMethod)}), ${perJob.toFixed(3)} per job, ${sweepMs.toFixed(0)} ms; found ${stats?.found}/${stats?.followed}`,
+    );
+    console.log(`ratio sweep/baseline calls: ${(counted.calls / naive.calls).toFixed(3)}`);
+    console.log(
+      perJob <= TARGET_CALLS_PER_JOB
+        ? `target <= ${TARGET_CALLS_PER_JOB} calls per running job per sweep: met`
+        : `TARGET MISSED: ${perJob.toFixed(3)} > ${TARGET_CALLS_PER_JOB} calls per running job per sweep`,
+    );
+    files.cleanup();
+  } finally {
+    await sim.close();
+  }
+}
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)] ?? Number.NaN;
+};
+
+/** Time from the simulator ending each job to the fine-tune row being terminal. */
+async function latency(db: Db, mode: 'webhooks' | 'polling'): Promise<number[]> {
+  const prefix = `tlbench-${randomBytes(4).toString('hex')}`;
+  const files = tempStorage();
+  let pipelineRef: Awaited<ReturnType<typeof startPipeline>> | undefined;
+  let provider: ReturnType<typeof makeProvider> | undefined;
+  const hooks =
+    mode === 'webhooks'
+      ? await startWebhookServer({
+          db,
+          log: quietLog,
+          port: 0,
+          unwrap: (body, headers) =>
+            (provider as ReturnType<typeof makeProvider>).unwrapWebhook(body, headers),
+          relay: () => pipelineRef?.stages.poller?.relayOutbox() ?? Promise.resolve(0),
+        })
+      : null;
+  const sim: RunningSimulator = await startSimulator({
+    port: 0,
+    seed: mode === 'webhooks' ? 8 : 9,
+    speed: 100,
+    ...(hooks ? { webhookUrl: hooks.url, webhookSecret: SECRET } : {}),
+  });
+  provider = makeProvider({ baseURL: sim.url, apiKey: sim.apiKey, webhookSecret: SECRET });
+  // Polling only: a 2 s interval stands in for the 20-minute default (latency scales with it).
+  const pollSchedule =
+    mode === 'webhooks'
+      ? { intervalMs: 20 * 60_000, minIntervalMs: 20 * 60_000 }
+      : { intervalMs: 2_000, minIntervalMs: 2_000, finishGraceMs: 0 };
+  const pipeline = await startPipeline({
+    db,
+    redisUrl: redisUrl as string,
+    prefix,
+    provider,
+    storage: files.storage,
+    schedule: pollSchedule,
+  });
+  pipelineRef = pipeline;
+  try {
+    const license = `bench-${mode}`;
+    await seedLicense(db, license, 1_000_000n);
+    // One job at a time, so no other job's poll refreshes this one through a shared sweep.
+    const ids: string[] = [];
+    const simEnded = new Map<string, number>();
+    const rowEnded = new Map<string, number>();
+    for (let i = 0; i < LATENCY_JOBS; i++) {
+      const datasetId = await seedReadyDataset(db, { licenseId: license, storage: files.storage });
+      await pipeline.stages.uploader?.publisher.publish('files-upload', jobId('files-upload', datasetId), {
+        schemaVersion: 1,
+        correlationId: 'bench',
+        datasetId,
+      });
+      const id = autoTrainFineTuneId(datasetId);
+      ids.push(id);
+      const deadline = Date.now() + 60_000;
+      while (!rowEnded.has(id) && Date.now() < deadline) {
+        const now = Date.now();
+        const job = sim.admin.state().jobs.find((j) => j.metadata?.fine_tune_id === id);
+        if (job && !simEnded.has(id) && ['succeeded', 'failed', 'cancelled'].includes(job.status))
+          simEnded.set(id, now);
+        const row = await db
+          .selectFrom('fine_tunes')
+          .select('status')
+          .where('id', '=', id)
+          .executeTakeFirst();
+        if (row && ['succeeded', 'failed', 'cancelled'].includes(row.status)) rowEnded.set(id, now);
+        await new Promise((r) => setTimeout(r, 5));
+      }
+    }
+    return ids
+      .filter((id) => simEnded.has(id) && rowEnded.has(id))
+      .map((id) => (rowEnded.get(id) ?? 0) - (simEnded.get(id) ?? 0));
+  } finally {
+    await pipeline.close();
+    await sim.close();
+    await hooks?.close();
+    files.cleanup();
+  }
+}
+
+const database = await freshDatabase();
+try {
+  await sweepFigures(database.db);
+  const withHooks = await latency(database.db, 'webhooks');
+  const pollingOnly = await latency(database.db, 'polling');
+  console.log(
+    `finish → terminal with webhooks (polling at 20 min): median ${median(withHooks)} ms, max ${Math.max(...withHooks)} ms over ${withHooks.length} jobs`,
+  );
+  console.log(
+    `finish → terminal polling only (2 s interval): median ${median(pollingOnly)} ms, max ${Math.max(...pollingOnly)} ms over ${pollingOnly.length} jobs`,
+  );
+  console.log(
+    `ratio webhooks/polling median latency: ${(median(withHooks) / median(pollingOnly)).toFixed(3)}`,
+  );
+  if (withHooks.length < LATENCY_JOBS || pollingOnly.length < LATENCY_JOBS)
+    console.log('TARGET MISSED: some jobs did not finish');
+} finally {
+  await database.drop();
+}
+process.exit(0);
