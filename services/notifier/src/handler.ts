@@ -1,12 +1,127 @@
-import { defineStage, type StageDeps } from '@tuneline/runtime';
+import { join } from 'node:path';
+import {
+  claimNotificationAttempt,
+  getFineTune,
+  getNotification,
+  listPendingNotifications,
+  markNotificationSent,
+  notifySendOutboxMessage,
+  recordNotificationError,
+} from '@tuneline/db';
+import { getBalance } from '@tuneline/ledger';
+import { baseConfigSchema, defineStage, PermanentError, type StageDeps } from '@tuneline/runtime';
+import { sql } from 'kysely';
+import { z } from 'zod';
+import { fileMailer, isPermanentSmtpRejection, type Mailer, smtpMailer } from './mailer.ts';
+import { HeaderInjectionError, outcomeEmail } from './message.ts';
 
-export type NotifierDeps = StageDeps;
+export { fileMailer, isPermanentSmtpRejection, type Mailer, smtpMailer } from './mailer.ts';
+export { HeaderInjectionError, outcomeEmail, validRecipient } from './message.ts';
 
-/** Stage: consumes `notify-send`. */
+const REPO_ROOT = join(import.meta.dirname, '../../..');
+
+export const notifierConfigSchema = baseConfigSchema.extend({
+  /** smtp://user:pass@host:port (or smtps://). Unset: messages are written as .eml files instead. */
+  SMTP_URL: z
+    .string()
+    .optional()
+    .transform((v) => (v?.trim() ? v.trim() : undefined))
+    .pipe(z.url({ protocol: /^smtps?$/, message: 'must be an smtp:// or smtps:// URL' }).optional()),
+  MAIL_FROM: z
+    .string()
+    .default('Tuneline <no-reply@tuneline.local>')
+    .refine((v) => !/[\r\n]/.test(v), 'must not contain line breaks'),
+  MAIL_OUTBOX_DIR: z
+    .string()
+    .min(1)
+    .default(join(REPO_ROOT, '.tuneline', 'mail')),
+  SMTP_TIMEOUT_MS: z.coerce.number().int().min(100).default(30_000),
+});
+export type NotifierConfig = z.infer<typeof notifierConfigSchema>;
+
+export interface NotifierDeps extends StageDeps {
+  mailer: Mailer;
+  mailFrom: string;
+}
+
+export function createMailer(config: NotifierConfig): Mailer {
+  return config.SMTP_URL
+    ? smtpMailer(config.SMTP_URL, config.SMTP_TIMEOUT_MS)
+    : fileMailer(config.MAIL_OUTBOX_DIR);
+}
+
+export type SendOutcome = 'sent' | 'already_done';
+
+/**
+ * Sends one notification, at most one sender at a time: a session advisory lock per notification is
+ * held on one connection for the whole send (a second worker with the same message backs off and
+ * retries, then finds it sent). The attempt is counted and committed BEFORE the SMTP conversation; the
+ * row is marked sent right after the server accepts.
+ *
+ * The remaining at-least-once window: if the process dies (or Postgres becomes unreachable) after the
+ * SMTP server accepted the message but before `sent` is committed, the retry sends it again. That window
+ * is one UPDATE long, and the second copy carries the same Message-ID, which receivers and most
+ * mail stores use to drop duplicates. SMTP offers no way to make it smaller.
+ */
+export async function sendNotification(deps: NotifierDeps, notificationId: string): Promise<SendOutcome> {
+  const existing = await getNotification(deps.db, notificationId);
+  if (!existing) throw new PermanentError(`notification ${notificationId} does not exist`);
+  if (existing.status !== 'pending') return 'already_done';
+
+  return deps.db.connection().execute(async (conn) => {
+    const lockKey = `tuneline:notification:${notificationId}`;
+    const { rows } = await sql<{ locked: boolean }>`
+      SELECT pg_try_advisory_lock(hashtextextended(${lockKey}, 0)) AS locked`.execute(conn);
+    if (!rows[0]?.locked) throw new Error(`notification ${notificationId} is being sent by another worker`);
+    try {
+      const claimed = await claimNotificationAttempt(conn, notificationId);
+      if (!claimed) return 'already_done';
+      const fineTune = await getFineTune(conn, claimed.fine_tune_id);
+      if (!fineTune) throw new PermanentError(`fine-tune ${claimed.fine_tune_id} does not exist`);
+      let mail: ReturnType<typeof outcomeEmail>;
+      try {
+        mail = outcomeEmail(claimed, fineTune, await getBalance(conn, fineTune.license_id), deps.mailFrom);
+      } catch (err) {
+        if (err instanceof HeaderInjectionError) {
+          await recordNotificationError(conn, notificationId, err.message, true);
+          throw new PermanentError(err.message);
+        }
+        throw err;
+      }
+      try {
+        await deps.mailer.send(mail);
+      } catch (err) {
+        const reason = err instanceof Error ? err.message : String(err);
+        if (isPermanentSmtpRejection(err)) {
+          await recordNotificationError(conn, notificationId, reason, true);
+          throw new PermanentError(`${claimed.recipient} rejected: ${reason}`);
+        }
+        // 4xx, connection refused, timeouts: keep it pending and let the queue retry with backoff.
+        await recordNotificationError(conn, notificationId, reason, false);
+        throw err;
+      }
+      await markNotificationSent(conn, notificationId);
+      return 'sent';
+    } finally {
+      await sql`SELECT pg_advisory_unlock(hashtextextended(${lockKey}, 0))`.execute(conn);
+    }
+  });
+}
+
+/** Stage 6: consumes `notify-send`. */
 export const notifierStage = defineStage<'notify-send', NotifierDeps>({
   service: 'notifier',
   queue: 'notify-send',
-  async handle(message, ctx) {
-    ctx.log.info({ message }, 'received');
+  async handle(message, ctx, deps) {
+    const outcome = await sendNotification(deps, message.notificationId);
+    ctx.log.info(
+      { notificationId: message.notificationId, outcome, via: deps.mailer.describe },
+      'notification',
+    );
+  },
+  /** Pending notifications (their message may have been lost with Redis). */
+  async recover(deps) {
+    const rows = await listPendingNotifications(deps.db);
+    return rows.map((n) => notifySendOutboxMessage(n, n.correlation_id));
   },
 });

@@ -1,8 +1,13 @@
-import { baseConfigSchema, runService } from '@tuneline/runtime';
-import { notifierStage } from './handler.ts';
+import { runService } from '@tuneline/runtime';
+import { createMailer, notifierConfigSchema, notifierStage } from './handler.ts';
 
 await runService({
   stage: notifierStage,
-  configSchema: baseConfigSchema,
-  makeDeps: ({ db, log }) => ({ db, log }),
+  configSchema: notifierConfigSchema,
+  makeDeps: ({ config, db, log }) => {
+    const mailer = createMailer(config);
+    log.info({ via: mailer.describe }, 'notifier mail transport');
+    return { db, log, mailer, mailFrom: config.MAIL_FROM };
+  },
+  closeDeps: async (deps) => deps.mailer.close(),
 });

@@ -1,0 +1,79 @@
+import { parseEmailList } from '@tuneline/contracts';
+import type { FineTune, Notification } from '@tuneline/db';
+import type { Balance } from '@tuneline/ledger';
+import type { OutgoingMail } from './mailer.ts';
+
+/** A header value that would let a line break through is refused before anything is sent. */
+export class HeaderInjectionError extends Error {
+  override name = 'HeaderInjectionError';
+}
+
+function header(name: string, value: string): string {
+  if (/[\r\n]/.test(value)) throw new HeaderInjectionError(`${name} header contains a line break`);
+  return value;
+}
+
+const OUTCOME: Record<string, string> = {
+  succeeded: 'succeeded',
+  failed: 'failed',
+  cancelled: 'was cancelled',
+  insufficient_credits: 'was not started: not enough credits',
+};
+
+const fmt = (n: bigint | string | null | undefined) =>
+  n === null || n === undefined ? 'n/a' : BigInt(n).toLocaleString('en-US');
+
+/** Validates the recipient once more: exactly one valid address, no CR/LF. */
+export function validRecipient(recipient: string): string {
+  const parsed = parseEmailList(recipient);
+  if (!parsed.ok) throw new HeaderInjectionError(`recipient rejected: ${parsed.message}`);
+  if (parsed.emails.length !== 1) throw new HeaderInjectionError('recipient must be exactly one address');
+  return parsed.emails[0] as string;
+}
+
+/** The outcome e-mail: what happened, the model, tokens, credits charged, the balance left, and why it failed. */
+export function outcomeEmail(
+  notification: Pick<Notification, 'id' | 'recipient' | 'message_id' | 'kind'>,
+  fineTune: FineTune,
+  balance: Balance,
+  from: string,
+): OutgoingMail {
+  const outcome = OUTCOME[notification.kind] ?? notification.kind;
+  const model = fineTune.fine_tuned_model ?? `${fineTune.base_model} (base model)`;
+  const lines = [
+    `Your fine-tune "${fineTune.suffix}" ${outcome}.`,
+    '',
+    `Outcome:           ${notification.kind}`,
+    `Model:             ${model}`,
+    `Base model:        ${fineTune.base_model}`,
+    `Trained tokens:    ${fmt(fineTune.trained_tokens)}`,
+    `Credits charged:   ${fmt(fineTune.credits_charged ?? 0n)}`,
+    `Remaining balance: ${fmt(balance.available)} credits`,
+  ];
+  if (fineTune.description) lines.push(`Description:       ${fineTune.description.replace(/[\r\n]+/g, ' ')}`);
+  if (notification.kind === 'failed' || notification.kind === 'cancelled') {
+    const reason = fineTune.error_message ?? fineTune.error_code;
+    if (reason) lines.push('', `Reason given by the provider: ${reason}`);
+  }
+  if (notification.kind === 'insufficient_credits') {
+    lines.push('', 'Add credits to the license and start the fine-tune again.');
+  }
+  if (notification.kind === 'succeeded') {
+    lines.push('', 'The model is available: activate it from the hub to use it.');
+  }
+  if (balance.overageBlocked) {
+    lines.push('', 'Note: the last charge exceeded the balance; new fine-tunes are blocked until a top-up.');
+  }
+  lines.push('', `Fine-tune id: ${fineTune.id}`);
+  return {
+    from: header('From', from),
+    to: header('To', validRecipient(notification.recipient)),
+    subject: header('Subject', `Tuneline: fine-tune ${fineTune.suffix} ${outcome}`),
+    text: `${lines.join('\n')}\n`,
+    messageId: header('Message-ID', notification.message_id),
+    headers: {
+      'X-Tuneline-Fine-Tune': header('X-Tuneline-Fine-Tune', fineTune.id),
+      'X-Tuneline-Notification': header('X-Tuneline-Notification', notification.id),
+    },
+  };
+}
