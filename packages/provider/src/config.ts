@@ -1,0 +1,83 @@
+import { ConfigError } from '@tuneline/runtime';
+import { z } from 'zod';
+
+/** Unset and empty variables both count as "not given". */
+const optionalString = z.preprocess((v) => (v === '' ? undefined : v), z.string().min(1).optional());
+const optionalUrl = z.preprocess(
+  (v) => (v === '' ? undefined : v),
+  z.url({ message: 'must be a URL' }).optional(),
+);
+
+/**
+ * Provider settings from the environment. A plain object schema, so a service can
+ * `baseConfigSchema.extend(providerEnvSchema.shape)`.
+ */
+export const providerEnvSchema = z.object({
+  /** Which provider; when unset: azure if its endpoint and key are set, else openai if its key is set, else the simulator. */
+  PROVIDER: z.preprocess(
+    (v) => (v === '' ? undefined : v),
+    z.enum(['openai', 'azure', 'simulator']).optional(),
+  ),
+  OPENAI_API_KEY: optionalString,
+  OPENAI_BASE_URL: optionalUrl,
+  AZURE_OPENAI_ENDPOINT: optionalUrl,
+  AZURE_OPENAI_API_KEY: optionalString,
+  AZURE_OPENAI_API_VERSION: z.string().min(1).default('2025-04-01-preview'),
+  /** `whsec_...` secret the provider signs webhooks with. */
+  PROVIDER_WEBHOOK_SECRET: optionalString,
+  SIMULATOR_URL: z.url({ message: 'must be a URL' }).default('http://127.0.0.1:4010/v1'),
+  SIMULATOR_API_KEY: z.string().min(1).default('sk-sim'),
+  /** SDK retries for idempotent calls (job creation always runs with none). */
+  PROVIDER_MAX_RETRIES: z.coerce.number().int().min(0).max(10).default(2),
+  PROVIDER_TIMEOUT_MS: z.coerce.number().int().min(100).default(60_000),
+});
+
+export type ProviderEnv = z.output<typeof providerEnvSchema>;
+export type ProviderKind = 'openai' | 'azure' | 'simulator';
+
+export type ProviderSettings =
+  | { kind: 'openai' | 'simulator'; apiKey: string; baseURL: string | undefined; common: CommonSettings }
+  | { kind: 'azure'; apiKey: string; endpoint: string; apiVersion: string; common: CommonSettings };
+
+export interface CommonSettings {
+  webhookSecret: string | undefined;
+  maxRetries: number;
+  timeoutMs: number;
+}
+
+/** Picks the provider and checks its credentials are all there (naming what is missing). */
+export function resolveProviderSettings(env: ProviderEnv): ProviderSettings {
+  const common: CommonSettings = {
+    webhookSecret: env.PROVIDER_WEBHOOK_SECRET,
+    maxRetries: env.PROVIDER_MAX_RETRIES,
+    timeoutMs: env.PROVIDER_TIMEOUT_MS,
+  };
+  const kind: ProviderKind =
+    env.PROVIDER ??
+    (env.AZURE_OPENAI_ENDPOINT && env.AZURE_OPENAI_API_KEY
+      ? 'azure'
+      : env.OPENAI_API_KEY
+        ? 'openai'
+        : 'simulator');
+  if (kind === 'azure') {
+    const missing = [
+      !env.AZURE_OPENAI_ENDPOINT && 'AZURE_OPENAI_ENDPOINT',
+      !env.AZURE_OPENAI_API_KEY && 'AZURE_OPENAI_API_KEY',
+    ].filter(Boolean);
+    if (missing.length)
+      throw new ConfigError(`Invalid configuration: PROVIDER=azure needs ${missing.join(' and ')}`);
+    return {
+      kind,
+      apiKey: env.AZURE_OPENAI_API_KEY!,
+      endpoint: env.AZURE_OPENAI_ENDPOINT!,
+      apiVersion: env.AZURE_OPENAI_API_VERSION,
+      common,
+    };
+  }
+  if (kind === 'openai') {
+    if (!env.OPENAI_API_KEY)
+      throw new ConfigError('Invalid configuration: PROVIDER=openai needs OPENAI_API_KEY');
+    return { kind, apiKey: env.OPENAI_API_KEY, baseURL: env.OPENAI_BASE_URL, common };
+  }
+  return { kind: 'simulator', apiKey: env.SIMULATOR_API_KEY, baseURL: env.SIMULATOR_URL, common };
+}

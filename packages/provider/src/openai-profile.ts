@@ -1,0 +1,210 @@
+// The provider profile on the official `openai` package: OpenAI, Azure OpenAI (AzureOpenAI) and the
+// simulator all speak the same API, so one implementation serves the three.
+import { Readable } from 'node:stream';
+import { PermanentError } from '@tuneline/runtime';
+import OpenAI, { AzureOpenAI, toFile, toStreamingFile } from 'openai';
+import type { ProviderKind, ProviderSettings } from './config.ts';
+import { WebhookVerificationError, withProviderErrors } from './errors.ts';
+import type {
+  ChatCompletionInput,
+  ChatCompletionResult,
+  CreateJobInput,
+  Page,
+  ProviderCheckpoint,
+  ProviderFile,
+  ProviderJob,
+  ProviderJobEvent,
+  ProviderProfile,
+  ProviderWebhookEvent,
+  UploadFileInput,
+} from './profile.ts';
+
+/** How far findJobByMetadata and findFileByNameAndSize look (providers that ignore the filter get scanned). */
+const MAX_SCAN = 2_000;
+
+export class OpenAIProviderProfile implements ProviderProfile {
+  constructor(
+    readonly kind: ProviderKind,
+    private readonly client: OpenAI,
+    private readonly webhookSecret: string | undefined,
+  ) {}
+
+  uploadFile({ filename, content }: UploadFileInput): Promise<ProviderFile> {
+    return withProviderErrors(async () => {
+      // A stream is sent as it is read and cannot be replayed, so no SDK retries for it.
+      const file = Buffer.isBuffer(content)
+        ? await toFile(content, filename, { type: 'application/jsonl' })
+        : toStreamingFile(content instanceof Readable ? content : Readable.from(content), filename, {
+            type: 'application/jsonl',
+          });
+      return this.client.files.create(
+        { file, purpose: 'fine-tune' },
+        Buffer.isBuffer(content) ? {} : { maxRetries: 0 },
+      );
+    });
+  }
+
+  findFileByNameAndSize(filename: string, size: number): Promise<ProviderFile | null> {
+    return withProviderErrors(async () => {
+      let scanned = 0;
+      for await (const file of this.client.files.list({ purpose: 'fine-tune', order: 'desc' })) {
+        if (file.filename === filename && file.bytes === size && file.status !== 'error') return file;
+        if (++scanned >= MAX_SCAN) break;
+      }
+      return null;
+    });
+  }
+
+  async waitUntilProcessed(fileId: string, opts: { timeoutMs?: number } = {}): Promise<ProviderFile> {
+    const deadline = Date.now() + (opts.timeoutMs ?? 120_000);
+    let delay = 50;
+    for (;;) {
+      const file = await withProviderErrors(() => this.client.files.retrieve(fileId));
+      if (file.status === 'processed') return file;
+      if (file.status === 'error') {
+        throw new PermanentError(
+          `provider could not process file ${fileId}: ${file.status_details ?? 'no details'}`,
+        );
+      }
+      const left = deadline - Date.now();
+      // Retryable on purpose: the file may still finish; the stage will look again.
+      if (left <= 0)
+        throw new Error(`file ${fileId} still ${file.status} after ${opts.timeoutMs ?? 120_000} ms`);
+      await new Promise((r) => setTimeout(r, Math.min(delay, left)));
+      delay = Math.min(delay * 2, 5_000);
+    }
+  }
+
+  createJob(input: CreateJobInput): Promise<ProviderJob> {
+    return withProviderErrors(() =>
+      this.client.fineTuning.jobs.create(
+        {
+          model: input.model,
+          training_file: input.trainingFile,
+          ...(input.validationFile ? { validation_file: input.validationFile } : {}),
+          ...(input.suffix ? { suffix: input.suffix } : {}),
+          ...(input.seed !== undefined ? { seed: input.seed } : {}),
+          metadata: input.metadata,
+          method: { type: 'supervised', supervised: { hyperparameters: input.hyperparameters ?? {} } },
+        },
+        // Creating a job is not idempotent at the provider: never let the SDK repeat it.
+        { maxRetries: 0 },
+      ),
+    );
+  }
+
+  findJobByMetadata(key: string, value: string): Promise<ProviderJob | null> {
+    return withProviderErrors(async () => {
+      let scanned = 0;
+      // The filter narrows the list where supported; the check below keeps it right where it isn't.
+      for await (const job of this.client.fineTuning.jobs.list({ metadata: { [key]: value }, limit: 100 })) {
+        if (job.metadata?.[key] === value) return job;
+        if (++scanned >= MAX_SCAN) break;
+      }
+      return null;
+    });
+  }
+
+  retrieveJob(jobId: string): Promise<ProviderJob> {
+    return withProviderErrors(() => this.client.fineTuning.jobs.retrieve(jobId));
+  }
+
+  listJobs(
+    opts: { after?: string; limit?: number; metadata?: Record<string, string> } = {},
+  ): Promise<Page<ProviderJob>> {
+    return withProviderErrors(async () => {
+      const page = await this.client.fineTuning.jobs.list({
+        ...(opts.after ? { after: opts.after } : {}),
+        ...(opts.limit ? { limit: opts.limit } : {}),
+        ...(opts.metadata ? { metadata: opts.metadata } : {}),
+      });
+      return { data: page.data, hasMore: page.has_more };
+    });
+  }
+
+  listEvents(jobId: string, opts: { after?: string; limit?: number } = {}): Promise<Page<ProviderJobEvent>> {
+    return withProviderErrors(async () => {
+      const page = await this.client.fineTuning.jobs.listEvents(jobId, opts);
+      return { data: page.data, hasMore: page.has_more };
+    });
+  }
+
+  listCheckpoints(
+    jobId: string,
+    opts: { after?: string; limit?: number } = {},
+  ): Promise<Page<ProviderCheckpoint>> {
+    return withProviderErrors(async () => {
+      const page = await this.client.fineTuning.jobs.checkpoints.list(jobId, opts);
+      return { data: page.data, hasMore: page.has_more };
+    });
+  }
+
+  cancelJob(jobId: string): Promise<ProviderJob> {
+    return withProviderErrors(() => this.client.fineTuning.jobs.cancel(jobId));
+  }
+
+  chatCompletion(input: ChatCompletionInput): Promise<ChatCompletionResult> {
+    return withProviderErrors(async () => {
+      const res = await this.client.chat.completions.create({
+        model: input.model,
+        messages: input.messages,
+        ...(input.maxTokens !== undefined ? { max_completion_tokens: input.maxTokens } : {}),
+        ...(input.temperature !== undefined ? { temperature: input.temperature } : {}),
+      });
+      const choice = res.choices[0];
+      return {
+        id: res.id,
+        model: res.model,
+        content: choice?.message.content ?? '',
+        finishReason: choice?.finish_reason ?? 'stop',
+        usage: {
+          promptTokens: res.usage?.prompt_tokens ?? 0,
+          completionTokens: res.usage?.completion_tokens ?? 0,
+          totalTokens: res.usage?.total_tokens ?? 0,
+        },
+      };
+    });
+  }
+
+  async unwrapWebhook(
+    body: string,
+    headers: Record<string, string | string[] | undefined> | Headers,
+  ): Promise<ProviderWebhookEvent> {
+    if (!this.webhookSecret) throw new WebhookVerificationError('PROVIDER_WEBHOOK_SECRET is not configured');
+    const plain: Record<string, string> = {};
+    if (headers instanceof Headers) headers.forEach((v, k) => (plain[k] = v));
+    else
+      for (const [k, v] of Object.entries(headers))
+        if (v !== undefined) plain[k.toLowerCase()] = Array.isArray(v) ? v.join(' ') : v;
+    try {
+      return (await this.client.webhooks.unwrap(
+        body,
+        plain,
+        this.webhookSecret,
+      )) as unknown as ProviderWebhookEvent;
+    } catch (err) {
+      throw new WebhookVerificationError(err instanceof Error ? err.message : String(err));
+    }
+  }
+}
+
+export function createProviderProfile(settings: ProviderSettings): ProviderProfile {
+  const { maxRetries, timeoutMs, webhookSecret } = settings.common;
+  const client =
+    settings.kind === 'azure'
+      ? new AzureOpenAI({
+          baseURL: null,
+          endpoint: settings.endpoint,
+          apiKey: settings.apiKey,
+          apiVersion: settings.apiVersion,
+          maxRetries,
+          timeout: timeoutMs,
+        })
+      : new OpenAI({
+          apiKey: settings.apiKey,
+          baseURL: settings.baseURL ?? null,
+          maxRetries,
+          timeout: timeoutMs,
+        });
+  return new OpenAIProviderProfile(settings.kind, client, webhookSecret);
+}

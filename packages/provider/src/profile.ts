@@ -1,0 +1,92 @@
+import type { Readable } from 'node:stream';
+import type OpenAI from 'openai';
+import type { ProviderKind } from './config.ts';
+
+export type ProviderFile = OpenAI.Files.FileObject;
+export type ProviderJob = OpenAI.FineTuning.Jobs.FineTuningJob;
+export type ProviderJobEvent = OpenAI.FineTuning.Jobs.FineTuningJobEvent;
+export type ProviderCheckpoint = OpenAI.FineTuning.Jobs.Checkpoints.FineTuningJobCheckpoint;
+
+export interface Page<T> {
+  data: T[];
+  hasMore: boolean;
+}
+
+export interface UploadFileInput {
+  filename: string;
+  content: Buffer | Readable;
+  /** Bytes of `content`: used to find an earlier upload of the same file. */
+  size: number;
+}
+
+export interface CreateJobInput {
+  model: string;
+  trainingFile: string;
+  validationFile?: string | null;
+  suffix?: string | null;
+  seed?: number;
+  hyperparameters?: {
+    n_epochs?: number | 'auto';
+    batch_size?: number | 'auto';
+    learning_rate_multiplier?: number | 'auto';
+  };
+  /** Tag the job (e.g. `{fine_tune_id}`) so it can be found again after a lost answer. */
+  metadata: Record<string, string>;
+}
+
+export interface ChatCompletionInput {
+  model: string;
+  messages: Array<{ role: 'system' | 'developer' | 'user' | 'assistant'; content: string }>;
+  maxTokens?: number;
+  temperature?: number;
+}
+
+export interface ChatCompletionResult {
+  id: string;
+  model: string;
+  content: string;
+  finishReason: string;
+  usage: { promptTokens: number; completionTokens: number; totalTokens: number };
+}
+
+export interface ProviderWebhookEvent {
+  id: string;
+  type: string;
+  created_at: number;
+  data: { id: string };
+}
+
+/**
+ * What every stage needs from a fine-tuning provider. Errors come out as the runtime's classes:
+ * RateLimitedError on 429, PermanentError on other 4xx (except 408/409), anything else unchanged.
+ */
+export interface ProviderProfile {
+  readonly kind: ProviderKind;
+  uploadFile(input: UploadFileInput): Promise<ProviderFile>;
+  /** The newest fine-tune file with this name and size that did not fail processing, if any. */
+  findFileByNameAndSize(filename: string, size: number): Promise<ProviderFile | null>;
+  /** Polls with backoff until the file is processed; PermanentError if processing failed. */
+  waitUntilProcessed(fileId: string, opts?: { timeoutMs?: number }): Promise<ProviderFile>;
+  /** Creates a job with SDK retries off: after any doubt, use findJobByMetadata before creating again. */
+  createJob(input: CreateJobInput): Promise<ProviderJob>;
+  findJobByMetadata(key: string, value: string): Promise<ProviderJob | null>;
+  retrieveJob(jobId: string): Promise<ProviderJob>;
+  listJobs(opts?: {
+    after?: string;
+    limit?: number;
+    metadata?: Record<string, string>;
+  }): Promise<Page<ProviderJob>>;
+  /** Newest first. */
+  listEvents(jobId: string, opts?: { after?: string; limit?: number }): Promise<Page<ProviderJobEvent>>;
+  listCheckpoints(
+    jobId: string,
+    opts?: { after?: string; limit?: number },
+  ): Promise<Page<ProviderCheckpoint>>;
+  cancelJob(jobId: string): Promise<ProviderJob>;
+  chatCompletion(input: ChatCompletionInput): Promise<ChatCompletionResult>;
+  /** Verifies a Standard Webhooks signature (WebhookVerificationError if it fails) and parses the event. */
+  unwrapWebhook(
+    body: string,
+    headers: Record<string, string | string[] | undefined> | Headers,
+  ): Promise<ProviderWebhookEvent>;
+}

@@ -1,0 +1,289 @@
+// The provider profile against the simulator over HTTP, in the OpenAI and the Azure dialect, and the
+// mapping of provider errors onto the runtime's error classes.
+import { Readable } from 'node:stream';
+import {
+  createProvider,
+  createProviderFromEnv,
+  mapProviderError,
+  type ProviderProfile,
+  providerEnvSchema,
+  resolveProviderSettings,
+  retryAfterMs,
+  WebhookVerificationError,
+} from '@tuneline/provider';
+import { ConfigError, PermanentError, RateLimitedError } from '@tuneline/runtime';
+import { type RunningSimulator, signWebhook, startSimulator } from '@tuneline/simulator';
+import OpenAI from 'openai';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const SECRET = `whsec_${Buffer.from('provider-profile-test-secret').toString('base64')}`;
+
+function trainingJsonl(n: number): string {
+  return `${Array.from({ length: n }, (_, i) =>
+    JSON.stringify({
+      messages: [
+        { role: 'system', content: 'Extract the invoice fields as JSON.' },
+        { role: 'user', content: `Invoice ${500 + i} total ${i * 3}.00 USD from vendor ${i % 5}` },
+        {
+          role: 'assistant',
+          content: JSON.stringify({ invoice_number: String(500 + i), total: `${i * 3}.00` }),
+        },
+      ],
+    }),
+  ).join('\n')}\n`;
+}
+
+const parseEnv = (env: Record<string, string>) => providerEnvSchema.parse(env);
+
+describe('choosing the provider from env', () => {
+  it('defaults to the simulator when no real credentials are set', () => {
+    expect(resolveProviderSettings(parseEnv({}))).toMatchObject({
+      kind: 'simulator',
+      apiKey: 'sk-sim',
+      baseURL: 'http://127.0.0.1:4010/v1',
+    });
+    expect(resolveProviderSettings(parseEnv({ OPENAI_API_KEY: '' }))).toMatchObject({ kind: 'simulator' });
+  });
+
+  it('picks openai or azure when their credentials are set, or as told by PROVIDER', () => {
+    expect(resolveProviderSettings(parseEnv({ OPENAI_API_KEY: 'sk-real' }))).toMatchObject({
+      kind: 'openai',
+      apiKey: 'sk-real',
+    });
+    expect(
+      resolveProviderSettings(
+        parseEnv({
+          AZURE_OPENAI_ENDPOINT: 'https://x.openai.azure.com',
+          AZURE_OPENAI_API_KEY: 'k',
+          OPENAI_API_KEY: 'sk',
+        }),
+      ),
+    ).toMatchObject({
+      kind: 'azure',
+      endpoint: 'https://x.openai.azure.com',
+      apiVersion: '2025-04-01-preview',
+    });
+    expect(
+      resolveProviderSettings(parseEnv({ PROVIDER: 'simulator', OPENAI_API_KEY: 'sk-real' })),
+    ).toMatchObject({ kind: 'simulator' });
+  });
+
+  it('names missing or bad settings', () => {
+    expect(() =>
+      resolveProviderSettings(parseEnv({ PROVIDER: 'azure', AZURE_OPENAI_ENDPOINT: 'https://x' })),
+    ).toThrow(/AZURE_OPENAI_API_KEY/);
+    expect(() => resolveProviderSettings(parseEnv({ PROVIDER: 'openai' }))).toThrow(ConfigError);
+    expect(() => createProviderFromEnv({ SIMULATOR_URL: 'not a url' })).toThrow(/SIMULATOR_URL/);
+    expect(() => createProviderFromEnv({ PROVIDER: 'bedrock' })).toThrow(/PROVIDER/);
+  });
+});
+
+describe('error mapping', () => {
+  const apiError = (status: number, headers: Record<string, string> = {}) =>
+    OpenAI.APIError.generate(
+      status,
+      { error: { message: `boom ${status}`, type: 'x' } },
+      undefined,
+      new Headers(headers),
+    );
+
+  it('maps 429 to RateLimitedError with Retry-After, other 4xx (not 408/409) to PermanentError, and leaves the rest', () => {
+    const limited = mapProviderError(apiError(429, { 'retry-after': '3' }));
+    expect(limited).toBeInstanceOf(RateLimitedError);
+    expect((limited as RateLimitedError).retryAfterMs).toBe(3000);
+    expect(
+      (mapProviderError(apiError(429, { 'retry-after-ms': '250', 'retry-after': '9' })) as RateLimitedError)
+        .retryAfterMs,
+    ).toBe(250);
+    for (const status of [400, 401, 403, 404, 422]) {
+      const mapped = mapProviderError(apiError(status));
+      expect(mapped).toBeInstanceOf(PermanentError);
+      expect((mapped as Error).message).toContain(`boom ${status}`);
+    }
+    for (const status of [408, 409, 500, 503])
+      expect(mapProviderError(apiError(status))).toBeInstanceOf(OpenAI.APIError);
+    const plain = new Error('socket hang up');
+    expect(mapProviderError(plain)).toBe(plain);
+  });
+
+  it('reads Retry-After as an HTTP date too', () => {
+    const now = Date.parse('2026-01-01T00:00:00Z');
+    expect(retryAfterMs(new Headers({ 'retry-after': 'Thu, 01 Jan 2026 00:00:05 GMT' }), now)).toBe(5000);
+    expect(retryAfterMs(new Headers(), now)).toBe(1000);
+  });
+});
+
+describe.each(['openai', 'azure'] as const)('the %s profile against the simulator', (kind) => {
+  let sim: RunningSimulator;
+  let provider: ProviderProfile;
+  const makeProvider = (extra: Record<string, string> = {}) =>
+    createProvider(
+      parseEnv(
+        kind === 'azure'
+          ? {
+              PROVIDER: 'azure',
+              AZURE_OPENAI_ENDPOINT: sim.baseUrl,
+              AZURE_OPENAI_API_KEY: 'sk-sim',
+              PROVIDER_WEBHOOK_SECRET: SECRET,
+              ...extra,
+            }
+          : { PROVIDER: 'simulator', SIMULATOR_URL: sim.url, PROVIDER_WEBHOOK_SECRET: SECRET, ...extra },
+      ),
+    );
+
+  beforeAll(async () => {
+    sim = await startSimulator({ seed: kind === 'azure' ? 21 : 20, speed: 2000 });
+    provider = makeProvider();
+  });
+  afterAll(async () => {
+    await sim?.close();
+  });
+
+  it('uploads (buffer and stream), finds by name and size, waits until processed', async () => {
+    const content = Buffer.from(trainingJsonl(12));
+    const uploaded = await provider.uploadFile({ filename: 'ds-abc.jsonl', content, size: content.length });
+    expect(uploaded).toMatchObject({ filename: 'ds-abc.jsonl', bytes: content.length, purpose: 'fine-tune' });
+    expect(await provider.findFileByNameAndSize('ds-abc.jsonl', content.length)).toMatchObject({
+      id: uploaded.id,
+    });
+    expect(await provider.findFileByNameAndSize('ds-abc.jsonl', content.length + 1)).toBeNull();
+    expect((await provider.waitUntilProcessed(uploaded.id, { timeoutMs: 5_000 })).status).toBe('processed');
+
+    const streamed = await provider.uploadFile({
+      filename: 'ds-stream.jsonl',
+      content: Readable.from([content.subarray(0, 100), content.subarray(100)]),
+      size: content.length,
+    });
+    expect(streamed.bytes).toBe(content.length);
+    await expect(provider.waitUntilProcessed('file-missing', { timeoutMs: 1_000 })).rejects.toThrow(
+      PermanentError,
+    );
+  });
+
+  it('creates a job with metadata, finds it again, follows it to success and reads events and checkpoints', async () => {
+    const content = Buffer.from(trainingJsonl(12));
+    const file = await provider.uploadFile({ filename: 'ds-job.jsonl', content, size: content.length });
+    await provider.waitUntilProcessed(file.id);
+    const tag = `ft-${kind}-1`;
+    const job = await provider.createJob({
+      model: 'gpt-4o-mini-2024-07-18',
+      trainingFile: file.id,
+      suffix: 'abc123',
+      hyperparameters: { n_epochs: 2 },
+      metadata: { fine_tune_id: tag },
+    });
+    expect(job.metadata).toEqual({ fine_tune_id: tag });
+    expect(await provider.findJobByMetadata('fine_tune_id', tag)).toMatchObject({ id: job.id });
+    expect(await provider.findJobByMetadata('fine_tune_id', 'nobody')).toBeNull();
+    expect((await provider.listJobs({ metadata: { fine_tune_id: tag } })).data.map((j) => j.id)).toEqual([
+      job.id,
+    ]);
+    const firstPage = await provider.listJobs({ limit: 1 });
+    expect(firstPage.data).toHaveLength(1);
+
+    let current = job;
+    for (let i = 0; i < 500 && !['succeeded', 'failed', 'cancelled'].includes(current.status); i++) {
+      await new Promise((r) => setTimeout(r, 10));
+      current = await provider.retrieveJob(job.id);
+    }
+    expect(current.status).toBe('succeeded');
+    expect(current.trained_tokens).toBeGreaterThan(0);
+    const events = await provider.listEvents(job.id, { limit: 2 });
+    expect(events.data.map((e) => e.message)[0]).toBe('The job has successfully completed');
+    expect(events.hasMore).toBe(true);
+    const next = await provider.listEvents(job.id, { after: events.data[1]!.id, limit: 100 });
+    expect(next.data.at(-1)!.message).toBe(`Created fine-tuning job: ${job.id}`);
+    const checkpoints = await provider.listCheckpoints(job.id);
+    expect(checkpoints.data.map((c) => c.step_number)).toEqual([24, 12]);
+
+    const chat = await provider.chatCompletion({
+      model: current.fine_tuned_model!,
+      messages: [
+        { role: 'system', content: 'Extract the invoice fields as JSON.' },
+        { role: 'user', content: 'Invoice 503 total 9.00 USD from vendor 3' },
+      ],
+    });
+    expect(chat.content).toBe(JSON.stringify({ invoice_number: '503', total: '9.00' }));
+    expect(chat.usage.totalTokens).toBe(chat.usage.promptTokens + chat.usage.completionTokens);
+  });
+
+  it('cancels a job', async () => {
+    const content = Buffer.from(trainingJsonl(10));
+    const file = await provider.uploadFile({ filename: 'ds-cancel.jsonl', content, size: content.length });
+    await provider.waitUntilProcessed(file.id);
+    const job = await provider.createJob({
+      model: 'gpt-4o-mini-2024-07-18',
+      trainingFile: file.id,
+      metadata: { fine_tune_id: `ft-${kind}-c` },
+    });
+    expect((await provider.cancelJob(job.id)).status).toBe('cancelled');
+    await expect(provider.cancelJob(job.id)).rejects.toThrow(PermanentError);
+  });
+
+  it('maps a 400 to PermanentError with the provider message, and a 404 too', async () => {
+    const err = await provider
+      .createJob({ model: 'gpt-unknown', trainingFile: 'file-x', metadata: { fine_tune_id: 'x' } })
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(PermanentError);
+    expect((err as Error).message).toMatch(/400.*gpt-unknown is not available for fine-tuning/);
+    await expect(provider.retrieveJob('ftjob-missing')).rejects.toThrow(PermanentError);
+  });
+
+  it('maps a 429 to RateLimitedError carrying Retry-After', async () => {
+    const noRetries = makeProvider({ PROVIDER_MAX_RETRIES: '0' });
+    sim.admin.setFaults({ rate429: 1, retryAfterSeconds: 4 });
+    try {
+      const err = await noRetries.retrieveJob('ftjob-any').catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(RateLimitedError);
+      expect((err as RateLimitedError).retryAfterMs).toBe(4000);
+    } finally {
+      sim.admin.setFaults({});
+    }
+  });
+
+  it('creates with SDK retries off even when other calls retry; 5xx stays retryable', async () => {
+    const content = Buffer.from(trainingJsonl(10));
+    const file = await provider.uploadFile({ filename: 'ds-retry.jsonl', content, size: content.length });
+    await provider.waitUntilProcessed(file.id);
+    const retrying = makeProvider({ PROVIDER_MAX_RETRIES: '2' });
+    sim.admin.setFaults({ seed: 1, rate500: 1 });
+    try {
+      const before = sim.admin.state().faultLog.length;
+      const err = await retrying
+        .createJob({
+          model: 'gpt-4o-mini-2024-07-18',
+          trainingFile: file.id,
+          metadata: { fine_tune_id: 'r' },
+        })
+        .catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(OpenAI.InternalServerError);
+      expect(sim.admin.state().faultLog.length - before).toBe(1);
+    } finally {
+      sim.admin.setFaults({});
+    }
+  });
+
+  it('verifies webhooks with the configured secret', async () => {
+    const body = JSON.stringify({
+      id: 'evt_1',
+      object: 'event',
+      created_at: 1,
+      type: 'fine_tuning.job.succeeded',
+      data: { id: 'ftjob-1' },
+    });
+    const ts = Math.floor(Date.now() / 1000);
+    const headers = {
+      'webhook-id': 'wh_1',
+      'webhook-timestamp': String(ts),
+      'webhook-signature': signWebhook(SECRET, 'wh_1', ts, body),
+    };
+    expect(await provider.unwrapWebhook(body, headers)).toMatchObject({
+      type: 'fine_tuning.job.succeeded',
+      data: { id: 'ftjob-1' },
+    });
+    expect(await provider.unwrapWebhook(body, new Headers(headers))).toMatchObject({ id: 'evt_1' });
+    await expect(provider.unwrapWebhook(body.replace('ftjob-1', 'ftjob-2'), headers)).rejects.toThrow(
+      WebhookVerificationError,
+    );
+  });
+});
