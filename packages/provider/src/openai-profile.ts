@@ -172,10 +172,13 @@ export class OpenAIProviderProfile implements ProviderProfile {
   ): Promise<ProviderWebhookEvent> {
     if (!this.webhookSecret) throw new WebhookVerificationError('PROVIDER_WEBHOOK_SECRET is not configured');
     const plain: Record<string, string> = {};
-    if (headers instanceof Headers) headers.forEach((v, k) => (plain[k] = v));
-    else
-      for (const [k, v] of Object.entries(headers))
+    if (headers instanceof Headers) {
+      for (const [k, v] of headers.entries()) plain[k] = v;
+    } else {
+      for (const [k, v] of Object.entries(headers)) {
         if (v !== undefined) plain[k.toLowerCase()] = Array.isArray(v) ? v.join(' ') : v;
+      }
+    }
     try {
       return (await this.client.webhooks.unwrap(
         body,
