@@ -1,10 +1,8 @@
 import type { Command } from '../command.ts';
-import { apiCommand } from './api.ts';
 import { buildDatasetCommand } from './build-dataset.ts';
 import { creditsCommand } from './credits.ts';
 import { ledgerCommand } from './ledger.ts';
 import { migrateCommand } from './migrate.ts';
-import { simCommand } from './sim.ts';
 import { validateCommand } from './validate.ts';
 import { workersCommand } from './workers.ts';
 
@@ -14,8 +12,6 @@ export const commands: Command[] = [
   workersCommand,
   buildDatasetCommand,
   validateCommand,
-  apiCommand,
   creditsCommand,
   ledgerCommand,
-  simCommand,
 ];
