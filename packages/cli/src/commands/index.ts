@@ -3,6 +3,7 @@ import { buildDatasetCommand } from './build-dataset.ts';
 import { creditsCommand } from './credits.ts';
 import { ledgerCommand } from './ledger.ts';
 import { migrateCommand } from './migrate.ts';
+import { simCommand } from './sim.ts';
 import { validateCommand } from './validate.ts';
 import { workersCommand } from './workers.ts';
 
@@ -14,4 +15,5 @@ export const commands: Command[] = [
   validateCommand,
   creditsCommand,
   ledgerCommand,
+  simCommand,
 ];
