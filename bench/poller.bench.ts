@@ -65,16 +65,17 @@ async function sweepFigures(db: Db): Promise<void> {
       autoTrain: false,
     });
     const content = trainingJsonl(12);
-    const file = await provider.client.files.create({
-      file: new File([content], `${datasetId}-train.jsonl`),
-      purpose: 'fine-tune',
+    const file = await provider.uploadFile({
+      filename: `${datasetId}-train.jsonl`,
+      content: Buffer.from(content),
+      size: Buffer.byteLength(content),
     });
     await provider.waitUntilProcessed(file.id, { timeoutMs: 30_000 });
     const rows: { id: string; jobId: string }[] = [];
     for (let i = 0; i < RUNNING_JOBS; i++) {
       const id = randomUUID();
-      const job = await provider.client.fineTuning.jobs
-        .create({ model: 'gpt-4o-mini-2024-07-18', training_file: file.id, metadata: { fine_tune_id: id } })
+      const job = await provider
+        .createJob({ model: 'gpt-4o-mini-2024-07-18', trainingFile: file.id, metadata: { fine_tune_id: id } })
         .catch(() => null);
       if (!job) break;
       rows.push({ id, jobId: job.id });
@@ -93,6 +94,8 @@ async function sweepFigures(db: Db): Promise<void> {
           correlation_id: 'bench',
           base_model: 'gpt-4o-mini-2024-07-18',
           status: sample.status === 'queued' ? 'queued' : 'validating_files',
+          description: '',
+          notify_emails: [],
           suffix: 'bench',
           hyperparameters: JSON.stringify('auto'),
           credits_per_million_tokens: '3000',

@@ -170,6 +170,8 @@ describe('trainer against the simulator', () => {
         correlation_id: dataset.correlation_id,
         base_model: dataset.base_model,
         status: 'pending',
+        description: 'crash test',
+        notify_emails: [],
         suffix: 'crash-test',
         hyperparameters: JSON.stringify('auto'),
         credits_per_million_tokens: '3000',

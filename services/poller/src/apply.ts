@@ -74,8 +74,8 @@ export async function applyJobSnapshot(
   const changed = snapshotDiffers(fineTune, job);
   // Events and checkpoints cost a call each: only fetched when something happened.
   const details = changed || terminal || opts.forceDetails;
-  const events = details ? await provider.listEvents(job.id) : [];
-  const checkpoints = details ? await provider.listCheckpoints(job.id) : [];
+  const events = details ? (await provider.listEvents(job.id, { limit: 100 })).data : [];
+  const checkpoints = details ? (await provider.listCheckpoints(job.id, { limit: 100 })).data : [];
 
   return db.transaction().execute(async (tx) => {
     const row = await lockFineTune(tx, fineTune.id);

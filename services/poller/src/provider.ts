@@ -26,8 +26,8 @@ export interface ProviderCheckpoint {
   metrics?: unknown;
 }
 
-export interface JobPage {
-  data: ProviderJob[];
+export interface JobPage<T = ProviderJob> {
+  data: T[];
   hasMore: boolean;
 }
 
@@ -35,8 +35,9 @@ export interface JobPage {
 export interface PollerProvider {
   retrieveJob(id: string): Promise<ProviderJob>;
   listJobs(opts: { after?: string; limit?: number }): Promise<JobPage>;
-  listEvents(jobId: string): Promise<ProviderEvent[]>;
-  listCheckpoints(jobId: string): Promise<ProviderCheckpoint[]>;
+  /** Newest first; one page is enough between two polls. */
+  listEvents(jobId: string, opts?: { limit?: number }): Promise<JobPage<ProviderEvent>>;
+  listCheckpoints(jobId: string, opts?: { limit?: number }): Promise<JobPage<ProviderCheckpoint>>;
   cancelJob(id: string): Promise<ProviderJob>;
 }
 
@@ -60,13 +61,13 @@ export class CountingProvider implements PollerProvider {
     this.count('listJobs');
     return this.inner.listJobs(opts);
   }
-  listEvents(jobId: string) {
+  listEvents(jobId: string, opts?: { limit?: number }) {
     this.count('listEvents');
-    return this.inner.listEvents(jobId);
+    return this.inner.listEvents(jobId, opts);
   }
-  listCheckpoints(jobId: string) {
+  listCheckpoints(jobId: string, opts?: { limit?: number }) {
     this.count('listCheckpoints');
-    return this.inner.listCheckpoints(jobId);
+    return this.inner.listCheckpoints(jobId, opts);
   }
   cancelJob(id: string) {
     this.count('cancelJob');

@@ -1,4 +1,10 @@
-import { formatZodError, hyperparametersSchema, jobId, parseEmailList } from '@tuneline/contracts';
+import {
+  formatZodError,
+  type Hyperparameters,
+  hyperparametersSchema,
+  jobId,
+  parseEmailList,
+} from '@tuneline/contracts';
 import {
   type Dataset,
   type Executor,
@@ -25,6 +31,15 @@ export interface ProviderJob {
   estimated_finish?: number | null;
 }
 
+type ExplicitHyperparameters = Exclude<Hyperparameters, 'auto'>;
+
+/** `'auto'` is the provider's default: send nothing rather than the word. */
+export function explicitHyperparameters(value: unknown): ExplicitHyperparameters | undefined {
+  const parsed = hyperparametersSchema.safeParse(value);
+  if (!parsed.success || parsed.data === 'auto') return undefined;
+  return parsed.data;
+}
+
 /** What the trainer needs from the provider profile. */
 export interface TrainerProvider {
   findJobByMetadata(key: string, value: string): Promise<ProviderJob | null | undefined>;
@@ -33,7 +48,7 @@ export interface TrainerProvider {
     trainingFile: string;
     validationFile?: string;
     suffix?: string;
-    hyperparameters?: unknown;
+    hyperparameters?: ExplicitHyperparameters;
     metadata: Record<string, string>;
   }): Promise<ProviderJob>;
 }
@@ -130,7 +145,9 @@ export const trainerStage = defineStage<'finetune-create', TrainerDeps>({
         trainingFile: dataset.train_file_id,
         ...(dataset.test_file_id ? { validationFile: dataset.test_file_id } : {}),
         suffix: fineTune.suffix,
-        hyperparameters: fineTune.hyperparameters,
+        ...(explicitHyperparameters(fineTune.hyperparameters)
+          ? { hyperparameters: explicitHyperparameters(fineTune.hyperparameters) }
+          : {}),
         metadata: { fine_tune_id: fineTune.id },
       });
     } catch (err) {
