@@ -1,4 +1,5 @@
 import type { Command } from '../command.ts';
+import { apiCommand } from './api.ts';
 import { buildDatasetCommand } from './build-dataset.ts';
 import { creditsCommand } from './credits.ts';
 import { ledgerCommand } from './ledger.ts';
@@ -13,6 +14,7 @@ export const commands: Command[] = [
   workersCommand,
   buildDatasetCommand,
   validateCommand,
+  apiCommand,
   creditsCommand,
   ledgerCommand,
   simCommand,

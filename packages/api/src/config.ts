@@ -1,0 +1,20 @@
+import { baseConfigSchema } from '@tuneline/runtime';
+import { z } from 'zod';
+
+/** The API's settings: the shared ones (DATABASE_URL, REDIS_URL, QUEUE_PREFIX, ...) plus its own. */
+export const apiConfigSchema = baseConfigSchema.extend({
+  API_PORT: z.coerce.number().int().min(0).max(65535).default(8080),
+  API_HOST: z.string().min(1).default('0.0.0.0'),
+  /** Ops key for /v1/admin/* and /admin/queues; admin rows in api_keys work too. */
+  ADMIN_API_KEY: z.preprocess(
+    (v) => (v === '' ? undefined : v),
+    z.string().min(16, 'must be at least 16 characters').optional(),
+  ),
+  /** Largest request body accepted, in bytes. */
+  API_BODY_LIMIT_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1024)
+    .default(20 * 1024 * 1024),
+});
+export type ApiConfig = z.output<typeof apiConfigSchema>;

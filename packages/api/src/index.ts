@@ -1,0 +1,16 @@
+export { type ApiDeps, type ApiOptions, buildApi, DEFAULT_BODY_LIMIT } from './app.ts';
+export { type Caller, createApiKey, generateKey, hashKey } from './auth.ts';
+export { type ApiConfig, apiConfigSchema } from './config.ts';
+export { HttpError } from './http.ts';
+export { runApi, startApi } from './main.ts';
+export { buildOpenApiDocument } from './openapi.ts';
+export { estimateTraining, INFERENCE_PRICES, inferenceCredits, inferencePrice } from './pricing.ts';
+export {
+  type ChatCompletionResult,
+  type ChatProvider,
+  type ChatRequest,
+  ProviderError,
+  profileChatProvider,
+} from './provider.ts';
+export { usageCsv } from './routes/credits.ts';
+export { type InferenceUsage, recordInferenceUsage } from './usage.ts';

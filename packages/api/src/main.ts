@@ -1,0 +1,45 @@
+import { loadCatalogue } from '@tuneline/dataset';
+import { createDb } from '@tuneline/db';
+import { createProviderFromEnv } from '@tuneline/provider';
+import { createLogger, createRedis, loadConfig } from '@tuneline/runtime';
+import { buildApi } from './app.ts';
+import { apiConfigSchema } from './config.ts';
+import { profileChatProvider } from './provider.ts';
+
+/** Starts the API from the environment; returns a stop function (also wired to SIGTERM/SIGINT by runApi). */
+export async function startApi(env: NodeJS.ProcessEnv = process.env, portOverride?: number) {
+  const config = loadConfig(apiConfigSchema, env);
+  const log = createLogger('api', config.LOG_LEVEL);
+  const db = createDb(config.DATABASE_URL, { max: 20, applicationName: 'tuneline-api' });
+  const redis = createRedis(config.REDIS_URL, 'producer');
+  const app = await buildApi({
+    db,
+    redis,
+    queuePrefix: config.QUEUE_PREFIX,
+    catalogue: loadCatalogue(env),
+    provider: profileChatProvider(createProviderFromEnv(env)),
+    adminKey: config.ADMIN_API_KEY,
+    bodyLimit: config.API_BODY_LIMIT_BYTES,
+    logger: log,
+  });
+  const address = await app.listen({ port: portOverride ?? config.API_PORT, host: config.API_HOST });
+  log.info({ address }, 'api listening');
+  const stop = async () => {
+    await app.close();
+    redis.disconnect();
+    await db.destroy();
+  };
+  return { app, address, stop };
+}
+
+export async function runApi(env: NodeJS.ProcessEnv = process.env, portOverride?: number): Promise<void> {
+  const { stop } = await startApi(env, portOverride);
+  await new Promise<void>((resolve) => {
+    const done = () => resolve();
+    process.once('SIGTERM', done);
+    process.once('SIGINT', done);
+  });
+  await stop();
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) await runApi();

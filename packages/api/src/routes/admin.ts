@@ -1,0 +1,114 @@
+import { randomUUID } from 'node:crypto';
+import { getBalance, grantCredits, LedgerConflictError } from '@tuneline/ledger';
+import type { ApiDeps } from '../app.ts';
+import { createApiKey } from '../auth.ts';
+import { errorSchema, HttpError, notFound, type RouteTable } from '../http.ts';
+import {
+  balanceSchema,
+  createdKeySchema,
+  createLicenseSchema,
+  grantSchema,
+  licenseParams,
+  licenseSchema,
+} from '../schemas.ts';
+
+const E400 = { description: 'invalid request', schema: errorSchema };
+const E401 = { description: 'missing or non-admin key', schema: errorSchema };
+const E404 = { description: 'no such license', schema: errorSchema };
+
+async function requireLicense(deps: ApiDeps, id: string): Promise<void> {
+  const row = await deps.db.selectFrom('licenses').select('id').where('id', '=', id).executeTakeFirst();
+  if (!row) throw notFound('license');
+}
+
+export function registerAdminRoutes(table: RouteTable, deps: ApiDeps): void {
+  table.add(
+    {
+      method: 'POST',
+      url: '/v1/admin/licenses',
+      auth: 'admin',
+      tag: 'admin',
+      summary: 'Create a license (and its ledger account)',
+      body: createLicenseSchema,
+      responses: {
+        201: { description: 'created', schema: licenseSchema },
+        400: E400,
+        401: E401,
+        409: { description: 'a license with this id exists', schema: errorSchema },
+      },
+    },
+    async ({ body }) => {
+      const id = body.id ?? `lic-${randomUUID()}`;
+      const row = await deps.db
+        .insertInto('licenses')
+        .values({ id, name: body.name })
+        .onConflict((oc) => oc.column('id').doNothing())
+        .returningAll()
+        .executeTakeFirst();
+      if (!row)
+        throw new HttpError(409, `license "${id}" already exists`, [
+          { field: 'id', message: 'already exists' },
+        ]);
+      return { id: row.id, name: row.name, createdAt: new Date(row.created_at).toISOString() };
+    },
+  );
+
+  table.add(
+    {
+      method: 'POST',
+      url: '/v1/admin/licenses/:id/keys',
+      auth: 'admin',
+      tag: 'admin',
+      summary: 'Create an API key for a license. The key is returned once; only its SHA-256 is stored.',
+      params: licenseParams,
+      responses: {
+        201: { description: 'the new key', schema: createdKeySchema },
+        400: E400,
+        401: E401,
+        404: E404,
+      },
+    },
+    async ({ params }) => {
+      await requireLicense(deps, params.id);
+      const created = await createApiKey(deps.db, params.id);
+      return { id: created.id, licenseId: params.id, key: created.key, keyPrefix: created.keyPrefix };
+    },
+  );
+
+  table.add(
+    {
+      method: 'POST',
+      url: '/v1/admin/licenses/:id/credits',
+      auth: 'admin',
+      tag: 'admin',
+      summary: 'Grant credits to a license (idempotent per grantId)',
+      params: licenseParams,
+      body: grantSchema,
+      responses: {
+        200: { description: 'the balance after the grant', schema: balanceSchema },
+        400: E400,
+        401: E401,
+        404: E404,
+        409: { description: 'grantId already used with other content', schema: errorSchema },
+      },
+    },
+    async ({ params, body }) => {
+      await requireLicense(deps, params.id);
+      try {
+        await deps.db.transaction().execute((tx) =>
+          grantCredits(tx, {
+            grantId: body.grantId,
+            licenseId: params.id,
+            amount: BigInt(body.amount),
+            memo: body.memo,
+          }),
+        );
+      } catch (err) {
+        if (err instanceof LedgerConflictError)
+          throw new HttpError(409, err.message, [{ field: 'grantId', message: err.message }]);
+        throw err;
+      }
+      return { licenseId: params.id, ...(await getBalance(deps.db, params.id)) };
+    },
+  );
+}

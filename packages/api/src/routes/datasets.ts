@@ -1,0 +1,238 @@
+import { createHash } from 'node:crypto';
+import { jobId, parseEmailList } from '@tuneline/contracts';
+import { findBaseModel } from '@tuneline/dataset';
+import {
+  createFineTuneFromDataset,
+  type Dataset,
+  findDataset,
+  getFineTune,
+  listDatasets,
+  writeOutbox,
+} from '@tuneline/db';
+import { sql } from 'kysely';
+import type { ApiDeps } from '../app.ts';
+import { licenseOf } from '../auth.ts';
+import { errorSchema, HttpError, notFound, type RouteTable } from '../http.ts';
+import {
+  acceptedSchema,
+  apiFineTuneRequestSchema,
+  createFineTuneBodySchema,
+  datasetListSchema,
+  datasetSchema,
+  fineTuneSchema,
+  idParams,
+} from '../schemas.ts';
+import { datasetView, fineTuneView } from '../views.ts';
+
+const E400 = { description: 'invalid request; `fields` names each bad field', schema: errorSchema };
+const E401 = { description: 'missing or invalid API key', schema: errorSchema };
+const E404 = { description: 'no such dataset for this license', schema: errorSchema };
+const E409 = { description: 'the dataset is not in a state that allows this', schema: errorSchema };
+
+/** A fine-tune id derived from (dataset, idempotency key), formatted as a version-8 UUID. */
+function fineTuneIdFor(datasetId: string, key: string): string {
+  const hex = createHash('sha256').update(`tuneline/api-fine-tune/${datasetId}/${key}`).digest('hex');
+  const variant = ((Number.parseInt(hex[16] ?? '0', 16) & 0x3) | 0x8).toString(16);
+  return [
+    hex.slice(0, 8),
+    hex.slice(8, 12),
+    `8${hex.slice(13, 16)}`,
+    `${variant}${hex.slice(17, 20)}`,
+    hex.slice(20, 32),
+  ].join('-');
+}
+
+/** The caller's own dataset row, or 404 (another license's id looks exactly like a missing one). */
+async function ownDataset(deps: ApiDeps, licenseId: string, id: string) {
+  const dataset = await findDataset(deps.db, id);
+  if (!dataset || dataset.licenseId !== licenseId) throw notFound('dataset');
+  return dataset;
+}
+
+export function registerDatasetRoutes(table: RouteTable, deps: ApiDeps): void {
+  table.add(
+    {
+      method: 'POST',
+      url: '/v1/fine-tune-requests',
+      auth: 'license',
+      tag: 'requests',
+      summary:
+        'Enqueue a fine-tune request (same schema as the queue). The same requestId with the same content is the same request.',
+      body: apiFineTuneRequestSchema,
+      responses: {
+        202: { description: 'queued (or already queued: `duplicate`)', schema: acceptedSchema },
+        400: E400,
+        401: E401,
+        409: { description: 'requestId already used with different content', schema: errorSchema },
+      },
+    },
+    async ({ body, caller }) => {
+      const licenseId = licenseOf(caller);
+      if (body.licenseId !== undefined && body.licenseId !== licenseId) {
+        throw new HttpError(400, 'licenseId: must be your own license (or omitted)', [
+          { field: 'licenseId', message: 'must be your own license (or omitted)' },
+        ]);
+      }
+      const result = await deps.producer.enqueue({ ...body, licenseId });
+      if (!result.ok)
+        throw new HttpError(
+          result.errors.some((e) => e.field === 'requestId') ? 409 : 400,
+          result.message,
+          result.errors,
+        );
+      return { jobId: result.jobId, correlationId: result.correlationId, duplicate: result.duplicate };
+    },
+  );
+
+  table.add(
+    {
+      method: 'GET',
+      url: '/v1/datasets',
+      auth: 'license',
+      tag: 'datasets',
+      summary: 'The datasets grid: counts, tokens, estimated billed tokens and credits, file ids, status',
+      responses: { 200: { description: 'newest first', schema: datasetListSchema }, 401: E401 },
+    },
+    async ({ caller }) => ({ data: (await listDatasets(deps.db, licenseOf(caller), 500)).map(datasetView) }),
+  );
+
+  table.add(
+    {
+      method: 'GET',
+      url: '/v1/datasets/:id',
+      auth: 'license',
+      tag: 'datasets',
+      summary: 'One dataset',
+      params: idParams,
+      responses: {
+        200: { description: 'the dataset', schema: datasetSchema },
+        400: E400,
+        401: E401,
+        404: E404,
+      },
+    },
+    async ({ caller, params }) => datasetView(await ownDataset(deps, licenseOf(caller), params.id)),
+  );
+
+  table.add(
+    {
+      method: 'POST',
+      url: '/v1/datasets/:id/upload',
+      auth: 'license',
+      tag: 'datasets',
+      summary: 'Upload the training and testing files to the provider (queued; asking twice is harmless)',
+      params: idParams,
+      responses: {
+        202: { description: 'upload queued, running or done', schema: datasetSchema },
+        400: E400,
+        401: E401,
+        404: E404,
+        409: E409,
+      },
+    },
+    async ({ caller, params }) => {
+      const licenseId = licenseOf(caller);
+      const dataset = await ownDataset(deps, licenseId, params.id);
+      if (dataset.status === 'ready') {
+        await deps.db.transaction().execute(async (tx) => {
+          // `uploading` in the same transaction as the message: the uploader's recovery finds the row
+          // again should Redis lose the job.
+          const moved = await tx
+            .updateTable('datasets')
+            .set({ status: 'uploading', updated_at: sql`now()` })
+            .where('id', '=', dataset.id)
+            .where('status', '=', 'ready')
+            .returning('id')
+            .executeTakeFirst();
+          if (!moved) return;
+          await writeOutbox(tx, {
+            queue: 'files-upload',
+            jobId: jobId('files-upload', dataset.id),
+            payload: { schemaVersion: 1, correlationId: dataset.correlationId, datasetId: dataset.id },
+          });
+        });
+        await deps.flushOutbox();
+      } else if (!['uploading', 'uploaded'].includes(dataset.status)) {
+        throw new HttpError(409, `dataset is ${dataset.status}: only a ready dataset can be uploaded`);
+      }
+      return datasetView(await ownDataset(deps, licenseId, params.id));
+    },
+  );
+
+  table.add(
+    {
+      method: 'POST',
+      url: '/v1/datasets/:id/fine-tunes',
+      auth: 'license',
+      tag: 'datasets',
+      summary:
+        'Create a fine-tune job from an uploaded dataset (credits are reserved by the trainer before the provider job is created)',
+      params: idParams,
+      body: createFineTuneBodySchema,
+      responses: {
+        201: { description: 'created (200 when the idempotencyKey was seen before)', schema: fineTuneSchema },
+        400: E400,
+        401: E401,
+        404: E404,
+        409: E409,
+      },
+    },
+    async ({ caller, params, body, reply }) => {
+      const licenseId = licenseOf(caller);
+      const dataset = await ownDataset(deps, licenseId, params.id);
+      const id = body.idempotencyKey ? fineTuneIdFor(dataset.id, body.idempotencyKey) : undefined;
+      if (id) {
+        const existing = await getFineTune(deps.db, id);
+        if (existing) {
+          reply.code(200);
+          return fineTuneView(existing);
+        }
+      }
+      if (dataset.status !== 'uploaded') {
+        throw new HttpError(
+          409,
+          `dataset is ${dataset.status}: upload it first (POST /v1/datasets/{id}/upload)`,
+        );
+      }
+      const emails = parseEmailList(body.notifyEmails);
+      if (!emails.ok)
+        throw new HttpError(400, `notifyEmails: ${emails.message}`, [
+          { field: 'notifyEmails', message: emails.message },
+        ]);
+      const base = findBaseModel(dataset.baseModel, deps.catalogue);
+      if (!base) throw new HttpError(409, `base model "${dataset.baseModel}" is not in the catalogue`);
+      const row: Pick<Dataset, 'id' | 'license_id' | 'correlation_id' | 'base_model' | 'short_hash'> = {
+        id: dataset.id,
+        license_id: dataset.licenseId,
+        correlation_id: dataset.correlationId,
+        base_model: dataset.baseModel,
+        short_hash: dataset.shortHash,
+      };
+      const { fineTune, created } = await deps.db.transaction().execute(async (tx) => {
+        const made = await createFineTuneFromDataset(tx, row, {
+          id,
+          description: body.description,
+          notifyEmails: emails.emails,
+          suffix: body.suffix,
+          hyperparameters: body.hyperparameters,
+          creditsPerMillionTokens: base.creditsPerMillionTrainingTokens,
+        });
+        if (made.created) {
+          await writeOutbox(tx, {
+            queue: 'finetune-create',
+            jobId: jobId('finetune-create', made.fineTune.id),
+            payload: {
+              schemaVersion: 1,
+              correlationId: made.fineTune.correlation_id,
+              fineTuneId: made.fineTune.id,
+            },
+          });
+        }
+        return made;
+      });
+      if (created) await deps.flushOutbox();
+      reply.code(created ? 201 : 200);
+      return fineTuneView(fineTune);
+    },
+  );
+}

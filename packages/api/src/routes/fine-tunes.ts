@@ -1,0 +1,201 @@
+import { type FineTune, getFineTune, requestCancel } from '@tuneline/db';
+import { sql } from 'kysely';
+import type { ApiDeps } from '../app.ts';
+import { licenseOf } from '../auth.ts';
+import { errorSchema, HttpError, notFound, type RouteTable } from '../http.ts';
+import {
+  activeModelsSchema,
+  fineTuneDetailSchema,
+  fineTuneListSchema,
+  fineTuneSchema,
+  idParams,
+} from '../schemas.ts';
+import { fineTuneView } from '../views.ts';
+
+const E400 = { description: 'invalid request', schema: errorSchema };
+const E401 = { description: 'missing or invalid API key', schema: errorSchema };
+const E404 = { description: 'no such fine-tune for this license', schema: errorSchema };
+
+async function ownFineTune(deps: ApiDeps, licenseId: string, id: string): Promise<FineTune> {
+  const row = await getFineTune(deps.db, id);
+  if (!row || row.license_id !== licenseId) throw notFound('fine-tune');
+  return row;
+}
+
+export function registerFineTuneRoutes(table: RouteTable, deps: ApiDeps): void {
+  table.add(
+    {
+      method: 'GET',
+      url: '/v1/fine-tunes',
+      auth: 'license',
+      tag: 'fine-tunes',
+      summary: 'The fine-tunes of the license: status, tokens, credits, model name, dates',
+      responses: { 200: { description: 'newest first', schema: fineTuneListSchema }, 401: E401 },
+    },
+    async ({ caller }) => {
+      const rows = await deps.db
+        .selectFrom('fine_tunes')
+        .selectAll()
+        .where('license_id', '=', licenseOf(caller))
+        .orderBy('created_at', 'desc')
+        .limit(500)
+        .execute();
+      return { data: rows.map(fineTuneView) };
+    },
+  );
+
+  table.add(
+    {
+      method: 'GET',
+      url: '/v1/fine-tunes/:id',
+      auth: 'license',
+      tag: 'fine-tunes',
+      summary: 'One fine-tune with its provider events and checkpoints (training loss per step)',
+      params: idParams,
+      responses: {
+        200: { description: 'the fine-tune', schema: fineTuneDetailSchema },
+        400: E400,
+        401: E401,
+        404: E404,
+      },
+    },
+    async ({ caller, params }) => {
+      const row = await ownFineTune(deps, licenseOf(caller), params.id);
+      const [events, checkpoints] = await Promise.all([
+        deps.db
+          .selectFrom('provider_events')
+          .selectAll()
+          .where('fine_tune_id', '=', row.id)
+          .orderBy('created_at')
+          .execute(),
+        deps.db
+          .selectFrom('checkpoints')
+          .selectAll()
+          .where('fine_tune_id', '=', row.id)
+          .orderBy('step')
+          .execute(),
+      ]);
+      return {
+        ...fineTuneView(row),
+        events: events.map((e) => ({
+          id: e.id,
+          createdAt: new Date(e.created_at).toISOString(),
+          level: e.level,
+          message: e.message,
+          type: e.type,
+        })),
+        checkpoints: checkpoints.map((c) => ({
+          id: c.id,
+          step: c.step,
+          model: c.fine_tuned_model_checkpoint,
+          metrics: (c.metrics ?? {}) as Record<string, unknown>,
+          createdAt: new Date(c.created_at).toISOString(),
+        })),
+      };
+    },
+  );
+
+  table.add(
+    {
+      method: 'POST',
+      url: '/v1/fine-tunes/:id/cancel',
+      auth: 'license',
+      tag: 'fine-tunes',
+      summary: 'Ask for a running fine-tune to be cancelled (asking twice is harmless)',
+      params: idParams,
+      responses: {
+        202: { description: 'cancellation requested', schema: fineTuneSchema },
+        400: E400,
+        401: E401,
+        404: E404,
+        409: { description: 'the fine-tune has already finished', schema: errorSchema },
+      },
+    },
+    async ({ caller, params }) => {
+      await ownFineTune(deps, licenseOf(caller), params.id);
+      const result = await requestCancel(deps.db, params.id);
+      if (!result.ok) {
+        if (result.reason === 'not_found') throw notFound('fine-tune');
+        throw new HttpError(409, `fine-tune already finished (${result.fineTune?.status ?? 'unknown'})`);
+      }
+      await deps.flushOutbox();
+      return fineTuneView(result.fineTune);
+    },
+  );
+
+  for (const action of ['activate', 'deactivate'] as const) {
+    table.add(
+      {
+        method: 'POST',
+        url: `/v1/fine-tunes/:id/${action}`,
+        auth: 'license',
+        tag: 'activation',
+        summary:
+          action === 'activate'
+            ? 'Offer an available fine-tuned model for use (only settled, available models)'
+            : 'Stop offering a fine-tuned model',
+        params: idParams,
+        responses: {
+          200: {
+            description: 'the fine-tune after the change (unchanged if it already was)',
+            schema: fineTuneSchema,
+          },
+          400: E400,
+          401: E401,
+          404: E404,
+          409: {
+            description: 'the model is not available (not trained, or not yet settled)',
+            schema: errorSchema,
+          },
+        },
+      },
+      async ({ caller, params }) => {
+        const licenseId = licenseOf(caller);
+        // The license and availability are in the UPDATE's WHERE: nothing else can be switched.
+        const updated = await deps.db
+          .updateTable('fine_tunes')
+          .set({ active: action === 'activate', updated_at: sql`now()` })
+          .where('id', '=', params.id)
+          .where('license_id', '=', licenseId)
+          .where('available', '=', true)
+          .returningAll()
+          .executeTakeFirst();
+        if (updated) return fineTuneView(updated);
+        const row = await ownFineTune(deps, licenseId, params.id);
+        throw new HttpError(
+          409,
+          `model is not available for activation (fine-tune is ${row.status}${row.settled_at ? '' : ', not settled'})`,
+        );
+      },
+    );
+  }
+
+  table.add(
+    {
+      method: 'GET',
+      url: '/v1/models/active',
+      auth: 'license',
+      tag: 'activation',
+      summary: 'The active fine-tuned models of the license: what a model configurator offers',
+      responses: { 200: { description: 'active models', schema: activeModelsSchema }, 401: E401 },
+    },
+    async ({ caller }) => {
+      const rows = await deps.db
+        .selectFrom('fine_tunes')
+        .select(['id', 'fine_tuned_model', 'base_model', 'suffix'])
+        .where('license_id', '=', licenseOf(caller))
+        .where('active', '=', true)
+        .where('fine_tuned_model', 'is not', null)
+        .orderBy('created_at', 'desc')
+        .execute();
+      return {
+        data: rows.map((r) => ({
+          model: r.fine_tuned_model as string,
+          fineTuneId: r.id,
+          baseModel: r.base_model,
+          suffix: r.suffix,
+        })),
+      };
+    },
+  );
+}
