@@ -38,7 +38,8 @@ const optionsSchema = z.object({
 
 const rate = z.coerce.number().min(0).max(1);
 
-function parse(argv: string[]) {
+/** Parses `tuneline sim` flags into simulator options; UsageError names the bad flag. */
+export function parseSimArgs(argv: string[]) {
   let values: Record<string, string | undefined>;
   try {
     values = parseArgs({
@@ -85,19 +86,22 @@ function parse(argv: string[]) {
   }
   if (options.data.webhookUrl && !options.data.webhookSecret)
     throw new UsageError('--webhook-url needs --webhook-secret');
+  const flag = (name: string, schema: z.ZodType<number> = rate): number | undefined => {
+    const raw = values[name];
+    if (raw === undefined) return undefined;
+    const parsed = schema.safeParse(raw);
+    if (!parsed.success) throw new UsageError(`--${name}: ${parsed.error.issues[0]?.message ?? 'invalid'}`);
+    return parsed.data;
+  };
   const faults = faultConfigSchema.safeParse({
-    rate429: values['fault-429'] === undefined ? undefined : rate.parse(values['fault-429']),
-    rate500: values['fault-500'] === undefined ? undefined : rate.parse(values['fault-500']),
-    dropRate: values['fault-drop'] === undefined ? undefined : rate.parse(values['fault-drop']),
-    latencyMs: values['fault-latency-ms'] === undefined ? undefined : Number(values['fault-latency-ms']),
-    duplicateWebhookRate:
-      values['fault-duplicate-webhook'] === undefined
-        ? undefined
-        : rate.parse(values['fault-duplicate-webhook']),
-    lostCreateRate:
-      values['fault-lost-create'] === undefined ? undefined : rate.parse(values['fault-lost-create']),
+    rate429: flag('fault-429'),
+    rate500: flag('fault-500'),
+    dropRate: flag('fault-drop'),
+    latencyMs: flag('fault-latency-ms', z.coerce.number().int().min(0)),
+    duplicateWebhookRate: flag('fault-duplicate-webhook'),
+    lostCreateRate: flag('fault-lost-create'),
     lostCreateMode: values['fault-lost-create-mode'],
-    retryAfterSeconds: values['retry-after'] === undefined ? undefined : Number(values['retry-after']),
+    retryAfterSeconds: flag('retry-after', z.coerce.number().min(0)),
   });
   if (!faults.success)
     throw new UsageError(
@@ -111,9 +115,9 @@ export const simCommand: Command = {
   summary: 'Run the OpenAI/Azure-compatible fine-tuning simulator (deterministic, with fault injection)',
   usage,
   async run(argv) {
-    let opts: ReturnType<typeof parse>;
+    let opts: ReturnType<typeof parseSimArgs>;
     try {
-      opts = parse(argv);
+      opts = parseSimArgs(argv);
     } catch (err) {
       if (err instanceof z.ZodError)
         throw new UsageError(`bad rate: ${err.issues[0]?.message ?? err.message}`);
