@@ -1,4 +1,6 @@
-import { getEncoding, type Tiktoken } from 'js-tiktoken';
+import { Tiktoken } from 'js-tiktoken/lite';
+import cl100k_base from 'js-tiktoken/ranks/cl100k_base';
+import o200k_base from 'js-tiktoken/ranks/o200k_base';
 import type { Encoding } from './catalogue.ts';
 
 /** A chat message as the fine-tuning file holds it. */
@@ -9,50 +11,68 @@ export interface ChatMessage {
 
 const encoders = new Map<Encoding, Tiktoken>();
 
-/** The tokenizer for an encoding, loaded once per process (the rank tables are large). */
+/** js-tiktoken's own tokenizer for an encoding (large; used to cross-check, not on the build path). */
 export function encoderFor(encoding: Encoding): Tiktoken {
   let enc = encoders.get(encoding);
   if (!enc) {
-    enc = getEncoding(encoding);
+    enc = new Tiktoken(rankData[encoding]);
     encoders.set(encoding, enc);
   }
   return enc;
 }
 
-interface TiktokenInternals {
-  patStr: string;
-  rankMap: Map<string, number>;
+/** js-tiktoken's rank data: `pat_str` (the pre-tokenizer regex) and `bpe_ranks` (compressed ranks). */
+type RankData = typeof o200k_base;
+const rankData: Record<Encoding, RankData> = { o200k_base, cl100k_base };
+
+/**
+ * Byte sequence → rank, keyed by the bytes as a latin1 string. Decoded from js-tiktoken's rank files
+ * (lines `! <offset> <base64 token>...`, as its Tiktoken constructor reads them) without the decode
+ * tables and comma-joined keys it builds, which take several times the memory.
+ */
+function loadRanks(data: RankData): Map<string, number> {
+  const ranks = new Map<string, number>();
+  for (const line of data.bpe_ranks.split('\n')) {
+    if (!line) continue;
+    const [, offsetStr, ...tokens] = line.split(' ');
+    const offset = Number.parseInt(offsetStr ?? '', 10);
+    for (let i = 0; i < tokens.length; i++) {
+      ranks.set(Buffer.from(tokens[i] as string, 'base64').toString('latin1'), offset + i);
+    }
+  }
+  return ranks;
 }
 
 /**
- * Counts tokens exactly as `encoder.encode(text, [], []).length`, with a per-piece cache in front.
- * Tiktoken encodes each pre-tokenizer piece (regex match) on its own, so the count of a text is the sum
- * of its pieces' counts; OCR text repeats the same words over and over, so caching piece counts makes
- * js-tiktoken's slow byte-pair merge rare. Checked against js-tiktoken and gpt-tokenizer in the tests.
+ * Counts tokens exactly as js-tiktoken's `encode(text, [], []).length`: the same pre-tokenizer regex and
+ * the same byte-pair merge over the same ranks, with a per-piece cache in front. Tiktoken encodes each
+ * regex piece on its own, so a text's count is the sum of its pieces' counts; OCR text repeats the same
+ * words over and over, so cached piece counts make the merge rare. Checked against js-tiktoken and the
+ * independent gpt-tokenizer in the tests.
  */
 export class TokenCounter {
   private readonly pattern: RegExp;
   private readonly ranks: Map<string, number>;
   private readonly cache = new Map<string, number>();
-  private readonly utf8 = new TextEncoder();
 
   constructor(
     readonly encoding: Encoding,
     private readonly maxCacheEntries = 200_000,
   ) {
-    const internals = encoderFor(encoding) as unknown as TiktokenInternals;
-    this.pattern = new RegExp(internals.patStr, 'gu');
-    this.ranks = internals.rankMap;
+    const data = rankData[encoding];
+    this.pattern = new RegExp(data.pat_str, 'gu');
+    this.ranks = loadRanks(data);
   }
 
   count(text: string): number {
     let total = 0;
-    this.pattern.lastIndex = 0;
-    for (let m = this.pattern.exec(text); m !== null; m = this.pattern.exec(text)) {
+    const pattern = this.pattern;
+    pattern.lastIndex = 0;
+    for (let m = pattern.exec(text); m !== null; m = pattern.exec(text)) {
       const piece = m[0];
       let n = this.cache.get(piece);
       if (n === undefined) {
-        n = this.bytePairCount(this.utf8.encode(piece));
+        n = this.bytePairCount(Buffer.from(piece, 'utf8').toString('latin1'));
         // Bounded: a full cache starts over rather than growing with the batch.
         if (this.cache.size >= this.maxCacheEntries) this.cache.clear();
         this.cache.set(piece, n);
@@ -62,9 +82,10 @@ export class TokenCounter {
     return total;
   }
 
-  /** js-tiktoken's bytePairMerge, counting the parts instead of mapping them to ranks. */
-  private bytePairCount(bytes: Uint8Array): number {
-    if (bytes.length <= 1 || this.ranks.has(bytes.join(','))) return bytes.length === 0 ? 0 : 1;
+  /** js-tiktoken's bytePairMerge over `bytes` (one char per byte), counting the resulting parts. */
+  private bytePairCount(bytes: string): number {
+    if (bytes.length <= 1) return bytes.length;
+    if (this.ranks.has(bytes)) return 1;
     const starts: number[] = [];
     for (let i = 0; i <= bytes.length; i++) starts.push(i);
     // starts[i]..starts[i+1] is part i; merge the adjacent pair with the lowest rank until none has one.
@@ -72,7 +93,7 @@ export class TokenCounter {
       let best = -1;
       let bestRank = Number.POSITIVE_INFINITY;
       for (let i = 0; i < starts.length - 2; i++) {
-        const rank = this.ranks.get(bytes.subarray(starts[i] as number, starts[i + 2] as number).join(','));
+        const rank = this.ranks.get(bytes.slice(starts[i] as number, starts[i + 2] as number));
         if (rank !== undefined && rank < bestRank) {
           bestRank = rank;
           best = i;

@@ -1,0 +1,220 @@
+// Dataset builder figures: 50,000 synthetic invoice documents (~3 KB of OCR text each) through the
+// builder to a temp dir — documents/s, MB/s, peak RSS — against the bare tokenizer counting the same
+// texts in the same run (target: build rate >= 0.8 × tokenizer rate), and peak RSS of a 5,000-document
+// run vs the 50,000-document run (target: < 300 MB and within 1.3×). Each measurement runs in its own
+// child process so RSS and tokenizer caches start equal.
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { fineTuneRequestSchema } from '@tuneline/contracts';
+import { buildDataset, type DatasetSettings, LocalFileStorage, tokenCounter } from '@tuneline/dataset';
+
+const BIG = Number(process.env.DATASET_BENCH_DOCS ?? 50_000);
+const SMALL = Math.round(BIG / 10);
+const TARGET_RATIO = 0.8;
+const TARGET_RSS_MB = 300;
+const TARGET_RSS_GROWTH = 1.3;
+
+// ---- synthetic invoices -------------------------------------------------------------------------
+
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const WORDS =
+  'invoice rechnung delivery note order quantity unit price amount net gross vat tax total due date payment terms bank iban bic account customer supplier address street city postal code country phone fax email website reference number item description widget bolt screw nut washer cable connector adapter module sensor controller housing bracket panel frame motor pump valve filter hose clamp seal gasket bearing shaft gear belt chain spring lever switch relay fuse breaker socket plug lamp battery charger service maintenance repair inspection installation transport shipping handling discount surcharge deposit credit balance page of carried forward subtotal'.split(
+    ' ',
+  );
+const CITIES = [
+  'Berlin',
+  'München',
+  'Hamburg',
+  'Köln',
+  'Lyon',
+  'Milano',
+  'Wien',
+  'Zürich',
+  'Rotterdam',
+  'Praha',
+];
+
+/** A pool of OCR-ish lines (with noise), so each document is cheap to assemble yet varied. */
+function linePool(size: number): string[] {
+  const rnd = prng(42);
+  const pick = <T>(xs: readonly T[]) => xs[Math.floor(rnd() * xs.length)] as T;
+  const noise = (w: string) => {
+    if (rnd() > 0.06 || w.length < 3) return w;
+    const i = Math.floor(rnd() * w.length);
+    return w.slice(0, i) + pick(['0', 'l', '1', 'rn', '.', 'é', 'ß']) + w.slice(i + 1);
+  };
+  const lines: string[] = [];
+  for (let i = 0; i < size; i++) {
+    const words = Array.from({ length: 3 + Math.floor(rnd() * 6) }, () => noise(pick(WORDS)));
+    const qty = 1 + Math.floor(rnd() * 99);
+    const price = (rnd() * 900).toFixed(2);
+    lines.push(
+      `${String(i % 97).padStart(3, '0')} ${words.join(' ')}  ${qty} x ${price} EUR  ${(qty * Number(price)).toFixed(2)}${rnd() < 0.1 ? ` ${pick(CITIES)}` : ''}`,
+    );
+  }
+  return lines;
+}
+
+interface SyntheticDoc {
+  id: string;
+  text: string;
+  fields: Record<string, string>;
+}
+
+const POOL = linePool(20_000);
+
+/** Document i: header, ~40 item lines from the pool, totals. Deterministic. */
+function* invoices(n: number): Generator<SyntheticDoc> {
+  for (let i = 0; i < n; i++) {
+    const rnd = prng(i + 1);
+    const number = `INV-${2024_000_000 + i}`;
+    const date = `2024-${String(1 + (i % 12)).padStart(2, '0')}-${String(1 + (i % 28)).padStart(2, '0')}`;
+    const vendor = `${CITIES[i % CITIES.length]} Industriebedarf GmbH`;
+    const lines = [
+      `RECHNUNG / INVOICE ${number}`,
+      `Datum: ${date}`,
+      vendor,
+      `USt-IdNr DE${100_000_000 + (i % 899_999_999)}`,
+    ];
+    for (let k = 0; k < 42; k++) lines.push(POOL[Math.floor(rnd() * POOL.length)] as string);
+    const total = (rnd() * 50_000).toFixed(2);
+    lines.push(`Summe netto ${total} EUR`, `Gesamtbetrag ${total} EUR`, `Zahlbar bis ${date}`);
+    yield {
+      id: `doc-${i}`,
+      text: lines.join('\n'),
+      fields: {
+        invoiceNumber: number,
+        date,
+        vendor,
+        total,
+        currency: 'EUR',
+        iban: `DE${String(i).padStart(20, '0')}`,
+      },
+    };
+  }
+}
+
+const settings: DatasetSettings = (() => {
+  const { documents: _d, ...rest } = fineTuneRequestSchema.parse({
+    requestId: 'bench',
+    licenseId: 'bench',
+    documents: Array.from({ length: 10 }, (_, i) => ({ id: `x${i}`, text: 'x', fields: { a: 1 } })),
+    modelConfig: {
+      systemPrompt: 'You extract invoice fields from OCR text and answer with one JSON object.',
+      userPromptTemplate: 'Document {{documentId}}:\n\n{{text}}',
+      mappedFields: ['invoiceNumber', 'date', 'vendor', 'total', 'currency'],
+    },
+    testPercent: 10,
+    baseModel: 'gpt-4o-mini-2024-07-18',
+  });
+  return rest;
+})();
+
+// ---- child measurements ---------------------------------------------------------------------------
+
+interface ChildResult {
+  mode: string;
+  docs: number;
+  textBytes: number;
+  seconds: number;
+  peakRssMb: number;
+  tokens: number;
+}
+
+async function child(mode: 'tokenize' | 'build', n: number): Promise<ChildResult> {
+  const counter = tokenCounter('o200k_base');
+  counter.count('warm up'); // loads the rank tables outside the timed part, in both modes
+  let textBytes = 0;
+  let tokens = 0;
+  const started = performance.now();
+  if (mode === 'tokenize') {
+    for (const doc of invoices(n)) {
+      textBytes += Buffer.byteLength(doc.text);
+      tokens += counter.count(doc.text);
+    }
+  } else {
+    const dir = mkdtempSync(join(tmpdir(), 'tuneline-dataset-bench-'));
+    try {
+      const result = await buildDataset(settings, () => invoices(n), {
+        storage: new LocalFileStorage(dir),
+        trainKey: 'train.jsonl',
+        testKey: 'test.jsonl',
+      });
+      if (result.status !== 'ready')
+        throw new Error(`bench dataset invalid: ${JSON.stringify(result.errors.slice(0, 3))}`);
+      tokens = Number(result.trainTokens + result.testTokens);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+  const seconds = (performance.now() - started) / 1000;
+  if (mode === 'build') for (const doc of invoices(n)) textBytes += Buffer.byteLength(doc.text);
+  return { mode, docs: n, textBytes, seconds, peakRssMb: process.resourceUsage().maxRSS / 1024, tokens };
+}
+
+function runChild(mode: 'tokenize' | 'build', n: number): ChildResult {
+  const self = fileURLToPath(import.meta.url);
+  const r = spawnSync(process.execPath, ['--import', 'tsx', self, '--child', mode, String(n)], {
+    encoding: 'utf8',
+    maxBuffer: 10 * 1024 * 1024,
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  if (r.status !== 0) throw new Error(`child ${mode} ${n} exited with ${r.status}`);
+  const last = r.stdout.trim().split('\n').at(-1) ?? '';
+  return JSON.parse(last) as ChildResult;
+}
+
+// ---- main -------------------------------------------------------------------------------------------
+
+const argv = process.argv.slice(2);
+if (argv[0] === '--child') {
+  const result = await child(argv[1] as 'tokenize' | 'build', Number(argv[2]));
+  process.stdout.write(`${JSON.stringify(result)}\n`);
+} else {
+  // The text-building cost is part of both figures: time it alone to show what it is.
+  let genStart = performance.now();
+  let genBytes = 0;
+  for (const d of invoices(SMALL)) genBytes += d.text.length;
+  const genSeconds = ((performance.now() - genStart) / 1000) * (BIG / SMALL);
+  genStart = 0;
+
+  const tokenize = runChild('tokenize', BIG);
+  const small = runChild('build', SMALL);
+  const big = runChild('build', BIG);
+
+  const rate = (r: ChildResult) => r.docs / r.seconds;
+  const mbps = (r: ChildResult) => r.textBytes / 1e6 / r.seconds;
+  console.log(
+    `dataset bench: ${BIG} synthetic invoices, ${(big.textBytes / big.docs / 1024).toFixed(2)} KB of text each (generation alone ≈ ${genSeconds.toFixed(1)} s of each pass)`,
+  );
+  for (const r of [tokenize, small, big]) {
+    console.log(
+      `  ${r.mode.padEnd(8)} ${String(r.docs).padStart(6)} docs  ${r.seconds.toFixed(2).padStart(7)} s  ${rate(r).toFixed(0).padStart(6)} docs/s  ${mbps(r).toFixed(2).padStart(6)} MB/s  peak RSS ${r.peakRssMb.toFixed(0)} MB  tokens ${r.tokens}`,
+    );
+  }
+  const ratio = rate(big) / rate(tokenize);
+  const growth = big.peakRssMb / small.peakRssMb;
+  console.log(`  build rate / bare tokenizer rate: ${ratio.toFixed(2)} (target >= ${TARGET_RATIO})`);
+  console.log(`  peak RSS ${BIG} docs: ${big.peakRssMb.toFixed(0)} MB (target < ${TARGET_RSS_MB} MB)`);
+  console.log(`  peak RSS ${BIG} / ${SMALL} docs: ${growth.toFixed(2)}× (target <= ${TARGET_RSS_GROWTH}×)`);
+  if (ratio < TARGET_RATIO)
+    console.log(`TARGET MISSED: build/tokenizer rate ratio ${ratio.toFixed(2)} < ${TARGET_RATIO}`);
+  if (big.peakRssMb >= TARGET_RSS_MB)
+    console.log(`TARGET MISSED: peak RSS ${big.peakRssMb.toFixed(0)} MB >= ${TARGET_RSS_MB} MB`);
+  if (growth > TARGET_RSS_GROWTH)
+    console.log(`TARGET MISSED: RSS growth ${growth.toFixed(2)}× > ${TARGET_RSS_GROWTH}×`);
+  void genBytes;
+}
