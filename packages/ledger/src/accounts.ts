@@ -2,23 +2,26 @@ import { createHash } from 'node:crypto';
 import type { Executor } from '@tuneline/db';
 
 /** Each system account is striped over this many rows (see migration 0002). */
-export const SYSTEM_STRIPES = 16;
+export const SYSTEM_STRIPES = 64;
 
 export function licenseAccountId(licenseId: string): string {
   return `license-${licenseId}`;
 }
 
-/** The stripe a license always uses, so its transfers meet the same system rows. */
-function stripe(licenseId: string): number {
-  return createHash('sha256').update(licenseId).digest().readUInt16BE(0) % SYSTEM_STRIPES;
+/**
+ * The stripe of a transfer, from its own key (grant id, fine-tune id): concurrent transfers, even of
+ * one license, spread over the stripes. A post or void uses its reservation's stripe.
+ */
+function stripe(key: string): number {
+  return createHash('sha256').update(key).digest().readUInt16BE(0) % SYSTEM_STRIPES;
 }
 
-export function grantsAccountId(licenseId: string): string {
-  return `system-grants-${stripe(licenseId)}`;
+export function grantsAccountId(grantId: string): string {
+  return `system-grants-${stripe(grantId)}`;
 }
 
-export function revenueAccountId(licenseId: string): string {
-  return `system-revenue-${stripe(licenseId)}`;
+export function revenueAccountId(fineTuneId: string): string {
+  return `system-revenue-${stripe(fineTuneId)}`;
 }
 
 export const transferIds = {

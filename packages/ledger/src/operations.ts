@@ -13,6 +13,10 @@ import { LedgerConflictError, LedgerNotFoundError } from './errors.ts';
  * The four ledger operations. Each one first looks for its own deterministic transfer id: found with
  * the same content it is a replay (success, no effect), found with other content a LedgerConflictError.
  * Account counters and the transfer row change in ONE statement, so they can never disagree.
+ *
+ * Lock order: every statement updates the license account before the system stripe (the stripe's
+ * UPDATE waits on `EXISTS (SELECT 1 FROM <license update>)`); without that, Postgres may run the
+ * CTEs in either order and a reserve and a post meeting on one stripe can deadlock.
  */
 
 export interface GrantInput {
@@ -83,7 +87,7 @@ export async function grantCredits(tx: Executor, input: GrantInput): Promise<voi
   }
   await ensureLicenseAccount(tx, input.licenseId);
   const account = licenseAccountId(input.licenseId);
-  const grants = grantsAccountId(input.licenseId);
+  const grants = grantsAccountId(input.grantId);
   await sql`
     WITH transfer AS (
       INSERT INTO ledger_transfers (id, kind, debit_account_id, credit_account_id, amount, license_id, memo)
@@ -123,7 +127,7 @@ export async function reserveCredits(tx: Executor, input: ReserveInput): Promise
     return { ok: true };
   }
   const account = licenseAccountId(input.licenseId);
-  const revenue = revenueAccountId(input.licenseId);
+  const revenue = revenueAccountId(input.fineTuneId);
   const result = await sql<{ inserted: string }>`
     WITH debited AS (
       UPDATE ledger_accounts SET debits_pending = debits_pending + ${amount}::bigint
@@ -242,7 +246,7 @@ export async function postReservation(tx: Executor, input: PostInput): Promise<P
       UPDATE ledger_accounts
       SET credits_pending = credits_pending - ${reserved.toString()}::bigint,
           credits_posted = credits_posted + ${amount}::bigint
-      WHERE id = ${common.revenue}
+      WHERE id = ${common.revenue} AND EXISTS (SELECT 1 FROM debited)
       RETURNING 1
     ), post AS (
       INSERT INTO ledger_transfers (id, kind, debit_account_id, credit_account_id, amount, pending_id,
@@ -285,7 +289,7 @@ export async function voidReservation(
       WHERE id = ${reservation.debit_account_id} RETURNING 1
     ), credited AS (
       UPDATE ledger_accounts SET credits_pending = credits_pending - ${amount}::bigint
-      WHERE id = ${reservation.credit_account_id} RETURNING 1
+      WHERE id = ${reservation.credit_account_id} AND EXISTS (SELECT 1 FROM debited) RETURNING 1
     )
     INSERT INTO ledger_transfers (id, kind, debit_account_id, credit_account_id, amount, pending_id,
       license_id, fine_tune_id, model)

@@ -50,10 +50,10 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     CREATE TRIGGER ledger_transfers_no_truncate BEFORE TRUNCATE ON ledger_transfers
       FOR EACH STATEMENT EXECUTE FUNCTION ledger_transfers_immutable();
 
-    -- System accounts are striped (16 rows each; a license always uses the same stripe) so that
-    -- transfers of different licenses do not queue on one hot row lock until commit.
+    -- System accounts are striped (64 rows each; a transfer picks its stripe from its own id) so that
+    -- concurrent transfers do not queue on one hot row lock until commit.
     INSERT INTO ledger_accounts (id, kind)
-      SELECT 'system-' || k || '-' || s, k FROM unnest(ARRAY['grants', 'revenue']) AS k, generate_series(0, 15) AS s;
+      SELECT 'system-' || k || '-' || s, k FROM unnest(ARRAY['grants', 'revenue']) AS k, generate_series(0, 63) AS s;
     INSERT INTO ledger_accounts (id, kind) VALUES ('system-inference', 'inference');
   `.execute(db);
 }

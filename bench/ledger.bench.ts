@@ -1,0 +1,115 @@
+// Ledger throughput: reserve+post pairs per second (each operation its own transaction, as the trainer
+// and billing run them) across 100 licenses and on one hot license, 16 at a time over one pool; then
+// the auditor over everything written (must find 0 violations). Baseline measured in the same run:
+// the rate of a one-row insert transaction at the same concurrency (the commit cost floor).
+import { randomBytes, randomUUID } from 'node:crypto';
+import { createDb, type Db, migrateToLatest, withDatabase } from '@tuneline/db';
+import { auditLedger, grantCredits, postReservation, reserveCredits } from '@tuneline/ledger';
+import { sql } from 'kysely';
+import pg from 'pg';
+
+const CONCURRENCY = 16;
+const LICENSES = 100;
+const SPREAD_PAIRS = 4_000;
+const HOT_PAIRS = 1_500;
+const TARGET_SPREAD = 1_000;
+const TARGET_HOT = 200;
+
+const baseUrl = process.env.DATABASE_URL;
+if (!baseUrl) {
+  console.error('ledger.bench: DATABASE_URL is required');
+  process.exit(2);
+}
+
+async function freshDatabase(): Promise<{ db: Db; drop(): Promise<void> }> {
+  const name = `tuneline_bench_ledger_${randomBytes(4).toString('hex')}`;
+  const admin = new pg.Client({ connectionString: baseUrl });
+  await admin.connect();
+  await admin.query(`create database "${name}"`);
+  await admin.end();
+  const db = createDb(withDatabase(baseUrl as string, name), { max: CONCURRENCY + 2 });
+  await migrateToLatest(db);
+  return {
+    db,
+    drop: async () => {
+      await db.destroy();
+      const c = new pg.Client({ connectionString: baseUrl });
+      await c.connect();
+      await c.query(`drop database if exists "${name}" with (force)`);
+      await c.end();
+    },
+  };
+}
+
+/** Runs `total` tasks, CONCURRENCY at a time; returns tasks per second. */
+async function rate(total: number, task: (i: number) => Promise<void>): Promise<number> {
+  let next = 0;
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: CONCURRENCY }, async () => {
+      for (let i = next++; i < total; i = next++) await task(i);
+    }),
+  );
+  return total / ((performance.now() - started) / 1000);
+}
+
+async function pair(db: Db, licenseId: string): Promise<void> {
+  const fineTuneId = randomUUID();
+  const reserved = await db
+    .transaction()
+    .execute((tx) => reserveCredits(tx, { fineTuneId, licenseId, amount: 100n, model: 'gpt-4o-mini' }));
+  if (!reserved.ok) throw new Error(`reservation refused: ${reserved.reason}`);
+  await db
+    .transaction()
+    .execute((tx) => postReservation(tx, { fineTuneId, amount: 73n, tokens: 24_333n, model: 'gpt-4o-mini' }));
+}
+
+const { db, drop } = await freshDatabase();
+try {
+  const licenses = Array.from({ length: LICENSES }, (_, i) => `bench-${i}`);
+  for (const licenseId of [...licenses, 'bench-hot']) {
+    await grantCredits(db, { grantId: `seed-${licenseId}`, licenseId, amount: 1_000_000_000n });
+  }
+  await sql`CREATE TABLE bench_commits (id bigserial PRIMARY KEY, at timestamptz DEFAULT now())`.execute(db);
+  // Warm-up: connections open, plans cached.
+  await rate(200, (i) => pair(db, licenses[i % LICENSES] as string));
+
+  const baseline = await rate(2_000, async () => {
+    await db.transaction().execute((tx) => sql`INSERT INTO bench_commits DEFAULT VALUES`.execute(tx));
+  });
+  const spread = await rate(SPREAD_PAIRS, (i) => pair(db, licenses[i % LICENSES] as string));
+  const hot = await rate(HOT_PAIRS, () => pair(db, 'bench-hot'));
+
+  const auditStarted = performance.now();
+  const { violations } = await auditLedger(db);
+  const auditMs = performance.now() - auditStarted;
+  const transfers = await db
+    .selectFrom('ledger_transfers')
+    .select((eb) => eb.fn.countAll<string>().as('n'))
+    .executeTakeFirstOrThrow();
+
+  const fmt = (n: number) => n.toFixed(0).padStart(7);
+  console.log(`concurrency ${CONCURRENCY}, one pool; each reserve and each post is its own transaction`);
+  console.log(`baseline  one-row insert transactions: ${fmt(baseline)} /s`);
+  console.log(
+    `spread    reserve+post pairs (${LICENSES} licenses): ${fmt(spread)} /s  (target >= ${TARGET_SPREAD}; ${(
+      (2 * spread) / baseline
+    ).toFixed(2)}x baseline in transactions)`,
+  );
+  console.log(
+    `hot       reserve+post pairs (1 license):     ${fmt(hot)} /s  (target >= ${TARGET_HOT}; ${((2 * hot) / baseline).toFixed(2)}x baseline in transactions)`,
+  );
+  console.log(`ratio     hot / spread: ${(hot / spread).toFixed(2)}`);
+  console.log(
+    `audit     ${transfers.n} transfers checked in ${auditMs.toFixed(0)} ms: ${violations.length} violations`,
+  );
+  if (spread < TARGET_SPREAD)
+    console.log(`TARGET MISSED: spread ${spread.toFixed(0)}/s < ${TARGET_SPREAD}/s`);
+  if (hot < TARGET_HOT) console.log(`TARGET MISSED: hot ${hot.toFixed(0)}/s < ${TARGET_HOT}/s`);
+  if (violations.length > 0) {
+    console.log('TARGET MISSED: the auditor found violations');
+    for (const v of violations.slice(0, 10)) console.log(`  [${v.invariant}] ${v.detail}`);
+  }
+} finally {
+  await drop();
+}
