@@ -25,7 +25,7 @@ import {
   testRedis,
   waitFor,
 } from '../support/context.ts';
-import { invoices, request, requestInput } from './fixtures.ts';
+import { build, invoices, request, requestInput } from './fixtures.ts';
 
 describe('dataset-builder worker (BullMQ + Postgres)', () => {
   let tdb: TestDatabase;
@@ -124,6 +124,11 @@ describe('dataset-builder worker (BullMQ + Postgres)', () => {
     expect(dataset?.estimatedBilledTokens).toBe(3n * (dataset?.trainTokens ?? 0n));
     expect(dataset?.shortHash).toBe(dataset?.contentHash?.slice(0, 8));
     expect(dataset?.jobOptions).toEqual({ description: '', notifyEmails: '', hyperparameters: 'auto' });
+    // Same code path as the CLI: building the same documents and settings directly gives the same hash.
+    const { result: direct, store } = await build(request(input).documents, { testPercent: 10 });
+    store.cleanup();
+    expect(direct.contentHash).toBe(dataset?.contentHash);
+    expect(direct.trainTokens).toBe(dataset?.trainTokens);
     expect(existsSync(storage.path(dataset?.trainPath ?? 'x'))).toBe(true);
     expect(existsSync(storage.path(dataset?.testPath ?? 'x'))).toBe(true);
     const outbox = await tdb.db

@@ -135,7 +135,10 @@ interface Scan {
 }
 
 async function scan(settings: DatasetSettings, source: DocumentSource, opts: BuildOptions): Promise<Scan> {
-  const hash = createHash('sha256').update(canonicalJson(settings));
+  // Only what shapes the files seeds the split (not ids, job options or, for the worker, the documents
+  // array itself), so the CLI and the worker split the same documents the same way.
+  const { modelConfig, dump, testPercent, baseModel } = settings;
+  const hash = createHash('sha256').update(canonicalJson({ modelConfig, dump, testPercent, baseModel }));
   const ids: (string | undefined)[] = [];
   for await (const item of source()) {
     const doc = documentSchema.safeParse(item);
