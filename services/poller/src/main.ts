@@ -1,8 +1,56 @@
-import { baseConfigSchema, runService } from '@tuneline/runtime';
-import { pollerStage } from './handler.ts';
+import { createProvider, providerEnvSchema } from '@tuneline/provider';
+import { type RunningService, runService } from '@tuneline/runtime';
+import { pollerConfigSchema } from './config.ts';
+import { type PollerDeps, pollerStage } from './handler.ts';
+import { CountingProvider } from './provider.ts';
+import { Sweeper } from './sweep.ts';
+import { startWebhookServer, type WebhookServer } from './webhooks.ts';
 
-await runService({
+let service: RunningService | undefined;
+let webhooks: WebhookServer | undefined;
+
+service = await runService({
   stage: pollerStage,
-  configSchema: baseConfigSchema,
-  makeDeps: ({ db, log }) => ({ db, log }),
+  configSchema: pollerConfigSchema.extend(providerEnvSchema.shape),
+  makeDeps: async ({ config, db, log }): Promise<PollerDeps> => {
+    const profile = createProvider(config);
+    const provider = new CountingProvider(profile);
+    const schedule = {
+      intervalMs: config.POLL_INTERVAL_MS,
+      minIntervalMs: config.POLL_MIN_INTERVAL_MS,
+      finishGraceMs: config.POLL_FINISH_GRACE_MS,
+    };
+    if (config.WEBHOOK_PORT !== undefined) {
+      if (!config.PROVIDER_WEBHOOK_SECRET) {
+        log.warn('WEBHOOK_PORT is set without PROVIDER_WEBHOOK_SECRET: every delivery will be refused');
+      }
+      // A verified delivery becomes an immediate poll, published at once rather than on the relay timer.
+      webhooks = await startWebhookServer({
+        db,
+        log,
+        port: config.WEBHOOK_PORT,
+        host: '0.0.0.0',
+        unwrap: (body, headers) => profile.unwrapWebhook(body, headers),
+        relay: () => service?.stage.relayOutbox() ?? Promise.resolve(0),
+      });
+      log.info({ url: webhooks.url }, 'provider webhook endpoint listening');
+    }
+    return {
+      db,
+      log,
+      provider,
+      schedule,
+      sweeper: new Sweeper({
+        db,
+        provider,
+        log,
+        schedule,
+        maxAgeMs: config.POLL_SWEEP_MAX_AGE_MS,
+        maxPages: config.POLL_SWEEP_MAX_PAGES,
+      }),
+    };
+  },
+  closeDeps: async () => {
+    await webhooks?.close();
+  },
 });

@@ -22,7 +22,6 @@ import {
 } from '@tuneline/db';
 import { reserveCredits } from '@tuneline/ledger';
 import { defineStage, PermanentError, type StageDeps } from '@tuneline/runtime';
-import { sql } from 'kysely';
 
 /** The provider job as far as the trainer cares. */
 export interface ProviderJob {
@@ -195,7 +194,7 @@ export const trainerStage = defineStage<'finetune-create', TrainerDeps>({
 async function reserve(deps: TrainerDeps, fineTune: FineTune, dataset: Dataset): Promise<FineTune | null> {
   return deps.db.transaction().execute(async (tx) => {
     const row = await lockFineTune(tx, fineTune.id);
-    if (!row || row.status !== 'pending') return row?.status === 'creating' ? row : null;
+    if (row?.status !== 'pending') return row?.status === 'creating' ? row : null;
     if (row.cancel_requested_at) {
       await endInTx(tx, row.id, 'cancelled', null, 'cancelled before training started', false);
       return null;

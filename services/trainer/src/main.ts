@@ -1,8 +1,20 @@
+import { createProvider, providerEnvSchema } from '@tuneline/provider';
 import { baseConfigSchema, runService } from '@tuneline/runtime';
+import { z } from 'zod';
 import { trainerStage } from './handler.ts';
+
+const configSchema = baseConfigSchema.extend(providerEnvSchema.shape).extend({
+  /** The reservation is the dataset's credit estimate plus this percentage (overage stays rare). */
+  RESERVATION_MARGIN_PERCENT: z.coerce.number().min(0).max(1_000).default(10),
+});
 
 await runService({
   stage: trainerStage,
-  configSchema: baseConfigSchema,
-  makeDeps: ({ db, log }) => ({ db, log }),
+  configSchema,
+  makeDeps: ({ config, db, log }) => ({
+    db,
+    log,
+    provider: createProvider(config),
+    reservationMarginPercent: config.RESERVATION_MARGIN_PERCENT,
+  }),
 });
