@@ -22,10 +22,23 @@ export interface ChatMessageLike {
  * Tokens of a chat conversation the way OpenAI's cookbook counts them: 3 per message for the
  * framing, the role and content tokens, 1 more for a name, and 3 priming the reply.
  */
+const roleTokens = new Map<string, number>();
+
+/** Roles are few and short: count each once per encoding. */
+function countRoleTokens(role: string, encoding: EncodingName): number {
+  const key = `${encoding}:${role}`;
+  let n = roleTokens.get(key);
+  if (n === undefined) {
+    n = countTextTokens(role, encoding);
+    if (roleTokens.size < 64) roleTokens.set(key, n);
+  }
+  return n;
+}
+
 export function countChatTokens(messages: ChatMessageLike[], encoding: EncodingName): number {
   let total = 3;
   for (const m of messages) {
-    total += 3 + countTextTokens(m.role, encoding);
+    total += 3 + countRoleTokens(m.role, encoding);
     if (typeof m.content === 'string') total += countTextTokens(m.content, encoding);
     else if (m.content != null) total += countTextTokens(JSON.stringify(m.content), encoding);
     if (typeof m.name === 'string') total += 1 + countTextTokens(m.name, encoding);
