@@ -1,0 +1,124 @@
+import { existsSync, mkdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { defaultCatalogue } from '@tuneline/dataset';
+import { postReservation, reserveCredits } from '@tuneline/ledger';
+import { createRedis } from '@tuneline/runtime';
+import type { Redis } from 'ioredis';
+import { type Browser, chromium } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildApi } from '../../packages/api/src/index.ts';
+import { createTestDatabase, redisUrl, type TestDatabase, testPrefix } from '../support/context.ts';
+import { makeDataset, makeFineTune, makeLicense } from './fixtures.ts';
+
+/** The hub in Debian's Chromium, driven by playwright-core: sign in, see a finished fine-tune, activate it. */
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+const SCREENSHOT = join(import.meta.dirname, '__screenshots__', 'hub.png');
+
+let t: TestDatabase;
+let redis: Redis;
+let app: Awaited<ReturnType<typeof buildApi>>;
+let base: string;
+let browser: Browser;
+
+beforeAll(async () => {
+  if (!existsSync(CHROMIUM)) {
+    throw new Error(
+      `Chromium not found at ${CHROMIUM}: install it (apt-get install -y chromium) or set CHROMIUM_PATH`,
+    );
+  }
+  t = await createTestDatabase();
+  redis = createRedis(redisUrl(), 'producer');
+  app = await buildApi({ db: t.db, redis, queuePrefix: testPrefix(), catalogue: defaultCatalogue });
+  base = await app.listen({ port: 0, host: '127.0.0.1' });
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--no-first-run',
+    ],
+  });
+});
+
+afterAll(async () => {
+  await browser?.close();
+  await app?.close();
+  redis?.disconnect();
+  await t?.drop();
+});
+
+describe('hub page', () => {
+  it('signs in, shows a finished fine-tune, activates it and reads the usage log', async () => {
+    const license = await makeLicense(t.db, 'lic-hub', 50_000n);
+    const dataset = await makeDataset(t.db, license.id, 'uploaded');
+    const model = 'ft:gpt-4o-mini-2024-07-18:tuneline:invoices:hub1';
+    const fineTune = await makeFineTune(t.db, license.id, dataset, { model, withHistory: true });
+    // The ledger entries the trainer and billing would have written for it.
+    await t.db.transaction().execute(async (tx) => {
+      await reserveCredits(tx, {
+        fineTuneId: fineTune,
+        licenseId: license.id,
+        amount: 260n,
+        model: 'gpt-4o-mini-2024-07-18',
+      });
+      await postReservation(tx, { fineTuneId: fineTune, amount: 216n, tokens: 72_000n, model });
+    });
+
+    const page = await browser.newPage({ viewport: { width: 1280, height: 1400 } });
+    await page.goto(`${base}/hub`);
+    await page.getByLabel('License API key').fill('tl_wrong');
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByText('That key was not accepted.').waitFor();
+
+    await page.getByLabel('License API key').fill(license.key);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    const row = page.locator(`tr[data-fine-tune="${fineTune}"]`);
+    await row.waitFor();
+    expect(await row.textContent()).toContain('succeeded');
+    expect(await row.textContent()).toContain(model);
+    expect(await row.textContent()).toContain('72,000');
+    expect(await row.locator('[data-testid="active"]').textContent()).toBe('inactive');
+    expect(await page.locator('#datasets tbody').textContent()).toContain('a1b2c3d4');
+
+    await row.getByRole('button', { name: `Activate ${model}` }).click();
+    await row.getByRole('button', { name: `Deactivate ${model}` }).waitFor();
+    expect(await page.locator(`tr[data-fine-tune="${fineTune}"] [data-testid="active"]`).textContent()).toBe(
+      'active',
+    );
+    const stored = await t.db
+      .selectFrom('fine_tunes')
+      .select('active')
+      .where('id', '=', fineTune)
+      .executeTakeFirstOrThrow();
+    expect(stored.active).toBe(true);
+
+    const usage = page.locator('#usage tbody');
+    await usage.getByText('charge').waitFor();
+    const usageText = (await usage.textContent()) ?? '';
+    expect(usageText).toContain('grant');
+    expect(usageText).toContain('release');
+    expect(usageText).toContain('49,784'); // 50,000 granted − 216 charged
+    expect(await page.getByTestId('balance-available').textContent()).toBe('49,784');
+
+    await row.getByRole('button', { name: `Show events and loss of ${model}` }).click();
+    await page.locator('#loss-chart svg polyline').waitFor();
+    expect(await page.locator('#loss-chart svg circle').count()).toBe(4);
+    expect(await page.locator('#events li').count()).toBe(3);
+
+    await page.getByLabel('Tokens per epoch').fill('100000');
+    await page.getByLabel('Epochs (empty: auto)').fill('3');
+    await page.getByRole('button', { name: 'Estimate' }).click();
+    await page.getByText('900 credits', { exact: false }).waitFor();
+
+    mkdirSync(join(import.meta.dirname, '__screenshots__'), { recursive: true });
+    await page.screenshot({ path: SCREENSHOT, fullPage: true });
+    expect(statSync(SCREENSHOT).size).toBeGreaterThan(10_000);
+    await page.close();
+  });
+});
