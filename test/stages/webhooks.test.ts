@@ -1,3 +1,4 @@
+import { billingStage } from '@tuneline/billing';
 import { jobId } from '@tuneline/contracts';
 import { autoTrainFineTuneId, getFineTune, requestCancel } from '@tuneline/db';
 import { startWebhookServer, type WebhookServer } from '@tuneline/poller';
@@ -47,6 +48,7 @@ beforeAll(async () => {
     // Polling at 20 minutes: only a webhook can bring the ending in time.
     schedule: { intervalMs: TWENTY_MINUTES, minIntervalMs: TWENTY_MINUTES },
   });
+  await pipeline.runner.start(billingStage, { db: tdb.db, log: quietLog });
 });
 
 afterAll(async () => {
@@ -88,7 +90,7 @@ async function post(body: string, headers: Record<string, string>) {
 }
 
 describe('provider webhooks', () => {
-  it('a delivery makes the ending reach billing within 2 s of the simulator finishing, with 20-minute polling', async () => {
+  it('a delivery makes the model available within 2 s of the simulator finishing, with 20-minute polling', async () => {
     sim.admin.setFaults({ duplicateWebhookRate: 1 }); // every event delivered twice
     const fineTuneId = await startFineTune('lic-hook');
     const row = await getFineTune(tdb.db, fineTuneId);
@@ -100,16 +102,18 @@ describe('provider webhooks', () => {
       'simulator to finish the job',
     );
     const finishedAt = Date.now();
-    const settled = await waitFor(
-      async () => (await publishedSettlements(fineTuneId)).length > 0,
+    const done = await waitFor(
+      async () => {
+        const r = await getFineTune(tdb.db, fineTuneId);
+        return r?.available ? r : null;
+      },
       2_000,
-      'settlement',
+      'the model to become available',
     );
-    expect(settled).toBe(true);
     expect(Date.now() - finishedAt).toBeLessThan(2_000);
-    const done = await getFineTune(tdb.db, fineTuneId);
-    expect(done?.status).toBe('succeeded');
-    expect(done?.fine_tuned_model).toBeTruthy();
+    expect(done.status).toBe('succeeded');
+    expect(done.settled_at).not.toBeNull();
+    expect(done.fine_tuned_model).toBeTruthy();
     // The second copy of each delivery changed nothing: one delivery row, one poll, one settlement.
     await waitFor(
       async () =>
@@ -212,6 +216,20 @@ describe('provider webhooks', () => {
     expect(sim.admin.state().jobs.find((j) => j.id === done.provider_job_id)?.status).toBe('cancelled');
     await waitFor(async () => (await publishedSettlements(fineTuneId)).length > 0, 5_000, 'settlement');
     expect(await publishedSettlements(fineTuneId)).toHaveLength(1);
+    // Billing released the whole reservation.
+    const transfers = await waitFor(
+      async () => {
+        const t = await tdb.db
+          .selectFrom('ledger_transfers')
+          .select('kind')
+          .where('fine_tune_id', '=', fineTuneId)
+          .execute();
+        return t.some((x) => x.kind === 'void') ? t : null;
+      },
+      5_000,
+      'reservation released',
+    );
+    expect(transfers.map((t) => t.kind).sort()).toEqual(['reserve', 'void']);
     // Asking again once it has ended is refused and changes nothing.
     expect(await requestCancel(tdb.db, fineTuneId)).toMatchObject({ ok: false, reason: 'already_finished' });
   });
