@@ -121,4 +121,19 @@ describe('hub page', () => {
     expect(statSync(SCREENSHOT).size).toBeGreaterThan(10_000);
     await page.close();
   });
+
+  it('renders the API reference from /openapi.json without any CDN', async () => {
+    const page = await browser.newPage();
+    const external: string[] = [];
+    page.on('request', (r) => {
+      if (!r.url().startsWith(base)) external.push(r.url());
+    });
+    await page.goto(`${base}/docs`);
+    await page.getByRole('heading', { name: 'Schemas' }).waitFor();
+    expect(await page.locator('details.op').count()).toBe(19);
+    expect(await page.locator('#schema-FineTuneRequest').count()).toBe(1);
+    expect(external).toEqual([]);
+    await page.screenshot({ path: join(import.meta.dirname, '__screenshots__', 'docs.png') });
+    await page.close();
+  });
 });
