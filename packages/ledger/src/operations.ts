@@ -112,27 +112,15 @@ export async function grantCredits(tx: Executor, input: GrantInput): Promise<voi
 export async function reserveCredits(tx: Executor, input: ReserveInput): Promise<ReserveResult> {
   const amount = checkAmount(input.amount);
   const id = transferIds.reserve(input.fineTuneId);
-  const existing = await findTransfer(tx, id);
-  if (existing) {
-    if (
-      existing.license_id !== input.licenseId ||
-      BigInt(existing.amount) !== input.amount ||
-      existing.model !== input.model
-    ) {
-      throw conflict(
-        id,
-        `license ${existing.license_id}, amount ${existing.amount}, model ${existing.model}`,
-      );
-    }
-    return { ok: true };
-  }
   const account = licenseAccountId(input.licenseId);
   const revenue = revenueAccountId(input.fineTuneId);
+  // First try: the replay check rides in the statement (NOT EXISTS), so a new reservation is one round trip.
   const result = await sql<{ inserted: string }>`
     WITH debited AS (
       UPDATE ledger_accounts SET debits_pending = debits_pending + ${amount}::bigint
       WHERE id = ${account} AND NOT overage_blocked
         AND credits_posted - debits_posted - debits_pending >= ${amount}::bigint
+        AND NOT EXISTS (SELECT 1 FROM ledger_transfers WHERE id = ${id})
       RETURNING id
     ), credited AS (
       UPDATE ledger_accounts SET credits_pending = credits_pending + ${amount}::bigint
@@ -151,6 +139,20 @@ export async function reserveCredits(tx: Executor, input: ReserveInput): Promise
   const inserted = Number(result.rows[0]?.inserted ?? 0);
   if (inserted === 2) return { ok: true };
   if (inserted !== 0) throw new Error(`reserve ${id}: system account ${revenue} is missing`);
+  const existing = await findTransfer(tx, id);
+  if (existing) {
+    if (
+      existing.license_id !== input.licenseId ||
+      BigInt(existing.amount) !== input.amount ||
+      existing.model !== input.model
+    ) {
+      throw conflict(
+        id,
+        `license ${existing.license_id}, amount ${existing.amount}, model ${existing.model}`,
+      );
+    }
+    return { ok: true };
+  }
   const balance = await tx
     .selectFrom('ledger_accounts')
     .select(['credits_posted', 'debits_posted', 'debits_pending', 'overage_blocked'])
@@ -174,13 +176,14 @@ export async function reserveCredits(tx: Executor, input: ReserveInput): Promise
 
 interface LockedReservation {
   reservation: LedgerTransfer;
-  resolution: LedgerTransfer | undefined;
-  overage: LedgerTransfer | undefined;
+  resolution: Pick<LedgerTransfer, 'id' | 'amount' | 'tokens' | 'model'> | undefined;
+  overageAmount: bigint;
 }
 
 /**
- * Locks the reservation row (FOR UPDATE: post and void of one reservation queue here, and the loser
- * then sees the winner's row) and reads how it was resolved, if it was.
+ * Locks the reservation row (FOR UPDATE: post and void of one reservation queue here), then reads how
+ * it was resolved in a second statement, whose fresh snapshot sees a resolver that committed while we
+ * waited for the lock (one statement would not: its snapshot predates the wait).
  */
 async function lockReservation(tx: Executor, fineTuneId: string): Promise<LockedReservation> {
   const reserveId = transferIds.reserve(fineTuneId);
@@ -193,14 +196,30 @@ async function lockReservation(tx: Executor, fineTuneId: string): Promise<Locked
   if (!reservation) throw new LedgerNotFoundError(`no reservation ${reserveId}`);
   const rows = await tx
     .selectFrom('ledger_transfers')
-    .selectAll()
+    .select(['id', 'kind', 'amount', 'tokens', 'model', 'pending_id'])
     .where((eb) => eb.or([eb('pending_id', '=', reserveId), eb('id', '=', transferIds.overage(fineTuneId))]))
     .execute();
   return {
     reservation,
     resolution: rows.find((r) => r.pending_id === reserveId),
-    overage: rows.find((r) => r.kind === 'overage'),
+    overageAmount: BigInt(rows.find((r) => r.kind === 'overage')?.amount ?? 0),
   };
+}
+
+/**
+ * A unique violation on a transfer id or on the one-resolution index: someone else got there first
+ * (a safety net; the reservation lock normally lets the loser see the winner before writing).
+ */
+async function asConflict<T>(what: string, run: () => Promise<T>): Promise<T> {
+  try {
+    return await run();
+  } catch (err) {
+    const e = err as { code?: string; constraint?: string };
+    if (e?.code === '23505' && /^ledger_transfers_(pkey|one_resolution)$/.test(e.constraint ?? '')) {
+      throw new LedgerConflictError(`${what}: a concurrent transfer resolved it first (${e.constraint})`);
+    }
+    throw err;
+  }
 }
 
 /**
@@ -212,11 +231,11 @@ export async function postReservation(tx: Executor, input: PostInput): Promise<P
   const amount = checkAmount(input.amount);
   checkAmount(input.tokens);
   const id = transferIds.post(input.fineTuneId);
-  const { reservation, resolution, overage } = await lockReservation(tx, input.fineTuneId);
+  const { reservation, resolution, overageAmount } = await lockReservation(tx, input.fineTuneId);
   const reserved = BigInt(reservation.amount);
   if (resolution) {
     if (resolution.id !== id) throw new LedgerConflictError(`reservation of ${input.fineTuneId} was voided`);
-    const charged = BigInt(resolution.amount) + BigInt(overage?.amount ?? 0);
+    const charged = BigInt(resolution.amount) + overageAmount;
     if (
       charged !== input.amount ||
       BigInt(resolution.tokens ?? -1) !== input.tokens ||
@@ -224,7 +243,7 @@ export async function postReservation(tx: Executor, input: PostInput): Promise<P
     ) {
       throw conflict(id, `charged ${charged}, tokens ${resolution.tokens}, model ${resolution.model}`);
     }
-    return { charged, released: reserved - BigInt(resolution.amount), overage: BigInt(overage?.amount ?? 0) };
+    return { charged, released: reserved - BigInt(resolution.amount), overage: overageAmount };
   }
   const posted = input.amount < reserved ? input.amount : reserved;
   const over = input.amount - posted;
@@ -233,7 +252,8 @@ export async function postReservation(tx: Executor, input: PostInput): Promise<P
     account: reservation.debit_account_id,
     revenue: reservation.credit_account_id,
   };
-  await sql`
+  await asConflict(`post ${id}`, () =>
+    sql`
     WITH debited AS (
       UPDATE ledger_accounts
       SET debits_pending = debits_pending - ${reserved.toString()}::bigint,
@@ -266,7 +286,8 @@ export async function postReservation(tx: Executor, input: PostInput): Promise<P
       RETURNING 1
     )
     SELECT (SELECT count(*) FROM credited) + (SELECT count(*) FROM post) + (SELECT count(*) FROM overage)
-  `.execute(tx);
+  `.execute(tx),
+  );
   return { charged: input.amount, released: reserved - posted, overage: over };
 }
 
@@ -283,7 +304,8 @@ export async function voidReservation(
     return { released: BigInt(resolution.amount) };
   }
   const amount = reservation.amount;
-  await sql`
+  await asConflict(`void ${id}`, () =>
+    sql`
     WITH debited AS (
       UPDATE ledger_accounts SET debits_pending = debits_pending - ${amount}::bigint
       WHERE id = ${reservation.debit_account_id} RETURNING 1
@@ -296,7 +318,8 @@ export async function voidReservation(
     SELECT ${id}, 'void', ${reservation.debit_account_id}, ${reservation.credit_account_id}, ${amount}::bigint,
       ${reservation.id}, ${reservation.license_id}, ${input.fineTuneId}::uuid, ${reservation.model}
     FROM debited, credited
-  `.execute(tx);
+  `.execute(tx),
+  );
   return { released: BigInt(amount) };
 }
 
