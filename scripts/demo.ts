@@ -1,12 +1,44 @@
-// `npm run demo`: brings the stack up from nothing (Postgres, Redis, migrations, the six workers as
-// separate processes) and reports what is running. `npm run demo -- --exit` stops after the report.
+// `npm run demo`: the whole pipeline on a fresh clone with nothing configured. Starts Postgres and Redis
+// (devstack), the provider simulator with webhooks, the six workers as separate processes; creates a demo
+// license with credits; enqueues 60 synthetic invoices with a 20% test split; shows live progress per
+// stage; prints the summary. Keeps serving until Ctrl-C; `npm run demo -- --exit` stops after the summary.
+import { randomBytes } from 'node:crypto';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { FineTuneRequestProducer } from '@tuneline/contracts';
+import { LocalFileStorage } from '@tuneline/dataset';
 import { createDb, migrateToLatest } from '@tuneline/db';
-import { ensureStack, readServiceManifests, StackError, superviseServices } from '@tuneline/devstack';
+import {
+  ensureDatabase,
+  ensureStack,
+  freePort,
+  invoiceModelConfig,
+  readServiceManifests,
+  StackError,
+  superviseServices,
+  syntheticInvoices,
+} from '@tuneline/devstack';
+import { ensureLicenseAccount, getBalance, grantCredits } from '@tuneline/ledger';
+import { createProviderFromEnv } from '@tuneline/provider';
+import { createRedis } from '@tuneline/runtime';
+import { type RunningSimulator, startSimulator } from '@tuneline/simulator';
 
 const root = join(import.meta.dirname, '..');
-const exitAfterReport = process.argv.includes('--exit');
+const exitAfterSummary = process.argv.includes('--exit');
 const say = (line = '') => process.stdout.write(`${line}\n`);
+const started = Date.now();
+const stamp = () => `[${((Date.now() - started) / 1000).toFixed(1).padStart(5)}s]`;
+const fmt = (n: bigint | number | string | null | undefined) =>
+  n === null || n === undefined ? '—' : BigInt(n).toLocaleString('en-US');
+
+const realProvider = Boolean(
+  process.env.OPENAI_API_KEY || (process.env.AZURE_OPENAI_ENDPOINT && process.env.AZURE_OPENAI_API_KEY),
+);
+if (realProvider) {
+  say(
+    'Real provider credentials found in the environment: this demo will upload files and train at the provider, and that costs money.',
+  );
+}
 
 let stack: Awaited<ReturnType<typeof ensureStack>>;
 try {
@@ -18,63 +50,274 @@ try {
   }
   throw err;
 }
+// A DATABASE_URL the user gave is used as is; otherwise the demo keeps its data in its own database.
+const databaseUrl = process.env.DATABASE_URL
+  ? stack.databaseUrl
+  : await ensureDatabase(stack.databaseUrl, 'tuneline_demo');
+const db = createDb(databaseUrl, { max: 4, applicationName: 'tuneline-demo' });
+await migrateToLatest(db);
 
-const db = createDb(stack.databaseUrl, { max: 2, applicationName: 'tuneline-demo' });
-const migrated = await migrateToLatest(db);
-await db.destroy();
+const runId = `${new Date().toISOString().slice(0, 19).replace(/[-:T]/g, '')}-${randomBytes(2).toString('hex')}`;
+const stateDir = join(root, '.tuneline', 'demo');
+const storageDir = join(stateDir, 'storage');
+const mailDir = join(stateDir, 'mail');
+const webhookPort = await freePort();
+const webhookSecret = `whsec_${randomBytes(24).toString('base64')}`;
 
-const env = {
+let simulator: RunningSimulator | undefined;
+if (!realProvider) {
+  // 600×: a job the simulator says takes ~20 minutes finishes in about 2 seconds.
+  simulator = await startSimulator({
+    port: 0,
+    seed: 7,
+    speed: 600,
+    webhookUrl: `http://127.0.0.1:${webhookPort}/webhooks/provider`,
+    webhookSecret,
+  });
+}
+
+const env: NodeJS.ProcessEnv = {
   ...process.env,
-  DATABASE_URL: stack.databaseUrl,
+  DATABASE_URL: databaseUrl,
   REDIS_URL: stack.redisUrl,
-  QUEUE_PREFIX: process.env.QUEUE_PREFIX ?? 'tuneline-demo',
+  QUEUE_PREFIX: `tuneline-demo-${runId}`,
   LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn',
+  STORAGE_DIR: storageDir,
+  MAIL_OUTBOX_DIR: mailDir,
+  WEBHOOK_PORT: String(webhookPort),
+  ...(simulator
+    ? {
+        PROVIDER: 'simulator',
+        SIMULATOR_URL: simulator.url,
+        SIMULATOR_API_KEY: simulator.apiKey,
+        PROVIDER_WEBHOOK_SECRET: webhookSecret,
+      }
+    : {}),
 };
-const basePort = 9400;
 const supervisor = superviseServices({
   root,
   manifests: readServiceManifests(root),
   env,
-  basePort,
+  basePort: 0,
   onOutput: (service, chunk) => {
     for (const line of chunk.split('\n').filter(Boolean)) process.stderr.write(`[${service}] ${line}\n`);
   },
 });
 
-async function readiness(port: number): Promise<string> {
-  for (let i = 0; i < 200; i++) {
-    try {
-      const res = await fetch(`http://127.0.0.1:${port}/readyz`);
-      if (res.status === 200) return 'ready';
-    } catch {
-      // not listening yet
-    }
-    await new Promise((r) => setTimeout(r, 150));
-  }
-  return 'NOT READY';
-}
-
 say('Tuneline demo');
 for (const note of stack.notes) say(`  ${note}`);
-const applied = (migrated.results ?? []).filter((r) => r.status === 'Success').length;
-say(`  migrations: ${applied ? `${applied} applied` : 'up to date'}`);
-say('  workers:');
-const states = await Promise.all(supervisor.processes.map((p) => readiness(p.healthPort)));
-supervisor.processes.forEach((p, i) => {
+say(
+  `  provider: ${simulator ? `simulator at ${simulator.url} (webhooks to :${webhookPort})` : 'real provider from the environment'}`,
+);
+say(`  workers: ${supervisor.processes.map((p) => `${p.service} (pid ${p.child.pid})`).join(', ')}`);
+
+let producer: FineTuneRequestProducer | undefined;
+let producerConnection: ReturnType<typeof createRedis> | undefined;
+
+/** Runs the request through the pipeline and prints the summary; true when a model became available. */
+async function runPipeline(): Promise<boolean> {
+  // A demo license with credits.
+  const licenseId = `demo-${runId}`;
+  await db.transaction().execute(async (tx) => {
+    await tx
+      .insertInto('licenses')
+      .values({ id: licenseId, name: 'Demo license' })
+      .onConflict((c) => c.doNothing())
+      .execute();
+    await ensureLicenseAccount(tx, licenseId);
+    await grantCredits(tx, { grantId: `demo-${runId}`, licenseId, amount: 50_000n, memo: 'demo credits' });
+  });
+  say(`  license ${licenseId} with ${fmt(50_000)} credits`);
+
+  // 60 synthetic invoices, 20% held out for testing.
+  const documents = syntheticInvoices({ count: 60, seed: 2026 });
+  producerConnection = createRedis(stack.redisUrl, 'worker');
+  producer = new FineTuneRequestProducer({ connection: producerConnection, prefix: env.QUEUE_PREFIX! });
+  const requestId = `demo-${runId}`;
+  const enqueued = await producer.enqueue({
+    requestId,
+    licenseId,
+    documents,
+    modelConfig: invoiceModelConfig,
+    dump: 'mapped',
+    testPercent: 20,
+    baseModel: 'gpt-4o-mini-2024-07-18',
+    job: {
+      description: 'Demo: synthetic invoices',
+      notifyEmails: 'ops@demo.tuneline.test; finance@demo.tuneline.test',
+    },
+    autoTrain: true,
+  });
+  if (!enqueued.ok) throw new Error(enqueued.message);
   say(
-    `    ${p.service.padEnd(16)} pid ${String(p.child.pid).padEnd(8)} http://127.0.0.1:${p.healthPort}/readyz  ${states[i]}`,
+    `\n${stamp()} request ${requestId} enqueued (${documents.length} documents, correlationId ${enqueued.correlationId})`,
   );
-});
-const allReady = states.every((s) => s === 'ready');
+
+  // Live progress: one line per stage change, read from Postgres (the source of truth).
+  const seen = new Set<string>();
+  const progress = (key: string, line: string) => {
+    if (seen.has(key)) return;
+    seen.add(key);
+    say(`${stamp()} ${line}`);
+  };
+  const deadline = Date.now() + 5 * 60_000;
+  let finalState: 'available' | 'failed' | 'timeout' = 'timeout';
+  for (;;) {
+    const request = await db
+      .selectFrom('fine_tune_requests')
+      .selectAll()
+      .where('license_id', '=', licenseId)
+      .executeTakeFirst();
+    if (request)
+      progress(
+        `req-${request.status}`,
+        `dataset-builder  request ${request.status}${request.error ? `: ${request.error}` : ''}`,
+      );
+    const dataset = request
+      ? await db
+          .selectFrom('datasets')
+          .selectAll()
+          .where('request_row_id', '=', request.id)
+          .executeTakeFirst()
+      : undefined;
+    if (dataset) {
+      progress(
+        `ds-${dataset.status}`,
+        `${dataset.status.startsWith('upload') ? 'uploader       ' : 'dataset-builder'}  dataset ${dataset.status}` +
+          (dataset.status === 'ready'
+            ? ` (${dataset.train_examples} train / ${dataset.test_examples} test examples)`
+            : ''),
+      );
+      if (dataset.train_file_id)
+        progress(
+          'files',
+          `uploader         files uploaded: ${dataset.train_file_id}, ${dataset.test_file_id ?? 'no test file'}`,
+        );
+    }
+    const fineTune = dataset
+      ? await db.selectFrom('fine_tunes').selectAll().where('dataset_id', '=', dataset.id).executeTakeFirst()
+      : undefined;
+    if (fineTune) {
+      const stage = ['pending', 'creating'].includes(fineTune.status) ? 'trainer        ' : 'poller         ';
+      progress(
+        `ft-${fineTune.status}`,
+        `${stage}  fine-tune ${fineTune.status}${fineTune.provider_job_id ? ` (${fineTune.provider_job_id})` : ''}`,
+      );
+      if (fineTune.settled_at)
+        progress(
+          'settled',
+          `billing          settled: ${fmt(fineTune.credits_charged)} credits charged${fineTune.available ? ', model available' : ''}`,
+        );
+    }
+    const sent = fineTune
+      ? await db
+          .selectFrom('notifications')
+          .select(['status'])
+          .where('fine_tune_id', '=', fineTune.id)
+          .execute()
+      : [];
+    if (sent.length && sent.every((n) => n.status !== 'pending')) {
+      progress(
+        'mail',
+        `notifier         ${sent.filter((n) => n.status === 'sent').length}/${sent.length} e-mails written`,
+      );
+    }
+    const done = fineTune?.settled_at && sent.length > 0 && sent.every((n) => n.status !== 'pending');
+    if (done) {
+      finalState = fineTune.available ? 'available' : 'failed';
+      break;
+    }
+    if (request?.status === 'rejected' || dataset?.status === 'invalid') {
+      finalState = 'failed';
+      break;
+    }
+    if (Date.now() > deadline) break;
+    await new Promise((r) => setTimeout(r, 300));
+  }
+
+  // Summary.
+  const dataset = await db
+    .selectFrom('datasets')
+    .innerJoin('fine_tune_requests', 'fine_tune_requests.id', 'datasets.request_row_id')
+    .selectAll('datasets')
+    .where('fine_tune_requests.license_id', '=', licenseId)
+    .executeTakeFirst();
+  const fineTune = dataset
+    ? await db.selectFrom('fine_tunes').selectAll().where('dataset_id', '=', dataset.id).executeTakeFirst()
+    : undefined;
+  say('\nSummary');
+  if (dataset) {
+    say(
+      `  dataset ${dataset.short_hash ?? dataset.id}: ${dataset.train_examples} train / ${dataset.test_examples} test examples, ` +
+        `${fmt(dataset.train_tokens)} training tokens, ${dataset.epochs ?? '—'} epochs, ` +
+        `~${fmt(dataset.estimated_billed_tokens)} billed tokens, ~${fmt(dataset.estimated_credits)} credits estimated`,
+    );
+    const warnings = dataset.warnings as unknown[];
+    if (warnings.length)
+      say(`  warnings: ${warnings.map((w) => (typeof w === 'string' ? w : JSON.stringify(w))).join('; ')}`);
+  }
+  if (fineTune) {
+    say(
+      `  fine-tune ${fineTune.id}: ${fineTune.status}${fineTune.error_message ? ` (${fineTune.error_message})` : ''}`,
+    );
+    say(`  model: ${fineTune.fine_tuned_model ?? '—'}${fineTune.available ? ' (available)' : ''}`);
+    say(
+      `  trained tokens: ${fmt(fineTune.trained_tokens)}; price ${fmt(fineTune.credits_per_million_tokens)} credits / 1M tokens`,
+    );
+    say(`  credits reserved ${fmt(fineTune.credits_reserved)}, charged ${fmt(fineTune.credits_charged)}`);
+  }
+  const balance = await getBalance(db, licenseId);
+  say(
+    `  credits remaining: ${fmt(balance.available)} available (${fmt(balance.posted)} posted, ${fmt(balance.pending)} pending)`,
+  );
+  try {
+    const mails = readdirSync(mailDir)
+      .filter((f) => f.endsWith('.eml'))
+      .map((f) => join(mailDir, f))
+      .sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs);
+    say(`  e-mail: ${mails[0] ?? '—'}${mails.length > 1 ? ` (+${mails.length - 1} more)` : ''}`);
+  } catch {
+    say('  e-mail: — (none written)');
+  }
+
+  // One completion from the fine-tuned model on a held-out test document, next to the expected fields.
+  if (fineTune?.fine_tuned_model && dataset?.test_path) {
+    const storage = new LocalFileStorage(storageDir);
+    const firstLine = readFileSync(storage.path(dataset.test_path), 'utf8').split('\n')[0]!;
+    const example = JSON.parse(firstLine) as {
+      messages: { role: 'system' | 'user' | 'assistant'; content: string }[];
+    };
+    const provider = createProviderFromEnv(env);
+    const answer = await provider.chatCompletion({
+      model: fineTune.fine_tuned_model,
+      messages: example.messages.filter((m) => m.role !== 'assistant'),
+    });
+    say('  completion on a test document:');
+    say(`    model answered: ${answer.content}`);
+    say(`    expected:       ${example.messages.find((m) => m.role === 'assistant')?.content}`);
+  }
+  if (finalState !== 'available') say(`\nThe pipeline did not reach an available model (${finalState}).`);
+  return finalState === 'available';
+}
 
 const shutdown = async (code: number) => {
+  await producer?.close();
+  producerConnection?.disconnect();
   await supervisor.stop();
+  await simulator?.close();
+  await db.destroy();
   await stack.stop();
   process.exit(code);
 };
-if (exitAfterReport) {
-  await shutdown(allReady ? 0 : 1);
-} else {
+let ok = false;
+try {
+  ok = await runPipeline();
+} catch (err) {
+  process.stderr.write(`tuneline demo: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  await shutdown(1);
+}
+if (exitAfterSummary) await shutdown(ok ? 0 : 1);
+else {
   say('\nRunning. Press Ctrl-C to stop.');
   for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => void shutdown(0));
 }

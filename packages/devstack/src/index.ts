@@ -1,6 +1,6 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
-import { createConnection } from 'node:net';
+import { type AddressInfo, createConnection, createServer } from 'node:net';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import pg from 'pg';
@@ -260,6 +260,30 @@ function installRedis(env: NodeJS.ProcessEnv, log: (line: string) => void): stri
   return binary;
 }
 
+/**
+ * The URL of database `name` on the server of `serverUrl`, created when missing. The demo keeps its data
+ * in its own database rather than in the server's default one.
+ */
+export async function ensureDatabase(serverUrl: string, name: string): Promise<string> {
+  if (!/^[a-z_][a-z0-9_]*$/.test(name)) throw new Error(`database name "${name}" must be a plain identifier`);
+  const client = new pg.Client({ connectionString: serverUrl });
+  await client.connect();
+  try {
+    const exists = await client.query('select 1 from pg_database where datname = $1', [name]);
+    if (exists.rowCount === 0) {
+      await client.query(`create database "${name}"`).catch((err: unknown) => {
+        // Another process created it in the meantime.
+        if (!/already exists/.test(String(err))) throw err;
+      });
+    }
+  } finally {
+    await client.end();
+  }
+  const url = new URL(serverUrl);
+  url.pathname = `/${name}`;
+  return url.toString();
+}
+
 /** Hides a password in a URL for printing. */
 export function redact(url: string): string {
   try {
@@ -269,6 +293,18 @@ export function redact(url: string): string {
   } catch {
     return url;
   }
+}
+
+/** A TCP port free right now on 127.0.0.1 (for a listener that must be known before it starts). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
 }
 
 /** Resolves when something accepts TCP connections on host:port (used by the demo and tests). */
