@@ -188,7 +188,7 @@ async function runPipeline(): Promise<boolean> {
             ? ` (${dataset.train_examples} train / ${dataset.test_examples} test examples)`
             : ''),
       );
-      if (dataset.train_file_id)
+      if (dataset.status === 'uploaded')
         progress(
           'files',
           `uploader         files uploaded: ${dataset.train_file_id}, ${dataset.test_file_id ?? 'no test file'}`,
