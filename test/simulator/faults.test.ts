@@ -125,3 +125,47 @@ describe('fault injection', () => {
     }
   });
 });
+
+describe('determinism', () => {
+  it('gives the same file, job, event, checkpoint and model ids for the same seed and requests', async () => {
+    const run = async (seed: number) => {
+      const sim = await startRecordingSimulator({ seed, speed: 2000 });
+      try {
+        const client = new OpenAI({ baseURL: sim.url, apiKey: 'sk-sim', maxRetries: 0 });
+        const file = await client.files.create({
+          file: await toFile(Buffer.from(toJsonl(invoiceExamples(12))), 't.jsonl'),
+          purpose: 'fine-tune',
+        });
+        await waitForFileProcessed(client, file.id);
+        const job = await client.fineTuning.jobs.create({
+          model: 'gpt-4o-mini-2024-07-18',
+          training_file: file.id,
+          suffix: 'd',
+        });
+        let done = job;
+        while (!['succeeded', 'failed', 'cancelled'].includes(done.status)) {
+          await new Promise((r) => setTimeout(r, 10));
+          done = await client.fineTuning.jobs.retrieve(job.id);
+        }
+        const events = (await client.fineTuning.jobs.listEvents(job.id, { limit: 100 })).data.map(
+          (e) => e.id,
+        );
+        const checkpoints = (await client.fineTuning.jobs.checkpoints.list(job.id)).data.map((c) => c.id);
+        return {
+          file: file.id,
+          job: job.id,
+          seed: done.seed,
+          model: done.fine_tuned_model,
+          events,
+          checkpoints,
+          results: done.result_files,
+        };
+      } finally {
+        await sim.close();
+      }
+    };
+    const a = await run(77);
+    expect(await run(77)).toEqual(a);
+    expect((await run(78)).job).not.toBe(a.job);
+  });
+});

@@ -148,9 +148,16 @@ export class FineTuningService {
 
   // ---- files ----
 
-  addFile(filename: string, purpose: string, content: Buffer, status: FileStatus = 'uploaded'): SimFile {
+  /** `id` is given for files made by timers (result files), so ids don't depend on timer order. */
+  addFile(
+    filename: string,
+    purpose: string,
+    content: Buffer,
+    status: FileStatus = 'uploaded',
+    id?: string,
+  ): SimFile {
     const file: SimFile = {
-      id: this.random.id('file-', 22),
+      id: id ?? this.random.id('file-', 22),
       object: 'file',
       bytes: content.length,
       created_at: unixSeconds(this.clock),
@@ -499,6 +506,7 @@ export class FineTuningService {
       'fine-tune-results',
       Buffer.from(`${rows.join('\n')}\n`),
       'processed',
+      derivedId('file-', [job.id, 'result'], 22),
     );
     job.result_files = [result.id];
     job.fine_tuned_model = name;

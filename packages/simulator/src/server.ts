@@ -188,7 +188,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Runni
     ['/v1', 'openai'],
     ['/openai', 'azure'],
   ] as const) {
-    registerApi(app, prefix, dialect, service, faults, completionIds);
+    registerApi(app, prefix, dialect, service, faults, completionIds, clock);
   }
   registerAdmin(app, seed, speed, service, faults, webhooks);
 
@@ -328,6 +328,7 @@ function registerApi(
   service: FineTuningService,
   faults: FaultInjector,
   completionIds: SeededRandom,
+  clock: Clock,
 ): void {
   // ---- files ----
   app.post(`${prefix}/files`, async (request: Req) => {
@@ -496,7 +497,7 @@ function registerApi(
   app.post(chatPath, async (request: Req) => {
     const body = (request.body ?? {}) as Record<string, unknown>;
     const model = dialect === 'azure' ? (request.params.deployment ?? '') : body.model;
-    return chatCompletion(service, model, body, completionIds);
+    return chatCompletion(service, model, body, completionIds, clock);
   });
 }
 
@@ -515,6 +516,7 @@ function chatCompletion(
   model: unknown,
   body: Record<string, unknown>,
   completionIds: SeededRandom,
+  clock: Clock,
 ) {
   if (typeof model !== 'string' || !model) throw badRequest("Missing required parameter: 'model'.", 'model');
   if (!Array.isArray(body.messages) || body.messages.length === 0) {
@@ -571,7 +573,7 @@ function chatCompletion(
   }
   const n = typeof body.n === 'number' && body.n >= 1 ? Math.min(8, Math.floor(body.n)) : 1;
   const promptTokens = countChatTokens(messages, encoding);
-  const created = Math.floor(Date.now() / 1000);
+  const created = Math.floor(clock.now() / 1000);
   return {
     id: completionIds.id('chatcmpl-', 29),
     object: 'chat.completion',
