@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { jobId } from '@tuneline/contracts';
-import { autoTrainFineTuneId, getFineTune } from '@tuneline/db';
+import { autoTrainFineTuneId, getFineTune, scheduledPollJobId } from '@tuneline/db';
 import { type RunningSimulator, startSimulator } from '@tuneline/simulator';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, redisUrl, type TestDatabase, testPrefix, waitFor } from '../support/context.ts';
@@ -220,5 +220,43 @@ describe('trainer against the simulator', () => {
     expect(notes.map((n) => n.recipient).sort()).toEqual(['a@example.com', 'b@example.com']);
     expect(notes.every((n) => n.kind === 'insufficient_credits')).toBe(true);
     expect(await settleMessages(fineTuneId)).toHaveLength(0);
+  });
+
+  it('ends a fine-tune whose provider job is gone with the provider message, and queues settlement', async () => {
+    await seedLicense(tdb.db, 'lic-gone', 0n);
+    const datasetId = await seedReadyDataset(tdb.db, {
+      licenseId: 'lic-gone',
+      storage: files.storage,
+      autoTrain: false,
+    });
+    const fineTuneId = randomUUID();
+    await tdb.db
+      .insertInto('fine_tunes')
+      .values({
+        id: fineTuneId,
+        license_id: 'lic-gone',
+        dataset_id: datasetId,
+        correlation_id: 'corr-gone',
+        base_model: 'gpt-4o-mini-2024-07-18',
+        status: 'running',
+        description: '',
+        notify_emails: [],
+        suffix: 'gone',
+        hyperparameters: JSON.stringify('auto'),
+        credits_per_million_tokens: '3000',
+        provider_job_id: 'ftjob-doesnotexist000000000',
+      })
+      .execute();
+    await pipeline.stages.poller?.publisher.publish('finetune-poll', scheduledPollJobId(fineTuneId, 0), {
+      schemaVersion: 1,
+      correlationId: 'corr-gone',
+      fineTuneId,
+      reason: 'scheduled',
+    });
+    const done = await untilFinished(fineTuneId);
+    expect(done.status).toBe('failed');
+    expect(done.error_code).toBe('provider_error');
+    expect(done.error_message).toMatch(/404/);
+    expect(await settleMessages(fineTuneId)).toHaveLength(1);
   });
 });

@@ -164,3 +164,27 @@ export async function applyJobSnapshot(
     return { status, changed, terminal: false, nextPollDelayMs: delay };
   });
 }
+
+/**
+ * The provider refused to tell us about the job for good (a 4xx such as 404 for a job that is gone):
+ * end the fine-tune with the provider's message and queue settlement, so the credits are released.
+ */
+export async function endWithProviderError(db: Db, fineTune: FineTune, message: string): Promise<boolean> {
+  return db.transaction().execute(async (tx) => {
+    const ended = await transitionFineTune(tx, fineTune.id, ALIVE, {
+      status: 'failed',
+      error_code: 'provider_error',
+      error_message: message,
+      finished_at: new Date(),
+      estimated_finish: null,
+      next_poll_at: null,
+    });
+    if (!ended) return false;
+    await writeOutbox(tx, {
+      queue: 'billing-settle',
+      jobId: jobId('billing-settle', ended.id),
+      payload: { schemaVersion: 1, correlationId: ended.correlation_id, fineTuneId: ended.id },
+    });
+    return true;
+  });
+}

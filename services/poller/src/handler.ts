@@ -8,8 +8,8 @@ import {
 } from '@tuneline/db';
 import { defineStage, PermanentError, type StageDeps } from '@tuneline/runtime';
 import { sql } from 'kysely';
-import { applyJobSnapshot } from './apply.ts';
-import type { PollerProvider } from './provider.ts';
+import { applyJobSnapshot, endWithProviderError } from './apply.ts';
+import type { PollerProvider, ProviderJob } from './provider.ts';
 import type { PollScheduleConfig } from './schedule.ts';
 import type { Sweeper } from './sweep.ts';
 
@@ -50,9 +50,17 @@ export const pollerStage = defineStage<'finetune-poll', PollerDeps>({
     // Scheduled and recovery polls share list sweeps; webhooks and cancels want this job now.
     const direct =
       message.reason === 'webhook' || message.reason === 'cancel' || fineTune.cancel_requested_at;
-    const job = direct
-      ? await deps.provider.retrieveJob(fineTune.provider_job_id)
-      : await deps.sweeper.jobState(fineTune.provider_job_id);
+    let job: ProviderJob;
+    try {
+      job = direct
+        ? await deps.provider.retrieveJob(fineTune.provider_job_id)
+        : await deps.sweeper.jobState(fineTune.provider_job_id);
+    } catch (err) {
+      if (!(err instanceof PermanentError)) throw err; // rate limits and outages: the queue retries
+      await endWithProviderError(deps.db, fineTune, err.message);
+      ctx.log.warn({ err: err.message }, 'provider refused the job: fine-tune ended');
+      return;
+    }
     const result = await applyJobSnapshot(deps.db, deps.provider, fineTune, job, {
       forceDetails: message.reason === 'webhook' || message.reason === 'cancel',
       chainJobId: ctx.jobId,

@@ -6,6 +6,7 @@ import {
   type Dataset,
   type Db,
   type OutboxMessage,
+  queueOutcomeNotifications,
   writeOutbox,
 } from '@tuneline/db';
 import { defineStage, PermanentError, type StageDeps } from '@tuneline/runtime';
@@ -74,7 +75,7 @@ export const uploaderStage = defineStage<'files-upload', UploaderDeps>({
         await deps.provider.waitUntilProcessed(testFileId, { timeoutMs: deps.processTimeoutMs });
       }
     } catch (err) {
-      if (err instanceof PermanentError) await markUploadFailed(db, dataset.id, err.message);
+      if (err instanceof PermanentError) await markUploadFailed(deps, dataset.id, err.message);
       throw err;
     }
 
@@ -166,17 +167,27 @@ async function uploadOnce(
   return recorded ?? fileId;
 }
 
-async function markUploadFailed(db: Db, datasetId: string, reason: string): Promise<void> {
-  await db
-    .updateTable('datasets')
-    .set({
-      status: 'upload_failed',
-      errors: sql`errors || ${JSON.stringify([{ field: 'upload', message: reason }])}::jsonb`,
-      updated_at: sql`now()`,
-    })
-    .where('id', '=', datasetId)
-    .where('status', 'in', ['ready', 'uploading'])
-    .execute();
+/**
+ * The provider refused a file for good. The dataset records why; with auto-train, its fine-tune is born
+ * `failed` with the provider's message (and notified), so the reason reaches the people waiting on it.
+ */
+async function markUploadFailed(deps: UploaderDeps, datasetId: string, reason: string): Promise<void> {
+  await deps.db.transaction().execute(async (tx) => {
+    const failed = await tx
+      .updateTable('datasets')
+      .set({
+        status: 'upload_failed',
+        errors: sql`errors || ${JSON.stringify([{ field: 'upload', message: reason }])}::jsonb`,
+        updated_at: sql`now()`,
+      })
+      .where('id', '=', datasetId)
+      .where('status', 'in', ['ready', 'uploading'])
+      .returningAll()
+      .executeTakeFirst();
+    if (failed?.auto_train) {
+      await createAutoTrainFineTune(tx, failed, deps, { code: 'upload_failed', message: reason });
+    }
+  });
 }
 
 /**
@@ -187,21 +198,24 @@ async function createAutoTrainFineTune(
   tx: Parameters<typeof writeOutbox>[0],
   dataset: Dataset,
   deps: UploaderDeps,
+  uploadFailure?: { code: string; message: string },
 ): Promise<OutboxMessage<'finetune-create'> | null> {
   const id = autoTrainFineTuneId(dataset.id);
   const price = deps.priceOf(dataset.base_model);
   const options = jobOptionsSchema.safeParse(dataset.job_options ?? {});
   const emails = options.success ? parseEmailList(options.data.notifyEmails) : null;
-  let failure: { code: string; message: string } | undefined;
-  if (price === undefined)
+  let failure: { code: string; message: string } | undefined = uploadFailure;
+  if (failure) {
+    // The upload's own failure comes first.
+  } else if (price === undefined)
     failure = { code: 'unknown_base_model', message: `unknown base model "${dataset.base_model}"` };
   else if (!options.success)
     failure = { code: 'invalid_job_options', message: formatZodError(options.error) };
   else if (emails && !emails.ok)
     failure = { code: 'invalid_job_options', message: `notifyEmails: ${emails.message}` };
 
-  const valid = options.success && !failure ? options.data : null;
-  const { created } = await createFineTuneFromDataset(tx, dataset, {
+  const valid = options.success && emails?.ok ? options.data : null;
+  const { fineTune, created } = await createFineTuneFromDataset(tx, dataset, {
     id,
     description: valid?.description ?? '',
     notifyEmails: emails?.ok ? emails.emails : [],
@@ -214,6 +228,7 @@ async function createAutoTrainFineTune(
     // Nothing was reserved for a fine-tune born failed: nothing to settle either.
     if (created) {
       await tx.updateTable('fine_tunes').set({ settled_at: sql`now()` }).where('id', '=', id).execute();
+      await queueOutcomeNotifications(tx, fineTune);
     }
     return null;
   }
