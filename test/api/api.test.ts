@@ -8,7 +8,7 @@ import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import OpenAI, { toFile } from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildApi, profileChatProvider } from '../../packages/api/src/index.ts';
+import { buildApi, createApiKey, profileChatProvider } from '../../packages/api/src/index.ts';
 import { createTestDatabase, redisUrl, type TestDatabase, testPrefix, waitFor } from '../support/context.ts';
 import { makeDataset, makeFineTune, makeLicense } from './fixtures.ts';
 
@@ -181,6 +181,15 @@ describe('admin', () => {
     });
     expect(conflict.status).toBe(409);
     expect((await getBalance(t.db, 'lic-new')).available).toBe(5000n);
+  });
+
+  it('accepts admin keys stored hashed in api_keys, and no longer once revoked', async () => {
+    const stored = await createApiKey(t.db, null);
+    const res = await call('POST', '/v1/admin/licenses', stored.key, { name: 'Via stored key' });
+    expect(res.status).toBe(201);
+    expect(res.json.id).toMatch(/^lic-/);
+    await t.db.updateTable('api_keys').set({ revoked_at: new Date() }).where('id', '=', stored.id).execute();
+    expect((await call('POST', '/v1/admin/licenses', stored.key, { name: 'Again' })).status).toBe(401);
   });
 
   it('answers 400 naming fields and 404 for unknown licenses', async () => {
