@@ -44,43 +44,21 @@ export async function settleFineTune(tx: Executor, fineTuneId: string): Promise<
   const tokens = ft.trained_tokens === null ? null : BigInt(ft.trained_tokens);
   const price = BigInt(ft.credits_per_million_tokens);
   const reservation = await findReservation(tx, ft.id);
-  let charged = 0n;
-  let released = 0n;
-  try {
-    if (ft.status === 'succeeded') {
-      if (tokens === null) throw new PermanentError(`fine-tune ${ft.id} succeeded without trained_tokens`);
-      if (!reservation) throw new PermanentError(`fine-tune ${ft.id} succeeded without a credit reservation`);
-      const result = await postReservation(tx, {
-        fineTuneId: ft.id,
-        amount: creditsForTokens(tokens, price),
-        tokens,
-        model: ft.base_model,
-      });
-      charged = result.charged;
-      released = result.released;
-    } else if (reservation) {
-      // failed / cancelled (or a reservation left on insufficient_credits): charge what the provider says
-      // it trained, if anything; otherwise release the whole reservation.
-      if (tokens !== null && tokens > 0n && ft.status !== 'insufficient_credits') {
-        const result = await postReservation(tx, {
-          fineTuneId: ft.id,
-          amount: creditsForTokens(tokens, price),
-          tokens,
-          model: ft.base_model,
-        });
-        charged = result.charged;
-        released = result.released;
-      } else {
-        released = (await voidReservation(tx, { fineTuneId: ft.id })).released;
-      }
-    }
-  } catch (err) {
-    // The ledger holds something else for this fine-tune: retrying cannot change that.
-    if (err instanceof LedgerConflictError || err instanceof LedgerNotFoundError) {
-      throw new PermanentError(`ledger refused settlement of ${ft.id}: ${err.message}`);
-    }
-    throw err;
+  // What the ledger will do: succeeded → post the trained tokens; failed / cancelled → post what the
+  // provider says it trained, if anything, else void; anything else with a reservation → void.
+  let plan: { op: 'post'; amount: bigint; tokens: bigint } | { op: 'void' } | { op: 'none' };
+  if (ft.status === 'succeeded') {
+    if (tokens === null) throw new PermanentError(`fine-tune ${ft.id} succeeded without trained_tokens`);
+    if (!reservation) throw new PermanentError(`fine-tune ${ft.id} succeeded without a credit reservation`);
+    plan = { op: 'post', amount: creditsForTokens(tokens, price), tokens };
+  } else if (!reservation) {
+    plan = { op: 'none' };
+  } else if (tokens !== null && tokens > 0n && ft.status !== 'insufficient_credits') {
+    plan = { op: 'post', amount: creditsForTokens(tokens, price), tokens };
+  } else {
+    plan = { op: 'void' };
   }
+  const charged = plan.op === 'post' ? plan.amount : 0n;
 
   await tx
     .updateTable('fine_tunes')
@@ -94,6 +72,29 @@ export async function settleFineTune(tx: Executor, fineTuneId: string): Promise<
     .where('settled_at', 'is', null)
     .execute();
   const notifications = await queueOutcomeNotifications(tx, ft);
+
+  // The ledger goes last: its UPDATE locks the license's account row until commit, and a license
+  // with many fine-tunes settling at once should wait on that lock for as short a time as possible.
+  let released = 0n;
+  try {
+    if (plan.op === 'post') {
+      const result = await postReservation(tx, {
+        fineTuneId: ft.id,
+        amount: plan.amount,
+        tokens: plan.tokens,
+        model: ft.base_model,
+      });
+      released = result.released;
+    } else if (plan.op === 'void') {
+      released = (await voidReservation(tx, { fineTuneId: ft.id })).released;
+    }
+  } catch (err) {
+    // The ledger holds something else for this fine-tune: retrying cannot change that.
+    if (err instanceof LedgerConflictError || err instanceof LedgerNotFoundError) {
+      throw new PermanentError(`ledger refused settlement of ${ft.id}: ${err.message}`);
+    }
+    throw err;
+  }
   return { settled: true, status: ft.status, charged, released, notifications };
 }
 
