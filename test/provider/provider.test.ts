@@ -12,9 +12,14 @@ import {
   WebhookVerificationError,
 } from '@tuneline/provider';
 import { ConfigError, PermanentError, RateLimitedError } from '@tuneline/runtime';
-import { type RunningSimulator, signWebhook, startSimulator } from '@tuneline/simulator';
+import { signWebhook } from '@tuneline/simulator';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  loadConformanceChecker,
+  type RecordingSimulator,
+  startRecordingSimulator,
+} from '../simulator/support.ts';
 
 const SECRET = `whsec_${Buffer.from('provider-profile-test-secret').toString('base64')}`;
 
@@ -114,7 +119,7 @@ describe('error mapping', () => {
 });
 
 describe.each(['openai', 'azure'] as const)('the %s profile against the simulator', (kind) => {
-  let sim: RunningSimulator;
+  let sim: RecordingSimulator;
   let provider: ProviderProfile;
   const makeProvider = (extra: Record<string, string> = {}) =>
     createProvider(
@@ -132,7 +137,7 @@ describe.each(['openai', 'azure'] as const)('the %s profile against the simulato
     );
 
   beforeAll(async () => {
-    sim = await startSimulator({ seed: kind === 'azure' ? 21 : 20, speed: 2000 });
+    sim = await startRecordingSimulator({ seed: kind === 'azure' ? 21 : 20, speed: 2000 });
     provider = makeProvider();
   });
   afterAll(async () => {
@@ -285,5 +290,12 @@ describe.each(['openai', 'azure'] as const)('the %s profile against the simulato
     await expect(provider.unwrapWebhook(body.replace('ftjob-1', 'ftjob-2'), headers)).rejects.toThrow(
       WebhookVerificationError,
     );
+  });
+
+  it('got only answers that conform to the OpenAPI document', () => {
+    const { checked, failures, unmapped } = loadConformanceChecker().check(sim.recorded);
+    expect(unmapped).toEqual([]);
+    expect(failures).toEqual([]);
+    expect(checked).toBeGreaterThan(20);
   });
 });

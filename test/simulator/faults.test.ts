@@ -120,6 +120,7 @@ describe('fault injection', () => {
       const found = await client.fineTuning.jobs.list({ metadata: { fine_tune_id: 'ft-lost' } });
       expect(found.data).toHaveLength(1);
       expect(sim.admin.state().faultLog.map((f) => f.fault)).toContain(`lost-create-${mode}`);
+      expect(loadConformanceChecker().check(sim.recorded).failures).toEqual([]);
     } finally {
       await sim.close();
     }

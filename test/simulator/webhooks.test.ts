@@ -155,6 +155,12 @@ describe('webhooks', () => {
     await expect(sdk.webhooks.unwrap(d.body, stale, SECRET)).rejects.toThrow(/too old/);
   });
 
+  it('answered the API calls of this file in shapes that conform to the OpenAPI document', () => {
+    const { checked, failures } = loadConformanceChecker().check(sim.recorded);
+    expect(failures).toEqual([]);
+    expect(checked).toBeGreaterThan(5);
+  });
+
   it("reproduces the SDK's published Standard Webhooks test vector", async () => {
     const secret = 'whsec_RdvaYFYUXuIFuEbvZHwMfYFhUf7aMYjYcmM24+Aj40c=';
     const payload =
