@@ -205,7 +205,16 @@ async function reserve(deps: TrainerDeps, fineTune: FineTune, dataset: Dataset):
       return null;
     }
     if (dataset.estimated_credits === null) {
-      throw new PermanentError(`dataset ${dataset.id} has no credit estimate`);
+      // Nothing to reserve against: end here rather than leave the row waiting forever.
+      await endInTx(
+        tx,
+        row.id,
+        'failed',
+        'no_estimate',
+        `dataset ${dataset.id} has no credit estimate`,
+        false,
+      );
+      return null;
     }
     const amount = reservationAmount(BigInt(dataset.estimated_credits), deps.reservationMarginPercent);
     const result = await reserveCredits(tx, {
