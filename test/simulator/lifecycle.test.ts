@@ -167,6 +167,38 @@ describe('training-file validation', () => {
   });
 });
 
+describe('validation file', () => {
+  it('fails the job with invalid_validation_file naming the example', async () => {
+    const training_file = await upload(toJsonl(invoiceExamples(12)));
+    const validation_file = await upload(
+      `${good(1)}\n${line([{ role: 'user', content: 'q' }])}\n`,
+      'valid.jsonl',
+    );
+    const job = await client.fineTuning.jobs.create({
+      model: 'gpt-4o-mini-2024-07-18',
+      training_file,
+      validation_file,
+    });
+    const done = await waitForJob(client, job.id);
+    expect(done.status).toBe('failed');
+    expect(done.error).toMatchObject({ code: 'invalid_validation_file', param: 'validation_file' });
+    expect(done.error!.message).toMatch(/Example 2 \(line 2\) has no assistant message/);
+  });
+
+  it('reports validation metrics in checkpoints when a valid validation file is given', async () => {
+    const training_file = await upload(toJsonl(invoiceExamples(12)));
+    const validation_file = await upload(toJsonl(invoiceExamples(3)), 'valid.jsonl');
+    const job = await client.fineTuning.jobs.create({
+      model: 'gpt-4o-mini-2024-07-18',
+      training_file,
+      validation_file,
+    });
+    expect((await waitForJob(client, job.id)).status).toBe('succeeded');
+    const checkpoints = await client.fineTuning.jobs.checkpoints.list(job.id);
+    expect(checkpoints.data[0]!.metrics.valid_loss).toBeGreaterThan(0);
+  });
+});
+
 describe('auto hyperparameters and trained tokens', () => {
   it('resolves auto epochs by the published rule', () => {
     expect(resolveAutoEpochs(10)).toBe(10);

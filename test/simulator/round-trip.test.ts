@@ -266,6 +266,12 @@ describe('wire details', () => {
     });
   });
 
+  it('requires api-version on the Azure paths', async () => {
+    const res = await fetch(`${sim.baseUrl}/openai/files`, { headers: { 'api-key': 'sk-sim' } });
+    expect(res.status).toBe(400);
+    expect(await res.json()).toMatchObject({ error: { param: 'api-version' } });
+  });
+
   it('enforces the upload size limit', async () => {
     const small = await startRecordingSimulator({ maxFileBytes: 1024 });
     try {
