@@ -272,7 +272,7 @@ describe('job endings', () => {
 
   it('pauses and resumes a running job, which then succeeds; estimated_finish is set while running', async () => {
     // A slower simulator so the test reliably sees the running phase.
-    const slow = await startRecordingSimulator({ seed: 5, speed: 400 });
+    const slow = await startRecordingSimulator({ seed: 5, speed: 100 });
     try {
       const c = new OpenAI({ baseURL: slow.url, apiKey: 'sk-sim', maxRetries: 0 });
       const file = await c.files.create({
