@@ -530,6 +530,23 @@ describe('inference', () => {
     expect((await call('POST', '/v1/chat/completions', a.key, { ...chat, stream: true })).status).toBe(400);
   });
 
+  it('answers 502 and meters nothing when the provider fails', async () => {
+    const model = `ft:gpt-4o-mini-2024-07-18:gone:${randomUUID().slice(0, 6)}`;
+    const ft = await makeFineTune(t.db, a.id, await makeDataset(t.db, a.id, 'uploaded'), {
+      model,
+      active: true,
+    });
+    const res = await call('POST', '/v1/chat/completions', a.key, {
+      model,
+      messages: [{ role: 'user', content: 'hi' }],
+    });
+    expect(res.status).toBe(502);
+    expect(res.json.error.message).toMatch(/provider/);
+    expect(
+      await t.db.selectFrom('inference_usage').selectAll().where('fine_tune_id', '=', ft).execute(),
+    ).toHaveLength(0);
+  });
+
   it('refuses inference when no credits are available', async () => {
     const poor = await makeLicense(t.db, 'lic-poor', 0n);
     const model = `ft:gpt-4o-mini-2024-07-18:poor:${randomUUID().slice(0, 6)}`;

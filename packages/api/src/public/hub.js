@@ -292,5 +292,8 @@ $('#sign-out').addEventListener('click', () => {
   location.reload();
 });
 $('#estimate-form').addEventListener('submit', estimate);
+$('#refresh').addEventListener('click', () =>
+  refresh().catch((err) => status(`Could not refresh: ${err.message}`)),
+);
 $('#usage-csv').addEventListener('click', downloadCsv);
 if (sessionStorage.getItem(KEY)) signIn(sessionStorage.getItem(KEY));
