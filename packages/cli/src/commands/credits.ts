@@ -30,16 +30,18 @@ export const creditsCommand: Command = {
   async run(argv) {
     const [sub, ...rest] = argv;
     if (sub !== 'grant' && sub !== 'show') throw new UsageError('expected "grant" or "show"');
-    const { values } = parseArgs({
-      args: rest,
-      options: {
-        license: { type: 'string' },
-        amount: { type: 'string' },
-        id: { type: 'string' },
-        memo: { type: 'string' },
-        json: { type: 'boolean', default: false },
-      },
-    });
+    const { values } = usageErrors(() =>
+      parseArgs({
+        args: rest,
+        options: {
+          license: { type: 'string' },
+          amount: { type: 'string' },
+          id: { type: 'string' },
+          memo: { type: 'string' },
+          json: { type: 'boolean', default: false },
+        },
+      }),
+    );
     const license = values.license?.trim();
     if (!license) throw new UsageError('--license is required');
     const config = loadConfig(configSchema);
@@ -59,16 +61,14 @@ export const creditsCommand: Command = {
           .executeTakeFirst();
         if (!license_) process.stderr.write(`warning: no license "${license}" in the licenses table\n`);
         try {
-          await db
-            .transaction()
-            .execute((tx) =>
-              grantCredits(tx, {
-                grantId: id,
-                licenseId: license,
-                amount: BigInt(values.amount as string),
-                memo: values.memo,
-              }),
-            );
+          await db.transaction().execute((tx) =>
+            grantCredits(tx, {
+              grantId: id,
+              licenseId: license,
+              amount: BigInt(values.amount as string),
+              memo: values.memo,
+            }),
+          );
         } catch (err) {
           if (err instanceof LedgerConflictError) {
             process.stderr.write(`tuneline credits: ${err.message}\n`);
@@ -110,3 +110,12 @@ export const creditsCommand: Command = {
     }
   },
 };
+
+/** Runs node:util parseArgs, reporting its errors (unknown option, missing value) as usage errors. */
+function usageErrors<T>(parse: () => T): T {
+  try {
+    return parse();
+  } catch (err) {
+    throw new UsageError(err instanceof Error ? err.message : String(err));
+  }
+}

@@ -18,7 +18,9 @@ export const ledgerCommand: Command = {
   async run(argv) {
     const [sub, ...rest] = argv;
     if (sub !== 'audit') throw new UsageError('expected "audit"');
-    const { values } = parseArgs({ args: rest, options: { json: { type: 'boolean', default: false } } });
+    const { values } = usageErrors(() =>
+      parseArgs({ args: rest, options: { json: { type: 'boolean', default: false } } }),
+    );
     const config = loadConfig(z.object({ DATABASE_URL: z.url({ message: 'must be a postgres:// URL' }) }));
     const db = createDb(config.DATABASE_URL, { max: 2, applicationName: 'tuneline-ledger-audit' });
     try {
@@ -41,3 +43,12 @@ export const ledgerCommand: Command = {
     }
   },
 };
+
+/** Runs node:util parseArgs, reporting its errors (unknown option, missing value) as usage errors. */
+function usageErrors<T>(parse: () => T): T {
+  try {
+    return parse();
+  } catch (err) {
+    throw new UsageError(err instanceof Error ? err.message : String(err));
+  }
+}
