@@ -1,5 +1,13 @@
 import { existsSync } from 'node:fs';
-import { assistantContent, chooseTestSet, compileTemplate, TemplateError } from '@tuneline/dataset';
+import { canonicalJson } from '@tuneline/contracts';
+import {
+  assistantContent,
+  chooseTestSet,
+  compileTemplate,
+  stableJson,
+  TemplateError,
+} from '@tuneline/dataset';
+import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import { build, invoice, invoices, jsonl, type TempStorage } from './fixtures.ts';
 
@@ -37,6 +45,15 @@ describe('example construction', () => {
     const second = jsonl(store.read('train.jsonl'))[1];
     expect(second?.messages[2]?.content).toBe(
       '{"date":"2024-03-02","invoiceNumber":"1001","total":"11.90","vendor":"ACME Supplies GmbH"}',
+    );
+  });
+
+  it('stableJson writes the same text as canonicalJson for any JSON value', () => {
+    fc.assert(
+      fc.property(fc.jsonValue(), (v) => {
+        expect(stableJson(v)).toBe(canonicalJson(v));
+      }),
+      { numRuns: 500 },
     );
   });
 

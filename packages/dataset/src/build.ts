@@ -20,6 +20,7 @@ import {
   exampleLine,
   type FillTemplate,
   isEmptyValue,
+  stableJson,
   TemplateError,
 } from './examples.ts';
 import { shortHash } from './hash.ts';
@@ -127,10 +128,40 @@ export function baseModelIssue(
   return undefined;
 }
 
+/**
+ * Checks one source item. Sources yield parsed JSON (the worker's message was parsed by the queue
+ * schema; the CLI parses NDJSON), so a structural check suffices on the hot path; zod runs only to name
+ * what is wrong with an item that fails it.
+ */
+function parseDocument(
+  item: unknown,
+): { success: true; data: Document } | { success: false; message: string } {
+  if (typeof item === 'object' && item !== null) {
+    const { id, text, fields } = item as Record<string, unknown>;
+    if (
+      typeof id === 'string' &&
+      id.length > 0 &&
+      id.length <= 200 &&
+      typeof text === 'string' &&
+      typeof fields === 'object' &&
+      fields !== null &&
+      !Array.isArray(fields)
+    ) {
+      return { success: true, data: item as Document };
+    }
+  }
+  const parsed = documentSchema.safeParse(item);
+  return parsed.success
+    ? { success: true, data: parsed.data }
+    : { success: false, message: formatZodError(parsed.error) };
+}
+
 interface Scan {
   total: number;
   /** Document id per position (undefined when the item is not a valid document). */
   ids: (string | undefined)[];
+  /** Position of a repeated id → position of its first use. */
+  duplicateOf: Map<number, number>;
   seed: string;
 }
 
@@ -140,11 +171,17 @@ async function scan(settings: DatasetSettings, source: DocumentSource, opts: Bui
   const { modelConfig, dump, testPercent, baseModel } = settings;
   const hash = createHash('sha256').update(canonicalJson({ modelConfig, dump, testPercent, baseModel }));
   const ids: (string | undefined)[] = [];
+  const firstIndexOf = new Map<string, number>();
+  const duplicateOf = new Map<number, number>();
   for await (const item of source()) {
-    const doc = documentSchema.safeParse(item);
+    const doc = parseDocument(item);
     if (doc.success) {
       const d = doc.data;
-      hash.update(`\u0001${d.id}\u0002${d.text}\u0002${canonicalJson(d.fields)}`);
+      // Ids and fields, not the texts: enough to tell requests apart, and cheap.
+      hash.update(`\u0001${d.id}\u0002${stableJson(d.fields)}`);
+      const first = firstIndexOf.get(d.id);
+      if (first === undefined) firstIndexOf.set(d.id, ids.length);
+      else duplicateOf.set(ids.length, first);
       ids.push(d.id);
     } else {
       hash.update('\u0001!');
@@ -152,7 +189,7 @@ async function scan(settings: DatasetSettings, source: DocumentSource, opts: Bui
     }
     if (ids.length % 1000 === 0) opts.onProgress?.({ phase: 'scan', done: ids.length, total: undefined });
   }
-  return { total: ids.length, ids, seed: hash.digest('hex') };
+  return { total: ids.length, ids, duplicateOf, seed: hash.digest('hex') };
 }
 
 /**
@@ -166,13 +203,16 @@ export function chooseTestSet(
 ): Set<number> {
   const count = Math.round((ids.length * testPercent) / 100);
   if (count <= 0) return new Set();
-  const ranked: { key: string; index: number }[] = [];
+  // Rank = first 48 bits of SHA-256(seed, id), kept in typed arrays (no per-document objects).
+  const keys = new Float64Array(ids.length);
+  const order: number[] = [];
   ids.forEach((id, index) => {
-    if (id !== undefined)
-      ranked.push({ key: createHash('sha256').update(`${seed}\u0000${id}`).digest('hex'), index });
+    if (id === undefined) return;
+    keys[index] = createHash('sha256').update(`${seed}\u0000${id}`).digest().readUIntBE(0, 6);
+    order.push(index);
   });
-  ranked.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : a.index - b.index));
-  return new Set(ranked.slice(0, count).map((r) => r.index));
+  order.sort((a, b) => (keys[a] as number) - (keys[b] as number) || a - b);
+  return new Set(order.slice(0, count));
 }
 
 /** Fixed token cost of an example besides the user and assistant contents (system prompt included). */
@@ -239,7 +279,7 @@ export async function buildDataset(
   }
 
   // Pass 1: count, ids, the split.
-  const { total, ids, seed } = await scan(settings, source, opts);
+  const { total, ids, duplicateOf, seed } = await scan(settings, source, opts);
   const testSet = chooseTestSet(ids, settings.testPercent, seed);
   if (settings.testPercent > 0 && testSet.size === 0) {
     warnings.add({
@@ -248,7 +288,6 @@ export async function buildDataset(
       message: `${settings.testPercent}% of ${total} documents rounds to no testing example; no testing file is written`,
     });
   }
-  const firstIndexOf = new Map<string, number>();
 
   // Pass 2: check, build, count and write each document.
   const counter = model ? tokenCounter(model.encoding) : undefined;
@@ -265,7 +304,8 @@ export async function buildDataset(
   let usable = 0;
   const emptyCounts = new Map<string, number>(modelConfig.mappedFields.map((f) => [f, 0]));
   let parsedDocs = 0;
-  const seenExamples = new Map<string, string>();
+  /** First 48 bits of each example's MD5: duplicates without keeping the lines. */
+  const seenExamples = new Set<number>();
   const duplicateIds: string[] = [];
   let duplicateCount = 0;
   const mapped = new Set(modelConfig.mappedFields);
@@ -275,9 +315,9 @@ export async function buildDataset(
     for await (const item of source()) {
       index++;
       if (index % 1000 === 0) opts.onProgress?.({ phase: 'build', done: index, total });
-      const parsed = documentSchema.safeParse(item);
+      const parsed = parseDocument(item);
       if (!parsed.success) {
-        errors.add({ code: 'invalid_document', index, message: formatZodError(parsed.error) });
+        errors.add({ code: 'invalid_document', index, message: parsed.message });
         continue;
       }
       const doc: Document = parsed.data;
@@ -285,7 +325,7 @@ export async function buildDataset(
       const before = errors.size;
       const documentId = doc.id;
 
-      const first = firstIndexOf.get(doc.id);
+      const first = duplicateOf.get(index);
       if (first !== undefined) {
         errors.add({
           code: 'duplicate_document_id',
@@ -294,9 +334,9 @@ export async function buildDataset(
           field: 'id',
           message: `id "${doc.id}" is also used by document #${first + 1}`,
         });
-      } else firstIndexOf.set(doc.id, index);
+      }
 
-      if (doc.text.trim() === '') {
+      if (!/\S/.test(doc.text)) {
         errors.add({ code: 'empty_text', documentId, index, field: 'text', message: 'text is empty' });
       }
       const special = findSpecialToken(doc.text);
@@ -377,13 +417,12 @@ export async function buildDataset(
       // Once anything is wrong the dataset is invalid: keep checking, stop writing.
       if (errors.size > 0) continue;
 
-      const line = exampleLine(messages);
-      const digest = createHash('md5').update(line).digest('base64');
-      const firstWithSame = seenExamples.get(digest);
-      if (firstWithSame !== undefined) {
+      const line = Buffer.from(exampleLine(messages), 'utf8');
+      const digest = createHash('md5').update(line).digest().readUIntBE(0, 6);
+      if (seenExamples.has(digest)) {
         duplicateCount++;
         if (duplicateIds.length < 20) duplicateIds.push(documentId);
-      } else seenExamples.set(digest, documentId);
+      } else seenExamples.add(digest);
 
       if (testWriter && testSet.has(index)) {
         testExamples++;
