@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { buildApi, createApiKey, profileChatProvider } from '@tuneline/api';
 import { defaultCatalogue } from '@tuneline/dataset';
 import { auditLedger, getBalance } from '@tuneline/ledger';
 import { createProvider, providerEnvSchema } from '@tuneline/provider';
@@ -8,7 +9,6 @@ import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import OpenAI, { toFile } from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildApi, createApiKey, profileChatProvider } from '../../packages/api/src/index.ts';
 import { createTestDatabase, redisUrl, type TestDatabase, testPrefix, waitFor } from '../support/context.ts';
 import { makeDataset, makeFineTune, makeLicense } from './fixtures.ts';
 

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
+import { createApiKey } from '@tuneline/api';
 import type { Db } from '@tuneline/db';
 import { grantCredits } from '@tuneline/ledger';
-import { createApiKey } from '../../packages/api/src/index.ts';
 
 /** Rows inserted directly, standing for what the stages would have written. */
 

@@ -1,12 +1,12 @@
 import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { buildApi } from '@tuneline/api';
 import { defaultCatalogue } from '@tuneline/dataset';
 import { postReservation, reserveCredits } from '@tuneline/ledger';
 import { createRedis } from '@tuneline/runtime';
 import type { Redis } from 'ioredis';
 import { type Browser, chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildApi } from '../../packages/api/src/index.ts';
 import { createTestDatabase, redisUrl, type TestDatabase, testPrefix } from '../support/context.ts';
 import { makeDataset, makeFineTune, makeLicense } from './fixtures.ts';
 

@@ -1,6 +1,5 @@
 import { parseArgs } from 'node:util';
-// Relative import: @tuneline/api is not (yet) a dependency of the CLI package.
-import { runApi } from '../../../api/src/main.ts';
+import { runApi } from '@tuneline/api';
 import { type Command, UsageError } from '../command.ts';
 
 export const apiCommand: Command = {
