@@ -117,12 +117,14 @@ function providerJobsPer(sim: RunningSimulator, ids: string[]): number[] {
 }
 
 describe('stages under provider trouble', () => {
-  it('a 429 storm with Retry-After fails no fine-tune and spends no attempts', async () => {
+  it('a 429 storm with Retry-After fails no fine-tune and spends no attempts', {
+    timeout: 150_000,
+  }, async () => {
     const w = await world(2_000, 31);
     try {
       w.sim.admin.setFaults({ rate429: 0.4, retryAfterSeconds: 0.2 });
       const ids = await startMany(w, 'lic-storm', 5);
-      const done = await allTerminal(ids, 60_000);
+      const done = await allTerminal(ids, 120_000);
       expect(done.map((f) => f.status)).toEqual(ids.map(() => 'succeeded'));
       const throttled = w.sim.admin.state().faultLog.filter((f) => f.fault === '429').length;
       expect(throttled).toBeGreaterThan(10);
@@ -147,9 +149,11 @@ describe('stages under provider trouble', () => {
     }
   });
 
-  it('Redis flushed with 20 fine-tunes in flight: all finish, one provider job and one settlement each', async () => {
-    // Speed 30: a job runs for several seconds, so all 20 are still in flight when Redis goes.
-    const w = await world(30, 41);
+  it('Redis flushed with 20 fine-tunes in flight: all finish, one provider job and one settlement each', {
+    timeout: 150_000,
+  }, async () => {
+    // Speed 10: a job runs for about 15 s, so all 20 are still in flight when Redis goes.
+    const w = await world(10, 41);
     try {
       const ids = await startMany(w, 'lic-flush', 20);
       // In flight: some created at the provider, none finished yet.
@@ -163,7 +167,7 @@ describe('stages under provider trouble', () => {
       expect(await flushPrefix(redis, w.prefix)).toBeGreaterThan(0);
       // What each stage does on start-up and on its timer: re-enqueue from Postgres.
       for (const stage of Object.values(w.pipeline.stages)) await stage?.recover();
-      const done = await allTerminal(ids, 60_000);
+      const done = await allTerminal(ids, 120_000);
       expect(done.map((f) => f.status)).toEqual(ids.map(() => 'succeeded'));
       expect(providerJobsPer(w.sim, ids)).toEqual(ids.map(() => 1));
       for (const f of done) {
