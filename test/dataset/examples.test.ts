@@ -16,7 +16,7 @@ afterAll(() => {
   for (const s of stores) s.cleanup();
 });
 
-describe('example construction', () => {
+describe('example construction', { timeout: 120_000 }, () => {
   it('builds system / filled user / assistant with only the mapped fields, keys sorted (golden)', async () => {
     const { result, store } = await build(invoices(12));
     stores.push(store);
@@ -93,7 +93,7 @@ describe('example construction', () => {
   });
 });
 
-describe('test split', () => {
+describe('test split', { timeout: 120_000 }, () => {
   it('takes testPercent of the documents, the same ones for the same request', async () => {
     const docs = invoices(50);
     const a = await build(docs, { testPercent: 20 });

@@ -30,7 +30,7 @@ async function warningsOf(
   return result.warnings;
 }
 
-describe('validation errors name the document and the field', () => {
+describe('validation errors name the document and the field', { timeout: 120_000 }, () => {
   it('fewer than 10 usable documents', async () => {
     const errors = await errorsOf(invoices(9));
     expect(errors).toContainEqual(expect.objectContaining({ code: 'too_few_documents', field: 'documents' }));
@@ -180,7 +180,7 @@ describe('validation errors name the document and the field', () => {
   });
 });
 
-describe('warnings are kept on a ready dataset', () => {
+describe('warnings are kept on a ready dataset', { timeout: 120_000 }, () => {
   it('fewer than 50 documents', async () => {
     expect(await warningsOf(invoices(49))).toContainEqual(
       expect.objectContaining({ code: 'few_documents', count: 49 }),

@@ -27,7 +27,7 @@ import {
 } from '../support/context.ts';
 import { build, invoices, request, requestInput } from './fixtures.ts';
 
-describe('dataset-builder worker (BullMQ + Postgres)', () => {
+describe('dataset-builder worker (BullMQ + Postgres)', { timeout: 120_000 }, () => {
   let tdb: TestDatabase;
   let prefix: string;
   let workerConn: Redis;
