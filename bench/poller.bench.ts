@@ -1,8 +1,9 @@
 // Poller figures: provider calls per running job per poll sweep (200 running jobs, target <= 0.05),
 // against a baseline of one retrieve per job measured in the same run; and the time from the
-// simulator finishing a job to the fine-tune being terminal (settlement queued), with webhooks and
+// simulator finishing a job to billing having settled it (the model available), with webhooks and
 // with polling only.
 import { randomBytes, randomUUID } from 'node:crypto';
+import { billingStage } from '@tuneline/billing';
 import { jobId } from '@tuneline/contracts';
 import { autoTrainFineTuneId, createDb, type Db, migrateToLatest, withDatabase } from '@tuneline/db';
 import { CountingProvider, Sweeper, startWebhookServer } from '@tuneline/poller';
@@ -188,6 +189,7 @@ async function latency(db: Db, mode: 'webhooks' | 'polling'): Promise<number[]> 
     schedule: pollSchedule,
   });
   pipelineRef = pipeline;
+  await pipeline.runner.start(billingStage, { db, log: quietLog });
   try {
     const license = `bench-${mode}`;
     await seedLicense(db, license, 1_000_000n);
@@ -210,12 +212,13 @@ async function latency(db: Db, mode: 'webhooks' | 'polling'): Promise<number[]> 
         const job = sim.admin.state().jobs.find((j) => j.metadata?.fine_tune_id === id);
         if (job && !simEnded.has(id) && ['succeeded', 'failed', 'cancelled'].includes(job.status))
           simEnded.set(id, now);
+        // Done when billing has settled it (for a success: the model is available).
         const row = await db
           .selectFrom('fine_tunes')
-          .select('status')
+          .select('settled_at')
           .where('id', '=', id)
           .executeTakeFirst();
-        if (row && ['succeeded', 'failed', 'cancelled'].includes(row.status)) rowEnded.set(id, now);
+        if (row?.settled_at) rowEnded.set(id, now);
         await new Promise((r) => setTimeout(r, 5));
       }
     }
@@ -236,10 +239,10 @@ try {
   const withHooks = await latency(database.db, 'webhooks');
   const pollingOnly = await latency(database.db, 'polling');
   console.log(
-    `finish → terminal with webhooks (polling at 20 min): median ${median(withHooks)} ms, max ${Math.max(...withHooks)} ms over ${withHooks.length} jobs`,
+    `finish → settled (available) with webhooks (polling at 20 min): median ${median(withHooks)} ms, max ${Math.max(...withHooks)} ms over ${withHooks.length} jobs`,
   );
   console.log(
-    `finish → terminal polling only (2 s interval): median ${median(pollingOnly)} ms, max ${Math.max(...pollingOnly)} ms over ${pollingOnly.length} jobs`,
+    `finish → settled (available) polling only (2 s interval): median ${median(pollingOnly)} ms, max ${Math.max(...pollingOnly)} ms over ${pollingOnly.length} jobs`,
   );
   console.log(
     `ratio webhooks/polling median latency: ${(median(withHooks) / median(pollingOnly)).toFixed(3)}`,

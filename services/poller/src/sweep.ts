@@ -97,7 +97,7 @@ export class Sweeper {
       calls += countCalls(provider) - before;
     }
     this.lastStats = { calls, followed: wanted.size, found: wanted.size - missing, changed };
-    this.opts.log.debug(this.lastStats, 'poll sweep');
+    this.opts.log.info(this.lastStats, 'poll sweep: provider calls for the followed jobs');
     return jobs;
   }
 }
