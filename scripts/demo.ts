@@ -5,6 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { createApiKey, startApi } from '@tuneline/api';
 import { FineTuneRequestProducer } from '@tuneline/contracts';
 import { LocalFileStorage } from '@tuneline/dataset';
 import { createDb, migrateToLatest } from '@tuneline/db';
@@ -69,7 +70,8 @@ if (!realProvider) {
   // 600×: a job the simulator says takes ~20 minutes finishes in about 2 seconds.
   simulator = await startSimulator({
     port: 0,
-    seed: 7,
+    // A fresh seed per run: provider ids must not repeat those of earlier runs kept in the demo database.
+    seed: Number.parseInt(randomBytes(4).toString('hex'), 16),
     speed: 600,
     webhookUrl: `http://127.0.0.1:${webhookPort}/webhooks/provider`,
     webhookSecret,
@@ -104,15 +106,30 @@ const supervisor = superviseServices({
   },
 });
 
+// The API and hub, in this process (port 8080 unless taken).
+const apiPort = Number(process.env.API_PORT ?? 0) || ((await portIsFree(8080)) ? 8080 : await freePort());
+const api = await startApi({ ...env, LOG_LEVEL: 'warn' }, apiPort);
+const hubUrl = `http://127.0.0.1:${apiPort}/hub`;
+
 say('Tuneline demo');
 for (const note of stack.notes) say(`  ${note}`);
 say(
   `  provider: ${simulator ? `simulator at ${simulator.url} (webhooks to :${webhookPort})` : 'real provider from the environment'}`,
 );
+say(`  api: http://127.0.0.1:${apiPort} (OpenAPI at /openapi.json, docs at /docs, hub at /hub)`);
 say(`  workers: ${supervisor.processes.map((p) => `${p.service} (pid ${p.child.pid})`).join(', ')}`);
 
 let producer: FineTuneRequestProducer | undefined;
 let producerConnection: ReturnType<typeof createRedis> | undefined;
+
+async function portIsFree(port: number): Promise<boolean> {
+  const { createServer } = await import('node:net');
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once('error', () => resolve(false));
+    server.listen(port, '0.0.0.0', () => server.close(() => resolve(true)));
+  });
+}
 
 /** Runs the request through the pipeline and prints the summary; true when a model became available. */
 async function runPipeline(): Promise<boolean> {
@@ -127,6 +144,7 @@ async function runPipeline(): Promise<boolean> {
     await ensureLicenseAccount(tx, licenseId);
     await grantCredits(tx, { grantId: `demo-${runId}`, licenseId, amount: 50_000n, memo: 'demo credits' });
   });
+  const apiKey = await createApiKey(db, licenseId);
   say(`  license ${licenseId} with ${fmt(50_000)} credits`);
 
   // 60 synthetic invoices, 20% held out for testing.
@@ -280,6 +298,8 @@ async function runPipeline(): Promise<boolean> {
     say('  e-mail: — (none written)');
   }
 
+  say(`  hub: ${hubUrl}  (sign in with the license key ${apiKey.key})`);
+
   // One completion from the fine-tuned model on a held-out test document, next to the expected fields.
   if (fineTune?.fine_tuned_model && dataset?.test_path) {
     const storage = new LocalFileStorage(storageDir);
@@ -304,6 +324,7 @@ const shutdown = async (code: number) => {
   await producer?.close();
   producerConnection?.disconnect();
   await supervisor.stop();
+  await api.stop();
   await simulator?.close();
   await db.destroy();
   await stack.stop();

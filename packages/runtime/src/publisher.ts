@@ -39,6 +39,36 @@ export class Publisher {
     await this.queue(name).add(name, payload, { jobId, delay: Math.max(0, delayMs) });
   }
 
+  /**
+   * For the recovery sweep: the row is still waiting on its stage, so whatever job holds this id in
+   * Redis did not move it on. A failed job (attempts exhausted, e.g. during an outage) is retried and
+   * a completed one is replaced; one still waiting, delayed or active is left alone.
+   */
+  async republish<Q extends QueueName>(
+    name: Q,
+    jobId: string,
+    payload: MessageInput<Q>,
+    delayMs = 0,
+  ): Promise<'added' | 'retried' | 'replaced' | 'present'> {
+    const queue = this.queue(name);
+    const existing = await queue.getJob(jobId);
+    if (!existing) {
+      await this.publish(name, jobId, payload, delayMs);
+      return 'added';
+    }
+    const state = await existing.getState();
+    if (state === 'failed') {
+      await existing.retry('failed');
+      return 'retried';
+    }
+    if (state === 'completed') {
+      await existing.remove();
+      await this.publish(name, jobId, payload, delayMs);
+      return 'replaced';
+    }
+    return 'present';
+  }
+
   /** Publishes outbox rows, grouped per queue with addBulk (one round trip per queue). */
   async publishOutboxRows(rows: OutboxRow[]): Promise<void> {
     const byQueue = new Map<string, OutboxRow[]>();

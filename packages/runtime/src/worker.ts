@@ -55,7 +55,7 @@ export interface RunningStage {
   publisher: Publisher;
   /** Publishes committed outbox rows now (also runs on a timer). */
   relayOutbox(): Promise<number>;
-  /** Runs the recovery sweep now (also runs on start-up and on a timer). */
+  /** Runs the recovery sweep now (also runs on start-up and on a timer); returns how many rows wait on the stage. */
   recover(): Promise<number>;
   /** Stops taking jobs and waits for in-flight ones up to `timeoutMs`, then releases them. */
   close(timeoutMs: number): Promise<{ drained: boolean }>;
@@ -100,11 +100,14 @@ export async function startStage<Q extends QueueName, D extends StageDeps>(
   const recover = async (): Promise<number> => {
     if (!stage.recover) return 0;
     const messages = await stage.recover(deps);
-    for (const m of messages) await publisher.publish(m.queue, m.jobId, m.payload, m.delayMs);
-    if (messages.length) {
-      metrics?.recovered.inc({ queue: stage.queue }, messages.length);
+    let requeued = 0;
+    for (const m of messages) {
+      if ((await publisher.republish(m.queue, m.jobId, m.payload, m.delayMs)) !== 'present') requeued++;
+    }
+    if (requeued) {
+      metrics?.recovered.inc({ queue: stage.queue }, requeued);
       deps.log.info(
-        { queue: stage.queue, count: messages.length },
+        { queue: stage.queue, waiting: messages.length, requeued },
         'recovery sweep re-enqueued waiting work',
       );
     }

@@ -1,0 +1,81 @@
+import { randomUUID } from 'node:crypto';
+import { jobId, type MessageInput } from '@tuneline/contracts';
+import { createRedis, Publisher } from '@tuneline/runtime';
+import { type Job, UnrecoverableError, Worker } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { redisUrl, testPrefix, waitFor } from '../support/context.ts';
+
+// The recovery sweep republishes rows still waiting on a stage. A job id already held by a failed or
+// completed job must not swallow that: the failed job is retried and the completed one replaced.
+describe('recovery republish', () => {
+  const prefix = testPrefix();
+  let conn: Redis;
+  let workerConn: Redis;
+  let publisher: Publisher;
+  let worker: Worker;
+  const runs = new Map<string, number>();
+  const failFirst = new Set<string>();
+
+  beforeAll(async () => {
+    conn = createRedis(redisUrl(), 'worker');
+    workerConn = createRedis(redisUrl(), 'worker');
+    publisher = new Publisher(conn, prefix);
+    worker = new Worker(
+      'billing-settle',
+      async (job: Job) => {
+        const id = (job.data as { fineTuneId: string }).fineTuneId;
+        runs.set(id, (runs.get(id) ?? 0) + 1);
+        if (failFirst.delete(id)) throw new UnrecoverableError('outage');
+      },
+      { connection: workerConn, prefix },
+    );
+    await worker.waitUntilReady();
+  });
+  afterAll(async () => {
+    await worker.close();
+    await publisher.close();
+    conn.disconnect();
+    workerConn.disconnect();
+  });
+
+  const message = (id: string): MessageInput<'billing-settle'> => ({
+    schemaVersion: 1,
+    correlationId: 'c',
+    fineTuneId: id,
+  });
+  const stateOf = async (id: string) =>
+    (await publisher.queue('billing-settle').getJob(jobId('billing-settle', id)))?.getState();
+
+  it('adds a job that is missing (Redis lost it) and leaves one that is still waiting alone', async () => {
+    const id = randomUUID();
+    expect(
+      await publisher.republish('billing-settle', jobId('billing-settle', id), message(id), 60_000),
+    ).toBe('added');
+    expect(
+      await publisher.republish('billing-settle', jobId('billing-settle', id), message(id), 60_000),
+    ).toBe('present');
+  });
+
+  it('retries a job that failed for good while its row still waits', async () => {
+    const id = randomUUID();
+    failFirst.add(id);
+    await publisher.publish('billing-settle', jobId('billing-settle', id), message(id));
+    await waitFor(async () => (await stateOf(id)) === 'failed', 10_000, 'first failure');
+    expect(await publisher.republish('billing-settle', jobId('billing-settle', id), message(id))).toBe(
+      'retried',
+    );
+    await waitFor(async () => (await stateOf(id)) === 'completed', 10_000, 'completion after retry');
+    expect(runs.get(id)).toBe(2);
+  });
+
+  it('replaces a completed job when its row still waits', async () => {
+    const id = randomUUID();
+    await publisher.publish('billing-settle', jobId('billing-settle', id), message(id));
+    await waitFor(async () => (await stateOf(id)) === 'completed', 10_000, 'completion');
+    expect(await publisher.republish('billing-settle', jobId('billing-settle', id), message(id))).toBe(
+      'replaced',
+    );
+    await waitFor(async () => runs.get(id) === 2, 10_000, 'second run');
+  });
+});
