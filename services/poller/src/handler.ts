@@ -57,6 +57,9 @@ export const pollerStage = defineStage<'finetune-poll', PollerDeps>({
         : await deps.sweeper.jobState(fineTune.provider_job_id);
     } catch (err) {
       if (!(err instanceof PermanentError)) throw err; // rate limits and outages: the queue retries
+      // Only "this job does not exist" ends the fine-tune; a bad key or a refused list call says
+      // nothing about this job, so it retries with backoff (fixing the config resumes polling).
+      if (providerStatus(err) !== 404) throw new Error(err.message);
       await endWithProviderError(deps.db, fineTune, err.message);
       ctx.log.warn({ err: err.message }, 'provider refused the job: fine-tune ended');
       return;
@@ -99,3 +102,9 @@ export const pollerStage = defineStage<'finetune-poll', PollerDeps>({
     return messages;
   },
 });
+
+/** The HTTP status behind a provider error (the profile keeps the SDK error as `cause`). */
+function providerStatus(err: Error): number | undefined {
+  const cause = (err as Error & { cause?: { status?: unknown } }).cause;
+  return typeof cause?.status === 'number' ? cause.status : undefined;
+}

@@ -157,6 +157,10 @@ export const trainerStage = defineStage<'finetune-create', TrainerDeps>({
         await record(db, fineTune, found);
         return;
       }
+      if (err instanceof PermanentError && isAuthError(err)) {
+        // A bad key or missing permission is the deployment's problem, not this job's: retry later.
+        throw new Error(err.message);
+      }
       if (err instanceof PermanentError) {
         // The provider refused the job: end the fine-tune with its reason; billing releases the credits.
         await endBeforeProvider(db, fineTune.id, 'failed', 'provider_rejected', err.message, true);
@@ -311,4 +315,10 @@ async function record(db: Executor, fineTune: FineTune, job: ProviderJob): Promi
       },
     });
   });
+}
+
+/** 401/403 from the provider (the profile keeps the SDK error, with its status, as `cause`). */
+function isAuthError(err: Error): boolean {
+  const status = (err as Error & { cause?: { status?: unknown } }).cause?.status;
+  return status === 401 || status === 403;
 }
