@@ -91,6 +91,17 @@ async function rows(ids: string[]): Promise<FineTune[]> {
 }
 
 async function allTerminal(ids: string[], timeoutMs: number): Promise<FineTune[]> {
+  try {
+    return await waitUntilTerminal(ids, timeoutMs);
+  } catch (err) {
+    // Say where each one stopped: a timeout alone does not tell a slow machine from a lost chain.
+    const r = await rows(ids);
+    const where = r.map((f) => `${f.status}/${f.poll_count}${f.provider_job_id ? '' : '/no-job'}`).join(' ');
+    throw new Error(`${(err as Error).message}; rows: ${where}`);
+  }
+}
+
+async function waitUntilTerminal(ids: string[], timeoutMs: number): Promise<FineTune[]> {
   return waitFor(
     async () => {
       const r = await rows(ids);
@@ -124,7 +135,7 @@ describe('stages under provider trouble', () => {
     try {
       w.sim.admin.setFaults({ rate429: 0.4, retryAfterSeconds: 0.2 });
       const ids = await startMany(w, 'lic-storm', 5);
-      const done = await allTerminal(ids, 120_000);
+      const done = await allTerminal(ids, 200_000);
       expect(done.map((f) => f.status)).toEqual(ids.map(() => 'succeeded'));
       const throttled = w.sim.admin.state().faultLog.filter((f) => f.fault === '429').length;
       expect(throttled).toBeGreaterThan(10);
@@ -167,7 +178,7 @@ describe('stages under provider trouble', () => {
       expect(await flushPrefix(redis, w.prefix)).toBeGreaterThan(0);
       // What each stage does on start-up and on its timer: re-enqueue from Postgres.
       for (const stage of Object.values(w.pipeline.stages)) await stage?.recover();
-      const done = await allTerminal(ids, 120_000);
+      const done = await allTerminal(ids, 200_000);
       expect(done.map((f) => f.status)).toEqual(ids.map(() => 'succeeded'));
       expect(providerJobsPer(w.sim, ids)).toEqual(ids.map(() => 1));
       for (const f of done) {
