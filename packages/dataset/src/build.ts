@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, hash as oneShotHash } from 'node:crypto';
 import {
   canonicalJson,
   type Document,
@@ -208,7 +208,7 @@ export function chooseTestSet(
   const order: number[] = [];
   ids.forEach((id, index) => {
     if (id === undefined) return;
-    keys[index] = createHash('sha256').update(`${seed}\u0000${id}`).digest().readUIntBE(0, 6);
+    keys[index] = Number.parseInt(oneShotHash('sha256', `${seed}\u0000${id}`, 'hex').slice(0, 12), 16);
     order.push(index);
   });
   order.sort((a, b) => (keys[a] as number) - (keys[b] as number) || a - b);
@@ -417,8 +417,10 @@ export async function buildDataset(
       // Once anything is wrong the dataset is invalid: keep checking, stop writing.
       if (errors.size > 0) continue;
 
-      const line = Buffer.from(exampleLine(messages), 'utf8');
-      const digest = createHash('md5').update(line).digest().readUIntBE(0, 6);
+      // A string, not a Buffer per line: per-line Buffers pile up off-heap until a GC and inflate RSS.
+      const line = exampleLine(messages);
+      // One-shot hash: no Hash object per line (native allocations that fragment and inflate RSS).
+      const digest = Number.parseInt(oneShotHash('md5', line, 'hex').slice(0, 12), 16);
       if (seenExamples.has(digest)) {
         duplicateCount++;
         if (duplicateIds.length < 20) duplicateIds.push(documentId);

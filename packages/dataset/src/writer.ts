@@ -6,7 +6,7 @@ import type { Writable } from 'node:stream';
  * bounded memory and few syscalls.
  */
 export class LineWriter {
-  private buffer: Buffer[] = [];
+  private buffer: string[] = [];
   private buffered = 0;
   private failed: Error | undefined;
   bytes = 0;
@@ -20,17 +20,16 @@ export class LineWriter {
     });
   }
 
-  async write(line: string | Buffer): Promise<void> {
-    const bytes = typeof line === 'string' ? Buffer.from(line, 'utf8') : line;
-    this.buffer.push(bytes);
-    this.buffered += bytes.length;
+  async write(line: string): Promise<void> {
+    this.buffer.push(line);
+    this.buffered += line.length;
     if (this.buffered >= this.chunkBytes) await this.flush();
   }
 
   private async flush(): Promise<void> {
     if (this.failed) throw this.failed;
     if (!this.buffered) return;
-    const chunk = Buffer.concat(this.buffer, this.buffered);
+    const chunk = Buffer.from(this.buffer.join(''), 'utf8');
     this.buffer = [];
     this.buffered = 0;
     this.bytes += chunk.length;
