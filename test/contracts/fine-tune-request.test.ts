@@ -1,5 +1,6 @@
 import {
   assertOneConsumerPerQueue,
+  canonicalJson,
   type FineTuneRequestInput,
   FineTuneRequestProducer,
   fineTuneRequestSchema,
@@ -240,5 +241,14 @@ describe('FineTuneRequestProducer', () => {
     const conflict = await producer.enqueue(validRequest({ testPercent: 20 }));
     expect(conflict).toMatchObject({ ok: false, errors: [{ field: 'requestId' }] });
     expect(await queue.getJobCounts('waiting')).toMatchObject({ waiting: 1 });
+  });
+});
+
+describe('canonicalJson', () => {
+  it('sorts keys at every depth and keeps a "__proto__" key as data', () => {
+    expect(canonicalJson({ b: 1, a: { d: [1, { z: 1, y: 2 }], c: null } })).toBe(
+      '{"a":{"c":null,"d":[1,{"y":2,"z":1}]},"b":1}',
+    );
+    expect(canonicalJson(JSON.parse('{"__proto__":"x","a":1}'))).toBe('{"__proto__":"x","a":1}');
   });
 });

@@ -21,7 +21,8 @@ export function requestContentHash(request: FineTuneRequest): string {
 export function canonicalJson(value: unknown): string {
   return JSON.stringify(value, (_key, v: unknown) => {
     if (v && typeof v === 'object' && !Array.isArray(v)) {
-      const sorted: Record<string, unknown> = {};
+      // A null prototype keeps a "__proto__" key as an ordinary property instead of dropping it.
+      const sorted: Record<string, unknown> = Object.create(null);
       for (const k of Object.keys(v as object).sort()) sorted[k] = (v as Record<string, unknown>)[k];
       return sorted;
     }
