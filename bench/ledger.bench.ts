@@ -2,11 +2,11 @@
 // and billing run them) across 100 licenses and on one hot license, 16 at a time over one pool; then
 // the auditor over everything written (must find 0 violations). Baseline measured in the same run:
 // the rate of a one-row insert transaction at the same concurrency (the commit cost floor).
-import { randomBytes, randomUUID } from 'node:crypto';
-import { createDb, type Db, migrateToLatest, withDatabase } from '@tuneline/db';
+import { randomUUID } from 'node:crypto';
+import type { Db } from '@tuneline/db';
 import { auditLedger, grantCredits, postReservation, reserveCredits } from '@tuneline/ledger';
 import { sql } from 'kysely';
-import pg from 'pg';
+import { scratchDatabase } from './support.ts';
 
 const CONCURRENCY = 16;
 const LICENSES = 100;
@@ -21,25 +21,7 @@ if (!baseUrl) {
   process.exit(2);
 }
 
-async function freshDatabase(): Promise<{ db: Db; drop(): Promise<void> }> {
-  const name = `tuneline_bench_ledger_${randomBytes(4).toString('hex')}`;
-  const admin = new pg.Client({ connectionString: baseUrl });
-  await admin.connect();
-  await admin.query(`create database "${name}"`);
-  await admin.end();
-  const db = createDb(withDatabase(baseUrl as string, name), { max: CONCURRENCY + 2 });
-  await migrateToLatest(db);
-  return {
-    db,
-    drop: async () => {
-      await db.destroy();
-      const c = new pg.Client({ connectionString: baseUrl });
-      await c.connect();
-      await c.query(`drop database if exists "${name}" with (force)`);
-      await c.end();
-    },
-  };
-}
+const freshDatabase = () => scratchDatabase(baseUrl as string, 'ledger', CONCURRENCY + 2);
 
 /** Runs `total` tasks, CONCURRENCY at a time; returns tasks per second. */
 async function rate(total: number, task: (i: number) => Promise<void>): Promise<number> {

@@ -5,10 +5,9 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { billingStage } from '@tuneline/billing';
 import { jobId } from '@tuneline/contracts';
-import { autoTrainFineTuneId, createDb, type Db, migrateToLatest, withDatabase } from '@tuneline/db';
+import { autoTrainFineTuneId, type Db } from '@tuneline/db';
 import { CountingProvider, Sweeper, startWebhookServer } from '@tuneline/poller';
 import { type RunningSimulator, startSimulator } from '@tuneline/simulator';
-import pg from 'pg';
 import {
   quietLog,
   seedLicense,
@@ -18,6 +17,7 @@ import {
   trainingJsonl,
 } from '../test/stages/harness.ts';
 import { makeProvider } from '../test/stages/provider.ts';
+import { scratchDatabase } from './support.ts';
 
 const RUNNING_JOBS = 200;
 const LATENCY_JOBS = 8;
@@ -31,25 +31,7 @@ if (!baseUrl || !redisUrl) {
   process.exit(2);
 }
 
-async function freshDatabase(): Promise<{ db: Db; drop(): Promise<void> }> {
-  const name = `tuneline_bench_poller_${randomBytes(4).toString('hex')}`;
-  const admin = new pg.Client({ connectionString: baseUrl });
-  await admin.connect();
-  await admin.query(`create database "${name}"`);
-  await admin.end();
-  const db = createDb(withDatabase(baseUrl as string, name), { max: 20 });
-  await migrateToLatest(db);
-  return {
-    db,
-    drop: async () => {
-      await db.destroy();
-      const c = new pg.Client({ connectionString: baseUrl });
-      await c.connect();
-      await c.query(`drop database if exists "${name}" with (force)`);
-      await c.end();
-    },
-  };
-}
+const freshDatabase = () => scratchDatabase(baseUrl as string, 'poller', 20);
 
 const schedule = { intervalMs: 20 * 60_000, minIntervalMs: 2 * 60_000, finishGraceMs: 5_000 };
 

@@ -13,6 +13,7 @@ export interface DatasetRecord {
   testPercent: number;
   contentHash: string | null;
   shortHash: string | null;
+  /** Storage keys of the files. */
   trainPath: string | null;
   testPath: string | null;
   trainExamples: number;
@@ -66,31 +67,11 @@ export function toDatasetRecord(row: Dataset): DatasetRecord {
   };
 }
 
-export interface NewDatasetRecord {
-  requestRowId: string;
-  licenseId: string;
-  correlationId: string;
-  baseModel: string;
-  status: 'ready' | 'invalid';
-  dump: 'all' | 'mapped';
-  testPercent: number;
-  contentHash: string | null;
-  shortHash: string | null;
-  /** Storage keys of the files. */
-  trainPath: string | null;
-  testPath: string | null;
-  trainExamples: number;
-  testExamples: number;
-  trainTokens: bigint;
-  testTokens: bigint;
-  epochs: number | null;
-  estimatedBilledTokens: bigint | null;
-  estimatedCredits: bigint | null;
-  warnings: unknown[];
-  errors: unknown[];
-  autoTrain: boolean;
-  jobOptions: unknown;
-}
+/** What the dataset builder stores: a record without the ids and times the database assigns, nor file ids. */
+export type NewDatasetRecord = Omit<
+  DatasetRecord,
+  'id' | 'status' | 'trainFileId' | 'testFileId' | 'createdAt' | 'updatedAt'
+> & { status: 'ready' | 'invalid' };
 
 /**
  * Inserts the dataset of a request; one per request (unique `request_row_id`). Returns the stored row

@@ -1,0 +1,28 @@
+import { randomBytes } from 'node:crypto';
+import { createDb, type Db, migrateToLatest, withDatabase } from '@tuneline/db';
+import pg from 'pg';
+
+/** A freshly migrated database of its own on the server of `baseUrl`, dropped by `drop()`. */
+export async function scratchDatabase(
+  baseUrl: string,
+  label: string,
+  maxConnections: number,
+): Promise<{ db: Db; drop(): Promise<void> }> {
+  const name = `tuneline_bench_${label}_${randomBytes(4).toString('hex')}`;
+  const admin = new pg.Client({ connectionString: baseUrl });
+  await admin.connect();
+  await admin.query(`create database "${name}"`);
+  await admin.end();
+  const db = createDb(withDatabase(baseUrl, name), { max: maxConnections });
+  await migrateToLatest(db);
+  return {
+    db,
+    drop: async () => {
+      await db.destroy();
+      const c = new pg.Client({ connectionString: baseUrl });
+      await c.connect();
+      await c.query(`drop database if exists "${name}" with (force)`);
+      await c.end();
+    },
+  };
+}
