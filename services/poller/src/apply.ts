@@ -3,6 +3,7 @@ import {
   type Db,
   type FineTune,
   type FineTuneStatus,
+  fineTuneStatusFromProvider,
   insertCheckpoints,
   insertProviderEvents,
   isTerminalStatus,
@@ -16,27 +17,12 @@ import type { PollerProvider, ProviderJob } from './provider.ts';
 import { nextPollDelayMs, type PollScheduleConfig } from './schedule.ts';
 
 const ALIVE: FineTuneStatus[] = ['creating', 'validating_files', 'queued', 'running', 'paused'];
-const KNOWN: FineTuneStatus[] = [
-  'validating_files',
-  'queued',
-  'running',
-  'paused',
-  'succeeded',
-  'failed',
-  'cancelled',
-];
-
-export function mapProviderStatus(status: string): FineTuneStatus {
-  // `cancelling` and anything newer count as still running until the provider settles.
-  return (KNOWN as string[]).includes(status) ? (status as FineTuneStatus) : 'running';
-}
-
 const fromUnix = (seconds: number | null | undefined): Date | null =>
   typeof seconds === 'number' ? new Date(seconds * 1000) : null;
 
 /** Whether a snapshot says anything the row does not already know. */
 export function snapshotDiffers(row: FineTune, job: ProviderJob): boolean {
-  if (mapProviderStatus(job.status) !== row.status) return true;
+  if (fineTuneStatusFromProvider(job.status) !== row.status) return true;
   const finish = fromUnix(job.estimated_finish)?.getTime() ?? null;
   return finish !== (row.estimated_finish?.getTime() ?? null);
 }
@@ -69,7 +55,7 @@ export async function applyJobSnapshot(
   job: ProviderJob,
   opts: ApplyOptions,
 ): Promise<ApplyResult> {
-  const status = mapProviderStatus(job.status);
+  const status = fineTuneStatusFromProvider(job.status);
   const terminal = isTerminalStatus(status);
   const changed = snapshotDiffers(fineTune, job);
   // Events and checkpoints cost a call each: only fetched when something happened.

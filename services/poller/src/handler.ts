@@ -13,7 +13,7 @@ import type { PollerProvider, ProviderJob } from './provider.ts';
 import type { PollScheduleConfig } from './schedule.ts';
 import type { Sweeper } from './sweep.ts';
 
-export { applyJobSnapshot, mapProviderStatus } from './apply.ts';
+export { applyJobSnapshot } from './apply.ts';
 export { type PollerConfig, pollerConfigSchema } from './config.ts';
 export { CountingProvider, type PollerProvider, type ProviderJob } from './provider.ts';
 export { nextPollDelayMs, type PollScheduleConfig } from './schedule.ts';

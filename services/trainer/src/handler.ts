@@ -10,6 +10,7 @@ import {
   type Executor,
   type FineTune,
   type FineTuneStatus,
+  fineTuneStatusFromProvider,
   getFineTune,
   isTerminalStatus,
   lockFineTune,
@@ -65,20 +66,6 @@ const NOT_STARTED: FineTuneStatus[] = ['pending', 'creating'];
 export function reservationAmount(estimatedCredits: bigint, marginPercent: number): bigint {
   const margin = BigInt(Math.round(marginPercent * 100));
   return (estimatedCredits * (10_000n + margin) + 9_999n) / 10_000n;
-}
-
-/** Maps the provider's job status onto ours (unknown ones count as still running). */
-export function mapProviderStatus(status: string): FineTuneStatus {
-  const known: FineTuneStatus[] = [
-    'validating_files',
-    'queued',
-    'running',
-    'paused',
-    'succeeded',
-    'failed',
-    'cancelled',
-  ];
-  return (known as string[]).includes(status) ? (status as FineTuneStatus) : 'running';
 }
 
 /** Checks what is stored on the row once more before money moves; returns the problem, if any. */
@@ -296,7 +283,7 @@ async function endInTx(
 /** Stores the provider job id and queues the first poll, once. */
 async function record(db: Executor, fineTune: FineTune, job: ProviderJob): Promise<void> {
   await db.transaction().execute(async (tx) => {
-    const status = mapProviderStatus(job.status);
+    const status = fineTuneStatusFromProvider(job.status);
     const updated = await recordProviderJob(tx, fineTune.id, {
       providerJobId: job.id,
       // An adopted job may already have ended: the poller records endings (and queues settlement).

@@ -1,9 +1,9 @@
-import { createHash } from 'node:crypto';
 import { jobId, parseEmailList } from '@tuneline/contracts';
 import { findBaseModel } from '@tuneline/dataset';
 import {
   createFineTuneFromDataset,
   type Dataset,
+  deterministicUuid,
   findDataset,
   getFineTune,
   listDatasets,
@@ -29,17 +29,9 @@ const E401 = { description: 'missing or invalid API key', schema: errorSchema };
 const E404 = { description: 'no such dataset for this license', schema: errorSchema };
 const E409 = { description: 'the dataset is not in a state that allows this', schema: errorSchema };
 
-/** A fine-tune id derived from (dataset, idempotency key), formatted as a version-8 UUID. */
+/** A fine-tune id derived from (dataset, idempotency key). */
 function fineTuneIdFor(datasetId: string, key: string): string {
-  const hex = createHash('sha256').update(`tuneline/api-fine-tune/${datasetId}/${key}`).digest('hex');
-  const variant = ((Number.parseInt(hex[16] ?? '0', 16) & 0x3) | 0x8).toString(16);
-  return [
-    hex.slice(0, 8),
-    hex.slice(8, 12),
-    `8${hex.slice(13, 16)}`,
-    `${variant}${hex.slice(17, 20)}`,
-    hex.slice(20, 32),
-  ].join('-');
+  return deterministicUuid(`tuneline/api-fine-tune/${datasetId}/${key}`);
 }
 
 /** The caller's own dataset row, or 404 (another license's id looks exactly like a missing one). */

@@ -26,12 +26,11 @@ export function isTerminalStatus(status: string): boolean {
 }
 
 /**
- * The id of the fine-tune an auto-train dataset gets: derived from the dataset id, so however often the
- * uploader runs, `INSERT ... ON CONFLICT (id) DO NOTHING` creates one row. Formatted as an RFC 9562
- * version-8 (custom) UUID so it passes `z.uuid()`.
+ * A UUID derived from `seed` (SHA-256), formatted as an RFC 9562 version-8 (custom) UUID so it passes
+ * `z.uuid()`. The same seed always gives the same id, which makes `INSERT ... ON CONFLICT (id)` idempotent.
  */
-export function autoTrainFineTuneId(datasetId: string): string {
-  const hex = createHash('sha256').update(`tuneline/auto-train/${datasetId}`).digest('hex');
+export function deterministicUuid(seed: string): string {
+  const hex = createHash('sha256').update(seed).digest('hex');
   const variant = ((Number.parseInt(hex[16] ?? '0', 16) & 0x3) | 0x8).toString(16);
   return [
     hex.slice(0, 8),
@@ -40,6 +39,29 @@ export function autoTrainFineTuneId(datasetId: string): string {
     `${variant}${hex.slice(17, 20)}`,
     hex.slice(20, 32),
   ].join('-');
+}
+
+/**
+ * The id of the fine-tune an auto-train dataset gets: derived from the dataset id, so however often the
+ * uploader runs, one row is created.
+ */
+export function autoTrainFineTuneId(datasetId: string): string {
+  return deterministicUuid(`tuneline/auto-train/${datasetId}`);
+}
+
+const PROVIDER_STATUSES: readonly FineTuneStatus[] = [
+  'validating_files',
+  'queued',
+  'running',
+  'paused',
+  'succeeded',
+  'failed',
+  'cancelled',
+];
+
+/** The provider's job status as ours; `cancelling` and anything newer count as running until it settles. */
+export function fineTuneStatusFromProvider(status: string): FineTuneStatus {
+  return (PROVIDER_STATUSES as readonly string[]).includes(status) ? (status as FineTuneStatus) : 'running';
 }
 
 export interface NewFineTuneOptions {
