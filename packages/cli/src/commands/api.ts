@@ -1,6 +1,5 @@
-import { parseArgs } from 'node:util';
 import { runApi } from '@tuneline/api';
-import { type Command, UsageError } from '../command.ts';
+import { type Command, parseOptions, UsageError } from '../command.ts';
 
 export const apiCommand: Command = {
   name: 'api',
@@ -12,7 +11,7 @@ export const apiCommand: Command = {
     'API_BODY_LIMIT_BYTES and the provider settings (PROVIDER, OPENAI_API_KEY, SIMULATOR_URL, ...).',
   ].join('\n'),
   async run(argv) {
-    const { values } = parseArgs({ args: argv, options: { port: { type: 'string' } } });
+    const { values } = parseOptions({ args: argv, options: { port: { type: 'string' } } });
     let port: number | undefined;
     if (values.port !== undefined) {
       port = Number(values.port);

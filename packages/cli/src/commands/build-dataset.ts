@@ -2,7 +2,6 @@ import { createReadStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { createInterface } from 'node:readline';
-import { parseArgs } from 'node:util';
 import { fineTuneRequestSchema, formatZodError } from '@tuneline/contracts';
 import {
   type BuildProgress,
@@ -12,7 +11,7 @@ import {
   LocalFileStorage,
   loadCatalogue,
 } from '@tuneline/dataset';
-import { type Command, UsageError } from '../command.ts';
+import { type Command, parseOptions, UsageError } from '../command.ts';
 
 /** `request.json`: a FineTuneRequest without its documents (ids optional: they do not shape the dataset). */
 const requestFileSchema = fineTuneRequestSchema
@@ -87,21 +86,16 @@ export const buildDatasetCommand: Command = {
     'the base model catalogue.',
   ].join('\n'),
   async run(argv) {
-    let values: { documents?: string; config?: string; out?: string; json?: boolean };
-    try {
-      ({ values } = parseArgs({
-        args: argv,
-        options: {
-          documents: { type: 'string' },
-          config: { type: 'string' },
-          out: { type: 'string' },
-          json: { type: 'boolean', default: false },
-        },
-        strict: true,
-      }));
-    } catch (err) {
-      throw new UsageError((err as Error).message);
-    }
+    const { values } = parseOptions({
+      args: argv,
+      options: {
+        documents: { type: 'string' },
+        config: { type: 'string' },
+        out: { type: 'string' },
+        json: { type: 'boolean', default: false },
+      },
+      strict: true,
+    });
     if (!values.documents || !values.config || !values.out) {
       throw new UsageError('--documents, --config and --out are required');
     }

@@ -1,10 +1,9 @@
 import { randomUUID } from 'node:crypto';
-import { parseArgs } from 'node:util';
 import { createDb } from '@tuneline/db';
 import { getBalance, grantCredits, LedgerConflictError, usageLog } from '@tuneline/ledger';
 import { loadConfig } from '@tuneline/runtime';
 import { z } from 'zod';
-import { type Command, UsageError } from '../command.ts';
+import { type Command, parseOptions, UsageError } from '../command.ts';
 
 const configSchema = z.object({ DATABASE_URL: z.url({ message: 'must be a postgres:// URL' }) });
 
@@ -30,18 +29,16 @@ export const creditsCommand: Command = {
   async run(argv) {
     const [sub, ...rest] = argv;
     if (sub !== 'grant' && sub !== 'show') throw new UsageError('expected "grant" or "show"');
-    const { values } = usageErrors(() =>
-      parseArgs({
-        args: rest,
-        options: {
-          license: { type: 'string' },
-          amount: { type: 'string' },
-          id: { type: 'string' },
-          memo: { type: 'string' },
-          json: { type: 'boolean', default: false },
-        },
-      }),
-    );
+    const { values } = parseOptions({
+      args: rest,
+      options: {
+        license: { type: 'string' },
+        amount: { type: 'string' },
+        id: { type: 'string' },
+        memo: { type: 'string' },
+        json: { type: 'boolean', default: false },
+      },
+    });
     const license = values.license?.trim();
     if (!license) throw new UsageError('--license is required');
     const config = loadConfig(configSchema);
@@ -110,12 +107,3 @@ export const creditsCommand: Command = {
     }
   },
 };
-
-/** Runs node:util parseArgs, reporting its errors (unknown option, missing value) as usage errors. */
-function usageErrors<T>(parse: () => T): T {
-  try {
-    return parse();
-  } catch (err) {
-    throw new UsageError(err instanceof Error ? err.message : String(err));
-  }
-}

@@ -1,9 +1,8 @@
-import { parseArgs } from 'node:util';
 import { createDb } from '@tuneline/db';
 import { AUDITED_INVARIANTS, auditLedger } from '@tuneline/ledger';
 import { loadConfig } from '@tuneline/runtime';
 import { z } from 'zod';
-import { type Command, UsageError } from '../command.ts';
+import { type Command, parseOptions, UsageError } from '../command.ts';
 
 export const ledgerCommand: Command = {
   name: 'ledger',
@@ -18,9 +17,7 @@ export const ledgerCommand: Command = {
   async run(argv) {
     const [sub, ...rest] = argv;
     if (sub !== 'audit') throw new UsageError('expected "audit"');
-    const { values } = usageErrors(() =>
-      parseArgs({ args: rest, options: { json: { type: 'boolean', default: false } } }),
-    );
+    const { values } = parseOptions({ args: rest, options: { json: { type: 'boolean', default: false } } });
     const config = loadConfig(z.object({ DATABASE_URL: z.url({ message: 'must be a postgres:// URL' }) }));
     const db = createDb(config.DATABASE_URL, { max: 2, applicationName: 'tuneline-ledger-audit' });
     try {
@@ -43,12 +40,3 @@ export const ledgerCommand: Command = {
     }
   },
 };
-
-/** Runs node:util parseArgs, reporting its errors (unknown option, missing value) as usage errors. */
-function usageErrors<T>(parse: () => T): T {
-  try {
-    return parse();
-  } catch (err) {
-    throw new UsageError(err instanceof Error ? err.message : String(err));
-  }
-}

@@ -1,7 +1,6 @@
-import { parseArgs } from 'node:util';
 import { faultConfigSchema, startSimulator } from '@tuneline/simulator';
 import { z } from 'zod';
-import { type Command, UsageError } from '../command.ts';
+import { type Command, parseOptions, UsageError } from '../command.ts';
 
 const usage = `tuneline sim [options]
 
@@ -40,34 +39,29 @@ const rate = z.coerce.number().min(0).max(1);
 
 /** Parses `tuneline sim` flags into simulator options; UsageError names the bad flag. */
 export function parseSimArgs(argv: string[]) {
-  let values: Record<string, string | undefined>;
-  try {
-    values = parseArgs({
-      args: argv,
-      strict: true,
-      options: Object.fromEntries(
-        [
-          'port',
-          'host',
-          'seed',
-          'api-key',
-          'speed',
-          'webhook-url',
-          'webhook-secret',
-          'fault-429',
-          'fault-500',
-          'fault-drop',
-          'fault-latency-ms',
-          'fault-duplicate-webhook',
-          'fault-lost-create',
-          'fault-lost-create-mode',
-          'retry-after',
-        ].map((name) => [name, { type: 'string' as const }]),
-      ),
-    }).values as Record<string, string | undefined>;
-  } catch (err) {
-    throw new UsageError(err instanceof Error ? err.message : String(err));
-  }
+  const values = parseOptions({
+    args: argv,
+    strict: true,
+    options: Object.fromEntries(
+      [
+        'port',
+        'host',
+        'seed',
+        'api-key',
+        'speed',
+        'webhook-url',
+        'webhook-secret',
+        'fault-429',
+        'fault-500',
+        'fault-drop',
+        'fault-latency-ms',
+        'fault-duplicate-webhook',
+        'fault-lost-create',
+        'fault-lost-create-mode',
+        'retry-after',
+      ].map((name) => [name, { type: 'string' as const }]),
+    ),
+  }).values as Record<string, string | undefined>;
   const options = optionsSchema.safeParse({
     port: values.port,
     host: values.host,

@@ -1,8 +1,7 @@
 import { createReadStream } from 'node:fs';
 import { access } from 'node:fs/promises';
-import { parseArgs } from 'node:util';
 import { findBaseModel, loadCatalogue, validateChatFile } from '@tuneline/dataset';
-import { type Command, UsageError } from '../command.ts';
+import { type Command, parseOptions, UsageError } from '../command.ts';
 
 const DEFAULT_MODEL = 'gpt-4o-mini-2024-07-18';
 
@@ -18,22 +17,12 @@ export const validateCommand: Command = {
     'Exit code 0 when the file is usable, 1 when it is not.',
   ].join('\n'),
   async run(argv) {
-    let parsed: ReturnType<
-      typeof parseArgs<{
-        options: { model: { type: 'string' }; json: { type: 'boolean' } };
-        allowPositionals: true;
-      }>
-    >;
-    try {
-      parsed = parseArgs({
-        args: argv,
-        options: { model: { type: 'string' }, json: { type: 'boolean' } },
-        allowPositionals: true,
-        strict: true,
-      });
-    } catch (err) {
-      throw new UsageError((err as Error).message);
-    }
+    const parsed = parseOptions({
+      args: argv,
+      options: { model: { type: 'string' }, json: { type: 'boolean' } },
+      allowPositionals: true,
+      strict: true,
+    });
     const [file, ...extra] = parsed.positionals;
     if (!file || extra.length) throw new UsageError('give exactly one FILE.jsonl');
     const model = parsed.values.model ?? DEFAULT_MODEL;

@@ -1,8 +1,7 @@
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { assertOneConsumerPerQueue } from '@tuneline/contracts';
 import { readServiceManifests, superviseServices } from '@tuneline/devstack';
-import { type Command, UsageError } from '../command.ts';
+import { type Command, parseOptions, UsageError } from '../command.ts';
 
 const root = join(import.meta.dirname, '../../../..');
 
@@ -17,7 +16,7 @@ export const workersCommand: Command = {
     "Health ports: P, P+1, ... (default 9400). Uses DATABASE_URL, REDIS_URL and each service's own settings.",
   ].join('\n'),
   async run(argv) {
-    const { values } = parseArgs({
+    const { values } = parseOptions({
       args: argv,
       options: {
         only: { type: 'string' },
