@@ -140,15 +140,9 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Runni
         },
       );
     }
-    if (fault === '500')
-      throw new ApiError(
-        500,
-        'The server had an error while processing your request. Sorry about that!',
-        'server_error',
-      );
+    if (fault === '500') throw serverError();
     if (fault === 'drop') {
-      request.raw.socket.destroy();
-      return reply.hijack();
+      return dropConnection(request, reply);
     }
   });
 
@@ -275,11 +269,22 @@ function toApiError(err: unknown, maxFileBytes: number): ApiError {
   if (e.statusCode && e.statusCode >= 400 && e.statusCode < 500) {
     return new ApiError(e.statusCode, e.message ?? 'Bad request', 'invalid_request_error');
   }
+  return serverError();
+}
+
+/** OpenAI's answer to an internal error. */
+function serverError(): ApiError {
   return new ApiError(
     500,
     'The server had an error while processing your request. Sorry about that!',
     'server_error',
   );
+}
+
+/** A "dropped connection" fault: the socket closes with no answer at all. */
+function dropConnection(request: FastifyRequest, reply: FastifyReply) {
+  request.raw.socket.destroy();
+  return reply.hijack();
 }
 
 function fileJson(file: SimFile) {
@@ -392,15 +397,9 @@ function registerApi(
     const body = (request.body ?? {}) as Record<string, unknown>;
     const job = service.createJob(body);
     const lost = faults.loseCreate(request.method, request.url.split('?')[0] ?? '');
-    if (lost === '500')
-      throw new ApiError(
-        500,
-        'The server had an error while processing your request. Sorry about that!',
-        'server_error',
-      );
+    if (lost === '500') throw serverError();
     if (lost === 'drop') {
-      request.raw.socket.destroy();
-      return reply.hijack();
+      return dropConnection(request, reply);
     }
     return jobJson(job);
   });
