@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { fineTuneRequestSchema } from '@tuneline/contracts';
 import { buildDataset, type DatasetSettings, LocalFileStorage, tokenCounter } from '@tuneline/dataset';
+import { seededRandom } from '@tuneline/devstack';
 
 const BIG = Number(process.env.DATASET_BENCH_DOCS ?? 50_000);
 const SMALL = Math.round(BIG / 10);
@@ -18,17 +19,6 @@ const TARGET_RSS_MB = 300;
 const TARGET_RSS_GROWTH = 1.3;
 
 // ---- synthetic invoices -------------------------------------------------------------------------
-
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const WORDS =
   'invoice rechnung delivery note order quantity unit price amount net gross vat tax total due date payment terms bank iban bic account customer supplier address street city postal code country phone fax email website reference number item description widget bolt screw nut washer cable connector adapter module sensor controller housing bracket panel frame motor pump valve filter hose clamp seal gasket bearing shaft gear belt chain spring lever switch relay fuse breaker socket plug lamp battery charger service maintenance repair inspection installation transport shipping handling discount surcharge deposit credit balance page of carried forward subtotal'.split(
@@ -49,7 +39,7 @@ const CITIES = [
 
 /** A pool of OCR-ish lines (with noise), so each document is cheap to assemble yet varied. */
 function linePool(size: number): string[] {
-  const rnd = prng(42);
+  const rnd = seededRandom(42);
   const pick = <T>(xs: readonly T[]) => xs[Math.floor(rnd() * xs.length)] as T;
   const noise = (w: string) => {
     if (rnd() > 0.06 || w.length < 3) return w;
@@ -79,7 +69,7 @@ const BODY_COUNT = 2_000;
 
 /** Item blocks of ~42 pool lines; documents combine a block with their own header and totals. */
 const BODIES: string[] = (() => {
-  const rnd = prng(7);
+  const rnd = seededRandom(7);
   return Array.from({ length: BODY_COUNT }, () =>
     Array.from({ length: 42 }, () => POOL[Math.floor(rnd() * POOL.length)] as string).join('\n'),
   );

@@ -14,6 +14,7 @@ import {
   ensureStack,
   freePort,
   invoiceModelConfig,
+  portIsFree,
   readServiceManifests,
   StackError,
   superviseServices,
@@ -121,15 +122,6 @@ say(`  workers: ${supervisor.processes.map((p) => `${p.service} (pid ${p.child.p
 
 let producer: FineTuneRequestProducer | undefined;
 let producerConnection: ReturnType<typeof createRedis> | undefined;
-
-async function portIsFree(port: number): Promise<boolean> {
-  const { createServer } = await import('node:net');
-  return new Promise((resolve) => {
-    const server = createServer();
-    server.once('error', () => resolve(false));
-    server.listen(port, '0.0.0.0', () => server.close(() => resolve(true)));
-  });
-}
 
 /** Runs the request through the pipeline and prints the summary; true when a model became available. */
 async function runPipeline(): Promise<boolean> {

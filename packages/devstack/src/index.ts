@@ -307,6 +307,15 @@ export function freePort(): Promise<number> {
   });
 }
 
+/** Whether nothing listens on `port` (all interfaces) right now. */
+export function portIsFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once('error', () => resolve(false));
+    server.listen(port, '0.0.0.0', () => server.close(() => resolve(true)));
+  });
+}
+
 /** Resolves when something accepts TCP connections on host:port (used by the demo and tests). */
 export function waitForPort(port: number, host = '127.0.0.1', timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;

@@ -9,8 +9,8 @@ export interface SyntheticDocument {
   fields: Record<string, string | number | null>;
 }
 
-/** mulberry32: small, fast, good enough for test data. */
-function prng(seed: number): () => number {
+/** A seeded PRNG (mulberry32) for test data: small and fast, numbers in [0, 1). */
+export function seededRandom(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;
@@ -67,7 +67,7 @@ export function syntheticInvoice(
   index: number,
   opts: Omit<SyntheticInvoiceOptions, 'count'> = {},
 ): SyntheticDocument {
-  const rand = prng((opts.seed ?? 42) * 100_003 + index);
+  const rand = seededRandom((opts.seed ?? 42) * 100_003 + index);
   const [vendor, vat, address] = pick(rand, VENDORS);
   const customer = pick(rand, CUSTOMERS);
   const currency = pick(rand, CURRENCIES);
