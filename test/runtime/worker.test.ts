@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { jobId, type MessageInput, queues } from '@tuneline/contracts';
+import { writeOutbox } from '@tuneline/db';
 import {
   createLogger,
   createRedis,
@@ -36,6 +37,14 @@ describe('stage worker runtime', () => {
       queue: 'notify-send',
       async handle(message, ctx) {
         seen.push({ id: message.notificationId, attempt: ctx.attempt, at: Date.now() });
+        if (message.correlationId === 'writes-outbox') {
+          // Like a real stage: the next stage's message committed with the work.
+          await writeOutbox(tdb.db, {
+            queue: 'billing-settle',
+            jobId: jobId('billing-settle', message.notificationId),
+            payload: { schemaVersion: 1, correlationId: 'c', fineTuneId: message.notificationId },
+          });
+        }
         const left = failuresLeft.get(message.notificationId) ?? 0;
         if (left === -1) throw new PermanentError('recipient rejected for good');
         if (left > 0) {
@@ -140,5 +149,21 @@ describe('stage worker runtime', () => {
       .where('job_id', '=', jobId('notify-send', id))
       .execute();
     expect(rows[0]?.published_at).not.toBeNull();
+  });
+
+  it('publishes what a handler wrote to the outbox as soon as the job ends (no timer running)', async () => {
+    const id = randomUUID();
+    await queue.add(
+      'notify-send',
+      { schemaVersion: 1, correlationId: 'writes-outbox', notificationId: id },
+      { jobId: jobId('notify-send', id) },
+    );
+    const settle = new Queue('billing-settle', { connection: producerConn, prefix });
+    try {
+      const job = await waitFor(() => settle.getJob(jobId('billing-settle', id)), 10_000, 'the relayed job');
+      expect(job.data).toMatchObject({ fineTuneId: id });
+    } finally {
+      await settle.close();
+    }
   });
 });

@@ -5,7 +5,7 @@ import {
   queues,
   type ServiceName,
 } from '@tuneline/contracts';
-import { type Db, type OutboxMessage, relayOutbox } from '@tuneline/db';
+import { type Db, type OutboxMessage, outboxWriteCount, relayOutbox } from '@tuneline/db';
 import { type Job, UnrecoverableError, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { BaseConfig } from './config.ts';
@@ -85,13 +85,29 @@ export async function startStage<Q extends QueueName, D extends StageDeps>(
   const { deps, metrics } = opts;
   const publisher = new Publisher(opts.producerConnection, opts.config.QUEUE_PREFIX);
   let relaying: Promise<number> | null = null;
+  let relayAgain = false;
 
-  const relay = (): Promise<number> => {
-    // One relay at a time per process; callers share the running one.
-    relaying ??= relayOutbox(deps.db, async (rows) => {
+  const relayOnce = () =>
+    relayOutbox(deps.db, async (rows) => {
       await publisher.publishOutboxRows(rows);
       for (const row of rows) metrics?.outboxPublished.inc({ queue: row.queue });
-    }).finally(() => {
+    });
+
+  const relay = (): Promise<number> => {
+    // One relay at a time per process. A caller arriving while one runs may have committed after that
+    // relay read the outbox, so the running relay goes round once more before its callers resume.
+    if (relaying) {
+      relayAgain = true;
+      return relaying;
+    }
+    relaying = (async () => {
+      let published = 0;
+      do {
+        relayAgain = false;
+        published += await relayOnce();
+      } while (relayAgain);
+      return published;
+    })().finally(() => {
       relaying = null;
     });
     return relaying;
@@ -130,6 +146,7 @@ export async function startStage<Q extends QueueName, D extends StageDeps>(
       log,
     };
     const stopTimer = metrics?.jobDuration.startTimer({ queue: stage.queue });
+    const outboxWritesBefore = outboxWriteCount();
     try {
       await stage.handle(message, ctx, deps);
     } catch (err) {
@@ -153,6 +170,7 @@ export async function startStage<Q extends QueueName, D extends StageDeps>(
       stopTimer?.();
     }
     // The handler committed; publish what it wrote to the outbox without waiting for the timer.
+    if (outboxWriteCount() === outboxWritesBefore) return;
     await relay().catch((err: unknown) =>
       log.warn({ err: String(err) }, 'outbox relay failed; timer will retry'),
     );

@@ -11,6 +11,16 @@ export interface OutboxMessage<Q extends QueueName = QueueName> {
   delayMs?: number;
 }
 
+let outboxWrites = 0;
+
+/**
+ * How many outbox rows this process has written so far. The worker runtime compares it before and after
+ * a job to skip the post-job relay when the job wrote nothing (a rolled-back write only costs one relay).
+ */
+export function outboxWriteCount(): number {
+  return outboxWrites;
+}
+
 /**
  * Writes the next stage's message in the caller's transaction, so the state change and the message
  * commit together. The relay in the worker runtime publishes it to Redis afterwards.
@@ -28,6 +38,7 @@ export async function writeOutbox<Q extends QueueName>(
       available_at: new Date(Date.now() + (message.delayMs ?? 0)),
     })
     .execute();
+  outboxWrites++;
 }
 
 /**
