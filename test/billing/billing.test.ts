@@ -31,12 +31,15 @@ const config = {
   OUTBOX_INTERVAL_MS: 1_000,
 };
 
+// What both workers report to the credits-charged metric, per fine-tune.
+const settledReports: { status: string; charged: bigint }[] = [];
+
 async function startWorker(): Promise<RunningStage> {
   const [w, p] = [createRedis(redisUrl(), 'worker'), createRedis(redisUrl(), 'worker')];
   connections.push(w, p);
   const stage = await startStage(billingStage, {
     config,
-    deps: { db: t.db, log },
+    deps: { db: t.db, log, onSettled: (status, charged) => settledReports.push({ status, charged }) },
     workerConnection: w,
     producerConnection: p,
     timers: false,
@@ -119,6 +122,8 @@ describe('billing stage', () => {
 
     const expected = creditsForTokens(123_456n, 3_000n); // ceil(370.368) = 371
     expect(expected).toBe(371n);
+    // The credits-charged metric hears of the charge once, from whichever worker settled it.
+    expect(settledReports).toEqual([{ status: 'succeeded', charged: 371n }]);
     expect(await ledgerRows(ft.id)).toEqual([
       { id: `reserve-${ft.id}`, kind: 'reserve', amount: '1000' },
       { id: `post-${ft.id}`, kind: 'post', amount: '371' },

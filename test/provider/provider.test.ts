@@ -6,12 +6,14 @@ import {
   createProviderFromEnv,
   mapProviderError,
   type ProviderProfile,
+  type ProviderRequestObserver,
+  providerOperation,
   providerEnvSchema,
   resolveProviderSettings,
   retryAfterMs,
   WebhookVerificationError,
 } from '@tuneline/provider';
-import { ConfigError, PermanentError, RateLimitedError } from '@tuneline/runtime';
+import { ConfigError, createMetrics, PermanentError, RateLimitedError } from '@tuneline/runtime';
 import { signWebhook } from '@tuneline/simulator';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -111,6 +113,25 @@ describe('error mapping', () => {
     expect(mapProviderError(plain)).toBe(plain);
   });
 
+  it('names provider requests with bounded operation labels, for OpenAI and Azure paths', () => {
+    expect(providerOperation('POST', 'http://h/v1/fine_tuning/jobs')).toBe('jobs.create');
+    expect(providerOperation('GET', 'http://h/v1/fine_tuning/jobs?limit=10')).toBe('jobs.list');
+    expect(providerOperation('GET', 'http://h/v1/fine_tuning/jobs/ftjob-1')).toBe('jobs.retrieve');
+    expect(providerOperation('POST', 'http://h/v1/fine_tuning/jobs/ftjob-1/cancel')).toBe('jobs.cancel');
+    expect(providerOperation('GET', 'http://h/openai/fine_tuning/jobs/ftjob-1/events?api-version=x')).toBe(
+      'jobs.events',
+    );
+    expect(providerOperation('GET', 'http://h/v1/fine_tuning/jobs/ftjob-1/checkpoints')).toBe(
+      'jobs.checkpoints',
+    );
+    expect(providerOperation('POST', 'http://h/v1/files')).toBe('files.create');
+    expect(providerOperation('GET', 'http://h/v1/files/file-1')).toBe('files.retrieve');
+    expect(providerOperation('POST', 'http://h/openai/deployments/m/chat/completions')).toBe(
+      'chat.completions',
+    );
+    expect(providerOperation('PATCH', 'http://h/v1/fine_tuning/jobs/ftjob-1')).toBe('other');
+  });
+
   it('reads Retry-After as an HTTP date too', () => {
     const now = Date.parse('2026-01-01T00:00:00Z');
     expect(retryAfterMs(new Headers({ 'retry-after': 'Thu, 01 Jan 2026 00:00:05 GMT' }), now)).toBe(5000);
@@ -121,7 +142,7 @@ describe('error mapping', () => {
 describe.each(['openai', 'azure'] as const)('the %s profile against the simulator', (kind) => {
   let sim: RecordingSimulator;
   let provider: ProviderProfile;
-  const makeProvider = (extra: Record<string, string> = {}) =>
+  const makeProvider = (extra: Record<string, string> = {}, onRequest?: ProviderRequestObserver) =>
     createProvider(
       parseEnv(
         kind === 'azure'
@@ -134,6 +155,7 @@ describe.each(['openai', 'azure'] as const)('the %s profile against the simulato
             }
           : { PROVIDER: 'simulator', SIMULATOR_URL: sim.url, PROVIDER_WEBHOOK_SECRET: SECRET, ...extra },
       ),
+      onRequest ? { onRequest } : {},
     );
 
   beforeAll(async () => {
@@ -244,6 +266,29 @@ describe.each(['openai', 'azure'] as const)('the %s profile against the simulato
     } finally {
       sim.admin.setFaults({});
     }
+  });
+
+  it('counts every HTTP request, SDK retries included, by operation and status for /metrics', async () => {
+    const metrics = createMetrics('test');
+    const counting = makeProvider({ PROVIDER_MAX_RETRIES: '2' }, metrics.countProviderRequest);
+    const content = Buffer.from(trainingJsonl(10));
+    const file = await counting.uploadFile({ filename: 'ds-metrics.jsonl', content, size: content.length });
+    await counting.waitUntilProcessed(file.id);
+    sim.admin.setFaults({ seed: 3, rate500: 1 });
+    try {
+      await expect(counting.retrieveJob('ftjob-metrics')).rejects.toThrow();
+    } finally {
+      sim.admin.setFaults({});
+    }
+    const samples = (await metrics.providerRequests.get()).values;
+    const count = (operation: string, status: string) =>
+      samples.find((v) => v.labels.operation === operation && v.labels.status === status)?.value ?? 0;
+    expect(count('files.create', '200')).toBe(1);
+    expect(count('files.retrieve', '200')).toBeGreaterThanOrEqual(1);
+    // One try plus PROVIDER_MAX_RETRIES retries, each a request of its own.
+    expect(count('jobs.retrieve', '500')).toBe(3);
+    // Ids never become label values.
+    expect(samples.every((v) => !String(v.labels.operation).includes('ftjob'))).toBe(true);
   });
 
   it('creates with SDK retries off even when other calls retry; 5xx stays retryable', async () => {

@@ -3,8 +3,10 @@ import { jobId, type MessageInput, queues } from '@tuneline/contracts';
 import { writeOutbox } from '@tuneline/db';
 import {
   createLogger,
+  createMetrics,
   createRedis,
   PermanentError,
+  RateLimitedError,
   type RunningStage,
   type Stage,
   type StageDeps,
@@ -22,6 +24,7 @@ describe('stage worker runtime', () => {
   let producerConn: Redis;
   let queue: Queue;
   let running: RunningStage;
+  const metrics = createMetrics('test');
   const seen: { id: string; attempt: number; at: number }[] = [];
   // notificationId → how many times the handler should throw before succeeding
   const failuresLeft = new Map<string, number>();
@@ -47,6 +50,10 @@ describe('stage worker runtime', () => {
         }
         const left = failuresLeft.get(message.notificationId) ?? 0;
         if (left === -1) throw new PermanentError('recipient rejected for good');
+        if (left === -2) {
+          failuresLeft.set(message.notificationId, 0);
+          throw new RateLimitedError(300, 'provider rate limit (429)');
+        }
         if (left > 0) {
           failuresLeft.set(message.notificationId, left - 1);
           throw new Error('transient failure');
@@ -63,6 +70,7 @@ describe('stage worker runtime', () => {
       deps: { db: tdb.db, log: createLogger('test', 'silent') },
       workerConnection: workerConn,
       producerConnection: producerConn,
+      metrics,
       timers: false,
     });
   });
@@ -165,5 +173,30 @@ describe('stage worker runtime', () => {
     } finally {
       await settle.close();
     }
+  });
+
+  it('pauses the queue on a rate limit without spending an attempt, and counts the wait in /metrics', async () => {
+    const id = randomUUID();
+    failuresLeft.set(id, -2);
+    const job = await queue.add('notify-send', message(id), { attempts: 1, jobId: jobId('notify-send', id) });
+    await waitFor(async () => (await job.getState()) === 'completed', 10_000, 'completion after the pause');
+    const runs = seen.filter((s) => s.id === id);
+    expect(runs.map((r) => r.attempt)).toEqual([1, 1]);
+    expect(runs[1]!.at - runs[0]!.at).toBeGreaterThanOrEqual(250);
+    const text = await metrics.registry.metrics();
+    expect(text).toMatch(/tuneline_rate_limit_waits_total\{queue="notify-send",service="test"\} 1\n/);
+    expect(text).toMatch(/tuneline_rate_limit_wait_seconds_total\{queue="notify-send",service="test"\} 0\.3\n/);
+    expect(text).toMatch(/tuneline_jobs_total\{queue="notify-send",outcome="rate_limited",service="test"\} 1\n/);
+  });
+
+  it('reports the depth of its queue per state, read from Redis when /metrics is scraped', async () => {
+    const id = randomUUID();
+    await queue.add('notify-send', message(id), { jobId: jobId('notify-send', id), delay: 60_000 });
+    const text = await metrics.registry.metrics();
+    expect(text).toMatch(/tuneline_queue_jobs\{queue="notify-send",state="delayed",service="test"\} 1\n/);
+    // The earlier tests left exactly two failed jobs (the invalid payload and the permanent error).
+    expect(text).toMatch(/tuneline_queue_jobs\{queue="notify-send",state="failed",service="test"\} 2\n/);
+    expect(text).toMatch(/tuneline_queue_jobs\{queue="notify-send",state="waiting",service="test"\} 0\n/);
+    await queue.remove(jobId('notify-send', id));
   });
 });

@@ -1,16 +1,25 @@
 import { loadConfig } from '@tuneline/runtime';
 import { type ProviderEnv, providerEnvSchema, resolveProviderSettings } from './config.ts';
-import { createProviderProfile } from './openai-profile.ts';
+import { createProviderProfile, type ProviderRequestObserver } from './openai-profile.ts';
 import type { ProviderProfile } from './profile.ts';
 
 export * from './config.ts';
 export * from './errors.ts';
-export { createProviderProfile, OpenAIProviderProfile } from './openai-profile.ts';
+export {
+  createProviderProfile,
+  OpenAIProviderProfile,
+  type ProviderOperation,
+  type ProviderRequestObserver,
+  providerOperation,
+} from './openai-profile.ts';
 export * from './profile.ts';
 
 /** The provider for already-parsed settings (e.g. a service config extended with providerEnvSchema.shape). */
-export function createProvider(env: ProviderEnv): ProviderProfile {
-  return createProviderProfile(resolveProviderSettings(env));
+export function createProvider(
+  env: ProviderEnv,
+  opts: { onRequest?: ProviderRequestObserver } = {},
+): ProviderProfile {
+  return createProviderProfile(resolveProviderSettings(env), opts);
 }
 
 /** The provider chosen by the environment; the local simulator when no real credentials are set. */

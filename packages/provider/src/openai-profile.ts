@@ -191,8 +191,72 @@ export class OpenAIProviderProfile implements ProviderProfile {
   }
 }
 
-export function createProviderProfile(settings: ProviderSettings): ProviderProfile {
+/** Called once per HTTP request the SDK makes (retries included): what metrics count. */
+export type ProviderRequestObserver = (operation: ProviderOperation, status: string) => void;
+
+export type ProviderOperation =
+  | 'files.create'
+  | 'files.list'
+  | 'files.retrieve'
+  | 'files.content'
+  | 'files.delete'
+  | 'jobs.create'
+  | 'jobs.list'
+  | 'jobs.retrieve'
+  | 'jobs.cancel'
+  | 'jobs.events'
+  | 'jobs.checkpoints'
+  | 'chat.completions'
+  | 'models'
+  | 'other';
+
+const OPERATIONS: [RegExp, string, ProviderOperation][] = [
+  [/\/files$/, 'POST', 'files.create'],
+  [/\/files$/, 'GET', 'files.list'],
+  [/\/files\/[^/]+\/content$/, 'GET', 'files.content'],
+  [/\/files\/[^/]+$/, 'GET', 'files.retrieve'],
+  [/\/files\/[^/]+$/, 'DELETE', 'files.delete'],
+  [/\/fine_tuning\/jobs$/, 'POST', 'jobs.create'],
+  [/\/fine_tuning\/jobs$/, 'GET', 'jobs.list'],
+  [/\/fine_tuning\/jobs\/[^/]+\/cancel$/, 'POST', 'jobs.cancel'],
+  [/\/fine_tuning\/jobs\/[^/]+\/events$/, 'GET', 'jobs.events'],
+  [/\/fine_tuning\/jobs\/[^/]+\/checkpoints$/, 'GET', 'jobs.checkpoints'],
+  [/\/fine_tuning\/jobs\/[^/]+$/, 'GET', 'jobs.retrieve'],
+  [/\/chat\/completions$/, 'POST', 'chat.completions'],
+  [/\/models(\/[^/]+)?$/, 'GET', 'models'],
+];
+
+/** A bounded name for a provider request (ids never become label values). */
+export function providerOperation(method: string, url: string): ProviderOperation {
+  const path = new URL(url).pathname.replace(/\/+$/, '');
+  const verb = method.toUpperCase();
+  for (const [pattern, m, name] of OPERATIONS) if (m === verb && pattern.test(path)) return name;
+  return 'other';
+}
+
+/** The SDK's fetch, reporting each request's operation and outcome to `observe`. */
+function observedFetch(observe: ProviderRequestObserver): typeof fetch {
+  return async (input, init) => {
+    const url = input instanceof Request ? input.url : String(input);
+    const method = init?.method ?? (input instanceof Request ? input.method : 'GET');
+    const operation = providerOperation(method, url);
+    try {
+      const res = await fetch(input, init);
+      observe(operation, String(res.status));
+      return res;
+    } catch (err) {
+      observe(operation, 'network');
+      throw err;
+    }
+  };
+}
+
+export function createProviderProfile(
+  settings: ProviderSettings,
+  opts: { onRequest?: ProviderRequestObserver } = {},
+): ProviderProfile {
   const { maxRetries, timeoutMs, webhookSecret } = settings.common;
+  const fetchOption = opts.onRequest ? { fetch: observedFetch(opts.onRequest) } : {};
   const client =
     settings.kind === 'azure'
       ? new AzureOpenAI({
@@ -202,12 +266,14 @@ export function createProviderProfile(settings: ProviderSettings): ProviderProfi
           apiVersion: settings.apiVersion,
           maxRetries,
           timeout: timeoutMs,
+          ...fetchOption,
         })
       : new OpenAI({
           apiKey: settings.apiKey,
           baseURL: settings.baseURL ?? null,
           maxRetries,
           timeout: timeoutMs,
+          ...fetchOption,
         });
   return new OpenAIProviderProfile(settings.kind, client, webhookSecret);
 }

@@ -1,12 +1,32 @@
-import { Counter, collectDefaultMetrics, Histogram, Registry } from 'prom-client';
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 
-/** Per-process Prometheus metrics. Labels are bounded (queue, outcome): never a job id. */
+/** BullMQ job states reported by `tuneline_queue_jobs`. */
+export const QUEUE_STATES = ['waiting', 'active', 'delayed', 'prioritized', 'failed', 'completed'] as const;
+type QueueState = (typeof QUEUE_STATES)[number];
+
+/**
+ * Per-process Prometheus metrics. Labels are bounded (queue, outcome, operation, HTTP status class):
+ * never a job, fine-tune or license id.
+ */
 export function createMetrics(service: string) {
   const registry = new Registry();
   registry.setDefaultLabels({ service });
   collectDefaultMetrics({ register: registry });
+  // Filled by startStage: the queue depth is read from Redis when /metrics is scraped, not on a timer.
+  const depthSources = new Map<string, () => Promise<Partial<Record<QueueState, number>>>>();
+  const providerRequests = new Counter({
+    name: 'tuneline_provider_requests_total',
+    help: 'HTTP requests to the fine-tuning provider, by operation and status (HTTP code, or "network" when no answer came).',
+    labelNames: ['operation', 'status'] as const,
+    registers: [registry],
+  });
   return {
     registry,
+    providerRequests,
+    /** The provider's request observer (see createProvider). */
+    countProviderRequest: (operation: string, status: string): void => {
+      providerRequests.inc({ operation, status });
+    },
     jobs: new Counter({
       name: 'tuneline_jobs_total',
       help: 'Jobs handled, by queue and outcome (completed, failed, retried, rate_limited).',
@@ -32,6 +52,42 @@ export function createMetrics(service: string) {
       labelNames: ['queue'] as const,
       registers: [registry],
     }),
+    rateLimitWaits: new Counter({
+      name: 'tuneline_rate_limit_waits_total',
+      help: 'Times a queue was paused because the provider answered 429.',
+      labelNames: ['queue'] as const,
+      registers: [registry],
+    }),
+    rateLimitWaitSeconds: new Counter({
+      name: 'tuneline_rate_limit_wait_seconds_total',
+      help: 'Seconds queues were paused for provider rate limits (Retry-After).',
+      labelNames: ['queue'] as const,
+      registers: [registry],
+    }),
+    creditsCharged: new Counter({
+      name: 'tuneline_credits_charged_total',
+      help: 'Credits charged when settling fine-tunes, by the fine-tune outcome.',
+      labelNames: ['outcome'] as const,
+      registers: [registry],
+    }),
+    queueJobs: new Gauge({
+      name: 'tuneline_queue_jobs',
+      help: 'Jobs in each BullMQ state of the queue this service consumes, read from Redis at scrape time.',
+      labelNames: ['queue', 'state'] as const,
+      registers: [registry],
+      async collect() {
+        this.reset();
+        for (const [queue, read] of depthSources) {
+          const counts = await read().catch(() => null);
+          if (!counts) continue; // Redis unreachable: no sample rather than a wrong zero.
+          for (const state of QUEUE_STATES) this.set({ queue, state }, counts[state] ?? 0);
+        }
+      },
+    }),
+    /** Reports `queue`'s depth on every scrape. */
+    trackQueueDepth(queue: string, read: () => Promise<Partial<Record<QueueState, number>>>): void {
+      depthSources.set(queue, read);
+    },
   };
 }
 export type Metrics = ReturnType<typeof createMetrics>;

@@ -11,7 +11,7 @@ import type { Redis } from 'ioredis';
 import type { BaseConfig } from './config.ts';
 import { PermanentError, RateLimitedError } from './errors.ts';
 import type { Logger } from './logger.ts';
-import type { Metrics } from './metrics.ts';
+import { type Metrics, QUEUE_STATES } from './metrics.ts';
 import { Publisher } from './publisher.ts';
 
 export interface JobContext {
@@ -157,6 +157,8 @@ export async function startStage<Q extends QueueName, D extends StageDeps>(
       if (err instanceof RateLimitedError) {
         // Slow the whole queue down and put this job back without spending an attempt.
         metrics?.jobs.inc({ queue: stage.queue, outcome: 'rate_limited' });
+        metrics?.rateLimitWaits.inc({ queue: stage.queue });
+        metrics?.rateLimitWaitSeconds.inc({ queue: stage.queue }, err.retryAfterMs / 1000);
         log.info({ retryAfterMs: err.retryAfterMs }, 'provider rate limit: pausing queue');
         await worker.rateLimit(err.retryAfterMs);
         throw Worker.RateLimitError();
@@ -189,6 +191,10 @@ export async function startStage<Q extends QueueName, D extends StageDeps>(
     const final = err instanceof UnrecoverableError || job.attemptsMade >= (job.opts.attempts ?? 1);
     metrics?.jobs.inc({ queue: stage.queue, outcome: final ? 'failed' : 'retried' });
   });
+
+  metrics?.trackQueueDepth(stage.queue, () =>
+    publisher.queue(stage.queue).getJobCounts(...QUEUE_STATES),
+  );
 
   const timers: NodeJS.Timeout[] = [];
   if (opts.timers !== false) {

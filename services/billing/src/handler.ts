@@ -18,7 +18,10 @@ import {
 import { defineStage, PermanentError, type StageDeps } from '@tuneline/runtime';
 import { sql } from 'kysely';
 
-export type BillingDeps = StageDeps;
+export interface BillingDeps extends StageDeps {
+  /** Told of each settlement this worker committed (the credits-charged metric). */
+  onSettled?(status: FineTune['status'], charged: bigint): void;
+}
 
 export type SettleOutcome =
   | { settled: false; reason: 'already_settled' }
@@ -118,6 +121,7 @@ export const billingStage = defineStage<'billing-settle', BillingDeps>({
       ctx.log.info({ fineTuneId: message.fineTuneId }, 'already settled: nothing to do');
       return;
     }
+    deps.onSettled?.(outcome.status, outcome.charged);
     ctx.log.info(
       {
         fineTuneId: message.fineTuneId,

@@ -4,5 +4,9 @@ import { billingStage } from './handler.ts';
 await runService({
   stage: billingStage,
   configSchema: baseConfigSchema,
-  makeDeps: ({ db, log }) => ({ db, log }),
+  makeDeps: ({ db, log, metrics }) => ({
+    db,
+    log,
+    onSettled: (status, charged) => metrics.creditsCharged.inc({ outcome: status }, Number(charged)),
+  }),
 });

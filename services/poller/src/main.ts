@@ -12,8 +12,8 @@ let webhooks: WebhookServer | undefined;
 service = await runService({
   stage: pollerStage,
   configSchema: pollerConfigSchema.extend(providerEnvSchema.shape),
-  makeDeps: async ({ config, db, log }): Promise<PollerDeps> => {
-    const profile = createProvider(config);
+  makeDeps: async ({ config, db, log, metrics }): Promise<PollerDeps> => {
+    const profile = createProvider(config, { onRequest: metrics.countProviderRequest });
     const provider = new CountingProvider(profile);
     const schedule = {
       intervalMs: config.POLL_INTERVAL_MS,

@@ -11,10 +11,10 @@ const configSchema = baseConfigSchema.extend(providerEnvSchema.shape).extend({
 await runService({
   stage: trainerStage,
   configSchema,
-  makeDeps: ({ config, db, log }) => ({
+  makeDeps: ({ config, db, log, metrics }) => ({
     db,
     log,
-    provider: createProvider(config),
+    provider: createProvider(config, { onRequest: metrics.countProviderRequest }),
     reservationMarginPercent: config.RESERVATION_MARGIN_PERCENT,
   }),
 });

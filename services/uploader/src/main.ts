@@ -16,12 +16,12 @@ const configSchema = baseConfigSchema.extend(providerEnvSchema.shape).extend({
 await runService({
   stage: uploaderStage,
   configSchema,
-  makeDeps: ({ config, db, log }) => {
+  makeDeps: ({ config, db, log, metrics }) => {
     const catalogue = loadCatalogue({ MODEL_CATALOGUE_FILE: config.MODEL_CATALOGUE_FILE });
     return {
       db,
       log,
-      provider: createProvider(config),
+      provider: createProvider(config, { onRequest: metrics.countProviderRequest }),
       storage: new LocalFileStorage(config.STORAGE_DIR),
       priceOf: (model: string) => findBaseModel(model, catalogue)?.creditsPerMillionTrainingTokens,
       processTimeoutMs: config.UPLOAD_PROCESS_TIMEOUT_MS,
