@@ -192,9 +192,7 @@ export async function startStage<Q extends QueueName, D extends StageDeps>(
     metrics?.jobs.inc({ queue: stage.queue, outcome: final ? 'failed' : 'retried' });
   });
 
-  metrics?.trackQueueDepth(stage.queue, () =>
-    publisher.queue(stage.queue).getJobCounts(...QUEUE_STATES),
-  );
+  metrics?.trackQueueDepth(stage.queue, () => publisher.queue(stage.queue).getJobCounts(...QUEUE_STATES));
 
   const timers: NodeJS.Timeout[] = [];
   if (opts.timers !== false) {
