@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { settleFineTune } from '@tuneline/billing';
 import { parseEmailList } from '@tuneline/contracts';
 import type { Db } from '@tuneline/db';
+import { parseMessage, startSmtpServer } from '@tuneline/harness';
 import {
   fileMailer,
   HeaderInjectionError,
@@ -26,7 +27,6 @@ import {
   testRedis,
   waitFor,
 } from '../support/context.ts';
-import { parseMessage, startSmtpServer } from './smtp-server.ts';
 
 let t: TestDatabase;
 let smtp: Awaited<ReturnType<typeof startSmtpServer>>;

@@ -2,12 +2,12 @@ import { billingStage } from '@tuneline/billing';
 import { requestJobId } from '@tuneline/contracts';
 import { loadCatalogue } from '@tuneline/dataset';
 import { datasetBuilderStage } from '@tuneline/dataset-builder';
+import { startSmtpServer } from '@tuneline/harness';
 import { getBalance } from '@tuneline/ledger';
 import { notifierStage, smtpMailer } from '@tuneline/notifier';
 import { type RunningSimulator, startSimulator } from '@tuneline/simulator';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { requestInput } from '../dataset/fixtures.ts';
-import { startSmtpServer } from '../notifier/smtp-server.ts';
 import { createTestDatabase, redisUrl, type TestDatabase, testPrefix, waitFor } from '../support/context.ts';
 import {
   type Pipeline,

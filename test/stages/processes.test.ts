@@ -1,11 +1,11 @@
 import { join } from 'node:path';
 import { FineTuneRequestProducer } from '@tuneline/contracts';
 import { freePort, readServiceManifests, type Supervisor, superviseServices } from '@tuneline/devstack';
+import { startSmtpServer } from '@tuneline/harness';
 import { type RunningSimulator, startSimulator } from '@tuneline/simulator';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { requestInput } from '../dataset/fixtures.ts';
-import { startSmtpServer } from '../notifier/smtp-server.ts';
 import {
   createTestDatabase,
   flushPrefix,

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { createDb, type Db, withDatabase } from '@tuneline/db';
+import { deleteQueueKeys } from '@tuneline/harness';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { inject } from 'vitest';
@@ -70,16 +71,7 @@ export function testRedis(): Redis {
 }
 
 /** Deletes every key of a BullMQ prefix: what "Redis lost its data" looks like to one test file. */
-export async function flushPrefix(redis: Redis, prefix: string): Promise<number> {
-  let deleted = 0;
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-    cursor = next;
-    if (keys.length) deleted += await redis.del(...keys);
-  } while (cursor !== '0');
-  return deleted;
-}
+export const flushPrefix = deleteQueueKeys;
 
 /** Polls `check` until it returns a truthy value or the time runs out. */
 export async function waitFor<T>(

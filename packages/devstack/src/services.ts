@@ -45,6 +45,16 @@ export interface Supervisor {
   stop(timeoutMs?: number): Promise<void>;
   /** SIGKILL one process (chaos); the supervisor restarts it. */
   kill(service: string, instance?: number): void;
+  /**
+   * SIGTERM one process and wait for it to exit (a rolling restart): resolves with its exit code and
+   * how long it took. The supervisor starts it again afterwards, as it does after any exit.
+   */
+  terminate(
+    service: string,
+    instance?: number,
+  ): Promise<{ code: number | null; signal: NodeJS.Signals | null; ms: number }>;
+  /** Exits seen so far, newest last (restarts included). */
+  exits: { service: string; instance: number; code: number | null; signal: NodeJS.Signals | null }[];
 }
 
 export interface SuperviseOptions {
@@ -55,6 +65,8 @@ export interface SuperviseOptions {
   scale?: Record<string, number>;
   /** Health ports are basePort, basePort+1, … (0: every process picks a free port). */
   basePort?: number;
+  /** Extra variables for one instance; a variable set to undefined is removed. */
+  instanceEnv?: (service: string, instance: number) => NodeJS.ProcessEnv;
   /** Where each process's output goes (default: inherited). */
   onOutput?: (service: string, chunk: string) => void;
   restart?: boolean;
@@ -63,6 +75,7 @@ export interface SuperviseOptions {
 export function superviseServices(opts: SuperviseOptions): Supervisor {
   let stopping = false;
   const processes: ServiceProcess[] = [];
+  const exits: Supervisor['exits'] = [];
   let port = opts.basePort ?? 0;
 
   const launch = (
@@ -71,15 +84,22 @@ export function superviseServices(opts: SuperviseOptions): Supervisor {
     healthPort: number,
     restarts: number,
   ): ServiceProcess => {
+    const env: NodeJS.ProcessEnv = {
+      ...opts.env,
+      HEALTH_PORT: String(healthPort),
+      ...opts.instanceEnv?.(m.service, instance),
+    };
+    for (const [k, v] of Object.entries(env)) if (v === undefined) delete env[k];
     const child = spawn(process.execPath, ['--import', 'tsx', m.entry], {
       cwd: opts.root,
-      env: { ...opts.env, HEALTH_PORT: String(healthPort) },
+      env,
       stdio: opts.onOutput ? ['ignore', 'pipe', 'pipe'] : 'inherit',
     });
     child.stdout?.on('data', (d: Buffer) => opts.onOutput?.(m.service, d.toString()));
     child.stderr?.on('data', (d: Buffer) => opts.onOutput?.(m.service, d.toString()));
     const proc: ServiceProcess = { service: m.service, instance, healthPort, child, restarts };
     child.once('exit', (code, signal) => {
+      exits.push({ service: m.service, instance, code, signal });
       if (stopping || opts.restart === false) return;
       // Exit code 78 is a configuration error: restarting cannot fix it.
       if (code === 78) return;
@@ -104,10 +124,28 @@ export function superviseServices(opts: SuperviseOptions): Supervisor {
     }
   }
 
+  const find = (service: string, instance: number) =>
+    processes.find((p) => p.service === service && p.instance === instance);
+
   return {
     processes,
+    exits,
     kill(service, instance = 0) {
-      processes.find((p) => p.service === service && p.instance === instance)?.child.kill('SIGKILL');
+      find(service, instance)?.child.kill('SIGKILL');
+    },
+    terminate(service, instance = 0) {
+      const proc = find(service, instance);
+      if (!proc) return Promise.reject(new Error(`no process ${service}#${instance}`));
+      const { child } = proc;
+      const started = Date.now();
+      return new Promise((resolve) => {
+        if (child.exitCode !== null || child.signalCode !== null) {
+          resolve({ code: child.exitCode, signal: child.signalCode, ms: 0 });
+          return;
+        }
+        child.once('exit', (code, signal) => resolve({ code, signal, ms: Date.now() - started }));
+        child.kill('SIGTERM');
+      });
     },
     async stop(timeoutMs = 30_000) {
       stopping = true;

@@ -19,6 +19,11 @@ export const baseConfigSchema = z.object({
   SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(100).default(25_000),
   /** How often the stage re-enqueues, from Postgres, the rows waiting on it (after Redis lost data). */
   RECOVERY_INTERVAL_MS: z.coerce.number().int().min(100).default(30_000),
+  /**
+   * How long a job's lock lasts without renewal: a worker that died mid-job has its job handed to
+   * another after about this long (BullMQ's stalled-job check runs at the same interval).
+   */
+  JOB_LOCK_MS: z.coerce.number().int().min(1_000).default(30_000),
   /** How often the outbox relay looks for messages a crashed worker committed but did not publish. */
   OUTBOX_INTERVAL_MS: z.coerce.number().int().min(10).default(1_000),
 });

@@ -65,7 +65,8 @@ export interface StartStageOptions<D extends StageDeps> {
   config: Pick<
     BaseConfig,
     'QUEUE_PREFIX' | 'WORKER_CONCURRENCY' | 'RECOVERY_INTERVAL_MS' | 'OUTBOX_INTERVAL_MS'
-  >;
+  > &
+    Partial<Pick<BaseConfig, 'JOB_LOCK_MS'>>;
   deps: D;
   /** The blocking connection the worker uses (maxRetriesPerRequest: null). */
   workerConnection: Redis;
@@ -171,6 +172,7 @@ export async function startStage<Q extends QueueName, D extends StageDeps>(
     } finally {
       stopTimer?.();
     }
+    log.info({ attempt: ctx.attempt }, 'job done');
     // The handler committed; publish what it wrote to the outbox without waiting for the timer.
     if (outboxWriteCount() === outboxWritesBefore) return;
     await relay().catch((err: unknown) =>
@@ -182,6 +184,9 @@ export async function startStage<Q extends QueueName, D extends StageDeps>(
     connection: opts.workerConnection,
     prefix: opts.config.QUEUE_PREFIX,
     concurrency: opts.config.WORKER_CONCURRENCY,
+    ...(opts.config.JOB_LOCK_MS
+      ? { lockDuration: opts.config.JOB_LOCK_MS, stalledInterval: opts.config.JOB_LOCK_MS }
+      : {}),
     autorun: false,
   });
   worker.on('error', (err) => deps.log.error({ err: err.message, queue: stage.queue }, 'worker error'));

@@ -55,6 +55,8 @@ export async function startSmtpServer(replies: Record<string, number[]> = {}) {
   };
 }
 
+export type SmtpTestServer = Awaited<ReturnType<typeof startSmtpServer>>;
+
 /** Headers (unfolded, names lower-cased) and the decoded text body of a simple text/plain message. */
 export function parseMessage(raw: string): { headers: Record<string, string>; body: string } {
   const split = raw.indexOf('\r\n\r\n');

@@ -1,0 +1,2 @@
+export * from './smtp.ts';
+export * from './trial.ts';

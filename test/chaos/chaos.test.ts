@@ -1,0 +1,100 @@
+// The pipeline under harm, as separate processes: the small version of `npm run chaos`, two instances
+// of every worker, and a rolling SIGTERM of every worker under load. Each trial checks the exactly-once
+// counts (see packages/harness) and that the harm really happened while work was in flight.
+import { join } from 'node:path';
+import { failedChecks, formatReport, runTrial, type TrialReport } from '@tuneline/harness';
+import { describe, expect, inject, it } from 'vitest';
+
+const root = join(import.meta.dirname, '..', '..');
+const SERVICES = ['dataset-builder', 'uploader', 'trainer', 'poller', 'billing', 'notifier'];
+const FAULTS = {
+  rate429: 0.1,
+  rate500: 0.05,
+  lostCreateRate: 0.15,
+  duplicateWebhookRate: 0.3,
+  retryAfterSeconds: 0.3,
+};
+const SHUTDOWN_TIMEOUT_MS = 10_000;
+
+function base() {
+  return {
+    root,
+    serverDatabaseUrl: inject('databaseUrl'),
+    redisUrl: inject('redisUrl'),
+    requests: 30,
+    documents: 10,
+    faults: FAULTS,
+    // Slow enough that jobs are still training while the harm happens.
+    speed: 1_000,
+    timeoutMs: 240_000,
+    workerEnv: { SHUTDOWN_TIMEOUT_MS: String(SHUTDOWN_TIMEOUT_MS) },
+  };
+}
+
+/** Prints the report when a check fails, so a red CI shows what went wrong. */
+function expectAllChecksPass(report: TrialReport): void {
+  const failed = failedChecks(report);
+  // The report in the test output: what the harm was and what the counts were.
+  console.info(formatReport(report).join('\n'));
+  expect(failed).toEqual([]);
+  // Each kind of provider fault was injected, so the checks above held under them.
+  for (const fault of ['429', '500', 'lost-create-500', 'duplicate-webhook'])
+    expect(report.faultsInjected[fault] ?? 0, `${fault} faults injected`).toBeGreaterThan(0);
+}
+
+describe('the pipeline under harm (six workers as processes)', () => {
+  it('small chaos run: every worker SIGKILLed once, Redis flushed, Postgres backends terminated — all exactly once', {
+    timeout: 400_000,
+  }, async () => {
+    const report = await runTrial({
+      ...base(),
+      seed: 11,
+      chaos: {
+        killEveryMs: 1_500,
+        killMode: 'each-once',
+        flushRedisAfterMs: 4_000,
+        terminateBackendsAfterMs: 6_500,
+      },
+    });
+    expectAllChecksPass(report);
+    const harm = report.events.map((e) => e.what);
+    for (const service of SERVICES)
+      expect(
+        harm.some((w) => w.startsWith(`SIGKILL ${service}#`)),
+        `${service} killed`,
+      ).toBe(true);
+    expect(harm.some((w) => w.startsWith('Redis flushed'))).toBe(true);
+    expect(harm.some((w) => /^Postgres: [1-9]\d* backends terminated/.test(w))).toBe(true);
+    // The harm happened while requests were still in flight, not after the run was over.
+    const lastHarm = Math.max(
+      ...report.events.filter((e) => !e.what.includes('enqueued')).map((e) => e.atMs),
+    );
+    expect(lastHarm).toBeLessThan(report.wallMs);
+  });
+
+  it('two instances of every worker give the same exactly-once results', { timeout: 400_000 }, async () => {
+    const report = await runTrial({
+      ...base(),
+      seed: 12,
+      scale: Object.fromEntries(SERVICES.map((s) => [s, 2])),
+    });
+    expectAllChecksPass(report);
+  });
+
+  it('SIGTERM of every worker under load: each exits 0 within its limit and nothing is lost', {
+    timeout: 400_000,
+  }, async () => {
+    const report = await runTrial({
+      ...base(),
+      seed: 13,
+      chaos: { terminateEveryMs: 1_500 },
+    });
+    expectAllChecksPass(report);
+    expect(report.terminations.map((t) => t.service).sort()).toEqual([...SERVICES].sort());
+    for (const t of report.terminations) {
+      expect(t.code, `${t.service} exit code`).toBe(0);
+      // The drain limit plus the time to close connections.
+      expect(t.ms, `${t.service} shutdown time`).toBeLessThan(SHUTDOWN_TIMEOUT_MS + 3_000);
+    }
+  });
+});
