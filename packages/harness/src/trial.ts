@@ -504,9 +504,9 @@ class LogCollector {
       if (line.includes('"service started"')) this.started++;
       const match = /"correlationId":"([^"]+)"/.exec(line);
       if (match?.[1]) {
-        let seen = this.services.get(match[1]);
-        if (!seen) this.services.set(match[1], (seen = new Set()));
+        const seen = this.services.get(match[1]) ?? new Set<string>();
         seen.add(service);
+        this.services.set(match[1], seen);
       }
     }
   }
