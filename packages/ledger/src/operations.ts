@@ -15,8 +15,12 @@ import { LedgerConflictError, LedgerNotFoundError } from './errors.ts';
  * Account counters and the transfer row change in ONE statement, so they can never disagree.
  *
  * Lock order: every statement updates the license account before the system stripe (the stripe's
- * UPDATE waits on `EXISTS (SELECT 1 FROM <license update>)`); without that, Postgres may run the
- * CTEs in either order and a reserve and a post meeting on one stripe can deadlock.
+ * UPDATE depends on the license UPDATE's result); without that, Postgres may run the CTEs in either
+ * order and a reserve and a post meeting on one stripe can deadlock. A post or void inserts its
+ * resolution before both (only a post or void of the same reservation can wait on that insert).
+ *
+ * Every operation but a first grant is one statement on its happy path: outside a transaction it is
+ * one round trip and commits by itself; inside a caller's transaction it is one statement of it.
  */
 
 export interface GrantInput {
@@ -114,27 +118,11 @@ export async function reserveCredits(tx: Executor, input: ReserveInput): Promise
   const id = transferIds.reserve(input.fineTuneId);
   const account = licenseAccountId(input.licenseId);
   const revenue = revenueAccountId(input.fineTuneId);
-  // First try: the replay check rides in the statement (NOT EXISTS), so a new reservation is one round trip.
+  // The replay check rides in the statement (NOT EXISTS), so a new reservation is one round trip.
+  // ledger_reserve (migration 0006) is that one statement, its plan kept by the session.
   const result = await sql<{ inserted: string }>`
-    WITH debited AS (
-      UPDATE ledger_accounts SET debits_pending = debits_pending + ${amount}::bigint
-      WHERE id = ${account} AND NOT overage_blocked
-        AND credits_posted - debits_posted - debits_pending >= ${amount}::bigint
-        AND NOT EXISTS (SELECT 1 FROM ledger_transfers WHERE id = ${id})
-      RETURNING id
-    ), credited AS (
-      UPDATE ledger_accounts SET credits_pending = credits_pending + ${amount}::bigint
-      WHERE id = ${revenue} AND EXISTS (SELECT 1 FROM debited)
-      RETURNING id
-    ), transfer AS (
-      INSERT INTO ledger_transfers
-        (id, kind, debit_account_id, credit_account_id, amount, license_id, fine_tune_id, model)
-      SELECT ${id}, 'reserve', ${account}, ${revenue}, ${amount}::bigint, ${input.licenseId},
-        ${input.fineTuneId}::uuid, ${input.model}
-      FROM debited
-      RETURNING id
-    )
-    SELECT (SELECT count(*) FROM transfer) + (SELECT count(*) FROM credited) AS inserted
+    SELECT ledger_reserve(${id}, ${account}, ${revenue}, ${amount}::bigint, ${input.licenseId},
+      ${input.fineTuneId}::uuid, ${input.model}) AS inserted
   `.execute(tx);
   const inserted = Number(result.rows[0]?.inserted ?? 0);
   if (inserted === 2) return { ok: true };
@@ -174,31 +162,33 @@ export async function reserveCredits(tx: Executor, input: ReserveInput): Promise
   };
 }
 
-interface LockedReservation {
+/**
+ * How a reservation was resolved, read after a post or void inserted nothing. A statement of its own
+ * (so with a fresh snapshot under READ COMMITTED): it sees a resolver that committed while the failed
+ * insert waited on it.
+ */
+async function readResolution(
+  tx: Executor,
+  fineTuneId: string,
+): Promise<{
   reservation: LedgerTransfer;
   resolution: Pick<LedgerTransfer, 'id' | 'amount' | 'tokens' | 'model'> | undefined;
   overageAmount: bigint;
-}
-
-/**
- * Locks the reservation row (FOR UPDATE: post and void of one reservation queue here), then reads how
- * it was resolved in a second statement, whose fresh snapshot sees a resolver that committed while we
- * waited for the lock (one statement would not: its snapshot predates the wait).
- */
-async function lockReservation(tx: Executor, fineTuneId: string): Promise<LockedReservation> {
+}> {
   const reserveId = transferIds.reserve(fineTuneId);
-  const reservation = await tx
-    .selectFrom('ledger_transfers')
-    .selectAll()
-    .where('id', '=', reserveId)
-    .forUpdate()
-    .executeTakeFirst();
-  if (!reservation) throw new LedgerNotFoundError(`no reservation ${reserveId}`);
   const rows = await tx
     .selectFrom('ledger_transfers')
-    .select(['id', 'kind', 'amount', 'tokens', 'model', 'pending_id'])
-    .where((eb) => eb.or([eb('pending_id', '=', reserveId), eb('id', '=', transferIds.overage(fineTuneId))]))
+    .selectAll()
+    .where((eb) =>
+      eb.or([
+        eb('id', '=', reserveId),
+        eb('pending_id', '=', reserveId),
+        eb('id', '=', transferIds.overage(fineTuneId)),
+      ]),
+    )
     .execute();
+  const reservation = rows.find((r) => r.id === reserveId);
+  if (!reservation) throw new LedgerNotFoundError(`no reservation ${reserveId}`);
   return {
     reservation,
     resolution: rows.find((r) => r.pending_id === reserveId),
@@ -207,120 +197,81 @@ async function lockReservation(tx: Executor, fineTuneId: string): Promise<Locked
 }
 
 /**
- * A unique violation on a transfer id or on the one-resolution index: someone else got there first
- * (a safety net; the reservation lock normally lets the loser see the winner before writing).
- */
-async function asConflict<T>(what: string, run: () => Promise<T>): Promise<T> {
-  try {
-    return await run();
-  } catch (err) {
-    const e = err as { code?: string; constraint?: string };
-    if (e?.code === '23505' && /^ledger_transfers_(pkey|one_resolution)$/.test(e.constraint ?? '')) {
-      throw new LedgerConflictError(`${what}: a concurrent transfer resolved it first (${e.constraint})`);
-    }
-    throw err;
-  }
-}
-
-/**
  * Settles a reservation for what the provider reported. Up to the reserved amount is posted from the
  * reservation and the rest released; anything above it is an `overage-<id>` transfer that may take the
  * balance below zero, which sets overage_blocked (no new reservations until a top-up covers it).
+ *
+ * One statement (so, outside a transaction, one round trip and its own transaction). It inserts the
+ * resolution first, ON CONFLICT DO NOTHING: the unique index on pending_id (and the primary key) make a
+ * concurrent post or void of the same reservation wait for the first one's commit and then insert
+ * nothing, and only a resolution actually inserted moves the account counters (each UPDATE joins the
+ * row the previous step returned). Nothing inserted: replay, conflict or unknown reservation, told
+ * apart by a second read.
  */
 export async function postReservation(tx: Executor, input: PostInput): Promise<PostResult> {
   const amount = checkAmount(input.amount);
-  checkAmount(input.tokens);
+  const tokens = checkAmount(input.tokens);
   const id = transferIds.post(input.fineTuneId);
-  const { reservation, resolution, overageAmount } = await lockReservation(tx, input.fineTuneId);
-  const reserved = BigInt(reservation.amount);
-  if (resolution) {
-    if (resolution.id !== id) throw new LedgerConflictError(`reservation of ${input.fineTuneId} was voided`);
-    const charged = BigInt(resolution.amount) + overageAmount;
-    if (
-      charged !== input.amount ||
-      BigInt(resolution.tokens ?? -1) !== input.tokens ||
-      resolution.model !== input.model
-    ) {
-      throw conflict(id, `charged ${charged}, tokens ${resolution.tokens}, model ${resolution.model}`);
-    }
-    return { charged, released: reserved - BigInt(resolution.amount), overage: overageAmount };
+  const reserveId = transferIds.reserve(input.fineTuneId);
+  const result = await sql<{ reserved: string; posted: string | null }>`
+    SELECT o_reserved AS reserved, o_posted AS posted
+    FROM ledger_post(${reserveId}, ${id}, ${transferIds.overage(input.fineTuneId)}, ${amount}::bigint,
+      ${input.fineTuneId}::uuid, ${input.model}, ${tokens}::bigint)
+  `.execute(tx);
+  const row = result.rows[0];
+  if (row && row.posted !== null) {
+    const reserved = BigInt(row.reserved);
+    const posted = BigInt(row.posted);
+    return { charged: input.amount, released: reserved - posted, overage: input.amount - posted };
   }
-  const posted = input.amount < reserved ? input.amount : reserved;
-  const over = input.amount - posted;
-  const common = {
-    license: reservation.license_id,
-    account: reservation.debit_account_id,
-    revenue: reservation.credit_account_id,
+  const { reservation, resolution, overageAmount } = await readResolution(tx, input.fineTuneId);
+  if (!resolution) {
+    // Nothing inserted and nothing resolves it: the insert met a resolver that then rolled back.
+    throw new LedgerConflictError(
+      `post ${id}: a concurrent resolution of ${reserveId} was rolled back; retry`,
+    );
+  }
+  if (resolution.id !== id) throw new LedgerConflictError(`reservation of ${input.fineTuneId} was voided`);
+  const charged = BigInt(resolution.amount) + overageAmount;
+  if (
+    charged !== input.amount ||
+    BigInt(resolution.tokens ?? -1) !== input.tokens ||
+    resolution.model !== input.model
+  ) {
+    throw conflict(id, `charged ${charged}, tokens ${resolution.tokens}, model ${resolution.model}`);
+  }
+  return {
+    charged,
+    released: BigInt(reservation.amount) - BigInt(resolution.amount),
+    overage: overageAmount,
   };
-  await asConflict(`post ${id}`, () =>
-    sql`
-    WITH debited AS (
-      UPDATE ledger_accounts
-      SET debits_pending = debits_pending - ${reserved.toString()}::bigint,
-          debits_posted = debits_posted + ${amount}::bigint,
-          overage_blocked = overage_blocked OR credits_posted - debits_posted - ${amount}::bigint
-            - (debits_pending - ${reserved.toString()}::bigint) < 0
-      WHERE id = ${common.account}
-      RETURNING credits_posted - debits_posted - debits_pending AS available
-    ), credited AS (
-      UPDATE ledger_accounts
-      SET credits_pending = credits_pending - ${reserved.toString()}::bigint,
-          credits_posted = credits_posted + ${amount}::bigint
-      WHERE id = ${common.revenue} AND EXISTS (SELECT 1 FROM debited)
-      RETURNING 1
-    ), post AS (
-      INSERT INTO ledger_transfers (id, kind, debit_account_id, credit_account_id, amount, pending_id,
-        license_id, fine_tune_id, model, tokens)
-      VALUES (${id}, 'post', ${common.account}, ${common.revenue}, ${posted.toString()}::bigint,
-        ${reservation.id}, ${common.license}, ${input.fineTuneId}::uuid, ${input.model}, ${input.tokens.toString()}::bigint)
-      RETURNING 1
-    ), overage AS (
-      INSERT INTO ledger_transfers (id, kind, debit_account_id, credit_account_id, amount,
-        license_id, fine_tune_id, model, tokens, memo)
-      SELECT ${transferIds.overage(input.fineTuneId)}, 'overage', ${common.account}, ${common.revenue},
-        ${over.toString()}::bigint, ${common.license}, ${input.fineTuneId}::uuid, ${input.model},
-        ${input.tokens.toString()}::bigint,
-        CASE WHEN d.available < 0 THEN 'uncovered ' || least(-d.available, ${over.toString()}::bigint)
-             ELSE 'covered' END
-      FROM debited d WHERE ${over.toString()}::bigint > 0
-      RETURNING 1
-    )
-    SELECT (SELECT count(*) FROM credited) + (SELECT count(*) FROM post) + (SELECT count(*) FROM overage)
-  `.execute(tx),
-  );
-  return { charged: input.amount, released: reserved - posted, overage: over };
 }
 
-/** Releases a whole reservation (failed or cancelled fine-tune with nothing to charge). */
+/**
+ * Releases a whole reservation (failed or cancelled fine-tune with nothing to charge). One statement,
+ * like postReservation: the resolution first (ON CONFLICT DO NOTHING), the counters only if it was
+ * inserted.
+ */
 export async function voidReservation(
   tx: Executor,
   input: { fineTuneId: string },
 ): Promise<{ released: bigint }> {
   const id = transferIds.void(input.fineTuneId);
-  const { reservation, resolution } = await lockReservation(tx, input.fineTuneId);
-  if (resolution) {
-    if (resolution.id !== id)
-      throw new LedgerConflictError(`reservation of ${input.fineTuneId} was already posted`);
-    return { released: BigInt(resolution.amount) };
+  const reserveId = transferIds.reserve(input.fineTuneId);
+  const result = await sql<{ released: string | null }>`
+    SELECT o_released AS released FROM ledger_void(${reserveId}, ${id}, ${input.fineTuneId}::uuid)
+  `.execute(tx);
+  const released = result.rows[0]?.released;
+  if (released !== null && released !== undefined) return { released: BigInt(released) };
+  const { resolution } = await readResolution(tx, input.fineTuneId);
+  if (!resolution) {
+    throw new LedgerConflictError(
+      `void ${id}: a concurrent resolution of ${reserveId} was rolled back; retry`,
+    );
   }
-  const amount = reservation.amount;
-  await asConflict(`void ${id}`, () =>
-    sql`
-    WITH debited AS (
-      UPDATE ledger_accounts SET debits_pending = debits_pending - ${amount}::bigint
-      WHERE id = ${reservation.debit_account_id} RETURNING 1
-    ), credited AS (
-      UPDATE ledger_accounts SET credits_pending = credits_pending - ${amount}::bigint
-      WHERE id = ${reservation.credit_account_id} AND EXISTS (SELECT 1 FROM debited) RETURNING 1
-    )
-    INSERT INTO ledger_transfers (id, kind, debit_account_id, credit_account_id, amount, pending_id,
-      license_id, fine_tune_id, model)
-    SELECT ${id}, 'void', ${reservation.debit_account_id}, ${reservation.credit_account_id}, ${amount}::bigint,
-      ${reservation.id}, ${reservation.license_id}, ${input.fineTuneId}::uuid, ${reservation.model}
-    FROM debited, credited
-  `.execute(tx),
-  );
-  return { released: BigInt(amount) };
+  if (resolution.id !== id)
+    throw new LedgerConflictError(`reservation of ${input.fineTuneId} was already posted`);
+  return { released: BigInt(resolution.amount) };
 }
 
 /** The reservation of a fine-tune, if one was made (billing decides between post and void with it). */
