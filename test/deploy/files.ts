@@ -1,0 +1,121 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parse } from 'yaml';
+
+export const root = join(import.meta.dirname, '../..');
+
+/** One Dockerfile instruction: `COPY --from=build /out/x /app` is { keyword: 'COPY', args: '--from=build /out/x /app' }. */
+export interface Instruction {
+  keyword: string;
+  args: string;
+  line: number;
+}
+
+export interface Stage {
+  name: string;
+  /** The image or earlier stage it starts FROM. */
+  base: string;
+  instructions: Instruction[];
+}
+
+/** Splits a Dockerfile into stages (comments dropped, `\` continuations joined). Enough for this repository's file. */
+export function parseDockerfile(path: string): Stage[] {
+  const stages: Stage[] = [];
+  let pending = '';
+  let startLine = 0;
+  const lines = readFileSync(path, 'utf8').split('\n');
+  lines.forEach((raw, i) => {
+    const line = raw.trim();
+    if (!pending && (line === '' || line.startsWith('#'))) return;
+    if (pending && line.startsWith('#')) return;
+    if (!pending) startLine = i + 1;
+    if (line.endsWith('\\')) {
+      pending += `${line.slice(0, -1)} `;
+      return;
+    }
+    const text = pending + line;
+    pending = '';
+    const match = /^(\S+)\s*(.*)$/s.exec(text);
+    if (!match) return;
+    const keyword = match[1]!.toUpperCase();
+    const args = match[2]!.trim();
+    if (keyword === 'FROM') {
+      const from = /^(\S+)(?:\s+AS\s+(\S+))?$/i.exec(args);
+      if (!from) throw new Error(`line ${startLine}: cannot read FROM ${args}`);
+      stages.push({ name: from[2] ?? `stage-${stages.length}`, base: from[1]!, instructions: [] });
+    } else if (keyword === 'ARG' && stages.length === 0) {
+      // A global ARG before the first FROM.
+    } else {
+      const stage = stages.at(-1);
+      if (!stage) throw new Error(`line ${startLine}: ${keyword} before the first FROM`);
+      stage.instructions.push({ keyword, args, line: startLine });
+    }
+  });
+  return stages;
+}
+
+/** The stage and the earlier stages it is built FROM, nearest first. */
+export function stageChain(stages: Stage[], name: string): Stage[] {
+  const chain: Stage[] = [];
+  let current = stages.find((s) => s.name === name);
+  while (current) {
+    chain.push(current);
+    const base = current.base;
+    current = stages.slice(0, stages.indexOf(current)).find((s) => s.name === base);
+  }
+  return chain;
+}
+
+/** The instruction in force for a target (the last one of that keyword, inherited from its base stages). */
+export function effective(stages: Stage[], target: string, keyword: string): Instruction | undefined {
+  for (const stage of stageChain(stages, target)) {
+    const found = stage.instructions.filter((i) => i.keyword === keyword).at(-1);
+    if (found) return found;
+  }
+  return undefined;
+}
+
+/** Every instruction of one keyword along a target's chain. */
+export function allOf(stages: Stage[], target: string, keyword: string): Instruction[] {
+  return stageChain(stages, target).flatMap((s) => s.instructions.filter((i) => i.keyword === keyword));
+}
+
+/** An exec-form (JSON array) argument; undefined for the shell form. */
+export function execForm(args: string): string[] | undefined {
+  if (!args.startsWith('[')) return undefined;
+  const parsed: unknown = JSON.parse(args);
+  return Array.isArray(parsed) && parsed.every((a) => typeof a === 'string') ? parsed : undefined;
+}
+
+export interface ComposeService {
+  build?: { context: string; target?: string };
+  image?: string;
+  command?: string[];
+  ports?: string[];
+  container_name?: string;
+  depends_on?: Record<string, { condition: string }>;
+  profiles?: string[];
+  environment?: Record<string, string>;
+  volumes?: string[];
+  healthcheck?: { test: string[] };
+  stop_grace_period?: string;
+  restart?: string;
+}
+
+/** docker-compose.yml as written (`${VAR:-default}` not interpolated), with YAML merge keys applied. */
+export function readCompose(): {
+  services: Record<string, ComposeService>;
+  volumes: Record<string, unknown>;
+} {
+  return parse(readFileSync(join(root, 'docker-compose.yml'), 'utf8'), { merge: true });
+}
+
+/** The build stage's `for pkg in ...; do <deploy command>; done`. */
+export function deployLoop(stages: Stage[]): { packages: string[]; command: string } {
+  const run = stages
+    .find((s) => s.name === 'build')
+    ?.instructions.find((i) => i.keyword === 'RUN' && i.args.includes(' deploy '));
+  const loop = /for pkg in ([^;]+);\s*do\s+(.+?);\s*done/.exec(run?.args ?? '');
+  if (!loop) throw new Error('no `for pkg in ...; do pnpm ... deploy ...; done` in the build stage');
+  return { packages: loop[1]!.trim().split(/\s+/), command: loop[2]!.trim() };
+}

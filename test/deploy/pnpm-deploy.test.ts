@@ -1,0 +1,137 @@
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { lstatSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve, sep } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestDatabase, redisUrl, type TestDatabase, testPrefix, waitFor } from '../support/context.ts';
+import { deployLoop, effective, execForm, parseDockerfile, root } from './files.ts';
+
+// What no Docker engine here can do: run the Dockerfile's own `pnpm deploy` command (taken from the file) for
+// a worker, the API and the CLI, then start each tree the way its image's CMD does, from a copy outside the
+// workspace, as if it were /app in the image.
+const stages = parseDockerfile(join(root, 'Dockerfile'));
+const packageManager = (
+  JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { packageManager: string }
+).packageManager;
+
+/** Symlinks under `dir` that point outside it (COPY into the image would leave them dangling). */
+function escapingLinks(dir: string): string[] {
+  const out: string[] = [];
+  const walk = (d: string) => {
+    for (const entry of readdirSync(d)) {
+      const path = join(d, entry);
+      const stat = lstatSync(path);
+      if (stat.isSymbolicLink()) {
+        const target = resolve(dirname(path), readlinkSync(path));
+        if (!target.startsWith(dir + sep)) out.push(`${path} -> ${target}`);
+      } else if (stat.isDirectory()) walk(path);
+    }
+  };
+  walk(dir);
+  return out;
+}
+
+interface Run {
+  child: ChildProcess;
+  output: () => string;
+  exit: Promise<number | null>;
+}
+
+/** Starts a deployed tree with its image's CMD and only the given environment. */
+function startImageCmd(dir: string, target: string, env: Record<string, string>): Run {
+  const cmd = execForm(effective(stages, target, 'CMD')?.args ?? '');
+  if (cmd?.[0] !== 'node') throw new Error(`${target}: CMD is not ["node", ...]`);
+  const child = spawn(process.execPath, cmd.slice(1), {
+    cwd: dir,
+    env: { PATH: process.env.PATH ?? '', HOME: dir, NODE_ENV: 'production', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout!.on('data', (d) => {
+    out += d;
+  });
+  child.stderr!.on('data', (d) => {
+    out += d;
+  });
+  const exit = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  return { child, output: () => out, exit };
+}
+
+describe('pnpm deploy, as the Dockerfile runs it', () => {
+  const out = mkdtempSync(join(tmpdir(), 'tuneline-deploy-'));
+  const deployed = (pkg: string) => join(out, pkg);
+  let tdb: TestDatabase;
+  const running: ChildProcess[] = [];
+
+  beforeAll(async () => {
+    tdb = await createTestDatabase();
+    const { command } = deployLoop(stages);
+    // The image's `pnpm` is the pinned one installed with npm; here it is run through npx.
+    const local = command.replace(/^pnpm /, `npx --yes ${packageManager} `).replaceAll('/out/', `${out}/`);
+    execFileSync('sh', ['-euc', `for pkg in billing api cli; do ${local}; done`], {
+      cwd: root,
+      env: { ...process.env, CI: 'true' },
+      stdio: 'pipe',
+    });
+  }, 240_000);
+
+  afterAll(async () => {
+    for (const child of running) child.kill('SIGKILL');
+    await tdb?.drop();
+    rmSync(out, { recursive: true, force: true });
+  });
+
+  it('gives each package a self-contained tree with only its own dependencies at the top', () => {
+    for (const pkg of ['billing', 'api', 'cli']) {
+      expect(escapingLinks(deployed(pkg)), pkg).toEqual([]);
+      const manifest = JSON.parse(readFileSync(join(deployed(pkg), 'package.json'), 'utf8')) as {
+        dependencies: Record<string, string>;
+      };
+      const top = readdirSync(join(deployed(pkg), 'node_modules'))
+        .filter((e) => !e.startsWith('.'))
+        .flatMap((e) =>
+          e.startsWith('@')
+            ? readdirSync(join(deployed(pkg), 'node_modules', e)).map((s) => `${e}/${s}`)
+            : [e],
+        );
+      expect(top.sort(), pkg).toEqual(Object.keys(manifest.dependencies).sort());
+    }
+    // The workspace root's own dependency (the CLI) must not ride along into a worker's image.
+    expect(readdirSync(join(deployed('billing'), 'node_modules', '@tuneline'))).not.toContain('cli');
+  });
+
+  it('starts each image command: every module loads, and missing settings are named (exit 78 where the CLI maps it)', async () => {
+    const billing = startImageCmd(deployed('billing'), 'billing', {});
+    const migrate = startImageCmd(deployed('cli'), 'migrate', {});
+    const api = startImageCmd(deployed('api'), 'api', {});
+    expect(await billing.exit).toBe(78);
+    expect(billing.output()).toContain('Invalid configuration: DATABASE_URL');
+    expect(await migrate.exit).toBe(78);
+    expect(migrate.output()).toContain('Invalid configuration: DATABASE_URL');
+    expect(await api.exit).not.toBe(0);
+    expect(api.output()).toContain('Invalid configuration: DATABASE_URL');
+  }, 60_000);
+
+  it('runs a deployed worker against Postgres and Redis: ready, then a clean exit on SIGTERM', async () => {
+    const worker = startImageCmd(deployed('billing'), 'billing', {
+      DATABASE_URL: tdb.url,
+      REDIS_URL: redisUrl(),
+      QUEUE_PREFIX: testPrefix(),
+      HEALTH_PORT: '0',
+    });
+    running.push(worker.child);
+    const port = await waitFor(
+      async () => {
+        if (worker.child.exitCode !== null) throw new Error(`exited early:\n${worker.output()}`);
+        const m = /"healthPort":(\d+)/.exec(worker.output());
+        return m && worker.output().includes('service started') ? Number(m[1]) : undefined;
+      },
+      30_000,
+      'the deployed billing worker to start',
+    );
+    const ready = await fetch(`http://127.0.0.1:${port}/readyz`);
+    expect(ready.status).toBe(200);
+    worker.child.kill('SIGTERM');
+    expect(await worker.exit).toBe(0);
+  }, 60_000);
+});
