@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { jobId } from '@tuneline/contracts';
 import { autoTrainFineTuneId, getFineTune, scheduledPollJobId } from '@tuneline/db';
+import { reserveCredits } from '@tuneline/ledger';
 import { type RunningSimulator, startSimulator } from '@tuneline/simulator';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, redisUrl, type TestDatabase, testPrefix, waitFor } from '../support/context.ts';
@@ -169,7 +170,9 @@ describe('trainer against the simulator', () => {
         dataset_id: datasetId,
         correlation_id: dataset.correlation_id,
         base_model: dataset.base_model,
-        status: 'pending',
+        // Stage 3 had reserved (the row moved to creating with the reservation) before creating.
+        status: 'creating',
+        credits_reserved: '100',
         description: 'crash test',
         notify_emails: [],
         suffix: 'crash-test',
@@ -177,6 +180,12 @@ describe('trainer against the simulator', () => {
         credits_per_million_tokens: '3000',
       })
       .execute();
+    await reserveCredits(tdb.db, {
+      fineTuneId,
+      licenseId: dataset.license_id,
+      amount: 100n,
+      model: dataset.base_model,
+    });
     const orphan = await provider.createJob({
       model: dataset.base_model,
       trainingFile: trainFile.id,

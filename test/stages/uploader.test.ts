@@ -96,7 +96,8 @@ describe('uploader', () => {
   it('finds an upload whose response was lost by name and size instead of uploading again', async () => {
     const datasetId = await seedReadyDataset(tdb.db, { licenseId: 'lic-up', storage: files.storage });
     const key = `datasets/${datasetId}/train.jsonl`;
-    // The earlier attempt reached the provider; its answer never came back.
+    // The earlier attempt marked the dataset uploading and reached the provider; its answer never came back.
+    await tdb.db.updateTable('datasets').set({ status: 'uploading' }).where('id', '=', datasetId).execute();
     const lost = await deps.provider.uploadFile({
       filename: uploadFilename(datasetId, 'train'),
       content: files.storage.openRead(key),

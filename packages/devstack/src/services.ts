@@ -65,6 +65,8 @@ export interface SuperviseOptions {
   scale?: Record<string, number>;
   /** Health ports are basePort, basePort+1, … (0: every process picks a free port). */
   basePort?: number;
+  /** Extra Node.js flags for every process (e.g. --cpu-prof, which NODE_OPTIONS refuses). */
+  nodeArgs?: string[];
   /** Extra variables for one instance; a variable set to undefined is removed. */
   instanceEnv?: (service: string, instance: number) => NodeJS.ProcessEnv;
   /** Where each process's output goes (default: inherited). */
@@ -90,7 +92,7 @@ export function superviseServices(opts: SuperviseOptions): Supervisor {
       ...opts.instanceEnv?.(m.service, instance),
     };
     for (const [k, v] of Object.entries(env)) if (v === undefined) delete env[k];
-    const child = spawn(process.execPath, ['--import', 'tsx', m.entry], {
+    const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), '--import', 'tsx', m.entry], {
       cwd: opts.root,
       env,
       stdio: opts.onOutput ? ['ignore', 'pipe', 'pipe'] : 'inherit',

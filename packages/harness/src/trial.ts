@@ -56,6 +56,8 @@ export interface TrialOptions {
   /** Simulator speed: simulated durations are divided by it (default 5,000). */
   speed?: number;
   chaos?: ChaosPlan;
+  /** Extra Node.js flags for the worker processes (e.g. --cpu-prof). */
+  nodeArgs?: string[];
   /** Extra worker environment (overrides the trial's defaults). */
   workerEnv?: NodeJS.ProcessEnv;
   timeoutMs: number;
@@ -241,6 +243,7 @@ export async function runTrial(opts: TrialOptions): Promise<TrialReport> {
       instanceEnv: (service, instance) =>
         service === 'poller' && instance > 0 ? { WEBHOOK_PORT: undefined } : {},
       scale: opts.scale,
+      nodeArgs: opts.nodeArgs,
       basePort: 0,
       onOutput: (service, chunk) => output.add(service, chunk),
     });

@@ -97,15 +97,19 @@ export const trainerStage = defineStage<'finetune-create', TrainerDeps>({
       .where('id', '=', fineTune.dataset_id)
       .executeTakeFirstOrThrow();
 
+    // True when this attempt moved the row to `creating`: no attempt before it can have created a job.
+    let reservedNow = false;
     if (fineTune.status === 'pending') {
       const reserved = await reserve(deps, fineTune, dataset);
       if (!reserved) return;
-      fineTune = reserved;
+      fineTune = reserved.row;
+      reservedNow = reserved.reservedNow;
     }
     if (fineTune.status !== 'creating') return;
 
-    // From here on a provider job may exist even if we never saw it: look before creating.
-    const adopted = await deps.provider.findJobByMetadata('fine_tune_id', fineTune.id);
+    // A row found in `creating` may have a provider job we never saw (a crash after create, a lost
+    // answer): look before creating. One this attempt just reserved cannot, which saves a list call.
+    const adopted = reservedNow ? null : await deps.provider.findJobByMetadata('fine_tune_id', fineTune.id);
     if (adopted) {
       ctx.log.info({ providerJobId: adopted.id }, 'adopting the provider job found by metadata');
       await record(db, fineTune, adopted);
@@ -180,12 +184,17 @@ export const trainerStage = defineStage<'finetune-create', TrainerDeps>({
 
 /**
  * Validates, then reserves the estimate plus margin and moves to `creating` in one transaction.
- * Returns the row in `creating`, or null when the fine-tune ended here (bad options, no credits, cancelled).
+ * Returns the row in `creating` (`reservedNow` when this call moved it there), or null when the
+ * fine-tune ended here (bad options, no credits, cancelled).
  */
-async function reserve(deps: TrainerDeps, fineTune: FineTune, dataset: Dataset): Promise<FineTune | null> {
+async function reserve(
+  deps: TrainerDeps,
+  fineTune: FineTune,
+  dataset: Dataset,
+): Promise<{ row: FineTune; reservedNow: boolean } | null> {
   return deps.db.transaction().execute(async (tx) => {
     const row = await lockFineTune(tx, fineTune.id);
-    if (row?.status !== 'pending') return row?.status === 'creating' ? row : null;
+    if (row?.status !== 'pending') return row?.status === 'creating' ? { row, reservedNow: false } : null;
     if (row.cancel_requested_at) {
       await endInTx(tx, row.id, 'cancelled', null, 'cancelled before training started', false);
       return null;
@@ -229,12 +238,11 @@ async function reserve(deps: TrainerDeps, fineTune: FineTune, dataset: Dataset):
       );
       return null;
     }
-    return (
-      (await transitionFineTune(tx, row.id, ['pending'], {
-        status: 'creating',
-        credits_reserved: amount.toString(),
-      })) ?? null
-    );
+    const creating = await transitionFineTune(tx, row.id, ['pending'], {
+      status: 'creating',
+      credits_reserved: amount.toString(),
+    });
+    return creating ? { row: creating, reservedNow: true } : null;
   });
 }
 

@@ -54,21 +54,26 @@ export const uploaderStage = defineStage<'files-upload', UploaderDeps>({
       ctx.log.info({ datasetId: dataset.id, status: dataset.status }, 'dataset will not be uploaded');
       return;
     }
+    // True when this attempt moved the dataset to `uploading`: no earlier attempt can have uploaded a
+    // file, so there is no lost upload to look for (a list call saved per file).
+    let firstAttempt = false;
     if (dataset.status === 'ready') {
-      await db
+      const moved = await db
         .updateTable('datasets')
         .set({ status: 'uploading', updated_at: sql`now()` })
         .where('id', '=', dataset.id)
         .where('status', '=', 'ready')
-        .execute();
+        .executeTakeFirst();
+      firstAttempt = moved.numUpdatedRows === 1n;
     }
 
     let trainFileId = dataset.train_file_id;
     let testFileId = dataset.test_file_id;
     try {
       if (!dataset.train_path) throw new PermanentError(`dataset ${dataset.id} has no training file`);
-      trainFileId ??= await uploadOnce(deps, dataset, 'train', dataset.train_path);
-      if (dataset.test_path) testFileId ??= await uploadOnce(deps, dataset, 'test', dataset.test_path);
+      trainFileId ??= await uploadOnce(deps, dataset, 'train', dataset.train_path, firstAttempt);
+      if (dataset.test_path)
+        testFileId ??= await uploadOnce(deps, dataset, 'test', dataset.test_path, firstAttempt);
       // Bounded: a timeout throws and the job retries later; the recorded ids are never uploaded again.
       await deps.provider.waitUntilProcessed(trainFileId, { timeoutMs: deps.processTimeoutMs });
       if (testFileId) {
@@ -133,18 +138,20 @@ async function getDataset(db: Db, id: string): Promise<Dataset | undefined> {
 }
 
 /**
- * Uploads one file unless the provider already has it (a previous attempt whose response was lost),
- * and records its id at once, so nothing after this point can cause a second upload.
+ * Uploads one file unless the provider already has it (a previous attempt whose response was lost;
+ * only possible when this is not the first attempt), and records its id at once, so nothing after
+ * this point can cause a second upload.
  */
 async function uploadOnce(
   deps: UploaderDeps,
   dataset: Dataset,
   kind: FileKind,
   key: string,
+  firstAttempt: boolean,
 ): Promise<string> {
   const filename = uploadFilename(dataset.id, kind);
   const { size } = await deps.storage.stat(key);
-  const found = await deps.provider.findFileByNameAndSize(filename, size);
+  const found = firstAttempt ? null : await deps.provider.findFileByNameAndSize(filename, size);
   const fileId =
     found?.id ?? (await deps.provider.uploadFile({ filename, content: deps.storage.openRead(key), size })).id;
   const column = kind === 'train' ? 'train_file_id' : 'test_file_id';
