@@ -8,6 +8,7 @@ import {
   deployLoop,
   effective,
   execForm,
+  healthcheckCommand,
   parseDockerfile,
   readCompose,
   root,
@@ -24,12 +25,6 @@ function deployedPackage(target: string): string | undefined {
   if (copies.length !== 1) return undefined;
   return /^--from=build \/out\/([\w-]+) \/app$/.exec(copies[0]!.args)?.[1];
 }
-
-const healthcheckCommand = (target: string) => {
-  const args = effective(stages, target, 'HEALTHCHECK')?.args ?? '';
-  const cmd = /\bCMD\s+(\[.*\])$/.exec(args)?.[1];
-  return cmd ? execForm(cmd) : undefined;
-};
 
 describe('Dockerfile', () => {
   const built = Object.entries(compose.services).filter(([, def]) => def.build);
@@ -75,7 +70,7 @@ describe('Dockerfile', () => {
 
   it('checks health on /readyz for the workers and the API, and not for the one-shot migration', () => {
     for (const target of workers) {
-      expect(healthcheckCommand(target)?.join(' '), target).toMatch(
+      expect(healthcheckCommand(stages, target)?.join(' '), target).toMatch(
         /^node -e .*process\.env\.HEALTH_PORT.*\/readyz/,
       );
       expect(
@@ -83,8 +78,8 @@ describe('Dockerfile', () => {
         target,
       ).toBe(true);
     }
-    expect(healthcheckCommand('api')?.join(' ')).toMatch(/process\.env\.API_PORT.*\/readyz/);
-    expect(healthcheckCommand('simulator')?.join(' ')).toContain('http://127.0.0.1:4010/');
+    expect(healthcheckCommand(stages, 'api')?.join(' ')).toMatch(/process\.env\.API_PORT.*\/readyz/);
+    expect(healthcheckCommand(stages, 'simulator')?.join(' ')).toContain('http://127.0.0.1:4010/');
     expect(effective(stages, 'migrate', 'HEALTHCHECK')).toBeUndefined();
   });
 

@@ -80,6 +80,13 @@ export function allOf(stages: Stage[], target: string, keyword: string): Instruc
   return stageChain(stages, target).flatMap((s) => s.instructions.filter((i) => i.keyword === keyword));
 }
 
+/** The exec-form command of the HEALTHCHECK in force for a target. */
+export function healthcheckCommand(stages: Stage[], target: string): string[] | undefined {
+  const args = effective(stages, target, 'HEALTHCHECK')?.args ?? '';
+  const cmd = /\bCMD\s+(\[.*\])$/.exec(args)?.[1];
+  return cmd ? execForm(cmd) : undefined;
+}
+
 /** An exec-form (JSON array) argument; undefined for the shell form. */
 export function execForm(args: string): string[] | undefined {
   if (!args.startsWith('[')) return undefined;

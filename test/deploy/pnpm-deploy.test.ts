@@ -1,10 +1,11 @@
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
 import { lstatSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve, sep } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, redisUrl, type TestDatabase, testPrefix, waitFor } from '../support/context.ts';
-import { deployLoop, effective, execForm, parseDockerfile, root } from './files.ts';
+import { deployLoop, effective, execForm, healthcheckCommand, parseDockerfile, root } from './files.ts';
 
 // What no Docker engine here can do: run the Dockerfile's own `pnpm deploy` command (taken from the file) for
 // a worker, the API and the CLI, then start each tree the way its image's CMD does, from a copy outside the
@@ -55,6 +56,24 @@ function startImageCmd(dir: string, target: string, env: Record<string, string>)
   });
   const exit = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
   return { child, output: () => out, exit };
+}
+
+/** Runs a target's HEALTHCHECK command the way Docker does (in the container's environment); its exit code. */
+function healthcheck(target: string, env: Record<string, string>): number | null {
+  const cmd = healthcheckCommand(stages, target);
+  if (cmd?.[0] !== 'node') throw new Error(`${target}: HEALTHCHECK is not ["node", ...]`);
+  return spawnSync(process.execPath, cmd.slice(1), {
+    env: { PATH: process.env.PATH ?? '', ...env },
+    timeout: 10_000,
+  }).status;
+}
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const { port } = server.address() as { port: number };
+  await new Promise((r) => server.close(r));
+  return port;
 }
 
 describe('pnpm deploy, as the Dockerfile runs it', () => {
@@ -131,7 +150,27 @@ describe('pnpm deploy, as the Dockerfile runs it', () => {
     );
     const ready = await fetch(`http://127.0.0.1:${port}/readyz`);
     expect(ready.status).toBe(200);
+    // The image sets HEALTH_PORT=9400; here the worker picked a free port.
+    expect(healthcheck('billing', { HEALTH_PORT: String(port) })).toBe(0);
     worker.child.kill('SIGTERM');
     expect(await worker.exit).toBe(0);
+    expect(healthcheck('billing', { HEALTH_PORT: String(port) })).toBe(1);
+  }, 60_000);
+
+  it('runs the deployed API: its health check passes, and it exits 0 on SIGTERM', async () => {
+    const env = { DATABASE_URL: tdb.url, REDIS_URL: redisUrl(), QUEUE_PREFIX: testPrefix(), API_PORT: '' };
+    env.API_PORT = String(await freePort());
+    const api = startImageCmd(deployed('api'), 'api', env);
+    running.push(api.child);
+    await waitFor(
+      async () => {
+        if (api.child.exitCode !== null) throw new Error(`exited early:\n${api.output()}`);
+        return healthcheck('api', env) === 0;
+      },
+      30_000,
+      'the deployed API to pass its health check',
+    );
+    api.child.kill('SIGTERM');
+    expect(await api.exit).toBe(0);
   }, 60_000);
 });
