@@ -4,6 +4,8 @@ import {
   assistantContent,
   chooseTestSet,
   compileTemplate,
+  exampleLine,
+  exampleLineParts,
   stableJson,
   TemplateError,
 } from '@tuneline/dataset';
@@ -53,6 +55,28 @@ describe('example construction', { timeout: 120_000 }, () => {
       fc.property(fc.jsonValue(), (v) => {
         expect(stableJson(v)).toBe(canonicalJson(v));
       }),
+      { numRuns: 500 },
+    );
+  });
+
+  it('exampleLineParts around the JSON-encoded contents give exactly exampleLine', () => {
+    fc.assert(
+      fc.property(
+        fc.string({ unit: 'binary' }),
+        fc.string({ unit: 'binary' }),
+        fc.string(),
+        (sys, user, answer) => {
+          const { head, middle, tail } = exampleLineParts(sys);
+          const messages = [
+            { role: 'system', content: sys },
+            { role: 'user', content: user },
+            { role: 'assistant', content: answer },
+          ];
+          expect(head + JSON.stringify(user) + middle + JSON.stringify(answer) + tail).toBe(
+            exampleLine(messages),
+          );
+        },
+      ),
       { numRuns: 500 },
     );
   });

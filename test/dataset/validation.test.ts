@@ -1,6 +1,12 @@
 import { existsSync } from 'node:fs';
 import type { FineTuneRequestInput } from '@tuneline/contracts';
-import { type DatasetIssue, findBaseModel } from '@tuneline/dataset';
+import {
+  CONTROL_CHAR_PATTERN,
+  type DatasetIssue,
+  findBaseModel,
+  jsonMayHoldControlChar,
+} from '@tuneline/dataset';
+import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import { build, invoice, invoices, type TempStorage } from './fixtures.ts';
 
@@ -136,6 +142,42 @@ describe('validation errors name the document and the field', { timeout: 120_000
         field: 'text',
         message: expect.stringContaining('U+0000'),
       }),
+    );
+  });
+
+  it('every control character, anywhere in the text, is reported with its code', async () => {
+    const codes = [
+      ...Array.from({ length: 32 }, (_, c) => c).filter((c) => c !== 9 && c !== 10 && c !== 13),
+      0x7f,
+    ];
+    const docs = invoices(codes.length).map((d, i) => {
+      const c = String.fromCharCode(codes[i] as number);
+      return { ...d, text: i % 2 ? `${d.text}${c}` : `${c}${d.text}` };
+    });
+    const errors = (await errorsOf(docs)).filter((e) => e.code === 'control_character');
+    expect(errors.map((e) => e.documentId)).toEqual(docs.map((d) => d.id));
+    for (const [i, c] of codes.entries()) {
+      expect(errors[i]?.message).toContain(`U+${c.toString(16).toUpperCase().padStart(4, '0')}`);
+    }
+  });
+
+  it('backslashes, escapes spelled out and lone surrogates are not control characters', async () => {
+    const docs = invoices(12).map((d, i) => ({
+      ...d,
+      text: `${d.text} ${['C:\\bin\\file', '\\u0001 \\b \\f', 'lone \ud800 high', '"quoted"'][i % 4]}`,
+    }));
+    await warningsOf(docs);
+  });
+
+  it('jsonMayHoldControlChar is true whenever the encoded text holds a control character', () => {
+    fc.assert(
+      fc.property(fc.string({ unit: 'binary' }), (s) => {
+        if (CONTROL_CHAR_PATTERN.test(s)) expect(jsonMayHoldControlChar(JSON.stringify(s))).toBe(true);
+      }),
+      { numRuns: 2_000 },
+    );
+    expect(jsonMayHoldControlChar(JSON.stringify('plain\ttext\nwith "quotes" and \\ backslashes'))).toBe(
+      false,
     );
   });
 

@@ -15,9 +15,9 @@ import {
   trainingCredits,
 } from './catalogue.ts';
 import {
-  buildMessages,
+  assistantContent,
   compileTemplate,
-  exampleLine,
+  exampleLineParts,
   type FillTemplate,
   isEmptyValue,
   stableJson,
@@ -30,6 +30,7 @@ import type { DatasetStorage } from './storage.ts';
 import {
   findControlChar,
   findSpecialToken,
+  jsonMayHoldControlChar,
   REPLY_PRIMING_TOKENS,
   TOKENS_PER_MESSAGE,
   type TokenCounter,
@@ -292,10 +293,13 @@ export async function buildDataset(
   // Pass 2: check, build, count and write each document.
   const counter = model ? tokenCounter(model.encoding) : undefined;
   const fixed = counter ? fixedTokens(counter, modelConfig.systemPrompt) : 0;
-  const trainWriter = new LineWriter(opts.storage.createWriteStream(opts.trainKey));
-  const testWriter = testSet.size ? new LineWriter(opts.storage.createWriteStream(opts.testKey)) : undefined;
   const trainHash = createHash('sha256');
   const testHash = createHash('sha256');
+  const trainWriter = new LineWriter(opts.storage.createWriteStream(opts.trainKey), { hash: trainHash });
+  const testWriter = testSet.size
+    ? new LineWriter(opts.storage.createWriteStream(opts.testKey), { hash: testHash })
+    : undefined;
+  const lineParts = exampleLineParts(modelConfig.systemPrompt);
   const trainTokens = new IntList();
   const trainIndexes = new IntList();
   let testTokens = 0n;
@@ -304,7 +308,7 @@ export async function buildDataset(
   let usable = 0;
   const emptyCounts = new Map<string, number>(modelConfig.mappedFields.map((f) => [f, 0]));
   let parsedDocs = 0;
-  /** First 48 bits of each example's MD5: duplicates without keeping the lines. */
+  /** First 48 bits of each example line's SHA-1: duplicates without keeping the lines. */
   const seenExamples = new Set<number>();
   const duplicateIds: string[] = [];
   let duplicateCount = 0;
@@ -336,6 +340,10 @@ export async function buildDataset(
         });
       }
 
+      // The filled user prompt and its JSON encoding serve the checks, the count and the line.
+      const user = fill ? fill(doc) : undefined;
+      const userJson = user === undefined ? undefined : JSON.stringify(user);
+
       if (!/\S/.test(doc.text)) {
         errors.add({ code: 'empty_text', documentId, index, field: 'text', message: 'text is empty' });
       }
@@ -349,7 +357,8 @@ export async function buildDataset(
           message: `text contains the special token ${special}`,
         });
       }
-      const control = findControlChar(doc.text);
+      const control =
+        userJson === undefined || jsonMayHoldControlChar(userJson) ? findControlChar(doc.text) : undefined;
       if (control) {
         errors.add({
           code: 'control_character',
@@ -380,13 +389,12 @@ export async function buildDataset(
       for (const name of modelConfig.mappedFields) {
         if (isEmptyValue(doc.fields[name])) emptyCounts.set(name, (emptyCounts.get(name) ?? 0) + 1);
       }
-      if (!fill) {
+      if (user === undefined || userJson === undefined) {
         if (errors.size === before) usable++;
         continue;
       }
 
-      const messages = buildMessages(doc, modelConfig, fill, dump);
-      const answer = messages[2]?.content ?? '';
+      const answer = assistantContent(doc.fields, dump, modelConfig.mappedFields);
       const answerSpecial = findSpecialToken(answer);
       if (answerSpecial) {
         const field =
@@ -401,7 +409,7 @@ export async function buildDataset(
       }
       let tokens = 0;
       if (counter && model) {
-        tokens = fixed + counter.count(messages[1]?.content ?? '') + counter.count(answer);
+        tokens = fixed + counter.count(user) + counter.count(answer);
         if (tokens > model.maxTokensPerExample) {
           errors.add({
             code: 'too_many_tokens',
@@ -417,27 +425,32 @@ export async function buildDataset(
       // Once anything is wrong the dataset is invalid: keep checking, stop writing.
       if (errors.size > 0) continue;
 
-      // A string, not a Buffer per line: per-line Buffers pile up off-heap until a GC and inflate RSS.
-      const line = exampleLine(messages);
-      // One-shot hash: no Hash object per line (native allocations that fragment and inflate RSS).
-      const digest = Number.parseInt(oneShotHash('md5', line, 'hex').slice(0, 12), 16);
+      // The line (exampleLine's text) is encoded straight into the writer's chunk, which feeds the
+      // file hash; the duplicate check hashes those bytes (one-shot: no Hash object per line).
+      const toTest = testWriter !== undefined && testSet.has(index);
+      const writer = toTest ? testWriter : trainWriter;
+      const wrote = writer.write(
+        lineParts.head,
+        userJson,
+        lineParts.middle,
+        JSON.stringify(answer),
+        lineParts.tail,
+      );
+      const digest = Number.parseInt(oneShotHash('sha1', writer.lastLine(), 'hex').slice(0, 12), 16);
       if (seenExamples.has(digest)) {
         duplicateCount++;
         if (duplicateIds.length < 20) duplicateIds.push(documentId);
       } else seenExamples.add(digest);
 
-      if (testWriter && testSet.has(index)) {
+      if (toTest) {
         testExamples++;
         testTokens += BigInt(tokens);
-        testHash.update(line);
-        await testWriter.write(line);
       } else {
         trainTokens.push(tokens);
         trainIndexes.push(index);
         if (model) billable += BigInt(Math.min(tokens, model.maxTokensPerExample));
-        trainHash.update(line);
-        await trainWriter.write(line);
       }
+      if (wrote) await wrote;
     }
     await trainWriter.end();
     await testWriter?.end();

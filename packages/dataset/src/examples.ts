@@ -125,3 +125,23 @@ export function buildMessages(
 export function exampleLine(messages: readonly ChatMessage[]): string {
   return `${JSON.stringify({ messages })}\n`;
 }
+
+/** The constant text of an example line around its JSON-encoded user and assistant contents. */
+export interface ExampleLineParts {
+  head: string;
+  middle: string;
+  tail: string;
+}
+
+/**
+ * `exampleLine` for a fixed system prompt, split around the two contents that change per example:
+ * `head + JSON.stringify(user) + middle + JSON.stringify(answer) + tail` is the same text (tested), so
+ * the builder encodes the system prompt once and writes the parts without building the line.
+ */
+export function exampleLineParts(systemPrompt: string): ExampleLineParts {
+  return {
+    head: `{"messages":[{"role":"system","content":${JSON.stringify(systemPrompt)}},{"role":"user","content":`,
+    middle: '},{"role":"assistant","content":',
+    tail: '}]}\n',
+  };
+}

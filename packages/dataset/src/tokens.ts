@@ -155,6 +155,23 @@ export function findSpecialToken(text: string): string | undefined {
   return SPECIAL_TOKEN_PATTERN.exec(text)?.[0];
 }
 
+/**
+ * Whether `json` (a `JSON.stringify` result) may encode a control character that CONTROL_CHAR_PATTERN
+ * matches: JSON escapes U+0000–U+001F as `\uXXXX`, except U+0008 and U+000C (`\b`, `\f`) and the
+ * allowed tab, line feed and carriage return; DEL stays raw. False means certainly none; true means
+ * look with findControlChar (`\u` also encodes lone surrogates). Walking the escapes of an encoding
+ * the builder needs anyway is several times cheaper than the pattern over the text.
+ */
+export function jsonMayHoldControlChar(json: string): boolean {
+  if (json.includes('\u007F')) return true;
+  // Every backslash in JSON output starts an escape; skip the escaped character itself.
+  for (let i = json.indexOf('\\'); i !== -1; i = json.indexOf('\\', i + 2)) {
+    const c = json.charCodeAt(i + 1);
+    if (c === 0x75 /* u */ || c === 0x62 /* b */ || c === 0x66 /* f */) return true;
+  }
+  return false;
+}
+
 export function findControlChar(text: string): { index: number; code: string } | undefined {
   const m = CONTROL_CHAR_PATTERN.exec(text);
   if (!m) return undefined;

@@ -1,43 +1,107 @@
+import type { Hash } from 'node:crypto';
 import { once } from 'node:events';
 import type { Writable } from 'node:stream';
 
+export interface LineWriterOptions {
+  /** Size of the reusable chunk buffers (default 256 KiB). */
+  chunkBytes?: number;
+  /** Fed every byte written, in order (the file's content hash without encoding the lines twice). */
+  hash?: Hash;
+}
+
 /**
- * Buffers lines into large chunks and honours backpressure, so a file of any size is written with
- * bounded memory and few syscalls.
+ * Encodes lines straight into reusable chunk buffers and hands full chunks to the stream, honouring
+ * backpressure, so a file of any size is written with bounded memory, few syscalls and one UTF-8
+ * encode per line (no joined string, no Buffer per line or per chunk).
  */
 export class LineWriter {
-  private buffer: string[] = [];
-  private buffered = 0;
+  private chunk: Buffer;
+  private used = 0;
+  /** Chunks the stream is done with, ready for reuse. */
+  private readonly spare: Buffer[] = [];
+  private lastStart = 0;
+  private lastEnd = 0;
+  /** The last line when it was too large for a chunk and went out as its own buffer. */
+  private oversized: Buffer | undefined;
   private failed: Error | undefined;
+  private readonly hash: Hash | undefined;
+  private readonly chunkBytes: number;
   bytes = 0;
 
   constructor(
     private readonly stream: Writable,
-    private readonly chunkBytes = 256 * 1024,
+    opts: LineWriterOptions = {},
   ) {
+    this.chunkBytes = opts.chunkBytes ?? 256 * 1024;
+    this.hash = opts.hash;
+    this.chunk = Buffer.allocUnsafeSlow(this.chunkBytes);
     stream.on('error', (err) => {
       this.failed = err;
     });
   }
 
-  async write(line: string): Promise<void> {
-    this.buffer.push(line);
-    this.buffered += line.length;
-    if (this.buffered >= this.chunkBytes) await this.flush();
+  /**
+   * Appends one line made of `parts` (the caller supplies the trailing newline). Returns a promise only
+   * when a full chunk went to the stream and the stream asked to wait; await it before the next write.
+   */
+  write(...parts: string[]): Promise<void> | undefined {
+    if (this.failed) throw this.failed;
+    let chars = 0;
+    for (const p of parts) chars += p.length;
+    // UTF-8 takes at most 3 bytes per UTF-16 code unit.
+    const maxBytes = 3 * chars;
+    let flushed: Promise<void> | undefined;
+    if (this.used + maxBytes > this.chunk.length) {
+      flushed = this.flush();
+      if (maxBytes > this.chunk.length) {
+        const line = Buffer.from(parts.join(''), 'utf8');
+        this.oversized = line;
+        const wrote = this.send(line, undefined);
+        return flushed && wrote ? flushed.then(() => wrote) : (flushed ?? wrote);
+      }
+    }
+    this.oversized = undefined;
+    const chunk = this.chunk;
+    let used = this.used;
+    this.lastStart = used;
+    for (const p of parts) used += chunk.write(p, used);
+    this.used = this.lastEnd = used;
+    return flushed;
   }
 
-  private async flush(): Promise<void> {
-    if (this.failed) throw this.failed;
-    if (!this.buffered) return;
-    const chunk = Buffer.from(this.buffer.join(''), 'utf8');
-    this.buffer = [];
-    this.buffered = 0;
-    this.bytes += chunk.length;
-    if (!this.stream.write(chunk)) await once(this.stream, 'drain');
+  /** The UTF-8 bytes of the line just written (a view, valid until the next write). */
+  lastLine(): Buffer {
+    return this.oversized ?? this.chunk.subarray(this.lastStart, this.lastEnd);
+  }
+
+  /** Hands the filled part of the chunk to the stream and continues in a spare chunk. */
+  private flush(): Promise<void> | undefined {
+    if (!this.used) return undefined;
+    const full = this.chunk;
+    const data = full.subarray(0, this.used);
+    this.chunk = this.spare.pop() ?? Buffer.allocUnsafeSlow(this.chunkBytes);
+    this.used = 0;
+    return this.send(data, full);
+  }
+
+  /** Writes `data`; `reuse` goes back to the spare chunks once the stream has written it. */
+  private send(data: Buffer, reuse: Buffer | undefined): Promise<void> | undefined {
+    this.hash?.update(data);
+    this.bytes += data.length;
+    const more = this.stream.write(data, (err) => {
+      if (!err && reuse) this.spare.push(reuse);
+    });
+    if (more) return undefined;
+    return this.drain();
+  }
+
+  private async drain(): Promise<void> {
+    await once(this.stream, 'drain');
     if (this.failed) throw this.failed;
   }
 
   async end(): Promise<void> {
+    if (this.failed) throw this.failed;
     await this.flush();
     const finished = once(this.stream, 'finish');
     this.stream.end();
