@@ -5,13 +5,16 @@
 // the same run, the same way (one statement per commit, same pool and concurrency): a one-row INSERT
 // (the commit cost floor) and a same-row UPDATE (the ceiling for one hot row); the one-row insert in
 // BEGIN/COMMIT is shown too, for comparison with figures taken before the operations were one statement.
+import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
 import type { Db } from '@tuneline/db';
 import { auditLedger, grantCredits, postReservation, reserveCredits } from '@tuneline/ledger';
 import { sql } from 'kysely';
 import { scratchDatabase } from './support.ts';
 
-const CONCURRENCY = 16;
+const CONCURRENCY = Number(process.env.LEDGER_BENCH_CONCURRENCY ?? 16);
 const LICENSES = 100;
 const SPREAD_PAIRS = 4_000;
 const HOT_PAIRS = 1_500;
@@ -26,16 +29,61 @@ if (!baseUrl) {
 
 const freshDatabase = () => scratchDatabase(baseUrl as string, 'ledger', CONCURRENCY + 2);
 
-/** Runs `total` tasks, CONCURRENCY at a time; returns tasks per second. */
-async function rate(total: number, task: (i: number) => Promise<void>): Promise<number> {
+/** Clock ticks per second of /proc/<pid>/stat times. */
+const CLK_TCK = (() => {
+  try {
+    return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+  } catch {
+    return 100;
+  }
+})();
+
+/**
+ * CPU milliseconds used so far by this database's backends, read from /proc: only when Postgres runs
+ * on this machine (null otherwise). With the client's own CPU it gives a cost per operation that other
+ * load on a shared machine disturbs far less than the rates do.
+ */
+async function serverCpuMs(db: Db): Promise<number | null> {
+  const { rows } = await sql<{ pid: number }>`
+    SELECT pid FROM pg_stat_activity WHERE datname = current_database()`.execute(db);
+  let ticks = 0;
+  for (const { pid } of rows) {
+    try {
+      const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+      ticks += Number(fields[11]) + Number(fields[12]);
+    } catch {
+      return null;
+    }
+  }
+  return Number.isFinite(ticks) ? (ticks / CLK_TCK) * 1000 : null;
+}
+
+interface Rate {
+  perSecond: number;
+  /** CPU ms per task: this process, and the database's backends (null: not on this machine). */
+  clientMs: number;
+  serverMs: number | null;
+}
+
+/** Runs `total` tasks, CONCURRENCY at a time: tasks per second and CPU per task. */
+async function rate(db: Db, total: number, task: (i: number) => Promise<void>): Promise<Rate> {
   let next = 0;
+  const server0 = await serverCpuMs(db);
+  const client0 = process.cpuUsage();
   const started = performance.now();
   await Promise.all(
     Array.from({ length: CONCURRENCY }, async () => {
       for (let i = next++; i < total; i = next++) await task(i);
     }),
   );
-  return total / ((performance.now() - started) / 1000);
+  const seconds = (performance.now() - started) / 1000;
+  const client = process.cpuUsage(client0);
+  const server1 = await serverCpuMs(db);
+  return {
+    perSecond: total / seconds,
+    clientMs: (client.user + client.system) / 1000 / total,
+    serverMs: server0 === null || server1 === null ? null : (server1 - server0) / total,
+  };
 }
 
 async function pair(db: Db, licenseId: string): Promise<void> {
@@ -55,20 +103,22 @@ try {
   await sql`CREATE TABLE bench_counter (id int PRIMARY KEY, n bigint NOT NULL)`.execute(db);
   await sql`INSERT INTO bench_counter VALUES (1, 0)`.execute(db);
   // Warm-up: connections open, plans cached.
-  await rate(200, (i) => pair(db, licenses[i % LICENSES] as string));
+  await rate(db, 200, (i) => pair(db, licenses[i % LICENSES] as string));
 
-  const baseline = await rate(2_000, async () => {
+  const load0 = loadavg();
+  const baseline = await rate(db, 2_000, async () => {
     await sql`INSERT INTO bench_commits DEFAULT VALUES`.execute(db);
   });
-  const baselineTx = await rate(2_000, async () => {
+  const baselineTx = await rate(db, 2_000, async () => {
     await db.transaction().execute((tx) => sql`INSERT INTO bench_commits DEFAULT VALUES`.execute(tx));
   });
-  // The ceiling for one hot license: transactions that each update the same row (serialised on its lock).
-  const hotRow = await rate(1_000, async () => {
+  // The ceiling for one hot license: statements that each update the same row (serialised on its lock).
+  const hotRow = await rate(db, 1_000, async () => {
     await sql`UPDATE bench_counter SET n = n + 1 WHERE id = 1`.execute(db);
   });
-  const spread = await rate(SPREAD_PAIRS, (i) => pair(db, licenses[i % LICENSES] as string));
-  const hot = await rate(HOT_PAIRS, () => pair(db, 'bench-hot'));
+  const spread = await rate(db, SPREAD_PAIRS, (i) => pair(db, licenses[i % LICENSES] as string));
+  const hot = await rate(db, HOT_PAIRS, () => pair(db, 'bench-hot'));
+  const load1 = loadavg();
 
   const auditStarted = performance.now();
   const { violations } = await auditLedger(db);
@@ -79,27 +129,34 @@ try {
     .executeTakeFirstOrThrow();
 
   const fmt = (n: number) => n.toFixed(0).padStart(7);
+  const cpu = (r: Rate) =>
+    `cpu/op client ${r.clientMs.toFixed(3)} ms, server ${r.serverMs === null ? 'n/a' : `${r.serverMs.toFixed(3)} ms`}`;
+  const load = (l: number[]) => l.map((x) => x.toFixed(2)).join(' ');
   console.log(
     `concurrency ${CONCURRENCY}, one pool; each reserve and each post is one statement, its own transaction`,
   );
-  console.log(`baseline  one-row insert statements:   ${fmt(baseline)} /s`);
-  console.log(`baseline  same-row update statements:  ${fmt(hotRow)} /s`);
-  console.log(`(one-row insert in BEGIN/COMMIT:        ${fmt(baselineTx)} /s)`);
+  console.log(`load average ${load(load0)} before, ${load(load1)} after (${cpus().length} CPUs)`);
+  console.log(`baseline  one-row insert statements:   ${fmt(baseline.perSecond)} /s  ${cpu(baseline)}`);
+  console.log(`baseline  same-row update statements:  ${fmt(hotRow.perSecond)} /s  ${cpu(hotRow)}`);
+  console.log(`(one-row insert in BEGIN/COMMIT:        ${fmt(baselineTx.perSecond)} /s  ${cpu(baselineTx)})`);
   console.log(
-    `spread    reserve+post pairs (${LICENSES} licenses): ${fmt(spread)} /s  (target >= ${TARGET_SPREAD}; ${(
-      (2 * spread) / baseline
-    ).toFixed(2)}x baseline in transactions)`,
+    `spread    reserve+post pairs (${LICENSES} licenses): ${fmt(spread.perSecond)} /s  (target >= ${TARGET_SPREAD}; ${(
+      (2 * spread.perSecond) / baseline.perSecond
+    ).toFixed(2)}x baseline in transactions)  ${cpu(spread)} per pair`,
   );
   console.log(
-    `hot       reserve+post pairs (1 license):     ${fmt(hot)} /s  (target >= ${TARGET_HOT}; ${((2 * hot) / hotRow).toFixed(2)}x same-row baseline in transactions)`,
+    `hot       reserve+post pairs (1 license):     ${fmt(hot.perSecond)} /s  (target >= ${TARGET_HOT}; ${(
+      (2 * hot.perSecond) / hotRow.perSecond
+    ).toFixed(2)}x same-row baseline in transactions)  ${cpu(hot)} per pair`,
   );
-  console.log(`ratio     hot / spread: ${(hot / spread).toFixed(2)}`);
+  console.log(`ratio     hot / spread: ${(hot.perSecond / spread.perSecond).toFixed(2)}`);
   console.log(
     `audit     ${transfers.n} transfers checked in ${auditMs.toFixed(0)} ms: ${violations.length} violations`,
   );
-  if (spread < TARGET_SPREAD)
-    console.log(`TARGET MISSED: spread ${spread.toFixed(0)}/s < ${TARGET_SPREAD}/s`);
-  if (hot < TARGET_HOT) console.log(`TARGET MISSED: hot ${hot.toFixed(0)}/s < ${TARGET_HOT}/s`);
+  if (spread.perSecond < TARGET_SPREAD)
+    console.log(`TARGET MISSED: spread ${spread.perSecond.toFixed(0)}/s < ${TARGET_SPREAD}/s`);
+  if (hot.perSecond < TARGET_HOT)
+    console.log(`TARGET MISSED: hot ${hot.perSecond.toFixed(0)}/s < ${TARGET_HOT}/s`);
   if (violations.length > 0) {
     console.log('TARGET MISSED: the auditor found violations');
     for (const v of violations.slice(0, 10)) console.log(`  [${v.invariant}] ${v.detail}`);
