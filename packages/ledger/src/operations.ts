@@ -1,5 +1,5 @@
 import type { Executor, LedgerTransfer } from '@tuneline/db';
-import { sql } from 'kysely';
+import { CompiledQuery, type QueryResult, sql } from 'kysely';
 import {
   ensureLicenseAccount,
   grantsAccountId,
@@ -22,6 +22,15 @@ import { LedgerConflictError, LedgerNotFoundError } from './errors.ts';
  * Every operation but a first grant is one statement on its happy path: outside a transaction it is
  * one round trip and commits by itself; inside a caller's transaction it is one statement of it.
  */
+
+/**
+ * The hot statements, written once: sent as ready CompiledQuery objects they skip Kysely's query
+ * builder and compiler on every call (the functions are in migration 0006_ledger_functions).
+ */
+const RESERVE_SQL = 'SELECT ledger_reserve($1, $2, $3, $4::bigint, $5, $6::uuid, $7) AS inserted';
+const POST_SQL =
+  'SELECT o_reserved AS reserved, o_posted AS posted FROM ledger_post($1, $2, $3, $4::bigint, $5::uuid, $6, $7::bigint)';
+const VOID_SQL = 'SELECT o_released AS released FROM ledger_void($1, $2, $3::uuid)';
 
 export interface GrantInput {
   grantId: string;
@@ -120,10 +129,17 @@ export async function reserveCredits(tx: Executor, input: ReserveInput): Promise
   const revenue = revenueAccountId(input.fineTuneId);
   // The replay check rides in the statement (NOT EXISTS), so a new reservation is one round trip.
   // ledger_reserve (migration 0006) is that one statement, its plan kept by the session.
-  const result = await sql<{ inserted: string }>`
-    SELECT ledger_reserve(${id}, ${account}, ${revenue}, ${amount}::bigint, ${input.licenseId},
-      ${input.fineTuneId}::uuid, ${input.model}) AS inserted
-  `.execute(tx);
+  const result = (await tx.executeQuery(
+    CompiledQuery.raw(RESERVE_SQL, [
+      id,
+      account,
+      revenue,
+      amount,
+      input.licenseId,
+      input.fineTuneId,
+      input.model,
+    ]),
+  )) as QueryResult<{ inserted: string }>;
   const inserted = Number(result.rows[0]?.inserted ?? 0);
   if (inserted === 2) return { ok: true };
   if (inserted !== 0) throw new Error(`reserve ${id}: system account ${revenue} is missing`);
@@ -213,11 +229,17 @@ export async function postReservation(tx: Executor, input: PostInput): Promise<P
   const tokens = checkAmount(input.tokens);
   const id = transferIds.post(input.fineTuneId);
   const reserveId = transferIds.reserve(input.fineTuneId);
-  const result = await sql<{ reserved: string; posted: string | null }>`
-    SELECT o_reserved AS reserved, o_posted AS posted
-    FROM ledger_post(${reserveId}, ${id}, ${transferIds.overage(input.fineTuneId)}, ${amount}::bigint,
-      ${input.fineTuneId}::uuid, ${input.model}, ${tokens}::bigint)
-  `.execute(tx);
+  const result = (await tx.executeQuery(
+    CompiledQuery.raw(POST_SQL, [
+      reserveId,
+      id,
+      transferIds.overage(input.fineTuneId),
+      amount,
+      input.fineTuneId,
+      input.model,
+      tokens,
+    ]),
+  )) as QueryResult<{ reserved: string; posted: string | null }>;
   const row = result.rows[0];
   if (row && row.posted !== null) {
     const reserved = BigInt(row.reserved);
@@ -258,9 +280,9 @@ export async function voidReservation(
 ): Promise<{ released: bigint }> {
   const id = transferIds.void(input.fineTuneId);
   const reserveId = transferIds.reserve(input.fineTuneId);
-  const result = await sql<{ released: string | null }>`
-    SELECT o_released AS released FROM ledger_void(${reserveId}, ${id}, ${input.fineTuneId}::uuid)
-  `.execute(tx);
+  const result = (await tx.executeQuery(
+    CompiledQuery.raw(VOID_SQL, [reserveId, id, input.fineTuneId]),
+  )) as QueryResult<{ released: string | null }>;
   const released = result.rows[0]?.released;
   if (released !== null && released !== undefined) return { released: BigInt(released) };
   const { resolution } = await readResolution(tx, input.fineTuneId);
