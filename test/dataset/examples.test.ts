@@ -2,10 +2,13 @@ import { existsSync } from 'node:fs';
 import { canonicalJson } from '@tuneline/contracts';
 import {
   assistantContent,
+  CONTROL_CHAR_PATTERN,
   chooseTestSet,
   compileTemplate,
   exampleLine,
   exampleLineParts,
+  isPlainText,
+  quotePlainText,
   stableJson,
   TemplateError,
 } from '@tuneline/dataset';
@@ -79,6 +82,47 @@ describe('example construction', { timeout: 120_000 }, () => {
       ),
       { numRuns: 500 },
     );
+  });
+
+  it('quotePlainText is JSON.stringify for plain text; plain text has no control character', () => {
+    const chars = fc.constantFrom(
+      'a',
+      'ß',
+      '€',
+      ' ',
+      '\n',
+      '\r',
+      '\t',
+      '"',
+      '\\',
+      '\u0000',
+      '\u001f',
+      '\u007f',
+      '\ud83d',
+      '\ude00',
+      '\u2028',
+      '/',
+    );
+    const texts = fc.oneof(
+      fc.string({ unit: 'binary' }),
+      fc.array(chars, { maxLength: 40 }).map((cs) => cs.join('')),
+    );
+    let plainSeen = 0;
+    fc.assert(
+      fc.property(texts, (text) => {
+        if (!isPlainText(text)) {
+          expect(/[\u0000-\u0008\u000B\u000C\u000E-\u001F"\\\u007F\uD800-\uDFFF]/.test(text)).toBe(true);
+          return;
+        }
+        plainSeen++;
+        expect(CONTROL_CHAR_PATTERN.test(text)).toBe(false);
+        expect(quotePlainText(text)).toBe(JSON.stringify(text));
+      }),
+      { numRuns: 3_000 },
+    );
+    expect(plainSeen).toBeGreaterThan(100);
+    expect(quotePlainText('a\r\nb\tc\n\nü 😀')).toBe(JSON.stringify('a\r\nb\tc\n\nü 😀'));
+    expect(isPlainText('😀')).toBe(false); // surrogates take JSON.stringify (a lone one is escaped)
   });
 
   it('mapped dump leaves out mapped fields a document lacks', () => {

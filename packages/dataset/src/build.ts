@@ -20,6 +20,8 @@ import {
   exampleLineParts,
   type FillTemplate,
   isEmptyValue,
+  isPlainText,
+  quotePlainText,
   stableJson,
   TemplateError,
 } from './examples.ts';
@@ -340,9 +342,11 @@ export async function buildDataset(
         });
       }
 
-      // The filled user prompt and its JSON encoding serve the checks, the count and the line.
+      // The filled user prompt and its JSON encoding serve the checks, the count and the line. A plain
+      // prompt (the usual case) holds no control character and has a cheap exact encoding.
       const user = fill ? fill(doc) : undefined;
-      const userJson = user === undefined ? undefined : JSON.stringify(user);
+      const plain = user !== undefined && isPlainText(user);
+      const userJson = user === undefined ? undefined : plain ? quotePlainText(user) : JSON.stringify(user);
 
       if (!/\S/.test(doc.text)) {
         errors.add({ code: 'empty_text', documentId, index, field: 'text', message: 'text is empty' });
@@ -357,8 +361,11 @@ export async function buildDataset(
           message: `text contains the special token ${special}`,
         });
       }
-      const control =
-        userJson === undefined || jsonMayHoldControlChar(userJson) ? findControlChar(doc.text) : undefined;
+      const control = plain
+        ? undefined
+        : userJson === undefined || jsonMayHoldControlChar(userJson)
+          ? findControlChar(doc.text)
+          : undefined;
       if (control) {
         errors.add({
           code: 'control_character',
