@@ -4,6 +4,7 @@ import {
   assistantContent,
   CONTROL_CHAR_PATTERN,
   chooseTestSet,
+  compileAssistantContent,
   compileTemplate,
   exampleLine,
   exampleLineParts,
@@ -123,6 +124,31 @@ describe('example construction', { timeout: 120_000 }, () => {
     expect(plainSeen).toBeGreaterThan(100);
     expect(quotePlainText('a\r\nb\tc\n\nü 😀')).toBe(JSON.stringify('a\r\nb\tc\n\nü 😀'));
     expect(isPlainText('😀')).toBe(false); // surrogates take JSON.stringify (a lone one is escaped)
+  });
+
+  it('compileAssistantContent gives assistantContent for any fields and mapped list', () => {
+    const key = fc.oneof(
+      fc.constantFrom('total', 'date', '0', '1', '10', '01', '__proto__', 'toJSON', 'constructor', ''),
+      fc.string({ maxLength: 6 }),
+    );
+    const fields = fc.dictionary(key, fc.jsonValue({ maxDepth: 2 }), { maxKeys: 8 }) as fc.Arbitrary<
+      Parameters<typeof assistantContent>[0]
+    >;
+    fc.assert(
+      fc.property(
+        fields,
+        fc.array(key, { maxLength: 8 }),
+        fc.constantFrom('all', 'mapped'),
+        (f, mapped, dump) => {
+          expect(compileAssistantContent(dump, mapped)(f)).toBe(assistantContent(f, dump, mapped));
+        },
+      ),
+      { numRuns: 2_000 },
+    );
+    const proto = JSON.parse('{"__proto__":{"a":1},"total":"5","2":"x"}');
+    expect(compileAssistantContent('mapped', ['total', '__proto__', '2', 'total'])(proto)).toBe(
+      assistantContent(proto, 'mapped', ['total', '__proto__', '2', 'total']),
+    );
   });
 
   it('mapped dump leaves out mapped fields a document lacks', () => {

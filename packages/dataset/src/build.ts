@@ -15,13 +15,13 @@ import {
   trainingCredits,
 } from './catalogue.ts';
 import {
-  assistantContent,
+  compileAssistantContent,
   compileTemplate,
+  escapePlainText,
   exampleLineParts,
   type FillTemplate,
   isEmptyValue,
   isPlainText,
-  quotePlainText,
   stableJson,
   TemplateError,
 } from './examples.ts';
@@ -302,11 +302,15 @@ export async function buildDataset(
     ? new LineWriter(opts.storage.createWriteStream(opts.testKey), { hash: testHash })
     : undefined;
   const lineParts = exampleLineParts(modelConfig.systemPrompt);
+  const headQuote = `${lineParts.head}"`;
+  const quoteMiddle = `"${lineParts.middle}`;
+  const answerOf = compileAssistantContent(dump, modelConfig.mappedFields);
   const trainTokens = new IntList();
   const trainIndexes = new IntList();
-  let testTokens = 0n;
+  // Plain numbers on the hot path (exact: sums stay far below 2^53), BigInt in the result.
+  let testTokenSum = 0;
   let testExamples = 0;
-  let billable = 0n;
+  let billableSum = 0;
   let usable = 0;
   const emptyCounts = new Map<string, number>(modelConfig.mappedFields.map((f) => [f, 0]));
   let parsedDocs = 0;
@@ -346,7 +350,9 @@ export async function buildDataset(
       // prompt (the usual case) holds no control character and has a cheap exact encoding.
       const user = fill ? fill(doc) : undefined;
       const plain = user !== undefined && isPlainText(user);
-      const userJson = user === undefined ? undefined : plain ? quotePlainText(user) : JSON.stringify(user);
+      // Plain: escaped without the quotes (the line parts around it supply them), so no copy is made
+      // to add them; otherwise the whole JSON string.
+      const userJson = user === undefined ? undefined : plain ? escapePlainText(user) : JSON.stringify(user);
 
       if (!/\S/.test(doc.text)) {
         errors.add({ code: 'empty_text', documentId, index, field: 'text', message: 'text is empty' });
@@ -401,7 +407,7 @@ export async function buildDataset(
         continue;
       }
 
-      const answer = assistantContent(doc.fields, dump, modelConfig.mappedFields);
+      const answer = answerOf(doc.fields);
       const answerSpecial = findSpecialToken(answer);
       if (answerSpecial) {
         const field =
@@ -436,13 +442,9 @@ export async function buildDataset(
       // file hash; the duplicate check hashes those bytes (one-shot: no Hash object per line).
       const toTest = testWriter !== undefined && testSet.has(index);
       const writer = toTest ? testWriter : trainWriter;
-      const wrote = writer.write(
-        lineParts.head,
-        userJson,
-        lineParts.middle,
-        JSON.stringify(answer),
-        lineParts.tail,
-      );
+      const wrote = plain
+        ? writer.write(headQuote, userJson, quoteMiddle, JSON.stringify(answer), lineParts.tail)
+        : writer.write(lineParts.head, userJson, lineParts.middle, JSON.stringify(answer), lineParts.tail);
       const digest = Number.parseInt(oneShotHash('sha1', writer.lastLine(), 'hex').slice(0, 12), 16);
       if (seenExamples.has(digest)) {
         duplicateCount++;
@@ -451,11 +453,11 @@ export async function buildDataset(
 
       if (toTest) {
         testExamples++;
-        testTokens += BigInt(tokens);
+        testTokenSum += tokens;
       } else {
         trainTokens.push(tokens);
         trainIndexes.push(index);
-        if (model) billable += BigInt(Math.min(tokens, model.maxTokensPerExample));
+        if (model) billableSum += Math.min(tokens, model.maxTokensPerExample);
       }
       if (wrote) await wrote;
     }
@@ -539,7 +541,7 @@ export async function buildDataset(
       .digest('hex');
   }
   const epochs = invalid || !model ? null : resolveEpochs(trainExamples, settings.job.hyperparameters);
-  const billed = epochs === null ? null : BigInt(epochs) * billable;
+  const billed = epochs === null ? null : BigInt(epochs) * BigInt(billableSum);
   let trainTokenSum = 0n;
   for (const t of tokenList) trainTokenSum += BigInt(t);
 
@@ -552,7 +554,7 @@ export async function buildDataset(
     trainExamples: invalid ? 0 : trainExamples,
     testExamples: invalid ? 0 : testExamples,
     trainTokens: trainTokenSum,
-    testTokens,
+    testTokens: BigInt(testTokenSum),
     trainTokenStats: tokenStats(tokenList),
     epochs,
     estimatedBilledTokens: billed,
