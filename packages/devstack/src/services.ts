@@ -70,7 +70,7 @@ export interface SuperviseOptions {
   /** Extra variables for one instance; a variable set to undefined is removed. */
   instanceEnv?: (service: string, instance: number) => NodeJS.ProcessEnv;
   /** Where each process's output goes (default: inherited). */
-  onOutput?: (service: string, chunk: string) => void;
+  onOutput?: (service: string, chunk: string, instance: number) => void;
   restart?: boolean;
 }
 
@@ -97,8 +97,8 @@ export function superviseServices(opts: SuperviseOptions): Supervisor {
       env,
       stdio: opts.onOutput ? ['ignore', 'pipe', 'pipe'] : 'inherit',
     });
-    child.stdout?.on('data', (d: Buffer) => opts.onOutput?.(m.service, d.toString()));
-    child.stderr?.on('data', (d: Buffer) => opts.onOutput?.(m.service, d.toString()));
+    child.stdout?.on('data', (d: Buffer) => opts.onOutput?.(m.service, d.toString(), instance));
+    child.stderr?.on('data', (d: Buffer) => opts.onOutput?.(m.service, d.toString(), instance));
     const proc: ServiceProcess = { service: m.service, instance, healthPort, child, restarts };
     child.once('exit', (code, signal) => {
       exits.push({ service: m.service, instance, code, signal });
@@ -108,6 +108,7 @@ export function superviseServices(opts: SuperviseOptions): Supervisor {
       opts.onOutput?.(
         m.service,
         `supervisor: ${m.service}#${instance} exited (${code ?? signal}); restarting\n`,
+        instance,
       );
       setTimeout(() => {
         if (stopping) return;

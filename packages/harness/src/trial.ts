@@ -5,7 +5,7 @@
 // is terminal, then counts what exactly-once promises: one provider job per fine-tune, one charge per
 // succeeded fine-tune, one e-mail per recipient per fine-tune, a clean ledger audit.
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type FineTuneRequestInput, FineTuneRequestProducer } from '@tuneline/contracts';
@@ -109,6 +109,19 @@ export interface TrialReport {
   /** From the first enqueue to the last request turning terminal. */
   wallMs: number;
   fineTunesPerSecond: number;
+  /**
+   * Per queue, from the workers' own /metrics at the end (processes restarted by the chaos count
+   * only since their restart): jobs completed, retried and failed, rate-limit pauses, handler seconds.
+   */
+  stages: Record<
+    string,
+    { completed: number; retried: number; failed: number; rateLimited: number; handlerSeconds: number }
+  >;
+  /**
+   * CPU seconds each service's processes used from the first enqueue to the end (Linux /proc; start-up
+   * excluded; a process restarted meanwhile counts from its restart), and this process's own.
+   */
+  cpuSeconds: Record<string, number>;
   /** Per stage, milliseconds (p50, p95, p99, max), from the rows' timestamps. */
   stageLatency: Record<string, { p50: number; p95: number; p99: number; max: number }>;
 }
@@ -161,6 +174,16 @@ export function formatReport(report: TrialReport): string[] {
     `unexpected worker exits      ${report.unexpectedExits}`,
     `throughput                   ${report.fineTunesPerSecond.toFixed(2)} fine-tunes/s (${(report.wallMs / 1000).toFixed(1)} s wall)`,
     ...Object.entries(report.stageLatency).map(([stage, v]) => `  ${stage.padEnd(40)}${pct(v)}`),
+    `CPU seconds during the run    ${Object.entries(report.cpuSeconds)
+      .map(([k, v]) => `${k} ${v.toFixed(1)}`)
+      .join(' · ')}`,
+    'jobs per queue (from /metrics)',
+    ...Object.entries(report.stages).map(
+      ([queue, v]) =>
+        `  ${queue.padEnd(40)}completed ${v.completed} · retried ${v.retried} · failed ${v.failed} · rate-limited ${v.rateLimited} · handler ${
+          v.completed ? ((v.handlerSeconds / (v.completed + v.retried + v.failed)) * 1000).toFixed(1) : '—'
+        } ms/job`,
+    ),
   ];
 }
 
@@ -245,7 +268,7 @@ export async function runTrial(opts: TrialOptions): Promise<TrialReport> {
       scale: opts.scale,
       nodeArgs: opts.nodeArgs,
       basePort: 0,
-      onOutput: (service, chunk) => output.add(service, chunk),
+      onOutput: (service, chunk, instance) => output.add(service, chunk, instance),
     });
     const expectedProcesses = supervisor.processes.length;
     say(`starting ${expectedProcesses} worker processes (prefix ${prefix}, database ${dbName})`);
@@ -261,16 +284,19 @@ export async function runTrial(opts: TrialOptions): Promise<TrialReport> {
     const inputs = Array.from({ length: opts.requests }, (_, i) =>
       requestFor(i, licenses[i % licenses.length] as string, seed, opts.documents ?? 12),
     );
+    const cpuAtStart = workerCpuSeconds(supervisor);
+    const ownCpuAtStart = process.cpuUsage();
     const t0 = Date.now();
     const events: TrialEvent[] = [];
     const event = (what: string) => {
       events.push({ atMs: Date.now() - t0, what });
       say(`[${((Date.now() - t0) / 1000).toFixed(1)}s] ${what}`);
     };
-    for (const input of inputs) {
+    // Many upstream clients at once, as a busy capture app would send them.
+    await inParallel(inputs, 16, async (input) => {
       const result = await producer.enqueue(input, { correlationId: `corr-${input.requestId}` });
       if (!result.ok) throw new Error(`enqueue ${input.requestId}: ${result.message}`);
-    }
+    });
     event(`${inputs.length} requests enqueued`);
 
     let resubmitted = 0;
@@ -315,7 +341,8 @@ export async function runTrial(opts: TrialOptions): Promise<TrialReport> {
     let lastPrint = 0;
     let lastResubmit = Date.now();
     while (state.terminal < opts.requests && Date.now() < deadline) {
-      await sleep(250);
+      // Not faster: this query is the harness's own load on Postgres, not the pipeline's.
+      await sleep(1_000);
       state = await pipelineState(db, licenses).catch(() => state);
       if (flushed && Date.now() - lastResubmit > 2_000) {
         lastResubmit = Date.now();
@@ -329,10 +356,14 @@ export async function runTrial(opts: TrialOptions): Promise<TrialReport> {
       }
     }
     const wallMs = Date.now() - t0;
+    const cpuSeconds = cpuSince(cpuAtStart, workerCpuSeconds(supervisor));
+    const own = process.cpuUsage(ownCpuAtStart);
+    cpuSeconds['simulator + SMTP + harness'] = (own.user + own.system) / 1e6;
     await chaos.stop();
     await producer.close();
     // Let in-flight sends finish, then stop the workers (their logs complete the correlation check).
     await sleep(500);
+    const stages = await scrapeStageMetrics(output.healthPorts());
     const exitsBeforeStop = supervisor.exits.length;
     await supervisor.stop(20_000);
 
@@ -349,6 +380,8 @@ export async function runTrial(opts: TrialOptions): Promise<TrialReport> {
       terminations: chaos.terminations,
       exits: exitsBeforeStop,
       sigkills: chaos.kills,
+      stages,
+      cpuSeconds,
     });
     return report;
   } catch (err) {
@@ -489,22 +522,88 @@ function startChaos(plan: ChaosPlan, ctx: ChaosContext) {
   };
 }
 
+/** CPU seconds used so far by each running worker process, keyed by pid (Linux only; else empty). */
+function workerCpuSeconds(supervisor: Supervisor): Map<number, { service: string; seconds: number }> {
+  const ticksPerSecond = 100; // USER_HZ on Linux
+  const out = new Map<number, { service: string; seconds: number }>();
+  for (const p of supervisor.processes) {
+    if (!p.child.pid) continue;
+    try {
+      const stat = readFileSync(`/proc/${p.child.pid}/stat`, 'utf8');
+      // Fields after the command name (which may hold spaces): utime is 14th, stime 15th overall.
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      const ticks = Number(fields[11]) + Number(fields[12]);
+      out.set(p.child.pid, { service: p.service, seconds: ticks / ticksPerSecond });
+    } catch {
+      // Not Linux, or the process is gone.
+    }
+  }
+  return out;
+}
+
+function cpuSince(
+  before: Map<number, { service: string; seconds: number }>,
+  after: Map<number, { service: string; seconds: number }>,
+): Record<string, number> {
+  const perService: Record<string, number> = {};
+  for (const [pid, { service, seconds }] of after) {
+    perService[service] = (perService[service] ?? 0) + seconds - (before.get(pid)?.seconds ?? 0);
+  }
+  return perService;
+}
+
+/** Sums the job counters and handler time of every worker's /metrics, per queue. */
+async function scrapeStageMetrics(ports: number[]): Promise<TrialReport['stages']> {
+  const stages: TrialReport['stages'] = {};
+  const stage = (queue: string) => {
+    stages[queue] ??= { completed: 0, retried: 0, failed: 0, rateLimited: 0, handlerSeconds: 0 };
+    return stages[queue];
+  };
+  for (const port of ports) {
+    const text = await fetch(`http://127.0.0.1:${port}/metrics`)
+      .then((r) => r.text())
+      .catch(() => '');
+    for (const line of text.split('\n')) {
+      const sample = /^(\w+)\{([^}]*)\} (\S+)$/.exec(line);
+      if (!sample?.[1] || sample[2] === undefined) continue;
+      const labels = Object.fromEntries([...sample[2].matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1], m[2]]));
+      const value = Number(sample[3]);
+      if (!labels.queue) continue;
+      if (sample[1] === 'tuneline_jobs_total') {
+        const s = stage(labels.queue);
+        if (labels.outcome === 'completed') s.completed += value;
+        else if (labels.outcome === 'retried') s.retried += value;
+        else if (labels.outcome === 'failed') s.failed += value;
+        else if (labels.outcome === 'rate_limited') s.rateLimited += value;
+      } else if (sample[1] === 'tuneline_job_duration_seconds_sum') {
+        stage(labels.queue).handlerSeconds += value;
+      }
+    }
+  }
+  return stages;
+}
+
 /** Worker output: counts started services and maps each correlationId to the services that logged it. */
 class LogCollector {
   started = 0;
+  /** Health port of each running process (latest start wins), from its "health server listening" line. */
+  private readonly ports = new Map<string, number>();
   readonly services = new Map<string, Set<string>>();
   private readonly recent: string[] = [];
   private readonly partial = new Map<string, string>();
 
-  add(service: string, chunk: string): void {
-    const text = (this.partial.get(service) ?? '') + chunk;
+  add(service: string, chunk: string, instance = 0): void {
+    const key = `${service}#${instance}`;
+    const text = (this.partial.get(key) ?? '') + chunk;
     const lines = text.split('\n');
-    this.partial.set(service, lines.pop() ?? '');
+    this.partial.set(key, lines.pop() ?? '');
     for (const line of lines) {
       if (!line) continue;
       this.recent.push(`[${service}] ${line}`);
       if (this.recent.length > 200) this.recent.shift();
       if (line.includes('"service started"')) this.started++;
+      const health = /"healthPort":(\d+)/.exec(line);
+      if (health?.[1]) this.ports.set(key, Number(health[1]));
       const match = /"correlationId":"([^"]+)"/.exec(line);
       if (match?.[1]) {
         const seen = this.services.get(match[1]) ?? new Set<string>();
@@ -512,6 +611,10 @@ class LogCollector {
         this.services.set(match[1], seen);
       }
     }
+  }
+
+  healthPorts(): number[] {
+    return [...this.ports.values()];
   }
 
   tail(chars: number): string {
@@ -533,6 +636,8 @@ async function collectReport(input: {
   /** Worker exits seen before the trial stopped the workers. */
   exits: number;
   sigkills: number;
+  stages: TrialReport['stages'];
+  cpuSeconds: Record<string, number>;
 }): Promise<TrialReport> {
   const { db, licenses } = input;
   const fineTunes = await db
@@ -644,6 +749,8 @@ async function collectReport(input: {
     wallMs: input.wallMs,
     fineTunesPerSecond: terminalRequests.size / (input.wallMs / 1000),
     stageLatency,
+    stages: input.stages,
+    cpuSeconds: input.cpuSeconds,
   };
 }
 
@@ -710,6 +817,16 @@ async function waitUntil(
       throw new Error(`timed out after ${timeoutMs} ms waiting for ${what()}\n${output.tail(3_000)}`);
     await sleep(100);
   }
+}
+
+/** Runs `work` over `items`, at most `limit` at a time. */
+async function inParallel<T>(items: T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(limit, items.length) }, async () => {
+      while (next < items.length) await work(items[next++] as T);
+    }),
+  );
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
