@@ -185,8 +185,12 @@ describe('stage worker runtime', () => {
     expect(runs[1]!.at - runs[0]!.at).toBeGreaterThanOrEqual(250);
     const text = await metrics.registry.metrics();
     expect(text).toMatch(/tuneline_rate_limit_waits_total\{queue="notify-send",service="test"\} 1\n/);
-    expect(text).toMatch(/tuneline_rate_limit_wait_seconds_total\{queue="notify-send",service="test"\} 0\.3\n/);
-    expect(text).toMatch(/tuneline_jobs_total\{queue="notify-send",outcome="rate_limited",service="test"\} 1\n/);
+    expect(text).toMatch(
+      /tuneline_rate_limit_wait_seconds_total\{queue="notify-send",service="test"\} 0\.3\n/,
+    );
+    expect(text).toMatch(
+      /tuneline_jobs_total\{queue="notify-send",outcome="rate_limited",service="test"\} 1\n/,
+    );
   });
 
   it('reports the depth of its queue per state, read from Redis when /metrics is scraped', async () => {

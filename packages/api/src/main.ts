@@ -1,7 +1,7 @@
 import { loadCatalogue } from '@tuneline/dataset';
 import { createDb } from '@tuneline/db';
 import { createProviderFromEnv } from '@tuneline/provider';
-import { createLogger, createRedis, loadConfig } from '@tuneline/runtime';
+import { ConfigError, createLogger, createRedis, loadConfig } from '@tuneline/runtime';
 import { buildApi } from './app.ts';
 import { apiConfigSchema } from './config.ts';
 import { profileChatProvider } from './provider.ts';
@@ -42,4 +42,13 @@ export async function runApi(env: NodeJS.ProcessEnv = process.env, portOverride?
   await stop();
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) await runApi();
+if (import.meta.url === `file://${process.argv[1]}`) {
+  try {
+    await runApi();
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    // Like the workers: a readable message naming each bad variable, and EX_CONFIG.
+    process.stderr.write(`api: ${err.message}\n`);
+    process.exit(78);
+  }
+}
