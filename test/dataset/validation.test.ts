@@ -253,6 +253,38 @@ describe('warnings are kept on a ready dataset', { timeout: 120_000 }, () => {
     );
   });
 
+  it('duplicate examples are exactly the lines that repeat an earlier line, in file order', async () => {
+    // Same-length texts with the same answer (sharing the cheap pre-check key) that differ, exact
+    // copies, a copy with another answer, and copies that differ only in an unmapped field.
+    const base = invoices(60);
+    const docs = base.map((d, i) => {
+      const twin = base[i % 7] as (typeof base)[number];
+      if (i % 5 === 1) return { ...twin, id: `dup-${i}`, fields: { ...twin.fields, vendor: `other ${i}` } };
+      if (i % 5 === 2)
+        return { ...twin, id: `near-${i}`, text: twin.text.replace(/.$/, (c) => (c === 'X' ? 'Y' : 'X')) };
+      if (i % 5 === 3)
+        return { ...twin, id: `other-answer-${i}`, fields: { ...twin.fields, total: `${i}.00` } };
+      return d;
+    });
+    const { result, store } = await build(docs, {
+      modelConfig: { systemPrompt: 's', userPromptTemplate: '{{text}}', mappedFields: ['total'] },
+    });
+    stores.push(store);
+    expect(result.status).toBe('ready');
+    const lines = store.read('train.jsonl').split('\n').filter(Boolean);
+    const seen = new Set<string>();
+    const repeated: string[] = [];
+    lines.forEach((line, i) => {
+      if (seen.has(line)) repeated.push(docs[i]?.id as string);
+      seen.add(line);
+    });
+    expect(repeated.length).toBeGreaterThan(5);
+    expect(result.warnings.find((w) => w.code === 'duplicate_examples')).toMatchObject({
+      count: repeated.length,
+      documentIds: repeated.slice(0, 20),
+    });
+  });
+
   it('token-length outliers', async () => {
     const docs = invoices(60);
     docs[20] = invoice(20, { text: `${docs[20]?.text}\n${'Line item 1 x widget 3.00 EUR\n'.repeat(200)}` });

@@ -165,10 +165,37 @@ interface Scan {
   ids: (string | undefined)[];
   /** Position of a repeated id → position of its first use. */
   duplicateOf: Map<number, number>;
+  /**
+   * Positions whose example may equal another one: those sharing their example key with another
+   * document. Only these need a digest of their line in the build pass.
+   */
+  mayRepeat: Set<number>;
   seed: string;
 }
 
-async function scan(settings: DatasetSettings, source: DocumentSource, opts: BuildOptions): Promise<Scan> {
+/** 32-bit FNV-1a over UTF-16 code units. */
+function fnv1a(text: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193);
+  return h >>> 0;
+}
+
+/**
+ * A cheap key that equal examples always share: the user prompt's length and a hash of the answer (the
+ * system prompt is the same for all). An example whose key no other document has cannot repeat one.
+ */
+type ExampleKey = (doc: Document) => string;
+
+function exampleKeyFor(fill: FillTemplate, answerOf: (fields: Document['fields']) => string): ExampleKey {
+  return (doc) => `${fill(doc).length}:${fnv1a(answerOf(doc.fields))}`;
+}
+
+async function scan(
+  settings: DatasetSettings,
+  source: DocumentSource,
+  opts: BuildOptions,
+  exampleKey: ExampleKey | undefined,
+): Promise<Scan> {
   // Only what shapes the files seeds the split (not ids, job options or, for the worker, the documents
   // array itself), so the CLI and the worker split the same documents the same way.
   const { modelConfig, dump, testPercent, baseModel } = settings;
@@ -176,10 +203,18 @@ async function scan(settings: DatasetSettings, source: DocumentSource, opts: Bui
   const ids: (string | undefined)[] = [];
   const firstIndexOf = new Map<string, number>();
   const duplicateOf = new Map<number, number>();
+  const firstByKey = new Map<string, number>();
+  const mayRepeat = new Set<number>();
   for await (const item of source()) {
     const doc = parseDocument(item);
     if (doc.success) {
       const d = doc.data;
+      if (exampleKey) {
+        const key = exampleKey(d);
+        const first = firstByKey.get(key);
+        if (first === undefined) firstByKey.set(key, ids.length);
+        else mayRepeat.add(first).add(ids.length);
+      }
       // Ids and fields, not the texts: enough to tell requests apart, and cheap.
       hash.update(`\u0001${d.id}\u0002${stableJson(d.fields)}`);
       const first = firstIndexOf.get(d.id);
@@ -192,7 +227,7 @@ async function scan(settings: DatasetSettings, source: DocumentSource, opts: Bui
     }
     if (ids.length % 1000 === 0) opts.onProgress?.({ phase: 'scan', done: ids.length, total: undefined });
   }
-  return { total: ids.length, ids, duplicateOf, seed: hash.digest('hex') };
+  return { total: ids.length, ids, duplicateOf, mayRepeat, seed: hash.digest('hex') };
 }
 
 /**
@@ -282,7 +317,13 @@ export async function buildDataset(
   }
 
   // Pass 1: count, ids, the split.
-  const { total, ids, duplicateOf, seed } = await scan(settings, source, opts);
+  const answerOf = compileAssistantContent(dump, modelConfig.mappedFields);
+  const { total, ids, duplicateOf, mayRepeat, seed } = await scan(
+    settings,
+    source,
+    opts,
+    fill ? exampleKeyFor(fill, answerOf) : undefined,
+  );
   const testSet = chooseTestSet(ids, settings.testPercent, seed);
   if (settings.testPercent > 0 && testSet.size === 0) {
     warnings.add({
@@ -304,7 +345,6 @@ export async function buildDataset(
   const lineParts = exampleLineParts(modelConfig.systemPrompt);
   const headQuote = `${lineParts.head}"`;
   const quoteMiddle = `"${lineParts.middle}`;
-  const answerOf = compileAssistantContent(dump, modelConfig.mappedFields);
   const trainTokens = new IntList();
   const trainIndexes = new IntList();
   // Plain numbers on the hot path (exact: sums stay far below 2^53), BigInt in the result.
@@ -314,7 +354,7 @@ export async function buildDataset(
   let usable = 0;
   const emptyCounts = new Map<string, number>(modelConfig.mappedFields.map((f) => [f, 0]));
   let parsedDocs = 0;
-  /** First 48 bits of each example line's SHA-1: duplicates without keeping the lines. */
+  /** First 48 bits of the line's SHA-1 for examples that may repeat: duplicates without keeping lines. */
   const seenExamples = new Set<number>();
   const duplicateIds: string[] = [];
   let duplicateCount = 0;
@@ -439,17 +479,20 @@ export async function buildDataset(
       if (errors.size > 0) continue;
 
       // The line (exampleLine's text) is encoded straight into the writer's chunk, which feeds the
-      // file hash; the duplicate check hashes those bytes (one-shot: no Hash object per line).
+      // file hash; the duplicate check hashes those bytes (one-shot: no Hash object per line), only for
+      // examples whose key another document shares.
       const toTest = testWriter !== undefined && testSet.has(index);
       const writer = toTest ? testWriter : trainWriter;
       const wrote = plain
         ? writer.write(headQuote, userJson, quoteMiddle, JSON.stringify(answer), lineParts.tail)
         : writer.write(lineParts.head, userJson, lineParts.middle, JSON.stringify(answer), lineParts.tail);
-      const digest = Number.parseInt(oneShotHash('sha1', writer.lastLine(), 'hex').slice(0, 12), 16);
-      if (seenExamples.has(digest)) {
-        duplicateCount++;
-        if (duplicateIds.length < 20) duplicateIds.push(documentId);
-      } else seenExamples.add(digest);
+      if (mayRepeat.has(index)) {
+        const digest = Number.parseInt(oneShotHash('sha1', writer.lastLine(), 'hex').slice(0, 12), 16);
+        if (seenExamples.has(digest)) {
+          duplicateCount++;
+          if (duplicateIds.length < 20) duplicateIds.push(documentId);
+        } else seenExamples.add(digest);
+      }
 
       if (toTest) {
         testExamples++;
