@@ -23,6 +23,12 @@ export function createDb(connectionString: string, opts: DbOptions = {}): Db {
   });
   // An idle client losing its server (restart, pg_terminate_backend) must not crash the process.
   pool.on('error', () => {});
+  // Nor may a checked-out one between two queries of a transaction: pg emits the socket error on the
+  // client, where no listener means an uncaught exception. The transaction's next query fails instead,
+  // and the pool drops the broken client when it is released.
+  pool.on('connect', (client) => {
+    client.on('error', () => {});
+  });
   return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
 }
 

@@ -64,6 +64,8 @@ export interface TrialOptions {
   seed?: number;
   /** Progress lines (about every 2 s) and chaos events. */
   progress?: (line: string) => void;
+  /** Every line the workers write (JSON logs), for debugging a failed trial. */
+  workerOutput?: (service: string, line: string) => void;
   /** Keep the trial's database (for inspection) instead of dropping it. */
   keepDatabase?: boolean;
 }
@@ -253,6 +255,8 @@ export async function runTrial(opts: TrialOptions): Promise<TrialReport> {
         WEBHOOK_PORT: String(webhookPort),
         SMTP_URL: smtp.url,
         WORKER_CONCURRENCY: '8',
+        // Postgres allows 100 connections: a trial of 12 processes must leave room for the rest.
+        DATABASE_POOL_MAX: '4',
         POLL_INTERVAL_MS: '2000',
         POLL_MIN_INTERVAL_MS: '250',
         POLL_SWEEP_MAX_AGE_MS: '200',
@@ -268,7 +272,11 @@ export async function runTrial(opts: TrialOptions): Promise<TrialReport> {
       scale: opts.scale,
       nodeArgs: opts.nodeArgs,
       basePort: 0,
-      onOutput: (service, chunk, instance) => output.add(service, chunk, instance),
+      onOutput: (service, chunk, instance) => {
+        output.add(service, chunk, instance);
+        if (opts.workerOutput)
+          for (const line of chunk.split('\n')) if (line) opts.workerOutput(service, line);
+      },
     });
     const expectedProcesses = supervisor.processes.length;
     say(`starting ${expectedProcesses} worker processes (prefix ${prefix}, database ${dbName})`);

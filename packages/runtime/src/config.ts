@@ -15,6 +15,8 @@ export const baseConfigSchema = z.object({
   HEALTH_PORT: z.coerce.number().int().min(0).max(65535).default(0),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(1000).default(4),
+  /** Postgres connections one process may open (default: WORKER_CONCURRENCY + 2). */
+  DATABASE_POOL_MAX: z.coerce.number().int().min(1).max(1000).optional(),
   /** How long SIGTERM waits for in-flight jobs before releasing them to other workers. */
   SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(100).default(25_000),
   /** How often the stage re-enqueues, from Postgres, the rows waiting on it (after Redis lost data). */

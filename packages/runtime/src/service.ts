@@ -53,7 +53,7 @@ export async function runService<C extends BaseConfig, D extends StageDeps>(
   const log = createLogger(opts.stage.service, config.LOG_LEVEL);
   const metrics = createMetrics(opts.stage.service);
   const db = createDb(config.DATABASE_URL, {
-    max: config.WORKER_CONCURRENCY + 2,
+    max: config.DATABASE_POOL_MAX ?? config.WORKER_CONCURRENCY + 2,
     applicationName: opts.stage.service,
   });
   const workerConnection = createRedis(config.REDIS_URL, 'worker');

@@ -87,11 +87,14 @@ export class Sweeper {
       if (!job || !snapshotDiffers(row, job)) continue;
       changed++;
       const before = countCalls(provider);
-      await applyJobSnapshot(db, provider, row, job, { schedule: this.opts.schedule }).catch(
+      // This fine-tune's own request, not the job that triggered the sweep: its logs must carry its id.
+      const log = this.opts.log.child({ correlationId: row.correlation_id, fineTuneId: row.id });
+      await applyJobSnapshot(db, provider, row, job, { schedule: this.opts.schedule }).then(
+        () => log.info({ providerStatus: job.status }, 'sweep applied the provider job state'),
         (err: unknown) => {
           // One job's trouble must not stop the sweep; its own poll retries it.
           if (isRateLimit(err)) throw err;
-          this.opts.log.warn({ err: String(err), fineTuneId: row.id }, 'sweep could not apply a job');
+          log.warn({ err: String(err) }, 'sweep could not apply a job');
         },
       );
       calls += countCalls(provider) - before;
