@@ -89,15 +89,18 @@ describe('dataset-builder worker (BullMQ + Postgres)', { timeout: 120_000 }, () 
       ...queues['fine-tune-requests'].jobOptions,
       jobId: id,
     });
-    return waitFor(
+    await waitFor(
       async () => {
-        const job = await requests.getJob(id);
-        const state = await job?.getState();
-        return state === 'completed' || state === 'failed' ? job : undefined;
+        const state = await requests.getJobState(id);
+        return state === 'completed' || state === 'failed';
       },
       20_000,
       `job ${id}`,
     );
+    // Read the job only now: one read before it finished would lack failedReason and attemptsMade.
+    const job = await requests.getJob(id);
+    if (!job) throw new Error(`job ${id} vanished`);
+    return job;
   }
 
   it('builds a dataset: row ready with counts, tokens, estimate, files; request built; no upload queued', async () => {
