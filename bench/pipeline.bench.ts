@@ -30,6 +30,8 @@ async function bareQueueChain(messages: number): Promise<number> {
   const finished = new Promise<void>((resolve) => {
     finish = resolve;
   });
+  // BullMQ workers block on their connection: one each, closed at the end so the process can exit.
+  const workerConnections = queues.map(() => new Redis(redisUrl as string, { maxRetriesPerRequest: null }));
   const workers = queues.map(
     (_, i) =>
       new Worker(
@@ -39,7 +41,7 @@ async function bareQueueChain(messages: number): Promise<number> {
           else if (++done === messages) finish();
         },
         {
-          connection: new Redis(redisUrl as string, { maxRetriesPerRequest: null }),
+          connection: workerConnections[i] as Redis,
           prefix,
           concurrency: 8,
           removeOnComplete: { count: 1000 },
@@ -56,6 +58,7 @@ async function bareQueueChain(messages: number): Promise<number> {
   for (const q of queues) await q.obliterate({ force: true }).catch(() => {});
   await Promise.all(queues.map((q) => q.close()));
   connection.disconnect();
+  for (const c of workerConnections) c.disconnect();
   return rate;
 }
 

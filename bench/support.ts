@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { createDb, type Db, migrateToLatest, withDatabase } from '@tuneline/db';
+import { dropDatabase } from '@tuneline/devstack';
 import pg from 'pg';
 
 /** A freshly migrated database of its own on the server of `baseUrl`, dropped by `drop()`. */
@@ -19,10 +20,7 @@ export async function scratchDatabase(
     db,
     drop: async () => {
       await db.destroy();
-      const c = new pg.Client({ connectionString: baseUrl });
-      await c.connect();
-      await c.query(`drop database if exists "${name}" with (force)`);
-      await c.end();
+      await dropDatabase(baseUrl, name);
     },
   };
 }

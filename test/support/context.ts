@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { createDb, type Db, withDatabase } from '@tuneline/db';
+import { dropDatabase } from '@tuneline/devstack';
 import { deleteQueueKeys } from '@tuneline/harness';
 import { Redis } from 'ioredis';
 import pg from 'pg';
@@ -41,13 +42,7 @@ export async function createTestDatabase(): Promise<TestDatabase> {
     db,
     drop: async () => {
       await db.destroy();
-      const c = new pg.Client({ connectionString: baseUrl });
-      await c.connect();
-      try {
-        await c.query(`drop database if exists "${name}" with (force)`);
-      } finally {
-        await c.end();
-      }
+      await dropDatabase(baseUrl, name);
     },
   };
 }

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { type FineTuneRequestInput, FineTuneRequestProducer } from '@tuneline/contracts';
 import { createDb, type Db, migrateToLatest } from '@tuneline/db';
 import {
+  dropDatabase,
   ensureDatabase,
   freePort,
   invoiceModelConfig,
@@ -23,7 +24,6 @@ import { auditLedger, ensureLicenseAccount, grantCredits } from '@tuneline/ledge
 import { type FaultConfigInput, type RunningSimulator, startSimulator } from '@tuneline/simulator';
 import { Redis } from 'ioredis';
 import { sql } from 'kysely';
-import pg from 'pg';
 import { type SmtpTestServer, startSmtpServer } from './smtp.ts';
 
 export interface ChaosPlan {
@@ -801,16 +801,6 @@ async function stageLatencies(db: Db, licenses: string[]): Promise<TrialReport['
     if (row) out[stage] = { p50: row.p50, p95: row.p95, p99: row.p99, max: row.max };
   }
   return out;
-}
-
-async function dropDatabase(serverUrl: string, name: string): Promise<void> {
-  const client = new pg.Client({ connectionString: serverUrl });
-  await client.connect();
-  try {
-    await client.query(`drop database if exists "${name}" with (force)`);
-  } finally {
-    await client.end();
-  }
 }
 
 async function waitUntil(
