@@ -61,6 +61,26 @@ describe('exact token counts', { timeout: 180_000 }, () => {
         { numRuns: 300 },
       );
     });
+
+    it(`${encoding}: long one-piece runs (OCR noise) take the heap merge and count the same (property)`, () => {
+      const uncached = new TokenCounter(encoding, 1);
+      // Runs of letters with no space stay one pre-tokenizer piece: over 256 bytes they use the heap path.
+      const run = fc
+        .tuple(
+          fc.constantFrom('ab', 'abcxyz', 'üöa', 'qzj', 'éèêë', 'Ωωabc'),
+          fc.array(fc.nat(), { minLength: 200, maxLength: 1_500 }),
+        )
+        .map(([alphabet, picks]) => picks.map((p) => alphabet[p % alphabet.length]).join(''));
+      fc.assert(
+        fc.property(run, (s) => {
+          expect(uncached.count(s)).toBe(reference[encoding](s));
+        }),
+        { numRuns: 60 },
+      );
+      // The case that used to stall: one 20,000-character word.
+      const noise = 'ü'.repeat(20_000);
+      expect(uncached.count(noise)).toBe(reference[encoding](noise));
+    });
   }
 
   it('chat counts follow the cookbook: 3 per message + role + content, + 3 priming', () => {

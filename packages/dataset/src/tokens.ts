@@ -91,6 +91,9 @@ export class TokenCounter {
   private bytePairCount(bytes: string): number {
     if (bytes.length <= 1) return bytes.length;
     if (this.ranks.has(bytes)) return 1;
+    // The scan below is quadratic in the piece's length: fine for words, but one long run of letters
+    // (OCR noise) would stall the build for minutes. Long pieces take the heap version: same merges.
+    if (bytes.length > LONG_PIECE_BYTES) return bytePairCountLong(bytes, this.ranks);
     const starts: number[] = [];
     for (let i = 0; i <= bytes.length; i++) starts.push(i);
     // starts[i]..starts[i+1] is part i; merge the adjacent pair with the lowest rank until none has one.
@@ -109,6 +112,86 @@ export class TokenCounter {
     }
     return starts.length - 1;
   }
+}
+
+/** Above this many bytes a piece is merged with a heap (O(n log n)) instead of a rescan per merge. */
+const LONG_PIECE_BYTES = 256;
+
+/**
+ * The same merges as TokenCounter's scan (lowest rank first, the leftmost among equal ranks), found with
+ * a min-heap of adjacent pairs keyed (rank, start) instead of a rescan of every pair per merge. Parts are
+ * a linked list of start offsets; a heap entry whose pair has changed since it was pushed is skipped.
+ */
+export function bytePairCountLong(bytes: string, ranks: Map<string, number>): number {
+  const n = bytes.length;
+  const next = new Int32Array(n + 1);
+  const prev = new Int32Array(n + 1);
+  for (let i = 0; i <= n; i++) {
+    next[i] = i + 1;
+    prev[i] = i - 1;
+  }
+  // Heap of [rank, start, end-of-right-part]: `end` tells a stale entry from a current one.
+  const heap: [number, number, number][] = [];
+  const less = (a: [number, number, number], b: [number, number, number]) =>
+    a[0] < b[0] || (a[0] === b[0] && a[1] < b[1]);
+  const push = (item: [number, number, number]) => {
+    heap.push(item);
+    let i = heap.length - 1;
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if (!less(heap[i] as [number, number, number], heap[parent] as [number, number, number])) break;
+      [heap[i], heap[parent]] = [
+        heap[parent] as [number, number, number],
+        heap[i] as [number, number, number],
+      ];
+      i = parent;
+    }
+  };
+  const pop = (): [number, number, number] | undefined => {
+    const top = heap[0];
+    const last = heap.pop();
+    if (heap.length > 0 && last) {
+      heap[0] = last;
+      let i = 0;
+      for (;;) {
+        const l = 2 * i + 1;
+        const r = l + 1;
+        let m = i;
+        if (l < heap.length && less(heap[l] as [number, number, number], heap[m] as [number, number, number]))
+          m = l;
+        if (r < heap.length && less(heap[r] as [number, number, number], heap[m] as [number, number, number]))
+          m = r;
+        if (m === i) break;
+        [heap[i], heap[m]] = [heap[m] as [number, number, number], heap[i] as [number, number, number]];
+        i = m;
+      }
+    }
+    return top;
+  };
+  const alive = new Uint8Array(n + 1).fill(1);
+  const pushPair = (start: number) => {
+    if (start < 0) return;
+    const mid = next[start] as number;
+    if (mid >= n) return;
+    const end = next[mid] as number;
+    const rank = ranks.get(bytes.slice(start, end));
+    if (rank !== undefined) push([rank, start, end]);
+  };
+  for (let i = 0; i < n - 1; i++) pushPair(i);
+  let parts = n;
+  for (let entry = pop(); entry; entry = pop()) {
+    const [, start, end] = entry;
+    const mid = next[start] as number;
+    // Stale: the left part was merged away, or either part changed since this pair was pushed.
+    if (!alive[start] || mid >= n || next[mid] !== end) continue;
+    alive[mid] = 0;
+    next[start] = end;
+    prev[end] = start;
+    parts--;
+    pushPair(prev[start] as number);
+    pushPair(start);
+  }
+  return parts;
 }
 
 const counters = new Map<Encoding, TokenCounter>();
