@@ -149,6 +149,11 @@ describe('example construction', { timeout: 120_000 }, () => {
     expect(compileAssistantContent('mapped', ['total', '__proto__', '2', 'total'])(proto)).toBe(
       assistantContent(proto, 'mapped', ['total', '__proto__', '2', 'total']),
     );
+    // A field named "__proto__" is a field like any other, in both dump modes.
+    expect(assistantContent(proto, 'mapped', ['total', '__proto__', '2'])).toBe(
+      '{"2":"x","__proto__":{"a":1},"total":"5"}',
+    );
+    expect(assistantContent(proto, 'all', [])).toBe('{"2":"x","__proto__":{"a":1},"total":"5"}');
   });
 
   it('mapped dump leaves out mapped fields a document lacks', () => {

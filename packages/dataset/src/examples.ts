@@ -82,7 +82,8 @@ function sortedKeys(keys: string[]): string[] {
   for (const k of keys) {
     const c = k.charCodeAt(0);
     if (c >= 0x30 && c <= 0x39 && INDEX_KEY.test(k)) {
-      const ordered: Record<string, true> = {};
+      // No prototype, or a "__proto__" key would set it instead of being listed.
+      const ordered: Record<string, true> = Object.create(null);
       for (const key of keys) ordered[key] = true;
       return Object.keys(ordered);
     }
@@ -109,7 +110,8 @@ export function assistantContent(
   mappedFields: readonly string[],
 ): string {
   if (dump === 'all') return stableJson(fields);
-  const picked: Record<string, unknown> = {};
+  // No prototype: a mapped field named "__proto__" is a key like any other, not the object's prototype.
+  const picked: Record<string, unknown> = Object.create(null);
   for (const name of mappedFields) {
     if (Object.hasOwn(fields, name) && fields[name] !== undefined) picked[name] = fields[name];
   }
@@ -125,8 +127,7 @@ export function compileAssistantContent(
   mappedFields: readonly string[],
 ): (fields: Document['fields']) => string {
   if (dump === 'all') return (fields) => stableJson(fields);
-  // assistantContent assigns the mapped fields to a plain object: "__proto__" never becomes a key.
-  const order = sortedKeys([...new Set(mappedFields)].filter((name) => name !== '__proto__'));
+  const order = sortedKeys([...new Set(mappedFields)]);
   const encoded = order.map((name) => JSON.stringify(name));
   return (fields) => {
     let out = '{';
