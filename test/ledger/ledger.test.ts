@@ -25,6 +25,39 @@ afterAll(async () => {
 
 const lic = () => `lic-${randomUUID().slice(0, 8)}`;
 
+/**
+ * Ten rounds of a race on a fresh 100-credit reservation of a license granted 10,000, between two
+ * sessions of their own (warmed up, so both are connected when a round starts); the ledger must audit
+ * clean afterwards. Returns the license.
+ */
+async function raceOnReservations(
+  round: (ctx: { p1: Db; p2: Db; ft: string; license: string }) => Promise<void>,
+): Promise<string> {
+  const license = lic();
+  await grantCredits(t.db, { grantId: `${license}-1`, licenseId: license, amount: 10_000n });
+  const [p1, p2] = [createDb(t.url, { max: 1 }), createDb(t.url, { max: 1 })];
+  try {
+    await Promise.all([sql`select 1`.execute(p1), sql`select 1`.execute(p2)]);
+    for (let i = 0; i < 10; i++) {
+      const ft = randomUUID();
+      await reserveCredits(t.db, { fineTuneId: ft, licenseId: license, amount: 100n, model: 'm' });
+      await round({ p1, p2, ft, license });
+    }
+  } finally {
+    await Promise.all([p1.destroy(), p2.destroy()]);
+  }
+  await expectClean(t.db);
+  return license;
+}
+
+/** One of two racing resolutions of a reservation succeeded; the other was refused as a conflict. */
+function expectOneWinner(outcomes: PromiseSettledResult<unknown>[]): void {
+  expect(outcomes.filter((o) => o.status === 'fulfilled')).toHaveLength(1);
+  const lost = outcomes.filter((o) => o.status === 'rejected');
+  expect(lost).toHaveLength(1);
+  expect((lost[0] as PromiseRejectedResult).reason).toBeInstanceOf(LedgerConflictError);
+}
+
 async function expectClean(db: Db) {
   const { violations } = await auditLedger(db);
   expect(violations).toEqual([]);
@@ -218,92 +251,54 @@ describe('ledger concurrency (separate pools)', () => {
   });
 
   it('concurrent post and void of one reservation: exactly one wins', async () => {
-    const license = lic();
-    await grantCredits(t.db, { grantId: `${license}-1`, licenseId: license, amount: 10_000n });
-    const [p1, p2] = [createDb(t.url, { max: 1 }), createDb(t.url, { max: 1 })];
-    try {
-      for (let i = 0; i < 10; i++) {
-        const ft = randomUUID();
-        await reserveCredits(t.db, { fineTuneId: ft, licenseId: license, amount: 100n, model: 'm' });
-        const outcomes = await Promise.allSettled([
-          p1
-            .transaction()
-            .execute((tx) => postReservation(tx, { fineTuneId: ft, amount: 60n, tokens: 6n, model: 'm' })),
-          p2.transaction().execute((tx) => voidReservation(tx, { fineTuneId: ft })),
-        ]);
-        const won = outcomes.filter((o) => o.status === 'fulfilled');
-        const lost = outcomes.filter((o) => o.status === 'rejected');
-        expect(won).toHaveLength(1);
-        expect(lost).toHaveLength(1);
-        expect((lost[0] as PromiseRejectedResult).reason).toBeInstanceOf(LedgerConflictError);
-        const resolutions = await t.db
-          .selectFrom('ledger_transfers')
-          .select('kind')
-          .where('pending_id', '=', `reserve-${ft}`)
-          .execute();
-        expect(resolutions).toHaveLength(1);
-      }
-      expect((await getBalance(t.db, license)).pending).toBe(0n);
-    } finally {
-      await Promise.all([p1.destroy(), p2.destroy()]);
-    }
-    await expectClean(t.db);
+    const license = await raceOnReservations(async ({ p1, p2, ft }) => {
+      const outcomes = await Promise.allSettled([
+        p1
+          .transaction()
+          .execute((tx) => postReservation(tx, { fineTuneId: ft, amount: 60n, tokens: 6n, model: 'm' })),
+        p2.transaction().execute((tx) => voidReservation(tx, { fineTuneId: ft })),
+      ]);
+      expectOneWinner(outcomes);
+      const resolutions = await t.db
+        .selectFrom('ledger_transfers')
+        .select('kind')
+        .where('pending_id', '=', `reserve-${ft}`)
+        .execute();
+      expect(resolutions).toHaveLength(1);
+    });
+    expect((await getBalance(t.db, license)).pending).toBe(0n);
   });
 
   it('post and void outside any transaction (each its own statement and commit): exactly one wins', async () => {
-    const license = lic();
-    await grantCredits(t.db, { grantId: `${license}-1`, licenseId: license, amount: 10_000n });
-    const [p1, p2] = [createDb(t.url, { max: 1 }), createDb(t.url, { max: 1 })];
-    try {
-      await Promise.all([sql`select 1`.execute(p1), sql`select 1`.execute(p2)]);
-      for (let i = 0; i < 10; i++) {
-        const ft = randomUUID();
-        await reserveCredits(t.db, { fineTuneId: ft, licenseId: license, amount: 100n, model: 'm' });
-        const outcomes = await Promise.allSettled([
+    const license = await raceOnReservations(async ({ p1, p2, ft }) => {
+      expectOneWinner(
+        await Promise.allSettled([
           postReservation(p1, { fineTuneId: ft, amount: 60n, tokens: 6n, model: 'm' }),
           voidReservation(p2, { fineTuneId: ft }),
-        ]);
-        expect(outcomes.filter((o) => o.status === 'fulfilled')).toHaveLength(1);
-        const lost = outcomes.filter((o) => o.status === 'rejected');
-        expect(lost).toHaveLength(1);
-        expect((lost[0] as PromiseRejectedResult).reason).toBeInstanceOf(LedgerConflictError);
-      }
-      expect((await getBalance(t.db, license)).pending).toBe(0n);
-    } finally {
-      await Promise.all([p1.destroy(), p2.destroy()]);
-    }
-    await expectClean(t.db);
+        ]),
+      );
+    });
+    expect((await getBalance(t.db, license)).pending).toBe(0n);
   });
 
   it('the same post twice at once (two billing workers): both return the one result, charged once', async () => {
-    const license = lic();
-    await grantCredits(t.db, { grantId: `${license}-1`, licenseId: license, amount: 10_000n });
-    const [p1, p2] = [createDb(t.url, { max: 1 }), createDb(t.url, { max: 1 })];
-    try {
-      await Promise.all([sql`select 1`.execute(p1), sql`select 1`.execute(p2)]);
-      for (let i = 0; i < 10; i++) {
-        const ft = randomUUID();
-        await reserveCredits(t.db, { fineTuneId: ft, licenseId: license, amount: 100n, model: 'm' });
-        // 130 > 100 reserved: the overage transfer must be written once too.
-        const post = { fineTuneId: ft, amount: 130n, tokens: 13n, model: 'm' };
-        const results = await Promise.all([
-          p1.transaction().execute((tx) => postReservation(tx, post)),
-          postReservation(p2, post),
-        ]);
-        expect(results).toEqual([
-          { charged: 130n, released: 0n, overage: 30n },
-          { charged: 130n, released: 0n, overage: 30n },
-        ]);
-      }
-      expect(await getBalance(t.db, license)).toEqual({
-        posted: 10_000n - 10n * 130n,
-        pending: 0n,
-        available: 10_000n - 10n * 130n,
-        overageBlocked: false,
-      });
-    } finally {
-      await Promise.all([p1.destroy(), p2.destroy()]);
-    }
-    await expectClean(t.db);
+    const license = await raceOnReservations(async ({ p1, p2, ft }) => {
+      // 130 > 100 reserved: the overage transfer must be written once too.
+      const post = { fineTuneId: ft, amount: 130n, tokens: 13n, model: 'm' };
+      const results = await Promise.all([
+        p1.transaction().execute((tx) => postReservation(tx, post)),
+        postReservation(p2, post),
+      ]);
+      expect(results).toEqual([
+        { charged: 130n, released: 0n, overage: 30n },
+        { charged: 130n, released: 0n, overage: 30n },
+      ]);
+    });
+    expect(await getBalance(t.db, license)).toEqual({
+      posted: 10_000n - 10n * 130n,
+      pending: 0n,
+      available: 10_000n - 10n * 130n,
+      overageBlocked: false,
+    });
   });
 });
