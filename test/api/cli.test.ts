@@ -1,7 +1,7 @@
-import { type ChildProcess, spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, redisUrl, type TestDatabase, testPrefix, waitFor } from '../support/context.ts';
+import { type CapturedProcess, spawnCaptured } from '../support/process.ts';
 
 /** `tuneline api` as its own process, configured from the environment. */
 
@@ -9,13 +9,12 @@ const ADMIN = 'cli-admin-key-0123456789abcdef';
 const BIN = join(import.meta.dirname, '../../packages/cli/bin/tuneline.mjs');
 
 let t: TestDatabase;
-let child: ChildProcess;
+let api: CapturedProcess;
 let base: string;
-let output = '';
 
 beforeAll(async () => {
   t = await createTestDatabase();
-  child = spawn(process.execPath, [BIN, 'api', '--port', '0'], {
+  api = spawnCaptured([BIN, 'api', '--port', '0'], {
     env: {
       ...process.env,
       DATABASE_URL: t.url,
@@ -26,17 +25,13 @@ beforeAll(async () => {
       PROVIDER: 'simulator',
       LOG_LEVEL: 'info',
     },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  child.stdout?.on('data', (d) => {
-    output += d;
-  });
-  child.stderr?.on('data', (d) => {
-    output += d;
   });
   base = await waitFor(
     async () => {
-      const line = output.split('\n').find((l) => l.includes('"api listening"'));
+      const line = api
+        .output()
+        .split('\n')
+        .find((l) => l.includes('"api listening"'));
       return line ? (JSON.parse(line).address as string) : undefined;
     },
     50_000,
@@ -45,7 +40,7 @@ beforeAll(async () => {
 }, 60_000);
 
 afterAll(async () => {
-  if (child && child.exitCode === null) child.kill('SIGKILL');
+  if (api && api.child.exitCode === null) api.child.kill('SIGKILL');
   await t?.drop();
 });
 
@@ -59,19 +54,13 @@ describe('tuneline api', () => {
     });
     expect(created.status).toBe(201);
     expect((await fetch(`${base}/v1/credits`)).status).toBe(401);
-    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-    child.kill('SIGTERM');
-    expect(await exited).toBe(0);
+    api.child.kill('SIGTERM');
+    expect((await api.exit).code).toBe(0);
   });
 
   it('refuses a bad port as a usage error', async () => {
-    const bad = spawn(process.execPath, [BIN, 'api', '--port', 'abc'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let err = '';
-    bad.stderr?.on('data', (d) => {
-      err += d;
-    });
-    const code = await new Promise<number | null>((resolve) => bad.once('exit', (c) => resolve(c)));
-    expect(code).toBe(2);
-    expect(err).toContain('--port must be 0-65535');
+    const bad = spawnCaptured([BIN, 'api', '--port', 'abc'], { env: process.env });
+    expect((await bad.exit).code).toBe(2);
+    expect(bad.output()).toContain('--port must be 0-65535');
   });
 });

@@ -1,10 +1,11 @@
-import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawnSync } from 'node:child_process';
 import { lstatSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve, sep } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, redisUrl, type TestDatabase, testPrefix, waitFor } from '../support/context.ts';
+import { type CapturedProcess, spawnCaptured } from '../support/process.ts';
 import { deployLoop, effective, execForm, healthcheckCommand, parseDockerfile, root } from './files.ts';
 
 // What no Docker engine here can do: run the Dockerfile's own `pnpm deploy` command (taken from the file) for
@@ -32,30 +33,14 @@ function escapingLinks(dir: string): string[] {
   return out;
 }
 
-interface Run {
-  child: ChildProcess;
-  output: () => string;
-  exit: Promise<number | null>;
-}
-
 /** Starts a deployed tree with its image's CMD and only the given environment. */
-function startImageCmd(dir: string, target: string, env: Record<string, string>): Run {
+function startImageCmd(dir: string, target: string, env: Record<string, string>): CapturedProcess {
   const cmd = execForm(effective(stages, target, 'CMD')?.args ?? '');
   if (cmd?.[0] !== 'node') throw new Error(`${target}: CMD is not ["node", ...]`);
-  const child = spawn(process.execPath, cmd.slice(1), {
+  return spawnCaptured(cmd.slice(1), {
     cwd: dir,
     env: { PATH: process.env.PATH ?? '', HOME: dir, NODE_ENV: 'production', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
   });
-  let out = '';
-  child.stdout!.on('data', (d) => {
-    out += d;
-  });
-  child.stderr!.on('data', (d) => {
-    out += d;
-  });
-  const exit = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
-  return { child, output: () => out, exit };
 }
 
 /** Runs a target's HEALTHCHECK command the way Docker does (in the container's environment); its exit code. */
@@ -123,11 +108,11 @@ describe('pnpm deploy, as the Dockerfile runs it', () => {
     const billing = startImageCmd(deployed('billing'), 'billing', {});
     const migrate = startImageCmd(deployed('cli'), 'migrate', {});
     const api = startImageCmd(deployed('api'), 'api', {});
-    expect(await billing.exit).toBe(78);
+    expect((await billing.exit).code).toBe(78);
     expect(billing.output()).toContain('Invalid configuration: DATABASE_URL');
-    expect(await migrate.exit).toBe(78);
+    expect((await migrate.exit).code).toBe(78);
     expect(migrate.output()).toContain('Invalid configuration: DATABASE_URL');
-    expect(await api.exit).toBe(78);
+    expect((await api.exit).code).toBe(78);
     expect(api.output()).toContain('Invalid configuration: DATABASE_URL');
   }, 60_000);
 
@@ -153,7 +138,7 @@ describe('pnpm deploy, as the Dockerfile runs it', () => {
     // The image sets HEALTH_PORT=9400; here the worker picked a free port.
     expect(healthcheck('billing', { HEALTH_PORT: String(port) })).toBe(0);
     worker.child.kill('SIGTERM');
-    expect(await worker.exit).toBe(0);
+    expect((await worker.exit).code).toBe(0);
     expect(healthcheck('billing', { HEALTH_PORT: String(port) })).toBe(1);
   }, 60_000);
 
@@ -171,6 +156,6 @@ describe('pnpm deploy, as the Dockerfile runs it', () => {
       'the deployed API to pass its health check',
     );
     api.child.kill('SIGTERM');
-    expect(await api.exit).toBe(0);
+    expect((await api.exit).code).toBe(0);
   }, 60_000);
 });

@@ -1,4 +1,3 @@
-import { type ChildProcess, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -8,43 +7,38 @@ import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, redisUrl, type TestDatabase, testPrefix, waitFor } from '../support/context.ts';
+import { type CapturedProcess, spawnCaptured } from '../support/process.ts';
 
 const root = join(import.meta.dirname, '../..');
 
-interface Started {
-  child: ChildProcess;
+interface Started extends CapturedProcess {
   port: number;
-  exit: Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>;
-  output: () => string;
 }
 
-/** Starts a service as its own process and waits for its "service started" log line (or its exit). */
-async function startProcess(script: string, env: Record<string, string>): Promise<Started> {
-  const child = spawn(process.execPath, ['--import', 'tsx', script], {
+/**
+ * Starts a service as its own process and waits for its health port, and unless `healthOnly` also for
+ * its "service started" line (the health port is logged before the worker connects); fails if it exits.
+ */
+async function startProcess(
+  script: string,
+  env: Record<string, string>,
+  healthOnly = false,
+): Promise<Started> {
+  const proc = spawnCaptured(['--import', 'tsx', script], {
     cwd: root,
     env: { ...process.env, HEALTH_PORT: '0', LOG_LEVEL: 'info', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
   });
-  let out = '';
-  child.stdout!.on('data', (d) => {
-    out += d;
-  });
-  child.stderr!.on('data', (d) => {
-    out += d;
-  });
-  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>((resolve) =>
-    child.once('exit', (code, signal) => resolve({ code, signal, at: Date.now() })),
-  );
   const port = await waitFor(
     async () => {
-      if (child.exitCode !== null) throw new Error(`process exited early:\n${out}`);
+      const out = proc.output();
+      if (proc.child.exitCode !== null) throw new Error(`process exited early:\n${out}`);
       const m = /"healthPort":(\d+)/.exec(out);
-      return m && out.includes('service started') ? Number(m[1]) : undefined;
+      return m && (healthOnly || out.includes('service started')) ? Number(m[1]) : undefined;
     },
     20_000,
     `${script} to start`,
   );
-  return { child, port, exit, output: () => out };
+  return { ...proc, port };
 }
 
 describe('service processes', () => {
@@ -102,12 +96,16 @@ describe('service processes', () => {
   });
 
   it('/readyz is 503 and names Redis when Redis is unreachable; /livez stays 200', async () => {
-    const proc = await startProcessUntilHealth('test/fixtures/slow-service.ts', {
-      DATABASE_URL: tdb.url,
-      REDIS_URL: 'redis://127.0.0.1:1',
-      QUEUE_PREFIX: testPrefix(),
-      MARKER_FILE: '/dev/null',
-    });
+    const proc = await startProcess(
+      'test/fixtures/slow-service.ts',
+      {
+        DATABASE_URL: tdb.url,
+        REDIS_URL: 'redis://127.0.0.1:1',
+        QUEUE_PREFIX: testPrefix(),
+        MARKER_FILE: '/dev/null',
+      },
+      true,
+    );
     try {
       expect((await fetch(`http://127.0.0.1:${proc.port}/livez`)).status).toBe(200);
       const ready = await fetch(`http://127.0.0.1:${proc.port}/readyz`);
@@ -121,45 +119,14 @@ describe('service processes', () => {
   });
 
   it('refuses to start with a readable message naming each bad variable', async () => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'test/fixtures/slow-service.ts'], {
+    const proc = spawnCaptured(['--import', 'tsx', 'test/fixtures/slow-service.ts'], {
       cwd: root,
       env: { ...process.env, DATABASE_URL: 'not a url', REDIS_URL: '', MARKER_FILE: '/dev/null' },
-      stdio: ['ignore', 'pipe', 'pipe'],
     });
-    let err = '';
-    child.stderr.on('data', (d) => {
-      err += d;
-    });
-    const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
-    expect(code).toBe(78);
+    expect((await proc.exit).code).toBe(78);
+    const err = proc.output();
     expect(err).toMatch(
       /Invalid configuration: DATABASE_URL: must be a postgres:\/\/ URL; REDIS_URL: must be a redis:\/\/ URL/,
     );
   });
 });
-
-/** Like startProcess, but waits for the health port (logged before the worker connects). */
-async function startProcessUntilHealth(script: string, env: Record<string, string>) {
-  const child = spawn(process.execPath, ['--import', 'tsx', script], {
-    cwd: root,
-    env: { ...process.env, HEALTH_PORT: '0', LOG_LEVEL: 'info', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  child.stdout.on('data', (d) => {
-    out += d;
-  });
-  child.stderr.on('data', (d) => {
-    out += d;
-  });
-  const port = await waitFor(
-    async () => {
-      if (child.exitCode !== null) throw new Error(`process exited early:\n${out}`);
-      const m = /"healthPort":(\d+)/.exec(out);
-      return m ? Number(m[1]) : undefined;
-    },
-    20_000,
-    'health server',
-  );
-  return { child, port };
-}
