@@ -348,7 +348,7 @@ export async function runTrial(opts: TrialOptions): Promise<TrialReport> {
     let state = await pipelineState(db, licenses);
     let lastPrint = 0;
     let lastResubmit = Date.now();
-    while (state.terminal < opts.requests && Date.now() < deadline) {
+    while (state.terminalRequests.length < opts.requests && Date.now() < deadline) {
       // Not faster: this query is the harness's own load on Postgres, not the pipeline's.
       await sleep(1_000);
       state = await pipelineState(db, licenses).catch(() => state);
@@ -359,7 +359,7 @@ export async function runTrial(opts: TrialOptions): Promise<TrialReport> {
       if (Date.now() - lastPrint > 2_000) {
         lastPrint = Date.now();
         say(
-          `[${((Date.now() - t0) / 1000).toFixed(1)}s] stored ${state.stored} · datasets ready ${state.datasets} · fine-tunes ${state.fineTunes} (finished ${state.finished}) · settled ${state.settled} · e-mails ${state.mailsDone}/${state.mailsTotal} · terminal ${state.terminal}/${opts.requests}`,
+          `[${((Date.now() - t0) / 1000).toFixed(1)}s] stored ${state.stored} · datasets ready ${state.datasets} · fine-tunes ${state.fineTunes} (finished ${state.finished}) · settled ${state.settled} · e-mails ${state.mailsDone}/${state.mailsTotal} · terminal ${state.terminalRequests.length}/${opts.requests}`,
         );
       }
     }
@@ -433,14 +433,18 @@ interface PipelineState {
   settled: number;
   mailsTotal: number;
   mailsDone: number;
-  terminal: number;
+  /**
+   * Request ids that are terminal: their fine-tune is settled and none of its notifications is still
+   * pending (sent, or failed for good). The one definition both the progress lines and the report use.
+   */
+  terminalRequests: string[];
 }
 
 async function pipelineState(db: Db, licenses: string[]): Promise<PipelineState> {
   const row = await sql<PipelineState>`
-    with reqs as (select id from fine_tune_requests where license_id in (${sql.join(licenses)})),
-    ds as (select d.id, d.request_row_id from datasets d join reqs r on r.id = d.request_row_id),
-    ft as (select f.* from fine_tunes f join ds on ds.id = f.dataset_id),
+    with reqs as (select id, request_id from fine_tune_requests where license_id in (${sql.join(licenses)})),
+    ds as (select d.id, r.request_id from datasets d join reqs r on r.id = d.request_row_id),
+    ft as (select f.*, ds.request_id from fine_tunes f join ds on ds.id = f.dataset_id),
     n as (select n.* from notifications n join ft on ft.id = n.fine_tune_id)
     select
       (select count(*) from reqs)::int as stored,
@@ -451,8 +455,8 @@ async function pipelineState(db: Db, licenses: string[]): Promise<PipelineState>
       (select count(*) from ft where settled_at is not null)::int as settled,
       (select count(*) from n)::int as "mailsTotal",
       (select count(*) from n where status in ('sent', 'failed'))::int as "mailsDone",
-      (select count(*) from ft where settled_at is not null
-        and not exists (select 1 from n where n.fine_tune_id = ft.id and n.status = 'pending'))::int as terminal
+      array(select distinct ft.request_id from ft where settled_at is not null
+        and not exists (select 1 from n where n.fine_tune_id = ft.id and n.status = 'pending')) as "terminalRequests"
   `.execute(db);
   return row.rows[0] as PipelineState;
 }
@@ -650,26 +654,10 @@ async function collectReport(input: {
   const { db, licenses } = input;
   const fineTunes = await db
     .selectFrom('fine_tunes')
-    .innerJoin('datasets', 'datasets.id', 'fine_tunes.dataset_id')
-    .innerJoin('fine_tune_requests', 'fine_tune_requests.id', 'datasets.request_row_id')
-    .select([
-      'fine_tunes.id',
-      'fine_tunes.status',
-      'fine_tunes.settled_at',
-      'fine_tunes.notify_emails',
-      'fine_tunes.correlation_id',
-      'fine_tune_requests.request_id',
-    ])
+    .select(['fine_tunes.id', 'fine_tunes.status', 'fine_tunes.notify_emails'])
     .where('fine_tunes.license_id', 'in', licenses)
     .execute();
-  const pendingMail = new Set(
-    (
-      await db.selectFrom('notifications').select('fine_tune_id').where('status', '=', 'pending').execute()
-    ).map((r) => r.fine_tune_id),
-  );
-  const terminalRequests = new Set(
-    fineTunes.filter((f) => f.settled_at && !pendingMail.has(f.id)).map((f) => f.request_id),
-  );
+  const terminalRequests = new Set((await pipelineState(db, licenses)).terminalRequests);
 
   const byStatus: Record<string, number> = {};
   for (const f of fineTunes) byStatus[f.status] = (byStatus[f.status] ?? 0) + 1;
