@@ -119,71 +119,38 @@ const LONG_PIECE_BYTES = 256;
 
 /**
  * The same merges as TokenCounter's scan (lowest rank first, the leftmost among equal ranks), found with
- * a min-heap of adjacent pairs keyed (rank, start) instead of a rescan of every pair per merge. Parts are
- * a linked list of start offsets; a heap entry whose pair has changed since it was pushed is skipped.
+ * a min-heap of adjacent pairs instead of a rescan of every pair per merge. Parts are a linked list of
+ * start offsets. A heap key is `rank * 2^32 + start`, so number order is (rank, start) order; an entry
+ * is stale when its left part was merged away or the pair starting there no longer has that rank (a
+ * rank names one byte string, so the same rank at the same start means the same pair).
  */
 export function bytePairCountLong(bytes: string, ranks: Map<string, number>): number {
   const n = bytes.length;
   const next = new Int32Array(n + 1);
   const prev = new Int32Array(n + 1);
+  const alive = new Uint8Array(n + 1).fill(1);
   for (let i = 0; i <= n; i++) {
     next[i] = i + 1;
     prev[i] = i - 1;
   }
-  // Heap of [rank, start, end-of-right-part]: `end` tells a stale entry from a current one.
-  const heap: [number, number, number][] = [];
-  const less = (a: [number, number, number], b: [number, number, number]) =>
-    a[0] < b[0] || (a[0] === b[0] && a[1] < b[1]);
-  const push = (item: [number, number, number]) => {
-    heap.push(item);
-    let i = heap.length - 1;
-    while (i > 0) {
-      const parent = (i - 1) >> 1;
-      if (!less(heap[i] as [number, number, number], heap[parent] as [number, number, number])) break;
-      [heap[i], heap[parent]] = [
-        heap[parent] as [number, number, number],
-        heap[i] as [number, number, number],
-      ];
-      i = parent;
-    }
-  };
-  const pop = (): [number, number, number] | undefined => {
-    const top = heap[0];
-    const last = heap.pop();
-    if (heap.length > 0 && last) {
-      heap[0] = last;
-      let i = 0;
-      for (;;) {
-        const l = 2 * i + 1;
-        const r = l + 1;
-        let m = i;
-        if (l < heap.length && less(heap[l] as [number, number, number], heap[m] as [number, number, number]))
-          m = l;
-        if (r < heap.length && less(heap[r] as [number, number, number], heap[m] as [number, number, number]))
-          m = r;
-        if (m === i) break;
-        [heap[i], heap[m]] = [heap[m] as [number, number, number], heap[i] as [number, number, number]];
-        i = m;
-      }
-    }
-    return top;
-  };
-  const alive = new Uint8Array(n + 1).fill(1);
-  const pushPair = (start: number) => {
-    if (start < 0) return;
+  const SHIFT = 2 ** 32;
+  const heap = new MinHeap();
+  /** The rank of the pair of parts starting at `start`, if it merges. */
+  const pairRank = (start: number): number | undefined => {
     const mid = next[start] as number;
-    if (mid >= n) return;
-    const end = next[mid] as number;
-    const rank = ranks.get(bytes.slice(start, end));
-    if (rank !== undefined) push([rank, start, end]);
+    return mid < n ? ranks.get(bytes.slice(start, next[mid])) : undefined;
+  };
+  const pushPair = (start: number) => {
+    const rank = start < 0 ? undefined : pairRank(start);
+    if (rank !== undefined) heap.push(rank * SHIFT + start);
   };
   for (let i = 0; i < n - 1; i++) pushPair(i);
   let parts = n;
-  for (let entry = pop(); entry; entry = pop()) {
-    const [, start, end] = entry;
+  for (let key = heap.pop(); key !== undefined; key = heap.pop()) {
+    const start = key % SHIFT;
+    if (!alive[start] || pairRank(start) !== Math.floor(key / SHIFT)) continue;
     const mid = next[start] as number;
-    // Stale: the left part was merged away, or either part changed since this pair was pushed.
-    if (!alive[start] || mid >= n || next[mid] !== end) continue;
+    const end = next[mid] as number;
     alive[mid] = 0;
     next[start] = end;
     prev[end] = start;
@@ -192,6 +159,42 @@ export function bytePairCountLong(bytes: string, ranks: Map<string, number>): nu
     pushPair(start);
   }
   return parts;
+}
+
+/** A binary min-heap of numbers. */
+class MinHeap {
+  private readonly items: number[] = [];
+
+  push(value: number): void {
+    const items = this.items;
+    let i = items.push(value) - 1;
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if ((items[parent] as number) <= value) break;
+      items[i] = items[parent] as number;
+      i = parent;
+    }
+    items[i] = value;
+  }
+
+  pop(): number | undefined {
+    const items = this.items;
+    const top = items[0];
+    const last = items.pop();
+    if (items.length === 0 || last === undefined) return top;
+    let i = 0;
+    for (;;) {
+      const l = 2 * i + 1;
+      if (l >= items.length) break;
+      const r = l + 1;
+      const child = r < items.length && (items[r] as number) < (items[l] as number) ? r : l;
+      if ((items[child] as number) >= last) break;
+      items[i] = items[child] as number;
+      i = child;
+    }
+    items[i] = last;
+    return top;
+  }
 }
 
 const counters = new Map<Encoding, TokenCounter>();
