@@ -147,7 +147,7 @@ async function latency(db: Db, mode: 'webhooks' | 'polling'): Promise<number[]> 
           port: 0,
           unwrap: (body, headers) =>
             (provider as ReturnType<typeof makeProvider>).unwrapWebhook(body, headers),
-          relay: () => pipelineRef?.stages.poller?.relayOutbox() ?? Promise.resolve(0),
+          publish: async (rows) => pipelineRef?.stages.poller?.publishCaptured(rows),
         })
       : null;
   const sim: RunningSimulator = await startSimulator({

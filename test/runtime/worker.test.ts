@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { jobId, type MessageInput, queues } from '@tuneline/contracts';
-import { writeOutbox } from '@tuneline/db';
+import { inTransaction, uncapturedOutboxWrites, writeOutbox } from '@tuneline/db';
 import {
   createLogger,
   createMetrics,
@@ -40,13 +40,20 @@ describe('stage worker runtime', () => {
       queue: 'notify-send',
       async handle(message, ctx) {
         seen.push({ id: message.notificationId, attempt: ctx.attempt, at: Date.now() });
+        const next = {
+          queue: 'billing-settle' as const,
+          jobId: jobId('billing-settle', message.notificationId),
+          payload: { schemaVersion: 1 as const, correlationId: 'c', fineTuneId: message.notificationId },
+        };
         if (message.correlationId === 'writes-outbox') {
+          // Outside a capturing transaction: the relay publishes it.
+          await writeOutbox(tdb.db, next);
+        }
+        if (message.correlationId.startsWith('commits-outbox')) {
           // Like a real stage: the next stage's message committed with the work.
-          await writeOutbox(tdb.db, {
-            queue: 'billing-settle',
-            jobId: jobId('billing-settle', message.notificationId),
-            payload: { schemaVersion: 1, correlationId: 'c', fineTuneId: message.notificationId },
-          });
+          await inTransaction(tdb.db, (tx) => writeOutbox(tx, next));
+          if (message.correlationId === 'commits-outbox-then-fails')
+            throw new PermanentError('failed after commit');
         }
         const left = failuresLeft.get(message.notificationId) ?? 0;
         if (left === -1) throw new PermanentError('recipient rejected for good');
@@ -175,6 +182,39 @@ describe('stage worker runtime', () => {
     }
   });
 
+  it('publishes what the handler committed itself, without the relay, and marks the row published', async () => {
+    const uncapturedBefore = uncapturedOutboxWrites();
+    const settle = new Queue('billing-settle', { connection: producerConn, prefix });
+    try {
+      for (const correlationId of ['commits-outbox', 'commits-outbox-then-fails']) {
+        const id = randomUUID();
+        await queue.add(
+          'notify-send',
+          { schemaVersion: 1, correlationId, notificationId: id },
+          { jobId: jobId('notify-send', id), attempts: 1 },
+        );
+        // No relay runs here (no timers, nothing uncaptured): the job itself published it.
+        const job = await waitFor(() => settle.getJob(jobId('billing-settle', id)), 10_000, correlationId);
+        expect(job.data).toMatchObject({ fineTuneId: id });
+        await waitFor(
+          async () =>
+            (
+              await tdb.db
+                .selectFrom('outbox')
+                .select('published_at')
+                .where('job_id', '=', jobId('billing-settle', id))
+                .executeTakeFirst()
+            )?.published_at,
+          10_000,
+          `${correlationId}: row marked published`,
+        );
+      }
+      expect(uncapturedOutboxWrites()).toBe(uncapturedBefore);
+    } finally {
+      await settle.close();
+    }
+  });
+
   it('pauses the queue on a rate limit without spending an attempt, and counts the wait in /metrics', async () => {
     const id = randomUUID();
     failuresLeft.set(id, -2);
@@ -198,8 +238,9 @@ describe('stage worker runtime', () => {
     await queue.add('notify-send', message(id), { jobId: jobId('notify-send', id), delay: 60_000 });
     const text = await metrics.registry.metrics();
     expect(text).toMatch(/tuneline_queue_jobs\{queue="notify-send",state="delayed",service="test"\} 1\n/);
-    // The earlier tests left exactly two failed jobs (the invalid payload and the permanent error).
-    expect(text).toMatch(/tuneline_queue_jobs\{queue="notify-send",state="failed",service="test"\} 2\n/);
+    // The earlier tests left exactly three failed jobs: the invalid payload, the permanent error and
+    // the permanent error after a commit.
+    expect(text).toMatch(/tuneline_queue_jobs\{queue="notify-send",state="failed",service="test"\} 3\n/);
     expect(text).toMatch(/tuneline_queue_jobs\{queue="notify-send",state="waiting",service="test"\} 0\n/);
     await queue.remove(jobId('notify-send', id));
   });

@@ -34,7 +34,7 @@ beforeAll(async () => {
     log: quietLog,
     port: 0,
     unwrap: (body, headers) => provider.unwrapWebhook(body, headers),
-    relay: () => pipeline.stages.poller?.relayOutbox() ?? Promise.resolve(0),
+    publish: async (rows) => pipeline.stages.poller?.publishCaptured(rows),
   });
   // Speed 100: a job takes a few real seconds, so it is still running after the first poll.
   sim = await startSimulator({ port: 0, seed: 21, speed: 100, webhookUrl: hooks.url, webhookSecret: SECRET });

@@ -1,5 +1,5 @@
 import { type MessageInput, type QueueName, queues } from '@tuneline/contracts';
-import type { OutboxRow } from '@tuneline/db';
+import type { OutboxDispatch } from '@tuneline/db';
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 
@@ -70,8 +70,8 @@ export class Publisher {
   }
 
   /** Publishes outbox rows, grouped per queue with addBulk (one round trip per queue). */
-  async publishOutboxRows(rows: OutboxRow[]): Promise<void> {
-    const byQueue = new Map<string, OutboxRow[]>();
+  async publishOutboxRows(rows: readonly OutboxDispatch[]): Promise<void> {
+    const byQueue = new Map<string, OutboxDispatch[]>();
     for (const row of rows) byQueue.set(row.queue, [...(byQueue.get(row.queue) ?? []), row]);
     const now = Date.now();
     for (const [name, group] of byQueue) {

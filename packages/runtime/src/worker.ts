@@ -5,13 +5,21 @@ import {
   queues,
   type ServiceName,
 } from '@tuneline/contracts';
-import { type Db, type OutboxMessage, outboxWriteCount, relayOutbox } from '@tuneline/db';
+import {
+  type Db,
+  OutboxCapture,
+  type OutboxDispatch,
+  type OutboxMessage,
+  relayOutbox,
+  uncapturedOutboxWrites,
+} from '@tuneline/db';
 import { type Job, UnrecoverableError, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { BaseConfig } from './config.ts';
 import { PermanentError, RateLimitedError } from './errors.ts';
 import type { Logger } from './logger.ts';
 import { type Metrics, QUEUE_STATES } from './metrics.ts';
+import { PublishedMarks } from './published-marks.ts';
 import { Publisher } from './publisher.ts';
 
 export interface JobContext {
@@ -55,6 +63,11 @@ export interface RunningStage {
   publisher: Publisher;
   /** Publishes committed outbox rows now (also runs on a timer). */
   relayOutbox(): Promise<number>;
+  /**
+   * Publishes rows an `OutboxCapture` collected (committed by this process just now) and marks them
+   * published in the background. Never throws: what fails here is left to the relay.
+   */
+  publishCaptured(rows: readonly OutboxDispatch[], log?: Logger): Promise<void>;
   /** Runs the recovery sweep now (also runs on start-up and on a timer); returns how many rows wait on the stage. */
   recover(): Promise<number>;
   /** Stops taking jobs and waits for in-flight ones up to `timeoutMs`, then releases them. */
@@ -77,6 +90,12 @@ export interface StartStageOptions<D extends StageDeps> {
   timers?: boolean;
 }
 
+/**
+ * The relay timer's rows must be at least this old: a live job publishes its own rows within
+ * milliseconds of its commit, so the timer only picks up what a crashed or failed publish left.
+ */
+const RELAY_MIN_AGE_MS = 2_000;
+
 /** Consumes the stage's queue: payloads parsed with the catalogue's schema, errors classified. */
 export async function startStage<Q extends QueueName, D extends StageDeps>(
   stage: Stage<Q, D>,
@@ -85,16 +104,33 @@ export async function startStage<Q extends QueueName, D extends StageDeps>(
   const def = queues[stage.queue];
   const { deps, metrics } = opts;
   const publisher = new Publisher(opts.producerConnection, opts.config.QUEUE_PREFIX);
+  const marks = new PublishedMarks(deps.db, deps.log);
   let relaying: Promise<number> | null = null;
   let relayAgain = false;
 
-  const relayOnce = () =>
-    relayOutbox(deps.db, async (rows) => {
-      await publisher.publishOutboxRows(rows);
-      for (const row of rows) metrics?.outboxPublished.inc({ queue: row.queue });
-    });
+  const relayOnce = (minAgeMs: number) =>
+    relayOutbox(
+      deps.db,
+      async (rows) => {
+        await publisher.publishOutboxRows(rows);
+        for (const row of rows) metrics?.outboxPublished.inc({ queue: row.queue });
+      },
+      { minAgeMs },
+    );
 
-  const relay = (): Promise<number> => {
+  const publishCaptured = async (rows: readonly OutboxDispatch[], log: Logger = deps.log) => {
+    if (rows.length === 0) return;
+    try {
+      await publisher.publishOutboxRows(rows);
+    } catch (err) {
+      log.warn({ err: String(err) }, 'publishing committed messages failed; the outbox relay will');
+      return;
+    }
+    for (const row of rows) metrics?.outboxPublished.inc({ queue: row.queue });
+    marks.add(rows.map((r) => r.id));
+  };
+
+  const relay = (minAgeMs = 0): Promise<number> => {
     // One relay at a time per process. A caller arriving while one runs may have committed after that
     // relay read the outbox, so the running relay goes round once more before its callers resume.
     if (relaying) {
@@ -105,7 +141,7 @@ export async function startStage<Q extends QueueName, D extends StageDeps>(
       let published = 0;
       do {
         relayAgain = false;
-        published += await relayOnce();
+        published += await relayOnce(minAgeMs);
       } while (relayAgain);
       return published;
     })().finally(() => {
@@ -147,9 +183,11 @@ export async function startStage<Q extends QueueName, D extends StageDeps>(
       log,
     };
     const stopTimer = metrics?.jobDuration.startTimer({ queue: stage.queue });
-    const outboxWritesBefore = outboxWriteCount();
+    const uncapturedBefore = uncapturedOutboxWrites();
+    // What the handler's transactions commit to the outbox is published by this job right after.
+    const capture = new OutboxCapture();
     try {
-      await stage.handle(message, ctx, deps);
+      await capture.run(() => stage.handle(message, ctx, deps));
     } catch (err) {
       if (err instanceof PermanentError) {
         log.warn({ err: err.message }, 'job failed permanently');
@@ -171,10 +209,12 @@ export async function startStage<Q extends QueueName, D extends StageDeps>(
       throw err;
     } finally {
       stopTimer?.();
+      // Also when the handler failed after a commit: that commit's messages are due all the same.
+      await publishCaptured(capture.committed, log);
     }
     log.info({ attempt: ctx.attempt }, 'job done');
-    // The handler committed; publish what it wrote to the outbox without waiting for the timer.
-    if (outboxWriteCount() === outboxWritesBefore) return;
+    // Rows written outside a capturing transaction: publish them now rather than on the timer.
+    if (uncapturedOutboxWrites() === uncapturedBefore) return;
     await relay().catch((err: unknown) =>
       log.warn({ err: String(err) }, 'outbox relay failed; timer will retry'),
     );
@@ -203,7 +243,9 @@ export async function startStage<Q extends QueueName, D extends StageDeps>(
   if (opts.timers !== false) {
     timers.push(
       setInterval(() => {
-        relay().catch((err: unknown) => deps.log.warn({ err: String(err) }, 'outbox relay failed'));
+        relay(RELAY_MIN_AGE_MS).catch((err: unknown) =>
+          deps.log.warn({ err: String(err) }, 'outbox relay failed'),
+        );
       }, opts.config.OUTBOX_INTERVAL_MS),
       setInterval(() => {
         recover().catch((err: unknown) => deps.log.warn({ err: String(err) }, 'recovery sweep failed'));
@@ -219,7 +261,8 @@ export async function startStage<Q extends QueueName, D extends StageDeps>(
   return {
     worker,
     publisher,
-    relayOutbox: relay,
+    relayOutbox: () => relay(),
+    publishCaptured,
     recover,
     async close(timeoutMs: number) {
       for (const t of timers) clearInterval(t);
@@ -234,6 +277,7 @@ export async function startStage<Q extends QueueName, D extends StageDeps>(
         await worker.close(true);
       }
       await relaying?.catch(() => {});
+      await marks.flush();
       await publisher.close();
       return { drained: outcome === 'drained' };
     },

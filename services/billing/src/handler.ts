@@ -2,6 +2,7 @@ import { jobId } from '@tuneline/contracts';
 import {
   type Executor,
   type FineTune,
+  inTransaction,
   lockFineTune,
   type OutboxMessage,
   queueOutcomeNotifications,
@@ -116,7 +117,7 @@ export const billingStage = defineStage<'billing-settle', BillingDeps>({
   service: 'billing',
   queue: 'billing-settle',
   async handle(message, ctx, deps) {
-    const outcome = await deps.db.transaction().execute((tx) => settleFineTune(tx, message.fineTuneId));
+    const outcome = await inTransaction(deps.db, (tx) => settleFineTune(tx, message.fineTuneId));
     if (!outcome.settled) {
       ctx.log.info({ fineTuneId: message.fineTuneId }, 'already settled: nothing to do');
       return;

@@ -18,6 +18,7 @@ import {
   findDatasetByRequestRow,
   finishRequest,
   insertDataset,
+  inTransaction,
   listDatasetsAwaitingAutoUpload,
   listWaitingRequests,
   lockRequest,
@@ -110,7 +111,7 @@ export async function handleFineTuneRequest(
   });
   const reason = build.status === 'invalid' ? rejectionReason(build) : null;
 
-  const committed = await deps.db.transaction().execute(async (tx) => {
+  const committed = await inTransaction(deps.db, async (tx) => {
     const locked = await lockRequest(tx, stored.id);
     if (locked?.status !== 'received') return undefined; // another run finished it first
     const { dataset } = await insertDataset(tx, {

@@ -6,6 +6,7 @@ import {
   fineTuneStatusFromProvider,
   insertCheckpoints,
   insertProviderEvents,
+  inTransaction,
   isTerminalStatus,
   lockFineTune,
   scheduledPollJobId,
@@ -63,7 +64,7 @@ export async function applyJobSnapshot(
   const events = details ? (await provider.listEvents(job.id, { limit: 100 })).data : [];
   const checkpoints = details ? (await provider.listCheckpoints(job.id, { limit: 100 })).data : [];
 
-  return db.transaction().execute(async (tx) => {
+  return inTransaction(db, async (tx) => {
     const row = await lockFineTune(tx, fineTune.id);
     if (!row || isTerminalStatus(row.status)) {
       return { status: row?.status ?? status, changed: false, terminal: true, nextPollDelayMs: null };
@@ -156,7 +157,7 @@ export async function applyJobSnapshot(
  * end the fine-tune with the provider's message and queue settlement, so the credits are released.
  */
 export async function endWithProviderError(db: Db, fineTune: FineTune, message: string): Promise<boolean> {
-  return db.transaction().execute(async (tx) => {
+  return inTransaction(db, async (tx) => {
     const ended = await transitionFineTune(tx, fineTune.id, ALIVE, {
       status: 'failed',
       error_code: 'provider_error',

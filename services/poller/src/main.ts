@@ -31,7 +31,7 @@ service = await runService({
         port: config.WEBHOOK_PORT,
         host: '0.0.0.0',
         unwrap: (body, headers) => profile.unwrapWebhook(body, headers),
-        relay: () => service?.stage.relayOutbox() ?? Promise.resolve(0),
+        publish: async (rows) => service?.stage.publishCaptured(rows),
       });
       log.info({ url: webhooks.url }, 'provider webhook endpoint listening');
     }

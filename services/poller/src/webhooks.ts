@@ -1,6 +1,14 @@
 import { createServer } from 'node:http';
 import { jobId } from '@tuneline/contracts';
-import { type Db, findFineTuneByProviderJob, isTerminalStatus, writeOutbox } from '@tuneline/db';
+import {
+  type Db,
+  findFineTuneByProviderJob,
+  inTransaction,
+  isTerminalStatus,
+  OutboxCapture,
+  type OutboxDispatch,
+  writeOutbox,
+} from '@tuneline/db';
 import type { Logger } from '@tuneline/runtime';
 
 /** A verified webhook event (OpenAI's shape: `fine_tuning.job.succeeded` with `data.id` the job id). */
@@ -17,8 +25,11 @@ export interface WebhookServerOptions {
   host?: string;
   /** Verifies signature and timestamp (Standard Webhooks via the SDK); throws when either is bad. */
   unwrap(body: string, headers: Record<string, string>): WebhookEvent | Promise<WebhookEvent>;
-  /** Publishes committed outbox rows now, so the poll starts without waiting for the relay timer. */
-  relay?(): Promise<unknown>;
+  /**
+   * Publishes the poll a delivery committed, so it starts without waiting for the relay timer (which
+   * publishes it otherwise). Must not throw.
+   */
+  publish?(rows: readonly OutboxDispatch[]): Promise<unknown>;
 }
 
 export interface WebhookServer {
@@ -111,31 +122,32 @@ async function handleDelivery(
   if (!webhookId) return { status: 400, body: { error: 'missing webhook-id header' } };
   const providerJobId = event.type.startsWith('fine_tuning.job.') ? (event.data?.id ?? null) : null;
 
-  const queued = await opts.db.transaction().execute(async (tx) => {
-    const delivery = await tx
-      .insertInto('webhook_deliveries')
-      .values({ webhook_id: webhookId, event_type: event.type, provider_job_id: providerJobId })
-      .onConflict((oc) => oc.column('webhook_id').doNothing())
-      .returning('webhook_id')
-      .executeTakeFirst();
-    if (!delivery || !providerJobId) return false; // a repeat, or not about a job
-    const fineTune = await findFineTuneByProviderJob(tx, providerJobId);
-    // Unknown job (its id not stored yet): the scheduled polls find the ending anyway.
-    if (!fineTune || isTerminalStatus(fineTune.status)) return false;
-    await writeOutbox(tx, {
-      queue: 'finetune-poll',
-      jobId: webhookPollJobId(fineTune.id, webhookId),
-      payload: {
-        schemaVersion: 1,
-        correlationId: fineTune.correlation_id,
-        fineTuneId: fineTune.id,
-        reason: 'webhook',
-      },
-    });
-    return true;
-  });
-  if (queued) {
-    await opts.relay?.().catch((err: unknown) => opts.log.warn({ err: String(err) }, 'webhook relay failed'));
-  }
+  const capture = new OutboxCapture();
+  const queued = await capture.run(() =>
+    inTransaction(opts.db, async (tx) => {
+      const delivery = await tx
+        .insertInto('webhook_deliveries')
+        .values({ webhook_id: webhookId, event_type: event.type, provider_job_id: providerJobId })
+        .onConflict((oc) => oc.column('webhook_id').doNothing())
+        .returning('webhook_id')
+        .executeTakeFirst();
+      if (!delivery || !providerJobId) return false; // a repeat, or not about a job
+      const fineTune = await findFineTuneByProviderJob(tx, providerJobId);
+      // Unknown job (its id not stored yet): the scheduled polls find the ending anyway.
+      if (!fineTune || isTerminalStatus(fineTune.status)) return false;
+      await writeOutbox(tx, {
+        queue: 'finetune-poll',
+        jobId: webhookPollJobId(fineTune.id, webhookId),
+        payload: {
+          schemaVersion: 1,
+          correlationId: fineTune.correlation_id,
+          fineTuneId: fineTune.id,
+          reason: 'webhook',
+        },
+      });
+      return true;
+    }),
+  );
+  await opts.publish?.(capture.committed);
   return { status: 200, body: { received: true, queued } };
 }

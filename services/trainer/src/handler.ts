@@ -12,6 +12,7 @@ import {
   type FineTuneStatus,
   fineTuneStatusFromProvider,
   getFineTune,
+  inTransaction,
   isTerminalStatus,
   lockFineTune,
   type OutboxMessage,
@@ -192,7 +193,7 @@ async function reserve(
   fineTune: FineTune,
   dataset: Dataset,
 ): Promise<{ row: FineTune; reservedNow: boolean } | null> {
-  return deps.db.transaction().execute(async (tx) => {
+  return inTransaction(deps.db, async (tx) => {
     const row = await lockFineTune(tx, fineTune.id);
     if (row?.status !== 'pending') return row?.status === 'creating' ? { row, reservedNow: false } : null;
     if (row.cancel_requested_at) {
@@ -258,7 +259,7 @@ async function endBeforeProvider(
   message: string,
   reserved: boolean,
 ): Promise<void> {
-  await db.transaction().execute((tx) => endInTx(tx, id, status, code, message, reserved));
+  await inTransaction(db, (tx) => endInTx(tx, id, status, code, message, reserved));
 }
 
 async function endInTx(
@@ -290,7 +291,7 @@ async function endInTx(
 
 /** Stores the provider job id and queues the first poll, once. */
 async function record(db: Executor, fineTune: FineTune, job: ProviderJob): Promise<void> {
-  await db.transaction().execute(async (tx) => {
+  await inTransaction(db, async (tx) => {
     const status = fineTuneStatusFromProvider(job.status);
     const updated = await recordProviderJob(tx, fineTune.id, {
       providerJobId: job.id,

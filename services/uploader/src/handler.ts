@@ -5,6 +5,7 @@ import {
   createFineTuneFromDataset,
   type Dataset,
   type Db,
+  inTransaction,
   type OutboxMessage,
   queueOutcomeNotifications,
   writeOutbox,
@@ -84,7 +85,7 @@ export const uploaderStage = defineStage<'files-upload', UploaderDeps>({
       throw err;
     }
 
-    await db.transaction().execute(async (tx) => {
+    await inTransaction(db, async (tx) => {
       const updated = await tx
         .updateTable('datasets')
         .set({ status: 'uploaded', updated_at: sql`now()` })
@@ -179,7 +180,7 @@ async function uploadOnce(
  * `failed` with the provider's message (and notified), so the reason reaches the people waiting on it.
  */
 async function markUploadFailed(deps: UploaderDeps, datasetId: string, reason: string): Promise<void> {
-  await deps.db.transaction().execute(async (tx) => {
+  await inTransaction(deps.db, async (tx) => {
     const failed = await tx
       .updateTable('datasets')
       .set({

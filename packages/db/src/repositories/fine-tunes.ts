@@ -9,7 +9,7 @@ import {
   type FineTuneUpdate,
   TERMINAL_FINE_TUNE_STATUSES,
 } from '../schema.ts';
-import { type OutboxMessage, writeOutbox } from './outbox.ts';
+import { inTransaction, type OutboxMessage, writeOutbox } from './outbox.ts';
 
 /**
  * Fine-tune rows as the upload, trainer and poller stages read and move them. Every update that moves
@@ -322,5 +322,5 @@ export async function requestCancel(db: Executor, fineTuneId: string): Promise<C
     await writeOutbox(tx, cancelPollMessage(updated));
     return { ok: true, fineTune: updated };
   };
-  return db.isTransaction ? run(db) : db.transaction().execute(run);
+  return inTransaction(db, run);
 }

@@ -1,7 +1,8 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import type { MessageInput, QueueName } from '@tuneline/contracts';
-import { sql } from 'kysely';
+import { sql, type Transaction } from 'kysely';
 import type { Executor } from '../connection.ts';
-import type { OutboxRow } from '../schema.ts';
+import type { Database, OutboxRow } from '../schema.ts';
 
 export interface OutboxMessage<Q extends QueueName = QueueName> {
   queue: Q;
@@ -11,34 +12,105 @@ export interface OutboxMessage<Q extends QueueName = QueueName> {
   delayMs?: number;
 }
 
-let outboxWrites = 0;
+/** What publishing an outbox row needs. */
+export type OutboxDispatch = Pick<OutboxRow, 'id' | 'queue' | 'job_id' | 'payload' | 'available_at'>;
 
 /**
- * How many outbox rows this process has written so far. The worker runtime compares it before and after
- * a job to skip the post-job relay when the job wrote nothing (a rolled-back write only costs one relay).
+ * Collects the outbox rows that transactions run through `inTransaction` inside `run` have committed,
+ * so the caller (a job, a webhook delivery) can publish them at once instead of waiting for the relay.
  */
-export function outboxWriteCount(): number {
-  return outboxWrites;
+export class OutboxCapture {
+  readonly committed: OutboxDispatch[] = [];
+
+  run<T>(work: () => Promise<T>): Promise<T> {
+    return scope.run({ capture: this, pending: undefined }, work);
+  }
+}
+
+interface OutboxScope {
+  capture: OutboxCapture | undefined;
+  /** Rows written by the innermost `inTransaction`; handed to the capture only once it commits. */
+  pending: OutboxDispatch[] | undefined;
+}
+
+const scope = new AsyncLocalStorage<OutboxScope>();
+let uncapturedWrites = 0;
+
+/**
+ * How many outbox rows this process has written outside a capturing `inTransaction`. The worker runtime
+ * compares it before and after a job to run the relay when the job wrote rows it cannot publish itself.
+ */
+export function uncapturedOutboxWrites(): number {
+  return uncapturedWrites;
+}
+
+/**
+ * Runs `fn` in a transaction (or in the caller's, when `db` already is one). The outbox rows it writes
+ * reach the surrounding `OutboxCapture` only after COMMIT succeeded: a rolled-back row is never
+ * published. A commit whose reply is lost leaves its rows to the relay, which is the fallback anyway.
+ */
+export async function inTransaction<T>(
+  db: Executor,
+  fn: (tx: Transaction<Database>) => Promise<T>,
+): Promise<T> {
+  if (db.isTransaction) return fn(db as Transaction<Database>);
+  const capture = scope.getStore()?.capture;
+  if (!capture) return db.transaction().execute(fn);
+  const pending: OutboxDispatch[] = [];
+  const result = await scope.run({ capture, pending }, () => db.transaction().execute(fn));
+  capture.committed.push(...pending);
+  return result;
 }
 
 /**
  * Writes the next stage's message in the caller's transaction, so the state change and the message
- * commit together. The relay in the worker runtime publishes it to Redis afterwards.
+ * commit together. Inside a capturing `inTransaction` the caller publishes it once committed;
+ * otherwise the relay does.
  */
 export async function writeOutbox<Q extends QueueName>(
   tx: Executor,
   message: OutboxMessage<Q>,
 ): Promise<void> {
-  await tx
+  const availableAt = new Date(Date.now() + (message.delayMs ?? 0));
+  const row = await tx
     .insertInto('outbox')
     .values({
       queue: message.queue,
       job_id: message.jobId,
       payload: JSON.stringify(message.payload),
-      available_at: new Date(Date.now() + (message.delayMs ?? 0)),
+      available_at: availableAt,
     })
-    .execute();
-  outboxWrites++;
+    .returning('id')
+    .executeTakeFirstOrThrow();
+  const pending = scope.getStore()?.pending;
+  if (pending) {
+    pending.push({
+      id: row.id,
+      queue: message.queue,
+      job_id: message.jobId,
+      payload: message.payload,
+      available_at: availableAt,
+    });
+  } else {
+    uncapturedWrites++;
+  }
+}
+
+/** Marks rows published after their messages reached Redis (rows already marked are left alone). */
+export async function markOutboxPublished(db: Executor, ids: readonly string[]): Promise<void> {
+  if (ids.length === 0) return;
+  await sql`UPDATE outbox SET published_at = now() WHERE id = ANY(${ids}::bigint[]) AND published_at IS NULL`.execute(
+    db,
+  );
+}
+
+export interface RelayOptions {
+  limit?: number;
+  /**
+   * Only rows at least this old. The relay timer leaves fresh rows to the job that wrote them, which
+   * publishes them itself right after its commit; a crashed job's rows are picked up once this old.
+   */
+  minAgeMs?: number;
 }
 
 /**
@@ -49,29 +121,28 @@ export async function writeOutbox<Q extends QueueName>(
 export async function relayOutbox(
   db: Executor,
   publish: (rows: OutboxRow[]) => Promise<void>,
-  limit = 200,
+  opts: RelayOptions = {},
 ): Promise<number> {
   return db.transaction().execute(async (tx) => {
-    const rows = await tx
+    let query = tx
       .selectFrom('outbox')
       .selectAll()
       .where('published_at', 'is', null)
       .orderBy('id')
-      .limit(limit)
+      .limit(opts.limit ?? 200)
       .forUpdate()
-      .skipLocked()
-      .execute();
+      .skipLocked();
+    // Measured on the database's clock, like created_at itself.
+    if (opts.minAgeMs) {
+      query = query.where(sql<boolean>`created_at < now() - ${opts.minAgeMs} * interval '1 millisecond'`);
+    }
+    const rows = await query.execute();
     if (rows.length === 0) return 0;
     await publish(rows);
-    await tx
-      .updateTable('outbox')
-      .set({ published_at: sql`now()` })
-      .where(
-        'id',
-        'in',
-        rows.map((r) => r.id),
-      )
-      .execute();
+    await markOutboxPublished(
+      tx,
+      rows.map((r) => r.id),
+    );
     return rows.length;
   });
 }
