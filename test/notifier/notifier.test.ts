@@ -8,6 +8,7 @@ import { parseMessage, startSmtpServer } from '@tuneline/harness';
 import {
   fileMailer,
   HeaderInjectionError,
+  isPermanentSmtpRejection,
   type NotifierDeps,
   notifierConfigSchema,
   notifierStage,
@@ -37,6 +38,8 @@ beforeAll(async () => {
   t = await createTestDatabase();
   smtp = await startSmtpServer({
     'rejected@example.com': [550, 550, 550, 550],
+    'pooled-rejected@example.com': [550],
+    'pooled-later@example.com': [451],
     'flaky@example.com': [451],
   });
 });
@@ -45,7 +48,7 @@ afterAll(async () => {
   await t.drop();
 });
 
-function deps(mailer = smtpMailer(smtp.url, 5_000)): NotifierDeps {
+function deps(mailer = smtpMailer(smtp.url, { timeoutMs: 5_000 })): NotifierDeps {
   return { db: t.db, log, mailer, mailFrom: FROM };
 }
 
@@ -171,10 +174,45 @@ describe('notifier stage against a loopback SMTP server', () => {
     });
   });
 
+  it('reuses pooled SMTP connections; a rejected message on one does not affect the next', async () => {
+    const mailer = smtpMailer(smtp.url, { timeoutMs: 5_000, maxConnections: 1 });
+    const mail = (to: string) => ({
+      from: FROM,
+      to,
+      subject: 'pooled',
+      text: 'body',
+      messageId: `<${to}@tuneline>`,
+      headers: {},
+    });
+    try {
+      const outcomes = [];
+      for (const to of [
+        'pooled-1@example.com',
+        'pooled-rejected@example.com',
+        'pooled-later@example.com',
+        'pooled-2@example.com',
+      ]) {
+        outcomes.push(
+          await mailer.send(mail(to)).then(
+            () => 'accepted',
+            (err: unknown) => (isPermanentSmtpRejection(err) ? 'rejected' : 'temporary'),
+          ),
+        );
+      }
+      expect(outcomes).toEqual(['accepted', 'rejected', 'temporary', 'accepted']);
+      const delivered = smtp.received.filter((m) => m.headers.subject === 'pooled');
+      expect(delivered.map((m) => m.to[0])).toEqual(['pooled-1@example.com', 'pooled-2@example.com']);
+      // One connection carried both, across the 550 and the 451 in between.
+      expect(new Set(delivered.map((m) => m.session)).size).toBe(1);
+    } finally {
+      mailer.close();
+    }
+  });
+
   it('SMTP unreachable is transient: the row stays pending with the error recorded', async () => {
     const { byRecipient } = await settled(t.db, { notifyEmails: ['later@example.com'] });
     const n = byRecipient['later@example.com']!;
-    const down = smtpMailer('smtp://127.0.0.1:1', 2_000);
+    const down = smtpMailer('smtp://127.0.0.1:1', { timeoutMs: 2_000 });
     const err = await sendNotification(deps(down), n.id).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(Error);
     expect(err).not.toBeInstanceOf(PermanentError);

@@ -48,7 +48,7 @@ beforeAll(async () => {
   await pipeline.runner.start(notifierStage, {
     db: tdb.db,
     log: quietLog,
-    mailer: smtpMailer(smtp.url, 5_000),
+    mailer: smtpMailer(smtp.url, { timeoutMs: 5_000 }),
     mailFrom: 'tuneline@example.com',
   });
 });

@@ -7,6 +7,8 @@ export interface ReceivedMail {
   raw: string;
   headers: Record<string, string>;
   body: string;
+  /** The SMTP session (one per TCP connection) the message came in on. */
+  session: string;
 }
 
 /**
@@ -41,6 +43,7 @@ export async function startSmtpServer(replies: Record<string, number[]> = {}) {
           to: session.envelope.rcptTo.map((a) => a.address),
           raw,
           ...parseMessage(raw),
+          session: session.id,
         });
         callback();
       });

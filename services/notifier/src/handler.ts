@@ -36,6 +36,8 @@ export const notifierConfigSchema = baseConfigSchema.extend({
     .min(1)
     .default(join(REPO_ROOT, '.tuneline', 'mail')),
   SMTP_TIMEOUT_MS: z.coerce.number().int().min(100).default(30_000),
+  /** SMTP connections kept open and reused (0: a new connection per message). */
+  SMTP_MAX_CONNECTIONS: z.coerce.number().int().min(0).max(100).default(5),
 });
 export type NotifierConfig = z.infer<typeof notifierConfigSchema>;
 
@@ -46,7 +48,10 @@ export interface NotifierDeps extends StageDeps {
 
 export function createMailer(config: NotifierConfig): Mailer {
   return config.SMTP_URL
-    ? smtpMailer(config.SMTP_URL, config.SMTP_TIMEOUT_MS)
+    ? smtpMailer(config.SMTP_URL, {
+        timeoutMs: config.SMTP_TIMEOUT_MS,
+        maxConnections: config.SMTP_MAX_CONNECTIONS,
+      })
     : fileMailer(config.MAIL_OUTBOX_DIR);
 }
 
