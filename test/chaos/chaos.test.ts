@@ -10,7 +10,8 @@ const SERVICES = ['dataset-builder', 'uploader', 'trainer', 'poller', 'billing',
 const FAULTS = {
   rate429: 0.1,
   rate500: 0.05,
-  lostCreateRate: 0.15,
+  // High enough that 30 creates almost surely lose one (0.75^30 ≈ 0.02%), as each kind must occur.
+  lostCreateRate: 0.25,
   duplicateWebhookRate: 0.3,
   retryAfterSeconds: 0.3,
 };
