@@ -123,6 +123,8 @@ export async function relayOutbox(
   publish: (rows: OutboxRow[]) => Promise<void>,
   opts: RelayOptions = {},
 ): Promise<number> {
+  // Most timer runs find nothing: one indexed look outside a transaction instead of three statements.
+  if (opts.minAgeMs && !(await hasDueOutboxRows(db, opts.minAgeMs))) return 0;
   return db.transaction().execute(async (tx) => {
     let query = tx
       .selectFrom('outbox')
@@ -145,6 +147,15 @@ export async function relayOutbox(
     );
     return rows.length;
   });
+}
+
+async function hasDueOutboxRows(db: Executor, minAgeMs: number): Promise<boolean> {
+  const { rows } = await sql<{ due: boolean }>`
+    SELECT EXISTS (
+      SELECT 1 FROM outbox
+      WHERE published_at IS NULL AND created_at < now() - ${minAgeMs} * interval '1 millisecond'
+    ) AS due`.execute(db);
+  return rows[0]?.due === true;
 }
 
 /** Published rows older than the retention are only history: drop them in batches. */
