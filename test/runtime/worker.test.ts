@@ -28,6 +28,19 @@ describe('stage worker runtime', () => {
   const seen: { id: string; attempt: number; at: number }[] = [];
   // notificationId → how many times the handler should throw before succeeding
   const failuresLeft = new Map<string, number>();
+  let stage: Stage<'notify-send', StageDeps>;
+  const stageOptions = (workerConnection: Redis) => ({
+    config: {
+      QUEUE_PREFIX: prefix,
+      WORKER_CONCURRENCY: 2,
+      RECOVERY_INTERVAL_MS: 60_000,
+      OUTBOX_INTERVAL_MS: 60_000,
+    },
+    deps: { db: tdb.db, log: createLogger('test', 'silent') },
+    workerConnection,
+    producerConnection: producerConn,
+    timers: false,
+  });
 
   beforeAll(async () => {
     tdb = await createTestDatabase();
@@ -35,7 +48,7 @@ describe('stage worker runtime', () => {
     workerConn = createRedis(redisUrl(), 'worker');
     producerConn = createRedis(redisUrl(), 'worker');
     queue = new Queue('notify-send', { connection: producerConn, prefix });
-    const stage: Stage<'notify-send', StageDeps> = {
+    stage = {
       service: 'notifier',
       queue: 'notify-send',
       async handle(message, ctx) {
@@ -67,19 +80,7 @@ describe('stage worker runtime', () => {
         }
       },
     };
-    running = await startStage(stage, {
-      config: {
-        QUEUE_PREFIX: prefix,
-        WORKER_CONCURRENCY: 2,
-        RECOVERY_INTERVAL_MS: 60_000,
-        OUTBOX_INTERVAL_MS: 60_000,
-      },
-      deps: { db: tdb.db, log: createLogger('test', 'silent') },
-      workerConnection: workerConn,
-      producerConnection: producerConn,
-      metrics,
-      timers: false,
-    });
+    running = await startStage(stage, { ...stageOptions(workerConn), metrics });
   });
 
   afterAll(async () => {
@@ -231,6 +232,26 @@ describe('stage worker runtime', () => {
     expect(text).toMatch(
       /tuneline_jobs_total\{queue="notify-send",outcome="rate_limited",service="test"\} 1\n/,
     );
+  });
+
+  it('a rate limit pauses every worker of the queue, not only the one that hit it', async () => {
+    // A second instance, as another process would be: it must also wait out the pause.
+    const otherConn = createRedis(redisUrl(), 'worker');
+    const other = await startStage(stage, stageOptions(otherConn));
+    try {
+      const limited = randomUUID();
+      failuresLeft.set(limited, -2);
+      await queue.add('notify-send', message(limited), { attempts: 1, jobId: jobId('notify-send', limited) });
+      const first = await waitFor(async () => seen.find((s) => s.id === limited), 10_000, 'the rate-limited run');
+      await new Promise((r) => setTimeout(r, 50)); // the pause is set right after the handler throws
+      const next = randomUUID();
+      await queue.add('notify-send', message(next), { jobId: jobId('notify-send', next) });
+      const run = await waitFor(async () => seen.find((s) => s.id === next), 10_000, 'the job after the pause');
+      expect(run.at - first.at).toBeGreaterThanOrEqual(250);
+    } finally {
+      await other.close(5_000);
+      otherConn.disconnect();
+    }
   });
 
   it('reports the depth of its queue per state, read from Redis when /metrics is scraped', async () => {

@@ -224,6 +224,10 @@ export async function startStage<Q extends QueueName, D extends StageDeps>(
     connection: opts.workerConnection,
     prefix: opts.config.QUEUE_PREFIX,
     concurrency: opts.config.WORKER_CONCURRENCY,
+    // BullMQ checks the queue's rate-limit key (set by `worker.rateLimit` on a 429) only for workers
+    // with a limiter; without one a 429 paused this worker alone, and its other slots and every other
+    // process kept calling the provider. The bound itself is far above any real rate.
+    limiter: { max: 1_000_000, duration: 1_000 },
     ...(opts.config.JOB_LOCK_MS
       ? { lockDuration: opts.config.JOB_LOCK_MS, stalledInterval: opts.config.JOB_LOCK_MS }
       : {}),
