@@ -242,11 +242,19 @@ describe('stage worker runtime', () => {
       const limited = randomUUID();
       failuresLeft.set(limited, -2);
       await queue.add('notify-send', message(limited), { attempts: 1, jobId: jobId('notify-send', limited) });
-      const first = await waitFor(async () => seen.find((s) => s.id === limited), 10_000, 'the rate-limited run');
+      const first = await waitFor(
+        async () => seen.find((s) => s.id === limited),
+        10_000,
+        'the rate-limited run',
+      );
       await new Promise((r) => setTimeout(r, 50)); // the pause is set right after the handler throws
       const next = randomUUID();
       await queue.add('notify-send', message(next), { jobId: jobId('notify-send', next) });
-      const run = await waitFor(async () => seen.find((s) => s.id === next), 10_000, 'the job after the pause');
+      const run = await waitFor(
+        async () => seen.find((s) => s.id === next),
+        10_000,
+        'the job after the pause',
+      );
       expect(run.at - first.at).toBeGreaterThanOrEqual(250);
     } finally {
       await other.close(5_000);
