@@ -6,7 +6,7 @@
 // succeeded fine-tune, one e-mail per recipient per fine-tune, a clean ledger audit.
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type FineTuneRequestInput, FineTuneRequestProducer } from '@tuneline/contracts';
 import { createDb, type Db, migrateToLatest } from '@tuneline/db';
@@ -179,6 +179,7 @@ export function formatReport(report: TrialReport): string[] {
     `CPU seconds during the run    ${Object.entries(report.cpuSeconds)
       .map(([k, v]) => `${k} ${v.toFixed(1)}`)
       .join(' · ')}`,
+    ...cpuPerFineTune(report),
     'jobs per queue (from /metrics)',
     ...Object.entries(report.stages).map(
       ([queue, v]) =>
@@ -294,6 +295,7 @@ export async function runTrial(opts: TrialOptions): Promise<TrialReport> {
     );
     const cpuAtStart = workerCpuSeconds(supervisor);
     const ownCpuAtStart = process.cpuUsage();
+    const serversAtStart = await serverCpuSeconds(db, redis);
     const t0 = Date.now();
     const events: TrialEvent[] = [];
     const event = (what: string) => {
@@ -367,6 +369,11 @@ export async function runTrial(opts: TrialOptions): Promise<TrialReport> {
     const cpuSeconds = cpuSince(cpuAtStart, workerCpuSeconds(supervisor));
     const own = process.cpuUsage(ownCpuAtStart);
     cpuSeconds['simulator + SMTP + harness'] = (own.user + own.system) / 1e6;
+    const serversAtEnd = await serverCpuSeconds(db, redis);
+    for (const [name, seconds] of Object.entries(serversAtEnd)) {
+      const before = serversAtStart[name];
+      if (before !== undefined) cpuSeconds[name] = seconds - before;
+    }
     await chaos.stop();
     await producer.close();
     // Let in-flight sends finish, then stop the workers (their logs complete the correlation check).
@@ -562,6 +569,53 @@ function cpuSince(
     perService[service] = (perService[service] ?? 0) + seconds - (before.get(pid)?.seconds ?? 0);
   }
   return perService;
+}
+
+/**
+ * The run's CPU per fine-tune, and the rate that much CPU allows on this machine's cores if nothing
+ * else ran: what a throughput target has to fit into.
+ */
+function cpuPerFineTune(report: TrialReport): string[] {
+  const fineTunes = report.fineTunesPerSecond * (report.wallMs / 1000);
+  if (!fineTunes || Object.keys(report.cpuSeconds).length === 0) return [];
+  const totalMs = (Object.values(report.cpuSeconds).reduce((a, b) => a + b, 0) / fineTunes) * 1000;
+  const cores = availableParallelism();
+  return [
+    `CPU per fine-tune             ${totalMs.toFixed(0)} ms in all (${Object.entries(report.cpuSeconds)
+      .map(([k, v]) => `${k} ${((v / fineTunes) * 1000).toFixed(1)}`)
+      .join(' · ')}); ${cores} cores fit at most ${((cores * 1000) / totalMs).toFixed(1)} fine-tunes/s`,
+  ];
+}
+
+/**
+ * CPU seconds used so far by the servers: this database's backends (from /proc, so only when Postgres
+ * runs on this machine; a backend that exits takes its share with it) and the whole Redis server (its
+ * INFO, so every client of that Redis counts). Left out when they cannot be read.
+ */
+async function serverCpuSeconds(db: Db, redis: Redis): Promise<Record<string, number>> {
+  const out: Record<string, number> = {};
+  try {
+    const { rows } = await sql<{ pid: number }>`
+      SELECT pid FROM pg_stat_activity WHERE datname = current_database()`.execute(db);
+    let seconds = 0;
+    for (const { pid } of rows) {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      seconds += (Number(fields[11]) + Number(fields[12])) / 100; // USER_HZ
+    }
+    if (Number.isFinite(seconds)) out.postgres = seconds;
+  } catch {
+    // Postgres elsewhere (or not Linux): its CPU is not ours to read.
+  }
+  try {
+    const info = await redis.info('cpu');
+    const field = (name: string) => Number(new RegExp(`^${name}:([\\d.]+)`, 'm').exec(info)?.[1]);
+    const seconds = field('used_cpu_user') + field('used_cpu_sys');
+    if (Number.isFinite(seconds)) out['redis (whole server)'] = seconds;
+  } catch {
+    // INFO refused (a managed Redis may disable it).
+  }
+  return out;
 }
 
 /** Sums the job counters and handler time of every worker's /metrics, per queue. */
