@@ -5,6 +5,7 @@ import {
   CONTROL_CHAR_PATTERN,
   chooseTestSet,
   compileAssistantContent,
+  compilePromptTemplate,
   compileTemplate,
   exampleLine,
   exampleLineParts,
@@ -60,6 +61,28 @@ describe('example construction', { timeout: 120_000 }, () => {
         expect(stableJson(v)).toBe(canonicalJson(v));
       }),
       { numRuns: 500 },
+    );
+  });
+
+  it('stableJson gives canonicalJson for many objects sharing their keys in any order', () => {
+    const keys = ['total', 'date', '10', 'vendor', '2', '__proto__', 'a b'];
+    const object = fc
+      .tuple(
+        fc.shuffledSubarray(keys),
+        fc.array(fc.jsonValue({ maxDepth: 1 }), { minLength: 7, maxLength: 7 }),
+      )
+      .map(([ks, vs]) => {
+        const o: Record<string, unknown> = Object.create(null);
+        ks.forEach((k, i) => {
+          o[k] = vs[i];
+        });
+        return o;
+      });
+    fc.assert(
+      fc.property(fc.array(object, { maxLength: 20 }), (objects) => {
+        for (const o of objects) expect(stableJson(o)).toBe(canonicalJson(o));
+      }),
+      { numRuns: 300 },
     );
   });
 
@@ -163,6 +186,30 @@ describe('example construction', { timeout: 120_000 }, () => {
   it('fills {{text}} and {{documentId}} (with spaces inside braces) and keeps other text', () => {
     const fill = compileTemplate('[{{ documentId }}] {{text}} -- {{text}}');
     expect(fill({ id: 'd1', text: 'T' })).toBe('[d1] T -- T');
+  });
+
+  it('a compiled template knows its length, and its prefix when it ends with its only {{text}} (property)', () => {
+    const part = fc.constantFrom('{{text}}', '{{ documentId }}', 'Doc ', ':\n\n', 'text', '{{', '}', '');
+    const doc = fc.record({ id: fc.string({ minLength: 1 }), text: fc.string() });
+    fc.assert(
+      fc.property(fc.array(part, { maxLength: 6 }), doc, (parts, d) => {
+        const template = parts.join('');
+        if (!/\{\{\s*text\s*\}\}/.test(template) || /\{\{[^}]*\{\{/.test(template)) return;
+        const compiled = compilePromptTemplate(template);
+        const filled = compiled.fill(d);
+        expect(compiled.length(d)).toBe(filled.length);
+        const texts = template.match(/\{\{\s*text\s*\}\}/g)?.length ?? 0;
+        if (texts === 1 && /\{\{\s*text\s*\}\}$/.test(template)) {
+          expect(`${compiled.prefix?.(d)}${d.text}`).toBe(filled);
+        } else expect(compiled.prefix).toBeUndefined();
+      }),
+      { numRuns: 1_000 },
+    );
+    const invoicePrompt = compilePromptTemplate('Document {{documentId}}:\n\n{{text}}');
+    expect(invoicePrompt.beforeText).toBe(':\n\n');
+    expect(invoicePrompt.prefix?.({ id: 'd1', text: 'T' })).toBe('Document d1:\n\n');
+    expect(compilePromptTemplate('{{text}}').prefix?.({ id: 'd1', text: 'T' })).toBe('');
+    expect(compilePromptTemplate('A {{text}}').beforeText).toBe('A ');
   });
 
   it('rejects unknown placeholders by name, and a template without {{text}}', () => {

@@ -3,6 +3,8 @@ import {
   countChatTokens,
   countTextTokens,
   encoderFor,
+  splitsAfter,
+  startsPiece,
   TokenCounter,
 } from '@tuneline/dataset';
 import fc from 'fast-check';
@@ -80,6 +82,46 @@ describe('exact token counts', { timeout: 180_000 }, () => {
       // The case that used to stall: one 20,000-character word.
       const noise = 'ü'.repeat(20_000);
       expect(uncached.count(noise)).toBe(reference[encoding](noise));
+    });
+
+    it(`${encoding}: a prompt prefix ending in a symbol and line breaks counts apart from the text (property)`, () => {
+      const counter = new TokenCounter(encoding);
+      // Characters around the boundary that change the pre-tokenizer's pieces: letters, a combining
+      // mark, digits, spaces and line breaks, symbols, '/', quotes, surrogates (paired and lone).
+      const chars = fc.constantFrom(
+        ...['a', 'Z', 'é', '\u0301', '1', ' ', '\n', '\r', '\t', ':', '-', '/', "'", '"', '😀'],
+        ...['\ud83d', '\ude00', '\u00a0', '中', '.', '\\', 's'],
+      );
+      const str = (maxLength: number) =>
+        fc.oneof(
+          fc.array(chars, { maxLength }).map((cs) => cs.join('')),
+          fc.string({ unit: 'grapheme', maxLength }),
+          fc.string({ unit: 'binary', maxLength }),
+        );
+      const symbol = fc.constantFrom(':', '-', '#', '"', '/', '😀', '\u0301', '\ude00', 'a', ' ', '1');
+      const breaks = fc.array(fc.constantFrom('\n', '\r', '\r\n'), { maxLength: 3 }).map((b) => b.join(''));
+      let split = 0;
+      let differs = 0;
+      fc.assert(
+        fc.property(str(6), str(8), symbol, breaks, str(30), (id, before, sym, brk, text) => {
+          // `id` stands for whatever precedes the literal, such as a document id.
+          const literal = before + sym + brk;
+          const joined = counter.count(id + literal + text);
+          const apart = counter.count(id + literal) + counter.count(text);
+          if (splitsAfter(literal) && startsPiece(text)) {
+            split++;
+            expect(apart).toBe(joined);
+          } else if (apart !== joined) differs++;
+        }),
+        { numRuns: 5_000 },
+      );
+      // Both sides were exercised: the rule held where it applies, and elsewhere counts do differ.
+      expect(split).toBeGreaterThan(500);
+      expect(differs).toBeGreaterThan(50);
+      // The cases the rule excludes: a text starting with a line break or '/', a combining mark.
+      expect(splitsAfter('Document 1:\n\n')).toBe(true);
+      expect(startsPiece('\nx') || startsPiece('/x') || startsPiece('')).toBe(false);
+      expect(splitsAfter('a\u0301\n') || splitsAfter('Q: ') || splitsAfter('Text:')).toBe(false);
     });
   }
 

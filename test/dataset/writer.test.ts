@@ -58,6 +58,26 @@ describe('LineWriter', { timeout: 60_000 }, () => {
     );
   });
 
+  it('takes encoded parts (bytes) between text parts, also in lines larger than a chunk', async () => {
+    const store = tempStorage();
+    stores.push(store);
+    const hash = createHash('sha256');
+    const writer = new LineWriter(store.storage.createWriteStream('out.jsonl'), { chunkBytes: 256, hash });
+    const head = Buffer.from('{"t":"');
+    const tail = Buffer.from('"}\n');
+    const texts = ['a', 'ü😀', 'x'.repeat(300), '', 'ß'.repeat(40)];
+    for (const t of texts) {
+      const wrote = writer.write(head, t, tail);
+      expect(writer.lastLine().toString('utf8')).toBe(`{"t":"${t}"}\n`);
+      if (wrote) await wrote;
+    }
+    await writer.end();
+    const expected = texts.map((t) => `{"t":"${t}"}\n`).join('');
+    expect(store.read('out.jsonl')).toBe(expected);
+    expect(writer.bytes).toBe(Buffer.byteLength(expected));
+    expect(hash.digest('hex')).toBe(createHash('sha256').update(expected).digest('hex'));
+  });
+
   it('reports a stream error to the writer', async () => {
     const failing = new Writable({
       write(_chunk, _enc, cb) {

@@ -16,12 +16,12 @@ import {
 } from './catalogue.ts';
 import {
   compileAssistantContent,
-  compileTemplate,
+  compilePromptTemplate,
   escapePlainText,
   exampleLineParts,
-  type FillTemplate,
   isEmptyValue,
   isPlainText,
+  type PromptTemplate,
   stableJson,
   TemplateError,
 } from './examples.ts';
@@ -34,6 +34,8 @@ import {
   findSpecialToken,
   jsonMayHoldControlChar,
   REPLY_PRIMING_TOKENS,
+  splitsAfter,
+  startsPiece,
   TOKENS_PER_MESSAGE,
   type TokenCounter,
   tokenCounter,
@@ -184,10 +186,12 @@ function fnv1a(text: string): number {
  * A cheap key that equal examples always share: the user prompt's length and a hash of the answer (the
  * system prompt is the same for all). An example whose key no other document has cannot repeat one.
  */
-type ExampleKey = (doc: Document) => string;
+type ExampleKey = (doc: Document) => number;
 
-function exampleKeyFor(fill: FillTemplate, answerOf: (fields: Document['fields']) => string): ExampleKey {
-  return (doc) => `${fill(doc).length}:${fnv1a(answerOf(doc.fields))}`;
+function exampleKeyFor(prompt: PromptTemplate, answerOf: (fields: Document['fields']) => string): ExampleKey {
+  // One number (no string per document); past 2^21 characters the double drops low bits of the hash,
+  // which can only group more documents, never separate equal ones.
+  return (doc) => prompt.length(doc) * 2 ** 32 + fnv1a(answerOf(doc.fields));
 }
 
 async function scan(
@@ -203,8 +207,11 @@ async function scan(
   const ids: (string | undefined)[] = [];
   const firstIndexOf = new Map<string, number>();
   const duplicateOf = new Map<number, number>();
-  const firstByKey = new Map<string, number>();
+  const firstByKey = new Map<number, number>();
   const mayRepeat = new Set<number>();
+  // The seed's input goes to the hash in blocks, not one call per document: the same digest (each
+  // document's part starts and ends with ASCII, so joining them changes no UTF-8 byte).
+  let seedInput = '';
   for await (const item of source()) {
     const doc = parseDocument(item);
     if (doc.success) {
@@ -216,18 +223,22 @@ async function scan(
         else mayRepeat.add(first).add(ids.length);
       }
       // Ids and fields, not the texts: enough to tell requests apart, and cheap.
-      hash.update(`\u0001${d.id}\u0002${stableJson(d.fields)}`);
+      seedInput += `\u0001${d.id}\u0002${stableJson(d.fields)}`;
       const first = firstIndexOf.get(d.id);
       if (first === undefined) firstIndexOf.set(d.id, ids.length);
       else duplicateOf.set(ids.length, first);
       ids.push(d.id);
     } else {
-      hash.update('\u0001!');
+      seedInput += '\u0001!';
       ids.push(undefined);
+    }
+    if (seedInput.length >= 65_536) {
+      hash.update(seedInput);
+      seedInput = '';
     }
     if (ids.length % 1000 === 0) opts.onProgress?.({ phase: 'scan', done: ids.length, total: undefined });
   }
-  return { total: ids.length, ids, duplicateOf, mayRepeat, seed: hash.digest('hex') };
+  return { total: ids.length, ids, duplicateOf, mayRepeat, seed: hash.update(seedInput).digest('hex') };
 }
 
 /**
@@ -246,7 +257,7 @@ export function chooseTestSet(
   const order: number[] = [];
   ids.forEach((id, index) => {
     if (id === undefined) return;
-    keys[index] = Number.parseInt(oneShotHash('sha256', `${seed}\u0000${id}`, 'hex').slice(0, 12), 16);
+    keys[index] = oneShotHash('sha256', `${seed}\u0000${id}`, 'buffer').readUIntBE(0, 6);
     order.push(index);
   });
   order.sort((a, b) => (keys[a] as number) - (keys[b] as number) || a - b);
@@ -286,9 +297,9 @@ export async function buildDataset(
   const model: BaseModel | undefined = modelProblem
     ? undefined
     : findBaseModel(settings.baseModel, catalogue);
-  let fill: FillTemplate | undefined;
+  let prompt: PromptTemplate | undefined;
   try {
-    fill = compileTemplate(modelConfig.userPromptTemplate);
+    prompt = compilePromptTemplate(modelConfig.userPromptTemplate);
   } catch (err) {
     if (!(err instanceof TemplateError)) throw err;
     errors.add({ code: 'invalid_template', field: 'modelConfig.userPromptTemplate', message: err.message });
@@ -322,7 +333,7 @@ export async function buildDataset(
     settings,
     source,
     opts,
-    fill ? exampleKeyFor(fill, answerOf) : undefined,
+    prompt ? exampleKeyFor(prompt, answerOf) : undefined,
   );
   const testSet = chooseTestSet(ids, settings.testPercent, seed);
   if (settings.testPercent > 0 && testSet.size === 0) {
@@ -342,9 +353,16 @@ export async function buildDataset(
   const testWriter = testSet.size
     ? new LineWriter(opts.storage.createWriteStream(opts.testKey), { hash: testHash })
     : undefined;
+  // The line's constant parts, encoded once.
   const lineParts = exampleLineParts(modelConfig.systemPrompt);
-  const headQuote = `${lineParts.head}"`;
-  const quoteMiddle = `"${lineParts.middle}`;
+  const lineHead = Buffer.from(lineParts.head);
+  const lineMiddle = Buffer.from(lineParts.middle);
+  const lineTail = Buffer.from(lineParts.tail);
+  const headQuote = Buffer.from(`${lineParts.head}"`);
+  const quoteMiddle = Buffer.from(`"${lineParts.middle}`);
+  // A prompt `prefix + text` where the tokenizer provably splits (splitsAfter) is checked, encoded and
+  // counted as its two parts, never joined (which copies every text).
+  const splitPrefix = prompt?.prefix && splitsAfter(prompt.beforeText) ? prompt.prefix : undefined;
   const trainTokens = new IntList();
   const trainIndexes = new IntList();
   // Plain numbers on the hot path (exact: sums stay far below 2^53), BigInt in the result.
@@ -386,13 +404,18 @@ export async function buildDataset(
         });
       }
 
-      // The filled user prompt and its JSON encoding serve the checks, the count and the line. A plain
-      // prompt (the usual case) holds no control character and has a cheap exact encoding.
-      const user = fill ? fill(doc) : undefined;
-      const plain = user !== undefined && isPlainText(user);
-      // Plain: escaped without the quotes (the line parts around it supply them), so no copy is made
-      // to add them; otherwise the whole JSON string.
-      const userJson = user === undefined ? undefined : plain ? escapePlainText(user) : JSON.stringify(user);
+      // The user prompt is head + body: the prefix and the text when split (above; the text must start
+      // a piece), else '' and the filled prompt. A plain prompt (the usual case) holds no control
+      // character and has a cheap exact encoding, made when the line is written; others are encoded
+      // whole here, for the control-character check.
+      let head = '';
+      let body: string | undefined;
+      if (splitPrefix && startsPiece(doc.text)) {
+        head = splitPrefix(doc);
+        body = doc.text;
+      } else if (prompt) body = prompt.fill(doc);
+      const plain = body !== undefined && isPlainText(head) && isPlainText(body);
+      const userJson = body === undefined || plain ? undefined : JSON.stringify(head + body);
 
       if (!/\S/.test(doc.text)) {
         errors.add({ code: 'empty_text', documentId, index, field: 'text', message: 'text is empty' });
@@ -442,7 +465,7 @@ export async function buildDataset(
       for (const name of modelConfig.mappedFields) {
         if (isEmptyValue(doc.fields[name])) emptyCounts.set(name, (emptyCounts.get(name) ?? 0) + 1);
       }
-      if (user === undefined || userJson === undefined) {
+      if (body === undefined) {
         if (errors.size === before) usable++;
         continue;
       }
@@ -462,7 +485,7 @@ export async function buildDataset(
       }
       let tokens = 0;
       if (counter && model) {
-        tokens = fixed + counter.count(user) + counter.count(answer);
+        tokens = fixed + counter.count(head) + counter.count(body) + counter.count(answer);
         if (tokens > model.maxTokensPerExample) {
           errors.add({
             code: 'too_many_tokens',
@@ -483,9 +506,17 @@ export async function buildDataset(
       // examples whose key another document shares.
       const toTest = testWriter !== undefined && testSet.has(index);
       const writer = toTest ? testWriter : trainWriter;
+      // Plain parts are escaped without their quotes (the line parts around them supply them).
       const wrote = plain
-        ? writer.write(headQuote, userJson, quoteMiddle, JSON.stringify(answer), lineParts.tail)
-        : writer.write(lineParts.head, userJson, lineParts.middle, JSON.stringify(answer), lineParts.tail);
+        ? writer.write(
+            headQuote,
+            escapePlainText(head),
+            escapePlainText(body),
+            quoteMiddle,
+            JSON.stringify(answer),
+            lineTail,
+          )
+        : writer.write(lineHead, userJson as string, lineMiddle, JSON.stringify(answer), lineTail);
       if (mayRepeat.has(index)) {
         const digest = Number.parseInt(oneShotHash('sha1', writer.lastLine(), 'hex').slice(0, 12), 16);
         if (seenExamples.has(digest)) {
@@ -521,7 +552,7 @@ export async function buildDataset(
       message: `the training file would hold ${trainExamples} examples; at least ${MIN_TRAIN_EXAMPLES} are needed (lower testPercent or add documents)`,
     });
   }
-  if (usable < MIN_TRAIN_EXAMPLES && fill) {
+  if (usable < MIN_TRAIN_EXAMPLES && prompt) {
     errors.add({
       code: 'too_few_documents',
       field: 'documents',

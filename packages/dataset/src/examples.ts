@@ -11,35 +11,69 @@ export class TemplateError extends Error {
 
 export type FillTemplate = (doc: Pick<Document, 'id' | 'text'>) => string;
 
+/** A compiled user prompt template. */
+export interface PromptTemplate {
+  fill: FillTemplate;
+  /** `fill(doc).length`, without building the prompt. */
+  length(doc: Pick<Document, 'id' | 'text'>): number;
+  /**
+   * When the template ends with its only `{{text}}`: the prompt before the text, so that
+   * `fill(doc) === prefix(doc) + doc.text` (lets the builder encode and count the text on its own).
+   */
+  prefix: FillTemplate | undefined;
+  /** The template's literal text right before `{{text}}` (back to the previous placeholder, if any). */
+  beforeText: string;
+}
+
+const TEXT_PART = { placeholder: 'text' } as const;
+const ID_PART = { placeholder: 'documentId' } as const;
+/** A literal or a placeholder. */
+type TemplatePart = string | typeof TEXT_PART | typeof ID_PART;
+
+function fillParts(parts: readonly TemplatePart[]): FillTemplate {
+  return (doc) => {
+    let out = '';
+    for (const p of parts) out += typeof p === 'string' ? p : p === TEXT_PART ? doc.text : doc.id;
+    return out;
+  };
+}
+
 /**
  * Compiles a user prompt template once: `{{text}}` is required, `{{documentId}}` allowed, anything else
  * is an error that names the placeholder.
  */
 export function compileTemplate(template: string): FillTemplate {
-  const parts: (string | ((doc: Pick<Document, 'id' | 'text'>) => string))[] = [];
+  return compilePromptTemplate(template).fill;
+}
+
+/** compileTemplate, with the structure the builder uses (see PromptTemplate). */
+export function compilePromptTemplate(template: string): PromptTemplate {
+  const parts: TemplatePart[] = [];
   let last = 0;
-  let hasText = false;
   for (const m of template.matchAll(PLACEHOLDER)) {
     const name = m[1] ?? '';
-    if (name === 'text') {
-      hasText = true;
-      parts.push(template.slice(last, m.index), (d) => d.text);
-    } else if (name === 'documentId') {
-      parts.push(template.slice(last, m.index), (d) => d.id);
-    } else {
+    if (name !== 'text' && name !== 'documentId') {
       throw new TemplateError(
         `unknown placeholder {{${name}}} (allowed: ${TEMPLATE_PLACEHOLDERS.map((p) => `{{${p}}}`).join(', ')})`,
       );
     }
+    parts.push(template.slice(last, m.index), name === 'text' ? TEXT_PART : ID_PART);
     last = (m.index ?? 0) + m[0].length;
   }
   parts.push(template.slice(last));
-  if (!hasText) throw new TemplateError('must contain the {{text}} placeholder');
+  const textAt = parts.indexOf(TEXT_PART);
+  if (textAt < 0) throw new TemplateError('must contain the {{text}} placeholder');
   const pieces = parts.filter((p) => p !== '');
-  return (doc) => {
-    let out = '';
-    for (const p of pieces) out += typeof p === 'string' ? p : p(doc);
-    return out;
+  const textLast = pieces.at(-1) === TEXT_PART && pieces.indexOf(TEXT_PART) === pieces.length - 1;
+  return {
+    fill: fillParts(pieces),
+    length: (doc) => {
+      let n = 0;
+      for (const p of pieces) n += (typeof p === 'string' ? p : p === TEXT_PART ? doc.text : doc.id).length;
+      return n;
+    },
+    prefix: textLast ? fillParts(pieces.slice(0, -1)) : undefined,
+    beforeText: parts[textAt - 1] as string,
   };
 }
 
@@ -62,15 +96,41 @@ export function stableJson(value: unknown): string {
   if (typeof (value as { toJSON?: unknown }).toJSON === 'function')
     return stableJson((value as { toJSON(): unknown }).toJSON());
   const obj = value as Record<string, unknown>;
+  const { keys, encoded } = keyOrder(Object.keys(obj));
   let out = '{';
   let first = true;
-  for (const key of sortedKeys(Object.keys(obj))) {
-    const v = obj[key];
+  for (let i = 0; i < keys.length; i++) {
+    const v = obj[keys[i] as string];
     if (v === undefined || typeof v === 'function') continue;
-    out += `${first ? '' : ','}${JSON.stringify(key)}:${stableJson(v)}`;
+    out += `${first ? '' : ','}${encoded[i]}:${stableJson(v)}`;
     first = false;
   }
   return `${out}}`;
+}
+
+/** An object's keys in canonical order, and each as JSON. */
+interface KeyOrder {
+  keys: readonly string[];
+  encoded: readonly string[];
+}
+
+let lastKeys: readonly string[] = [];
+let lastOrder: KeyOrder = { keys: [], encoded: [] };
+
+/**
+ * The key order of an object with these keys (as Object.keys lists them). The documents of a request
+ * mostly share their field names, so the last order is kept rather than sorted and encoded again.
+ */
+function keyOrder(keys: string[]): KeyOrder {
+  if (keys.length === lastKeys.length) {
+    let same = true;
+    for (let i = 0; i < keys.length && same; i++) same = keys[i] === lastKeys[i];
+    if (same) return lastOrder;
+  }
+  const sorted = sortedKeys([...keys]);
+  lastKeys = keys;
+  lastOrder = { keys: sorted, encoded: sorted.map((k) => JSON.stringify(k)) };
+  return lastOrder;
 }
 
 /**

@@ -114,6 +114,35 @@ export class TokenCounter {
   }
 }
 
+/**
+ * At the end: a symbol (not whitespace, a letter, a digit, a combining mark — which letter pieces take
+ * — or a lone surrogate, which a preceding one could pair) followed by line breaks.
+ */
+const SYMBOL_THEN_BREAKS = /[^\s\p{L}\p{N}\p{M}\uD800-\uDFFF][\r\n]+$/u;
+
+/**
+ * Whether `count(prefix + text) === count(prefix) + count(text)` for every prefix ending with `literal`
+ * (whatever comes before it, such as a document id) and every text `startsPiece` accepts. True when
+ * `literal` ends with a symbol followed by line breaks, as in `Document {{documentId}}:\n\n{{text}}`.
+ *
+ * Why, for both encodings' pre-tokenizer: a piece holding that symbol can only be the punctuation
+ * alternative ` ?[^\s\p{L}\p{N}]+[\r\n/]*` (cl100k: `[\r\n]*`); the letter alternatives may start with
+ * a symbol only when a letter or mark follows, and a line break follows. That piece runs through the
+ * line breaks and stops at the text's first character unless it is CR, LF or '/'. No attempt at an
+ * earlier piece looks past the symbol, so the pieces up to there are the prefix's own; the patterns have
+ * no lookbehind, so the text's pieces are its own. Property-tested against the joined count.
+ */
+export function splitsAfter(literal: string): boolean {
+  return SYMBOL_THEN_BREAKS.test(literal);
+}
+
+/** Whether a text after a `splitsAfter` literal starts a piece of its own (see there). */
+export function startsPiece(text: string): boolean {
+  if (text.length === 0) return false;
+  const c = text.charCodeAt(0);
+  return c !== 0x0a && c !== 0x0d && c !== 0x2f;
+}
+
 /** Above this many bytes a piece is merged with a heap (O(n log n)) instead of a rescan per merge. */
 const LONG_PIECE_BYTES = 256;
 

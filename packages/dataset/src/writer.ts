@@ -41,20 +41,20 @@ export class LineWriter {
   }
 
   /**
-   * Appends one line made of `parts` (the caller supplies the trailing newline). Returns a promise only
-   * when a full chunk went to the stream and the stream asked to wait; await it before the next write.
+   * Appends one line made of `parts`: text, or bytes already encoded (constant parts: copied, not
+   * encoded again). The caller supplies the trailing newline. Returns a promise only when a full chunk
+   * went to the stream and the stream asked to wait; await it before the next write.
    */
-  write(...parts: string[]): Promise<void> | undefined {
+  write(...parts: (string | Uint8Array)[]): Promise<void> | undefined {
     if (this.failed) throw this.failed;
-    let chars = 0;
-    for (const p of parts) chars += p.length;
     // UTF-8 takes at most 3 bytes per UTF-16 code unit.
-    const maxBytes = 3 * chars;
+    let maxBytes = 0;
+    for (const p of parts) maxBytes += typeof p === 'string' ? 3 * p.length : p.length;
     let flushed: Promise<void> | undefined;
     if (this.used + maxBytes > this.chunk.length) {
       flushed = this.flush();
       if (maxBytes > this.chunk.length) {
-        const line = Buffer.from(parts.join(''), 'utf8');
+        const line = Buffer.concat(parts.map((p) => (typeof p === 'string' ? Buffer.from(p, 'utf8') : p)));
         this.oversized = line;
         const wrote = this.send(line, undefined);
         return flushed && wrote ? flushed.then(() => wrote) : (flushed ?? wrote);
@@ -64,7 +64,13 @@ export class LineWriter {
     const chunk = this.chunk;
     let used = this.used;
     this.lastStart = used;
-    for (const p of parts) used += chunk.write(p, used);
+    for (const p of parts) {
+      if (typeof p === 'string') used += chunk.write(p, used);
+      else {
+        chunk.set(p, used);
+        used += p.length;
+      }
+    }
     this.used = this.lastEnd = used;
     return flushed;
   }
