@@ -1,11 +1,10 @@
-import { jobId } from '@tuneline/contracts';
 import {
   type Executor,
   type FineTune,
   inTransaction,
   lockFineTune,
-  type OutboxMessage,
   queueOutcomeNotifications,
+  settleMessage,
   TERMINAL_FINE_TUNE_STATUSES,
 } from '@tuneline/db';
 import {
@@ -102,16 +101,6 @@ export async function settleFineTune(tx: Executor, fineTuneId: string): Promise<
   return { settled: true, status: ft.status, charged, released, notifications };
 }
 
-export function billingSettleMessage(
-  ft: Pick<FineTune, 'id' | 'correlation_id'>,
-): OutboxMessage<'billing-settle'> {
-  return {
-    queue: 'billing-settle',
-    jobId: jobId('billing-settle', ft.id),
-    payload: { schemaVersion: 1, correlationId: ft.correlation_id, fineTuneId: ft.id },
-  };
-}
-
 /** Stage 5: consumes `billing-settle`. */
 export const billingStage = defineStage<'billing-settle', BillingDeps>({
   service: 'billing',
@@ -144,6 +133,6 @@ export const billingStage = defineStage<'billing-settle', BillingDeps>({
       .orderBy('finished_at')
       .limit(10_000)
       .execute();
-    return rows.map(billingSettleMessage);
+    return rows.map(settleMessage);
   },
 });

@@ -1,11 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import {
-  type FineTuneRequest,
-  jobId,
-  type MessageOf,
-  requestContentHash,
-  requestJobId,
-} from '@tuneline/contracts';
+import { type FineTuneRequest, type MessageOf, requestContentHash, requestJobId } from '@tuneline/contracts';
 import {
   buildDataset,
   type Catalogue,
@@ -25,6 +19,7 @@ import {
   type OutboxMessage,
   type StoredRequest,
   storeRequest,
+  uploadFilesMessage,
   writeOutbox,
 } from '@tuneline/db';
 import { defineStage, type JobContext, PermanentError, type StageDeps } from '@tuneline/runtime';
@@ -51,11 +46,7 @@ export function rejectionReason(build: Pick<DatasetBuild, 'errors'>): string {
 export function filesUploadMessage(
   dataset: Pick<DatasetRecord, 'id' | 'correlationId'>,
 ): OutboxMessage<'files-upload'> {
-  return {
-    queue: 'files-upload',
-    jobId: jobId('files-upload', dataset.id),
-    payload: { schemaVersion: 1, correlationId: dataset.correlationId, datasetId: dataset.id },
-  };
+  return uploadFilesMessage({ id: dataset.id, correlation_id: dataset.correlationId });
 }
 
 /** A `fine-tune-requests` message re-driving a stored request from its Postgres row. */

@@ -1,4 +1,3 @@
-import { jobId } from '@tuneline/contracts';
 import {
   type Db,
   type FineTune,
@@ -9,7 +8,9 @@ import {
   inTransaction,
   isTerminalStatus,
   lockFineTune,
+  pollMessage,
   scheduledPollJobId,
+  settleMessage,
   transitionFineTune,
   writeOutbox,
 } from '@tuneline/db';
@@ -106,11 +107,7 @@ export async function applyJobSnapshot(
         last_polled_at: new Date(),
       });
       if (ended) {
-        await writeOutbox(tx, {
-          queue: 'billing-settle',
-          jobId: jobId('billing-settle', row.id),
-          payload: { schemaVersion: 1, correlationId: row.correlation_id, fineTuneId: row.id },
-        });
+        await writeOutbox(tx, settleMessage(row));
       }
       return { status, changed: true, terminal: true, nextPollDelayMs: null };
     }
@@ -136,17 +133,10 @@ export async function applyJobSnapshot(
       .where('id', '=', row.id)
       .execute();
     if (delay !== null) {
-      await writeOutbox(tx, {
-        queue: 'finetune-poll',
-        jobId: scheduledPollJobId(row.id, row.poll_count + 1),
-        payload: {
-          schemaVersion: 1,
-          correlationId: row.correlation_id,
-          fineTuneId: row.id,
-          reason: 'scheduled',
-        },
-        delayMs: delay,
-      });
+      await writeOutbox(
+        tx,
+        pollMessage(row, 'scheduled', scheduledPollJobId(row.id, row.poll_count + 1), delay),
+      );
     }
     return { status, changed, terminal: false, nextPollDelayMs: delay };
   });
@@ -167,11 +157,7 @@ export async function endWithProviderError(db: Db, fineTune: FineTune, message: 
       next_poll_at: null,
     });
     if (!ended) return false;
-    await writeOutbox(tx, {
-      queue: 'billing-settle',
-      jobId: jobId('billing-settle', ended.id),
-      payload: { schemaVersion: 1, correlationId: ended.correlation_id, fineTuneId: ended.id },
-    });
+    await writeOutbox(tx, settleMessage(ended));
     return true;
   });
 }

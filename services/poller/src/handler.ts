@@ -4,6 +4,7 @@ import {
   isTerminalStatus,
   listFollowedFineTunes,
   type OutboxMessage,
+  pollMessage,
   scheduledPollJobId,
 } from '@tuneline/db';
 import { defineStage, PermanentError, type StageDeps } from '@tuneline/runtime';
@@ -86,17 +87,8 @@ export const pollerStage = defineStage<'finetune-poll', PollerDeps>({
     const rows = await listFollowedFineTunes(db);
     const messages: OutboxMessage[] = [];
     for (const row of rows) {
-      messages.push({
-        queue: 'finetune-poll',
-        jobId: scheduledPollJobId(row.id, row.poll_count),
-        payload: {
-          schemaVersion: 1,
-          correlationId: row.correlation_id,
-          fineTuneId: row.id,
-          reason: 'recovery',
-        },
-        delayMs: row.next_poll_at ? Math.max(0, row.next_poll_at.getTime() - Date.now()) : 0,
-      });
+      const delayMs = row.next_poll_at ? Math.max(0, row.next_poll_at.getTime() - Date.now()) : 0;
+      messages.push(pollMessage(row, 'recovery', scheduledPollJobId(row.id, row.poll_count), delayMs));
       if (row.cancel_requested_at) messages.push(cancelPollMessage(row));
     }
     return messages;

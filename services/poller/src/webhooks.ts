@@ -7,6 +7,7 @@ import {
   isTerminalStatus,
   OutboxCapture,
   type OutboxDispatch,
+  pollMessage,
   writeOutbox,
 } from '@tuneline/db';
 import type { Logger } from '@tuneline/runtime';
@@ -135,16 +136,7 @@ async function handleDelivery(
       const fineTune = await findFineTuneByProviderJob(tx, providerJobId);
       // Unknown job (its id not stored yet): the scheduled polls find the ending anyway.
       if (!fineTune || isTerminalStatus(fineTune.status)) return false;
-      await writeOutbox(tx, {
-        queue: 'finetune-poll',
-        jobId: webhookPollJobId(fineTune.id, webhookId),
-        payload: {
-          schemaVersion: 1,
-          correlationId: fineTune.correlation_id,
-          fineTuneId: fineTune.id,
-          reason: 'webhook',
-        },
-      });
+      await writeOutbox(tx, pollMessage(fineTune, 'webhook', webhookPollJobId(fineTune.id, webhookId)));
       return true;
     }),
   );

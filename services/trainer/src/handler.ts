@@ -2,10 +2,10 @@ import {
   formatZodError,
   type Hyperparameters,
   hyperparametersSchema,
-  jobId,
   parseEmailList,
 } from '@tuneline/contracts';
 import {
+  createJobMessage,
   type Dataset,
   type Executor,
   type FineTune,
@@ -15,10 +15,11 @@ import {
   inTransaction,
   isTerminalStatus,
   lockFineTune,
-  type OutboxMessage,
+  pollMessage,
   queueOutcomeNotifications,
   recordProviderJob,
   scheduledPollJobId,
+  settleMessage,
   transitionFineTune,
   writeOutbox,
 } from '@tuneline/db';
@@ -173,13 +174,7 @@ export const trainerStage = defineStage<'finetune-create', TrainerDeps>({
       .orderBy('created_at')
       .limit(10_000)
       .execute();
-    return rows.map(
-      (r): OutboxMessage<'finetune-create'> => ({
-        queue: 'finetune-create',
-        jobId: jobId('finetune-create', r.id),
-        payload: { schemaVersion: 1, correlationId: r.correlation_id, fineTuneId: r.id },
-      }),
-    );
+    return rows.map(createJobMessage);
   },
 });
 
@@ -279,11 +274,7 @@ async function endInTx(
   });
   if (!ended) return;
   if (reserved) {
-    await writeOutbox(tx, {
-      queue: 'billing-settle',
-      jobId: jobId('billing-settle', id),
-      payload: { schemaVersion: 1, correlationId: ended.correlation_id, fineTuneId: id },
-    });
+    await writeOutbox(tx, settleMessage(ended));
   } else {
     await queueOutcomeNotifications(tx, ended);
   }
@@ -300,16 +291,10 @@ async function record(db: Executor, fineTune: FineTune, job: ProviderJob): Promi
       estimatedFinish: job.estimated_finish ? new Date(job.estimated_finish * 1000) : null,
     });
     if (!updated) return;
-    await writeOutbox(tx, {
-      queue: 'finetune-poll',
-      jobId: scheduledPollJobId(fineTune.id, updated.poll_count),
-      payload: {
-        schemaVersion: 1,
-        correlationId: fineTune.correlation_id,
-        fineTuneId: fineTune.id,
-        reason: 'scheduled',
-      },
-    });
+    await writeOutbox(
+      tx,
+      pollMessage(fineTune, 'scheduled', scheduledPollJobId(fineTune.id, updated.poll_count)),
+    );
   });
 }
 

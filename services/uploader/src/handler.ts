@@ -1,13 +1,15 @@
 import type { Readable } from 'node:stream';
-import { formatZodError, jobId, jobOptionsSchema, parseEmailList } from '@tuneline/contracts';
+import { formatZodError, jobOptionsSchema, parseEmailList } from '@tuneline/contracts';
 import {
   autoTrainFineTuneId,
   createFineTuneFromDataset,
+  createJobMessage,
   type Dataset,
   type Db,
   inTransaction,
   type OutboxMessage,
   queueOutcomeNotifications,
+  uploadFilesMessage,
   writeOutbox,
 } from '@tuneline/db';
 import { defineStage, PermanentError, type StageDeps } from '@tuneline/runtime';
@@ -122,17 +124,9 @@ export const uploaderStage = defineStage<'files-upload', UploaderDeps>({
       .orderBy('datasets.created_at')
       .limit(10_000)
       .execute();
-    return rows.map((r) => filesUploadMessage(r.id, r.correlation_id));
+    return rows.map(uploadFilesMessage);
   },
 });
-
-export function filesUploadMessage(datasetId: string, correlationId: string): OutboxMessage<'files-upload'> {
-  return {
-    queue: 'files-upload',
-    jobId: jobId('files-upload', datasetId),
-    payload: { schemaVersion: 1, correlationId, datasetId },
-  };
-}
 
 async function getDataset(db: Db, id: string): Promise<Dataset | undefined> {
   return db.selectFrom('datasets').selectAll().where('id', '=', id).executeTakeFirst();
@@ -240,9 +234,5 @@ async function createAutoTrainFineTune(
     }
     return null;
   }
-  return {
-    queue: 'finetune-create',
-    jobId: jobId('finetune-create', id),
-    payload: { schemaVersion: 1, correlationId: dataset.correlation_id, fineTuneId: id },
-  };
+  return createJobMessage({ id, correlation_id: dataset.correlation_id });
 }

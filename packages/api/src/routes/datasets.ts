@@ -1,12 +1,14 @@
-import { jobId, parseEmailList } from '@tuneline/contracts';
+import { parseEmailList } from '@tuneline/contracts';
 import { findBaseModel } from '@tuneline/dataset';
 import {
   createFineTuneFromDataset,
+  createJobMessage,
   type Dataset,
   deterministicUuid,
   findDataset,
   getFineTune,
   listDatasets,
+  uploadFilesMessage,
   writeOutbox,
 } from '@tuneline/db';
 import { sql } from 'kysely';
@@ -137,11 +139,10 @@ export function registerDatasetRoutes(table: RouteTable, deps: ApiDeps): void {
             .returning('id')
             .executeTakeFirst();
           if (!moved) return;
-          await writeOutbox(tx, {
-            queue: 'files-upload',
-            jobId: jobId('files-upload', dataset.id),
-            payload: { schemaVersion: 1, correlationId: dataset.correlationId, datasetId: dataset.id },
-          });
+          await writeOutbox(
+            tx,
+            uploadFilesMessage({ id: dataset.id, correlation_id: dataset.correlationId }),
+          );
         });
         await deps.flushOutbox();
       } else if (!['uploading', 'uploaded'].includes(dataset.status)) {
@@ -210,15 +211,7 @@ export function registerDatasetRoutes(table: RouteTable, deps: ApiDeps): void {
           creditsPerMillionTokens: base.creditsPerMillionTrainingTokens,
         });
         if (made.created) {
-          await writeOutbox(tx, {
-            queue: 'finetune-create',
-            jobId: jobId('finetune-create', made.fineTune.id),
-            payload: {
-              schemaVersion: 1,
-              correlationId: made.fineTune.correlation_id,
-              fineTuneId: made.fineTune.id,
-            },
-          });
+          await writeOutbox(tx, createJobMessage(made.fineTune));
         }
         return made;
       });

@@ -9,6 +9,7 @@ import {
   type FineTuneUpdate,
   TERMINAL_FINE_TUNE_STATUSES,
 } from '../schema.ts';
+import { pollMessage } from './messages.ts';
 import { inTransaction, type OutboxMessage, writeOutbox } from './outbox.ts';
 
 /**
@@ -288,16 +289,7 @@ export function cancelPollJobId(fineTuneId: string): string {
 export function cancelPollMessage(
   fineTune: Pick<FineTune, 'id' | 'correlation_id'>,
 ): OutboxMessage<'finetune-poll'> {
-  return {
-    queue: 'finetune-poll',
-    jobId: cancelPollJobId(fineTune.id),
-    payload: {
-      schemaVersion: 1,
-      correlationId: fineTune.correlation_id,
-      fineTuneId: fineTune.id,
-      reason: 'cancel',
-    },
-  };
+  return pollMessage(fineTune, 'cancel', cancelPollJobId(fineTune.id));
 }
 
 export type CancelResult =
