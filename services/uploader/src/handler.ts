@@ -149,24 +149,13 @@ async function uploadOnce(
   const found = firstAttempt ? null : await deps.provider.findFileByNameAndSize(filename, size);
   const fileId =
     found?.id ?? (await deps.provider.uploadFile({ filename, content: deps.storage.openRead(key), size })).id;
-  const column = kind === 'train' ? 'train_file_id' : 'test_file_id';
-  await deps.db
-    .updateTable('datasets')
-    .set({ [column]: fileId, updated_at: sql`now()` })
-    .where('id', '=', dataset.id)
-    .where(column, 'is', null)
-    .execute();
-  // If another worker recorded a different id first, keep the recorded one.
-  const row = await deps.db
-    .selectFrom('datasets')
-    .select(column)
-    .where('id', '=', dataset.id)
-    .executeTakeFirstOrThrow();
-  const recorded =
-    kind === 'train'
-      ? (row as { train_file_id: string | null }).train_file_id
-      : (row as { test_file_id: string | null }).test_file_id;
-  return recorded ?? fileId;
+  // If another worker recorded a different id first, keep (and return) the recorded one.
+  const column = sql.ref(kind === 'train' ? 'train_file_id' : 'test_file_id');
+  const { rows } = await sql<{ recorded: string }>`
+    UPDATE datasets SET ${column} = COALESCE(${column}, ${fileId}), updated_at = now()
+    WHERE id = ${dataset.id}
+    RETURNING ${column} AS recorded`.execute(deps.db);
+  return rows[0]?.recorded ?? fileId;
 }
 
 /**
