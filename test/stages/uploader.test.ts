@@ -93,6 +93,35 @@ describe('uploader', () => {
     expect(creates).toHaveLength(1);
   });
 
+  it('a repeated message for an uploaded dataset asks the provider nothing', async () => {
+    const datasetId = await seedReadyDataset(tdb.db, { licenseId: 'lic-up', storage: files.storage });
+    await runUpload(datasetId);
+    const calls: string[] = [];
+    const counting = new Proxy(deps.provider, {
+      get: (target, name, receiver) => {
+        const value = Reflect.get(target, name, receiver);
+        return typeof value === 'function'
+          ? (...args: unknown[]) => {
+              calls.push(String(name));
+              return value.apply(target, args);
+            }
+          : value;
+      },
+    });
+    await uploaderStage.handle(
+      { schemaVersion: 1, correlationId: 'c', datasetId },
+      {
+        queue: 'files-upload',
+        jobId: `files-upload-${datasetId}`,
+        attempt: 1,
+        correlationId: 'c',
+        log: quietLog,
+      },
+      { ...deps, provider: counting },
+    );
+    expect(calls).toEqual([]);
+  });
+
   it('finds an upload whose response was lost by name and size instead of uploading again', async () => {
     const datasetId = await seedReadyDataset(tdb.db, { licenseId: 'lic-up', storage: files.storage });
     const key = `datasets/${datasetId}/train.jsonl`;

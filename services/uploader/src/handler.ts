@@ -53,10 +53,13 @@ export const uploaderStage = defineStage<'files-upload', UploaderDeps>({
     const dataset = await getDataset(db, message.datasetId);
     if (!dataset) throw new PermanentError(`dataset ${message.datasetId} does not exist`);
     if (dataset.status === 'building') throw new Error(`dataset ${dataset.id} is still building`);
-    if (dataset.status === 'invalid' || dataset.status === 'upload_failed') {
+        if (dataset.status === 'invalid' || dataset.status === 'upload_failed') {
       ctx.log.info({ datasetId: dataset.id, status: dataset.status }, 'dataset will not be uploaded');
       return;
     }
+    // A repeated message (a recovery sweep racing the job that finished it): its files, and with
+    // auto-train its fine-tune, were committed with that status.
+    if (dataset.status === 'uploaded') return;
     // True when this attempt moved the dataset to `uploading`: no earlier attempt can have uploaded a
     // file, so there is no lost upload to look for (a list call saved per file).
     let firstAttempt = false;
