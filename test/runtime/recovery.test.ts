@@ -78,4 +78,15 @@ describe('recovery republish', () => {
     );
     await waitFor(async () => runs.get(id) === 2, 10_000, 'second run');
   });
+
+  it('leaves a job alone that completed after the sweep read its row (it may have moved the row on)', async () => {
+    const id = randomUUID();
+    const listedAt = Date.now();
+    await publisher.publish('billing-settle', jobId('billing-settle', id), message(id));
+    await waitFor(async () => (await stateOf(id)) === 'completed', 10_000, 'completion');
+    expect(
+      await publisher.republish('billing-settle', jobId('billing-settle', id), message(id), 0, listedAt),
+    ).toBe('present');
+    expect(runs.get(id)).toBe(1);
+  });
 });

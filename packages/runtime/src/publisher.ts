@@ -40,15 +40,17 @@ export class Publisher {
   }
 
   /**
-   * For the recovery sweep: the row is still waiting on its stage, so whatever job holds this id in
-   * Redis did not move it on. A failed job (attempts exhausted, e.g. during an outage) is retried and
-   * a completed one is replaced; one still waiting, delayed or active is left alone.
+   * For the recovery sweep, which read at `listedAt` (ms) that the row still waits on its stage, so
+   * whatever job holds this id in Redis did not move it on. A failed job (attempts exhausted, e.g.
+   * during an outage) is retried and a completed one is replaced; one still waiting, delayed or active
+   * is left alone, and so is one that completed after `listedAt`: it may have moved the row on since.
    */
   async republish<Q extends QueueName>(
     name: Q,
     jobId: string,
     payload: MessageInput<Q>,
     delayMs = 0,
+    listedAt = Date.now(),
   ): Promise<'added' | 'retried' | 'replaced' | 'present'> {
     const queue = this.queue(name);
     const existing = await queue.getJob(jobId);
@@ -61,7 +63,7 @@ export class Publisher {
       await existing.retry('failed');
       return 'retried';
     }
-    if (state === 'completed') {
+    if (state === 'completed' && (existing.finishedOn ?? 0) < listedAt) {
       await existing.remove();
       await this.publish(name, jobId, payload, delayMs);
       return 'replaced';

@@ -152,10 +152,12 @@ export async function startStage<Q extends QueueName, D extends StageDeps>(
 
   const recover = async (): Promise<number> => {
     if (!stage.recover) return 0;
+    const listedAt = Date.now();
     const messages = await stage.recover(deps);
     let requeued = 0;
     for (const m of messages) {
-      if ((await publisher.republish(m.queue, m.jobId, m.payload, m.delayMs)) !== 'present') requeued++;
+      const outcome = await publisher.republish(m.queue, m.jobId, m.payload, m.delayMs, listedAt);
+      if (outcome !== 'present') requeued++;
     }
     if (requeued) {
       metrics?.recovered.inc({ queue: stage.queue }, requeued);
