@@ -53,7 +53,7 @@ export const uploaderStage = defineStage<'files-upload', UploaderDeps>({
     const dataset = await getDataset(db, message.datasetId);
     if (!dataset) throw new PermanentError(`dataset ${message.datasetId} does not exist`);
     if (dataset.status === 'building') throw new Error(`dataset ${dataset.id} is still building`);
-        if (dataset.status === 'invalid' || dataset.status === 'upload_failed') {
+    if (dataset.status === 'invalid' || dataset.status === 'upload_failed') {
       ctx.log.info({ datasetId: dataset.id, status: dataset.status }, 'dataset will not be uploaded');
       return;
     }
