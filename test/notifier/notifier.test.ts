@@ -17,6 +17,7 @@ import {
   smtpMailer,
 } from '@tuneline/notifier';
 import { createLogger, createRedis, PermanentError, type RunningStage, startStage } from '@tuneline/runtime';
+import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createFineTune, type FineTuneFixture } from '../billing/fixtures.ts';
 import {
@@ -172,6 +173,34 @@ describe('notifier stage against a loopback SMTP server', () => {
       attempts: 2,
       last_error: null,
     });
+  });
+
+  it('a Postgres session killed during the send: the row is still marked sent, and no retry sends again', async () => {
+    const { byRecipient } = await settled(t.db, { notifyEmails: ['killed-session@example.com'] });
+    const n = byRecipient['killed-session@example.com']!;
+    const smtpMail = smtpMailer(smtp.url, { timeoutMs: 5_000 });
+    // The send goes through; meanwhile the backend holding the notification's lock is terminated
+    // (as an operator's pg_terminate_backend or a failover would).
+    const killing: typeof smtpMail = {
+      ...smtpMail,
+      async send(mail) {
+        await sql`
+          SELECT pg_terminate_backend(pid) FROM pg_locks
+          WHERE locktype = 'advisory' AND granted AND pid <> pg_backend_pid()
+            AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`.execute(t.db);
+        await smtpMail.send(mail);
+      },
+    };
+    try {
+      expect(await sendNotification(deps(killing), n.id)).toBe('sent');
+      expect(await sendNotification(deps(), n.id)).toBe('already_done');
+    } finally {
+      smtpMail.close();
+    }
+    expect(mailsTo('killed-session@example.com')).toHaveLength(1);
+    expect(
+      await t.db.selectFrom('notifications').selectAll().where('id', '=', n.id).executeTakeFirst(),
+    ).toMatchObject({ status: 'sent', attempts: 1 });
   });
 
   it('reuses pooled SMTP connections; a rejected message on one does not affect the next', async () => {

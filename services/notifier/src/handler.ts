@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import {
   claimNotificationAttempt,
+  type Executor,
   getFineTune,
   getNotification,
   listPendingNotifications,
@@ -63,10 +64,11 @@ export type SendOutcome = 'sent' | 'already_done';
  * retries, then finds it sent). The attempt is counted and committed BEFORE the SMTP conversation; the
  * row is marked sent right after the server accepts.
  *
- * The remaining at-least-once window: if the process dies (or Postgres becomes unreachable) after the
- * SMTP server accepted the message but before `sent` is committed, the retry sends it again. That window
- * is one UPDATE long, and the second copy carries the same Message-ID, which receivers and most
- * mail stores use to drop duplicates. SMTP offers no way to make it smaller.
+ * The remaining at-least-once window: if the process dies (or Postgres stays unreachable for the few
+ * seconds `recordSent` retries) after the SMTP server accepted the message but before `sent` is
+ * committed, the retry sends it again. That window is one UPDATE long, and the second copy carries the
+ * same Message-ID, which receivers and most mail stores use to drop duplicates. SMTP offers no way to
+ * make it smaller.
  */
 export async function sendNotification(deps: NotifierDeps, notificationId: string): Promise<SendOutcome> {
   const existing = await getNotification(deps.db, notificationId);
@@ -105,12 +107,38 @@ export async function sendNotification(deps: NotifierDeps, notificationId: strin
         await recordNotificationError(conn, notificationId, reason, false);
         throw err;
       }
-      await markNotificationSent(conn, notificationId);
+      await recordSent(deps, conn, notificationId);
       return 'sent';
     } finally {
-      await sql`SELECT pg_advisory_unlock(hashtextextended(${lockKey}, 0))`.execute(conn);
+      // A session that died (a terminated backend) has released its locks already.
+      await sql`SELECT pg_advisory_unlock(hashtextextended(${lockKey}, 0))`.execute(conn).catch(() => {});
     }
   });
+}
+
+const MARK_SENT_ATTEMPTS = 5;
+
+/**
+ * The server accepted the message: marking the row must not fail just because the session that held
+ * the lock died (a terminated backend, a dropped connection), or the job's retry would send it again.
+ * So a failed mark is retried on fresh pooled connections for a few seconds before the job fails.
+ */
+async function recordSent(deps: NotifierDeps, conn: Executor, notificationId: string): Promise<void> {
+  try {
+    await markNotificationSent(conn, notificationId);
+    return;
+  } catch (err) {
+    deps.log.warn({ notificationId, err: String(err) }, 'marking a sent notification failed; retrying');
+  }
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await markNotificationSent(deps.db, notificationId);
+      return;
+    } catch (err) {
+      if (attempt >= MARK_SENT_ATTEMPTS) throw err;
+      await new Promise((resolve) => setTimeout(resolve, 250 * attempt));
+    }
+  }
 }
 
 /** Stage 6: consumes `notify-send`. */
