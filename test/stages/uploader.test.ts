@@ -34,7 +34,7 @@ afterAll(async () => {
 });
 
 /** Runs the stage's handler as the worker would, once per call. */
-async function runUpload(datasetId: string) {
+async function runUpload(datasetId: string, overrides: Partial<UploaderDeps> = {}) {
   await uploaderStage.handle(
     { schemaVersion: 1, correlationId: 'c', datasetId },
     {
@@ -44,7 +44,7 @@ async function runUpload(datasetId: string) {
       correlationId: 'c',
       log: quietLog,
     },
-    deps,
+    { ...deps, ...overrides },
   );
 }
 
@@ -108,17 +108,7 @@ describe('uploader', () => {
           : value;
       },
     });
-    await uploaderStage.handle(
-      { schemaVersion: 1, correlationId: 'c', datasetId },
-      {
-        queue: 'files-upload',
-        jobId: `files-upload-${datasetId}`,
-        attempt: 1,
-        correlationId: 'c',
-        log: quietLog,
-      },
-      { ...deps, provider: counting },
-    );
+    await runUpload(datasetId, { provider: counting });
     expect(calls).toEqual([]);
   });
 
