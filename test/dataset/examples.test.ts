@@ -194,8 +194,14 @@ describe('example construction', { timeout: 120_000 }, () => {
     fc.assert(
       fc.property(fc.array(part, { maxLength: 6 }), doc, (parts, d) => {
         const template = parts.join('');
-        if (!/\{\{\s*text\s*\}\}/.test(template) || /\{\{[^}]*\{\{/.test(template)) return;
-        const compiled = compilePromptTemplate(template);
+        let compiled: ReturnType<typeof compilePromptTemplate>;
+        try {
+          compiled = compilePromptTemplate(template);
+        } catch (err) {
+          // No {{text}}, or an unknown placeholder such as {{}}: tested elsewhere.
+          expect(err).toBeInstanceOf(TemplateError);
+          return;
+        }
         const filled = compiled.fill(d);
         expect(compiled.length(d)).toBe(filled.length);
         const texts = template.match(/\{\{\s*text\s*\}\}/g)?.length ?? 0;
