@@ -188,8 +188,10 @@ export async function startStage<Q extends QueueName, D extends StageDeps>(
     const uncapturedBefore = uncapturedOutboxWrites();
     // What the handler's transactions commit to the outbox is published by this job right after.
     const capture = new OutboxCapture();
+    let handled = false;
     try {
       await capture.run(() => stage.handle(message, ctx, deps));
+      handled = true;
     } catch (err) {
       if (err instanceof PermanentError) {
         log.warn({ err: err.message }, 'job failed permanently');
@@ -211,10 +213,13 @@ export async function startStage<Q extends QueueName, D extends StageDeps>(
       throw err;
     } finally {
       stopTimer?.();
-      // Also when the handler failed after a commit: that commit's messages are due all the same.
-      await publishCaptured(capture.committed, log);
+      // A handler that failed after a commit: that commit's messages are due all the same.
+      if (!handled) await publishCaptured(capture.committed, log);
     }
+    // Logged before publishing, as soon as the work is committed: a kill after this line leaves the
+    // messages to the relay, and the log still shows the job's correlationId in this stage.
     log.info({ attempt: ctx.attempt }, 'job done');
+    await publishCaptured(capture.committed, log);
     // Rows written outside a capturing transaction: publish them now rather than on the timer.
     if (uncapturedOutboxWrites() === uncapturedBefore) return;
     await relay().catch((err: unknown) =>
