@@ -79,6 +79,32 @@ describe('recovery republish', () => {
     await waitFor(async () => runs.get(id) === 2, 10_000, 'second run');
   });
 
+  it('replaces a stray job hash a Redis flush left behind (no payload, in no list), which would swallow every re-add', async () => {
+    const id = randomUUID();
+    const key = `${prefix}:billing-settle:${jobId('billing-settle', id)}`;
+    // What a worker's script writing to a flushed job leaves: a hash with a field or two and no data.
+    await conn.hset(key, 'processedOn', Date.now(), 'failedReason', 'Missing key');
+    expect(await publisher.republish('billing-settle', jobId('billing-settle', id), message(id))).toBe(
+      'replaced',
+    );
+    await waitFor(async () => runs.get(id) === 1, 10_000, 'the replacing job to run');
+    expect((await publisher.queue('billing-settle').getJob(jobId('billing-settle', id)))?.data).toEqual(
+      message(id),
+    );
+  });
+
+  it('replaces a failed job that lost its payload instead of retrying it forever', async () => {
+    const id = randomUUID();
+    failFirst.add(id);
+    await publisher.publish('billing-settle', jobId('billing-settle', id), message(id));
+    await waitFor(async () => (await stateOf(id)) === 'failed', 10_000, 'first failure');
+    await conn.hdel(`${prefix}:billing-settle:${jobId('billing-settle', id)}`, 'data');
+    expect(await publisher.republish('billing-settle', jobId('billing-settle', id), message(id))).toBe(
+      'replaced',
+    );
+    await waitFor(async () => (await stateOf(id)) === 'completed', 10_000, 'the replacing job to complete');
+  });
+
   it('leaves a job alone that completed after the sweep read its row (it may have moved the row on)', async () => {
     const id = randomUUID();
     const listedAt = Date.now();

@@ -3,6 +3,11 @@ import type { OutboxDispatch } from '@tuneline/db';
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 
+/** Every message of the catalogue carries a schema version; a job hash without one lost its data. */
+function hasPayload(data: unknown): boolean {
+  return typeof data === 'object' && data !== null && 'schemaVersion' in data;
+}
+
 /**
  * Adds jobs to any queue of the catalogue with that queue's default job options. One Queue object
  * per queue name, created on first use and shared by the outbox relay and the recovery sweep.
@@ -44,6 +49,7 @@ export class Publisher {
    * whatever job holds this id in Redis did not move it on. A failed job (attempts exhausted, e.g.
    * during an outage) is retried and a completed one is replaced; one still waiting, delayed or active
    * is left alone, and so is one that completed after `listedAt`: it may have moved the row on since.
+   * A stray hash with no payload or in no state (see below) is replaced whatever its state says.
    */
   async republish<Q extends QueueName>(
     name: Q,
@@ -59,6 +65,15 @@ export class Publisher {
       return 'added';
     }
     const state = await existing.getState();
+    // A Redis flush that races in-flight jobs can leave a stray job hash behind (a worker's script
+    // writing to a job that no longer exists): no payload, or in no list at all. Left there, it would
+    // swallow every re-add under its id and its row would wait forever.
+    const stray = state === 'unknown' || !hasPayload(existing.data);
+    if (stray && state !== 'active') {
+      await existing.remove();
+      await this.publish(name, jobId, payload, delayMs);
+      return 'replaced';
+    }
     if (state === 'failed') {
       await existing.retry('failed');
       return 'retried';
