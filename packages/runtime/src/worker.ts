@@ -184,6 +184,9 @@ export async function startStage<Q extends QueueName, D extends StageDeps>(
       correlationId: message.correlationId,
       log,
     };
+    // Before any work: whatever the handler commits, this stage's log already names the request
+    // (a kill between a commit and the next line would otherwise leave no trace of it here).
+    log.info({ attempt: ctx.attempt }, 'job started');
     const stopTimer = metrics?.jobDuration.startTimer({ queue: stage.queue });
     const uncapturedBefore = uncapturedOutboxWrites();
     // What the handler's transactions commit to the outbox is published by this job right after.
