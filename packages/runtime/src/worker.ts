@@ -219,8 +219,7 @@ export async function startStage<Q extends QueueName, D extends StageDeps>(
       // A handler that failed after a commit: that commit's messages are due all the same.
       if (!handled) await publishCaptured(capture.committed, log);
     }
-    // Logged before publishing, as soon as the work is committed: a kill after this line leaves the
-    // messages to the relay, and the log still shows the job's correlationId in this stage.
+    // The work is committed; a kill from here on leaves its messages to the relay timer.
     log.info({ attempt: ctx.attempt }, 'job done');
     await publishCaptured(capture.committed, log);
     // Rows written outside a capturing transaction: publish them now rather than on the timer.
