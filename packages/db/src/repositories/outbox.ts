@@ -134,10 +134,7 @@ export async function relayOutbox(
       .limit(opts.limit ?? 200)
       .forUpdate()
       .skipLocked();
-    // Measured on the database's clock, like created_at itself.
-    if (opts.minAgeMs) {
-      query = query.where(sql<boolean>`created_at < now() - ${opts.minAgeMs} * interval '1 millisecond'`);
-    }
+    if (opts.minAgeMs) query = query.where(olderThan(opts.minAgeMs));
     const rows = await query.execute();
     if (rows.length === 0) return 0;
     await publish(rows);
@@ -149,12 +146,14 @@ export async function relayOutbox(
   });
 }
 
+/** Rows written at least `ms` ago, on the database's clock (like created_at itself). */
+const olderThan = (ms: number) => sql<boolean>`created_at < now() - ${ms} * interval '1 millisecond'`;
+
 async function hasDueOutboxRows(db: Executor, minAgeMs: number): Promise<boolean> {
   const { rows } = await sql<{ due: boolean }>`
-    SELECT EXISTS (
-      SELECT 1 FROM outbox
-      WHERE published_at IS NULL AND created_at < now() - ${minAgeMs} * interval '1 millisecond'
-    ) AS due`.execute(db);
+    SELECT EXISTS (SELECT 1 FROM outbox WHERE published_at IS NULL AND ${olderThan(minAgeMs)}) AS due`.execute(
+    db,
+  );
   return rows[0]?.due === true;
 }
 
