@@ -541,18 +541,21 @@ function startChaos(plan: ChaosPlan, ctx: ChaosContext) {
   };
 }
 
+/** CPU seconds (user + system) a process has used so far, from /proc; throws where there is none. */
+function procCpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // Fields after the command name (which may hold spaces): utime is 14th, stime 15th overall.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100; // USER_HZ on Linux
+}
+
 /** CPU seconds used so far by each running worker process, keyed by pid (Linux only; else empty). */
 function workerCpuSeconds(supervisor: Supervisor): Map<number, { service: string; seconds: number }> {
-  const ticksPerSecond = 100; // USER_HZ on Linux
   const out = new Map<number, { service: string; seconds: number }>();
   for (const p of supervisor.processes) {
     if (!p.child.pid) continue;
     try {
-      const stat = readFileSync(`/proc/${p.child.pid}/stat`, 'utf8');
-      // Fields after the command name (which may hold spaces): utime is 14th, stime 15th overall.
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      const ticks = Number(fields[11]) + Number(fields[12]);
-      out.set(p.child.pid, { service: p.service, seconds: ticks / ticksPerSecond });
+      out.set(p.child.pid, { service: p.service, seconds: procCpuSeconds(p.child.pid) });
     } catch {
       // Not Linux, or the process is gone.
     }
@@ -598,11 +601,7 @@ async function serverCpuSeconds(db: Db, redis: Redis): Promise<Record<string, nu
     const { rows } = await sql<{ pid: number }>`
       SELECT pid FROM pg_stat_activity WHERE datname = current_database()`.execute(db);
     let seconds = 0;
-    for (const { pid } of rows) {
-      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      seconds += (Number(fields[11]) + Number(fields[12])) / 100; // USER_HZ
-    }
+    for (const { pid } of rows) seconds += procCpuSeconds(pid);
     if (Number.isFinite(seconds)) out.postgres = seconds;
   } catch {
     // Postgres elsewhere (or not Linux): its CPU is not ours to read.
