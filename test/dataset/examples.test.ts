@@ -4,6 +4,7 @@ import {
   assistantContent,
   CONTROL_CHAR_PATTERN,
   chooseTestSet,
+  compileAnswerKey,
   compileAssistantContent,
   compilePromptTemplate,
   compileTemplate,
@@ -147,6 +148,44 @@ describe('example construction', { timeout: 120_000 }, () => {
     expect(plainSeen).toBeGreaterThan(100);
     expect(quotePlainText('a\r\nb\tc\n\nü 😀')).toBe(JSON.stringify('a\r\nb\tc\n\nü 😀'));
     expect(isPlainText('😀')).toBe(false); // surrogates take JSON.stringify (a lone one is escaped)
+  });
+
+  it('compileAnswerKey: equal answers get equal keys, different answers rarely share one', () => {
+    const key = fc.oneof(
+      fc.constantFrom('total', 'date', '0', '10', '__proto__', ''),
+      fc.string({ maxLength: 4 }),
+    );
+    const value = fc.oneof(fc.jsonValue({ maxDepth: 2 }), fc.constant(undefined));
+    const fields = fc.dictionary(key, value, { maxKeys: 6 }) as fc.Arbitrary<
+      Parameters<typeof assistantContent>[0]
+    >;
+    fc.assert(
+      fc.property(
+        fields,
+        fields,
+        fc.array(key, { maxLength: 6 }),
+        fc.constantFrom('all', 'mapped'),
+        (a, extra, mapped, dump) => {
+          const answerOf = compileAssistantContent(dump, mapped);
+          const keyOf = compileAnswerKey(dump, mapped);
+          // The same fields in another order, plus fields the answer leaves out: the same answer.
+          const b = Object.fromEntries(Object.entries(a).reverse());
+          for (const [k, v] of Object.entries(extra)) {
+            if (!Object.hasOwn(b, k) && (dump === 'mapped' ? !mapped.includes(k) : v === undefined)) b[k] = v;
+          }
+          expect(answerOf(b)).toBe(answerOf(a));
+          expect(keyOf(b)).toBe(keyOf(a));
+        },
+      ),
+      { numRuns: 2_000 },
+    );
+    // Distinct answers: invoice-like fields differing in one value.
+    const keyOf = compileAnswerKey('mapped', ['invoiceNumber', 'total', 'date']);
+    const keys = new Set<number>();
+    for (let i = 0; i < 20_000; i++) {
+      keys.add(keyOf({ invoiceNumber: `INV-${i}`, total: `${(i * 7919) % 5000}.00`, date: '2024-05-01' }));
+    }
+    expect(keys.size).toBeGreaterThan(19_980);
   });
 
   it('compileAssistantContent gives assistantContent for any fields and mapped list', () => {

@@ -3,6 +3,7 @@ import {
   countChatTokens,
   countTextTokens,
   encoderFor,
+  isPlainText,
   splitsAfter,
   startsPiece,
   TokenCounter,
@@ -62,6 +63,57 @@ describe('exact token counts', { timeout: 180_000 }, () => {
         }),
         { numRuns: 300 },
       );
+    });
+
+    it(`${encoding}: countChecked gives count and isPlainText from one pass (property)`, () => {
+      // A tiny cache forces the path that learns a piece; the shared one answers from cached pieces.
+      const uncached = new TokenCounter(encoding, 1);
+      const shared = new TokenCounter(encoding);
+      const chars = fc.constantFrom(
+        'a',
+        'Z',
+        'ü',
+        '7',
+        ' ',
+        '\n',
+        '\r',
+        '\t',
+        '.',
+        '/',
+        '"',
+        '\\',
+        '\u0000',
+        '\u0008',
+        '\u000b',
+        '\u000c',
+        '\u001f',
+        '\u007f',
+        '\u0301',
+        '\ud83d',
+        '\ude00',
+        '😀',
+        '\u2028',
+        '<|',
+      );
+      const texts = fc.oneof(
+        fc.string({ unit: 'binary', maxLength: 120 }),
+        fc.array(chars, { maxLength: 60 }).map((cs) => cs.join('')),
+      );
+      let plainSeen = 0;
+      let notPlainSeen = 0;
+      fc.assert(
+        fc.property(texts, (s) => {
+          const expected = { tokens: reference[encoding](s), plain: isPlainText(s) };
+          expect(uncached.countChecked(s)).toEqual(expected);
+          expect(shared.countChecked(s)).toEqual(expected);
+          if (expected.plain) plainSeen++;
+          else notPlainSeen++;
+        }),
+        { numRuns: 1_000 },
+      );
+      expect(plainSeen).toBeGreaterThan(50);
+      expect(notPlainSeen).toBeGreaterThan(50);
+      expect(shared.countChecked('')).toEqual({ tokens: 0, plain: true });
     });
 
     it(`${encoding}: long one-piece runs (OCR noise) take the heap merge and count the same (property)`, () => {

@@ -15,6 +15,7 @@ import {
   trainingCredits,
 } from './catalogue.ts';
 import {
+  compileAnswerKey,
   compileAssistantContent,
   compilePromptTemplate,
   escapePlainText,
@@ -175,23 +176,19 @@ interface Scan {
   seed: string;
 }
 
-/** 32-bit FNV-1a over UTF-16 code units. */
-function fnv1a(text: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193);
-  return h >>> 0;
-}
-
 /**
  * A cheap key that equal examples always share: the user prompt's length and a hash of the answer (the
  * system prompt is the same for all). An example whose key no other document has cannot repeat one.
  */
 type ExampleKey = (doc: Document) => number;
 
-function exampleKeyFor(prompt: PromptTemplate, answerOf: (fields: Document['fields']) => string): ExampleKey {
+function exampleKeyFor(
+  prompt: PromptTemplate,
+  answerKey: (fields: Document['fields']) => number,
+): ExampleKey {
   // One number (no string per document); past 2^21 characters the double drops low bits of the hash,
   // which can only group more documents, never separate equal ones.
-  return (doc) => prompt.length(doc) * 2 ** 32 + fnv1a(answerOf(doc.fields));
+  return (doc) => prompt.length(doc) * 2 ** 32 + answerKey(doc.fields);
 }
 
 async function scan(
@@ -333,7 +330,7 @@ export async function buildDataset(
     settings,
     source,
     opts,
-    prompt ? exampleKeyFor(prompt, answerOf) : undefined,
+    prompt ? exampleKeyFor(prompt, compileAnswerKey(dump, modelConfig.mappedFields)) : undefined,
   );
   const testSet = chooseTestSet(ids, settings.testPercent, seed);
   if (settings.testPercent > 0 && testSet.size === 0) {
@@ -407,14 +404,24 @@ export async function buildDataset(
       // The user prompt is head + body: the prefix and the text when split (above; the text must start
       // a piece), else '' and the filled prompt. A plain prompt (the usual case) holds no control
       // character and has a cheap exact encoding, made when the line is written; others are encoded
-      // whole here, for the control-character check.
+      // whole here, for the control-character check. Counting the prompt's tokens tells whether it is
+      // plain, in the same pass (countChecked).
       let head = '';
       let body: string | undefined;
       if (splitPrefix && startsPiece(doc.text)) {
         head = splitPrefix(doc);
         body = doc.text;
       } else if (prompt) body = prompt.fill(doc);
-      const plain = body !== undefined && isPlainText(head) && isPlainText(body);
+      let promptTokens = 0;
+      let plain = false;
+      if (body !== undefined) {
+        if (counter) {
+          const headCount = counter.countChecked(head);
+          const bodyCount = counter.countChecked(body);
+          promptTokens = headCount.tokens + bodyCount.tokens;
+          plain = headCount.plain && bodyCount.plain;
+        } else plain = isPlainText(head) && isPlainText(body);
+      }
       const userJson = body === undefined || plain ? undefined : JSON.stringify(head + body);
 
       if (!/\S/.test(doc.text)) {
@@ -485,7 +492,7 @@ export async function buildDataset(
       }
       let tokens = 0;
       if (counter && model) {
-        tokens = fixed + counter.count(head) + counter.count(body) + counter.count(answer);
+        tokens = fixed + promptTokens + counter.count(answer);
         if (tokens > model.maxTokensPerExample) {
           errors.add({
             code: 'too_many_tokens',

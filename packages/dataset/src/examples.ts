@@ -202,6 +202,39 @@ export function compileAssistantContent(
   };
 }
 
+/** 32-bit FNV-1a over UTF-16 code units, continuing from `h`. */
+export function fnv1a(text: string, h = 0x811c9dc5): number {
+  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193);
+  return h >>> 0;
+}
+
+/**
+ * A cheap 32-bit key of the answer `compileAssistantContent` makes: equal answers always get equal
+ * keys (unequal ones rarely do). For `dump: mapped` it hashes the present mapped fields' positions and
+ * values without building the answer; the answer's JSON decomposes uniquely into those.
+ */
+export function compileAnswerKey(
+  dump: 'all' | 'mapped',
+  mappedFields: readonly string[],
+): (fields: Document['fields']) => number {
+  if (dump === 'all') return (fields) => fnv1a(stableJson(fields));
+  const order = sortedKeys([...new Set(mappedFields)]);
+  return (fields) => {
+    let h = 0x811c9dc5;
+    for (let i = 0; i < order.length; i++) {
+      const name = order[i] as string;
+      if (!Object.hasOwn(fields, name)) continue;
+      const v = fields[name];
+      if (v === undefined || typeof v === 'function') continue;
+      // The field's position, then its value: a string as is, anything else as its JSON (a string and
+      // a number with the same text may share a key; equal answers never differ in it).
+      h = Math.imul(h ^ (i + 1), 0x01000193);
+      h = fnv1a(typeof v === 'string' ? v : stableJson(v), h);
+    }
+    return h >>> 0;
+  };
+}
+
 /** One chat example: system prompt, filled user prompt, fields as the assistant's reply. */
 export function buildMessages(
   doc: Document,

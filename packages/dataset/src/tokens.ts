@@ -2,6 +2,7 @@ import { Tiktoken } from 'js-tiktoken/lite';
 import cl100k_base from 'js-tiktoken/ranks/cl100k_base';
 import o200k_base from 'js-tiktoken/ranks/o200k_base';
 import type { Encoding } from './catalogue.ts';
+import { isPlainText } from './examples.ts';
 
 /** A chat message as the fine-tuning file holds it. */
 export interface ChatMessage {
@@ -43,6 +44,12 @@ function loadRanks(data: RankData): Map<string, number> {
   return ranks;
 }
 
+/** A text's token count, and whether the text is plain (see `isPlainText`). */
+export interface CheckedCount {
+  tokens: number;
+  plain: boolean;
+}
+
 /**
  * Counts tokens exactly as js-tiktoken's `encode(text, [], []).length`: the same pre-tokenizer regex and
  * the same byte-pair merge over the same ranks, with a per-piece cache in front. Tiktoken encodes each
@@ -53,6 +60,10 @@ function loadRanks(data: RankData): Map<string, number> {
 export class TokenCounter {
   private readonly pattern: RegExp;
   private readonly ranks: Map<string, number>;
+  /**
+   * Piece → its token count times 2, plus 1 when the piece is not plain. Plainness rides along with the
+   * count so that `countChecked` answers `isPlainText` from the pass it makes anyway.
+   */
   private readonly cache = new Map<string, number>();
 
   constructor(
@@ -75,16 +86,41 @@ export class TokenCounter {
     pattern.lastIndex = 0;
     for (let m = pattern.exec(text); m !== null; m = pattern.exec(text)) {
       const piece = m[0];
-      let n = this.cache.get(piece);
-      if (n === undefined) {
-        n = this.bytePairCount(Buffer.from(piece, 'utf8').toString('latin1'));
-        // Bounded: a full cache starts over rather than growing with the batch.
-        if (this.cache.size >= this.maxCacheEntries) this.cache.clear();
-        this.cache.set(piece, n);
-      }
-      total += n;
+      const entry = this.cache.get(piece) ?? this.learn(piece);
+      total += entry >> 1;
     }
     return total;
+  }
+
+  /**
+   * `count(text)`, and `isPlainText(text)` from the same pass: a text is plain when all its pieces are
+   * and they cover it. (The pre-tokenizer's alternatives between them match any character, so the
+   * pieces always cover the text; the check is there so that plainness never rests on that alone.)
+   */
+  countChecked(text: string): CheckedCount {
+    let total = 0;
+    let notPlain = 0;
+    let end = 0;
+    const pattern = this.pattern;
+    pattern.lastIndex = 0;
+    for (let m = pattern.exec(text); m !== null; m = pattern.exec(text)) {
+      const piece = m[0];
+      const entry = this.cache.get(piece) ?? this.learn(piece);
+      total += entry >> 1;
+      notPlain |= (entry & 1) | (m.index === end ? 0 : 1);
+      end = pattern.lastIndex;
+    }
+    return { tokens: total, plain: notPlain === 0 && end === text.length };
+  }
+
+  /** Counts a piece the cache does not hold, and caches it. */
+  private learn(piece: string): number {
+    const entry =
+      this.bytePairCount(Buffer.from(piece, 'utf8').toString('latin1')) * 2 + (isPlainText(piece) ? 0 : 1);
+    // Bounded: a full cache starts over rather than growing with the batch.
+    if (this.cache.size >= this.maxCacheEntries) this.cache.clear();
+    this.cache.set(piece, entry);
+    return entry;
   }
 
   /** js-tiktoken's bytePairMerge over `bytes` (one char per byte), counting the resulting parts. */
