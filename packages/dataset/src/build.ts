@@ -162,6 +162,33 @@ function parseDocument(
     : { success: false, message: formatZodError(parsed.error) };
 }
 
+/** Items taken from a source at a time: one await per block rather than one per document. */
+const SOURCE_BLOCK = 64;
+
+/**
+ * A source's items in blocks. `for await` over a plain iterable (the worker's documents array) would
+ * otherwise wrap every item in a promise and wait a microtask for it.
+ */
+async function* inBlocks(items: Iterable<unknown> | AsyncIterable<unknown>): AsyncGenerator<unknown[]> {
+  let block: unknown[] = [];
+  if (Symbol.iterator in items) {
+    for (const item of items) {
+      if (block.push(item) === SOURCE_BLOCK) {
+        yield block;
+        block = [];
+      }
+    }
+  } else {
+    for await (const item of items) {
+      if (block.push(item) === SOURCE_BLOCK) {
+        yield block;
+        block = [];
+      }
+    }
+  }
+  if (block.length) yield block;
+}
+
 interface Scan {
   total: number;
   /** Document id per position (undefined when the item is not a valid document). */
@@ -209,32 +236,33 @@ async function scan(
   // The seed's input goes to the hash in blocks, not one call per document: the same digest (each
   // document's part starts and ends with ASCII, so joining them changes no UTF-8 byte).
   let seedInput = '';
-  for await (const item of source()) {
-    const doc = parseDocument(item);
-    if (doc.success) {
-      const d = doc.data;
-      if (exampleKey) {
-        const key = exampleKey(d);
-        const first = firstByKey.get(key);
-        if (first === undefined) firstByKey.set(key, ids.length);
-        else mayRepeat.add(first).add(ids.length);
+  for await (const block of inBlocks(source()))
+    for (const item of block) {
+      const doc = parseDocument(item);
+      if (doc.success) {
+        const d = doc.data;
+        if (exampleKey) {
+          const key = exampleKey(d);
+          const first = firstByKey.get(key);
+          if (first === undefined) firstByKey.set(key, ids.length);
+          else mayRepeat.add(first).add(ids.length);
+        }
+        // Ids and fields, not the texts: enough to tell requests apart, and cheap.
+        seedInput += `\u0001${d.id}\u0002${stableJson(d.fields)}`;
+        const first = firstIndexOf.get(d.id);
+        if (first === undefined) firstIndexOf.set(d.id, ids.length);
+        else duplicateOf.set(ids.length, first);
+        ids.push(d.id);
+      } else {
+        seedInput += '\u0001!';
+        ids.push(undefined);
       }
-      // Ids and fields, not the texts: enough to tell requests apart, and cheap.
-      seedInput += `\u0001${d.id}\u0002${stableJson(d.fields)}`;
-      const first = firstIndexOf.get(d.id);
-      if (first === undefined) firstIndexOf.set(d.id, ids.length);
-      else duplicateOf.set(ids.length, first);
-      ids.push(d.id);
-    } else {
-      seedInput += '\u0001!';
-      ids.push(undefined);
+      if (seedInput.length >= 65_536) {
+        hash.update(seedInput);
+        seedInput = '';
+      }
+      if (ids.length % 1000 === 0) opts.onProgress?.({ phase: 'scan', done: ids.length, total: undefined });
     }
-    if (seedInput.length >= 65_536) {
-      hash.update(seedInput);
-      seedInput = '';
-    }
-    if (ids.length % 1000 === 0) opts.onProgress?.({ phase: 'scan', done: ids.length, total: undefined });
-  }
   return { total: ids.length, ids, duplicateOf, mayRepeat, seed: hash.update(seedInput).digest('hex') };
 }
 
@@ -377,171 +405,172 @@ export async function buildDataset(
 
   let index = -1;
   try {
-    for await (const item of source()) {
-      index++;
-      if (index % 1000 === 0) opts.onProgress?.({ phase: 'build', done: index, total });
-      const parsed = parseDocument(item);
-      if (!parsed.success) {
-        errors.add({ code: 'invalid_document', index, message: parsed.message });
-        continue;
-      }
-      const doc: Document = parsed.data;
-      parsedDocs++;
-      const before = errors.size;
-      const documentId = doc.id;
+    for await (const block of inBlocks(source()))
+      for (const item of block) {
+        index++;
+        if (index % 1000 === 0) opts.onProgress?.({ phase: 'build', done: index, total });
+        const parsed = parseDocument(item);
+        if (!parsed.success) {
+          errors.add({ code: 'invalid_document', index, message: parsed.message });
+          continue;
+        }
+        const doc: Document = parsed.data;
+        parsedDocs++;
+        const before = errors.size;
+        const documentId = doc.id;
 
-      const first = duplicateOf.get(index);
-      if (first !== undefined) {
-        errors.add({
-          code: 'duplicate_document_id',
-          documentId,
-          index,
-          field: 'id',
-          message: `id "${doc.id}" is also used by document #${first + 1}`,
-        });
-      }
-
-      // The user prompt is head + body: the prefix and the text when split (above; the text must start
-      // a piece), else '' and the filled prompt. A plain prompt (the usual case) holds no control
-      // character and has a cheap exact encoding, made when the line is written; others are encoded
-      // whole here, for the control-character check. Counting the prompt's tokens tells whether it is
-      // plain, in the same pass (countChecked).
-      let head = '';
-      let body: string | undefined;
-      if (splitPrefix && startsPiece(doc.text)) {
-        head = splitPrefix(doc);
-        body = doc.text;
-      } else if (prompt) body = prompt.fill(doc);
-      let promptTokens = 0;
-      let plain = false;
-      if (body !== undefined) {
-        if (counter) {
-          const headCount = counter.countChecked(head);
-          const bodyCount = counter.countChecked(body);
-          promptTokens = headCount.tokens + bodyCount.tokens;
-          plain = headCount.plain && bodyCount.plain;
-        } else plain = isPlainText(head) && isPlainText(body);
-      }
-      const userJson = body === undefined || plain ? undefined : JSON.stringify(head + body);
-
-      if (!/\S/.test(doc.text)) {
-        errors.add({ code: 'empty_text', documentId, index, field: 'text', message: 'text is empty' });
-      }
-      const special = findSpecialToken(doc.text);
-      if (special) {
-        errors.add({
-          code: 'special_token',
-          documentId,
-          index,
-          field: 'text',
-          message: `text contains the special token ${special}`,
-        });
-      }
-      const control = plain
-        ? undefined
-        : userJson === undefined || jsonMayHoldControlChar(userJson)
-          ? findControlChar(doc.text)
-          : undefined;
-      if (control) {
-        errors.add({
-          code: 'control_character',
-          documentId,
-          index,
-          field: 'text',
-          message: `text contains the control character ${control.code} at offset ${control.index}`,
-        });
-      }
-      const fieldNames = Object.keys(doc.fields);
-      if (fieldNames.length === 0) {
-        errors.add({
-          code: 'no_fields',
-          documentId,
-          index,
-          field: 'fields',
-          message: 'the document has no fields',
-        });
-      } else if (dump === 'mapped' && mapped.size > 0 && !fieldNames.some((f) => mapped.has(f))) {
-        errors.add({
-          code: 'no_mapped_fields_in_document',
-          documentId,
-          index,
-          field: 'fields',
-          message: `none of the mapped fields (${modelConfig.mappedFields.join(', ')}) is present`,
-        });
-      }
-      for (const name of modelConfig.mappedFields) {
-        if (isEmptyValue(doc.fields[name])) emptyCounts.set(name, (emptyCounts.get(name) ?? 0) + 1);
-      }
-      if (body === undefined) {
-        if (errors.size === before) usable++;
-        continue;
-      }
-
-      const answer = answerOf(doc.fields);
-      const answerSpecial = findSpecialToken(answer);
-      if (answerSpecial) {
-        const field =
-          fieldNames.find((f) => JSON.stringify(doc.fields[f]).includes(answerSpecial)) ?? 'fields';
-        errors.add({
-          code: 'special_token',
-          documentId,
-          index,
-          field: `fields.${field}`,
-          message: `contains the special token ${answerSpecial}`,
-        });
-      }
-      let tokens = 0;
-      if (counter && model) {
-        tokens = fixed + promptTokens + counter.count(answer);
-        if (tokens > model.maxTokensPerExample) {
+        const first = duplicateOf.get(index);
+        if (first !== undefined) {
           errors.add({
-            code: 'too_many_tokens',
+            code: 'duplicate_document_id',
+            documentId,
+            index,
+            field: 'id',
+            message: `id "${doc.id}" is also used by document #${first + 1}`,
+          });
+        }
+
+        // The user prompt is head + body: the prefix and the text when split (above; the text must start
+        // a piece), else '' and the filled prompt. A plain prompt (the usual case) holds no control
+        // character and has a cheap exact encoding, made when the line is written; others are encoded
+        // whole here, for the control-character check. Counting the prompt's tokens tells whether it is
+        // plain, in the same pass (countChecked).
+        let head = '';
+        let body: string | undefined;
+        if (splitPrefix && startsPiece(doc.text)) {
+          head = splitPrefix(doc);
+          body = doc.text;
+        } else if (prompt) body = prompt.fill(doc);
+        let promptTokens = 0;
+        let plain = false;
+        if (body !== undefined) {
+          if (counter) {
+            const headCount = counter.countChecked(head);
+            const bodyCount = counter.countChecked(body);
+            promptTokens = headCount.tokens + bodyCount.tokens;
+            plain = headCount.plain && bodyCount.plain;
+          } else plain = isPlainText(head) && isPlainText(body);
+        }
+        const userJson = body === undefined || plain ? undefined : JSON.stringify(head + body);
+
+        if (!/\S/.test(doc.text)) {
+          errors.add({ code: 'empty_text', documentId, index, field: 'text', message: 'text is empty' });
+        }
+        const special = findSpecialToken(doc.text);
+        if (special) {
+          errors.add({
+            code: 'special_token',
             documentId,
             index,
             field: 'text',
-            message: `the example has ${tokens} tokens; ${model.name} takes at most ${model.maxTokensPerExample} per example`,
+            message: `text contains the special token ${special}`,
           });
         }
-      }
-      if (errors.size > before) continue;
-      usable++;
-      // Once anything is wrong the dataset is invalid: keep checking, stop writing.
-      if (errors.size > 0) continue;
+        const control = plain
+          ? undefined
+          : userJson === undefined || jsonMayHoldControlChar(userJson)
+            ? findControlChar(doc.text)
+            : undefined;
+        if (control) {
+          errors.add({
+            code: 'control_character',
+            documentId,
+            index,
+            field: 'text',
+            message: `text contains the control character ${control.code} at offset ${control.index}`,
+          });
+        }
+        const fieldNames = Object.keys(doc.fields);
+        if (fieldNames.length === 0) {
+          errors.add({
+            code: 'no_fields',
+            documentId,
+            index,
+            field: 'fields',
+            message: 'the document has no fields',
+          });
+        } else if (dump === 'mapped' && mapped.size > 0 && !fieldNames.some((f) => mapped.has(f))) {
+          errors.add({
+            code: 'no_mapped_fields_in_document',
+            documentId,
+            index,
+            field: 'fields',
+            message: `none of the mapped fields (${modelConfig.mappedFields.join(', ')}) is present`,
+          });
+        }
+        for (const name of modelConfig.mappedFields) {
+          if (isEmptyValue(doc.fields[name])) emptyCounts.set(name, (emptyCounts.get(name) ?? 0) + 1);
+        }
+        if (body === undefined) {
+          if (errors.size === before) usable++;
+          continue;
+        }
 
-      // The line (exampleLine's text) is encoded straight into the writer's chunk, which feeds the
-      // file hash; the duplicate check hashes those bytes (one-shot: no Hash object per line), only for
-      // examples whose key another document shares.
-      const toTest = testWriter !== undefined && testSet.has(index);
-      const writer = toTest ? testWriter : trainWriter;
-      // Plain parts are escaped without their quotes (the line parts around them supply them).
-      const wrote = plain
-        ? writer.write(
-            headQuote,
-            escapePlainText(head),
-            escapePlainText(body),
-            quoteMiddle,
-            JSON.stringify(answer),
-            lineTail,
-          )
-        : writer.write(lineHead, userJson as string, lineMiddle, JSON.stringify(answer), lineTail);
-      if (mayRepeat.has(index)) {
-        const digest = Number.parseInt(oneShotHash('sha1', writer.lastLine(), 'hex').slice(0, 12), 16);
-        if (seenExamples.has(digest)) {
-          duplicateCount++;
-          if (duplicateIds.length < 20) duplicateIds.push(documentId);
-        } else seenExamples.add(digest);
-      }
+        const answer = answerOf(doc.fields);
+        const answerSpecial = findSpecialToken(answer);
+        if (answerSpecial) {
+          const field =
+            fieldNames.find((f) => JSON.stringify(doc.fields[f]).includes(answerSpecial)) ?? 'fields';
+          errors.add({
+            code: 'special_token',
+            documentId,
+            index,
+            field: `fields.${field}`,
+            message: `contains the special token ${answerSpecial}`,
+          });
+        }
+        let tokens = 0;
+        if (counter && model) {
+          tokens = fixed + promptTokens + counter.count(answer);
+          if (tokens > model.maxTokensPerExample) {
+            errors.add({
+              code: 'too_many_tokens',
+              documentId,
+              index,
+              field: 'text',
+              message: `the example has ${tokens} tokens; ${model.name} takes at most ${model.maxTokensPerExample} per example`,
+            });
+          }
+        }
+        if (errors.size > before) continue;
+        usable++;
+        // Once anything is wrong the dataset is invalid: keep checking, stop writing.
+        if (errors.size > 0) continue;
 
-      if (toTest) {
-        testExamples++;
-        testTokenSum += tokens;
-      } else {
-        trainTokens.push(tokens);
-        trainIndexes.push(index);
-        if (model) billableSum += Math.min(tokens, model.maxTokensPerExample);
+        // The line (exampleLine's text) is encoded straight into the writer's chunk, which feeds the
+        // file hash; the duplicate check hashes those bytes (one-shot: no Hash object per line), only for
+        // examples whose key another document shares.
+        const toTest = testWriter !== undefined && testSet.has(index);
+        const writer = toTest ? testWriter : trainWriter;
+        // Plain parts are escaped without their quotes (the line parts around them supply them).
+        const wrote = plain
+          ? writer.write(
+              headQuote,
+              escapePlainText(head),
+              escapePlainText(body),
+              quoteMiddle,
+              JSON.stringify(answer),
+              lineTail,
+            )
+          : writer.write(lineHead, userJson as string, lineMiddle, JSON.stringify(answer), lineTail);
+        if (mayRepeat.has(index)) {
+          const digest = Number.parseInt(oneShotHash('sha1', writer.lastLine(), 'hex').slice(0, 12), 16);
+          if (seenExamples.has(digest)) {
+            duplicateCount++;
+            if (duplicateIds.length < 20) duplicateIds.push(documentId);
+          } else seenExamples.add(digest);
+        }
+
+        if (toTest) {
+          testExamples++;
+          testTokenSum += tokens;
+        } else {
+          trainTokens.push(tokens);
+          trainIndexes.push(index);
+          if (model) billableSum += Math.min(tokens, model.maxTokensPerExample);
+        }
+        if (wrote) await wrote;
       }
-      if (wrote) await wrote;
-    }
     await trainWriter.end();
     await testWriter?.end();
   } catch (err) {
