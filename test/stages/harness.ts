@@ -201,6 +201,8 @@ export interface PipelineOptions {
   /** Stages to start; default all three. */
   stages?: ('uploader' | 'trainer' | 'poller')[];
   sweepMaxAgeMs?: number;
+  /** The trainer's delay of a new job's first poll (default 0). */
+  firstPollDelayMs?: number;
 }
 
 export type PipelineProvider = UploaderProvider & TrainerProvider & PollerProvider;
@@ -248,6 +250,8 @@ export async function startPipeline(opts: PipelineOptions): Promise<Pipeline> {
       log: quietLog,
       provider: opts.provider,
       reservationMarginPercent: 10,
+      // Polled at once, as most tests here follow a job without webhooks.
+      firstPollDelayMs: opts.firstPollDelayMs ?? 0,
     });
   }
   if (wanted.includes('poller')) {

@@ -269,3 +269,54 @@ describe('trainer against the simulator', () => {
     expect(await settleMessages(fineTuneId)).toHaveLength(1);
   });
 });
+
+describe('first poll of a new job', () => {
+  it('comes after firstPollDelayMs: next_poll_at and the queued poll are both delayed', async () => {
+    // Uploader and trainer only, the first poll one minute away: nothing polls during the test.
+    const delayed = await startPipeline({
+      db: tdb.db,
+      redisUrl: redisUrl(),
+      prefix: testPrefix(),
+      provider,
+      storage: files.storage,
+      stages: ['uploader', 'trainer'],
+      firstPollDelayMs: 60_000,
+    });
+    try {
+      await seedLicense(tdb.db, 'lic-first-poll', 1_000n);
+      const datasetId = await seedReadyDataset(tdb.db, {
+        licenseId: 'lic-first-poll',
+        storage: files.storage,
+      });
+      await delayed.stages.uploader?.publisher.publish('files-upload', jobId('files-upload', datasetId), {
+        schemaVersion: 1,
+        correlationId: `corr-${datasetId}`,
+        datasetId,
+      });
+      const fineTuneId = autoTrainFineTuneId(datasetId);
+      const recorded = await waitFor(
+        async () => {
+          const row = await getFineTune(tdb.db, fineTuneId);
+          return row?.provider_job_id ? row : null;
+        },
+        20_000,
+        'the provider job to be recorded',
+      );
+      const dueIn = (recorded.next_poll_at?.getTime() ?? 0) - recorded.updated_at.getTime();
+      expect(dueIn).toBeGreaterThan(55_000);
+      expect(dueIn).toBeLessThan(65_000);
+      const polls = delayed.stages.trainer?.publisher.queue('finetune-poll');
+      const poll = await waitFor(
+        async () => (await polls?.getJob(scheduledPollJobId(fineTuneId, recorded.poll_count))) ?? null,
+        10_000,
+        'the first poll to be queued',
+      );
+      expect(await poll.getState()).toBe('delayed');
+      // The publisher subtracts the time since the row was written.
+      expect(poll.opts.delay).toBeGreaterThan(55_000);
+      expect(poll.opts.delay).toBeLessThanOrEqual(60_000);
+    } finally {
+      await delayed.close();
+    }
+  });
+});

@@ -59,6 +59,11 @@ export interface TrainerDeps extends StageDeps {
   provider: TrainerProvider;
   /** The reservation is the estimate plus this margin, so overage is rare. Default 10. */
   reservationMarginPercent: number;
+  /**
+   * Delay of a new job's first poll. The create response is its first snapshot, and a webhook
+   * reports the ending at once, so polling right away would only repeat what is known.
+   */
+  firstPollDelayMs: number;
 }
 
 const SUFFIX = /^[a-z0-9-]{1,18}$/;
@@ -114,7 +119,7 @@ export const trainerStage = defineStage<'finetune-create', TrainerDeps>({
     const adopted = reservedNow ? null : await deps.provider.findJobByMetadata('fine_tune_id', fineTune.id);
     if (adopted) {
       ctx.log.info({ providerJobId: adopted.id }, 'adopting the provider job found by metadata');
-      await record(db, fineTune, adopted);
+      await record(db, fineTune, adopted, deps.firstPollDelayMs);
       return;
     }
     if (fineTune.cancel_requested_at) {
@@ -147,7 +152,7 @@ export const trainerStage = defineStage<'finetune-create', TrainerDeps>({
       const found = await deps.provider.findJobByMetadata('fine_tune_id', fineTune.id).catch(() => null);
       if (found) {
         ctx.log.info({ providerJobId: found.id }, 'create failed but the job exists: adopting it');
-        await record(db, fineTune, found);
+        await record(db, fineTune, found, deps.firstPollDelayMs);
         return;
       }
       if (err instanceof PermanentError && isAuthError(err)) {
@@ -162,7 +167,7 @@ export const trainerStage = defineStage<'finetune-create', TrainerDeps>({
       }
       throw err;
     }
-    await record(db, fineTune, job);
+    await record(db, fineTune, job, deps.firstPollDelayMs);
     ctx.log.info({ providerJobId: job.id }, 'provider job created');
   },
 
@@ -280,20 +285,39 @@ async function endInTx(
   }
 }
 
-/** Stores the provider job id and queues the first poll, once. */
-async function record(db: Executor, fineTune: FineTune, job: ProviderJob): Promise<void> {
+/**
+ * Stores the provider job id and queues the first poll, once. A job that has already ended (adopted
+ * after a lost response) is polled at once: the poller records endings and queues settlement.
+ */
+async function record(
+  db: Executor,
+  fineTune: FineTune,
+  job: ProviderJob,
+  firstPollDelayMs: number,
+): Promise<void> {
   await inTransaction(db, async (tx) => {
     const status = fineTuneStatusFromProvider(job.status);
-    const updated = await recordProviderJob(tx, fineTune.id, {
-      providerJobId: job.id,
-      // An adopted job may already have ended: the poller records endings (and queues settlement).
-      status: isTerminalStatus(status) ? 'running' : status,
-      estimatedFinish: job.estimated_finish ? new Date(job.estimated_finish * 1000) : null,
-    });
+    const ended = isTerminalStatus(status);
+    const delayMs = ended ? 0 : firstPollDelayMs;
+    const updated = await recordProviderJob(
+      tx,
+      fineTune.id,
+      {
+        providerJobId: job.id,
+        status: ended ? 'running' : status,
+        estimatedFinish: job.estimated_finish ? new Date(job.estimated_finish * 1000) : null,
+      },
+      delayMs,
+    );
     if (!updated) return;
     await writeOutbox(
       tx,
-      pollMessage(fineTune, 'scheduled', scheduledPollJobId(fineTune.id, updated.poll_count)),
+      pollMessage(
+        fineTune,
+        'scheduled',
+        scheduledPollJobId(fineTune.id, updated.poll_count),
+        delayMs || undefined,
+      ),
     );
   });
 }

@@ -6,6 +6,12 @@ import { trainerStage } from './handler.ts';
 const configSchema = baseConfigSchema.extend(providerEnvSchema.shape).extend({
   /** The reservation is the dataset's credit estimate plus this percentage (overage stays rare). */
   RESERVATION_MARGIN_PERCENT: z.coerce.number().min(0).max(1_000).default(10),
+  /** The poller's shortest gap between polls, also the delay of a new job's first poll. */
+  POLL_MIN_INTERVAL_MS: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .default(2 * 60_000),
 });
 
 await runService({
@@ -16,5 +22,6 @@ await runService({
     log,
     provider: createProvider(config, { onRequest: metrics.countProviderRequest }),
     reservationMarginPercent: config.RESERVATION_MARGIN_PERCENT,
+    firstPollDelayMs: config.POLL_MIN_INTERVAL_MS,
   }),
 });

@@ -171,6 +171,8 @@ export async function recordProviderJob(
   tx: Executor,
   id: string,
   job: { providerJobId: string; status: FineTuneStatus; estimatedFinish: Date | null },
+  /** When the first poll is due (it is queued with this delay in the same transaction). */
+  firstPollDelayMs = 0,
 ): Promise<FineTune | undefined> {
   return tx
     .updateTable('fine_tunes')
@@ -178,8 +180,7 @@ export async function recordProviderJob(
       provider_job_id: job.providerJobId,
       status: job.status,
       estimated_finish: job.estimatedFinish,
-      // The first poll is queued with no delay in the same transaction.
-      next_poll_at: sql`now()`,
+      next_poll_at: sql`now() + make_interval(secs => ${firstPollDelayMs / 1000})`,
       updated_at: sql`now()`,
     })
     .where('id', '=', id)
