@@ -1,5 +1,7 @@
 import {
   type ChatMessage,
+  compileAnswerTokens,
+  compileAssistantContent,
   countChatTokens,
   countTextTokens,
   encoderFor,
@@ -114,6 +116,77 @@ describe('exact token counts', { timeout: 180_000 }, () => {
       expect(plainSeen).toBeGreaterThan(50);
       expect(notPlainSeen).toBeGreaterThan(50);
       expect(shared.countChecked('')).toEqual({ tokens: 0, plain: true });
+    });
+
+    it(`${encoding}: compileAnswerTokens counts the answer as counting it whole does (property)`, () => {
+      const counter = new TokenCounter(encoding);
+      // Values whose edges change the pre-tokenizer's pieces around the quotes: letters (upper, lower,
+      // accented, CJK), digits, a combining mark, spaces, line breaks, punctuation, quotes, apostrophes
+      // ('s), slashes, emoji; plus numbers, booleans, null, arrays and objects.
+      const part = fc.constantFrom(
+        'a',
+        'Z',
+        'é',
+        'ß',
+        '日本',
+        '7',
+        '123',
+        '4567',
+        ' ',
+        '  ',
+        '\n',
+        '\t',
+        '.',
+        ',',
+        '-',
+        '/',
+        '"',
+        "'",
+        "'s",
+        "'LL",
+        '\\',
+        '\u0301',
+        '😀',
+        ':',
+        '{',
+        '}',
+        'EUR',
+        'GmbH',
+        'INV-2024',
+      );
+      const text = fc.array(part, { maxLength: 6 }).map((ps) => ps.join(''));
+      const edge = fc.constantFrom('a', 'Z', 'é', '日', '7', '42');
+      const value = fc.oneof(
+        { weight: 3, arbitrary: text },
+        { weight: 3, arbitrary: fc.tuple(edge, text, edge).map((ps) => ps.join('')) },
+        { weight: 1, arbitrary: fc.jsonValue({ maxDepth: 1 }) },
+        { weight: 1, arbitrary: fc.constant(undefined) },
+      );
+      const name = fc.constantFrom('total', 'date', 'vendor', 'invoiceNumber', '10', 'a b', 'x.', '');
+      const fields = fc.dictionary(name, value, { maxKeys: 6 }) as fc.Arbitrary<Record<string, unknown>>;
+      let apart = 0;
+      fc.assert(
+        fc.property(
+          fields,
+          fc.array(name, { maxLength: 6 }),
+          fc.constantFrom('all', 'mapped'),
+          (f, mapped, dump) => {
+            const answerOf = compileAssistantContent(dump, mapped);
+            const answerTokens = compileAnswerTokens(dump, mapped, counter);
+            const answer = answerOf(f as never);
+            expect(answerTokens(f as never, answer)).toBe(reference[encoding](answer));
+            if (
+              dump === 'mapped' &&
+              answer.length > 2 &&
+              /^\{("[^"\\]*":"[\p{L}\p{N}][^"\\]*",?)+\}$/u.test(answer)
+            )
+              apart++;
+          },
+        ),
+        { numRuns: 3_000 },
+      );
+      // The fast path ran (answers of plain string values), not only the fallback.
+      expect(apart).toBeGreaterThan(150);
     });
 
     it(`${encoding}: long one-piece runs (OCR noise) take the heap merge and count the same (property)`, () => {

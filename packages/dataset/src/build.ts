@@ -16,6 +16,7 @@ import {
 } from './catalogue.ts';
 import {
   compileAnswerKey,
+  compileAnswerTokens,
   compileAssistantContent,
   compilePromptTemplate,
   escapePlainText,
@@ -372,6 +373,7 @@ export async function buildDataset(
   // Pass 2: check, build, count and write each document.
   const counter = model ? tokenCounter(model.encoding) : undefined;
   const fixed = counter ? fixedTokens(counter, modelConfig.systemPrompt) : 0;
+  const answerTokens = counter ? compileAnswerTokens(dump, modelConfig.mappedFields, counter) : undefined;
   const trainHash = createHash('sha256');
   const testHash = createHash('sha256');
   const trainWriter = new LineWriter(opts.storage.createWriteStream(opts.trainKey), { hash: trainHash });
@@ -520,8 +522,8 @@ export async function buildDataset(
           });
         }
         let tokens = 0;
-        if (counter && model) {
-          tokens = fixed + promptTokens + counter.count(answer);
+        if (counter && model && answerTokens) {
+          tokens = fixed + promptTokens + answerTokens(doc.fields, answer);
           if (tokens > model.maxTokensPerExample) {
             errors.add({
               code: 'too_many_tokens',

@@ -1,5 +1,5 @@
 import type { Document, ModelConfig } from '@tuneline/contracts';
-import type { ChatMessage } from './tokens.ts';
+import type { ChatMessage, TokenCounter } from './tokens.ts';
 
 /** Placeholders a user prompt template may use. */
 export const TEMPLATE_PLACEHOLDERS = ['text', 'documentId'] as const;
@@ -232,6 +232,72 @@ export function compileAnswerKey(
       h = fnv1a(typeof v === 'string' ? v : stableJson(v), h);
     }
     return h >>> 0;
+  };
+}
+
+/** A string JSON writes as is between its quotes: no quote, backslash, control character or surrogate. */
+const JSON_VERBATIM = /^[^\u0000-\u001F"\\\uD800-\uDFFF]*$/;
+const STARTS_LETTER_OR_DIGIT = /^[\p{L}\p{N}]/u;
+const ENDS_LETTER_OR_DIGIT = /[\p{L}\p{N}]$/u;
+
+/**
+ * Whether a string value's tokens inside the answer are its own tokens: its JSON is `"value"` and it
+ * starts and ends with a letter or digit. Then, for both encodings' pre-tokenizer, the piece holding the
+ * opening quote is the punctuation run `":"` (or `{"…":"`), which stops at the value's first character,
+ * and the piece holding the value's last character (letters, or up to 3 digits) stops at the closing
+ * quote (not a letter, digit, mark or `'`). The patterns look behind nothing, so the value's pieces and
+ * the structure's pieces are each what they would be alone.
+ */
+function tokensApart(value: string): boolean {
+  return (
+    value.length > 0 &&
+    JSON_VERBATIM.test(value) &&
+    STARTS_LETTER_OR_DIGIT.test(value) &&
+    ENDS_LETTER_OR_DIGIT.test(value.slice(-2))
+  );
+}
+
+/**
+ * The token count of `compileAssistantContent`'s answer, counting only the field values per document:
+ * for `dump: mapped` with string values that `tokensApart` accepts, the answer's fixed JSON (braces,
+ * keys, quotes) is counted once per set of present fields. Any other answer is counted whole. The same
+ * count as `counter.count(answer)` (property-tested for both encodings).
+ */
+export function compileAnswerTokens(
+  dump: 'all' | 'mapped',
+  mappedFields: readonly string[],
+  counter: TokenCounter,
+): (fields: Document['fields'], answer: string) => number {
+  const order = sortedKeys([...new Set(mappedFields)]);
+  // The set of present fields is a bit mask.
+  if (dump === 'all' || order.length > 30) return (_fields, answer) => counter.count(answer);
+  const encoded = order.map((name) => JSON.stringify(name));
+  const structure = new Map<number, number>();
+  const structureTokens = (mask: number): number => {
+    let tokens = 0;
+    let first = true;
+    for (let i = 0; i < order.length; i++) {
+      if (!(mask & (1 << i))) continue;
+      tokens += counter.count(`${first ? '{' : '",'}${encoded[i]}:"`);
+      first = false;
+    }
+    tokens += counter.count(first ? '{}' : '"}');
+    structure.set(mask, tokens);
+    return tokens;
+  };
+  return (fields, answer) => {
+    let mask = 0;
+    let tokens = 0;
+    for (let i = 0; i < order.length; i++) {
+      const name = order[i] as string;
+      if (!Object.hasOwn(fields, name)) continue;
+      const v = fields[name];
+      if (v === undefined || typeof v === 'function') continue;
+      if (typeof v !== 'string' || !tokensApart(v)) return counter.count(answer);
+      mask |= 1 << i;
+      tokens += counter.count(v);
+    }
+    return tokens + (structure.get(mask) ?? structureTokens(mask));
   };
 }
 
