@@ -121,7 +121,7 @@ const settings: DatasetSettings = (() => {
 interface ChildResult {
   docs: number;
   textBytes: number;
-  /** Wall-clock seconds. */
+  /** Wall-clock seconds (the median round's, as the CPU figures below). */
   buildSeconds: number;
   tokenizeSeconds: number;
   /** CPU seconds (user + system, all threads): what the rates and the ratio use, so other load on
@@ -130,15 +130,21 @@ interface ChildResult {
   tokenizeCpu: number;
   /** The two bare passes (before and after the build) that tokenizeCpu averages. */
   tokenizeCpuBeforeAfter: [number, number];
+  /** Every round's ratio (bare CPU / build CPU), in run order. */
+  ratios: number[];
   peakRssMb: number;
   tokens: number;
   bareTokens: number;
 }
 
+/** Builds per child; the ratio reported is the median round's. */
+const ROUNDS = Number(process.env.DATASET_BENCH_ROUNDS ?? 3);
+
 /**
- * One size: the bare tokenizer over the texts, the build, and the bare tokenizer again, each with the
- * tokenizer's cache emptied so all start cold. The baseline is the mean of the two bare passes, which
- * bracket the build in time, so a change in the machine's load during the run skews the ratio less.
+ * One size: bare tokenizer, build, bare tokenizer, build, … bare tokenizer (ROUNDS builds), each with
+ * the tokenizer's cache emptied so all start cold. A round's baseline is the mean of the two bare
+ * passes that bracket its build in time, so a change in the machine's load skews it less; the median
+ * of the rounds' ratios is reported, so one burst of load on this shared VM does not decide it.
  * The bare passes allocate no more than the build does, so the process's peak RSS is the build's.
  */
 async function child(n: number): Promise<ChildResult> {
@@ -176,41 +182,55 @@ async function child(n: number): Promise<ChildResult> {
     return { seconds: (performance.now() - started) / 1000, cpu: cpu() - cpuStarted };
   };
 
-  const before = bare();
-
-  counter.clearCache();
-  const dir = mkdtempSync(join(tmpdir(), 'tuneline-dataset-bench-'));
   let tokens = 0;
-  let buildSeconds: number;
-  let buildCpu: number;
-  try {
-    const started = performance.now();
-    const cpuStarted = cpu();
-    const result = await buildDataset(settings, () => invoices(n), {
-      storage: new LocalFileStorage(dir),
-      trainKey: 'train.jsonl',
-      testKey: 'test.jsonl',
-    });
-    buildSeconds = (performance.now() - started) / 1000;
-    buildCpu = cpu() - cpuStarted;
-    if (result.status !== 'ready')
-      throw new Error(`bench dataset invalid: ${JSON.stringify(result.errors.slice(0, 3))}`);
-    tokens = Number(result.trainTokens + result.testTokens);
-  } finally {
-    // Deleting the bench's output is not build work: after the clock stops.
-    rmSync(dir, { recursive: true, force: true });
-  }
-  const peakRssMb = process.resourceUsage().maxRSS / 1024;
+  const build = async () => {
+    counter.clearCache();
+    const dir = mkdtempSync(join(tmpdir(), 'tuneline-dataset-bench-'));
+    try {
+      const started = performance.now();
+      const cpuStarted = cpu();
+      const result = await buildDataset(settings, () => invoices(n), {
+        storage: new LocalFileStorage(dir),
+        trainKey: 'train.jsonl',
+        testKey: 'test.jsonl',
+      });
+      const measured = { seconds: (performance.now() - started) / 1000, cpu: cpu() - cpuStarted };
+      if (result.status !== 'ready')
+        throw new Error(`bench dataset invalid: ${JSON.stringify(result.errors.slice(0, 3))}`);
+      tokens = Number(result.trainTokens + result.testTokens);
+      return measured;
+    } finally {
+      // Deleting the bench's output is not build work: after the clock stops.
+      rmSync(dir, { recursive: true, force: true });
+    }
+  };
 
-  const after = bare();
+  const bares = [bare()];
+  const builds: { seconds: number; cpu: number }[] = [];
+  // Peak RSS of one build (later rounds reuse a heap the first one grew, and would report more).
+  let peakRssMb = 0;
+  for (let round = 0; round < ROUNDS; round++) {
+    builds.push(await build());
+    if (round === 0) peakRssMb = process.resourceUsage().maxRSS / 1024;
+    bares.push(bare());
+  }
+  const rounds = builds.map((b, i) => {
+    const before = bares[i] as { seconds: number; cpu: number };
+    const after = bares[i + 1] as { seconds: number; cpu: number };
+    return { build: b, before, after, ratio: (before.cpu + after.cpu) / 2 / b.cpu };
+  });
+  const median = [...rounds].sort((x, y) => x.ratio - y.ratio)[
+    Math.floor(rounds.length / 2)
+  ] as (typeof rounds)[number];
   return {
     docs: n,
     textBytes,
-    buildSeconds,
-    tokenizeSeconds: (before.seconds + after.seconds) / 2,
-    buildCpu,
-    tokenizeCpu: (before.cpu + after.cpu) / 2,
-    tokenizeCpuBeforeAfter: [before.cpu, after.cpu],
+    buildSeconds: median.build.seconds,
+    tokenizeSeconds: (median.before.seconds + median.after.seconds) / 2,
+    buildCpu: median.build.cpu,
+    tokenizeCpu: (median.before.cpu + median.after.cpu) / 2,
+    tokenizeCpuBeforeAfter: [median.before.cpu, median.after.cpu],
+    ratios: rounds.map((r) => r.ratio),
     peakRssMb,
     tokens,
     bareTokens,
@@ -251,7 +271,7 @@ if (argv[0] === '--child') {
     console.log(
       `  ${String(r.docs).padStart(6)} docs  build ${r.buildCpu.toFixed(2)} s CPU (${r.buildSeconds.toFixed(2)} s wall) = ${(r.docs / r.buildCpu).toFixed(0)} docs/s, ${(mb(r) / r.buildCpu).toFixed(2)} MB/s` +
         `  | bare tokenizer ${r.tokenizeCpu.toFixed(2)} s CPU (mean of ${r.tokenizeCpuBeforeAfter.map((x) => x.toFixed(2)).join(' before, ')} after; ${r.tokenizeSeconds.toFixed(2)} s wall) = ${(r.docs / r.tokenizeCpu).toFixed(0)} docs/s, ${(mb(r) / r.tokenizeCpu).toFixed(2)} MB/s` +
-        `  | ratio ${(r.tokenizeCpu / r.buildCpu).toFixed(2)} (wall ${(r.tokenizeSeconds / r.buildSeconds).toFixed(2)})  | peak RSS ${r.peakRssMb.toFixed(0)} MB  | example tokens ${r.tokens}`,
+        `  | ratio ${(r.tokenizeCpu / r.buildCpu).toFixed(2)} (wall ${(r.tokenizeSeconds / r.buildSeconds).toFixed(2)}; median of ${r.ratios.map((x) => x.toFixed(2)).join(', ')})  | peak RSS ${r.peakRssMb.toFixed(0)} MB  | example tokens ${r.tokens}`,
     );
   }
   const ratio = big.tokenizeCpu / big.buildCpu;
