@@ -93,24 +93,22 @@ export class TokenCounter {
   }
 
   /**
-   * `count(text)`, and `isPlainText(text)` from the same pass: a text is plain when all its pieces are
-   * and they cover it. (The pre-tokenizer's alternatives between them match any character, so the
-   * pieces always cover the text; the check is there so that plainness never rests on that alone.)
+   * `count(text)`, and `isPlainText(text)` from the same pass: a text is plain when all its pieces are.
+   * The pieces cover the text: every character is a letter, a digit, whitespace or none of these, and
+   * each kind starts a match of some alternative (both encodings; with the `u` flag a lone surrogate is
+   * "none of these"), so each match begins where the last one ended.
    */
   countChecked(text: string): CheckedCount {
     let total = 0;
     let notPlain = 0;
-    let end = 0;
     const pattern = this.pattern;
     pattern.lastIndex = 0;
     for (let m = pattern.exec(text); m !== null; m = pattern.exec(text)) {
-      const piece = m[0];
-      const entry = this.cache.get(piece) ?? this.learn(piece);
+      const entry = this.cache.get(m[0]) ?? this.learn(m[0]);
       total += entry >> 1;
-      notPlain |= (entry & 1) | (m.index === end ? 0 : 1);
-      end = pattern.lastIndex;
+      notPlain |= entry & 1;
     }
-    return { tokens: total, plain: notPlain === 0 && end === text.length };
+    return { tokens: total, plain: notPlain === 0 };
   }
 
   /** Counts a piece the cache does not hold, and caches it. */
