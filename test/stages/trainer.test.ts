@@ -320,3 +320,72 @@ describe('first poll of a new job', () => {
     }
   });
 });
+
+describe('polls of one fine-tune that arrive together', () => {
+  it('run one after another in a poller: the job details are fetched once', async () => {
+    // The trainer's own first poll is a minute away: only the two polls below run.
+    const together = await startPipeline({
+      db: tdb.db,
+      redisUrl: redisUrl(),
+      prefix: testPrefix(),
+      provider,
+      storage: files.storage,
+      firstPollDelayMs: 60_000,
+    });
+    try {
+      await seedLicense(tdb.db, 'lic-together', 1_000n);
+      const datasetId = await seedReadyDataset(tdb.db, { licenseId: 'lic-together', storage: files.storage });
+      await together.stages.uploader?.publisher.publish('files-upload', jobId('files-upload', datasetId), {
+        schemaVersion: 1,
+        correlationId: `corr-${datasetId}`,
+        datasetId,
+      });
+      const fineTuneId = autoTrainFineTuneId(datasetId);
+      await waitFor(
+        async () => (await getFineTune(tdb.db, fineTuneId))?.provider_job_id,
+        20_000,
+        'the provider job to be recorded',
+      );
+      await waitFor(
+        async () => jobsFor(fineTuneId).find((j) => j.status === 'succeeded') ?? null,
+        20_000,
+        'the simulator to finish the job',
+      );
+      const before = { ...together.pollerProvider.byMethod };
+      const poller = together.stages.poller?.publisher;
+      const message = { schemaVersion: 1 as const, correlationId: 'corr-together', fineTuneId };
+      await Promise.all([
+        poller?.publish('finetune-poll', jobId('finetune-poll', fineTuneId, 'webhook', 'w1'), {
+          ...message,
+          reason: 'webhook',
+        }),
+        poller?.publish('finetune-poll', jobId('finetune-poll', fineTuneId, 'recovery', 'r1'), {
+          ...message,
+          reason: 'recovery',
+        }),
+      ]);
+      const done = await untilFinished(fineTuneId);
+      expect(done.status).toBe('succeeded');
+      const polls = poller?.queue('finetune-poll');
+      await waitFor(
+        async () => {
+          const states = await Promise.all(
+            ['webhook-w1', 'recovery-r1'].map(async (suffix) =>
+              (await polls?.getJob(jobId('finetune-poll', fineTuneId, ...suffix.split('-'))))?.getState(),
+            ),
+          );
+          return states.every((s) => s === 'completed');
+        },
+        10_000,
+        'both polls to complete',
+      );
+      const fetched = (method: string) =>
+        (together.pollerProvider.byMethod[method] ?? 0) - (before[method] ?? 0);
+      expect(fetched('listEvents')).toBe(1);
+      expect(fetched('listCheckpoints')).toBe(1);
+      expect(await settleMessages(fineTuneId)).toHaveLength(1);
+    } finally {
+      await together.close();
+    }
+  });
+});

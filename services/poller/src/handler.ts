@@ -1,3 +1,4 @@
+import type { MessageOf } from '@tuneline/contracts';
 import {
   cancelPollMessage,
   getFineTune,
@@ -7,7 +8,7 @@ import {
   pollMessage,
   scheduledPollJobId,
 } from '@tuneline/db';
-import { defineStage, PermanentError, type StageDeps } from '@tuneline/runtime';
+import { defineStage, type JobContext, PermanentError, type StageDeps } from '@tuneline/runtime';
 import { sql } from 'kysely';
 import { applyJobSnapshot, endWithProviderError } from './apply.ts';
 import type { PollerProvider, ProviderJob } from './provider.ts';
@@ -27,52 +28,39 @@ export interface PollerDeps extends StageDeps {
   schedule: PollScheduleConfig;
 }
 
+/**
+ * Polls of one fine-tune that this process runs at the same time, chained: each starts when the one
+ * before it has finished. A webhook poll and a scheduled poll often arrive together; run side by side,
+ * both fetched the job, its events and its checkpoints, and the second learned only under the row lock
+ * that the first had recorded the ending. Run in turn, the second reads the ending and returns. (Another
+ * process may still poll the same fine-tune at once: the row lock keeps that correct, as before.)
+ */
+const pollsInFlight = new WeakMap<PollerDeps, Map<string, Promise<void>>>();
+
+async function oneAtATime(deps: PollerDeps, fineTuneId: string, poll: () => Promise<void>): Promise<void> {
+  let chains = pollsInFlight.get(deps);
+  if (!chains) {
+    chains = new Map();
+    pollsInFlight.set(deps, chains);
+  }
+  const before = chains.get(fineTuneId);
+  const current = before ? before.then(poll) : poll();
+  const settled = current.catch(() => {});
+  chains.set(fineTuneId, settled);
+  try {
+    await current;
+  } finally {
+    if (chains.get(fineTuneId) === settled) chains.delete(fineTuneId);
+  }
+}
+
 /** Stage 4: consumes `finetune-poll`. Never sleeps: the next poll is a delayed job. */
 export const pollerStage = defineStage<'finetune-poll', PollerDeps>({
   service: 'poller',
   queue: 'finetune-poll',
-  async handle(message, ctx, deps) {
-    const fineTune = await getFineTune(deps.db, message.fineTuneId);
-    if (!fineTune) throw new PermanentError(`fine-tune ${message.fineTuneId} does not exist`);
-    if (isTerminalStatus(fineTune.status)) return;
-    // No provider job yet: the trainer records it and queues the first poll itself.
-    if (!fineTune.provider_job_id) return;
-
-    if (fineTune.cancel_requested_at) {
-      try {
-        await deps.provider.cancelJob(fineTune.provider_job_id);
-        ctx.log.info({ providerJobId: fineTune.provider_job_id }, 'provider job cancelled');
-      } catch (err) {
-        // A job that already ended cannot be cancelled (4xx): its real ending is read below.
-        if (!(err instanceof PermanentError)) throw err;
-        ctx.log.info({ err: err.message }, 'provider refused the cancel');
-      }
-    }
-    // Scheduled and recovery polls share list sweeps; webhooks and cancels want this job now.
-    const direct =
-      message.reason === 'webhook' || message.reason === 'cancel' || fineTune.cancel_requested_at;
-    let job: ProviderJob;
-    try {
-      job = direct
-        ? await deps.provider.retrieveJob(fineTune.provider_job_id)
-        : await deps.sweeper.jobState(fineTune.provider_job_id);
-    } catch (err) {
-      if (!(err instanceof PermanentError)) throw err; // rate limits and outages: the queue retries
-      // Only "this job does not exist" ends the fine-tune; a bad key or a refused list call says
-      // nothing about this job, so it retries with backoff (fixing the config resumes polling).
-      if (providerStatus(err) !== 404) throw new Error(err.message);
-      await endWithProviderError(deps.db, fineTune, err.message);
-      ctx.log.warn({ err: err.message }, 'provider refused the job: fine-tune ended');
-      return;
-    }
-    const result = await applyJobSnapshot(deps.db, deps.provider, fineTune, job, {
-      forceDetails: message.reason === 'webhook' || message.reason === 'cancel',
-      chainJobId: ctx.jobId,
-      schedule: deps.schedule,
-    });
-    ctx.log.debug({ reason: message.reason, ...result }, 'polled');
+  handle(message, ctx, deps) {
+    return oneAtATime(deps, message.fineTuneId, () => pollFineTune(message, ctx, deps));
   },
-
   async recover({ db, schedule }) {
     // A chain whose next link is long overdue lost its job for good (failed for days, or a
     // reused id): start a new link. Otherwise re-adding the current link collapses with it.
@@ -94,6 +82,52 @@ export const pollerStage = defineStage<'finetune-poll', PollerDeps>({
     return messages;
   },
 });
+
+/** One poll: the provider's view of the job, applied to the row. */
+async function pollFineTune(
+  message: MessageOf<'finetune-poll'>,
+  ctx: JobContext,
+  deps: PollerDeps,
+): Promise<void> {
+  const fineTune = await getFineTune(deps.db, message.fineTuneId);
+  if (!fineTune) throw new PermanentError(`fine-tune ${message.fineTuneId} does not exist`);
+  if (isTerminalStatus(fineTune.status)) return;
+  // No provider job yet: the trainer records it and queues the first poll itself.
+  if (!fineTune.provider_job_id) return;
+
+  if (fineTune.cancel_requested_at) {
+    try {
+      await deps.provider.cancelJob(fineTune.provider_job_id);
+      ctx.log.info({ providerJobId: fineTune.provider_job_id }, 'provider job cancelled');
+    } catch (err) {
+      // A job that already ended cannot be cancelled (4xx): its real ending is read below.
+      if (!(err instanceof PermanentError)) throw err;
+      ctx.log.info({ err: err.message }, 'provider refused the cancel');
+    }
+  }
+  // Scheduled and recovery polls share list sweeps; webhooks and cancels want this job now.
+  const direct = message.reason === 'webhook' || message.reason === 'cancel' || fineTune.cancel_requested_at;
+  let job: ProviderJob;
+  try {
+    job = direct
+      ? await deps.provider.retrieveJob(fineTune.provider_job_id)
+      : await deps.sweeper.jobState(fineTune.provider_job_id);
+  } catch (err) {
+    if (!(err instanceof PermanentError)) throw err; // rate limits and outages: the queue retries
+    // Only "this job does not exist" ends the fine-tune; a bad key or a refused list call says
+    // nothing about this job, so it retries with backoff (fixing the config resumes polling).
+    if (providerStatus(err) !== 404) throw new Error(err.message);
+    await endWithProviderError(deps.db, fineTune, err.message);
+    ctx.log.warn({ err: err.message }, 'provider refused the job: fine-tune ended');
+    return;
+  }
+  const result = await applyJobSnapshot(deps.db, deps.provider, fineTune, job, {
+    forceDetails: message.reason === 'webhook' || message.reason === 'cancel',
+    chainJobId: ctx.jobId,
+    schedule: deps.schedule,
+  });
+  ctx.log.debug({ reason: message.reason, ...result }, 'polled');
+}
 
 /** The HTTP status behind a provider error (the profile keeps the SDK error as `cause`). */
 function providerStatus(err: Error): number | undefined {
