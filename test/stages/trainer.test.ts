@@ -70,12 +70,41 @@ async function settleMessages(fineTuneId: string) {
 }
 
 /** Queues the dataset's upload the way the dataset builder does. */
-async function enqueueUpload(datasetId: string) {
-  await pipeline.stages.uploader?.publisher.publish('files-upload', jobId('files-upload', datasetId), {
+async function enqueueUpload(datasetId: string, on: Pipeline = pipeline) {
+  await on.stages.uploader?.publisher.publish('files-upload', jobId('files-upload', datasetId), {
     schemaVersion: 1,
     correlationId: `corr-${datasetId}`,
     datasetId,
   });
+}
+
+/** A pipeline of its own whose trainer queues a new job's first poll a minute later. */
+function startPipelineWithLatePolls(stages?: ('uploader' | 'trainer' | 'poller')[]) {
+  return startPipeline({
+    db: tdb.db,
+    redisUrl: redisUrl(),
+    prefix: testPrefix(),
+    provider,
+    storage: files.storage,
+    ...(stages ? { stages } : {}),
+    firstPollDelayMs: 60_000,
+  });
+}
+
+/** Uploads a new dataset through `on` and waits until its fine-tune's provider job is recorded. */
+async function recordedFineTune(on: Pipeline, licenseId: string) {
+  await seedLicense(tdb.db, licenseId, 1_000n);
+  const datasetId = await seedReadyDataset(tdb.db, { licenseId, storage: files.storage });
+  await enqueueUpload(datasetId, on);
+  const fineTuneId = autoTrainFineTuneId(datasetId);
+  return waitFor(
+    async () => {
+      const row = await getFineTune(tdb.db, fineTuneId);
+      return row?.provider_job_id ? row : null;
+    },
+    20_000,
+    'the provider job to be recorded',
+  );
 }
 
 describe('trainer against the simulator', () => {
@@ -273,35 +302,10 @@ describe('trainer against the simulator', () => {
 describe('first poll of a new job', () => {
   it('comes after firstPollDelayMs: next_poll_at and the queued poll are both delayed', async () => {
     // Uploader and trainer only, the first poll one minute away: nothing polls during the test.
-    const delayed = await startPipeline({
-      db: tdb.db,
-      redisUrl: redisUrl(),
-      prefix: testPrefix(),
-      provider,
-      storage: files.storage,
-      stages: ['uploader', 'trainer'],
-      firstPollDelayMs: 60_000,
-    });
+    const delayed = await startPipelineWithLatePolls(['uploader', 'trainer']);
     try {
-      await seedLicense(tdb.db, 'lic-first-poll', 1_000n);
-      const datasetId = await seedReadyDataset(tdb.db, {
-        licenseId: 'lic-first-poll',
-        storage: files.storage,
-      });
-      await delayed.stages.uploader?.publisher.publish('files-upload', jobId('files-upload', datasetId), {
-        schemaVersion: 1,
-        correlationId: `corr-${datasetId}`,
-        datasetId,
-      });
-      const fineTuneId = autoTrainFineTuneId(datasetId);
-      const recorded = await waitFor(
-        async () => {
-          const row = await getFineTune(tdb.db, fineTuneId);
-          return row?.provider_job_id ? row : null;
-        },
-        20_000,
-        'the provider job to be recorded',
-      );
+      const recorded = await recordedFineTune(delayed, 'lic-first-poll');
+      const fineTuneId = recorded.id;
       const dueIn = (recorded.next_poll_at?.getTime() ?? 0) - recorded.updated_at.getTime();
       expect(dueIn).toBeGreaterThan(55_000);
       expect(dueIn).toBeLessThan(65_000);
@@ -324,28 +328,9 @@ describe('first poll of a new job', () => {
 describe('polls of one fine-tune that arrive together', () => {
   it('run one after another in a poller: the job details are fetched once', async () => {
     // The trainer's own first poll is a minute away: only the two polls below run.
-    const together = await startPipeline({
-      db: tdb.db,
-      redisUrl: redisUrl(),
-      prefix: testPrefix(),
-      provider,
-      storage: files.storage,
-      firstPollDelayMs: 60_000,
-    });
+    const together = await startPipelineWithLatePolls();
     try {
-      await seedLicense(tdb.db, 'lic-together', 1_000n);
-      const datasetId = await seedReadyDataset(tdb.db, { licenseId: 'lic-together', storage: files.storage });
-      await together.stages.uploader?.publisher.publish('files-upload', jobId('files-upload', datasetId), {
-        schemaVersion: 1,
-        correlationId: `corr-${datasetId}`,
-        datasetId,
-      });
-      const fineTuneId = autoTrainFineTuneId(datasetId);
-      await waitFor(
-        async () => (await getFineTune(tdb.db, fineTuneId))?.provider_job_id,
-        20_000,
-        'the provider job to be recorded',
-      );
+      const fineTuneId = (await recordedFineTune(together, 'lic-together')).id;
       await waitFor(
         async () => jobsFor(fineTuneId).find((j) => j.status === 'succeeded') ?? null,
         20_000,
@@ -370,8 +355,11 @@ describe('polls of one fine-tune that arrive together', () => {
       await waitFor(
         async () => {
           const states = await Promise.all(
-            ['webhook-w1', 'recovery-r1'].map(async (suffix) =>
-              (await polls?.getJob(jobId('finetune-poll', fineTuneId, ...suffix.split('-'))))?.getState(),
+            [
+              ['webhook', 'w1'],
+              ['recovery', 'r1'],
+            ].map(async (parts) =>
+              (await polls?.getJob(jobId('finetune-poll', fineTuneId, ...parts)))?.getState(),
             ),
           );
           return states.every((s) => s === 'completed');
