@@ -368,7 +368,7 @@ export async function runTrial(opts: TrialOptions): Promise<TrialReport> {
     const wallMs = Date.now() - t0;
     const cpuSeconds = cpuSince(cpuAtStart, workerCpuSeconds(supervisor));
     const own = process.cpuUsage(ownCpuAtStart);
-    cpuSeconds['simulator + SMTP + harness'] = (own.user + own.system) / 1e6;
+    cpuSeconds[RIG_CPU] = (own.user + own.system) / 1e6;
     const serversAtEnd = await serverCpuSeconds(db, redis);
     for (const [name, seconds] of Object.entries(serversAtEnd)) {
       const before = serversAtStart[name];
@@ -581,14 +581,27 @@ function cpuSince(
 function cpuPerFineTune(report: TrialReport): string[] {
   const fineTunes = report.fineTunesPerSecond * (report.wallMs / 1000);
   if (!fineTunes || Object.keys(report.cpuSeconds).length === 0) return [];
-  const totalMs = (Object.values(report.cpuSeconds).reduce((a, b) => a + b, 0) / fineTunes) * 1000;
+  const msOf = (seconds: number) => (seconds / fineTunes) * 1000;
+  const totalMs = msOf(Object.values(report.cpuSeconds).reduce((a, b) => a + b, 0));
+  const outside = Object.entries(report.cpuSeconds).filter(([k]) => OUTSIDE_THE_WORKERS.has(k));
+  const outsideMs = msOf(outside.reduce((sum, [, v]) => sum + v, 0));
   const cores = availableParallelism();
   return [
     `CPU per fine-tune             ${totalMs.toFixed(0)} ms in all (${Object.entries(report.cpuSeconds)
-      .map(([k, v]) => `${k} ${((v / fineTunes) * 1000).toFixed(1)}`)
+      .map(([k, v]) => `${k} ${msOf(v).toFixed(1)}`)
       .join(' · ')}); ${cores} cores fit at most ${((cores * 1000) / totalMs).toFixed(1)} fine-tunes/s`,
+    // What a throughput target leaves the workers once the rest of the machine's work is paid for.
+    `  of which the workers         ${(totalMs - outsideMs).toFixed(0)} ms; outside them ${outsideMs.toFixed(0)} ms (${outside
+      .map(([k]) => k)
+      .join(', ')})`,
   ];
 }
+
+/** The cpuSeconds entries that are not worker processes. */
+const RIG_CPU = 'simulator + SMTP + harness';
+const POSTGRES_CPU = 'postgres';
+const REDIS_CPU = 'redis (whole server)';
+const OUTSIDE_THE_WORKERS = new Set([RIG_CPU, POSTGRES_CPU, REDIS_CPU]);
 
 /**
  * CPU seconds used so far by the servers: this database's backends (from /proc, so only when Postgres
@@ -602,7 +615,7 @@ async function serverCpuSeconds(db: Db, redis: Redis): Promise<Record<string, nu
       SELECT pid FROM pg_stat_activity WHERE datname = current_database()`.execute(db);
     let seconds = 0;
     for (const { pid } of rows) seconds += procCpuSeconds(pid);
-    if (Number.isFinite(seconds)) out.postgres = seconds;
+    if (Number.isFinite(seconds)) out[POSTGRES_CPU] = seconds;
   } catch {
     // Postgres elsewhere (or not Linux): its CPU is not ours to read.
   }
@@ -610,7 +623,7 @@ async function serverCpuSeconds(db: Db, redis: Redis): Promise<Record<string, nu
     const info = await redis.info('cpu');
     const field = (name: string) => Number(new RegExp(`^${name}:([\\d.]+)`, 'm').exec(info)?.[1]);
     const seconds = field('used_cpu_user') + field('used_cpu_sys');
-    if (Number.isFinite(seconds)) out['redis (whole server)'] = seconds;
+    if (Number.isFinite(seconds)) out[REDIS_CPU] = seconds;
   } catch {
     // INFO refused (a managed Redis may disable it).
   }
