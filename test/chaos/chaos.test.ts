@@ -87,8 +87,12 @@ describe('the pipeline under harm (six workers as processes)', () => {
   }, async () => {
     const report = await runTrial({
       ...base(),
+      // Every worker must get its SIGTERM while work is in flight: six terminations 800 ms apart take
+      // 4.8 s, and 45 requests keep the pipeline busy well past that (30 requests took 7.1 s on a fast
+      // run, where terminations 1.5 s apart had reached only four of the six).
+      requests: 45,
       seed: 13,
-      chaos: { terminateEveryMs: 1_500 },
+      chaos: { terminateEveryMs: 800 },
     });
     expectAllChecksPass(report);
     expect(report.terminations.map((t) => t.service).sort()).toEqual([...SERVICES].sort());
