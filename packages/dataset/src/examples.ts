@@ -187,19 +187,32 @@ export function compileAssistantContent(
   mappedFields: readonly string[],
 ): (fields: Document['fields']) => string {
   if (dump === 'all') return (fields) => stableJson(fields);
-  const order = sortedKeys([...new Set(mappedFields)]);
+  const order = answerFieldOrder(mappedFields);
   const encoded = order.map((name) => JSON.stringify(name));
   return (fields) => {
     let out = '{';
     for (let i = 0; i < order.length; i++) {
-      const name = order[i] as string;
-      if (!Object.hasOwn(fields, name)) continue;
-      const v = fields[name];
-      if (v === undefined || typeof v === 'function') continue;
+      const v = answerValue(fields, order[i] as string);
+      if (v === undefined) continue;
       out += `${out.length > 1 ? ',' : ''}${encoded[i]}:${stableJson(v)}`;
     }
     return `${out}}`;
   };
+}
+
+/**
+ * The mapped fields in the order a `dump: mapped` answer lists them: each once, in canonicalJson's key
+ * order. compileAssistantContent, compileAnswerKey and compileAnswerTokens must agree on it.
+ */
+function answerFieldOrder(mappedFields: readonly string[]): string[] {
+  return sortedKeys([...new Set(mappedFields)]);
+}
+
+/** What a mapped field puts in the answer: its value, or undefined when the answer leaves it out. */
+function answerValue(fields: Document['fields'], name: string): unknown {
+  if (!Object.hasOwn(fields, name)) return undefined;
+  const v = fields[name];
+  return typeof v === 'function' ? undefined : v;
 }
 
 /** 32-bit FNV-1a over UTF-16 code units, continuing from `h`. */
@@ -218,14 +231,12 @@ export function compileAnswerKey(
   mappedFields: readonly string[],
 ): (fields: Document['fields']) => number {
   if (dump === 'all') return (fields) => fnv1a(stableJson(fields));
-  const order = sortedKeys([...new Set(mappedFields)]);
+  const order = answerFieldOrder(mappedFields);
   return (fields) => {
     let h = 0x811c9dc5;
     for (let i = 0; i < order.length; i++) {
-      const name = order[i] as string;
-      if (!Object.hasOwn(fields, name)) continue;
-      const v = fields[name];
-      if (v === undefined || typeof v === 'function') continue;
+      const v = answerValue(fields, order[i] as string);
+      if (v === undefined) continue;
       // The field's position, then its value: a string as is, anything else as its JSON (a string and
       // a number with the same text may share a key; equal answers never differ in it).
       h = Math.imul(h ^ (i + 1), 0x01000193);
@@ -268,7 +279,7 @@ export function compileAnswerTokens(
   mappedFields: readonly string[],
   counter: TokenCounter,
 ): (fields: Document['fields'], answer: string) => number {
-  const order = sortedKeys([...new Set(mappedFields)]);
+  const order = answerFieldOrder(mappedFields);
   // The set of present fields is a bit mask.
   if (dump === 'all' || order.length > 30) return (_fields, answer) => counter.count(answer);
   const encoded = order.map((name) => JSON.stringify(name));
@@ -289,10 +300,8 @@ export function compileAnswerTokens(
     let mask = 0;
     let tokens = 0;
     for (let i = 0; i < order.length; i++) {
-      const name = order[i] as string;
-      if (!Object.hasOwn(fields, name)) continue;
-      const v = fields[name];
-      if (v === undefined || typeof v === 'function') continue;
+      const v = answerValue(fields, order[i] as string);
+      if (v === undefined) continue;
       if (typeof v !== 'string' || !tokensApart(v)) return counter.count(answer);
       mask |= 1 << i;
       tokens += counter.count(v);
