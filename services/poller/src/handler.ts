@@ -33,24 +33,21 @@ export interface PollerDeps extends StageDeps {
  * before it has finished. A webhook poll and a scheduled poll often arrive together; run side by side,
  * both fetched the job, its events and its checkpoints, and the second learned only under the row lock
  * that the first had recorded the ending. Run in turn, the second reads the ending and returns. (Another
- * process may still poll the same fine-tune at once: the row lock keeps that correct, as before.)
+ * process may still poll the same fine-tune at once: the row lock keeps that correct, as before.) Keyed
+ * by fine-tune id alone: ids are UUIDs, and two pollers in one process that did share one would only
+ * take turns.
  */
-const pollsInFlight = new WeakMap<PollerDeps, Map<string, Promise<void>>>();
+const pollsInFlight = new Map<string, Promise<void>>();
 
-async function oneAtATime(deps: PollerDeps, fineTuneId: string, poll: () => Promise<void>): Promise<void> {
-  let chains = pollsInFlight.get(deps);
-  if (!chains) {
-    chains = new Map();
-    pollsInFlight.set(deps, chains);
-  }
-  const before = chains.get(fineTuneId);
+async function oneAtATime(fineTuneId: string, poll: () => Promise<void>): Promise<void> {
+  const before = pollsInFlight.get(fineTuneId);
   const current = before ? before.then(poll) : poll();
   const settled = current.catch(() => {});
-  chains.set(fineTuneId, settled);
+  pollsInFlight.set(fineTuneId, settled);
   try {
     await current;
   } finally {
-    if (chains.get(fineTuneId) === settled) chains.delete(fineTuneId);
+    if (pollsInFlight.get(fineTuneId) === settled) pollsInFlight.delete(fineTuneId);
   }
 }
 
@@ -59,7 +56,7 @@ export const pollerStage = defineStage<'finetune-poll', PollerDeps>({
   service: 'poller',
   queue: 'finetune-poll',
   handle(message, ctx, deps) {
-    return oneAtATime(deps, message.fineTuneId, () => pollFineTune(message, ctx, deps));
+    return oneAtATime(message.fineTuneId, () => pollFineTune(message, ctx, deps));
   },
   async recover({ db, schedule }) {
     // A chain whose next link is long overdue lost its job for good (failed for days, or a
