@@ -312,12 +312,7 @@ async function record(
     if (!updated) return;
     await writeOutbox(
       tx,
-      pollMessage(
-        fineTune,
-        'scheduled',
-        scheduledPollJobId(fineTune.id, updated.poll_count),
-        delayMs || undefined,
-      ),
+      pollMessage(fineTune, 'scheduled', scheduledPollJobId(fineTune.id, updated.poll_count), delayMs),
     );
   });
 }
