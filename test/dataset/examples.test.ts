@@ -318,6 +318,29 @@ describe('test split', { timeout: 120_000 }, () => {
     expect(testIds(a.store)).not.toEqual(testIds(b.store));
   });
 
+  it('a document keeps its rank when documents are added: the old and new test sets are nested', async () => {
+    const docs = invoices(50);
+    const a = await build(docs, { testPercent: 20 });
+    const b = await build([...docs, ...invoices(30, 50)], { testPercent: 20 });
+    stores.push(a.store, b.store);
+    const testIds = (s: TempStorage) =>
+      new Set(
+        jsonl(s.read('test.jsonl')).map(
+          (e) => /Document (\S+):/.exec(e.messages[1]?.content ?? '')?.[1] ?? '',
+        ),
+      );
+    const before = testIds(a.store);
+    const original = new Set(docs.map((d) => d.id));
+    const after = new Set([...testIds(b.store)].filter((id) => original.has(id)));
+    expect(before.size).toBe(10);
+    expect(testIds(b.store).size).toBe(16);
+    // Ranks depend on the settings and the id alone, so the original documents in the new test set are
+    // the lowest-ranked ones of them: a subset or a superset of the old test set, never a reshuffle.
+    const nested = [...after].every((id) => before.has(id)) || [...before].every((id) => after.has(id));
+    expect(nested).toBe(true);
+    expect(after.size).toBeGreaterThan(0);
+  });
+
   it('chooseTestSet is a pure function of ids, percent and seed', () => {
     const ids = invoices(40).map((d) => d.id);
     const x = chooseTestSet(ids, 25, 'seed-a');

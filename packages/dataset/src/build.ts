@@ -24,7 +24,6 @@ import {
   isEmptyValue,
   isPlainText,
   type PromptTemplate,
-  stableJson,
   TemplateError,
 } from './examples.ts';
 import { shortHash } from './hash.ts';
@@ -56,7 +55,7 @@ export type DatasetSettings = Pick<
 >;
 
 /**
- * Documents, read twice: a cheap first pass (count, ids, seed) and the build pass. Items are checked
+ * Documents, read twice: a cheap first pass (count, ids) and the build pass. Items are checked
  * against the document schema, so a source may yield raw parsed JSON.
  */
 export type DocumentSource = () => Iterable<unknown> | AsyncIterable<unknown>;
@@ -201,7 +200,6 @@ interface Scan {
    * document. Only these need a digest of their line in the build pass.
    */
   mayRepeat: Set<number>;
-  seed: string;
 }
 
 /**
@@ -220,23 +218,15 @@ function exampleKeyFor(
 }
 
 async function scan(
-  settings: DatasetSettings,
   source: DocumentSource,
   opts: BuildOptions,
   exampleKey: ExampleKey | undefined,
 ): Promise<Scan> {
-  // Only what shapes the files seeds the split (not ids, job options or, for the worker, the documents
-  // array itself), so the CLI and the worker split the same documents the same way.
-  const { modelConfig, dump, testPercent, baseModel } = settings;
-  const hash = createHash('sha256').update(canonicalJson({ modelConfig, dump, testPercent, baseModel }));
   const ids: (string | undefined)[] = [];
   const firstIndexOf = new Map<string, number>();
   const duplicateOf = new Map<number, number>();
   const firstByKey = new Map<number, number>();
   const mayRepeat = new Set<number>();
-  // The seed's input goes to the hash in blocks, not one call per document: the same digest (each
-  // document's part starts and ends with ASCII, so joining them changes no UTF-8 byte).
-  let seedInput = '';
   for await (const block of inBlocks(source()))
     for (const item of block) {
       const doc = parseDocument(item);
@@ -248,27 +238,30 @@ async function scan(
           if (first === undefined) firstByKey.set(key, ids.length);
           else mayRepeat.add(first).add(ids.length);
         }
-        // Ids and fields, not the texts: enough to tell requests apart, and cheap.
-        seedInput += `\u0001${d.id}\u0002${stableJson(d.fields)}`;
         const first = firstIndexOf.get(d.id);
         if (first === undefined) firstIndexOf.set(d.id, ids.length);
         else duplicateOf.set(ids.length, first);
         ids.push(d.id);
-      } else {
-        seedInput += '\u0001!';
-        ids.push(undefined);
-      }
-      if (seedInput.length >= 65_536) {
-        hash.update(seedInput);
-        seedInput = '';
-      }
+      } else ids.push(undefined);
       if (ids.length % 1000 === 0) opts.onProgress?.({ phase: 'scan', done: ids.length, total: undefined });
     }
-  return { total: ids.length, ids, duplicateOf, mayRepeat, seed: hash.update(seedInput).digest('hex') };
+  return { total: ids.length, ids, duplicateOf, mayRepeat };
 }
 
 /**
- * The testing file's documents: a shuffle seeded by the request content (each document ranked by
+ * The split's seed: what shapes the files (not the request's ids, its job options or the documents), so
+ * the CLI and the worker split the same documents the same way, and a document's rank depends on its
+ * id alone: adding documents to a request moves few of the others across the split.
+ */
+export function splitSeed(settings: DatasetSettings): string {
+  const { modelConfig, dump, testPercent, baseModel } = settings;
+  return createHash('sha256')
+    .update(canonicalJson({ modelConfig, dump, testPercent, baseModel }))
+    .digest('hex');
+}
+
+/**
+ * The testing file's documents: a shuffle seeded by the settings (each document ranked by
  * SHA-256(seed, id)), first `testPercent` of them. The same request always gives the same split.
  */
 export function chooseTestSet(
@@ -355,13 +348,12 @@ export async function buildDataset(
 
   // Pass 1: count, ids, the split.
   const answerOf = compileAssistantContent(dump, modelConfig.mappedFields);
-  const { total, ids, duplicateOf, mayRepeat, seed } = await scan(
-    settings,
+  const { total, ids, duplicateOf, mayRepeat } = await scan(
     source,
     opts,
     prompt ? exampleKeyFor(prompt, compileAnswerKey(dump, modelConfig.mappedFields)) : undefined,
   );
-  const testSet = chooseTestSet(ids, settings.testPercent, seed);
+  const testSet = chooseTestSet(ids, settings.testPercent, splitSeed(settings));
   if (settings.testPercent > 0 && testSet.size === 0) {
     warnings.add({
       code: 'no_test_examples',
