@@ -23,6 +23,13 @@ export function defaultStorageDir(env: Record<string, string | undefined> = proc
   return env.STORAGE_DIR ? resolve(env.STORAGE_DIR) : join(repoRoot, '.tuneline', 'storage');
 }
 
+/**
+ * How much a write stream buffers before it asks the writer to wait: several of LineWriter's 256 KiB
+ * chunks. With the default 16 KiB every chunk made the builder wait for the disk, and each wait cost it
+ * more CPU after waking (caches gone cold) than the write itself.
+ */
+const WRITE_BUFFER_BYTES = 1024 * 1024;
+
 /** Files under a local directory. */
 export class LocalFileStorage implements DatasetStorage {
   readonly rootDir: string;
@@ -43,7 +50,7 @@ export class LocalFileStorage implements DatasetStorage {
   createWriteStream(key: string): Writable {
     const full = this.path(key);
     mkdirSync(dirname(full), { recursive: true });
-    return createWriteStream(full);
+    return createWriteStream(full, { highWaterMark: WRITE_BUFFER_BYTES });
   }
 
   openRead(key: string): Readable {
