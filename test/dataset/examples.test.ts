@@ -349,6 +349,25 @@ describe('test split', { timeout: 120_000 }, () => {
     expect([...chooseTestSet(ids, 25, 'seed-b')].sort()).not.toEqual([...x].sort());
   });
 
+  it('chooseTestSet spreads evenly over similar ids (no id pattern decides the side)', () => {
+    const ids = Array.from({ length: 10_000 }, (_, i) => `doc-${i}`);
+    for (const seed of ['seed-a', 'seed-b', 'seed-c']) {
+      const chosen = [...chooseTestSet(ids, 10, seed)];
+      expect(chosen).toHaveLength(1_000);
+      // By last digit and by position: 100 expected in each of the ten groups.
+      const byDigit = new Array(10).fill(0);
+      const byTenth = new Array(10).fill(0);
+      for (const i of chosen) {
+        byDigit[i % 10]++;
+        byTenth[Math.floor(i / 1_000)]++;
+      }
+      for (const n of [...byDigit, ...byTenth]) {
+        expect(n).toBeGreaterThan(65);
+        expect(n).toBeLessThan(135);
+      }
+    }
+  });
+
   it('no testing file when testPercent is 0', async () => {
     const { result, store } = await build(invoices(20));
     stores.push(store);

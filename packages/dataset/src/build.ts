@@ -261,8 +261,8 @@ export function splitSeed(settings: DatasetSettings): string {
 }
 
 /**
- * The testing file's documents: a shuffle seeded by the settings (each document ranked by
- * SHA-256(seed, id)), first `testPercent` of them. The same request always gives the same split.
+ * The testing file's documents: a shuffle seeded by the settings (each document ranked by a 53-bit hash
+ * of the seed and its id), first `testPercent` of them. The same request always gives the same split.
  */
 export function chooseTestSet(
   ids: readonly (string | undefined)[],
@@ -271,16 +271,46 @@ export function chooseTestSet(
 ): Set<number> {
   const count = Math.round((ids.length * testPercent) / 100);
   if (count <= 0) return new Set();
-  // Rank = first 48 bits of SHA-256(seed, id), kept in typed arrays (no per-document objects).
-  const keys = new Float64Array(ids.length);
+  // Ranks kept in a typed array (no per-document objects); equal ranks fall back to document order.
+  const rankOf = seededRank(seed);
+  const ranks = new Float64Array(ids.length);
   const order: number[] = [];
   ids.forEach((id, index) => {
     if (id === undefined) return;
-    keys[index] = oneShotHash('sha256', `${seed}\u0000${id}`, 'buffer').readUIntBE(0, 6);
+    ranks[index] = rankOf(id);
     order.push(index);
   });
-  order.sort((a, b) => (keys[a] as number) - (keys[b] as number) || a - b);
+  order.sort((a, b) => (ranks[a] as number) - (ranks[b] as number) || a - b);
   return new Set(order.slice(0, count));
+}
+
+/**
+ * A 53-bit hash of `seed + "\0" + id` (cyrb53: two multiplicative 32-bit lanes, mixed at the end),
+ * with the seed's part computed once. Not cryptographic, and need not be: it only has to shuffle ids
+ * evenly and the same way every time, and it is ~20 times cheaper per id than SHA-256.
+ */
+export function seededRank(seed: string): (id: string) => number {
+  let s1 = 0xdeadbeef;
+  let s2 = 0x41c6ce57;
+  for (let i = 0; i <= seed.length; i++) {
+    const c = i < seed.length ? seed.charCodeAt(i) : 0;
+    s1 = Math.imul(s1 ^ c, 2654435761);
+    s2 = Math.imul(s2 ^ c, 1597334677);
+  }
+  return (id) => {
+    let h1 = s1;
+    let h2 = s2;
+    for (let i = 0; i < id.length; i++) {
+      const c = id.charCodeAt(i);
+      h1 = Math.imul(h1 ^ c, 2654435761);
+      h2 = Math.imul(h2 ^ c, 1597334677);
+    }
+    h1 = Math.imul(h1 ^ (h1 >>> 16), 2246822507);
+    h1 ^= Math.imul(h2 ^ (h2 >>> 13), 3266489909);
+    h2 = Math.imul(h2 ^ (h2 >>> 16), 2246822507);
+    h2 ^= Math.imul(h1 ^ (h1 >>> 13), 3266489909);
+    return 4294967296 * (0x1fffff & h2) + (h1 >>> 0);
+  };
 }
 
 /** Fixed token cost of an example besides the user and assistant contents (system prompt included). */
