@@ -187,6 +187,23 @@ describe('exact token counts', { timeout: 180_000 }, () => {
       );
       // The fast path ran (answers of plain string values), not only the fallback.
       expect(apart).toBeGreaterThan(150);
+
+      // One compiled counter over many documents, as a build uses it: values repeat across documents
+      // (its value cache answers them), in fields present in some documents and absent in others.
+      for (const mapped of [
+        ['total', 'date', 'vendor'],
+        ['invoiceNumber', '10', 'a b', 'total'],
+      ]) {
+        const answerOf = compileAssistantContent('mapped', mapped);
+        const answerTokens = compileAnswerTokens('mapped', mapped, counter);
+        fc.assert(
+          fc.property(fields, (f) => {
+            const answer = answerOf(f as never);
+            expect(answerTokens(f as never, answer)).toBe(reference[encoding](answer));
+          }),
+          { numRuns: 2_000 },
+        );
+      }
     });
 
     it(`${encoding}: long one-piece runs (OCR noise) take the heap merge and count the same (property)`, () => {

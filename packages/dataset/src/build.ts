@@ -212,9 +212,9 @@ function exampleKeyFor(
   prompt: PromptTemplate,
   answerKey: (fields: Document['fields']) => number,
 ): ExampleKey {
-  // One number (no string per document); past 2^21 characters the double drops low bits of the hash,
-  // which can only group more documents, never separate equal ones.
-  return (doc) => prompt.length(doc) * 2 ** 32 + answerKey(doc.fields);
+  // One small integer (no string, no heap number per document): mixing the two can only group more
+  // documents (each pair costs a digest in the build pass), never separate equal ones.
+  return (doc) => (Math.imul(prompt.length(doc), 0x9e3779b1) ^ answerKey(doc.fields)) | 0;
 }
 
 async function scan(

@@ -268,6 +268,9 @@ function tokensApart(value: string): boolean {
   );
 }
 
+/** Distinct field values whose token counts compileAnswerTokens keeps. */
+const MAX_CACHED_VALUES = 16_384;
+
 /**
  * The token count of `compileAssistantContent`'s answer, counting only the field values per document:
  * for `dump: mapped` with string values that `tokensApart` accepts, the answer's fixed JSON (braces,
@@ -296,15 +299,25 @@ export function compileAnswerTokens(
     structure.set(mask, tokens);
     return tokens;
   };
+  // Field values repeat across documents (vendors, currencies, dates): each distinct value is checked
+  // and counted once. -1 marks a value whose tokens are not its own. Bounded like the piece cache.
+  const valueTokens = new Map<string, number>();
+  const learnValue = (value: string): number => {
+    const tokens = tokensApart(value) ? counter.count(value) : -1;
+    if (valueTokens.size >= MAX_CACHED_VALUES) valueTokens.clear();
+    valueTokens.set(value, tokens);
+    return tokens;
+  };
   return (fields, answer) => {
     let mask = 0;
     let tokens = 0;
     for (let i = 0; i < order.length; i++) {
       const v = answerValue(fields, order[i] as string);
       if (v === undefined) continue;
-      if (typeof v !== 'string' || !tokensApart(v)) return counter.count(answer);
+      const own = typeof v === 'string' ? (valueTokens.get(v) ?? learnValue(v)) : -1;
+      if (own < 0) return counter.count(answer);
       mask |= 1 << i;
-      tokens += counter.count(v);
+      tokens += own;
     }
     return tokens + (structure.get(mask) ?? structureTokens(mask));
   };
