@@ -382,3 +382,22 @@ describe('test split', { timeout: 120_000 }, () => {
     expect(a.result.testExamples).toBe(2);
   });
 });
+
+describe('long builds', { timeout: 120_000 }, () => {
+  it('let timers run while building from an array (the worker lock renewal is a timer)', async () => {
+    // Small documents: the files stay under the write stream's buffer, so no write ever waits for
+    // the disk, and only the builder's own turns of the event loop let the timer fire.
+    let ticks = 0;
+    const timer = setInterval(() => ticks++, 1);
+    try {
+      const { result, store } = await build(invoices(2_500));
+      stores.push(store);
+      expect(result.status).toBe('ready');
+      expect(result.trainBytes).toBeLessThan(1024 * 1024);
+    } finally {
+      clearInterval(timer);
+    }
+    // Two turns (per 1,024 documents) in each of the two passes.
+    expect(ticks).toBeGreaterThanOrEqual(4);
+  });
+});
