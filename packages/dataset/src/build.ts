@@ -226,34 +226,53 @@ function exampleKeyFor(
   return (doc) => (Math.imul(prompt.length(doc), 0x9e3779b1) ^ answerKey(doc.fields)) | 0;
 }
 
+/** The scan pass's work per document (a method for the reason given at ExamplePass). */
+class ScanPass {
+  /** Document id per position (undefined when the item is not a valid document). */
+  readonly ids: (string | undefined)[] = [];
+  readonly duplicateOf = new Map<number, number>();
+  readonly mayRepeat = new Set<number>();
+  private readonly firstIndexOf = new Map<string, number>();
+  private readonly firstByKey = new Map<number, number>();
+
+  constructor(
+    private readonly exampleKey: ExampleKey | undefined,
+    private readonly opts: BuildOptions,
+  ) {}
+
+  handleBlock(block: readonly unknown[]): void {
+    for (const item of block) this.handle(item);
+  }
+
+  private handle(item: unknown): void {
+    const { ids, exampleKey } = this;
+    const doc = parseDocument(item);
+    if (doc.success) {
+      const d = doc.data;
+      if (exampleKey) {
+        const key = exampleKey(d);
+        const first = this.firstByKey.get(key);
+        if (first === undefined) this.firstByKey.set(key, ids.length);
+        else this.mayRepeat.add(first).add(ids.length);
+      }
+      const first = this.firstIndexOf.get(d.id);
+      if (first === undefined) this.firstIndexOf.set(d.id, ids.length);
+      else this.duplicateOf.set(ids.length, first);
+      ids.push(d.id);
+    } else ids.push(undefined);
+    if (ids.length % 1000 === 0)
+      this.opts.onProgress?.({ phase: 'scan', done: ids.length, total: undefined });
+  }
+}
+
 async function scan(
   source: DocumentSource,
   opts: BuildOptions,
   exampleKey: ExampleKey | undefined,
 ): Promise<Scan> {
-  const ids: (string | undefined)[] = [];
-  const firstIndexOf = new Map<string, number>();
-  const duplicateOf = new Map<number, number>();
-  const firstByKey = new Map<number, number>();
-  const mayRepeat = new Set<number>();
-  for await (const block of inBlocks(source()))
-    for (const item of block) {
-      const doc = parseDocument(item);
-      if (doc.success) {
-        const d = doc.data;
-        if (exampleKey) {
-          const key = exampleKey(d);
-          const first = firstByKey.get(key);
-          if (first === undefined) firstByKey.set(key, ids.length);
-          else mayRepeat.add(first).add(ids.length);
-        }
-        const first = firstIndexOf.get(d.id);
-        if (first === undefined) firstIndexOf.set(d.id, ids.length);
-        else duplicateOf.set(ids.length, first);
-        ids.push(d.id);
-      } else ids.push(undefined);
-      if (ids.length % 1000 === 0) opts.onProgress?.({ phase: 'scan', done: ids.length, total: undefined });
-    }
+  const pass = new ScanPass(exampleKey, opts);
+  for await (const block of inBlocks(source())) pass.handleBlock(block);
+  const { ids, duplicateOf, mayRepeat } = pass;
   return { total: ids.length, ids, duplicateOf, mayRepeat };
 }
 
@@ -376,8 +395,20 @@ class ExamplePass {
     this.emptyCounts = new Map(ctx.modelConfig.mappedFields.map((f) => [f, 0]));
   }
 
+  /**
+   * Handles a block's items from position `from` on. Stops after an item whose write the caller must
+   * wait for, and says where to go on; the loop stays in this method, out of the async caller.
+   */
+  handleBlock(block: readonly unknown[], from: number): { write: Promise<void>; next: number } | undefined {
+    for (let at = from; at < block.length; at++) {
+      const write = this.handle(block[at]);
+      if (write) return { write, next: at + 1 };
+    }
+    return undefined;
+  }
+
   /** Checks, builds, counts and writes one source item; returns the write to wait for, if any. */
-  handle(item: unknown): Promise<void> | undefined {
+  private handle(item: unknown): Promise<void> | undefined {
     const {
       errors,
       opts,
@@ -695,11 +726,14 @@ export async function buildDataset(
   });
 
   try {
-    for await (const block of inBlocks(source()))
-      for (const item of block) {
-        const wrote = pass.handle(item);
-        if (wrote) await wrote;
+    for await (const block of inBlocks(source())) {
+      for (let at = 0; at < block.length; ) {
+        const pause = pass.handleBlock(block, at);
+        if (!pause) break;
+        await pause.write;
+        at = pause.next;
       }
+    }
     await trainWriter.end();
     await testWriter?.end();
   } catch (err) {
