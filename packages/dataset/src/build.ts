@@ -341,31 +341,17 @@ export function seededRank(seed: string): (id: string) => number {
   };
 }
 
-/** What the build pass reads while it handles documents: fixed for one build. */
-interface ExamplePassContext {
+/** What a build pass starts from: the build's settings and the scan's findings. */
+interface ExamplePassInput {
+  settings: DatasetSettings;
+  model: BaseModel | undefined;
+  prompt: PromptTemplate | undefined;
+  scan: Scan;
+  testSet: Set<number>;
   errors: IssueList;
   opts: BuildOptions;
-  total: number;
-  duplicateOf: Map<number, number>;
-  mayRepeat: Set<number>;
-  testSet: Set<number>;
-  prompt: PromptTemplate | undefined;
-  splitPrefix: PromptTemplate['prefix'];
-  counter: TokenCounter | undefined;
-  model: BaseModel | undefined;
-  fixed: number;
-  answerOf: (fields: Document['fields']) => string;
-  answerTokens: ((fields: Document['fields'], answer: string) => number) | undefined;
-  dump: DatasetSettings['dump'];
-  modelConfig: DatasetSettings['modelConfig'];
-  mapped: Set<string>;
   trainWriter: LineWriter;
   testWriter: LineWriter | undefined;
-  lineHead: Buffer;
-  lineMiddle: Buffer;
-  lineTail: Buffer;
-  headQuote: Buffer;
-  quoteMiddle: Buffer;
 }
 
 /**
@@ -391,8 +377,66 @@ class ExamplePass {
   readonly duplicateIds: string[] = [];
   duplicateCount = 0;
 
-  constructor(private readonly ctx: ExamplePassContext) {
-    this.emptyCounts = new Map(ctx.modelConfig.mappedFields.map((f) => [f, 0]));
+  private readonly errors: IssueList;
+  private readonly opts: BuildOptions;
+  private readonly total: number;
+  private readonly duplicateOf: Map<number, number>;
+  private readonly mayRepeat: Set<number>;
+  private readonly testSet: Set<number>;
+  private readonly prompt: PromptTemplate | undefined;
+  /**
+   * A prompt `prefix + text` where the tokenizer provably splits (splitsAfter) is checked, encoded and
+   * counted as its two parts, never joined (which copies every text).
+   */
+  private readonly splitPrefix: PromptTemplate['prefix'];
+  private readonly model: BaseModel | undefined;
+  private readonly counter: TokenCounter | undefined;
+  /** Tokens every example has besides its user and assistant contents. */
+  private readonly fixed: number;
+  private readonly answerOf: (fields: Document['fields']) => string;
+  private readonly answerTokens: ((fields: Document['fields'], answer: string) => number) | undefined;
+  private readonly dump: DatasetSettings['dump'];
+  private readonly modelConfig: DatasetSettings['modelConfig'];
+  private readonly mapped: Set<string>;
+  private readonly trainWriter: LineWriter;
+  private readonly testWriter: LineWriter | undefined;
+  // The line's constant parts, encoded once.
+  private readonly lineHead: Buffer;
+  private readonly lineMiddle: Buffer;
+  private readonly lineTail: Buffer;
+  private readonly headQuote: Buffer;
+  private readonly quoteMiddle: Buffer;
+
+  constructor(input: ExamplePassInput) {
+    const { modelConfig, dump } = input.settings;
+    const { model, prompt } = input;
+    this.errors = input.errors;
+    this.opts = input.opts;
+    this.total = input.scan.total;
+    this.duplicateOf = input.scan.duplicateOf;
+    this.mayRepeat = input.scan.mayRepeat;
+    this.testSet = input.testSet;
+    this.prompt = prompt;
+    this.splitPrefix = prompt?.prefix && splitsAfter(prompt.beforeText) ? prompt.prefix : undefined;
+    this.model = model;
+    this.counter = model ? tokenCounter(model.encoding) : undefined;
+    this.fixed = this.counter ? fixedTokens(this.counter, modelConfig.systemPrompt) : 0;
+    this.answerOf = compileAssistantContent(dump, modelConfig.mappedFields);
+    this.answerTokens = this.counter
+      ? compileAnswerTokens(dump, modelConfig.mappedFields, this.counter)
+      : undefined;
+    this.dump = dump;
+    this.modelConfig = modelConfig;
+    this.mapped = new Set(modelConfig.mappedFields);
+    this.trainWriter = input.trainWriter;
+    this.testWriter = input.testWriter;
+    const lineParts = exampleLineParts(modelConfig.systemPrompt);
+    this.lineHead = Buffer.from(lineParts.head);
+    this.lineMiddle = Buffer.from(lineParts.middle);
+    this.lineTail = Buffer.from(lineParts.tail);
+    this.headQuote = Buffer.from(`${lineParts.head}"`);
+    this.quoteMiddle = Buffer.from(`"${lineParts.middle}`);
+    this.emptyCounts = new Map(modelConfig.mappedFields.map((f) => [f, 0]));
   }
 
   /**
@@ -409,47 +453,22 @@ class ExamplePass {
 
   /** Checks, builds, counts and writes one source item; returns the write to wait for, if any. */
   private handle(item: unknown): Promise<void> | undefined {
-    const {
-      errors,
-      opts,
-      total,
-      duplicateOf,
-      mayRepeat,
-      testSet,
-      prompt,
-      splitPrefix,
-      counter,
-      model,
-      fixed,
-      answerOf,
-      answerTokens,
-      dump,
-      modelConfig,
-      mapped,
-      trainWriter,
-      testWriter,
-      lineHead,
-      lineMiddle,
-      lineTail,
-      headQuote,
-      quoteMiddle,
-    } = this.ctx;
     const { trainTokens, trainIndexes, emptyCounts, seenExamples, duplicateIds } = this;
     const index = ++this.index;
-    if (index % 1000 === 0) opts.onProgress?.({ phase: 'build', done: index, total });
+    if (index % 1000 === 0) this.opts.onProgress?.({ phase: 'build', done: index, total: this.total });
     const parsed = parseDocument(item);
     if (!parsed.success) {
-      errors.add({ code: 'invalid_document', index, message: parsed.message });
+      this.errors.add({ code: 'invalid_document', index, message: parsed.message });
       return undefined;
     }
     const doc: Document = parsed.data;
     this.parsedDocs++;
-    const before = errors.size;
+    const before = this.errors.size;
     const documentId = doc.id;
 
-    const first = duplicateOf.get(index);
+    const first = this.duplicateOf.get(index);
     if (first !== undefined) {
-      errors.add({
+      this.errors.add({
         code: 'duplicate_document_id',
         documentId,
         index,
@@ -465,16 +484,16 @@ class ExamplePass {
     // plain, in the same pass (countChecked).
     let head = '';
     let body: string | undefined;
-    if (splitPrefix && startsPiece(doc.text)) {
-      head = splitPrefix(doc);
+    if (this.splitPrefix && startsPiece(doc.text)) {
+      head = this.splitPrefix(doc);
       body = doc.text;
-    } else if (prompt) body = prompt.fill(doc);
+    } else if (this.prompt) body = this.prompt.fill(doc);
     let promptTokens = 0;
     let plain = false;
     if (body !== undefined) {
-      if (counter) {
-        const headCount = counter.countChecked(head);
-        const bodyCount = counter.countChecked(body);
+      if (this.counter) {
+        const headCount = this.counter.countChecked(head);
+        const bodyCount = this.counter.countChecked(body);
         promptTokens = headCount.tokens + bodyCount.tokens;
         plain = headCount.plain && bodyCount.plain;
       } else plain = isPlainText(head) && isPlainText(body);
@@ -482,11 +501,11 @@ class ExamplePass {
     const userJson = body === undefined || plain ? undefined : JSON.stringify(head + body);
 
     if (!/\S/.test(doc.text)) {
-      errors.add({ code: 'empty_text', documentId, index, field: 'text', message: 'text is empty' });
+      this.errors.add({ code: 'empty_text', documentId, index, field: 'text', message: 'text is empty' });
     }
     const special = findSpecialToken(doc.text);
     if (special) {
-      errors.add({
+      this.errors.add({
         code: 'special_token',
         documentId,
         index,
@@ -500,7 +519,7 @@ class ExamplePass {
         ? findControlChar(doc.text)
         : undefined;
     if (control) {
-      errors.add({
+      this.errors.add({
         code: 'control_character',
         documentId,
         index,
@@ -510,35 +529,39 @@ class ExamplePass {
     }
     const fieldNames = Object.keys(doc.fields);
     if (fieldNames.length === 0) {
-      errors.add({
+      this.errors.add({
         code: 'no_fields',
         documentId,
         index,
         field: 'fields',
         message: 'the document has no fields',
       });
-    } else if (dump === 'mapped' && mapped.size > 0 && !fieldNames.some((f) => mapped.has(f))) {
-      errors.add({
+    } else if (
+      this.dump === 'mapped' &&
+      this.mapped.size > 0 &&
+      !fieldNames.some((f) => this.mapped.has(f))
+    ) {
+      this.errors.add({
         code: 'no_mapped_fields_in_document',
         documentId,
         index,
         field: 'fields',
-        message: `none of the mapped fields (${modelConfig.mappedFields.join(', ')}) is present`,
+        message: `none of the mapped fields (${this.modelConfig.mappedFields.join(', ')}) is present`,
       });
     }
-    for (const name of modelConfig.mappedFields) {
+    for (const name of this.modelConfig.mappedFields) {
       if (isEmptyValue(doc.fields[name])) emptyCounts.set(name, (emptyCounts.get(name) ?? 0) + 1);
     }
     if (body === undefined) {
-      if (errors.size === before) this.usable++;
+      if (this.errors.size === before) this.usable++;
       return undefined;
     }
 
-    const answer = answerOf(doc.fields);
+    const answer = this.answerOf(doc.fields);
     const answerSpecial = findSpecialToken(answer);
     if (answerSpecial) {
       const field = fieldNames.find((f) => JSON.stringify(doc.fields[f]).includes(answerSpecial)) ?? 'fields';
-      errors.add({
+      this.errors.add({
         code: 'special_token',
         documentId,
         index,
@@ -547,40 +570,46 @@ class ExamplePass {
       });
     }
     let tokens = 0;
-    if (counter && model && answerTokens) {
-      tokens = fixed + promptTokens + answerTokens(doc.fields, answer);
-      if (tokens > model.maxTokensPerExample) {
-        errors.add({
+    if (this.counter && this.model && this.answerTokens) {
+      tokens = this.fixed + promptTokens + this.answerTokens(doc.fields, answer);
+      if (tokens > this.model.maxTokensPerExample) {
+        this.errors.add({
           code: 'too_many_tokens',
           documentId,
           index,
           field: 'text',
-          message: `the example has ${tokens} tokens; ${model.name} takes at most ${model.maxTokensPerExample} per example`,
+          message: `the example has ${tokens} tokens; ${this.model.name} takes at most ${this.model.maxTokensPerExample} per example`,
         });
       }
     }
-    if (errors.size > before) return undefined;
+    if (this.errors.size > before) return undefined;
     this.usable++;
     // Once anything is wrong the dataset is invalid: keep checking, stop writing.
-    if (errors.size > 0) return undefined;
+    if (this.errors.size > 0) return undefined;
 
     // The line (exampleLine's text) is encoded straight into the writer's chunk, which feeds the
     // file hash; the duplicate check hashes those bytes (one-shot: no Hash object per line), only for
     // examples whose key another document shares.
-    const toTest = testWriter !== undefined && testSet.has(index);
-    const writer = toTest ? testWriter : trainWriter;
+    const toTest = this.testWriter !== undefined && this.testSet.has(index);
+    const writer = toTest ? this.testWriter : this.trainWriter;
     // Plain parts are escaped without their quotes (the line parts around them supply them).
     const wrote = plain
       ? writer.write(
-          headQuote,
+          this.headQuote,
           escapePlainText(head),
           escapePlainText(body),
-          quoteMiddle,
+          this.quoteMiddle,
           JSON.stringify(answer),
-          lineTail,
+          this.lineTail,
         )
-      : writer.write(lineHead, userJson as string, lineMiddle, JSON.stringify(answer), lineTail);
-    if (mayRepeat.has(index)) {
+      : writer.write(
+          this.lineHead,
+          userJson as string,
+          this.lineMiddle,
+          JSON.stringify(answer),
+          this.lineTail,
+        );
+    if (this.mayRepeat.has(index)) {
       const digest = Number.parseInt(oneShotHash('sha1', writer.lastLine(), 'hex').slice(0, 12), 16);
       if (seenExamples.has(digest)) {
         this.duplicateCount++;
@@ -594,7 +623,7 @@ class ExamplePass {
     } else {
       trainTokens.push(tokens);
       trainIndexes.push(index);
-      if (model) this.billableSum += Math.min(tokens, model.maxTokensPerExample);
+      if (this.model) this.billableSum += Math.min(tokens, this.model.maxTokensPerExample);
     }
     return wrote;
   }
@@ -664,12 +693,12 @@ export async function buildDataset(
   }
 
   // Pass 1: count, ids, the split.
-  const answerOf = compileAssistantContent(dump, modelConfig.mappedFields);
-  const { total, ids, duplicateOf, mayRepeat } = await scan(
+  const scanned = await scan(
     source,
     opts,
     prompt ? exampleKeyFor(prompt, compileAnswerKey(dump, modelConfig.mappedFields)) : undefined,
   );
+  const { total, ids } = scanned;
   const testSet = chooseTestSet(ids, settings.testPercent, splitSeed(settings));
   if (settings.testPercent > 0 && testSet.size === 0) {
     warnings.add({
@@ -680,49 +709,22 @@ export async function buildDataset(
   }
 
   // Pass 2: check, build, count and write each document.
-  const counter = model ? tokenCounter(model.encoding) : undefined;
-  const fixed = counter ? fixedTokens(counter, modelConfig.systemPrompt) : 0;
-  const answerTokens = counter ? compileAnswerTokens(dump, modelConfig.mappedFields, counter) : undefined;
   const trainHash = createHash('sha256');
   const testHash = createHash('sha256');
   const trainWriter = new LineWriter(opts.storage.createWriteStream(opts.trainKey), { hash: trainHash });
   const testWriter = testSet.size
     ? new LineWriter(opts.storage.createWriteStream(opts.testKey), { hash: testHash })
     : undefined;
-  // The line's constant parts, encoded once.
-  const lineParts = exampleLineParts(modelConfig.systemPrompt);
-  const lineHead = Buffer.from(lineParts.head);
-  const lineMiddle = Buffer.from(lineParts.middle);
-  const lineTail = Buffer.from(lineParts.tail);
-  const headQuote = Buffer.from(`${lineParts.head}"`);
-  const quoteMiddle = Buffer.from(`"${lineParts.middle}`);
-  // A prompt `prefix + text` where the tokenizer provably splits (splitsAfter) is checked, encoded and
-  // counted as its two parts, never joined (which copies every text).
-  const splitPrefix = prompt?.prefix && splitsAfter(prompt.beforeText) ? prompt.prefix : undefined;
   const pass = new ExamplePass({
+    settings,
+    model,
+    prompt,
+    scan: scanned,
+    testSet,
     errors,
     opts,
-    total,
-    duplicateOf,
-    mayRepeat,
-    testSet,
-    prompt,
-    splitPrefix,
-    counter,
-    model,
-    fixed,
-    answerOf,
-    answerTokens,
-    dump,
-    modelConfig,
-    mapped: new Set(modelConfig.mappedFields),
     trainWriter,
     testWriter,
-    lineHead,
-    lineMiddle,
-    lineTail,
-    headQuote,
-    quoteMiddle,
   });
 
   try {
