@@ -198,19 +198,6 @@ async function* inBlocks(items: Iterable<unknown> | AsyncIterable<unknown>): Asy
   if (block.length) yield block;
 }
 
-interface Scan {
-  total: number;
-  /** Document id per position (undefined when the item is not a valid document). */
-  ids: (string | undefined)[];
-  /** Position of a repeated id → position of its first use. */
-  duplicateOf: Map<number, number>;
-  /**
-   * Positions whose example may equal another one: those sharing their example key with another
-   * document. Only these need a digest of their line in the build pass.
-   */
-  mayRepeat: Set<number>;
-}
-
 /**
  * A cheap key that equal examples always share: the user prompt's length and a hash of the answer (the
  * system prompt is the same for all). An example whose key no other document has cannot repeat one.
@@ -226,11 +213,19 @@ function exampleKeyFor(
   return (doc) => (Math.imul(prompt.length(doc), 0x9e3779b1) ^ answerKey(doc.fields)) | 0;
 }
 
-/** The scan pass's work per document (a method for the reason given at ExamplePass). */
+/**
+ * The first pass: ids, repeated ids and examples that may repeat, per source position. Its work per
+ * document is a method for the reason given at ExamplePass.
+ */
 class ScanPass {
   /** Document id per position (undefined when the item is not a valid document). */
   readonly ids: (string | undefined)[] = [];
+  /** Position of a repeated id → position of its first use. */
   readonly duplicateOf = new Map<number, number>();
+  /**
+   * Positions whose example may equal another one: those sharing their example key with another
+   * document. Only these need a digest of their line in the build pass.
+   */
   readonly mayRepeat = new Set<number>();
   private readonly firstIndexOf = new Map<string, number>();
   private readonly firstByKey = new Map<number, number>();
@@ -269,11 +264,10 @@ async function scan(
   source: DocumentSource,
   opts: BuildOptions,
   exampleKey: ExampleKey | undefined,
-): Promise<Scan> {
+): Promise<ScanPass> {
   const pass = new ScanPass(exampleKey, opts);
   for await (const block of inBlocks(source())) pass.handleBlock(block);
-  const { ids, duplicateOf, mayRepeat } = pass;
-  return { total: ids.length, ids, duplicateOf, mayRepeat };
+  return pass;
 }
 
 /**
@@ -346,7 +340,7 @@ interface ExamplePassInput {
   settings: DatasetSettings;
   model: BaseModel | undefined;
   prompt: PromptTemplate | undefined;
-  scan: Scan;
+  scan: ScanPass;
   testSet: Set<number>;
   errors: IssueList;
   opts: BuildOptions;
@@ -412,7 +406,7 @@ class ExamplePass {
     const { model, prompt } = input;
     this.errors = input.errors;
     this.opts = input.opts;
-    this.total = input.scan.total;
+    this.total = input.scan.ids.length;
     this.duplicateOf = input.scan.duplicateOf;
     this.mayRepeat = input.scan.mayRepeat;
     this.testSet = input.testSet;
@@ -698,7 +692,8 @@ export async function buildDataset(
     opts,
     prompt ? exampleKeyFor(prompt, compileAnswerKey(dump, modelConfig.mappedFields)) : undefined,
   );
-  const { total, ids } = scanned;
+  const { ids } = scanned;
+  const total = ids.length;
   const testSet = chooseTestSet(ids, settings.testPercent, splitSeed(settings));
   if (settings.testPercent > 0 && testSet.size === 0) {
     warnings.add({
