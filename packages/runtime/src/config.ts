@@ -32,6 +32,18 @@ export const baseConfigSchema = z.object({
 export type BaseConfig = z.infer<typeof baseConfigSchema>;
 
 /**
+ * The shortest gap between two polls of one job: the poller's, and the delay of a new job's first poll,
+ * which the trainer queues. One definition, so both read the same default.
+ */
+export const pollMinIntervalConfig = {
+  POLL_MIN_INTERVAL_MS: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .default(2 * 60_000),
+};
+
+/**
  * Parses the environment once at start-up. Each bad or missing variable is named:
  * `Invalid configuration: REDIS_URL: must be a redis:// URL`.
  */

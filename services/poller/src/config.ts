@@ -1,13 +1,15 @@
-import { baseConfigSchema } from '@tuneline/runtime';
+import { baseConfigSchema, pollMinIntervalConfig } from '@tuneline/runtime';
 import { z } from 'zod';
 
 const ms = (fallback: number) => z.coerce.number().int().min(0).default(fallback);
 
-export const pollerConfigSchema = baseConfigSchema.extend({
-  /** The longest gap between two polls of one job (webhooks make most polls unnecessary). */
+export const pollerConfigSchema = baseConfigSchema.extend(pollMinIntervalConfig).extend({
+  /**
+   * The longest gap between two polls of one job (webhooks make most polls unnecessary). The shortest
+   * (POLL_MIN_INTERVAL_MS: right after a change, or near the provider's estimated finish) is shared
+   * with the trainer.
+   */
   POLL_INTERVAL_MS: ms(20 * 60_000),
-  /** The shortest gap: right after a change, or near the provider's estimated finish. */
-  POLL_MIN_INTERVAL_MS: ms(2 * 60_000),
   POLL_FINISH_GRACE_MS: ms(5_000),
   /** A list snapshot younger than this answers scheduled polls without calling the provider again. */
   POLL_SWEEP_MAX_AGE_MS: ms(30_000),

@@ -1,18 +1,15 @@
 import { createProvider, providerEnvSchema } from '@tuneline/provider';
-import { baseConfigSchema, runService } from '@tuneline/runtime';
+import { baseConfigSchema, pollMinIntervalConfig, runService } from '@tuneline/runtime';
 import { z } from 'zod';
 import { trainerStage } from './handler.ts';
 
-const configSchema = baseConfigSchema.extend(providerEnvSchema.shape).extend({
-  /** The reservation is the dataset's credit estimate plus this percentage (overage stays rare). */
-  RESERVATION_MARGIN_PERCENT: z.coerce.number().min(0).max(1_000).default(10),
-  /** The poller's shortest gap between polls, also the delay of a new job's first poll. */
-  POLL_MIN_INTERVAL_MS: z.coerce
-    .number()
-    .int()
-    .min(0)
-    .default(2 * 60_000),
-});
+const configSchema = baseConfigSchema
+  .extend(providerEnvSchema.shape)
+  .extend(pollMinIntervalConfig)
+  .extend({
+    /** The reservation is the dataset's credit estimate plus this percentage (overage stays rare). */
+    RESERVATION_MARGIN_PERCENT: z.coerce.number().min(0).max(1_000).default(10),
+  });
 
 await runService({
   stage: trainerStage,
