@@ -119,7 +119,7 @@ export const trainerStage = defineStage<'finetune-create', TrainerDeps>({
     const adopted = reservedNow ? null : await deps.provider.findJobByMetadata('fine_tune_id', fineTune.id);
     if (adopted) {
       ctx.log.info({ providerJobId: adopted.id }, 'adopting the provider job found by metadata');
-      await record(db, fineTune, adopted, deps.firstPollDelayMs);
+      await record(deps, fineTune, adopted);
       return;
     }
     if (fineTune.cancel_requested_at) {
@@ -152,7 +152,7 @@ export const trainerStage = defineStage<'finetune-create', TrainerDeps>({
       const found = await deps.provider.findJobByMetadata('fine_tune_id', fineTune.id).catch(() => null);
       if (found) {
         ctx.log.info({ providerJobId: found.id }, 'create failed but the job exists: adopting it');
-        await record(db, fineTune, found, deps.firstPollDelayMs);
+        await record(deps, fineTune, found);
         return;
       }
       if (err instanceof PermanentError && isAuthError(err)) {
@@ -167,7 +167,7 @@ export const trainerStage = defineStage<'finetune-create', TrainerDeps>({
       }
       throw err;
     }
-    await record(db, fineTune, job, deps.firstPollDelayMs);
+    await record(deps, fineTune, job);
     ctx.log.info({ providerJobId: job.id }, 'provider job created');
   },
 
@@ -289,16 +289,11 @@ async function endInTx(
  * Stores the provider job id and queues the first poll, once. A job that has already ended (adopted
  * after a lost response) is polled at once: the poller records endings and queues settlement.
  */
-async function record(
-  db: Executor,
-  fineTune: FineTune,
-  job: ProviderJob,
-  firstPollDelayMs: number,
-): Promise<void> {
-  await inTransaction(db, async (tx) => {
+async function record(deps: TrainerDeps, fineTune: FineTune, job: ProviderJob): Promise<void> {
+  await inTransaction(deps.db, async (tx) => {
     const status = fineTuneStatusFromProvider(job.status);
     const ended = isTerminalStatus(status);
-    const delayMs = ended ? 0 : firstPollDelayMs;
+    const delayMs = ended ? 0 : deps.firstPollDelayMs;
     const updated = await recordProviderJob(
       tx,
       fineTune.id,
