@@ -49,9 +49,12 @@ describe('the pipeline under harm (six workers as processes)', () => {
   }, async () => {
     const report = await runTrial({
       ...base(),
+      // 45 requests, a kill every second: the six kills end at 6 s and the run lasts ~10 s. With 30
+      // requests and 1.5 s apart, a fast run ended at 7.1 s before the sixth kill was due.
+      requests: 45,
       seed: 11,
       chaos: {
-        killEveryMs: 1_500,
+        killEveryMs: 1_000,
         killMode: 'each-once',
         flushRedisAfterMs: 4_000,
         terminateBackendsAfterMs: 6_500,
