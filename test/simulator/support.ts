@@ -17,7 +17,8 @@ import type OpenAI from 'openai';
 import { parse } from 'yaml';
 
 export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
-export const openApiPath = join(repoRoot, '..', 'shared', 'openai', 'openapi.yaml');
+/** OpenAI's OpenAPI document, vendored with its licence (vendor/openai/README.md names the version). */
+export const openApiPath = join(repoRoot, 'vendor', 'openai', 'openapi.yaml');
 
 export interface RecordingSimulator extends RunningSimulator {
   recorded: RecordedResponse[];
@@ -62,7 +63,7 @@ function normalise(node: unknown): void {
 
 /**
  * Where the real wire (and so the simulator) knowingly differs from the document, per
- * ../shared/openai/README.md: a `paused` job status the enum lacks, and `first_id`/`last_id` of
+ * vendor/openai/README.md: a `paused` job status the enum lacks, and `first_id`/`last_id` of
  * an empty list being null.
  */
 function applyKnownWireDifferences(schemas: Record<string, Json>): void {
@@ -110,7 +111,7 @@ export function loadConformanceChecker(): ConformanceChecker {
   if (cached) return cached;
   if (!existsSync(openApiPath)) {
     throw new Error(
-      `OpenAI's OpenAPI document was not found at ${openApiPath}. The tests expect the shared/ folder (with openai/openapi.yaml) beside the repository checkout.`,
+      `OpenAI's OpenAPI document was not found at ${openApiPath}: it is part of the repository (vendor/openai); restore it with git.`,
     );
   }
   const spec = readSpec() as {
