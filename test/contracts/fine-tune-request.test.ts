@@ -3,14 +3,15 @@ import {
   canonicalJson,
   type FineTuneRequestInput,
   FineTuneRequestProducer,
+  filesUploadMessage,
   fineTuneRequestSchema,
   formatZodError,
-  jobId,
   parseEmailList,
   QUEUE_NAMES,
   queues,
   requestJobId,
   SERVICES,
+  scheduledPollJobId,
 } from '@tuneline/contracts';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
@@ -191,10 +192,13 @@ describe('queue catalogue', () => {
   });
 
   it('builds deterministic job ids without colons', () => {
-    expect(jobId('files-upload', 'abc')).toBe('files-upload-abc');
-    expect(jobId('finetune-poll', 'ft1', 3)).toBe('finetune-poll-ft1-3');
+    const id = '7b0d4f0e-4a53-4a36-9d7e-1f0c3c7f0a11';
+    expect(filesUploadMessage({ datasetId: id, correlationId: 'c' }).jobId).toBe(`files-upload-${id}`);
+    expect(scheduledPollJobId(id, 3)).toBe(`finetune-poll-${id}-3`);
     expect(requestJobId('lic-a', 'req-1')).toBe('fine-tune-requests-lic-a-req-1');
-    expect(() => jobId('files-upload', 'a:b')).toThrow(/must not contain ':'/);
+    expect(() => filesUploadMessage({ datasetId: 'a:b', correlationId: 'c' })).toThrow(
+      /must not contain ':'/,
+    );
   });
 
   it('every queue retries with exponential backoff and jitter and bounds retention', () => {

@@ -3,8 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   type FineTuneRequestInput,
-  jobId,
-  type MessageInput,
+  filesUploadJobId,
+  fineTuneRequestMessage,
   queues,
   requestContentHash,
   requestJobId,
@@ -74,14 +74,8 @@ describe('dataset-builder worker (BullMQ + Postgres)', { timeout: 120_000 }, () 
     rmSync(storageDir, { recursive: true, force: true });
   });
 
-  const message = (
-    input: FineTuneRequestInput,
-    correlationId = 'corr-1',
-  ): MessageInput<'fine-tune-requests'> => ({
-    schemaVersion: 1,
-    correlationId,
-    request: input,
-  });
+  const message = (input: FineTuneRequestInput, correlationId = 'corr-1') =>
+    fineTuneRequestMessage({ request: input, correlationId }).payload;
 
   /** Adds a job and waits until it completed or failed for good. */
   async function run(input: FineTuneRequestInput, id: string): Promise<Job> {
@@ -181,7 +175,7 @@ describe('dataset-builder worker (BullMQ + Postgres)', { timeout: 120_000 }, () 
     const stored = await findRequest(tdb.db, 'lic-1', 'auto');
     const dataset = await findDatasetByRequestRow(tdb.db, stored?.id ?? '');
     expect(dataset).toMatchObject({ status: 'ready', autoTrain: true });
-    const id = jobId('files-upload', dataset?.id ?? '');
+    const id = filesUploadJobId(dataset?.id ?? '');
     const outbox = await tdb.db.selectFrom('outbox').selectAll().where('job_id', '=', id).execute();
     expect(outbox).toHaveLength(1);
     expect(outbox[0]?.payload).toEqual({ schemaVersion: 1, correlationId: 'corr-1', datasetId: dataset?.id });
@@ -208,7 +202,7 @@ describe('dataset-builder worker (BullMQ + Postgres)', { timeout: 120_000 }, () 
     const outbox = await tdb.db
       .selectFrom('outbox')
       .selectAll()
-      .where('job_id', '=', jobId('files-upload', dataset?.id ?? ''))
+      .where('job_id', '=', filesUploadJobId(dataset?.id ?? ''))
       .execute();
     expect(outbox).toHaveLength(0);
   });
@@ -242,11 +236,7 @@ describe('dataset-builder worker (BullMQ + Postgres)', { timeout: 120_000 }, () 
     const dataset = await findDatasetByRequestRow(tdb.db, rebuilt.id);
     expect(dataset).toMatchObject({ status: 'ready', correlationId: 'corr-lost', trainExamples: 60 });
     // The earlier auto-train dataset's lost files-upload message is back on its queue.
-    const upload = await waitFor(
-      () => uploads.getJob(jobId('files-upload', auto?.id ?? '')),
-      5_000,
-      'upload job',
-    );
+    const upload = await waitFor(() => uploads.getJob(filesUploadJobId(auto?.id ?? '')), 5_000, 'upload job');
     expect(upload.data).toMatchObject({ datasetId: auto?.id });
     // Nothing built twice.
     const all = await tdb.db.selectFrom('datasets').select('request_row_id').execute();

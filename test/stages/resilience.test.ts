@@ -1,4 +1,4 @@
-import { jobId, QUEUE_NAMES } from '@tuneline/contracts';
+import { billingSettleJobId, filesUploadMessage, QUEUE_NAMES } from '@tuneline/contracts';
 import { autoTrainFineTuneId, type FineTune, getFineTune } from '@tuneline/db';
 import { type RunningSimulator, startSimulator } from '@tuneline/simulator';
 import { Queue } from 'bullmq';
@@ -76,11 +76,8 @@ async function startMany(w: World, licenseId: string, n: number): Promise<string
   const ids: string[] = [];
   for (let i = 0; i < n; i++) {
     const datasetId = await seedReadyDataset(tdb.db, { licenseId, storage: files.storage });
-    await w.pipeline.stages.uploader?.publisher.publish('files-upload', jobId('files-upload', datasetId), {
-      schemaVersion: 1,
-      correlationId: `corr-${datasetId}`,
-      datasetId,
-    });
+    const upload = filesUploadMessage({ datasetId, correlationId: `corr-${datasetId}` });
+    await w.pipeline.stages.uploader?.publisher.publish(upload.queue, upload.jobId, upload.payload);
     ids.push(autoTrainFineTuneId(datasetId));
   }
   return ids;
@@ -194,7 +191,7 @@ describe('stages under provider trouble', () => {
         const settle = await tdb.db
           .selectFrom('outbox')
           .select('id')
-          .where('job_id', '=', jobId('billing-settle', f.id))
+          .where('job_id', '=', billingSettleJobId(f.id))
           .execute();
         expect(settle).toHaveLength(1);
         expect(await getFineTune(tdb.db, f.id)).toMatchObject({ finished_at: expect.any(Date) });

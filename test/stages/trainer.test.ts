@@ -1,6 +1,12 @@
 import { randomUUID } from 'node:crypto';
-import { jobId } from '@tuneline/contracts';
-import { autoTrainFineTuneId, getFineTune, scheduledPollJobId } from '@tuneline/db';
+import {
+  billingSettleJobId,
+  filesUploadMessage,
+  scheduledPollJobId,
+  scheduledPollMessage,
+  webhookPollMessage,
+} from '@tuneline/contracts';
+import { autoTrainFineTuneId, getFineTune } from '@tuneline/db';
 import { reserveCredits } from '@tuneline/ledger';
 import { type RunningSimulator, startSimulator } from '@tuneline/simulator';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -65,17 +71,14 @@ async function settleMessages(fineTuneId: string) {
     .selectFrom('outbox')
     .selectAll()
     .where('queue', '=', 'billing-settle')
-    .where('job_id', '=', jobId('billing-settle', fineTuneId))
+    .where('job_id', '=', billingSettleJobId(fineTuneId))
     .execute();
 }
 
 /** Queues the dataset's upload the way the dataset builder does. */
 async function enqueueUpload(datasetId: string, on: Pipeline = pipeline) {
-  await on.stages.uploader?.publisher.publish('files-upload', jobId('files-upload', datasetId), {
-    schemaVersion: 1,
-    correlationId: `corr-${datasetId}`,
-    datasetId,
-  });
+  const upload = filesUploadMessage({ datasetId, correlationId: `corr-${datasetId}` });
+  await on.stages.uploader?.publisher.publish(upload.queue, upload.jobId, upload.payload);
 }
 
 /** A pipeline of its own whose trainer queues a new job's first poll a minute later. */
@@ -285,12 +288,8 @@ describe('trainer against the simulator', () => {
         provider_job_id: 'ftjob-doesnotexist000000000',
       })
       .execute();
-    await pipeline.stages.poller?.publisher.publish('finetune-poll', scheduledPollJobId(fineTuneId, 0), {
-      schemaVersion: 1,
-      correlationId: 'corr-gone',
-      fineTuneId,
-      reason: 'scheduled',
-    });
+    const poll = scheduledPollMessage({ fineTuneId, correlationId: 'corr-gone', pollCount: 0 });
+    await pipeline.stages.poller?.publisher.publish(poll.queue, poll.jobId, poll.payload);
     const done = await untilFinished(fineTuneId);
     expect(done.status).toBe('failed');
     expect(done.error_code).toBe('provider_error');
@@ -330,7 +329,8 @@ describe('polls of one fine-tune that arrive together', () => {
     // The trainer's own first poll is a minute away: only the two polls below run.
     const together = await startPipelineWithLatePolls();
     try {
-      const fineTuneId = (await recordedFineTune(together, 'lic-together')).id;
+      const recorded = await recordedFineTune(together, 'lic-together');
+      const fineTuneId = recorded.id;
       await waitFor(
         async () => jobsFor(fineTuneId).find((j) => j.status === 'succeeded') ?? null,
         20_000,
@@ -338,29 +338,20 @@ describe('polls of one fine-tune that arrive together', () => {
       );
       const before = { ...together.pollerProvider.byMethod };
       const poller = together.stages.poller?.publisher;
-      const message = { schemaVersion: 1 as const, correlationId: 'corr-together', fineTuneId };
-      await Promise.all([
-        poller?.publish('finetune-poll', jobId('finetune-poll', fineTuneId, 'webhook', 'w1'), {
-          ...message,
-          reason: 'webhook',
-        }),
-        poller?.publish('finetune-poll', jobId('finetune-poll', fineTuneId, 'recovery', 'r1'), {
-          ...message,
-          reason: 'recovery',
-        }),
-      ]);
+      const subject = { fineTuneId, correlationId: 'corr-together' };
+      // A webhook's poll, and a recovery sweep's re-add of a link that is not the chain's current one.
+      const arriving = [
+        webhookPollMessage({ ...subject, webhookId: 'w1' }),
+        scheduledPollMessage({ ...subject, pollCount: recorded.poll_count + 1, reason: 'recovery' }),
+      ];
+      await Promise.all(arriving.map((m) => poller?.publish(m.queue, m.jobId, m.payload)));
       const done = await untilFinished(fineTuneId);
       expect(done.status).toBe('succeeded');
       const polls = poller?.queue('finetune-poll');
       await waitFor(
         async () => {
           const states = await Promise.all(
-            [
-              ['webhook', 'w1'],
-              ['recovery', 'r1'],
-            ].map(async (parts) =>
-              (await polls?.getJob(jobId('finetune-poll', fineTuneId, ...parts)))?.getState(),
-            ),
+            arriving.map(async (m) => (await polls?.getJob(m.jobId))?.getState()),
           );
           return states.every((s) => s === 'completed');
         },

@@ -1,3 +1,4 @@
+import { filesUploadMessage } from '@tuneline/contracts';
 import { findBaseModel } from '@tuneline/dataset';
 import { autoTrainFineTuneId, getFineTune } from '@tuneline/db';
 import { type RunningSimulator, startSimulator } from '@tuneline/simulator';
@@ -35,11 +36,12 @@ afterAll(async () => {
 
 /** Runs the stage's handler as the worker would, once per call. */
 async function runUpload(datasetId: string, overrides: Partial<UploaderDeps> = {}) {
+  const message = filesUploadMessage({ datasetId, correlationId: 'c' });
   await uploaderStage.handle(
-    { schemaVersion: 1, correlationId: 'c', datasetId },
+    message.payload,
     {
       queue: 'files-upload',
-      jobId: `files-upload-${datasetId}`,
+      jobId: message.jobId,
       attempt: 1,
       correlationId: 'c',
       log: quietLog,

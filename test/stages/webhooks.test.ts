@@ -1,5 +1,5 @@
 import { billingStage } from '@tuneline/billing';
-import { jobId } from '@tuneline/contracts';
+import { billingSettleJobId, filesUploadMessage } from '@tuneline/contracts';
 import { autoTrainFineTuneId, getFineTune, isTerminalStatus, requestCancel } from '@tuneline/db';
 import { startWebhookServer, type WebhookServer } from '@tuneline/poller';
 import { type RunningSimulator, signWebhook, startSimulator } from '@tuneline/simulator';
@@ -64,11 +64,8 @@ afterAll(async () => {
 async function startFineTune(licenseId: string): Promise<string> {
   await seedLicense(tdb.db, licenseId, 1_000n);
   const datasetId = await seedReadyDataset(tdb.db, { licenseId, storage: files.storage });
-  await pipeline.stages.uploader?.publisher.publish('files-upload', jobId('files-upload', datasetId), {
-    schemaVersion: 1,
-    correlationId: `corr-${datasetId}`,
-    datasetId,
-  });
+  const upload = filesUploadMessage({ datasetId, correlationId: `corr-${datasetId}` });
+  await pipeline.stages.uploader?.publisher.publish(upload.queue, upload.jobId, upload.payload);
   const fineTuneId = autoTrainFineTuneId(datasetId);
   await waitFor(async () => (await getFineTune(tdb.db, fineTuneId))?.provider_job_id, 15_000, 'provider job');
   return fineTuneId;
@@ -78,7 +75,7 @@ const publishedSettlements = (fineTuneId: string) =>
   tdb.db
     .selectFrom('outbox')
     .selectAll()
-    .where('job_id', '=', jobId('billing-settle', fineTuneId))
+    .where('job_id', '=', billingSettleJobId(fineTuneId))
     .where('published_at', 'is not', null)
     .execute();
 

@@ -1,10 +1,10 @@
+import { billingSettleMessage } from '@tuneline/contracts';
 import {
   type Executor,
   type FineTune,
   inTransaction,
   lockFineTune,
   queueOutcomeNotifications,
-  settleMessage,
   TERMINAL_FINE_TUNE_STATUSES,
 } from '@tuneline/db';
 import {
@@ -133,6 +133,6 @@ export const billingStage = defineStage<'billing-settle', BillingDeps>({
       .orderBy('finished_at')
       .limit(10_000)
       .execute();
-    return rows.map(settleMessage);
+    return rows.map((r) => billingSettleMessage({ fineTuneId: r.id, correlationId: r.correlation_id }));
   },
 });

@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import { notifySendMessage } from '@tuneline/contracts';
 import {
   claimNotificationAttempt,
   type Executor,
@@ -6,7 +7,6 @@ import {
   getNotification,
   listPendingNotifications,
   markNotificationSent,
-  notifySendOutboxMessage,
   recordNotificationError,
 } from '@tuneline/db';
 import { getBalance } from '@tuneline/ledger';
@@ -155,6 +155,6 @@ export const notifierStage = defineStage<'notify-send', NotifierDeps>({
   /** Pending notifications (their message may have been lost with Redis). */
   async recover(deps) {
     const rows = await listPendingNotifications(deps.db);
-    return rows.map((n) => notifySendOutboxMessage(n, n.correlation_id));
+    return rows.map((n) => notifySendMessage({ notificationId: n.id, correlationId: n.correlation_id }));
   },
 });

@@ -1,3 +1,4 @@
+import { billingSettleMessage, scheduledPollJobId, scheduledPollMessage } from '@tuneline/contracts';
 import {
   type Db,
   type FineTune,
@@ -8,9 +9,6 @@ import {
   inTransaction,
   isTerminalStatus,
   lockFineTune,
-  pollMessage,
-  scheduledPollJobId,
-  settleMessage,
   transitionFineTune,
   writeOutbox,
 } from '@tuneline/db';
@@ -107,7 +105,10 @@ export async function applyJobSnapshot(
         last_polled_at: new Date(),
       });
       if (ended) {
-        await writeOutbox(tx, settleMessage(row));
+        await writeOutbox(
+          tx,
+          billingSettleMessage({ fineTuneId: row.id, correlationId: row.correlation_id }),
+        );
       }
       return { status, changed: true, terminal: true, nextPollDelayMs: null };
     }
@@ -135,7 +136,12 @@ export async function applyJobSnapshot(
     if (delay !== null) {
       await writeOutbox(
         tx,
-        pollMessage(row, 'scheduled', scheduledPollJobId(row.id, row.poll_count + 1), delay),
+        scheduledPollMessage({
+          fineTuneId: row.id,
+          correlationId: row.correlation_id,
+          pollCount: row.poll_count + 1,
+          delayMs: delay,
+        }),
       );
     }
     return { status, changed, terminal: false, nextPollDelayMs: delay };
@@ -157,7 +163,10 @@ export async function endWithProviderError(db: Db, fineTune: FineTune, message: 
       next_poll_at: null,
     });
     if (!ended) return false;
-    await writeOutbox(tx, settleMessage(ended));
+    await writeOutbox(
+      tx,
+      billingSettleMessage({ fineTuneId: ended.id, correlationId: ended.correlation_id }),
+    );
     return true;
   });
 }

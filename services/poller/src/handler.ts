@@ -1,13 +1,5 @@
-import type { MessageOf } from '@tuneline/contracts';
-import {
-  cancelPollMessage,
-  getFineTune,
-  isTerminalStatus,
-  listFollowedFineTunes,
-  type OutboxMessage,
-  pollMessage,
-  scheduledPollJobId,
-} from '@tuneline/db';
+import { cancelPollMessage, type MessageOf, scheduledPollMessage } from '@tuneline/contracts';
+import { getFineTune, isTerminalStatus, listFollowedFineTunes, type OutboxMessage } from '@tuneline/db';
 import { defineStage, type JobContext, PermanentError, type StageDeps } from '@tuneline/runtime';
 import { sql } from 'kysely';
 import { applyJobSnapshot, endWithProviderError } from './apply.ts';
@@ -73,8 +65,11 @@ export const pollerStage = defineStage<'finetune-poll', PollerDeps>({
     const messages: OutboxMessage[] = [];
     for (const row of rows) {
       const delayMs = row.next_poll_at ? Math.max(0, row.next_poll_at.getTime() - Date.now()) : 0;
-      messages.push(pollMessage(row, 'recovery', scheduledPollJobId(row.id, row.poll_count), delayMs));
-      if (row.cancel_requested_at) messages.push(cancelPollMessage(row));
+      const subject = { fineTuneId: row.id, correlationId: row.correlation_id };
+      messages.push(
+        scheduledPollMessage({ ...subject, pollCount: row.poll_count, delayMs, reason: 'recovery' }),
+      );
+      if (row.cancel_requested_at) messages.push(cancelPollMessage(subject));
     }
     return messages;
   },

@@ -1,5 +1,5 @@
 import { createServer } from 'node:http';
-import { jobId } from '@tuneline/contracts';
+import { webhookPollMessage } from '@tuneline/contracts';
 import {
   type Db,
   findFineTuneByProviderJob,
@@ -7,7 +7,6 @@ import {
   isTerminalStatus,
   OutboxCapture,
   type OutboxDispatch,
-  pollMessage,
   writeOutbox,
 } from '@tuneline/db';
 import type { Logger } from '@tuneline/runtime';
@@ -40,16 +39,6 @@ export interface WebhookServer {
 }
 
 export const WEBHOOK_PATH = '/webhooks/provider';
-
-/** Job ids must not contain ':' and stay short. */
-function webhookPollJobId(fineTuneId: string, webhookId: string): string {
-  return jobId(
-    'finetune-poll',
-    fineTuneId,
-    'webhook',
-    webhookId.replace(/[^A-Za-z0-9_-]/g, '_').slice(0, 80),
-  );
-}
 
 /**
  * `POST /webhooks/provider`: verifies the delivery, records its `webhook-id` (a repeat changes nothing)
@@ -136,7 +125,10 @@ async function handleDelivery(
       const fineTune = await findFineTuneByProviderJob(tx, providerJobId);
       // Unknown job (its id not stored yet): the scheduled polls find the ending anyway.
       if (!fineTune || isTerminalStatus(fineTune.status)) return false;
-      await writeOutbox(tx, pollMessage(fineTune, 'webhook', webhookPollJobId(fineTune.id, webhookId)));
+      await writeOutbox(
+        tx,
+        webhookPollMessage({ fineTuneId: fineTune.id, correlationId: fineTune.correlation_id, webhookId }),
+      );
       return true;
     }),
   );

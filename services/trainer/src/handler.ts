@@ -1,11 +1,13 @@
 import {
+  billingSettleMessage,
+  fineTuneCreateMessage,
   formatZodError,
   type Hyperparameters,
   hyperparametersSchema,
   parseEmailList,
+  scheduledPollMessage,
 } from '@tuneline/contracts';
 import {
-  createJobMessage,
   type Dataset,
   type Executor,
   type FineTune,
@@ -15,11 +17,8 @@ import {
   inTransaction,
   isTerminalStatus,
   lockFineTune,
-  pollMessage,
   queueOutcomeNotifications,
   recordProviderJob,
-  scheduledPollJobId,
-  settleMessage,
   transitionFineTune,
   writeOutbox,
 } from '@tuneline/db';
@@ -179,7 +178,7 @@ export const trainerStage = defineStage<'finetune-create', TrainerDeps>({
       .orderBy('created_at')
       .limit(10_000)
       .execute();
-    return rows.map(createJobMessage);
+    return rows.map((r) => fineTuneCreateMessage({ fineTuneId: r.id, correlationId: r.correlation_id }));
   },
 });
 
@@ -279,7 +278,10 @@ async function endInTx(
   });
   if (!ended) return;
   if (reserved) {
-    await writeOutbox(tx, settleMessage(ended));
+    await writeOutbox(
+      tx,
+      billingSettleMessage({ fineTuneId: ended.id, correlationId: ended.correlation_id }),
+    );
   } else {
     await queueOutcomeNotifications(tx, ended);
   }
@@ -307,7 +309,12 @@ async function record(deps: TrainerDeps, fineTune: FineTune, job: ProviderJob): 
     if (!updated) return;
     await writeOutbox(
       tx,
-      pollMessage(fineTune, 'scheduled', scheduledPollJobId(fineTune.id, updated.poll_count), delayMs),
+      scheduledPollMessage({
+        fineTuneId: fineTune.id,
+        correlationId: fineTune.correlation_id,
+        pollCount: updated.poll_count,
+        delayMs,
+      }),
     );
   });
 }

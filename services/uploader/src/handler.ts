@@ -1,15 +1,19 @@
 import type { Readable } from 'node:stream';
-import { formatZodError, jobOptionsSchema, parseEmailList } from '@tuneline/contracts';
+import {
+  filesUploadMessage,
+  fineTuneCreateMessage,
+  formatZodError,
+  jobOptionsSchema,
+  parseEmailList,
+} from '@tuneline/contracts';
 import {
   autoTrainFineTuneId,
   createFineTuneFromDataset,
-  createJobMessage,
   type Dataset,
   type Db,
   inTransaction,
   type OutboxMessage,
   queueOutcomeNotifications,
-  uploadFilesMessage,
   writeOutbox,
 } from '@tuneline/db';
 import { defineStage, PermanentError, type StageDeps } from '@tuneline/runtime';
@@ -127,7 +131,7 @@ export const uploaderStage = defineStage<'files-upload', UploaderDeps>({
       .orderBy('datasets.created_at')
       .limit(10_000)
       .execute();
-    return rows.map(uploadFilesMessage);
+    return rows.map((r) => filesUploadMessage({ datasetId: r.id, correlationId: r.correlation_id }));
   },
 });
 
@@ -226,5 +230,5 @@ async function createAutoTrainFineTune(
     }
     return null;
   }
-  return createJobMessage({ id, correlation_id: dataset.correlation_id });
+  return fineTuneCreateMessage({ fineTuneId: id, correlationId: dataset.correlation_id });
 }

@@ -1,14 +1,12 @@
-import { parseEmailList } from '@tuneline/contracts';
+import { filesUploadMessage, fineTuneCreateMessage, parseEmailList } from '@tuneline/contracts';
 import { findBaseModel } from '@tuneline/dataset';
 import {
   createFineTuneFromDataset,
-  createJobMessage,
   type Dataset,
   deterministicUuid,
   findDataset,
   getFineTune,
   listDatasets,
-  uploadFilesMessage,
   writeOutbox,
 } from '@tuneline/db';
 import { sql } from 'kysely';
@@ -141,7 +139,7 @@ export function registerDatasetRoutes(table: RouteTable, deps: ApiDeps): void {
           if (!moved) return;
           await writeOutbox(
             tx,
-            uploadFilesMessage({ id: dataset.id, correlation_id: dataset.correlationId }),
+            filesUploadMessage({ datasetId: dataset.id, correlationId: dataset.correlationId }),
           );
         });
         await deps.flushOutbox();
@@ -211,7 +209,13 @@ export function registerDatasetRoutes(table: RouteTable, deps: ApiDeps): void {
           creditsPerMillionTokens: base.creditsPerMillionTrainingTokens,
         });
         if (made.created) {
-          await writeOutbox(tx, createJobMessage(made.fineTune));
+          await writeOutbox(
+            tx,
+            fineTuneCreateMessage({
+              fineTuneId: made.fineTune.id,
+              correlationId: made.fineTune.correlation_id,
+            }),
+          );
         }
         return made;
       });

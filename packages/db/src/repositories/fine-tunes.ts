@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { jobId } from '@tuneline/contracts';
+import { cancelPollMessage } from '@tuneline/contracts';
 import { sql } from 'kysely';
 import type { Executor } from '../connection.ts';
 import {
@@ -9,8 +9,7 @@ import {
   type FineTuneUpdate,
   TERMINAL_FINE_TUNE_STATUSES,
 } from '../schema.ts';
-import { pollMessage } from './messages.ts';
-import { inTransaction, type OutboxMessage, writeOutbox } from './outbox.ts';
+import { inTransaction, writeOutbox } from './outbox.ts';
 
 /**
  * Fine-tune rows as the upload, trainer and poller stages read and move them. Every update that moves
@@ -278,21 +277,6 @@ export async function listFineTunesAwaitingCreation(db: Executor, limit = 10_000
     .execute();
 }
 
-/** The job id of a scheduled poll: one per (fine-tune, poll number), so a chain never forks. */
-export function scheduledPollJobId(fineTuneId: string, pollCount: number): string {
-  return jobId('finetune-poll', fineTuneId, pollCount);
-}
-
-export function cancelPollJobId(fineTuneId: string): string {
-  return jobId('finetune-poll', fineTuneId, 'cancel');
-}
-
-export function cancelPollMessage(
-  fineTune: Pick<FineTune, 'id' | 'correlation_id'>,
-): OutboxMessage<'finetune-poll'> {
-  return pollMessage(fineTune, 'cancel', cancelPollJobId(fineTune.id));
-}
-
 export type CancelResult =
   | { ok: true; fineTune: FineTune }
   | { ok: false; reason: 'not_found' | 'already_finished'; fineTune?: FineTune };
@@ -312,7 +296,10 @@ export async function requestCancel(db: Executor, fineTuneId: string): Promise<C
         ? await transitionFineTune(tx, fineTuneId, [row.status], { cancel_requested_at: new Date() })
         : row;
     if (!updated) return { ok: false, reason: 'already_finished', fineTune: row };
-    await writeOutbox(tx, cancelPollMessage(updated));
+    await writeOutbox(
+      tx,
+      cancelPollMessage({ fineTuneId: updated.id, correlationId: updated.correlation_id }),
+    );
     return { ok: true, fineTune: updated };
   };
   return inTransaction(db, run);

@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto';
-import { jobId, parseEmailList } from '@tuneline/contracts';
+import { notifySendMessage, parseEmailList } from '@tuneline/contracts';
 import { sql } from 'kysely';
 import type { Executor } from '../connection.ts';
 import type { FineTune, Notification } from '../schema.ts';
-import { type OutboxMessage, writeOutbox } from './outbox.ts';
+import { writeOutbox } from './outbox.ts';
 
 /**
  * Outcome e-mails. The row is the claim: one per (fine-tune, outcome, recipient) under a unique key, with
@@ -15,17 +15,6 @@ import { type OutboxMessage, writeOutbox } from './outbox.ts';
 export function notificationMessageId(fineTuneId: string, kind: string, recipient: string): string {
   const hash = createHash('sha256').update(recipient.toLowerCase()).digest('hex').slice(0, 16);
   return `<ft-${fineTuneId}-${kind}-${hash}@tuneline>`;
-}
-
-export function notifySendOutboxMessage(
-  n: Pick<Notification, 'id'>,
-  correlationId: string,
-): OutboxMessage<'notify-send'> {
-  return {
-    queue: 'notify-send',
-    jobId: jobId('notify-send', n.id),
-    payload: { schemaVersion: 1, correlationId, notificationId: n.id },
-  };
 }
 
 /**
@@ -60,7 +49,12 @@ export async function queueOutcomeNotifications(
     .onConflict((oc) => oc.columns(['fine_tune_id', 'kind', 'recipient']).doNothing())
     .returning('id')
     .execute();
-  for (const row of created) await writeOutbox(tx, notifySendOutboxMessage(row, fineTune.correlation_id));
+  for (const row of created) {
+    await writeOutbox(
+      tx,
+      notifySendMessage({ notificationId: row.id, correlationId: fineTune.correlation_id }),
+    );
+  }
   return created.length;
 }
 

@@ -1,0 +1,189 @@
+import { createHash } from 'node:crypto';
+import type { FineTuneRequestInput } from './fine-tune-request.ts';
+import { type MessageInput, type QueueName, SCHEMA_VERSION } from './queues.ts';
+
+/**
+ * Every message a stage publishes, with its job id: one builder per queue (one per kind of poll), and
+ * the job-id rules they use. Producers, stages, the outbox and tests build messages only here.
+ *
+ * Job ids are deterministic, so a repeated hand-over (a retry, the recovery sweep, a relay after a
+ * crash) collapses onto one BullMQ job. They never contain ':' (BullMQ's key separator), and they are
+ * unambiguous: two different subjects never share a job id, whatever ids the schemas allow.
+ */
+
+/** A message ready to publish: its queue, its deterministic job id and its payload. */
+export interface OutboxMessage<Q extends QueueName = QueueName> {
+  queue: Q;
+  jobId: string;
+  payload: MessageInput<Q>;
+  /** Publish with this delay (e.g. the next poll). */
+  delayMs?: number;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Job ids
+
+function queueJobId(queue: QueueName, rest: string): string {
+  const id = `${queue}-${rest}`;
+  if (id.includes(':')) throw new Error(`job id "${id}" must not contain ':'`);
+  return id;
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+function assertUuid(what: string, id: string): void {
+  if (!UUID.test(id)) throw new Error(`${what} "${id}" must be a UUID to be part of a job id`);
+}
+
+/** One per dataset: `files-upload-<datasetId>`. */
+export const filesUploadJobId = (datasetId: string): string => queueJobId('files-upload', datasetId);
+/** One per fine-tune: `finetune-create-<fineTuneId>`. */
+export const fineTuneCreateJobId = (fineTuneId: string): string => queueJobId('finetune-create', fineTuneId);
+/** One per fine-tune: `billing-settle-<fineTuneId>`. */
+export const billingSettleJobId = (fineTuneId: string): string => queueJobId('billing-settle', fineTuneId);
+/** One per notification: `notify-send-<notificationId>`. */
+export const notifySendJobId = (notificationId: string): string => queueJobId('notify-send', notificationId);
+
+/** One per (license, upstream request id). */
+export function requestJobId(licenseId: string, requestId: string): string {
+  return queueJobId('fine-tune-requests', `${licenseId}-${requestId}`);
+}
+
+/**
+ * The scheduled poll number `pollCount` of a fine-tune: `finetune-poll-<fineTuneId>-<n>`. One per
+ * link, so a chain never forks. Fine-tune ids are UUIDs (fixed length), so the parts cannot run into
+ * each other, nor into the cancel and webhook polls below.
+ */
+export function scheduledPollJobId(fineTuneId: string, pollCount: number): string {
+  assertUuid('fineTuneId', fineTuneId);
+  if (!Number.isSafeInteger(pollCount) || pollCount < 0) {
+    throw new Error(`pollCount must be a non-negative integer (got ${pollCount})`);
+  }
+  return queueJobId('finetune-poll', `${fineTuneId}-${pollCount}`);
+}
+
+/** The poll that cancels a fine-tune's provider job: one per fine-tune. */
+export function cancelPollJobId(fineTuneId: string): string {
+  assertUuid('fineTuneId', fineTuneId);
+  return queueJobId('finetune-poll', `${fineTuneId}-cancel`);
+}
+
+const READABLE_WEBHOOK_ID = /^[A-Za-z0-9_-]{1,80}$/;
+
+/**
+ * The immediate poll one webhook delivery asks for: one per (fine-tune, `webhook-id`). A delivery id
+ * that is short and plain (`msg_2Lh…`, the usual) is kept as it is; any other is replaced by a hash
+ * after a '~', which a kept id never contains, so two deliveries never share a poll.
+ */
+export function webhookPollJobId(fineTuneId: string, webhookId: string): string {
+  assertUuid('fineTuneId', fineTuneId);
+  const part = READABLE_WEBHOOK_ID.test(webhookId)
+    ? webhookId
+    : `~${createHash('sha256').update(webhookId).digest('hex').slice(0, 32)}`;
+  return queueJobId('finetune-poll', `${fineTuneId}-webhook-${part}`);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Messages
+
+const envelope = (correlationId: string) => ({ schemaVersion: SCHEMA_VERSION, correlationId });
+
+/** An upstream request (the one queue whose message carries state rather than ids). */
+export function fineTuneRequestMessage(input: {
+  request: FineTuneRequestInput;
+  correlationId: string;
+}): OutboxMessage<'fine-tune-requests'> {
+  const { request, correlationId } = input;
+  return {
+    queue: 'fine-tune-requests',
+    jobId: requestJobId(request.licenseId, request.requestId),
+    payload: { ...envelope(correlationId), request },
+  };
+}
+
+/** Upload a dataset's files (the uploader). */
+export function filesUploadMessage(input: {
+  datasetId: string;
+  correlationId: string;
+}): OutboxMessage<'files-upload'> {
+  return {
+    queue: 'files-upload',
+    jobId: filesUploadJobId(input.datasetId),
+    payload: { ...envelope(input.correlationId), datasetId: input.datasetId },
+  };
+}
+
+/** Reserve credits and create the provider job of a fine-tune (the trainer). */
+export function fineTuneCreateMessage(input: {
+  fineTuneId: string;
+  correlationId: string;
+}): OutboxMessage<'finetune-create'> {
+  return {
+    queue: 'finetune-create',
+    jobId: fineTuneCreateJobId(input.fineTuneId),
+    payload: { ...envelope(input.correlationId), fineTuneId: input.fineTuneId },
+  };
+}
+
+type PollInput = { fineTuneId: string; correlationId: string };
+
+/**
+ * A link of a fine-tune's poll chain (`scheduled`), or the same link re-added by a recovery sweep
+ * (`recovery`): both use the link's job id, so a re-add collapses with the link still in Redis.
+ */
+export function scheduledPollMessage(
+  input: PollInput & { pollCount: number; delayMs?: number; reason?: 'scheduled' | 'recovery' },
+): OutboxMessage<'finetune-poll'> {
+  return {
+    queue: 'finetune-poll',
+    jobId: scheduledPollJobId(input.fineTuneId, input.pollCount),
+    payload: {
+      ...envelope(input.correlationId),
+      fineTuneId: input.fineTuneId,
+      reason: input.reason ?? 'scheduled',
+    },
+    ...(input.delayMs !== undefined ? { delayMs: input.delayMs } : {}),
+  };
+}
+
+/** A poll at once because a verified webhook delivery said the job changed. */
+export function webhookPollMessage(input: PollInput & { webhookId: string }): OutboxMessage<'finetune-poll'> {
+  return {
+    queue: 'finetune-poll',
+    jobId: webhookPollJobId(input.fineTuneId, input.webhookId),
+    payload: { ...envelope(input.correlationId), fineTuneId: input.fineTuneId, reason: 'webhook' },
+  };
+}
+
+/** The poll that cancels the provider job of a fine-tune whose cancellation was asked for. */
+export function cancelPollMessage(input: PollInput): OutboxMessage<'finetune-poll'> {
+  return {
+    queue: 'finetune-poll',
+    jobId: cancelPollJobId(input.fineTuneId),
+    payload: { ...envelope(input.correlationId), fineTuneId: input.fineTuneId, reason: 'cancel' },
+  };
+}
+
+/** Settle a finished fine-tune: charge or release its credits, then notify (billing). */
+export function billingSettleMessage(input: {
+  fineTuneId: string;
+  correlationId: string;
+}): OutboxMessage<'billing-settle'> {
+  return {
+    queue: 'billing-settle',
+    jobId: billingSettleJobId(input.fineTuneId),
+    payload: { ...envelope(input.correlationId), fineTuneId: input.fineTuneId },
+  };
+}
+
+/** Send one notification e-mail (the notifier). */
+export function notifySendMessage(input: {
+  notificationId: string;
+  correlationId: string;
+}): OutboxMessage<'notify-send'> {
+  return {
+    queue: 'notify-send',
+    jobId: notifySendJobId(input.notificationId),
+    payload: { ...envelope(input.correlationId), notificationId: input.notificationId },
+  };
+}
