@@ -207,6 +207,52 @@ describe('dataset-builder worker (BullMQ + Postgres)', { timeout: 120_000 }, () 
     expect(outbox).toHaveLength(0);
   });
 
+  it('a request still queued under the old job id when a deployment upgrades is built once', async () => {
+    // Before issue 16.6 the job id was `fine-tune-requests-<license>-<request>`. A worker took the job,
+    // stored the request and died; the job waits again under that id, and the new recovery sweep
+    // queues the stored request under the new id: two jobs for one request.
+    const waiting = request({ requestId: 'upgrade-1', autoTrain: true });
+    const { request: stored } = await storeRequest(tdb.db, {
+      licenseId: waiting.licenseId,
+      requestId: waiting.requestId,
+      contentHash: requestContentHash(waiting),
+      correlationId: 'corr-upgrade',
+      payload: waiting,
+    });
+    const oldJobId = `fine-tune-requests-${waiting.licenseId}-${waiting.requestId}`;
+    expect(oldJobId).not.toBe(requestJobId(waiting.licenseId, waiting.requestId));
+    await requests.add('fine-tune-requests', message(waiting, 'corr-upgrade'), {
+      ...queues['fine-tune-requests'].jobOptions,
+      jobId: oldJobId,
+    });
+    await running.recover();
+    const ids = [oldJobId, requestJobId(waiting.licenseId, waiting.requestId)];
+    await waitFor(
+      async () => {
+        const states = await Promise.all(ids.map((id) => requests.getJobState(id)));
+        if (states.includes('failed')) throw new Error(`a job failed: ${states.join(', ')}`);
+        return states.every((state) => state === 'completed');
+      },
+      20_000,
+      'both jobs',
+    );
+    const datasets = await tdb.db
+      .selectFrom('datasets')
+      .selectAll()
+      .where('request_row_id', '=', stored.id)
+      .execute();
+    expect(datasets).toHaveLength(1);
+    expect(await findRequest(tdb.db, waiting.licenseId, waiting.requestId)).toMatchObject({
+      status: 'built',
+    });
+    const uploadRows = await tdb.db
+      .selectFrom('outbox')
+      .select('job_id')
+      .where('job_id', '=', filesUploadJobId(datasets[0]?.id ?? ''))
+      .execute();
+    expect(uploadRows).toHaveLength(1);
+  });
+
   it('after Redis lost its data, recovery rebuilds stored requests and re-queues lost uploads', async () => {
     // A request stored in Postgres whose message was lost before it was built.
     const waiting = request({ requestId: 'lost', autoTrain: true });

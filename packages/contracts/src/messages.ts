@@ -29,6 +29,8 @@ function queueJobId(queue: QueueName, rest: string): string {
   return id;
 }
 
+/** The alphabet of `idString` (contracts' ids): what a license id may contain. */
+const ID_ALPHABET = /^[A-Za-z0-9._-]+$/;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 function assertUuid(what: string, id: string): void {
@@ -44,9 +46,19 @@ export const billingSettleJobId = (fineTuneId: string): string => queueJobId('bi
 /** One per notification: `notify-send-<notificationId>`. */
 export const notifySendJobId = (notificationId: string): string => queueJobId('notify-send', notificationId);
 
-/** One per (license, upstream request id). */
+/**
+ * One per (license, upstream request id): `fine-tune-requests-<licenseId>~<requestId>`. Both ids may
+ * contain '-', so joining them with '-' let license `X` + request `eu-1` and license `X-eu` + request
+ * `1` share a job (and the second tenant saw the first one's request). A license id never contains
+ * '~' (the `idString` alphabet), so the first '~' ends it. Ids of the old `<license>-<request>` form
+ * never contain '~' either, so no new id can meet an old one still in Redis after an upgrade.
+ */
 export function requestJobId(licenseId: string, requestId: string): string {
-  return queueJobId('fine-tune-requests', `${licenseId}-${requestId}`);
+  if (!ID_ALPHABET.test(licenseId)) {
+    throw new Error(`licenseId "${licenseId}" may only contain letters, digits, '.', '_' and '-'`);
+  }
+  if (requestId.length === 0) throw new Error('requestId must not be empty');
+  return queueJobId('fine-tune-requests', `${licenseId}~${requestId}`);
 }
 
 /**
