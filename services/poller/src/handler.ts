@@ -1,6 +1,13 @@
 import { cancelPollMessage, type MessageOf, scheduledPollMessage } from '@tuneline/contracts';
 import { getFineTune, isTerminalStatus, listFollowedFineTunes, type OutboxMessage } from '@tuneline/db';
-import { defineStage, type JobContext, PermanentError, type StageDeps } from '@tuneline/runtime';
+import { ProviderError, type ProviderErrorKind } from '@tuneline/provider';
+import {
+  defineStage,
+  type JobContext,
+  PermanentError,
+  type StageDeps,
+  stageFailure,
+} from '@tuneline/runtime';
 import { sql } from 'kysely';
 import { applyJobSnapshot, endWithProviderError } from './apply.ts';
 import type { PollerProvider, ProviderJob } from './provider.ts';
@@ -31,6 +38,9 @@ export interface PollerDeps extends StageDeps {
  */
 const pollsInFlight = new Map<string, Promise<void>>();
 
+/** Answers to a cancel that mean the provider will not cancel (the job already ended, or is gone). */
+const REFUSED: readonly ProviderErrorKind[] = ['auth', 'not_found', 'rejected'];
+
 async function oneAtATime(fineTuneId: string, poll: () => Promise<void>): Promise<void> {
   const before = pollsInFlight.get(fineTuneId);
   const current = before ? before.then(poll) : poll();
@@ -43,12 +53,20 @@ async function oneAtATime(fineTuneId: string, poll: () => Promise<void>): Promis
   }
 }
 
-/** Stage 4: consumes `finetune-poll`. Never sleeps: the next poll is a delayed job. */
+/**
+ * Stage 4: consumes `finetune-poll`. Never sleeps: the next poll is a delayed job. No provider failure
+ * fails a poll at once: a poll only reads, so it retries with backoff (a rate limit pauses the queue),
+ * and the one failure that says something about the job, `not_found`, ends the fine-tune.
+ */
 export const pollerStage = defineStage<'finetune-poll', PollerDeps>({
   service: 'poller',
   queue: 'finetune-poll',
-  handle(message, ctx, deps) {
-    return oneAtATime(message.fineTuneId, () => pollFineTune(message, ctx, deps));
+  async handle(message, ctx, deps) {
+    try {
+      await oneAtATime(message.fineTuneId, () => pollFineTune(message, ctx, deps));
+    } catch (err) {
+      throw stageFailure(err);
+    }
   },
   async recover({ db, schedule }) {
     // A chain whose next link is long overdue lost its job for good (failed for days, or a
@@ -92,8 +110,8 @@ async function pollFineTune(
       await deps.provider.cancelJob(fineTune.provider_job_id);
       ctx.log.info({ providerJobId: fineTune.provider_job_id }, 'provider job cancelled');
     } catch (err) {
-      // A job that already ended cannot be cancelled (4xx): its real ending is read below.
-      if (!(err instanceof PermanentError)) throw err;
+      // A job that already ended cannot be cancelled (a 4xx): its real ending is read below.
+      if (!(err instanceof ProviderError && REFUSED.includes(err.kind))) throw err;
       ctx.log.info({ err: err.message }, 'provider refused the cancel');
     }
   }
@@ -105,10 +123,9 @@ async function pollFineTune(
       ? await deps.provider.retrieveJob(fineTune.provider_job_id)
       : await deps.sweeper.jobState(fineTune.provider_job_id);
   } catch (err) {
-    if (!(err instanceof PermanentError)) throw err; // rate limits and outages: the queue retries
     // Only "this job does not exist" ends the fine-tune; a bad key or a refused list call says
     // nothing about this job, so it retries with backoff (fixing the config resumes polling).
-    if (providerStatus(err) !== 404) throw new Error(err.message);
+    if (!(err instanceof ProviderError && err.kind === 'not_found')) throw err;
     await endWithProviderError(deps.db, fineTune, err.message);
     ctx.log.warn({ err: err.message }, 'provider refused the job: fine-tune ended');
     return;
@@ -119,10 +136,4 @@ async function pollFineTune(
     schedule: deps.schedule,
   });
   ctx.log.debug({ reason: message.reason, ...result }, 'polled');
-}
-
-/** The HTTP status behind a provider error (the profile keeps the SDK error as `cause`). */
-function providerStatus(err: Error): number | undefined {
-  const cause = (err as Error & { cause?: { status?: unknown } }).cause;
-  return typeof cause?.status === 'number' ? cause.status : undefined;
 }

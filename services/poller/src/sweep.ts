@@ -1,4 +1,5 @@
 import { type Db, type FineTune, listFollowedFineTunes } from '@tuneline/db';
+import { ProviderError } from '@tuneline/provider';
 import type { Logger } from '@tuneline/runtime';
 import { applyJobSnapshot, snapshotDiffers } from './apply.ts';
 import type { PollerProvider, ProviderJob } from './provider.ts';
@@ -110,5 +111,5 @@ function countCalls(provider: PollerProvider): number {
 }
 
 function isRateLimit(err: unknown): boolean {
-  return err instanceof Error && err.name === 'RateLimitedError';
+  return err instanceof ProviderError && err.kind === 'rate_limited';
 }

@@ -23,7 +23,8 @@ import {
   writeOutbox,
 } from '@tuneline/db';
 import { reserveCredits } from '@tuneline/ledger';
-import { defineStage, PermanentError, type StageDeps } from '@tuneline/runtime';
+import { ProviderError } from '@tuneline/provider';
+import { defineStage, PermanentError, type StageDeps, stageFailure } from '@tuneline/runtime';
 
 /** The provider job as far as the trainer cares. */
 export interface ProviderJob {
@@ -115,7 +116,11 @@ export const trainerStage = defineStage<'finetune-create', TrainerDeps>({
 
     // A row found in `creating` may have a provider job we never saw (a crash after create, a lost
     // answer): look before creating. One this attempt just reserved cannot, which saves a list call.
-    const adopted = reservedNow ? null : await deps.provider.findJobByMetadata('fine_tune_id', fineTune.id);
+    const adopted = reservedNow
+      ? null
+      : await deps.provider.findJobByMetadata('fine_tune_id', fineTune.id).catch((err: unknown) => {
+          throw stageFailure(err);
+        });
     if (adopted) {
       ctx.log.info({ providerJobId: adopted.id }, 'adopting the provider job found by metadata');
       await record(deps, fineTune, adopted);
@@ -154,17 +159,15 @@ export const trainerStage = defineStage<'finetune-create', TrainerDeps>({
         await record(deps, fineTune, found);
         return;
       }
-      if (err instanceof PermanentError && isAuthError(err)) {
-        // A bad key or missing permission is the deployment's problem, not this job's: retry later.
-        throw new Error(err.message);
-      }
-      if (err instanceof PermanentError) {
+      if (err instanceof ProviderError && (err.kind === 'rejected' || err.kind === 'not_found')) {
         // The provider refused the job: end the fine-tune with its reason; billing releases the credits.
         await endBeforeProvider(db, fineTune.id, 'failed', 'provider_rejected', err.message, true);
         ctx.log.warn({ err: err.message }, 'provider refused the job');
         return;
       }
-      throw err;
+      // A bad key or missing permission (auth) is the deployment's problem, not this job's: like an
+      // outage it retries with backoff; a rate limit pauses the queue.
+      throw stageFailure(err);
     }
     await record(deps, fineTune, job);
     ctx.log.info({ providerJobId: job.id }, 'provider job created');
@@ -317,10 +320,4 @@ async function record(deps: TrainerDeps, fineTune: FineTune, job: ProviderJob): 
       }),
     );
   });
-}
-
-/** 401/403 from the provider (the profile keeps the SDK error, with its status, as `cause`). */
-function isAuthError(err: Error): boolean {
-  const status = (err as Error & { cause?: { status?: unknown } }).cause?.status;
-  return status === 401 || status === 403;
 }

@@ -16,7 +16,8 @@ import {
   queueOutcomeNotifications,
   writeOutbox,
 } from '@tuneline/db';
-import { defineStage, PermanentError, type StageDeps } from '@tuneline/runtime';
+import type { ProviderErrorKind } from '@tuneline/provider';
+import { defineStage, PermanentError, type StageDeps, stageFailure } from '@tuneline/runtime';
 import { sql } from 'kysely';
 
 /** What the uploader needs from the provider profile. */
@@ -42,6 +43,13 @@ export interface UploaderDeps extends StageDeps {
 }
 
 type FileKind = 'train' | 'test';
+
+/**
+ * Provider failures that end an upload for good: the dataset is marked `upload_failed` (and its
+ * auto-train fine-tune born failed) with the provider's message. A 401/403 counts, so a wrong key
+ * shows on the dataset rather than retrying unseen.
+ */
+const PERMANENT: readonly ProviderErrorKind[] = ['auth', 'not_found', 'rejected'];
 
 /** Deterministic names: a lost upload response is found again by name and size. */
 export function uploadFilename(datasetId: string, kind: FileKind): string {
@@ -90,8 +98,9 @@ export const uploaderStage = defineStage<'files-upload', UploaderDeps>({
         await deps.provider.waitUntilProcessed(testFileId, { timeoutMs: deps.processTimeoutMs });
       }
     } catch (err) {
-      if (err instanceof PermanentError) await markUploadFailed(deps, dataset.id, err.message);
-      throw err;
+      const failure = stageFailure(err, PERMANENT);
+      if (failure instanceof PermanentError) await markUploadFailed(deps, dataset.id, failure.message);
+      throw failure;
     }
 
     await inTransaction(db, async (tx) => {

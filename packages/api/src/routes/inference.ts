@@ -1,9 +1,9 @@
 import { getBalance } from '@tuneline/ledger';
+import { ProviderError } from '@tuneline/provider';
 import type { ApiDeps } from '../app.ts';
 import { licenseOf } from '../auth.ts';
 import { errorSchema, HttpError, type RouteTable } from '../http.ts';
 import { inferenceCredits, inferencePrice } from '../pricing.ts';
-import { ProviderError } from '../provider.ts';
 import { chatCompletionRequestSchema, chatCompletionSchema } from '../schemas.ts';
 import { recordInferenceUsage } from '../usage.ts';
 
@@ -48,10 +48,12 @@ export function registerInferenceRoutes(table: RouteTable, deps: ApiDeps): void 
       try {
         completion = await deps.provider.chatCompletion(body);
       } catch (err) {
-        if (err instanceof ProviderError) {
+        if (err instanceof ProviderError && err.status !== undefined) {
           // The caller's own mistakes (bad parameters) pass through; the provider's come back as 502.
-          if (err.status === 400 || err.status === 422) throw new HttpError(400, `provider: ${err.message}`);
-          if (err.status === 429) throw new HttpError(429, `provider is rate limiting: ${err.message}`);
+          if (err.kind === 'rejected' && (err.status === 400 || err.status === 422))
+            throw new HttpError(400, `provider: ${err.message}`);
+          if (err.kind === 'rate_limited')
+            throw new HttpError(429, `provider is rate limiting: ${err.message}`);
           throw new HttpError(502, `provider answered ${err.status}: ${err.message}`);
         }
         throw new HttpError(502, `provider unreachable: ${(err as Error).message}`);
