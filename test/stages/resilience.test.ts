@@ -1,5 +1,5 @@
 import { billingSettleJobId, filesUploadMessage, QUEUE_NAMES } from '@tuneline/contracts';
-import { autoTrainFineTuneId, type FineTune, getFineTune } from '@tuneline/db';
+import { autoTrainFineTuneId, type FineTuneRow, getFineTune } from '@tuneline/db';
 import { type RunningSimulator, startSimulator } from '@tuneline/simulator';
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
@@ -83,11 +83,11 @@ async function startMany(w: World, licenseId: string, n: number): Promise<string
   return ids;
 }
 
-async function rows(ids: string[]): Promise<FineTune[]> {
+async function rows(ids: string[]): Promise<FineTuneRow[]> {
   return tdb.db.selectFrom('fine_tunes').selectAll().where('id', 'in', ids).execute();
 }
 
-async function allTerminal(ids: string[], timeoutMs: number): Promise<FineTune[]> {
+async function allTerminal(ids: string[], timeoutMs: number): Promise<FineTuneRow[]> {
   try {
     return await waitUntilTerminal(ids, timeoutMs);
   } catch (err) {
@@ -98,7 +98,7 @@ async function allTerminal(ids: string[], timeoutMs: number): Promise<FineTune[]
   }
 }
 
-async function waitUntilTerminal(ids: string[], timeoutMs: number): Promise<FineTune[]> {
+async function waitUntilTerminal(ids: string[], timeoutMs: number): Promise<FineTuneRow[]> {
   return waitFor(
     async () => {
       const r = await rows(ids);
@@ -194,7 +194,7 @@ describe('stages under provider trouble', () => {
           .where('job_id', '=', billingSettleJobId(f.id))
           .execute();
         expect(settle).toHaveLength(1);
-        expect(await getFineTune(tdb.db, f.id)).toMatchObject({ finished_at: expect.any(Date) });
+        expect(await getFineTune(tdb.db, f.id)).toMatchObject({ finishedAt: expect.any(Date) });
       }
     } finally {
       await w.close();

@@ -1,4 +1,4 @@
-import { filesUploadMessage } from '@tuneline/contracts';
+import { filesUploadMessage, fineTuneCreateJobId } from '@tuneline/contracts';
 import { findBaseModel } from '@tuneline/dataset';
 import { autoTrainFineTuneId, getFineTune } from '@tuneline/db';
 import { type RunningSimulator, startSimulator } from '@tuneline/simulator';
@@ -90,7 +90,7 @@ describe('uploader', () => {
       .selectFrom('outbox')
       .select('job_id')
       .where('queue', '=', 'finetune-create')
-      .where('job_id', '=', `finetune-create-${autoTrainFineTuneId(datasetId)}`)
+      .where('job_id', '=', fineTuneCreateJobId(autoTrainFineTuneId(datasetId)))
       .execute();
     expect(creates).toHaveLength(1);
   });
@@ -143,12 +143,12 @@ describe('uploader', () => {
     await runUpload(datasetId);
     const fineTune = await getFineTune(tdb.db, autoTrainFineTuneId(datasetId));
     expect(fineTune?.status).toBe('failed');
-    expect(fineTune?.error_code).toBe('invalid_job_options');
-    expect(fineTune?.error_message).toContain('description');
+    expect(fineTune?.errorCode).toBe('invalid_job_options');
+    expect(fineTune?.errorMessage).toContain('description');
     const creates = await tdb.db
       .selectFrom('outbox')
       .select('job_id')
-      .where('job_id', '=', `finetune-create-${autoTrainFineTuneId(datasetId)}`)
+      .where('job_id', '=', fineTuneCreateJobId(autoTrainFineTuneId(datasetId)))
       .execute();
     expect(creates).toHaveLength(0);
   });

@@ -1,5 +1,11 @@
 import { cancelPollMessage, type MessageOf, scheduledPollMessage } from '@tuneline/contracts';
-import { getFineTune, isTerminalStatus, listFollowedFineTunes, type OutboxMessage } from '@tuneline/db';
+import {
+  getFineTune,
+  isTerminalStatus,
+  listFollowedFineTunes,
+  type OutboxMessage,
+  restartStalePollChains,
+} from '@tuneline/db';
 import { ProviderError, type ProviderErrorKind } from '@tuneline/provider';
 import {
   defineStage,
@@ -8,7 +14,6 @@ import {
   type StageDeps,
   stageFailure,
 } from '@tuneline/runtime';
-import { sql } from 'kysely';
 import { applyJobSnapshot, endWithProviderError } from './apply.ts';
 import type { PollerProvider, ProviderJob } from './provider.ts';
 import type { PollScheduleConfig } from './schedule.ts';
@@ -71,23 +76,16 @@ export const pollerStage = defineStage<'finetune-poll', PollerDeps>({
   async recover({ db, schedule }) {
     // A chain whose next link is long overdue lost its job for good (failed for days, or a
     // reused id): start a new link. Otherwise re-adding the current link collapses with it.
-    const staleMs = 2 * Math.max(schedule.intervalMs, 5 * 60_000);
-    await db
-      .updateTable('fine_tunes')
-      .set({ poll_count: sql`poll_count + 1`, next_poll_at: sql`now()` })
-      .where('status', 'in', ['validating_files', 'queued', 'running', 'paused'])
-      .where('provider_job_id', 'is not', null)
-      .where('next_poll_at', '<', new Date(Date.now() - staleMs))
-      .execute();
+    await restartStalePollChains(db, 2 * Math.max(schedule.intervalMs, 5 * 60_000));
     const rows = await listFollowedFineTunes(db);
     const messages: OutboxMessage[] = [];
     for (const row of rows) {
-      const delayMs = row.next_poll_at ? Math.max(0, row.next_poll_at.getTime() - Date.now()) : 0;
-      const subject = { fineTuneId: row.id, correlationId: row.correlation_id };
+      const delayMs = row.nextPollAt ? Math.max(0, row.nextPollAt.getTime() - Date.now()) : 0;
+      const subject = { fineTuneId: row.id, correlationId: row.correlationId };
       messages.push(
-        scheduledPollMessage({ ...subject, pollCount: row.poll_count, delayMs, reason: 'recovery' }),
+        scheduledPollMessage({ ...subject, pollCount: row.pollCount, delayMs, reason: 'recovery' }),
       );
-      if (row.cancel_requested_at) messages.push(cancelPollMessage(subject));
+      if (row.cancelRequestedAt) messages.push(cancelPollMessage(subject));
     }
     return messages;
   },
@@ -103,12 +101,12 @@ async function pollFineTune(
   if (!fineTune) throw new PermanentError(`fine-tune ${message.fineTuneId} does not exist`);
   if (isTerminalStatus(fineTune.status)) return;
   // No provider job yet: the trainer records it and queues the first poll itself.
-  if (!fineTune.provider_job_id) return;
+  if (!fineTune.providerJobId) return;
 
-  if (fineTune.cancel_requested_at) {
+  if (fineTune.cancelRequestedAt) {
     try {
-      await deps.provider.cancelJob(fineTune.provider_job_id);
-      ctx.log.info({ providerJobId: fineTune.provider_job_id }, 'provider job cancelled');
+      await deps.provider.cancelJob(fineTune.providerJobId);
+      ctx.log.info({ providerJobId: fineTune.providerJobId }, 'provider job cancelled');
     } catch (err) {
       // A job that already ended cannot be cancelled (a 4xx): its real ending is read below.
       if (!(err instanceof ProviderError && REFUSED.includes(err.kind))) throw err;
@@ -116,12 +114,12 @@ async function pollFineTune(
     }
   }
   // Scheduled and recovery polls share list sweeps; webhooks and cancels want this job now.
-  const direct = message.reason === 'webhook' || message.reason === 'cancel' || fineTune.cancel_requested_at;
+  const direct = message.reason === 'webhook' || message.reason === 'cancel' || fineTune.cancelRequestedAt;
   let job: ProviderJob;
   try {
     job = direct
-      ? await deps.provider.retrieveJob(fineTune.provider_job_id)
-      : await deps.sweeper.jobState(fineTune.provider_job_id);
+      ? await deps.provider.retrieveJob(fineTune.providerJobId)
+      : await deps.sweeper.jobState(fineTune.providerJobId);
   } catch (err) {
     // Only "this job does not exist" ends the fine-tune; a bad key or a refused list call says
     // nothing about this job, so it retries with backoff (fixing the config resumes polling).

@@ -7,6 +7,7 @@ import {
   isTerminalStatus,
   OutboxCapture,
   type OutboxDispatch,
+  recordWebhookDelivery,
   writeOutbox,
 } from '@tuneline/db';
 import type { Logger } from '@tuneline/runtime';
@@ -115,19 +116,14 @@ async function handleDelivery(
   const capture = new OutboxCapture();
   const queued = await capture.run(() =>
     inTransaction(opts.db, async (tx) => {
-      const delivery = await tx
-        .insertInto('webhook_deliveries')
-        .values({ webhook_id: webhookId, event_type: event.type, provider_job_id: providerJobId })
-        .onConflict((oc) => oc.column('webhook_id').doNothing())
-        .returning('webhook_id')
-        .executeTakeFirst();
-      if (!delivery || !providerJobId) return false; // a repeat, or not about a job
+      const first = await recordWebhookDelivery(tx, { webhookId, eventType: event.type, providerJobId });
+      if (!first || !providerJobId) return false; // a repeat, or not about a job
       const fineTune = await findFineTuneByProviderJob(tx, providerJobId);
       // Unknown job (its id not stored yet): the scheduled polls find the ending anyway.
       if (!fineTune || isTerminalStatus(fineTune.status)) return false;
       await writeOutbox(
         tx,
-        webhookPollMessage({ fineTuneId: fineTune.id, correlationId: fineTune.correlation_id, webhookId }),
+        webhookPollMessage({ fineTuneId: fineTune.id, correlationId: fineTune.correlationId, webhookId }),
       );
       return true;
     }),

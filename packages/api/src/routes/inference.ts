@@ -1,3 +1,4 @@
+import { findActiveFineTuneByModel } from '@tuneline/db';
 import { getBalance } from '@tuneline/ledger';
 import { ProviderError } from '@tuneline/provider';
 import type { ApiDeps } from '../app.ts';
@@ -29,13 +30,7 @@ export function registerInferenceRoutes(table: RouteTable, deps: ApiDeps): void 
     },
     async ({ caller, body }) => {
       const licenseId = licenseOf(caller);
-      const fineTune = await deps.db
-        .selectFrom('fine_tunes')
-        .select(['id', 'base_model', 'fine_tuned_model'])
-        .where('fine_tuned_model', '=', body.model)
-        .where('license_id', '=', licenseId)
-        .where('active', '=', true)
-        .executeTakeFirst();
+      const fineTune = await findActiveFineTuneByModel(deps.db, licenseId, body.model);
       // Inactive, unknown and other licenses' models look the same: never confirm someone else's model.
       if (!fineTune)
         throw new HttpError(404, `model "${body.model}" not found among your active fine-tuned models`);
@@ -60,7 +55,7 @@ export function registerInferenceRoutes(table: RouteTable, deps: ApiDeps): void 
       }
       const promptTokens = completion.usage.prompt_tokens;
       const completionTokens = completion.usage.completion_tokens;
-      const credits = inferenceCredits(inferencePrice(fineTune.base_model), promptTokens, completionTokens);
+      const credits = inferenceCredits(inferencePrice(fineTune.baseModel), promptTokens, completionTokens);
       await recordInferenceUsage(deps.db, {
         licenseId,
         fineTuneId: fineTune.id,
