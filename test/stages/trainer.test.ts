@@ -115,6 +115,25 @@ async function recordedFineTune(on: Pipeline, licenseId: string) {
   );
 }
 
+/** A license with credits and a dataset whose training file the provider holds (stage 2 done, nothing queued). */
+async function seedUploadedDataset(licenseId: string) {
+  await seedLicense(tdb.db, licenseId, 1_000n);
+  const datasetId = await seedReadyDataset(tdb.db, { licenseId, storage: files.storage, autoTrain: false });
+  const key = `datasets/${datasetId}/train.jsonl`;
+  const trainFile = await provider.uploadFile({
+    filename: `${datasetId}-train.jsonl`,
+    content: files.storage.openRead(key),
+    size: (await files.storage.stat(key)).size,
+  });
+  await provider.waitUntilProcessed(trainFile.id, { timeoutMs: 10_000 });
+  return tdb.db
+    .updateTable('datasets')
+    .set({ status: 'uploaded', train_file_id: trainFile.id })
+    .where('id', '=', datasetId)
+    .returningAll()
+    .executeTakeFirstOrThrow();
+}
+
 describe('trainer against the simulator', () => {
   it('runs a dataset from upload to a succeeded fine-tune with one provider job and one settlement message', async () => {
     await seedLicense(tdb.db, 'lic-happy', 1_000n);
@@ -179,32 +198,15 @@ describe('trainer against the simulator', () => {
   });
 
   it('adopts a job created before a crash (created at the provider, id never stored)', async () => {
-    await seedLicense(tdb.db, 'lic-crash', 1_000n);
-    const datasetId = await seedReadyDataset(tdb.db, {
-      licenseId: 'lic-crash',
-      storage: files.storage,
-      autoTrain: false,
-    });
     // Stage 2 ran (files uploaded), stage 3 reserved and created the job, then died before recording it.
+    const dataset = await seedUploadedDataset('lic-crash');
     const fineTuneId = randomUUID();
-    const trainFile = await provider.uploadFile({
-      filename: `${datasetId}-train.jsonl`,
-      content: files.storage.openRead(`datasets/${datasetId}/train.jsonl`),
-      size: (await files.storage.stat(`datasets/${datasetId}/train.jsonl`)).size,
-    });
-    await provider.waitUntilProcessed(trainFile.id, { timeoutMs: 10_000 });
-    const dataset = await tdb.db
-      .updateTable('datasets')
-      .set({ status: 'uploaded', train_file_id: trainFile.id })
-      .where('id', '=', datasetId)
-      .returningAll()
-      .executeTakeFirstOrThrow();
     await tdb.db
       .insertInto('fine_tunes')
       .values({
         id: fineTuneId,
         license_id: dataset.license_id,
-        dataset_id: datasetId,
+        dataset_id: dataset.id,
         correlation_id: dataset.correlation_id,
         base_model: dataset.base_model,
         // Stage 3 had reserved (the row moved to creating with the reservation) before creating.
@@ -225,7 +227,7 @@ describe('trainer against the simulator', () => {
     });
     const orphan = await provider.createJob({
       model: dataset.base_model,
-      trainingFile: trainFile.id,
+      trainingFile: dataset.train_file_id as string,
       suffix: 'crash-test',
       metadata: { fine_tune_id: fineTuneId },
     });
@@ -377,21 +379,8 @@ describe('polls of one fine-tune that arrive together', () => {
 describe('provider errors at creation: the trainer decides by their kind', () => {
   /** An uploaded dataset and its pending fine-tune, queued nowhere: only the handler calls below run it. */
   async function pendingFineTune(licenseId: string, baseModel = 'gpt-4o-mini-2024-07-18') {
-    await seedLicense(tdb.db, licenseId, 1_000n);
-    const datasetId = await seedReadyDataset(tdb.db, { licenseId, storage: files.storage, autoTrain: false });
-    const key = `datasets/${datasetId}/train.jsonl`;
-    const trainFile = await provider.uploadFile({
-      filename: `${datasetId}-train.jsonl`,
-      content: files.storage.openRead(key),
-      size: (await files.storage.stat(key)).size,
-    });
-    await provider.waitUntilProcessed(trainFile.id, { timeoutMs: 10_000 });
-    const dataset = await tdb.db
-      .updateTable('datasets')
-      .set({ status: 'uploaded', train_file_id: trainFile.id })
-      .where('id', '=', datasetId)
-      .returningAll()
-      .executeTakeFirstOrThrow();
+    const dataset = await seedUploadedDataset(licenseId);
+    const datasetId = dataset.id;
     const fineTuneId = randomUUID();
     await tdb.db
       .insertInto('fine_tunes')
