@@ -98,43 +98,55 @@ export function webhookPollJobId(fineTuneId: string, webhookId: string): string 
 // ---------------------------------------------------------------------------------------------------
 // Messages
 
-const envelope = (correlationId: string) => ({ schemaVersion: SCHEMA_VERSION, correlationId });
+type Fields<Q extends QueueName> = Omit<MessageInput<Q>, 'schemaVersion'>;
+
+/** The envelope around a queue's fields. Builders name each field, so nothing else slips into a payload. */
+function message<Q extends QueueName>(
+  queue: Q,
+  jobId: string,
+  fields: Fields<Q>,
+  delayMs?: number,
+): OutboxMessage<Q> {
+  return {
+    queue,
+    jobId,
+    payload: { schemaVersion: SCHEMA_VERSION, ...fields } as MessageInput<Q>,
+    ...(delayMs !== undefined ? { delayMs } : {}),
+  };
+}
 
 /** An upstream request (the one queue whose message carries state rather than ids). */
-export function fineTuneRequestMessage(input: {
+export function fineTuneRequestMessage({
+  request,
+  correlationId,
+}: {
   request: FineTuneRequestInput;
   correlationId: string;
 }): OutboxMessage<'fine-tune-requests'> {
-  const { request, correlationId } = input;
-  return {
-    queue: 'fine-tune-requests',
-    jobId: requestJobId(request.licenseId, request.requestId),
-    payload: { ...envelope(correlationId), request },
-  };
+  return message('fine-tune-requests', requestJobId(request.licenseId, request.requestId), {
+    correlationId,
+    request,
+  });
 }
 
 /** Upload a dataset's files (the uploader). */
-export function filesUploadMessage(input: {
-  datasetId: string;
-  correlationId: string;
-}): OutboxMessage<'files-upload'> {
-  return {
-    queue: 'files-upload',
-    jobId: filesUploadJobId(input.datasetId),
-    payload: { ...envelope(input.correlationId), datasetId: input.datasetId },
-  };
+export function filesUploadMessage({ datasetId, correlationId }: Fields<'files-upload'>) {
+  return message('files-upload', filesUploadJobId(datasetId), { correlationId, datasetId });
 }
 
 /** Reserve credits and create the provider job of a fine-tune (the trainer). */
-export function fineTuneCreateMessage(input: {
-  fineTuneId: string;
-  correlationId: string;
-}): OutboxMessage<'finetune-create'> {
-  return {
-    queue: 'finetune-create',
-    jobId: fineTuneCreateJobId(input.fineTuneId),
-    payload: { ...envelope(input.correlationId), fineTuneId: input.fineTuneId },
-  };
+export function fineTuneCreateMessage({ fineTuneId, correlationId }: Fields<'finetune-create'>) {
+  return message('finetune-create', fineTuneCreateJobId(fineTuneId), { correlationId, fineTuneId });
+}
+
+/** Settle a finished fine-tune: charge or release its credits, then notify (billing). */
+export function billingSettleMessage({ fineTuneId, correlationId }: Fields<'billing-settle'>) {
+  return message('billing-settle', billingSettleJobId(fineTuneId), { correlationId, fineTuneId });
+}
+
+/** Send one notification e-mail (the notifier). */
+export function notifySendMessage({ notificationId, correlationId }: Fields<'notify-send'>) {
+  return message('notify-send', notifySendJobId(notificationId), { correlationId, notificationId });
 }
 
 type PollInput = { fineTuneId: string; correlationId: string };
@@ -143,59 +155,32 @@ type PollInput = { fineTuneId: string; correlationId: string };
  * A link of a fine-tune's poll chain (`scheduled`), or the same link re-added by a recovery sweep
  * (`recovery`): both use the link's job id, so a re-add collapses with the link still in Redis.
  */
-export function scheduledPollMessage(
-  input: PollInput & { pollCount: number; delayMs?: number; reason?: 'scheduled' | 'recovery' },
-): OutboxMessage<'finetune-poll'> {
-  return {
-    queue: 'finetune-poll',
-    jobId: scheduledPollJobId(input.fineTuneId, input.pollCount),
-    payload: {
-      ...envelope(input.correlationId),
-      fineTuneId: input.fineTuneId,
-      reason: input.reason ?? 'scheduled',
-    },
-    ...(input.delayMs !== undefined ? { delayMs: input.delayMs } : {}),
-  };
+export function scheduledPollMessage({
+  fineTuneId,
+  correlationId,
+  pollCount,
+  delayMs,
+  reason = 'scheduled',
+}: PollInput & { pollCount: number; delayMs?: number; reason?: 'scheduled' | 'recovery' }) {
+  const jobId = scheduledPollJobId(fineTuneId, pollCount);
+  return message('finetune-poll', jobId, { correlationId, fineTuneId, reason }, delayMs);
 }
 
 /** A poll at once because a verified webhook delivery said the job changed. */
-export function webhookPollMessage(input: PollInput & { webhookId: string }): OutboxMessage<'finetune-poll'> {
-  return {
-    queue: 'finetune-poll',
-    jobId: webhookPollJobId(input.fineTuneId, input.webhookId),
-    payload: { ...envelope(input.correlationId), fineTuneId: input.fineTuneId, reason: 'webhook' },
-  };
+export function webhookPollMessage({
+  fineTuneId,
+  correlationId,
+  webhookId,
+}: PollInput & { webhookId: string }) {
+  const jobId = webhookPollJobId(fineTuneId, webhookId);
+  return message('finetune-poll', jobId, { correlationId, fineTuneId, reason: 'webhook' });
 }
 
 /** The poll that cancels the provider job of a fine-tune whose cancellation was asked for. */
-export function cancelPollMessage(input: PollInput): OutboxMessage<'finetune-poll'> {
-  return {
-    queue: 'finetune-poll',
-    jobId: cancelPollJobId(input.fineTuneId),
-    payload: { ...envelope(input.correlationId), fineTuneId: input.fineTuneId, reason: 'cancel' },
-  };
-}
-
-/** Settle a finished fine-tune: charge or release its credits, then notify (billing). */
-export function billingSettleMessage(input: {
-  fineTuneId: string;
-  correlationId: string;
-}): OutboxMessage<'billing-settle'> {
-  return {
-    queue: 'billing-settle',
-    jobId: billingSettleJobId(input.fineTuneId),
-    payload: { ...envelope(input.correlationId), fineTuneId: input.fineTuneId },
-  };
-}
-
-/** Send one notification e-mail (the notifier). */
-export function notifySendMessage(input: {
-  notificationId: string;
-  correlationId: string;
-}): OutboxMessage<'notify-send'> {
-  return {
-    queue: 'notify-send',
-    jobId: notifySendJobId(input.notificationId),
-    payload: { ...envelope(input.correlationId), notificationId: input.notificationId },
-  };
+export function cancelPollMessage({ fineTuneId, correlationId }: PollInput) {
+  return message('finetune-poll', cancelPollJobId(fineTuneId), {
+    correlationId,
+    fineTuneId,
+    reason: 'cancel',
+  });
 }
