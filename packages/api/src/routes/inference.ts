@@ -51,6 +51,8 @@ export function registerInferenceRoutes(table: RouteTable, deps: ApiDeps): void 
             throw new HttpError(429, `provider is rate limiting: ${err.message}`);
           throw new HttpError(502, `provider answered ${err.status}: ${err.message}`);
         }
+        // No answer at all: the ProviderError already says "provider unreachable: …".
+        if (err instanceof ProviderError) throw new HttpError(502, err.message);
         throw new HttpError(502, `provider unreachable: ${(err as Error).message}`);
       }
       const promptTokens = completion.usage.prompt_tokens;
