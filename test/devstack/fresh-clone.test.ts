@@ -111,11 +111,13 @@ describe('a fresh clone with no ../shared/ beside it', () => {
     )) as typeof import('../../packages/devstack/src/index.ts');
     // What the clone's look-up sees on this machine decides which of the three answers is right.
     const expected = await findDatabase({ root: clone }).catch((err: Error) => err);
-    for (const args of [
-      ['ledger', 'audit'],
-      ['credits', 'show', '--license', 'fresh-clone-license'],
-    ]) {
-      const result = await tuneline(args, cloneEnv());
+    const results = await Promise.all(
+      [
+        ['ledger', 'audit'],
+        ['credits', 'show', '--license', 'fresh-clone-license'],
+      ].map((args) => tuneline(args, cloneEnv())),
+    );
+    for (const result of results) {
       expect(result.output).not.toContain('Invalid configuration');
       if (expected instanceof Error) {
         expect(result.code, result.output).toBe(78);
