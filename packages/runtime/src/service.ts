@@ -7,7 +7,8 @@ import { startHealthServer } from './health.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
 import { createRedis } from './redis.ts';
-import { type RunningStage, type Stage, type StageDeps, startStage } from './worker.ts';
+import type { Stage, StageDeps } from './stage.ts';
+import { type RunningStage, startStage } from './worker.ts';
 
 export interface ServiceContext<C extends BaseConfig> {
   config: C;
