@@ -1,5 +1,4 @@
 import { join } from 'node:path';
-import { assertOneConsumerPerQueue, QUEUE_NAMES, queues } from '@tuneline/contracts';
 import { readServiceManifests, type Supervisor, superviseServices } from '@tuneline/devstack';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, redisUrl, type TestDatabase, testPrefix, waitFor } from '../support/context.ts';
@@ -8,20 +7,6 @@ const root = join(import.meta.dirname, '../..');
 
 describe('the six services', () => {
   const manifests = readServiceManifests(root);
-
-  it('each declares the one queue the catalogue gives it', () => {
-    expect(manifests.map((m) => m.service).sort()).toEqual([
-      'billing',
-      'dataset-builder',
-      'notifier',
-      'poller',
-      'trainer',
-      'uploader',
-    ]);
-    for (const m of manifests) expect(queues[m.queue as keyof typeof queues]?.consumer).toBe(m.service);
-    expect(() => assertOneConsumerPerQueue(manifests)).not.toThrow();
-    expect(manifests.map((m) => m.queue).sort()).toEqual([...QUEUE_NAMES].sort());
-  });
 
   describe('as processes', () => {
     let tdb: TestDatabase;

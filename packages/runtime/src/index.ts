@@ -1,3 +1,4 @@
+export * from './catalogue-check.ts';
 export * from './config.ts';
 export * from './errors.ts';
 export * from './health.ts';

@@ -1,4 +1,4 @@
-import { type MessageOf, type QueueName, queues, type ServiceName } from '@tuneline/contracts';
+import type { MessageOf, QueueName } from '@tuneline/contracts';
 import type { Db, OutboxMessage } from '@tuneline/db';
 import type { Logger } from './logger.ts';
 
@@ -19,21 +19,17 @@ export interface StageDeps {
 
 /**
  * One stage of the pipeline: the queue it consumes, its handler, and how to find, in Postgres, the
- * work waiting on it (so a Redis that lost its data is refilled).
+ * work waiting on it (so a Redis that lost its data is refilled). Which service runs it is the queue
+ * catalogue's word (`queues[queue].consumer`), checked when the service starts.
  */
 export interface Stage<Q extends QueueName, D extends StageDeps = StageDeps> {
-  service: ServiceName;
   queue: Q;
   handle(message: MessageOf<Q>, ctx: JobContext, deps: D): Promise<void>;
   /** Messages for every row waiting on this stage; published with their deterministic job ids. */
   recover?(deps: D): Promise<OutboxMessage[]>;
 }
 
+/** Types a stage's handler against its queue's message. */
 export function defineStage<Q extends QueueName, D extends StageDeps>(stage: Stage<Q, D>): Stage<Q, D> {
-  if (queues[stage.queue].consumer !== stage.service) {
-    throw new Error(
-      `service "${stage.service}" cannot consume "${stage.queue}": the catalogue gives it to "${queues[stage.queue].consumer}"`,
-    );
-  }
   return stage;
 }

@@ -2,7 +2,8 @@ import { baseConfigSchema, runService } from '@tuneline/runtime';
 import { billingStage } from './handler.ts';
 
 await runService({
-  stage: billingStage,
+  service: 'billing',
+  stages: [billingStage],
   configSchema: baseConfigSchema,
   makeDeps: ({ db, log, metrics }) => ({
     db,

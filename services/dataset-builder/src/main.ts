@@ -11,7 +11,8 @@ const configSchema = baseConfigSchema.extend({
 });
 
 await runService({
-  stage: datasetBuilderStage,
+  service: 'dataset-builder',
+  stages: [datasetBuilderStage],
   configSchema,
   makeDeps: ({ config, db, log }) => ({
     db,

@@ -143,7 +143,6 @@ async function recordSent(deps: NotifierDeps, conn: Executor, notificationId: st
 
 /** Stage 6: consumes `notify-send`. */
 export const notifierStage = defineStage<'notify-send', NotifierDeps>({
-  service: 'notifier',
   queue: 'notify-send',
   async handle(message, ctx, deps) {
     const outcome = await sendNotification(deps, message.notificationId);

@@ -2,7 +2,8 @@ import { runService } from '@tuneline/runtime';
 import { createMailer, notifierConfigSchema, notifierStage } from './handler.ts';
 
 await runService({
-  stage: notifierStage,
+  service: 'notifier',
+  stages: [notifierStage],
   configSchema: notifierConfigSchema,
   makeDeps: ({ config, db, log }) => {
     const mailer = createMailer(config);

@@ -53,7 +53,6 @@ async function oneAtATime(fineTuneId: string, poll: () => Promise<void>): Promis
 
 /** Stage 4: consumes `finetune-poll`. Never sleeps: the next poll is a delayed job. */
 export const pollerStage = defineStage<'finetune-poll', PollerDeps>({
-  service: 'poller',
   queue: 'finetune-poll',
   handle(message, ctx, deps) {
     return oneAtATime(message.fineTuneId, () => pollFineTune(message, ctx, deps));

@@ -10,7 +10,8 @@ let service: RunningService | undefined;
 let webhooks: WebhookServer | undefined;
 
 service = await runService({
-  stage: pollerStage,
+  service: 'poller',
+  stages: [pollerStage],
   configSchema: pollerConfigSchema.extend(providerEnvSchema.shape),
   makeDeps: async ({ config, db, log, metrics }): Promise<PollerDeps> => {
     const profile = createProvider(config, { onRequest: metrics.countProviderRequest });
@@ -31,7 +32,7 @@ service = await runService({
         port: config.WEBHOOK_PORT,
         host: '0.0.0.0',
         unwrap: (body, headers) => profile.unwrapWebhook(body, headers),
-        publish: async (rows) => service?.stage.publishCaptured(rows),
+        publish: async (rows) => service?.stages[0]?.publishCaptured(rows),
       });
       log.info({ url: webhooks.url }, 'provider webhook endpoint listening');
     }

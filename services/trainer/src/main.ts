@@ -12,7 +12,8 @@ const configSchema = baseConfigSchema
   });
 
 await runService({
-  stage: trainerStage,
+  service: 'trainer',
+  stages: [trainerStage],
   configSchema,
   makeDeps: ({ config, db, log, metrics }) => ({
     db,

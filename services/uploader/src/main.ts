@@ -14,7 +14,8 @@ const configSchema = baseConfigSchema.extend(providerEnvSchema.shape).extend({
 });
 
 await runService({
-  stage: uploaderStage,
+  service: 'uploader',
+  stages: [uploaderStage],
   configSchema,
   makeDeps: ({ config, db, log, metrics }) => {
     const catalogue = loadCatalogue({ MODEL_CATALOGUE_FILE: config.MODEL_CATALOGUE_FILE });
