@@ -17,7 +17,7 @@ import type { Sweeper } from './sweep.ts';
 
 export { applyJobSnapshot } from './apply.ts';
 export { type PollerConfig, pollerConfigSchema } from './config.ts';
-export { CountingProvider, type PollerProvider, type ProviderJob } from './provider.ts';
+export type { PollerProvider, ProviderJob } from './provider.ts';
 export { nextPollDelayMs, type PollScheduleConfig } from './schedule.ts';
 export { Sweeper, type SweepStats } from './sweep.ts';
 export { startWebhookServer, type WebhookServer } from './webhooks.ts';

@@ -2,7 +2,6 @@ import { createProvider, providerEnvSchema } from '@tuneline/provider';
 import { type RunningService, runService } from '@tuneline/runtime';
 import { pollerConfigSchema } from './config.ts';
 import { type PollerDeps, pollerStage } from './handler.ts';
-import { CountingProvider } from './provider.ts';
 import { Sweeper } from './sweep.ts';
 import { startWebhookServer, type WebhookServer } from './webhooks.ts';
 
@@ -14,8 +13,7 @@ service = await runService({
   stages: [pollerStage],
   configSchema: pollerConfigSchema.extend(providerEnvSchema.shape),
   makeDeps: async ({ config, db, log, metrics }): Promise<PollerDeps> => {
-    const profile = createProvider(config, { onRequest: metrics.countProviderRequest });
-    const provider = new CountingProvider(profile);
+    const provider = createProvider(config, { onRequest: metrics.countProviderRequest });
     const schedule = {
       intervalMs: config.POLL_INTERVAL_MS,
       minIntervalMs: config.POLL_MIN_INTERVAL_MS,
@@ -31,7 +29,7 @@ service = await runService({
         log,
         port: config.WEBHOOK_PORT,
         host: '0.0.0.0',
-        unwrap: (body, headers) => profile.unwrapWebhook(body, headers),
+        unwrap: (body, headers) => provider.unwrapWebhook(body, headers),
         publish: async (rows) => service?.stages[0]?.publishCaptured(rows),
       });
       log.info({ url: webhooks.url }, 'provider webhook endpoint listening');
