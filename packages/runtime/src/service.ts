@@ -1,5 +1,5 @@
 import type { QueueName, ServiceName } from '@tuneline/contracts';
-import { createDb, type Db } from '@tuneline/db';
+import { createDb, type Db, type OutboxDispatch } from '@tuneline/db';
 import { sql } from 'kysely';
 import type { z } from 'zod';
 import { assertStagesMatchCatalogue } from './catalogue-check.ts';
@@ -20,6 +20,20 @@ export interface ServiceContext<C extends BaseConfig> {
   metrics: Metrics;
 }
 
+/** Something `onStarted` opened (a server), closed first on shutdown. */
+export interface Closable {
+  close(): Promise<void>;
+}
+
+export interface StartedServiceContext<C extends BaseConfig, D extends StageDeps> extends ServiceContext<C> {
+  deps: D;
+  /**
+   * Publishes outbox rows this process committed outside a job (a webhook delivery, say) now rather
+   * than on the relay timer. Never throws: what fails is left to the relay.
+   */
+  publishCaptured(rows: readonly OutboxDispatch[]): Promise<void>;
+}
+
 export interface RunServiceOptions<C extends BaseConfig, D extends StageDeps> {
   /** Its name in the queue catalogue (each queue names its consumer) and its folder under services/. */
   service: ServiceName;
@@ -30,6 +44,8 @@ export interface RunServiceOptions<C extends BaseConfig, D extends StageDeps> {
   makeDeps(ctx: ServiceContext<C>): Promise<D> | D;
   /** Closes what makeDeps opened. */
   closeDeps?(deps: D): Promise<void>;
+  /** Starts what runs beside the stages (the poller's webhook endpoint) once they consume. */
+  onStarted?(ctx: StartedServiceContext<C, D>): Promise<Closable | undefined> | Closable | undefined;
   env?: NodeJS.ProcessEnv;
 }
 
@@ -106,6 +122,14 @@ export async function runService<C extends BaseConfig, D extends StageDeps>(
   for (const stage of opts.stages) {
     stages.push(await startStage(stage, { config, deps, workerConnection, outbox, metrics }));
   }
+  const beside = await opts.onStarted?.({
+    config,
+    db,
+    log,
+    metrics,
+    deps,
+    publishCaptured: (rows) => outbox.publishCaptured(rows),
+  });
   log.info({ queues: opts.stages.map((s) => s.queue) }, 'service started');
 
   let shutdownPromise: Promise<void> | null = null;
@@ -113,6 +137,7 @@ export async function runService<C extends BaseConfig, D extends StageDeps>(
     shutdownPromise ??= (async () => {
       shuttingDown = true;
       log.info({ reason, timeoutMs: config.SHUTDOWN_TIMEOUT_MS }, 'shutting down');
+      await beside?.close();
       outbox.stopTimer();
       const closed = await Promise.all(stages.map((s) => s.close(config.SHUTDOWN_TIMEOUT_MS)));
       const drained = closed.every((c) => c.drained);
