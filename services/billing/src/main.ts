@@ -1,10 +1,11 @@
-import { baseConfigSchema, runService } from '@tuneline/runtime';
+import { runService } from '@tuneline/runtime';
+import { configSchema } from './config.ts';
 import { billingStage } from './handler.ts';
 
 await runService({
   service: 'billing',
   stages: [billingStage],
-  configSchema: baseConfigSchema,
+  configSchema,
   makeDeps: ({ db, log, metrics }) => ({
     db,
     log,

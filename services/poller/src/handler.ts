@@ -16,7 +16,6 @@ import type { PollScheduleConfig } from './schedule.ts';
 import type { Sweeper } from './sweep.ts';
 
 export { applyJobSnapshot } from './apply.ts';
-export { type PollerConfig, pollerConfigSchema } from './config.ts';
 export type { PollerProvider, ProviderJob } from './provider.ts';
 export { nextPollDelayMs, type PollScheduleConfig } from './schedule.ts';
 export { Sweeper, type SweepStats } from './sweep.ts';

@@ -1,13 +1,9 @@
-import { createProvider, type ProviderProfile, providerEnvSchema } from '@tuneline/provider';
+import { createProvider, type ProviderProfile } from '@tuneline/provider';
 import { runService } from '@tuneline/runtime';
-import type { z } from 'zod';
-import { pollerConfigSchema } from './config.ts';
+import { type Config, configSchema } from './config.ts';
 import { type PollerDeps, pollerStage } from './handler.ts';
 import { Sweeper } from './sweep.ts';
 import { startWebhookServer } from './webhooks.ts';
-
-const configSchema = pollerConfigSchema.extend(providerEnvSchema.shape);
-type Config = z.infer<typeof configSchema>;
 
 /** The whole provider profile: the stage polls through it, the webhook endpoint verifies with it. */
 interface PollerServiceDeps extends PollerDeps {
