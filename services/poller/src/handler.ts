@@ -16,8 +16,7 @@ import type { PollScheduleConfig } from './schedule.ts';
 import type { Sweeper } from './sweep.ts';
 
 export { applyJobSnapshot } from './apply.ts';
-export { type PollerConfig, pollerConfigSchema } from './config.ts';
-export { CountingProvider, type PollerProvider, type ProviderJob } from './provider.ts';
+export type { PollerProvider, ProviderJob } from './provider.ts';
 export { nextPollDelayMs, type PollScheduleConfig } from './schedule.ts';
 export { Sweeper, type SweepStats } from './sweep.ts';
 export { startWebhookServer, type WebhookServer } from './webhooks.ts';
@@ -53,7 +52,6 @@ async function oneAtATime(fineTuneId: string, poll: () => Promise<void>): Promis
 
 /** Stage 4: consumes `finetune-poll`. Never sleeps: the next poll is a delayed job. */
 export const pollerStage = defineStage<'finetune-poll', PollerDeps>({
-  service: 'poller',
   queue: 'finetune-poll',
   handle(message, ctx, deps) {
     return oneAtATime(message.fineTuneId, () => pollFineTune(message, ctx, deps));

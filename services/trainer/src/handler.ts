@@ -91,7 +91,6 @@ export function validateJobOptions(fineTune: FineTune): string | null {
 
 /** Stage 3: consumes `finetune-create`. */
 export const trainerStage = defineStage<'finetune-create', TrainerDeps>({
-  service: 'trainer',
   queue: 'finetune-create',
   async handle(message, ctx, deps) {
     const { db } = deps;
