@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import { readServiceManifests, ServiceCatalogueError, superviseServices } from '@tuneline/devstack';
 import { ConfigError } from '@tuneline/runtime';
 import { type Command, parseOptions, UsageError } from '../command.ts';
+import { devStackUsage, withDevStack } from '../stack.ts';
 
 const root = join(import.meta.dirname, '../../../..');
 
@@ -15,6 +16,7 @@ export const workersCommand: Command = {
     'poller, billing, notifier), each consuming its queues. Refuses to start (exit 78) when a consumer',
     'has no services/<name>/src/main.ts or a service folder consumes no queue.',
     "Health ports: P, P+1, ... (default 9400). Uses DATABASE_URL, REDIS_URL and each service's own settings.",
+    devStackUsage('DATABASE_URL or REDIS_URL'),
   ].join('\n'),
   async run(argv) {
     const { values } = parseOptions({
@@ -45,7 +47,8 @@ export const workersCommand: Command = {
     const supervisor = superviseServices({
       root,
       manifests: manifests.filter((m) => !only || only.includes(m.service)),
-      env: process.env,
+      // Like the other database commands: without DATABASE_URL/REDIS_URL, the dev stack's running servers.
+      env: await withDevStack(process.env, { redis: true, schema: true }),
       scale,
       basePort,
     });
