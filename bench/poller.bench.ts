@@ -6,8 +6,9 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { billingStage } from '@tuneline/billing';
 import { filesUploadMessage } from '@tuneline/contracts';
 import { autoTrainFineTuneId, type Db } from '@tuneline/db';
-import { CountingProvider, Sweeper, startWebhookServer } from '@tuneline/poller';
+import { Sweeper, startWebhookServer } from '@tuneline/poller';
 import { type RunningSimulator, startSimulator } from '@tuneline/simulator';
+import { CountingProvider } from '../test/stages/counting-provider.ts';
 import {
   quietLog,
   seedLicense,

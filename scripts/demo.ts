@@ -10,6 +10,7 @@ import { FineTuneRequestProducer } from '@tuneline/contracts';
 import { LocalFileStorage } from '@tuneline/dataset';
 import { createDb, migrateToLatest } from '@tuneline/db';
 import {
+  DEMO_DATABASE,
   ensureDatabase,
   ensureStack,
   freePort,
@@ -55,7 +56,7 @@ try {
 // A DATABASE_URL the user gave is used as is; otherwise the demo keeps its data in its own database.
 const databaseUrl = process.env.DATABASE_URL
   ? stack.databaseUrl
-  : await ensureDatabase(stack.databaseUrl, 'tuneline_demo');
+  : await ensureDatabase(stack.databaseUrl, DEMO_DATABASE);
 const db = createDb(databaseUrl, { max: 4, applicationName: 'tuneline-demo' });
 await migrateToLatest(db);
 

@@ -1,5 +1,4 @@
-import { readdirSync, readFileSync, statSync } from 'node:fs';
-import { builtinModules } from 'node:module';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readServiceManifests } from '@tuneline/devstack';
 import { describe, expect, it } from 'vitest';
@@ -9,6 +8,7 @@ import {
   effective,
   execForm,
   healthcheckCommand,
+  moduleImports,
   parseDockerfile,
   readCompose,
   root,
@@ -90,38 +90,6 @@ describe('Dockerfile', () => {
   });
 });
 
-/** Bare module specifiers a package's own source loads at run time (type-only imports are erased). */
-function runtimeImports(dir: string): Set<string> {
-  const found = new Set<string>();
-  const walk = (d: string) => {
-    for (const entry of readdirSync(d)) {
-      const path = join(d, entry);
-      if (statSync(path).isDirectory()) {
-        if (entry !== 'node_modules') walk(path);
-      } else if (/\.(ts|mts|mjs|js)$/.test(entry) && !/\.test\.ts$/.test(entry)) {
-        const source = readFileSync(path, 'utf8');
-        const specifiers = [
-          ...source.matchAll(/^\s*(?:import|export)\s+(?!type\s)[^'"]*?\bfrom\s*['"]([^'"]+)['"]/gm),
-          ...source.matchAll(/^\s*import\s*['"]([^'"]+)['"]/gm),
-          ...source.matchAll(/\bimport\(\s*['"]([^'"]+)['"]\s*\)/g),
-        ].map((m) => m[1]!);
-        for (const s of specifiers) {
-          if (s.startsWith('.') || s.startsWith('node:') || builtinModules.includes(s)) continue;
-          found.add(s.startsWith('@') ? s.split('/').slice(0, 2).join('/') : s.split('/')[0]!);
-        }
-      }
-    }
-  };
-  for (const sub of ['src', 'bin']) {
-    try {
-      walk(join(dir, sub));
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-    }
-  }
-  return found;
-}
-
 describe('deployed packages', () => {
   const workspace = new Map<string, { dir: string; dependencies: Record<string, string> }>();
   for (const group of ['packages', 'services']) {
@@ -144,7 +112,7 @@ describe('deployed packages', () => {
       seen.add(name);
       const pkg = workspace.get(name);
       expect(pkg, name).toBeDefined();
-      const undeclared = [...runtimeImports(pkg!.dir)].filter((s) => s !== name && !(s in pkg!.dependencies));
+      const undeclared = [...moduleImports(pkg!.dir)].filter((s) => s !== name && !(s in pkg!.dependencies));
       expect(undeclared, `${name} imports without declaring`).toEqual([]);
       queue.push(...Object.keys(pkg!.dependencies).filter((d) => workspace.has(d)));
     }

@@ -1,4 +1,5 @@
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { builtinModules } from 'node:module';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 
@@ -125,4 +126,42 @@ export function deployLoop(stages: Stage[]): { packages: string[]; command: stri
   const loop = /for pkg in ([^;]+);\s*do\s+(.+?);\s*done/.exec(run?.args ?? '');
   if (!loop) throw new Error('no `for pkg in ...; do pnpm ... deploy ...; done` in the build stage');
   return { packages: loop[1]!.trim().split(/\s+/), command: loop[2]!.trim() };
+}
+
+/**
+ * Bare module specifiers a package's own source (src/ and bin/) imports: by default those it loads at
+ * run time (type-only imports are erased); with `types`, type-only imports too.
+ */
+export function moduleImports(dir: string, opts: { types?: boolean } = {}): Set<string> {
+  const imports = opts.types
+    ? /^\s*(?:import|export)\s+[^'"]*?\bfrom\s*['"]([^'"]+)['"]/gm
+    : /^\s*(?:import|export)\s+(?!type\s)[^'"]*?\bfrom\s*['"]([^'"]+)['"]/gm;
+  const found = new Set<string>();
+  const walk = (d: string) => {
+    for (const entry of readdirSync(d)) {
+      const path = join(d, entry);
+      if (statSync(path).isDirectory()) {
+        if (entry !== 'node_modules') walk(path);
+      } else if (/\.(ts|mts|mjs|js)$/.test(entry) && !/\.test\.ts$/.test(entry)) {
+        const source = readFileSync(path, 'utf8');
+        const specifiers = [
+          ...source.matchAll(imports),
+          ...source.matchAll(/^\s*import\s*['"]([^'"]+)['"]/gm),
+          ...source.matchAll(/\bimport\(\s*['"]([^'"]+)['"]\s*\)/g),
+        ].map((m) => m[1]!);
+        for (const s of specifiers) {
+          if (s.startsWith('.') || s.startsWith('node:') || builtinModules.includes(s)) continue;
+          found.add(s.startsWith('@') ? s.split('/').slice(0, 2).join('/') : s.split('/')[0]!);
+        }
+      }
+    }
+  };
+  for (const sub of ['src', 'bin']) {
+    try {
+      walk(join(dir, sub));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+  }
+  return found;
 }

@@ -10,12 +10,12 @@ import {
   HeaderInjectionError,
   isPermanentSmtpRejection,
   type NotifierDeps,
-  notifierConfigSchema,
   notifierStage,
   outcomeEmail,
   sendNotification,
   smtpMailer,
 } from '@tuneline/notifier';
+import { configSchema as notifierConfigSchema } from '@tuneline/notifier/config';
 import { createLogger, createRedis, PermanentError, type RunningStage, startStage } from '@tuneline/runtime';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

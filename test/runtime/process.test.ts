@@ -50,7 +50,7 @@ describe('service processes', () => {
     await tdb.drop();
   });
 
-  it('SIGTERM while a job runs: readiness turns 503, the job finishes, the process exits 0 within the limit', async () => {
+  it('SIGTERM while a job runs: readiness turns 503, what runs beside the stage closes first, the job finishes, the process exits 0 within the limit', async () => {
     const prefix = testPrefix();
     const marker = join(mkdtempSync(join(tmpdir(), 'tl-')), 'marker');
     const proc = await startProcess('test/fixtures/slow-service.ts', {
@@ -83,7 +83,12 @@ describe('service processes', () => {
       const exit = await proc.exit;
       expect(exit.code).toBe(0);
       expect(exit.at - sentAt).toBeLessThan(10_000);
-      expect(readFileSync(marker, 'utf8')).toContain(`done ${id}`);
+      expect(readFileSync(marker, 'utf8').trim().split('\n')).toEqual([
+        'beside started',
+        `start ${id}`,
+        'beside closed',
+        `done ${id}`,
+      ]);
       expect(await job.getState()).toBe('completed');
     } finally {
       proc.child.kill('SIGKILL');

@@ -1,5 +1,6 @@
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { assertOneConsumerPerQueue, QUEUE_NAMES, queues } from '@tuneline/contracts';
+import { SERVICES } from '@tuneline/contracts';
 import { readServiceManifests, type Supervisor, superviseServices } from '@tuneline/devstack';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, redisUrl, type TestDatabase, testPrefix, waitFor } from '../support/context.ts';
@@ -9,19 +10,25 @@ const root = join(import.meta.dirname, '../..');
 describe('the six services', () => {
   const manifests = readServiceManifests(root);
 
-  it('each declares the one queue the catalogue gives it', () => {
-    expect(manifests.map((m) => m.service).sort()).toEqual([
-      'billing',
-      'dataset-builder',
-      'notifier',
-      'poller',
-      'trainer',
-      'uploader',
-    ]);
-    for (const m of manifests) expect(queues[m.queue as keyof typeof queues]?.consumer).toBe(m.service);
-    expect(() => assertOneConsumerPerQueue(manifests)).not.toThrow();
-    expect(manifests.map((m) => m.queue).sort()).toEqual([...QUEUE_NAMES].sort());
-  });
+  it.each([...SERVICES])(
+    '%s keeps its settings in one module, src/config.ts, which its main.ts uses',
+    async (service) => {
+      const dir = join(root, 'services', service, 'src');
+      const { configSchema } = (await import(join(dir, 'config.ts'))) as {
+        configSchema: { safeParse(env: unknown): { success: boolean; data?: Record<string, unknown> } };
+      };
+      const parsed = configSchema.safeParse({
+        DATABASE_URL: 'postgres://u@h/db',
+        REDIS_URL: 'redis://h:6379',
+      });
+      expect(parsed.success).toBe(true);
+      expect(parsed.data).toMatchObject({ QUEUE_PREFIX: 'tuneline', WORKER_CONCURRENCY: 4 });
+      expect(configSchema.safeParse({ REDIS_URL: 'redis://h:6379' }).success).toBe(false);
+      const main = readFileSync(join(dir, 'main.ts'), 'utf8');
+      expect(main).toMatch(/import \{[^}]*\bconfigSchema\b[^}]*\} from '\.\/config\.ts'/);
+      expect(main, 'no settings defined in main.ts').not.toMatch(/baseConfigSchema|\bz\.|\.extend\(/);
+    },
+  );
 
   describe('as processes', () => {
     let tdb: TestDatabase;

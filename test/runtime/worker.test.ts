@@ -55,7 +55,6 @@ describe('stage worker runtime', () => {
     producerConn = createRedis(redisUrl(), 'worker');
     queue = new Queue('notify-send', { connection: producerConn, prefix });
     stage = {
-      service: 'notifier',
       queue: 'notify-send',
       async handle(message, ctx) {
         seen.push({ id: message.notificationId, attempt: ctx.attempt, at: Date.now() });

@@ -6,13 +6,7 @@ import type { QueueName } from '@tuneline/contracts';
 import { findBaseModel, LocalFileStorage } from '@tuneline/dataset';
 import type { Db } from '@tuneline/db';
 import { grantCredits } from '@tuneline/ledger';
-import {
-  CountingProvider,
-  type PollerProvider,
-  type PollScheduleConfig,
-  pollerStage,
-  Sweeper,
-} from '@tuneline/poller';
+import { type PollerProvider, type PollScheduleConfig, pollerStage, Sweeper } from '@tuneline/poller';
 import {
   createLogger,
   createRedis,
@@ -24,6 +18,7 @@ import {
 import { type TrainerProvider, trainerStage } from '@tuneline/trainer';
 import { type UploaderProvider, uploaderStage } from '@tuneline/uploader';
 import type { Redis } from 'ioredis';
+import { CountingProvider } from './counting-provider.ts';
 
 /** A chat fine-tuning file the simulator accepts: `n` examples. */
 export function trainingJsonl(n: number, tag = 'doc'): string {

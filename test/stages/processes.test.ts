@@ -114,6 +114,17 @@ describe('six workers as separate processes', () => {
       );
       expect(mail.body).toContain(fineTune.fine_tuned_model ?? 'no model');
       expect(sim.admin.state().jobs.filter((j) => j.metadata?.fine_tune_id === fineTune.id)).toHaveLength(1);
+      // The poller process serves the provider's webhooks (started through runService's onStarted).
+      await waitFor(
+        async () =>
+          tdb.db
+            .selectFrom('webhook_deliveries')
+            .selectAll()
+            .where('event_type', '=', 'fine_tuning.job.succeeded')
+            .executeTakeFirst(),
+        20_000,
+        'the webhook delivery, received by the poller process',
+      );
       expect(supervisor?.processes.map((p) => p.service).sort()).toEqual([
         'billing',
         'dataset-builder',

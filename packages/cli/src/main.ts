@@ -1,3 +1,4 @@
+import { StackError } from '@tuneline/devstack';
 import { ConfigError } from '@tuneline/runtime';
 import { UsageError } from './command.ts';
 import { commands } from './commands/index.ts';
@@ -38,7 +39,8 @@ async function main(argv: string[]): Promise<number> {
       process.stderr.write(`tuneline ${name}: ${err.message}\n\n${command.usage}\n`);
       return 2;
     }
-    if (err instanceof ConfigError) {
+    // Both are the environment's fault: EX_CONFIG, as every process exits on a bad setting.
+    if (err instanceof ConfigError || err instanceof StackError) {
       process.stderr.write(`tuneline ${name}: ${err.message}\n`);
       return 78;
     }

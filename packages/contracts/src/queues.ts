@@ -41,18 +41,18 @@ const defaultJobOptions = (attempts: number, delayMs: number): JobsOptions => ({
   removeOnFail: { age: 7 * 24 * 3600, count: 50_000 },
 });
 
-export const SERVICES = ['dataset-builder', 'uploader', 'trainer', 'poller', 'billing', 'notifier'] as const;
-export type ServiceName = (typeof SERVICES)[number];
-
-interface QueueDefinition<S extends z.ZodType> {
+interface QueueDefinition<S extends z.ZodType, C extends string> {
   name: string;
   schema: S;
-  /** The service that owns this queue's consumer. Exactly one per queue. */
-  consumer: ServiceName;
+  /**
+   * The one service that consumes this queue: its folder under services/ and the `service` its
+   * main.ts gives runService. The list of services is derived from these names.
+   */
+  consumer: C;
   jobOptions: JobsOptions;
 }
 
-const define = <S extends z.ZodType>(def: QueueDefinition<S>) => def;
+const define = <S extends z.ZodType, C extends string>(def: QueueDefinition<S, C>) => def;
 
 export const queues = {
   'fine-tune-requests': define({
@@ -100,24 +100,11 @@ export type MessageInput<Q extends QueueName> = z.input<Queues[Q]['schema']>;
 
 export const QUEUE_NAMES = Object.keys(queues) as QueueName[];
 
+/** A service that consumes a queue of the catalogue. */
+export type ServiceName = Queues[QueueName]['consumer'];
+/** Every consumer of the catalogue, in pipeline order, each once. */
+export const SERVICES: readonly ServiceName[] = [...new Set(QUEUE_NAMES.map((q) => queues[q].consumer))];
+
 export function isQueueName(name: string): name is QueueName {
   return Object.hasOwn(queues, name);
-}
-
-/** Returns the consumer each queue has; throws when a queue has none or several. */
-export function assertOneConsumerPerQueue(consumers: readonly { queue: string; service: string }[]): void {
-  const problems: string[] = [];
-  for (const name of QUEUE_NAMES) {
-    const owners = consumers.filter((c) => c.queue === name);
-    if (owners.length === 0) problems.push(`queue "${name}" has no consumer`);
-    if (owners.length > 1) {
-      problems.push(
-        `queue "${name}" has ${owners.length} consumers (${owners.map((o) => o.service).join(', ')})`,
-      );
-    }
-  }
-  for (const c of consumers) {
-    if (!isQueueName(c.queue)) problems.push(`service "${c.service}" consumes unknown queue "${c.queue}"`);
-  }
-  if (problems.length) throw new Error(`queue catalogue check failed: ${problems.join('; ')}`);
 }

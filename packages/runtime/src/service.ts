@@ -1,13 +1,17 @@
-import type { QueueName } from '@tuneline/contracts';
-import { createDb, type Db } from '@tuneline/db';
+import type { QueueName, ServiceName } from '@tuneline/contracts';
+import { createDb, type Db, type OutboxDispatch } from '@tuneline/db';
 import { sql } from 'kysely';
 import type { z } from 'zod';
+import { assertStagesMatchCatalogue } from './catalogue-check.ts';
 import { type BaseConfig, ConfigError, loadConfig } from './config.ts';
 import { startHealthServer } from './health.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
+import { OutboxPublisher } from './outbox-publisher.ts';
+import { Publisher } from './publisher.ts';
 import { createRedis } from './redis.ts';
-import { type RunningStage, type Stage, type StageDeps, startStage } from './worker.ts';
+import type { Stage, StageDeps } from './stage.ts';
+import { type RunningStage, startStage } from './worker.ts';
 
 export interface ServiceContext<C extends BaseConfig> {
   config: C;
@@ -16,45 +20,70 @@ export interface ServiceContext<C extends BaseConfig> {
   metrics: Metrics;
 }
 
+/** Something `onStarted` opened (a server), closed first on shutdown. */
+export interface Closable {
+  close(): Promise<void>;
+}
+
+export interface StartedServiceContext<C extends BaseConfig, D extends StageDeps> extends ServiceContext<C> {
+  deps: D;
+  /**
+   * Publishes outbox rows this process committed outside a job (a webhook delivery, say) now rather
+   * than on the relay timer. Never throws: what fails is left to the relay.
+   */
+  publishCaptured(rows: readonly OutboxDispatch[]): Promise<void>;
+}
+
 export interface RunServiceOptions<C extends BaseConfig, D extends StageDeps> {
-  stage: Stage<QueueName, D>;
+  /** Its name in the queue catalogue (each queue names its consumer) and its folder under services/. */
+  service: ServiceName;
+  /** The stages it runs: exactly one for each queue the catalogue gives it, or it refuses to start. */
+  stages: readonly Stage<QueueName, D>[];
   configSchema: z.ZodType<C>;
-  /** Builds the stage's dependencies (provider client, mailer…) from the parsed config. */
+  /** Builds the stages' dependencies (provider client, mailer…) from the parsed config. */
   makeDeps(ctx: ServiceContext<C>): Promise<D> | D;
   /** Closes what makeDeps opened. */
   closeDeps?(deps: D): Promise<void>;
+  /** Starts what runs beside the stages (the poller's webhook endpoint) once they consume. */
+  onStarted?(ctx: StartedServiceContext<C, D>): Promise<Closable | undefined> | Closable | undefined;
   env?: NodeJS.ProcessEnv;
 }
 
 export interface RunningService {
   port: number;
-  stage: RunningStage;
+  stages: RunningStage[];
   /** Readiness off, drain within SHUTDOWN_TIMEOUT_MS, close connections. */
   shutdown(reason: string): Promise<void>;
 }
 
 /**
- * What every service's main.ts calls: parse config once, connect, start health and the stage's
- * worker, and shut down cleanly on SIGTERM/SIGINT (readiness turns 503 first).
+ * What every service's main.ts calls: check its stages against the queue catalogue, parse config
+ * once, connect, start health and the stages' workers, and shut down cleanly on SIGTERM/SIGINT
+ * (readiness turns 503 first). A catalogue mismatch or a bad setting exits 78 with a readable message.
  */
 export async function runService<C extends BaseConfig, D extends StageDeps>(
   opts: RunServiceOptions<C, D>,
 ): Promise<RunningService> {
+  const { service } = opts;
   let config: C;
   try {
+    assertStagesMatchCatalogue(
+      service,
+      opts.stages.map((s) => s.queue),
+    );
     config = loadConfig(opts.configSchema, opts.env);
   } catch (err) {
     if (err instanceof ConfigError) {
-      process.stderr.write(`${opts.stage.service}: ${err.message}\n`);
+      process.stderr.write(`${service}: ${err.message}\n`);
       process.exit(78); // EX_CONFIG
     }
     throw err;
   }
-  const log = createLogger(opts.stage.service, config.LOG_LEVEL);
-  const metrics = createMetrics(opts.stage.service);
+  const log = createLogger(service, config.LOG_LEVEL);
+  const metrics = createMetrics(service);
   const db = createDb(config.DATABASE_URL, {
     max: config.DATABASE_POOL_MAX ?? config.WORKER_CONCURRENCY + 2,
-    applicationName: opts.stage.service,
+    applicationName: service,
   });
   const workerConnection = createRedis(config.REDIS_URL, 'worker');
   const producerConnection = createRedis(config.REDIS_URL, 'worker');
@@ -85,16 +114,36 @@ export async function runService<C extends BaseConfig, D extends StageDeps>(
 
   log.info({ healthPort: health.port }, 'health server listening');
 
-  const stage = await startStage(opts.stage, { config, deps, workerConnection, producerConnection, metrics });
-  log.info({ queue: opts.stage.queue }, 'service started');
+  // One outbox publisher per process, whatever the number of its stages.
+  const publisher = new Publisher(producerConnection, config.QUEUE_PREFIX);
+  const outbox = new OutboxPublisher(db, log, publisher, metrics);
+  outbox.startTimer(config.OUTBOX_INTERVAL_MS);
+  const stages: RunningStage[] = [];
+  for (const stage of opts.stages) {
+    stages.push(await startStage(stage, { config, deps, workerConnection, outbox, metrics }));
+  }
+  const beside = await opts.onStarted?.({
+    config,
+    db,
+    log,
+    metrics,
+    deps,
+    publishCaptured: (rows) => outbox.publishCaptured(rows),
+  });
+  log.info({ queues: opts.stages.map((s) => s.queue) }, 'service started');
 
   let shutdownPromise: Promise<void> | null = null;
   const shutdown = (reason: string) => {
     shutdownPromise ??= (async () => {
       shuttingDown = true;
       log.info({ reason, timeoutMs: config.SHUTDOWN_TIMEOUT_MS }, 'shutting down');
-      const { drained } = await stage.close(config.SHUTDOWN_TIMEOUT_MS);
+      await beside?.close();
+      outbox.stopTimer();
+      const closed = await Promise.all(stages.map((s) => s.close(config.SHUTDOWN_TIMEOUT_MS)));
+      const drained = closed.every((c) => c.drained);
       if (!drained) log.warn('shutdown limit reached: in-flight jobs released to other workers');
+      await outbox.close();
+      await publisher.close();
       await opts.closeDeps?.(deps);
       await health.close();
       await db.destroy();
@@ -117,7 +166,7 @@ export async function runService<C extends BaseConfig, D extends StageDeps>(
       );
     });
   }
-  return { port: health.port, stage, shutdown };
+  return { port: health.port, stages, shutdown };
 }
 
 function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {

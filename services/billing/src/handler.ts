@@ -92,7 +92,6 @@ export async function settleFineTune(tx: Executor, fineTuneId: string): Promise<
 
 /** Stage 5: consumes `billing-settle`. */
 export const billingStage = defineStage<'billing-settle', BillingDeps>({
-  service: 'billing',
   queue: 'billing-settle',
   async handle(message, ctx, deps) {
     const outcome = await inTransaction(deps.db, (tx) => settleFineTune(tx, message.fineTuneId));

@@ -1,9 +1,11 @@
-import { baseConfigSchema, runService } from '@tuneline/runtime';
+import { runService } from '@tuneline/runtime';
+import { configSchema } from './config.ts';
 import { billingStage } from './handler.ts';
 
 await runService({
-  stage: billingStage,
-  configSchema: baseConfigSchema,
+  service: 'billing',
+  stages: [billingStage],
+  configSchema,
   makeDeps: ({ db, log, metrics }) => ({
     db,
     log,

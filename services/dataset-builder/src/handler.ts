@@ -163,7 +163,6 @@ export async function recoverDatasetBuilder(deps: DatasetBuilderDeps): Promise<O
 
 /** Stage: consumes `fine-tune-requests`. */
 export const datasetBuilderStage = defineStage<'fine-tune-requests', DatasetBuilderDeps>({
-  service: 'dataset-builder',
   queue: 'fine-tune-requests',
   async handle(message, ctx, deps) {
     await handleFineTuneRequest(message, ctx, deps);

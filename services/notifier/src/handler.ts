@@ -1,4 +1,3 @@
-import { join } from 'node:path';
 import { notifySendMessage } from '@tuneline/contracts';
 import {
   claimNotificationAttempt,
@@ -11,49 +10,16 @@ import {
   withNotificationLock,
 } from '@tuneline/db';
 import { getBalance } from '@tuneline/ledger';
-import { baseConfigSchema, defineStage, PermanentError, type StageDeps } from '@tuneline/runtime';
-import { z } from 'zod';
-import { fileMailer, isPermanentSmtpRejection, type Mailer, smtpMailer } from './mailer.ts';
+import { defineStage, PermanentError, type StageDeps } from '@tuneline/runtime';
+import { isPermanentSmtpRejection, type Mailer } from './mailer.ts';
 import { HeaderInjectionError, outcomeEmail } from './message.ts';
 
 export { fileMailer, isPermanentSmtpRejection, type Mailer, smtpMailer } from './mailer.ts';
 export { HeaderInjectionError, outcomeEmail, validRecipient } from './message.ts';
 
-const REPO_ROOT = join(import.meta.dirname, '../../..');
-
-export const notifierConfigSchema = baseConfigSchema.extend({
-  /** smtp://user:pass@host:port (or smtps://). Unset: messages are written as .eml files instead. */
-  SMTP_URL: z
-    .string()
-    .optional()
-    .transform((v) => (v?.trim() ? v.trim() : undefined))
-    .pipe(z.url({ protocol: /^smtps?$/, message: 'must be an smtp:// or smtps:// URL' }).optional()),
-  MAIL_FROM: z
-    .string()
-    .default('Tuneline <no-reply@tuneline.local>')
-    .refine((v) => !/[\r\n]/.test(v), 'must not contain line breaks'),
-  MAIL_OUTBOX_DIR: z
-    .string()
-    .min(1)
-    .default(join(REPO_ROOT, '.tuneline', 'mail')),
-  SMTP_TIMEOUT_MS: z.coerce.number().int().min(100).default(30_000),
-  /** SMTP connections kept open and reused (0: a new connection per message). */
-  SMTP_MAX_CONNECTIONS: z.coerce.number().int().min(0).max(100).default(5),
-});
-export type NotifierConfig = z.infer<typeof notifierConfigSchema>;
-
 export interface NotifierDeps extends StageDeps {
   mailer: Mailer;
   mailFrom: string;
-}
-
-export function createMailer(config: NotifierConfig): Mailer {
-  return config.SMTP_URL
-    ? smtpMailer(config.SMTP_URL, {
-        timeoutMs: config.SMTP_TIMEOUT_MS,
-        maxConnections: config.SMTP_MAX_CONNECTIONS,
-      })
-    : fileMailer(config.MAIL_OUTBOX_DIR);
 }
 
 export type SendOutcome = 'sent' | 'already_done';
@@ -136,7 +102,6 @@ async function recordSent(deps: NotifierDeps, conn: Executor, notificationId: st
 
 /** Stage 6: consumes `notify-send`. */
 export const notifierStage = defineStage<'notify-send', NotifierDeps>({
-  service: 'notifier',
   queue: 'notify-send',
   async handle(message, ctx, deps) {
     const outcome = await sendNotification(deps, message.notificationId);

@@ -20,8 +20,7 @@ import type { PollScheduleConfig } from './schedule.ts';
 import type { Sweeper } from './sweep.ts';
 
 export { applyJobSnapshot } from './apply.ts';
-export { type PollerConfig, pollerConfigSchema } from './config.ts';
-export { CountingProvider, type PollerProvider, type ProviderJob } from './provider.ts';
+export type { PollerProvider, ProviderJob } from './provider.ts';
 export { nextPollDelayMs, type PollScheduleConfig } from './schedule.ts';
 export { Sweeper, type SweepStats } from './sweep.ts';
 export { startWebhookServer, type WebhookServer } from './webhooks.ts';
@@ -64,7 +63,6 @@ async function oneAtATime(fineTuneId: string, poll: () => Promise<void>): Promis
  * and the one failure that says something about the job, `not_found`, ends the fine-tune.
  */
 export const pollerStage = defineStage<'finetune-poll', PollerDeps>({
-  service: 'poller',
   queue: 'finetune-poll',
   async handle(message, ctx, deps) {
     try {

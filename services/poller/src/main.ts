@@ -1,56 +1,51 @@
-import { createProvider, providerEnvSchema } from '@tuneline/provider';
-import { type RunningService, runService } from '@tuneline/runtime';
-import { pollerConfigSchema } from './config.ts';
+import { createProvider, type ProviderProfile } from '@tuneline/provider';
+import { runService } from '@tuneline/runtime';
+import { type Config, configSchema } from './config.ts';
 import { type PollerDeps, pollerStage } from './handler.ts';
-import { CountingProvider } from './provider.ts';
 import { Sweeper } from './sweep.ts';
-import { startWebhookServer, type WebhookServer } from './webhooks.ts';
+import { startWebhookServer } from './webhooks.ts';
 
-let service: RunningService | undefined;
-let webhooks: WebhookServer | undefined;
+/** The whole provider profile: the stage polls through it, the webhook endpoint verifies with it. */
+interface PollerServiceDeps extends PollerDeps {
+  provider: ProviderProfile;
+}
 
-service = await runService({
-  stage: pollerStage,
-  configSchema: pollerConfigSchema.extend(providerEnvSchema.shape),
-  makeDeps: async ({ config, db, log, metrics }): Promise<PollerDeps> => {
-    const profile = createProvider(config, { onRequest: metrics.countProviderRequest });
-    const provider = new CountingProvider(profile);
+await runService<Config, PollerServiceDeps>({
+  service: 'poller',
+  stages: [pollerStage],
+  configSchema,
+  makeDeps: ({ config, db, log, metrics }): PollerServiceDeps => {
+    const provider = createProvider(config, { onRequest: metrics.countProviderRequest });
     const schedule = {
       intervalMs: config.POLL_INTERVAL_MS,
       minIntervalMs: config.POLL_MIN_INTERVAL_MS,
       finishGraceMs: config.POLL_FINISH_GRACE_MS,
     };
-    if (config.WEBHOOK_PORT !== undefined) {
-      if (!config.PROVIDER_WEBHOOK_SECRET) {
-        log.warn('WEBHOOK_PORT is set without PROVIDER_WEBHOOK_SECRET: every delivery will be refused');
-      }
-      // A verified delivery becomes an immediate poll, published at once rather than on the relay timer.
-      webhooks = await startWebhookServer({
-        db,
-        log,
-        port: config.WEBHOOK_PORT,
-        host: '0.0.0.0',
-        unwrap: (body, headers) => profile.unwrapWebhook(body, headers),
-        publish: async (rows) => service?.stage.publishCaptured(rows),
-      });
-      log.info({ url: webhooks.url }, 'provider webhook endpoint listening');
-    }
-    return {
+    const sweeper = new Sweeper({
       db,
-      log,
       provider,
+      log,
       schedule,
-      sweeper: new Sweeper({
-        db,
-        provider,
-        log,
-        schedule,
-        maxAgeMs: config.POLL_SWEEP_MAX_AGE_MS,
-        maxPages: config.POLL_SWEEP_MAX_PAGES,
-      }),
-    };
+      maxAgeMs: config.POLL_SWEEP_MAX_AGE_MS,
+      maxPages: config.POLL_SWEEP_MAX_PAGES,
+    });
+    return { db, log, provider, schedule, sweeper };
   },
-  closeDeps: async () => {
-    await webhooks?.close();
+  onStarted: async ({ config, deps, log, publishCaptured }) => {
+    if (config.WEBHOOK_PORT === undefined) return undefined;
+    if (!config.PROVIDER_WEBHOOK_SECRET) {
+      log.warn('WEBHOOK_PORT is set without PROVIDER_WEBHOOK_SECRET: every delivery will be refused');
+    }
+    // A verified delivery becomes an immediate poll, published at once rather than on the relay timer.
+    const webhooks = await startWebhookServer({
+      db: deps.db,
+      log,
+      port: config.WEBHOOK_PORT,
+      host: '0.0.0.0',
+      unwrap: (body, headers) => deps.provider.unwrapWebhook(body, headers),
+      publish: publishCaptured,
+    });
+    log.info({ url: webhooks.url }, 'provider webhook endpoint listening');
+    return webhooks;
   },
 });

@@ -40,37 +40,3 @@ export interface PollerProvider {
   listCheckpoints(jobId: string, opts?: { limit?: number }): Promise<JobPage<ProviderCheckpoint>>;
   cancelJob(id: string): Promise<ProviderJob>;
 }
-
-/** Counts provider calls (the sweep's figure of merit: calls per running job). */
-export class CountingProvider implements PollerProvider {
-  calls = 0;
-  readonly byMethod: Record<string, number> = {};
-
-  constructor(private readonly inner: PollerProvider) {}
-
-  private count(method: string): void {
-    this.calls++;
-    this.byMethod[method] = (this.byMethod[method] ?? 0) + 1;
-  }
-
-  retrieveJob(id: string) {
-    this.count('retrieveJob');
-    return this.inner.retrieveJob(id);
-  }
-  listJobs(opts: { after?: string; limit?: number }) {
-    this.count('listJobs');
-    return this.inner.listJobs(opts);
-  }
-  listEvents(jobId: string, opts?: { limit?: number }) {
-    this.count('listEvents');
-    return this.inner.listEvents(jobId, opts);
-  }
-  listCheckpoints(jobId: string, opts?: { limit?: number }) {
-    this.count('listCheckpoints');
-    return this.inner.listCheckpoints(jobId, opts);
-  }
-  cancelJob(id: string) {
-    this.count('cancelJob');
-    return this.inner.cancelJob(id);
-  }
-}

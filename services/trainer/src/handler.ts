@@ -74,7 +74,6 @@ export function reservationAmount(estimatedCredits: bigint, marginPercent: numbe
 
 /** Stage 3: consumes `finetune-create`. */
 export const trainerStage = defineStage<'finetune-create', TrainerDeps>({
-  service: 'trainer',
   queue: 'finetune-create',
   async handle(message, ctx, deps) {
     const { db } = deps;

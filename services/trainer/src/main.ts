@@ -1,18 +1,11 @@
-import { createProvider, providerEnvSchema } from '@tuneline/provider';
-import { baseConfigSchema, pollMinIntervalConfig, runService } from '@tuneline/runtime';
-import { z } from 'zod';
+import { createProvider } from '@tuneline/provider';
+import { runService } from '@tuneline/runtime';
+import { configSchema } from './config.ts';
 import { trainerStage } from './handler.ts';
 
-const configSchema = baseConfigSchema
-  .extend(providerEnvSchema.shape)
-  .extend(pollMinIntervalConfig)
-  .extend({
-    /** The reservation is the dataset's credit estimate plus this percentage (overage stays rare). */
-    RESERVATION_MARGIN_PERCENT: z.coerce.number().min(0).max(1_000).default(10),
-  });
-
 await runService({
-  stage: trainerStage,
+  service: 'trainer',
+  stages: [trainerStage],
   configSchema,
   makeDeps: ({ config, db, log, metrics }) => ({
     db,

@@ -55,7 +55,6 @@ export function uploadFilename(datasetId: string, kind: FileKind): string {
 
 /** Stage 2: consumes `files-upload`. */
 export const uploaderStage = defineStage<'files-upload', UploaderDeps>({
-  service: 'uploader',
   queue: 'files-upload',
   async handle(message, ctx, deps) {
     const { db } = deps;

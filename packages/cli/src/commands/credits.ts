@@ -4,6 +4,7 @@ import { getBalance, grantCredits, LedgerConflictError, usageLog } from '@tuneli
 import { loadConfig } from '@tuneline/runtime';
 import { z } from 'zod';
 import { type Command, parseOptions, UsageError } from '../command.ts';
+import { devStackUsage, withDevStack } from '../stack.ts';
 
 const configSchema = z.object({ DATABASE_URL: z.url({ message: 'must be a postgres:// URL' }) });
 
@@ -17,6 +18,7 @@ const USAGE = [
   'show:  the balance (posted, pending, available, overage block) and the usage log.',
   '',
   'Uses DATABASE_URL.',
+  devStackUsage(),
 ].join('\n');
 
 const json = (value: unknown) =>
@@ -41,7 +43,7 @@ export const creditsCommand: Command = {
     });
     const license = values.license?.trim();
     if (!license) throw new UsageError('--license is required');
-    const config = loadConfig(configSchema);
+    const config = loadConfig(configSchema, await withDevStack(process.env, { schema: true }));
     const db = createDb(config.DATABASE_URL, { max: 2, applicationName: 'tuneline-credits' });
     try {
       if (sub === 'grant') {

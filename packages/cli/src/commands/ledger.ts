@@ -3,6 +3,7 @@ import { AUDITED_INVARIANTS, auditLedger } from '@tuneline/ledger';
 import { loadConfig } from '@tuneline/runtime';
 import { z } from 'zod';
 import { type Command, parseOptions, UsageError } from '../command.ts';
+import { devStackUsage, withDevStack } from '../stack.ts';
 
 export const ledgerCommand: Command = {
   name: 'ledger',
@@ -12,13 +13,18 @@ export const ledgerCommand: Command = {
     '',
     'Checks every ledger invariant (postings sum to zero, cached balances equal their entries, each',
     'reservation of a settled fine-tune resolved once, charges equal trained tokens × price, ...).',
-    'Exit code 0 when clean, 1 when any invariant is violated. Uses DATABASE_URL.',
+    'Exit code 0 when clean, 1 when any invariant is violated.',
+    'Uses DATABASE_URL.',
+    devStackUsage(),
   ].join('\n'),
   async run(argv) {
     const [sub, ...rest] = argv;
     if (sub !== 'audit') throw new UsageError('expected "audit"');
     const { values } = parseOptions({ args: rest, options: { json: { type: 'boolean', default: false } } });
-    const config = loadConfig(z.object({ DATABASE_URL: z.url({ message: 'must be a postgres:// URL' }) }));
+    const config = loadConfig(
+      z.object({ DATABASE_URL: z.url({ message: 'must be a postgres:// URL' }) }),
+      await withDevStack(process.env, { schema: true }),
+    );
     const db = createDb(config.DATABASE_URL, { max: 2, applicationName: 'tuneline-ledger-audit' });
     try {
       const { violations } = await auditLedger(db);

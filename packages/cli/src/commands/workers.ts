@@ -1,7 +1,8 @@
 import { join } from 'node:path';
-import { assertOneConsumerPerQueue } from '@tuneline/contracts';
-import { readServiceManifests, superviseServices } from '@tuneline/devstack';
+import { readServiceManifests, ServiceCatalogueError, superviseServices } from '@tuneline/devstack';
+import { ConfigError } from '@tuneline/runtime';
 import { type Command, parseOptions, UsageError } from '../command.ts';
+import { devStackUsage, withDevStack } from '../stack.ts';
 
 const root = join(import.meta.dirname, '../../../..');
 
@@ -11,9 +12,11 @@ export const workersCommand: Command = {
   usage: [
     'tuneline workers [--only a,b] [--scale service=N ...] [--base-port P]',
     '',
-    'Starts one process per service (dataset-builder, uploader, trainer, poller, billing, notifier),',
-    'each consuming its one queue. Refuses to start when a queue has no consumer or two.',
+    'Starts one process per service the queue catalogue names (dataset-builder, uploader, trainer,',
+    'poller, billing, notifier), each consuming its queues. Refuses to start (exit 78) when a consumer',
+    'has no services/<name>/src/main.ts or a service folder consumes no queue.',
     "Health ports: P, P+1, ... (default 9400). Uses DATABASE_URL, REDIS_URL and each service's own settings.",
+    devStackUsage('DATABASE_URL or REDIS_URL'),
   ].join('\n'),
   async run(argv) {
     const { values } = parseOptions({
@@ -24,9 +27,8 @@ export const workersCommand: Command = {
         'base-port': { type: 'string', default: '9400' },
       },
     });
-    const manifests = readServiceManifests(root);
     // The catalogue check covers every service, even when --only starts a subset.
-    assertOneConsumerPerQueue(manifests);
+    const manifests = serviceManifests();
     const only = values.only?.split(',').map((s) => s.trim());
     for (const name of only ?? []) {
       if (!manifests.some((m) => m.service === name))
@@ -45,7 +47,8 @@ export const workersCommand: Command = {
     const supervisor = superviseServices({
       root,
       manifests: manifests.filter((m) => !only || only.includes(m.service)),
-      env: process.env,
+      // Like the other database commands: without DATABASE_URL/REDIS_URL, the dev stack's running servers.
+      env: await withDevStack(process.env, { redis: true, schema: true }),
       scale,
       basePort,
     });
@@ -62,3 +65,12 @@ export const workersCommand: Command = {
     return 0;
   },
 };
+
+function serviceManifests() {
+  try {
+    return readServiceManifests(root);
+  } catch (err) {
+    if (err instanceof ServiceCatalogueError) throw new ConfigError(err.message);
+    throw err;
+  }
+}

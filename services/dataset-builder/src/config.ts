@@ -1,0 +1,10 @@
+import { baseConfigSchema } from '@tuneline/runtime';
+import { z } from 'zod';
+
+export const configSchema = baseConfigSchema.extend({
+  /** Where dataset files are written (default `<repo>/.tuneline/storage`). */
+  STORAGE_DIR: z.string().min(1).optional(),
+  /** JSON file merged over the built-in base model catalogue. */
+  MODEL_CATALOGUE_FILE: z.string().min(1).optional(),
+});
+export type Config = z.infer<typeof configSchema>;

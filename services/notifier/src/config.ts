@@ -1,0 +1,26 @@
+import { join } from 'node:path';
+import { baseConfigSchema } from '@tuneline/runtime';
+import { z } from 'zod';
+
+const REPO_ROOT = join(import.meta.dirname, '../../..');
+
+export const configSchema = baseConfigSchema.extend({
+  /** smtp://user:pass@host:port (or smtps://). Unset: messages are written as .eml files instead. */
+  SMTP_URL: z
+    .string()
+    .optional()
+    .transform((v) => (v?.trim() ? v.trim() : undefined))
+    .pipe(z.url({ protocol: /^smtps?$/, message: 'must be an smtp:// or smtps:// URL' }).optional()),
+  MAIL_FROM: z
+    .string()
+    .default('Tuneline <no-reply@tuneline.local>')
+    .refine((v) => !/[\r\n]/.test(v), 'must not contain line breaks'),
+  MAIL_OUTBOX_DIR: z
+    .string()
+    .min(1)
+    .default(join(REPO_ROOT, '.tuneline', 'mail')),
+  SMTP_TIMEOUT_MS: z.coerce.number().int().min(100).default(30_000),
+  /** SMTP connections kept open and reused (0: a new connection per message). */
+  SMTP_MAX_CONNECTIONS: z.coerce.number().int().min(0).max(100).default(5),
+});
+export type Config = z.infer<typeof configSchema>;
