@@ -4,7 +4,7 @@
 // with polling only.
 import { randomBytes, randomUUID } from 'node:crypto';
 import { billingStage } from '@tuneline/billing';
-import { jobId } from '@tuneline/contracts';
+import { filesUploadMessage } from '@tuneline/contracts';
 import { autoTrainFineTuneId, type Db } from '@tuneline/db';
 import { Sweeper, startWebhookServer } from '@tuneline/poller';
 import { type RunningSimulator, startSimulator } from '@tuneline/simulator';
@@ -182,11 +182,8 @@ async function latency(db: Db, mode: 'webhooks' | 'polling'): Promise<number[]> 
     const rowEnded = new Map<string, number>();
     for (let i = 0; i < LATENCY_JOBS; i++) {
       const datasetId = await seedReadyDataset(db, { licenseId: license, storage: files.storage });
-      await pipeline.stages.uploader?.publisher.publish('files-upload', jobId('files-upload', datasetId), {
-        schemaVersion: 1,
-        correlationId: 'bench',
-        datasetId,
-      });
+      const upload = filesUploadMessage({ datasetId, correlationId: 'bench' });
+      await pipeline.stages.uploader?.publisher.publish(upload.queue, upload.jobId, upload.payload);
       const id = autoTrainFineTuneId(datasetId);
       ids.push(id);
       const deadline = Date.now() + 60_000;

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { buildApi, createApiKey, profileChatProvider } from '@tuneline/api';
+import { requestJobId } from '@tuneline/contracts';
 import { defaultCatalogue } from '@tuneline/dataset';
 import { auditLedger, getBalance } from '@tuneline/ledger';
 import { createProvider, providerEnvSchema } from '@tuneline/provider';
@@ -227,7 +228,7 @@ describe('fine-tune requests', () => {
   it('enqueues with a deterministic job id; a retry is a duplicate with the same correlation id', async () => {
     const first = await call('POST', '/v1/fine-tune-requests', a.key, request('r-1'));
     expect(first.status).toBe(202);
-    expect(first.json.jobId).toBe('fine-tune-requests-lic-a-r-1');
+    expect(first.json.jobId).toBe(requestJobId('lic-a', 'r-1'));
     expect(first.json.duplicate).toBe(false);
     const again = await call('POST', '/v1/fine-tune-requests', a.key, request('r-1', { licenseId: 'lic-a' }));
     expect(again.status).toBe(202);
@@ -241,6 +242,27 @@ describe('fine-tune requests', () => {
     await queue.close();
     expect(job?.data.request.licenseId).toBe('lic-a');
     expect(job?.data.request.documents).toHaveLength(12);
+  });
+
+  it('keeps tenants apart whose license and request ids join to the same text (X + eu-1, X-eu + 1)', async () => {
+    const x = await makeLicense(t.db, 'X', 0n);
+    const xEu = await makeLicense(t.db, 'X-eu', 0n);
+    const first = await call('POST', '/v1/fine-tune-requests', x.key, request('eu-1'));
+    const second = await call('POST', '/v1/fine-tune-requests', xEu.key, request('1', { testPercent: 10 }));
+    expect(first.status).toBe(202);
+    // Not a 409 naming the other tenant's request, and not a duplicate of it: a job of its own.
+    expect(second.status).toBe(202);
+    expect(second.json.duplicate).toBe(false);
+    expect(second.json.jobId).not.toBe(first.json.jobId);
+    expect(second.json.correlationId).not.toBe(first.json.correlationId);
+    const queue = new Queue('fine-tune-requests', { connection: redis, prefix });
+    const [jobX, jobXEu] = await Promise.all([
+      queue.getJob(first.json.jobId),
+      queue.getJob(second.json.jobId),
+    ]);
+    await queue.close();
+    expect(jobX?.data.request).toMatchObject({ licenseId: 'X', requestId: 'eu-1', testPercent: 20 });
+    expect(jobXEu?.data.request).toMatchObject({ licenseId: 'X-eu', requestId: '1', testPercent: 10 });
   });
 
   it('refuses a conflicting reuse of the requestId with 409', async () => {
@@ -267,7 +289,7 @@ describe('fine-tune requests', () => {
     expect(foreign.status).toBe(400);
     expect(foreign.json.error.fields[0].field).toBe('licenseId');
     const queue = new Queue('fine-tune-requests', { connection: redis, prefix });
-    expect(await queue.getJob('fine-tune-requests-lic-b-r-4')).toBeUndefined();
+    expect(await queue.getJob(requestJobId('lic-b', 'r-4'))).toBeUndefined();
     await queue.close();
     const notJson = await app.inject({
       method: 'POST',

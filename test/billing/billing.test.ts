@@ -1,5 +1,5 @@
 import { billingStage, settleFineTune } from '@tuneline/billing';
-import { jobId } from '@tuneline/contracts';
+import { billingSettleJobId, billingSettleMessage, notifySendJobId } from '@tuneline/contracts';
 import { auditLedger, creditsForTokens, getBalance } from '@tuneline/ledger';
 import { createLogger, createRedis, type RunningStage, startStage } from '@tuneline/runtime';
 import { Queue } from 'bullmq';
@@ -65,11 +65,8 @@ afterAll(async () => {
   await t.drop();
 });
 
-const message = (fineTuneId: string, correlationId: string) => ({
-  schemaVersion: 1 as const,
-  correlationId,
-  fineTuneId,
-});
+const message = (fineTuneId: string, correlationId: string) =>
+  billingSettleMessage({ fineTuneId, correlationId }).payload;
 
 async function waitCompleted(ids: string[]) {
   await waitFor(
@@ -102,7 +99,7 @@ async function notificationsOf(fineTuneId: string) {
     .selectFrom('outbox')
     .select('job_id')
     .where('queue', '=', 'notify-send')
-    .where('job_id', 'in', rows.length ? rows.map((r) => jobId('notify-send', r.id)) : ['none'])
+    .where('job_id', 'in', rows.length ? rows.map((r) => notifySendJobId(r.id)) : ['none'])
     .execute();
   return { rows, outbox };
 }
@@ -111,9 +108,9 @@ describe('billing stage', () => {
   it('settle delivered 3 times, to 2 workers at once: one charge, one set of notifications', async () => {
     const ft = await createFineTune(t.db, { grant: 5_000n, reserve: 1_000n, trainedTokens: 123_456n });
     const ids = [
-      jobId('billing-settle', ft.id),
-      `${jobId('billing-settle', ft.id)}-again`,
-      `${jobId('billing-settle', ft.id)}-more`,
+      billingSettleJobId(ft.id),
+      `${billingSettleJobId(ft.id)}-again`,
+      `${billingSettleJobId(ft.id)}-more`,
     ];
     await Promise.all(
       ids.map((id) => queue.add('billing-settle', message(ft.id, ft.correlation_id), { jobId: id })),
@@ -162,7 +159,7 @@ describe('billing stage', () => {
       { queue: 'billing-settle', jobId: 'lost', attempt: 1, correlationId: ft.correlation_id, log },
       { db: t.db, log },
     );
-    const redelivered = `${jobId('billing-settle', ft.id)}-redelivered`;
+    const redelivered = `${billingSettleJobId(ft.id)}-redelivered`;
     await queue.add('billing-settle', message(ft.id, ft.correlation_id), { jobId: redelivered });
     await waitCompleted([redelivered]);
     expect((await ledgerRows(ft.id)).map((r) => r.kind)).toEqual(['reserve', 'post']);
@@ -249,10 +246,10 @@ describe('billing stage', () => {
     const running = await createFineTune(t.db, { status: 'running', trainedTokens: null });
     const messages = await billingStage.recover?.({ db: t.db, log });
     const ids = (messages ?? []).map((m) => m.jobId);
-    expect(ids).toContain(jobId('billing-settle', waiting.id));
-    expect(ids).not.toContain(jobId('billing-settle', running.id));
+    expect(ids).toContain(billingSettleJobId(waiting.id));
+    expect(ids).not.toContain(billingSettleJobId(running.id));
     await t.db.transaction().execute((tx) => settleFineTune(tx, waiting.id));
     const after = ((await billingStage.recover?.({ db: t.db, log })) ?? []).map((m) => m.jobId);
-    expect(after).not.toContain(jobId('billing-settle', waiting.id));
+    expect(after).not.toContain(billingSettleJobId(waiting.id));
   });
 });

@@ -2,14 +2,15 @@ import {
   canonicalJson,
   type FineTuneRequestInput,
   FineTuneRequestProducer,
+  filesUploadMessage,
   fineTuneRequestSchema,
   formatZodError,
-  jobId,
   parseEmailList,
   QUEUE_NAMES,
   queues,
   requestJobId,
   SERVICES,
+  scheduledPollJobId,
 } from '@tuneline/contracts';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
@@ -177,10 +178,13 @@ describe('queue catalogue', () => {
   });
 
   it('builds deterministic job ids without colons', () => {
-    expect(jobId('files-upload', 'abc')).toBe('files-upload-abc');
-    expect(jobId('finetune-poll', 'ft1', 3)).toBe('finetune-poll-ft1-3');
-    expect(requestJobId('lic-a', 'req-1')).toBe('fine-tune-requests-lic-a-req-1');
-    expect(() => jobId('files-upload', 'a:b')).toThrow(/must not contain ':'/);
+    const id = '7b0d4f0e-4a53-4a36-9d7e-1f0c3c7f0a11';
+    expect(filesUploadMessage({ datasetId: id, correlationId: 'c' }).jobId).toBe(`files-upload-${id}`);
+    expect(scheduledPollJobId(id, 3)).toBe(`finetune-poll-${id}-3`);
+    expect(requestJobId('lic-a', 'req-1')).toBe('fine-tune-requests-lic-a~req-1');
+    expect(() => filesUploadMessage({ datasetId: 'a:b', correlationId: 'c' })).toThrow(
+      /must not contain ':'/,
+    );
   });
 
   it('every queue retries with exponential backoff and jitter and bounds retention', () => {
@@ -220,13 +224,32 @@ describe('FineTuneRequestProducer', () => {
 
   it('enqueues once per (license, requestId); a retry collapses, a conflicting reuse is refused', async () => {
     const first = await producer.enqueue(validRequest());
-    expect(first).toMatchObject({ ok: true, jobId: 'fine-tune-requests-lic-acme-req-001', duplicate: false });
+    expect(first).toMatchObject({ ok: true, jobId: 'fine-tune-requests-lic-acme~req-001', duplicate: false });
     const retry = await producer.enqueue(validRequest());
     expect(retry).toMatchObject({ ok: true, duplicate: true });
     if (first.ok && retry.ok) expect(retry.correlationId).toBe(first.correlationId);
     const conflict = await producer.enqueue(validRequest({ testPercent: 20 }));
     expect(conflict).toMatchObject({ ok: false, errors: [{ field: 'requestId' }] });
     expect(await queue.getJobCounts('waiting')).toMatchObject({ waiting: 1 });
+  });
+
+  it('enqueues both of two tenants whose ids joined with "-" read the same (X + eu-1, X-eu + 1)', async () => {
+    const first = await producer.enqueue(validRequest({ licenseId: 'X', requestId: 'eu-1' }));
+    const second = await producer.enqueue(
+      validRequest({ licenseId: 'X-eu', requestId: '1', testPercent: 10 }),
+    );
+    expect(first).toMatchObject({ ok: true, duplicate: false });
+    expect(second).toMatchObject({ ok: true, duplicate: false });
+    if (!first.ok || !second.ok) return;
+    expect(second.jobId).not.toBe(first.jobId);
+    expect((await queue.getJob(first.jobId))?.data.request).toMatchObject({
+      licenseId: 'X',
+      requestId: 'eu-1',
+    });
+    expect((await queue.getJob(second.jobId))?.data.request).toMatchObject({
+      licenseId: 'X-eu',
+      requestId: '1',
+    });
   });
 });
 

@@ -3,8 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   type FineTuneRequestInput,
-  jobId,
-  type MessageInput,
+  filesUploadJobId,
+  fineTuneRequestMessage,
   queues,
   requestContentHash,
   requestJobId,
@@ -74,14 +74,8 @@ describe('dataset-builder worker (BullMQ + Postgres)', { timeout: 120_000 }, () 
     rmSync(storageDir, { recursive: true, force: true });
   });
 
-  const message = (
-    input: FineTuneRequestInput,
-    correlationId = 'corr-1',
-  ): MessageInput<'fine-tune-requests'> => ({
-    schemaVersion: 1,
-    correlationId,
-    request: input,
-  });
+  const message = (input: FineTuneRequestInput, correlationId = 'corr-1') =>
+    fineTuneRequestMessage({ request: input, correlationId }).payload;
 
   /** Adds a job and waits until it completed or failed for good. */
   async function run(input: FineTuneRequestInput, id: string): Promise<Job> {
@@ -181,7 +175,7 @@ describe('dataset-builder worker (BullMQ + Postgres)', { timeout: 120_000 }, () 
     const stored = await findRequest(tdb.db, 'lic-1', 'auto');
     const dataset = await findDatasetByRequestRow(tdb.db, stored?.id ?? '');
     expect(dataset).toMatchObject({ status: 'ready', autoTrain: true });
-    const id = jobId('files-upload', dataset?.id ?? '');
+    const id = filesUploadJobId(dataset?.id ?? '');
     const outbox = await tdb.db.selectFrom('outbox').selectAll().where('job_id', '=', id).execute();
     expect(outbox).toHaveLength(1);
     expect(outbox[0]?.payload).toEqual({ schemaVersion: 1, correlationId: 'corr-1', datasetId: dataset?.id });
@@ -208,9 +202,55 @@ describe('dataset-builder worker (BullMQ + Postgres)', { timeout: 120_000 }, () 
     const outbox = await tdb.db
       .selectFrom('outbox')
       .selectAll()
-      .where('job_id', '=', jobId('files-upload', dataset?.id ?? ''))
+      .where('job_id', '=', filesUploadJobId(dataset?.id ?? ''))
       .execute();
     expect(outbox).toHaveLength(0);
+  });
+
+  it('a request still queued under the old job id when a deployment upgrades is built once', async () => {
+    // Before issue 16.6 the job id was `fine-tune-requests-<license>-<request>`. A worker took the job,
+    // stored the request and died; the job waits again under that id, and the new recovery sweep
+    // queues the stored request under the new id: two jobs for one request.
+    const waiting = request({ requestId: 'upgrade-1', autoTrain: true });
+    const { request: stored } = await storeRequest(tdb.db, {
+      licenseId: waiting.licenseId,
+      requestId: waiting.requestId,
+      contentHash: requestContentHash(waiting),
+      correlationId: 'corr-upgrade',
+      payload: waiting,
+    });
+    const oldJobId = `fine-tune-requests-${waiting.licenseId}-${waiting.requestId}`;
+    expect(oldJobId).not.toBe(requestJobId(waiting.licenseId, waiting.requestId));
+    await requests.add('fine-tune-requests', message(waiting, 'corr-upgrade'), {
+      ...queues['fine-tune-requests'].jobOptions,
+      jobId: oldJobId,
+    });
+    await running.recover();
+    const ids = [oldJobId, requestJobId(waiting.licenseId, waiting.requestId)];
+    await waitFor(
+      async () => {
+        const states = await Promise.all(ids.map((id) => requests.getJobState(id)));
+        if (states.includes('failed')) throw new Error(`a job failed: ${states.join(', ')}`);
+        return states.every((state) => state === 'completed');
+      },
+      20_000,
+      'both jobs',
+    );
+    const datasets = await tdb.db
+      .selectFrom('datasets')
+      .selectAll()
+      .where('request_row_id', '=', stored.id)
+      .execute();
+    expect(datasets).toHaveLength(1);
+    expect(await findRequest(tdb.db, waiting.licenseId, waiting.requestId)).toMatchObject({
+      status: 'built',
+    });
+    const uploadRows = await tdb.db
+      .selectFrom('outbox')
+      .select('job_id')
+      .where('job_id', '=', filesUploadJobId(datasets[0]?.id ?? ''))
+      .execute();
+    expect(uploadRows).toHaveLength(1);
   });
 
   it('after Redis lost its data, recovery rebuilds stored requests and re-queues lost uploads', async () => {
@@ -242,11 +282,7 @@ describe('dataset-builder worker (BullMQ + Postgres)', { timeout: 120_000 }, () 
     const dataset = await findDatasetByRequestRow(tdb.db, rebuilt.id);
     expect(dataset).toMatchObject({ status: 'ready', correlationId: 'corr-lost', trainExamples: 60 });
     // The earlier auto-train dataset's lost files-upload message is back on its queue.
-    const upload = await waitFor(
-      () => uploads.getJob(jobId('files-upload', auto?.id ?? '')),
-      5_000,
-      'upload job',
-    );
+    const upload = await waitFor(() => uploads.getJob(filesUploadJobId(auto?.id ?? '')), 5_000, 'upload job');
     expect(upload.data).toMatchObject({ datasetId: auto?.id });
     // Nothing built twice.
     const all = await tdb.db.selectFrom('datasets').select('request_row_id').execute();

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { jobId } from '@tuneline/contracts';
+import { billingSettleJobId, billingSettleMessage } from '@tuneline/contracts';
 import {
   inTransaction,
   markOutboxPublished,
@@ -22,11 +22,7 @@ describe('outbox capture and relay', () => {
     await tdb.drop();
   });
 
-  const settle = (id: string) => ({
-    queue: 'billing-settle' as const,
-    jobId: jobId('billing-settle', id),
-    payload: { schemaVersion: 1 as const, correlationId: 'c', fineTuneId: id },
-  });
+  const settle = (id: string) => billingSettleMessage({ fineTuneId: id, correlationId: 'c' });
   const unpublished = async (ids: string[]) =>
     (
       await tdb.db
@@ -36,7 +32,7 @@ describe('outbox capture and relay', () => {
         .where(
           'job_id',
           'in',
-          ids.map((id) => jobId('billing-settle', id)),
+          ids.map((id) => billingSettleJobId(id)),
         )
         .execute()
     ).map((r) => r.job_id);
@@ -60,8 +56,8 @@ describe('outbox capture and relay', () => {
     });
 
     expect(capture.committed.map((r) => r.job_id)).toEqual([
-      jobId('billing-settle', kept),
-      jobId('billing-settle', nested),
+      billingSettleJobId(kept),
+      billingSettleJobId(nested),
     ]);
     const [first, second] = capture.committed;
     expect(first?.payload).toEqual(settle(kept).payload);
@@ -99,15 +95,15 @@ describe('outbox capture and relay', () => {
       published.push(...rows.map((r) => r.job_id));
     };
     await relayOutbox(tdb.db, publish, { minAgeMs: 60_000 });
-    expect(published).not.toContain(jobId('billing-settle', id));
+    expect(published).not.toContain(billingSettleJobId(id));
     // As if the job that wrote it had crashed a minute ago.
     await tdb.db
       .updateTable('outbox')
       .set({ created_at: sql`now() - interval '61 seconds'` })
-      .where('job_id', '=', jobId('billing-settle', id))
+      .where('job_id', '=', billingSettleJobId(id))
       .execute();
     await relayOutbox(tdb.db, publish, { minAgeMs: 60_000 });
-    expect(published).toContain(jobId('billing-settle', id));
+    expect(published).toContain(billingSettleJobId(id));
     expect(await unpublished([id])).toEqual([]);
   });
 

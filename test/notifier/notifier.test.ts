@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { settleFineTune } from '@tuneline/billing';
 import { parseEmailList } from '@tuneline/contracts';
-import type { Db } from '@tuneline/db';
+import { type Db, getFineTune, getNotification } from '@tuneline/db';
 import { parseMessage, startSmtpServer } from '@tuneline/harness';
 import {
   fileMailer,
@@ -290,16 +290,13 @@ describe('notifier stage against a loopback SMTP server', () => {
     // A From header with a line break is refused by the config and by the message builder.
     const env = { DATABASE_URL: t.url, REDIS_URL: redisUrl(), MAIL_FROM: 'a@b.c\r\nBcc: victim@example.com' };
     expect(notifierConfigSchema.safeParse(env).success).toBe(false);
-    const row = await t.db
+    const { id: notificationId } = await t.db
       .selectFrom('notifications')
-      .selectAll()
+      .select('id')
       .where('fine_tune_id', '=', ft.id)
       .executeTakeFirstOrThrow();
-    const fineTune = await t.db
-      .selectFrom('fine_tunes')
-      .selectAll()
-      .where('id', '=', ft.id)
-      .executeTakeFirstOrThrow();
+    const row = (await getNotification(t.db, notificationId))!;
+    const fineTune = (await getFineTune(t.db, ft.id))!;
     const balance = { posted: 0n, pending: 0n, available: 0n, overageBlocked: false };
     expect(() => outcomeEmail(row, fineTune, balance, 'a@b.c\nBcc: victim@example.com')).toThrow(
       HeaderInjectionError,
@@ -315,12 +312,8 @@ describe('notifier stage against a loopback SMTP server', () => {
       // Simulate the at-least-once window: the file is written twice for the same notification.
       await mailer.send(
         outcomeEmail(
-          n,
-          await t.db
-            .selectFrom('fine_tunes')
-            .selectAll()
-            .where('id', '=', n.fine_tune_id)
-            .executeTakeFirstOrThrow(),
+          (await getNotification(t.db, n.id))!,
+          (await getFineTune(t.db, n.fine_tune_id))!,
           { posted: 0n, pending: 0n, available: 0n, overageBlocked: false },
           FROM,
         ),

@@ -1,19 +1,26 @@
-// The provider profile against the simulator over HTTP, in the OpenAI and the Azure dialect, and the
-// mapping of provider errors onto the runtime's error classes.
+// The provider profile against the simulator over HTTP, in the OpenAI and the Azure dialect, its typed
+// errors, and how a stage turns them into the runtime's error classes.
 import { Readable } from 'node:stream';
 import {
   createProvider,
   createProviderFromEnv,
-  mapProviderError,
+  ProviderError,
   type ProviderProfile,
   type ProviderRequestObserver,
   providerEnvSchema,
   providerOperation,
   resolveProviderSettings,
   retryAfterMs,
+  toProviderError,
   WebhookVerificationError,
 } from '@tuneline/provider';
-import { ConfigError, createMetrics, PermanentError, RateLimitedError } from '@tuneline/runtime';
+import {
+  ConfigError,
+  createMetrics,
+  PermanentError,
+  RateLimitedError,
+  stageFailure,
+} from '@tuneline/runtime';
 import { signWebhook } from '@tuneline/simulator';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -94,23 +101,64 @@ describe('error mapping', () => {
       new Headers(headers),
     );
 
-  it('maps 429 to RateLimitedError with Retry-After, other 4xx (not 408/409) to PermanentError, and leaves the rest', () => {
-    const limited = mapProviderError(apiError(429, { 'retry-after': '3' }));
-    expect(limited).toBeInstanceOf(RateLimitedError);
-    expect((limited as RateLimitedError).retryAfterMs).toBe(3000);
-    expect(
-      (mapProviderError(apiError(429, { 'retry-after-ms': '250', 'retry-after': '9' })) as RateLimitedError)
-        .retryAfterMs,
-    ).toBe(250);
-    for (const status of [400, 401, 403, 404, 422]) {
-      const mapped = mapProviderError(apiError(status));
-      expect(mapped).toBeInstanceOf(PermanentError);
-      expect((mapped as Error).message).toContain(`boom ${status}`);
+  const asProviderError = (err: unknown) => {
+    const mapped = toProviderError(err);
+    if (!(mapped instanceof ProviderError)) throw new Error(`not a ProviderError: ${String(mapped)}`);
+    return mapped;
+  };
+
+  it('gives every SDK error a kind, its status and the SDK error as cause; 429 carries Retry-After', () => {
+    const kinds: [number, string][] = [
+      [401, 'auth'],
+      [403, 'auth'],
+      [404, 'not_found'],
+      [400, 'rejected'],
+      [413, 'rejected'],
+      [422, 'rejected'],
+      [408, 'transient'],
+      [409, 'transient'],
+      [500, 'transient'],
+      [503, 'transient'],
+    ];
+    for (const [status, kind] of kinds) {
+      const sdkError = apiError(status);
+      const err = asProviderError(sdkError);
+      expect({ status: err.status, kind: err.kind }).toEqual({ status, kind });
+      expect(err.cause).toBe(sdkError);
+      expect(err.message).toContain(`boom ${status}`);
+      expect(err.retryAfterMs).toBeUndefined();
     }
-    for (const status of [408, 409, 500, 503])
-      expect(mapProviderError(apiError(status))).toBeInstanceOf(OpenAI.APIError);
+    const limited = asProviderError(apiError(429, { 'retry-after': '3' }));
+    expect(limited).toMatchObject({ kind: 'rate_limited', status: 429, retryAfterMs: 3000 });
+    expect(asProviderError(apiError(429, { 'retry-after-ms': '250', 'retry-after': '9' })).retryAfterMs).toBe(
+      250,
+    );
+    const unreachable = asProviderError(new OpenAI.APIConnectionError({ message: 'Connection error.' }));
+    expect(unreachable).toMatchObject({ kind: 'transient', status: undefined });
+    expect(unreachable.message).toBe('provider unreachable: Connection error.');
     const plain = new Error('socket hang up');
-    expect(mapProviderError(plain)).toBe(plain);
+    expect(toProviderError(plain)).toBe(plain);
+  });
+
+  it("a stage's choice of permanent kinds decides: PermanentError, RateLimitedError or a retry, cause kept", () => {
+    const uploaderKinds = ['auth', 'not_found', 'rejected'];
+    for (const status of [401, 404, 400]) {
+      const err = asProviderError(apiError(status));
+      const failure = stageFailure(err, uploaderKinds);
+      expect(failure).toBeInstanceOf(PermanentError);
+      expect((failure as Error).cause).toBe(err);
+      // The trainer and the poller name no kind permanent: the same error retries with backoff there.
+      expect(stageFailure(err)).toBe(err);
+    }
+    const limited = asProviderError(apiError(429, { 'retry-after': '2' }));
+    const paused = stageFailure(limited, uploaderKinds);
+    expect(paused).toBeInstanceOf(RateLimitedError);
+    expect((paused as RateLimitedError).retryAfterMs).toBe(2000);
+    expect((paused as Error).cause).toBe(limited);
+    const outage = asProviderError(apiError(503));
+    expect(stageFailure(outage, uploaderKinds)).toBe(outage);
+    const plain = new Error('disk full');
+    expect(stageFailure(plain, uploaderKinds)).toBe(plain);
   });
 
   it('names provider requests with bounded operation labels, for OpenAI and Azure paths', () => {
@@ -182,9 +230,11 @@ describe.each(['openai', 'azure'] as const)('the %s profile against the simulato
       size: content.length,
     });
     expect(streamed.bytes).toBe(content.length);
-    await expect(provider.waitUntilProcessed('file-missing', { timeoutMs: 1_000 })).rejects.toThrow(
-      PermanentError,
-    );
+    await expect(provider.waitUntilProcessed('file-missing', { timeoutMs: 1_000 })).rejects.toMatchObject({
+      name: 'ProviderError',
+      kind: 'not_found',
+      status: 404,
+    });
   });
 
   it('creates a job with metadata, finds it again, follows it to success and reads events and checkpoints', async () => {
@@ -244,25 +294,30 @@ describe.each(['openai', 'azure'] as const)('the %s profile against the simulato
       metadata: { fine_tune_id: `ft-${kind}-c` },
     });
     expect((await provider.cancelJob(job.id)).status).toBe('cancelled');
-    await expect(provider.cancelJob(job.id)).rejects.toThrow(PermanentError);
+    await expect(provider.cancelJob(job.id)).rejects.toMatchObject({ kind: 'rejected', status: 400 });
   });
 
-  it('maps a 400 to PermanentError with the provider message, and a 404 too', async () => {
+  it('reports a 400 as rejected with the provider message, and a 404 as not_found', async () => {
     const err = await provider
       .createJob({ model: 'gpt-unknown', trainingFile: 'file-x', metadata: { fine_tune_id: 'x' } })
       .catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(PermanentError);
+    expect(err).toBeInstanceOf(ProviderError);
+    expect(err).toMatchObject({ kind: 'rejected', status: 400 });
     expect((err as Error).message).toMatch(/400.*gpt-unknown is not available for fine-tuning/);
-    await expect(provider.retrieveJob('ftjob-missing')).rejects.toThrow(PermanentError);
+    expect((err as Error).cause).toBeInstanceOf(OpenAI.BadRequestError);
+    await expect(provider.retrieveJob('ftjob-missing')).rejects.toMatchObject({
+      kind: 'not_found',
+      status: 404,
+    });
   });
 
-  it('maps a 429 to RateLimitedError carrying Retry-After', async () => {
+  it('reports a 429 as rate_limited carrying Retry-After', async () => {
     const noRetries = makeProvider({ PROVIDER_MAX_RETRIES: '0' });
     sim.admin.setFaults({ rate429: 1, retryAfterSeconds: 4 });
     try {
       const err = await noRetries.retrieveJob('ftjob-any').catch((e: unknown) => e);
-      expect(err).toBeInstanceOf(RateLimitedError);
-      expect((err as RateLimitedError).retryAfterMs).toBe(4000);
+      expect(err).toBeInstanceOf(ProviderError);
+      expect(err).toMatchObject({ kind: 'rate_limited', status: 429, retryAfterMs: 4000 });
     } finally {
       sim.admin.setFaults({});
     }
@@ -306,7 +361,8 @@ describe.each(['openai', 'azure'] as const)('the %s profile against the simulato
           metadata: { fine_tune_id: 'r' },
         })
         .catch((e: unknown) => e);
-      expect(err).toBeInstanceOf(OpenAI.InternalServerError);
+      expect(err).toMatchObject({ kind: 'transient', status: 500 });
+      expect((err as Error).cause).toBeInstanceOf(OpenAI.InternalServerError);
       expect(sim.admin.state().faultLog.length - before).toBe(1);
     } finally {
       sim.admin.setFaults({});

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { jobId } from '@tuneline/contracts';
+import { notifySendMessage } from '@tuneline/contracts';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -66,11 +66,8 @@ describe('service processes', () => {
     try {
       expect((await fetch(`http://127.0.0.1:${proc.port}/readyz`)).status).toBe(200);
       const id = randomUUID();
-      const job = await queue.add(
-        'notify-send',
-        { schemaVersion: 1, correlationId: 'c', notificationId: id },
-        { jobId: jobId('notify-send', id) },
-      );
+      const message = notifySendMessage({ notificationId: id, correlationId: 'c' });
+      const job = await queue.add(message.queue, message.payload, { jobId: message.jobId });
       await waitFor(
         async () => existsSync(marker) && readFileSync(marker, 'utf8').includes(`start ${id}`),
         10_000,

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { jobId, type MessageInput } from '@tuneline/contracts';
+import { billingSettleJobId, billingSettleMessage } from '@tuneline/contracts';
 import { createRedis, Publisher } from '@tuneline/runtime';
 import { type Job, UnrecoverableError, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
@@ -39,59 +39,49 @@ describe('recovery republish', () => {
     workerConn.disconnect();
   });
 
-  const message = (id: string): MessageInput<'billing-settle'> => ({
-    schemaVersion: 1,
-    correlationId: 'c',
-    fineTuneId: id,
-  });
+  const message = (id: string) => billingSettleMessage({ fineTuneId: id, correlationId: 'c' }).payload;
   const stateOf = async (id: string) =>
-    (await publisher.queue('billing-settle').getJob(jobId('billing-settle', id)))?.getState();
+    (await publisher.queue('billing-settle').getJob(billingSettleJobId(id)))?.getState();
 
   it('adds a job that is missing (Redis lost it) and leaves one that is still waiting alone', async () => {
     const id = randomUUID();
-    expect(
-      await publisher.republish('billing-settle', jobId('billing-settle', id), message(id), 60_000),
-    ).toBe('added');
-    expect(
-      await publisher.republish('billing-settle', jobId('billing-settle', id), message(id), 60_000),
-    ).toBe('present');
+    expect(await publisher.republish('billing-settle', billingSettleJobId(id), message(id), 60_000)).toBe(
+      'added',
+    );
+    expect(await publisher.republish('billing-settle', billingSettleJobId(id), message(id), 60_000)).toBe(
+      'present',
+    );
   });
 
   it('retries a job that failed for good while its row still waits', async () => {
     const id = randomUUID();
     failFirst.add(id);
-    await publisher.publish('billing-settle', jobId('billing-settle', id), message(id));
+    await publisher.publish('billing-settle', billingSettleJobId(id), message(id));
     await waitFor(async () => (await stateOf(id)) === 'failed', 10_000, 'first failure');
-    expect(await publisher.republish('billing-settle', jobId('billing-settle', id), message(id))).toBe(
-      'retried',
-    );
+    expect(await publisher.republish('billing-settle', billingSettleJobId(id), message(id))).toBe('retried');
     await waitFor(async () => (await stateOf(id)) === 'completed', 10_000, 'completion after retry');
     expect(runs.get(id)).toBe(2);
   });
 
   it('replaces a completed job when its row still waits', async () => {
     const id = randomUUID();
-    await publisher.publish('billing-settle', jobId('billing-settle', id), message(id));
+    await publisher.publish('billing-settle', billingSettleJobId(id), message(id));
     await waitFor(async () => (await stateOf(id)) === 'completed', 10_000, 'completion');
     // The sweep reads the row after the job finished: a later millisecond (a job that finished in the
     // very millisecond of the read is left alone, as it may have moved the row on).
     await new Promise((resolve) => setTimeout(resolve, 5));
-    expect(await publisher.republish('billing-settle', jobId('billing-settle', id), message(id))).toBe(
-      'replaced',
-    );
+    expect(await publisher.republish('billing-settle', billingSettleJobId(id), message(id))).toBe('replaced');
     await waitFor(async () => runs.get(id) === 2, 10_000, 'second run');
   });
 
   it('replaces a stray job hash a Redis flush left behind (no payload, in no list), which would swallow every re-add', async () => {
     const id = randomUUID();
-    const key = `${prefix}:billing-settle:${jobId('billing-settle', id)}`;
+    const key = `${prefix}:billing-settle:${billingSettleJobId(id)}`;
     // What a worker's script writing to a flushed job leaves: a hash with a field or two and no data.
     await conn.hset(key, 'processedOn', Date.now(), 'failedReason', 'Missing key');
-    expect(await publisher.republish('billing-settle', jobId('billing-settle', id), message(id))).toBe(
-      'replaced',
-    );
+    expect(await publisher.republish('billing-settle', billingSettleJobId(id), message(id))).toBe('replaced');
     await waitFor(async () => runs.get(id) === 1, 10_000, 'the replacing job to run');
-    expect((await publisher.queue('billing-settle').getJob(jobId('billing-settle', id)))?.data).toEqual(
+    expect((await publisher.queue('billing-settle').getJob(billingSettleJobId(id)))?.data).toEqual(
       message(id),
     );
   });
@@ -99,22 +89,20 @@ describe('recovery republish', () => {
   it('replaces a failed job that lost its payload instead of retrying it forever', async () => {
     const id = randomUUID();
     failFirst.add(id);
-    await publisher.publish('billing-settle', jobId('billing-settle', id), message(id));
+    await publisher.publish('billing-settle', billingSettleJobId(id), message(id));
     await waitFor(async () => (await stateOf(id)) === 'failed', 10_000, 'first failure');
-    await conn.hdel(`${prefix}:billing-settle:${jobId('billing-settle', id)}`, 'data');
-    expect(await publisher.republish('billing-settle', jobId('billing-settle', id), message(id))).toBe(
-      'replaced',
-    );
+    await conn.hdel(`${prefix}:billing-settle:${billingSettleJobId(id)}`, 'data');
+    expect(await publisher.republish('billing-settle', billingSettleJobId(id), message(id))).toBe('replaced');
     await waitFor(async () => (await stateOf(id)) === 'completed', 10_000, 'the replacing job to complete');
   });
 
   it('leaves a job alone that completed after the sweep read its row (it may have moved the row on)', async () => {
     const id = randomUUID();
     const listedAt = Date.now();
-    await publisher.publish('billing-settle', jobId('billing-settle', id), message(id));
+    await publisher.publish('billing-settle', billingSettleJobId(id), message(id));
     await waitFor(async () => (await stateOf(id)) === 'completed', 10_000, 'completion');
     expect(
-      await publisher.republish('billing-settle', jobId('billing-settle', id), message(id), 0, listedAt),
+      await publisher.republish('billing-settle', billingSettleJobId(id), message(id), 0, listedAt),
     ).toBe('present');
     expect(runs.get(id)).toBe(1);
   });

@@ -1,5 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import { jobId, type MessageInput, queues } from '@tuneline/contracts';
+import {
+  billingSettleJobId,
+  billingSettleMessage,
+  notifySendJobId,
+  notifySendMessage,
+  queues,
+} from '@tuneline/contracts';
 import { inTransaction, uncapturedOutboxWrites, writeOutbox } from '@tuneline/db';
 import {
   createLogger,
@@ -52,11 +58,7 @@ describe('stage worker runtime', () => {
       queue: 'notify-send',
       async handle(message, ctx) {
         seen.push({ id: message.notificationId, attempt: ctx.attempt, at: Date.now() });
-        const next = {
-          queue: 'billing-settle' as const,
-          jobId: jobId('billing-settle', message.notificationId),
-          payload: { schemaVersion: 1 as const, correlationId: 'c', fineTuneId: message.notificationId },
-        };
+        const next = billingSettleMessage({ fineTuneId: message.notificationId, correlationId: 'c' });
         if (message.correlationId === 'writes-outbox') {
           // Outside a capturing transaction: the relay publishes it.
           await writeOutbox(tdb.db, next);
@@ -90,28 +92,25 @@ describe('stage worker runtime', () => {
     await tdb.drop();
   });
 
-  const message = (id: string): MessageInput<'notify-send'> => ({
-    schemaVersion: 1,
-    correlationId: `corr-${id}`,
-    notificationId: id,
-  });
+  const message = (id: string, correlationId = `corr-${id}`) =>
+    notifySendMessage({ notificationId: id, correlationId }).payload;
 
   it('delivers a valid message to the handler once', async () => {
     const id = randomUUID();
     const job = await queue.add('notify-send', message(id), {
       ...queues['notify-send'].jobOptions,
-      jobId: jobId('notify-send', id),
+      jobId: notifySendJobId(id),
     });
     await waitFor(async () => (await job.getState()) === 'completed', 10_000, 'job completion');
     expect(seen.filter((s) => s.id === id)).toHaveLength(1);
   });
 
   it('fails an invalid payload once, with the schema message naming the field, and never retries it', async () => {
-    const job = await queue.add(
-      'notify-send',
-      { schemaVersion: 1, correlationId: 'c', notificationId: 'not-a-uuid' },
-      { attempts: 5, backoff: { type: 'fixed', delay: 10 }, jobId: 'notify-send-bad-1' },
-    );
+    const job = await queue.add('notify-send', message('not-a-uuid', 'c'), {
+      attempts: 5,
+      backoff: { type: 'fixed', delay: 10 },
+      jobId: 'notify-send-bad-1',
+    });
     await waitFor(async () => (await job.getState()) === 'failed', 10_000, 'job failure');
     const failed = await queue.getJob(job.id!);
     expect(failed?.attemptsMade).toBe(1);
@@ -125,7 +124,7 @@ describe('stage worker runtime', () => {
     const job = await queue.add('notify-send', message(id), {
       attempts: 5,
       backoff: { type: 'exponential', delay: 200 },
-      jobId: jobId('notify-send', id),
+      jobId: notifySendJobId(id),
     });
     await waitFor(async () => (await job.getState()) === 'completed', 15_000, 'job completion after retries');
     const runs = seen.filter((s) => s.id === id);
@@ -138,7 +137,7 @@ describe('stage worker runtime', () => {
   it('fails a PermanentError at once, without spending the other attempts', async () => {
     const id = randomUUID();
     failuresLeft.set(id, -1);
-    const job = await queue.add('notify-send', message(id), { attempts: 5, jobId: jobId('notify-send', id) });
+    const job = await queue.add('notify-send', message(id), { attempts: 5, jobId: notifySendJobId(id) });
     await waitFor(async () => (await job.getState()) === 'failed', 10_000, 'job failure');
     const failed = await queue.getJob(job.id!);
     expect(failed?.attemptsMade).toBe(1);
@@ -151,7 +150,7 @@ describe('stage worker runtime', () => {
       .insertInto('outbox')
       .values({
         queue: 'notify-send',
-        job_id: jobId('notify-send', id),
+        job_id: notifySendJobId(id),
         payload: JSON.stringify(message(id)),
       })
       .execute();
@@ -161,21 +160,17 @@ describe('stage worker runtime', () => {
     const rows = await tdb.db
       .selectFrom('outbox')
       .selectAll()
-      .where('job_id', '=', jobId('notify-send', id))
+      .where('job_id', '=', notifySendJobId(id))
       .execute();
     expect(rows[0]?.published_at).not.toBeNull();
   });
 
   it('publishes what a handler wrote to the outbox as soon as the job ends (no timer running)', async () => {
     const id = randomUUID();
-    await queue.add(
-      'notify-send',
-      { schemaVersion: 1, correlationId: 'writes-outbox', notificationId: id },
-      { jobId: jobId('notify-send', id) },
-    );
+    await queue.add('notify-send', message(id, 'writes-outbox'), { jobId: notifySendJobId(id) });
     const settle = new Queue('billing-settle', { connection: producerConn, prefix });
     try {
-      const job = await waitFor(() => settle.getJob(jobId('billing-settle', id)), 10_000, 'the relayed job');
+      const job = await waitFor(() => settle.getJob(billingSettleJobId(id)), 10_000, 'the relayed job');
       expect(job.data).toMatchObject({ fineTuneId: id });
     } finally {
       await settle.close();
@@ -188,13 +183,12 @@ describe('stage worker runtime', () => {
     try {
       for (const correlationId of ['commits-outbox', 'commits-outbox-then-fails']) {
         const id = randomUUID();
-        await queue.add(
-          'notify-send',
-          { schemaVersion: 1, correlationId, notificationId: id },
-          { jobId: jobId('notify-send', id), attempts: 1 },
-        );
+        await queue.add('notify-send', message(id, correlationId), {
+          jobId: notifySendJobId(id),
+          attempts: 1,
+        });
         // No relay runs here (no timers, nothing uncaptured): the job itself published it.
-        const job = await waitFor(() => settle.getJob(jobId('billing-settle', id)), 10_000, correlationId);
+        const job = await waitFor(() => settle.getJob(billingSettleJobId(id)), 10_000, correlationId);
         expect(job.data).toMatchObject({ fineTuneId: id });
         await waitFor(
           async () =>
@@ -202,7 +196,7 @@ describe('stage worker runtime', () => {
               await tdb.db
                 .selectFrom('outbox')
                 .select('published_at')
-                .where('job_id', '=', jobId('billing-settle', id))
+                .where('job_id', '=', billingSettleJobId(id))
                 .executeTakeFirst()
             )?.published_at,
           10_000,
@@ -218,7 +212,7 @@ describe('stage worker runtime', () => {
   it('pauses the queue on a rate limit without spending an attempt, and counts the wait in /metrics', async () => {
     const id = randomUUID();
     failuresLeft.set(id, -2);
-    const job = await queue.add('notify-send', message(id), { attempts: 1, jobId: jobId('notify-send', id) });
+    const job = await queue.add('notify-send', message(id), { attempts: 1, jobId: notifySendJobId(id) });
     await waitFor(async () => (await job.getState()) === 'completed', 10_000, 'completion after the pause');
     const runs = seen.filter((s) => s.id === id);
     expect(runs.map((r) => r.attempt)).toEqual([1, 1]);
@@ -240,7 +234,7 @@ describe('stage worker runtime', () => {
     try {
       const limited = randomUUID();
       failuresLeft.set(limited, -2);
-      await queue.add('notify-send', message(limited), { attempts: 1, jobId: jobId('notify-send', limited) });
+      await queue.add('notify-send', message(limited), { attempts: 1, jobId: notifySendJobId(limited) });
       const first = await waitFor(
         async () => seen.find((s) => s.id === limited),
         10_000,
@@ -248,7 +242,7 @@ describe('stage worker runtime', () => {
       );
       await new Promise((r) => setTimeout(r, 50)); // the pause is set right after the handler throws
       const next = randomUUID();
-      await queue.add('notify-send', message(next), { jobId: jobId('notify-send', next) });
+      await queue.add('notify-send', message(next), { jobId: notifySendJobId(next) });
       const run = await waitFor(
         async () => seen.find((s) => s.id === next),
         10_000,
@@ -263,13 +257,13 @@ describe('stage worker runtime', () => {
 
   it('reports the depth of its queue per state, read from Redis when /metrics is scraped', async () => {
     const id = randomUUID();
-    await queue.add('notify-send', message(id), { jobId: jobId('notify-send', id), delay: 60_000 });
+    await queue.add('notify-send', message(id), { jobId: notifySendJobId(id), delay: 60_000 });
     const text = await metrics.registry.metrics();
     expect(text).toMatch(/tuneline_queue_jobs\{queue="notify-send",state="delayed",service="test"\} 1\n/);
     // The earlier tests left exactly three failed jobs: the invalid payload, the permanent error and
     // the permanent error after a commit.
     expect(text).toMatch(/tuneline_queue_jobs\{queue="notify-send",state="failed",service="test"\} 3\n/);
     expect(text).toMatch(/tuneline_queue_jobs\{queue="notify-send",state="waiting",service="test"\} 0\n/);
-    await queue.remove(jobId('notify-send', id));
+    await queue.remove(notifySendJobId(id));
   });
 });

@@ -1,5 +1,5 @@
 import { billingStage } from '@tuneline/billing';
-import { requestJobId } from '@tuneline/contracts';
+import { fineTuneRequestMessage } from '@tuneline/contracts';
 import { loadCatalogue } from '@tuneline/dataset';
 import { datasetBuilderStage } from '@tuneline/dataset-builder';
 import { startSmtpServer } from '@tuneline/harness';
@@ -70,15 +70,8 @@ describe('six stages in-process', () => {
       autoTrain: true,
       job: { description: 'chain test', notifyEmails: 'owner@example.com', hyperparameters: 'auto' },
     });
-    await pipeline.stages.uploader?.publisher.publish(
-      'fine-tune-requests',
-      requestJobId('lic-chain', 'chain-1'),
-      {
-        schemaVersion: 1,
-        correlationId: 'corr-chain-1',
-        request: input,
-      },
-    );
+    const request = fineTuneRequestMessage({ request: input, correlationId: 'corr-chain-1' });
+    await pipeline.stages.uploader?.publisher.publish(request.queue, request.jobId, request.payload);
     const fineTune = await waitFor(
       async () =>
         tdb.db

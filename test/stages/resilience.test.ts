@@ -1,5 +1,5 @@
-import { jobId, QUEUE_NAMES } from '@tuneline/contracts';
-import { autoTrainFineTuneId, type FineTune, getFineTune } from '@tuneline/db';
+import { billingSettleJobId, filesUploadMessage, QUEUE_NAMES } from '@tuneline/contracts';
+import { autoTrainFineTuneId, type FineTuneRow, getFineTune } from '@tuneline/db';
 import { type RunningSimulator, startSimulator } from '@tuneline/simulator';
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
@@ -76,21 +76,18 @@ async function startMany(w: World, licenseId: string, n: number): Promise<string
   const ids: string[] = [];
   for (let i = 0; i < n; i++) {
     const datasetId = await seedReadyDataset(tdb.db, { licenseId, storage: files.storage });
-    await w.pipeline.stages.uploader?.publisher.publish('files-upload', jobId('files-upload', datasetId), {
-      schemaVersion: 1,
-      correlationId: `corr-${datasetId}`,
-      datasetId,
-    });
+    const upload = filesUploadMessage({ datasetId, correlationId: `corr-${datasetId}` });
+    await w.pipeline.stages.uploader?.publisher.publish(upload.queue, upload.jobId, upload.payload);
     ids.push(autoTrainFineTuneId(datasetId));
   }
   return ids;
 }
 
-async function rows(ids: string[]): Promise<FineTune[]> {
+async function rows(ids: string[]): Promise<FineTuneRow[]> {
   return tdb.db.selectFrom('fine_tunes').selectAll().where('id', 'in', ids).execute();
 }
 
-async function allTerminal(ids: string[], timeoutMs: number): Promise<FineTune[]> {
+async function allTerminal(ids: string[], timeoutMs: number): Promise<FineTuneRow[]> {
   try {
     return await waitUntilTerminal(ids, timeoutMs);
   } catch (err) {
@@ -101,7 +98,7 @@ async function allTerminal(ids: string[], timeoutMs: number): Promise<FineTune[]
   }
 }
 
-async function waitUntilTerminal(ids: string[], timeoutMs: number): Promise<FineTune[]> {
+async function waitUntilTerminal(ids: string[], timeoutMs: number): Promise<FineTuneRow[]> {
   return waitFor(
     async () => {
       const r = await rows(ids);
@@ -194,10 +191,10 @@ describe('stages under provider trouble', () => {
         const settle = await tdb.db
           .selectFrom('outbox')
           .select('id')
-          .where('job_id', '=', jobId('billing-settle', f.id))
+          .where('job_id', '=', billingSettleJobId(f.id))
           .execute();
         expect(settle).toHaveLength(1);
-        expect(await getFineTune(tdb.db, f.id)).toMatchObject({ finished_at: expect.any(Date) });
+        expect(await getFineTune(tdb.db, f.id)).toMatchObject({ finishedAt: expect.any(Date) });
       }
     } finally {
       await w.close();

@@ -1,12 +1,23 @@
 import { randomUUID } from 'node:crypto';
-import { jobId } from '@tuneline/contracts';
-import { autoTrainFineTuneId, getFineTune, scheduledPollJobId } from '@tuneline/db';
-import { reserveCredits } from '@tuneline/ledger';
+import {
+  billingSettleJobId,
+  filesUploadMessage,
+  fineTuneCreateMessage,
+  scheduledPollJobId,
+  scheduledPollMessage,
+  webhookPollMessage,
+} from '@tuneline/contracts';
+import { autoTrainFineTuneId, getFineTune } from '@tuneline/db';
+import { getBalance, reserveCredits } from '@tuneline/ledger';
+import { ProviderError } from '@tuneline/provider';
+import { PermanentError } from '@tuneline/runtime';
 import { type RunningSimulator, startSimulator } from '@tuneline/simulator';
+import { trainerStage } from '@tuneline/trainer';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, redisUrl, type TestDatabase, testPrefix, waitFor } from '../support/context.ts';
 import {
   type Pipeline,
+  quietLog,
   type StorageFixture,
   seedLicense,
   seedReadyDataset,
@@ -65,17 +76,14 @@ async function settleMessages(fineTuneId: string) {
     .selectFrom('outbox')
     .selectAll()
     .where('queue', '=', 'billing-settle')
-    .where('job_id', '=', jobId('billing-settle', fineTuneId))
+    .where('job_id', '=', billingSettleJobId(fineTuneId))
     .execute();
 }
 
 /** Queues the dataset's upload the way the dataset builder does. */
 async function enqueueUpload(datasetId: string, on: Pipeline = pipeline) {
-  await on.stages.uploader?.publisher.publish('files-upload', jobId('files-upload', datasetId), {
-    schemaVersion: 1,
-    correlationId: `corr-${datasetId}`,
-    datasetId,
-  });
+  const upload = filesUploadMessage({ datasetId, correlationId: `corr-${datasetId}` });
+  await on.stages.uploader?.publisher.publish(upload.queue, upload.jobId, upload.payload);
 }
 
 /** A pipeline of its own whose trainer queues a new job's first poll a minute later. */
@@ -100,11 +108,30 @@ async function recordedFineTune(on: Pipeline, licenseId: string) {
   return waitFor(
     async () => {
       const row = await getFineTune(tdb.db, fineTuneId);
-      return row?.provider_job_id ? row : null;
+      return row?.providerJobId ? row : null;
     },
     20_000,
     'the provider job to be recorded',
   );
+}
+
+/** A license with credits and a dataset whose training file the provider holds (stage 2 done, nothing queued). */
+async function seedUploadedDataset(licenseId: string) {
+  await seedLicense(tdb.db, licenseId, 1_000n);
+  const datasetId = await seedReadyDataset(tdb.db, { licenseId, storage: files.storage, autoTrain: false });
+  const key = `datasets/${datasetId}/train.jsonl`;
+  const trainFile = await provider.uploadFile({
+    filename: `${datasetId}-train.jsonl`,
+    content: files.storage.openRead(key),
+    size: (await files.storage.stat(key)).size,
+  });
+  await provider.waitUntilProcessed(trainFile.id, { timeoutMs: 10_000 });
+  return tdb.db
+    .updateTable('datasets')
+    .set({ status: 'uploaded', train_file_id: trainFile.id })
+    .where('id', '=', datasetId)
+    .returningAll()
+    .executeTakeFirstOrThrow();
 }
 
 describe('trainer against the simulator', () => {
@@ -119,9 +146,9 @@ describe('trainer against the simulator', () => {
     const fineTuneId = autoTrainFineTuneId(datasetId);
     const done = await untilFinished(fineTuneId);
     expect(done.status).toBe('succeeded');
-    expect(done.fine_tuned_model).toMatch(/^ft:gpt-4o-mini-2024-07-18:/);
-    expect(Number(done.trained_tokens)).toBeGreaterThan(0);
-    expect(done.credits_reserved).toBe('30'); // 27 estimated + 10 % margin, rounded up
+    expect(done.fineTunedModel).toMatch(/^ft:gpt-4o-mini-2024-07-18:/);
+    expect(Number(done.trainedTokens)).toBeGreaterThan(0);
+    expect(done.creditsReserved).toBe(30n); // 27 estimated + 10 % margin, rounded up
     expect(jobsFor(fineTuneId)).toHaveLength(1);
     expect(await settleMessages(fineTuneId)).toHaveLength(1);
     const events = await tdb.db
@@ -154,7 +181,7 @@ describe('trainer against the simulator', () => {
       await enqueueUpload(datasetId);
       const fineTuneId = autoTrainFineTuneId(datasetId);
       await waitFor(
-        async () => (await getFineTune(tdb.db, fineTuneId))?.provider_job_id,
+        async () => (await getFineTune(tdb.db, fineTuneId))?.providerJobId,
         15_000,
         'job id stored',
       );
@@ -164,39 +191,22 @@ describe('trainer against the simulator', () => {
       expect(done.status).toBe('succeeded');
       const jobs = jobsFor(fineTuneId);
       expect(jobs).toHaveLength(1);
-      expect(done.provider_job_id).toBe(jobs[0]?.id);
+      expect(done.providerJobId).toBe(jobs[0]?.id);
     } finally {
       sim.admin.setFaults({});
     }
   });
 
   it('adopts a job created before a crash (created at the provider, id never stored)', async () => {
-    await seedLicense(tdb.db, 'lic-crash', 1_000n);
-    const datasetId = await seedReadyDataset(tdb.db, {
-      licenseId: 'lic-crash',
-      storage: files.storage,
-      autoTrain: false,
-    });
     // Stage 2 ran (files uploaded), stage 3 reserved and created the job, then died before recording it.
+    const dataset = await seedUploadedDataset('lic-crash');
     const fineTuneId = randomUUID();
-    const trainFile = await provider.uploadFile({
-      filename: `${datasetId}-train.jsonl`,
-      content: files.storage.openRead(`datasets/${datasetId}/train.jsonl`),
-      size: (await files.storage.stat(`datasets/${datasetId}/train.jsonl`)).size,
-    });
-    await provider.waitUntilProcessed(trainFile.id, { timeoutMs: 10_000 });
-    const dataset = await tdb.db
-      .updateTable('datasets')
-      .set({ status: 'uploaded', train_file_id: trainFile.id })
-      .where('id', '=', datasetId)
-      .returningAll()
-      .executeTakeFirstOrThrow();
     await tdb.db
       .insertInto('fine_tunes')
       .values({
         id: fineTuneId,
         license_id: dataset.license_id,
-        dataset_id: datasetId,
+        dataset_id: dataset.id,
         correlation_id: dataset.correlation_id,
         base_model: dataset.base_model,
         // Stage 3 had reserved (the row moved to creating with the reservation) before creating.
@@ -217,7 +227,7 @@ describe('trainer against the simulator', () => {
     });
     const orphan = await provider.createJob({
       model: dataset.base_model,
-      trainingFile: trainFile.id,
+      trainingFile: dataset.train_file_id as string,
       suffix: 'crash-test',
       metadata: { fine_tune_id: fineTuneId },
     });
@@ -225,7 +235,7 @@ describe('trainer against the simulator', () => {
     const recovered = await pipeline.stages.trainer?.recover();
     expect(recovered).toBeGreaterThanOrEqual(1);
     const done = await untilFinished(fineTuneId);
-    expect(done.provider_job_id).toBe(orphan.id);
+    expect(done.providerJobId).toBe(orphan.id);
     expect(jobsFor(fineTuneId)).toHaveLength(1);
     expect(done.status).toBe('succeeded');
   });
@@ -246,9 +256,9 @@ describe('trainer against the simulator', () => {
     const fineTuneId = autoTrainFineTuneId(datasetId);
     const done = await untilFinished(fineTuneId);
     expect(done.status).toBe('insufficient_credits');
-    expect(done.error_message).toContain('needs 110 credits');
-    expect(done.error_message).toContain('5 available');
-    expect(done.provider_job_id).toBeNull();
+    expect(done.errorMessage).toContain('needs 110 credits');
+    expect(done.errorMessage).toContain('5 available');
+    expect(done.providerJobId).toBeNull();
     expect(jobsFor(fineTuneId)).toHaveLength(0);
     const notes = await tdb.db
       .selectFrom('notifications')
@@ -285,16 +295,12 @@ describe('trainer against the simulator', () => {
         provider_job_id: 'ftjob-doesnotexist000000000',
       })
       .execute();
-    await pipeline.stages.poller?.publisher.publish('finetune-poll', scheduledPollJobId(fineTuneId, 0), {
-      schemaVersion: 1,
-      correlationId: 'corr-gone',
-      fineTuneId,
-      reason: 'scheduled',
-    });
+    const poll = scheduledPollMessage({ fineTuneId, correlationId: 'corr-gone', pollCount: 0 });
+    await pipeline.stages.poller?.publisher.publish(poll.queue, poll.jobId, poll.payload);
     const done = await untilFinished(fineTuneId);
     expect(done.status).toBe('failed');
-    expect(done.error_code).toBe('provider_error');
-    expect(done.error_message).toMatch(/404/);
+    expect(done.errorCode).toBe('provider_error');
+    expect(done.errorMessage).toMatch(/404/);
     expect(await settleMessages(fineTuneId)).toHaveLength(1);
   });
 });
@@ -306,12 +312,12 @@ describe('first poll of a new job', () => {
     try {
       const recorded = await recordedFineTune(delayed, 'lic-first-poll');
       const fineTuneId = recorded.id;
-      const dueIn = (recorded.next_poll_at?.getTime() ?? 0) - recorded.updated_at.getTime();
+      const dueIn = (recorded.nextPollAt?.getTime() ?? 0) - recorded.updatedAt.getTime();
       expect(dueIn).toBeGreaterThan(55_000);
       expect(dueIn).toBeLessThan(65_000);
       const polls = delayed.stages.trainer?.publisher.queue('finetune-poll');
       const poll = await waitFor(
-        async () => (await polls?.getJob(scheduledPollJobId(fineTuneId, recorded.poll_count))) ?? null,
+        async () => (await polls?.getJob(scheduledPollJobId(fineTuneId, recorded.pollCount))) ?? null,
         10_000,
         'the first poll to be queued',
       );
@@ -330,7 +336,8 @@ describe('polls of one fine-tune that arrive together', () => {
     // The trainer's own first poll is a minute away: only the two polls below run.
     const together = await startPipelineWithLatePolls();
     try {
-      const fineTuneId = (await recordedFineTune(together, 'lic-together')).id;
+      const recorded = await recordedFineTune(together, 'lic-together');
+      const fineTuneId = recorded.id;
       await waitFor(
         async () => jobsFor(fineTuneId).find((j) => j.status === 'succeeded') ?? null,
         20_000,
@@ -338,29 +345,20 @@ describe('polls of one fine-tune that arrive together', () => {
       );
       const before = { ...together.pollerProvider.byMethod };
       const poller = together.stages.poller?.publisher;
-      const message = { schemaVersion: 1 as const, correlationId: 'corr-together', fineTuneId };
-      await Promise.all([
-        poller?.publish('finetune-poll', jobId('finetune-poll', fineTuneId, 'webhook', 'w1'), {
-          ...message,
-          reason: 'webhook',
-        }),
-        poller?.publish('finetune-poll', jobId('finetune-poll', fineTuneId, 'recovery', 'r1'), {
-          ...message,
-          reason: 'recovery',
-        }),
-      ]);
+      const subject = { fineTuneId, correlationId: 'corr-together' };
+      // A webhook's poll, and a recovery sweep's re-add of a link that is not the chain's current one.
+      const arriving = [
+        webhookPollMessage({ ...subject, webhookId: 'w1' }),
+        scheduledPollMessage({ ...subject, pollCount: recorded.pollCount + 1, reason: 'recovery' }),
+      ];
+      await Promise.all(arriving.map((m) => poller?.publish(m.queue, m.jobId, m.payload)));
       const done = await untilFinished(fineTuneId);
       expect(done.status).toBe('succeeded');
       const polls = poller?.queue('finetune-poll');
       await waitFor(
         async () => {
           const states = await Promise.all(
-            [
-              ['webhook', 'w1'],
-              ['recovery', 'r1'],
-            ].map(async (parts) =>
-              (await polls?.getJob(jobId('finetune-poll', fineTuneId, ...parts)))?.getState(),
-            ),
+            arriving.map(async (m) => (await polls?.getJob(m.jobId))?.getState()),
           );
           return states.every((s) => s === 'completed');
         },
@@ -375,5 +373,77 @@ describe('polls of one fine-tune that arrive together', () => {
     } finally {
       await together.close();
     }
+  });
+});
+
+describe('provider errors at creation: the trainer decides by their kind', () => {
+  /** An uploaded dataset and its pending fine-tune, queued nowhere: only the handler calls below run it. */
+  async function pendingFineTune(licenseId: string, baseModel = 'gpt-4o-mini-2024-07-18') {
+    const dataset = await seedUploadedDataset(licenseId);
+    const datasetId = dataset.id;
+    const fineTuneId = randomUUID();
+    await tdb.db
+      .insertInto('fine_tunes')
+      .values({
+        id: fineTuneId,
+        license_id: licenseId,
+        dataset_id: datasetId,
+        correlation_id: dataset.correlation_id,
+        base_model: baseModel,
+        description: 'errors',
+        notify_emails: [],
+        suffix: 'errors',
+        hyperparameters: JSON.stringify('auto'),
+        credits_per_million_tokens: '3000',
+      })
+      .execute();
+    return fineTuneId;
+  }
+
+  /** Runs the trainer's handler once, as its worker would, with this provider. */
+  async function runTrainer(fineTuneId: string, profile: typeof provider) {
+    const message = fineTuneCreateMessage({ fineTuneId, correlationId: 'corr-errors' });
+    const ctx = {
+      queue: 'finetune-create' as const,
+      jobId: message.jobId,
+      attempt: 1,
+      correlationId: 'corr-errors',
+      log: quietLog,
+    };
+    await trainerStage.handle(message.payload, ctx, {
+      db: tdb.db,
+      log: quietLog,
+      provider: profile,
+      reservationMarginPercent: 10,
+      firstPollDelayMs: 60_000,
+    });
+  }
+
+  it('a bad key (401) is retried, not an ending: the fine-tune keeps its reservation until the key works', async () => {
+    const fineTuneId = await pendingFineTune('lic-bad-key');
+    const badKey = makeProvider({ baseURL: sim.url, apiKey: 'sk-wrong' });
+    const err = await runTrainer(fineTuneId, badKey).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ProviderError);
+    expect(err).toMatchObject({ kind: 'auth', status: 401 });
+    expect(err).not.toBeInstanceOf(PermanentError);
+    expect(await getFineTune(tdb.db, fineTuneId)).toMatchObject({ status: 'creating', creditsReserved: 30n });
+    expect(await getBalance(tdb.db, 'lic-bad-key')).toMatchObject({ pending: 30n });
+    expect(await settleMessages(fineTuneId)).toHaveLength(0);
+    // The key is fixed: the retry creates the job.
+    await runTrainer(fineTuneId, provider);
+    expect(jobsFor(fineTuneId)).toHaveLength(1);
+    expect((await getFineTune(tdb.db, fineTuneId))?.providerJobId).toBe(jobsFor(fineTuneId)[0]?.id);
+  });
+
+  it('a refused job (400) ends the fine-tune failed with the provider message and queues one settlement', async () => {
+    const fineTuneId = await pendingFineTune('lic-refused', 'gpt-unknown');
+    await runTrainer(fineTuneId, provider);
+    expect(await getFineTune(tdb.db, fineTuneId)).toMatchObject({
+      status: 'failed',
+      errorCode: 'provider_rejected',
+      errorMessage: expect.stringMatching(/400.*gpt-unknown is not available for fine-tuning/),
+    });
+    expect(jobsFor(fineTuneId)).toHaveLength(0);
+    expect(await settleMessages(fineTuneId)).toHaveLength(1);
   });
 });

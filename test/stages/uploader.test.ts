@@ -1,3 +1,4 @@
+import { filesUploadMessage, fineTuneCreateJobId } from '@tuneline/contracts';
 import { findBaseModel } from '@tuneline/dataset';
 import { autoTrainFineTuneId, getFineTune } from '@tuneline/db';
 import { type RunningSimulator, startSimulator } from '@tuneline/simulator';
@@ -35,11 +36,12 @@ afterAll(async () => {
 
 /** Runs the stage's handler as the worker would, once per call. */
 async function runUpload(datasetId: string, overrides: Partial<UploaderDeps> = {}) {
+  const message = filesUploadMessage({ datasetId, correlationId: 'c' });
   await uploaderStage.handle(
-    { schemaVersion: 1, correlationId: 'c', datasetId },
+    message.payload,
     {
       queue: 'files-upload',
-      jobId: `files-upload-${datasetId}`,
+      jobId: message.jobId,
       attempt: 1,
       correlationId: 'c',
       log: quietLog,
@@ -88,7 +90,7 @@ describe('uploader', () => {
       .selectFrom('outbox')
       .select('job_id')
       .where('queue', '=', 'finetune-create')
-      .where('job_id', '=', `finetune-create-${autoTrainFineTuneId(datasetId)}`)
+      .where('job_id', '=', fineTuneCreateJobId(autoTrainFineTuneId(datasetId)))
       .execute();
     expect(creates).toHaveLength(1);
   });
@@ -141,12 +143,12 @@ describe('uploader', () => {
     await runUpload(datasetId);
     const fineTune = await getFineTune(tdb.db, autoTrainFineTuneId(datasetId));
     expect(fineTune?.status).toBe('failed');
-    expect(fineTune?.error_code).toBe('invalid_job_options');
-    expect(fineTune?.error_message).toContain('description');
+    expect(fineTune?.errorCode).toBe('invalid_job_options');
+    expect(fineTune?.errorMessage).toContain('description');
     const creates = await tdb.db
       .selectFrom('outbox')
       .select('job_id')
-      .where('job_id', '=', `finetune-create-${autoTrainFineTuneId(datasetId)}`)
+      .where('job_id', '=', fineTuneCreateJobId(autoTrainFineTuneId(datasetId)))
       .execute();
     expect(creates).toHaveLength(0);
   });

@@ -1,5 +1,5 @@
 import { billingStage } from '@tuneline/billing';
-import { jobId } from '@tuneline/contracts';
+import { billingSettleJobId, filesUploadMessage } from '@tuneline/contracts';
 import { autoTrainFineTuneId, getFineTune, isTerminalStatus, requestCancel } from '@tuneline/db';
 import { startWebhookServer, type WebhookServer } from '@tuneline/poller';
 import { type RunningSimulator, signWebhook, startSimulator } from '@tuneline/simulator';
@@ -64,13 +64,10 @@ afterAll(async () => {
 async function startFineTune(licenseId: string): Promise<string> {
   await seedLicense(tdb.db, licenseId, 1_000n);
   const datasetId = await seedReadyDataset(tdb.db, { licenseId, storage: files.storage });
-  await pipeline.stages.uploader?.publisher.publish('files-upload', jobId('files-upload', datasetId), {
-    schemaVersion: 1,
-    correlationId: `corr-${datasetId}`,
-    datasetId,
-  });
+  const upload = filesUploadMessage({ datasetId, correlationId: `corr-${datasetId}` });
+  await pipeline.stages.uploader?.publisher.publish(upload.queue, upload.jobId, upload.payload);
   const fineTuneId = autoTrainFineTuneId(datasetId);
-  await waitFor(async () => (await getFineTune(tdb.db, fineTuneId))?.provider_job_id, 15_000, 'provider job');
+  await waitFor(async () => (await getFineTune(tdb.db, fineTuneId))?.providerJobId, 15_000, 'provider job');
   return fineTuneId;
 }
 
@@ -78,7 +75,7 @@ const publishedSettlements = (fineTuneId: string) =>
   tdb.db
     .selectFrom('outbox')
     .selectAll()
-    .where('job_id', '=', jobId('billing-settle', fineTuneId))
+    .where('job_id', '=', billingSettleJobId(fineTuneId))
     .where('published_at', 'is not', null)
     .execute();
 
@@ -96,7 +93,7 @@ describe('provider webhooks', () => {
     sim.admin.setFaults({ duplicateWebhookRate: 1 }); // every event delivered twice
     const fineTuneId = await startFineTune('lic-hook');
     const row = await getFineTune(tdb.db, fineTuneId);
-    const providerJobId = row?.provider_job_id ?? '';
+    const providerJobId = row?.providerJobId ?? '';
     // The simulator finishes the job on its own clock; note when.
     await waitFor(
       async () => sim.admin.state().jobs.find((j) => j.id === providerJobId)?.status === 'succeeded',
@@ -114,8 +111,8 @@ describe('provider webhooks', () => {
     );
     expect(Date.now() - finishedAt).toBeLessThan(2_000);
     expect(done.status).toBe('succeeded');
-    expect(done.settled_at).not.toBeNull();
-    expect(done.fine_tuned_model).toBeTruthy();
+    expect(done.settledAt).not.toBeNull();
+    expect(done.fineTunedModel).toBeTruthy();
     // The second copy of each delivery changed nothing: one delivery row, one poll, one settlement.
     await waitFor(
       async () =>
@@ -146,7 +143,7 @@ describe('provider webhooks', () => {
     const row = await waitFor(
       async () => {
         const r = await getFineTune(tdb.db, fineTuneId);
-        return r && r.poll_count >= 1 ? r : null;
+        return r && r.pollCount >= 1 ? r : null;
       },
       10_000,
       'first poll',
@@ -156,7 +153,7 @@ describe('provider webhooks', () => {
       object: 'event',
       type: 'fine_tuning.job.succeeded',
       created_at: Math.floor(Date.now() / 1000),
-      data: { id: row?.provider_job_id },
+      data: { id: row?.providerJobId },
     });
     const now = Math.floor(Date.now() / 1000);
     const headers = (id: string, ts: number, signature: string) => ({
@@ -198,7 +195,7 @@ describe('provider webhooks', () => {
     expect(countAfter.n).toBe(countBefore.n);
     const after = await getFineTune(tdb.db, fineTuneId);
     expect(after?.status).toBe(row?.status);
-    expect(after?.poll_count).toBe(row?.poll_count);
+    expect(after?.pollCount).toBe(row?.pollCount);
   });
 
   it('cancel: the provider job is cancelled and the fine-tune ends cancelled with one settlement', async () => {
@@ -216,8 +213,8 @@ describe('provider webhooks', () => {
       'an ending',
     );
     expect(done.status).toBe('cancelled');
-    expect(done.cancel_requested_at).not.toBeNull();
-    expect(sim.admin.state().jobs.find((j) => j.id === done.provider_job_id)?.status).toBe('cancelled');
+    expect(done.cancelRequestedAt).not.toBeNull();
+    expect(sim.admin.state().jobs.find((j) => j.id === done.providerJobId)?.status).toBe('cancelled');
     await waitFor(async () => (await publishedSettlements(fineTuneId)).length > 0, 5_000, 'settlement');
     expect(await publishedSettlements(fineTuneId)).toHaveLength(1);
     // Billing released the whole reservation.

@@ -1,5 +1,5 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import type { Executor } from '@tuneline/db';
+import { type Executor, findApiKeyHolder, insertApiKey } from '@tuneline/db';
 import type { FastifyRequest } from 'fastify';
 import { type Auth, HttpError } from './http.ts';
 
@@ -22,17 +22,8 @@ export async function createApiKey(
   licenseId: string | null,
 ): Promise<{ id: string; key: string; keyPrefix: string }> {
   const { key, hash, prefix } = generateKey();
-  const row = await db
-    .insertInto('api_keys')
-    .values({
-      license_id: licenseId,
-      key_hash: hash,
-      key_prefix: prefix,
-      role: licenseId ? 'license' : 'admin',
-    })
-    .returning('id')
-    .executeTakeFirstOrThrow();
-  return { id: row.id, key, keyPrefix: prefix };
+  const id = await insertApiKey(db, { licenseId, keyHash: hash, keyPrefix: prefix });
+  return { id, key, keyPrefix: prefix };
 }
 
 /** `Authorization: Bearer <key>`, or Basic with the key as password (browsers, for the dashboard). */
@@ -60,15 +51,10 @@ export function makeAuthenticator(db: Executor, adminKey: string | undefined) {
     let caller: Caller | undefined;
     if (adminHash && timingSafeEqual(adminHash, Buffer.from(hash, 'hex'))) caller = { role: 'admin' };
     else {
-      const row = await db
-        .selectFrom('api_keys')
-        .select(['license_id', 'role'])
-        .where('key_hash', '=', hash)
-        .where('revoked_at', 'is', null)
-        .executeTakeFirst();
-      if (row?.role === 'admin') caller = { role: 'admin' };
-      else if (row?.role === 'license' && row.license_id)
-        caller = { role: 'license', licenseId: row.license_id };
+      const holder = await findApiKeyHolder(db, hash);
+      if (holder?.role === 'admin') caller = { role: 'admin' };
+      else if (holder?.role === 'license' && holder.licenseId)
+        caller = { role: 'license', licenseId: holder.licenseId };
     }
     if (!caller) throw new HttpError(401, 'invalid or revoked API key');
     if (caller.role !== auth) {

@@ -9,7 +9,6 @@ export {
   type ChatCompletionResult,
   type ChatProvider,
   type ChatRequest,
-  ProviderError,
   profileChatProvider,
 } from './provider.ts';
 export { usageCsv } from './routes/credits.ts';

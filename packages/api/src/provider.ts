@@ -1,5 +1,4 @@
-import type { ProviderProfile } from '@tuneline/provider';
-import { PermanentError, RateLimitedError } from '@tuneline/runtime';
+import { ProviderError, type ProviderProfile } from '@tuneline/provider';
 
 /** What the API needs from the provider: one OpenAI-shaped chat completion. */
 export interface ChatCompletionResult {
@@ -21,16 +20,6 @@ export interface ChatRequest {
   max_tokens?: unknown;
   max_completion_tokens?: unknown;
   temperature?: unknown;
-}
-
-/** The provider answered with an error the caller should see (its status and message). */
-export class ProviderError extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-  ) {
-    super(message);
-  }
 }
 
 const ROLES = new Set(['system', 'developer', 'user', 'assistant']);
@@ -55,44 +44,37 @@ export function profileChatProvider(profile: Pick<ProviderProfile, 'chatCompleti
     async chatCompletion(body) {
       const messages = body.messages.map((m, i) => {
         if (!ROLES.has(m.role))
-          throw new ProviderError(400, `messages[${i}].role: unsupported role "${m.role}"`);
+          throw new ProviderError('rejected', `messages[${i}].role: unsupported role "${m.role}"`, {
+            status: 400,
+          });
         return { role: m.role as 'system' | 'developer' | 'user' | 'assistant', content: text(m.content) };
       });
       const maxTokens = body.max_completion_tokens ?? body.max_tokens;
-      try {
-        const res = await profile.chatCompletion({
-          model: body.model,
-          messages,
-          ...(typeof maxTokens === 'number' ? { maxTokens } : {}),
-          ...(typeof body.temperature === 'number' ? { temperature: body.temperature } : {}),
-        });
-        return {
-          id: res.id,
-          object: 'chat.completion',
-          created: Math.floor(Date.now() / 1000),
-          model: res.model,
-          choices: [
-            {
-              index: 0,
-              message: { role: 'assistant', content: res.content },
-              finish_reason: res.finishReason,
-              logprobs: null,
-            },
-          ],
-          usage: {
-            prompt_tokens: res.usage.promptTokens,
-            completion_tokens: res.usage.completionTokens,
-            total_tokens: res.usage.totalTokens,
+      const res = await profile.chatCompletion({
+        model: body.model,
+        messages,
+        ...(typeof maxTokens === 'number' ? { maxTokens } : {}),
+        ...(typeof body.temperature === 'number' ? { temperature: body.temperature } : {}),
+      });
+      return {
+        id: res.id,
+        object: 'chat.completion',
+        created: Math.floor(Date.now() / 1000),
+        model: res.model,
+        choices: [
+          {
+            index: 0,
+            message: { role: 'assistant', content: res.content },
+            finish_reason: res.finishReason,
+            logprobs: null,
           },
-        };
-      } catch (err) {
-        if (err instanceof RateLimitedError) throw new ProviderError(429, err.message);
-        if (err instanceof PermanentError) {
-          const status = Number(/\((\d{3})\)/.exec(err.message)?.[1] ?? 400);
-          throw new ProviderError(status, err.message);
-        }
-        throw err;
-      }
+        ],
+        usage: {
+          prompt_tokens: res.usage.promptTokens,
+          completion_tokens: res.usage.completionTokens,
+          total_tokens: res.usage.totalTokens,
+        },
+      };
     },
   };
 }

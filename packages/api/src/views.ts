@@ -1,8 +1,8 @@
-import type { DatasetRecord, FineTune } from '@tuneline/db';
+import type { DatasetRecord, FineTuneRecord, LicenseRecord } from '@tuneline/db';
 
-/** Rows as the API shows them: camelCase, bigint as decimal strings, dates as ISO strings. */
+/** Records as the API shows them: bigint as decimal strings, dates as ISO strings. */
 
-const iso = (d: Date | string | null): string | null => (d === null ? null : new Date(d).toISOString());
+const iso = (d: Date | null): string | null => (d === null ? null : d.toISOString());
 
 export function datasetView(d: DatasetRecord) {
   return {
@@ -31,31 +31,35 @@ export function datasetView(d: DatasetRecord) {
   };
 }
 
-export function fineTuneView(f: FineTune) {
+export function fineTuneView(f: FineTuneRecord) {
   return {
     id: f.id,
-    datasetId: f.dataset_id,
+    datasetId: f.datasetId,
     status: f.status,
-    baseModel: f.base_model,
+    baseModel: f.baseModel,
     description: f.description,
-    notifyEmails: f.notify_emails,
+    notifyEmails: f.notifyEmails,
     suffix: f.suffix,
     hyperparameters: f.hyperparameters,
-    providerJobId: f.provider_job_id,
-    model: f.fine_tuned_model,
-    trainedTokens: f.trained_tokens,
-    creditsPerMillionTokens: f.credits_per_million_tokens,
-    creditsReserved: f.credits_reserved,
-    creditsCharged: f.credits_charged,
-    errorCode: f.error_code,
-    errorMessage: f.error_message,
-    cancelRequested: f.cancel_requested_at !== null,
+    providerJobId: f.providerJobId,
+    model: f.fineTunedModel,
+    trainedTokens: f.trainedTokens?.toString() ?? null,
+    creditsPerMillionTokens: f.creditsPerMillionTokens.toString(),
+    creditsReserved: f.creditsReserved?.toString() ?? null,
+    creditsCharged: f.creditsCharged?.toString() ?? null,
+    errorCode: f.errorCode,
+    errorMessage: f.errorMessage,
+    cancelRequested: f.cancelRequestedAt !== null,
     available: f.available,
     active: f.active,
-    correlationId: f.correlation_id,
-    createdAt: iso(f.created_at) as string,
-    updatedAt: iso(f.updated_at) as string,
-    finishedAt: iso(f.finished_at),
-    settledAt: iso(f.settled_at),
+    correlationId: f.correlationId,
+    createdAt: iso(f.createdAt) as string,
+    updatedAt: iso(f.updatedAt) as string,
+    finishedAt: iso(f.finishedAt),
+    settledAt: iso(f.settledAt),
   };
+}
+
+export function licenseView(l: LicenseRecord) {
+  return { id: l.id, name: l.name, createdAt: l.createdAt.toISOString() };
 }

@@ -28,3 +28,12 @@ export function formatFieldErrors(errors: readonly FieldError[]): string {
 export function formatZodError(error: z.ZodError): string {
   return formatFieldErrors(fieldErrors(error));
 }
+
+/**
+ * A setting (an environment variable, a config file) that is missing or wrong; the message names
+ * each one. Processes exit with 78 (EX_CONFIG) on it. Defined here, beside the field errors, so the
+ * runtime and the provider profiles throw the same class without depending on each other.
+ */
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}

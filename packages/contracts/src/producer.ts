@@ -6,7 +6,8 @@ import {
   type FineTuneRequestInput,
   fineTuneRequestSchema,
 } from './fine-tune-request.ts';
-import { type MessageOf, queues, requestJobId, SCHEMA_VERSION } from './queues.ts';
+import { fineTuneRequestMessage } from './messages.ts';
+import { type MessageOf, queues } from './queues.ts';
 
 export type EnqueueResult =
   | { ok: true; jobId: string; correlationId: string; duplicate: boolean }
@@ -60,17 +61,17 @@ export class FineTuneRequestProducer {
       };
     }
     const request = checked.request;
-    const id = requestJobId(request.licenseId, request.requestId);
-    const message: MessageOf<'fine-tune-requests'> = {
-      schemaVersion: SCHEMA_VERSION,
-      correlationId: opts.correlationId ?? randomUUID(),
+    const { jobId: id, payload: message } = fineTuneRequestMessage({
       request,
-    };
+      correlationId: opts.correlationId ?? randomUUID(),
+    });
     await this.queue.add(queues['fine-tune-requests'].name, message, { jobId: id });
     // When the id is taken BullMQ keeps the existing job and ignores this add: read back what is stored
     // to tell a retry (same content) from a conflicting reuse of the requestId.
-    const stored =
-      ((await this.queue.getJob(id))?.data as MessageOf<'fine-tune-requests'> | undefined) ?? message;
+    const stored = ((await this.queue.getJob(id))?.data as MessageOf<'fine-tune-requests'> | undefined) ?? {
+      correlationId: message.correlationId,
+      request,
+    };
     const duplicate = stored.correlationId !== message.correlationId;
     if (duplicate && requestContentHash(stored.request) !== requestContentHash(request)) {
       return {

@@ -3,8 +3,9 @@ import { z } from 'zod';
 import { fineTuneRequestSchema } from './fine-tune-request.ts';
 
 /**
- * The queue catalogue: one entry per queue with its name, message schema, job-id rule, default job
- * options and the one service that consumes it. Every producer and consumer goes through this table.
+ * The queue catalogue: one entry per queue with its name, message schema, default job options and the
+ * one service that consumes it. Every producer and consumer goes through this table; the messages
+ * themselves, with their job ids, are built in messages.ts.
  */
 
 export const SCHEMA_VERSION = 1 as const;
@@ -21,16 +22,16 @@ const envelope = <T extends z.ZodRawShape>(shape: T) =>
 
 const uuid = z.uuid();
 
-export const fineTuneRequestMessage = envelope({ request: fineTuneRequestSchema });
-export const filesUploadMessage = envelope({ datasetId: uuid });
-export const fineTuneCreateMessage = envelope({ fineTuneId: uuid });
-export const fineTunePollMessage = envelope({
+export const fineTuneRequestMessageSchema = envelope({ request: fineTuneRequestSchema });
+export const filesUploadMessageSchema = envelope({ datasetId: uuid });
+export const fineTuneCreateMessageSchema = envelope({ fineTuneId: uuid });
+export const fineTunePollMessageSchema = envelope({
   fineTuneId: uuid,
   /** Why this poll was queued: scheduled, a webhook said the job changed, or a recovery sweep. */
   reason: z.enum(['scheduled', 'webhook', 'recovery', 'cancel']).default('scheduled'),
 });
-export const billingSettleMessage = envelope({ fineTuneId: uuid });
-export const notifySendMessage = envelope({ notificationId: uuid });
+export const billingSettleMessageSchema = envelope({ fineTuneId: uuid });
+export const notifySendMessageSchema = envelope({ notificationId: uuid });
 
 /** Exponential backoff with jitter; attempts bounded; finished jobs kept long enough to debug. */
 const defaultJobOptions = (attempts: number, delayMs: number): JobsOptions => ({
@@ -56,37 +57,37 @@ const define = <S extends z.ZodType, C extends string>(def: QueueDefinition<S, C
 export const queues = {
   'fine-tune-requests': define({
     name: 'fine-tune-requests',
-    schema: fineTuneRequestMessage,
+    schema: fineTuneRequestMessageSchema,
     consumer: 'dataset-builder',
     jobOptions: defaultJobOptions(8, 2_000),
   }),
   'files-upload': define({
     name: 'files-upload',
-    schema: filesUploadMessage,
+    schema: filesUploadMessageSchema,
     consumer: 'uploader',
     jobOptions: defaultJobOptions(10, 2_000),
   }),
   'finetune-create': define({
     name: 'finetune-create',
-    schema: fineTuneCreateMessage,
+    schema: fineTuneCreateMessageSchema,
     consumer: 'trainer',
     jobOptions: defaultJobOptions(10, 2_000),
   }),
   'finetune-poll': define({
     name: 'finetune-poll',
-    schema: fineTunePollMessage,
+    schema: fineTunePollMessageSchema,
     consumer: 'poller',
     jobOptions: defaultJobOptions(10, 5_000),
   }),
   'billing-settle': define({
     name: 'billing-settle',
-    schema: billingSettleMessage,
+    schema: billingSettleMessageSchema,
     consumer: 'billing',
     jobOptions: defaultJobOptions(12, 1_000),
   }),
   'notify-send': define({
     name: 'notify-send',
-    schema: notifySendMessage,
+    schema: notifySendMessageSchema,
     consumer: 'notifier',
     jobOptions: defaultJobOptions(8, 5_000),
   }),
@@ -106,21 +107,4 @@ export const SERVICES: readonly ServiceName[] = [...new Set(QUEUE_NAMES.map((q) 
 
 export function isQueueName(name: string): name is QueueName {
   return Object.hasOwn(queues, name);
-}
-
-/**
- * Deterministic job ids: `<queue>-<id>[-<part>...]`. BullMQ collapses adds with an existing id, so a
- * duplicate enqueue is a no-op while the first job is still kept. Colons are refused because BullMQ
- * uses them as key separators.
- */
-export function jobId(queue: QueueName, ...parts: (string | number)[]): string {
-  if (parts.length === 0) throw new Error(`jobId(${queue}) needs at least one id part`);
-  const id = [queue, ...parts.map(String)].join('-');
-  if (id.includes(':')) throw new Error(`job id "${id}" must not contain ':'`);
-  return id;
-}
-
-/** The job id of a fine-tune request: one per (license, upstream request id). */
-export function requestJobId(licenseId: string, requestId: string): string {
-  return jobId('fine-tune-requests', licenseId, requestId);
 }

@@ -1,4 +1,4 @@
-import type { ColumnType, Generated, Insertable, Selectable, Updateable } from 'kysely';
+import type { ColumnType, Generated, Selectable, UpdateObject } from 'kysely';
 
 /**
  * Kysely types of the Tuneline database. Postgres is the source of truth: every stage reads its row,
@@ -260,22 +260,17 @@ export interface Database {
   ledger_transfers: LedgerTransfersTable;
 }
 
-export type License = Selectable<LicensesTable>;
-export type Dataset = Selectable<DatasetsTable>;
-export type NewDataset = Insertable<DatasetsTable>;
-export type DatasetUpdate = Updateable<DatasetsTable>;
-export type FineTune = Selectable<FineTunesTable>;
-export type NewFineTune = Insertable<FineTunesTable>;
-export type FineTuneUpdate = Updateable<FineTunesTable>;
+/**
+ * Rows as Kysely selects them (snake_case, bigint as string). Repositories map them to camelCase
+ * records at their edge (`DatasetRecord`, `FineTuneRecord`, ...); nothing outside them reads these.
+ */
+export type LicenseRow = Selectable<LicensesTable>;
+export type DatasetRow = Selectable<DatasetsTable>;
+export type FineTuneRow = Selectable<FineTunesTable>;
+/** A fine-tune UPDATE's SET clause: values, or SQL expressions such as `now()`. */
+export type FineTuneUpdate = UpdateObject<Database, 'fine_tunes'>;
 export type FineTuneRequestRow = Selectable<FineTuneRequestsTable>;
-export type Notification = Selectable<NotificationsTable>;
+export type NotificationRow = Selectable<NotificationsTable>;
 export type OutboxRow = Selectable<OutboxTable>;
 export type LedgerAccount = Selectable<LedgerAccountsTable>;
 export type LedgerTransfer = Selectable<LedgerTransfersTable>;
-
-export const TERMINAL_FINE_TUNE_STATUSES = [
-  'succeeded',
-  'failed',
-  'cancelled',
-  'insufficient_credits',
-] as const;

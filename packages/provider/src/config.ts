@@ -1,4 +1,4 @@
-import { ConfigError } from '@tuneline/runtime';
+import { ConfigError } from '@tuneline/contracts';
 import { z } from 'zod';
 
 /** Unset and empty variables both count as "not given". */

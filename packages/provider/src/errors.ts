@@ -1,4 +1,3 @@
-import { PermanentError, RateLimitedError } from '@tuneline/runtime';
 import { APIError } from 'openai';
 
 const DEFAULT_RETRY_AFTER_MS = 1_000;
@@ -18,28 +17,82 @@ export function retryAfterMs(headers: Headers | undefined, now = Date.now()): nu
 }
 
 /**
- * The runtime's error classes for a provider error: 429 → RateLimitedError (honouring Retry-After);
- * any other 4xx except 408 and 409 → PermanentError with the provider's message; everything else
- * (5xx, 408, 409, connection errors, timeouts) unchanged, so the job retries with backoff.
+ * What went wrong at the provider, as every caller needs to know it:
+ * - `auth`: 401/403, the key or its permissions (the deployment's problem, not the request's);
+ * - `not_found`: 404, the job or file does not exist;
+ * - `rejected`: any other 4xx except 408/409/429, or a file the provider could not process: the
+ *   request itself is refused, and sending it again changes nothing;
+ * - `rate_limited`: 429, with `retryAfterMs` from the response headers;
+ * - `transient`: 408, 409, 5xx, connection errors and timeouts: worth trying again.
+ * Which kinds end a job for good is each caller's decision, not this package's.
  */
-export function mapProviderError(err: unknown): unknown {
-  if (!(err instanceof APIError) || err.status === undefined) return err;
-  const status = err.status;
-  if (status === 429)
-    return new RateLimitedError(retryAfterMs(err.headers), `provider rate limit (429): ${err.message}`);
-  if (status >= 400 && status < 500 && status !== 408 && status !== 409) {
-    const e = new PermanentError(`provider rejected the request (${status}): ${err.message}`);
-    (e as PermanentError & { cause?: unknown }).cause = err;
-    return e;
+export type ProviderErrorKind = 'auth' | 'not_found' | 'rejected' | 'rate_limited' | 'transient';
+
+export class ProviderError extends Error {
+  override name = 'ProviderError';
+  readonly kind: ProviderErrorKind;
+  /** The provider's HTTP status; undefined when no response came (network, timeout) or none applies. */
+  readonly status: number | undefined;
+  /** For `rate_limited`: how long the provider asked us to wait. */
+  readonly retryAfterMs: number | undefined;
+
+  constructor(
+    kind: ProviderErrorKind,
+    message: string,
+    opts: { status?: number; retryAfterMs?: number; cause?: unknown } = {},
+  ) {
+    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
+    this.kind = kind;
+    this.status = opts.status;
+    this.retryAfterMs = opts.retryAfterMs;
   }
-  return err;
+}
+
+export function providerErrorKind(status: number | undefined): ProviderErrorKind {
+  if (status === undefined || status >= 500 || status === 408 || status === 409) return 'transient';
+  if (status === 429) return 'rate_limited';
+  if (status === 401 || status === 403) return 'auth';
+  if (status === 404) return 'not_found';
+  return status >= 400 ? 'rejected' : 'transient';
+}
+
+/**
+ * The SDK's errors (`APIError` and its subclasses, connection errors and timeouts included) as a
+ * `ProviderError` with the SDK error as its `cause`; anything else (a bug of ours, a storage error
+ * while streaming a file) is returned unchanged.
+ */
+export function toProviderError(err: unknown): unknown {
+  if (!(err instanceof APIError)) return err;
+  const status = err.status;
+  const kind = providerErrorKind(status);
+  switch (kind) {
+    case 'rate_limited':
+      return new ProviderError(kind, `provider rate limit (429): ${err.message}`, {
+        status,
+        retryAfterMs: retryAfterMs(err.headers),
+        cause: err,
+      });
+    case 'transient':
+      return new ProviderError(
+        kind,
+        status === undefined
+          ? `provider unreachable: ${err.message}`
+          : `provider error (${status}): ${err.message}`,
+        { ...(status === undefined ? {} : { status }), cause: err },
+      );
+    default:
+      return new ProviderError(kind, `provider rejected the request (${status}): ${err.message}`, {
+        status,
+        cause: err,
+      });
+  }
 }
 
 export async function withProviderErrors<T>(call: () => Promise<T>): Promise<T> {
   try {
     return await call();
   } catch (err) {
-    throw mapProviderError(err);
+    throw toProviderError(err);
   }
 }
 

@@ -1,4 +1,4 @@
-import { loadConfig } from '@tuneline/runtime';
+import { ConfigError, formatZodError } from '@tuneline/contracts';
 import { type ProviderEnv, providerEnvSchema, resolveProviderSettings } from './config.ts';
 import { createProviderProfile, type ProviderRequestObserver } from './openai-profile.ts';
 import type { ProviderProfile } from './profile.ts';
@@ -24,5 +24,7 @@ export function createProvider(
 
 /** The provider chosen by the environment; the local simulator when no real credentials are set. */
 export function createProviderFromEnv(env: NodeJS.ProcessEnv = process.env): ProviderProfile {
-  return createProvider(loadConfig(providerEnvSchema, env));
+  const parsed = providerEnvSchema.safeParse(env);
+  if (!parsed.success) throw new ConfigError(`Invalid configuration: ${formatZodError(parsed.error)}`);
+  return createProvider(parsed.data);
 }

@@ -1,10 +1,9 @@
 // The provider profile on the official `openai` package: OpenAI, Azure OpenAI (AzureOpenAI) and the
 // simulator all speak the same API, so one implementation serves the three.
 import { Readable } from 'node:stream';
-import { PermanentError } from '@tuneline/runtime';
 import OpenAI, { AzureOpenAI, toFile, toStreamingFile } from 'openai';
 import type { ProviderKind, ProviderSettings } from './config.ts';
-import { WebhookVerificationError, withProviderErrors } from './errors.ts';
+import { ProviderError, WebhookVerificationError, withProviderErrors } from './errors.ts';
 import type {
   ChatCompletionInput,
   ChatCompletionResult,
@@ -62,7 +61,8 @@ export class OpenAIProviderProfile implements ProviderProfile {
       const file = await withProviderErrors(() => this.client.files.retrieve(fileId));
       if (file.status === 'processed') return file;
       if (file.status === 'error') {
-        throw new PermanentError(
+        throw new ProviderError(
+          'rejected',
           `provider could not process file ${fileId}: ${file.status_details ?? 'no details'}`,
         );
       }

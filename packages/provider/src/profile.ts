@@ -57,15 +57,16 @@ export interface ProviderWebhookEvent {
 }
 
 /**
- * What every stage needs from a fine-tuning provider. Errors come out as the runtime's classes:
- * RateLimitedError on 429, PermanentError on other 4xx (except 408/409), anything else unchanged.
+ * What every stage needs from a fine-tuning provider. Every failure the provider reports comes out
+ * as a `ProviderError` whose `kind` says what went wrong (see errors.ts); each caller decides what
+ * that means for its job.
  */
 export interface ProviderProfile {
   readonly kind: ProviderKind;
   uploadFile(input: UploadFileInput): Promise<ProviderFile>;
   /** The newest fine-tune file with this name and size that did not fail processing, if any. */
   findFileByNameAndSize(filename: string, size: number): Promise<ProviderFile | null>;
-  /** Polls with backoff until the file is processed; PermanentError if processing failed. */
+  /** Polls with backoff until the file is processed; a `rejected` ProviderError if processing failed. */
   waitUntilProcessed(fileId: string, opts?: { timeoutMs?: number }): Promise<ProviderFile>;
   /** Creates a job with SDK retries off: after any doubt, use findJobByMetadata before creating again. */
   createJob(input: CreateJobInput): Promise<ProviderJob>;

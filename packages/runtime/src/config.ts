@@ -1,9 +1,7 @@
-import { formatZodError } from '@tuneline/contracts';
+import { ConfigError, formatZodError } from '@tuneline/contracts';
 import { z } from 'zod';
 
-export class ConfigError extends Error {
-  override name = 'ConfigError';
-}
+export { ConfigError };
 
 /** Settings every worker shares. Services extend this with their own. */
 export const baseConfigSchema = z.object({

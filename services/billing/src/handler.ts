@@ -1,11 +1,13 @@
+import { billingSettleMessage } from '@tuneline/contracts';
 import {
   type Executor,
-  type FineTune,
+  type FineTuneStatus,
   inTransaction,
+  isTerminalStatus,
+  listFineTunesAwaitingSettlement,
   lockFineTune,
   queueOutcomeNotifications,
-  settleMessage,
-  TERMINAL_FINE_TUNE_STATUSES,
+  recordSettlement,
 } from '@tuneline/db';
 import {
   creditsForTokens,
@@ -16,18 +18,15 @@ import {
   voidReservation,
 } from '@tuneline/ledger';
 import { defineStage, PermanentError, type StageDeps } from '@tuneline/runtime';
-import { sql } from 'kysely';
 
 export interface BillingDeps extends StageDeps {
   /** Told of each settlement this worker committed (the credits-charged metric). */
-  onSettled?(status: FineTune['status'], charged: bigint): void;
+  onSettled?(status: FineTuneStatus, charged: bigint): void;
 }
 
 export type SettleOutcome =
   | { settled: false; reason: 'already_settled' }
-  | { settled: true; status: FineTune['status']; charged: bigint; released: bigint; notifications: number };
-
-const TERMINAL: readonly string[] = TERMINAL_FINE_TUNE_STATUSES;
+  | { settled: true; status: FineTuneStatus; charged: bigint; released: bigint; notifications: number };
 
 /**
  * Settles one finished fine-tune in ONE transaction, under the fine-tune's row lock: the ledger entry
@@ -39,13 +38,13 @@ const TERMINAL: readonly string[] = TERMINAL_FINE_TUNE_STATUSES;
 export async function settleFineTune(tx: Executor, fineTuneId: string): Promise<SettleOutcome> {
   const ft = await lockFineTune(tx, fineTuneId);
   if (!ft) throw new PermanentError(`fine-tune ${fineTuneId} does not exist`);
-  if (ft.settled_at) return { settled: false, reason: 'already_settled' };
+  if (ft.settledAt) return { settled: false, reason: 'already_settled' };
   // The poller commits the terminal status with this message, so this only happens on a stray message.
-  if (!TERMINAL.includes(ft.status))
+  if (!isTerminalStatus(ft.status))
     throw new PermanentError(`fine-tune ${fineTuneId} is not finished (${ft.status})`);
 
-  const tokens = ft.trained_tokens === null ? null : BigInt(ft.trained_tokens);
-  const price = BigInt(ft.credits_per_million_tokens);
+  const tokens = ft.trainedTokens;
+  const price = ft.creditsPerMillionTokens;
   const reservation = await findReservation(tx, ft.id);
   // What the ledger will do: succeeded → post the trained tokens; failed / cancelled → post what the
   // provider says it trained, if anything, else void; anything else with a reservation → void.
@@ -63,17 +62,7 @@ export async function settleFineTune(tx: Executor, fineTuneId: string): Promise<
   }
   const charged = plan.op === 'post' ? plan.amount : 0n;
 
-  await tx
-    .updateTable('fine_tunes')
-    .set({
-      credits_charged: charged.toString(),
-      settled_at: sql`now()`,
-      available: ft.status === 'succeeded',
-      updated_at: sql`now()`,
-    })
-    .where('id', '=', ft.id)
-    .where('settled_at', 'is', null)
-    .execute();
+  await recordSettlement(tx, ft.id, { charged, available: ft.status === 'succeeded' });
   const notifications = await queueOutcomeNotifications(tx, ft);
 
   // The ledger goes last: its UPDATE locks the license's account row until commit, and a license
@@ -85,7 +74,7 @@ export async function settleFineTune(tx: Executor, fineTuneId: string): Promise<
         fineTuneId: ft.id,
         amount: plan.amount,
         tokens: plan.tokens,
-        model: ft.base_model,
+        model: ft.baseModel,
       });
       released = result.released;
     } else if (plan.op === 'void') {
@@ -124,14 +113,7 @@ export const billingStage = defineStage<'billing-settle', BillingDeps>({
   },
   /** Finished fine-tunes not settled yet (their message may have been lost with Redis). */
   async recover(deps) {
-    const rows = await deps.db
-      .selectFrom('fine_tunes')
-      .select(['id', 'correlation_id'])
-      .where('settled_at', 'is', null)
-      .where('status', 'in', [...TERMINAL_FINE_TUNE_STATUSES])
-      .orderBy('finished_at')
-      .limit(10_000)
-      .execute();
-    return rows.map(settleMessage);
+    const rows = await listFineTunesAwaitingSettlement(deps.db);
+    return rows.map((f) => billingSettleMessage({ fineTuneId: f.id, correlationId: f.correlationId }));
   },
 });

@@ -1,5 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import { type FineTuneRequest, type MessageOf, requestContentHash, requestJobId } from '@tuneline/contracts';
+import {
+  type FineTuneRequest,
+  filesUploadMessage,
+  fineTuneRequestMessage,
+  type MessageOf,
+  requestContentHash,
+} from '@tuneline/contracts';
 import {
   buildDataset,
   type Catalogue,
@@ -19,7 +25,6 @@ import {
   type OutboxMessage,
   type StoredRequest,
   storeRequest,
-  uploadFilesMessage,
   writeOutbox,
 } from '@tuneline/db';
 import { defineStage, type JobContext, PermanentError, type StageDeps } from '@tuneline/runtime';
@@ -43,20 +48,12 @@ export function rejectionReason(build: Pick<DatasetBuild, 'errors'>): string {
 }
 
 /** The `files-upload` message of a dataset (the uploader's queue). */
-export function filesUploadMessage(
-  dataset: Pick<DatasetRecord, 'id' | 'correlationId'>,
-): OutboxMessage<'files-upload'> {
-  return uploadFilesMessage({ id: dataset.id, correlation_id: dataset.correlationId });
-}
+const uploadMessage = (dataset: Pick<DatasetRecord, 'id' | 'correlationId'>) =>
+  filesUploadMessage({ datasetId: dataset.id, correlationId: dataset.correlationId });
 
 /** A `fine-tune-requests` message re-driving a stored request from its Postgres row. */
-export function storedRequestMessage(row: StoredRequest): OutboxMessage<'fine-tune-requests'> {
-  return {
-    queue: 'fine-tune-requests',
-    jobId: requestJobId(row.licenseId, row.requestId),
-    payload: { schemaVersion: 1, correlationId: row.correlationId, request: row.payload as FineTuneRequest },
-  };
-}
+const storedRequestMessage = (row: StoredRequest) =>
+  fineTuneRequestMessage({ request: row.payload as FineTuneRequest, correlationId: row.correlationId });
 
 export type HandleOutcome =
   | { outcome: 'built'; dataset: DatasetRecord }
@@ -130,7 +127,7 @@ export async function handleFineTuneRequest(
       jobOptions: request.job,
     });
     await finishRequest(tx, stored.id, build.status === 'ready' ? 'built' : 'rejected', reason);
-    if (build.status === 'ready' && request.autoTrain) await writeOutbox(tx, filesUploadMessage(dataset));
+    if (build.status === 'ready' && request.autoTrain) await writeOutbox(tx, uploadMessage(dataset));
     return dataset;
   });
 
@@ -161,7 +158,7 @@ export async function handleFineTuneRequest(
 export async function recoverDatasetBuilder(deps: DatasetBuilderDeps): Promise<OutboxMessage[]> {
   const waiting = await listWaitingRequests(deps.db, 50);
   const uploads = await listDatasetsAwaitingAutoUpload(deps.db);
-  return [...waiting.map(storedRequestMessage), ...uploads.map(filesUploadMessage)];
+  return [...waiting.map(storedRequestMessage), ...uploads.map(uploadMessage)];
 }
 
 /** Stage: consumes `fine-tune-requests`. */

@@ -1,3 +1,4 @@
+import { notifySendMessage } from '@tuneline/contracts';
 import {
   claimNotificationAttempt,
   type Executor,
@@ -5,12 +6,11 @@ import {
   getNotification,
   listPendingNotifications,
   markNotificationSent,
-  notifySendOutboxMessage,
   recordNotificationError,
+  withNotificationLock,
 } from '@tuneline/db';
 import { getBalance } from '@tuneline/ledger';
 import { defineStage, PermanentError, type StageDeps } from '@tuneline/runtime';
-import { sql } from 'kysely';
 import { isPermanentSmtpRejection, type Mailer } from './mailer.ts';
 import { HeaderInjectionError, outcomeEmail } from './message.ts';
 
@@ -41,45 +41,38 @@ export async function sendNotification(deps: NotifierDeps, notificationId: strin
   if (!existing) throw new PermanentError(`notification ${notificationId} does not exist`);
   if (existing.status !== 'pending') return 'already_done';
 
-  return deps.db.connection().execute(async (conn) => {
-    const lockKey = `tuneline:notification:${notificationId}`;
-    const { rows } = await sql<{ locked: boolean }>`
-      SELECT pg_try_advisory_lock(hashtextextended(${lockKey}, 0)) AS locked`.execute(conn);
-    if (!rows[0]?.locked) throw new Error(`notification ${notificationId} is being sent by another worker`);
+  const sent = await withNotificationLock(deps.db, notificationId, async (conn): Promise<SendOutcome> => {
+    const claimed = await claimNotificationAttempt(conn, notificationId);
+    if (!claimed) return 'already_done';
+    const fineTune = await getFineTune(conn, claimed.fineTuneId);
+    if (!fineTune) throw new PermanentError(`fine-tune ${claimed.fineTuneId} does not exist`);
+    let mail: ReturnType<typeof outcomeEmail>;
     try {
-      const claimed = await claimNotificationAttempt(conn, notificationId);
-      if (!claimed) return 'already_done';
-      const fineTune = await getFineTune(conn, claimed.fine_tune_id);
-      if (!fineTune) throw new PermanentError(`fine-tune ${claimed.fine_tune_id} does not exist`);
-      let mail: ReturnType<typeof outcomeEmail>;
-      try {
-        mail = outcomeEmail(claimed, fineTune, await getBalance(conn, fineTune.license_id), deps.mailFrom);
-      } catch (err) {
-        if (err instanceof HeaderInjectionError) {
-          await recordNotificationError(conn, notificationId, err.message, true);
-          throw new PermanentError(err.message);
-        }
-        throw err;
+      mail = outcomeEmail(claimed, fineTune, await getBalance(conn, fineTune.licenseId), deps.mailFrom);
+    } catch (err) {
+      if (err instanceof HeaderInjectionError) {
+        await recordNotificationError(conn, notificationId, err.message, true);
+        throw new PermanentError(err.message);
       }
-      try {
-        await deps.mailer.send(mail);
-      } catch (err) {
-        const reason = err instanceof Error ? err.message : String(err);
-        if (isPermanentSmtpRejection(err)) {
-          await recordNotificationError(conn, notificationId, reason, true);
-          throw new PermanentError(`${claimed.recipient} rejected: ${reason}`);
-        }
-        // 4xx, connection refused, timeouts: keep it pending and let the queue retry with backoff.
-        await recordNotificationError(conn, notificationId, reason, false);
-        throw err;
-      }
-      await recordSent(deps, conn, notificationId);
-      return 'sent';
-    } finally {
-      // A session that died (a terminated backend) has released its locks already.
-      await sql`SELECT pg_advisory_unlock(hashtextextended(${lockKey}, 0))`.execute(conn).catch(() => {});
+      throw err;
     }
+    try {
+      await deps.mailer.send(mail);
+    } catch (err) {
+      const reason = err instanceof Error ? err.message : String(err);
+      if (isPermanentSmtpRejection(err)) {
+        await recordNotificationError(conn, notificationId, reason, true);
+        throw new PermanentError(`${claimed.recipient} rejected: ${reason}`);
+      }
+      // 4xx, connection refused, timeouts: keep it pending and let the queue retry with backoff.
+      await recordNotificationError(conn, notificationId, reason, false);
+      throw err;
+    }
+    await recordSent(deps, conn, notificationId);
+    return 'sent';
   });
+  if (!sent.locked) throw new Error(`notification ${notificationId} is being sent by another worker`);
+  return sent.result;
 }
 
 const MARK_SENT_ATTEMPTS = 5;
@@ -120,6 +113,6 @@ export const notifierStage = defineStage<'notify-send', NotifierDeps>({
   /** Pending notifications (their message may have been lost with Redis). */
   async recover(deps) {
     const rows = await listPendingNotifications(deps.db);
-    return rows.map((n) => notifySendOutboxMessage(n, n.correlation_id));
+    return rows.map((n) => notifySendMessage({ notificationId: n.id, correlationId: n.correlationId }));
   },
 });

@@ -1,5 +1,5 @@
 import { parseEmailList } from '@tuneline/contracts';
-import type { FineTune, Notification } from '@tuneline/db';
+import type { FineTuneRecord, NotificationRecord } from '@tuneline/db';
 import type { Balance } from '@tuneline/ledger';
 import type { OutgoingMail } from './mailer.ts';
 
@@ -20,7 +20,7 @@ const OUTCOME: Record<string, string> = {
   insufficient_credits: 'was not started: not enough credits',
 };
 
-const fmt = (n: bigint | string | null | undefined) =>
+const fmt = (n: bigint | null | undefined) =>
   n === null || n === undefined ? 'n/a' : BigInt(n).toLocaleString('en-US');
 
 /** Validates the recipient once more: exactly one valid address, no CR/LF. */
@@ -33,26 +33,26 @@ export function validRecipient(recipient: string): string {
 
 /** The outcome e-mail: what happened, the model, tokens, credits charged, the balance left, and why it failed. */
 export function outcomeEmail(
-  notification: Pick<Notification, 'id' | 'recipient' | 'message_id' | 'kind'>,
-  fineTune: FineTune,
+  notification: Pick<NotificationRecord, 'id' | 'recipient' | 'messageId' | 'kind'>,
+  fineTune: FineTuneRecord,
   balance: Balance,
   from: string,
 ): OutgoingMail {
   const outcome = OUTCOME[notification.kind] ?? notification.kind;
-  const model = fineTune.fine_tuned_model ?? `${fineTune.base_model} (base model)`;
+  const model = fineTune.fineTunedModel ?? `${fineTune.baseModel} (base model)`;
   const lines = [
     `Your fine-tune "${fineTune.suffix}" ${outcome}.`,
     '',
     `Outcome:           ${notification.kind}`,
     `Model:             ${model}`,
-    `Base model:        ${fineTune.base_model}`,
-    `Trained tokens:    ${fmt(fineTune.trained_tokens)}`,
-    `Credits charged:   ${fmt(fineTune.credits_charged ?? 0n)}`,
+    `Base model:        ${fineTune.baseModel}`,
+    `Trained tokens:    ${fmt(fineTune.trainedTokens)}`,
+    `Credits charged:   ${fmt(fineTune.creditsCharged ?? 0n)}`,
     `Remaining balance: ${fmt(balance.available)} credits`,
   ];
   if (fineTune.description) lines.push(`Description:       ${fineTune.description.replace(/[\r\n]+/g, ' ')}`);
   if (notification.kind === 'failed' || notification.kind === 'cancelled') {
-    const reason = fineTune.error_message ?? fineTune.error_code;
+    const reason = fineTune.errorMessage ?? fineTune.errorCode;
     if (reason) lines.push('', `Reason given by the provider: ${reason}`);
   }
   if (notification.kind === 'insufficient_credits') {
@@ -70,7 +70,7 @@ export function outcomeEmail(
     to: header('To', validRecipient(notification.recipient)),
     subject: header('Subject', `Tuneline: fine-tune ${fineTune.suffix} ${outcome}`),
     text: `${lines.join('\n')}\n`,
-    messageId: header('Message-ID', notification.message_id),
+    messageId: header('Message-ID', notification.messageId),
     headers: {
       'X-Tuneline-Fine-Tune': header('X-Tuneline-Fine-Tune', fineTune.id),
       'X-Tuneline-Notification': header('X-Tuneline-Notification', notification.id),

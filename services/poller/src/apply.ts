@@ -1,6 +1,8 @@
+import { scheduledPollJobId, scheduledPollMessage } from '@tuneline/contracts';
 import {
   type Db,
-  type FineTune,
+  endFineTune,
+  type FineTuneRecord,
   type FineTuneStatus,
   fineTuneStatusFromProvider,
   insertCheckpoints,
@@ -8,25 +10,21 @@ import {
   inTransaction,
   isTerminalStatus,
   lockFineTune,
-  pollMessage,
-  scheduledPollJobId,
-  settleMessage,
-  transitionFineTune,
+  recordPoll,
+  type TerminalStatus,
   writeOutbox,
 } from '@tuneline/db';
-import { sql } from 'kysely';
 import type { PollerProvider, ProviderJob } from './provider.ts';
 import { nextPollDelayMs, type PollScheduleConfig } from './schedule.ts';
 
-const ALIVE: FineTuneStatus[] = ['creating', 'validating_files', 'queued', 'running', 'paused'];
 const fromUnix = (seconds: number | null | undefined): Date | null =>
   typeof seconds === 'number' ? new Date(seconds * 1000) : null;
 
 /** Whether a snapshot says anything the row does not already know. */
-export function snapshotDiffers(row: FineTune, job: ProviderJob): boolean {
+export function snapshotDiffers(row: FineTuneRecord, job: ProviderJob): boolean {
   if (fineTuneStatusFromProvider(job.status) !== row.status) return true;
   const finish = fromUnix(job.estimated_finish)?.getTime() ?? null;
-  return finish !== (row.estimated_finish?.getTime() ?? null);
+  return finish !== (row.estimatedFinish?.getTime() ?? null);
 }
 
 export interface ApplyOptions {
@@ -53,7 +51,7 @@ export interface ApplyResult {
 export async function applyJobSnapshot(
   db: Db,
   provider: PollerProvider,
-  fineTune: FineTune,
+  fineTune: FineTuneRecord,
   job: ProviderJob,
   opts: ApplyOptions,
 ): Promise<ApplyResult> {
@@ -95,47 +93,42 @@ export async function applyJobSnapshot(
     );
 
     if (terminal) {
-      const ended = await transitionFineTune(tx, row.id, ALIVE, {
-        status,
-        trained_tokens: typeof job.trained_tokens === 'number' ? job.trained_tokens : null,
-        fine_tuned_model: job.fine_tuned_model ?? null,
-        error_code: job.error?.code ?? null,
-        error_message: job.error?.message ?? null,
-        finished_at: fromUnix(job.finished_at) ?? new Date(),
-        estimated_finish: null,
-        next_poll_at: null,
-        last_polled_at: new Date(),
+      // The lifecycle ends it and queues its settlement in this transaction.
+      await endFineTune(tx, row.id, {
+        by: 'provider',
+        status: status as TerminalStatus,
+        trainedTokens: typeof job.trained_tokens === 'number' ? job.trained_tokens : null,
+        fineTunedModel: job.fine_tuned_model ?? null,
+        errorCode: job.error?.code ?? null,
+        errorMessage: job.error?.message ?? null,
+        finishedAt: fromUnix(job.finished_at) ?? new Date(),
+        polledAt: new Date(),
       });
-      if (ended) {
-        await writeOutbox(tx, settleMessage(row));
-      }
       return { status, changed: true, terminal: true, nextPollDelayMs: null };
     }
 
     const isChainLink =
-      opts.chainJobId !== undefined && opts.chainJobId === scheduledPollJobId(row.id, row.poll_count);
-    const unchangedPolls = changed ? 0 : isChainLink ? row.unchanged_polls + 1 : row.unchanged_polls;
+      opts.chainJobId !== undefined && opts.chainJobId === scheduledPollJobId(row.id, row.pollCount);
+    const unchangedPolls = changed ? 0 : isChainLink ? row.unchangedPolls + 1 : row.unchangedPolls;
     const estimatedFinish = fromUnix(job.estimated_finish);
-    let delay: number | null = null;
-    if (isChainLink) delay = nextPollDelayMs({ unchangedPolls, estimatedFinish }, opts.schedule);
-    await tx
-      .updateTable('fine_tunes')
-      .set({
-        status,
-        estimated_finish: estimatedFinish,
-        unchanged_polls: unchangedPolls,
-        last_polled_at: new Date(),
-        ...(delay !== null
-          ? { poll_count: row.poll_count + 1, next_poll_at: new Date(Date.now() + delay) }
-          : {}),
-        updated_at: sql`now()`,
-      })
-      .where('id', '=', row.id)
-      .execute();
-    if (delay !== null) {
+    const delay = isChainLink ? nextPollDelayMs({ unchangedPolls, estimatedFinish }, opts.schedule) : null;
+    const nextPoll =
+      delay === null ? undefined : { pollCount: row.pollCount + 1, at: new Date(Date.now() + delay) };
+    await recordPoll(tx, row.id, {
+      status,
+      estimatedFinish,
+      unchangedPolls,
+      ...(nextPoll ? { nextPoll } : {}),
+    });
+    if (nextPoll) {
       await writeOutbox(
         tx,
-        pollMessage(row, 'scheduled', scheduledPollJobId(row.id, row.poll_count + 1), delay),
+        scheduledPollMessage({
+          fineTuneId: row.id,
+          correlationId: row.correlationId,
+          pollCount: nextPoll.pollCount,
+          delayMs: delay ?? 0,
+        }),
       );
     }
     return { status, changed, terminal: false, nextPollDelayMs: delay };
@@ -143,21 +136,21 @@ export async function applyJobSnapshot(
 }
 
 /**
- * The provider refused to tell us about the job for good (a 4xx such as 404 for a job that is gone):
- * end the fine-tune with the provider's message and queue settlement, so the credits are released.
+ * The provider says the job does not exist (a 404 for a job that is gone): end the fine-tune with the
+ * provider's message; the lifecycle queues settlement, so the credits are released.
  */
-export async function endWithProviderError(db: Db, fineTune: FineTune, message: string): Promise<boolean> {
-  return inTransaction(db, async (tx) => {
-    const ended = await transitionFineTune(tx, fineTune.id, ALIVE, {
+export async function endWithProviderError(
+  db: Db,
+  fineTune: FineTuneRecord,
+  message: string,
+): Promise<boolean> {
+  const ended = await inTransaction(db, (tx) =>
+    endFineTune(tx, fineTune.id, {
+      by: 'provider',
       status: 'failed',
-      error_code: 'provider_error',
-      error_message: message,
-      finished_at: new Date(),
-      estimated_finish: null,
-      next_poll_at: null,
-    });
-    if (!ended) return false;
-    await writeOutbox(tx, settleMessage(ended));
-    return true;
-  });
+      errorCode: 'provider_error',
+      errorMessage: message,
+    }),
+  );
+  return ended !== undefined;
 }

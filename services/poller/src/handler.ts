@@ -1,15 +1,19 @@
-import type { MessageOf } from '@tuneline/contracts';
+import { cancelPollMessage, type MessageOf, scheduledPollMessage } from '@tuneline/contracts';
 import {
-  cancelPollMessage,
   getFineTune,
   isTerminalStatus,
   listFollowedFineTunes,
   type OutboxMessage,
-  pollMessage,
-  scheduledPollJobId,
+  restartStalePollChains,
 } from '@tuneline/db';
-import { defineStage, type JobContext, PermanentError, type StageDeps } from '@tuneline/runtime';
-import { sql } from 'kysely';
+import { ProviderError, type ProviderErrorKind } from '@tuneline/provider';
+import {
+  defineStage,
+  type JobContext,
+  PermanentError,
+  type StageDeps,
+  stageFailure,
+} from '@tuneline/runtime';
 import { applyJobSnapshot, endWithProviderError } from './apply.ts';
 import type { PollerProvider, ProviderJob } from './provider.ts';
 import type { PollScheduleConfig } from './schedule.ts';
@@ -38,6 +42,9 @@ export interface PollerDeps extends StageDeps {
  */
 const pollsInFlight = new Map<string, Promise<void>>();
 
+/** Answers to a cancel that mean the provider will not cancel (the job already ended, or is gone). */
+const REFUSED: readonly ProviderErrorKind[] = ['auth', 'not_found', 'rejected'];
+
 async function oneAtATime(fineTuneId: string, poll: () => Promise<void>): Promise<void> {
   const before = pollsInFlight.get(fineTuneId);
   const current = before ? before.then(poll) : poll();
@@ -50,29 +57,33 @@ async function oneAtATime(fineTuneId: string, poll: () => Promise<void>): Promis
   }
 }
 
-/** Stage 4: consumes `finetune-poll`. Never sleeps: the next poll is a delayed job. */
+/**
+ * Stage 4: consumes `finetune-poll`. Never sleeps: the next poll is a delayed job. No provider failure
+ * fails a poll at once: a poll only reads, so it retries with backoff (a rate limit pauses the queue),
+ * and the one failure that says something about the job, `not_found`, ends the fine-tune.
+ */
 export const pollerStage = defineStage<'finetune-poll', PollerDeps>({
   queue: 'finetune-poll',
-  handle(message, ctx, deps) {
-    return oneAtATime(message.fineTuneId, () => pollFineTune(message, ctx, deps));
+  async handle(message, ctx, deps) {
+    try {
+      await oneAtATime(message.fineTuneId, () => pollFineTune(message, ctx, deps));
+    } catch (err) {
+      throw stageFailure(err);
+    }
   },
   async recover({ db, schedule }) {
     // A chain whose next link is long overdue lost its job for good (failed for days, or a
     // reused id): start a new link. Otherwise re-adding the current link collapses with it.
-    const staleMs = 2 * Math.max(schedule.intervalMs, 5 * 60_000);
-    await db
-      .updateTable('fine_tunes')
-      .set({ poll_count: sql`poll_count + 1`, next_poll_at: sql`now()` })
-      .where('status', 'in', ['validating_files', 'queued', 'running', 'paused'])
-      .where('provider_job_id', 'is not', null)
-      .where('next_poll_at', '<', new Date(Date.now() - staleMs))
-      .execute();
+    await restartStalePollChains(db, 2 * Math.max(schedule.intervalMs, 5 * 60_000));
     const rows = await listFollowedFineTunes(db);
     const messages: OutboxMessage[] = [];
     for (const row of rows) {
-      const delayMs = row.next_poll_at ? Math.max(0, row.next_poll_at.getTime() - Date.now()) : 0;
-      messages.push(pollMessage(row, 'recovery', scheduledPollJobId(row.id, row.poll_count), delayMs));
-      if (row.cancel_requested_at) messages.push(cancelPollMessage(row));
+      const delayMs = row.nextPollAt ? Math.max(0, row.nextPollAt.getTime() - Date.now()) : 0;
+      const subject = { fineTuneId: row.id, correlationId: row.correlationId };
+      messages.push(
+        scheduledPollMessage({ ...subject, pollCount: row.pollCount, delayMs, reason: 'recovery' }),
+      );
+      if (row.cancelRequestedAt) messages.push(cancelPollMessage(subject));
     }
     return messages;
   },
@@ -88,30 +99,29 @@ async function pollFineTune(
   if (!fineTune) throw new PermanentError(`fine-tune ${message.fineTuneId} does not exist`);
   if (isTerminalStatus(fineTune.status)) return;
   // No provider job yet: the trainer records it and queues the first poll itself.
-  if (!fineTune.provider_job_id) return;
+  if (!fineTune.providerJobId) return;
 
-  if (fineTune.cancel_requested_at) {
+  if (fineTune.cancelRequestedAt) {
     try {
-      await deps.provider.cancelJob(fineTune.provider_job_id);
-      ctx.log.info({ providerJobId: fineTune.provider_job_id }, 'provider job cancelled');
+      await deps.provider.cancelJob(fineTune.providerJobId);
+      ctx.log.info({ providerJobId: fineTune.providerJobId }, 'provider job cancelled');
     } catch (err) {
-      // A job that already ended cannot be cancelled (4xx): its real ending is read below.
-      if (!(err instanceof PermanentError)) throw err;
+      // A job that already ended cannot be cancelled (a 4xx): its real ending is read below.
+      if (!(err instanceof ProviderError && REFUSED.includes(err.kind))) throw err;
       ctx.log.info({ err: err.message }, 'provider refused the cancel');
     }
   }
   // Scheduled and recovery polls share list sweeps; webhooks and cancels want this job now.
-  const direct = message.reason === 'webhook' || message.reason === 'cancel' || fineTune.cancel_requested_at;
+  const direct = message.reason === 'webhook' || message.reason === 'cancel' || fineTune.cancelRequestedAt;
   let job: ProviderJob;
   try {
     job = direct
-      ? await deps.provider.retrieveJob(fineTune.provider_job_id)
-      : await deps.sweeper.jobState(fineTune.provider_job_id);
+      ? await deps.provider.retrieveJob(fineTune.providerJobId)
+      : await deps.sweeper.jobState(fineTune.providerJobId);
   } catch (err) {
-    if (!(err instanceof PermanentError)) throw err; // rate limits and outages: the queue retries
     // Only "this job does not exist" ends the fine-tune; a bad key or a refused list call says
     // nothing about this job, so it retries with backoff (fixing the config resumes polling).
-    if (providerStatus(err) !== 404) throw new Error(err.message);
+    if (!(err instanceof ProviderError && err.kind === 'not_found')) throw err;
     await endWithProviderError(deps.db, fineTune, err.message);
     ctx.log.warn({ err: err.message }, 'provider refused the job: fine-tune ended');
     return;
@@ -122,10 +132,4 @@ async function pollFineTune(
     schedule: deps.schedule,
   });
   ctx.log.debug({ reason: message.reason, ...result }, 'polled');
-}
-
-/** The HTTP status behind a provider error (the profile keeps the SDK error as `cause`). */
-function providerStatus(err: Error): number | undefined {
-  const cause = (err as Error & { cause?: { status?: unknown } }).cause;
-  return typeof cause?.status === 'number' ? cause.status : undefined;
 }

@@ -1,4 +1,5 @@
-import { type Db, type FineTune, listFollowedFineTunes } from '@tuneline/db';
+import { type Db, type FineTuneRecord, listFollowedFineTunes } from '@tuneline/db';
+import { ProviderError } from '@tuneline/provider';
 import type { Logger } from '@tuneline/runtime';
 import { applyJobSnapshot, snapshotDiffers } from './apply.ts';
 import type { PollerProvider, ProviderJob } from './provider.ts';
@@ -58,8 +59,8 @@ export class Sweeper {
   private async run(): Promise<Map<string, ProviderJob>> {
     const { db, provider, maxPages } = this.opts;
     const followed = await listFollowedFineTunes(db);
-    const wanted = new Map<string, FineTune>();
-    for (const f of followed) if (f.provider_job_id) wanted.set(f.provider_job_id, f);
+    const wanted = new Map<string, FineTuneRecord>();
+    for (const f of followed) if (f.providerJobId) wanted.set(f.providerJobId, f);
     const jobs = new Map<string, ProviderJob>();
     let calls = 0;
     let after: string | undefined;
@@ -88,7 +89,7 @@ export class Sweeper {
       changed++;
       const before = countCalls(provider);
       // This fine-tune's own request, not the job that triggered the sweep: its logs must carry its id.
-      const log = this.opts.log.child({ correlationId: row.correlation_id, fineTuneId: row.id });
+      const log = this.opts.log.child({ correlationId: row.correlationId, fineTuneId: row.id });
       await applyJobSnapshot(db, provider, row, job, { schedule: this.opts.schedule }).then(
         () => log.info({ providerStatus: job.status }, 'sweep applied the provider job state'),
         (err: unknown) => {
@@ -110,5 +111,5 @@ function countCalls(provider: PollerProvider): number {
 }
 
 function isRateLimit(err: unknown): boolean {
-  return err instanceof Error && err.name === 'RateLimitedError';
+  return err instanceof ProviderError && err.kind === 'rate_limited';
 }

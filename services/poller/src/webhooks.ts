@@ -1,5 +1,5 @@
 import { createServer } from 'node:http';
-import { jobId } from '@tuneline/contracts';
+import { webhookPollMessage } from '@tuneline/contracts';
 import {
   type Db,
   findFineTuneByProviderJob,
@@ -7,7 +7,7 @@ import {
   isTerminalStatus,
   OutboxCapture,
   type OutboxDispatch,
-  pollMessage,
+  recordWebhookDelivery,
   writeOutbox,
 } from '@tuneline/db';
 import type { Logger } from '@tuneline/runtime';
@@ -40,16 +40,6 @@ export interface WebhookServer {
 }
 
 export const WEBHOOK_PATH = '/webhooks/provider';
-
-/** Job ids must not contain ':' and stay short. */
-function webhookPollJobId(fineTuneId: string, webhookId: string): string {
-  return jobId(
-    'finetune-poll',
-    fineTuneId,
-    'webhook',
-    webhookId.replace(/[^A-Za-z0-9_-]/g, '_').slice(0, 80),
-  );
-}
 
 /**
  * `POST /webhooks/provider`: verifies the delivery, records its `webhook-id` (a repeat changes nothing)
@@ -126,17 +116,15 @@ async function handleDelivery(
   const capture = new OutboxCapture();
   const queued = await capture.run(() =>
     inTransaction(opts.db, async (tx) => {
-      const delivery = await tx
-        .insertInto('webhook_deliveries')
-        .values({ webhook_id: webhookId, event_type: event.type, provider_job_id: providerJobId })
-        .onConflict((oc) => oc.column('webhook_id').doNothing())
-        .returning('webhook_id')
-        .executeTakeFirst();
-      if (!delivery || !providerJobId) return false; // a repeat, or not about a job
+      const first = await recordWebhookDelivery(tx, { webhookId, eventType: event.type, providerJobId });
+      if (!first || !providerJobId) return false; // a repeat, or not about a job
       const fineTune = await findFineTuneByProviderJob(tx, providerJobId);
       // Unknown job (its id not stored yet): the scheduled polls find the ending anyway.
       if (!fineTune || isTerminalStatus(fineTune.status)) return false;
-      await writeOutbox(tx, pollMessage(fineTune, 'webhook', webhookPollJobId(fineTune.id, webhookId)));
+      await writeOutbox(
+        tx,
+        webhookPollMessage({ fineTuneId: fineTune.id, correlationId: fineTune.correlationId, webhookId }),
+      );
       return true;
     }),
   );

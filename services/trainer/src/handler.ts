@@ -1,30 +1,30 @@
 import {
-  formatZodError,
+  fineTuneCreateMessage,
   type Hyperparameters,
   hyperparametersSchema,
-  parseEmailList,
+  scheduledPollMessage,
 } from '@tuneline/contracts';
 import {
-  createJobMessage,
-  type Dataset,
+  type DatasetRecord,
   type Executor,
-  type FineTune,
-  type FineTuneStatus,
+  endFineTune,
+  type FineTuneRecord,
+  findDataset,
   fineTuneStatusFromProvider,
   getFineTune,
   inTransaction,
   isTerminalStatus,
+  isWaitingForTrainer,
+  listFineTunesAwaitingCreation,
   lockFineTune,
-  pollMessage,
-  queueOutcomeNotifications,
+  markFineTuneCreating,
   recordProviderJob,
-  scheduledPollJobId,
-  settleMessage,
-  transitionFineTune,
+  storedJobOptionsProblem,
   writeOutbox,
 } from '@tuneline/db';
 import { reserveCredits } from '@tuneline/ledger';
-import { defineStage, PermanentError, type StageDeps } from '@tuneline/runtime';
+import { ProviderError } from '@tuneline/provider';
+import { defineStage, PermanentError, type StageDeps, stageFailure } from '@tuneline/runtime';
 
 /** The provider job as far as the trainer cares. */
 export interface ProviderJob {
@@ -66,27 +66,10 @@ export interface TrainerDeps extends StageDeps {
   firstPollDelayMs: number;
 }
 
-const SUFFIX = /^[a-z0-9-]{1,18}$/;
-const NOT_STARTED: FineTuneStatus[] = ['pending', 'creating'];
-
 /** Estimated credits plus the margin, rounded up to whole credits. */
 export function reservationAmount(estimatedCredits: bigint, marginPercent: number): bigint {
   const margin = BigInt(Math.round(marginPercent * 100));
   return (estimatedCredits * (10_000n + margin) + 9_999n) / 10_000n;
-}
-
-/** Checks what is stored on the row once more before money moves; returns the problem, if any. */
-export function validateJobOptions(fineTune: FineTune): string | null {
-  const problems: string[] = [];
-  if (fineTune.description.length > 120) problems.push('description: must be at most 120 characters');
-  const emails = parseEmailList(fineTune.notify_emails.join(';'));
-  if (!emails.ok) problems.push(`notifyEmails: ${emails.message}`);
-  if (!SUFFIX.test(fineTune.suffix)) {
-    problems.push('suffix: 1 to 18 lower-case letters, digits or "-"');
-  }
-  const hp = hyperparametersSchema.safeParse(fineTune.hyperparameters);
-  if (!hp.success) problems.push(`hyperparameters: ${formatZodError(hp.error)}`);
-  return problems.length ? problems.join('; ') : null;
 }
 
 /** Stage 3: consumes `finetune-create`. */
@@ -96,12 +79,9 @@ export const trainerStage = defineStage<'finetune-create', TrainerDeps>({
     const { db } = deps;
     let fineTune = await getFineTune(db, message.fineTuneId);
     if (!fineTune) throw new PermanentError(`fine-tune ${message.fineTuneId} does not exist`);
-    if (!NOT_STARTED.includes(fineTune.status)) return; // already created (or finished): a duplicate
-    const dataset = await db
-      .selectFrom('datasets')
-      .selectAll()
-      .where('id', '=', fineTune.dataset_id)
-      .executeTakeFirstOrThrow();
+    if (!isWaitingForTrainer(fineTune.status)) return; // already created (or finished): a duplicate
+    const dataset = await findDataset(db, fineTune.datasetId);
+    if (!dataset) throw new Error(`dataset ${fineTune.datasetId} of fine-tune ${fineTune.id} not found`);
 
     // True when this attempt moved the row to `creating`: no attempt before it can have created a job.
     let reservedNow = false;
@@ -115,35 +95,37 @@ export const trainerStage = defineStage<'finetune-create', TrainerDeps>({
 
     // A row found in `creating` may have a provider job we never saw (a crash after create, a lost
     // answer): look before creating. One this attempt just reserved cannot, which saves a list call.
-    const adopted = reservedNow ? null : await deps.provider.findJobByMetadata('fine_tune_id', fineTune.id);
+    const adopted = reservedNow
+      ? null
+      : await deps.provider.findJobByMetadata('fine_tune_id', fineTune.id).catch((err: unknown) => {
+          throw stageFailure(err);
+        });
     if (adopted) {
       ctx.log.info({ providerJobId: adopted.id }, 'adopting the provider job found by metadata');
       await record(deps, fineTune, adopted);
       return;
     }
-    if (fineTune.cancel_requested_at) {
+    if (fineTune.cancelRequestedAt) {
       await endBeforeProvider(
         db,
         fineTune.id,
         'cancelled',
         null,
         'cancelled before the provider job was created',
-        true,
       );
       return;
     }
-    if (!dataset.train_file_id) throw new Error(`dataset ${dataset.id} has no uploaded training file yet`);
+    if (!dataset.trainFileId) throw new Error(`dataset ${dataset.id} has no uploaded training file yet`);
 
     let job: ProviderJob;
     try {
+      const hyperparameters = explicitHyperparameters(fineTune.hyperparameters);
       job = await deps.provider.createJob({
-        model: fineTune.base_model,
-        trainingFile: dataset.train_file_id,
-        ...(dataset.test_file_id ? { validationFile: dataset.test_file_id } : {}),
+        model: fineTune.baseModel,
+        trainingFile: dataset.trainFileId,
+        ...(dataset.testFileId ? { validationFile: dataset.testFileId } : {}),
         suffix: fineTune.suffix,
-        ...(explicitHyperparameters(fineTune.hyperparameters)
-          ? { hyperparameters: explicitHyperparameters(fineTune.hyperparameters) }
-          : {}),
+        ...(hyperparameters ? { hyperparameters } : {}),
         metadata: { fine_tune_id: fineTune.id },
       });
     } catch (err) {
@@ -154,31 +136,23 @@ export const trainerStage = defineStage<'finetune-create', TrainerDeps>({
         await record(deps, fineTune, found);
         return;
       }
-      if (err instanceof PermanentError && isAuthError(err)) {
-        // A bad key or missing permission is the deployment's problem, not this job's: retry later.
-        throw new Error(err.message);
-      }
-      if (err instanceof PermanentError) {
+      if (err instanceof ProviderError && (err.kind === 'rejected' || err.kind === 'not_found')) {
         // The provider refused the job: end the fine-tune with its reason; billing releases the credits.
-        await endBeforeProvider(db, fineTune.id, 'failed', 'provider_rejected', err.message, true);
+        await endBeforeProvider(db, fineTune.id, 'failed', 'provider_rejected', err.message);
         ctx.log.warn({ err: err.message }, 'provider refused the job');
         return;
       }
-      throw err;
+      // A bad key or missing permission (auth) is the deployment's problem, not this job's: like an
+      // outage it retries with backoff; a rate limit pauses the queue.
+      throw stageFailure(err);
     }
     await record(deps, fineTune, job);
     ctx.log.info({ providerJobId: job.id }, 'provider job created');
   },
 
   async recover({ db }) {
-    const rows = await db
-      .selectFrom('fine_tunes')
-      .select(['id', 'correlation_id'])
-      .where('status', 'in', NOT_STARTED)
-      .orderBy('created_at')
-      .limit(10_000)
-      .execute();
-    return rows.map(createJobMessage);
+    const rows = await listFineTunesAwaitingCreation(db);
+    return rows.map((f) => fineTuneCreateMessage({ fineTuneId: f.id, correlationId: f.correlationId }));
   },
 });
 
@@ -189,66 +163,58 @@ export const trainerStage = defineStage<'finetune-create', TrainerDeps>({
  */
 async function reserve(
   deps: TrainerDeps,
-  fineTune: FineTune,
-  dataset: Dataset,
-): Promise<{ row: FineTune; reservedNow: boolean } | null> {
+  fineTune: FineTuneRecord,
+  dataset: DatasetRecord,
+): Promise<{ row: FineTuneRecord; reservedNow: boolean } | null> {
   return inTransaction(deps.db, async (tx) => {
     const row = await lockFineTune(tx, fineTune.id);
     if (row?.status !== 'pending') return row?.status === 'creating' ? { row, reservedNow: false } : null;
-    if (row.cancel_requested_at) {
-      await endInTx(tx, row.id, 'cancelled', null, 'cancelled before training started', false);
+    const end = (
+      status: 'failed' | 'cancelled' | 'insufficient_credits',
+      code: string | null,
+      message: string,
+    ) => endFineTune(tx, row.id, { by: 'trainer', status, errorCode: code, errorMessage: message });
+    if (row.cancelRequestedAt) {
+      await end('cancelled', null, 'cancelled before training started');
       return null;
     }
-    const problem = validateJobOptions(row);
+    const problem = storedJobOptionsProblem(row);
     if (problem) {
-      await endInTx(tx, row.id, 'failed', 'invalid_job_options', problem, false);
+      await end('failed', 'invalid_job_options', problem);
       return null;
     }
-    if (dataset.estimated_credits === null) {
+    if (dataset.estimatedCredits === null) {
       // Nothing to reserve against: end here rather than leave the row waiting forever.
-      await endInTx(
-        tx,
-        row.id,
-        'failed',
-        'no_estimate',
-        `dataset ${dataset.id} has no credit estimate`,
-        false,
-      );
+      await end('failed', 'no_estimate', `dataset ${dataset.id} has no credit estimate`);
       return null;
     }
-    const amount = reservationAmount(BigInt(dataset.estimated_credits), deps.reservationMarginPercent);
+    const amount = reservationAmount(dataset.estimatedCredits, deps.reservationMarginPercent);
     const result = await reserveCredits(tx, {
       fineTuneId: row.id,
-      licenseId: row.license_id,
+      licenseId: row.licenseId,
       amount,
-      model: row.base_model,
+      model: row.baseModel,
     });
     if (!result.ok) {
       const why =
         result.reason === 'overage_blocked' ? ' (blocked by an unpaid overage until topped up)' : '';
-      await endInTx(
-        tx,
-        row.id,
+      await end(
         'insufficient_credits',
         result.reason,
         `Insufficient credits${why}: this fine-tune needs ${result.required} credits ` +
-          `(estimate ${dataset.estimated_credits} + ${deps.reservationMarginPercent}% margin), ` +
+          `(estimate ${dataset.estimatedCredits} + ${deps.reservationMarginPercent}% margin), ` +
           `the license has ${result.available} available.`,
-        false,
       );
       return null;
     }
-    const creating = await transitionFineTune(tx, row.id, ['pending'], {
-      status: 'creating',
-      credits_reserved: amount.toString(),
-    });
+    const creating = await markFineTuneCreating(tx, row.id, amount);
     return creating ? { row: creating, reservedNow: true } : null;
   });
 }
 
 /**
- * Ends a fine-tune that never got a provider job. With a reservation, billing settles it (releases
- * the credits) and notifies; without one there is nothing to settle, so we notify here.
+ * Ends a fine-tune that holds a reservation but never got a provider job; the lifecycle queues its
+ * settlement, which releases the credits and notifies.
  */
 async function endBeforeProvider(
   db: Executor,
@@ -256,39 +222,17 @@ async function endBeforeProvider(
   status: 'failed' | 'cancelled',
   code: string | null,
   message: string,
-  reserved: boolean,
 ): Promise<void> {
-  await inTransaction(db, (tx) => endInTx(tx, id, status, code, message, reserved));
-}
-
-async function endInTx(
-  tx: Executor,
-  id: string,
-  status: 'failed' | 'cancelled' | 'insufficient_credits',
-  code: string | null,
-  message: string,
-  reserved: boolean,
-): Promise<void> {
-  const ended = await transitionFineTune(tx, id, NOT_STARTED, {
-    status,
-    error_code: code,
-    error_message: message,
-    finished_at: new Date(),
-    ...(reserved ? {} : { settled_at: new Date() }),
-  });
-  if (!ended) return;
-  if (reserved) {
-    await writeOutbox(tx, settleMessage(ended));
-  } else {
-    await queueOutcomeNotifications(tx, ended);
-  }
+  await inTransaction(db, (tx) =>
+    endFineTune(tx, id, { by: 'trainer', status, errorCode: code, errorMessage: message }),
+  );
 }
 
 /**
  * Stores the provider job id and queues the first poll, once. A job that has already ended (adopted
  * after a lost response) is polled at once: the poller records endings and queues settlement.
  */
-async function record(deps: TrainerDeps, fineTune: FineTune, job: ProviderJob): Promise<void> {
+async function record(deps: TrainerDeps, fineTune: FineTuneRecord, job: ProviderJob): Promise<void> {
   await inTransaction(deps.db, async (tx) => {
     const status = fineTuneStatusFromProvider(job.status);
     const ended = isTerminalStatus(status);
@@ -306,13 +250,12 @@ async function record(deps: TrainerDeps, fineTune: FineTune, job: ProviderJob): 
     if (!updated) return;
     await writeOutbox(
       tx,
-      pollMessage(fineTune, 'scheduled', scheduledPollJobId(fineTune.id, updated.poll_count), delayMs),
+      scheduledPollMessage({
+        fineTuneId: fineTune.id,
+        correlationId: fineTune.correlationId,
+        pollCount: updated.pollCount,
+        delayMs,
+      }),
     );
   });
-}
-
-/** 401/403 from the provider (the profile keeps the SDK error, with its status, as `cause`). */
-function isAuthError(err: Error): boolean {
-  const status = (err as Error & { cause?: { status?: unknown } }).cause?.status;
-  return status === 401 || status === 403;
 }

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { findLicense, insertLicense } from '@tuneline/db';
 import { getBalance, grantCredits, LedgerConflictError } from '@tuneline/ledger';
 import type { ApiDeps } from '../app.ts';
 import { createApiKey } from '../auth.ts';
@@ -11,14 +12,14 @@ import {
   licenseParams,
   licenseSchema,
 } from '../schemas.ts';
+import { licenseView } from '../views.ts';
 
 const E400 = { description: 'invalid request', schema: errorSchema };
 const E401 = { description: 'missing or non-admin key', schema: errorSchema };
 const E404 = { description: 'no such license', schema: errorSchema };
 
 async function requireLicense(deps: ApiDeps, id: string): Promise<void> {
-  const row = await deps.db.selectFrom('licenses').select('id').where('id', '=', id).executeTakeFirst();
-  if (!row) throw notFound('license');
+  if (!(await findLicense(deps.db, id))) throw notFound('license');
 }
 
 export function registerAdminRoutes(table: RouteTable, deps: ApiDeps): void {
@@ -39,17 +40,12 @@ export function registerAdminRoutes(table: RouteTable, deps: ApiDeps): void {
     },
     async ({ body }) => {
       const id = body.id ?? `lic-${randomUUID()}`;
-      const row = await deps.db
-        .insertInto('licenses')
-        .values({ id, name: body.name })
-        .onConflict((oc) => oc.column('id').doNothing())
-        .returningAll()
-        .executeTakeFirst();
-      if (!row)
+      const license = await insertLicense(deps.db, { id, name: body.name });
+      if (!license)
         throw new HttpError(409, `license "${id}" already exists`, [
           { field: 'id', message: 'already exists' },
         ]);
-      return { id: row.id, name: row.name, createdAt: new Date(row.created_at).toISOString() };
+      return licenseView(license);
     },
   );
 

@@ -1,7 +1,8 @@
+import { findLicense } from '@tuneline/db';
 import { getBalance, type UsageEntry, usageLog } from '@tuneline/ledger';
 import type { ApiDeps } from '../app.ts';
 import { licenseOf } from '../auth.ts';
-import { errorSchema, HttpError, type RouteTable, toJson } from '../http.ts';
+import { errorSchema, HttpError, notFound, type RouteTable, toJson } from '../http.ts';
 import { estimateTraining } from '../pricing.ts';
 import {
   balanceSchema,
@@ -11,6 +12,7 @@ import {
   usageLogSchema,
   usageQuerySchema,
 } from '../schemas.ts';
+import { licenseView } from '../views.ts';
 
 const E401 = { description: 'missing or invalid API key', schema: errorSchema };
 
@@ -52,12 +54,9 @@ export function registerCreditRoutes(table: RouteTable, deps: ApiDeps): void {
       responses: { 200: { description: 'the license', schema: licenseSchema }, 401: E401 },
     },
     async ({ caller }) => {
-      const row = await deps.db
-        .selectFrom('licenses')
-        .selectAll()
-        .where('id', '=', licenseOf(caller))
-        .executeTakeFirstOrThrow();
-      return { id: row.id, name: row.name, createdAt: new Date(row.created_at).toISOString() };
+      const license = await findLicense(deps.db, licenseOf(caller));
+      if (!license) throw notFound('license');
+      return licenseView(license);
     },
   );
 

@@ -1,17 +1,14 @@
-import { parseEmailList } from '@tuneline/contracts';
 import { findBaseModel } from '@tuneline/dataset';
 import {
-  createFineTuneFromDataset,
-  createJobMessage,
-  type Dataset,
-  deterministicUuid,
+  checkJobOptions,
+  createFineTune,
   findDataset,
   getFineTune,
+  inTransaction,
   listDatasets,
-  uploadFilesMessage,
-  writeOutbox,
+  requestedFineTuneId,
+  requestUpload,
 } from '@tuneline/db';
-import { sql } from 'kysely';
 import type { ApiDeps } from '../app.ts';
 import { licenseOf } from '../auth.ts';
 import { errorSchema, HttpError, notFound, type RouteTable } from '../http.ts';
@@ -30,11 +27,6 @@ const E400 = { description: 'invalid request; `fields` names each bad field', sc
 const E401 = { description: 'missing or invalid API key', schema: errorSchema };
 const E404 = { description: 'no such dataset for this license', schema: errorSchema };
 const E409 = { description: 'the dataset is not in a state that allows this', schema: errorSchema };
-
-/** A fine-tune id derived from (dataset, idempotency key). */
-function fineTuneIdFor(datasetId: string, key: string): string {
-  return deterministicUuid(`tuneline/api-fine-tune/${datasetId}/${key}`);
-}
 
 /** The caller's own dataset row, or 404 (another license's id looks exactly like a missing one). */
 async function ownDataset(deps: ApiDeps, licenseId: string, id: string) {
@@ -128,23 +120,7 @@ export function registerDatasetRoutes(table: RouteTable, deps: ApiDeps): void {
       const licenseId = licenseOf(caller);
       const dataset = await ownDataset(deps, licenseId, params.id);
       if (dataset.status === 'ready') {
-        await deps.db.transaction().execute(async (tx) => {
-          // `uploading` in the same transaction as the message: the uploader's recovery finds the row
-          // again should Redis lose the job.
-          const moved = await tx
-            .updateTable('datasets')
-            .set({ status: 'uploading', updated_at: sql`now()` })
-            .where('id', '=', dataset.id)
-            .where('status', '=', 'ready')
-            .returning('id')
-            .executeTakeFirst();
-          if (!moved) return;
-          await writeOutbox(
-            tx,
-            uploadFilesMessage({ id: dataset.id, correlation_id: dataset.correlationId }),
-          );
-        });
-        await deps.flushOutbox();
+        if (await requestUpload(deps.db, dataset)) await deps.flushOutbox();
       } else if (!['uploading', 'uploaded'].includes(dataset.status)) {
         throw new HttpError(409, `dataset is ${dataset.status}: only a ready dataset can be uploaded`);
       }
@@ -173,7 +149,8 @@ export function registerDatasetRoutes(table: RouteTable, deps: ApiDeps): void {
     async ({ caller, params, body, reply }) => {
       const licenseId = licenseOf(caller);
       const dataset = await ownDataset(deps, licenseId, params.id);
-      const id = body.idempotencyKey ? fineTuneIdFor(dataset.id, body.idempotencyKey) : undefined;
+      const { idempotencyKey, ...jobOptions } = body;
+      const id = idempotencyKey ? requestedFineTuneId(dataset.id, idempotencyKey) : undefined;
       if (id) {
         const existing = await getFineTune(deps.db, id);
         if (existing) {
@@ -187,34 +164,17 @@ export function registerDatasetRoutes(table: RouteTable, deps: ApiDeps): void {
           `dataset is ${dataset.status}: upload it first (POST /v1/datasets/{id}/upload)`,
         );
       }
-      const emails = parseEmailList(body.notifyEmails);
-      if (!emails.ok)
-        throw new HttpError(400, `notifyEmails: ${emails.message}`, [
-          { field: 'notifyEmails', message: emails.message },
-        ]);
+      const checked = checkJobOptions(jobOptions);
+      if (!checked.ok) throw new HttpError(400, checked.message);
       const base = findBaseModel(dataset.baseModel, deps.catalogue);
       if (!base) throw new HttpError(409, `base model "${dataset.baseModel}" is not in the catalogue`);
-      const row: Pick<Dataset, 'id' | 'license_id' | 'correlation_id' | 'base_model' | 'short_hash'> = {
-        id: dataset.id,
-        license_id: dataset.licenseId,
-        correlation_id: dataset.correlationId,
-        base_model: dataset.baseModel,
-        short_hash: dataset.shortHash,
-      };
-      const { fineTune, created } = await deps.db.transaction().execute(async (tx) => {
-        const made = await createFineTuneFromDataset(tx, row, {
-          id,
-          description: body.description,
-          notifyEmails: emails.emails,
-          suffix: body.suffix,
-          hyperparameters: body.hyperparameters,
+      const { fineTune, created } = await inTransaction(deps.db, (tx) =>
+        createFineTune(tx, dataset, {
+          ...(id ? { id } : {}),
+          options: checked.options,
           creditsPerMillionTokens: base.creditsPerMillionTrainingTokens,
-        });
-        if (made.created) {
-          await writeOutbox(tx, createJobMessage(made.fineTune));
-        }
-        return made;
-      });
+        }),
+      );
       if (created) await deps.flushOutbox();
       reply.code(created ? 201 : 200);
       return fineTuneView(fineTune);

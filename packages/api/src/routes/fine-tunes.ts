@@ -1,5 +1,13 @@
-import { type FineTune, getFineTune, requestCancel } from '@tuneline/db';
-import { sql } from 'kysely';
+import {
+  type FineTuneRecord,
+  getFineTune,
+  listActiveFineTunes,
+  listCheckpoints,
+  listFineTunes,
+  listProviderEvents,
+  requestCancel,
+  setFineTuneActive,
+} from '@tuneline/db';
 import type { ApiDeps } from '../app.ts';
 import { licenseOf } from '../auth.ts';
 import { errorSchema, HttpError, notFound, type RouteTable } from '../http.ts';
@@ -16,9 +24,9 @@ const E400 = { description: 'invalid request', schema: errorSchema };
 const E401 = { description: 'missing or invalid API key', schema: errorSchema };
 const E404 = { description: 'no such fine-tune for this license', schema: errorSchema };
 
-async function ownFineTune(deps: ApiDeps, licenseId: string, id: string): Promise<FineTune> {
+async function ownFineTune(deps: ApiDeps, licenseId: string, id: string): Promise<FineTuneRecord> {
   const row = await getFineTune(deps.db, id);
-  if (!row || row.license_id !== licenseId) throw notFound('fine-tune');
+  if (!row || row.licenseId !== licenseId) throw notFound('fine-tune');
   return row;
 }
 
@@ -32,16 +40,9 @@ export function registerFineTuneRoutes(table: RouteTable, deps: ApiDeps): void {
       summary: 'The fine-tunes of the license: status, tokens, credits, model name, dates',
       responses: { 200: { description: 'newest first', schema: fineTuneListSchema }, 401: E401 },
     },
-    async ({ caller }) => {
-      const rows = await deps.db
-        .selectFrom('fine_tunes')
-        .selectAll()
-        .where('license_id', '=', licenseOf(caller))
-        .orderBy('created_at', 'desc')
-        .limit(500)
-        .execute();
-      return { data: rows.map(fineTuneView) };
-    },
+    async ({ caller }) => ({
+      data: (await listFineTunes(deps.db, licenseOf(caller), 500)).map(fineTuneView),
+    }),
   );
 
   table.add(
@@ -62,24 +63,14 @@ export function registerFineTuneRoutes(table: RouteTable, deps: ApiDeps): void {
     async ({ caller, params }) => {
       const row = await ownFineTune(deps, licenseOf(caller), params.id);
       const [events, checkpoints] = await Promise.all([
-        deps.db
-          .selectFrom('provider_events')
-          .selectAll()
-          .where('fine_tune_id', '=', row.id)
-          .orderBy('created_at')
-          .execute(),
-        deps.db
-          .selectFrom('checkpoints')
-          .selectAll()
-          .where('fine_tune_id', '=', row.id)
-          .orderBy('step')
-          .execute(),
+        listProviderEvents(deps.db, row.id),
+        listCheckpoints(deps.db, row.id),
       ]);
       return {
         ...fineTuneView(row),
         events: events.map((e) => ({
           id: e.id,
-          createdAt: new Date(e.created_at).toISOString(),
+          createdAt: e.createdAt.toISOString(),
           level: e.level,
           message: e.message,
           type: e.type,
@@ -87,9 +78,9 @@ export function registerFineTuneRoutes(table: RouteTable, deps: ApiDeps): void {
         checkpoints: checkpoints.map((c) => ({
           id: c.id,
           step: c.step,
-          model: c.fine_tuned_model_checkpoint,
+          model: c.fineTunedModelCheckpoint,
           metrics: (c.metrics ?? {}) as Record<string, unknown>,
-          createdAt: new Date(c.created_at).toISOString(),
+          createdAt: c.createdAt.toISOString(),
         })),
       };
     },
@@ -151,20 +142,16 @@ export function registerFineTuneRoutes(table: RouteTable, deps: ApiDeps): void {
       },
       async ({ caller, params }) => {
         const licenseId = licenseOf(caller);
-        // The license and availability are in the UPDATE's WHERE: nothing else can be switched.
-        const updated = await deps.db
-          .updateTable('fine_tunes')
-          .set({ active: action === 'activate', updated_at: sql`now()` })
-          .where('id', '=', params.id)
-          .where('license_id', '=', licenseId)
-          .where('available', '=', true)
-          .returningAll()
-          .executeTakeFirst();
+        const updated = await setFineTuneActive(deps.db, {
+          id: params.id,
+          licenseId,
+          active: action === 'activate',
+        });
         if (updated) return fineTuneView(updated);
         const row = await ownFineTune(deps, licenseId, params.id);
         throw new HttpError(
           409,
-          `model is not available for activation (fine-tune is ${row.status}${row.settled_at ? '' : ', not settled'})`,
+          `model is not available for activation (fine-tune is ${row.status}${row.settledAt ? '' : ', not settled'})`,
         );
       },
     );
@@ -180,19 +167,12 @@ export function registerFineTuneRoutes(table: RouteTable, deps: ApiDeps): void {
       responses: { 200: { description: 'active models', schema: activeModelsSchema }, 401: E401 },
     },
     async ({ caller }) => {
-      const rows = await deps.db
-        .selectFrom('fine_tunes')
-        .select(['id', 'fine_tuned_model', 'base_model', 'suffix'])
-        .where('license_id', '=', licenseOf(caller))
-        .where('active', '=', true)
-        .where('fine_tuned_model', 'is not', null)
-        .orderBy('created_at', 'desc')
-        .execute();
+      const rows = await listActiveFineTunes(deps.db, licenseOf(caller));
       return {
         data: rows.map((r) => ({
-          model: r.fine_tuned_model as string,
+          model: r.fineTunedModel as string,
           fineTuneId: r.id,
-          baseModel: r.base_model,
+          baseModel: r.baseModel,
           suffix: r.suffix,
         })),
       };

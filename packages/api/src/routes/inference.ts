@@ -1,9 +1,10 @@
+import { findActiveFineTuneByModel } from '@tuneline/db';
 import { getBalance } from '@tuneline/ledger';
+import { ProviderError } from '@tuneline/provider';
 import type { ApiDeps } from '../app.ts';
 import { licenseOf } from '../auth.ts';
 import { errorSchema, HttpError, type RouteTable } from '../http.ts';
 import { inferenceCredits, inferencePrice } from '../pricing.ts';
-import { ProviderError } from '../provider.ts';
 import { chatCompletionRequestSchema, chatCompletionSchema } from '../schemas.ts';
 import { recordInferenceUsage } from '../usage.ts';
 
@@ -29,13 +30,7 @@ export function registerInferenceRoutes(table: RouteTable, deps: ApiDeps): void 
     },
     async ({ caller, body }) => {
       const licenseId = licenseOf(caller);
-      const fineTune = await deps.db
-        .selectFrom('fine_tunes')
-        .select(['id', 'base_model', 'fine_tuned_model'])
-        .where('fine_tuned_model', '=', body.model)
-        .where('license_id', '=', licenseId)
-        .where('active', '=', true)
-        .executeTakeFirst();
+      const fineTune = await findActiveFineTuneByModel(deps.db, licenseId, body.model);
       // Inactive, unknown and other licenses' models look the same: never confirm someone else's model.
       if (!fineTune)
         throw new HttpError(404, `model "${body.model}" not found among your active fine-tuned models`);
@@ -48,17 +43,21 @@ export function registerInferenceRoutes(table: RouteTable, deps: ApiDeps): void 
       try {
         completion = await deps.provider.chatCompletion(body);
       } catch (err) {
-        if (err instanceof ProviderError) {
+        if (err instanceof ProviderError && err.status !== undefined) {
           // The caller's own mistakes (bad parameters) pass through; the provider's come back as 502.
-          if (err.status === 400 || err.status === 422) throw new HttpError(400, `provider: ${err.message}`);
-          if (err.status === 429) throw new HttpError(429, `provider is rate limiting: ${err.message}`);
+          if (err.kind === 'rejected' && (err.status === 400 || err.status === 422))
+            throw new HttpError(400, `provider: ${err.message}`);
+          if (err.kind === 'rate_limited')
+            throw new HttpError(429, `provider is rate limiting: ${err.message}`);
           throw new HttpError(502, `provider answered ${err.status}: ${err.message}`);
         }
+        // No answer at all: the ProviderError already says "provider unreachable: …".
+        if (err instanceof ProviderError) throw new HttpError(502, err.message);
         throw new HttpError(502, `provider unreachable: ${(err as Error).message}`);
       }
       const promptTokens = completion.usage.prompt_tokens;
       const completionTokens = completion.usage.completion_tokens;
-      const credits = inferenceCredits(inferencePrice(fineTune.base_model), promptTokens, completionTokens);
+      const credits = inferenceCredits(inferencePrice(fineTune.baseModel), promptTokens, completionTokens);
       await recordInferenceUsage(deps.db, {
         licenseId,
         fineTuneId: fineTune.id,

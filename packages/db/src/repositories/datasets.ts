@@ -1,5 +1,6 @@
+import { sql } from 'kysely';
 import type { Executor } from '../connection.ts';
-import type { Dataset, DatasetStatus } from '../schema.ts';
+import type { DatasetRow, DatasetStatus } from '../schema.ts';
 
 /** A `datasets` row with bigint columns as bigint and json columns parsed. */
 export interface DatasetRecord {
@@ -35,7 +36,7 @@ export interface DatasetRecord {
 
 const big = (v: string | null): bigint | null => (v === null ? null : BigInt(v));
 
-export function toDatasetRecord(row: Dataset): DatasetRecord {
+export function toDatasetRecord(row: DatasetRow): DatasetRecord {
   return {
     id: row.id,
     requestRowId: row.request_row_id,
@@ -154,6 +155,99 @@ export async function listDatasetsAwaitingAutoUpload(db: Executor, limit = 500):
     .where('auto_train', '=', true)
     .where('train_file_id', 'is', null)
     .orderBy('created_at')
+    .limit(limit)
+    .execute();
+  return rows.map(toDatasetRecord);
+}
+
+/**
+ * `ready → uploading`: the upload has started (or is queued). Returns whether this call moved it, so
+ * the caller knows no earlier attempt can have uploaded a file.
+ */
+export async function markDatasetUploading(tx: Executor, id: string): Promise<boolean> {
+  const moved = await tx
+    .updateTable('datasets')
+    .set({ status: 'uploading', updated_at: sql`now()` })
+    .where('id', '=', id)
+    .where('status', '=', 'ready')
+    .executeTakeFirst();
+  return moved.numUpdatedRows === 1n;
+}
+
+/**
+ * Records the provider's id of one of the dataset's files, unless another attempt recorded one first:
+ * returns the recorded id, which is the one to use.
+ */
+export async function recordUploadedFile(
+  db: Executor,
+  id: string,
+  kind: 'train' | 'test',
+  fileId: string,
+): Promise<string> {
+  const column = sql.ref(kind === 'train' ? 'train_file_id' : 'test_file_id');
+  const { rows } = await sql<{ recorded: string }>`
+    UPDATE datasets SET ${column} = COALESCE(${column}, ${fileId}), updated_at = now()
+    WHERE id = ${id}
+    RETURNING ${column} AS recorded`.execute(db);
+  return rows[0]?.recorded ?? fileId;
+}
+
+/** `ready | uploading → uploaded`; the dataset when this call moved it. */
+export async function markDatasetUploaded(tx: Executor, id: string): Promise<DatasetRecord | undefined> {
+  const row = await tx
+    .updateTable('datasets')
+    .set({ status: 'uploaded', updated_at: sql`now()` })
+    .where('id', '=', id)
+    .where('status', 'in', ['ready', 'uploading'])
+    .returningAll()
+    .executeTakeFirst();
+  return row ? toDatasetRecord(row) : undefined;
+}
+
+/** `ready | uploading → upload_failed`, the reason added to its errors; the dataset when this call moved it. */
+export async function markDatasetUploadFailed(
+  tx: Executor,
+  id: string,
+  reason: string,
+): Promise<DatasetRecord | undefined> {
+  const row = await tx
+    .updateTable('datasets')
+    .set({
+      status: 'upload_failed',
+      errors: sql`errors || ${JSON.stringify([{ field: 'upload', message: reason }])}::jsonb`,
+      updated_at: sql`now()`,
+    })
+    .where('id', '=', id)
+    .where('status', 'in', ['ready', 'uploading'])
+    .returningAll()
+    .executeTakeFirst();
+  return row ? toDatasetRecord(row) : undefined;
+}
+
+/**
+ * Datasets the uploader owes work, oldest first: uploads started (`uploading`) and ready auto-train
+ * datasets, in both cases only while no fine-tune has been created from them.
+ */
+export async function listDatasetsAwaitingUpload(db: Executor, limit = 10_000): Promise<DatasetRecord[]> {
+  const rows = await db
+    .selectFrom('datasets')
+    .selectAll()
+    .where((eb) =>
+      eb.or([
+        eb('datasets.status', '=', 'uploading'),
+        eb.and([eb('datasets.status', '=', 'ready'), eb('datasets.auto_train', '=', true)]),
+      ]),
+    )
+    .where(({ not, exists, selectFrom }) =>
+      not(
+        exists(
+          selectFrom('fine_tunes')
+            .select('fine_tunes.id')
+            .whereRef('fine_tunes.dataset_id', '=', 'datasets.id'),
+        ),
+      ),
+    )
+    .orderBy('datasets.created_at')
     .limit(limit)
     .execute();
   return rows.map(toDatasetRecord);

@@ -1,30 +1,90 @@
 import { createHash } from 'node:crypto';
-import { jobId } from '@tuneline/contracts';
 import { sql } from 'kysely';
 import type { Executor } from '../connection.ts';
-import {
-  type Dataset,
-  type FineTune,
-  type FineTuneStatus,
-  type FineTuneUpdate,
-  TERMINAL_FINE_TUNE_STATUSES,
-} from '../schema.ts';
-import { pollMessage } from './messages.ts';
-import { inTransaction, type OutboxMessage, writeOutbox } from './outbox.ts';
+import { AT_PROVIDER, TERMINAL_STATUSES, WAITING_FOR_TRAINER } from '../lifecycle/statuses.ts';
+import type { FineTuneRow, FineTuneStatus, FineTuneUpdate } from '../schema.ts';
 
 /**
- * Fine-tune rows as the upload, trainer and poller stages read and move them. Every update that moves
- * the state machine carries its expected state in the WHERE clause, so a job that runs twice (or two
- * workers racing) changes the row once.
+ * Fine-tune rows as the stages and the API read and move them. Every update that moves the state
+ * machine carries its expected state in the WHERE clause, so a job that runs twice (or two workers
+ * racing) changes the row once. Which state follows which, and what is queued with an ending, is
+ * the lifecycle's (lifecycle.ts); this module holds the statements.
  */
 
-const TERMINAL: readonly FineTuneStatus[] = TERMINAL_FINE_TUNE_STATUSES;
-/** Statuses the provider reports while a job is alive. */
-export const PROVIDER_ACTIVE_STATUSES = ['validating_files', 'queued', 'running', 'paused'] as const;
-
-export function isTerminalStatus(status: string): boolean {
-  return (TERMINAL as readonly string[]).includes(status);
+/** A `fine_tunes` row: camelCase, bigint columns as bigint, json columns parsed. */
+export interface FineTuneRecord {
+  id: string;
+  licenseId: string;
+  datasetId: string;
+  correlationId: string;
+  status: FineTuneStatus;
+  baseModel: string;
+  description: string;
+  /** Already parsed and validated recipients. */
+  notifyEmails: string[];
+  suffix: string;
+  hyperparameters: unknown;
+  /** Credits per 1M trained tokens, fixed at creation from the base model catalogue. */
+  creditsPerMillionTokens: bigint;
+  providerJobId: string | null;
+  fineTunedModel: string | null;
+  trainedTokens: bigint | null;
+  creditsReserved: bigint | null;
+  creditsCharged: bigint | null;
+  errorCode: string | null;
+  errorMessage: string | null;
+  estimatedFinish: Date | null;
+  nextPollAt: Date | null;
+  pollCount: number;
+  unchangedPolls: number;
+  lastPolledAt: Date | null;
+  cancelRequestedAt: Date | null;
+  finishedAt: Date | null;
+  settledAt: Date | null;
+  available: boolean;
+  active: boolean;
+  createdAt: Date;
+  updatedAt: Date;
 }
+
+const big = (v: string | null): bigint | null => (v === null ? null : BigInt(v));
+
+export function toFineTuneRecord(row: FineTuneRow): FineTuneRecord {
+  return {
+    id: row.id,
+    licenseId: row.license_id,
+    datasetId: row.dataset_id,
+    correlationId: row.correlation_id,
+    status: row.status,
+    baseModel: row.base_model,
+    description: row.description,
+    notifyEmails: row.notify_emails,
+    suffix: row.suffix,
+    hyperparameters: row.hyperparameters,
+    creditsPerMillionTokens: BigInt(row.credits_per_million_tokens),
+    providerJobId: row.provider_job_id,
+    fineTunedModel: row.fine_tuned_model,
+    trainedTokens: big(row.trained_tokens),
+    creditsReserved: big(row.credits_reserved),
+    creditsCharged: big(row.credits_charged),
+    errorCode: row.error_code,
+    errorMessage: row.error_message,
+    estimatedFinish: row.estimated_finish,
+    nextPollAt: row.next_poll_at,
+    pollCount: row.poll_count,
+    unchangedPolls: row.unchanged_polls,
+    lastPolledAt: row.last_polled_at,
+    cancelRequestedAt: row.cancel_requested_at,
+    finishedAt: row.finished_at,
+    settledAt: row.settled_at,
+    available: row.available,
+    active: row.active,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+  };
+}
+
+const record = (row: FineTuneRow | undefined) => (row ? toFineTuneRecord(row) : undefined);
 
 /**
  * A UUID derived from `seed` (SHA-256), formatted as an RFC 9562 version-8 (custom) UUID so it passes
@@ -42,125 +102,128 @@ export function deterministicUuid(seed: string): string {
   ].join('-');
 }
 
-/**
- * The id of the fine-tune an auto-train dataset gets: derived from the dataset id, so however often the
- * uploader runs, one row is created.
- */
-export function autoTrainFineTuneId(datasetId: string): string {
-  return deterministicUuid(`tuneline/auto-train/${datasetId}`);
-}
-
-const PROVIDER_STATUSES: readonly FineTuneStatus[] = [
-  'validating_files',
-  'queued',
-  'running',
-  'paused',
-  'succeeded',
-  'failed',
-  'cancelled',
-];
-
-/** The provider's job status as ours; `cancelling` and anything newer count as running until it settles. */
-export function fineTuneStatusFromProvider(status: string): FineTuneStatus {
-  return (PROVIDER_STATUSES as readonly string[]).includes(status) ? (status as FineTuneStatus) : 'running';
-}
-
-export interface NewFineTuneOptions {
-  /** Fixed id (auto-train uses `autoTrainFineTuneId`); a random one otherwise. */
-  id?: string;
-  description: string;
-  /** Already parsed and validated (see `parseEmailList`). */
-  notifyEmails: string[];
-  /** Defaults to the dataset's short hash. */
-  suffix?: string;
-  hyperparameters: unknown;
-  /** From the base model catalogue, passed in so this package stays free of catalogue code. */
-  creditsPerMillionTokens: bigint;
-  /** A fine-tune can be born failed (bad job options), so the failure is on a row users can see. */
-  failure?: { code: string; message: string };
-}
-
-/**
- * Creates the fine-tune for a dataset. With a fixed id it is idempotent: the second call returns the
- * existing row and `created: false`.
- */
-export async function createFineTuneFromDataset(
-  tx: Executor,
-  dataset: Pick<Dataset, 'id' | 'license_id' | 'correlation_id' | 'base_model' | 'short_hash'>,
-  opts: NewFineTuneOptions,
-): Promise<{ fineTune: FineTune; created: boolean }> {
-  const suffix = opts.suffix ?? dataset.short_hash;
-  if (!suffix) throw new Error(`dataset ${dataset.id} has no short hash to use as the default suffix`);
-  const inserted = await tx
-    .insertInto('fine_tunes')
-    .values({
-      ...(opts.id ? { id: opts.id } : {}),
-      license_id: dataset.license_id,
-      dataset_id: dataset.id,
-      correlation_id: dataset.correlation_id,
-      base_model: dataset.base_model,
-      description: opts.description,
-      notify_emails: opts.notifyEmails,
-      suffix,
-      hyperparameters: JSON.stringify(opts.hyperparameters ?? 'auto'),
-      credits_per_million_tokens: opts.creditsPerMillionTokens.toString(),
-      ...(opts.failure
-        ? {
-            status: 'failed' as const,
-            error_code: opts.failure.code,
-            error_message: opts.failure.message,
-            finished_at: new Date(),
-          }
-        : {}),
-    })
-    .onConflict((oc) => oc.column('id').doNothing())
-    .returningAll()
-    .executeTakeFirst();
-  if (inserted) return { fineTune: inserted, created: true };
-  if (!opts.id) throw new Error('fine-tune insert returned nothing');
-  const existing = await getFineTune(tx, opts.id);
-  if (!existing) throw new Error(`fine-tune ${opts.id} neither inserted nor found`);
-  return { fineTune: existing, created: false };
-}
-
-export async function getFineTune(db: Executor, id: string): Promise<FineTune | undefined> {
-  return db.selectFrom('fine_tunes').selectAll().where('id', '=', id).executeTakeFirst();
+export async function getFineTune(db: Executor, id: string): Promise<FineTuneRecord | undefined> {
+  return record(await db.selectFrom('fine_tunes').selectAll().where('id', '=', id).executeTakeFirst());
 }
 
 /** Reads the row and locks it until the transaction ends: state changes are serialised per fine-tune. */
-export async function lockFineTune(tx: Executor, id: string): Promise<FineTune | undefined> {
-  return tx.selectFrom('fine_tunes').selectAll().where('id', '=', id).forUpdate().executeTakeFirst();
+export async function lockFineTune(tx: Executor, id: string): Promise<FineTuneRecord | undefined> {
+  return record(
+    await tx.selectFrom('fine_tunes').selectAll().where('id', '=', id).forUpdate().executeTakeFirst(),
+  );
 }
 
 export async function findFineTuneByProviderJob(
   db: Executor,
   providerJobId: string,
-): Promise<FineTune | undefined> {
-  return db
+): Promise<FineTuneRecord | undefined> {
+  return record(
+    await db
+      .selectFrom('fine_tunes')
+      .selectAll()
+      .where('provider_job_id', '=', providerJobId)
+      .executeTakeFirst(),
+  );
+}
+
+export async function findFineTunesByDataset(db: Executor, datasetId: string): Promise<FineTuneRecord[]> {
+  const rows = await db.selectFrom('fine_tunes').selectAll().where('dataset_id', '=', datasetId).execute();
+  return rows.map(toFineTuneRecord);
+}
+
+/** The fine-tunes of a license, newest first (the hub's list). */
+export async function listFineTunes(db: Executor, licenseId: string, limit = 500): Promise<FineTuneRecord[]> {
+  const rows = await db
     .selectFrom('fine_tunes')
     .selectAll()
-    .where('provider_job_id', '=', providerJobId)
-    .executeTakeFirst();
+    .where('license_id', '=', licenseId)
+    .orderBy('created_at', 'desc')
+    .limit(limit)
+    .execute();
+  return rows.map(toFineTuneRecord);
 }
 
-export async function findFineTunesByDataset(db: Executor, datasetId: string): Promise<FineTune[]> {
-  return db.selectFrom('fine_tunes').selectAll().where('dataset_id', '=', datasetId).execute();
+/** The active fine-tuned models of a license, newest first: what a model configurator offers. */
+export async function listActiveFineTunes(db: Executor, licenseId: string): Promise<FineTuneRecord[]> {
+  const rows = await db
+    .selectFrom('fine_tunes')
+    .selectAll()
+    .where('license_id', '=', licenseId)
+    .where('active', '=', true)
+    .where('fine_tuned_model', 'is not', null)
+    .orderBy('created_at', 'desc')
+    .execute();
+  return rows.map(toFineTuneRecord);
 }
 
-/** Moves a fine-tune on only if it is still in `from`; returns the updated row or undefined. */
+/** The license's active fine-tune serving `model`, if any (another license's model is never found). */
+export async function findActiveFineTuneByModel(
+  db: Executor,
+  licenseId: string,
+  model: string,
+): Promise<FineTuneRecord | undefined> {
+  return record(
+    await db
+      .selectFrom('fine_tunes')
+      .selectAll()
+      .where('fine_tuned_model', '=', model)
+      .where('license_id', '=', licenseId)
+      .where('active', '=', true)
+      .executeTakeFirst(),
+  );
+}
+
+/**
+ * Offers (or stops offering) a license's model. The license and availability are in the WHERE
+ * clause, so nothing else can be switched; undefined when the row is not the license's or not available.
+ */
+export async function setFineTuneActive(
+  db: Executor,
+  input: { id: string; licenseId: string; active: boolean },
+): Promise<FineTuneRecord | undefined> {
+  return record(
+    await db
+      .updateTable('fine_tunes')
+      .set({ active: input.active, updated_at: sql`now()` })
+      .where('id', '=', input.id)
+      .where('license_id', '=', input.licenseId)
+      .where('available', '=', true)
+      .returningAll()
+      .executeTakeFirst(),
+  );
+}
+
+/**
+ * Moves a fine-tune on only if it is still in `from`; returns the updated row or undefined. The
+ * lifecycle and the repositories below call it; stages call them.
+ */
 export async function transitionFineTune(
   tx: Executor,
   id: string,
   from: readonly FineTuneStatus[],
   set: FineTuneUpdate,
-): Promise<FineTune | undefined> {
-  return tx
-    .updateTable('fine_tunes')
-    .set({ ...set, updated_at: sql`now()` })
-    .where('id', '=', id)
-    .where('status', 'in', [...from])
-    .returningAll()
-    .executeTakeFirst();
+): Promise<FineTuneRecord | undefined> {
+  return record(
+    await tx
+      .updateTable('fine_tunes')
+      .set({ ...set, updated_at: sql`now()` })
+      .where('id', '=', id)
+      .where('status', 'in', [...from])
+      .returningAll()
+      .executeTakeFirst(),
+  );
+}
+
+/** `pending → creating` with the amount just reserved for it. */
+export async function markFineTuneCreating(
+  tx: Executor,
+  id: string,
+  creditsReserved: bigint,
+): Promise<FineTuneRecord | undefined> {
+  return transitionFineTune(tx, id, ['pending'], {
+    status: 'creating',
+    credits_reserved: creditsReserved.toString(),
+  });
 }
 
 /**
@@ -173,147 +236,126 @@ export async function recordProviderJob(
   job: { providerJobId: string; status: FineTuneStatus; estimatedFinish: Date | null },
   /** When the first poll is due (it is queued with this delay in the same transaction). */
   firstPollDelayMs = 0,
-): Promise<FineTune | undefined> {
-  return tx
+): Promise<FineTuneRecord | undefined> {
+  return record(
+    await tx
+      .updateTable('fine_tunes')
+      .set({
+        provider_job_id: job.providerJobId,
+        status: job.status,
+        estimated_finish: job.estimatedFinish,
+        next_poll_at: sql`now() + make_interval(secs => ${firstPollDelayMs / 1000})`,
+        updated_at: sql`now()`,
+      })
+      .where('id', '=', id)
+      .where('status', '=', 'creating')
+      .where((eb) =>
+        eb.or([eb('provider_job_id', 'is', null), eb('provider_job_id', '=', job.providerJobId)]),
+      )
+      .returningAll()
+      .executeTakeFirst(),
+  );
+}
+
+/** What one poll of a running job learned; `nextPoll` when this poll scheduled the chain's next link. */
+export interface PollRecord {
+  status: FineTuneStatus;
+  estimatedFinish: Date | null;
+  unchangedPolls: number;
+  nextPoll?: { pollCount: number; at: Date };
+}
+
+/** Stores a poll of a job that is still running (the caller holds the row lock). */
+export async function recordPoll(tx: Executor, id: string, poll: PollRecord): Promise<void> {
+  await tx
     .updateTable('fine_tunes')
     .set({
-      provider_job_id: job.providerJobId,
-      status: job.status,
-      estimated_finish: job.estimatedFinish,
-      next_poll_at: sql`now() + make_interval(secs => ${firstPollDelayMs / 1000})`,
+      status: poll.status,
+      estimated_finish: poll.estimatedFinish,
+      unchanged_polls: poll.unchangedPolls,
+      last_polled_at: new Date(),
+      ...(poll.nextPoll ? { poll_count: poll.nextPoll.pollCount, next_poll_at: poll.nextPoll.at } : {}),
       updated_at: sql`now()`,
     })
     .where('id', '=', id)
-    .where('status', '=', 'creating')
-    .where((eb) => eb.or([eb('provider_job_id', 'is', null), eb('provider_job_id', '=', job.providerJobId)]))
-    .returningAll()
+    .execute();
+}
+
+/**
+ * Poll chains whose next link is overdue by more than `staleMs` lost their job for good (failed for
+ * days, or a reused id): each starts a new link, due now. Returns how many were restarted.
+ */
+export async function restartStalePollChains(db: Executor, staleMs: number): Promise<number> {
+  const result = await db
+    .updateTable('fine_tunes')
+    .set({ poll_count: sql`poll_count + 1`, next_poll_at: sql`now()` })
+    .where('status', 'in', AT_PROVIDER)
+    .where('provider_job_id', 'is not', null)
+    .where('next_poll_at', '<', new Date(Date.now() - staleMs))
     .executeTakeFirst();
+  return Number(result.numUpdatedRows);
 }
 
-export interface ProviderEventRow {
-  id: string;
-  createdAt: Date;
-  level: string;
-  message: string;
-  type: string | null;
-  data: unknown;
-}
-
-/** Events are keyed by the provider's id: a second poll that sees them again inserts nothing. */
-export async function insertProviderEvents(
-  tx: Executor,
-  fineTuneId: string,
-  events: readonly ProviderEventRow[],
-): Promise<number> {
-  if (events.length === 0) return 0;
-  const result = await tx
-    .insertInto('provider_events')
-    .values(
-      events.map((e) => ({
-        id: e.id,
-        fine_tune_id: fineTuneId,
-        created_at: e.createdAt,
-        level: e.level,
-        message: e.message,
-        type: e.type,
-        data: e.data === undefined || e.data === null ? null : JSON.stringify(e.data),
-      })),
-    )
-    .onConflict((oc) => oc.column('id').doNothing())
-    .executeTakeFirst();
-  return Number(result.numInsertedOrUpdatedRows ?? 0n);
-}
-
-export interface CheckpointRow {
-  id: string;
-  step: number;
-  fineTunedModelCheckpoint: string;
-  metrics: unknown;
-  createdAt: Date;
-}
-
-export async function insertCheckpoints(
-  tx: Executor,
-  fineTuneId: string,
-  checkpoints: readonly CheckpointRow[],
-): Promise<number> {
-  if (checkpoints.length === 0) return 0;
-  const result = await tx
-    .insertInto('checkpoints')
-    .values(
-      checkpoints.map((c) => ({
-        id: c.id,
-        fine_tune_id: fineTuneId,
-        step: c.step,
-        fine_tuned_model_checkpoint: c.fineTunedModelCheckpoint,
-        metrics: JSON.stringify(c.metrics ?? {}),
-        created_at: c.createdAt,
-      })),
-    )
-    .onConflict((oc) => oc.column('id').doNothing())
-    .executeTakeFirst();
-  return Number(result.numInsertedOrUpdatedRows ?? 0n);
-}
-
-/** Non-terminal fine-tunes that own a provider job: what the poller follows. */
-export async function listFollowedFineTunes(db: Executor, limit = 10_000): Promise<FineTune[]> {
-  return db
+/** Unfinished fine-tunes that own a provider job, oldest first: what the poller follows. */
+export async function listFollowedFineTunes(db: Executor, limit = 10_000): Promise<FineTuneRecord[]> {
+  const rows = await db
     .selectFrom('fine_tunes')
     .selectAll()
-    .where('status', 'not in', [...TERMINAL])
+    .where('status', 'not in', TERMINAL_STATUSES)
     .where('provider_job_id', 'is not', null)
     .orderBy('created_at')
     .limit(limit)
     .execute();
+  return rows.map(toFineTuneRecord);
 }
 
-/** Fine-tunes waiting on the trainer. */
-export async function listFineTunesAwaitingCreation(db: Executor, limit = 10_000): Promise<FineTune[]> {
-  return db
+/** Fine-tunes waiting on the trainer, oldest first: what its recovery re-drives. */
+export async function listFineTunesAwaitingCreation(db: Executor, limit = 10_000): Promise<FineTuneRecord[]> {
+  const rows = await db
     .selectFrom('fine_tunes')
     .selectAll()
-    .where('status', 'in', ['pending', 'creating'])
+    .where('status', 'in', WAITING_FOR_TRAINER)
     .orderBy('created_at')
     .limit(limit)
     .execute();
+  return rows.map(toFineTuneRecord);
 }
 
-/** The job id of a scheduled poll: one per (fine-tune, poll number), so a chain never forks. */
-export function scheduledPollJobId(fineTuneId: string, pollCount: number): string {
-  return jobId('finetune-poll', fineTuneId, pollCount);
+/** Finished fine-tunes not settled yet, in the order they finished: billing's backlog. */
+export async function listFineTunesAwaitingSettlement(
+  db: Executor,
+  limit = 10_000,
+): Promise<FineTuneRecord[]> {
+  const rows = await db
+    .selectFrom('fine_tunes')
+    .selectAll()
+    .where('settled_at', 'is', null)
+    .where('status', 'in', TERMINAL_STATUSES)
+    .orderBy('finished_at')
+    .limit(limit)
+    .execute();
+  return rows.map(toFineTuneRecord);
 }
-
-export function cancelPollJobId(fineTuneId: string): string {
-  return jobId('finetune-poll', fineTuneId, 'cancel');
-}
-
-export function cancelPollMessage(
-  fineTune: Pick<FineTune, 'id' | 'correlation_id'>,
-): OutboxMessage<'finetune-poll'> {
-  return pollMessage(fineTune, 'cancel', cancelPollJobId(fineTune.id));
-}
-
-export type CancelResult =
-  | { ok: true; fineTune: FineTune }
-  | { ok: false; reason: 'not_found' | 'already_finished'; fineTune?: FineTune };
 
 /**
- * Asks for a fine-tune to be cancelled: records the request and queues a poll with reason `cancel`,
- * which cancels the provider job (the trainer honours the flag if no provider job exists yet).
- * Asking twice is harmless.
+ * Billing's mark: what was charged, settled now, and (for a success) the model available. Only the
+ * first settlement writes it.
  */
-export async function requestCancel(db: Executor, fineTuneId: string): Promise<CancelResult> {
-  const run = async (tx: Executor): Promise<CancelResult> => {
-    const row = await lockFineTune(tx, fineTuneId);
-    if (!row) return { ok: false, reason: 'not_found' };
-    if (isTerminalStatus(row.status)) return { ok: false, reason: 'already_finished', fineTune: row };
-    const updated =
-      row.cancel_requested_at === null
-        ? await transitionFineTune(tx, fineTuneId, [row.status], { cancel_requested_at: new Date() })
-        : row;
-    if (!updated) return { ok: false, reason: 'already_finished', fineTune: row };
-    await writeOutbox(tx, cancelPollMessage(updated));
-    return { ok: true, fineTune: updated };
-  };
-  return inTransaction(db, run);
+export async function recordSettlement(
+  tx: Executor,
+  id: string,
+  settlement: { charged: bigint; available: boolean },
+): Promise<boolean> {
+  const result = await tx
+    .updateTable('fine_tunes')
+    .set({
+      credits_charged: settlement.charged.toString(),
+      settled_at: sql`now()`,
+      available: settlement.available,
+      updated_at: sql`now()`,
+    })
+    .where('id', '=', id)
+    .where('settled_at', 'is', null)
+    .executeTakeFirst();
+  return result.numUpdatedRows === 1n;
 }

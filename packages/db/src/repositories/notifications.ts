@@ -1,9 +1,10 @@
 import { createHash } from 'node:crypto';
-import { jobId, parseEmailList } from '@tuneline/contracts';
+import { notifySendMessage, parseEmailList } from '@tuneline/contracts';
 import { sql } from 'kysely';
-import type { Executor } from '../connection.ts';
-import type { FineTune, Notification } from '../schema.ts';
-import { type OutboxMessage, writeOutbox } from './outbox.ts';
+import type { Db, Executor } from '../connection.ts';
+import type { NotificationRow, NotificationStatus } from '../schema.ts';
+import type { FineTuneRecord } from './fine-tunes.ts';
+import { writeOutbox } from './outbox.ts';
 
 /**
  * Outcome e-mails. The row is the claim: one per (fine-tune, outcome, recipient) under a unique key, with
@@ -11,21 +12,44 @@ import { type OutboxMessage, writeOutbox } from './outbox.ts';
  * gets one notification row and one `notify-send` message.
  */
 
+/** A `notifications` row, camelCase. */
+export interface NotificationRecord {
+  id: string;
+  fineTuneId: string;
+  /** The outcome the message reports: succeeded, failed, cancelled, insufficient_credits. */
+  kind: string;
+  recipient: string;
+  status: NotificationStatus;
+  attempts: number;
+  lastError: string | null;
+  messageId: string;
+  sentAt: Date | null;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+export function toNotificationRecord(row: NotificationRow): NotificationRecord {
+  return {
+    id: row.id,
+    fineTuneId: row.fine_tune_id,
+    kind: row.kind,
+    recipient: row.recipient,
+    status: row.status,
+    attempts: row.attempts,
+    lastError: row.last_error,
+    messageId: row.message_id,
+    sentAt: row.sent_at,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+  };
+}
+
+const record = (row: NotificationRow | undefined) => (row ? toNotificationRecord(row) : undefined);
+
 /** Stable per (fine-tune, kind, recipient): receivers can dedupe a rare second delivery on it. */
 export function notificationMessageId(fineTuneId: string, kind: string, recipient: string): string {
   const hash = createHash('sha256').update(recipient.toLowerCase()).digest('hex').slice(0, 16);
   return `<ft-${fineTuneId}-${kind}-${hash}@tuneline>`;
-}
-
-export function notifySendOutboxMessage(
-  n: Pick<Notification, 'id'>,
-  correlationId: string,
-): OutboxMessage<'notify-send'> {
-  return {
-    queue: 'notify-send',
-    jobId: jobId('notify-send', n.id),
-    payload: { schemaVersion: 1, correlationId, notificationId: n.id },
-  };
 }
 
 /**
@@ -36,12 +60,12 @@ export function notifySendOutboxMessage(
  */
 export async function queueOutcomeNotifications(
   tx: Executor,
-  fineTune: Pick<FineTune, 'id' | 'status' | 'notify_emails' | 'correlation_id'>,
+  fineTune: Pick<FineTuneRecord, 'id' | 'status' | 'notifyEmails' | 'correlationId'>,
 ): Promise<number> {
-  const parsed = parseEmailList(fineTune.notify_emails.join(';'));
+  const parsed = parseEmailList(fineTune.notifyEmails.join(';'));
   const recipients = parsed.ok
     ? parsed.emails
-    : fineTune.notify_emails.filter((address) => {
+    : fineTune.notifyEmails.filter((address) => {
         const one = parseEmailList(address);
         return one.ok && one.emails.length === 1;
       });
@@ -60,12 +84,40 @@ export async function queueOutcomeNotifications(
     .onConflict((oc) => oc.columns(['fine_tune_id', 'kind', 'recipient']).doNothing())
     .returning('id')
     .execute();
-  for (const row of created) await writeOutbox(tx, notifySendOutboxMessage(row, fineTune.correlation_id));
+  for (const row of created) {
+    await writeOutbox(
+      tx,
+      notifySendMessage({ notificationId: row.id, correlationId: fineTune.correlationId }),
+    );
+  }
   return created.length;
 }
 
-export async function getNotification(db: Executor, id: string): Promise<Notification | undefined> {
-  return db.selectFrom('notifications').selectAll().where('id', '=', id).executeTakeFirst();
+export async function getNotification(db: Executor, id: string): Promise<NotificationRecord | undefined> {
+  return record(await db.selectFrom('notifications').selectAll().where('id', '=', id).executeTakeFirst());
+}
+
+/**
+ * Runs `send` on one pooled connection that holds the notification's session advisory lock for the
+ * whole call, so one sender at a time talks to SMTP about it. `{ locked: false }` when another session
+ * holds the lock. A session that died meanwhile has released its locks already.
+ */
+export async function withNotificationLock<T>(
+  db: Db,
+  id: string,
+  send: (conn: Executor) => Promise<T>,
+): Promise<{ locked: true; result: T } | { locked: false }> {
+  return db.connection().execute(async (conn) => {
+    const lockKey = `tuneline:notification:${id}`;
+    const { rows } = await sql<{ locked: boolean }>`
+      SELECT pg_try_advisory_lock(hashtextextended(${lockKey}, 0)) AS locked`.execute(conn);
+    if (!rows[0]?.locked) return { locked: false };
+    try {
+      return { locked: true, result: await send(conn) };
+    } finally {
+      await sql`SELECT pg_advisory_unlock(hashtextextended(${lockKey}, 0))`.execute(conn).catch(() => {});
+    }
+  });
 }
 
 /**
@@ -73,14 +125,19 @@ export async function getNotification(db: Executor, id: string): Promise<Notific
  * before anything is sent (committed on its own, so a crash mid-send still shows the attempt).
  * Returns undefined when the notification is already sent or failed.
  */
-export async function claimNotificationAttempt(db: Executor, id: string): Promise<Notification | undefined> {
-  return db
-    .updateTable('notifications')
-    .set({ attempts: sql`attempts + 1`, updated_at: sql`now()` })
-    .where('id', '=', id)
-    .where('status', '=', 'pending')
-    .returningAll()
-    .executeTakeFirst();
+export async function claimNotificationAttempt(
+  db: Executor,
+  id: string,
+): Promise<NotificationRecord | undefined> {
+  return record(
+    await db
+      .updateTable('notifications')
+      .set({ attempts: sql`attempts + 1`, updated_at: sql`now()` })
+      .where('id', '=', id)
+      .where('status', '=', 'pending')
+      .returningAll()
+      .executeTakeFirst(),
+  );
 }
 
 export async function markNotificationSent(db: Executor, id: string): Promise<boolean> {
@@ -116,8 +173,8 @@ export async function recordNotificationError(
 export async function listPendingNotifications(
   db: Executor,
   limit = 10_000,
-): Promise<(Notification & { correlation_id: string })[]> {
-  return db
+): Promise<(NotificationRecord & { correlationId: string })[]> {
+  const rows = await db
     .selectFrom('notifications as n')
     .innerJoin('fine_tunes as f', 'f.id', 'n.fine_tune_id')
     .selectAll('n')
@@ -126,4 +183,5 @@ export async function listPendingNotifications(
     .orderBy('n.created_at')
     .limit(limit)
     .execute();
+  return rows.map((row) => ({ ...toNotificationRecord(row), correlationId: row.correlation_id }));
 }

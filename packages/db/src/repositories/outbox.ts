@@ -1,16 +1,11 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
-import type { MessageInput, QueueName } from '@tuneline/contracts';
+import type { OutboxMessage, QueueName } from '@tuneline/contracts';
 import { sql, type Transaction } from 'kysely';
 import type { Executor } from '../connection.ts';
 import type { Database, OutboxRow } from '../schema.ts';
 
-export interface OutboxMessage<Q extends QueueName = QueueName> {
-  queue: Q;
-  jobId: string;
-  payload: MessageInput<Q>;
-  /** Publish with this delay (e.g. the next poll). */
-  delayMs?: number;
-}
+/** Built by the message builders of @tuneline/contracts; re-exported for the stages' convenience. */
+export type { OutboxMessage } from '@tuneline/contracts';
 
 /** What publishing an outbox row needs. */
 export type OutboxDispatch = Pick<OutboxRow, 'id' | 'queue' | 'job_id' | 'payload' | 'available_at'>;

@@ -1,0 +1,71 @@
+import type { Executor } from '../connection.ts';
+import type { LicenseRow } from '../schema.ts';
+
+/** Licenses and their API keys (only SHA-256 hashes of keys are stored). */
+
+export interface LicenseRecord {
+  id: string;
+  name: string;
+  createdAt: Date;
+}
+
+const toLicenseRecord = (row: LicenseRow): LicenseRecord => ({
+  id: row.id,
+  name: row.name,
+  createdAt: row.created_at,
+});
+
+/** Creates a license; undefined when one with this id exists (it is left as it is). */
+export async function insertLicense(
+  db: Executor,
+  license: { id: string; name: string },
+): Promise<LicenseRecord | undefined> {
+  const row = await db
+    .insertInto('licenses')
+    .values(license)
+    .onConflict((oc) => oc.column('id').doNothing())
+    .returningAll()
+    .executeTakeFirst();
+  return row ? toLicenseRecord(row) : undefined;
+}
+
+export async function findLicense(db: Executor, id: string): Promise<LicenseRecord | undefined> {
+  const row = await db.selectFrom('licenses').selectAll().where('id', '=', id).executeTakeFirst();
+  return row ? toLicenseRecord(row) : undefined;
+}
+
+export interface NewApiKey {
+  /** null: an admin key. */
+  licenseId: string | null;
+  keyHash: string;
+  keyPrefix: string;
+}
+
+/** Stores a key's hash; a license key when it has a license, else an admin key. Returns its id. */
+export async function insertApiKey(db: Executor, key: NewApiKey): Promise<string> {
+  const row = await db
+    .insertInto('api_keys')
+    .values({
+      license_id: key.licenseId,
+      key_hash: key.keyHash,
+      key_prefix: key.keyPrefix,
+      role: key.licenseId ? 'license' : 'admin',
+    })
+    .returning('id')
+    .executeTakeFirstOrThrow();
+  return row.id;
+}
+
+/** Who holds the unrevoked key with this hash, if anyone. */
+export async function findApiKeyHolder(
+  db: Executor,
+  keyHash: string,
+): Promise<{ role: 'license' | 'admin'; licenseId: string | null } | undefined> {
+  const row = await db
+    .selectFrom('api_keys')
+    .select(['license_id', 'role'])
+    .where('key_hash', '=', keyHash)
+    .where('revoked_at', 'is', null)
+    .executeTakeFirst();
+  return row ? { role: row.role, licenseId: row.license_id } : undefined;
+}
