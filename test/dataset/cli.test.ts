@@ -123,6 +123,26 @@ describe('tuneline build-dataset / validate (as processes)', { timeout: 120_000 
     expect(r.stderr).toContain('testPercent');
   });
 
+  it('build-dataset refuses a documents path that is missing or not a file with exit 2', async () => {
+    for (const [path, reason] of [
+      [join(dir, 'no-such.ndjson'), 'ENOENT'],
+      [dir, 'not a file'],
+    ] as const) {
+      const r = await tuneline(
+        'build-dataset',
+        '--documents',
+        path,
+        '--config',
+        join(dir, 'request.json'),
+        '--out',
+        join(dir, 'x'),
+      );
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr).toContain(`--documents ${path}: `);
+      expect(r.stderr).toContain(reason);
+    }
+  });
+
   it('validate counts each format error kind with line numbers and exits 1', async () => {
     const good = (i: number) =>
       JSON.stringify({
