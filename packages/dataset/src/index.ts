@@ -3,6 +3,7 @@ export * from './catalogue.ts';
 export * from './examples.ts';
 export * from './hash.ts';
 export * from './issues.ts';
+export * from './ndjson.ts';
 export * from './stats.ts';
 export * from './storage.ts';
 export * from './tokens.ts';

@@ -1,7 +1,5 @@
-import { createReadStream } from 'node:fs';
 import { open, readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { createInterface } from 'node:readline';
 import { fineTuneRequestSchema, formatZodError } from '@tuneline/contracts';
 import {
   type BuildProgress,
@@ -10,6 +8,7 @@ import {
   describeIssue,
   LocalFileStorage,
   loadCatalogue,
+  readNdjsonFile,
 } from '@tuneline/dataset';
 import { type Command, parseOptions, UsageError } from '../command.ts';
 
@@ -17,21 +16,6 @@ import { type Command, parseOptions, UsageError } from '../command.ts';
 const requestFileSchema = fineTuneRequestSchema
   .omit({ documents: true })
   .partial({ requestId: true, licenseId: true });
-
-/** Each non-blank line of the NDJSON file, parsed (a bad line yields a marker the builder reports). */
-async function* readNdjson(path: string): AsyncGenerator<unknown> {
-  const lines = createInterface({ input: createReadStream(path), crlfDelay: Number.POSITIVE_INFINITY });
-  let lineNo = 0;
-  for await (const line of lines) {
-    lineNo++;
-    if (line.trim() === '') continue;
-    try {
-      yield JSON.parse(line);
-    } catch (err) {
-      yield { invalidJson: `line ${lineNo}: ${(err as Error).message}` };
-    }
-  }
-}
 
 /**
  * Refuses a path that is not a readable file before the build starts. Opened, not read: reading it
@@ -127,7 +111,7 @@ export const buildDatasetCommand: Command = {
     });
 
     const storage = new LocalFileStorage(values.out);
-    const build = await buildDataset(parsed.data, () => readNdjson(documents), {
+    const build = await buildDataset(parsed.data, () => readNdjsonFile(documents), {
       storage,
       trainKey: 'train.jsonl',
       testKey: 'test.jsonl',
