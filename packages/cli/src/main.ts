@@ -1,8 +1,8 @@
-import { ConfigError } from '@tuneline/runtime';
 import { UsageError } from './command.ts';
-import { commands } from './commands/index.ts';
+import { commandLoaders, loadCommands } from './commands/index.ts';
 
-function help(): string {
+async function help(): Promise<string> {
+  const commands = await loadCommands();
   const width = Math.max(...commands.map((c) => c.name.length));
   return [
     'tuneline — fine-tuning pipeline for document-capture apps',
@@ -19,14 +19,15 @@ function help(): string {
 async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
   if (!name || name === '--help' || name === '-h' || name === 'help') {
-    process.stdout.write(`${help()}\n`);
+    process.stdout.write(`${await help()}\n`);
     return name ? 0 : 2;
   }
-  const command = commands.find((c) => c.name === name);
-  if (!command) {
-    process.stderr.write(`tuneline: unknown command "${name}"\n\n${help()}\n`);
+  const load = commandLoaders.get(name);
+  if (!load) {
+    process.stderr.write(`tuneline: unknown command "${name}"\n\n${await help()}\n`);
     return 2;
   }
+  const command = await load();
   if (rest.includes('--help') || rest.includes('-h')) {
     process.stdout.write(`${command.usage}\n`);
     return 0;
@@ -38,6 +39,8 @@ async function main(argv: string[]): Promise<number> {
       process.stderr.write(`tuneline ${name}: ${err.message}\n\n${command.usage}\n`);
       return 2;
     }
+    // The runtime (BullMQ, pino, prom-client) is loaded only by the commands that use it.
+    const { ConfigError } = await import('@tuneline/runtime');
     if (err instanceof ConfigError) {
       process.stderr.write(`tuneline ${name}: ${err.message}\n`);
       return 78;
