@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { type Catalogue, defaultCatalogue, resolveEpochs, trainingCredits } from './catalogue.ts';
 import { ExamplePass } from './example-pass.ts';
+import { exampleWarnings } from './example-warnings.ts';
 import { compileAnswerKey } from './examples.ts';
 import { shortHash } from './hash.ts';
 import { type DatasetIssue, IssueList } from './issues.ts';
@@ -8,7 +9,7 @@ import { exampleKeyFor, scan } from './scan.ts';
 import { checkSettings, type DatasetSettings } from './settings.ts';
 import { type BuildProgress, type DocumentSource, inBlocks } from './source.ts';
 import { chooseTestSet, splitSeed } from './split.ts';
-import { type TokenStats, tokenOutliers, tokenStats } from './stats.ts';
+import { type TokenStats, tokenStats } from './stats.ts';
 import type { DatasetStorage } from './storage.ts';
 import { LineWriter } from './writer.ts';
 
@@ -132,8 +133,6 @@ export async function buildDataset(
     usable,
     parsedDocs,
     emptyCounts,
-    duplicateCount,
-    duplicateIds,
     testExamples,
     testTokenSum,
     billableSum,
@@ -174,29 +173,11 @@ export async function buildDataset(
       }
     }
   }
-  if (duplicateCount > 0) {
-    warnings.add({
-      code: 'duplicate_examples',
-      count: duplicateCount,
-      documentIds: duplicateIds,
-      message: `${duplicateCount} examples repeat an earlier example exactly`,
-    });
-  }
   const tokenList = trainTokens.view();
-  if (model) {
-    const outliers = tokenOutliers(tokenList);
-    if (outliers.length) {
-      const outlierIds = outliers
-        .slice(0, 20)
-        .map((i) => ids[trainIndexes.view()[i] as number] ?? `#${i + 1}`);
-      warnings.add({
-        code: 'token_length_outliers',
-        count: outliers.length,
-        documentIds: outlierIds,
-        message: `${outliers.length} examples are unusually short or long in tokens (median ${tokenStats(tokenList).median})`,
-      });
-    }
-  }
+  for (const warning of exampleWarnings(pass.repeats, tokenList, trainIndexes.view(), (refs) => ({
+    documentIds: refs.map((i) => ids[i] ?? `#${i + 1}`),
+  })))
+    warnings.add(warning);
 
   const invalid = errors.size > 0;
   if (invalid) {

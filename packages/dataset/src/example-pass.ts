@@ -1,6 +1,6 @@
-import { hash as oneShotHash } from 'node:crypto';
 import type { Document } from '@tuneline/contracts';
 import type { BaseModel } from './catalogue.ts';
+import { RepeatCheck } from './example-warnings.ts';
 import {
   compileAnswerTokens,
   compileAssistantContent,
@@ -59,10 +59,8 @@ export class ExamplePass {
   readonly trainTokens = new IntList();
   readonly trainIndexes = new IntList();
   readonly emptyCounts: Map<string, number>;
-  /** First 48 bits of the line's SHA-1 for examples that may repeat: duplicates without keeping lines. */
-  readonly seenExamples = new Set<number>();
-  readonly duplicateIds: string[] = [];
-  duplicateCount = 0;
+  /** Examples that repeat an earlier one, checked only for those the scan found may repeat. */
+  readonly repeats = new RepeatCheck();
 
   private readonly errors: IssueList;
   private readonly onProgress: ((p: BuildProgress) => void) | undefined;
@@ -140,7 +138,7 @@ export class ExamplePass {
 
   /** Checks, builds, counts and writes one source item; returns the write to wait for, if any. */
   private handle(item: unknown): Promise<void> | undefined {
-    const { trainTokens, trainIndexes, emptyCounts, seenExamples, duplicateIds } = this;
+    const { trainTokens, trainIndexes, emptyCounts } = this;
     const index = ++this.index;
     if (index % 1000 === 0) this.onProgress?.({ phase: 'build', done: index, total: this.total });
     const parsed = parseDocument(item);
@@ -275,8 +273,8 @@ export class ExamplePass {
     if (this.errors.size > 0) return undefined;
 
     // The line (exampleLine's text) is encoded straight into the writer's chunk, which feeds the
-    // file hash; the duplicate check hashes those bytes (one-shot: no Hash object per line), only for
-    // examples whose key another document shares.
+    // file hash; the repeat check hashes those bytes, only for examples whose key another document
+    // shares.
     const toTest = this.testWriter !== undefined && this.testSet.has(index);
     const writer = toTest ? this.testWriter : this.trainWriter;
     // Plain parts are escaped without their quotes (the line parts around them supply them).
@@ -296,13 +294,7 @@ export class ExamplePass {
           JSON.stringify(answer),
           this.lineTail,
         );
-    if (this.mayRepeat.has(index)) {
-      const digest = Number.parseInt(oneShotHash('sha1', writer.lastLine(), 'hex').slice(0, 12), 16);
-      if (seenExamples.has(digest)) {
-        this.duplicateCount++;
-        if (duplicateIds.length < 20) duplicateIds.push(documentId);
-      } else seenExamples.add(digest);
-    }
+    if (this.mayRepeat.has(index)) this.repeats.check(writer.lastLine(), index);
 
     if (toTest) {
       this.testExamples++;

@@ -1,5 +1,6 @@
 export * from './build.ts';
 export * from './catalogue.ts';
+export * from './example-warnings.ts';
 export * from './examples.ts';
 export * from './hash.ts';
 export * from './issues.ts';
