@@ -3,7 +3,15 @@ import type { Document } from '@tuneline/contracts';
 import { EXAMPLES_NAMED, validateChatFile } from '@tuneline/dataset';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
-import { build, expectSameExampleWarnings, invoice, invoices, type TempStorage } from './fixtures.ts';
+import {
+  build,
+  expectSameExampleWarnings,
+  invoice,
+  invoices,
+  longer,
+  TEXT_ONLY_PROMPT,
+  type TempStorage,
+} from './fixtures.ts';
 
 const stores: TempStorage[] = [];
 afterAll(() => {
@@ -11,11 +19,7 @@ afterAll(() => {
 });
 
 // The user prompt is the text alone, so a copy of a document under another id is an exact repeat.
-const settings = {
-  modelConfig: { systemPrompt: 's', userPromptTemplate: '{{text}}', mappedFields: ['total'] },
-  testPercent: 0,
-};
-const longText = (d: Document) => `${d.text}\n${'Line item 1 x widget 3.00 EUR\n'.repeat(200)}`;
+const settings = { modelConfig: TEXT_ONLY_PROMPT, testPercent: 0 };
 
 /** Builds `docs` (all valid, no testing file), validates the training file, compares the warnings. */
 async function buildAndValidate(docs: Document[]) {
@@ -36,7 +40,7 @@ async function buildAndValidate(docs: Document[]) {
 describe('the builder and the file validator report the same example warnings', { timeout: 120_000 }, () => {
   it('duplicates and outliers: same counts, messages, and examples named', async () => {
     const docs = invoices(60);
-    docs[20] = { ...invoice(20), text: longText(invoice(20)) };
+    docs[20] = longer(invoice(20));
     docs.push({ ...(docs[3] as Document), id: 'copy-of-3' }, { ...(docs[20] as Document), id: 'copy-of-20' });
     const { shared } = await buildAndValidate(docs);
     expect(shared).toEqual([
@@ -76,11 +80,7 @@ describe('the builder and the file validator report the same example warnings', 
         fc.uniqueArray(fc.nat({ max: 39 }), { maxLength: 4 }),
         async (copied, long, short) => {
           const docs = invoices(40).map((d, i) =>
-            long.includes(i)
-              ? { ...d, text: longText(d) }
-              : short.includes(i)
-                ? { ...d, text: 'Total 1' }
-                : d,
+            long.includes(i) ? longer(d) : short.includes(i) ? { ...d, text: 'Total 1' } : d,
           );
           for (const [n, i] of copied.entries()) docs.push({ ...(docs[i] as Document), id: `copy-${n}` });
           const { shared, lines } = await buildAndValidate(docs);

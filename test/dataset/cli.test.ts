@@ -3,9 +3,14 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import type { Document } from '@tuneline/contracts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { expectSameExampleWarnings, invoice, invoices, requestInput } from './fixtures.ts';
+import {
+  expectSameExampleWarnings,
+  invoices,
+  invoicesWithRepeatAndOutlier,
+  requestInput,
+  TEXT_ONLY_PROMPT,
+} from './fixtures.ts';
 
 const escapeRegExp = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
@@ -147,12 +152,7 @@ describe('tuneline build-dataset / validate (as processes)', { timeout: 120_000 
   });
 
   it('build-dataset and validate report the same duplicate and outlier warnings', async () => {
-    const docs = invoices(60);
-    docs[20] = {
-      ...invoice(20),
-      text: `${invoice(20).text}\n${'Line item 1 x widget 3.00 EUR\n'.repeat(200)}`,
-    };
-    docs.push({ ...(docs[3] as Document), id: 'copy-of-3' });
+    const docs = invoicesWithRepeatAndOutlier();
     writeFileSync(join(dir, 'repeats.ndjson'), `${docs.map((d) => JSON.stringify(d)).join('\n')}\n`);
     const {
       documents: _d,
@@ -160,7 +160,7 @@ describe('tuneline build-dataset / validate (as processes)', { timeout: 120_000 
       licenseId: _l,
       ...settings
     } = requestInput({
-      modelConfig: { systemPrompt: 's', userPromptTemplate: '{{text}}', mappedFields: ['total'] },
+      modelConfig: TEXT_ONLY_PROMPT,
     });
     writeFileSync(join(dir, 'repeats-request.json'), JSON.stringify(settings));
     const out = join(dir, 'repeats-out');

@@ -92,6 +92,29 @@ export function jsonl(text: string): { messages: { role: string; content: string
     .map((l) => JSON.parse(l));
 }
 
+/** A model configuration whose user prompt is the text alone: a copy under another id repeats exactly. */
+export const TEXT_ONLY_PROMPT = {
+  systemPrompt: 's',
+  userPromptTemplate: '{{text}}',
+  mappedFields: ['total'],
+};
+
+/** The document with 200 more item lines: far longer in tokens than the fixture's other invoices. */
+export function longer(doc: Document): Document {
+  return { ...doc, text: `${doc.text}\n${'Line item 1 x widget 3.00 EUR\n'.repeat(200)}` };
+}
+
+/**
+ * 61 invoices with one token-length outlier (inv-0020) and, with TEXT_ONLY_PROMPT, one exact repeat
+ * (copy-of-3, last).
+ */
+export function invoicesWithRepeatAndOutlier(): Document[] {
+  const docs = invoices(60);
+  docs[20] = longer(invoice(20));
+  docs.push({ ...invoice(3), id: 'copy-of-3' });
+  return docs;
+}
+
 /** The warnings both checkers compute over a set of examples (example-warnings.ts). */
 export const EXAMPLE_WARNING_CODES = ['duplicate_examples', 'token_length_outliers'];
 

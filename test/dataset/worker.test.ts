@@ -2,7 +2,6 @@ import { createReadStream, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  type Document,
   type FineTuneRequestInput,
   jobId,
   type MessageInput,
@@ -26,7 +25,15 @@ import {
   testRedis,
   waitFor,
 } from '../support/context.ts';
-import { build, expectSameExampleWarnings, invoice, invoices, request, requestInput } from './fixtures.ts';
+import {
+  build,
+  expectSameExampleWarnings,
+  invoices,
+  invoicesWithRepeatAndOutlier,
+  request,
+  requestInput,
+  TEXT_ONLY_PROMPT,
+} from './fixtures.ts';
 
 describe('dataset-builder worker (BullMQ + Postgres)', { timeout: 120_000 }, () => {
   let tdb: TestDatabase;
@@ -144,16 +151,11 @@ describe('dataset-builder worker (BullMQ + Postgres)', { timeout: 120_000 }, () 
   });
 
   it('reports duplicate and outlier warnings as the CLI and the file validator do', async () => {
-    const docs = invoices(60);
-    docs[20] = {
-      ...invoice(20),
-      text: `${invoice(20).text}\n${'Line item 1 x widget 3.00 EUR\n'.repeat(200)}`,
-    };
-    docs.push({ ...(docs[3] as Document), id: 'copy-of-3' });
+    const docs = invoicesWithRepeatAndOutlier();
     const input = requestInput({
       requestId: 'warnings',
       documents: docs,
-      modelConfig: { systemPrompt: 's', userPromptTemplate: '{{text}}', mappedFields: ['total'] },
+      modelConfig: TEXT_ONLY_PROMPT,
     });
     expect(await (await run(input, requestJobId('lic-1', 'warnings'))).getState()).toBe('completed');
     const stored = await findRequest(tdb.db, 'lic-1', 'warnings');
