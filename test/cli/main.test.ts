@@ -1,6 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { commandLoaders } from '../../packages/cli/src/commands/index.ts';
 
 const root = join(import.meta.dirname, '../..');
 const tuneline = (...args: string[]) =>
@@ -26,6 +27,10 @@ describe('tuneline', () => {
     ]) {
       expect(result.stdout).toMatch(new RegExp(`^  ${name} `, 'm'));
     }
+  });
+
+  it('loads each command under its own name (commands load only when they run)', async () => {
+    for (const [name, load] of commandLoaders) expect((await load()).name).toBe(name);
   });
 
   it.each([['workers'], ['api'], ['ledger', 'audit']])(

@@ -4,7 +4,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { invoices, requestInput } from './fixtures.ts';
+import {
+  expectSameExampleWarnings,
+  invoices,
+  invoicesWithRepeatAndOutlier,
+  requestInput,
+  TEXT_ONLY_PROMPT,
+} from './fixtures.ts';
+
+const escapeRegExp = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 const exec = promisify(execFile);
 const BIN = join(import.meta.dirname, '../../packages/cli/bin/tuneline.mjs');
@@ -121,6 +129,65 @@ describe('tuneline build-dataset / validate (as processes)', { timeout: 120_000 
     );
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('testPercent');
+  });
+
+  it('build-dataset refuses a documents path that is missing or not a file with exit 2', async () => {
+    for (const [path, reason] of [
+      [join(dir, 'no-such.ndjson'), 'ENOENT'],
+      [dir, 'not a file'],
+    ] as const) {
+      const r = await tuneline(
+        'build-dataset',
+        '--documents',
+        path,
+        '--config',
+        join(dir, 'request.json'),
+        '--out',
+        join(dir, 'x'),
+      );
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr).toContain(`--documents ${path}: `);
+      expect(r.stderr).toContain(reason);
+    }
+  });
+
+  it('build-dataset and validate report the same duplicate and outlier warnings', async () => {
+    const docs = invoicesWithRepeatAndOutlier();
+    writeFileSync(join(dir, 'repeats.ndjson'), `${docs.map((d) => JSON.stringify(d)).join('\n')}\n`);
+    const {
+      documents: _d,
+      requestId: _r,
+      licenseId: _l,
+      ...settings
+    } = requestInput({
+      modelConfig: TEXT_ONLY_PROMPT,
+    });
+    writeFileSync(join(dir, 'repeats-request.json'), JSON.stringify(settings));
+    const out = join(dir, 'repeats-out');
+    const args = ['--documents', join(dir, 'repeats.ndjson'), '--config', join(dir, 'repeats-request.json')];
+    const built = await tuneline('build-dataset', ...args, '--out', out, '--json');
+    expect(built.code, built.stderr).toBe(0);
+    const validated = await tuneline('validate', join(out, 'train.jsonl'), '--json');
+    expect(validated.code, validated.stderr).toBe(0);
+    const shared = expectSameExampleWarnings(
+      JSON.parse(built.stdout).warnings,
+      JSON.parse(validated.stdout).warnings,
+      docs.map((d) => d.id),
+    );
+    expect(shared.map((w) => [w.code, w.documentIds])).toEqual([
+      ['duplicate_examples', ['copy-of-3']],
+      ['token_length_outliers', ['inv-0020']],
+    ]);
+
+    // And as people read them: the same message, the examples by document or by line.
+    const builtText = await tuneline('build-dataset', ...args, '--out', out);
+    const validatedText = await tuneline('validate', join(out, 'train.jsonl'));
+    for (const w of shared) {
+      expect(builtText.stdout).toContain(`warning: ${w.message} (documents "${w.documentIds?.[0]}")`);
+      expect(validatedText.stdout).toMatch(
+        new RegExp(`  ${w.code}: ${escapeRegExp(w.message)} \\(lines \\d+\\)`),
+      );
+    }
   });
 
   it('validate counts each format error kind with line numbers and exits 1', async () => {

@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Document, FineTuneRequest, FineTuneRequestInput } from '@tuneline/contracts';
 import { fineTuneRequestSchema } from '@tuneline/contracts';
-import { buildDataset, type DatasetSettings, LocalFileStorage } from '@tuneline/dataset';
+import { buildDataset, type DatasetIssue, type DatasetSettings, LocalFileStorage } from '@tuneline/dataset';
+import { expect } from 'vitest';
 
 /** A small invoice: deterministic content per index. */
 export function invoice(i: number, extra: Partial<Document> = {}): Document {
@@ -89,4 +90,51 @@ export function jsonl(text: string): { messages: { role: string; content: string
     .split('\n')
     .filter(Boolean)
     .map((l) => JSON.parse(l));
+}
+
+/** A model configuration whose user prompt is the text alone: a copy under another id repeats exactly. */
+export const TEXT_ONLY_PROMPT = {
+  systemPrompt: 's',
+  userPromptTemplate: '{{text}}',
+  mappedFields: ['total'],
+};
+
+/** The document with 200 more item lines: far longer in tokens than the fixture's other invoices. */
+export function longer(doc: Document): Document {
+  return { ...doc, text: `${doc.text}\n${'Line item 1 x widget 3.00 EUR\n'.repeat(200)}` };
+}
+
+/**
+ * 61 invoices with one token-length outlier (inv-0020) and, with TEXT_ONLY_PROMPT, one exact repeat
+ * (copy-of-3, last).
+ */
+export function invoicesWithRepeatAndOutlier(): Document[] {
+  const docs = invoices(60);
+  docs[20] = longer(invoice(20));
+  docs.push({ ...invoice(3), id: 'copy-of-3' });
+  return docs;
+}
+
+/** The warnings both checkers compute over a set of examples (example-warnings.ts). */
+export const EXAMPLE_WARNING_CODES = ['duplicate_examples', 'token_length_outliers'];
+
+/**
+ * The builder's and the file validator's example warnings agree: the same codes, counts and messages,
+ * and the documents the builder names are those at the lines the validator names (`trainIds[k]` is the
+ * document of line k + 1 of the training file). Returns the builder's, to check they are not empty.
+ */
+export function expectSameExampleWarnings(
+  built: DatasetIssue[],
+  validated: DatasetIssue[],
+  trainIds: readonly string[],
+): DatasetIssue[] {
+  const ours = (ws: DatasetIssue[]) => ws.filter((w) => EXAMPLE_WARNING_CODES.includes(w.code));
+  const fromBuild = ours(built);
+  expect(fromBuild.every((w) => w.lines === undefined && w.documentIds !== undefined)).toBe(true);
+  const fromFile = ours(validated).map(({ lines, ...w }) => {
+    expect(lines).toBeDefined();
+    return { ...w, documentIds: lines?.map((line) => trainIds[line - 1]) };
+  });
+  expect(fromFile).toEqual(fromBuild);
+  return fromBuild;
 }

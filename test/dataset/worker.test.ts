@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { createReadStream, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -9,7 +9,7 @@ import {
   requestContentHash,
   requestJobId,
 } from '@tuneline/contracts';
-import { defaultCatalogue, LocalFileStorage } from '@tuneline/dataset';
+import { type DatasetIssue, defaultCatalogue, LocalFileStorage, validateChatFile } from '@tuneline/dataset';
 import { datasetBuilderStage } from '@tuneline/dataset-builder';
 import { findDatasetByRequestRow, findRequest, storeRequest } from '@tuneline/db';
 import { createLogger, createRedis, type RunningStage, startStage } from '@tuneline/runtime';
@@ -25,7 +25,15 @@ import {
   testRedis,
   waitFor,
 } from '../support/context.ts';
-import { build, invoices, request, requestInput } from './fixtures.ts';
+import {
+  build,
+  expectSameExampleWarnings,
+  invoices,
+  invoicesWithRepeatAndOutlier,
+  request,
+  requestInput,
+  TEXT_ONLY_PROMPT,
+} from './fixtures.ts';
 
 describe('dataset-builder worker (BullMQ + Postgres)', { timeout: 120_000 }, () => {
   let tdb: TestDatabase;
@@ -134,6 +142,30 @@ describe('dataset-builder worker (BullMQ + Postgres)', { timeout: 120_000 }, () 
       .where('queue', '=', 'files-upload')
       .execute();
     expect(outbox).toHaveLength(0);
+  });
+
+  it('reports duplicate and outlier warnings as the CLI and the file validator do', async () => {
+    const docs = invoicesWithRepeatAndOutlier();
+    const input = requestInput({
+      requestId: 'warnings',
+      documents: docs,
+      modelConfig: TEXT_ONLY_PROMPT,
+    });
+    expect(await (await run(input, requestJobId('lic-1', 'warnings'))).getState()).toBe('completed');
+    const stored = await findRequest(tdb.db, 'lic-1', 'warnings');
+    const dataset = await findDatasetByRequestRow(tdb.db, stored?.id ?? '');
+    const validated = await validateChatFile(createReadStream(storage.path(dataset?.trainPath ?? 'x')), {
+      model: input.baseModel,
+    });
+    const shared = expectSameExampleWarnings(
+      dataset?.warnings as DatasetIssue[],
+      validated.warnings,
+      docs.map((d) => d.id),
+    );
+    expect(shared.map((w) => [w.code, w.documentIds])).toEqual([
+      ['duplicate_examples', ['copy-of-3']],
+      ['token_length_outliers', ['inv-0020']],
+    ]);
   });
 
   it('a repeated request with the same content returns the same dataset', async () => {

@@ -1,9 +1,8 @@
-import { StackError } from '@tuneline/devstack';
-import { ConfigError } from '@tuneline/runtime';
 import { UsageError } from './command.ts';
-import { commands } from './commands/index.ts';
+import { commandLoaders, loadCommands } from './commands/index.ts';
 
-function help(): string {
+async function help(): Promise<string> {
+  const commands = await loadCommands();
   const width = Math.max(...commands.map((c) => c.name.length));
   return [
     'tuneline — fine-tuning pipeline for document-capture apps',
@@ -20,14 +19,15 @@ function help(): string {
 async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
   if (!name || name === '--help' || name === '-h' || name === 'help') {
-    process.stdout.write(`${help()}\n`);
+    process.stdout.write(`${await help()}\n`);
     return name ? 0 : 2;
   }
-  const command = commands.find((c) => c.name === name);
-  if (!command) {
-    process.stderr.write(`tuneline: unknown command "${name}"\n\n${help()}\n`);
+  const load = commandLoaders.get(name);
+  if (!load) {
+    process.stderr.write(`tuneline: unknown command "${name}"\n\n${await help()}\n`);
     return 2;
   }
+  const command = await load();
   if (rest.includes('--help') || rest.includes('-h')) {
     process.stdout.write(`${command.usage}\n`);
     return 0;
@@ -39,7 +39,12 @@ async function main(argv: string[]): Promise<number> {
       process.stderr.write(`tuneline ${name}: ${err.message}\n\n${command.usage}\n`);
       return 2;
     }
-    // Both are the environment's fault: EX_CONFIG, as every process exits on a bad setting.
+    // Both are the environment's fault: EX_CONFIG, as every process exits on a bad setting. The
+    // runtime (BullMQ, pino, prom-client) and devstack are loaded only once a command has failed.
+    const [{ ConfigError }, { StackError }] = await Promise.all([
+      import('@tuneline/runtime'),
+      import('@tuneline/devstack'),
+    ]);
     if (err instanceof ConfigError || err instanceof StackError) {
       process.stderr.write(`tuneline ${name}: ${err.message}\n`);
       return 78;

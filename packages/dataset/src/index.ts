@@ -1,8 +1,13 @@
 export * from './build.ts';
 export * from './catalogue.ts';
+export * from './example-warnings.ts';
 export * from './examples.ts';
 export * from './hash.ts';
 export * from './issues.ts';
+export * from './ndjson.ts';
+export { baseModelIssue, type DatasetSettings } from './settings.ts';
+export type { BuildProgress, DocumentSource } from './source.ts';
+export * from './split.ts';
 export * from './stats.ts';
 export * from './storage.ts';
 export * from './tokens.ts';

@@ -8,6 +8,8 @@ export interface DatasetIssue {
   field?: string;
   /** For warnings about several documents (capped). */
   documentIds?: string[];
+  /** For warnings about several lines of a file (1-based, capped). */
+  lines?: number[];
   count?: number;
 }
 
@@ -37,6 +39,7 @@ export class IssueList {
   }
 }
 
+/** One line for people: where, what, and which examples a warning about several names. */
 export function describeIssue(i: DatasetIssue): string {
   const where = [
     i.documentId !== undefined
@@ -48,5 +51,14 @@ export function describeIssue(i: DatasetIssue): string {
   ]
     .filter(Boolean)
     .join(', ');
-  return where ? `${where}: ${i.message}` : i.message;
+  const text = where ? `${where}: ${i.message}` : i.message;
+  return `${text}${namedExamples(i)}`;
+}
+
+/** ` (documents "a", "b", …)` or ` (lines 3, 7)` for a warning about several examples, else ''. */
+function namedExamples(i: DatasetIssue): string {
+  const names = i.documentIds?.map((id) => `"${id}"`) ?? i.lines?.map(String);
+  if (!names?.length) return '';
+  const more = i.count !== undefined && i.count > names.length ? ', …' : '';
+  return ` (${i.documentIds ? 'documents' : 'lines'} ${names.join(', ')}${more})`;
 }

@@ -117,7 +117,7 @@ export class TokenCounter {
       this.bytePairCount(Buffer.from(piece, 'utf8').toString('latin1')) * 2 + (isPlainText(piece) ? 0 : 1);
     // Bounded: a full cache starts over rather than growing with the batch.
     if (this.cache.size >= this.maxCacheEntries) this.cache.clear();
-    this.cache.set(piece, entry);
+    this.cache.set(ownString(piece), entry);
     return entry;
   }
 
@@ -146,6 +146,16 @@ export class TokenCounter {
     }
     return starts.length - 1;
   }
+}
+
+/**
+ * The piece as a string of its own. V8 returns a match of 13 or more characters as a slice that keeps
+ * the whole matched text alive: a cache of such pieces kept a document's text per distinct long piece
+ * (OCR noise, reference numbers), 150 MB at 50,000 documents with one new long word each. Prepending a
+ * character makes a new string that slicing flattens into a copy, so only the piece's length is kept.
+ */
+function ownString(piece: string): string {
+  return piece.length < 13 ? piece : ` ${piece}`.slice(1);
 }
 
 /**

@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
 import {
@@ -8,7 +7,9 @@ import {
   resolveEpochs,
   trainingCredits,
 } from './catalogue.ts';
-import { IntList, type TokenStats, tokenOutliers, tokenStats } from './stats.ts';
+import { exampleWarnings, RepeatCheck } from './example-warnings.ts';
+import type { DatasetIssue } from './issues.ts';
+import { IntList, type TokenStats, tokenStats } from './stats.ts';
 import { findSpecialToken, REPLY_PRIMING_TOKENS, TOKENS_PER_MESSAGE, tokenCounter } from './tokens.ts';
 
 /**
@@ -43,19 +44,13 @@ export interface FileErrorCount {
   lines: number[];
 }
 
-export interface FileWarning {
-  code: string;
-  message: string;
-  count?: number;
-  lines?: number[];
-}
-
 export interface FileValidation {
   model: string;
   usable: boolean;
   examples: number;
   errors: FileErrorCount[];
-  warnings: FileWarning[];
+  /** The builder's shape (DatasetIssue); examples are named by `lines`. */
+  warnings: DatasetIssue[];
   tokens: TokenStats & { total: number };
   epochs: number;
   estimatedBilledTokens: string;
@@ -92,9 +87,7 @@ export async function validateChatFile(
   let missingSystemCount = 0;
   let missingUserCount = 0;
   const missingUser: number[] = [];
-  const seen = new Set<string>();
-  let duplicates = 0;
-  const duplicateLines: number[] = [];
+  const repeats = new RepeatCheck();
 
   const lines = createInterface({ input, crlfDelay: Number.POSITIVE_INFINITY });
   for await (const raw of lines) {
@@ -165,15 +158,11 @@ export async function validateChatFile(
     tokens.push(count);
     tokenLines.push(lineNo);
     billable += BigInt(Math.min(count, model.maxTokensPerExample));
-    const digest = createHash('md5').update(raw).digest('base64');
-    if (seen.has(digest)) {
-      duplicates++;
-      if (duplicateLines.length < MAX_LINES_LISTED) duplicateLines.push(lineNo);
-    } else seen.add(digest);
+    repeats.check(raw, lineNo);
   }
   if (examples < MIN_FILE_EXAMPLES) addError('too_few_examples', 0);
 
-  const warnings: FileWarning[] = [];
+  const warnings: DatasetIssue[] = [];
   if (examples < 50) {
     warnings.push({
       code: 'few_examples',
@@ -197,25 +186,9 @@ export async function validateChatFile(
       message: `${missingUserCount} examples have no user message`,
     });
   }
-  if (duplicates) {
-    warnings.push({
-      code: 'duplicate_examples',
-      count: duplicates,
-      lines: duplicateLines,
-      message: `${duplicates} examples repeat an earlier line exactly`,
-    });
-  }
+  // The same warnings, from the same code, as the builder's (lines instead of document ids).
   const list = tokens.view();
-  const outliers = tokenOutliers(list);
-  if (outliers.length) {
-    const lineList = tokenLines.view();
-    warnings.push({
-      code: 'token_length_outliers',
-      count: outliers.length,
-      lines: outliers.slice(0, MAX_LINES_LISTED).map((i) => lineList[i] as number),
-      message: `${outliers.length} examples are unusually short or long in tokens`,
-    });
-  }
+  warnings.push(...exampleWarnings(repeats, list, tokenLines.view(), (lines) => ({ lines })));
   let total = 0;
   for (const t of list) total += t;
   const epochs = resolveEpochs(examples, 'auto');

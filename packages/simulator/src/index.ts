@@ -9,7 +9,7 @@ export {
   resolveAutoEpochs,
   TARGET_EPOCHS,
 } from './hyperparameters.ts';
-export { DURATIONS, ORGANIZATION } from './jobs.ts';
+export { DURATIONS } from './jobs.ts';
 export { BASE_MODELS, type BaseModel } from './models.ts';
 export {
   DEFAULT_MAX_FILE_BYTES,
@@ -20,6 +20,7 @@ export {
   type SimulatorStateSnapshot,
   startSimulator,
 } from './server.ts';
+export { ORGANIZATION } from './state.ts';
 export { countChatTokens, countTextTokens } from './tokens.ts';
 export { baseModelAnswer, fineTunedAnswer, jaccard } from './toy-model.ts';
 export { MIN_EXAMPLES, validateTrainingFile } from './validation.ts';

@@ -1,20 +1,26 @@
-// In-memory fine-tuning state and the job lifecycle:
+// The fine-tuning state machine: files, and each job's lifecycle
 // validating_files → queued → running (one timer per epoch; pausable) → succeeded | failed | cancelled.
+// Requests are parsed in job-request.ts, the state's types are in state.ts.
 import { type Clock, type Scheduler, unixSeconds } from './clock.ts';
-import { ApiError, badRequest, noSuchFile, notFound } from './errors.ts';
+import { badRequest, noSuchFile, notFound } from './errors.ts';
 import type { FaultInjector } from './faults.ts';
-import {
-  type RequestedHyperparameters,
-  type ResolvedHyperparameters,
-  resolveHyperparameters,
-} from './hyperparameters.ts';
+import { resolveHyperparameters } from './hyperparameters.ts';
+import { type CreateJobBody, parseCreateJob } from './job-request.ts';
 import { type BaseModel, findBaseModel } from './models.ts';
 import { derivedFloat, derivedId, type SeededRandom } from './random.ts';
-import { type TrainingExample, validateTrainingFile } from './validation.ts';
+import {
+  type Checkpoint,
+  type FileStatus,
+  type FineTunedModel,
+  isTerminal,
+  type JobEvent,
+  ORGANIZATION,
+  type SimFile,
+  type SimJob,
+  type SimState,
+} from './state.ts';
+import { validateTrainingFile } from './validation.ts';
 import type { WebhookSender } from './webhooks.ts';
-
-export const ORGANIZATION = 'tuneline-sim';
-export const ORGANIZATION_ID = 'org-tunelinesim';
 
 /** Simulated durations of each phase (divided by `speed` before they become real timers). */
 export const DURATIONS = {
@@ -25,115 +31,6 @@ export const DURATIONS = {
   /** Training throughput: trained tokens per simulated millisecond. */
   tokensPerMs: 5,
 };
-
-export type FileStatus = 'uploaded' | 'processed' | 'error';
-
-export interface SimFile {
-  id: string;
-  object: 'file';
-  bytes: number;
-  created_at: number;
-  filename: string;
-  purpose: string;
-  status: FileStatus;
-  status_details?: string;
-  expires_at?: number;
-  content: Buffer;
-}
-
-export type JobStatus =
-  | 'validating_files'
-  | 'queued'
-  | 'running'
-  | 'paused'
-  | 'succeeded'
-  | 'failed'
-  | 'cancelled';
-const TERMINAL: JobStatus[] = ['succeeded', 'failed', 'cancelled'];
-
-export interface JobEvent {
-  object: 'fine_tuning.job.event';
-  id: string;
-  created_at: number;
-  level: 'info' | 'warn' | 'error';
-  message: string;
-  type: 'message' | 'metrics';
-  data: Record<string, unknown>;
-}
-
-export interface Checkpoint {
-  object: 'fine_tuning.job.checkpoint';
-  id: string;
-  created_at: number;
-  fine_tuned_model_checkpoint: string;
-  fine_tuning_job_id: string;
-  step_number: number;
-  metrics: Record<string, number>;
-}
-
-type HyperparametersOut = {
-  n_epochs: number | 'auto';
-  batch_size: number | 'auto';
-  learning_rate_multiplier: number | 'auto';
-};
-
-export interface SimJob {
-  id: string;
-  created_at: number;
-  model: string;
-  base: BaseModel;
-  training_file: string;
-  validation_file: string | null;
-  suffix: string | null;
-  seed: number;
-  metadata: Record<string, string> | null;
-  requested: RequestedHyperparameters;
-  hyperparameters: HyperparametersOut;
-  status: JobStatus;
-  error: { code: string; message: string; param: string | null } | null;
-  fine_tuned_model: string | null;
-  finished_at: number | null;
-  trained_tokens: number | null;
-  result_files: string[];
-  estimated_finish: number | null;
-  events: JobEvent[];
-  checkpoints: Checkpoint[];
-  // Private lifecycle state.
-  examples: TrainingExample[];
-  billableTokens: number;
-  resolved: ResolvedHyperparameters | null;
-  epochsDone: number;
-  epochMs: number;
-  epochStartedAt: number;
-  remainingEpochMs: number | null;
-  cancelTimer: (() => void) | null;
-}
-
-export interface FineTunedModel {
-  id: string;
-  created: number;
-  jobId: string;
-  examples: TrainingExample[];
-  deleted: boolean;
-}
-
-export interface CreateJobBody {
-  model?: unknown;
-  training_file?: unknown;
-  validation_file?: unknown;
-  suffix?: unknown;
-  seed?: unknown;
-  metadata?: unknown;
-  hyperparameters?: unknown;
-  method?: unknown;
-  integrations?: unknown;
-}
-
-export interface SimState {
-  files: Map<string, SimFile>;
-  jobs: Map<string, SimJob>;
-  models: Map<string, FineTunedModel>;
-}
 
 export class FineTuningService {
   readonly state: SimState = { files: new Map(), jobs: new Map(), models: new Map() };
@@ -196,24 +93,17 @@ export class FineTuningService {
   }
 
   createJob(body: CreateJobBody): SimJob {
-    if (typeof body.model !== 'string' || !body.model)
-      throw badRequest("Missing required parameter: 'model'.", 'model');
-    const base = this.resolveBaseModel(body.model);
-    const training = this.usableFile(body.training_file, 'training_file');
-    const validation =
-      body.validation_file == null ? null : this.usableFile(body.validation_file, 'validation_file');
-    const suffix = this.parseSuffix(body.suffix);
-    const metadata = parseMetadata(body.metadata);
-    const requested = parseHyperparameters(body);
-    if (body.seed !== undefined && body.seed !== null && !Number.isInteger(body.seed)) {
-      throw badRequest("Invalid type for 'seed': expected an integer.", 'seed', 'invalid_type');
-    }
+    const request = parseCreateJob(body, {
+      baseModel: (model) => this.resolveBaseModel(model),
+      usableFile: (id, param) => this.usableFile(id, param),
+    });
+    const { base, training, validation, suffix, metadata, requested } = request;
     const id = this.random.id('ftjob-', 24);
-    const seed = typeof body.seed === 'number' ? body.seed : this.random.int(2 ** 31);
+    const seed = request.seed ?? this.random.int(2 ** 31);
     const job: SimJob = {
       id,
       created_at: unixSeconds(this.clock),
-      model: body.model,
+      model: request.model,
       base,
       training_file: training.id,
       validation_file: validation?.id ?? null,
@@ -265,7 +155,7 @@ export class FineTuningService {
 
   cancelJob(id: string): SimJob {
     const job = this.getJob(id);
-    if (TERMINAL.includes(job.status)) {
+    if (isTerminal(job.status)) {
       throw badRequest(
         `Job ${id} has already ${job.status === 'cancelled' ? 'been cancelled' : 'completed'}.`,
         null,
@@ -312,7 +202,7 @@ export class FineTuningService {
   /** Admin: end a job now as failed or cancelled, or let it succeed from where it is. */
   forceOutcome(id: string, outcome: 'fail' | 'cancel'): SimJob {
     const job = this.getJob(id);
-    if (TERMINAL.includes(job.status))
+    if (isTerminal(job.status))
       throw badRequest(`Job ${id} is already ${job.status}.`, null, 'invalid_job_state');
     if (outcome === 'fail')
       this.endFailed(job, {
@@ -580,7 +470,7 @@ export class FineTuningService {
     if (this.faults.duplicateWebhook(type)) this.webhooks.send(webhookId, event);
   }
 
-  // ---- checks on create ----
+  // ---- the checks of a create request that need the state (job-request.ts asks them) ----
 
   private resolveBaseModel(model: string): BaseModel {
     const base = findBaseModel(model);
@@ -597,8 +487,7 @@ export class FineTuningService {
     );
   }
 
-  private usableFile(raw: unknown, param: 'training_file' | 'validation_file'): SimFile {
-    if (typeof raw !== 'string' || !raw) throw badRequest(`Missing required parameter: '${param}'.`, param);
+  private usableFile(raw: string, param: 'training_file' | 'validation_file'): SimFile {
     const file = this.state.files.get(raw);
     if (!file) throw badRequest(`Invalid file '${raw}': file does not exist.`, param, 'invalid_file');
     if (file.purpose !== 'fine-tune') {
@@ -617,118 +506,4 @@ export class FineTuningService {
     }
     return file;
   }
-
-  private parseSuffix(raw: unknown): string | null {
-    if (raw == null || raw === '') return null;
-    if (typeof raw !== 'string')
-      throw badRequest("Invalid type for 'suffix': expected a string.", 'suffix', 'invalid_type');
-    if (raw.length > 64)
-      throw badRequest(
-        `Invalid 'suffix': string too long. Expected a maximum length of 64, but got ${raw.length}.`,
-        'suffix',
-        'string_above_max_length',
-      );
-    if (!/^[A-Za-z0-9_-]+$/.test(raw))
-      throw badRequest(
-        "Invalid 'suffix': only letters, digits, '-' and '_' are allowed.",
-        'suffix',
-        'invalid_value',
-      );
-    return raw;
-  }
 }
-
-/** OpenAI's metadata limits: at most 16 pairs, keys ≤ 64 characters, string values ≤ 512 characters. */
-export function parseMetadata(raw: unknown): Record<string, string> | null {
-  if (raw == null) return null;
-  if (typeof raw !== 'object' || Array.isArray(raw))
-    throw badRequest("Invalid type for 'metadata': expected an object.", 'metadata', 'invalid_type');
-  const entries = Object.entries(raw);
-  if (entries.length > 16)
-    throw badRequest(
-      `Invalid 'metadata': too many properties. Expected at most 16, got ${entries.length}.`,
-      'metadata',
-      'object_above_max_properties',
-    );
-  for (const [k, v] of entries) {
-    if (k.length > 64)
-      throw badRequest(
-        `Invalid 'metadata': key '${k.slice(0, 20)}…' is longer than 64 characters.`,
-        'metadata',
-        'invalid_value',
-      );
-    if (typeof v !== 'string')
-      throw badRequest(
-        `Invalid type for 'metadata.${k}': expected a string.`,
-        `metadata.${k}`,
-        'invalid_type',
-      );
-    if (v.length > 512)
-      throw badRequest(
-        `Invalid 'metadata.${k}': string too long. Expected a maximum length of 512, but got ${v.length}.`,
-        `metadata.${k}`,
-        'string_above_max_length',
-      );
-  }
-  return Object.fromEntries(entries) as Record<string, string>;
-}
-
-const HP_LIMITS = {
-  n_epochs: { min: 1, max: 50, integer: true },
-  batch_size: { min: 1, max: 256, integer: true },
-  learning_rate_multiplier: { min: Number.MIN_VALUE, max: Number.POSITIVE_INFINITY, integer: false },
-} as const;
-
-/** `method.supervised.hyperparameters` wins over the legacy top-level `hyperparameters`. */
-export function parseHyperparameters(body: CreateJobBody): RequestedHyperparameters {
-  const method = body.method as { type?: unknown; supervised?: { hyperparameters?: unknown } } | undefined;
-  let raw: unknown = body.hyperparameters;
-  let prefix = 'hyperparameters';
-  if (method != null) {
-    if (typeof method !== 'object' || method.type !== 'supervised') {
-      throw badRequest(
-        "Invalid 'method.type': the simulator supports 'supervised' fine-tuning only.",
-        'method.type',
-        'invalid_value',
-      );
-    }
-    if (method.supervised?.hyperparameters !== undefined) {
-      raw = method.supervised.hyperparameters;
-      prefix = 'method.supervised.hyperparameters';
-    }
-  }
-  if (raw == null) return {};
-  if (typeof raw !== 'object' || Array.isArray(raw))
-    throw badRequest(`Invalid type for '${prefix}': expected an object.`, prefix, 'invalid_type');
-  const out: RequestedHyperparameters = {};
-  for (const [key, value] of Object.entries(raw)) {
-    const limits = HP_LIMITS[key as keyof typeof HP_LIMITS];
-    if (!limits)
-      throw badRequest(
-        `Unrecognized hyperparameter '${prefix}.${key}'.`,
-        `${prefix}.${key}`,
-        'unknown_parameter',
-      );
-    if (value === 'auto' || value == null) continue;
-    const ok =
-      typeof value === 'number' &&
-      (!limits.integer || Number.isInteger(value)) &&
-      value >= limits.min &&
-      value <= limits.max;
-    if (!ok) {
-      throw badRequest(
-        `Invalid '${prefix}.${key}': expected 'auto' or a number from ${limits.min === Number.MIN_VALUE ? '>0' : limits.min}${Number.isFinite(limits.max) ? ` to ${limits.max}` : ''}, got ${JSON.stringify(value)}.`,
-        `${prefix}.${key}`,
-        'invalid_value',
-      );
-    }
-    out[key as keyof RequestedHyperparameters] = value as number;
-  }
-  return out;
-}
-
-export function isTerminal(status: JobStatus): boolean {
-  return TERMINAL.includes(status);
-}
-
-export { ApiError };

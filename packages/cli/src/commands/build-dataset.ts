@@ -1,7 +1,5 @@
-import { createReadStream } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { open, readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { createInterface } from 'node:readline';
 import { fineTuneRequestSchema, formatZodError } from '@tuneline/contracts';
 import {
   type BuildProgress,
@@ -10,6 +8,7 @@ import {
   describeIssue,
   LocalFileStorage,
   loadCatalogue,
+  readNdjsonFile,
 } from '@tuneline/dataset';
 import { type Command, parseOptions, UsageError } from '../command.ts';
 
@@ -18,18 +17,17 @@ const requestFileSchema = fineTuneRequestSchema
   .omit({ documents: true })
   .partial({ requestId: true, licenseId: true });
 
-/** Each non-blank line of the NDJSON file, parsed (a bad line yields a marker the builder reports). */
-async function* readNdjson(path: string): AsyncGenerator<unknown> {
-  const lines = createInterface({ input: createReadStream(path), crlfDelay: Number.POSITIVE_INFINITY });
-  let lineNo = 0;
-  for await (const line of lines) {
-    lineNo++;
-    if (line.trim() === '') continue;
-    try {
-      yield JSON.parse(line);
-    } catch (err) {
-      yield { invalidJson: `line ${lineNo}: ${(err as Error).message}` };
-    }
+/**
+ * Refuses a path that is not a readable file before the build starts. Opened, not read: reading it
+ * here held the whole file in one buffer until a full collection (166 MB of peak RSS at 50,000
+ * documents).
+ */
+async function checkReadableFile(path: string): Promise<void> {
+  const handle = await open(path, 'r');
+  try {
+    if (!(await handle.stat()).isFile()) throw new Error('not a file');
+  } finally {
+    await handle.close();
   }
 }
 
@@ -108,12 +106,12 @@ export const buildDatasetCommand: Command = {
     const parsed = requestFileSchema.safeParse(raw);
     if (!parsed.success) throw new UsageError(`--config ${values.config}: ${formatZodError(parsed.error)}`);
     const documents = resolve(values.documents);
-    await readFile(documents, { flag: 'r' }).catch((err: Error) => {
+    await checkReadableFile(documents).catch((err: Error) => {
       throw new UsageError(`--documents ${values.documents}: ${err.message}`);
     });
 
     const storage = new LocalFileStorage(values.out);
-    const build = await buildDataset(parsed.data, () => readNdjson(documents), {
+    const build = await buildDataset(parsed.data, () => readNdjsonFile(documents), {
       storage,
       trainKey: 'train.jsonl',
       testKey: 'test.jsonl',

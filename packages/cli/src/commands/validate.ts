@@ -1,6 +1,6 @@
 import { createReadStream } from 'node:fs';
 import { access } from 'node:fs/promises';
-import { findBaseModel, loadCatalogue, validateChatFile } from '@tuneline/dataset';
+import { describeIssue, findBaseModel, loadCatalogue, validateChatFile } from '@tuneline/dataset';
 import { type Command, parseOptions, UsageError } from '../command.ts';
 
 const DEFAULT_MODEL = 'gpt-4o-mini-2024-07-18';
@@ -60,9 +60,7 @@ export const validateCommand: Command = {
             `  ${e.kind}: ${e.count}${e.lines.length ? ` (lines ${e.lines.join(', ')}${e.count > e.lines.length ? ', …' : ''})` : ''}`,
         ),
         ...(result.warnings.length ? ['warnings:'] : []),
-        ...result.warnings.map(
-          (w) => `  ${w.code}: ${w.message}${w.lines?.length ? ` (lines ${w.lines.join(', ')})` : ''}`,
-        ),
+        ...result.warnings.map((w) => `  ${w.code}: ${describeIssue(w)}`),
         `tokens per example: min ${t.min}, max ${t.max}, mean ${t.mean}, median ${t.median}, p90 ${t.p90} (total ${t.total})`,
         `epochs (auto): ${result.epochs}`,
         `estimated billed tokens: ${result.estimatedBilledTokens}`,
