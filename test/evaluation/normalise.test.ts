@@ -199,6 +199,8 @@ describe('amounts (rules by hand)', () => {
     ['EUR 12.00', '£12.00', 'wrong'],
     ['USD 12.00', '$12.00', 'correct'], // "$" stands for any dollar
     ['EUR 12.00', '$12.00', 'wrong'],
+    ['GBP 12.00', '£12.00 GBP', 'correct'], // a sign and a code that agree
+    ['USD 12.00', '$12.00 CAD', 'wrong'], // "$" and CAD agree: a Canadian dollar amount
     ['-12,50', '(12.50)', 'correct'],
     ['-12,50', '12,50-', 'correct'],
     ['-12,50', '−12,50', 'correct'],
@@ -240,6 +242,7 @@ describe('amounts (rules by hand)', () => {
     expect(compareField(spec('amount'), 12.5, true)).toBe('unreadable');
     expect(compareField(spec('amount'), 12.5, '12.5 XYZ')).toBe('unreadable'); // not a currency code
     expect(compareField(spec('amount'), 12.5, '1.2.5')).toBe('unreadable');
+    expect(compareField(spec('amount'), 12.5, '€12.50 GBP')).toBe('unreadable'); // a sign and a code that disagree
     expect(parseAmount('1,23,456.00')).toBeNull(); // only groups of three
   });
 });

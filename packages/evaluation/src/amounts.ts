@@ -88,9 +88,12 @@ export function parseAmount(text: string, hint?: DecimalSeparator): ParsedAmount
   if (Boolean(open) !== Boolean(close)) return null;
   const signs = [sign1, sign2, sign3, sign4].filter((s) => s !== undefined);
   if (signs.length > 1 || (open && signs.length > 0)) return null;
-  if (cur1 !== undefined && cur2 !== undefined) return null;
-  const currency = currencyOf(cur1 ?? cur2);
-  if (currency === null) return null;
+  const before = currencyOf(cur1);
+  const after = currencyOf(cur2);
+  if (before === null || after === null) return null;
+  // Both a sign and a code ("£12.00 GBP") must agree; the more specific one (a code) is kept.
+  if (before !== undefined && after !== undefined && !sameCurrency(before, after)) return null;
+  const currency = before !== undefined && after !== undefined && before in FAMILIES ? after : (before ?? after);
   const number = readNumber(body as string, noCents !== undefined, hint);
   if (!number) return null;
   const negative = (open !== undefined || (signs[0] !== undefined && signs[0] !== '+')) && !isZero(number);
