@@ -10,7 +10,7 @@ import { BASE_MODELS, findBaseModel } from './models.ts';
 import { paginate, parseLimit } from './pagination.ts';
 import { SeededRandom } from './random.ts';
 import { countChatTokens, countTextTokens, type EncodingName } from './tokens.ts';
-import { baseModelAnswer, type ChatTurn, fineTunedAnswer } from './toy-model.ts';
+import { type ChatTurn, ToyModels } from './toy-model.ts';
 import { type WebhookDeliveryRecord, WebhookSender } from './webhooks.ts';
 
 export const DEFAULT_MAX_FILE_BYTES = 512 * 1024 * 1024;
@@ -111,6 +111,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Runni
         })
       : null;
   const service = new FineTuningService(new SeededRandom(seed), clock, scheduler, faults, webhooks);
+  const toyModels = new ToyModels(seed);
 
   const app = Fastify({ logger: false, bodyLimit: 64 * 1024 * 1024 });
   await app.register(multipart, { limits: { fileSize: maxFileBytes, files: 1, fields: 10 } });
@@ -182,7 +183,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Runni
     ['/v1', 'openai'],
     ['/openai', 'azure'],
   ] as const) {
-    registerApi(app, prefix, dialect, service, faults, completionIds, clock);
+    registerApi(app, prefix, dialect, service, faults, completionIds, clock, toyModels);
   }
   registerAdmin(app, seed, speed, service, faults, webhooks);
 
@@ -334,6 +335,7 @@ function registerApi(
   faults: FaultInjector,
   completionIds: SeededRandom,
   clock: Clock,
+  toyModels: ToyModels,
 ): void {
   // ---- files ----
   app.post(`${prefix}/files`, async (request: Req) => {
@@ -496,7 +498,7 @@ function registerApi(
   app.post(chatPath, async (request: Req) => {
     const body = (request.body ?? {}) as Record<string, unknown>;
     const model = dialect === 'azure' ? (request.params.deployment ?? '') : body.model;
-    return chatCompletion(service, model, body, completionIds, clock);
+    return chatCompletion(service, model, body, completionIds, clock, toyModels);
   });
 }
 
@@ -516,6 +518,7 @@ function chatCompletion(
   body: Record<string, unknown>,
   completionIds: SeededRandom,
   clock: Clock,
+  toyModels: ToyModels,
 ) {
   if (typeof model !== 'string' || !model) throw badRequest("Missing required parameter: 'model'.", 'model');
   if (!Array.isArray(body.messages) || body.messages.length === 0) {
@@ -554,7 +557,20 @@ function chatCompletion(
   }
   const encoding: EncodingName =
     base?.encoding ?? service.state.jobs.get(tuned?.jobId ?? '')?.base.encoding ?? 'o200k_base';
-  let answer = tuned ? fineTunedAnswer(tuned.examples, messages) : baseModelAnswer(messages);
+  // A fine-tuned model is made from its job's training examples, seed and epochs (the API's job fields).
+  const job = tuned ? service.state.jobs.get(tuned.jobId) : undefined;
+  const epochs = job?.hyperparameters.n_epochs;
+  let answer = tuned
+    ? toyModels.fineTuned(
+        tuned,
+        () => ({
+          examples: tuned.examples,
+          seed: job?.seed ?? 0,
+          epochs: typeof epochs === 'number' ? epochs : 1,
+        }),
+        messages,
+      )
+    : toyModels.base(messages);
   const maxTokensRaw = body.max_completion_tokens ?? body.max_tokens;
   let finishReason: 'stop' | 'length' = 'stop';
   let completionTokens = countTextTokens(answer, encoding);
