@@ -9,22 +9,22 @@
 // 3. Scoring's share of the run: scoring CPU for the answers ÷ the wall time the chat calls took to get
 //    them from the simulator, the fastest provider there is. Target: under 5% (issue 18).
 
-import { jobOptionsSchema } from '@tuneline/contracts';
-import { chooseTestSet, compileAssistantContent, compileTemplate, splitSeed } from '@tuneline/dataset';
-import { invoiceModelConfig, type SyntheticDocument, syntheticInvoices } from '@tuneline/devstack';
+import { invoiceModelConfig } from '@tuneline/devstack';
 import { type ModelAnswer, report, scoreAnswers } from '@tuneline/evaluation';
 import { startSimulator } from '@tuneline/simulator';
 import OpenAI, { toFile } from 'openai';
+import {
+  BASE_MODEL as BASE,
+  demoSplit,
+  heldOutInvoices,
+  type InvoiceExample,
+  trainingJsonl,
+} from '../test/evaluation/invoice-examples.ts';
 
 const DOCS = Number(process.env.EVAL_BENCH_DOCS ?? 1_000);
 const ROUNDS = 5;
 const CONCURRENCY = 8;
 const TARGET_SHARE = 0.05;
-const BASE = 'gpt-4o-mini-2024-07-18';
-
-const fill = compileTemplate(invoiceModelConfig.userPromptTemplate);
-const answerOf = compileAssistantContent('mapped', invoiceModelConfig.mappedFields);
-const example = (d: SyntheticDocument) => ({ id: d.id, user: fill(d), assistant: answerOf(d.fields) });
 
 const cpuMs = (since: NodeJS.CpuUsage) => {
   const u = process.cpuUsage(since);
@@ -35,36 +35,14 @@ const fmt = (n: number, digits = 0) =>
   n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
 
 async function main(): Promise<void> {
-  const demo = syntheticInvoices({ count: 60, seed: 2026 });
-  const split = chooseTestSet(
-    demo.map((d) => d.id),
-    20,
-    splitSeed({
-      modelConfig: invoiceModelConfig,
-      dump: 'mapped',
-      testPercent: 20,
-      baseModel: BASE,
-      job: jobOptionsSchema.parse({}),
-    }),
-  );
-  const training = demo.filter((_, i) => !split.has(i)).map(example);
-  const heldOut = syntheticInvoices({ count: DOCS, seed: 4242, idPrefix: 'bench' }).map(example);
+  const { training } = demoSplit();
+  const heldOut = heldOutInvoices(DOCS, 4242, 'bench');
 
   const sim = await startSimulator({ seed: 1, speed: 100_000 });
   const client = new OpenAI({ baseURL: sim.url, apiKey: 'sk-sim', maxRetries: 0 });
   try {
-    const fineTune = async (examples: typeof training, epochs: number | 'auto') => {
-      const jsonl = `${examples
-        .map((e) =>
-          JSON.stringify({
-            messages: [
-              { role: 'system', content: invoiceModelConfig.systemPrompt },
-              { role: 'user', content: e.user },
-              { role: 'assistant', content: e.assistant },
-            ],
-          }),
-        )
-        .join('\n')}\n`;
+    const fineTune = async (examples: InvoiceExample[], epochs: number | 'auto') => {
+      const jsonl = trainingJsonl(examples);
       const file = await client.files.create({
         file: await toFile(Buffer.from(jsonl), 'train.jsonl'),
         purpose: 'fine-tune',

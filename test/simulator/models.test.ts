@@ -1,47 +1,24 @@
 // The simulator's models can be evaluated: a fine-tuned model learns from its training file alone, gets
 // better with training examples and epochs, and beats the generic base model on invoices it never saw.
 // Everything goes through the official SDK over HTTP; answers are scored with the evaluation library.
-import { jobOptionsSchema } from '@tuneline/contracts';
-import { chooseTestSet, compileAssistantContent, compileTemplate, splitSeed } from '@tuneline/dataset';
-import { invoiceModelConfig, type SyntheticDocument, syntheticInvoices } from '@tuneline/devstack';
+import { invoiceModelConfig } from '@tuneline/devstack';
 import { compareModels, type ScoredRows, scoreAnswers, summarise } from '@tuneline/evaluation';
 import { BASE_INVALID_JSON_RATE, type RunningSimulator, startSimulator } from '@tuneline/simulator';
 import OpenAI, { toFile } from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { toJsonl, waitForFileProcessed, waitForJob } from './support.ts';
-
-const BASE = 'gpt-4o-mini-2024-07-18';
-const fill = compileTemplate(invoiceModelConfig.userPromptTemplate);
-const answerOf = compileAssistantContent('mapped', invoiceModelConfig.mappedFields);
-
-interface Example {
-  id: string;
-  user: string;
-  assistant: string;
-}
-const example = (d: SyntheticDocument): Example => ({
-  id: d.id,
-  user: fill(d),
-  assistant: answerOf(d.fields),
-});
+import {
+  BASE_MODEL as BASE,
+  demoSplit,
+  type InvoiceExample as Example,
+  heldOutInvoices,
+  trainingJsonl,
+} from '../evaluation/invoice-examples.ts';
+import { waitForFileProcessed, waitForJob } from './support.ts';
 
 // The demo's documents and split: 60 invoices, 20% held out → 48 training examples, 12 test examples.
-const demoDocs = syntheticInvoices({ count: 60, seed: 2026 });
-const testSet = chooseTestSet(
-  demoDocs.map((d) => d.id),
-  20,
-  splitSeed({
-    modelConfig: invoiceModelConfig,
-    dump: 'mapped',
-    testPercent: 20,
-    baseModel: BASE,
-    job: jobOptionsSchema.parse({}),
-  }),
-);
-const training = demoDocs.filter((_, i) => !testSet.has(i)).map(example);
-const demoTest = demoDocs.filter((_, i) => testSet.has(i)).map(example);
+const { training, test: demoTest } = demoSplit();
 // More documents the training file never contained, for tighter intervals.
-const heldOut = syntheticInvoices({ count: 200, seed: 77, idPrefix: 'held' }).map(example);
+const heldOut = heldOutInvoices(200, 77, 'held');
 
 let sim: RunningSimulator;
 let client: OpenAI;
@@ -55,7 +32,7 @@ afterAll(async () => {
 });
 
 async function upload(c: OpenAI, examples: Example[]): Promise<string> {
-  const jsonl = toJsonl(examples.map((e) => ({ system: invoiceModelConfig.systemPrompt, ...e })));
+  const jsonl = trainingJsonl(examples);
   const file = await c.files.create({
     file: await toFile(Buffer.from(jsonl), 'train.jsonl'),
     purpose: 'fine-tune',
@@ -198,7 +175,7 @@ describe('a fine-tuned model learns from its training file', { timeout: 120_000 
 });
 
 describe('the base model', { timeout: 120_000 }, () => {
-  const docs = syntheticInvoices({ count: 1000, seed: 5150, idPrefix: 'rate' }).map(example);
+  const docs = heldOutInvoices(1000, 5150, 'rate');
 
   it(`answers invalid JSON at the documented rate (${BASE_INVALID_JSON_RATE * 100}%), the same for the same seed`, async () => {
     const invalid = (list: string[]) =>

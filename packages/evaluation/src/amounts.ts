@@ -93,7 +93,8 @@ export function parseAmount(text: string, hint?: DecimalSeparator): ParsedAmount
   if (before === null || after === null) return null;
   // Both a sign and a code ("£12.00 GBP") must agree; the more specific one (a code) is kept.
   if (before !== undefined && after !== undefined && !sameCurrency(before, after)) return null;
-  const currency = before !== undefined && after !== undefined && before in FAMILIES ? after : (before ?? after);
+  const currency =
+    before !== undefined && after !== undefined && before in FAMILIES ? after : (before ?? after);
   const number = readNumber(body as string, noCents !== undefined, hint);
   if (!number) return null;
   const negative = (open !== undefined || (signs[0] !== undefined && signs[0] !== '+')) && !isZero(number);
