@@ -6,7 +6,7 @@ import type { FineTuningService } from './jobs.ts';
 import { findBaseModel } from './models.ts';
 import type { SeededRandom } from './random.ts';
 import { countChatTokens, countTextTokens, type EncodingName } from './tokens.ts';
-import { baseModelAnswer, type ChatTurn, fineTunedAnswer } from './toy-model.ts';
+import type { ChatTurn, ToyModels } from './toy-model.ts';
 
 function messageText(content: unknown): string {
   if (typeof content === 'string') return content;
@@ -24,6 +24,7 @@ export function chatCompletion(
   body: Record<string, unknown>,
   completionIds: SeededRandom,
   clock: Clock,
+  toyModels: ToyModels,
 ) {
   if (typeof model !== 'string' || !model) throw badRequest("Missing required parameter: 'model'.", 'model');
   if (!Array.isArray(body.messages) || body.messages.length === 0) {
@@ -62,7 +63,20 @@ export function chatCompletion(
   }
   const encoding: EncodingName =
     base?.encoding ?? service.state.jobs.get(tuned?.jobId ?? '')?.base.encoding ?? 'o200k_base';
-  let answer = tuned ? fineTunedAnswer(tuned.examples, messages) : baseModelAnswer(messages);
+  // A fine-tuned model is made from its job's training examples, seed and epochs (the API's job fields).
+  const job = tuned ? service.state.jobs.get(tuned.jobId) : undefined;
+  const epochs = job?.hyperparameters.n_epochs;
+  let answer = tuned
+    ? toyModels.fineTuned(
+        tuned,
+        () => ({
+          examples: tuned.examples,
+          seed: job?.seed ?? 0,
+          epochs: typeof epochs === 'number' ? epochs : 1,
+        }),
+        messages,
+      )
+    : toyModels.base(messages);
   const maxTokensRaw = body.max_completion_tokens ?? body.max_tokens;
   let finishReason: 'stop' | 'length' = 'stop';
   let completionTokens = countTextTokens(answer, encoding);

@@ -1,3 +1,4 @@
+export { BASE_INVALID_JSON_RATE, BASE_SNAKE_CASE_RATE } from './base-model.ts';
 export { type Clock, systemClock } from './clock.ts';
 export { ApiError } from './errors.ts';
 export { type FaultConfig, type FaultConfigInput, type FaultLogEntry, faultConfigSchema } from './faults.ts';
@@ -10,6 +11,7 @@ export {
   TARGET_EPOCHS,
 } from './hyperparameters.ts';
 export { DURATIONS } from './jobs.ts';
+export { LEARNING_SCALE, type LearnedModel } from './learned-model.ts';
 export { BASE_MODELS, type BaseModel } from './models.ts';
 export {
   DEFAULT_MAX_FILE_BYTES,
@@ -22,6 +24,14 @@ export {
 } from './server.ts';
 export { ORGANIZATION } from './state.ts';
 export { countChatTokens, countTextTokens } from './tokens.ts';
-export { baseModelAnswer, fineTunedAnswer, jaccard } from './toy-model.ts';
+export {
+  baseModelAnswer,
+  type ChatTurn,
+  type FineTunedSource,
+  fineTunedAnswer,
+  jaccard,
+  learnFineTuned,
+  nearestAnswer,
+} from './toy-model.ts';
 export { MIN_EXAMPLES, validateTrainingFile } from './validation.ts';
 export { signWebhook } from './webhooks.ts';

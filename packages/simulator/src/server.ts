@@ -11,6 +11,7 @@ import { BASE_MODELS, findBaseModel } from './models.ts';
 import { paginate, parseLimit } from './pagination.ts';
 import { SeededRandom } from './random.ts';
 import { ORGANIZATION, ORGANIZATION_ID, type SimFile, type SimJob } from './state.ts';
+import { ToyModels } from './toy-model.ts';
 import { type WebhookDeliveryRecord, WebhookSender } from './webhooks.ts';
 
 export const DEFAULT_MAX_FILE_BYTES = 512 * 1024 * 1024;
@@ -111,6 +112,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Runni
         })
       : null;
   const service = new FineTuningService(new SeededRandom(seed), clock, scheduler, faults, webhooks);
+  const toyModels = new ToyModels(seed);
 
   const app = Fastify({ logger: false, bodyLimit: 64 * 1024 * 1024 });
   await app.register(multipart, { limits: { fileSize: maxFileBytes, files: 1, fields: 10 } });
@@ -182,7 +184,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Runni
     ['/v1', 'openai'],
     ['/openai', 'azure'],
   ] as const) {
-    registerApi(app, prefix, dialect, service, faults, completionIds, clock);
+    registerApi(app, prefix, dialect, service, faults, completionIds, clock, toyModels);
   }
   registerAdmin(app, seed, speed, service, faults, webhooks);
 
@@ -334,6 +336,7 @@ function registerApi(
   faults: FaultInjector,
   completionIds: SeededRandom,
   clock: Clock,
+  toyModels: ToyModels,
 ): void {
   // ---- files ----
   app.post(`${prefix}/files`, async (request: Req) => {
@@ -496,7 +499,7 @@ function registerApi(
   app.post(chatPath, async (request: Req) => {
     const body = (request.body ?? {}) as Record<string, unknown>;
     const model = dialect === 'azure' ? (request.params.deployment ?? '') : body.model;
-    return chatCompletion(service, model, body, completionIds, clock);
+    return chatCompletion(service, model, body, completionIds, clock, toyModels);
   });
 }
 

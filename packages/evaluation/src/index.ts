@@ -1,0 +1,55 @@
+export {
+  type Decimal,
+  type DecimalSeparator,
+  decimalOfNumber,
+  type ParsedAmount,
+  parseAmount,
+  roundedDigits,
+  sameCurrency,
+} from './amounts.ts';
+export { type DateOrder, dateOrderOf, parseDate } from './dates.ts';
+export {
+  type EvaluationReport,
+  type ModelAnswer,
+  prepareEvaluation,
+  report,
+  type ScoredRows,
+  scoreAnswers,
+} from './evaluation.ts';
+export {
+  FIELD_TYPES,
+  type FieldSpec,
+  type FieldSpecOptions,
+  type FieldType,
+  inferFieldSpecs,
+  type JsonObject,
+  type JsonValue,
+  shapeOf,
+} from './fields.ts';
+export {
+  compareField,
+  type EvaluationExample,
+  type ExampleRow,
+  expectedObject,
+  FIELD_OUTCOMES,
+  type FieldOutcome,
+  type FieldRow,
+  type PreparedExample,
+  prepareExample,
+  scoreAnswer,
+} from './score.ts';
+export { mcnemarExact, wilsonInterval, Z95 } from './stats.ts';
+export {
+  ALPHA,
+  compareModels,
+  type FieldSummary,
+  formatP,
+  type ModelSummary,
+  type PairedComparison,
+  type PairedCounts,
+  type Proportion,
+  proportion,
+  summarise,
+  type Verdict,
+} from './summary.ts';
+export { normaliseText } from './text.ts';
