@@ -13,9 +13,10 @@
 // file, as under tsx, so it finds its files (the API's public/, the checkout root) from the bundle too;
 // only the entry module keeps the bundle's own (it is the module that runs, `import.meta.url ===
 // argv[1]` holds for it). Several builds at once (test files, the demo) take turns on a lock.
-import { mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { isBuiltin } from 'node:module';
 import { dirname, extname, join, relative, sep } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import {
   BUILD_FORMAT,
   BUILD_RECORD,
@@ -31,7 +32,8 @@ import {
 } from '@tuneline/devstack';
 import { build, type Plugin } from 'esbuild';
 
-const root = join(import.meta.dirname, '..');
+/** This checkout: what `npm run build` builds. */
+const checkout = join(import.meta.dirname, '..');
 
 /** Defines import.meta for bundled modules: `base` leads from the bundle to the module's package. */
 const BANNER = `import { realpathSync as __tunelineRealpath } from 'node:fs';
@@ -62,7 +64,8 @@ function packageOf(file: string): PackageInfo {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
     }
-    info = manifest ? { dir, name: manifest.name ?? relative(root, dir) } : packageOf(dir);
+    if (!manifest && dirname(dir) === dir) throw new Error(`${file} belongs to no package`);
+    info = manifest ? { dir, name: manifest.name ?? dir } : packageOf(dir);
     packages.set(dir, info);
   }
   return info;
@@ -84,7 +87,7 @@ interface Bundled {
   withImportMeta: Set<string>;
 }
 
-function workspacePlugin(t: BuildTarget, entryPackage: string, bundled: Bundled): Plugin {
+function workspacePlugin(root: string, t: BuildTarget, entryPackage: string, bundled: Bundled): Plugin {
   return {
     name: 'tuneline-workspace',
     setup(b) {
@@ -147,7 +150,11 @@ function workspacePlugin(t: BuildTarget, entryPackage: string, bundled: Bundled)
   };
 }
 
-async function buildTarget(t: BuildTarget): Promise<void> {
+/**
+ * Bundles one target of the workspace at `root`: writes dist/main.js (and its source map), links what it
+ * needs into dist/node_modules, and writes dist/build.json last.
+ */
+export async function bundle(root: string, t: BuildTarget): Promise<BuildRecord> {
   const entryPackage = packageOf(t.entry).name;
   const bundled: Bundled = { externals: new Map(), workspace: {}, withImportMeta: new Set() };
   const result = await build({
@@ -169,7 +176,7 @@ async function buildTarget(t: BuildTarget): Promise<void> {
     metafile: true,
     write: false,
     logLevel: 'silent',
-    plugins: [workspacePlugin(t, entryPackage, bundled)],
+    plugins: [workspacePlugin(root, t, entryPackage, bundled)],
   });
   for (const warning of result.warnings) process.stderr.write(`build ${t.name}: warning: ${warning.text}\n`);
 
@@ -187,9 +194,9 @@ async function buildTarget(t: BuildTarget): Promise<void> {
   }
   for (const { dir } of bundled.externals.values()) stamp(join(dir, 'package.json'));
   // How the bundle is made: this script, esbuild, the TypeScript settings esbuild reads.
-  stamp(join(root, 'scripts', 'build.ts'));
-  stamp(join(findPackageDir('esbuild', root) ?? '', 'package.json'));
-  stamp(join(root, 'tsconfig.json'));
+  stamp(import.meta.filename);
+  stamp(join(findPackageDir('esbuild', import.meta.dirname) ?? '', 'package.json'));
+  if (existsSync(join(root, 'tsconfig.json'))) stamp(join(root, 'tsconfig.json'));
 
   const record: BuildRecord = {
     format: BUILD_FORMAT,
@@ -206,11 +213,12 @@ async function buildTarget(t: BuildTarget): Promise<void> {
   linkBundle(t.packageDir, record);
   // Last: a reader that sees the new record finds the bundle and the links it describes.
   writeFileAtomic(join(t.packageDir, 'dist', BUILD_RECORD), `${JSON.stringify(record, null, 1)}\n`);
+  return record;
 }
 
 /** Runs `fn` holding `.tuneline/build.lock`; waits while another build holds it. */
 async function withBuildLock<T>(fn: () => Promise<T>): Promise<T> {
-  const lock = join(root, '.tuneline', 'build.lock');
+  const lock = join(checkout, '.tuneline', 'build.lock');
   mkdirSync(dirname(lock), { recursive: true });
   const deadline = Date.now() + 5 * 60_000;
   for (;;) {
@@ -273,7 +281,7 @@ async function main(argv: string[]): Promise<number> {
   }
   const force = argv.includes('--force');
   const names = argv.filter((a) => !a.startsWith('--'));
-  const all = buildTargets(root);
+  const all = buildTargets(checkout);
   const unknown = names.filter((n) => !all.some((t) => t.name === n));
   if (unknown.length) {
     process.stderr.write(
@@ -290,7 +298,7 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     }
     const started = Date.now();
-    const results = await Promise.allSettled(todo.map((t) => buildTarget(t)));
+    const results = await Promise.allSettled(todo.map((t) => bundle(checkout, t)));
     let failed = 0;
     results.forEach((r, i) => {
       if (r.status === 'fulfilled') return;
@@ -308,11 +316,14 @@ async function main(argv: string[]): Promise<number> {
     const written = todo.filter((_, i) => results[i]!.status === 'fulfilled');
     process.stderr.write(
       `build: ${written.length} of ${todo.length} bundles written in ${Date.now() - started} ms (${written
-        .map((t) => relative(root, t.outfile))
+        .map((t) => relative(checkout, t.outfile))
         .join(', ')})\n`,
     );
     return failed ? 1 : 0;
   });
 }
 
-process.exitCode = await main(process.argv.slice(2));
+// Run as a script; imported (the build's test), it only provides bundle().
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  process.exitCode = await main(process.argv.slice(2));
+}
