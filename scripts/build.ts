@@ -157,6 +157,7 @@ function workspacePlugin(root: string, t: BuildTarget, entryPackage: string, bun
 export async function bundle(root: string, t: BuildTarget): Promise<BuildRecord> {
   const entryPackage = packageOf(t.entry).name;
   const bundled: Bundled = { externals: new Map(), workspace: {}, withImportMeta: new Set() };
+  const startedAt = Date.now();
   const result = await build({
     absWorkingDir: root,
     entryPoints: [t.entry],
@@ -182,10 +183,13 @@ export async function bundle(root: string, t: BuildTarget): Promise<BuildRecord>
 
   const fromPackage = (path: string) => relative(t.packageDir, path);
   const inputs: BuildRecord['inputs'] = {};
+  const finishedAt = Date.now();
   const stamp = (path: string) => {
     const s = fileStamp(path);
     if (!s) throw new Error(`build ${t.name}: ${path} vanished during the build`);
-    inputs[fromPackage(path)] = s;
+    // Saved while esbuild ran: the bundle may hold the older content, so record a stamp that never
+    // matches and the next check builds again.
+    inputs[fromPackage(path)] = s[0] >= startedAt && s[0] <= finishedAt ? [-1, s[1]] : s;
   };
   for (const file of Object.keys(result.metafile.inputs)) {
     const path = join(root, file);
