@@ -28,8 +28,9 @@ RUN pnpm fetch
 COPY . .
 # No install scripts: the build needs none, and the test tools' native add-ons would want a compiler.
 RUN pnpm install --offline --frozen-lockfile --ignore-scripts
-# <package>/dist/main.js for the six workers, the API and the CLI.
-RUN pnpm run build
+# <package>/dist/main.js for the six workers, the API and the CLI (what `npm run build` runs, without its
+# install step: the dependencies are in place).
+RUN node --import tsx scripts/build.ts
 # pnpm 10 deploys from the shared lockfile only with inject-workspace-packages=true. It is set for the deploy
 # alone: the workspace itself keeps linked packages for development, and the lockfile does not record it.
 # (--legacy would avoid the setting but, in pnpm 10, also installs the workspace root's dependencies.)

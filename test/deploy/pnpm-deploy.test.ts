@@ -83,8 +83,8 @@ describe('pnpm deploy, as the Dockerfile runs it', () => {
     const sh = (script: string) =>
       execFileSync('sh', ['-euc', script], { cwd: root, env: { ...process.env, CI: 'true' }, stdio: 'pipe' });
     // The build stage's own build command (in this checkout it only rebuilds what is stale).
-    const build = buildStageRuns(stages).find((r) => r.includes('run build'));
-    if (!build) throw new Error('no `pnpm run build` in the build stage');
+    const build = buildStageRuns(stages).find((r) => r.includes('scripts/build.ts') && !r.includes('--link'));
+    if (!build) throw new Error('no scripts/build.ts in the build stage');
     sh(local(build));
     const { command, after } = deployLoop(stages);
     sh(`for pkg in billing api cli; do ${[command, ...after].map(local).join('; ')}; done`);
