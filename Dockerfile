@@ -6,30 +6,39 @@
 #   cli       the `tuneline` command line, for ops (`credits grant`, `ledger audit`, ...)
 # e.g.  docker build --target trainer -t tuneline/trainer .
 #
-# Each image holds what `pnpm deploy --prod` produces for its package: its own sources, the workspace packages
-# it depends on and their production dependencies, nothing else. TypeScript runs through tsx (no build step),
-# which is why every deployed package lists tsx among its dependencies. Runs as the non-root `node` user with
-# tini as PID 1, so `node` is tini's child and gets SIGTERM on `docker stop` (workers then drain their jobs).
+# Each image holds what `pnpm deploy --prod` produces for its package (its own files, the workspace packages it
+# depends on and their production dependencies), including dist/main.js: the process compiled to JavaScript by
+# `npm run build` (scripts/build.ts, esbuild), which is what the image runs. No TypeScript is compiled at run
+# time and tsx is not in the images. Runs as the non-root `node` user with tini as PID 1, so `node` is tini's
+# child and gets SIGTERM on `docker stop` (workers then drain their jobs).
 # Needs no BuildKit-only syntax: the classic builder (docker-compose 1.x) builds it too.
 
 ARG NODE_IMAGE=node:20-bookworm-slim
 
 # ---------------------------------------------------------------------------------------------------------
-# build: install nothing into the workspace, only `pnpm deploy` each package into /out/<name>.
+# build: compile every process, then `pnpm deploy` each package into /out/<name>.
 FROM ${NODE_IMAGE} AS build
 ENV CI=true
 RUN npm install -g pnpm@10.34.8
 WORKDIR /src
-# The lockfile alone decides the store's content: this layer stays cached until a dependency changes.
+# The lockfile alone decides the store's content: this layer stays cached until a dependency changes. All
+# dependencies, development ones included: the build runs esbuild (through tsx). Only this stage has them.
 COPY pnpm-lock.yaml pnpm-workspace.yaml ./
-RUN pnpm fetch --prod
+RUN pnpm fetch
 COPY . .
+# No install scripts: the build needs none, and the test tools' native add-ons would want a compiler.
+RUN pnpm install --offline --frozen-lockfile --ignore-scripts
+# <package>/dist/main.js for the six workers, the API and the CLI (what `npm run build` runs, without its
+# install step: the dependencies are in place).
+RUN node --import tsx scripts/build.ts
 # pnpm 10 deploys from the shared lockfile only with inject-workspace-packages=true. It is set for the deploy
 # alone: the workspace itself keeps linked packages for development, and the lockfile does not record it.
 # (--legacy would avoid the setting but, in pnpm 10, also installs the workspace root's dependencies.)
+# `build.ts --link` then points the bundle's dist/node_modules at the packages of the deployed tree.
 RUN set -eu; \
     for pkg in dataset-builder uploader trainer poller billing notifier api cli; do \
       pnpm --offline --config.inject-workspace-packages=true --filter "@tuneline/$pkg" deploy --prod "/out/$pkg"; \
+      node --import tsx scripts/build.ts --link "/out/$pkg"; \
     done
 
 # ---------------------------------------------------------------------------------------------------------
@@ -56,7 +65,7 @@ ENV HEALTH_PORT=9400
 EXPOSE 9400
 HEALTHCHECK --interval=10s --timeout=5s --start-period=20s --retries=3 \
     CMD ["node", "-e", "fetch('http://127.0.0.1:' + process.env.HEALTH_PORT + '/readyz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
-CMD ["node", "--import", "tsx", "src/main.ts"]
+CMD ["node", "dist/main.js"]
 
 FROM worker AS dataset-builder
 COPY --from=build /out/dataset-builder /app
@@ -99,4 +108,4 @@ ENV API_PORT=8080
 EXPOSE 8080
 HEALTHCHECK --interval=10s --timeout=5s --start-period=20s --retries=3 \
     CMD ["node", "-e", "fetch('http://127.0.0.1:' + process.env.API_PORT + '/readyz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
-CMD ["node", "--import", "tsx", "src/main.ts"]
+CMD ["node", "dist/main.js"]

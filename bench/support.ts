@@ -8,16 +8,18 @@ export async function scratchDatabase(
   baseUrl: string,
   label: string,
   maxConnections: number,
-): Promise<{ db: Db; drop(): Promise<void> }> {
+): Promise<{ db: Db; url: string; drop(): Promise<void> }> {
   const name = `tuneline_bench_${label}_${randomBytes(4).toString('hex')}`;
   const admin = new pg.Client({ connectionString: baseUrl });
   await admin.connect();
   await admin.query(`create database "${name}"`);
   await admin.end();
-  const db = createDb(withDatabase(baseUrl, name), { max: maxConnections });
+  const url = withDatabase(baseUrl, name);
+  const db = createDb(url, { max: maxConnections });
   await migrateToLatest(db);
   return {
     db,
+    url,
     drop: async () => {
       await db.destroy();
       await dropDatabase(baseUrl, name);

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
-// Entry point of `npm test`, `npm run demo` and `npm run bench` from a fresh clone: needs only Node and
-// npm. It installs the pinned pnpm's dependencies when the lockfile or a package.json changed since the
-// last install (a second run skips this), then hands over to scripts/<command>.ts under tsx.
+// Entry point of `npm test`, `npm run demo`, `npm run bench` (and chaos, build) from a fresh clone: needs
+// only Node and npm. It installs the pinned pnpm's dependencies when the lockfile or a package.json changed
+// since the last install (a second run skips this), then hands over to scripts/<command>.ts under tsx.
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -54,7 +54,7 @@ if (!existsSync(marker) || readFileSync(marker, 'utf8') !== wanted) {
 
 const script = join(root, 'scripts', `${command}.ts`);
 if (!existsSync(script)) {
-  console.error(`tuneline: unknown command "${command}" (expected test, demo or bench)`);
+  console.error(`tuneline: unknown command "${command}" (expected test, demo, bench, chaos or build)`);
   process.exit(2);
 }
 const run = spawnSync(process.execPath, ['--import', 'tsx', script, ...args], {

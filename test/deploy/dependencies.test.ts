@@ -1,7 +1,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { deployLoop, moduleImports, parseDockerfile, root } from './files.ts';
+import { moduleImports, root } from './files.ts';
 
 interface Manifest {
   name: string;
@@ -22,11 +22,6 @@ function peersOf(dir: string, dep: string): string[] {
 }
 
 describe('workspace dependencies', () => {
-  // What an image runs through tsx (`node --import tsx`) needs it without importing it.
-  const deployed = new Set(
-    deployLoop(parseDockerfile(join(root, 'Dockerfile'))).packages.map((p) => `@tuneline/${p}`),
-  );
-
   it('are each imported by the package that declares them (an unused one only bloats its image)', () => {
     const unused: string[] = [];
     for (const group of ['packages', 'services']) {
@@ -39,7 +34,6 @@ describe('workspace dependencies', () => {
         const peers = new Set(declared.flatMap((d) => peersOf(dir, d)));
         for (const dep of declared) {
           if (imported.has(dep) || peers.has(dep)) continue;
-          if (dep === 'tsx' && deployed.has(pkg.name)) continue;
           unused.push(`${pkg.name}: ${dep}`);
         }
       }

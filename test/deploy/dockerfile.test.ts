@@ -1,9 +1,10 @@
 import { readdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { readServiceManifests } from '@tuneline/devstack';
+import { join, relative } from 'node:path';
+import { buildTargets, readServiceManifests } from '@tuneline/devstack';
 import { describe, expect, it } from 'vitest';
 import {
   allOf,
+  buildStageRuns,
   deployLoop,
   effective,
   execForm,
@@ -58,14 +59,46 @@ describe('Dockerfile', () => {
       expect(deployedPackage(target), target).toBe(pkg);
       expect(loop.packages, target).toContain(pkg);
     }
-    const runsTsx = (target: string) =>
-      execForm(effective(stages, target, 'CMD')?.args ?? '')?.join(' ') === 'node --import tsx src/main.ts';
-    for (const target of [...workers, 'api']) expect(runsTsx(target), target).toBe(true);
     const pnpm = allOf(stages, 'build', 'RUN').find((r) => r.args.startsWith('npm install -g pnpm@'));
     const pinned = (
       JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { packageManager: string }
     ).packageManager;
     expect(pnpm?.args).toBe(`npm install -g ${pinned}`);
+  });
+
+  it('compiles every process before deploying it, and the images run the compiled JavaScript', () => {
+    const runs = buildStageRuns(stages);
+    const at = (pattern: RegExp) => runs.findIndex((r) => pattern.test(r));
+    // The build needs the development dependencies (esbuild, tsx): fetched, then installed without scripts.
+    expect(runs[at(/^pnpm fetch/)]).toBe('pnpm fetch');
+    expect(at(/^pnpm install --offline --frozen-lockfile --ignore-scripts$/)).toBeGreaterThan(
+      at(/^pnpm fetch/),
+    );
+    const build = at(/^node --import tsx scripts\/build\.ts$/);
+    expect(build).toBeGreaterThan(at(/^pnpm install /));
+    expect(at(/ deploy /)).toBeGreaterThan(build);
+    const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as {
+      scripts: Record<string, string>;
+    };
+    // `npm run build` is the same script, after bootstrap.mjs has installed the dependencies.
+    expect(pkg.scripts.build).toBe('node scripts/bootstrap.mjs build');
+    // Every deployed package has a bundle, linked to the deployed tree's node_modules after the deploy.
+    const loop = deployLoop(stages);
+    const targets = buildTargets(root).map((t) => relative(root, t.packageDir));
+    for (const p of loop.packages)
+      expect(targets, p).toContain(p === 'api' || p === 'cli' ? `packages/${p}` : `services/${p}`);
+    expect(loop.after).toEqual(['node --import tsx scripts/build.ts --link "/out/$pkg"']);
+    for (const target of [...workers, 'api']) {
+      expect(execForm(effective(stages, target, 'CMD')?.args ?? ''), target).toEqual([
+        'node',
+        'dist/main.js',
+      ]);
+    }
+    // The CLI's bin runs dist/main.js when there is no workspace around it.
+    expect(execForm(effective(stages, 'migrate', 'CMD')?.args ?? '')?.slice(0, 2)).toEqual([
+      'node',
+      'bin/tuneline.mjs',
+    ]);
   });
 
   it('checks health on /readyz for the workers and the API, and not for the one-shot migration', () => {
@@ -87,19 +120,31 @@ describe('Dockerfile', () => {
     const ignore = readFileSync(join(root, '.dockerignore'), 'utf8').split('\n');
     expect(ignore).toContain('**/node_modules');
     expect(ignore).toContain('**/.tuneline');
+    // The build stage compiles its own bundles; it needs the build script and the TypeScript settings.
+    expect(ignore).toContain('**/dist');
+    expect(ignore).toContain('!scripts/build.ts');
+    expect(ignore).toContain('!tsconfig.json');
   });
 });
 
 describe('deployed packages', () => {
-  const workspace = new Map<string, { dir: string; dependencies: Record<string, string> }>();
+  const workspace = new Map<
+    string,
+    { dir: string; dependencies: Record<string, string>; devDependencies: Record<string, string> }
+  >();
   for (const group of ['packages', 'services']) {
     for (const name of readdirSync(join(root, group))) {
       const dir = join(root, group, name);
       const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as {
         name: string;
         dependencies?: Record<string, string>;
+        devDependencies?: Record<string, string>;
       };
-      workspace.set(pkg.name, { dir, dependencies: pkg.dependencies ?? {} });
+      workspace.set(pkg.name, {
+        dir,
+        dependencies: pkg.dependencies ?? {},
+        devDependencies: pkg.devDependencies ?? {},
+      });
     }
   }
 
@@ -112,13 +157,22 @@ describe('deployed packages', () => {
       seen.add(name);
       const pkg = workspace.get(name);
       expect(pkg, name).toBeDefined();
-      const undeclared = [...moduleImports(pkg!.dir)].filter((s) => s !== name && !(s in pkg!.dependencies));
+      // The one exception: the CLI's bin loads tsx only in a checkout (a devDependency there); deployed, it
+      // runs dist/main.js (pnpm-deploy.test.ts runs the deployed CLI, which has no tsx).
+      const checkoutOnly = (s: string) =>
+        name === '@tuneline/cli' && s === 'tsx' && s in pkg!.devDependencies;
+      const undeclared = [...moduleImports(pkg!.dir)].filter(
+        (s) => s !== name && !(s in pkg!.dependencies) && !checkoutOnly(s),
+      );
       expect(undeclared, `${name} imports without declaring`).toEqual([]);
       queue.push(...Object.keys(pkg!.dependencies).filter((d) => workspace.has(d)));
     }
-    // The images run TypeScript through tsx: it must be a production dependency of what they start.
-    for (const name of ['api', 'cli', ...workers]) {
-      expect(workspace.get(`@tuneline/${name}`)?.dependencies.tsx, name).toBeDefined();
+  });
+
+  it('leave the build tools out: the images run compiled JavaScript, so neither tsx nor esbuild is a production dependency', () => {
+    for (const [name, pkg] of workspace) {
+      expect(pkg.dependencies.tsx, name).toBeUndefined();
+      expect(pkg.dependencies.esbuild, name).toBeUndefined();
     }
   });
 });

@@ -118,14 +118,25 @@ export function readCompose(): {
   return parse(readFileSync(join(root, 'docker-compose.yml'), 'utf8'), { merge: true });
 }
 
-/** The build stage's `for pkg in ...; do <deploy command>; done`. */
-export function deployLoop(stages: Stage[]): { packages: string[]; command: string } {
+/**
+ * The build stage's `for pkg in ...; do <deploy command>; <link command>; done`: the packages, the
+ * `pnpm deploy` command and what follows it for each package.
+ */
+export function deployLoop(stages: Stage[]): { packages: string[]; command: string; after: string[] } {
   const run = stages
     .find((s) => s.name === 'build')
     ?.instructions.find((i) => i.keyword === 'RUN' && i.args.includes(' deploy '));
   const loop = /for pkg in ([^;]+);\s*do\s+(.+?);\s*done/.exec(run?.args ?? '');
   if (!loop) throw new Error('no `for pkg in ...; do pnpm ... deploy ...; done` in the build stage');
-  return { packages: loop[1]!.trim().split(/\s+/), command: loop[2]!.trim() };
+  const [command, ...after] = loop[2]!.split(';').map((c) => c.trim());
+  return { packages: loop[1]!.trim().split(/\s+/), command: command!, after };
+}
+
+/** The build stage's RUN instructions, in order. */
+export function buildStageRuns(stages: Stage[]): string[] {
+  return (stages.find((s) => s.name === 'build')?.instructions ?? [])
+    .filter((i) => i.keyword === 'RUN')
+    .map((i) => i.args);
 }
 
 /**

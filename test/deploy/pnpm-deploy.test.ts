@@ -1,16 +1,24 @@
 import { type ChildProcess, execFileSync, spawnSync } from 'node:child_process';
-import { lstatSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import { existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve, sep } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, redisUrl, type TestDatabase, testPrefix, waitFor } from '../support/context.ts';
 import { type CapturedProcess, spawnCaptured } from '../support/process.ts';
-import { deployLoop, effective, execForm, healthcheckCommand, parseDockerfile, root } from './files.ts';
+import {
+  buildStageRuns,
+  deployLoop,
+  effective,
+  execForm,
+  healthcheckCommand,
+  parseDockerfile,
+  root,
+} from './files.ts';
 
-// What no Docker engine here can do: run the Dockerfile's own `pnpm deploy` command (taken from the file) for
-// a worker, the API and the CLI, then start each tree the way its image's CMD does, from a copy outside the
-// workspace, as if it were /app in the image.
+// What no Docker engine here can do: run the Dockerfile's own build and `pnpm deploy` commands (taken from the
+// file) for a worker, the API and the CLI, then start each tree the way its image's CMD does (its compiled
+// dist/main.js), from a copy outside the workspace, as if it were /app in the image.
 const stages = parseDockerfile(join(root, 'Dockerfile'));
 const packageManager = (
   JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { packageManager: string }
@@ -69,14 +77,17 @@ describe('pnpm deploy, as the Dockerfile runs it', () => {
 
   beforeAll(async () => {
     tdb = await createTestDatabase();
-    const { command } = deployLoop(stages);
     // The image's `pnpm` is the pinned one installed with npm; here it is run through npx.
-    const local = command.replace(/^pnpm /, `npx --yes ${packageManager} `).replaceAll('/out/', `${out}/`);
-    execFileSync('sh', ['-euc', `for pkg in billing api cli; do ${local}; done`], {
-      cwd: root,
-      env: { ...process.env, CI: 'true' },
-      stdio: 'pipe',
-    });
+    const local = (command: string) =>
+      command.replace(/^pnpm /, `npx --yes ${packageManager} `).replaceAll('/out/', `${out}/`);
+    const sh = (script: string) =>
+      execFileSync('sh', ['-euc', script], { cwd: root, env: { ...process.env, CI: 'true' }, stdio: 'pipe' });
+    // The build stage's own build command (in this checkout it only rebuilds what is stale).
+    const build = buildStageRuns(stages).find((r) => r.includes('scripts/build.ts') && !r.includes('--link'));
+    if (!build) throw new Error('no scripts/build.ts in the build stage');
+    sh(local(build));
+    const { command, after } = deployLoop(stages);
+    sh(`for pkg in billing api cli; do ${[command, ...after].map(local).join('; ')}; done`);
   }, 240_000);
 
   afterAll(async () => {
@@ -102,6 +113,17 @@ describe('pnpm deploy, as the Dockerfile runs it', () => {
     }
     // The workspace root's own dependency (the CLI) must not ride along into a worker's image.
     expect(readdirSync(join(deployed('billing'), 'node_modules', '@tuneline'))).not.toContain('cli');
+  });
+
+  it('holds the compiled process and neither tsx nor esbuild (nothing compiles at run time)', () => {
+    for (const pkg of ['billing', 'api', 'cli']) {
+      expect(existsSync(join(deployed(pkg), 'dist', 'main.js')), pkg).toBe(true);
+      const installed = readdirSync(join(deployed(pkg), 'node_modules', '.pnpm'));
+      expect(
+        installed.filter((d) => /^(tsx|esbuild|@esbuild\+)/.test(d)),
+        pkg,
+      ).toEqual([]);
+    }
   });
 
   it('starts each image command: every module loads, and missing settings are named, exit 78', async () => {
@@ -155,6 +177,34 @@ describe('pnpm deploy, as the Dockerfile runs it', () => {
       30_000,
       'the deployed API to pass its health check',
     );
+    // The hub's files are found from the bundle, in the deployed tree.
+    const hub = await fetch(`http://127.0.0.1:${env.API_PORT}/hub`);
+    expect(hub.status).toBe(200);
+    expect(await hub.text()).toContain('<html');
+    api.child.kill('SIGTERM');
+    expect((await api.exit).code).toBe(0);
+  }, 60_000);
+
+  it('runs the deployed CLI: migrate, and the API it carries finds its hub', async () => {
+    const env = { DATABASE_URL: tdb.url, REDIS_URL: redisUrl(), QUEUE_PREFIX: testPrefix() };
+    const migrate = startImageCmd(deployed('cli'), 'migrate', env);
+    expect((await migrate.exit).code, migrate.output()).toBe(0);
+    const port = await freePort();
+    const api = spawnCaptured(['bin/tuneline.mjs', 'api', '--port', String(port)], {
+      cwd: deployed('cli'),
+      env: { PATH: process.env.PATH ?? '', HOME: deployed('cli'), NODE_ENV: 'production', ...env },
+    });
+    running.push(api.child);
+    const hub = await waitFor(
+      async () => {
+        if (api.child.exitCode !== null) throw new Error(`exited early:\n${api.output()}`);
+        return fetch(`http://127.0.0.1:${port}/hub`).catch(() => undefined);
+      },
+      30_000,
+      'the deployed CLI to serve the API',
+    );
+    expect(hub.status).toBe(200);
+    expect(await hub.text()).toContain('<html');
     api.child.kill('SIGTERM');
     expect((await api.exit).code).toBe(0);
   }, 60_000);

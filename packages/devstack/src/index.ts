@@ -437,6 +437,7 @@ export function waitForPort(port: number, host = '127.0.0.1', timeoutMs = 10_000
   });
 }
 
+export * from './build.ts';
 export * from './chromium.ts';
 export * from './invoices.ts';
 export * from './services.ts';

@@ -1,11 +1,14 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import { queues } from '@tuneline/contracts';
+import { buildTarget, compiledEntry, ensureBuilt } from './build.ts';
 
 /**
  * Runs the six workers as separate processes, the way ops run them: one process per service (or
- * several with `scale`), each with its own health port, restarted when it dies unexpectedly.
+ * several with `scale`), each with its own health port, restarted when it dies unexpectedly. Each runs
+ * its compiled bundle (services/<name>/dist/main.js, built first when missing or stale), as the images
+ * do; `sources: true` runs src/main.ts through tsx instead.
  */
 
 export interface ServiceManifest {
@@ -14,6 +17,14 @@ export interface ServiceManifest {
   queues: string[];
   /** services/<service>/src/main.ts */
   entry: string;
+}
+
+/**
+ * The Node arguments that start an entry `<package>/src/main.ts`: its compiled bundle (dist/main.js),
+ * or with `sources` the TypeScript through tsx (development, and the baseline of the start-up bench).
+ */
+export function entryArgs(entry: string, opts: { sources?: boolean } = {}): string[] {
+  return opts.sources ? ['--import', 'tsx', entry] : [compiledEntry(entry)];
 }
 
 /** The service folders and the queue catalogue disagree: nothing can start as it stands. */
@@ -106,6 +117,8 @@ export interface SuperviseOptions {
   /** Where each process's output goes (default: inherited). */
   onOutput?: (service: string, chunk: string, instance: number) => void;
   restart?: boolean;
+  /** Run src/main.ts through tsx instead of the compiled bundle (which is built first when stale). */
+  sources?: boolean;
 }
 
 export function superviseServices(opts: SuperviseOptions): Supervisor {
@@ -113,6 +126,12 @@ export function superviseServices(opts: SuperviseOptions): Supervisor {
   const processes: ServiceProcess[] = [];
   const exits: Supervisor['exits'] = [];
   let port = opts.basePort ?? 0;
+  if (!opts.sources) {
+    ensureBuilt(
+      opts.root,
+      opts.manifests.map((m) => buildTarget(m.service, dirname(dirname(m.entry)))),
+    );
+  }
 
   const launch = (
     m: ServiceManifest,
@@ -126,7 +145,7 @@ export function superviseServices(opts: SuperviseOptions): Supervisor {
       ...opts.instanceEnv?.(m.service, instance),
     };
     for (const [k, v] of Object.entries(env)) if (v === undefined) delete env[k];
-    const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), '--import', 'tsx', m.entry], {
+    const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), ...entryArgs(m.entry, opts)], {
       cwd: opts.root,
       env,
       stdio: opts.onOutput ? ['ignore', 'pipe', 'pipe'] : 'inherit',

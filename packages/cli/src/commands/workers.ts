@@ -15,6 +15,8 @@ export const workersCommand: Command = {
     'Starts one process per service the queue catalogue names (dataset-builder, uploader, trainer,',
     'poller, billing, notifier), each consuming its queues. Refuses to start (exit 78) when a consumer',
     'has no services/<name>/src/main.ts or a service folder consumes no queue.',
+    'Each runs its compiled bundle, services/<name>/dist/main.js; those missing or older than their',
+    'sources are built first (npm run build), with a note on stderr.',
     "Health ports: P, P+1, ... (default 9400). Uses DATABASE_URL, REDIS_URL and each service's own settings.",
     devStackUsage('DATABASE_URL or REDIS_URL'),
   ].join('\n'),
