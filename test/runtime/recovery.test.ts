@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { billingSettleJobId, billingSettleMessage } from '@tuneline/contracts';
+import { billingSettleJobId, billingSettleMessage, notifySendMessage } from '@tuneline/contracts';
 import { createRedis, Publisher } from '@tuneline/runtime';
 import { type Job, UnrecoverableError, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
@@ -105,5 +105,23 @@ describe('recovery republish', () => {
       await publisher.republish('billing-settle', billingSettleJobId(id), message(id), 0, listedAt),
     ).toBe('present');
     expect(runs.get(id)).toBe(1);
+  });
+
+  it('leaves a job to the worker that took it between the state check and the removal (no failed sweep)', async () => {
+    // Nothing consumes notify-send here but this hand-driven worker, so the job stays where we put it.
+    const sent = notifySendMessage({ notificationId: randomUUID(), correlationId: 'c' });
+    await publisher.publish(sent.queue, sent.jobId, sent.payload);
+    const seen = await publisher.queue(sent.queue).getJob(sent.jobId);
+    expect(await seen?.getState()).toBe('waiting');
+    const taker = new Worker(sent.queue, null, { connection: workerConn, prefix });
+    try {
+      // The sweep read 'waiting'; now a worker takes (and locks) the job before the removal.
+      const taken = await taker.getNextJob('token-1');
+      expect(taken?.id).toBe(sent.jobId);
+      expect(await publisher.replace(seen!, sent.queue, sent.jobId, sent.payload)).toBe('present');
+      expect(await (await publisher.queue(sent.queue).getJob(sent.jobId))?.getState()).toBe('active');
+    } finally {
+      await taker.close(true);
+    }
   });
 });

@@ -1,6 +1,6 @@
 import { type MessageInput, type QueueName, queues } from '@tuneline/contracts';
 import type { OutboxDispatch } from '@tuneline/db';
-import { Queue } from 'bullmq';
+import { type Job, Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 
 /** Every message of the catalogue carries a schema version; a job hash without one lost its data. */
@@ -69,21 +69,37 @@ export class Publisher {
     // writing to a job that no longer exists): no payload, or in no list at all. Left there, it would
     // swallow every re-add under its id and its row would wait forever.
     const stray = state === 'unknown' || !hasPayload(existing.data);
-    if (stray && state !== 'active') {
-      await existing.remove();
-      await this.publish(name, jobId, payload, delayMs);
-      return 'replaced';
-    }
+    if (stray && state !== 'active') return this.replace(existing, name, jobId, payload, delayMs);
     if (state === 'failed') {
       await existing.retry('failed');
       return 'retried';
     }
     if (state === 'completed' && (existing.finishedOn ?? 0) < listedAt) {
-      await existing.remove();
-      await this.publish(name, jobId, payload, delayMs);
-      return 'replaced';
+      return this.replace(existing, name, jobId, payload, delayMs);
     }
     return 'present';
+  }
+
+  /**
+   * Removes `existing` and adds the message under its id. A worker may have taken the job between the
+   * caller's state check and the removal: BullMQ then refuses to remove a locked job, and the job is
+   * left to that worker ('present'; the next sweep looks again) instead of failing the whole sweep.
+   */
+  async replace<Q extends QueueName>(
+    existing: Job,
+    name: Q,
+    jobId: string,
+    payload: MessageInput<Q>,
+    delayMs = 0,
+  ): Promise<'replaced' | 'present'> {
+    try {
+      await existing.remove();
+    } catch (err) {
+      if (err instanceof Error && /locked by another worker/.test(err.message)) return 'present';
+      throw err;
+    }
+    await this.publish(name, jobId, payload, delayMs);
+    return 'replaced';
   }
 
   /** Publishes outbox rows, grouped per queue with addBulk (one round trip per queue). */
