@@ -1,7 +1,7 @@
 import { buildApi } from '@tuneline/api';
 import { MAX_DOCUMENT_BATCH, MAX_DOCUMENT_BATCH_BYTES } from '@tuneline/contracts';
 import { defaultCatalogue } from '@tuneline/dataset';
-import { findDocument } from '@tuneline/db';
+import { findDocument, readStoredDocuments } from '@tuneline/db';
 import { createRedis } from '@tuneline/runtime';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -207,5 +207,18 @@ describe('GET /v1/documents', () => {
     expect(res.status).toBe(200);
     const receipts = res.json.configurations.find((c: AnyJson) => c.configuration === 'receipts');
     expect(receipts).toMatchObject({ configuration: 'receipts', documents: 1, deleted: 1 });
+  });
+});
+
+describe('readStoredDocuments', () => {
+  it('reads every live document of one configuration once, in id order, across pages', async () => {
+    const docs = Array.from({ length: 25 }, (_, i) => doc(`p-${String(i).padStart(2, '0')}`, i, 'paged'));
+    await call('POST', '/v1/documents', a.key, { documents: docs });
+    await call('DELETE', '/v1/documents/paged/p-07', a.key);
+    await call('POST', '/v1/documents', b.key, { documents: [doc('p-99', 1, 'paged')] });
+    const read: string[] = [];
+    for await (const d of readStoredDocuments(t.db, { licenseId: a.id, configuration: 'paged' }, 4))
+      read.push(d.id);
+    expect(read).toEqual(docs.map((d) => d.id).filter((id) => id !== 'p-07'));
   });
 });

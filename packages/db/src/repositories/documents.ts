@@ -80,15 +80,14 @@ export async function storeDocuments(
       .selectFrom('documents')
       .select(['configuration', 'document_id', 'revision'])
       .where('license_id', '=', licenseId)
-      .where((eb) =>
-        eb.or(
-          unchanged.map((d) =>
-            eb.and([eb('configuration', '=', d.configuration), eb('document_id', '=', d.id)]),
-          ),
-        ),
-      )
+      // Two IN lists select a superset (every id under every configuration named); the key check below
+      // keeps the pairs asked for. One indexed scan, where a 1,000-term OR of pairs was planned slowly.
+      .where('configuration', 'in', [...new Set(unchanged.map((d) => d.configuration))])
+      .where('document_id', 'in', [...new Set(unchanged.map((d) => d.id))])
       .execute();
+    const asked = new Set(unchanged.map((d) => keyOf(d.configuration, d.id)));
     for (const row of rows) {
+      if (!asked.has(keyOf(row.configuration, row.document_id))) continue;
       byKey.set(keyOf(row.configuration, row.document_id), {
         configuration: row.configuration,
         id: row.document_id,
@@ -213,4 +212,32 @@ export async function findDocument(
     updatedAt: row.updated_at,
     deletedAt: row.deleted_at,
   };
+}
+
+/**
+ * A configuration's live documents in document-id order, one page per round trip (keyset paging on the
+ * primary key, so page k costs the same as page 1 and memory holds one page). A dataset build reads the
+ * store through this twice (its scan and its build pass), like any other document source.
+ */
+export async function* readStoredDocuments(
+  db: Executor,
+  key: { licenseId: string; configuration: string },
+  pageSize = 1_000,
+): AsyncGenerator<{ id: string; text: string; fields: unknown }> {
+  let after: string | undefined;
+  for (;;) {
+    let query = db
+      .selectFrom('documents')
+      .select(['document_id', 'text', 'fields'])
+      .where('license_id', '=', key.licenseId)
+      .where('configuration', '=', key.configuration)
+      .where('deleted_at', 'is', null)
+      .orderBy('document_id')
+      .limit(pageSize);
+    if (after !== undefined) query = query.where('document_id', '>', after);
+    const page = await query.execute();
+    for (const row of page) yield { id: row.document_id, text: row.text, fields: row.fields };
+    if (page.length < pageSize) return;
+    after = page[page.length - 1]?.document_id;
+  }
 }
