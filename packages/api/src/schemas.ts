@@ -267,3 +267,49 @@ export const documentStoreSummarySchema = z
     ),
   })
   .meta({ id: 'DocumentStoreSummary' });
+
+// ---------------------------------------------------------------------------------------------------
+// Training profiles
+
+export const profileNameParams = z.object({ name: idString('name', 64) });
+
+export const trainingProfileViewSchema = z
+  .object({
+    id: z.uuid(),
+    name: z.string(),
+    settings: z.unknown().describe('the profile as saved, defaults applied'),
+    enabled: z.boolean(),
+    lastDecision: z
+      .object({
+        action: z.enum(['train', 'wait', 'refuse']),
+        reason: z.string().nullable(),
+        at: z.string().nullable(),
+      })
+      .nullable(),
+    createdAt: z.string(),
+    updatedAt: z.string(),
+  })
+  .meta({ id: 'TrainingProfile' });
+
+export const trainingProfileListSchema = z
+  .object({ profiles: z.array(trainingProfileViewSchema) })
+  .meta({ id: 'TrainingProfileList' });
+
+export const trainingProfileDetailSchema = trainingProfileViewSchema
+  .extend({
+    versions: z.array(
+      z.object({
+        version: z.int(),
+        requestId: z.string(),
+        trigger: z.enum(['policy', 'manual']),
+        documents: z.int(),
+        added: z.int(),
+        removed: z.int(),
+        estimatedCredits: z.string(),
+        datasetId: z.uuid().nullable(),
+        datasetStatus: z.string().nullable(),
+        createdAt: z.string(),
+      }),
+    ),
+  })
+  .meta({ id: 'TrainingProfileDetail' });
