@@ -11,7 +11,9 @@ import { describe, expect, it } from 'vitest';
 const now = new Date('2026-12-03T12:00:00Z');
 const hoursAgo = (h: number) => new Date(now.getTime() - h * 3_600_000);
 
-function input(over: Partial<RetrainInput> & { policy?: Record<string, unknown> } = {}): RetrainInput {
+function input(
+  over: Omit<Partial<RetrainInput>, 'policy'> & { policy?: Record<string, unknown> } = {},
+): RetrainInput {
   return {
     trigger: 'policy',
     changes: { live: 500, changed: 0, removed: 0 },

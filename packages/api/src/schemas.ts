@@ -1,4 +1,9 @@
-import { fineTuneRequestSchema, idString, jobOptionsSchema } from '@tuneline/contracts';
+import {
+  fineTuneRequestFieldsSchema,
+  idString,
+  jobOptionsSchema,
+  requireOneDocumentSource,
+} from '@tuneline/contracts';
 import { z } from 'zod';
 
 /** Request and response schemas of the HTTP API. They validate requests and generate /openapi.json. */
@@ -13,8 +18,9 @@ const nullableCount = z.string().regex(/^\d+$/).nullable();
 export const idParams = z.object({ id: z.uuid('must be a UUID') });
 export const licenseParams = z.object({ id: idString('license id', 64) });
 
-export const apiFineTuneRequestSchema = fineTuneRequestSchema
+export const apiFineTuneRequestSchema = fineTuneRequestFieldsSchema
   .extend({ licenseId: idString('licenseId', 64).optional().describe("defaults to the caller's license") })
+  .superRefine(requireOneDocumentSource)
   .meta({ id: 'FineTuneRequest' });
 
 export const acceptedSchema = z

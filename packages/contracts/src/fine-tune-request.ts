@@ -88,7 +88,8 @@ export const jobOptionsSchema = z.object({
 });
 export type JobOptions = z.infer<typeof jobOptionsSchema>;
 
-export const fineTuneRequestSchema = z
+/** The request's fields, before the rule that it names exactly one source of documents. */
+export const fineTuneRequestFieldsSchema = z
   .object({
     /** The upstream app's idempotency key: the same id with the same content is the same request. */
     requestId: idString('requestId'),
@@ -107,15 +108,21 @@ export const fineTuneRequestSchema = z
     job: jobOptionsSchema.default({ description: '', notifyEmails: '', hyperparameters: 'auto' }),
     autoTrain: z.boolean().default(true),
   })
-  .strict()
-  .superRefine((request, ctx) => {
-    // Exactly one source of documents: inline, or the document store.
-    if (request.documents === undefined && request.documentStore === undefined) {
-      ctx.addIssue({ code: 'custom', path: ['documents'], message: 'is required (or give documentStore)' });
-    } else if (request.documents !== undefined && request.documentStore !== undefined) {
-      ctx.addIssue({ code: 'custom', path: ['documentStore'], message: 'cannot be given with documents' });
-    }
-  });
+  .strict();
+
+/** Exactly one source of documents: inline `documents`, or the `documentStore`. */
+export function requireOneDocumentSource(
+  request: { documents?: unknown; documentStore?: unknown },
+  ctx: z.RefinementCtx,
+): void {
+  if (request.documents === undefined && request.documentStore === undefined) {
+    ctx.addIssue({ code: 'custom', path: ['documents'], message: 'is required (or give documentStore)' });
+  } else if (request.documents !== undefined && request.documentStore !== undefined) {
+    ctx.addIssue({ code: 'custom', path: ['documentStore'], message: 'cannot be given with documents' });
+  }
+}
+
+export const fineTuneRequestSchema = fineTuneRequestFieldsSchema.superRefine(requireOneDocumentSource);
 
 /** What upstream apps send (defaults optional). */
 export type FineTuneRequestInput = z.input<typeof fineTuneRequestSchema>;

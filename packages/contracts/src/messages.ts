@@ -190,7 +190,13 @@ export function cancelPollMessage({ fineTuneId, correlationId }: PollInput) {
  * named by its correlation id. The scheduler's periodic check of every profile is a BullMQ job
  * scheduler (`RETRAIN_SCHEDULER_ID`), whose job ids BullMQ makes.
  */
-export function retrainCheckMessage({ profileId, correlationId }: { profileId: string; correlationId: string }) {
+export function retrainCheckMessage({
+  profileId,
+  correlationId,
+}: {
+  profileId: string;
+  correlationId: string;
+}) {
   assertUuid('profileId', profileId);
   return message('retrain-check', queueJobId('retrain-check', `${profileId}-${correlationId}`), {
     correlationId,

@@ -12,7 +12,11 @@ export const retrainPolicySchema = z
     /** ... or when the added or changed documents are at least this share of the last version's. */
     minGrowthPercent: z.number().gt(0, 'must be greater than 0').max(1_000).optional(),
     /** Never two versions closer together than this. */
-    minIntervalHours: z.number().min(0, 'must be at least 0').max(24 * 366).default(24),
+    minIntervalHours: z
+      .number()
+      .min(0, 'must be at least 0')
+      .max(24 * 366)
+      .default(24),
     /** Credits the profile's versions may be estimated at per calendar month (UTC); none: no budget. */
     monthlyBudgetCredits: z.int().min(0, 'must be at least 0').optional(),
     /** What happens to the alias when a version is trained: the evaluation decides, or a person does. */
@@ -28,14 +32,22 @@ export const trainingProfileSchema = z
     configuration: idString('configuration', 64),
     modelConfig: modelConfigSchema,
     dump: z.enum(['all', 'mapped']).default('mapped'),
-    testPercent: z.number().min(1, 'must be between 1 and 50').max(50, 'must be between 1 and 50').default(20),
+    testPercent: z
+      .number()
+      .min(1, 'must be between 1 and 50')
+      .max(50, 'must be between 1 and 50')
+      .default(20),
     baseModel: baseModelSchema,
     /** Provider profile to train with (when several are configured); the deployment's default otherwise. */
     provider: idString('provider', 32).optional(),
     /** The alias a promoted version serves under. */
     alias: idString('alias', 64).optional(),
     job: jobOptionsSchema.default({ description: '', notifyEmails: '', hyperparameters: 'auto' }),
-    policy: retrainPolicySchema.default({ minNewDocuments: 100, minIntervalHours: 24, promotion: 'if-not-worse' }),
+    policy: retrainPolicySchema.default({
+      minNewDocuments: 100,
+      minIntervalHours: 24,
+      promotion: 'if-not-worse',
+    }),
     enabled: z.boolean().default(true),
   })
   .strict();

@@ -37,7 +37,7 @@ export function decideRetrain(input: RetrainInput): RetrainDecision {
   }
   const since = last ? `since version ${last.version}` : 'stored';
   if (input.trigger === 'policy') {
-    if (last) {
+    if (last && policy.minIntervalHours > 0) {
       const next = new Date(last.createdAt.getTime() + policy.minIntervalHours * HOUR_MS);
       if (now < next) {
         return {

@@ -16,6 +16,8 @@ export async function startRetrainScheduler(opts: {
   prefix: string;
   everyMs: number;
   log: Logger;
+  /** How often to put the scheduler back (default 5 minutes). */
+  reassertMs?: number;
 }): Promise<Closable> {
   const connection = createRedis(opts.redisUrl, 'producer');
   const def = queues['retrain-check'];
@@ -31,7 +33,7 @@ export async function startRetrainScheduler(opts: {
     upsert().catch((err) =>
       opts.log.warn({ err }, 'could not re-assert the re-train scheduler; next try later'),
     );
-  }, REASSERT_MS);
+  }, opts.reassertMs ?? REASSERT_MS);
   timer.unref();
   opts.log.info({ everyMs: opts.everyMs }, 're-train scheduler set');
   return {

@@ -69,7 +69,7 @@ export function registerTrainingProfileRoutes(table: RouteTable, deps: ApiDeps):
         settings: body,
         enabled: body.enabled,
       });
-      if (!created) reply.code(200);
+      reply.code(created ? 201 : 200);
       return profileView(profile);
     },
   );
