@@ -87,9 +87,9 @@ export function registerChatRoutes(
 const SAFE = { filtered: false, severity: 'safe' };
 const FILTERS = { hate: SAFE, self_harm: SAFE, sexual: SAFE, violence: SAFE };
 
-/** Pieces of the answer as they are "generated": words with their leading space. */
+/** Pieces of the answer as they are "generated": words, runs of punctuation, spaces (lossless). */
 function pieces(text: string): string[] {
-  return text.match(/\s*\S+|\s+$/g) ?? [];
+  return text.match(/\s*(?:[\p{L}\p{N}_]+|[^\p{L}\p{N}_\s]+)|\s+$/gu) ?? [];
 }
 
 async function streamCompletion(
