@@ -161,6 +161,35 @@ export const usageLogSchema = z
 
 export const usageQuerySchema = z.object({ format: z.enum(['json', 'csv']).optional() });
 
+export const modelUsageQuerySchema = z.object({
+  days: z.coerce
+    .number()
+    .int('must be an integer')
+    .min(1, 'must be at least 1')
+    .max(366, 'must be at most 366')
+    .optional(),
+});
+
+const modelUsageTotals = {
+  model: z.string(),
+  fineTuneId: z.string(),
+  calls: z.int(),
+  promptTokens: credits,
+  completionTokens: credits,
+  credits,
+};
+
+export const modelUsageSchema = z
+  .object({
+    licenseId: z.string(),
+    /** First and last day covered, `YYYY-MM-DD` (UTC). */
+    from: z.string(),
+    to: z.string(),
+    days: z.array(z.object({ day: z.string(), ...modelUsageTotals })),
+    models: z.array(z.object(modelUsageTotals)),
+  })
+  .meta({ id: 'ModelUsage' });
+
 export const estimateQuerySchema = z.object({
   model: z.string().min(1, 'must name a base model'),
   tokens: z.coerce.bigint('must be an integer token count').min(0n, 'must not be negative'),
