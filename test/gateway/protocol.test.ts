@@ -319,5 +319,6 @@ describe('tenant rules', () => {
       .create({ model: gw.model, messages: messages() })
       .catch((e: unknown) => e);
     expect(unauth).toBeInstanceOf(OpenAI.AuthenticationError);
+    expect(unauth).toMatchObject({ type: 'invalid_request_error', code: 'invalid_api_key' });
   });
 });

@@ -22,15 +22,18 @@ export class HttpError extends Error {
 
 /** OpenAI's error envelope `{error: {message, type, param, code}}` for an error of an OpenAI-shaped route. */
 export function openAIErrorBody(status: number, message: string, err?: HttpError) {
-  const type =
-    err?.openai?.type ??
-    (status === 401
-      ? 'authentication_error'
-      : status === 404 || status < 500
-        ? 'invalid_request_error'
-        : 'server_error');
+  // OpenAI's own choices for the statuses every route shares, unless the error says otherwise.
+  const byStatus: Record<number, [string, string | null]> = {
+    401: ['invalid_request_error', 'invalid_api_key'],
+    402: ['insufficient_quota', 'insufficient_quota'],
+    429: ['requests', 'rate_limit_exceeded'],
+  };
+  const [defaultType, defaultCode] =
+    byStatus[status] ?? [status < 500 ? 'invalid_request_error' : 'server_error', null];
+  const type = err?.openai?.type ?? defaultType;
   const param = err?.openai?.param !== undefined ? err.openai.param : (err?.fields?.[0]?.field ?? null);
-  return { error: { message, type, param, code: err?.openai?.code ?? null } };
+  const code = err?.openai?.code !== undefined ? err.openai.code : defaultCode;
+  return { error: { message, type, param, code } };
 }
 
 export const notFound = (what: string) => new HttpError(404, `${what} not found`);

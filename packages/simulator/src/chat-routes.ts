@@ -67,7 +67,8 @@ export function registerChatRoutes(
       dialect,
       model: typeof model === 'string' ? model : '',
       url: request.url,
-      body: structuredClone(body),
+      // Not cloned here (the hot path): nothing mutates a parsed body; list() hands out copies.
+      body,
       at: deps.clock.now(),
     });
     const { completion, params } = chatCompletion(
