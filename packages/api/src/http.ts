@@ -28,8 +28,10 @@ export function openAIErrorBody(status: number, message: string, err?: HttpError
     402: ['insufficient_quota', 'insufficient_quota'],
     429: ['requests', 'rate_limit_exceeded'],
   };
-  const [defaultType, defaultCode] =
-    byStatus[status] ?? [status < 500 ? 'invalid_request_error' : 'server_error', null];
+  const [defaultType, defaultCode] = byStatus[status] ?? [
+    status < 500 ? 'invalid_request_error' : 'server_error',
+    null,
+  ];
   const type = err?.openai?.type ?? defaultType;
   const param = err?.openai?.param !== undefined ? err.openai.param : (err?.fields?.[0]?.field ?? null);
   const code = err?.openai?.code !== undefined ? err.openai.code : defaultCode;
