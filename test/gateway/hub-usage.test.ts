@@ -2,7 +2,6 @@
 // and as bars of the chart (Debian's Chromium driven by playwright-core, like test/api/hub.test.ts).
 import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { recordInferenceUsage } from '@tuneline/api';
 import { type Browser, chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeDataset, makeFineTune } from '../api/fixtures.ts';
@@ -10,7 +9,13 @@ import { type Gateway, INVOICES, startGateway } from './support.ts';
 
 interface ModelUsage {
   days: Array<{ day: string; model: string; calls: number; promptTokens: string; completionTokens: string }>;
-  models: Array<{ model: string }>;
+  models: Array<{
+    model: string;
+    calls: number;
+    promptTokens: string;
+    completionTokens: string;
+    credits: string;
+  }>;
 }
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
@@ -55,23 +60,20 @@ describe('inference by model in the hub', () => {
       usage.prompt += res.usage!.prompt_tokens;
       usage.completion += res.usage!.completion_tokens;
     }
-    // A second model, used yesterday.
-    const other = 'ft:gpt-4o-mini-2024-07-18:tuneline:older:hub2';
+    // A second active model (the simulator's base model), used yesterday.
+    const other = 'gpt-4o-mini-2024-07-18';
     const otherFt = await makeFineTune(gw.t.db, gw.licenseA.id, await makeDataset(gw.t.db, gw.licenseA.id), {
       model: other,
+      active: true,
     });
-    const { usageId } = await recordInferenceUsage(gw.t.db, {
-      licenseId: gw.licenseA.id,
-      fineTuneId: otherFt,
+    const old = await gw.client.chat.completions.create({
       model: other,
-      promptTokens: 1000,
-      completionTokens: 200,
-      credits: 77n,
+      messages: [{ role: 'user', content: INVOICES[4]!.user }],
     });
     await gw.t.db
       .updateTable('inference_usage')
       .set({ created_at: new Date(Date.now() - 86_400_000) })
-      .where('id', '=', usageId)
+      .where('fine_tune_id', '=', otherFt)
       .execute();
 
     const api = await fetch(`${gw.gatewayUrl}/v1/credits/usage/models`, {
@@ -85,6 +87,12 @@ describe('inference by model in the hub', () => {
       completionTokens: String(usage.completion),
     });
     expect(api.models.map((m) => m.model).sort()).toEqual([gw.model, other].sort());
+    const otherTotals = api.models.find((m) => m.model === other)!;
+    expect(otherTotals).toMatchObject({
+      calls: 1,
+      promptTokens: String(old.usage!.prompt_tokens),
+      completionTokens: String(old.usage!.completion_tokens),
+    });
     // Another license sees none of it.
     const foreign = await fetch(`${gw.gatewayUrl}/v1/credits/usage/models`, {
       headers: { authorization: `Bearer ${gw.licenseB.key}` },
@@ -102,7 +110,7 @@ describe('inference by model in the hub', () => {
     expect(rows[0]).toContain(today);
     expect(rows[0]).toContain(usage.prompt.toLocaleString('en-US'));
     expect(rows[1]).toContain(other);
-    expect(rows[1]).toContain('77');
+    expect(rows[1]).toContain(old.usage!.prompt_tokens.toLocaleString('en-US'));
     // One bar per (day, model), coloured per model, with a legend naming both.
     const bars = page.locator('#model-usage-chart svg rect');
     expect(await bars.count()).toBe(2);
@@ -110,7 +118,8 @@ describe('inference by model in the hub', () => {
     expect(new Set(fills).size).toBe(2);
     const legend = await page.locator('#model-usage-chart .legend').textContent();
     expect(legend).toContain(`${gw.model} 3 calls`);
-    expect(legend).toContain(`${other} 1 calls, 1,200 tokens, 77 credits`);
+    const otherTokens = (old.usage!.prompt_tokens + old.usage!.completion_tokens).toLocaleString('en-US');
+    expect(legend).toContain(`${other} 1 calls, ${otherTokens} tokens, ${otherTotals.credits} credits`);
     mkdirSync(join(import.meta.dirname, '__screenshots__'), { recursive: true });
     await page.screenshot({ path: SCREENSHOT, fullPage: true });
     expect(statSync(SCREENSHOT).size).toBeGreaterThan(10_000);
