@@ -151,6 +151,29 @@ describe.each(['openai', 'azure'] as const)('streaming, %s dialect', (dialect) =
     }
   });
 
+  it('ends the stream with an error event when the provider fails mid-stream, and charges nothing', async () => {
+    const metered = (await meteredUsage(gw)).length;
+    gw.sim.admin.setFaults({ streamBreakAfter: 3 });
+    try {
+      const stream = await gw.client.chat.completions.create({
+        model: gw.model,
+        messages: messages(),
+        stream: true,
+      });
+      const seen: string[] = [];
+      const err = await (async () => {
+        for await (const chunk of stream) seen.push(chunk.choices[0]?.delta.content ?? '');
+      })().catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(OpenAI.APIError);
+      expect((err as Error).message).toMatch(/provider/);
+      expect(seen.length).toBeGreaterThan(0);
+    } finally {
+      gw.sim.admin.setFaults({});
+    }
+    // No usage chunk came: nothing is charged (the provider's own failure).
+    expect(await meteredUsage(gw)).toHaveLength(metered);
+  });
+
   it('answers a refusal before the stream starts as an ordinary error', async () => {
     const err = await gw.client.chat.completions
       .create({

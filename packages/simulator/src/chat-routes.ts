@@ -114,8 +114,16 @@ async function streamCompletion(
   res.on('close', () => {
     gone = !res.writableFinished;
   });
+  let sent = 0;
   const send = async (data: unknown) => {
     if (gone) return;
+    const breakAfter = faults.config.streamBreakAfter;
+    if (breakAfter > 0 && sent >= breakAfter) {
+      gone = true;
+      res.destroy();
+      return;
+    }
+    sent++;
     res.write(`data: ${typeof data === 'string' ? data : JSON.stringify(data)}\n\n`);
     const delay = faults.config.streamDelayMs;
     if (delay > 0) await new Promise((r) => setTimeout(r, delay));
