@@ -9,6 +9,7 @@ import { Queue } from 'bullmq';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
 import { makeAuthenticator } from './auth.ts';
+import { GatewayMeter } from './gateway/metering.ts';
 import { HttpError, installErrorHandler, RouteTable } from './http.ts';
 import { buildOpenApiDocument } from './openapi.ts';
 import type { ChatProvider } from './provider.ts';
@@ -43,6 +44,8 @@ export interface ApiDeps {
   catalogue: Catalogue;
   provider?: ChatProvider;
   producer: FineTuneRequestProducer;
+  /** Settles and releases gateway calls' holds (the inference route; streaming settles through it too). */
+  meter: GatewayMeter;
   /** Publishes committed outbox rows now; the workers' relays would otherwise pick them up within a second. */
   flushOutbox(): Promise<void>;
 }
@@ -60,6 +63,7 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
     catalogue: opts.catalogue,
     provider: opts.provider,
     producer,
+    meter: new GatewayMeter(opts.db, app.log),
     async flushOutbox() {
       try {
         await relayOutbox(opts.db, (rows) => publisher.publishOutboxRows(rows));

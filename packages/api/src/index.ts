@@ -1,6 +1,14 @@
 export { type ApiDeps, type ApiOptions, buildApi, DEFAULT_BODY_LIMIT } from './app.ts';
 export { type Caller, createApiKey, generateKey, hashKey } from './auth.ts';
 export { type ApiConfig, apiConfigSchema } from './config.ts';
+export {
+  type CallModel,
+  countPromptTokens,
+  holdWorstCase,
+  type WorstCase,
+  worstCase,
+} from './gateway/holds.ts';
+export { type CallUsage, GatewayMeter, type HeldCall } from './gateway/metering.ts';
 export { HttpError } from './http.ts';
 export { runApi, startApi } from './main.ts';
 export { buildOpenApiDocument } from './openapi.ts';
@@ -12,4 +20,3 @@ export {
   profileChatProvider,
 } from './provider.ts';
 export { usageCsv } from './routes/credits.ts';
-export { type InferenceUsage, recordInferenceUsage } from './usage.ts';

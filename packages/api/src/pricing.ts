@@ -19,6 +19,9 @@ export const INFERENCE_PRICES: Readonly<Record<string, InferencePrice>> = {
   'gpt-3.5-turbo-0125': { inputCreditsPerMillion: 3_000n, outputCreditsPerMillion: 6_000n },
 };
 
+/** Completion tokens one choice may take when the catalogue does not say (the gateway's worst case). */
+export const DEFAULT_MAX_OUTPUT_TOKENS = 16_384;
+
 const FALLBACK: InferencePrice = { inputCreditsPerMillion: 3_750n, outputCreditsPerMillion: 15_000n };
 
 export function inferencePrice(baseModel: string): InferencePrice {
