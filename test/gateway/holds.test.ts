@@ -64,6 +64,7 @@ describe('holds: the worst case is held before forwarding', () => {
     const cost = worstCase(body, {
       fineTuneId: 'x',
       model,
+      baseModel: 'gpt-4o-mini-2024-07-18',
       encoding: 'o200k_base',
       maxOutputTokens: 16_384,
       price,

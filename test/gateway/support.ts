@@ -1,4 +1,4 @@
-import { buildApi, type ChatProvider, profileChatProvider } from '@tuneline/api';
+import { type ApiOptions, buildApi, type ChatProvider, profileChatProvider } from '@tuneline/api';
 import { type Catalogue, defaultCatalogue } from '@tuneline/dataset';
 import { createProvider, providerEnvSchema } from '@tuneline/provider';
 import { createRedis } from '@tuneline/runtime';
@@ -6,6 +6,8 @@ import { type RunningSimulator, startSimulator } from '@tuneline/simulator';
 import type { Redis } from 'ioredis';
 import OpenAI, { toFile } from 'openai';
 import { createTestDatabase, redisUrl, type TestDatabase, testPrefix, waitFor } from '../support/context.ts';
+
+export const ADMIN_KEY = 'admin-key-for-gateway-tests-0123456789';
 
 /** A test database, Redis, the simulator and an API over them (the gateway's tests share this set-up). */
 export interface GatewayRig {
@@ -22,7 +24,8 @@ export async function startRig(
     /** Wraps the real simulator-backed provider (a gate, a counter); the simulator still answers. */
     wrapProvider?: (provider: ChatProvider) => ChatProvider;
     catalogue?: Catalogue;
-    env?: Record<string, string>;
+    /** A pino logger (the API logs nothing without one). */
+    logger?: ApiOptions['logger'];
   } = {},
 ): Promise<GatewayRig> {
   const t = await createTestDatabase();
@@ -39,6 +42,8 @@ export async function startRig(
     queuePrefix: prefix,
     catalogue: opts.catalogue ?? defaultCatalogue,
     provider: opts.wrapProvider ? opts.wrapProvider(provider) : provider,
+    adminKey: ADMIN_KEY,
+    ...(opts.logger ? { logger: opts.logger } : {}),
   });
   return {
     t,

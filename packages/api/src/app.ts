@@ -10,6 +10,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
 import { makeAuthenticator } from './auth.ts';
 import { GatewayMeter } from './gateway/metering.ts';
+import { type ApiMetrics, createApiMetrics } from './gateway/metrics.ts';
 import { HttpError, installErrorHandler, RouteTable } from './http.ts';
 import { buildOpenApiDocument } from './openapi.ts';
 import type { ChatProvider } from './provider.ts';
@@ -46,6 +47,8 @@ export interface ApiDeps {
   producer: FineTuneRequestProducer;
   /** Settles and releases gateway calls' holds (the inference route; streaming settles through it too). */
   meter: GatewayMeter;
+  metrics: ApiMetrics;
+  log: FastifyBaseLogger;
   /** Publishes committed outbox rows now; the workers' relays would otherwise pick them up within a second. */
   flushOutbox(): Promise<void>;
 }
@@ -58,8 +61,11 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
   installErrorHandler(app);
   const producer = new FineTuneRequestProducer({ connection: opts.redis, prefix: opts.queuePrefix });
   const publisher = new Publisher(opts.redis, opts.queuePrefix);
+  const metrics = createApiMetrics();
   const deps: ApiDeps = {
     db: opts.db,
+    metrics,
+    log: app.log,
     catalogue: opts.catalogue,
     provider: opts.provider,
     producer,
@@ -85,6 +91,11 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
   const document = buildOpenApiDocument(table.routes, { title: 'Tuneline API', version: '1.0.0' });
   app.get('/openapi.json', async () => document);
   app.get('/livez', async () => ({ ok: true }));
+  // Prometheus text, behind the admin key (gateway volumes and credits are business figures).
+  app.get('/metrics', async (request, reply) => {
+    await authenticate(request, 'admin');
+    return reply.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+  });
   app.get('/readyz', async (_request, reply) => {
     try {
       await opts.db.selectFrom('licenses').select('id').limit(1).execute();

@@ -12,7 +12,15 @@ export { type CallUsage, GatewayMeter, type HeldCall } from './gateway/metering.
 export { HttpError } from './http.ts';
 export { runApi, startApi } from './main.ts';
 export { buildOpenApiDocument } from './openapi.ts';
-export { estimateTraining, INFERENCE_PRICES, inferenceCredits, inferencePrice } from './pricing.ts';
+export {
+  DEFAULT_MAX_OUTPUT_TOKENS,
+  estimateTraining,
+  fallbackInferencePrice,
+  type InferencePrice,
+  type InferenceTerms,
+  inferenceCredits,
+  inferenceTerms,
+} from './pricing.ts';
 export {
   type ChatCompletionResult,
   type ChatProvider,

@@ -9,6 +9,10 @@ import { z } from 'zod';
  *
  * Credits: 1 credit = USD 0.001, so `creditsPerMillionTrainingTokens` is the provider's training price per
  * 1M tokens × 1000 (gpt-4o-mini: $3.00 → 3000). Integers only; money never goes through floats.
+ *
+ * Inference prices are OpenAI's published prices for fine-tuned models (standard tier), per 1M input /
+ * output tokens: gpt-4o-mini $0.30 / $1.20, gpt-4o $3.75 / $15.00, gpt-4.1 $3.00 / $12.00, gpt-4.1-mini
+ * $0.80 / $3.20, gpt-4.1-nano $0.20 / $0.80, gpt-3.5-turbo $3.00 / $6.00.
  */
 
 export const encodingSchema = z.enum(['o200k_base', 'cl100k_base']);
@@ -32,6 +36,15 @@ export const baseModelEntrySchema = z
     /** ISO date after which the provider takes no new fine-tuning jobs on this model. */
     shutdownDate: z.iso.date('must be an ISO date (YYYY-MM-DD)').optional(),
     fineTunable: z.boolean(),
+    /**
+     * Inference on a fine-tune of this model, in credits per 1M input / output tokens (the provider's
+     * fine-tuned-model prices × 1000). The gateway holds and charges calls at these prices; a model
+     * without them is charged the catalogue's most expensive prices (logged and counted).
+     */
+    inferenceInputCreditsPerMillion: creditsSchema.optional(),
+    inferenceOutputCreditsPerMillion: creditsSchema.optional(),
+    /** Most completion tokens one answer may have (the gateway's worst case without max_tokens). */
+    maxOutputTokens: z.int().min(1, 'must be at least 1').optional(),
   })
   .strict();
 
@@ -49,12 +62,18 @@ const defaults: Record<string, EntryInput> = {
     maxTokensPerExample: 65_536,
     creditsPerMillionTrainingTokens: 3_000,
     fineTunable: true,
+    inferenceInputCreditsPerMillion: 300,
+    inferenceOutputCreditsPerMillion: 1_200,
+    maxOutputTokens: 16_384,
   },
   'gpt-4o-2024-08-06': {
     encoding: 'o200k_base',
     maxTokensPerExample: 65_536,
     creditsPerMillionTrainingTokens: 25_000,
     fineTunable: true,
+    inferenceInputCreditsPerMillion: 3_750,
+    inferenceOutputCreditsPerMillion: 15_000,
+    maxOutputTokens: 16_384,
   },
   // Listed so requests naming it get "not fine-tunable" rather than "unknown".
   'gpt-4o-2024-05-13': {
@@ -62,30 +81,43 @@ const defaults: Record<string, EntryInput> = {
     maxTokensPerExample: 65_536,
     creditsPerMillionTrainingTokens: 25_000,
     fineTunable: false,
+    maxOutputTokens: 4_096,
   },
   'gpt-4.1-2025-04-14': {
     encoding: 'o200k_base',
     maxTokensPerExample: 65_536,
     creditsPerMillionTrainingTokens: 25_000,
     fineTunable: true,
+    inferenceInputCreditsPerMillion: 3_000,
+    inferenceOutputCreditsPerMillion: 12_000,
+    maxOutputTokens: 32_768,
   },
   'gpt-4.1-mini-2025-04-14': {
     encoding: 'o200k_base',
     maxTokensPerExample: 65_536,
     creditsPerMillionTrainingTokens: 5_000,
     fineTunable: true,
+    inferenceInputCreditsPerMillion: 800,
+    inferenceOutputCreditsPerMillion: 3_200,
+    maxOutputTokens: 32_768,
   },
   'gpt-4.1-nano-2025-04-14': {
     encoding: 'o200k_base',
     maxTokensPerExample: 65_536,
     creditsPerMillionTrainingTokens: 1_500,
     fineTunable: true,
+    inferenceInputCreditsPerMillion: 200,
+    inferenceOutputCreditsPerMillion: 800,
+    maxOutputTokens: 32_768,
   },
   'gpt-3.5-turbo-0125': {
     encoding: 'cl100k_base',
     maxTokensPerExample: 16_385,
     creditsPerMillionTrainingTokens: 8_000,
     fineTunable: true,
+    inferenceInputCreditsPerMillion: 3_000,
+    inferenceOutputCreditsPerMillion: 6_000,
+    maxOutputTokens: 4_096,
   },
 };
 

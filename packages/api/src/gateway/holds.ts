@@ -18,6 +18,8 @@ export interface CallModel {
   fineTuneId: string;
   /** The name the caller used (the fine-tuned model). */
   model: string;
+  /** The fine-tune's base model (prices, metrics labels). */
+  baseModel: string;
   encoding: Encoding;
   /** Most completion tokens one choice may take. */
   maxOutputTokens: number;

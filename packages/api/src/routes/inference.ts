@@ -5,7 +5,7 @@ import { licenseOf } from '../auth.ts';
 import { type CallModel, holdWorstCase } from '../gateway/holds.ts';
 import type { HeldCall } from '../gateway/metering.ts';
 import { errorSchema, HttpError, type RouteTable } from '../http.ts';
-import { DEFAULT_MAX_OUTPUT_TOKENS, inferencePrice } from '../pricing.ts';
+import { inferenceTerms } from '../pricing.ts';
 import { chatCompletionRequestSchema, chatCompletionSchema } from '../schemas.ts';
 
 /** The caller's own active fine-tuned model, with what holding and metering a call on it needs. */
@@ -14,12 +14,21 @@ async function resolveModel(deps: ApiDeps, licenseId: string, model: string): Pr
   // Inactive, unknown and other licenses' models look the same: never confirm someone else's model.
   if (!fineTune) throw new HttpError(404, `model "${model}" not found among your active fine-tuned models`);
   const base = deps.catalogue[fineTune.baseModel];
+  const terms = inferenceTerms(deps.catalogue, fineTune.baseModel);
+  if (!terms.known) {
+    deps.metrics.unpricedModel.inc({ model: fineTune.baseModel });
+    deps.log.warn(
+      { baseModel: fineTune.baseModel, fineTuneId: fineTune.id, price: terms.price },
+      'no inference price in the model catalogue for this base model: charging the fallback (most expensive) price',
+    );
+  }
   return {
     fineTuneId: fineTune.id,
     model,
+    baseModel: fineTune.baseModel,
     encoding: base?.encoding ?? 'o200k_base',
-    maxOutputTokens: DEFAULT_MAX_OUTPUT_TOKENS,
-    price: inferencePrice(fineTune.baseModel),
+    maxOutputTokens: terms.maxOutputTokens,
+    price: terms.price,
   };
 }
 
