@@ -119,6 +119,31 @@ const defaults: Record<string, EntryInput> = {
     inferenceOutputCreditsPerMillion: 6_000,
     maxOutputTokens: 4_096,
   },
+  // The seed's recommended base model (issue 16.5). Looked up, not guessed:
+  // - Shut down at OpenAI on 2026-10-23 with the other legacy GPT-3.5 snapshots and their fine-tunes:
+  //   OpenAI's deprecations page, "2026-04-22: Legacy GPT model snapshots"
+  //   (https://developers.openai.com/api/docs/deprecations; the 2026-04-22 revision of its deprecations.md,
+  //   https://spybara.com/openai/api/history/docs/en/2026-04-22-0555..2026-04-23-0556/, lists the
+  //   gpt-3.5-turbo family at 2026-10-23, substitute gpt-4.1-mini), and
+  //   https://codersera.com/blog/gpt-3-5-turbo-shutdown-2026-what-to-use-instead/ ("gpt-3.5-turbo-1106 |
+  //   Deprecated | October 23, 2026"; "Fine-tuned gpt-3.5-turbo models | Deprecated | October 23, 2026").
+  //   So it takes no fine-tuning jobs and serves no calls any more: fineTunable false, shutdownDate set.
+  // - Before that it was fine-tunable (https://just4o.chat/models/gpt-3.5-turbo-1106: endpoints include
+  //   v1/fine-tuning; 16,385-token context, 4,096 output tokens), priced like the rest of the
+  //   gpt-3.5-turbo family: training $0.008 / 1K tokens (https://openai.com/blog/gpt-3-5-turbo-fine-tuning-and-api-updates,
+  //   https://www.theregister.com/2023/08/23/openai_finetuning_gpt/), fine-tuned inference $3 / $6 per
+  //   1M input / output tokens (the same as gpt-3.5-turbo-0125 above). Kept so that existing fine-tunes and
+  //   estimates are priced; the price lookups are secondary sources, flagged as such.
+  'gpt-3.5-turbo-1106': {
+    encoding: 'cl100k_base',
+    maxTokensPerExample: 16_385,
+    creditsPerMillionTrainingTokens: 8_000,
+    shutdownDate: '2026-10-23',
+    fineTunable: false,
+    inferenceInputCreditsPerMillion: 3_000,
+    inferenceOutputCreditsPerMillion: 6_000,
+    maxOutputTokens: 4_096,
+  },
 };
 
 const overrideFileSchema = z.record(z.string().min(1), baseModelEntrySchema.partial());
