@@ -69,7 +69,7 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
     catalogue: opts.catalogue,
     provider: opts.provider,
     producer,
-    meter: new GatewayMeter(opts.db, app.log),
+    meter: new GatewayMeter(opts.db, app.log, metrics, () => deps.flushOutbox()),
     async flushOutbox() {
       try {
         await relayOutbox(opts.db, (rows) => publisher.publishOutboxRows(rows));
@@ -132,6 +132,7 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
   });
 
   app.addHook('onClose', async () => {
+    await deps.meter.close();
     await Promise.all([producer.close(), publisher.close(), ...dashboardQueues.map((q) => q.close())]);
   });
   return app;

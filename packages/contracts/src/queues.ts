@@ -32,6 +32,8 @@ export const fineTunePollMessageSchema = envelope({
 });
 export const billingSettleMessageSchema = envelope({ fineTuneId: uuid });
 export const notifySendMessageSchema = envelope({ notificationId: uuid });
+/** A gateway call whose settlement failed after the provider answered (row in inference_pending_usage). */
+export const inferenceUsageMessageSchema = envelope({ callId: uuid });
 
 /** Exponential backoff with jitter; attempts bounded; finished jobs kept long enough to debug. */
 const defaultJobOptions = (attempts: number, delayMs: number): JobsOptions => ({
@@ -90,6 +92,12 @@ export const queues = {
     schema: notifySendMessageSchema,
     consumer: 'notifier',
     jobOptions: defaultJobOptions(8, 5_000),
+  }),
+  'inference-usage': define({
+    name: 'inference-usage',
+    schema: inferenceUsageMessageSchema,
+    consumer: 'billing',
+    jobOptions: defaultJobOptions(20, 1_000),
   }),
 } as const;
 

@@ -3,6 +3,7 @@ export * from './lifecycle/index.ts';
 export * from './migrate.ts';
 export * from './repositories/datasets.ts';
 export * from './repositories/fine-tunes.ts';
+export * from './repositories/inference.ts';
 export * from './repositories/licenses.ts';
 export * from './repositories/notifications.ts';
 export * from './repositories/outbox.ts';
