@@ -33,6 +33,7 @@ beforeAll(async () => {
         await gate.wait;
         return real.chatCompletion(body);
       },
+      streamChatCompletion: (body) => real.streamChatCompletion(body),
     }),
   });
   model = await trainSimulatorModel(rig.sim);

@@ -9,6 +9,7 @@ export {
   worstCase,
 } from './gateway/holds.ts';
 export { type CallUsage, GatewayMeter, type HeldCall } from './gateway/metering.ts';
+export { type ChatRequestBody, chatRequestSchema } from './gateway/request.ts';
 export { HttpError } from './http.ts';
 export { runApi, startApi } from './main.ts';
 export { buildOpenApiDocument } from './openapi.ts';
@@ -22,9 +23,9 @@ export {
   inferenceTerms,
 } from './pricing.ts';
 export {
-  type ChatCompletionResult,
+  type ChatCompletionBody,
+  type ChatCompletionChunk,
   type ChatProvider,
-  type ChatRequest,
   profileChatProvider,
 } from './provider.ts';
 export { usageCsv } from './routes/credits.ts';

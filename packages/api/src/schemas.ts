@@ -120,16 +120,6 @@ export const activeModelsSchema = z
   })
   .meta({ id: 'ActiveModels' });
 
-export const chatCompletionRequestSchema = z
-  .looseObject({
-    model: z.string().min(1, 'must not be empty'),
-    messages: z
-      .array(z.looseObject({ role: z.string().min(1, 'must not be empty') }))
-      .min(1, 'must contain at least one message'),
-    stream: z.literal(false, 'streaming is not supported').optional(),
-  })
-  .meta({ id: 'ChatCompletionRequest' });
-
 export const chatCompletionSchema = z
   .looseObject({
     id: z.string(),
