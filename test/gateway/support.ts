@@ -157,6 +157,7 @@ export async function startRig(
     catalogue?: Catalogue;
     /** A pino logger (the API logs nothing without one). */
     logger?: ApiOptions['logger'];
+    rateLimit?: ApiOptions['rateLimit'];
   } = {},
 ): Promise<GatewayRig> {
   const t = await createTestDatabase();
@@ -164,7 +165,13 @@ export async function startRig(
   const prefix = testPrefix();
   const sim = await startSimulator({ speed: 100_000, seed: 11 });
   const profile = createProvider(
-    providerEnvSchema.parse({ PROVIDER: 'simulator', SIMULATOR_URL: sim.url, SIMULATOR_API_KEY: sim.apiKey }),
+    providerEnvSchema.parse({
+      PROVIDER: 'simulator',
+      SIMULATOR_URL: sim.url,
+      SIMULATOR_API_KEY: sim.apiKey,
+      // As the API runs it (GATEWAY_PROVIDER_MAX_RETRIES): the provider's 429s reach the caller.
+      PROVIDER_MAX_RETRIES: '0',
+    }),
   );
   const provider = profileChatProvider(profile);
   const app = await buildApi({
@@ -175,6 +182,7 @@ export async function startRig(
     provider: opts.wrapProvider ? opts.wrapProvider(provider) : provider,
     adminKey: ADMIN_KEY,
     ...(opts.logger ? { logger: opts.logger } : {}),
+    ...(opts.rateLimit ? { rateLimit: opts.rateLimit } : {}),
   });
   return {
     t,

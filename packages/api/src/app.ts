@@ -11,6 +11,7 @@ import type { Redis } from 'ioredis';
 import { makeAuthenticator } from './auth.ts';
 import { GatewayMeter } from './gateway/metering.ts';
 import { type ApiMetrics, createApiMetrics } from './gateway/metrics.ts';
+import { GatewayRateLimiter, type RateLimitSettings } from './gateway/rate-limit.ts';
 import { HttpError, installErrorHandler, RouteTable } from './http.ts';
 import { buildOpenApiDocument } from './openapi.ts';
 import type { ChatProvider } from './provider.ts';
@@ -35,6 +36,8 @@ export interface ApiOptions {
   adminKey?: string;
   /** Largest accepted request body in bytes (default 20 MB). */
   bodyLimit?: number;
+  /** Per-license gateway rate limit (requests and tokens per minute); off when not given. */
+  rateLimit?: RateLimitSettings;
   /** A pino logger (fastify's own logging is off without one). */
   logger?: FastifyBaseLogger;
 }
@@ -49,6 +52,7 @@ export interface ApiDeps {
   meter: GatewayMeter;
   metrics: ApiMetrics;
   log: FastifyBaseLogger;
+  rateLimiter: GatewayRateLimiter;
   /** Publishes committed outbox rows now; the workers' relays would otherwise pick them up within a second. */
   flushOutbox(): Promise<void>;
 }
@@ -66,6 +70,15 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
     db: opts.db,
     metrics,
     log: app.log,
+    rateLimiter: new GatewayRateLimiter(
+      opts.redis,
+      opts.queuePrefix,
+      opts.rateLimit ?? { requestsPerMinute: 0, tokensPerMinute: 0 },
+      (err) => {
+        metrics.requests.inc({ model: 'any', outcome: 'rate_limit_unchecked' });
+        app.log.warn({ err }, 'gateway rate limit not checked (Redis): call let through');
+      },
+    ),
     catalogue: opts.catalogue,
     provider: opts.provider,
     producer,

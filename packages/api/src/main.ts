@@ -17,9 +17,15 @@ export async function startApi(env: NodeJS.ProcessEnv = process.env, portOverrid
     redis,
     queuePrefix: config.QUEUE_PREFIX,
     catalogue: loadCatalogue(env),
-    provider: profileChatProvider(createProviderFromEnv(env)),
+    provider: profileChatProvider(
+      createProviderFromEnv({ ...env, PROVIDER_MAX_RETRIES: String(config.GATEWAY_PROVIDER_MAX_RETRIES) }),
+    ),
     adminKey: config.ADMIN_API_KEY,
     bodyLimit: config.API_BODY_LIMIT_BYTES,
+    rateLimit: {
+      requestsPerMinute: config.GATEWAY_REQUESTS_PER_MINUTE,
+      tokensPerMinute: config.GATEWAY_TOKENS_PER_MINUTE,
+    },
     logger: log,
   });
   const address = await app.listen({ port: portOverride ?? config.API_PORT, host: config.API_HOST });

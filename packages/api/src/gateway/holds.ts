@@ -97,10 +97,17 @@ export type Hold =
  */
 export async function holdWorstCase(
   db: Db,
-  input: { licenseId: string; model: CallModel; body: Record<string, unknown>; idempotencyKey?: string },
+  input: {
+    licenseId: string;
+    model: CallModel;
+    body: Record<string, unknown>;
+    idempotencyKey?: string;
+    /** The call's worst case when already computed (the rate limit counts it too). */
+    cost?: WorstCase;
+  },
 ): Promise<Hold> {
   const callId = randomUUID();
-  const cost = worstCase(input.body, input.model);
+  const cost = input.cost ?? worstCase(input.body, input.model);
   const hash = input.idempotencyKey !== undefined ? requestHash(input.body) : undefined;
   const result = await holdCall(db, {
     callId,

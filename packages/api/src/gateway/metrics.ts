@@ -1,4 +1,5 @@
 import { Counter, collectDefaultMetrics, Histogram, Registry } from 'prom-client';
+import { HttpError } from '../http.ts';
 
 /**
  * The API process's Prometheus metrics (`GET /metrics`, admin key). Gateway series are labelled by
@@ -59,3 +60,26 @@ export function createApiMetrics() {
 }
 
 export type ApiMetrics = ReturnType<typeof createApiMetrics>;
+
+/** A gateway call's outcome label, from the error it ended with (none: ok). */
+export function outcomeOf(err: unknown): string {
+  if (err === undefined) return 'ok';
+  if (!(err instanceof HttpError)) return 'error';
+  switch (err.status) {
+    case 400:
+      return 'invalid';
+    case 402:
+      return 'refused';
+    case 404:
+      return 'not_found';
+    case 409:
+    case 422:
+      return 'conflict';
+    case 429:
+      return err.message.startsWith('provider') ? 'provider_rate_limited' : 'rate_limited';
+    case 502:
+      return 'provider_error';
+    default:
+      return `http_${err.status}`;
+  }
+}
