@@ -1,6 +1,12 @@
 import { type ApiOptions, buildApi, type ChatProvider, profileChatProvider } from '@tuneline/api';
 import { type Catalogue, defaultCatalogue } from '@tuneline/dataset';
-import { createProvider, createProviderProfile, providerEnvSchema } from '@tuneline/provider';
+import {
+  createChatHttpClient,
+  createProvider,
+  createProviderProfile,
+  providerEnvSchema,
+  resolveProviderSettings,
+} from '@tuneline/provider';
 import { createRedis } from '@tuneline/runtime';
 import { type RecordedResponse, type RunningSimulator, startSimulator } from '@tuneline/simulator';
 import type { Redis } from 'ioredis';
@@ -164,16 +170,16 @@ export async function startRig(
   const redis = createRedis(redisUrl(), 'producer');
   const prefix = testPrefix();
   const sim = await startSimulator({ speed: 100_000, seed: 11 });
-  const profile = createProvider(
-    providerEnvSchema.parse({
-      PROVIDER: 'simulator',
-      SIMULATOR_URL: sim.url,
-      SIMULATOR_API_KEY: sim.apiKey,
-      // As the API runs it (GATEWAY_PROVIDER_MAX_RETRIES): the provider's 429s reach the caller.
-      PROVIDER_MAX_RETRIES: '0',
-    }),
-  );
-  const provider = profileChatProvider(profile);
+  const providerEnv = providerEnvSchema.parse({
+    PROVIDER: 'simulator',
+    SIMULATOR_URL: sim.url,
+    SIMULATOR_API_KEY: sim.apiKey,
+    // As the API runs it (GATEWAY_PROVIDER_MAX_RETRIES): the provider's 429s reach the caller.
+    PROVIDER_MAX_RETRIES: '0',
+  });
+  // As the API runs it: non-streamed calls over the keep-alive pool, streams through the SDK.
+  const chatHttp = createChatHttpClient(resolveProviderSettings(providerEnv));
+  const provider = profileChatProvider(createProvider(providerEnv), chatHttp);
   const app = await buildApi({
     db: t.db,
     redis,
@@ -192,6 +198,7 @@ export async function startRig(
     prefix,
     async close() {
       await app.close();
+      chatHttp.close();
       await sim.close();
       redis.disconnect();
       await t.drop();
