@@ -110,8 +110,8 @@ describe.each(Object.keys(variants) as (keyof typeof variants)[])('deploy/kubern
         expect(container.resources?.[kind]?.cpu, `${service} ${kind}.cpu`).toBeTruthy();
         expect(container.resources?.[kind]?.memory, `${service} ${kind}.memory`).toBeTruthy();
       }
-      const labels = (deployment?.spec as { selector: { matchLabels: Record<string, string> } }).selector
-        .matchLabels;
+      const labels = ((deployment as K8sObject).spec as { selector: { matchLabels: Record<string, string> } })
+        .selector.matchLabels;
       const pdb = objects.find(
         (o) =>
           o.kind === 'PodDisruptionBudget' &&
@@ -194,7 +194,7 @@ describe.each(Object.keys(variants) as (keyof typeof variants)[])('deploy/kubern
           expect(Number(t.metadata.listLength), service).toBeGreaterThan(0);
           const auth = find(objects, 'TriggerAuthentication', t.authenticationRef?.name ?? '');
           expect(auth, `${service}: its TriggerAuthentication`).toBeDefined();
-          for (const ref of (auth?.spec as { secretTargetRef: { name: string; key: string }[] })
+          for (const ref of ((auth as K8sObject).spec as { secretTargetRef: { name: string; key: string }[] })
             .secretTargetRef) {
             expect(find(objects, 'Secret', ref.name)?.data, `Secret ${ref.name}`).toHaveProperty(ref.key);
           }
