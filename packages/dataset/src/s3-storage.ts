@@ -104,7 +104,9 @@ export class S3Storage implements DatasetStorage {
     const out = new Writable({
       highWaterMark: WRITE_BUFFER_BYTES,
       write(chunk: Buffer, _enc, cb) {
-        if (body.write(chunk)) cb();
+        // A copy: the upload holds on to what it is given until its part is sent, while the caller may
+        // reuse its buffer once this callback ran (LineWriter does).
+        if (body.write(Buffer.from(chunk))) cb();
         else body.once('drain', () => cb());
       },
       final(cb) {
