@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { QueueName } from '@tuneline/contracts';
-import { findBaseModel, LocalFileStorage } from '@tuneline/dataset';
+import { type DatasetStorage, findBaseModel, LocalFileStorage } from '@tuneline/dataset';
 import type { Db } from '@tuneline/db';
 import { grantCredits } from '@tuneline/ledger';
 import { type PollerProvider, type PollScheduleConfig, pollerStage, Sweeper } from '@tuneline/poller';
@@ -52,7 +52,7 @@ export function tempStorage(): StorageFixture {
   };
 }
 
-async function writeKey(storage: LocalFileStorage, key: string, content: string): Promise<void> {
+async function writeKey(storage: DatasetStorage, key: string, content: string): Promise<void> {
   await new Promise<void>((resolve, reject) => {
     const out = storage.createWriteStream(key);
     out.on('error', reject);
@@ -62,7 +62,7 @@ async function writeKey(storage: LocalFileStorage, key: string, content: string)
 
 export interface SeedDatasetOptions {
   licenseId: string;
-  storage: LocalFileStorage;
+  storage: DatasetStorage;
   autoTrain?: boolean;
   examples?: number;
   testExamples?: number;
@@ -191,7 +191,7 @@ export interface PipelineOptions {
   prefix: string;
   /** The provider profile (what every stage gets). */
   provider: PipelineProvider;
-  storage: LocalFileStorage;
+  storage: DatasetStorage;
   schedule?: Partial<PollScheduleConfig>;
   /** Stages to start; default all three. */
   stages?: ('uploader' | 'trainer' | 'poller')[];

@@ -70,6 +70,9 @@ export interface DatasetsTable {
   short_hash: string | null;
   train_path: string | null;
   test_path: string | null;
+  /** SHA-256 of each file as written (null before migration 0030): checked when the file is read. */
+  train_sha256: string | null;
+  test_sha256: string | null;
   train_examples: Generated<number>;
   test_examples: Generated<number>;
   train_tokens: DefaultedBigInt;
