@@ -200,7 +200,7 @@ export const licenseSchema = z
   .meta({ id: 'License' });
 
 export const createLicenseSchema = z
-  .object({
+  .strictObject({
     id: idString('id', 64).optional().describe('generated when omitted'),
     name: z.string().min(1, 'must not be empty').max(200),
   })
@@ -216,7 +216,7 @@ export const createdKeySchema = z
   .meta({ id: 'CreatedKey' });
 
 export const grantSchema = z
-  .object({
+  .strictObject({
     grantId: idString('grantId').describe('idempotency key: the same grant twice credits once'),
     amount: z.union([
       z.int().positive('must be a positive integer'),

@@ -24,7 +24,7 @@ export const baseModelSchema = z
 export const MIN_DOCUMENTS = 10;
 export const MAX_DOCUMENTS = 100_000;
 
-export const documentSchema = z.object({
+export const documentSchema = z.strictObject({
   id: z.string().min(1, 'must not be empty').max(200, 'must be at most 200 characters'),
   /** The document's OCR text. */
   text: z.string(),
@@ -33,7 +33,7 @@ export const documentSchema = z.object({
 });
 export type Document = z.infer<typeof documentSchema>;
 
-export const modelConfigSchema = z.object({
+export const modelConfigSchema = z.strictObject({
   systemPrompt: z.string().min(1, 'must not be empty'),
   /** Must contain `{{text}}`; `{{documentId}}` is also filled. */
   userPromptTemplate: z.string().min(1, 'must not be empty'),
@@ -56,7 +56,8 @@ export const hyperparametersSchema = z.union([
 ]);
 export type Hyperparameters = z.infer<typeof hyperparametersSchema>;
 
-export const jobOptionsSchema = z.object({
+/** Strict like the request around it: a typo such as `n_epoch` is an error, never a silent default. */
+export const jobOptionsSchema = z.strictObject({
   description: z.string().max(120, 'must be at most 120 characters').default(''),
   /** The `;`-separated list users type. */
   notifyEmails: notifyEmailsSchema.default(''),
