@@ -1,6 +1,7 @@
 import { buildApi } from '@tuneline/api';
 import { FineTuneRequestProducer } from '@tuneline/contracts';
 import { defaultCatalogue } from '@tuneline/dataset';
+import { auditLedger, getBalance, MAX_GRANT_CREDITS } from '@tuneline/ledger';
 import { createRedis } from '@tuneline/runtime';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -8,7 +9,7 @@ import { createTestDatabase, redisUrl, type TestDatabase, testPrefix } from '../
 import { makeDataset, makeLicense } from './fixtures.ts';
 
 /**
- * Hostile input (issue 16.10): each gets a 400 naming the field, never a 500 and never a
+ * Hostile input (issue 16.8, 16.10): each gets a 400 naming the field, never a 500 and never a
  * silent default; the queue producer (same schema) refuses the same requests.
  */
 
@@ -77,6 +78,36 @@ afterAll(async () => {
   await app?.close();
   redis?.disconnect();
   await t?.drop();
+});
+
+describe('admin credit grants beyond the range (16.8)', () => {
+  it.each([
+    ['a decimal string beyond bigint', '9223372036854775808'],
+    ['a decimal string of 40 digits', '1'.repeat(40)],
+    ['a string just above the maximum', (MAX_GRANT_CREDITS + 1n).toString()],
+    ['a number above the maximum', 1e16],
+    ['a number beyond safe integers', 1e300],
+    ['zero', 0],
+    ['a fraction', 2.5],
+  ])('answers 400 naming amount with the allowed range for %s', async (_what, amount) => {
+    const res = await post(`/v1/admin/licenses/${lic.id}/credits`, ADMIN_KEY, { grantId: 'huge', amount });
+    expect(res.status).toBe(400);
+    expect(fieldsOf(res.json)).toEqual(['amount']);
+    expect(res.json.error.fields[0].message).toBe(
+      `must be a whole number of credits from 1 to ${MAX_GRANT_CREDITS}`,
+    );
+  });
+
+  it('still grants the maximum itself, and the ledger stays clean', async () => {
+    const before = await getBalance(t.db, lic.id);
+    const res = await post(`/v1/admin/licenses/${lic.id}/credits`, ADMIN_KEY, {
+      grantId: 'max',
+      amount: MAX_GRANT_CREDITS.toString(),
+    });
+    expect(res.status).toBe(200);
+    expect(BigInt(res.json.available)).toBe(before.available + MAX_GRANT_CREDITS);
+    expect(await auditLedger(t.db)).toEqual({ violations: [] });
+  });
 });
 
 describe('unknown keys are errors everywhere (16.10)', () => {

@@ -1,4 +1,5 @@
 import { fineTuneRequestSchema, idString, jobOptionsSchema } from '@tuneline/contracts';
+import { MAX_GRANT_CREDITS } from '@tuneline/ledger';
 import { z } from 'zod';
 
 /** Request and response schemas of the HTTP API. They validate requests and generate /openapi.json. */
@@ -215,13 +216,24 @@ export const createdKeySchema = z
   })
   .meta({ id: 'CreatedKey' });
 
+const GRANT_RANGE = `must be a whole number of credits from 1 to ${MAX_GRANT_CREDITS}`;
+
+/** A grant's amount, a JSON number or a decimal string, checked against the range before BigInt sees it. */
+const grantAmount = z
+  .union([z.number(), z.string()], GRANT_RANGE)
+  .refine(
+    (v) =>
+      typeof v === 'number'
+        ? Number.isSafeInteger(v) && v >= 1 && BigInt(v) <= MAX_GRANT_CREDITS
+        : /^[1-9]\d{0,18}$/.test(v) && BigInt(v) <= MAX_GRANT_CREDITS,
+    GRANT_RANGE,
+  )
+  .describe(`integer credits, 1 to ${MAX_GRANT_CREDITS} (a number, or a decimal string)`);
+
 export const grantSchema = z
   .strictObject({
     grantId: idString('grantId').describe('idempotency key: the same grant twice credits once'),
-    amount: z.union([
-      z.int().positive('must be a positive integer'),
-      z.string().regex(/^[1-9]\d*$/, 'must be a positive integer'),
-    ]),
+    amount: grantAmount,
     memo: z.string().max(500).optional(),
   })
   .meta({ id: 'Grant' });

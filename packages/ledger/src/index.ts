@@ -13,6 +13,7 @@ export {
   findReservation,
   type GrantInput,
   grantCredits,
+  MAX_GRANT_CREDITS,
   type PostInput,
   type PostResult,
   postReservation,
