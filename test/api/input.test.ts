@@ -1,15 +1,16 @@
 import { buildApi } from '@tuneline/api';
-import { FineTuneRequestProducer } from '@tuneline/contracts';
+import { FineTuneRequestProducer, MAX_FIELD_DEPTH, queues } from '@tuneline/contracts';
 import { defaultCatalogue } from '@tuneline/dataset';
 import { auditLedger, getBalance, MAX_GRANT_CREDITS } from '@tuneline/ledger';
 import { createRedis } from '@tuneline/runtime';
+import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, redisUrl, type TestDatabase, testPrefix } from '../support/context.ts';
 import { makeDataset, makeLicense } from './fixtures.ts';
 
 /**
- * Hostile input (issue 16.8, 16.10): each gets a 400 naming the field, never a 500 and never a
+ * Hostile input (issue 16.7, 16.8, 16.10): each gets a 400 naming the field, never a 500 and never a
  * silent default; the queue producer (same schema) refuses the same requests.
  */
 
@@ -58,6 +59,26 @@ function request(requestId: string, over: Record<string, unknown> = {}) {
   };
 }
 
+/** `levels` arrays nested in each other around a number, as raw JSON text (no recursion to build it). */
+const nestedArrays = (levels: number) => `${'['.repeat(levels)}1${']'.repeat(levels)}`;
+
+/** A request whose document 3 has a `total` nested `levels` deep, as the JSON text a client sends. */
+function deepRequestText(requestId: string, levels: number): string {
+  const marker = '"__DEEP__"';
+  const body = request(requestId);
+  (body.documents[3] as { fields: Record<string, unknown> }).fields.total = '__DEEP__';
+  return JSON.stringify({ ...body, licenseId: lic.id }).replace(marker, nestedArrays(levels));
+}
+
+async function jobsInQueue(): Promise<number> {
+  const queue = new Queue(queues['fine-tune-requests'].name, { connection: redis, prefix });
+  try {
+    return (await queue.getJobCounts('waiting', 'delayed', 'active', 'completed', 'failed')).waiting ?? 0;
+  } finally {
+    await queue.close();
+  }
+}
+
 beforeAll(async () => {
   t = await createTestDatabase();
   redis = createRedis(redisUrl(), 'producer');
@@ -78,6 +99,44 @@ afterAll(async () => {
   await app?.close();
   redis?.disconnect();
   await t?.drop();
+});
+
+describe('deeply nested document fields (16.7)', () => {
+  it('answers 400 naming the field for 5,000 levels (a 12 KB body), over HTTP and through the producer', async () => {
+    const text = deepRequestText('deep-1', 5_000);
+    expect(text.length).toBeLessThan(13_000);
+    const res = await post('/v1/fine-tune-requests', lic.key, text);
+    expect(res.status).toBe(400);
+    expect(fieldsOf(res.json)).toEqual(['documents[3].fields.total']);
+    expect(res.json.error.message).toContain(`deeper than ${MAX_FIELD_DEPTH} levels`);
+
+    const queued = await producer.enqueue(JSON.parse(text));
+    expect(queued.ok).toBe(false);
+    if (!queued.ok) expect(queued.errors.map((e) => e.field)).toEqual(['documents[3].fields.total']);
+    expect(await jobsInQueue()).toBe(0);
+
+    // A message published without the producer meets the same schema in the dataset builder's
+    // processor: an issue naming the field (a permanent failure), not a stack overflow retried 8 times.
+    const message = queues['fine-tune-requests'].schema.safeParse({
+      schemaVersion: 1,
+      correlationId: 'c-deep',
+      request: JSON.parse(text),
+    });
+    expect(message.success).toBe(false);
+    expect(message.error?.issues.map((i) => i.path.join('.'))).toEqual(['request.documents.3.fields.total']);
+  });
+
+  it('accepts a value exactly at the limit and refuses one level more', async () => {
+    const atLimit = await post('/v1/fine-tune-requests', lic.key, deepRequestText('deep-2', MAX_FIELD_DEPTH));
+    expect(atLimit.status).toBe(202);
+    const over = await post(
+      '/v1/fine-tune-requests',
+      lic.key,
+      deepRequestText('deep-3', MAX_FIELD_DEPTH + 1),
+    );
+    expect(over.status).toBe(400);
+    expect(fieldsOf(over.json)).toEqual(['documents[3].fields.total']);
+  });
 });
 
 describe('admin credit grants beyond the range (16.8)', () => {

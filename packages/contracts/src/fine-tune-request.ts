@@ -24,12 +24,47 @@ export const baseModelSchema = z
 export const MIN_DOCUMENTS = 10;
 export const MAX_DOCUMENTS = 100_000;
 
+/**
+ * How deeply a field value may nest (`{"lines": [{"total": 1}]}` is 3 levels). Extracted fields stay
+ * far below it; the bound keeps the recursive JSON check away from the stack's edge (5,000 levels
+ * overflowed it and answered 500).
+ */
+export const MAX_FIELD_DEPTH = 32;
+
+/** True when `value` nests objects/arrays deeper than `limit`; walked without recursion. */
+export function nestsDeeperThan(value: unknown, limit: number): boolean {
+  const stack: [unknown, number][] = [[value, 1]];
+  for (let item = stack.pop(); item; item = stack.pop()) {
+    const [v, depth] = item;
+    if (v === null || typeof v !== 'object') continue;
+    if (depth > limit) return true;
+    for (const child of Array.isArray(v) ? v : Object.values(v)) stack.push([child, depth + 1]);
+  }
+  return false;
+}
+
+/** The validated fields: depth checked first (iteratively), then each value must be JSON. */
+const fieldsSchema = z
+  .record(z.string(), z.unknown())
+  .superRefine((fields, ctx) => {
+    for (const [key, value] of Object.entries(fields)) {
+      if (nestsDeeperThan(value, MAX_FIELD_DEPTH)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: [key],
+          message: `must not nest deeper than ${MAX_FIELD_DEPTH} levels of objects and arrays`,
+        });
+      }
+    }
+  })
+  .pipe(z.record(z.string(), z.json()));
+
 export const documentSchema = z.strictObject({
   id: z.string().min(1, 'must not be empty').max(200, 'must be at most 200 characters'),
   /** The document's OCR text. */
   text: z.string(),
   /** The validated fields: the answer the model should learn to give. */
-  fields: z.record(z.string(), z.json()),
+  fields: fieldsSchema,
 });
 export type Document = z.infer<typeof documentSchema>;
 
