@@ -91,6 +91,28 @@ export const hyperparametersSchema = z.union([
 ]);
 export type Hyperparameters = z.infer<typeof hyperparametersSchema>;
 
+/**
+ * Epochs the provider will train for: explicit `n_epochs`, or OpenAI's `auto` rule (target 3 epochs,
+ * raised so small files see at least 100 examples, lowered so large files see at most 25,000).
+ */
+export function resolveEpochs(nExamples: number, hyperparameters?: Hyperparameters | null): number {
+  if (hyperparameters && hyperparameters !== 'auto') {
+    const n = hyperparameters.n_epochs;
+    if (typeof n === 'number') return n;
+  }
+  const MIN_TARGET_EXAMPLES = 100;
+  const MAX_TARGET_EXAMPLES = 25_000;
+  const TARGET_EPOCHS = 3;
+  if (nExamples <= 0) return TARGET_EPOCHS;
+  if (nExamples * TARGET_EPOCHS < MIN_TARGET_EXAMPLES) {
+    return Math.min(25, Math.ceil(MIN_TARGET_EXAMPLES / nExamples));
+  }
+  if (nExamples * TARGET_EPOCHS > MAX_TARGET_EXAMPLES) {
+    return Math.max(1, Math.floor(MAX_TARGET_EXAMPLES / nExamples));
+  }
+  return TARGET_EPOCHS;
+}
+
 /** Strict like the request around it: a typo such as `n_epoch` is an error, never a silent default. */
 export const jobOptionsSchema = z.strictObject({
   description: z.string().max(120, 'must be at most 120 characters').default(''),

@@ -10,6 +10,13 @@ export { AUDITED_INVARIANTS, auditLedger, type Violation } from './audit.ts';
 export { type Balance, getBalance, type UsageEntry, type UsageKind, usageLog } from './balance.ts';
 export { LedgerConflictError, LedgerNotFoundError } from './errors.ts';
 export {
+  creditsForTokens,
+  type DatasetEstimate,
+  type FineTuneEstimate,
+  fineTuneEstimate,
+  reservationAmount,
+} from './estimate.ts';
+export {
   findReservation,
   type GrantInput,
   grantCredits,
@@ -22,8 +29,3 @@ export {
   reserveCredits,
   voidReservation,
 } from './operations.ts';
-
-/** Credits for trained tokens at a price per million tokens, rounded up to whole credits. */
-export function creditsForTokens(tokens: bigint, creditsPerMillionTokens: bigint): bigint {
-  return (tokens * creditsPerMillionTokens + 999_999n) / 1_000_000n;
-}

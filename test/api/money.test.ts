@@ -1,0 +1,218 @@
+import { buildApi } from '@tuneline/api';
+import { billingStage } from '@tuneline/billing';
+import { loadCatalogue } from '@tuneline/dataset';
+import { datasetBuilderStage } from '@tuneline/dataset-builder';
+import { type DatasetRecord, type FineTuneRecord, findDataset, getFineTune } from '@tuneline/db';
+import { startSmtpServer } from '@tuneline/harness';
+import { auditLedger, fineTuneEstimate, getBalance, grantCredits, reservationAmount } from '@tuneline/ledger';
+import { notifierStage, smtpMailer } from '@tuneline/notifier';
+import { createRedis } from '@tuneline/runtime';
+import { type RunningSimulator, startSimulator } from '@tuneline/simulator';
+import type { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { invoices } from '../dataset/fixtures.ts';
+import {
+  type Pipeline,
+  quietLog,
+  type StorageFixture,
+  startPipeline,
+  tempStorage,
+} from '../stages/harness.ts';
+import { makeProvider } from '../stages/provider.ts';
+import { createTestDatabase, redisUrl, type TestDatabase, testPrefix, waitFor } from '../support/context.ts';
+import { makeLicense } from './fixtures.ts';
+
+/**
+ * Money (issue 16.1), end to end: the API, the six stages, the simulator over HTTP and SMTP on
+ * loopback. A fine-tune reserves for its own epochs, not the dataset's estimate. The ledger audit is
+ * clean after each.
+ */
+
+// biome-ignore lint/suspicious/noExplicitAny: tests read arbitrary response JSON
+type AnyJson = any;
+
+const MARGIN = 10;
+const EPOCHS = 10;
+const catalogue = loadCatalogue({});
+
+let tdb: TestDatabase;
+let sim: RunningSimulator;
+let files: StorageFixture;
+let pipeline: Pipeline;
+let smtp: Awaited<ReturnType<typeof startSmtpServer>>;
+let redis: Redis;
+let app: Awaited<ReturnType<typeof buildApi>>;
+
+beforeAll(async () => {
+  tdb = await createTestDatabase();
+  files = tempStorage();
+  smtp = await startSmtpServer();
+  sim = await startSimulator({ port: 0, seed: 16, speed: 2_000 });
+  const prefix = testPrefix();
+  pipeline = await startPipeline({
+    db: tdb.db,
+    redisUrl: redisUrl(),
+    prefix,
+    provider: makeProvider({ baseURL: sim.url, apiKey: sim.apiKey }),
+    storage: files.storage,
+    schedule: { intervalMs: 300, minIntervalMs: 100 },
+  });
+  await pipeline.runner.start(datasetBuilderStage, {
+    db: tdb.db,
+    log: quietLog,
+    storage: files.storage,
+    catalogue,
+  });
+  await pipeline.runner.start(billingStage, { db: tdb.db, log: quietLog });
+  await pipeline.runner.start(notifierStage, {
+    db: tdb.db,
+    log: quietLog,
+    mailer: smtpMailer(smtp.url, { timeoutMs: 5_000 }),
+    mailFrom: 'tuneline@example.com',
+  });
+  redis = createRedis(redisUrl(), 'producer');
+  app = await buildApi({
+    db: tdb.db,
+    redis,
+    queuePrefix: prefix,
+    catalogue,
+  });
+});
+
+afterAll(async () => {
+  await app?.close();
+  redis?.disconnect();
+  await pipeline?.close();
+  await sim?.close();
+  await smtp?.close();
+  files?.cleanup();
+  await tdb?.drop();
+});
+
+async function post(url: string, key: string, payload?: unknown) {
+  const res = await app.inject({
+    method: 'POST',
+    url,
+    headers: { authorization: `Bearer ${key}` },
+    ...(payload !== undefined ? { payload: payload as object } : {}),
+  });
+  return { status: res.statusCode, json: res.json() as AnyJson };
+}
+
+function fineTuneRequest(requestId: string, job: Record<string, unknown>, autoTrain: boolean) {
+  return {
+    requestId,
+    documents: invoices(60),
+    modelConfig: {
+      systemPrompt: 'You extract invoice fields and answer with JSON.',
+      userPromptTemplate: 'Document {{documentId}}:\n{{text}}',
+      mappedFields: ['invoiceNumber', 'total'],
+    },
+    baseModel: 'gpt-4o-mini-2024-07-18',
+    autoTrain,
+    job,
+  };
+}
+
+async function expectCleanLedger(): Promise<void> {
+  expect(await auditLedger(tdb.db)).toEqual({ violations: [] });
+}
+
+async function datasetOf(licenseId: string, status: DatasetRecord['status']): Promise<DatasetRecord> {
+  const row = await waitFor(
+    async () =>
+      tdb.db.selectFrom('datasets').select('id').where('license_id', '=', licenseId).executeTakeFirst(),
+    30_000,
+    `a dataset of ${licenseId}`,
+  );
+  return waitFor(
+    async () => {
+      const d = await findDataset(tdb.db, row.id);
+      return d?.status === status ? d : null;
+    },
+    30_000,
+    `dataset ${row.id} to be ${status}`,
+  );
+}
+
+async function settled(fineTuneId: string): Promise<FineTuneRecord> {
+  return waitFor(
+    async () => {
+      const row = await getFineTune(tdb.db, fineTuneId);
+      return row?.settledAt ? row : null;
+    },
+    30_000,
+    `fine-tune ${fineTuneId} to be settled`,
+  );
+}
+
+const transfersOf = (fineTuneId: string) =>
+  tdb.db
+    .selectFrom('ledger_transfers')
+    .select(['kind', 'amount'])
+    .where('fine_tune_id', '=', fineTuneId)
+    .orderBy('seq')
+    .execute();
+
+describe('a fine-tune created from a dataset with its own hyperparameters (16.1)', () => {
+  it('is reserved and charged for its own epochs, not the dataset estimate', async () => {
+    const lic = await makeLicense(tdb.db, 'lic-epochs', 0n);
+    const accepted = await post(
+      '/v1/fine-tune-requests',
+      lic.key,
+      fineTuneRequest('epochs-1', { hyperparameters: 'auto' }, false),
+    );
+    expect(accepted.status).toBe(202);
+    const ready = await datasetOf(lic.id, 'ready');
+    expect((await post(`/v1/datasets/${ready.id}/upload`, lic.key)).status).toBe(202);
+    const dataset = await datasetOf(lic.id, 'uploaded');
+
+    // The dataset was estimated for the `auto` epochs; the job asks for 10.
+    expect(dataset.epochs).toBe(3);
+    const price = catalogue['gpt-4o-mini-2024-07-18']?.creditsPerMillionTrainingTokens ?? 0n;
+    const billed = ((dataset.estimatedBilledTokens ?? 0n) / 3n) * BigInt(EPOCHS);
+    const jobEstimate = (billed * price + 999_999n) / 1_000_000n;
+    expect(jobEstimate).toBeGreaterThan((dataset.estimatedCredits ?? 0n) * 3n);
+    const required = reservationAmount(jobEstimate, MARGIN);
+
+    await tdb.db
+      .transaction()
+      .execute((tx) => grantCredits(tx, { grantId: 'epochs', licenseId: lic.id, amount: required }));
+    const created = await post(`/v1/datasets/${dataset.id}/fine-tunes`, lic.key, {
+      hyperparameters: { n_epochs: EPOCHS },
+      idempotencyKey: 'ten-epochs',
+    });
+    expect(created.status).toBe(201);
+    const done = await settled(created.json.id);
+    expect(done.status).toBe('succeeded');
+    expect(done.creditsReserved).toBe(required);
+    // The provider trained 10 epochs; the reservation covered it: no overage, nothing blocked.
+    const trained = done.trainedTokens ?? 0n;
+    expect(trained).toBeGreaterThan((dataset.estimatedBilledTokens ?? 0n) * 3n);
+    expect(done.creditsCharged).toBe((trained * price + 999_999n) / 1_000_000n);
+    expect(done.creditsCharged ?? 0n).toBeLessThanOrEqual(required);
+    expect((await transfersOf(done.id)).map((t) => t.kind)).toEqual(['reserve', 'post']);
+    const balance = await getBalance(tdb.db, lic.id);
+    expect(balance).toMatchObject({ pending: 0n, overageBlocked: false });
+    expect(balance.posted).toBe(required - (done.creditsCharged ?? 0n));
+    await expectCleanLedger();
+  });
+});
+
+describe('the estimate (pure)', () => {
+  const dataset = { trainExamples: 60, epochs: 3, estimatedBilledTokens: 30_000n, estimatedCredits: 90n };
+  it("keeps the dataset's estimate for its own epochs and scales one pass for others", () => {
+    const at = (hyperparameters: Parameters<typeof fineTuneEstimate>[1]['hyperparameters']) =>
+      fineTuneEstimate(dataset, { hyperparameters, creditsPerMillionTokens: 3_000n });
+    expect(at(undefined)).toEqual({ epochs: 3, billedTokens: 30_000n, credits: 90n });
+    expect(at({ n_epochs: 3, batch_size: 8 })).toEqual({ epochs: 3, billedTokens: 30_000n, credits: 90n });
+    expect(at({ n_epochs: 10 })).toEqual({ epochs: 10, billedTokens: 100_000n, credits: 300n });
+    expect(at({ n_epochs: 1 })).toEqual({ epochs: 1, billedTokens: 10_000n, credits: 30n });
+    expect(
+      fineTuneEstimate(
+        { ...dataset, epochs: null },
+        { hyperparameters: undefined, creditsPerMillionTokens: 1n },
+      ),
+    ).toBe(null);
+  });
+});
