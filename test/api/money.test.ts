@@ -4,7 +4,14 @@ import { loadCatalogue } from '@tuneline/dataset';
 import { datasetBuilderStage } from '@tuneline/dataset-builder';
 import { type DatasetRecord, type FineTuneRecord, findDataset, getFineTune } from '@tuneline/db';
 import { startSmtpServer } from '@tuneline/harness';
-import { auditLedger, fineTuneEstimate, getBalance, grantCredits, reservationAmount } from '@tuneline/ledger';
+import {
+  auditLedger,
+  creditShortfall,
+  fineTuneEstimate,
+  getBalance,
+  grantCredits,
+  reservationAmount,
+} from '@tuneline/ledger';
 import { notifierStage, smtpMailer } from '@tuneline/notifier';
 import { createRedis } from '@tuneline/runtime';
 import { type RunningSimulator, startSimulator } from '@tuneline/simulator';
@@ -23,9 +30,10 @@ import { createTestDatabase, redisUrl, type TestDatabase, testPrefix, waitFor } 
 import { makeLicense } from './fixtures.ts';
 
 /**
- * Money (issue 16.1), end to end: the API, the six stages, the simulator over HTTP and SMTP on
- * loopback. A fine-tune reserves for its own epochs, not the dataset's estimate. The ledger audit is
- * clean after each.
+ * Money (issue 16.1, 16.2), end to end: the API, the six stages, the simulator over HTTP and SMTP on
+ * loopback. A fine-tune reserves for its own epochs, not the dataset's estimate; the API refuses at
+ * once (402, with the amounts) what the trainer would refuse; a request through the queue that the
+ * trainer refuses says the same amounts in its row and its e-mail. The ledger audit is clean after each.
  */
 
 // biome-ignore lint/suspicious/noExplicitAny: tests read arbitrary response JSON
@@ -76,6 +84,7 @@ beforeAll(async () => {
     redis,
     queuePrefix: prefix,
     catalogue,
+    reservationMarginPercent: MARGIN,
   });
 });
 
@@ -154,8 +163,8 @@ const transfersOf = (fineTuneId: string) =>
     .orderBy('seq')
     .execute();
 
-describe('a fine-tune created from a dataset with its own hyperparameters (16.1)', () => {
-  it('is reserved and charged for its own epochs, not the dataset estimate', async () => {
+describe('a fine-tune created from a dataset with its own hyperparameters (16.1, 16.2)', () => {
+  it('is refused at once with 402 and the amounts, then reserved and charged for its own epochs', async () => {
     const lic = await makeLicense(tdb.db, 'lic-epochs', 0n);
     const accepted = await post(
       '/v1/fine-tune-requests',
@@ -175,9 +184,40 @@ describe('a fine-tune created from a dataset with its own hyperparameters (16.1)
     expect(jobEstimate).toBeGreaterThan((dataset.estimatedCredits ?? 0n) * 3n);
     const required = reservationAmount(jobEstimate, MARGIN);
 
+    // Enough for the dataset's estimate plus margin, not for the job's own.
+    const granted = reservationAmount(dataset.estimatedCredits ?? 0n, MARGIN) + 1n;
     await tdb.db
       .transaction()
-      .execute((tx) => grantCredits(tx, { grantId: 'epochs', licenseId: lic.id, amount: required }));
+      .execute((tx) => grantCredits(tx, { grantId: 'epochs-first', licenseId: lic.id, amount: granted }));
+    const refused = await post(`/v1/datasets/${dataset.id}/fine-tunes`, lic.key, {
+      hyperparameters: { n_epochs: EPOCHS },
+      idempotencyKey: 'ten-epochs',
+    });
+    expect(refused.status).toBe(402);
+    expect(refused.json.error).toEqual({
+      message:
+        `Insufficient credits: this fine-tune needs ${required} credits (estimate ${jobEstimate} + ${MARGIN}% margin), ` +
+        `the license has ${granted} available, a shortfall of ${required - granted} credits.`,
+      code: 'insufficient_credits',
+      credits: {
+        estimate: jobEstimate.toString(),
+        marginPercent: MARGIN,
+        required: required.toString(),
+        available: granted.toString(),
+        shortfall: (required - granted).toString(),
+      },
+    });
+    expect(
+      await tdb.db.selectFrom('fine_tunes').select('id').where('license_id', '=', lic.id).execute(),
+    ).toEqual([]);
+    await expectCleanLedger();
+
+    // Topped up by exactly the shortfall: accepted, and the trainer reserves the job's own estimate.
+    await tdb.db
+      .transaction()
+      .execute((tx) =>
+        grantCredits(tx, { grantId: 'epochs-top-up', licenseId: lic.id, amount: required - granted }),
+      );
     const created = await post(`/v1/datasets/${dataset.id}/fine-tunes`, lic.key, {
       hyperparameters: { n_epochs: EPOCHS },
       idempotencyKey: 'ten-epochs',
@@ -199,7 +239,48 @@ describe('a fine-tune created from a dataset with its own hyperparameters (16.1)
   });
 });
 
-describe('the estimate (pure)', () => {
+describe('a fine-tune request through the queue without the credits (16.2)', () => {
+  it('ends insufficient_credits with the estimate, the available credits and the shortfall in its row and e-mail', async () => {
+    const lic = await makeLicense(tdb.db, 'lic-queue-poor', 5n);
+    const accepted = await post(
+      '/v1/fine-tune-requests',
+      lic.key,
+      fineTuneRequest(
+        'poor-1',
+        { hyperparameters: { n_epochs: 4 }, notifyEmails: 'owner@poor.example' },
+        true,
+      ),
+    );
+    expect(accepted.status).toBe(202);
+    const dataset = await datasetOf(lic.id, 'uploaded');
+    const fineTune = await waitFor(
+      async () =>
+        tdb.db.selectFrom('fine_tunes').select('id').where('license_id', '=', lic.id).executeTakeFirst(),
+      30_000,
+      'the auto-train fine-tune',
+    );
+    const done = await settled(fineTune.id);
+    expect(done.status).toBe('insufficient_credits');
+    expect(done.errorCode).toBe('insufficient_credits');
+    const estimate = dataset.estimatedCredits ?? 0n;
+    expect(dataset.epochs).toBe(4);
+    const required = reservationAmount(estimate, MARGIN);
+    const reason =
+      `Insufficient credits: this fine-tune needs ${required} credits (estimate ${estimate} + ${MARGIN}% margin), ` +
+      `the license has 5 available, a shortfall of ${required - 5n} credits.`;
+    expect(done.errorMessage).toBe(reason);
+    const mail = await waitFor(
+      async () => smtp.received.find((m) => m.to.includes('owner@poor.example')),
+      15_000,
+      'the e-mail',
+    );
+    expect(mail.body).toContain(reason);
+    expect(await transfersOf(done.id)).toEqual([]);
+    await expectCleanLedger();
+  });
+});
+
+describe('the estimate and the check (pure)', () => {
   const dataset = { trainExamples: 60, epochs: 3, estimatedBilledTokens: 30_000n, estimatedCredits: 90n };
   it("keeps the dataset's estimate for its own epochs and scales one pass for others", () => {
     const at = (hyperparameters: Parameters<typeof fineTuneEstimate>[1]['hyperparameters']) =>
@@ -214,5 +295,18 @@ describe('the estimate (pure)', () => {
         { hyperparameters: undefined, creditsPerMillionTokens: 1n },
       ),
     ).toBe(null);
+  });
+
+  it('refuses what the reservation would refuse, an overage block whatever the balance', () => {
+    expect(creditShortfall(100n, 10, { available: 110n, overageBlocked: false })).toBeNull();
+    expect(creditShortfall(100n, 10, { available: 109n, overageBlocked: false })).toMatchObject({
+      reason: 'insufficient_credits',
+      required: 110n,
+      shortfall: 1n,
+    });
+    expect(creditShortfall(100n, 10, { available: -6n, overageBlocked: true })).toMatchObject({
+      reason: 'overage_blocked',
+      shortfall: 116n,
+    });
   });
 });

@@ -35,6 +35,8 @@ export interface ApiOptions {
   bodyLimit?: number;
   /** A pino logger (fastify's own logging is off without one). */
   logger?: FastifyBaseLogger;
+  /** The trainer's RESERVATION_MARGIN_PERCENT, for the credit check before a fine-tune (default 10). */
+  reservationMarginPercent?: number;
 }
 
 /** What route modules share. */
@@ -45,6 +47,8 @@ export interface ApiDeps {
   producer: FineTuneRequestProducer;
   /** Publishes committed outbox rows now; the workers' relays would otherwise pick them up within a second. */
   flushOutbox(): Promise<void>;
+  /** Reserved above a fine-tune's estimate (the trainer's margin): what the 402 check compares. */
+  reservationMarginPercent: number;
 }
 
 export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
@@ -60,6 +64,7 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
     catalogue: opts.catalogue,
     provider: opts.provider,
     producer,
+    reservationMarginPercent: opts.reservationMarginPercent ?? 10,
     async flushOutbox() {
       try {
         await relayOutbox(opts.db, (rows) => publisher.publishOutboxRows(rows));

@@ -1,4 +1,4 @@
-import { baseConfigSchema } from '@tuneline/runtime';
+import { baseConfigSchema, reservationMarginConfig } from '@tuneline/runtime';
 import { z } from 'zod';
 
 /** The API's settings: the shared ones (DATABASE_URL, REDIS_URL, QUEUE_PREFIX, ...) plus its own. */
@@ -16,5 +16,7 @@ export const apiConfigSchema = baseConfigSchema.extend({
     .int()
     .min(1024)
     .default(20 * 1024 * 1024),
+  /** The trainer's margin: a fine-tune whose estimate plus it exceeds the credits is refused (402). */
+  ...reservationMarginConfig,
 });
 export type ApiConfig = z.output<typeof apiConfigSchema>;

@@ -13,6 +13,8 @@ export class HttpError extends Error {
     readonly status: number,
     message: string,
     readonly fields?: FieldError[],
+    /** More of the error body beside `message` (e.g. the 402's `code` and `credits`). */
+    readonly details?: Omit<ErrorBody['error'], 'message' | 'fields'>,
   ) {
     super(message);
   }
@@ -20,8 +22,17 @@ export class HttpError extends Error {
 
 export const notFound = (what: string) => new HttpError(404, `${what} not found`);
 
+/** The amounts of a refused fine-tune (402), as decimal strings. */
+export interface CreditShortfallBody {
+  estimate: string;
+  marginPercent: number;
+  required: string;
+  available: string;
+  shortfall: string;
+}
+
 export interface ErrorBody {
-  error: { message: string; fields?: FieldError[] };
+  error: { message: string; fields?: FieldError[]; code?: string; credits?: CreditShortfallBody };
 }
 
 export const errorSchema = z
@@ -29,6 +40,17 @@ export const errorSchema = z
     error: z.object({
       message: z.string(),
       fields: z.array(z.object({ field: z.string(), message: z.string() })).optional(),
+      code: z.string().optional().describe('a machine-readable reason, e.g. `insufficient_credits` (402)'),
+      credits: z
+        .object({
+          estimate: z.string().describe("the fine-tune's estimated credits"),
+          marginPercent: z.number(),
+          required: z.string().describe('estimate plus margin: what the reservation needs'),
+          available: z.string(),
+          shortfall: z.string().describe('required minus available'),
+        })
+        .optional()
+        .describe('with 402: the amounts of the credit check'),
     }),
   })
   .meta({ id: 'Error' });
@@ -123,7 +145,7 @@ export function installErrorHandler(app: FastifyInstance): void {
   app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, request, reply) => {
     if (err instanceof HttpError) {
       const body: ErrorBody = {
-        error: { message: err.message, ...(err.fields ? { fields: err.fields } : {}) },
+        error: { message: err.message, ...(err.fields ? { fields: err.fields } : {}), ...err.details },
       };
       return reply.code(err.status).send(body);
     }

@@ -21,6 +21,7 @@ export async function startApi(env: NodeJS.ProcessEnv = process.env, portOverrid
     adminKey: config.ADMIN_API_KEY,
     bodyLimit: config.API_BODY_LIMIT_BYTES,
     logger: log,
+    reservationMarginPercent: config.RESERVATION_MARGIN_PERCENT,
   });
   const address = await app.listen({ port: portOverride ?? config.API_PORT, host: config.API_HOST });
   log.info({ address }, 'api listening');

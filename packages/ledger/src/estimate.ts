@@ -1,8 +1,9 @@
 import { type Hyperparameters, resolveEpochs } from '@tuneline/contracts';
 
 /**
- * What a fine-tune will cost and what must be reserved for it (issue 16.1): the trainer reserves its
- * own estimate plus the margin.
+ * What a fine-tune will cost and what must be reserved for it (issue 16.1, 16.2). The API checks a new
+ * fine-tune against these before accepting it (402); the trainer reserves with them, and its
+ * reservation stays the authority (one statement checks and holds the credits).
  */
 
 /** Credits for trained tokens at a price per million tokens, rounded up to whole credits. */
@@ -53,4 +54,48 @@ export function fineTuneEstimate(
 export function reservationAmount(estimatedCredits: bigint, marginPercent: number): bigint {
   const margin = BigInt(Math.round(marginPercent * 100));
   return (estimatedCredits * (10_000n + margin) + 9_999n) / 10_000n;
+}
+
+/** Why a reservation cannot be made, with every amount a user needs to act on it. */
+export interface CreditShortfall {
+  reason: 'insufficient_credits' | 'overage_blocked';
+  /** The fine-tune's estimate, before the margin. */
+  estimate: bigint;
+  marginPercent: number;
+  /** What the reservation needs: the estimate plus the margin. */
+  required: bigint;
+  available: bigint;
+  /** `required - available` (never below 0: a blocked license may have enough but cannot use it). */
+  shortfall: bigint;
+}
+
+/**
+ * The shortfall of a reservation of `estimate` plus the margin against a balance, or null when it
+ * fits. The same rule as the ledger's reserve: an overage block refuses whatever the balance.
+ */
+export function creditShortfall(
+  estimate: bigint,
+  marginPercent: number,
+  balance: { available: bigint; overageBlocked: boolean },
+): CreditShortfall | null {
+  const required = reservationAmount(estimate, marginPercent);
+  if (!balance.overageBlocked && balance.available >= required) return null;
+  return {
+    reason: balance.overageBlocked ? 'overage_blocked' : 'insufficient_credits',
+    estimate,
+    marginPercent,
+    required,
+    available: balance.available,
+    shortfall: required > balance.available ? required - balance.available : 0n,
+  };
+}
+
+/** One sentence for the API's 402, the fine-tune's row and its e-mail alike. */
+export function insufficientCreditsMessage(s: CreditShortfall): string {
+  const why = s.reason === 'overage_blocked' ? ' (blocked by an unpaid overage until topped up)' : '';
+  return (
+    `Insufficient credits${why}: this fine-tune needs ${s.required} credits ` +
+    `(estimate ${s.estimate} + ${s.marginPercent}% margin), the license has ${s.available} available, ` +
+    `a shortfall of ${s.shortfall} credits.`
+  );
 }

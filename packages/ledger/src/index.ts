@@ -10,10 +10,13 @@ export { AUDITED_INVARIANTS, auditLedger, type Violation } from './audit.ts';
 export { type Balance, getBalance, type UsageEntry, type UsageKind, usageLog } from './balance.ts';
 export { LedgerConflictError, LedgerNotFoundError } from './errors.ts';
 export {
+  type CreditShortfall,
+  creditShortfall,
   creditsForTokens,
   type DatasetEstimate,
   type FineTuneEstimate,
   fineTuneEstimate,
+  insufficientCreditsMessage,
   reservationAmount,
 } from './estimate.ts';
 export {

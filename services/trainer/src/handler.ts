@@ -22,7 +22,12 @@ import {
   storedJobOptionsProblem,
   writeOutbox,
 } from '@tuneline/db';
-import { fineTuneEstimate, reservationAmount, reserveCredits } from '@tuneline/ledger';
+import {
+  fineTuneEstimate,
+  insufficientCreditsMessage,
+  reservationAmount,
+  reserveCredits,
+} from '@tuneline/ledger';
 import { ProviderError } from '@tuneline/provider';
 import { defineStage, PermanentError, type StageDeps, stageFailure } from '@tuneline/runtime';
 
@@ -66,7 +71,7 @@ export interface TrainerDeps extends StageDeps {
   firstPollDelayMs: number;
 }
 
-/** Estimated credits plus the margin, rounded up (the ledger's rule). */
+/** Estimated credits plus the margin, rounded up (the ledger's rule, shared with the API's check). */
 export { reservationAmount };
 
 /** Stage 3: consumes `finetune-create`. */
@@ -199,15 +204,17 @@ async function reserve(
       model: row.baseModel,
     });
     if (!result.ok) {
-      const why =
-        result.reason === 'overage_blocked' ? ' (blocked by an unpaid overage until topped up)' : '';
-      await end(
-        'insufficient_credits',
-        result.reason,
-        `Insufficient credits${why}: this fine-tune needs ${result.required} credits ` +
-          `(estimate ${estimate.credits} + ${marginPercent}% margin), ` +
-          `the license has ${result.available} available.`,
-      );
+      const { reason, required, available } = result;
+      const shortfall = required > available ? required - available : 0n;
+      const message = insufficientCreditsMessage({
+        reason,
+        estimate: estimate.credits,
+        marginPercent,
+        required,
+        available,
+        shortfall,
+      });
+      await end('insufficient_credits', reason, message);
       return null;
     }
     const creating = await markFineTuneCreating(tx, row.id, amount);
