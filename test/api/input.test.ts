@@ -1,5 +1,5 @@
 import { buildApi } from '@tuneline/api';
-import { FineTuneRequestProducer, MAX_FIELD_DEPTH, queues } from '@tuneline/contracts';
+import { FineTuneRequestProducer, MAX_FIELD_DEPTH, nestsDeeperThan, queues } from '@tuneline/contracts';
 import { defaultCatalogue } from '@tuneline/dataset';
 import { auditLedger, getBalance, MAX_GRANT_CREDITS } from '@tuneline/ledger';
 import { createRedis } from '@tuneline/runtime';
@@ -136,6 +136,19 @@ describe('deeply nested document fields (16.7)', () => {
     );
     expect(over.status).toBe(400);
     expect(fieldsOf(over.json)).toEqual(['documents[3].fields.total']);
+  });
+});
+
+describe('the depth walk (16.7)', () => {
+  it('counts containers only, mixes objects and arrays, and ends on a cycle', () => {
+    expect(nestsDeeperThan('text', 0)).toBe(false);
+    expect(nestsDeeperThan({ a: [{ b: 1 }] }, 3)).toBe(false);
+    expect(nestsDeeperThan({ a: [{ b: {} }] }, 3)).toBe(true);
+    expect(nestsDeeperThan([[], [[]], 5], 3)).toBe(false);
+    expect(nestsDeeperThan([[], [[]], 5], 2)).toBe(true);
+    const cyclic: Record<string, unknown> = {};
+    cyclic.self = { back: cyclic };
+    expect(nestsDeeperThan(cyclic, MAX_FIELD_DEPTH)).toBe(true);
   });
 });
 

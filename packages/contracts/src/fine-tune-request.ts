@@ -31,14 +31,21 @@ export const MAX_DOCUMENTS = 100_000;
  */
 export const MAX_FIELD_DEPTH = 32;
 
-/** True when `value` nests objects/arrays deeper than `limit`; walked without recursion. */
+/**
+ * True when `value` nests objects/arrays deeper than `limit`; walked level by level without recursion,
+ * holding only containers (a cycle, possible in-process, only ever deepens, so it ends too).
+ */
 export function nestsDeeperThan(value: unknown, limit: number): boolean {
-  const stack: [unknown, number][] = [[value, 1]];
-  for (let item = stack.pop(); item; item = stack.pop()) {
-    const [v, depth] = item;
-    if (v === null || typeof v !== 'object') continue;
+  let level: object[] = value !== null && typeof value === 'object' ? [value] : [];
+  for (let depth = 1; level.length > 0; depth++) {
     if (depth > limit) return true;
-    for (const child of Array.isArray(v) ? v : Object.values(v)) stack.push([child, depth + 1]);
+    const next: object[] = [];
+    for (const container of level) {
+      for (const child of Array.isArray(container) ? container : Object.values(container)) {
+        if (child !== null && typeof child === 'object') next.push(child);
+      }
+    }
+    level = next;
   }
   return false;
 }
