@@ -1,5 +1,11 @@
 import { buildApi } from '@tuneline/api';
-import { FineTuneRequestProducer, MAX_FIELD_DEPTH, nestsDeeperThan, queues } from '@tuneline/contracts';
+import {
+  FineTuneRequestProducer,
+  fineTuneRequestMessage,
+  MAX_FIELD_DEPTH,
+  nestsDeeperThan,
+  queues,
+} from '@tuneline/contracts';
 import { defaultCatalogue } from '@tuneline/dataset';
 import { auditLedger, getBalance, MAX_GRANT_CREDITS } from '@tuneline/ledger';
 import { createRedis } from '@tuneline/runtime';
@@ -117,11 +123,8 @@ describe('deeply nested document fields (16.7)', () => {
 
     // A message published without the producer meets the same schema in the dataset builder's
     // processor: an issue naming the field (a permanent failure), not a stack overflow retried 8 times.
-    const message = queues['fine-tune-requests'].schema.safeParse({
-      schemaVersion: 1,
-      correlationId: 'c-deep',
-      request: JSON.parse(text),
-    });
+    const built = fineTuneRequestMessage({ request: JSON.parse(text), correlationId: 'c-deep' });
+    const message = queues['fine-tune-requests'].schema.safeParse(built.payload);
     expect(message.success).toBe(false);
     expect(message.error?.issues.map((i) => i.path.join('.'))).toEqual(['request.documents.3.fields.total']);
   });
