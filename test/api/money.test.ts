@@ -10,7 +10,9 @@ import {
   fineTuneEstimate,
   getBalance,
   grantCredits,
+  postReservation,
   reservationAmount,
+  reserveCredits,
 } from '@tuneline/ledger';
 import { notifierStage, smtpMailer } from '@tuneline/notifier';
 import { createRedis } from '@tuneline/runtime';
@@ -27,7 +29,7 @@ import {
 } from '../stages/harness.ts';
 import { makeProvider } from '../stages/provider.ts';
 import { createTestDatabase, redisUrl, type TestDatabase, testPrefix, waitFor } from '../support/context.ts';
-import { makeLicense } from './fixtures.ts';
+import { makeDataset, makeFineTune, makeLicense } from './fixtures.ts';
 
 /**
  * Money (issue 16.1, 16.2), end to end: the API, the six stages, the simulator over HTTP and SMTP on
@@ -276,6 +278,59 @@ describe('a fine-tune request through the queue without the credits (16.2)', () 
     );
     expect(mail.body).toContain(reason);
     expect(await transfersOf(done.id)).toEqual([]);
+    await expectCleanLedger();
+  });
+});
+
+describe('a license blocked by an unpaid overage (16.2)', () => {
+  it('is refused at once with 402 overage_blocked and the amounts, whatever it asks for', async () => {
+    const lic = await makeLicense(tdb.db, 'lic-blocked', 50n);
+    // A settled fine-tune whose charge (26,666 tokens: 80 credits) ran past its reservation (50) and the
+    // balance: the ledger's post of the whole reservation plus a 30-credit overage, as billing writes it.
+    const datasetId0 = await makeDataset(tdb.db, lic.id, 'uploaded');
+    const charged = await makeFineTune(tdb.db, lic.id, datasetId0, {
+      status: 'succeeded',
+      trainedTokens: 26_666,
+    });
+    await tdb.db.transaction().execute(async (tx) => {
+      const model = 'gpt-4o-mini-2024-07-18';
+      await reserveCredits(tx, { fineTuneId: charged, licenseId: lic.id, amount: 50n, model });
+      await postReservation(tx, { fineTuneId: charged, amount: 80n, tokens: 26_666n, model });
+      await tx
+        .updateTable('fine_tunes')
+        .set({ credits_reserved: 50, credits_charged: 80 })
+        .where('id', '=', charged)
+        .execute();
+    });
+    expect(await getBalance(tdb.db, lic.id)).toMatchObject({ available: -30n, overageBlocked: true });
+    await expectCleanLedger();
+
+    const datasetId = await makeDataset(tdb.db, lic.id, 'uploaded');
+    const dataset = await findDataset(tdb.db, datasetId);
+    const estimate = dataset?.estimatedCredits ?? 0n;
+    const required = reservationAmount(estimate, MARGIN);
+    const refused = await post(`/v1/datasets/${datasetId}/fine-tunes`, lic.key, {});
+    expect(refused.status).toBe(402);
+    expect(refused.json.error).toEqual({
+      message:
+        `Insufficient credits (blocked by an unpaid overage until topped up): this fine-tune needs ${required} ` +
+        `credits (estimate ${estimate} + ${MARGIN}% margin), the license has -30 available, ` +
+        `a shortfall of ${required + 30n} credits.`,
+      code: 'overage_blocked',
+      credits: {
+        estimate: estimate.toString(),
+        marginPercent: MARGIN,
+        required: required.toString(),
+        available: '-30',
+        shortfall: (required + 30n).toString(),
+      },
+    });
+    const rows = await tdb.db
+      .selectFrom('fine_tunes')
+      .select('id')
+      .where('dataset_id', '=', datasetId)
+      .execute();
+    expect(rows).toEqual([]);
     await expectCleanLedger();
   });
 });
