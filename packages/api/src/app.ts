@@ -15,8 +15,10 @@ import type { ChatProvider } from './provider.ts';
 import { registerAdminRoutes } from './routes/admin.ts';
 import { registerCreditRoutes } from './routes/credits.ts';
 import { registerDatasetRoutes } from './routes/datasets.ts';
+import { registerDocumentRoutes } from './routes/documents.ts';
 import { registerFineTuneRoutes } from './routes/fine-tunes.ts';
 import { registerInferenceRoutes } from './routes/inference.ts';
+import { registerTrainingProfileRoutes } from './routes/training-profiles.ts';
 import { registerStaticPages } from './static.ts';
 
 export const DEFAULT_BODY_LIMIT = 20 * 1024 * 1024;
@@ -79,6 +81,8 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
 
   registerDatasetRoutes(table, deps);
   registerFineTuneRoutes(table, deps);
+  registerDocumentRoutes(table, deps);
+  registerTrainingProfileRoutes(table, deps);
   registerInferenceRoutes(table, deps);
   registerCreditRoutes(table, deps);
   registerAdminRoutes(table, deps);

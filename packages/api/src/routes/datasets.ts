@@ -60,7 +60,7 @@ async function refuseWithoutCredits(
     await getBalance(deps.db, licenseId),
   );
   if (!short) return;
-  throw new HttpError(402, insufficientCreditsMessage(short), undefined, {
+  throw new HttpError(402, insufficientCreditsMessage(short), undefined, undefined, {
     code: short.reason,
     credits: {
       estimate: short.estimate.toString(),
