@@ -20,6 +20,17 @@ export {
   reservationAmount,
 } from './estimate.ts';
 export {
+  callTransferIds,
+  type HoldInput,
+  type HoldResult,
+  holdCall,
+  inferenceAccountId,
+  releaseCall,
+  type SettleInput,
+  type SettleResult,
+  settleCall,
+} from './inference.ts';
+export {
   findReservation,
   type GrantInput,
   grantCredits,
