@@ -42,6 +42,8 @@ export interface ApiOptions {
   rateLimit?: RateLimitSettings;
   /** A pino logger (fastify's own logging is off without one). */
   logger?: FastifyBaseLogger;
+  /** The trainer's RESERVATION_MARGIN_PERCENT, for the credit check before a fine-tune (default 10). */
+  reservationMarginPercent?: number;
 }
 
 /** What route modules share. */
@@ -57,6 +59,8 @@ export interface ApiDeps {
   rateLimiter: GatewayRateLimiter;
   /** Publishes committed outbox rows now; the workers' relays would otherwise pick them up within a second. */
   flushOutbox(): Promise<void>;
+  /** Reserved above a fine-tune's estimate (the trainer's margin): what the 402 check compares. */
+  reservationMarginPercent: number;
 }
 
 export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
@@ -85,6 +89,7 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
     provider: opts.provider,
     producer,
     meter: new GatewayMeter(opts.db, app.log, metrics, () => deps.flushOutbox()),
+    reservationMarginPercent: opts.reservationMarginPercent ?? 10,
     async flushOutbox() {
       try {
         await relayOutbox(opts.db, (rows) => publisher.publishOutboxRows(rows));

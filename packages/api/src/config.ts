@@ -1,4 +1,4 @@
-import { baseConfigSchema } from '@tuneline/runtime';
+import { baseConfigSchema, reservationMarginConfig } from '@tuneline/runtime';
 import { z } from 'zod';
 
 /** The API's settings: the shared ones (DATABASE_URL, REDIS_URL, QUEUE_PREFIX, ...) plus its own. */
@@ -25,5 +25,7 @@ export const apiConfigSchema = baseConfigSchema.extend({
   GATEWAY_REQUESTS_PER_MINUTE: z.coerce.number().int().min(0).default(600),
   /** Gateway tokens per minute per license, counted at admission as the call's worst case; 0: off. */
   GATEWAY_TOKENS_PER_MINUTE: z.coerce.number().int().min(0).default(2_000_000),
+  /** The trainer's margin: a fine-tune whose estimate plus it exceeds the credits is refused (402). */
+  ...reservationMarginConfig,
 });
 export type ApiConfig = z.output<typeof apiConfigSchema>;

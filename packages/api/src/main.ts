@@ -41,6 +41,7 @@ export async function startApi(env: NodeJS.ProcessEnv = process.env, portOverrid
       tokensPerMinute: config.GATEWAY_TOKENS_PER_MINUTE,
     },
     logger: log,
+    reservationMarginPercent: config.RESERVATION_MARGIN_PERCENT,
   });
   const address = await app.listen({ port: portOverride ?? config.API_PORT, host: config.API_HOST });
   log.info({ address }, 'api listening');

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { formatZodError, type Hyperparameters } from '@tuneline/contracts';
+import { formatZodError } from '@tuneline/contracts';
 import { z } from 'zod';
 
 /**
@@ -196,24 +196,5 @@ export function trainingCredits(tokens: bigint, creditsPerMillion: bigint): bigi
   return (product + 999_999n) / 1_000_000n;
 }
 
-/**
- * Epochs the provider will train for: explicit `n_epochs`, or OpenAI's `auto` rule (target 3 epochs,
- * raised so small files see at least 100 examples, lowered so large files see at most 25,000).
- */
-export function resolveEpochs(nExamples: number, hyperparameters?: Hyperparameters | null): number {
-  if (hyperparameters && hyperparameters !== 'auto') {
-    const n = hyperparameters.n_epochs;
-    if (typeof n === 'number') return n;
-  }
-  const MIN_TARGET_EXAMPLES = 100;
-  const MAX_TARGET_EXAMPLES = 25_000;
-  const TARGET_EPOCHS = 3;
-  if (nExamples <= 0) return TARGET_EPOCHS;
-  if (nExamples * TARGET_EPOCHS < MIN_TARGET_EXAMPLES) {
-    return Math.min(25, Math.ceil(MIN_TARGET_EXAMPLES / nExamples));
-  }
-  if (nExamples * TARGET_EPOCHS > MAX_TARGET_EXAMPLES) {
-    return Math.max(1, Math.floor(MAX_TARGET_EXAMPLES / nExamples));
-  }
-  return TARGET_EPOCHS;
-}
+/** Epochs the provider will train for (in contracts, beside the hyperparameters: the ledger uses it too). */
+export { resolveEpochs } from '@tuneline/contracts';

@@ -10,6 +10,16 @@ export { AUDITED_INVARIANTS, auditLedger, type Violation } from './audit.ts';
 export { type Balance, getBalance, type UsageEntry, type UsageKind, usageLog } from './balance.ts';
 export { LedgerConflictError, LedgerNotFoundError } from './errors.ts';
 export {
+  type CreditShortfall,
+  creditShortfall,
+  creditsForTokens,
+  type DatasetEstimate,
+  type FineTuneEstimate,
+  fineTuneEstimate,
+  insufficientCreditsMessage,
+  reservationAmount,
+} from './estimate.ts';
+export {
   callTransferIds,
   type HoldInput,
   type HoldResult,
@@ -24,6 +34,7 @@ export {
   findReservation,
   type GrantInput,
   grantCredits,
+  MAX_GRANT_CREDITS,
   type PostInput,
   type PostResult,
   postReservation,
@@ -32,8 +43,3 @@ export {
   reserveCredits,
   voidReservation,
 } from './operations.ts';
-
-/** Credits for trained tokens at a price per million tokens, rounded up to whole credits. */
-export function creditsForTokens(tokens: bigint, creditsPerMillionTokens: bigint): bigint {
-  return (tokens * creditsPerMillionTokens + 999_999n) / 1_000_000n;
-}

@@ -56,6 +56,8 @@ export function outcomeEmail(
     if (reason) lines.push('', `Reason given by the provider: ${reason}`);
   }
   if (notification.kind === 'insufficient_credits') {
+    // The trainer's reason names the estimate, the margin, the available credits and the shortfall.
+    if (fineTune.errorMessage) lines.push('', fineTune.errorMessage.replace(/[\r\n]+/g, ' '));
     lines.push('', 'Add credits to the license and start the fine-tune again.');
   }
   if (notification.kind === 'succeeded') {
