@@ -88,9 +88,9 @@ export class StageRunner {
     }
   }
 
-  async closeAll(): Promise<void> {
+  async closeAll(timeoutMs = 2_000): Promise<void> {
     for (const { stage, conns } of this.running.splice(0)) {
-      await stage.close(2_000).catch(() => {});
+      await stage.close(timeoutMs).catch(() => {});
       for (const c of conns) c.disconnect();
     }
   }
