@@ -30,6 +30,9 @@ describe('OpenAPI document', () => {
     'POST /v1/admin/licenses',
     'POST /v1/admin/licenses/{id}/keys',
     'POST /v1/admin/licenses/{id}/credits',
+    'POST /v1/documents',
+    'DELETE /v1/documents/{configuration}/{documentId}',
+    'GET /v1/documents',
   ];
 
   it('is OpenAPI 3.1 with every route, operation ids, responses and resolvable refs', async () => {

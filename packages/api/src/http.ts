@@ -43,7 +43,7 @@ export interface ResponseSpec {
 }
 
 export interface RouteSpec<P extends z.ZodType, Q extends z.ZodType, B extends z.ZodType> {
-  method: 'GET' | 'POST';
+  method: 'GET' | 'POST' | 'DELETE';
   /** fastify syntax: `/v1/datasets/:id`. */
   url: string;
   auth: Auth;
@@ -53,6 +53,8 @@ export interface RouteSpec<P extends z.ZodType, Q extends z.ZodType, B extends z
   query?: Q;
   body?: B;
   responses: Record<number, ResponseSpec>;
+  /** Largest body this route accepts, when it differs from the app's. */
+  bodyLimit?: number;
 }
 
 export interface RouteContext<P, Q, B> {
@@ -88,6 +90,7 @@ export class RouteTable {
     this.app.route({
       method: spec.method,
       url: spec.url,
+      ...(spec.bodyLimit !== undefined ? { bodyLimit: spec.bodyLimit } : {}),
       handler: async (request, reply) => {
         // Authentication first: an unauthenticated caller learns nothing about the body's shape.
         const caller = await this.authenticate(request, spec.auth);

@@ -225,3 +225,45 @@ export const grantSchema = z
     memo: z.string().max(500).optional(),
   })
   .meta({ id: 'Grant' });
+
+// ---------------------------------------------------------------------------------------------------
+// The document store
+
+export const documentKeyParams = z.object({
+  configuration: idString('configuration', 64),
+  documentId: z.string().min(1, 'must not be empty').max(200, 'must be at most 200 characters'),
+});
+
+export const documentBatchResultSchema = z
+  .object({
+    counts: z.object({ created: z.int(), revised: z.int(), unchanged: z.int(), invalid: z.int() }),
+    results: z.array(
+      z.object({
+        index: z.int(),
+        configuration: z.string().optional(),
+        id: z.string().optional(),
+        status: z.enum(['created', 'revised', 'unchanged', 'invalid']),
+        revision: z.int().optional(),
+        errors: z.array(z.object({ field: z.string(), message: z.string() })).optional(),
+      }),
+    ),
+  })
+  .meta({ id: 'DocumentBatchResult' });
+
+export const documentDeletedSchema = z
+  .object({ configuration: z.string(), id: z.string(), alreadyDeleted: z.boolean() })
+  .meta({ id: 'DocumentDeleted' });
+
+export const documentStoreSummarySchema = z
+  .object({
+    configurations: z.array(
+      z.object({
+        configuration: z.string(),
+        documents: z.int(),
+        deleted: z.int(),
+        lastChangeSeq: z.string(),
+        lastChangedAt: z.string(),
+      }),
+    ),
+  })
+  .meta({ id: 'DocumentStoreSummary' });

@@ -1,3 +1,4 @@
+export * from './documents.ts';
 export * from './emails.ts';
 export * from './errors.ts';
 export * from './fine-tune-request.ts';

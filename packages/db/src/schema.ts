@@ -244,6 +244,20 @@ export interface LedgerTransfersTable {
   created_at: Generated<Date>;
 }
 
+export interface DocumentsTable {
+  license_id: string;
+  configuration: string;
+  document_id: string;
+  revision: Generated<number>;
+  content_hash: string;
+  text: string;
+  fields: Json;
+  change_seq: Generated<string>;
+  created_at: Generated<Date>;
+  updated_at: Generated<Date>;
+  deleted_at: NullableTimestamp;
+}
+
 export interface Database {
   licenses: LicensesTable;
   api_keys: ApiKeysTable;
@@ -258,6 +272,7 @@ export interface Database {
   inference_usage: InferenceUsageTable;
   ledger_accounts: LedgerAccountsTable;
   ledger_transfers: LedgerTransfersTable;
+  documents: DocumentsTable;
 }
 
 /**
