@@ -33,6 +33,10 @@ describe('OpenAPI document', () => {
     'POST /v1/documents',
     'DELETE /v1/documents/{configuration}/{documentId}',
     'GET /v1/documents',
+    'POST /v1/training-profiles',
+    'GET /v1/training-profiles',
+    'GET /v1/training-profiles/{name}',
+    'POST /v1/training-profiles/{name}/retrain',
   ];
 
   it('is OpenAPI 3.1 with every route, operation ids, responses and resolvable refs', async () => {

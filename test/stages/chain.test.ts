@@ -2,6 +2,7 @@ import { billingStage } from '@tuneline/billing';
 import { FineTuneRequestProducer, QUEUE_NAMES } from '@tuneline/contracts';
 import { loadCatalogue } from '@tuneline/dataset';
 import { datasetBuilderStage } from '@tuneline/dataset-builder';
+import { retrainCheckStage } from '@tuneline/dataset-builder/retrain';
 import { startSmtpServer } from '@tuneline/harness';
 import { getBalance } from '@tuneline/ledger';
 import { notifierStage, smtpMailer } from '@tuneline/notifier';
@@ -36,12 +37,10 @@ test.beforeAll(async ({ db, stages }) => {
     storage: files.storage,
     schedule: { intervalMs: 300, minIntervalMs: 100 },
   });
-  await stages.start(datasetBuilderStage, {
-    db,
-    log: quietLog,
-    storage: files.storage,
-    catalogue: loadCatalogue({}),
-  });
+  // The dataset-builder service's two stages, as its main.ts starts them.
+  const builderDeps = { db, log: quietLog, storage: files.storage, catalogue: loadCatalogue({}) };
+  await stages.start(datasetBuilderStage, builderDeps);
+  await stages.start(retrainCheckStage, builderDeps);
   await stages.start(billingStage, { db, log: quietLog });
   await stages.start(notifierStage, {
     db,

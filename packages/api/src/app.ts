@@ -18,6 +18,7 @@ import { registerDatasetRoutes } from './routes/datasets.ts';
 import { registerDocumentRoutes } from './routes/documents.ts';
 import { registerFineTuneRoutes } from './routes/fine-tunes.ts';
 import { registerInferenceRoutes } from './routes/inference.ts';
+import { registerTrainingProfileRoutes } from './routes/training-profiles.ts';
 import { registerStaticPages } from './static.ts';
 
 export const DEFAULT_BODY_LIMIT = 20 * 1024 * 1024;
@@ -76,6 +77,7 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
   registerDatasetRoutes(table, deps);
   registerFineTuneRoutes(table, deps);
   registerDocumentRoutes(table, deps);
+  registerTrainingProfileRoutes(table, deps);
   registerInferenceRoutes(table, deps);
   registerCreditRoutes(table, deps);
   registerAdminRoutes(table, deps);

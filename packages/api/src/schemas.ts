@@ -1,4 +1,9 @@
-import { fineTuneRequestSchema, idString, jobOptionsSchema } from '@tuneline/contracts';
+import {
+  fineTuneRequestFieldsSchema,
+  idString,
+  jobOptionsSchema,
+  requireOneDocumentSource,
+} from '@tuneline/contracts';
 import { z } from 'zod';
 
 /** Request and response schemas of the HTTP API. They validate requests and generate /openapi.json. */
@@ -13,8 +18,9 @@ const nullableCount = z.string().regex(/^\d+$/).nullable();
 export const idParams = z.object({ id: z.uuid('must be a UUID') });
 export const licenseParams = z.object({ id: idString('license id', 64) });
 
-export const apiFineTuneRequestSchema = fineTuneRequestSchema
+export const apiFineTuneRequestSchema = fineTuneRequestFieldsSchema
   .extend({ licenseId: idString('licenseId', 64).optional().describe("defaults to the caller's license") })
+  .superRefine(requireOneDocumentSource)
   .meta({ id: 'FineTuneRequest' });
 
 export const acceptedSchema = z
@@ -267,3 +273,49 @@ export const documentStoreSummarySchema = z
     ),
   })
   .meta({ id: 'DocumentStoreSummary' });
+
+// ---------------------------------------------------------------------------------------------------
+// Training profiles
+
+export const profileNameParams = z.object({ name: idString('name', 64) });
+
+export const trainingProfileViewSchema = z
+  .object({
+    id: z.uuid(),
+    name: z.string(),
+    settings: z.unknown().describe('the profile as saved, defaults applied'),
+    enabled: z.boolean(),
+    lastDecision: z
+      .object({
+        action: z.enum(['train', 'wait', 'refuse']),
+        reason: z.string().nullable(),
+        at: z.string().nullable(),
+      })
+      .nullable(),
+    createdAt: z.string(),
+    updatedAt: z.string(),
+  })
+  .meta({ id: 'TrainingProfile' });
+
+export const trainingProfileListSchema = z
+  .object({ profiles: z.array(trainingProfileViewSchema) })
+  .meta({ id: 'TrainingProfileList' });
+
+export const trainingProfileDetailSchema = trainingProfileViewSchema
+  .extend({
+    versions: z.array(
+      z.object({
+        version: z.int(),
+        requestId: z.string(),
+        trigger: z.enum(['policy', 'manual']),
+        documents: z.int(),
+        added: z.int(),
+        removed: z.int(),
+        estimatedCredits: z.string(),
+        datasetId: z.uuid().nullable(),
+        datasetStatus: z.string().nullable(),
+        createdAt: z.string(),
+      }),
+    ),
+  })
+  .meta({ id: 'TrainingProfileDetail' });

@@ -5,3 +5,4 @@ export * from './fine-tune-request.ts';
 export * from './messages.ts';
 export * from './producer.ts';
 export * from './queues.ts';
+export * from './training-profiles.ts';

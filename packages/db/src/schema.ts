@@ -258,6 +258,33 @@ export interface DocumentsTable {
   deleted_at: NullableTimestamp;
 }
 
+export interface TrainingProfilesTable {
+  id: Generated<string>;
+  license_id: string;
+  name: string;
+  /** The validated TrainingProfileSettings (contracts) as JSON. */
+  settings: Json;
+  enabled: Generated<boolean>;
+  last_decision: string | null;
+  last_decision_reason: string | null;
+  last_decision_at: NullableTimestamp;
+  created_at: Generated<Date>;
+  updated_at: Generated<Date>;
+}
+
+export interface ProfileVersionsTable {
+  profile_id: string;
+  version: number;
+  request_id: string;
+  trigger: 'policy' | 'manual';
+  documents: number;
+  added: number;
+  removed: number;
+  change_seq: BigIntColumn;
+  estimated_credits: BigIntColumn;
+  created_at: Generated<Date>;
+}
+
 export interface Database {
   licenses: LicensesTable;
   api_keys: ApiKeysTable;
@@ -273,6 +300,8 @@ export interface Database {
   ledger_accounts: LedgerAccountsTable;
   ledger_transfers: LedgerTransfersTable;
   documents: DocumentsTable;
+  training_profiles: TrainingProfilesTable;
+  profile_versions: ProfileVersionsTable;
 }
 
 /**

@@ -4,6 +4,7 @@ import * as ledger from './0002_ledger.ts';
 import * as stages from './0005_stages.ts';
 import * as ledgerFunctions from './0006_ledger_functions.ts';
 import * as documents from './0035_documents.ts';
+import * as trainingProfiles from './0036_training_profiles.ts';
 
 /** Every migration, by name; the inline provider hands these to Kysely's Migrator in name order. */
 export const migrations: Record<string, Migration> = {
@@ -12,4 +13,5 @@ export const migrations: Record<string, Migration> = {
   '0005_stages': stages,
   '0006_ledger_functions': ledgerFunctions,
   '0035_documents': documents,
+  '0036_training_profiles': trainingProfiles,
 };
