@@ -55,8 +55,10 @@ describe('inference', () => {
 
     const bad = await call('POST', '/v1/chat/completions', a.key, { model, messages: [] });
     expect(bad.status).toBe(400);
-    expect(bad.json.error.fields[0].field).toBe('messages');
-    expect((await call('POST', '/v1/chat/completions', a.key, { ...chat, stream: true })).status).toBe(400);
+    expect(bad.json.error).toMatchObject({ type: 'invalid_request_error', param: 'messages' });
+    const unknown = await call('POST', '/v1/chat/completions', a.key, { ...chat, temprature: 0 });
+    expect(unknown.status).toBe(400);
+    expect(unknown.json.error).toMatchObject({ param: 'temprature', code: 'unknown_parameter' });
   });
 
   it('answers 502 and meters nothing when the provider fails', async () => {

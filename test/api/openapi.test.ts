@@ -26,6 +26,7 @@ describe('OpenAPI document', () => {
     'GET /v1/license',
     'GET /v1/credits',
     'GET /v1/credits/usage',
+    'GET /v1/credits/usage/models',
     'GET /v1/pricing/estimate',
     'POST /v1/admin/licenses',
     'POST /v1/admin/licenses/{id}/keys',

@@ -126,16 +126,6 @@ export const activeModelsSchema = z
   })
   .meta({ id: 'ActiveModels' });
 
-export const chatCompletionRequestSchema = z
-  .looseObject({
-    model: z.string().min(1, 'must not be empty'),
-    messages: z
-      .array(z.looseObject({ role: z.string().min(1, 'must not be empty') }))
-      .min(1, 'must contain at least one message'),
-    stream: z.literal(false, 'streaming is not supported').optional(),
-  })
-  .meta({ id: 'ChatCompletionRequest' });
-
 export const chatCompletionSchema = z
   .looseObject({
     id: z.string(),
@@ -176,6 +166,35 @@ export const usageLogSchema = z
   .meta({ id: 'UsageLog' });
 
 export const usageQuerySchema = z.object({ format: z.enum(['json', 'csv']).optional() });
+
+export const modelUsageQuerySchema = z.object({
+  days: z.coerce
+    .number()
+    .int('must be an integer')
+    .min(1, 'must be at least 1')
+    .max(366, 'must be at most 366')
+    .optional(),
+});
+
+const modelUsageTotals = {
+  model: z.string(),
+  fineTuneId: z.string(),
+  calls: z.int(),
+  promptTokens: credits,
+  completionTokens: credits,
+  credits,
+};
+
+export const modelUsageSchema = z
+  .object({
+    licenseId: z.string(),
+    /** First and last day covered, `YYYY-MM-DD` (UTC). */
+    from: z.string(),
+    to: z.string(),
+    days: z.array(z.object({ day: z.string(), ...modelUsageTotals })),
+    models: z.array(z.object(modelUsageTotals)),
+  })
+  .meta({ id: 'ModelUsage' });
 
 export const estimateQuerySchema = z.object({
   model: z.string().min(1, 'must name a base model'),

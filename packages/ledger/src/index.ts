@@ -10,6 +10,17 @@ export { AUDITED_INVARIANTS, auditLedger, type Violation } from './audit.ts';
 export { type Balance, getBalance, type UsageEntry, type UsageKind, usageLog } from './balance.ts';
 export { LedgerConflictError, LedgerNotFoundError } from './errors.ts';
 export {
+  callTransferIds,
+  type HoldInput,
+  type HoldResult,
+  holdCall,
+  inferenceAccountId,
+  releaseCall,
+  type SettleInput,
+  type SettleResult,
+  settleCall,
+} from './inference.ts';
+export {
   findReservation,
   type GrantInput,
   grantCredits,

@@ -3,6 +3,7 @@ import * as core from './0001_core.ts';
 import * as ledger from './0002_ledger.ts';
 import * as stages from './0005_stages.ts';
 import * as ledgerFunctions from './0006_ledger_functions.ts';
+import * as inferenceHolds from './0010_inference_holds.ts';
 import * as documents from './0035_documents.ts';
 import * as trainingProfiles from './0036_training_profiles.ts';
 
@@ -12,6 +13,7 @@ export const migrations: Record<string, Migration> = {
   '0002_ledger': ledger,
   '0005_stages': stages,
   '0006_ledger_functions': ledgerFunctions,
+  '0010_inference_holds': inferenceHolds,
   '0035_documents': documents,
   '0036_training_profiles': trainingProfiles,
 };
