@@ -1,4 +1,4 @@
-import { billingStage } from '@tuneline/billing';
+import { billingStage, inferenceUsageStage } from '@tuneline/billing';
 import { FineTuneRequestProducer, QUEUE_NAMES } from '@tuneline/contracts';
 import { loadCatalogue } from '@tuneline/dataset';
 import { datasetBuilderStage } from '@tuneline/dataset-builder';
@@ -41,7 +41,9 @@ test.beforeAll(async ({ db, stages }) => {
   const builderDeps = { db, log: quietLog, storage: files.storage, catalogue: loadCatalogue({}) };
   await stages.start(datasetBuilderStage, builderDeps);
   await stages.start(retrainCheckStage, builderDeps);
+  // The billing service's two stages, as its main.ts starts them.
   await stages.start(billingStage, { db, log: quietLog });
+  await stages.start(inferenceUsageStage, { db, log: quietLog });
   await stages.start(notifierStage, {
     db,
     log: quietLog,
