@@ -6,8 +6,9 @@ import { postReservation, reserveCredits } from '@tuneline/ledger';
 import { createRedis } from '@tuneline/runtime';
 import type { Redis } from 'ioredis';
 import { type Browser, chromium } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, redisUrl, type TestDatabase, testPrefix } from '../support/context.ts';
+import { afterAll, describe, expect } from 'vitest';
+import { redisUrl, type TestDatabase } from '../support/context.ts';
+import { it, test } from '../support/fixtures.ts';
 import { makeDataset, makeFineTune, makeLicense } from './fixtures.ts';
 
 /** The hub in Debian's Chromium, driven by playwright-core: sign in, see a finished fine-tune, activate it. */
@@ -21,15 +22,15 @@ let app: Awaited<ReturnType<typeof buildApi>>;
 let base: string;
 let browser: Browser;
 
-beforeAll(async () => {
+test.beforeAll(async ({ database, prefix }) => {
   if (!existsSync(CHROMIUM)) {
     throw new Error(
       `Chromium not found at ${CHROMIUM}: install it (apt-get install -y chromium) or set CHROMIUM_PATH`,
     );
   }
-  t = await createTestDatabase();
+  t = database;
   redis = createRedis(redisUrl(), 'producer');
-  app = await buildApi({ db: t.db, redis, queuePrefix: testPrefix(), catalogue: defaultCatalogue });
+  app = await buildApi({ db: t.db, redis, queuePrefix: prefix, catalogue: defaultCatalogue });
   base = await app.listen({ port: 0, host: '127.0.0.1' });
   browser = await chromium.launch({
     executablePath: CHROMIUM,
@@ -50,7 +51,6 @@ afterAll(async () => {
   await browser?.close();
   await app?.close();
   redis?.disconnect();
-  await t?.drop();
 });
 
 describe('hub page', () => {
