@@ -4,6 +4,7 @@ import * as ledger from './0002_ledger.ts';
 import * as stages from './0005_stages.ts';
 import * as ledgerFunctions from './0006_ledger_functions.ts';
 import * as inferenceHolds from './0010_inference_holds.ts';
+import * as inferenceSettleMany from './0011_inference_settle_many.ts';
 
 /** Every migration, by name; the inline provider hands these to Kysely's Migrator in name order. */
 export const migrations: Record<string, Migration> = {
@@ -12,4 +13,5 @@ export const migrations: Record<string, Migration> = {
   '0005_stages': stages,
   '0006_ledger_functions': ledgerFunctions,
   '0010_inference_holds': inferenceHolds,
+  '0011_inference_settle_many': inferenceSettleMany,
 };
