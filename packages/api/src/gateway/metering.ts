@@ -93,6 +93,7 @@ export class GatewayMeter {
     try {
       while (this.group.length > 0) {
         const batch = this.group.splice(0, MAX_GROUP);
+        this.metrics?.settleGroup.observe(batch.length);
         let grouped = false;
         if (batch.length > 1) {
           try {
