@@ -694,6 +694,9 @@ describe('OpenAPI document', () => {
     'POST /v1/admin/licenses',
     'POST /v1/admin/licenses/{id}/keys',
     'POST /v1/admin/licenses/{id}/credits',
+    'GET /v1/dead-letters',
+    'GET /v1/admin/dead-letters',
+    'POST /v1/admin/dead-letters/{id}/retry',
   ];
 
   it('is OpenAPI 3.1 with every route, operation ids, responses and resolvable refs', async () => {

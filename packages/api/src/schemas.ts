@@ -21,6 +21,18 @@ export const acceptedSchema = z
   .object({ jobId: z.string(), correlationId: z.string(), duplicate: z.boolean() })
   .meta({ id: 'Accepted' });
 
+/** A row's open dead letter: its job kept failing after the recovery cap (see /v1/dead-letters). */
+export const deadLetterSummarySchema = z
+  .object({
+    id: z.uuid(),
+    queue: z.string(),
+    reason: z.string().nullable(),
+    recoveries: z.int(),
+    deadLetteredAt: z.string().nullable(),
+  })
+  .nullable()
+  .meta({ id: 'DeadLetterSummary' });
+
 export const datasetSchema = z
   .object({
     id: z.uuid(),
@@ -45,6 +57,7 @@ export const datasetSchema = z
     correlationId: z.string(),
     createdAt: z.string(),
     updatedAt: z.string(),
+    deadLetter: deadLetterSummarySchema,
   })
   .meta({ id: 'Dataset' });
 
@@ -84,6 +97,7 @@ export const fineTuneSchema = z
     updatedAt: z.string(),
     finishedAt: z.string().nullable(),
     settledAt: z.string().nullable(),
+    deadLetter: deadLetterSummarySchema,
   })
   .meta({ id: 'FineTune' });
 

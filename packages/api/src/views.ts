@@ -1,10 +1,22 @@
-import type { DatasetRecord, FineTuneRecord, LicenseRecord } from '@tuneline/db';
+import type { DatasetRecord, DeadLetterRecord, FineTuneRecord, LicenseRecord } from '@tuneline/db';
 
 /** Records as the API shows them: bigint as decimal strings, dates as ISO strings. */
 
 const iso = (d: Date | null): string | null => (d === null ? null : d.toISOString());
 
-export function datasetView(d: DatasetRecord) {
+/** A dead letter open on a row, as the row's views show it (null when there is none). */
+export function deadLetterSummary(d: DeadLetterRecord | undefined) {
+  if (!d) return null;
+  return {
+    id: d.id,
+    queue: d.queue,
+    reason: d.reason,
+    recoveries: d.recoveries,
+    deadLetteredAt: iso(d.deadLetteredAt),
+  };
+}
+
+export function datasetView(d: DatasetRecord, deadLetter?: DeadLetterRecord) {
   return {
     id: d.id,
     status: d.status,
@@ -28,10 +40,11 @@ export function datasetView(d: DatasetRecord) {
     correlationId: d.correlationId,
     createdAt: iso(d.createdAt) as string,
     updatedAt: iso(d.updatedAt) as string,
+    deadLetter: deadLetterSummary(deadLetter),
   };
 }
 
-export function fineTuneView(f: FineTuneRecord) {
+export function fineTuneView(f: FineTuneRecord, deadLetter?: DeadLetterRecord) {
   return {
     id: f.id,
     datasetId: f.datasetId,
@@ -57,6 +70,7 @@ export function fineTuneView(f: FineTuneRecord) {
     updatedAt: iso(f.updatedAt) as string,
     finishedAt: iso(f.finishedAt),
     settledAt: iso(f.settledAt),
+    deadLetter: deadLetterSummary(deadLetter),
   };
 }
 

@@ -3,6 +3,7 @@ import {
   checkJobOptions,
   createFineTune,
   findDataset,
+  findOpenDeadLettersBySubject,
   getFineTune,
   inTransaction,
   listDatasets,
@@ -79,7 +80,14 @@ export function registerDatasetRoutes(table: RouteTable, deps: ApiDeps): void {
       summary: 'The datasets grid: counts, tokens, estimated billed tokens and credits, file ids, status',
       responses: { 200: { description: 'newest first', schema: datasetListSchema }, 401: E401 },
     },
-    async ({ caller }) => ({ data: (await listDatasets(deps.db, licenseOf(caller), 500)).map(datasetView) }),
+    async ({ caller }) => {
+      const rows = await listDatasets(deps.db, licenseOf(caller), 500);
+      const dead = await findOpenDeadLettersBySubject(
+        deps.db,
+        rows.map((r) => r.id),
+      );
+      return { data: rows.map((r) => datasetView(r, dead.get(r.id))) };
+    },
   );
 
   table.add(
@@ -97,7 +105,11 @@ export function registerDatasetRoutes(table: RouteTable, deps: ApiDeps): void {
         404: E404,
       },
     },
-    async ({ caller, params }) => datasetView(await ownDataset(deps, licenseOf(caller), params.id)),
+    async ({ caller, params }) => {
+      const dataset = await ownDataset(deps, licenseOf(caller), params.id);
+      const dead = await findOpenDeadLettersBySubject(deps.db, [dataset.id]);
+      return datasetView(dataset, dead.get(dataset.id));
+    },
   );
 
   table.add(

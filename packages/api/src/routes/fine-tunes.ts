@@ -1,5 +1,6 @@
 import {
   type FineTuneRecord,
+  findOpenDeadLettersBySubject,
   getFineTune,
   listActiveFineTunes,
   listCheckpoints,
@@ -40,9 +41,14 @@ export function registerFineTuneRoutes(table: RouteTable, deps: ApiDeps): void {
       summary: 'The fine-tunes of the license: status, tokens, credits, model name, dates',
       responses: { 200: { description: 'newest first', schema: fineTuneListSchema }, 401: E401 },
     },
-    async ({ caller }) => ({
-      data: (await listFineTunes(deps.db, licenseOf(caller), 500)).map(fineTuneView),
-    }),
+    async ({ caller }) => {
+      const rows = await listFineTunes(deps.db, licenseOf(caller), 500);
+      const dead = await findOpenDeadLettersBySubject(
+        deps.db,
+        rows.map((r) => r.id),
+      );
+      return { data: rows.map((r) => fineTuneView(r, dead.get(r.id))) };
+    },
   );
 
   table.add(
@@ -66,8 +72,9 @@ export function registerFineTuneRoutes(table: RouteTable, deps: ApiDeps): void {
         listProviderEvents(deps.db, row.id),
         listCheckpoints(deps.db, row.id),
       ]);
+      const dead = await findOpenDeadLettersBySubject(deps.db, [row.id]);
       return {
-        ...fineTuneView(row),
+        ...fineTuneView(row, dead.get(row.id)),
         events: events.map((e) => ({
           id: e.id,
           createdAt: e.createdAt.toISOString(),
