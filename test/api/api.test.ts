@@ -676,6 +676,7 @@ describe('limits and pages', () => {
 describe('OpenAPI document', () => {
   const EXPECTED = [
     'POST /v1/fine-tune-requests',
+    'GET /v1/fine-tune-requests/{requestId}',
     'GET /v1/datasets',
     'GET /v1/datasets/{id}',
     'POST /v1/datasets/{id}/upload',

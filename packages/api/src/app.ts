@@ -24,6 +24,7 @@ import { registerDatasetRoutes } from './routes/datasets.ts';
 import { registerDeadLetterRoutes } from './routes/dead-letters.ts';
 import { registerFineTuneRoutes } from './routes/fine-tunes.ts';
 import { registerInferenceRoutes } from './routes/inference.ts';
+import { registerRequestRoutes } from './routes/requests.ts';
 import { registerStaticPages } from './static.ts';
 
 export const DEFAULT_BODY_LIMIT = 20 * 1024 * 1024;
@@ -85,6 +86,7 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
   const table = new RouteTable(app, authenticate);
 
   registerDatasetRoutes(table, deps);
+  registerRequestRoutes(table, deps);
   registerFineTuneRoutes(table, deps);
   registerInferenceRoutes(table, deps);
   registerCreditRoutes(table, deps);

@@ -1,5 +1,6 @@
 import { fineTuneRequestSchema, idString, jobOptionsSchema } from '@tuneline/contracts';
 import { z } from 'zod';
+import { DATASET_STATUSES, nextCursorSchema } from './listing.ts';
 
 /** Request and response schemas of the HTTP API. They validate requests and generate /openapi.json. */
 
@@ -36,7 +37,7 @@ export const deadLetterSummarySchema = z
 export const datasetSchema = z
   .object({
     id: z.uuid(),
-    status: z.enum(['building', 'ready', 'invalid', 'uploading', 'uploaded', 'upload_failed']),
+    status: z.enum(DATASET_STATUSES),
     baseModel: z.string(),
     dump: z.enum(['all', 'mapped']),
     testPercent: z.number(),
@@ -61,7 +62,9 @@ export const datasetSchema = z
   })
   .meta({ id: 'Dataset' });
 
-export const datasetListSchema = z.object({ data: z.array(datasetSchema) }).meta({ id: 'DatasetList' });
+export const datasetListSchema = z
+  .object({ data: z.array(datasetSchema), nextCursor: nextCursorSchema })
+  .meta({ id: 'DatasetList' });
 
 export const createFineTuneBodySchema = jobOptionsSchema
   .extend({
@@ -101,7 +104,9 @@ export const fineTuneSchema = z
   })
   .meta({ id: 'FineTune' });
 
-export const fineTuneListSchema = z.object({ data: z.array(fineTuneSchema) }).meta({ id: 'FineTuneList' });
+export const fineTuneListSchema = z
+  .object({ data: z.array(fineTuneSchema), nextCursor: nextCursorSchema })
+  .meta({ id: 'FineTuneList' });
 
 export const fineTuneDetailSchema = fineTuneSchema
   .extend({

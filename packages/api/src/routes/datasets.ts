@@ -6,13 +6,14 @@ import {
   findOpenDeadLettersBySubject,
   getFineTune,
   inTransaction,
-  listDatasets,
+  pageDatasets,
   requestedFineTuneId,
   requestUpload,
 } from '@tuneline/db';
 import type { ApiDeps } from '../app.ts';
 import { licenseOf } from '../auth.ts';
 import { errorSchema, HttpError, notFound, type RouteTable } from '../http.ts';
+import { DATASET_STATUSES, encodeCursor, listQuerySchema, pageRequest } from '../listing.ts';
 import {
   acceptedSchema,
   apiFineTuneRequestSchema,
@@ -27,6 +28,7 @@ import { datasetView, fineTuneView } from '../views.ts';
 const E400 = { description: 'invalid request; `fields` names each bad field', schema: errorSchema };
 const E401 = { description: 'missing or invalid API key', schema: errorSchema };
 const E404 = { description: 'no such dataset for this license', schema: errorSchema };
+const datasetListQuery = listQuerySchema(DATASET_STATUSES);
 const E409 = { description: 'the dataset is not in a state that allows this', schema: errorSchema };
 
 /** The caller's own dataset row, or 404 (another license's id looks exactly like a missing one). */
@@ -77,16 +79,25 @@ export function registerDatasetRoutes(table: RouteTable, deps: ApiDeps): void {
       url: '/v1/datasets',
       auth: 'license',
       tag: 'datasets',
-      summary: 'The datasets grid: counts, tokens, estimated billed tokens and credits, file ids, status',
-      responses: { 200: { description: 'newest first', schema: datasetListSchema }, 401: E401 },
+      summary:
+        'The datasets grid: counts, tokens, estimated billed tokens and credits, file ids, status. Newest first, paged by cursor, filtered by status, base model, creation time or requestId',
+      query: datasetListQuery,
+      responses: {
+        200: { description: 'one page, newest first', schema: datasetListSchema },
+        400: { description: 'a bad parameter, named in `fields`', schema: errorSchema },
+        401: E401,
+      },
     },
-    async ({ caller }) => {
-      const rows = await listDatasets(deps.db, licenseOf(caller), 500);
+    async ({ caller, query }) => {
+      const page = await pageDatasets(deps.db, licenseOf(caller), pageRequest(query));
       const dead = await findOpenDeadLettersBySubject(
         deps.db,
-        rows.map((r) => r.id),
+        page.rows.map((r) => r.id),
       );
-      return { data: rows.map((r) => datasetView(r, dead.get(r.id))) };
+      return {
+        data: page.rows.map((r) => datasetView(r, dead.get(r.id))),
+        nextCursor: page.next ? encodeCursor(page.next) : null,
+      };
     },
   );
 
