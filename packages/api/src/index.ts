@@ -2,6 +2,7 @@ export { type ApiDeps, type ApiOptions, buildApi, DEFAULT_BODY_LIMIT } from './a
 export { type Caller, createApiKey, generateKey, hashKey } from './auth.ts';
 export { type ApiConfig, apiConfigSchema } from './config.ts';
 export { HttpError } from './http.ts';
+export { decodeCursor, encodeCursor } from './listing.ts';
 export { runApi, startApi } from './main.ts';
 export { buildOpenApiDocument } from './openapi.ts';
 export { estimateTraining, INFERENCE_PRICES, inferenceCredits, inferencePrice } from './pricing.ts';
