@@ -93,6 +93,9 @@ export const fineTuneSchema = z
     errorCode: z.string().nullable(),
     errorMessage: z.string().nullable(),
     cancelRequested: z.boolean(),
+    cancellable: z
+      .boolean()
+      .describe('not finished and no cancellation asked yet: POST /v1/fine-tunes/{id}/cancel applies'),
     available: z.boolean(),
     active: z.boolean(),
     correlationId: z.string(),

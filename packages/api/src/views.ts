@@ -1,4 +1,10 @@
-import type { DatasetRecord, DeadLetterRecord, FineTuneRecord, LicenseRecord } from '@tuneline/db';
+import {
+  type DatasetRecord,
+  type DeadLetterRecord,
+  type FineTuneRecord,
+  isTerminalStatus,
+  type LicenseRecord,
+} from '@tuneline/db';
 
 /** Records as the API shows them: bigint as decimal strings, dates as ISO strings. */
 
@@ -63,6 +69,7 @@ export function fineTuneView(f: FineTuneRecord, deadLetter?: DeadLetterRecord) {
     errorCode: f.errorCode,
     errorMessage: f.errorMessage,
     cancelRequested: f.cancelRequestedAt !== null,
+    cancellable: f.cancelRequestedAt === null && !isTerminalStatus(f.status),
     available: f.available,
     active: f.active,
     correlationId: f.correlationId,
