@@ -1,7 +1,7 @@
 import { buildApi, createApiKey } from '@tuneline/api';
 import { filesUploadMessage } from '@tuneline/contracts';
 import { defaultCatalogue, findBaseModel } from '@tuneline/dataset';
-import { findFineTunesByDataset } from '@tuneline/db';
+import { findFineTunesByDataset, recordRecovery, restartStalePollChains } from '@tuneline/db';
 import { createProviderProfile } from '@tuneline/provider';
 import { createMetrics, createRedis, Publisher, type RunningStage, startStage } from '@tuneline/runtime';
 import { type RunningSimulator, startSimulator } from '@tuneline/simulator';
@@ -196,5 +196,48 @@ describe('dead letters', () => {
     const badQueue = await call('GET', '/v1/admin/dead-letters?queue=nope', ADMIN_KEY);
     expect(badQueue.status).toBe(400);
     expect(badQueue.json.error.message).toMatch(/queue/);
+  });
+
+  it('keeps a dead-lettered poll chain stopped: the poller does not restart it as overdue', async () => {
+    const datasetId = await seedReadyDataset(t.db, { licenseId: 'lic-dead', storage: files.storage });
+    const insert = async () =>
+      (
+        await t.db
+          .insertInto('fine_tunes')
+          .values({
+            license_id: 'lic-dead',
+            dataset_id: datasetId,
+            correlation_id: 'c-poll',
+            description: 'poll chain',
+            status: 'running',
+            base_model: 'gpt-4o-mini-2024-07-18',
+            notify_emails: [],
+            suffix: 'poll',
+            hyperparameters: JSON.stringify('auto'),
+            credits_per_million_tokens: 3000,
+            provider_job_id: `ftjob-${Math.random().toString(36).slice(2)}`,
+            poll_count: 4,
+            next_poll_at: new Date(Date.now() - 3_600_000),
+          })
+          .returning('id')
+          .executeTakeFirstOrThrow()
+      ).id;
+    const [stuck, overdue] = [await insert(), await insert()];
+    await recordRecovery(t.db, {
+      queue: 'finetune-poll',
+      jobId: `finetune-poll-${stuck}-4`,
+      subjectKind: 'fine_tune',
+      subjectId: stuck,
+      payload: {},
+      reason: 'provider unreachable',
+      cap: 0,
+    });
+    expect(await restartStalePollChains(t.db, 60_000)).toBe(1);
+    const rows = await t.db
+      .selectFrom('fine_tunes')
+      .select(['id', 'poll_count'])
+      .where('id', 'in', [stuck, overdue])
+      .execute();
+    expect(Object.fromEntries(rows.map((r) => [r.id, r.poll_count]))).toEqual({ [stuck]: 4, [overdue]: 5 });
   });
 });
