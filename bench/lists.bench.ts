@@ -4,7 +4,9 @@
 // model; a date range; a requestId). Target: p95 < 50 ms each. Baseline, same run: the bare indexed
 // SELECT of the same page (license, page start, ORDER BY created_at DESC, id DESC LIMIT 101) sent with
 // pg on one connection, so the ratio is what the API adds (auth, validation, the dead-letter look-up,
-// mapping, JSON, HTTP) over the query.
+// mapping, JSON, HTTP) over the query. CPU per call (this process: the API and its HTTP client) is
+// printed too, and the HTTP floor (GET /livez with the same client): on a shared machine the wall
+// times swing with other work, the CPU costs much less.
 import { loadavg } from 'node:os';
 import { buildApi, createApiKey, encodeCursor } from '@tuneline/api';
 import { defaultCatalogue } from '@tuneline/dataset';
@@ -140,6 +142,14 @@ try {
     );
     return rows[0] as { at: string; id: string };
   };
+
+  // The HTTP floor in this process: the same fetch, for a route that does nothing (/livez).
+  const floor = await timeIt(async () => {
+    await (await fetch(`${base}/livez`)).json();
+  });
+  console.log(
+    `HTTP floor (GET /livez, same client): p50 ${floor.p50.toFixed(1)} / p95 ${floor.p95.toFixed(1)} ms, CPU/call ${floor.cpuMs.toFixed(1)} ms`,
+  );
 
   const middle = new Date(Date.now() - Math.floor(ROWS / 2) * 60_000);
   const weekBefore = new Date(middle.getTime() - 7 * 24 * 3_600_000);

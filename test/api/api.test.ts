@@ -548,8 +548,10 @@ describe('inference', () => {
 
     const bad = await call('POST', '/v1/chat/completions', a.key, { model, messages: [] });
     expect(bad.status).toBe(400);
-    expect(bad.json.error.fields[0].field).toBe('messages');
-    expect((await call('POST', '/v1/chat/completions', a.key, { ...chat, stream: true })).status).toBe(400);
+    expect(bad.json.error).toMatchObject({ type: 'invalid_request_error', param: 'messages' });
+    const unknown = await call('POST', '/v1/chat/completions', a.key, { ...chat, temprature: 0 });
+    expect(unknown.status).toBe(400);
+    expect(unknown.json.error).toMatchObject({ param: 'temprature', code: 'unknown_parameter' });
   });
 
   it('answers 502 and meters nothing when the provider fails', async () => {
@@ -691,6 +693,7 @@ describe('OpenAPI document', () => {
     'GET /v1/license',
     'GET /v1/credits',
     'GET /v1/credits/usage',
+    'GET /v1/credits/usage/models',
     'GET /v1/pricing/estimate',
     'POST /v1/admin/licenses',
     'POST /v1/admin/licenses/{id}/keys',
@@ -698,6 +701,13 @@ describe('OpenAPI document', () => {
     'GET /v1/dead-letters',
     'GET /v1/admin/dead-letters',
     'POST /v1/admin/dead-letters/{id}/retry',
+    'POST /v1/documents',
+    'DELETE /v1/documents/{configuration}/{documentId}',
+    'GET /v1/documents',
+    'POST /v1/training-profiles',
+    'GET /v1/training-profiles',
+    'GET /v1/training-profiles/{name}',
+    'POST /v1/training-profiles/{name}/retrain',
   ];
 
   it('is OpenAPI 3.1 with every route, operation ids, responses and resolvable refs', async () => {

@@ -88,7 +88,7 @@ describe('FineTuneRequest schema', () => {
     ],
     [
       '9 documents',
-      { documents: validRequest().documents.slice(0, 9) },
+      { documents: (validRequest().documents ?? []).slice(0, 9) },
       'documents: must contain at least 10 documents',
     ],
     ['a base model of unknown format', { baseModel: 'GPT 4o!' }, 'baseModel: must be a model name such as'],
@@ -111,7 +111,7 @@ describe('FineTuneRequest schema', () => {
   });
 
   it('names the document index of a bad document', () => {
-    const documents = validRequest().documents;
+    const documents = validRequest().documents ?? [];
     documents[3] = { id: '', text: 'x', fields: {} };
     expect(errorsOf(validRequest({ documents }))).toContain('documents[3].id: must not be empty');
   });

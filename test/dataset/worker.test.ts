@@ -130,7 +130,7 @@ describe('dataset-builder worker (BullMQ + Postgres)', { timeout: 120_000 }, () 
     expect(dataset?.shortHash).toBe(dataset?.contentHash?.slice(0, 8));
     expect(dataset?.jobOptions).toEqual({ description: '', notifyEmails: '', hyperparameters: 'auto' });
     // Same code path as the CLI: building the same documents and settings directly gives the same hash.
-    const { result: direct, store } = await build(request(input).documents, { testPercent: 10 });
+    const { result: direct, store } = await build(request(input).documents ?? [], { testPercent: 10 });
     store.cleanup();
     expect(direct.contentHash).toBe(dataset?.contentHash);
     expect(direct.trainTokens).toBe(dataset?.trainTokens);

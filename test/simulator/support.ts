@@ -56,6 +56,13 @@ function normalise(node: unknown): void {
   }
   if (o.nullable === true) {
     if (typeof o.type === 'string') o.type = [o.type, 'null'];
+    // A nullable enum (e.g. a stream chunk's `finish_reason`) takes null too, as on the wire.
+    if (Array.isArray(o.enum) && !o.enum.includes(null)) o.enum.push(null);
+    // `$ref` with `nullable` beside it (e.g. a stream chunk's `usage`): the reference, or null.
+    if (typeof o.$ref === 'string') {
+      o.anyOf = [{ $ref: o.$ref }, { type: 'null' }];
+      delete o.$ref;
+    }
     delete o.nullable;
   }
   for (const value of Object.values(o)) normalise(value);

@@ -22,9 +22,11 @@ import { registerAdminRoutes } from './routes/admin.ts';
 import { registerCreditRoutes } from './routes/credits.ts';
 import { registerDatasetRoutes } from './routes/datasets.ts';
 import { registerDeadLetterRoutes } from './routes/dead-letters.ts';
+import { registerDocumentRoutes } from './routes/documents.ts';
 import { registerFineTuneRoutes } from './routes/fine-tunes.ts';
 import { registerInferenceRoutes } from './routes/inference.ts';
 import { registerRequestRoutes } from './routes/requests.ts';
+import { registerTrainingProfileRoutes } from './routes/training-profiles.ts';
 import { registerStaticPages } from './static.ts';
 
 export const DEFAULT_BODY_LIMIT = 20 * 1024 * 1024;
@@ -88,6 +90,8 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
   registerDatasetRoutes(table, deps);
   registerRequestRoutes(table, deps);
   registerFineTuneRoutes(table, deps);
+  registerDocumentRoutes(table, deps);
+  registerTrainingProfileRoutes(table, deps);
   registerInferenceRoutes(table, deps);
   registerCreditRoutes(table, deps);
   registerAdminRoutes(table, deps);

@@ -13,9 +13,29 @@ export class HttpError extends Error {
     readonly status: number,
     message: string,
     readonly fields?: FieldError[],
+    /** For routes answering in OpenAI's envelope: its `type`, `param` and `code` (else derived). */
+    readonly openai?: { type?: string; param?: string | null; code?: string | null },
   ) {
     super(message);
   }
+}
+
+/** OpenAI's error envelope `{error: {message, type, param, code}}` for an error of an OpenAI-shaped route. */
+export function openAIErrorBody(status: number, message: string, err?: HttpError) {
+  // OpenAI's own choices for the statuses every route shares, unless the error says otherwise.
+  const byStatus: Record<number, [string, string | null]> = {
+    401: ['invalid_request_error', 'invalid_api_key'],
+    402: ['insufficient_quota', 'insufficient_quota'],
+    429: ['requests', 'rate_limit_exceeded'],
+  };
+  const [defaultType, defaultCode] = byStatus[status] ?? [
+    status < 500 ? 'invalid_request_error' : 'server_error',
+    null,
+  ];
+  const type = err?.openai?.type ?? defaultType;
+  const param = err?.openai?.param !== undefined ? err.openai.param : (err?.fields?.[0]?.field ?? null);
+  const code = err?.openai?.code !== undefined ? err.openai.code : defaultCode;
+  return { error: { message, type, param, code } };
 }
 
 export const notFound = (what: string) => new HttpError(404, `${what} not found`);
@@ -43,7 +63,7 @@ export interface ResponseSpec {
 }
 
 export interface RouteSpec<P extends z.ZodType, Q extends z.ZodType, B extends z.ZodType> {
-  method: 'GET' | 'POST';
+  method: 'GET' | 'POST' | 'DELETE';
   /** fastify syntax: `/v1/datasets/:id`. */
   url: string;
   auth: Auth;
@@ -52,7 +72,13 @@ export interface RouteSpec<P extends z.ZodType, Q extends z.ZodType, B extends z
   params?: P;
   query?: Q;
   body?: B;
+  /** Turns a body the schema refused into the error to answer (default: 400 naming every bad field). */
+  invalidBody?: (error: z.ZodError) => HttpError;
+  /** `openai`: every error of this route leaves in OpenAI's envelope (an OpenAI-compatible endpoint). */
+  errors?: 'openai';
   responses: Record<number, ResponseSpec>;
+  /** Largest body this route accepts, when it differs from the app's. */
+  bodyLimit?: number;
 }
 
 export interface RouteContext<P, Q, B> {
@@ -88,12 +114,14 @@ export class RouteTable {
     this.app.route({
       method: spec.method,
       url: spec.url,
+      ...(spec.bodyLimit !== undefined ? { bodyLimit: spec.bodyLimit } : {}),
+      config: { openaiErrors: spec.errors === 'openai' },
       handler: async (request, reply) => {
         // Authentication first: an unauthenticated caller learns nothing about the body's shape.
         const caller = await this.authenticate(request, spec.auth);
         const params = parse('path', spec.params, request.params);
         const query = parse('query', spec.query, request.query);
-        const body = parse('body', spec.body, request.body);
+        const body = parse('body', spec.body, request.body, spec.invalidBody);
         // The declared success status; a handler may set another (e.g. 200 for a replayed create).
         reply.code(successStatus);
         const result = await handler({ params, query, body, caller, request, reply });
@@ -106,10 +134,16 @@ export class RouteTable {
   }
 }
 
-function parse<S extends z.ZodType>(where: string, schema: S | undefined, value: unknown): z.output<S> {
+function parse<S extends z.ZodType>(
+  where: string,
+  schema: S | undefined,
+  value: unknown,
+  invalid?: (error: z.ZodError) => HttpError,
+): z.output<S> {
   if (!schema) return value as z.output<S>;
   const parsed = schema.safeParse(value ?? (where === 'body' ? undefined : {}));
   if (parsed.success) return parsed.data;
+  if (invalid) throw invalid(parsed.error);
   const fields = fieldErrors(parsed.error);
   const message = `invalid ${where}: ${fields.map((f) => `${f.field}: ${f.message}`).join('; ')}`;
   throw new HttpError(400, message, fields);
@@ -130,6 +164,19 @@ export function jsonText(value: unknown): string {
 /** Every error leaves as `{error: {message, fields?}}`; unexpected ones are logged and hidden. */
 export function installErrorHandler(app: FastifyInstance): void {
   app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, request, reply) => {
+    const config = request.routeOptions.config as { openaiErrors?: boolean } | undefined;
+    if (config?.openaiErrors) {
+      const status = err instanceof HttpError ? err.status : (err.statusCode ?? 500);
+      if (status >= 500 && !(err instanceof HttpError)) {
+        request.log.error({ err }, 'request failed');
+        return reply.code(500).send(openAIErrorBody(500, 'internal error'));
+      }
+      const message =
+        status === 400 && !(err instanceof HttpError) ? `Invalid body: ${err.message}` : err.message;
+      return reply
+        .code(status)
+        .send(openAIErrorBody(status, message, err instanceof HttpError ? err : undefined));
+    }
     if (err instanceof HttpError) {
       const body: ErrorBody = {
         error: { message: err.message, ...(err.fields ? { fields: err.fields } : {}) },

@@ -1,15 +1,16 @@
 export { type ApiDeps, type ApiOptions, buildApi, DEFAULT_BODY_LIMIT } from './app.ts';
 export { type Caller, createApiKey, generateKey, hashKey } from './auth.ts';
 export { type ApiConfig, apiConfigSchema } from './config.ts';
+export { type ChatRequestBody, chatRequestSchema } from './gateway/request.ts';
 export { HttpError } from './http.ts';
 export { decodeCursor, encodeCursor } from './listing.ts';
 export { runApi, startApi } from './main.ts';
 export { buildOpenApiDocument } from './openapi.ts';
 export { estimateTraining, INFERENCE_PRICES, inferenceCredits, inferencePrice } from './pricing.ts';
 export {
-  type ChatCompletionResult,
+  type ChatCompletionBody,
+  type ChatCompletionChunk,
   type ChatProvider,
-  type ChatRequest,
   profileChatProvider,
 } from './provider.ts';
 export { usageCsv } from './routes/credits.ts';

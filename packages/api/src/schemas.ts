@@ -1,4 +1,9 @@
-import { fineTuneRequestSchema, idString, jobOptionsSchema } from '@tuneline/contracts';
+import {
+  fineTuneRequestFieldsSchema,
+  idString,
+  jobOptionsSchema,
+  requireOneDocumentSource,
+} from '@tuneline/contracts';
 import { z } from 'zod';
 import { DATASET_STATUSES, nextCursorSchema } from './listing.ts';
 
@@ -14,8 +19,9 @@ const nullableCount = z.string().regex(/^\d+$/).nullable();
 export const idParams = z.object({ id: z.uuid('must be a UUID') });
 export const licenseParams = z.object({ id: idString('license id', 64) });
 
-export const apiFineTuneRequestSchema = fineTuneRequestSchema
+export const apiFineTuneRequestSchema = fineTuneRequestFieldsSchema
   .extend({ licenseId: idString('licenseId', 64).optional().describe("defaults to the caller's license") })
+  .superRefine(requireOneDocumentSource)
   .meta({ id: 'FineTuneRequest' });
 
 export const acceptedSchema = z
@@ -142,16 +148,6 @@ export const activeModelsSchema = z
   })
   .meta({ id: 'ActiveModels' });
 
-export const chatCompletionRequestSchema = z
-  .looseObject({
-    model: z.string().min(1, 'must not be empty'),
-    messages: z
-      .array(z.looseObject({ role: z.string().min(1, 'must not be empty') }))
-      .min(1, 'must contain at least one message'),
-    stream: z.literal(false, 'streaming is not supported').optional(),
-  })
-  .meta({ id: 'ChatCompletionRequest' });
-
 export const chatCompletionSchema = z
   .looseObject({
     id: z.string(),
@@ -192,6 +188,35 @@ export const usageLogSchema = z
   .meta({ id: 'UsageLog' });
 
 export const usageQuerySchema = z.object({ format: z.enum(['json', 'csv']).optional() });
+
+export const modelUsageQuerySchema = z.object({
+  days: z.coerce
+    .number()
+    .int('must be an integer')
+    .min(1, 'must be at least 1')
+    .max(366, 'must be at most 366')
+    .optional(),
+});
+
+const modelUsageTotals = {
+  model: z.string(),
+  fineTuneId: z.string(),
+  calls: z.int(),
+  promptTokens: credits,
+  completionTokens: credits,
+  credits,
+};
+
+export const modelUsageSchema = z
+  .object({
+    licenseId: z.string(),
+    /** First and last day covered, `YYYY-MM-DD` (UTC). */
+    from: z.string(),
+    to: z.string(),
+    days: z.array(z.object({ day: z.string(), ...modelUsageTotals })),
+    models: z.array(z.object(modelUsageTotals)),
+  })
+  .meta({ id: 'ModelUsage' });
 
 export const estimateQuerySchema = z.object({
   model: z.string().min(1, 'must name a base model'),
@@ -247,3 +272,91 @@ export const grantSchema = z
     memo: z.string().max(500).optional(),
   })
   .meta({ id: 'Grant' });
+
+// ---------------------------------------------------------------------------------------------------
+// The document store
+
+export const documentKeyParams = z.object({
+  configuration: idString('configuration', 64),
+  documentId: z.string().min(1, 'must not be empty').max(200, 'must be at most 200 characters'),
+});
+
+export const documentBatchResultSchema = z
+  .object({
+    counts: z.object({ created: z.int(), revised: z.int(), unchanged: z.int(), invalid: z.int() }),
+    results: z.array(
+      z.object({
+        index: z.int(),
+        configuration: z.string().optional(),
+        id: z.string().optional(),
+        status: z.enum(['created', 'revised', 'unchanged', 'invalid']),
+        revision: z.int().optional(),
+        errors: z.array(z.object({ field: z.string(), message: z.string() })).optional(),
+      }),
+    ),
+  })
+  .meta({ id: 'DocumentBatchResult' });
+
+export const documentDeletedSchema = z
+  .object({ configuration: z.string(), id: z.string(), alreadyDeleted: z.boolean() })
+  .meta({ id: 'DocumentDeleted' });
+
+export const documentStoreSummarySchema = z
+  .object({
+    configurations: z.array(
+      z.object({
+        configuration: z.string(),
+        documents: z.int(),
+        deleted: z.int(),
+        lastChangeSeq: z.string(),
+        lastChangedAt: z.string(),
+      }),
+    ),
+  })
+  .meta({ id: 'DocumentStoreSummary' });
+
+// ---------------------------------------------------------------------------------------------------
+// Training profiles
+
+export const profileNameParams = z.object({ name: idString('name', 64) });
+
+export const trainingProfileViewSchema = z
+  .object({
+    id: z.uuid(),
+    name: z.string(),
+    settings: z.unknown().describe('the profile as saved, defaults applied'),
+    enabled: z.boolean(),
+    lastDecision: z
+      .object({
+        action: z.enum(['train', 'wait', 'refuse']),
+        reason: z.string().nullable(),
+        at: z.string().nullable(),
+      })
+      .nullable(),
+    createdAt: z.string(),
+    updatedAt: z.string(),
+  })
+  .meta({ id: 'TrainingProfile' });
+
+export const trainingProfileListSchema = z
+  .object({ profiles: z.array(trainingProfileViewSchema) })
+  .meta({ id: 'TrainingProfileList' });
+
+export const trainingProfileDetailSchema = trainingProfileViewSchema
+  .extend({
+    versions: z.array(
+      z.object({
+        version: z.int(),
+        requestId: z.string(),
+        trigger: z.enum(['policy', 'manual']),
+        documents: z.int(),
+        added: z.int(),
+        removed: z.int(),
+        estimatedCredits: z.string(),
+        datasetId: z.uuid().nullable(),
+        datasetStatus: z.string().nullable(),
+        createdAt: z.string(),
+      }),
+    ),
+  })
+  .meta({ id: 'TrainingProfileDetail' });

@@ -33,6 +33,23 @@ export const documentSchema = z.object({
 });
 export type Document = z.infer<typeof documentSchema>;
 
+/**
+ * A request's documents taken from the document store (`POST /v1/documents`): the configuration's live
+ * documents when the dataset is built. Its testing split is per document id (seeded by the license and
+ * configuration), so each later build keeps the earlier testing documents in testing.
+ */
+export const documentStoreSourceSchema = z
+  .object({
+    configuration: idString('configuration', 64),
+    /** The training profile and version this build is (shown in the grid; the split does not use it). */
+    profile: z
+      .object({ name: idString('profile name', 64), version: z.int().min(1) })
+      .strict()
+      .optional(),
+  })
+  .strict();
+export type DocumentStoreSource = z.infer<typeof documentStoreSourceSchema>;
+
 export const modelConfigSchema = z.object({
   systemPrompt: z.string().min(1, 'must not be empty'),
   /** Must contain `{{text}}`; `{{documentId}}` is also filled. */
@@ -71,7 +88,8 @@ export const jobOptionsSchema = z.object({
 });
 export type JobOptions = z.infer<typeof jobOptionsSchema>;
 
-export const fineTuneRequestSchema = z
+/** The request's fields, before the rule that it names exactly one source of documents. */
+export const fineTuneRequestFieldsSchema = z
   .object({
     /** The upstream app's idempotency key: the same id with the same content is the same request. */
     requestId: idString('requestId'),
@@ -79,7 +97,10 @@ export const fineTuneRequestSchema = z
     documents: z
       .array(documentSchema)
       .min(MIN_DOCUMENTS, `must contain at least ${MIN_DOCUMENTS} documents`)
-      .max(MAX_DOCUMENTS, `must contain at most ${MAX_DOCUMENTS} documents`),
+      .max(MAX_DOCUMENTS, `must contain at most ${MAX_DOCUMENTS} documents`)
+      .optional(),
+    /** Instead of `documents`: build from the license's stored documents of one configuration. */
+    documentStore: documentStoreSourceSchema.optional(),
     modelConfig: modelConfigSchema,
     dump: z.enum(['all', 'mapped']).default('mapped'),
     testPercent: z.number().min(0, 'must be between 0 and 50').max(50, 'must be between 0 and 50').default(0),
@@ -88,6 +109,20 @@ export const fineTuneRequestSchema = z
     autoTrain: z.boolean().default(true),
   })
   .strict();
+
+/** Exactly one source of documents: inline `documents`, or the `documentStore`. */
+export function requireOneDocumentSource(
+  request: { documents?: unknown; documentStore?: unknown },
+  ctx: z.RefinementCtx,
+): void {
+  if (request.documents === undefined && request.documentStore === undefined) {
+    ctx.addIssue({ code: 'custom', path: ['documents'], message: 'is required (or give documentStore)' });
+  } else if (request.documents !== undefined && request.documentStore !== undefined) {
+    ctx.addIssue({ code: 'custom', path: ['documentStore'], message: 'cannot be given with documents' });
+  }
+}
+
+export const fineTuneRequestSchema = fineTuneRequestFieldsSchema.superRefine(requireOneDocumentSource);
 
 /** What upstream apps send (defaults optional). */
 export type FineTuneRequestInput = z.input<typeof fineTuneRequestSchema>;

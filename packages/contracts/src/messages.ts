@@ -184,3 +184,33 @@ export function cancelPollMessage({ fineTuneId, correlationId }: PollInput) {
     reason: 'cancel',
   });
 }
+
+/**
+ * Check one training profile at once (`trigger: 'manual'`, the API's re-train call): one job per call,
+ * named by its correlation id. The scheduler's periodic check of every profile is a BullMQ job
+ * scheduler (`RETRAIN_SCHEDULER_ID`), whose job ids BullMQ makes.
+ */
+export function retrainCheckMessage({
+  profileId,
+  correlationId,
+}: {
+  profileId: string;
+  correlationId: string;
+}) {
+  assertUuid('profileId', profileId);
+  return message('retrain-check', queueJobId('retrain-check', `${profileId}-${correlationId}`), {
+    correlationId,
+    profileId,
+    trigger: 'manual',
+  });
+}
+
+/** The one job scheduler that checks every enabled training profile periodically. */
+export const RETRAIN_SCHEDULER_ID = 'retrain-check-every-profile';
+
+/** The scheduler's message: check every enabled profile. */
+export const retrainSchedulerPayload = (): MessageInput<'retrain-check'> => ({
+  schemaVersion: SCHEMA_VERSION,
+  correlationId: RETRAIN_SCHEDULER_ID,
+  trigger: 'policy',
+});

@@ -32,6 +32,11 @@ export const fineTunePollMessageSchema = envelope({
 });
 export const billingSettleMessageSchema = envelope({ fineTuneId: uuid });
 export const notifySendMessageSchema = envelope({ notificationId: uuid });
+/** Check training profiles against their policies: every enabled one (the scheduler), or one. */
+export const retrainCheckMessageSchema = envelope({
+  profileId: uuid.optional(),
+  trigger: z.enum(['policy', 'manual']).default('policy'),
+});
 
 /** Exponential backoff with jitter; attempts bounded; finished jobs kept long enough to debug. */
 const defaultJobOptions = (attempts: number, delayMs: number): JobsOptions => ({
@@ -90,6 +95,13 @@ export const queues = {
     schema: notifySendMessageSchema,
     consumer: 'notifier',
     jobOptions: defaultJobOptions(8, 5_000),
+  }),
+  'retrain-check': define({
+    name: 'retrain-check',
+    schema: retrainCheckMessageSchema,
+    // The documents' stage: a check reads the store and queues a fine-tune request it then builds.
+    consumer: 'dataset-builder',
+    jobOptions: defaultJobOptions(5, 5_000),
   }),
 } as const;
 

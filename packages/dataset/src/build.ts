@@ -8,7 +8,7 @@ import { type DatasetIssue, IssueList } from './issues.ts';
 import { exampleKeyFor, scan } from './scan.ts';
 import { checkSettings, type DatasetSettings } from './settings.ts';
 import { type BuildProgress, type DocumentSource, inBlocks } from './source.ts';
-import { chooseTestSet, splitSeed } from './split.ts';
+import { chooseTestSet, splitSeed, stableTestSet } from './split.ts';
 import { type TokenStats, tokenStats } from './stats.ts';
 import type { DatasetStorage } from './storage.ts';
 import { LineWriter } from './writer.ts';
@@ -31,6 +31,12 @@ export interface BuildOptions {
   onProgress?(p: BuildProgress): void;
   /** Issues of each kind (errors, warnings) kept at most. */
   maxIssues?: number;
+  /**
+   * A versioned dataset's split seed (its training profile): testing membership per document id
+   * (`stableTestSet`), so later versions keep earlier testing documents in testing. Without it, the
+   * request's settings seed the exact-count split.
+   */
+  stableSplitSeed?: string;
 }
 
 export interface DatasetBuild {
@@ -82,7 +88,10 @@ export async function buildDataset(
   );
   const { ids } = scanned;
   const total = ids.length;
-  const testSet = chooseTestSet(ids, settings.testPercent, splitSeed(settings));
+  const testSet =
+    opts.stableSplitSeed === undefined
+      ? chooseTestSet(ids, settings.testPercent, splitSeed(settings))
+      : stableTestSet(ids, settings.testPercent, opts.stableSplitSeed);
   if (settings.testPercent > 0 && testSet.size === 0) {
     warnings.add({
       code: 'no_test_examples',

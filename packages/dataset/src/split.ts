@@ -39,6 +39,29 @@ export function chooseTestSet(
 }
 
 /**
+ * The testing file's documents when a dataset has versions (re-training from the document store): a
+ * document is in testing when its rank under the profile's seed falls in the first `testPercent` of
+ * the 53-bit range. Membership depends on the document's id alone, never on the others, so adding
+ * documents never moves an earlier testing document into training, and version k+1's testing set
+ * holds version k's (minus deleted documents): champion and challenger are compared on the same ones.
+ * The count is `testPercent` of the documents on average rather than exactly.
+ */
+export function stableTestSet(
+  ids: readonly (string | undefined)[],
+  testPercent: number,
+  seed: string,
+): Set<number> {
+  const out = new Set<number>();
+  if (testPercent <= 0) return out;
+  const rankOf = seededRank(seed);
+  const cut = (testPercent / 100) * 2 ** 53;
+  ids.forEach((id, index) => {
+    if (id !== undefined && rankOf(id) < cut) out.add(index);
+  });
+  return out;
+}
+
+/**
  * A 53-bit hash of `seed + "\0" + id` (cyrb53: two multiplicative 32-bit lanes, mixed at the end),
  * with the seed's part computed once. Not cryptographic, and need not be: it only has to shuffle ids
  * evenly and the same way every time, and it is ~20 times cheaper per id than SHA-256.

@@ -271,6 +271,47 @@ export interface LedgerTransfersTable {
   created_at: Generated<Date>;
 }
 
+export interface DocumentsTable {
+  license_id: string;
+  configuration: string;
+  document_id: string;
+  revision: Generated<number>;
+  content_hash: string;
+  text: string;
+  fields: Json;
+  change_seq: Generated<string>;
+  created_at: Generated<Date>;
+  updated_at: Generated<Date>;
+  deleted_at: NullableTimestamp;
+}
+
+export interface TrainingProfilesTable {
+  id: Generated<string>;
+  license_id: string;
+  name: string;
+  /** The validated TrainingProfileSettings (contracts) as JSON. */
+  settings: Json;
+  enabled: Generated<boolean>;
+  last_decision: string | null;
+  last_decision_reason: string | null;
+  last_decision_at: NullableTimestamp;
+  created_at: Generated<Date>;
+  updated_at: Generated<Date>;
+}
+
+export interface ProfileVersionsTable {
+  profile_id: string;
+  version: number;
+  request_id: string;
+  trigger: 'policy' | 'manual';
+  documents: number;
+  added: number;
+  removed: number;
+  change_seq: BigIntColumn;
+  estimated_credits: BigIntColumn;
+  created_at: Generated<Date>;
+}
+
 export interface Database {
   licenses: LicensesTable;
   api_keys: ApiKeysTable;
@@ -286,6 +327,9 @@ export interface Database {
   dead_letters: DeadLettersTable;
   ledger_accounts: LedgerAccountsTable;
   ledger_transfers: LedgerTransfersTable;
+  documents: DocumentsTable;
+  training_profiles: TrainingProfilesTable;
+  profile_versions: ProfileVersionsTable;
 }
 
 /**

@@ -35,17 +35,44 @@ export class ProviderError extends Error {
   readonly status: number | undefined;
   /** For `rate_limited`: how long the provider asked us to wait. */
   readonly retryAfterMs: number | undefined;
+  /** The provider's own error object (`{message, type, param, code}`), when it answered with one. */
+  readonly providerError: ProviderErrorBody | undefined;
+  /** The provider's response headers, when it answered. */
+  readonly headers: Headers | undefined;
 
   constructor(
     kind: ProviderErrorKind,
     message: string,
-    opts: { status?: number; retryAfterMs?: number; cause?: unknown } = {},
+    opts: {
+      status?: number;
+      retryAfterMs?: number;
+      cause?: unknown;
+      providerError?: ProviderErrorBody;
+      headers?: Headers;
+    } = {},
   ) {
     super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
     this.kind = kind;
     this.status = opts.status;
     this.retryAfterMs = opts.retryAfterMs;
+    this.providerError = opts.providerError;
+    this.headers = opts.headers;
   }
+}
+
+/** OpenAI's error envelope's inner object. */
+export interface ProviderErrorBody {
+  message: string;
+  type: string | null;
+  param: string | null;
+  code: string | null;
+}
+
+function errorBody(err: APIError): ProviderErrorBody | undefined {
+  const e = err.error as Record<string, unknown> | undefined;
+  if (!e || typeof e !== 'object' || typeof e.message !== 'string') return undefined;
+  const str = (v: unknown) => (typeof v === 'string' ? v : v == null ? null : String(v));
+  return { message: e.message, type: str(e.type), param: str(e.param), code: str(e.code) };
 }
 
 export function providerErrorKind(status: number | undefined): ProviderErrorKind {
@@ -65,12 +92,18 @@ export function toProviderError(err: unknown): unknown {
   if (!(err instanceof APIError)) return err;
   const status = err.status;
   const kind = providerErrorKind(status);
+  const detail = errorBody(err);
+  const extra = {
+    ...(detail ? { providerError: detail } : {}),
+    ...(err.headers ? { headers: err.headers } : {}),
+  };
   switch (kind) {
     case 'rate_limited':
       return new ProviderError(kind, `provider rate limit (429): ${err.message}`, {
         status,
         retryAfterMs: retryAfterMs(err.headers),
         cause: err,
+        ...extra,
       });
     case 'transient':
       return new ProviderError(
@@ -78,12 +111,13 @@ export function toProviderError(err: unknown): unknown {
         status === undefined
           ? `provider unreachable: ${err.message}`
           : `provider error (${status}): ${err.message}`,
-        { ...(status === undefined ? {} : { status }), cause: err },
+        { ...(status === undefined ? {} : { status }), cause: err, ...extra },
       );
     default:
       return new ProviderError(kind, `provider rejected the request (${status}): ${err.message}`, {
         status,
         cause: err,
+        ...extra,
       });
   }
 }

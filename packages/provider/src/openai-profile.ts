@@ -3,10 +3,14 @@
 import { Readable } from 'node:stream';
 import OpenAI, { AzureOpenAI, toFile, toStreamingFile } from 'openai';
 import type { ProviderKind, ProviderSettings } from './config.ts';
-import { ProviderError, WebhookVerificationError, withProviderErrors } from './errors.ts';
+import { ProviderError, toProviderError, WebhookVerificationError, withProviderErrors } from './errors.ts';
 import type {
+  ChatCompletionBody,
+  ChatCompletionChunk,
   ChatCompletionInput,
+  ChatCompletionParams,
   ChatCompletionResult,
+  ChatCompletionStreamParams,
   CreateJobInput,
   Page,
   ProviderCheckpoint,
@@ -164,6 +168,29 @@ export class OpenAIProviderProfile implements ProviderProfile {
         },
       };
     });
+  }
+
+  createChatCompletion(
+    params: ChatCompletionParams,
+    opts: { signal?: AbortSignal } = {},
+  ): Promise<ChatCompletionBody> {
+    return withProviderErrors(() => this.client.chat.completions.create(params, opts));
+  }
+
+  async streamChatCompletion(
+    params: ChatCompletionStreamParams,
+    opts: { signal?: AbortSignal } = {},
+  ): Promise<AsyncIterable<ChatCompletionChunk>> {
+    const stream = await withProviderErrors(() => this.client.chat.completions.create(params, opts));
+    return {
+      async *[Symbol.asyncIterator]() {
+        try {
+          for await (const chunk of stream) yield chunk;
+        } catch (err) {
+          throw toProviderError(err);
+        }
+      },
+    };
   }
 
   async unwrapWebhook(

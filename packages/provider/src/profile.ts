@@ -49,6 +49,12 @@ export interface ChatCompletionResult {
   usage: { promptTokens: number; completionTokens: number; totalTokens: number };
 }
 
+/** An OpenAI chat-completions request body, sent as it is (the gateway validated it). */
+export type ChatCompletionParams = OpenAI.Chat.ChatCompletionCreateParamsNonStreaming;
+export type ChatCompletionStreamParams = OpenAI.Chat.ChatCompletionCreateParamsStreaming;
+export type ChatCompletionBody = OpenAI.Chat.ChatCompletion;
+export type ChatCompletionChunk = OpenAI.Chat.ChatCompletionChunk;
+
 export interface ProviderWebhookEvent {
   id: string;
   type: string;
@@ -85,6 +91,20 @@ export interface ProviderProfile {
   ): Promise<Page<ProviderCheckpoint>>;
   cancelJob(jobId: string): Promise<ProviderJob>;
   chatCompletion(input: ChatCompletionInput): Promise<ChatCompletionResult>;
+  /** The whole chat-completions protocol: the body goes out unchanged, the provider's answer comes back unchanged. */
+  createChatCompletion(
+    params: ChatCompletionParams,
+    opts?: { signal?: AbortSignal },
+  ): Promise<ChatCompletionBody>;
+  /**
+   * A streamed chat completion: resolves once the provider accepted the request (its errors reject
+   * here as ProviderErrors), then yields the provider's chunks as they arrive. No SDK retries once
+   * a stream started; `signal` aborts it.
+   */
+  streamChatCompletion(
+    params: ChatCompletionStreamParams,
+    opts?: { signal?: AbortSignal },
+  ): Promise<AsyncIterable<ChatCompletionChunk>>;
   /** Verifies a Standard Webhooks signature (WebhookVerificationError if it fails) and parses the event. */
   unwrapWebhook(
     body: string,

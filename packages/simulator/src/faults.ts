@@ -16,6 +16,10 @@ export const faultConfigSchema = z.object({
   dropRate: rate.default(0),
   /** Latency added to every API request, in real milliseconds (not divided by speed). */
   latencyMs: z.number().int().min(0).default(0),
+  /** Pause after each streamed chat chunk, in real milliseconds (a slow generation to abort mid-way). */
+  streamDelayMs: z.number().int().min(0).default(0),
+  /** A streamed chat answer's connection is cut after this many chunks (0: never): a provider failing mid-stream. */
+  streamBreakAfter: z.number().int().min(0).default(0),
   /** Share of webhook events delivered twice. */
   duplicateWebhookRate: rate.default(0),
   /** Share of job creations that create the job but lose the answer. */

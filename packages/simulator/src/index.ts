@@ -1,4 +1,5 @@
 export { BASE_INVALID_JSON_RATE, BASE_SNAKE_CASE_RATE } from './base-model.ts';
+export type { ReceivedChatRequest } from './chat-routes.ts';
 export { type Clock, systemClock } from './clock.ts';
 export { ApiError } from './errors.ts';
 export { type FaultConfig, type FaultConfigInput, type FaultLogEntry, faultConfigSchema } from './faults.ts';

@@ -2,7 +2,7 @@
 // in-memory state, plus `/_sim/...` admin endpoints for tests.
 import multipart from '@fastify/multipart';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import { chatCompletion } from './chat.ts';
+import { ChatRequestLog, type ReceivedChatRequest, registerChatRoutes } from './chat-routes.ts';
 import { type Clock, Scheduler, systemClock } from './clock.ts';
 import { ApiError, badRequest, unauthorized } from './errors.ts';
 import { type FaultConfig, type FaultConfigInput, FaultInjector, type FaultLogEntry } from './faults.ts';
@@ -59,6 +59,9 @@ export interface SimulatorAdmin {
   state(): SimulatorStateSnapshot;
   setFaults(input: FaultConfigInput): FaultConfig;
   forceOutcome(jobId: string, outcome: 'fail' | 'cancel'): void;
+  /** The chat-completions requests received (last 1,000), bodies exactly as parsed. */
+  chatRequests(): ReceivedChatRequest[];
+  clearChatRequests(): void;
 }
 
 export interface RunningSimulator {
@@ -113,6 +116,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Runni
       : null;
   const service = new FineTuningService(new SeededRandom(seed), clock, scheduler, faults, webhooks);
   const toyModels = new ToyModels(seed);
+  const chatLog = new ChatRequestLog();
 
   const app = Fastify({ logger: false, bodyLimit: 64 * 1024 * 1024 });
   await app.register(multipart, { limits: { fileSize: maxFileBytes, files: 1, fields: 10 } });
@@ -184,9 +188,18 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Runni
     ['/v1', 'openai'],
     ['/openai', 'azure'],
   ] as const) {
-    registerApi(app, prefix, dialect, service, faults, completionIds, clock, toyModels);
+    registerApi(app, prefix, service, faults);
+    registerChatRoutes(app, prefix, dialect, {
+      service,
+      faults,
+      completionIds,
+      clock,
+      toyModels,
+      log: chatLog,
+    });
   }
   registerAdmin(app, seed, speed, service, faults, webhooks);
+  app.get('/_sim/chat-requests', async () => ({ data: chatLog.list() }));
 
   await app.listen({ port: opts.port ?? 0, host: opts.host ?? '127.0.0.1' });
   const address = app.server.address();
@@ -203,6 +216,8 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Runni
     forceOutcome: (jobId, outcome) => {
       service.forceOutcome(jobId, outcome);
     },
+    chatRequests: () => chatLog.list(),
+    clearChatRequests: () => chatLog.clear(),
   };
 
   return {
@@ -331,12 +346,8 @@ function metadataFilter(query: Record<string, string | undefined>): Record<strin
 function registerApi(
   app: FastifyInstance,
   prefix: string,
-  dialect: Dialect,
   service: FineTuningService,
   faults: FaultInjector,
-  completionIds: SeededRandom,
-  clock: Clock,
-  toyModels: ToyModels,
 ): void {
   // ---- files ----
   app.post(`${prefix}/files`, async (request: Req) => {
@@ -491,15 +502,6 @@ function registerApi(
       );
     tuned.deleted = true;
     return { id, object: 'model', deleted: true };
-  });
-
-  // ---- chat completions ----
-  const chatPath =
-    dialect === 'azure' ? `${prefix}/deployments/:deployment/chat/completions` : `${prefix}/chat/completions`;
-  app.post(chatPath, async (request: Req) => {
-    const body = (request.body ?? {}) as Record<string, unknown>;
-    const model = dialect === 'azure' ? (request.params.deployment ?? '') : body.model;
-    return chatCompletion(service, model, body, completionIds, clock, toyModels);
   });
 }
 

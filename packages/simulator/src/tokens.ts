@@ -12,6 +12,12 @@ export function countTextTokens(text: string, encoding: EncodingName): number {
   return (encoding === 'cl100k_base' ? cl100k : o200k).encode(text, NO_SPECIALS).length;
 }
 
+/** The answer's text split at token boundaries (for log probabilities and streamed deltas). */
+export function textTokens(text: string, encoding: EncodingName): string[] {
+  const enc = encoding === 'cl100k_base' ? cl100k : o200k;
+  return enc.encode(text, NO_SPECIALS).map((t) => enc.decode([t]));
+}
+
 export interface ChatMessageLike {
   role: string;
   content?: unknown;

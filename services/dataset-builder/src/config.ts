@@ -6,5 +6,7 @@ export const configSchema = baseConfigSchema.extend({
   STORAGE_DIR: z.string().min(1).optional(),
   /** JSON file merged over the built-in base model catalogue. */
   MODEL_CATALOGUE_FILE: z.string().min(1).optional(),
+  /** How often every enabled training profile is checked against its policy (0: never; manual only). */
+  RETRAIN_CHECK_INTERVAL_MS: z.coerce.number().int().min(0).default(60_000),
 });
 export type Config = z.infer<typeof configSchema>;

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import {
+  type DocumentStoreSource,
   type FineTuneRequest,
   filesUploadMessage,
   fineTuneRequestMessage,
@@ -11,6 +12,7 @@ import {
   type Catalogue,
   type DatasetBuild,
   type DatasetStorage,
+  type DocumentSource,
   describeIssue,
 } from '@tuneline/dataset';
 import {
@@ -23,6 +25,7 @@ import {
   listWaitingRequests,
   lockRequest,
   type OutboxMessage,
+  readStoredDocuments,
   type StoredRequest,
   storeRequest,
   writeOutbox,
@@ -54,6 +57,21 @@ const uploadMessage = (dataset: Pick<DatasetRecord, 'id' | 'correlationId'>) =>
 /** A `fine-tune-requests` message re-driving a stored request from its Postgres row. */
 const storedRequestMessage = (row: StoredRequest) =>
   fineTuneRequestMessage({ request: row.payload as FineTuneRequest, correlationId: row.correlationId });
+
+/**
+ * The request's documents: inline, or the license's stored documents of one configuration, read page by
+ * page from Postgres (each of the build's two passes reads the store afresh).
+ */
+function documentSourceOf(deps: DatasetBuilderDeps, request: FineTuneRequest): DocumentSource {
+  const store = request.documentStore;
+  if (!store) return () => request.documents ?? [];
+  return () =>
+    readStoredDocuments(deps.db, { licenseId: request.licenseId, configuration: store.configuration });
+}
+
+/** One seed per (license, configuration): every version of its datasets splits the same way. */
+export const storeSplitSeed = (licenseId: string, store: DocumentStoreSource): string =>
+  `document-store/${licenseId}/${store.configuration}`;
 
 export type HandleOutcome =
   | { outcome: 'built'; dataset: DatasetRecord }
@@ -92,10 +110,13 @@ export async function handleFineTuneRequest(
   }
 
   const keys = datasetKeys(stored);
-  const build = await buildDataset(request, () => request.documents, {
+  const build = await buildDataset(request, documentSourceOf(deps, request), {
     storage: deps.storage,
     ...keys,
     catalogue: deps.catalogue,
+    ...(request.documentStore
+      ? { stableSplitSeed: storeSplitSeed(request.licenseId, request.documentStore) }
+      : {}),
   });
   const reason = build.status === 'invalid' ? rejectionReason(build) : null;
 

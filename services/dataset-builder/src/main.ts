@@ -2,10 +2,12 @@ import { LocalFileStorage, loadCatalogue } from '@tuneline/dataset';
 import { runService } from '@tuneline/runtime';
 import { configSchema } from './config.ts';
 import { datasetBuilderStage } from './handler.ts';
+import { retrainCheckStage } from './retrain.ts';
+import { startRetrainScheduler } from './retrain-scheduler.ts';
 
 await runService({
   service: 'dataset-builder',
-  stages: [datasetBuilderStage],
+  stages: [datasetBuilderStage, retrainCheckStage],
   configSchema,
   makeDeps: ({ config, db, log }) => ({
     db,
@@ -13,4 +15,13 @@ await runService({
     storage: new LocalFileStorage(config.STORAGE_DIR),
     catalogue: loadCatalogue({ MODEL_CATALOGUE_FILE: config.MODEL_CATALOGUE_FILE }),
   }),
+  onStarted: ({ config, log }) =>
+    config.RETRAIN_CHECK_INTERVAL_MS > 0
+      ? startRetrainScheduler({
+          redisUrl: config.REDIS_URL,
+          prefix: config.QUEUE_PREFIX,
+          everyMs: config.RETRAIN_CHECK_INTERVAL_MS,
+          log,
+        })
+      : undefined,
 });

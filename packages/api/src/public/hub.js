@@ -167,6 +167,104 @@ async function loadUsage() {
   }
 }
 
+const MODEL_COLOURS = ['#2457c5', '#c0392b', '#1e8449', '#b9770e', '#7d3c98', '#117a8b'];
+
+/** Stacked bars of credits per day, one colour per model, with a legend. */
+function modelUsageChart(usage) {
+  const box = $('#model-usage-chart');
+  box.textContent = '';
+  if (!usage.days.length) {
+    box.append(el('p', {}, 'No inference in this period.'));
+    return;
+  }
+  const days = [];
+  for (let d = new Date(usage.from); d <= new Date(usage.to); d = new Date(d.getTime() + 86_400_000))
+    days.push(d.toISOString().slice(0, 10));
+  const colour = new Map(usage.models.map((m, i) => [m.fineTuneId, MODEL_COLOURS[i % MODEL_COLOURS.length]]));
+  const perDay = new Map(days.map((d) => [d, 0]));
+  for (const r of usage.days) perDay.set(r.day, (perDay.get(r.day) || 0) + Number(r.credits));
+  const max = Math.max(1, ...perDay.values());
+  const W = 480,
+    H = 180,
+    P = 36;
+  const slot = (W - 2 * P) / days.length;
+  const ns = 'http://www.w3.org/2000/svg';
+  const svg = document.createElementNS(ns, 'svg');
+  const add = (tag, attrs, text) => {
+    const n = document.createElementNS(ns, tag);
+    for (const [k, v] of Object.entries(attrs)) n.setAttribute(k, String(v));
+    if (text !== undefined) n.textContent = text;
+    svg.append(n);
+    return n;
+  };
+  svg.setAttribute('viewBox', `0 0 ${W} ${H}`);
+  svg.setAttribute('width', String(W));
+  svg.setAttribute('role', 'img');
+  const total = usage.models.reduce((sum, m) => sum + Number(m.credits), 0);
+  svg.setAttribute(
+    'aria-label',
+    `Inference credits per day from ${usage.from} to ${usage.to}: ${total.toLocaleString('en-US')} credits over ${usage.models.length} model(s)`,
+  );
+  add('line', { x1: P, y1: H - P, x2: W - P, y2: H - P, stroke: '#9aa5b5' });
+  add('text', { x: 2, y: P }, max.toLocaleString('en-US'));
+  add('text', { x: 2, y: H - P }, '0');
+  add('text', { x: P, y: H - 8 }, usage.from);
+  add('text', { x: W - P - 70, y: H - 8 }, usage.to);
+  const stacked = new Map(days.map((d) => [d, 0]));
+  for (const r of usage.days) {
+    const i = days.indexOf(r.day);
+    if (i < 0) continue;
+    const h = (Number(r.credits) / max) * (H - 2 * P);
+    const below = stacked.get(r.day);
+    stacked.set(r.day, below + h);
+    const bar = add('rect', {
+      x: P + i * slot + slot * 0.15,
+      y: H - P - below - h,
+      width: Math.max(1, slot * 0.7),
+      height: Math.max(0.5, h),
+      fill: colour.get(r.fineTuneId),
+      'data-model': r.model,
+    });
+    const title = document.createElementNS(ns, 'title');
+    title.textContent = `${r.day} ${r.model}: ${fmtInt(r.credits)} credits, ${r.calls} calls`;
+    bar.append(title);
+  }
+  box.append(svg);
+  const legend = el('ul', { class: 'legend' });
+  for (const m of usage.models)
+    legend.append(
+      el(
+        'li',
+        {},
+        el('span', { class: 'swatch', 'data-colour': colour.get(m.fineTuneId) }),
+        el('code', {}, m.model),
+        ` ${fmtInt(m.calls)} calls, ${fmtInt(BigInt(m.promptTokens) + BigInt(m.completionTokens))} tokens, ${fmtInt(m.credits)} credits`,
+      ),
+    );
+  // Colours come from the palette above; set as properties (the CSP forbids inline style attributes).
+  for (const s of legend.querySelectorAll('.swatch')) s.style.background = s.dataset.colour;
+  box.append(legend);
+}
+
+async function loadModelUsage() {
+  const usage = await api('/v1/credits/usage/models?days=30');
+  modelUsageChart(usage);
+  const body = $('#model-usage tbody');
+  body.textContent = '';
+  if (!usage.days.length) body.append(el('tr', {}, el('td', { colspan: 6 }, 'No inference yet.')));
+  for (const r of [...usage.days].reverse())
+    body.append(
+      row([
+        r.day,
+        el('code', {}, r.model),
+        num(r.calls),
+        num(r.promptTokens),
+        num(r.completionTokens),
+        num(r.credits),
+      ]),
+    );
+}
+
 async function downloadCsv(event) {
   event.preventDefault();
   const csv = await api('/v1/credits/usage?format=csv');
@@ -200,6 +298,7 @@ async function refresh() {
     lists.loadFineTunes(),
     lists.loadDeadLetters(),
     loadUsage(),
+    loadModelUsage(),
   ]);
   status(`Updated ${new Date().toLocaleTimeString()}.`);
 }

@@ -1,4 +1,4 @@
-import { findLicense } from '@tuneline/db';
+import { findLicense, inferenceUsageByDay } from '@tuneline/db';
 import { getBalance, type UsageEntry, usageLog } from '@tuneline/ledger';
 import type { ApiDeps } from '../app.ts';
 import { licenseOf } from '../auth.ts';
@@ -9,6 +9,8 @@ import {
   estimateQuerySchema,
   estimateSchema,
   licenseSchema,
+  modelUsageQuerySchema,
+  modelUsageSchema,
   usageLogSchema,
   usageQuerySchema,
 } from '../schemas.ts';
@@ -103,6 +105,53 @@ export function registerCreditRoutes(table: RouteTable, deps: ApiDeps): void {
           .send(usageCsv(entries));
       }
       return { licenseId, data: toJson(entries) };
+    },
+  );
+
+  table.add(
+    {
+      method: 'GET',
+      url: '/v1/credits/usage/models',
+      auth: 'license',
+      tag: 'credits',
+      summary:
+        'Inference per model and UTC day over the last `days` days (default 30): calls, prompt and completion tokens, credits',
+      query: modelUsageQuerySchema,
+      responses: {
+        200: {
+          description: 'per day and model, oldest first, and totals per model',
+          schema: modelUsageSchema,
+        },
+        400: { description: 'invalid query', schema: errorSchema },
+        401: E401,
+      },
+    },
+    async ({ caller, query }) => {
+      const licenseId = licenseOf(caller);
+      const days = query.days ?? 30;
+      const today = new Date(new Date().toISOString().slice(0, 10));
+      const since = new Date(today.getTime() - (days - 1) * 86_400_000);
+      const rows = await inferenceUsageByDay(deps.db, licenseId, since);
+      const totals = new Map<string, (typeof rows)[number]>();
+      for (const r of rows) {
+        const t = totals.get(r.fineTuneId);
+        if (!t) totals.set(r.fineTuneId, { ...r });
+        else {
+          t.calls += r.calls;
+          t.promptTokens += r.promptTokens;
+          t.completionTokens += r.completionTokens;
+          t.credits += r.credits;
+        }
+      }
+      return toJson({
+        licenseId,
+        from: since.toISOString().slice(0, 10),
+        to: today.toISOString().slice(0, 10),
+        days: rows,
+        models: [...totals.values()]
+          .sort((a, b) => (b.credits > a.credits ? 1 : b.credits < a.credits ? -1 : 0))
+          .map(({ day: _day, ...t }) => t),
+      });
     },
   );
 

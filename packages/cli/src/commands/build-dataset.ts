@@ -1,6 +1,6 @@
 import { open, readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { fineTuneRequestSchema, formatZodError } from '@tuneline/contracts';
+import { fineTuneRequestFieldsSchema, formatZodError } from '@tuneline/contracts';
 import {
   type BuildProgress,
   buildDataset,
@@ -13,8 +13,8 @@ import {
 import { type Command, parseOptions, UsageError } from '../command.ts';
 
 /** `request.json`: a FineTuneRequest without its documents (ids optional: they do not shape the dataset). */
-const requestFileSchema = fineTuneRequestSchema
-  .omit({ documents: true })
+const requestFileSchema = fineTuneRequestFieldsSchema
+  .omit({ documents: true, documentStore: true })
   .partial({ requestId: true, licenseId: true });
 
 /**

@@ -5,6 +5,8 @@ import * as stages from './0005_stages.ts';
 import * as ledgerFunctions from './0006_ledger_functions.ts';
 import * as deadLetters from './0015_dead_letters.ts';
 import * as listIndexes from './0016_list_indexes.ts';
+import * as documents from './0035_documents.ts';
+import * as trainingProfiles from './0036_training_profiles.ts';
 
 /** Every migration, by name; the inline provider hands these to Kysely's Migrator in name order. */
 export const migrations: Record<string, Migration> = {
@@ -14,4 +16,6 @@ export const migrations: Record<string, Migration> = {
   '0006_ledger_functions': ledgerFunctions,
   '0015_dead_letters': deadLetters,
   '0016_list_indexes': listIndexes,
+  '0035_documents': documents,
+  '0036_training_profiles': trainingProfiles,
 };

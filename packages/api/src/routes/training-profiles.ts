@@ -1,0 +1,134 @@
+import { randomUUID } from 'node:crypto';
+import { retrainCheckMessage, trainingProfileSchema } from '@tuneline/contracts';
+import { findBaseModel } from '@tuneline/dataset';
+import {
+  findTrainingProfile,
+  inTransaction,
+  listProfileVersions,
+  listTrainingProfiles,
+  saveTrainingProfile,
+  type TrainingProfileRecord,
+  writeOutbox,
+} from '@tuneline/db';
+import type { ApiDeps } from '../app.ts';
+import { licenseOf } from '../auth.ts';
+import { errorSchema, HttpError, notFound, type RouteTable } from '../http.ts';
+import {
+  acceptedSchema,
+  profileNameParams,
+  trainingProfileDetailSchema,
+  trainingProfileListSchema,
+  trainingProfileViewSchema,
+} from '../schemas.ts';
+
+const E400 = { description: 'invalid request; `fields` names each bad field', schema: errorSchema };
+const E401 = { description: 'missing or invalid API key', schema: errorSchema };
+const E404 = { description: 'no such training profile for this license', schema: errorSchema };
+
+const profileView = (p: TrainingProfileRecord) => ({
+  id: p.id,
+  name: p.name,
+  settings: p.settings,
+  enabled: p.enabled,
+  lastDecision: p.lastDecision
+    ? { action: p.lastDecision, reason: p.lastDecisionReason, at: p.lastDecisionAt }
+    : null,
+  createdAt: p.createdAt,
+  updatedAt: p.updatedAt,
+});
+
+export function registerTrainingProfileRoutes(table: RouteTable, deps: ApiDeps): void {
+  table.add(
+    {
+      method: 'POST',
+      url: '/v1/training-profiles',
+      auth: 'license',
+      tag: 'training-profiles',
+      summary:
+        'Create a training profile, or replace the settings of the one with this name: which stored documents, ' +
+        'how to train them, and the policy that decides when to re-train (its versions are kept)',
+      body: trainingProfileSchema,
+      responses: {
+        201: { description: 'created', schema: trainingProfileViewSchema },
+        200: { description: 'replaced', schema: trainingProfileViewSchema },
+        400: E400,
+        401: E401,
+      },
+    },
+    async ({ body, caller, reply }) => {
+      const model = findBaseModel(body.baseModel, deps.catalogue);
+      if (!model?.fineTunable) {
+        const message = model ? 'is not fine-tunable' : 'is not in the model catalogue';
+        throw new HttpError(400, `baseModel: "${body.baseModel}" ${message}`, [
+          { field: 'baseModel', message },
+        ]);
+      }
+      const { profile, created } = await saveTrainingProfile(deps.db, {
+        licenseId: licenseOf(caller),
+        name: body.name,
+        settings: body,
+        enabled: body.enabled,
+      });
+      reply.code(created ? 201 : 200);
+      return profileView(profile);
+    },
+  );
+
+  table.add(
+    {
+      method: 'GET',
+      url: '/v1/training-profiles',
+      auth: 'license',
+      tag: 'training-profiles',
+      summary: "The license's training profiles with each one's last decision",
+      responses: { 200: { description: 'by name', schema: trainingProfileListSchema }, 401: E401 },
+    },
+    async ({ caller }) => ({
+      profiles: (await listTrainingProfiles(deps.db, licenseOf(caller))).map(profileView),
+    }),
+  );
+
+  table.add(
+    {
+      method: 'GET',
+      url: '/v1/training-profiles/:name',
+      auth: 'license',
+      tag: 'training-profiles',
+      summary:
+        'One profile with its versions: documents, added, removed, estimate and the dataset each built',
+      params: profileNameParams,
+      responses: {
+        200: { description: 'the profile', schema: trainingProfileDetailSchema },
+        401: E401,
+        404: E404,
+      },
+    },
+    async ({ params, caller }) => {
+      const profile = await findTrainingProfile(deps.db, licenseOf(caller), params.name);
+      if (!profile) throw notFound('training profile');
+      return { ...profileView(profile), versions: await listProfileVersions(deps.db, profile) };
+    },
+  );
+
+  table.add(
+    {
+      method: 'POST',
+      url: '/v1/training-profiles/:name/retrain',
+      auth: 'license',
+      tag: 'training-profiles',
+      summary:
+        'Re-train now, whatever the counts and the interval (the monthly budget still applies; nothing is ' +
+        "started when nothing changed). The decision appears as the profile's lastDecision.",
+      params: profileNameParams,
+      responses: { 202: { description: 'check queued', schema: acceptedSchema }, 401: E401, 404: E404 },
+    },
+    async ({ params, caller }) => {
+      const profile = await findTrainingProfile(deps.db, licenseOf(caller), params.name);
+      if (!profile) throw notFound('training profile');
+      const message = retrainCheckMessage({ profileId: profile.id, correlationId: randomUUID() });
+      await inTransaction(deps.db, (tx) => writeOutbox(tx, message));
+      await deps.flushOutbox();
+      return { jobId: message.jobId, correlationId: message.payload.correlationId, duplicate: false };
+    },
+  );
+}

@@ -1,0 +1,136 @@
+import { buildApi, profileChatProvider } from '@tuneline/api';
+import { defaultCatalogue } from '@tuneline/dataset';
+import { createProviderProfile } from '@tuneline/provider';
+import { createRedis } from '@tuneline/runtime';
+import { type RecordedResponse, type RunningSimulator, startSimulator } from '@tuneline/simulator';
+import type { Redis } from 'ioredis';
+import OpenAI, { toFile } from 'openai';
+import { makeDataset, makeFineTune, makeLicense } from '../api/fixtures.ts';
+import { createTestDatabase, redisUrl, type TestDatabase, testPrefix, waitFor } from '../support/context.ts';
+
+/**
+ * The gateway as an app sees it: the API listening on a real port, the `openai` SDK pointed at it,
+ * and behind it the simulator over HTTP (OpenAI's dialect, or Azure's through AzureOpenAI).
+ */
+export interface Gateway {
+  t: TestDatabase;
+  sim: RunningSimulator;
+  /** The simulator's answers as it sent them. */
+  simResponses: RecordedResponse[];
+  /** The SDK with license A's key, at the gateway. */
+  client: OpenAI;
+  /** A fine-tuned model the simulator trained, active for license A. */
+  model: string;
+  fineTuneId: string;
+  licenseA: { id: string; key: string };
+  licenseB: { id: string; key: string };
+  gatewayUrl: string;
+  close(): Promise<void>;
+}
+
+export const INVOICES = Array.from({ length: 12 }, (_, i) => ({
+  user: `INVOICE ${1000 + i}\nSupplier: Acme\nTotal: ${i + 1}0.00 EUR`,
+  answer: { invoice_number: `${1000 + i}`, supplier: 'Acme', total: (i + 1) * 10 },
+}));
+
+async function trainModel(sim: RunningSimulator): Promise<string> {
+  const client = new OpenAI({ baseURL: sim.url, apiKey: sim.apiKey, maxRetries: 0 });
+  const lines = INVOICES.map((x) =>
+    JSON.stringify({
+      messages: [
+        { role: 'system', content: 'Extract the invoice fields as JSON.' },
+        { role: 'user', content: x.user },
+        { role: 'assistant', content: JSON.stringify(x.answer) },
+      ],
+    }),
+  ).join('\n');
+  const file = await client.files.create({
+    file: await toFile(Buffer.from(lines), 'train.jsonl'),
+    purpose: 'fine-tune',
+  });
+  const job = await client.fineTuning.jobs.create({
+    model: 'gpt-4o-mini-2024-07-18',
+    training_file: file.id,
+    suffix: 'gateway',
+  });
+  const done = await waitFor(
+    async () => {
+      const j = await client.fineTuning.jobs.retrieve(job.id);
+      if (j.status === 'failed' || j.status === 'cancelled') throw new Error(`simulator job ${j.status}`);
+      return j.status === 'succeeded' ? j : undefined;
+    },
+    20_000,
+    'simulator fine-tune',
+  );
+  return done.fine_tuned_model as string;
+}
+
+export async function startGateway(dialect: 'openai' | 'azure' = 'openai'): Promise<Gateway> {
+  const t = await createTestDatabase();
+  const redis: Redis = createRedis(redisUrl(), 'producer');
+  const simResponses: RecordedResponse[] = [];
+  const sim = await startSimulator({ speed: 100_000, seed: 7, onResponse: (r) => simResponses.push(r) });
+  const common = { webhookSecret: undefined, maxRetries: 0, timeoutMs: 10_000 };
+  const profile =
+    dialect === 'azure'
+      ? createProviderProfile({
+          kind: 'azure',
+          apiKey: sim.apiKey,
+          endpoint: sim.baseUrl,
+          apiVersion: '2025-04-01-preview',
+          common,
+        })
+      : createProviderProfile({ kind: 'simulator', apiKey: sim.apiKey, baseURL: sim.url, common });
+  const app = await buildApi({
+    db: t.db,
+    redis,
+    queuePrefix: testPrefix(),
+    catalogue: defaultCatalogue,
+    provider: profileChatProvider(profile),
+  });
+  const gatewayUrl = await app.listen({ port: 0, host: '127.0.0.1' });
+  const model = await trainModel(sim);
+  const licenseA = await makeLicense(t.db, 'lic-gw-a');
+  const licenseB = await makeLicense(t.db, 'lic-gw-b');
+  const fineTuneId = await makeFineTune(t.db, licenseA.id, await makeDataset(t.db, licenseA.id, 'uploaded'), {
+    model,
+    active: true,
+  });
+  const client = new OpenAI({ baseURL: `${gatewayUrl}/v1`, apiKey: licenseA.key, maxRetries: 0 });
+  return {
+    t,
+    sim,
+    simResponses,
+    client,
+    model,
+    fineTuneId,
+    licenseA,
+    licenseB,
+    gatewayUrl,
+    async close() {
+      await app.close();
+      await sim.close();
+      redis.disconnect();
+      await t.drop();
+    },
+  };
+}
+
+/** The usage rows metered for a fine-tune, oldest first. */
+export async function meteredUsage(gw: Gateway, fineTuneId = gw.fineTuneId) {
+  return gw.t.db
+    .selectFrom('inference_usage')
+    .select(['prompt_tokens', 'completion_tokens', 'credits'])
+    .where('fine_tune_id', '=', fineTuneId)
+    .orderBy('created_at')
+    .orderBy('id')
+    .execute();
+}
+
+/** The last chat request body the simulator received. */
+export function lastReceived(gw: Gateway): Record<string, unknown> {
+  const all = gw.sim.admin.chatRequests();
+  const last = all.at(-1);
+  if (!last) throw new Error('the simulator received no chat request');
+  return last.body;
+}
