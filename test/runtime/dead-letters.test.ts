@@ -160,6 +160,12 @@ describe('dead letters', () => {
     expect(dead.reason).toMatch(/500/);
     const dataset = await call('GET', `/v1/datasets/${datasetId}`, licenseKey);
     expect(dataset.json.deadLetter).toMatchObject({ id: dead.id, reason: dead.reason, recoveries: CAP });
+    const listed = await call('GET', '/v1/datasets', licenseKey);
+    expect(listed.json.data.find((d: { id: string }) => d.id === datasetId).deadLetter).toMatchObject({
+      id: dead.id,
+      queue: 'files-upload',
+      reason: dead.reason,
+    });
     const all = await call('GET', '/v1/admin/dead-letters?queue=files-upload', ADMIN_KEY);
     expect(all.json.data.map((d: { id: string }) => d.id)).toEqual([dead.id]);
     expect(await deadLetterGauge()).toBe(1);

@@ -1,9 +1,9 @@
 import {
   type DatasetRecord,
-  type DeadLetterRecord,
   type FineTuneRecord,
   isTerminalStatus,
   type LicenseRecord,
+  type OpenDeadLetter,
 } from '@tuneline/db';
 
 /** Records as the API shows them: bigint as decimal strings, dates as ISO strings. */
@@ -11,7 +11,7 @@ import {
 const iso = (d: Date | null): string | null => (d === null ? null : d.toISOString());
 
 /** A dead letter open on a row, as the row's views show it (null when there is none). */
-export function deadLetterSummary(d: DeadLetterRecord | undefined) {
+export function deadLetterSummary(d: OpenDeadLetter | undefined) {
   if (!d) return null;
   return {
     id: d.id,
@@ -22,7 +22,7 @@ export function deadLetterSummary(d: DeadLetterRecord | undefined) {
   };
 }
 
-export function datasetView(d: DatasetRecord, deadLetter?: DeadLetterRecord) {
+export function datasetView(d: DatasetRecord, deadLetter?: OpenDeadLetter) {
   return {
     id: d.id,
     status: d.status,
@@ -50,7 +50,7 @@ export function datasetView(d: DatasetRecord, deadLetter?: DeadLetterRecord) {
   };
 }
 
-export function fineTuneView(f: FineTuneRecord, deadLetter?: DeadLetterRecord) {
+export function fineTuneView(f: FineTuneRecord, deadLetter?: OpenDeadLetter) {
   return {
     id: f.id,
     datasetId: f.datasetId,

@@ -90,12 +90,8 @@ export function registerDatasetRoutes(table: RouteTable, deps: ApiDeps): void {
     },
     async ({ caller, query }) => {
       const page = await pageDatasets(deps.db, licenseOf(caller), pageRequest(query));
-      const dead = await findOpenDeadLettersBySubject(
-        deps.db,
-        page.rows.map((r) => r.id),
-      );
       return {
-        data: page.rows.map((r) => datasetView(r, dead.get(r.id))),
+        data: page.rows.map((r) => datasetView(r, r.deadLetter)),
         nextCursor: page.next ? encodeCursor(page.next) : null,
       };
     },

@@ -51,12 +51,8 @@ export function registerFineTuneRoutes(table: RouteTable, deps: ApiDeps): void {
     },
     async ({ caller, query }) => {
       const page = await pageFineTunes(deps.db, licenseOf(caller), pageRequest(query));
-      const dead = await findOpenDeadLettersBySubject(
-        deps.db,
-        page.rows.map((r) => r.id),
-      );
       return {
-        data: page.rows.map((r) => fineTuneView(r, dead.get(r.id))),
+        data: page.rows.map((r) => fineTuneView(r, r.deadLetter)),
         nextCursor: page.next ? encodeCursor(page.next) : null,
       };
     },

@@ -1,7 +1,8 @@
 import { type RawBuilder, sql } from 'kysely';
 import type { Executor } from '../connection.ts';
-import type { DatasetStatus, FineTuneStatus } from '../schema.ts';
+import type { DatasetRow, DatasetStatus, FineTuneRow, FineTuneStatus } from '../schema.ts';
 import { type DatasetRecord, toDatasetRecord } from './datasets.ts';
+import type { DeadLetterRecord } from './dead-letters.ts';
 import { type FineTuneRecord, toFineTuneRecord } from './fine-tunes.ts';
 import { findRequest, type StoredRequest } from './requests.ts';
 
@@ -35,10 +36,44 @@ export interface PageRequest<S extends string> extends ListFilter<S> {
   limit: number;
 }
 
+/** A row's open dead letter, as the lists show it (read with the page, no second query). */
+export type OpenDeadLetter = Pick<
+  DeadLetterRecord,
+  'id' | 'queue' | 'reason' | 'recoveries' | 'deadLetteredAt'
+>;
+
 export interface Page<T> {
-  rows: T[];
+  rows: (T & { deadLetter?: OpenDeadLetter })[];
   /** The key to continue after, or null on the last page. */
   next: PageKey | null;
+}
+
+/** The page row's open dead letter (the most recent), as columns `dl_*`, from a LATERAL sub-select. */
+const OPEN_DEAD_LETTER = sql`LEFT JOIN LATERAL (SELECT d.id AS dl_id, d.queue AS dl_queue, d.reason AS dl_reason,
+    d.recoveries AS dl_recoveries, d.dead_lettered_at AS dl_at FROM dead_letters d
+    WHERE d.status = 'dead_lettered' AND d.subject_id = t.id::text
+    ORDER BY d.dead_lettered_at DESC LIMIT 1) dl ON true`;
+
+interface DeadLetterColumns {
+  dl_id: string | null;
+  dl_queue: string | null;
+  dl_reason: string | null;
+  dl_recoveries: number | null;
+  dl_at: Date | null;
+}
+
+function withDeadLetter<T>(record: T, row: DeadLetterColumns): T & { deadLetter?: OpenDeadLetter } {
+  if (row.dl_id === null) return record as T & { deadLetter?: OpenDeadLetter };
+  return {
+    ...record,
+    deadLetter: {
+      id: row.dl_id,
+      queue: row.dl_queue ?? '',
+      reason: row.dl_reason,
+      recoveries: row.dl_recoveries ?? 0,
+      deadLetteredAt: row.dl_at,
+    },
+  };
 }
 
 /** The filters and the page start as conditions on the listed table (aliased `t`). */
@@ -58,7 +93,9 @@ function pageConditions(page: PageRequest<string>, ofRequest: (requestId: string
   return conditions;
 }
 
-function toPage<R extends { page_at: string; id: string }, T>(
+type PageColumns = { page_at: string } & DeadLetterColumns;
+
+function toPage<R extends { id: string } & PageColumns, T>(
   rows: R[],
   limit: number,
   map: (row: R) => T,
@@ -66,7 +103,10 @@ function toPage<R extends { page_at: string; id: string }, T>(
   const more = rows.length > limit;
   const shown = more ? rows.slice(0, limit) : rows;
   const last = shown[shown.length - 1];
-  return { rows: shown.map(map), next: more && last ? { at: last.page_at, id: last.id } : null };
+  return {
+    rows: shown.map((row) => withDeadLetter(map(row), row)),
+    next: more && last ? { at: last.page_at, id: last.id } : null,
+  };
 }
 
 /** One page of a license's datasets, newest first. */
@@ -75,19 +115,13 @@ export async function pageDatasets(
   licenseId: string,
   page: PageRequest<DatasetStatus>,
 ): Promise<Page<DatasetRecord>> {
-  let q = db
-    .selectFrom('datasets as t')
-    .selectAll('t')
-    .select(sql<string>`t.created_at::text`.as('page_at'))
-    .where('t.license_id', '=', licenseId);
   const ofRequest = (requestId: string) =>
     sql<boolean>`t.request_row_id IN (SELECT r.id FROM fine_tune_requests r
       WHERE r.license_id = ${licenseId} AND r.request_id = ${requestId})`;
-  for (const c of pageConditions(page, ofRequest)) q = q.where(c);
-  const rows = await q
-    .orderBy(sql`t.created_at DESC, t.id DESC`)
-    .limit(page.limit + 1)
-    .execute();
+  const where = sql.join([sql`t.license_id = ${licenseId}`, ...pageConditions(page, ofRequest)], sql` AND `);
+  const { rows } = await sql<DatasetRow & PageColumns>`
+    SELECT t.*, t.created_at::text AS page_at, dl.* FROM datasets t ${OPEN_DEAD_LETTER}
+    WHERE ${where} ORDER BY t.created_at DESC, t.id DESC LIMIT ${page.limit + 1}`.execute(db);
   return toPage(rows, page.limit, toDatasetRecord);
 }
 
@@ -97,19 +131,13 @@ export async function pageFineTunes(
   licenseId: string,
   page: PageRequest<FineTuneStatus>,
 ): Promise<Page<FineTuneRecord>> {
-  let q = db
-    .selectFrom('fine_tunes as t')
-    .selectAll('t')
-    .select(sql<string>`t.created_at::text`.as('page_at'))
-    .where('t.license_id', '=', licenseId);
   const ofRequest = (requestId: string) =>
     sql<boolean>`t.dataset_id IN (SELECT d.id FROM datasets d JOIN fine_tune_requests r ON r.id = d.request_row_id
       WHERE r.license_id = ${licenseId} AND r.request_id = ${requestId})`;
-  for (const c of pageConditions(page, ofRequest)) q = q.where(c);
-  const rows = await q
-    .orderBy(sql`t.created_at DESC, t.id DESC`)
-    .limit(page.limit + 1)
-    .execute();
+  const where = sql.join([sql`t.license_id = ${licenseId}`, ...pageConditions(page, ofRequest)], sql` AND `);
+  const { rows } = await sql<FineTuneRow & PageColumns>`
+    SELECT t.*, t.created_at::text AS page_at, dl.* FROM fine_tunes t ${OPEN_DEAD_LETTER}
+    WHERE ${where} ORDER BY t.created_at DESC, t.id DESC LIMIT ${page.limit + 1}`.execute(db);
   return toPage(rows, page.limit, toFineTuneRecord);
 }
 
