@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildApi } from '@tuneline/api';
+import { billingSettleMessage } from '@tuneline/contracts';
 import { defaultCatalogue } from '@tuneline/dataset';
 import { type Db, recordRecovery } from '@tuneline/db';
 import { createRedis } from '@tuneline/runtime';
@@ -119,12 +120,13 @@ beforeAll(async () => {
     at: new Date(Date.UTC(2026, 11, 2, 10, 30)),
   });
   // The done one's settlement kept failing after the recovery cap: a dead letter (cap 0: at once).
+  const settle = billingSettleMessage({ fineTuneId: ids.done, correlationId: 'c' });
   await recordRecovery(t.db, {
-    queue: 'billing-settle',
-    jobId: `billing-settle-${ids.done}`,
+    queue: settle.queue,
+    jobId: settle.jobId,
     subjectKind: 'fine_tune',
     subjectId: ids.done,
-    payload: { schemaVersion: 1, correlationId: 'c', fineTuneId: ids.done },
+    payload: settle.payload,
     reason: 'connect ECONNREFUSED 10.0.0.9:5432',
     cap: 0,
   });

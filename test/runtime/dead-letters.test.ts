@@ -1,5 +1,5 @@
 import { buildApi, createApiKey } from '@tuneline/api';
-import { filesUploadMessage } from '@tuneline/contracts';
+import { filesUploadMessage, scheduledPollMessage } from '@tuneline/contracts';
 import { defaultCatalogue, findBaseModel } from '@tuneline/dataset';
 import { findFineTunesByDataset, recordRecovery, restartStalePollChains } from '@tuneline/db';
 import { createProviderProfile } from '@tuneline/provider';
@@ -229,12 +229,13 @@ describe('dead letters', () => {
           .executeTakeFirstOrThrow()
       ).id;
     const [stuck, overdue] = [await insert(), await insert()];
+    const link = scheduledPollMessage({ fineTuneId: stuck, correlationId: 'c-poll', pollCount: 4 });
     await recordRecovery(t.db, {
-      queue: 'finetune-poll',
-      jobId: `finetune-poll-${stuck}-4`,
+      queue: link.queue,
+      jobId: link.jobId,
       subjectKind: 'fine_tune',
       subjectId: stuck,
-      payload: {},
+      payload: link.payload,
       reason: 'provider unreachable',
       cap: 0,
     });
