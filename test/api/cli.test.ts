@@ -1,6 +1,7 @@
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, redisUrl, type TestDatabase, testPrefix, waitFor } from '../support/context.ts';
+import { afterAll, describe, expect } from 'vitest';
+import { redisUrl, type TestDatabase, waitFor } from '../support/context.ts';
+import { it, test } from '../support/fixtures.ts';
 import { type CapturedProcess, spawnCaptured } from '../support/process.ts';
 
 /** `tuneline api` as its own process, configured from the environment. */
@@ -12,14 +13,14 @@ let t: TestDatabase;
 let api: CapturedProcess;
 let base: string;
 
-beforeAll(async () => {
-  t = await createTestDatabase();
+test.beforeAll(async ({ database, prefix }) => {
+  t = database;
   api = spawnCaptured([BIN, 'api', '--port', '0'], {
     env: {
       ...process.env,
       DATABASE_URL: t.url,
       REDIS_URL: redisUrl(),
-      QUEUE_PREFIX: testPrefix(),
+      QUEUE_PREFIX: prefix,
       ADMIN_API_KEY: ADMIN,
       API_HOST: '127.0.0.1',
       PROVIDER: 'simulator',
@@ -41,7 +42,6 @@ beforeAll(async () => {
 
 afterAll(async () => {
   if (api && api.child.exitCode === null) api.child.kill('SIGKILL');
-  await t?.drop();
 });
 
 describe('tuneline api', () => {

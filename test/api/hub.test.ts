@@ -6,8 +6,9 @@ import { postReservation, reserveCredits } from '@tuneline/ledger';
 import { createRedis } from '@tuneline/runtime';
 import type { Redis } from 'ioredis';
 import { type Browser, chromium } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, redisUrl, type TestDatabase, testPrefix } from '../support/context.ts';
+import { afterAll, describe, expect } from 'vitest';
+import { redisUrl, type TestDatabase } from '../support/context.ts';
+import { it, test } from '../support/fixtures.ts';
 import { makeDataset, makeFineTune, makeLicense } from './fixtures.ts';
 
 /** The hub in Debian's Chromium, driven by playwright-core: sign in, see a finished fine-tune, activate it. */
@@ -21,15 +22,15 @@ let app: Awaited<ReturnType<typeof buildApi>>;
 let base: string;
 let browser: Browser;
 
-beforeAll(async () => {
+test.beforeAll(async ({ database, prefix }) => {
   if (!existsSync(CHROMIUM)) {
     throw new Error(
       `Chromium not found at ${CHROMIUM}: install it (apt-get install -y chromium) or set CHROMIUM_PATH`,
     );
   }
-  t = await createTestDatabase();
+  t = database;
   redis = createRedis(redisUrl(), 'producer');
-  app = await buildApi({ db: t.db, redis, queuePrefix: testPrefix(), catalogue: defaultCatalogue });
+  app = await buildApi({ db: t.db, redis, queuePrefix: prefix, catalogue: defaultCatalogue });
   base = await app.listen({ port: 0, host: '127.0.0.1' });
   browser = await chromium.launch({
     executablePath: CHROMIUM,
@@ -50,7 +51,6 @@ afterAll(async () => {
   await browser?.close();
   await app?.close();
   redis?.disconnect();
-  await t?.drop();
 });
 
 describe('hub page', () => {
@@ -130,10 +130,10 @@ describe('hub page', () => {
     });
     await page.goto(`${base}/docs`);
     await page.getByRole('heading', { name: 'Schemas' }).waitFor();
-    // One entry per operation of the document (whatever routes other work adds).
-    const doc = (await (await fetch(`${base}/openapi.json`)).json()) as { paths: Record<string, object> };
-    const operations = Object.values(doc.paths).reduce((n, item) => n + Object.keys(item).length, 0);
-    expect(operations).toBeGreaterThan(19);
+    // One entry per operation of the document the page was rendered from (at least the 19 of the first release).
+    const spec = (await (await fetch(`${base}/openapi.json`)).json()) as { paths: Record<string, object> };
+    const operations = Object.values(spec.paths).reduce((n, item) => n + Object.keys(item).length, 0);
+    expect(operations).toBeGreaterThanOrEqual(19);
     expect(await page.locator('details.op').count()).toBe(operations);
     expect(await page.locator('#schema-FineTuneRequest').count()).toBe(1);
     expect(external).toEqual([]);

@@ -1,16 +1,14 @@
 import { settleFineTune } from '@tuneline/billing';
 import { auditLedger } from '@tuneline/ledger';
 import { sql } from 'kysely';
-import { afterAll, beforeAll, expect, it } from 'vitest';
-import { createTestDatabase, type TestDatabase } from '../support/context.ts';
+import { expect } from 'vitest';
+import type { TestDatabase } from '../support/context.ts';
+import { it, test } from '../support/fixtures.ts';
 import { createFineTune } from './fixtures.ts';
 
 let t: TestDatabase;
-beforeAll(async () => {
-  t = await createTestDatabase();
-});
-afterAll(async () => {
-  await t.drop();
+test.beforeAll(async ({ database }) => {
+  t = database;
 });
 
 const invariants = async () => (await auditLedger(t.db)).violations.map((v) => v.invariant).sort();

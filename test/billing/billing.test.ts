@@ -1,68 +1,44 @@
 import { billingStage, settleFineTune } from '@tuneline/billing';
 import { billingSettleJobId, billingSettleMessage, notifySendJobId } from '@tuneline/contracts';
 import { auditLedger, creditsForTokens, getBalance } from '@tuneline/ledger';
-import { createLogger, createRedis, type RunningStage, startStage } from '@tuneline/runtime';
+import { createLogger, type RunningStage } from '@tuneline/runtime';
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  createTestDatabase,
-  flushPrefix,
-  redisUrl,
-  type TestDatabase,
-  testPrefix,
-  testRedis,
-  waitFor,
-} from '../support/context.ts';
+import { afterAll, describe, expect } from 'vitest';
+import { type TestDatabase, waitFor } from '../support/context.ts';
+import { it, test } from '../support/fixtures.ts';
+import type { StageRunner } from '../support/stage-runner.ts';
 import { createFineTune } from './fixtures.ts';
 
 let t: TestDatabase;
-const prefix = testPrefix();
+let runner: StageRunner;
 const log = createLogger('billing', 'silent');
-const connections: Redis[] = [];
-const stages: RunningStage[] = [];
 let queue: Queue;
 let redis: Redis;
-
-const config = {
-  QUEUE_PREFIX: prefix,
-  WORKER_CONCURRENCY: 4,
-  RECOVERY_INTERVAL_MS: 60_000,
-  OUTBOX_INTERVAL_MS: 1_000,
-};
 
 // What both workers report to the credits-charged metric, per fine-tune.
 const settledReports: { status: string; charged: bigint }[] = [];
 
 async function startWorker(): Promise<RunningStage> {
-  const [w, p] = [createRedis(redisUrl(), 'worker'), createRedis(redisUrl(), 'worker')];
-  connections.push(w, p);
-  const stage = await startStage(billingStage, {
-    config,
-    deps: { db: t.db, log, onSettled: (status, charged) => settledReports.push({ status, charged }) },
-    workerConnection: w,
-    producerConnection: p,
-    timers: false,
-  });
-  stages.push(stage);
-  return stage;
+  return runner.start(
+    billingStage,
+    { db: t.db, log, onSettled: (status, charged) => settledReports.push({ status, charged }) },
+    { concurrency: 4, timers: false },
+  );
 }
 
-beforeAll(async () => {
-  t = await createTestDatabase();
-  redis = testRedis();
+test.beforeAll(async ({ database, redis: client, prefix, stages }) => {
+  t = database;
+  redis = client;
+  runner = stages;
   queue = new Queue('billing-settle', { connection: redis, prefix });
   await startWorker();
   await startWorker();
 });
 
 afterAll(async () => {
-  for (const s of stages) await s.close(5_000);
-  await queue.close();
-  await flushPrefix(redis, prefix);
-  redis.disconnect();
-  for (const c of connections) c.disconnect();
-  await t.drop();
+  await runner?.closeAll(5_000);
+  await queue?.close();
 });
 
 const message = (fineTuneId: string, correlationId: string) =>

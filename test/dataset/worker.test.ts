@@ -12,19 +12,12 @@ import {
 import { type DatasetIssue, defaultCatalogue, LocalFileStorage, validateChatFile } from '@tuneline/dataset';
 import { datasetBuilderStage } from '@tuneline/dataset-builder';
 import { findDatasetByRequestRow, findRequest, storeRequest } from '@tuneline/db';
-import { createLogger, createRedis, type RunningStage, startStage } from '@tuneline/runtime';
+import { createLogger, type RunningStage } from '@tuneline/runtime';
 import { type Job, Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  createTestDatabase,
-  flushPrefix,
-  redisUrl,
-  type TestDatabase,
-  testPrefix,
-  testRedis,
-  waitFor,
-} from '../support/context.ts';
+import { afterAll, describe, expect } from 'vitest';
+import { flushPrefix, type TestDatabase, waitFor } from '../support/context.ts';
+import { it, test } from '../support/fixtures.ts';
 import {
   build,
   expectSameExampleWarnings,
@@ -38,8 +31,6 @@ import {
 describe('dataset-builder worker (BullMQ + Postgres)', { timeout: 120_000 }, () => {
   let tdb: TestDatabase;
   let prefix: string;
-  let workerConn: Redis;
-  let producerConn: Redis;
   let redis: Redis;
   let requests: Queue;
   let uploads: Queue;
@@ -47,39 +38,25 @@ describe('dataset-builder worker (BullMQ + Postgres)', { timeout: 120_000 }, () 
   let storageDir: string;
   let storage: LocalFileStorage;
 
-  beforeAll(async () => {
-    tdb = await createTestDatabase();
-    prefix = testPrefix();
-    workerConn = createRedis(redisUrl(), 'worker');
-    producerConn = createRedis(redisUrl(), 'worker');
-    redis = testRedis();
-    requests = new Queue('fine-tune-requests', { connection: producerConn, prefix });
-    uploads = new Queue('files-upload', { connection: producerConn, prefix });
+  test.beforeAll(async ({ database, redis: client, prefix: ownPrefix, stages }) => {
+    tdb = database;
+    prefix = ownPrefix;
+    redis = client;
+    requests = new Queue('fine-tune-requests', { connection: redis, prefix });
+    uploads = new Queue('files-upload', { connection: redis, prefix });
     storageDir = mkdtempSync(join(tmpdir(), 'tuneline-builder-'));
     storage = new LocalFileStorage(storageDir);
-    running = await startStage(datasetBuilderStage, {
-      config: {
-        QUEUE_PREFIX: prefix,
-        WORKER_CONCURRENCY: 2,
-        RECOVERY_INTERVAL_MS: 60_000,
-        OUTBOX_INTERVAL_MS: 60_000,
-      },
-      deps: { db: tdb.db, log: createLogger('test', 'silent'), storage, catalogue: defaultCatalogue },
-      workerConnection: workerConn,
-      producerConnection: producerConn,
-      timers: false,
-    });
+    running = await stages.start(
+      datasetBuilderStage,
+      { db: tdb.db, log: createLogger('test', 'silent'), storage, catalogue: defaultCatalogue },
+      { concurrency: 2, timers: false },
+    );
   });
 
   afterAll(async () => {
-    await running.close(5_000);
-    await requests.close();
-    await uploads.close();
-    workerConn.disconnect();
-    producerConn.disconnect();
-    redis.disconnect();
-    await tdb.drop();
-    rmSync(storageDir, { recursive: true, force: true });
+    await requests?.close();
+    await uploads?.close();
+    if (storageDir) rmSync(storageDir, { recursive: true, force: true });
   });
 
   const message = (input: FineTuneRequestInput, correlationId = 'corr-1') =>

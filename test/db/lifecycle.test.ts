@@ -21,10 +21,11 @@ import {
   TERMINAL_STATUSES,
   WAITING_FOR_TRAINER,
 } from '@tuneline/db';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect } from 'vitest';
 import { makeDataset, makeLicense } from '../api/fixtures.ts';
 import { createFineTune as insertFineTune } from '../billing/fixtures.ts';
-import { createTestDatabase, type TestDatabase } from '../support/context.ts';
+import type { TestDatabase } from '../support/context.ts';
+import { it, test } from '../support/fixtures.ts';
 
 /**
  * The fine-tune lifecycle (packages/db/src/lifecycle): every birth and ending queues exactly the one
@@ -33,12 +34,9 @@ import { createTestDatabase, type TestDatabase } from '../support/context.ts';
 
 let t: TestDatabase;
 
-beforeAll(async () => {
-  t = await createTestDatabase();
+test.beforeAll(async ({ database }) => {
+  t = database;
   await makeLicense(t.db, 'lic-life', 0n);
-});
-afterAll(async () => {
-  await t.drop();
 });
 
 async function dataset(status: 'ready' | 'uploaded' = 'uploaded'): Promise<DatasetRecord> {

@@ -9,17 +9,15 @@ import {
   writeOutbox,
 } from '@tuneline/db';
 import { sql } from 'kysely';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, type TestDatabase } from '../support/context.ts';
+import { describe, expect } from 'vitest';
+import type { TestDatabase } from '../support/context.ts';
+import { it, test } from '../support/fixtures.ts';
 
 describe('outbox capture and relay', () => {
   let tdb: TestDatabase;
 
-  beforeAll(async () => {
-    tdb = await createTestDatabase();
-  });
-  afterAll(async () => {
-    await tdb.drop();
+  test.beforeAll(async ({ database }) => {
+    tdb = database;
   });
 
   const settle = (id: string) => billingSettleMessage({ fineTuneId: id, correlationId: 'c' });

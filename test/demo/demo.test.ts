@@ -2,18 +2,16 @@ import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePort } from '@tuneline/devstack';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, redisUrl, type TestDatabase } from '../support/context.ts';
+import { describe, expect } from 'vitest';
+import { redisUrl, type TestDatabase } from '../support/context.ts';
+import { it, test } from '../support/fixtures.ts';
 
 const root = join(import.meta.dirname, '../..');
 
 describe('npm run demo -- --exit', () => {
   let tdb: TestDatabase;
-  beforeAll(async () => {
-    tdb = await createTestDatabase();
-  });
-  afterAll(async () => {
-    await tdb.drop();
+  test.beforeAll(async ({ database }) => {
+    tdb = database;
   });
 
   it('runs the pipeline to an available model, charges trained tokens × price, and writes the e-mail', async () => {

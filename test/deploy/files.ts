@@ -108,6 +108,7 @@ export interface ComposeService {
   healthcheck?: { test: string[] };
   stop_grace_period?: string;
   restart?: string;
+  entrypoint?: string[];
 }
 
 /** docker-compose.yml as written (`${VAR:-default}` not interpolated), with YAML merge keys applied. */

@@ -3,8 +3,9 @@ import { existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, readlink
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve, sep } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, redisUrl, type TestDatabase, testPrefix, waitFor } from '../support/context.ts';
+import { afterAll, describe, expect } from 'vitest';
+import { redisUrl, type TestDatabase, testPrefix, waitFor } from '../support/context.ts';
+import { it, test } from '../support/fixtures.ts';
 import { type CapturedProcess, spawnCaptured } from '../support/process.ts';
 import {
   buildStageRuns,
@@ -75,8 +76,8 @@ describe('pnpm deploy, as the Dockerfile runs it', () => {
   let tdb: TestDatabase;
   const running: ChildProcess[] = [];
 
-  beforeAll(async () => {
-    tdb = await createTestDatabase();
+  test.beforeAll(async ({ database }) => {
+    tdb = database;
     // The image's `pnpm` is the pinned one installed with npm; here it is run through npx.
     const local = (command: string) =>
       command.replace(/^pnpm /, `npx --yes ${packageManager} `).replaceAll('/out/', `${out}/`);
@@ -92,7 +93,6 @@ describe('pnpm deploy, as the Dockerfile runs it', () => {
 
   afterAll(async () => {
     for (const child of running) child.kill('SIGKILL');
-    await tdb?.drop();
     rmSync(out, { recursive: true, force: true });
   });
 

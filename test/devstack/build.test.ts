@@ -26,9 +26,10 @@ import {
   staleReason,
   superviseServices,
 } from '@tuneline/devstack';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect } from 'vitest';
 import { bundle } from '../../scripts/build.ts';
-import { createTestDatabase, redisUrl, testPrefix, waitFor } from '../support/context.ts';
+import { redisUrl, waitFor } from '../support/context.ts';
+import { it } from '../support/fixtures.ts';
 
 const root = join(import.meta.dirname, '../..');
 const zodDir = findPackageDir('zod', join(root, 'packages', 'contracts'))!;
@@ -217,7 +218,10 @@ describe('the build (scripts/build.ts)', () => {
 });
 
 describe('compiled workers', () => {
-  it('a stale worker is built once, saying so on stderr; the supervisor then runs its bundle, which reports ready', async () => {
+  it('a stale worker is built once, saying so on stderr; the supervisor then runs its bundle, which reports ready', async ({
+    database,
+    prefix,
+  }) => {
     const billing = buildTargets(root).find((t) => t.name === 'billing')!;
     ensureBuilt(root, [billing], () => {});
     // As if a source had been saved after the build: the record's stamp of it no longer matches.
@@ -238,12 +242,11 @@ describe('compiled workers', () => {
     ensureBuilt(root, [billing], (line) => again.push(line));
     expect(again).toEqual([]);
 
-    const tdb = await createTestDatabase();
     let output = '';
     const supervisor = superviseServices({
       root,
       manifests: readServiceManifests(root).filter((m) => m.service === 'billing'),
-      env: { ...process.env, DATABASE_URL: tdb.url, REDIS_URL: redisUrl(), QUEUE_PREFIX: testPrefix() },
+      env: { ...process.env, DATABASE_URL: database.url, REDIS_URL: redisUrl(), QUEUE_PREFIX: prefix },
       restart: false,
       onOutput: (_service, chunk) => {
         output += chunk;
@@ -265,7 +268,6 @@ describe('compiled workers', () => {
       expect((await fetch(`http://127.0.0.1:${port}/readyz`)).status).toBe(200);
     } finally {
       await supervisor.stop(10_000);
-      await tdb.drop();
     }
     expect(supervisor.exits).toEqual([{ service: 'billing', instance: 0, code: 0, signal: null }]);
   }, 120_000);

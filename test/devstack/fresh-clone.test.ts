@@ -5,8 +5,9 @@ import { join } from 'node:path';
 import { stripVTControlCharacters } from 'node:util';
 import { redact } from '@tuneline/devstack';
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, databaseUrl, redisUrl, type TestDatabase } from '../support/context.ts';
+import { afterAll, beforeAll, describe, expect } from 'vitest';
+import { databaseUrl, redisUrl, type TestDatabase } from '../support/context.ts';
+import { it, test } from '../support/fixtures.ts';
 import { spawnCaptured } from '../support/process.ts';
 
 /**
@@ -140,12 +141,9 @@ describe('a fresh clone with no ../shared/ beside it', () => {
     const dead = { url: 'postgres://postgres@127.0.0.1:1/postgres', note: 'nothing on port 1' };
     let demo: TestDatabase;
     let withDevStack: typeof import('../../packages/cli/src/stack.ts').withDevStack;
-    beforeAll(async () => {
+    test.beforeAll(async ({ database }) => {
       ({ withDevStack } = await import(join(clone, 'packages/cli/src/stack.ts')));
-      demo = await createTestDatabase(); // migrated; stands in for tuneline_demo
-    });
-    afterAll(async () => {
-      await demo?.drop();
+      demo = database; // migrated; stands in for tuneline_demo
     });
 
     /** Runs `withDevStack` and captures what it writes on stderr. */

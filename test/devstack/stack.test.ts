@@ -3,8 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ensureStack, findDatabase, findRedis, StackError } from '@tuneline/devstack';
 import pg from 'pg';
-import { describe, expect, it } from 'vitest';
-import { createTestDatabase, databaseUrl, redisUrl } from '../support/context.ts';
+import { describe, expect } from 'vitest';
+import { databaseUrl, redisUrl } from '../support/context.ts';
+import { it } from '../support/fixtures.ts';
 
 const root = () => mkdtempSync(join(tmpdir(), 'tl-stack-'));
 
@@ -47,14 +48,12 @@ describe('the look-up the CLI uses (running servers only)', () => {
   const dead = { url: 'postgres://postgres@127.0.0.1:1/postgres', note: 'nothing on port 1' };
   const server = () => ({ url: databaseUrl(), note: 'test server' });
 
-  it("prefers the demo's database on the first server that answers, and says where it found it", async () => {
-    const demo = await createTestDatabase(); // migrated, standing in for tuneline_demo
-    try {
-      const found = await findDatabase({ servers: [dead, server()], demoDatabase: demo.name });
-      expect(found).toEqual({ url: demo.url, note: `${demo.name} on the test server`, migrated: true });
-    } finally {
-      await demo.drop();
-    }
+  it("prefers the demo's database on the first server that answers, and says where it found it", async ({
+    database,
+  }) => {
+    const demo = database; // migrated, standing in for tuneline_demo
+    const found = await findDatabase({ servers: [dead, server()], demoDatabase: demo.name });
+    expect(found).toEqual({ url: demo.url, note: `${demo.name} on the test server`, migrated: true });
   });
 
   it("falls back to the server's own database when there is no demo database, and tells whether it is migrated", async () => {

@@ -1,6 +1,12 @@
-import { buildApi, profileChatProvider } from '@tuneline/api';
-import { defaultCatalogue } from '@tuneline/dataset';
-import { createProviderProfile } from '@tuneline/provider';
+import { type ApiOptions, buildApi, type ChatProvider, profileChatProvider } from '@tuneline/api';
+import { type Catalogue, defaultCatalogue } from '@tuneline/dataset';
+import {
+  createChatHttpClient,
+  createProvider,
+  createProviderProfile,
+  providerEnvSchema,
+  resolveProviderSettings,
+} from '@tuneline/provider';
 import { createRedis } from '@tuneline/runtime';
 import { type RecordedResponse, type RunningSimulator, startSimulator } from '@tuneline/simulator';
 import type { Redis } from 'ioredis';
@@ -133,4 +139,107 @@ export function lastReceived(gw: Gateway): Record<string, unknown> {
   const last = all.at(-1);
   if (!last) throw new Error('the simulator received no chat request');
   return last.body;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The money side's rig (holds, metering, idempotency, rate limits): the API with a wrappable provider.
+
+export const ADMIN_KEY = 'admin-key-for-gateway-tests-0123456789';
+
+/** A test database, Redis, the simulator and an API over them (the gateway's tests share this set-up). */
+export interface GatewayRig {
+  t: TestDatabase;
+  redis: Redis;
+  sim: RunningSimulator;
+  app: Awaited<ReturnType<typeof buildApi>>;
+  prefix: string;
+  close(): Promise<void>;
+}
+
+export async function startRig(
+  opts: {
+    /** Wraps the real simulator-backed provider (a gate, a counter); the simulator still answers. */
+    wrapProvider?: (provider: ChatProvider) => ChatProvider;
+    catalogue?: Catalogue;
+    /** A pino logger (the API logs nothing without one). */
+    logger?: ApiOptions['logger'];
+    rateLimit?: ApiOptions['rateLimit'];
+  } = {},
+): Promise<GatewayRig> {
+  const t = await createTestDatabase();
+  const redis = createRedis(redisUrl(), 'producer');
+  const prefix = testPrefix();
+  const sim = await startSimulator({ speed: 100_000, seed: 11 });
+  const providerEnv = providerEnvSchema.parse({
+    PROVIDER: 'simulator',
+    SIMULATOR_URL: sim.url,
+    SIMULATOR_API_KEY: sim.apiKey,
+    // As the API runs it (GATEWAY_PROVIDER_MAX_RETRIES): the provider's 429s reach the caller.
+    PROVIDER_MAX_RETRIES: '0',
+  });
+  // As the API runs it: non-streamed calls over the keep-alive pool, streams through the SDK.
+  const chatHttp = createChatHttpClient(resolveProviderSettings(providerEnv));
+  const provider = profileChatProvider(createProvider(providerEnv), chatHttp);
+  const app = await buildApi({
+    db: t.db,
+    redis,
+    queuePrefix: prefix,
+    catalogue: opts.catalogue ?? defaultCatalogue,
+    provider: opts.wrapProvider ? opts.wrapProvider(provider) : provider,
+    adminKey: ADMIN_KEY,
+    ...(opts.logger ? { logger: opts.logger } : {}),
+    ...(opts.rateLimit ? { rateLimit: opts.rateLimit } : {}),
+  });
+  return {
+    t,
+    redis,
+    sim,
+    app,
+    prefix,
+    async close() {
+      await app.close();
+      chatHttp.close();
+      await sim.close();
+      redis.disconnect();
+      await t.drop();
+    },
+  };
+}
+
+/** Trains a real model at the simulator so the gateway has something to serve. */
+export async function trainSimulatorModel(sim: RunningSimulator): Promise<string> {
+  const client = new OpenAI({ baseURL: sim.url, apiKey: sim.apiKey, maxRetries: 0 });
+  const lines = Array.from({ length: 12 }, (_, i) =>
+    JSON.stringify({
+      messages: [
+        { role: 'system', content: 'Extract fields as JSON.' },
+        { role: 'user', content: `INVOICE ${1000 + i}\nTotal: ${i + 1}0.00 EUR` },
+        { role: 'assistant', content: JSON.stringify({ total: (i + 1) * 10 }) },
+      ],
+    }),
+  ).join('\n');
+  const file = await client.files.create({
+    file: await toFile(Buffer.from(lines), 'train.jsonl'),
+    purpose: 'fine-tune',
+  });
+  const job = await client.fineTuning.jobs.create({
+    model: 'gpt-4o-mini-2024-07-18',
+    training_file: file.id,
+    suffix: 'gw',
+  });
+  const done = await waitFor(
+    async () => {
+      const j = await client.fineTuning.jobs.retrieve(job.id);
+      if (j.status === 'failed' || j.status === 'cancelled') throw new Error(`simulator job ${j.status}`);
+      return j.status === 'succeeded' ? j : undefined;
+    },
+    20_000,
+    'simulator fine-tune',
+  );
+  return done.fine_tuned_model as string;
+}
+
+/** Chat completion requests the simulator received (its own record), for "one provider call" checks. */
+export function simulatorChatCalls(sim: RunningSimulator): number {
+  return sim.admin.chatRequests().length;
 }

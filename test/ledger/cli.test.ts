@@ -1,19 +1,17 @@
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { sql } from 'kysely';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { expect } from 'vitest';
 import { creditsCommand } from '../../packages/cli/src/commands/credits.ts';
 import { ledgerCommand } from '../../packages/cli/src/commands/ledger.ts';
-import { createTestDatabase, type TestDatabase } from '../support/context.ts';
+import type { TestDatabase } from '../support/context.ts';
+import { it, test } from '../support/fixtures.ts';
 
 let t: TestDatabase;
-beforeAll(async () => {
-  t = await createTestDatabase();
+test.beforeAll(async ({ database }) => {
+  t = database;
   // The commands read DATABASE_URL (this file runs in its own process).
   process.env.DATABASE_URL = t.url;
-});
-afterAll(async () => {
-  await t.drop();
 });
 
 /** Runs a command in-process and captures what it prints. */

@@ -12,15 +12,13 @@ import {
   voidReservation,
 } from '@tuneline/ledger';
 import { sql } from 'kysely';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, type TestDatabase } from '../support/context.ts';
+import { describe, expect } from 'vitest';
+import type { TestDatabase } from '../support/context.ts';
+import { it, test } from '../support/fixtures.ts';
 
 let t: TestDatabase;
-beforeAll(async () => {
-  t = await createTestDatabase();
-});
-afterAll(async () => {
-  await t.drop();
+test.beforeAll(async ({ database }) => {
+  t = database;
 });
 
 const lic = () => `lic-${randomUUID().slice(0, 8)}`;

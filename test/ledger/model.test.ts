@@ -11,8 +11,9 @@ import {
   voidReservation,
 } from '@tuneline/ledger';
 import fc from 'fast-check';
-import { afterAll, beforeAll, expect, it } from 'vitest';
-import { createTestDatabase, type TestDatabase } from '../support/context.ts';
+import { expect } from 'vitest';
+import type { TestDatabase } from '../support/context.ts';
+import { it, test } from '../support/fixtures.ts';
 
 /**
  * Model-based test: random sequences of grant, reserve, post (under, exact, over the reservation),
@@ -22,11 +23,8 @@ import { createTestDatabase, type TestDatabase } from '../support/context.ts';
  */
 
 let t: TestDatabase;
-beforeAll(async () => {
-  t = await createTestDatabase();
-});
-afterAll(async () => {
-  await t.drop();
+test.beforeAll(async ({ database }) => {
+  t = database;
 });
 
 type AbstractOp =

@@ -16,27 +16,20 @@ import {
   smtpMailer,
 } from '@tuneline/notifier';
 import { configSchema as notifierConfigSchema } from '@tuneline/notifier/config';
-import { createLogger, createRedis, PermanentError, type RunningStage, startStage } from '@tuneline/runtime';
+import { createLogger, PermanentError, type RunningStage } from '@tuneline/runtime';
 import { sql } from 'kysely';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect } from 'vitest';
 import { createFineTune, type FineTuneFixture } from '../billing/fixtures.ts';
-import {
-  createTestDatabase,
-  flushPrefix,
-  redisUrl,
-  type TestDatabase,
-  testPrefix,
-  testRedis,
-  waitFor,
-} from '../support/context.ts';
+import { redisUrl, type TestDatabase, waitFor } from '../support/context.ts';
+import { it, test } from '../support/fixtures.ts';
 
 let t: TestDatabase;
 let smtp: Awaited<ReturnType<typeof startSmtpServer>>;
 const log = createLogger('notifier', 'silent');
 const FROM = 'Tuneline <no-reply@tuneline.test>';
 
-beforeAll(async () => {
-  t = await createTestDatabase();
+test.beforeAll(async ({ database }) => {
+  t = database;
   smtp = await startSmtpServer({
     'rejected@example.com': [550, 550, 550, 550],
     'pooled-rejected@example.com': [550],
@@ -46,7 +39,6 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await smtp.close();
-  await t.drop();
 });
 
 function deps(mailer = smtpMailer(smtp.url, { timeoutMs: 5_000 })): NotifierDeps {
@@ -64,28 +56,16 @@ async function settled(db: Db, fixture: FineTuneFixture) {
 const mailsTo = (address: string) => smtp.received.filter((m) => m.to.includes(address));
 
 describe('notifier stage against a loopback SMTP server', () => {
-  it('delivers through the worker; a 5xx address fails alone while the other is delivered', async () => {
+  it('delivers through the worker; a 5xx address fails alone while the other is delivered', async ({
+    stages,
+  }) => {
     const { ft, byRecipient } = await settled(t.db, {
       notifyEmails: ['ok@example.com', 'rejected@example.com'],
       trainedTokens: 123_456n,
     });
-    const prefix = testPrefix();
-    const redis = testRedis();
-    const [w, p] = [createRedis(redisUrl(), 'worker'), createRedis(redisUrl(), 'worker')];
     let stage: RunningStage | undefined;
     try {
-      stage = await startStage(notifierStage, {
-        config: {
-          QUEUE_PREFIX: prefix,
-          WORKER_CONCURRENCY: 2,
-          RECOVERY_INTERVAL_MS: 60_000,
-          OUTBOX_INTERVAL_MS: 1_000,
-        },
-        deps: deps(),
-        workerConnection: w,
-        producerConnection: p,
-        timers: false,
-      });
+      stage = await stages.start(notifierStage, deps(), { concurrency: 2, timers: false });
       // Billing's outbox rows become notify-send jobs.
       expect(await stage.relayOutbox()).toBeGreaterThanOrEqual(2);
       await waitFor(async () => {
@@ -97,9 +77,7 @@ describe('notifier stage against a loopback SMTP server', () => {
         return rows.every((r) => r.status !== 'pending');
       });
     } finally {
-      await stage?.close(5_000);
-      await flushPrefix(redis, prefix);
-      for (const c of [redis, w, p]) c.disconnect();
+      if (stage) await stages.close(stage, 5_000);
     }
     const rows = await t.db
       .selectFrom('notifications')

@@ -97,7 +97,7 @@ describe('the service list `tuneline workers` starts', () => {
     const withoutBilling = layout(...SERVICES.filter((s) => s !== 'billing'));
     expect(() => readServiceManifests(withoutBilling)).toThrow(ServiceCatalogueError);
     expect(() => readServiceManifests(withoutBilling)).toThrow(
-      '"billing" consumes "billing-settle" but has no services/billing/src/main.ts',
+      '"billing" consumes "billing-settle", "inference-usage" but has no services/billing/src/main.ts',
     );
     rmSync(withoutBilling, { recursive: true, force: true });
     const stray = layout(...SERVICES, 'evaluator');

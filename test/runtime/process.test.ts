@@ -5,8 +5,9 @@ import { join } from 'node:path';
 import { notifySendMessage } from '@tuneline/contracts';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, redisUrl, type TestDatabase, testPrefix, waitFor } from '../support/context.ts';
+import { describe, expect } from 'vitest';
+import { redisUrl, type TestDatabase, testPrefix, waitFor } from '../support/context.ts';
+import { it, test } from '../support/fixtures.ts';
 import { type CapturedProcess, spawnCaptured } from '../support/process.ts';
 
 const root = join(import.meta.dirname, '../..');
@@ -43,11 +44,8 @@ async function startProcess(
 
 describe('service processes', () => {
   let tdb: TestDatabase;
-  beforeAll(async () => {
-    tdb = await createTestDatabase();
-  });
-  afterAll(async () => {
-    await tdb.drop();
+  test.beforeAll(async ({ database }) => {
+    tdb = database;
   });
 
   it('SIGTERM while a job runs: readiness turns 503, what runs beside the stage closes first, the job finishes, the process exits 0 within the limit', async () => {

@@ -2,8 +2,9 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { SERVICES } from '@tuneline/contracts';
 import { readServiceManifests, type Supervisor, superviseServices } from '@tuneline/devstack';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, redisUrl, type TestDatabase, testPrefix, waitFor } from '../support/context.ts';
+import { afterAll, describe, expect } from 'vitest';
+import { redisUrl, type TestDatabase, waitFor } from '../support/context.ts';
+import { it, test } from '../support/fixtures.ts';
 
 const root = join(import.meta.dirname, '../..');
 
@@ -34,8 +35,8 @@ describe('the six services', () => {
     let tdb: TestDatabase;
     let supervisor: Supervisor;
     const output: Record<string, string> = {};
-    beforeAll(async () => {
-      tdb = await createTestDatabase();
+    test.beforeAll(async ({ database, prefix }) => {
+      tdb = database;
       supervisor = superviseServices({
         root,
         manifests,
@@ -43,7 +44,7 @@ describe('the six services', () => {
           ...process.env,
           DATABASE_URL: tdb.url,
           REDIS_URL: redisUrl(),
-          QUEUE_PREFIX: testPrefix(),
+          QUEUE_PREFIX: prefix,
           LOG_LEVEL: 'info',
         },
         restart: false,
@@ -54,7 +55,6 @@ describe('the six services', () => {
     });
     afterAll(async () => {
       await supervisor.stop(5_000);
-      await tdb.drop();
     });
 
     it('start, connect, report ready, and exit 0 on SIGTERM', async () => {

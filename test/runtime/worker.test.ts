@@ -10,24 +10,21 @@ import { inTransaction, uncapturedOutboxWrites, writeOutbox } from '@tuneline/db
 import {
   createLogger,
   createMetrics,
-  createRedis,
   PermanentError,
   RateLimitedError,
   type RunningStage,
   type Stage,
   type StageDeps,
-  startStage,
 } from '@tuneline/runtime';
 import { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, redisUrl, type TestDatabase, testPrefix, waitFor } from '../support/context.ts';
+import { afterAll, describe, expect } from 'vitest';
+import { type TestDatabase, waitFor } from '../support/context.ts';
+import { it, test } from '../support/fixtures.ts';
+import type { StageRunner, StageRunnerOptions } from '../support/stage-runner.ts';
 
 describe('stage worker runtime', () => {
   let tdb: TestDatabase;
-  let prefix: string;
-  let workerConn: Redis;
-  let producerConn: Redis;
+  let runner: StageRunner;
   let queue: Queue;
   let running: RunningStage;
   const metrics = createMetrics('test');
@@ -35,25 +32,13 @@ describe('stage worker runtime', () => {
   // notificationId → how many times the handler should throw before succeeding
   const failuresLeft = new Map<string, number>();
   let stage: Stage<'notify-send', StageDeps>;
-  const stageOptions = (workerConnection: Redis) => ({
-    config: {
-      QUEUE_PREFIX: prefix,
-      WORKER_CONCURRENCY: 2,
-      RECOVERY_INTERVAL_MS: 60_000,
-      OUTBOX_INTERVAL_MS: 60_000,
-    },
-    deps: { db: tdb.db, log: createLogger('test', 'silent') },
-    workerConnection,
-    producerConnection: producerConn,
-    timers: false,
-  });
+  const deps = () => ({ db: tdb.db, log: createLogger('test', 'silent') });
+  const stageOptions: StageRunnerOptions = { concurrency: 2, timers: false };
 
-  beforeAll(async () => {
-    tdb = await createTestDatabase();
-    prefix = testPrefix();
-    workerConn = createRedis(redisUrl(), 'worker');
-    producerConn = createRedis(redisUrl(), 'worker');
-    queue = new Queue('notify-send', { connection: producerConn, prefix });
+  test.beforeAll(async ({ database, redis, prefix, stages }) => {
+    tdb = database;
+    runner = stages;
+    queue = new Queue('notify-send', { connection: redis, prefix });
     stage = {
       queue: 'notify-send',
       async handle(message, ctx) {
@@ -81,15 +66,12 @@ describe('stage worker runtime', () => {
         }
       },
     };
-    running = await startStage(stage, { ...stageOptions(workerConn), metrics });
+    running = await runner.start(stage, deps(), { ...stageOptions, metrics });
   });
 
   afterAll(async () => {
-    await running.close(5_000);
-    await queue.close();
-    workerConn.disconnect();
-    producerConn.disconnect();
-    await tdb.drop();
+    await runner?.closeAll(5_000);
+    await queue?.close();
   });
 
   const message = (id: string, correlationId = `corr-${id}`) =>
@@ -165,10 +147,13 @@ describe('stage worker runtime', () => {
     expect(rows[0]?.published_at).not.toBeNull();
   });
 
-  it('publishes what a handler wrote to the outbox as soon as the job ends (no timer running)', async () => {
+  it('publishes what a handler wrote to the outbox as soon as the job ends (no timer running)', async ({
+    redis,
+    prefix,
+  }) => {
     const id = randomUUID();
     await queue.add('notify-send', message(id, 'writes-outbox'), { jobId: notifySendJobId(id) });
-    const settle = new Queue('billing-settle', { connection: producerConn, prefix });
+    const settle = new Queue('billing-settle', { connection: redis, prefix });
     try {
       const job = await waitFor(() => settle.getJob(billingSettleJobId(id)), 10_000, 'the relayed job');
       expect(job.data).toMatchObject({ fineTuneId: id });
@@ -177,9 +162,12 @@ describe('stage worker runtime', () => {
     }
   });
 
-  it('publishes what the handler committed itself, without the relay, and marks the row published', async () => {
+  it('publishes what the handler committed itself, without the relay, and marks the row published', async ({
+    redis,
+    prefix,
+  }) => {
     const uncapturedBefore = uncapturedOutboxWrites();
-    const settle = new Queue('billing-settle', { connection: producerConn, prefix });
+    const settle = new Queue('billing-settle', { connection: redis, prefix });
     try {
       for (const correlationId of ['commits-outbox', 'commits-outbox-then-fails']) {
         const id = randomUUID();
@@ -229,8 +217,7 @@ describe('stage worker runtime', () => {
 
   it('a rate limit pauses every worker of the queue, not only the one that hit it', async () => {
     // A second instance, as another process would be: it must also wait out the pause.
-    const otherConn = createRedis(redisUrl(), 'worker');
-    const other = await startStage(stage, stageOptions(otherConn));
+    const other = await runner.start(stage, deps(), stageOptions);
     try {
       const limited = randomUUID();
       failuresLeft.set(limited, -2);
@@ -250,8 +237,7 @@ describe('stage worker runtime', () => {
       );
       expect(run.at - first.at).toBeGreaterThanOrEqual(250);
     } finally {
-      await other.close(5_000);
-      otherConn.disconnect();
+      await runner.close(other, 5_000);
     }
   });
 

@@ -1,14 +1,16 @@
-import { billingStage } from '@tuneline/billing';
-import { fineTuneRequestMessage } from '@tuneline/contracts';
+import { billingStage, inferenceUsageStage } from '@tuneline/billing';
+import { FineTuneRequestProducer, QUEUE_NAMES } from '@tuneline/contracts';
 import { loadCatalogue } from '@tuneline/dataset';
 import { datasetBuilderStage } from '@tuneline/dataset-builder';
+import { retrainCheckStage } from '@tuneline/dataset-builder/retrain';
 import { startSmtpServer } from '@tuneline/harness';
 import { getBalance } from '@tuneline/ledger';
 import { notifierStage, smtpMailer } from '@tuneline/notifier';
 import { type RunningSimulator, startSimulator } from '@tuneline/simulator';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect } from 'vitest';
 import { requestInput } from '../dataset/fixtures.ts';
-import { createTestDatabase, redisUrl, type TestDatabase, testPrefix, waitFor } from '../support/context.ts';
+import { waitFor } from '../support/context.ts';
+import { test } from '../support/fixtures.ts';
 import {
   type Pipeline,
   quietLog,
@@ -19,34 +21,31 @@ import {
 } from './harness.ts';
 import { makeProvider } from './provider.ts';
 
-let tdb: TestDatabase;
 let sim: RunningSimulator;
 let files: StorageFixture;
 let pipeline: Pipeline;
 let smtp: Awaited<ReturnType<typeof startSmtpServer>>;
 
-beforeAll(async () => {
-  tdb = await createTestDatabase();
+test.beforeAll(async ({ db, stages }) => {
   files = tempStorage();
   smtp = await startSmtpServer();
   sim = await startSimulator({ port: 0, seed: 61, speed: 2_000 });
   pipeline = await startPipeline({
-    db: tdb.db,
-    redisUrl: redisUrl(),
-    prefix: testPrefix(),
+    db,
+    runner: stages,
     provider: makeProvider({ baseURL: sim.url, apiKey: sim.apiKey }),
     storage: files.storage,
     schedule: { intervalMs: 300, minIntervalMs: 100 },
   });
-  await pipeline.runner.start(datasetBuilderStage, {
-    db: tdb.db,
-    log: quietLog,
-    storage: files.storage,
-    catalogue: loadCatalogue({}),
-  });
-  await pipeline.runner.start(billingStage, { db: tdb.db, log: quietLog });
-  await pipeline.runner.start(notifierStage, {
-    db: tdb.db,
+  // The dataset-builder service's two stages, as its main.ts starts them.
+  const builderDeps = { db, log: quietLog, storage: files.storage, catalogue: loadCatalogue({}) };
+  await stages.start(datasetBuilderStage, builderDeps);
+  await stages.start(retrainCheckStage, builderDeps);
+  // The billing service's two stages, as its main.ts starts them.
+  await stages.start(billingStage, { db, log: quietLog });
+  await stages.start(inferenceUsageStage, { db, log: quietLog });
+  await stages.start(notifierStage, {
+    db,
     log: quietLog,
     mailer: smtpMailer(smtp.url, { timeoutMs: 5_000 }),
     mailFrom: 'tuneline@example.com',
@@ -58,23 +57,38 @@ afterAll(async () => {
   await sim?.close();
   await smtp?.close();
   files?.cleanup();
-  await tdb?.drop();
 });
 
 describe('six stages in-process', () => {
-  it('takes a fine-tune request from the queue to an available model, charged once, with an e-mail', async () => {
-    await seedLicense(tdb.db, 'lic-chain', 1_000_000n);
+  test('takes a fine-tune request from the queue to an available model, charged once, with an e-mail', async ({
+    db,
+    redis,
+    prefix,
+    stages,
+  }) => {
+    // Every queue of the catalogue has its stage: a missing one fails here, by name, not as a timeout.
+    stages.requireConsumers(QUEUE_NAMES);
+    await seedLicense(db, 'lic-chain', 1_000_000n);
     const input = requestInput({
       requestId: 'chain-1',
       licenseId: 'lic-chain',
       autoTrain: true,
       job: { description: 'chain test', notifyEmails: 'owner@example.com', hyperparameters: 'auto' },
     });
-    const request = fineTuneRequestMessage({ request: input, correlationId: 'corr-chain-1' });
-    await pipeline.stages.uploader?.publisher.publish(request.queue, request.jobId, request.payload);
+    // Enqueued the way upstream apps do: through the typed producer.
+    const producer = new FineTuneRequestProducer({ connection: redis, prefix });
+    try {
+      expect(await producer.enqueue(input, { correlationId: 'corr-chain-1' })).toMatchObject({
+        ok: true,
+        correlationId: 'corr-chain-1',
+        duplicate: false,
+      });
+    } finally {
+      await producer.close();
+    }
     const fineTune = await waitFor(
       async () =>
-        tdb.db
+        db
           .selectFrom('fine_tunes')
           .selectAll()
           .where('license_id', '=', 'lic-chain')
@@ -92,14 +106,35 @@ describe('six stages in-process', () => {
       'mail',
     );
     expect(mail.body).toContain(fineTune.fine_tuned_model ?? 'no model name');
-    const transfers = await tdb.db
+    expect(mail.headers['x-tuneline-correlation-id']).toBe('corr-chain-1');
+    expect(mail.body).toContain('Correlation id: corr-chain-1');
+    const transfers = await db
       .selectFrom('ledger_transfers')
       .select(['kind'])
       .where('fine_tune_id', '=', fineTune.id)
       .execute();
     expect(transfers.map((t) => t.kind).sort()).toEqual(['post', 'reserve']);
-    const balance = await getBalance(tdb.db, 'lic-chain');
+    const balance = await getBalance(db, 'lic-chain');
     expect(balance.pending).toBe(0n);
     expect(sim.admin.state().jobs.filter((j) => j.metadata?.fine_tune_id === fineTune.id)).toHaveLength(1);
+
+    // The request's correlationId on every row it produced (this file's database holds only this chain)
+    // and on every message the stages queued through the outbox.
+    const correlationIds = {
+      requests: await db.selectFrom('fine_tune_requests').select('correlation_id').execute(),
+      datasets: await db.selectFrom('datasets').select('correlation_id').execute(),
+      fineTunes: await db.selectFrom('fine_tunes').select('correlation_id').execute(),
+    };
+    for (const [table, rows] of Object.entries(correlationIds)) {
+      expect(rows.length, table).toBe(1);
+      expect(rows[0]?.correlation_id, table).toBe('corr-chain-1');
+    }
+    const outbox = await db.selectFrom('outbox').select(['queue', 'payload']).execute();
+    expect(new Set(outbox.map((r) => r.queue))).toEqual(
+      new Set(['files-upload', 'finetune-create', 'finetune-poll', 'billing-settle', 'notify-send']),
+    );
+    for (const row of outbox) {
+      expect((row.payload as { correlationId?: string }).correlationId, row.queue).toBe('corr-chain-1');
+    }
   });
 });

@@ -2,23 +2,17 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { QueueName } from '@tuneline/contracts';
-import { findBaseModel, LocalFileStorage } from '@tuneline/dataset';
+import { type DatasetStorage, findBaseModel, LocalFileStorage } from '@tuneline/dataset';
 import type { Db } from '@tuneline/db';
 import { grantCredits } from '@tuneline/ledger';
 import { type PollerProvider, type PollScheduleConfig, pollerStage, Sweeper } from '@tuneline/poller';
-import {
-  createLogger,
-  createRedis,
-  type RunningStage,
-  type Stage,
-  type StageDeps,
-  startStage,
-} from '@tuneline/runtime';
+import { createLogger, type RunningStage } from '@tuneline/runtime';
 import { type TrainerProvider, trainerStage } from '@tuneline/trainer';
 import { type UploaderProvider, uploaderStage } from '@tuneline/uploader';
-import type { Redis } from 'ioredis';
+import { StageRunner } from '../support/stage-runner.ts';
 import { CountingProvider } from './counting-provider.ts';
+
+export { StageRunner };
 
 /** A chat fine-tuning file the simulator accepts: `n` examples. */
 export function trainingJsonl(n: number, tag = 'doc'): string {
@@ -52,7 +46,7 @@ export function tempStorage(): StorageFixture {
   };
 }
 
-async function writeKey(storage: LocalFileStorage, key: string, content: string): Promise<void> {
+async function writeKey(storage: DatasetStorage, key: string, content: string): Promise<void> {
   await new Promise<void>((resolve, reject) => {
     const out = storage.createWriteStream(key);
     out.on('error', reject);
@@ -62,7 +56,7 @@ async function writeKey(storage: LocalFileStorage, key: string, content: string)
 
 export interface SeedDatasetOptions {
   licenseId: string;
-  storage: LocalFileStorage;
+  storage: DatasetStorage;
   autoTrain?: boolean;
   examples?: number;
   testExamples?: number;
@@ -145,56 +139,21 @@ export async function seedLicense(db: Db, licenseId: string, credits: bigint): P
 
 export const quietLog = createLogger('stages-test', 'silent');
 
-/** Runs stages in-process on their own Redis connections, timers fast so tests do not wait on them. */
-export class StageRunner {
-  private readonly running: { stage: RunningStage; conns: Redis[] }[] = [];
-
-  constructor(
-    private readonly redisUrl: string,
-    private readonly prefix: string,
-  ) {}
-
-  async start<Q extends QueueName, D extends StageDeps>(
-    stage: Stage<Q, D>,
-    deps: D,
-    opts: { concurrency?: number; timers?: boolean } = {},
-  ): Promise<RunningStage> {
-    const workerConnection = createRedis(this.redisUrl, 'worker');
-    const producerConnection = createRedis(this.redisUrl, 'worker');
-    const running = await startStage(stage, {
-      config: {
-        QUEUE_PREFIX: this.prefix,
-        WORKER_CONCURRENCY: opts.concurrency ?? 8,
-        RECOVERY_INTERVAL_MS: 60_000,
-        OUTBOX_INTERVAL_MS: 100,
-      },
-      deps,
-      workerConnection,
-      producerConnection,
-      timers: opts.timers ?? true,
-    });
-    this.running.push({ stage: running, conns: [workerConnection, producerConnection] });
-    return running;
-  }
-
-  async closeAll(): Promise<void> {
-    for (const { stage, conns } of this.running.splice(0)) {
-      await stage.close(2_000).catch(() => {});
-      for (const c of conns) c.disconnect();
-    }
-  }
-}
+export type PipelineStage = 'uploader' | 'trainer' | 'poller';
 
 export interface PipelineOptions {
   db: Db;
-  redisUrl: string;
-  prefix: string;
+  /** Where a runner of the pipeline's own runs (both needed unless `runner` is given). */
+  redisUrl?: string;
+  prefix?: string;
   /** The provider profile (what every stage gets). */
   provider: PipelineProvider;
-  storage: LocalFileStorage;
+  storage: DatasetStorage;
   schedule?: Partial<PollScheduleConfig>;
   /** Stages to start; default all three. */
-  stages?: ('uploader' | 'trainer' | 'poller')[];
+  stages?: PipelineStage[];
+  /** Starts the stages on this runner (the `stages` fixture) instead of one of its own on `prefix`. */
+  runner?: StageRunner;
   sweepMaxAgeMs?: number;
   /** The trainer's delay of a new job's first poll (default 0). */
   firstPollDelayMs?: number;
@@ -206,12 +165,19 @@ export interface Pipeline {
   runner: StageRunner;
   pollerProvider: CountingProvider;
   sweeper: Sweeper;
-  stages: Partial<Record<'uploader' | 'trainer' | 'poller', RunningStage>>;
+  stages: Partial<Record<PipelineStage, RunningStage>>;
+  /** A started stage; throws, naming the stages that did start, when this pipeline did not start it. */
+  stage(name: PipelineStage): RunningStage;
   close(): Promise<void>;
 }
 
+function ownRunner(opts: PipelineOptions): StageRunner {
+  if (!opts.redisUrl || !opts.prefix) throw new Error('startPipeline needs a runner, or redisUrl and prefix');
+  return new StageRunner(opts.redisUrl, opts.prefix);
+}
+
 export async function startPipeline(opts: PipelineOptions): Promise<Pipeline> {
-  const runner = new StageRunner(opts.redisUrl, opts.prefix);
+  const runner = opts.runner ?? ownRunner(opts);
   const schedule: PollScheduleConfig = {
     intervalMs: 20 * 60_000,
     minIntervalMs: 2 * 60_000,
@@ -258,5 +224,13 @@ export async function startPipeline(opts: PipelineOptions): Promise<Pipeline> {
       schedule,
     });
   }
-  return { runner, pollerProvider, sweeper, stages, close: () => runner.closeAll() };
+  const stage = (name: PipelineStage): RunningStage => {
+    const running = stages[name];
+    if (!running) {
+      const started = Object.keys(stages).join(', ') || 'none';
+      throw new Error(`the ${name} stage was not started in this pipeline (started: ${started})`);
+    }
+    return running;
+  };
+  return { runner, pollerProvider, sweeper, stages, stage, close: () => runner.closeAll() };
 }

@@ -4,17 +4,10 @@ import { freePort, readServiceManifests, type Supervisor, superviseServices } fr
 import { startSmtpServer } from '@tuneline/harness';
 import { type RunningSimulator, startSimulator } from '@tuneline/simulator';
 import type { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect } from 'vitest';
 import { requestInput } from '../dataset/fixtures.ts';
-import {
-  createTestDatabase,
-  flushPrefix,
-  redisUrl,
-  type TestDatabase,
-  testPrefix,
-  testRedis,
-  waitFor,
-} from '../support/context.ts';
+import { redisUrl, type TestDatabase, waitFor } from '../support/context.ts';
+import { it, test } from '../support/fixtures.ts';
 import { type StorageFixture, seedLicense, tempStorage } from './harness.ts';
 
 const root = join(import.meta.dirname, '..', '..');
@@ -26,14 +19,15 @@ let files: StorageFixture;
 let smtp: Awaited<ReturnType<typeof startSmtpServer>>;
 let supervisor: Supervisor | undefined;
 let redis: Redis;
-const prefix = testPrefix();
+let prefix: string;
 const output: string[] = [];
 
-beforeAll(async () => {
-  tdb = await createTestDatabase();
+test.beforeAll(async ({ database, redis: client, prefix: ownPrefix }) => {
+  tdb = database;
+  redis = client;
+  prefix = ownPrefix;
   files = tempStorage();
   smtp = await startSmtpServer();
-  redis = testRedis();
   const webhookPort = await freePort();
   sim = await startSimulator({
     port: 0,
@@ -73,10 +67,7 @@ afterAll(async () => {
   await supervisor?.stop(10_000);
   await sim?.close();
   await smtp?.close();
-  await flushPrefix(redis, prefix);
-  redis?.disconnect();
   files?.cleanup();
-  await tdb?.drop();
 });
 
 describe('six workers as separate processes', () => {

@@ -3,16 +3,9 @@ import { autoTrainFineTuneId, type FineTuneRow, getFineTune } from '@tuneline/db
 import { type RunningSimulator, startSimulator } from '@tuneline/simulator';
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  createTestDatabase,
-  flushPrefix,
-  redisUrl,
-  type TestDatabase,
-  testPrefix,
-  testRedis,
-  waitFor,
-} from '../support/context.ts';
+import { afterAll, describe, expect } from 'vitest';
+import { flushPrefix, redisUrl, type TestDatabase, testPrefix, waitFor } from '../support/context.ts';
+import { it, test } from '../support/fixtures.ts';
 import {
   type Pipeline,
   type StorageFixture,
@@ -29,16 +22,14 @@ let tdb: TestDatabase;
 let files: StorageFixture;
 let redis: Redis;
 
-beforeAll(async () => {
-  tdb = await createTestDatabase();
+test.beforeAll(async ({ database, redis: client }) => {
+  tdb = database;
   files = tempStorage();
-  redis = testRedis();
+  redis = client;
 });
 
 afterAll(async () => {
-  redis?.disconnect();
   files?.cleanup();
-  await tdb?.drop();
 });
 
 interface World {
@@ -77,7 +68,7 @@ async function startMany(w: World, licenseId: string, n: number): Promise<string
   for (let i = 0; i < n; i++) {
     const datasetId = await seedReadyDataset(tdb.db, { licenseId, storage: files.storage });
     const upload = filesUploadMessage({ datasetId, correlationId: `corr-${datasetId}` });
-    await w.pipeline.stages.uploader?.publisher.publish(upload.queue, upload.jobId, upload.payload);
+    await w.pipeline.stage('uploader').publisher.publish(upload.queue, upload.jobId, upload.payload);
     ids.push(autoTrainFineTuneId(datasetId));
   }
   return ids;

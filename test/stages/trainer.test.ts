@@ -13,8 +13,9 @@ import { ProviderError } from '@tuneline/provider';
 import { PermanentError } from '@tuneline/runtime';
 import { type RunningSimulator, startSimulator } from '@tuneline/simulator';
 import { trainerStage } from '@tuneline/trainer';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, redisUrl, type TestDatabase, testPrefix, waitFor } from '../support/context.ts';
+import { afterAll, describe, expect } from 'vitest';
+import { redisUrl, type TestDatabase, testPrefix, waitFor } from '../support/context.ts';
+import { it, test } from '../support/fixtures.ts';
 import {
   type Pipeline,
   quietLog,
@@ -32,15 +33,14 @@ let files: StorageFixture;
 let pipeline: Pipeline;
 let provider: ReturnType<typeof makeProvider>;
 
-beforeAll(async () => {
-  tdb = await createTestDatabase();
+test.beforeAll(async ({ database, stages }) => {
+  tdb = database;
   files = tempStorage();
   sim = await startSimulator({ port: 0, seed: 11, speed: 2_000 });
   provider = makeProvider({ baseURL: sim.url, apiKey: sim.apiKey });
   pipeline = await startPipeline({
     db: tdb.db,
-    redisUrl: redisUrl(),
-    prefix: testPrefix(),
+    runner: stages,
     provider,
     storage: files.storage,
     // Polls every 200 ms here: these tests are about creation, not about waiting.
@@ -52,7 +52,6 @@ afterAll(async () => {
   await pipeline?.close();
   await sim?.close();
   files?.cleanup();
-  await tdb?.drop();
 });
 
 const jobsFor = (fineTuneId: string) =>
@@ -83,7 +82,7 @@ async function settleMessages(fineTuneId: string) {
 /** Queues the dataset's upload the way the dataset builder does. */
 async function enqueueUpload(datasetId: string, on: Pipeline = pipeline) {
   const upload = filesUploadMessage({ datasetId, correlationId: `corr-${datasetId}` });
-  await on.stages.uploader?.publisher.publish(upload.queue, upload.jobId, upload.payload);
+  await on.stage('uploader').publisher.publish(upload.queue, upload.jobId, upload.payload);
 }
 
 /** A pipeline of its own whose trainer queues a new job's first poll a minute later. */
@@ -232,7 +231,7 @@ describe('trainer against the simulator', () => {
       metadata: { fine_tune_id: fineTuneId },
     });
     // The restarted trainer finds the row waiting (recovery) and runs it.
-    const recovered = await pipeline.stages.trainer?.recover();
+    const recovered = await pipeline.stage('trainer').recover();
     expect(recovered).toBeGreaterThanOrEqual(1);
     const done = await untilFinished(fineTuneId);
     expect(done.providerJobId).toBe(orphan.id);
@@ -296,7 +295,7 @@ describe('trainer against the simulator', () => {
       })
       .execute();
     const poll = scheduledPollMessage({ fineTuneId, correlationId: 'corr-gone', pollCount: 0 });
-    await pipeline.stages.poller?.publisher.publish(poll.queue, poll.jobId, poll.payload);
+    await pipeline.stage('poller').publisher.publish(poll.queue, poll.jobId, poll.payload);
     const done = await untilFinished(fineTuneId);
     expect(done.status).toBe('failed');
     expect(done.errorCode).toBe('provider_error');
@@ -315,7 +314,7 @@ describe('first poll of a new job', () => {
       const dueIn = (recorded.nextPollAt?.getTime() ?? 0) - recorded.updatedAt.getTime();
       expect(dueIn).toBeGreaterThan(55_000);
       expect(dueIn).toBeLessThan(65_000);
-      const polls = delayed.stages.trainer?.publisher.queue('finetune-poll');
+      const polls = delayed.stage('trainer').publisher.queue('finetune-poll');
       const poll = await waitFor(
         async () => (await polls?.getJob(scheduledPollJobId(fineTuneId, recorded.pollCount))) ?? null,
         10_000,
@@ -344,7 +343,7 @@ describe('polls of one fine-tune that arrive together', () => {
         'the simulator to finish the job',
       );
       const before = { ...together.pollerProvider.byMethod };
-      const poller = together.stages.poller?.publisher;
+      const poller = together.stage('poller').publisher;
       const subject = { fineTuneId, correlationId: 'corr-together' };
       // A webhook's poll, and a recovery sweep's re-add of a link that is not the chain's current one.
       const arriving = [

@@ -3,8 +3,9 @@ import { findBaseModel } from '@tuneline/dataset';
 import { autoTrainFineTuneId, getFineTune } from '@tuneline/db';
 import { type RunningSimulator, startSimulator } from '@tuneline/simulator';
 import { type UploaderDeps, uploaderStage, uploadFilename } from '@tuneline/uploader';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, type TestDatabase } from '../support/context.ts';
+import { afterAll, describe, expect } from 'vitest';
+import type { TestDatabase } from '../support/context.ts';
+import { it, test } from '../support/fixtures.ts';
 import { quietLog, type StorageFixture, seedLicense, seedReadyDataset, tempStorage } from './harness.ts';
 import { makeProvider } from './provider.ts';
 
@@ -13,8 +14,8 @@ let sim: RunningSimulator;
 let files: StorageFixture;
 let deps: UploaderDeps;
 
-beforeAll(async () => {
-  tdb = await createTestDatabase();
+test.beforeAll(async ({ database }) => {
+  tdb = database;
   files = tempStorage();
   sim = await startSimulator({ port: 0, seed: 51, speed: 2_000 });
   deps = {
@@ -31,7 +32,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await sim?.close();
   files?.cleanup();
-  await tdb?.drop();
 });
 
 /** Runs the stage's handler as the worker would, once per call. */

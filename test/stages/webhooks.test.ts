@@ -3,8 +3,9 @@ import { billingSettleJobId, filesUploadMessage } from '@tuneline/contracts';
 import { autoTrainFineTuneId, getFineTune, isTerminalStatus, requestCancel } from '@tuneline/db';
 import { startWebhookServer, type WebhookServer } from '@tuneline/poller';
 import { type RunningSimulator, signWebhook, startSimulator } from '@tuneline/simulator';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, redisUrl, type TestDatabase, testPrefix, waitFor } from '../support/context.ts';
+import { afterAll, describe, expect } from 'vitest';
+import { type TestDatabase, waitFor } from '../support/context.ts';
+import { it, test } from '../support/fixtures.ts';
 import {
   type Pipeline,
   quietLog,
@@ -26,15 +27,15 @@ let pipeline: Pipeline;
 let hooks: WebhookServer;
 let provider: ReturnType<typeof makeProvider>;
 
-beforeAll(async () => {
-  tdb = await createTestDatabase();
+test.beforeAll(async ({ database, stages }) => {
+  tdb = database;
   files = tempStorage();
   hooks = await startWebhookServer({
     db: tdb.db,
     log: quietLog,
     port: 0,
     unwrap: (body, headers) => provider.unwrapWebhook(body, headers),
-    publish: async (rows) => pipeline.stages.poller?.publishCaptured(rows),
+    publish: async (rows) => pipeline.stage('poller').publishCaptured(rows),
   });
   // Speed 20: a job takes ~8 real seconds, so it is still running after the first poll, and the cancel
   // test's cancel reaches it before it ends. At speed 100 (~1.5 s) the cancel test timed out once in a
@@ -43,8 +44,7 @@ beforeAll(async () => {
   provider = makeProvider({ baseURL: sim.url, apiKey: sim.apiKey, webhookSecret: SECRET });
   pipeline = await startPipeline({
     db: tdb.db,
-    redisUrl: redisUrl(),
-    prefix: testPrefix(),
+    runner: stages,
     provider,
     storage: files.storage,
     // Polling at 20 minutes: only a webhook can bring the ending in time.
@@ -58,14 +58,13 @@ afterAll(async () => {
   await sim?.close();
   await hooks?.close();
   files?.cleanup();
-  await tdb?.drop();
 });
 
 async function startFineTune(licenseId: string): Promise<string> {
   await seedLicense(tdb.db, licenseId, 1_000n);
   const datasetId = await seedReadyDataset(tdb.db, { licenseId, storage: files.storage });
   const upload = filesUploadMessage({ datasetId, correlationId: `corr-${datasetId}` });
-  await pipeline.stages.uploader?.publisher.publish(upload.queue, upload.jobId, upload.payload);
+  await pipeline.stage('uploader').publisher.publish(upload.queue, upload.jobId, upload.payload);
   const fineTuneId = autoTrainFineTuneId(datasetId);
   await waitFor(async () => (await getFineTune(tdb.db, fineTuneId))?.providerJobId, 15_000, 'provider job');
   return fineTuneId;
@@ -202,7 +201,7 @@ describe('provider webhooks', () => {
     const fineTuneId = await startFineTune('lic-cancel');
     const result = await requestCancel(tdb.db, fineTuneId);
     expect(result.ok).toBe(true);
-    await pipeline.stages.poller?.relayOutbox();
+    await pipeline.stage('poller').relayOutbox();
     // Any ending, then which one: a job that ended another way fails here with its status.
     const done = await waitFor(
       async () => {

@@ -15,6 +15,9 @@ import { Queue } from 'bullmq';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
 import { makeAuthenticator } from './auth.ts';
+import { GatewayMeter } from './gateway/metering.ts';
+import { type ApiMetrics, createApiMetrics } from './gateway/metrics.ts';
+import { GatewayRateLimiter, type RateLimitSettings } from './gateway/rate-limit.ts';
 import { HttpError, installErrorHandler, RouteTable } from './http.ts';
 import { buildOpenApiDocument } from './openapi.ts';
 import type { ChatProvider } from './provider.ts';
@@ -43,8 +46,12 @@ export interface ApiOptions {
   adminKey?: string;
   /** Largest accepted request body in bytes (default 20 MB). */
   bodyLimit?: number;
+  /** Per-license gateway rate limit (requests and tokens per minute); off when not given. */
+  rateLimit?: RateLimitSettings;
   /** A pino logger (fastify's own logging is off without one). */
   logger?: FastifyBaseLogger;
+  /** The trainer's RESERVATION_MARGIN_PERCENT, for the credit check before a fine-tune (default 10). */
+  reservationMarginPercent?: number;
 }
 
 /** What route modules share. */
@@ -53,10 +60,17 @@ export interface ApiDeps {
   catalogue: Catalogue;
   provider?: ChatProvider;
   producer: FineTuneRequestProducer;
+  /** Settles and releases gateway calls' holds (the inference route; streaming settles through it too). */
+  meter: GatewayMeter;
+  metrics: ApiMetrics;
+  log: FastifyBaseLogger;
+  rateLimiter: GatewayRateLimiter;
   /** Publishes committed outbox rows now; the workers' relays would otherwise pick them up within a second. */
   flushOutbox(): Promise<void>;
   /** Puts a stored message back in its queue with fresh attempts (an admin retry of a dead letter). */
   requeue(queue: QueueName, jobId: string, payload: unknown): Promise<void>;
+  /** Reserved above a fine-tune's estimate (the trainer's margin): what the 402 check compares. */
+  reservationMarginPercent: number;
 }
 
 export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
@@ -67,11 +81,25 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
   installErrorHandler(app);
   const producer = new FineTuneRequestProducer({ connection: opts.redis, prefix: opts.queuePrefix });
   const publisher = new Publisher(opts.redis, opts.queuePrefix);
+  const metrics = createApiMetrics();
   const deps: ApiDeps = {
     db: opts.db,
+    metrics,
+    log: app.log,
+    rateLimiter: new GatewayRateLimiter(
+      opts.redis,
+      opts.queuePrefix,
+      opts.rateLimit ?? { requestsPerMinute: 0, tokensPerMinute: 0 },
+      (err) => {
+        metrics.requests.inc({ model: 'any', outcome: 'rate_limit_unchecked' });
+        app.log.warn({ err }, 'gateway rate limit not checked (Redis): call let through');
+      },
+    ),
     catalogue: opts.catalogue,
     provider: opts.provider,
     producer,
+    meter: new GatewayMeter(opts.db, app.log, metrics, () => deps.flushOutbox()),
+    reservationMarginPercent: opts.reservationMarginPercent ?? 10,
     async flushOutbox() {
       try {
         await relayOutbox(opts.db, (rows) => publisher.publishOutboxRows(rows));
@@ -100,6 +128,11 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
   const document = buildOpenApiDocument(table.routes, { title: 'Tuneline API', version: '1.0.0' });
   app.get('/openapi.json', async () => document);
   app.get('/livez', async () => ({ ok: true }));
+  // Prometheus text, behind the admin key (gateway volumes and credits are business figures).
+  app.get('/metrics', async (request, reply) => {
+    await authenticate(request, 'admin');
+    return reply.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+  });
   app.get('/readyz', async (_request, reply) => {
     try {
       await opts.db.selectFrom('licenses').select('id').limit(1).execute();
@@ -136,6 +169,7 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
   });
 
   app.addHook('onClose', async () => {
+    await deps.meter.close();
     await Promise.all([producer.close(), publisher.close(), ...dashboardQueues.map((q) => q.close())]);
   });
   return app;

@@ -1,4 +1,4 @@
-import { baseConfigSchema } from '@tuneline/runtime';
+import { baseConfigSchema, reservationMarginConfig } from '@tuneline/runtime';
 import { z } from 'zod';
 
 /** The API's settings: the shared ones (DATABASE_URL, REDIS_URL, QUEUE_PREFIX, ...) plus its own. */
@@ -16,5 +16,16 @@ export const apiConfigSchema = baseConfigSchema.extend({
     .int()
     .min(1024)
     .default(20 * 1024 * 1024),
+  /**
+   * SDK retries of a gateway call to the provider. 0 by default: the provider's 429 goes back to the
+   * caller with its headers, and a call is never generated (and billed by the provider) twice.
+   */
+  GATEWAY_PROVIDER_MAX_RETRIES: z.coerce.number().int().min(0).max(10).default(0),
+  /** Gateway calls per minute per license (token bucket in Redis); 0 turns the limit off. */
+  GATEWAY_REQUESTS_PER_MINUTE: z.coerce.number().int().min(0).default(600),
+  /** Gateway tokens per minute per license, counted at admission as the call's worst case; 0: off. */
+  GATEWAY_TOKENS_PER_MINUTE: z.coerce.number().int().min(0).default(2_000_000),
+  /** The trainer's margin: a fine-tune whose estimate plus it exceeds the credits is refused (402). */
+  ...reservationMarginConfig,
 });
 export type ApiConfig = z.output<typeof apiConfigSchema>;

@@ -15,6 +15,8 @@ export class HttpError extends Error {
     readonly fields?: FieldError[],
     /** For routes answering in OpenAI's envelope: its `type`, `param` and `code` (else derived). */
     readonly openai?: { type?: string; param?: string | null; code?: string | null },
+    /** More of the error body beside `message` (e.g. the 402's `code` and `credits`). */
+    readonly details?: Omit<ErrorBody['error'], 'message' | 'fields'>,
   ) {
     super(message);
   }
@@ -40,8 +42,17 @@ export function openAIErrorBody(status: number, message: string, err?: HttpError
 
 export const notFound = (what: string) => new HttpError(404, `${what} not found`);
 
+/** The amounts of a refused fine-tune (402), as decimal strings. */
+export interface CreditShortfallBody {
+  estimate: string;
+  marginPercent: number;
+  required: string;
+  available: string;
+  shortfall: string;
+}
+
 export interface ErrorBody {
-  error: { message: string; fields?: FieldError[] };
+  error: { message: string; fields?: FieldError[]; code?: string; credits?: CreditShortfallBody };
 }
 
 export const errorSchema = z
@@ -49,6 +60,17 @@ export const errorSchema = z
     error: z.object({
       message: z.string(),
       fields: z.array(z.object({ field: z.string(), message: z.string() })).optional(),
+      code: z.string().optional().describe('a machine-readable reason, e.g. `insufficient_credits` (402)'),
+      credits: z
+        .object({
+          estimate: z.string().describe("the fine-tune's estimated credits"),
+          marginPercent: z.number(),
+          required: z.string().describe('estimate plus margin: what the reservation needs'),
+          available: z.string(),
+          shortfall: z.string().describe('required minus available'),
+        })
+        .optional()
+        .describe('with 402: the amounts of the credit check'),
     }),
   })
   .meta({ id: 'Error' });
@@ -179,7 +201,7 @@ export function installErrorHandler(app: FastifyInstance): void {
     }
     if (err instanceof HttpError) {
       const body: ErrorBody = {
-        error: { message: err.message, ...(err.fields ? { fields: err.fields } : {}) },
+        error: { message: err.message, ...(err.fields ? { fields: err.fields } : {}), ...err.details },
       };
       return reply.code(err.status).send(body);
     }

@@ -1,12 +1,28 @@
 export { type ApiDeps, type ApiOptions, buildApi, DEFAULT_BODY_LIMIT } from './app.ts';
 export { type Caller, createApiKey, generateKey, hashKey } from './auth.ts';
 export { type ApiConfig, apiConfigSchema } from './config.ts';
+export {
+  type CallModel,
+  countPromptTokens,
+  holdWorstCase,
+  type WorstCase,
+  worstCase,
+} from './gateway/holds.ts';
+export { type CallUsage, GatewayMeter, type HeldCall } from './gateway/metering.ts';
 export { type ChatRequestBody, chatRequestSchema } from './gateway/request.ts';
 export { HttpError } from './http.ts';
 export { decodeCursor, encodeCursor } from './listing.ts';
 export { runApi, startApi } from './main.ts';
 export { buildOpenApiDocument } from './openapi.ts';
-export { estimateTraining, INFERENCE_PRICES, inferenceCredits, inferencePrice } from './pricing.ts';
+export {
+  DEFAULT_MAX_OUTPUT_TOKENS,
+  estimateTraining,
+  fallbackInferencePrice,
+  type InferencePrice,
+  type InferenceTerms,
+  inferenceCredits,
+  inferenceTerms,
+} from './pricing.ts';
 export {
   type ChatCompletionBody,
   type ChatCompletionChunk,
@@ -14,4 +30,3 @@ export {
   profileChatProvider,
 } from './provider.ts';
 export { usageCsv } from './routes/credits.ts';
-export { type InferenceUsage, recordInferenceUsage } from './usage.ts';

@@ -1,6 +1,12 @@
+import { formatZodError } from '@tuneline/contracts';
 import { loadCatalogue } from '@tuneline/dataset';
 import { createDb } from '@tuneline/db';
-import { createProviderFromEnv } from '@tuneline/provider';
+import {
+  createChatHttpClient,
+  createProvider,
+  providerEnvSchema,
+  resolveProviderSettings,
+} from '@tuneline/provider';
 import { ConfigError, createLogger, createRedis, loadConfig } from '@tuneline/runtime';
 import { buildApi } from './app.ts';
 import { apiConfigSchema } from './config.ts';
@@ -12,20 +18,36 @@ export async function startApi(env: NodeJS.ProcessEnv = process.env, portOverrid
   const log = createLogger('api', config.LOG_LEVEL);
   const db = createDb(config.DATABASE_URL, { max: 20, applicationName: 'tuneline-api' });
   const redis = createRedis(config.REDIS_URL, 'producer');
+  // The gateway's provider: SDK retries as configured for it (default none: the provider's 429 is the
+  // caller's), non-streamed calls over a keep-alive connection pool.
+  const parsedProvider = providerEnvSchema.safeParse({
+    ...env,
+    PROVIDER_MAX_RETRIES: String(config.GATEWAY_PROVIDER_MAX_RETRIES),
+  });
+  if (!parsedProvider.success)
+    throw new ConfigError(`Invalid configuration: ${formatZodError(parsedProvider.error)}`);
+  const providerEnv = parsedProvider.data;
+  const chatHttp = createChatHttpClient(resolveProviderSettings(providerEnv));
   const app = await buildApi({
     db,
     redis,
     queuePrefix: config.QUEUE_PREFIX,
     catalogue: loadCatalogue(env),
-    provider: profileChatProvider(createProviderFromEnv(env)),
+    provider: profileChatProvider(createProvider(providerEnv), chatHttp),
     adminKey: config.ADMIN_API_KEY,
     bodyLimit: config.API_BODY_LIMIT_BYTES,
+    rateLimit: {
+      requestsPerMinute: config.GATEWAY_REQUESTS_PER_MINUTE,
+      tokensPerMinute: config.GATEWAY_TOKENS_PER_MINUTE,
+    },
     logger: log,
+    reservationMarginPercent: config.RESERVATION_MARGIN_PERCENT,
   });
   const address = await app.listen({ port: portOverride ?? config.API_PORT, host: config.API_HOST });
   log.info({ address }, 'api listening');
   const stop = async () => {
     await app.close();
+    chatHttp.close();
     redis.disconnect();
     await db.destroy();
   };

@@ -1,30 +1,62 @@
 import { type Catalogue, findBaseModel, resolveEpochs, trainingCredits } from '@tuneline/dataset';
 
-/**
- * Inference price list for fine-tuned models, in credits (1 credit = USD 0.001) per 1M tokens, after
- * the provider's published fine-tuned-model prices. Keyed by base model; an unknown base model falls
- * back to the most expensive entry, so metering never undercharges by accident.
- */
+/** Inference prices of fine-tunes of one base model, in credits (1 credit = USD 0.001) per 1M tokens. */
 export interface InferencePrice {
   inputCreditsPerMillion: bigint;
   outputCreditsPerMillion: bigint;
 }
 
-export const INFERENCE_PRICES: Readonly<Record<string, InferencePrice>> = {
-  'gpt-4o-mini-2024-07-18': { inputCreditsPerMillion: 300n, outputCreditsPerMillion: 1_200n },
-  'gpt-4o-2024-08-06': { inputCreditsPerMillion: 3_750n, outputCreditsPerMillion: 15_000n },
-  'gpt-4.1-2025-04-14': { inputCreditsPerMillion: 3_000n, outputCreditsPerMillion: 12_000n },
-  'gpt-4.1-mini-2025-04-14': { inputCreditsPerMillion: 800n, outputCreditsPerMillion: 3_200n },
-  'gpt-4.1-nano-2025-04-14': { inputCreditsPerMillion: 200n, outputCreditsPerMillion: 800n },
-  'gpt-3.5-turbo-0125': { inputCreditsPerMillion: 3_000n, outputCreditsPerMillion: 6_000n },
-};
+/** Completion tokens one choice may take when the catalogue does not say (the gateway's worst case). */
+export const DEFAULT_MAX_OUTPUT_TOKENS = 16_384;
 
-const FALLBACK: InferencePrice = { inputCreditsPerMillion: 3_750n, outputCreditsPerMillion: 15_000n };
+export interface InferenceTerms {
+  price: InferencePrice;
+  maxOutputTokens: number;
+  /** False: the catalogue has no inference price for the base model, the fallback was used. */
+  known: boolean;
+}
 
-export function inferencePrice(baseModel: string): InferencePrice {
-  return Object.hasOwn(INFERENCE_PRICES, baseModel)
-    ? (INFERENCE_PRICES[baseModel] as InferencePrice)
-    : FALLBACK;
+const fallbacks = new WeakMap<Catalogue, InferencePrice>();
+
+/** The catalogue's most expensive input and output prices: what an unpriced model is charged. */
+export function fallbackInferencePrice(catalogue: Catalogue): InferencePrice {
+  let price = fallbacks.get(catalogue);
+  if (!price) {
+    price = { inputCreditsPerMillion: 0n, outputCreditsPerMillion: 0n };
+    for (const m of Object.values(catalogue)) {
+      if ((m.inferenceInputCreditsPerMillion ?? 0n) > price.inputCreditsPerMillion)
+        price.inputCreditsPerMillion = m.inferenceInputCreditsPerMillion ?? 0n;
+      if ((m.inferenceOutputCreditsPerMillion ?? 0n) > price.outputCreditsPerMillion)
+        price.outputCreditsPerMillion = m.inferenceOutputCreditsPerMillion ?? 0n;
+    }
+    fallbacks.set(catalogue, price);
+  }
+  return price;
+}
+
+/**
+ * What a call on a fine-tune of `baseModel` costs, from the catalogue (so `MODEL_CATALOGUE_FILE`
+ * overrides it like training prices). A base model without inference prices falls back to the
+ * catalogue's most expensive ones, so metering never undercharges by accident; `known: false` tells
+ * the caller to log and count it.
+ */
+export function inferenceTerms(catalogue: Catalogue, baseModel: string): InferenceTerms {
+  const base = findBaseModel(baseModel, catalogue);
+  const maxOutputTokens = base?.maxOutputTokens ?? DEFAULT_MAX_OUTPUT_TOKENS;
+  if (
+    base?.inferenceInputCreditsPerMillion !== undefined &&
+    base.inferenceOutputCreditsPerMillion !== undefined
+  ) {
+    return {
+      price: {
+        inputCreditsPerMillion: base.inferenceInputCreditsPerMillion,
+        outputCreditsPerMillion: base.inferenceOutputCreditsPerMillion,
+      },
+      maxOutputTokens,
+      known: true,
+    };
+  }
+  return { price: fallbackInferencePrice(catalogue), maxOutputTokens, known: false };
 }
 
 /** Credits for one call, rounded up to whole credits (so every call costs at least 1). */
@@ -69,6 +101,6 @@ export function estimateTraining(
     billedTokens,
     creditsPerMillionTrainingTokens: base.creditsPerMillionTrainingTokens,
     credits: trainingCredits(billedTokens, base.creditsPerMillionTrainingTokens),
-    inference: inferencePrice(base.name),
+    inference: inferenceTerms(catalogue, base.name).price,
   };
 }

@@ -3,6 +3,7 @@ import type {
   ChatCompletionChunk,
   ChatCompletionParams,
   ChatCompletionStreamParams,
+  ChatHttpClient,
   ProviderProfile,
 } from '@tuneline/provider';
 import type { ChatRequestBody } from './gateway/request.ts';
@@ -27,10 +28,13 @@ export interface ChatProvider {
  */
 export function profileChatProvider(
   profile: Pick<ProviderProfile, 'createChatCompletion' | 'streamChatCompletion'>,
+  /** Non-streamed calls over a keep-alive pool instead of the SDK (the API passes one). */
+  http?: Pick<ChatHttpClient, 'createChatCompletion'>,
 ): ChatProvider {
+  const whole = http ?? profile;
   return {
     chatCompletion: (body, opts) =>
-      profile.createChatCompletion(body as unknown as ChatCompletionParams, opts ?? {}),
+      whole.createChatCompletion(body as unknown as ChatCompletionParams, opts ?? {}),
     streamChatCompletion: (body, opts) =>
       profile.streamChatCompletion(body as unknown as ChatCompletionStreamParams, opts ?? {}),
   };

@@ -4,6 +4,7 @@ import {
   jobOptionsSchema,
   requireOneDocumentSource,
 } from '@tuneline/contracts';
+import { MAX_GRANT_CREDITS } from '@tuneline/ledger';
 import { z } from 'zod';
 import { DATASET_STATUSES, nextCursorSchema } from './listing.ts';
 
@@ -247,7 +248,7 @@ export const licenseSchema = z
   .meta({ id: 'License' });
 
 export const createLicenseSchema = z
-  .object({
+  .strictObject({
     id: idString('id', 64).optional().describe('generated when omitted'),
     name: z.string().min(1, 'must not be empty').max(200),
   })
@@ -262,13 +263,24 @@ export const createdKeySchema = z
   })
   .meta({ id: 'CreatedKey' });
 
+const GRANT_RANGE = `must be a whole number of credits from 1 to ${MAX_GRANT_CREDITS}`;
+
+/** A grant's amount, a JSON number or a decimal string, checked against the range before BigInt sees it. */
+const grantAmount = z
+  .union([z.number(), z.string()], GRANT_RANGE)
+  .refine(
+    (v) =>
+      typeof v === 'number'
+        ? Number.isSafeInteger(v) && v >= 1 && BigInt(v) <= MAX_GRANT_CREDITS
+        : /^[1-9]\d{0,18}$/.test(v) && BigInt(v) <= MAX_GRANT_CREDITS,
+    GRANT_RANGE,
+  )
+  .describe(`integer credits, 1 to ${MAX_GRANT_CREDITS} (a number, or a decimal string)`);
+
 export const grantSchema = z
-  .object({
+  .strictObject({
     grantId: idString('grantId').describe('idempotency key: the same grant twice credits once'),
-    amount: z.union([
-      z.int().positive('must be a positive integer'),
-      z.string().regex(/^[1-9]\d*$/, 'must be a positive integer'),
-    ]),
+    amount: grantAmount,
     memo: z.string().max(500).optional(),
   })
   .meta({ id: 'Grant' });

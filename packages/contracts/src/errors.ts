@@ -16,8 +16,16 @@ export function formatPath(path: readonly PropertyKey[]): string {
   return out || '(root)';
 }
 
+/** One entry per bad field; an unknown key (strict objects) is named as a field of its own. */
 export function fieldErrors(error: z.ZodError): FieldError[] {
-  return error.issues.map((issue) => ({ field: formatPath(issue.path), message: issue.message }));
+  return error.issues.flatMap((issue) =>
+    issue.code === 'unrecognized_keys'
+      ? issue.keys.map((key) => ({
+          field: formatPath([...issue.path, key]),
+          message: `Unrecognized key "${key}": not a field here (check its spelling)`,
+        }))
+      : [{ field: formatPath(issue.path), message: issue.message }],
+  );
 }
 
 /** One line per bad field: `job.suffix: at most 18 characters`. */

@@ -24,12 +24,54 @@ export const baseModelSchema = z
 export const MIN_DOCUMENTS = 10;
 export const MAX_DOCUMENTS = 100_000;
 
-export const documentSchema = z.object({
+/**
+ * How deeply a field value may nest (`{"lines": [{"total": 1}]}` is 3 levels). Extracted fields stay
+ * far below it; the bound keeps the recursive JSON check away from the stack's edge (5,000 levels
+ * overflowed it and answered 500).
+ */
+export const MAX_FIELD_DEPTH = 32;
+
+/**
+ * True when `value` nests objects/arrays deeper than `limit`; walked level by level without recursion,
+ * holding only containers (a cycle, possible in-process, only ever deepens, so it ends too).
+ */
+export function nestsDeeperThan(value: unknown, limit: number): boolean {
+  let level: object[] = value !== null && typeof value === 'object' ? [value] : [];
+  for (let depth = 1; level.length > 0; depth++) {
+    if (depth > limit) return true;
+    const next: object[] = [];
+    for (const container of level) {
+      for (const child of Array.isArray(container) ? container : Object.values(container)) {
+        if (child !== null && typeof child === 'object') next.push(child);
+      }
+    }
+    level = next;
+  }
+  return false;
+}
+
+/** The validated fields: depth checked first (iteratively), then each value must be JSON. */
+const fieldsSchema = z
+  .record(z.string(), z.unknown())
+  .superRefine((fields, ctx) => {
+    for (const [key, value] of Object.entries(fields)) {
+      if (nestsDeeperThan(value, MAX_FIELD_DEPTH)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: [key],
+          message: `must not nest deeper than ${MAX_FIELD_DEPTH} levels of objects and arrays`,
+        });
+      }
+    }
+  })
+  .pipe(z.record(z.string(), z.json()));
+
+export const documentSchema = z.strictObject({
   id: z.string().min(1, 'must not be empty').max(200, 'must be at most 200 characters'),
   /** The document's OCR text. */
   text: z.string(),
   /** The validated fields: the answer the model should learn to give. */
-  fields: z.record(z.string(), z.json()),
+  fields: fieldsSchema,
 });
 export type Document = z.infer<typeof documentSchema>;
 
@@ -50,7 +92,7 @@ export const documentStoreSourceSchema = z
   .strict();
 export type DocumentStoreSource = z.infer<typeof documentStoreSourceSchema>;
 
-export const modelConfigSchema = z.object({
+export const modelConfigSchema = z.strictObject({
   systemPrompt: z.string().min(1, 'must not be empty'),
   /** Must contain `{{text}}`; `{{documentId}}` is also filled. */
   userPromptTemplate: z.string().min(1, 'must not be empty'),
@@ -73,7 +115,30 @@ export const hyperparametersSchema = z.union([
 ]);
 export type Hyperparameters = z.infer<typeof hyperparametersSchema>;
 
-export const jobOptionsSchema = z.object({
+/**
+ * Epochs the provider will train for: explicit `n_epochs`, or OpenAI's `auto` rule (target 3 epochs,
+ * raised so small files see at least 100 examples, lowered so large files see at most 25,000).
+ */
+export function resolveEpochs(nExamples: number, hyperparameters?: Hyperparameters | null): number {
+  if (hyperparameters && hyperparameters !== 'auto') {
+    const n = hyperparameters.n_epochs;
+    if (typeof n === 'number') return n;
+  }
+  const MIN_TARGET_EXAMPLES = 100;
+  const MAX_TARGET_EXAMPLES = 25_000;
+  const TARGET_EPOCHS = 3;
+  if (nExamples <= 0) return TARGET_EPOCHS;
+  if (nExamples * TARGET_EPOCHS < MIN_TARGET_EXAMPLES) {
+    return Math.min(25, Math.ceil(MIN_TARGET_EXAMPLES / nExamples));
+  }
+  if (nExamples * TARGET_EPOCHS > MAX_TARGET_EXAMPLES) {
+    return Math.max(1, Math.floor(MAX_TARGET_EXAMPLES / nExamples));
+  }
+  return TARGET_EPOCHS;
+}
+
+/** Strict like the request around it: a typo such as `n_epoch` is an error, never a silent default. */
+export const jobOptionsSchema = z.strictObject({
   description: z.string().max(120, 'must be at most 120 characters').default(''),
   /** The `;`-separated list users type. */
   notifyEmails: notifyEmailsSchema.default(''),

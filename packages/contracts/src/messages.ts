@@ -46,6 +46,12 @@ export const billingSettleJobId = (fineTuneId: string): string => queueJobId('bi
 /** One per notification: `notify-send-<notificationId>`. */
 export const notifySendJobId = (notificationId: string): string => queueJobId('notify-send', notificationId);
 
+/** One per gateway call whose settlement was deferred: `inference-usage-<callId>`. */
+export function inferenceUsageJobId(callId: string): string {
+  assertUuid('callId', callId);
+  return queueJobId('inference-usage', callId);
+}
+
 /**
  * One per (license, upstream request id): `fine-tune-requests-<licenseId>~<requestId>`. Both ids may
  * contain '-', so joining them with '-' let license `X` + request `eu-1` and license `X-eu` + request
@@ -147,6 +153,11 @@ export function billingSettleMessage({ fineTuneId, correlationId }: Fields<'bill
 /** Send one notification e-mail (the notifier). */
 export function notifySendMessage({ notificationId, correlationId }: Fields<'notify-send'>) {
   return message('notify-send', notifySendJobId(notificationId), { correlationId, notificationId });
+}
+
+/** Apply a gateway call's deferred usage to the ledger, exactly once (billing). */
+export function inferenceUsageMessage({ callId, correlationId }: Fields<'inference-usage'>) {
+  return message('inference-usage', inferenceUsageJobId(callId), { correlationId, callId });
 }
 
 type PollInput = { fineTuneId: string; correlationId: string };

@@ -37,6 +37,8 @@ export const retrainCheckMessageSchema = envelope({
   profileId: uuid.optional(),
   trigger: z.enum(['policy', 'manual']).default('policy'),
 });
+/** A gateway call whose settlement failed after the provider answered (row in inference_pending_usage). */
+export const inferenceUsageMessageSchema = envelope({ callId: uuid });
 
 /** Exponential backoff with jitter; attempts bounded; finished jobs kept long enough to debug. */
 const defaultJobOptions = (attempts: number, delayMs: number): JobsOptions => ({
@@ -102,6 +104,12 @@ export const queues = {
     // The documents' stage: a check reads the store and queues a fine-tune request it then builds.
     consumer: 'dataset-builder',
     jobOptions: defaultJobOptions(5, 5_000),
+  }),
+  'inference-usage': define({
+    name: 'inference-usage',
+    schema: inferenceUsageMessageSchema,
+    consumer: 'billing',
+    jobOptions: defaultJobOptions(20, 1_000),
   }),
 } as const;
 

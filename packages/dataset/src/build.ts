@@ -56,6 +56,9 @@ export interface DatasetBuild {
   /** SHA-256 over the file contents (`train:<sha256 of train>\ntest:<sha256 of test>`), and its first 8 chars. */
   contentHash: string | null;
   shortHash: string | null;
+  /** SHA-256 of each written file (null when not written): what a read of the file is checked against. */
+  trainSha256: string | null;
+  testSha256: string | null;
   /** Storage keys of the written files (null when not written). */
   trainKey: string | null;
   testKey: string | null;
@@ -194,9 +197,13 @@ export async function buildDataset(
     await opts.storage.remove(opts.testKey);
   }
   let contentHash: string | null = null;
+  let trainSha256: string | null = null;
+  let testSha256: string | null = null;
   if (!invalid) {
+    trainSha256 = trainHash.digest('hex');
+    testSha256 = testExamples ? testHash.digest('hex') : null;
     contentHash = createHash('sha256')
-      .update(`train:${trainHash.digest('hex')}\ntest:${testExamples ? testHash.digest('hex') : ''}`)
+      .update(`train:${trainSha256}\ntest:${testSha256 ?? ''}`)
       .digest('hex');
   }
   const epochs = invalid || !model ? null : resolveEpochs(trainExamples, settings.job.hyperparameters);
@@ -221,6 +228,8 @@ export async function buildDataset(
       billed === null || !model ? null : trainingCredits(billed, model.creditsPerMillionTrainingTokens),
     contentHash,
     shortHash: contentHash ? shortHash(contentHash) : null,
+    trainSha256,
+    testSha256,
     trainKey: invalid ? null : opts.trainKey,
     testKey: invalid || testExamples === 0 ? null : opts.testKey,
     trainBytes: invalid ? 0 : trainWriter.bytes,

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { formatZodError, type Hyperparameters } from '@tuneline/contracts';
+import { formatZodError } from '@tuneline/contracts';
 import { z } from 'zod';
 
 /**
@@ -9,6 +9,10 @@ import { z } from 'zod';
  *
  * Credits: 1 credit = USD 0.001, so `creditsPerMillionTrainingTokens` is the provider's training price per
  * 1M tokens × 1000 (gpt-4o-mini: $3.00 → 3000). Integers only; money never goes through floats.
+ *
+ * Inference prices are OpenAI's published prices for fine-tuned models (standard tier), per 1M input /
+ * output tokens: gpt-4o-mini $0.30 / $1.20, gpt-4o $3.75 / $15.00, gpt-4.1 $3.00 / $12.00, gpt-4.1-mini
+ * $0.80 / $3.20, gpt-4.1-nano $0.20 / $0.80, gpt-3.5-turbo $3.00 / $6.00.
  */
 
 export const encodingSchema = z.enum(['o200k_base', 'cl100k_base']);
@@ -32,6 +36,15 @@ export const baseModelEntrySchema = z
     /** ISO date after which the provider takes no new fine-tuning jobs on this model. */
     shutdownDate: z.iso.date('must be an ISO date (YYYY-MM-DD)').optional(),
     fineTunable: z.boolean(),
+    /**
+     * Inference on a fine-tune of this model, in credits per 1M input / output tokens (the provider's
+     * fine-tuned-model prices × 1000). The gateway holds and charges calls at these prices; a model
+     * without them is charged the catalogue's most expensive prices (logged and counted).
+     */
+    inferenceInputCreditsPerMillion: creditsSchema.optional(),
+    inferenceOutputCreditsPerMillion: creditsSchema.optional(),
+    /** Most completion tokens one answer may have (the gateway's worst case without max_tokens). */
+    maxOutputTokens: z.int().min(1, 'must be at least 1').optional(),
   })
   .strict();
 
@@ -49,12 +62,18 @@ const defaults: Record<string, EntryInput> = {
     maxTokensPerExample: 65_536,
     creditsPerMillionTrainingTokens: 3_000,
     fineTunable: true,
+    inferenceInputCreditsPerMillion: 300,
+    inferenceOutputCreditsPerMillion: 1_200,
+    maxOutputTokens: 16_384,
   },
   'gpt-4o-2024-08-06': {
     encoding: 'o200k_base',
     maxTokensPerExample: 65_536,
     creditsPerMillionTrainingTokens: 25_000,
     fineTunable: true,
+    inferenceInputCreditsPerMillion: 3_750,
+    inferenceOutputCreditsPerMillion: 15_000,
+    maxOutputTokens: 16_384,
   },
   // Listed so requests naming it get "not fine-tunable" rather than "unknown".
   'gpt-4o-2024-05-13': {
@@ -62,30 +81,68 @@ const defaults: Record<string, EntryInput> = {
     maxTokensPerExample: 65_536,
     creditsPerMillionTrainingTokens: 25_000,
     fineTunable: false,
+    maxOutputTokens: 4_096,
   },
   'gpt-4.1-2025-04-14': {
     encoding: 'o200k_base',
     maxTokensPerExample: 65_536,
     creditsPerMillionTrainingTokens: 25_000,
     fineTunable: true,
+    inferenceInputCreditsPerMillion: 3_000,
+    inferenceOutputCreditsPerMillion: 12_000,
+    maxOutputTokens: 32_768,
   },
   'gpt-4.1-mini-2025-04-14': {
     encoding: 'o200k_base',
     maxTokensPerExample: 65_536,
     creditsPerMillionTrainingTokens: 5_000,
     fineTunable: true,
+    inferenceInputCreditsPerMillion: 800,
+    inferenceOutputCreditsPerMillion: 3_200,
+    maxOutputTokens: 32_768,
   },
   'gpt-4.1-nano-2025-04-14': {
     encoding: 'o200k_base',
     maxTokensPerExample: 65_536,
     creditsPerMillionTrainingTokens: 1_500,
     fineTunable: true,
+    inferenceInputCreditsPerMillion: 200,
+    inferenceOutputCreditsPerMillion: 800,
+    maxOutputTokens: 32_768,
   },
   'gpt-3.5-turbo-0125': {
     encoding: 'cl100k_base',
     maxTokensPerExample: 16_385,
     creditsPerMillionTrainingTokens: 8_000,
     fineTunable: true,
+    inferenceInputCreditsPerMillion: 3_000,
+    inferenceOutputCreditsPerMillion: 6_000,
+    maxOutputTokens: 4_096,
+  },
+  // The seed's recommended base model (issue 16.5). Looked up, not guessed:
+  // - Shut down at OpenAI on 2026-10-23 with the other legacy GPT-3.5 snapshots and their fine-tunes:
+  //   OpenAI's deprecations page, "2026-04-22: Legacy GPT model snapshots"
+  //   (https://developers.openai.com/api/docs/deprecations; the 2026-04-22 revision of its deprecations.md,
+  //   https://spybara.com/openai/api/history/docs/en/2026-04-22-0555..2026-04-23-0556/, lists the
+  //   gpt-3.5-turbo family at 2026-10-23, substitute gpt-4.1-mini), and
+  //   https://codersera.com/blog/gpt-3-5-turbo-shutdown-2026-what-to-use-instead/ ("gpt-3.5-turbo-1106 |
+  //   Deprecated | October 23, 2026"; "Fine-tuned gpt-3.5-turbo models | Deprecated | October 23, 2026").
+  //   So it takes no fine-tuning jobs and serves no calls any more: fineTunable false, shutdownDate set.
+  // - Before that it was fine-tunable (https://just4o.chat/models/gpt-3.5-turbo-1106: endpoints include
+  //   v1/fine-tuning; 16,385-token context, 4,096 output tokens), priced like the rest of the
+  //   gpt-3.5-turbo family: training $0.008 / 1K tokens (https://openai.com/blog/gpt-3-5-turbo-fine-tuning-and-api-updates,
+  //   https://www.theregister.com/2023/08/23/openai_finetuning_gpt/), fine-tuned inference $3 / $6 per
+  //   1M input / output tokens (the same as gpt-3.5-turbo-0125 above). Kept so that existing fine-tunes and
+  //   estimates are priced; the price lookups are secondary sources, flagged as such.
+  'gpt-3.5-turbo-1106': {
+    encoding: 'cl100k_base',
+    maxTokensPerExample: 16_385,
+    creditsPerMillionTrainingTokens: 8_000,
+    shutdownDate: '2026-10-23',
+    fineTunable: false,
+    inferenceInputCreditsPerMillion: 3_000,
+    inferenceOutputCreditsPerMillion: 6_000,
+    maxOutputTokens: 4_096,
   },
 };
 
@@ -139,24 +196,5 @@ export function trainingCredits(tokens: bigint, creditsPerMillion: bigint): bigi
   return (product + 999_999n) / 1_000_000n;
 }
 
-/**
- * Epochs the provider will train for: explicit `n_epochs`, or OpenAI's `auto` rule (target 3 epochs,
- * raised so small files see at least 100 examples, lowered so large files see at most 25,000).
- */
-export function resolveEpochs(nExamples: number, hyperparameters?: Hyperparameters | null): number {
-  if (hyperparameters && hyperparameters !== 'auto') {
-    const n = hyperparameters.n_epochs;
-    if (typeof n === 'number') return n;
-  }
-  const MIN_TARGET_EXAMPLES = 100;
-  const MAX_TARGET_EXAMPLES = 25_000;
-  const TARGET_EPOCHS = 3;
-  if (nExamples <= 0) return TARGET_EPOCHS;
-  if (nExamples * TARGET_EPOCHS < MIN_TARGET_EXAMPLES) {
-    return Math.min(25, Math.ceil(MIN_TARGET_EXAMPLES / nExamples));
-  }
-  if (nExamples * TARGET_EPOCHS > MAX_TARGET_EXAMPLES) {
-    return Math.max(1, Math.floor(MAX_TARGET_EXAMPLES / nExamples));
-  }
-  return TARGET_EPOCHS;
-}
+/** Epochs the provider will train for (in contracts, beside the hyperparameters: the ledger uses it too). */
+export { resolveEpochs } from '@tuneline/contracts';

@@ -5,6 +5,7 @@ export * from './examples.ts';
 export * from './hash.ts';
 export * from './issues.ts';
 export * from './ndjson.ts';
+export * from './s3-storage.ts';
 export { baseModelIssue, type DatasetSettings } from './settings.ts';
 export type { BuildProgress, DocumentSource } from './source.ts';
 export * from './split.ts';

@@ -1,19 +1,98 @@
-import { createReadStream, createWriteStream, mkdirSync } from 'node:fs';
-import { rm, stat } from 'node:fs/promises';
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream, mkdirSync } from 'node:fs';
+import { type FileHandle, open, rename, rm, stat } from 'node:fs/promises';
 import { dirname, isAbsolute, join, resolve, sep } from 'node:path';
-import type { Readable, Writable } from 'node:stream';
+import { PassThrough, type Readable, Transform, Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 
-/** Where dataset files live. Keys are `/`-separated relative paths such as `datasets/<id>/train.jsonl`. */
+/** Options of a read. */
+export interface ReadOptions {
+  /** The object's expected SHA-256 (hex): the stream fails with a `corrupt` StorageError on a mismatch. */
+  sha256?: string | null | undefined;
+}
+
+/**
+ * Where dataset files live. Keys are `/`-separated relative paths such as `datasets/<id>/train.jsonl`.
+ * A write is visible under its key only once its stream finished: a writer that fails or dies midway
+ * leaves nothing a later stage could read (at most an invisible temporary file or multipart upload).
+ */
 export interface DatasetStorage {
   createWriteStream(key: string): Writable;
-  openRead(key: string): Readable;
+  /** Streams the object; a missing object fails the stream with a `missing` StorageError. */
+  openRead(key: string, opts?: ReadOptions): Readable;
+  /** A missing object rejects with a `missing` StorageError. */
   stat(key: string): Promise<{ size: number }>;
   /** Deletes the object; no error when it does not exist. */
   remove(key: string): Promise<void>;
   /** A local path or URL that names the object (what the datasets grid shows). */
   path(key: string): string;
 }
+
+/**
+ * A storage failure that retrying will not fix: the object does not exist (`storage_missing`) or its
+ * bytes are not the ones written (`storage_corrupt`). Stages treat both kinds as permanent.
+ */
+export class StorageError extends Error {
+  override name = 'StorageError';
+  constructor(
+    readonly kind: 'storage_missing' | 'storage_corrupt',
+    message: string,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+  }
+}
+
+export const isStorageError = (err: unknown): err is StorageError => err instanceof StorageError;
+
+export function missingObject(where: string, cause?: unknown): StorageError {
+  return new StorageError('storage_missing', `dataset file ${where} does not exist in storage`, { cause });
+}
+
+/**
+ * Passes the bytes through, hashing them; at the end a mismatch with `expected` fails the stream with a
+ * `storage_corrupt` StorageError before it ends, so a consumer (an upload) never sees a clean end.
+ */
+export function verifySha256(expected: string, where: string): Transform {
+  const hash = createHash('sha256');
+  return new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      hash.update(chunk);
+      cb(null, chunk);
+    },
+    flush(cb) {
+      const actual = hash.digest('hex');
+      if (actual === expected) cb();
+      else {
+        cb(
+          new StorageError(
+            'storage_corrupt',
+            `dataset file ${where} does not match its recorded hash (sha256 ${actual}, expected ${expected})`,
+          ),
+        );
+      }
+    },
+  });
+}
+
+/**
+ * `source` through a hash check (when `sha256` is given) or a pass-through: an error of `source` fails
+ * the result as `mapError` says, and a consumer that stops reading closes `source`.
+ */
+export function checkedRead(
+  source: Readable,
+  where: string,
+  sha256: string | null | undefined,
+  mapError: (err: Error) => Error = (err) => err,
+): Readable {
+  const out = sha256 ? verifySha256(sha256, where) : new PassThrough({ highWaterMark: READ_BUFFER_BYTES });
+  source.once('error', (err) => out.destroy(mapError(err)));
+  out.once('close', () => source.destroy());
+  return source.pipe(out);
+}
+
+/** Read-ahead of a checked read (the uploader's stream to the provider). */
+const READ_BUFFER_BYTES = 256 * 1024;
 
 /** The repository root (this file is packages/dataset/src/storage.ts). */
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -29,6 +108,93 @@ export function defaultStorageDir(env: Record<string, string | undefined> = proc
  * more CPU after waking (caches gone cold) than the write itself.
  */
 const WRITE_BUFFER_BYTES = 1024 * 1024;
+
+/** Temporary files of unfinished writes end with this (never a key: keys are chosen by the stages). */
+export const PARTIAL_SUFFIX = '.partial';
+
+/**
+ * Writes `<final>.<random>.partial` and renames it to `final` once everything is written and synced,
+ * so the final name only ever holds a complete file. A failed or destroyed write removes its
+ * temporary file; a killed process leaves only a `.partial` file that no key names.
+ */
+class AtomicFileWriter extends Writable {
+  private handle: FileHandle | undefined;
+  private readonly temp: string;
+  private done = false;
+
+  constructor(private readonly final: string) {
+    super({ highWaterMark: WRITE_BUFFER_BYTES });
+    this.temp = `${final}.${randomBytes(6).toString('hex')}${PARTIAL_SUFFIX}`;
+  }
+
+  override _construct(cb: (err?: Error | null) => void): void {
+    mkdirSync(dirname(this.final), { recursive: true });
+    open(this.temp, 'w').then(
+      (h) => {
+        this.handle = h;
+        cb();
+      },
+      (err: Error) => cb(err),
+    );
+  }
+
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+    this.writeAll([chunk]).then(() => cb(), cb);
+  }
+
+  override _writev(chunks: { chunk: Buffer }[], cb: (err?: Error | null) => void): void {
+    this.writeAll(chunks.map((c) => c.chunk)).then(() => cb(), cb);
+  }
+
+  private async writeAll(buffers: Buffer[]): Promise<void> {
+    const handle = this.handle as FileHandle;
+    let left = buffers;
+    while (left.length) {
+      const { bytesWritten } = await handle.writev(left);
+      left = skipBytes(left, bytesWritten);
+    }
+  }
+
+  override _final(cb: (err?: Error | null) => void): void {
+    const handle = this.handle as FileHandle;
+    handle
+      .sync()
+      .then(() => handle.close())
+      .then(() => {
+        this.handle = undefined;
+        return rename(this.temp, this.final);
+      })
+      .then(() => {
+        this.done = true;
+        cb();
+      }, cb);
+  }
+
+  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
+    const handle = this.handle;
+    this.handle = undefined;
+    const cleanup = async () => {
+      await handle?.close().catch(() => undefined);
+      if (!this.done) await rm(this.temp, { force: true });
+    };
+    cleanup().then(
+      () => cb(err),
+      () => cb(err),
+    );
+  }
+}
+
+/** `buffers` without their first `n` bytes. */
+function skipBytes(buffers: Buffer[], n: number): Buffer[] {
+  let i = 0;
+  let left = n;
+  while (i < buffers.length && left >= (buffers[i] as Buffer).length) left -= (buffers[i++] as Buffer).length;
+  const rest = buffers.slice(i);
+  if (left > 0 && rest.length) rest[0] = (rest[0] as Buffer).subarray(left);
+  return rest;
+}
+
+const isNotFound = (err: unknown) => (err as { code?: string } | undefined)?.code === 'ENOENT';
 
 /** Files under a local directory. */
 export class LocalFileStorage implements DatasetStorage {
@@ -48,18 +214,27 @@ export class LocalFileStorage implements DatasetStorage {
   }
 
   createWriteStream(key: string): Writable {
-    const full = this.path(key);
-    mkdirSync(dirname(full), { recursive: true });
-    return createWriteStream(full, { highWaterMark: WRITE_BUFFER_BYTES });
+    return new AtomicFileWriter(this.path(key));
   }
 
-  openRead(key: string): Readable {
-    return createReadStream(this.path(key));
+  openRead(key: string, opts: ReadOptions = {}): Readable {
+    const full = this.path(key);
+    return checkedRead(
+      createReadStream(full, { highWaterMark: READ_BUFFER_BYTES }),
+      full,
+      opts.sha256,
+      (err) => (isNotFound(err) ? missingObject(full, err) : err),
+    );
   }
 
   async stat(key: string): Promise<{ size: number }> {
-    const s = await stat(this.path(key));
-    return { size: s.size };
+    const full = this.path(key);
+    try {
+      const s = await stat(full);
+      return { size: s.size };
+    } catch (err) {
+      throw isNotFound(err) ? missingObject(full, err) : err;
+    }
   }
 
   async remove(key: string): Promise<void> {

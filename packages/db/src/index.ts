@@ -5,6 +5,7 @@ export * from './repositories/datasets.ts';
 export * from './repositories/dead-letters.ts';
 export * from './repositories/documents.ts';
 export * from './repositories/fine-tunes.ts';
+export * from './repositories/inference.ts';
 export * from './repositories/licenses.ts';
 export * from './repositories/listing.ts';
 export * from './repositories/notifications.ts';

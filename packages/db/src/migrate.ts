@@ -17,6 +17,9 @@ export async function migrateToLatest(db: Kysely<Database>): Promise<MigrationRe
       const migrator = new Migrator({
         db: conn,
         provider: { getMigrations: async () => migrations },
+        // Work lands from parallel branches, each numbering its migrations in its own range, so a
+        // database may have run 0035 before 0010 arrives; each migration touches only its own tables.
+        allowUnorderedMigrations: true,
       });
       const result = await migrator.migrateToLatest();
       if (result.error) {

@@ -70,6 +70,9 @@ export interface DatasetsTable {
   short_hash: string | null;
   train_path: string | null;
   test_path: string | null;
+  /** SHA-256 of each file as written (null before migration 0030): checked when the file is read. */
+  train_sha256: string | null;
+  test_sha256: string | null;
   train_examples: Generated<number>;
   test_examples: Generated<number>;
   train_tokens: DefaultedBigInt;
@@ -231,6 +234,27 @@ export interface DeadLettersTable {
   updated_at: Generated<Date>;
 }
 
+/** One Idempotency-Key of a license (migration 0010): the call it started and, once settled, its answer. */
+export interface InferenceIdempotencyTable {
+  license_id: string;
+  key: string;
+  call_id: string;
+  request_hash: string;
+  response: unknown | null;
+  created_at: Generated<Date>;
+}
+
+/** A call whose settlement failed after the provider answered: applied later, once, through the outbox. */
+export interface InferencePendingUsageTable {
+  call_id: string;
+  prompt_tokens: number;
+  completion_tokens: number;
+  credits: BigIntColumn;
+  response: unknown | null;
+  created_at: Generated<Date>;
+  applied_at: Date | null;
+}
+
 /** Ledger tables: see packages/ledger and migration 0002. */
 
 /** A bigint column with a database default (selects as a string; optional on insert). */
@@ -250,10 +274,14 @@ export interface LedgerAccountsTable {
 }
 
 /** `overage`: the part of a charge above its reservation (posted on its own, may overdraw). */
-export type TransferKind = 'grant' | 'reserve' | 'post' | 'void' | 'overage' | 'usage';
+/**
+ * `hold`: an inference call's worst case, pending; `usage` posts what the call used (resolving its hold,
+ * or, for rows written before holds existed, on its own); `release` gives a hold back whole.
+ */
+export type TransferKind = 'grant' | 'reserve' | 'post' | 'void' | 'overage' | 'usage' | 'hold' | 'release';
 
 export interface LedgerTransfersTable {
-  /** Deterministic: `grant-…`, `reserve-<fineTuneId>`, `post-<fineTuneId>`, `void-<fineTuneId>`, `overage-<fineTuneId>`. */
+  /** Deterministic: `grant-…`, `reserve-<fineTuneId>`, `post-<fineTuneId>`, `void-<fineTuneId>`, `overage-<fineTuneId>`; inference: `hold-<callId>`, `usage-<callId>`, `release-<callId>`. */
   id: string;
   /** Write order (identity column): the usage log's running balance follows it. */
   seq: DefaultedBigInt;
@@ -261,7 +289,7 @@ export interface LedgerTransfersTable {
   debit_account_id: string;
   credit_account_id: string;
   amount: BigIntColumn;
-  /** For post and void: the reservation they resolve. */
+  /** For post and void: the reservation they resolve; for release and (new) usage: the hold. */
   pending_id: string | null;
   license_id: string | null;
   fine_tune_id: string | null;
@@ -325,6 +353,8 @@ export interface Database {
   webhook_deliveries: WebhookDeliveriesTable;
   inference_usage: InferenceUsageTable;
   dead_letters: DeadLettersTable;
+  inference_idempotency: InferenceIdempotencyTable;
+  inference_pending_usage: InferencePendingUsageTable;
   ledger_accounts: LedgerAccountsTable;
   ledger_transfers: LedgerTransfersTable;
   documents: DocumentsTable;

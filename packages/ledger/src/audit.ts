@@ -25,7 +25,8 @@ const checks: { invariant: string; query: ReturnType<typeof sql<{ detail: string
     query: sql`
       WITH t AS (
         SELECT x.*, kind IN ('grant', 'post', 'overage', 'usage') AS posted,
-          kind = 'reserve' AND NOT EXISTS (SELECT 1 FROM ledger_transfers r WHERE r.pending_id = x.id) AS open
+          kind IN ('reserve', 'hold')
+            AND NOT EXISTS (SELECT 1 FROM ledger_transfers r WHERE r.pending_id = x.id) AS open
         FROM ledger_transfers x
       ), legs AS (
         SELECT debit_account_id AS account, CASE WHEN posted THEN amount ELSE 0 END AS dp, 0 AS cp,
@@ -50,22 +51,30 @@ const checks: { invariant: string; query: ReturnType<typeof sql<{ detail: string
       FROM ledger_transfers
       WHERE (kind = 'grant' AND id NOT LIKE 'grant-%')
          OR (kind IN ('reserve', 'post', 'void', 'overage')
-             AND (fine_tune_id IS NULL OR id <> kind || '-' || fine_tune_id::text))`,
+             AND (fine_tune_id IS NULL OR id <> kind || '-' || fine_tune_id::text))
+         OR (kind = 'hold' AND id !~ '^hold-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$')
+         OR (kind IN ('usage', 'release') AND pending_id IS NOT NULL AND id <> kind || '-' || substr(pending_id, 6))`,
   },
   {
+    // A post or void resolves a fine-tune's reservation; a usage or release resolves an inference hold.
+    // A usage may exceed its hold: the charge is what the provider reported (see the overage check).
     invariant: 'a reservation resolves by a matching post or void',
     query: sql`
+      WITH x AS (
+        SELECT t.*, CASE WHEN t.kind IN ('post', 'void') THEN 'reserve' ELSE 'hold' END AS resolves
+        FROM ledger_transfers t WHERE t.pending_id IS NOT NULL
+      )
       SELECT format('%s resolves %s: %s', x.id, x.pending_id, CASE
-        WHEN r.id IS NULL OR r.kind <> 'reserve' THEN 'not a reservation'
+        WHEN r.id IS NULL OR r.kind <> x.resolves THEN format('not a %s', x.resolves)
         WHEN (x.debit_account_id, x.credit_account_id) <> (r.debit_account_id, r.credit_account_id) THEN 'other accounts'
         WHEN x.fine_tune_id IS DISTINCT FROM r.fine_tune_id THEN 'other fine-tune'
-        WHEN x.kind = 'void' AND x.amount <> r.amount THEN format('void of %s, reserved %s', x.amount, r.amount)
+        WHEN x.kind IN ('void', 'release') THEN format('%s of %s, held %s', x.kind, x.amount, r.amount)
         ELSE format('post of %s exceeds the reserved %s', x.amount, r.amount) END) AS detail
-      FROM ledger_transfers x LEFT JOIN ledger_transfers r ON r.id = x.pending_id
-      WHERE x.pending_id IS NOT NULL AND (r.id IS NULL OR r.kind <> 'reserve'
+      FROM x LEFT JOIN ledger_transfers r ON r.id = x.pending_id
+      WHERE r.id IS NULL OR r.kind <> x.resolves
         OR (x.debit_account_id, x.credit_account_id) <> (r.debit_account_id, r.credit_account_id)
         OR x.fine_tune_id IS DISTINCT FROM r.fine_tune_id
-        OR (x.kind = 'void' AND x.amount <> r.amount) OR (x.kind = 'post' AND x.amount > r.amount))`,
+        OR (x.kind IN ('void', 'release') AND x.amount <> r.amount) OR (x.kind = 'post' AND x.amount > r.amount)`,
   },
   {
     invariant: 'an overage follows a post of the whole reservation',
@@ -107,6 +116,16 @@ const checks: { invariant: string; query: ReturnType<typeof sql<{ detail: string
          OR charged <> expected
          OR coalesce(credits_charged, 0) <> charged
          OR (status = 'succeeded' AND posts <> 1)`,
+  },
+  {
+    // Exactly once: one usage transfer per metered call (inference_usage row, id = call id), same amount.
+    invariant: 'a metered inference call is charged once, as its usage row says',
+    query: sql`
+      SELECT format('inference call %s: usage row %s credits, ledger usage %s', coalesce(u.id::text, substr(t.id, 7)),
+        coalesce(u.credits::text, 'missing'), coalesce(t.amount::text, 'missing')) AS detail
+      FROM inference_usage u
+      FULL JOIN (SELECT id, amount FROM ledger_transfers WHERE kind = 'usage') t ON t.id = 'usage-' || u.id::text
+      WHERE u.id IS NULL OR t.id IS NULL OR u.credits <> t.amount`,
   },
   {
     invariant: 'only a settled succeeded fine-tune is available',

@@ -42,7 +42,8 @@ export interface UsageEntry {
 
 /**
  * Every grant, reservation, charge, overage and release of a license with the fine-tune, model and
- * tokens, and the running balance. A post yields a charge plus a release of the unused reservation.
+ * tokens, and the running balance. A post yields a charge plus a release of the unused reservation;
+ * an inference call yields its charge only (its hold while it is open).
  */
 export async function usageLog(db: Executor, licenseId: string): Promise<UsageEntry[]> {
   const account = licenseAccountId(licenseId);
@@ -59,6 +60,7 @@ export async function usageLog(db: Executor, licenseId: string): Promise<UsageEn
       't.tokens',
       't.memo',
       't.debit_account_id',
+      't.pending_id',
       'r.amount as reserved',
     ])
     .where((eb) => eb.or([eb('t.debit_account_id', '=', account), eb('t.credit_account_id', '=', account)]))
@@ -80,10 +82,18 @@ export async function usageLog(db: Executor, licenseId: string): Promise<UsageEn
       posted,
       available: posted - pending,
     });
+  // An inference hold that was resolved is left out (its usage is the one charge; a released hold
+  // moved nothing): a gateway call is one line, not three. A hold still open shows as a reservation.
+  const resolvedHolds = new Set<string>();
+  for (const row of rows) {
+    if ((row.kind === 'usage' || row.kind === 'release') && row.pending_id) resolvedHolds.add(row.pending_id);
+  }
   for (const row of rows) {
     const amount = BigInt(row.amount);
+    if (row.kind === 'release' || (row.kind === 'hold' && resolvedHolds.has(row.id))) continue;
     const sign = row.debit_account_id === account ? -1n : 1n;
     switch (row.kind) {
+      case 'hold':
       case 'reserve':
         pending += amount;
         push(row, 'reservation', amount);

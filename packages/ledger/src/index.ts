@@ -10,9 +10,31 @@ export { AUDITED_INVARIANTS, auditLedger, type Violation } from './audit.ts';
 export { type Balance, getBalance, type UsageEntry, type UsageKind, usageLog } from './balance.ts';
 export { LedgerConflictError, LedgerNotFoundError } from './errors.ts';
 export {
+  type CreditShortfall,
+  creditShortfall,
+  creditsForTokens,
+  type DatasetEstimate,
+  type FineTuneEstimate,
+  fineTuneEstimate,
+  insufficientCreditsMessage,
+  reservationAmount,
+} from './estimate.ts';
+export {
+  callTransferIds,
+  type HoldInput,
+  type HoldResult,
+  holdCall,
+  inferenceAccountId,
+  releaseCall,
+  type SettleInput,
+  type SettleResult,
+  settleCall,
+} from './inference.ts';
+export {
   findReservation,
   type GrantInput,
   grantCredits,
+  MAX_GRANT_CREDITS,
   type PostInput,
   type PostResult,
   postReservation,
@@ -21,8 +43,3 @@ export {
   reserveCredits,
   voidReservation,
 } from './operations.ts';
-
-/** Credits for trained tokens at a price per million tokens, rounded up to whole credits. */
-export function creditsForTokens(tokens: bigint, creditsPerMillionTokens: bigint): bigint {
-  return (tokens * creditsPerMillionTokens + 999_999n) / 1_000_000n;
-}

@@ -84,9 +84,19 @@ function conflict(id: string, what: string): LedgerConflictError {
   return new LedgerConflictError(`transfer ${id} already exists with other content (${what})`);
 }
 
+/**
+ * The largest single grant: 10^15 credits (USD 10^12). Far below bigint's 2^63 - 1, so the sums the
+ * accounts keep (a license's credits, a grants stripe's debits) stay inside bigint for any realistic
+ * number of grants; a grant beyond bigint itself used to fail inside Postgres (a 500).
+ */
+export const MAX_GRANT_CREDITS = 1_000_000_000_000_000n;
+
 /** Top-up: the grants account pays the license. Clears overage_blocked once the balance is back >= 0. */
 export async function grantCredits(tx: Executor, input: GrantInput): Promise<void> {
   const amount = checkAmount(input.amount);
+  if (input.amount > MAX_GRANT_CREDITS) {
+    throw new RangeError(`a grant is at most ${MAX_GRANT_CREDITS} credits (got ${input.amount})`);
+  }
   if (!input.grantId || /\s/.test(input.grantId)) throw new RangeError('grantId must be a non-empty token');
   const id = transferIds.grant(input.grantId);
   const memo = input.memo ?? null;

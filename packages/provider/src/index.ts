@@ -3,6 +3,7 @@ import { type ProviderEnv, providerEnvSchema, resolveProviderSettings } from './
 import { createProviderProfile, type ProviderRequestObserver } from './openai-profile.ts';
 import type { ProviderProfile } from './profile.ts';
 
+export { type ChatHttpClient, createChatHttpClient } from './chat-http.ts';
 export * from './config.ts';
 export * from './errors.ts';
 export {

@@ -32,7 +32,7 @@ export class OpenAIProviderProfile implements ProviderProfile {
     private readonly webhookSecret: string | undefined,
   ) {}
 
-  uploadFile({ filename, content }: UploadFileInput): Promise<ProviderFile> {
+  uploadFile({ filename, content, signal }: UploadFileInput): Promise<ProviderFile> {
     return withProviderErrors(async () => {
       // A stream is sent as it is read and cannot be replayed, so no SDK retries for it.
       const file = Buffer.isBuffer(content)
@@ -42,7 +42,7 @@ export class OpenAIProviderProfile implements ProviderProfile {
           });
       return this.client.files.create(
         { file, purpose: 'fine-tune' },
-        Buffer.isBuffer(content) ? {} : { maxRetries: 0 },
+        { ...(Buffer.isBuffer(content) ? {} : { maxRetries: 0 }), ...(signal ? { signal } : {}) },
       );
     });
   }

@@ -17,6 +17,8 @@ export interface UploadFileInput {
   content: Buffer | Readable;
   /** Bytes of `content`: used to find an earlier upload of the same file. */
   size: number;
+  /** Aborts the request (and closes its connection), e.g. when reading `content` failed midway. */
+  signal?: AbortSignal;
 }
 
 export interface CreateJobInput {

@@ -48,6 +48,14 @@ export const pollMinIntervalConfig = {
 };
 
 /**
+ * The credits reserved above a fine-tune's estimate, in percent (overage stays rare): the trainer
+ * reserves with it and the API refuses at once (402) what the trainer would. One definition, one default.
+ */
+export const reservationMarginConfig = {
+  RESERVATION_MARGIN_PERCENT: z.coerce.number().min(0).max(1_000).default(10),
+};
+
+/**
  * Parses the environment once at start-up. Each bad or missing variable is named:
  * `Invalid configuration: REDIS_URL: must be a redis:// URL`.
  */

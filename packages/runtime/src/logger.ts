@@ -7,9 +7,11 @@ export type { Logger };
  * Written synchronously: a worker that is killed (OOM, SIGKILL) must not take its last lines with it,
  * and a few lines per job cost little.
  */
-export function createLogger(service: string, level = 'info'): Logger {
-  return pino(
-    { level, base: { service }, timestamp: pino.stdTimeFunctions.isoTime },
-    pino.destination({ dest: 1, sync: true }),
-  );
+export function createLogger(
+  service: string,
+  level = 'info',
+  /** Where the lines go (default stdout); tests pass a stream that keeps them to read back. */
+  destination: { write(line: string): void } = pino.destination({ dest: 1, sync: true }),
+): Logger {
+  return pino({ level, base: { service }, timestamp: pino.stdTimeFunctions.isoTime }, destination);
 }

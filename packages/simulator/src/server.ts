@@ -118,7 +118,9 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Runni
   const toyModels = new ToyModels(seed);
   const chatLog = new ChatRequestLog();
 
-  const app = Fastify({ logger: false, bodyLimit: 64 * 1024 * 1024 });
+  // Closing ends every connection, also one whose client stopped sending midway through an upload
+  // (its handler would otherwise keep close() waiting for a body that never ends).
+  const app = Fastify({ logger: false, bodyLimit: 64 * 1024 * 1024, forceCloseConnections: true });
   await app.register(multipart, { limits: { fileSize: maxFileBytes, files: 1, fields: 10 } });
 
   app.addHook('onRequest', async (request, reply) => {

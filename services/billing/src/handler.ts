@@ -117,3 +117,5 @@ export const billingStage = defineStage<'billing-settle', BillingDeps>({
     return rows.map((f) => billingSettleMessage({ fineTuneId: f.id, correlationId: f.correlationId }));
   },
 });
+
+export { inferenceUsageStage } from './inference-usage.ts';

@@ -1,10 +1,11 @@
 import { runService } from '@tuneline/runtime';
 import { configSchema } from './config.ts';
 import { billingStage } from './handler.ts';
+import { inferenceUsageStage } from './inference-usage.ts';
 
 await runService({
   service: 'billing',
-  stages: [billingStage],
+  stages: [billingStage, inferenceUsageStage],
   configSchema,
   makeDeps: ({ db, log, metrics }) => ({
     db,

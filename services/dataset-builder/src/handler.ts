@@ -135,6 +135,8 @@ export async function handleFineTuneRequest(
       shortHash: build.shortHash,
       trainPath: build.trainKey,
       testPath: build.testKey,
+      trainSha256: build.trainSha256,
+      testSha256: build.testSha256,
       trainExamples: build.trainExamples,
       testExamples: build.testExamples,
       trainTokens: build.trainTokens,

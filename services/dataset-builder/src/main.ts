@@ -1,4 +1,4 @@
-import { LocalFileStorage, loadCatalogue } from '@tuneline/dataset';
+import { createStorage, loadCatalogue } from '@tuneline/dataset';
 import { runService } from '@tuneline/runtime';
 import { configSchema } from './config.ts';
 import { datasetBuilderStage } from './handler.ts';
@@ -9,10 +9,10 @@ await runService({
   service: 'dataset-builder',
   stages: [datasetBuilderStage, retrainCheckStage],
   configSchema,
-  makeDeps: ({ config, db, log }) => ({
+  makeDeps: async ({ config, db, log }) => ({
     db,
     log,
-    storage: new LocalFileStorage(config.STORAGE_DIR),
+    storage: await createStorage(config),
     catalogue: loadCatalogue({ MODEL_CATALOGUE_FILE: config.MODEL_CATALOGUE_FILE }),
   }),
   onStarted: ({ config, log }) =>

@@ -56,6 +56,8 @@ export function outcomeEmail(
     if (reason) lines.push('', `Reason given by the provider: ${reason}`);
   }
   if (notification.kind === 'insufficient_credits') {
+    // The trainer's reason names the estimate, the margin, the available credits and the shortfall.
+    if (fineTune.errorMessage) lines.push('', fineTune.errorMessage.replace(/[\r\n]+/g, ' '));
     lines.push('', 'Add credits to the license and start the fine-tune again.');
   }
   if (notification.kind === 'succeeded') {
@@ -64,7 +66,7 @@ export function outcomeEmail(
   if (balance.overageBlocked) {
     lines.push('', 'Note: the last charge exceeded the balance; new fine-tunes are blocked until a top-up.');
   }
-  lines.push('', `Fine-tune id: ${fineTune.id}`);
+  lines.push('', `Fine-tune id: ${fineTune.id}`, `Correlation id: ${fineTune.correlationId}`);
   return {
     from: header('From', from),
     to: header('To', validRecipient(notification.recipient)),
@@ -74,6 +76,7 @@ export function outcomeEmail(
     headers: {
       'X-Tuneline-Fine-Tune': header('X-Tuneline-Fine-Tune', fineTune.id),
       'X-Tuneline-Notification': header('X-Tuneline-Notification', notification.id),
+      'X-Tuneline-Correlation-Id': header('X-Tuneline-Correlation-Id', fineTune.correlationId),
     },
   };
 }

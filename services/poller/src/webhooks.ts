@@ -1,5 +1,5 @@
 import { createServer } from 'node:http';
-import { webhookPollMessage } from '@tuneline/contracts';
+import { formatZodError, webhookPollMessage } from '@tuneline/contracts';
 import {
   type Db,
   findFineTuneByProviderJob,
@@ -11,6 +11,7 @@ import {
   writeOutbox,
 } from '@tuneline/db';
 import type { Logger } from '@tuneline/runtime';
+import { z } from 'zod';
 
 /** A verified webhook event (OpenAI's shape: `fine_tuning.job.succeeded` with `data.id` the job id). */
 export interface WebhookEvent {
@@ -18,6 +19,22 @@ export interface WebhookEvent {
   type: string;
   data?: { id?: string } | null;
 }
+
+/**
+ * The shape a verified event must have before anything reads it: an object with a `type`, and for a
+ * job event the job id in `data.id`. The signature proves who sent the bytes, not that they are an
+ * event (`null`, `[]`, `{}` and `{"type":5}` verify fine and used to answer 500, retried for ever).
+ */
+const webhookEventSchema = z
+  .looseObject({
+    type: z.string().min(1, 'must be a non-empty string'),
+    data: z.looseObject({ id: z.string().min(1, 'must be a non-empty string').optional() }).nullish(),
+  })
+  .superRefine((event, ctx) => {
+    if (event.type.startsWith('fine_tuning.job.') && !event.data?.id) {
+      ctx.addIssue({ code: 'custom', path: ['data', 'id'], message: 'a job event must name its job' });
+    }
+  });
 
 export interface WebhookServerOptions {
   db: Db;
@@ -111,6 +128,15 @@ async function handleDelivery(
   }
   const webhookId = headers['webhook-id'];
   if (!webhookId) return { status: 400, body: { error: 'missing webhook-id header' } };
+  const shape = webhookEventSchema.safeParse(event);
+  if (!shape.success) {
+    const problem =
+      Array.isArray(event) || typeof event !== 'object' || event === null
+        ? 'the event is not a JSON object'
+        : formatZodError(shape.error);
+    opts.log.warn({ webhookId, problem }, 'webhook event has the wrong shape: refused');
+    return { status: 400, body: { error: `invalid webhook event: ${problem}` } };
+  }
   const providerJobId = event.type.startsWith('fine_tuning.job.') ? (event.data?.id ?? null) : null;
 
   const capture = new OutboxCapture();

@@ -1,12 +1,10 @@
 import { providerEnvSchema } from '@tuneline/provider';
-import { baseConfigSchema, pollMinIntervalConfig } from '@tuneline/runtime';
-import { z } from 'zod';
+import { baseConfigSchema, pollMinIntervalConfig, reservationMarginConfig } from '@tuneline/runtime';
+import type { z } from 'zod';
 
 export const configSchema = baseConfigSchema
   .extend(providerEnvSchema.shape)
   .extend(pollMinIntervalConfig)
-  .extend({
-    /** The reservation is the dataset's credit estimate plus this percentage (overage stays rare). */
-    RESERVATION_MARGIN_PERCENT: z.coerce.number().min(0).max(1_000).default(10),
-  });
+  /** The reservation is the fine-tune's credit estimate plus this percentage (overage stays rare). */
+  .extend(reservationMarginConfig);
 export type Config = z.infer<typeof configSchema>;

@@ -22,7 +22,12 @@ import {
   storedJobOptionsProblem,
   writeOutbox,
 } from '@tuneline/db';
-import { reserveCredits } from '@tuneline/ledger';
+import {
+  fineTuneEstimate,
+  insufficientCreditsMessage,
+  reservationAmount,
+  reserveCredits,
+} from '@tuneline/ledger';
 import { ProviderError } from '@tuneline/provider';
 import { defineStage, PermanentError, type StageDeps, stageFailure } from '@tuneline/runtime';
 
@@ -66,11 +71,8 @@ export interface TrainerDeps extends StageDeps {
   firstPollDelayMs: number;
 }
 
-/** Estimated credits plus the margin, rounded up to whole credits. */
-export function reservationAmount(estimatedCredits: bigint, marginPercent: number): bigint {
-  const margin = BigInt(Math.round(marginPercent * 100));
-  return (estimatedCredits * (10_000n + margin) + 9_999n) / 10_000n;
-}
+/** Estimated credits plus the margin, rounded up (the ledger's rule, shared with the API's check). */
+export { reservationAmount };
 
 /** Stage 3: consumes `finetune-create`. */
 export const trainerStage = defineStage<'finetune-create', TrainerDeps>({
@@ -183,12 +185,18 @@ async function reserve(
       await end('failed', 'invalid_job_options', problem);
       return null;
     }
-    if (dataset.estimatedCredits === null) {
+    // The fine-tune's own estimate: its epochs may not be the ones the dataset was estimated for.
+    const estimate = fineTuneEstimate(dataset, {
+      hyperparameters: explicitHyperparameters(row.hyperparameters),
+      creditsPerMillionTokens: row.creditsPerMillionTokens,
+    });
+    if (estimate === null) {
       // Nothing to reserve against: end here rather than leave the row waiting forever.
       await end('failed', 'no_estimate', `dataset ${dataset.id} has no credit estimate`);
       return null;
     }
-    const amount = reservationAmount(dataset.estimatedCredits, deps.reservationMarginPercent);
+    const marginPercent = deps.reservationMarginPercent;
+    const amount = reservationAmount(estimate.credits, marginPercent);
     const result = await reserveCredits(tx, {
       fineTuneId: row.id,
       licenseId: row.licenseId,
@@ -196,15 +204,17 @@ async function reserve(
       model: row.baseModel,
     });
     if (!result.ok) {
-      const why =
-        result.reason === 'overage_blocked' ? ' (blocked by an unpaid overage until topped up)' : '';
-      await end(
-        'insufficient_credits',
-        result.reason,
-        `Insufficient credits${why}: this fine-tune needs ${result.required} credits ` +
-          `(estimate ${dataset.estimatedCredits} + ${deps.reservationMarginPercent}% margin), ` +
-          `the license has ${result.available} available.`,
-      );
+      const { reason, required, available } = result;
+      const shortfall = required > available ? required - available : 0n;
+      const message = insufficientCreditsMessage({
+        reason,
+        estimate: estimate.credits,
+        marginPercent,
+        required,
+        available,
+        shortfall,
+      });
+      await end('insufficient_credits', reason, message);
       return null;
     }
     const creating = await markFineTuneCreating(tx, row.id, amount);

@@ -1,5 +1,6 @@
 import type { Readable } from 'node:stream';
 import { filesUploadMessage } from '@tuneline/contracts';
+import { isStorageError, type ReadOptions, type StorageError } from '@tuneline/dataset';
 import {
   autoTrainFineTuneId,
   checkJobOptions,
@@ -19,14 +20,20 @@ import { defineStage, PermanentError, type StageDeps, stageFailure } from '@tune
 
 /** What the uploader needs from the provider profile. */
 export interface UploaderProvider {
-  uploadFile(input: { filename: string; content: Readable; size: number }): Promise<{ id: string }>;
+  uploadFile(input: {
+    filename: string;
+    content: Readable;
+    size: number;
+    signal?: AbortSignal;
+  }): Promise<{ id: string }>;
   findFileByNameAndSize(filename: string, size: number): Promise<{ id: string } | null | undefined>;
   waitUntilProcessed(fileId: string, opts: { timeoutMs: number }): Promise<unknown>;
 }
 
-/** Where dataset files are read from (`LocalFileStorage` of @tuneline/dataset). */
+/** Where dataset files are read from (a `DatasetStorage` of @tuneline/dataset: a directory or a bucket). */
 export interface UploaderStorage {
-  openRead(key: string): Readable;
+  /** A missing object or a hash mismatch fails the stream with a StorageError. */
+  openRead(key: string, opts?: ReadOptions): Readable;
   stat(key: string): Promise<{ size: number }>;
 }
 
@@ -42,11 +49,18 @@ export interface UploaderDeps extends StageDeps {
 type FileKind = 'train' | 'test';
 
 /**
- * Provider failures that end an upload for good: the dataset is marked `upload_failed` (and its
- * auto-train fine-tune born failed) with the provider's message. A 401/403 counts, so a wrong key
- * shows on the dataset rather than retrying unseen.
+ * Failures that end an upload for good: the dataset is marked `upload_failed` (and its auto-train
+ * fine-tune born failed) with the message. A 401/403 counts, so a wrong key shows on the dataset rather
+ * than retrying unseen; so do a dataset file missing from storage and one whose bytes do not match the
+ * hash recorded when it was written (retrying would read the same object again).
  */
-const PERMANENT: readonly ProviderErrorKind[] = ['auth', 'not_found', 'rejected'];
+const PERMANENT: readonly (ProviderErrorKind | StorageError['kind'])[] = [
+  'auth',
+  'not_found',
+  'rejected',
+  'storage_missing',
+  'storage_corrupt',
+];
 
 /** Deterministic names: a lost upload response is found again by name and size. */
 export function uploadFilename(datasetId: string, kind: FileKind): string {
@@ -119,9 +133,46 @@ async function uploadOnce(
   const { size } = await deps.storage.stat(key);
   const found = firstAttempt ? null : await deps.provider.findFileByNameAndSize(filename, size);
   const fileId =
-    found?.id ?? (await deps.provider.uploadFile({ filename, content: deps.storage.openRead(key), size })).id;
+    found?.id ??
+    (await uploadFromStorage(
+      deps,
+      key,
+      kind === 'train' ? dataset.trainSha256 : dataset.testSha256,
+      filename,
+      size,
+    ));
   // If another worker recorded a different id first, keep (and return) the recorded one.
   return recordUploadedFile(deps.db, dataset.id, kind, fileId);
+}
+
+/**
+ * Streams the file from storage to the provider (never whole in memory), its bytes checked against the
+ * recorded hash. A read failure (missing object, hash mismatch) is what the upload reports, whatever
+ * the HTTP client made of the body stream that broke under it.
+ */
+async function uploadFromStorage(
+  deps: UploaderDeps,
+  key: string,
+  sha256: string | null,
+  filename: string,
+  size: number,
+): Promise<string> {
+  const content = deps.storage.openRead(key, { sha256 });
+  // A read that fails midway aborts the request: the provider never gets a complete file, and the
+  // connection does not stay open waiting for the rest of the body.
+  const abort = new AbortController();
+  let readFailure: unknown;
+  content.on('error', (err) => {
+    readFailure ??= err;
+    abort.abort(err);
+  });
+  try {
+    return (await deps.provider.uploadFile({ filename, content, size, signal: abort.signal })).id;
+  } catch (err) {
+    throw isStorageError(readFailure) ? readFailure : err;
+  } finally {
+    content.destroy();
+  }
 }
 
 /**

@@ -1,7 +1,9 @@
+import type { Hyperparameters } from '@tuneline/contracts';
 import { findBaseModel } from '@tuneline/dataset';
 import {
   checkJobOptions,
   createFineTune,
+  type DatasetRecord,
   findDataset,
   findOpenDeadLettersBySubject,
   getFineTune,
@@ -10,6 +12,7 @@ import {
   requestedFineTuneId,
   requestUpload,
 } from '@tuneline/db';
+import { creditShortfall, fineTuneEstimate, getBalance, insufficientCreditsMessage } from '@tuneline/ledger';
 import type { ApiDeps } from '../app.ts';
 import { licenseOf } from '../auth.ts';
 import { errorSchema, HttpError, notFound, type RouteTable } from '../http.ts';
@@ -36,6 +39,40 @@ async function ownDataset(deps: ApiDeps, licenseId: string, id: string) {
   const dataset = await findDataset(deps.db, id);
   if (!dataset || dataset.licenseId !== licenseId) throw notFound('dataset');
   return dataset;
+}
+
+/**
+ * Refuses at once (402) a fine-tune the trainer would end `insufficient_credits`: its own estimate
+ * (its epochs, not necessarily the dataset's) plus the margin against the available credits. Only an
+ * early answer: the trainer's reservation stays the authority (credits may move in between).
+ */
+async function refuseWithoutCredits(
+  deps: ApiDeps,
+  licenseId: string,
+  dataset: DatasetRecord,
+  job: { hyperparameters: Hyperparameters; creditsPerMillionTokens: bigint },
+): Promise<void> {
+  const estimate = fineTuneEstimate(dataset, {
+    hyperparameters: job.hyperparameters === 'auto' ? undefined : job.hyperparameters,
+    creditsPerMillionTokens: job.creditsPerMillionTokens,
+  });
+  if (!estimate) return; // no estimate: the trainer ends it with `no_estimate`
+  const short = creditShortfall(
+    estimate.credits,
+    deps.reservationMarginPercent,
+    await getBalance(deps.db, licenseId),
+  );
+  if (!short) return;
+  throw new HttpError(402, insufficientCreditsMessage(short), undefined, undefined, {
+    code: short.reason,
+    credits: {
+      estimate: short.estimate.toString(),
+      marginPercent: short.marginPercent,
+      required: short.required.toString(),
+      available: short.available.toString(),
+      shortfall: short.shortfall.toString(),
+    },
+  });
 }
 
 export function registerDatasetRoutes(table: RouteTable, deps: ApiDeps): void {
@@ -154,13 +191,18 @@ export function registerDatasetRoutes(table: RouteTable, deps: ApiDeps): void {
       auth: 'license',
       tag: 'datasets',
       summary:
-        'Create a fine-tune job from an uploaded dataset (credits are reserved by the trainer before the provider job is created)',
+        "Create a fine-tune job from an uploaded dataset. Its own estimate (its epochs) plus the trainer's margin must fit the available credits, or 402; the trainer reserves them before the provider job is created",
       params: idParams,
       body: createFineTuneBodySchema,
       responses: {
         201: { description: 'created (200 when the idempotencyKey was seen before)', schema: fineTuneSchema },
         400: E400,
         401: E401,
+        402: {
+          description:
+            'not enough credits for the estimate plus margin (or an unpaid overage blocks the license); `credits` gives the amounts',
+          schema: errorSchema,
+        },
         404: E404,
         409: E409,
       },
@@ -187,6 +229,10 @@ export function registerDatasetRoutes(table: RouteTable, deps: ApiDeps): void {
       if (!checked.ok) throw new HttpError(400, checked.message);
       const base = findBaseModel(dataset.baseModel, deps.catalogue);
       if (!base) throw new HttpError(409, `base model "${dataset.baseModel}" is not in the catalogue`);
+      await refuseWithoutCredits(deps, licenseId, dataset, {
+        hyperparameters: checked.options.hyperparameters,
+        creditsPerMillionTokens: base.creditsPerMillionTrainingTokens,
+      });
       const { fineTune, created } = await inTransaction(deps.db, (tx) =>
         createFineTune(tx, dataset, {
           ...(id ? { id } : {}),

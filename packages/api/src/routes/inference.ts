@@ -1,13 +1,14 @@
-import { findActiveFineTuneByModel } from '@tuneline/db';
-import { getBalance } from '@tuneline/ledger';
 import type { ApiDeps } from '../app.ts';
 import { licenseOf } from '../auth.ts';
+import { idempotencyKeyOf, passingRateLimits, resolveModel } from '../gateway/call.ts';
+import { holdWorstCase, worstCase } from '../gateway/holds.ts';
+import type { HeldCall } from '../gateway/metering.ts';
+import { outcomeOf } from '../gateway/metrics.ts';
+import { rateLimitedError } from '../gateway/rate-limit.ts';
 import { chatRequestSchema, invalidChatRequest, providerFailure } from '../gateway/request.ts';
 import { streamChat } from '../gateway/stream.ts';
 import { errorSchema, HttpError, type RouteTable } from '../http.ts';
-import { inferenceCredits, inferencePrice } from '../pricing.ts';
 import { chatCompletionSchema } from '../schemas.ts';
-import { recordInferenceUsage } from '../usage.ts';
 
 export function registerInferenceRoutes(table: RouteTable, deps: ApiDeps): void {
   table.add(
@@ -17,7 +18,7 @@ export function registerInferenceRoutes(table: RouteTable, deps: ApiDeps): void 
       auth: 'license',
       tag: 'inference',
       summary:
-        "OpenAI-compatible chat completions on the caller's own active fine-tuned models; usage is metered in credits",
+        "OpenAI-compatible chat completions on the caller's own active fine-tuned models. Rate limited per license (requests and tokens per minute); the call's worst case is held in credits before it is forwarded and the provider's reported usage charged after; an Idempotency-Key header makes a retry return the first answer, charged once",
       body: chatRequestSchema,
       invalidBody: invalidChatRequest,
       errors: 'openai',
@@ -29,55 +30,91 @@ export function registerInferenceRoutes(table: RouteTable, deps: ApiDeps): void 
         },
         400: { description: 'invalid request', schema: errorSchema },
         401: { description: 'missing or invalid API key', schema: errorSchema },
-        402: { description: 'no credits available', schema: errorSchema },
+        402: { description: "the call's worst case exceeds the available credits", schema: errorSchema },
         404: { description: 'no such active fine-tuned model for this license', schema: errorSchema },
+        409: { description: 'a call with this Idempotency-Key is still in progress', schema: errorSchema },
+        422: { description: 'this Idempotency-Key was used with another request', schema: errorSchema },
+        429: {
+          description:
+            'rate limited: this license (Retry-After), or the provider (its headers passed through)',
+          schema: errorSchema,
+        },
         502: { description: 'the provider failed', schema: errorSchema },
         503: { description: 'no provider configured', schema: errorSchema },
       },
     },
+    // authenticate (the route table) → resolve the model → rate limit → hold the worst case → forward
+    // (or stream) → settle, or release the hold when no answer came.
     async ({ caller, body, request, reply }) => {
-      const licenseId = licenseOf(caller);
-      const fineTune = await findActiveFineTuneByModel(deps.db, licenseId, body.model);
-      // Inactive, unknown and other licenses' models look the same: never confirm someone else's model.
-      if (!fineTune)
-        throw new HttpError(
-          404,
-          `model "${body.model}" not found among your active fine-tuned models`,
-          undefined,
-          {
-            param: 'model',
-            code: 'model_not_found',
-          },
-        );
-      if (!deps.provider) throw new HttpError(503, 'no provider configured for inference');
-      const balance = await getBalance(deps.db, licenseId);
-      if (balance.available <= 0n || balance.overageBlocked) {
-        throw new HttpError(402, `no credits available (available: ${balance.available})`);
+      const started = process.hrtime.bigint();
+      let label = 'unknown';
+      let failure: unknown;
+      let providerNs = 0n;
+      try {
+        const licenseId = licenseOf(caller);
+        const model = await resolveModel(deps, licenseId, body.model);
+        label = model.baseModel;
+        const real = deps.provider;
+        if (!real) throw new HttpError(503, 'no provider configured for inference');
+        const stream = body.stream === true;
+        const idempotencyKey = idempotencyKeyOf(request.headers['idempotency-key'], stream);
+        const cost = worstCase(body, model);
+        const verdict = await deps.rateLimiter.take(licenseId, cost.promptTokens + cost.completionTokens);
+        if (!verdict.ok) throw rateLimitedError(reply, verdict);
+        const hold = await holdWorstCase(deps.db, { licenseId, model, body, idempotencyKey, cost });
+        if (hold.kind === 'replay') return hold.response;
+        const call: HeldCall = { callId: hold.callId, model, keepResponse: idempotencyKey !== undefined };
+        const provider = passingRateLimits(real, reply);
+
+        if (stream) {
+          try {
+            const outcome = await streamChat({
+              provider,
+              body: { ...body, stream: true },
+              request,
+              reply,
+              meter: (usage) => deps.meter.settle(call, usage).then(() => undefined),
+            });
+            // No usage chunk (the provider's stream broke first): nothing to charge, give the hold back.
+            if (!outcome.usage) await deps.meter.release(call);
+          } catch (err) {
+            await deps.meter.release(call);
+            throw err;
+          }
+          return reply;
+        }
+
+        const sent = process.hrtime.bigint();
+        let completion: Awaited<ReturnType<typeof provider.chatCompletion>>;
+        try {
+          completion = await provider.chatCompletion(body);
+        } catch (err) {
+          await deps.meter.release(call);
+          throw providerFailure(err);
+        } finally {
+          providerNs = process.hrtime.bigint() - sent;
+        }
+        const answer = { ...completion, model: body.model };
+        // An answer without usage is charged its worst case (what was held): never nothing.
+        const usage = completion.usage ?? {
+          prompt_tokens: hold.worstCase.promptTokens,
+          completion_tokens: hold.worstCase.completionTokens,
+        };
+        if (!completion.usage)
+          request.log.warn({ callId: call.callId }, 'provider answer without usage: charged the hold');
+        await deps.meter.settle(call, usage, answer);
+        return answer;
+      } catch (err) {
+        failure = err;
+        throw err;
+      } finally {
+        const outcome = outcomeOf(failure);
+        const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+        deps.metrics.requests.inc({ model: label, outcome });
+        deps.metrics.latency.observe({ outcome }, seconds);
+        if (outcome === 'ok' && providerNs > 0n)
+          deps.metrics.overhead.observe(seconds - Number(providerNs) / 1e9);
       }
-      // Metering seam: the provider's usage for this call (after the money work: settle the hold).
-      const meter = (usage: { prompt_tokens: number; completion_tokens: number }) =>
-        recordInferenceUsage(deps.db, {
-          licenseId,
-          fineTuneId: fineTune.id,
-          model: body.model,
-          promptTokens: usage.prompt_tokens,
-          completionTokens: usage.completion_tokens,
-          credits: inferenceCredits(
-            inferencePrice(fineTune.baseModel),
-            usage.prompt_tokens,
-            usage.completion_tokens,
-          ),
-        }).then(() => undefined);
-      const provider = deps.provider;
-      if (body.stream === true) {
-        await streamChat({ provider, body, request, reply, meter });
-        return reply;
-      }
-      const completion = await provider.chatCompletion(body).catch((err: unknown) => {
-        throw providerFailure(err);
-      });
-      if (completion.usage) await meter(completion.usage);
-      return { ...completion, model: body.model };
     },
   );
 }

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { createDb } from '@tuneline/db';
-import { getBalance, grantCredits, LedgerConflictError, usageLog } from '@tuneline/ledger';
+import { getBalance, grantCredits, LedgerConflictError, MAX_GRANT_CREDITS, usageLog } from '@tuneline/ledger';
 import { loadConfig } from '@tuneline/runtime';
 import { z } from 'zod';
 import { type Command, parseOptions, UsageError } from '../command.ts';
@@ -47,8 +47,13 @@ export const creditsCommand: Command = {
     const db = createDb(config.DATABASE_URL, { max: 2, applicationName: 'tuneline-credits' });
     try {
       if (sub === 'grant') {
-        if (!values.amount || !/^\d+$/.test(values.amount) || BigInt(values.amount) <= 0n) {
-          throw new UsageError('--amount must be a positive whole number of credits');
+        if (
+          !values.amount ||
+          !/^\d+$/.test(values.amount) ||
+          BigInt(values.amount) <= 0n ||
+          BigInt(values.amount) > MAX_GRANT_CREDITS
+        ) {
+          throw new UsageError(`--amount must be a whole number of credits from 1 to ${MAX_GRANT_CREDITS}`);
         }
         const id = values.id ?? randomUUID();
         if (!/^[A-Za-z0-9._-]{1,100}$/.test(id))

@@ -17,6 +17,9 @@ export interface DatasetRecord {
   /** Storage keys of the files. */
   trainPath: string | null;
   testPath: string | null;
+  /** SHA-256 of each file as written (null for datasets built before it was recorded). */
+  trainSha256: string | null;
+  testSha256: string | null;
   trainExamples: number;
   testExamples: number;
   trainTokens: bigint;
@@ -50,6 +53,8 @@ export function toDatasetRecord(row: DatasetRow): DatasetRecord {
     shortHash: row.short_hash,
     trainPath: row.train_path,
     testPath: row.test_path,
+    trainSha256: row.train_sha256,
+    testSha256: row.test_sha256,
     trainExamples: row.train_examples,
     testExamples: row.test_examples,
     trainTokens: BigInt(row.train_tokens),
@@ -71,8 +76,8 @@ export function toDatasetRecord(row: DatasetRow): DatasetRecord {
 /** What the dataset builder stores: a record without the ids and times the database assigns, nor file ids. */
 export type NewDatasetRecord = Omit<
   DatasetRecord,
-  'id' | 'status' | 'trainFileId' | 'testFileId' | 'createdAt' | 'updatedAt'
-> & { status: 'ready' | 'invalid' };
+  'id' | 'status' | 'trainFileId' | 'testFileId' | 'createdAt' | 'updatedAt' | 'trainSha256' | 'testSha256'
+> & { status: 'ready' | 'invalid'; trainSha256?: string | null; testSha256?: string | null };
 
 /**
  * Inserts the dataset of a request; one per request (unique `request_row_id`). Returns the stored row
@@ -96,6 +101,8 @@ export async function insertDataset(
       short_hash: d.shortHash,
       train_path: d.trainPath,
       test_path: d.testPath,
+      train_sha256: d.trainSha256 ?? null,
+      test_sha256: d.testSha256 ?? null,
       train_examples: d.trainExamples,
       test_examples: d.testExamples,
       train_tokens: d.trainTokens.toString(),

@@ -1,0 +1,144 @@
+import { createHash } from 'node:crypto';
+import type { Executor } from '@tuneline/db';
+import { CompiledQuery, type QueryResult } from 'kysely';
+import { licenseAccountId, SYSTEM_STRIPES } from './accounts.ts';
+
+/**
+ * Inference calls in the ledger (functions of migration 0010). A call holds its worst case before the
+ * provider is called (`hold-<callId>`, pending, license → a system-inference stripe), then resolves the
+ * hold exactly once: `usage-<callId>` posts what the provider reported and releases the rest, or
+ * `release-<callId>` gives it back whole when there was no answer. Each operation is one statement (one
+ * round trip; its own transaction when run alone) and a replay of it changes nothing.
+ *
+ * The rule (issue 16.3): a call is forwarded only when its worst case fits in the available credits,
+ * checked and held in one conditional UPDATE, so concurrent calls can never overdraw through the holds.
+ * The charge is always what the provider reports; if that exceeds the hold (the local prompt count
+ * was low), the excess is charged too and, when it leaves the balance below zero, the license is
+ * overage-blocked until a top-up, which is what the ledger auditor checks.
+ */
+
+const HOLD_SQL =
+  'SELECT o_outcome AS outcome, o_available AS available, o_blocked AS blocked, o_call AS call, o_request_hash AS request_hash, o_response AS response FROM inference_hold($1::uuid, $2, $3, $4::bigint, $5, $6::uuid, $7, $8, $9)';
+const SETTLE_SQL =
+  'SELECT o_outcome AS outcome, o_held AS held, o_charged AS charged FROM inference_settle($1::uuid, $2::bigint, $3::integer, $4::integer, $5::jsonb)';
+const RELEASE_SQL = 'SELECT o_outcome AS outcome, o_held AS held FROM inference_release($1::uuid)';
+
+/** The system-inference stripe a call's hold credits (from its own id, so calls spread over 64 rows). */
+export function inferenceAccountId(callId: string): string {
+  return `system-inference-${createHash('sha256').update(callId).digest().readUInt16BE(0) % SYSTEM_STRIPES}`;
+}
+
+export const callTransferIds = {
+  hold: (callId: string) => `hold-${callId}`,
+  usage: (callId: string) => `usage-${callId}`,
+  release: (callId: string) => `release-${callId}`,
+};
+
+export interface HoldInput {
+  callId: string;
+  licenseId: string;
+  fineTuneId: string;
+  /** The model name the caller used. */
+  model: string;
+  amount: bigint;
+  /** With an Idempotency-Key: the key and a hash of the request, claimed in the same statement. */
+  idempotency?: { key: string; requestHash: string };
+}
+
+export type HoldResult =
+  | { outcome: 'held' }
+  | { outcome: 'refused'; available: bigint; required: bigint; overageBlocked: boolean }
+  | { outcome: 'replay'; callId: string; requestHash: string; response: unknown | null };
+
+/** Holds a call's worst case; refused (nothing written) when the available credits do not cover it. */
+export async function holdCall(db: Executor, input: HoldInput): Promise<HoldResult> {
+  if (input.amount < 0n) throw new RangeError(`hold amounts are non-negative (got ${input.amount})`);
+  const result = (await db.executeQuery(
+    CompiledQuery.raw(HOLD_SQL, [
+      input.callId,
+      licenseAccountId(input.licenseId),
+      inferenceAccountId(input.callId),
+      input.amount.toString(),
+      input.licenseId,
+      input.fineTuneId,
+      input.model,
+      input.idempotency?.key ?? null,
+      input.idempotency?.requestHash ?? null,
+    ]),
+  )) as QueryResult<{
+    outcome: 'held' | 'refused' | 'replay';
+    available: string | null;
+    blocked: boolean | null;
+    call: string | null;
+    request_hash: string | null;
+    response: unknown | null;
+  }>;
+  const row = result.rows[0];
+  if (!row) throw new Error('inference_hold returned no row');
+  if (row.outcome === 'held') return { outcome: 'held' };
+  if (row.outcome === 'refused') {
+    return {
+      outcome: 'refused',
+      available: BigInt(row.available ?? 0),
+      required: input.amount,
+      overageBlocked: row.blocked === true,
+    };
+  }
+  return {
+    outcome: 'replay',
+    callId: row.call ?? '',
+    requestHash: row.request_hash ?? '',
+    response: row.response,
+  };
+}
+
+export interface SettleInput {
+  callId: string;
+  /** The charge: the provider's reported usage at the catalogue's prices. */
+  amount: bigint;
+  promptTokens: number;
+  completionTokens: number;
+  /** The answer, kept for an Idempotency-Key replay (ignored when the call had no key). */
+  response?: unknown;
+}
+
+export type SettleResult =
+  | { outcome: 'settled' | 'already'; held: bigint; charged: bigint }
+  | { outcome: 'released'; held: bigint }
+  | { outcome: 'no_hold' };
+
+/**
+ * Posts a call's usage against its hold, releasing the rest, and records the `inference_usage` row
+ * (id = call id) in the same statement. Exactly once: a second settle (a retry, the outbox) is
+ * `already`, and changes nothing.
+ */
+export async function settleCall(db: Executor, input: SettleInput): Promise<SettleResult> {
+  if (input.amount < 0n) throw new RangeError(`charges are non-negative (got ${input.amount})`);
+  const result = (await db.executeQuery(
+    CompiledQuery.raw(SETTLE_SQL, [
+      input.callId,
+      input.amount.toString(),
+      input.promptTokens,
+      input.completionTokens,
+      input.response === undefined ? null : JSON.stringify(input.response),
+    ]),
+  )) as QueryResult<{ outcome: SettleResult['outcome']; held: string | null; charged: string | null }>;
+  const row = result.rows[0];
+  if (!row || row.outcome === 'no_hold') return { outcome: 'no_hold' };
+  if (row.outcome === 'released') return { outcome: 'released', held: BigInt(row.held ?? 0) };
+  return { outcome: row.outcome, held: BigInt(row.held ?? 0), charged: BigInt(row.charged ?? 0) };
+}
+
+/** Gives a call's hold back whole (the provider did not answer); frees its Idempotency-Key. */
+export async function releaseCall(
+  db: Executor,
+  callId: string,
+): Promise<{ outcome: 'released' | 'already' | 'settled' | 'no_hold'; held?: bigint }> {
+  const result = (await db.executeQuery(CompiledQuery.raw(RELEASE_SQL, [callId]))) as QueryResult<{
+    outcome: 'released' | 'already' | 'settled' | 'no_hold';
+    held: string | null;
+  }>;
+  const row = result.rows[0];
+  if (!row || row.outcome === 'no_hold') return { outcome: 'no_hold' };
+  return { outcome: row.outcome, held: BigInt(row.held ?? 0) };
+}

@@ -1,0 +1,165 @@
+import { buildApi, profileChatProvider } from '@tuneline/api';
+import { defaultCatalogue } from '@tuneline/dataset';
+import { createProvider, providerEnvSchema } from '@tuneline/provider';
+import { createRedis } from '@tuneline/runtime';
+import { type RunningSimulator, startSimulator } from '@tuneline/simulator';
+import type { Redis } from 'ioredis';
+import OpenAI, { toFile } from 'openai';
+import { redisUrl, type TestDatabase, waitFor } from '../support/context.ts';
+import { test as base } from '../support/fixtures.ts';
+import { makeLicense } from './fixtures.ts';
+
+/** What the API test files share: one app per file over its own database, prefix and simulator. */
+
+// biome-ignore lint/suspicious/noExplicitAny: tests read and walk arbitrary response JSON
+export type AnyJson = any;
+
+export const ADMIN_KEY = 'admin-key-for-api-tests-0123456789';
+
+type Method = 'GET' | 'POST';
+export type App = Awaited<ReturnType<typeof buildApi>>;
+
+export interface ApiContext {
+  t: TestDatabase;
+  redis: Redis;
+  prefix: string;
+  sim: RunningSimulator;
+  app: App;
+  /** Two licenses with 100,000 credits each and a key each: `lic-a` and `lic-b`. */
+  a: { id: string; key: string };
+  b: { id: string; key: string };
+  /** Injects a request into the app, with `key` as its bearer key, and reads the answer. */
+  call(
+    method: Method,
+    url: string,
+    key?: string,
+    payload?: unknown,
+    headers?: Record<string, string>,
+  ): Promise<{ status: number; json: AnyJson; text: string; headers: Record<string, unknown> }>;
+}
+
+async function inject(
+  app: App,
+  method: Method,
+  url: string,
+  key?: string,
+  payload?: unknown,
+  headers: Record<string, string> = {},
+) {
+  const res = await app.inject({
+    method,
+    url,
+    headers: { ...(key ? { authorization: `Bearer ${key}` } : {}), ...headers },
+    ...(payload !== undefined ? { payload: payload as object } : {}),
+  });
+  let json: AnyJson;
+  try {
+    json = res.json();
+  } catch {
+    json = undefined;
+  }
+  return { status: res.statusCode, json, text: res.body, headers: res.headers };
+}
+
+/** The fixtures' test API plus `api`: the app (admin key ADMIN_KEY) and what it runs on, once per file. */
+export const test = base.extend(
+  'api',
+  { scope: 'file' },
+  async ({ database, prefix }, { onCleanup }): Promise<ApiContext> => {
+    const redis = createRedis(redisUrl(), 'producer');
+    let sim: RunningSimulator | undefined;
+    let app: App | undefined;
+    onCleanup(async () => {
+      await app?.close();
+      await sim?.close();
+      redis.disconnect();
+    });
+    sim = await startSimulator({ speed: 100_000, seed: 7 });
+    const profile = createProvider(
+      providerEnvSchema.parse({
+        PROVIDER: 'simulator',
+        SIMULATOR_URL: sim.url,
+        SIMULATOR_API_KEY: sim.apiKey,
+      }),
+    );
+    app = await buildApi({
+      db: database.db,
+      redis,
+      queuePrefix: prefix,
+      catalogue: defaultCatalogue,
+      provider: profileChatProvider(profile),
+      adminKey: ADMIN_KEY,
+    });
+    const started = app;
+    const a = await makeLicense(database.db, 'lic-a');
+    const b = await makeLicense(database.db, 'lic-b');
+    return {
+      t: database,
+      redis,
+      prefix,
+      sim,
+      app,
+      a,
+      b,
+      call: (...args) => inject(started, ...args),
+    };
+  },
+);
+
+export const it = test;
+
+export function documents(n: number) {
+  return Array.from({ length: n }, (_, i) => ({
+    id: `inv-${i}`,
+    text: `INVOICE ${1000 + i}\nTotal: ${(i + 1) * 10}.00 EUR`,
+    fields: { invoiceNumber: `${1000 + i}`, total: (i + 1) * 10 },
+  }));
+}
+
+export function request(requestId: string, extra: Record<string, unknown> = {}) {
+  return {
+    requestId,
+    documents: documents(12),
+    modelConfig: {
+      systemPrompt: 'Extract fields as JSON.',
+      userPromptTemplate: 'Document:\n{{text}}',
+      mappedFields: ['total'],
+    },
+    baseModel: 'gpt-4o-mini-2024-07-18',
+    testPercent: 20,
+    ...extra,
+  };
+}
+
+/** Trains a real model at the simulator so inference has something to serve. */
+export async function trainSimulatorModel(sim: RunningSimulator): Promise<string> {
+  const client = new OpenAI({ baseURL: sim.url, apiKey: sim.apiKey, maxRetries: 0 });
+  const lines = Array.from({ length: 12 }, (_, i) =>
+    JSON.stringify({
+      messages: [
+        { role: 'system', content: 'Extract fields as JSON.' },
+        { role: 'user', content: `INVOICE ${1000 + i}\nTotal: ${i + 1}0.00 EUR` },
+        { role: 'assistant', content: JSON.stringify({ total: (i + 1) * 10 }) },
+      ],
+    }),
+  ).join('\n');
+  const file = await client.files.create({
+    file: await toFile(Buffer.from(lines), 'train.jsonl'),
+    purpose: 'fine-tune',
+  });
+  const job = await client.fineTuning.jobs.create({
+    model: 'gpt-4o-mini-2024-07-18',
+    training_file: file.id,
+    suffix: 'api',
+  });
+  const done = await waitFor(
+    async () => {
+      const j = await client.fineTuning.jobs.retrieve(job.id);
+      if (j.status === 'failed' || j.status === 'cancelled') throw new Error(`simulator job ${j.status}`);
+      return j.status === 'succeeded' ? j : undefined;
+    },
+    20_000,
+    'simulator fine-tune',
+  );
+  return done.fine_tuned_model as string;
+}
