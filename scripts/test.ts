@@ -10,7 +10,11 @@ const root = join(import.meta.dirname, '..');
 const bin = (name: string) => join(root, 'node_modules', '.bin', name);
 const args = process.argv.slice(2);
 /** Test files that drive a browser. */
-const BROWSER_TESTS = ['test/api/hub.test.ts', 'test/gateway/hub-usage.test.ts'];
+const BROWSER_TESTS = [
+  'test/api/hub.test.ts',
+  'test/api/hub-lists.test.ts',
+  'test/gateway/hub-usage.test.ts',
+];
 
 function step(title: string, cmd: string, cmdArgs: string[], env: NodeJS.ProcessEnv = process.env): void {
   process.stderr.write(`\n▶ ${title}\n`);

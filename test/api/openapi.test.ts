@@ -12,6 +12,7 @@ it.beforeAll(({ api }) => {
 describe('OpenAPI document', () => {
   const EXPECTED = [
     'POST /v1/fine-tune-requests',
+    'GET /v1/fine-tune-requests/{requestId}',
     'GET /v1/datasets',
     'GET /v1/datasets/{id}',
     'POST /v1/datasets/{id}/upload',
@@ -38,6 +39,9 @@ describe('OpenAPI document', () => {
     'GET /v1/training-profiles',
     'GET /v1/training-profiles/{name}',
     'POST /v1/training-profiles/{name}/retrain',
+    'GET /v1/dead-letters',
+    'GET /v1/admin/dead-letters',
+    'POST /v1/admin/dead-letters/{id}/retry',
   ];
 
   it('is OpenAPI 3.1 with every route, operation ids, responses and resolvable refs', async () => {

@@ -1,7 +1,13 @@
 import { createBullBoard } from '@bull-board/api';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { FastifyAdapter } from '@bull-board/fastify';
-import { FineTuneRequestProducer, QUEUE_NAMES, queues } from '@tuneline/contracts';
+import {
+  FineTuneRequestProducer,
+  type MessageInput,
+  QUEUE_NAMES,
+  type QueueName,
+  queues,
+} from '@tuneline/contracts';
 import type { Catalogue } from '@tuneline/dataset';
 import { type Db, relayOutbox } from '@tuneline/db';
 import { Publisher } from '@tuneline/runtime';
@@ -18,9 +24,11 @@ import type { ChatProvider } from './provider.ts';
 import { registerAdminRoutes } from './routes/admin.ts';
 import { registerCreditRoutes } from './routes/credits.ts';
 import { registerDatasetRoutes } from './routes/datasets.ts';
+import { registerDeadLetterRoutes } from './routes/dead-letters.ts';
 import { registerDocumentRoutes } from './routes/documents.ts';
 import { registerFineTuneRoutes } from './routes/fine-tunes.ts';
 import { registerInferenceRoutes } from './routes/inference.ts';
+import { registerRequestRoutes } from './routes/requests.ts';
 import { registerTrainingProfileRoutes } from './routes/training-profiles.ts';
 import { registerStaticPages } from './static.ts';
 
@@ -59,6 +67,8 @@ export interface ApiDeps {
   rateLimiter: GatewayRateLimiter;
   /** Publishes committed outbox rows now; the workers' relays would otherwise pick them up within a second. */
   flushOutbox(): Promise<void>;
+  /** Puts a stored message back in its queue with fresh attempts (an admin retry of a dead letter). */
+  requeue(queue: QueueName, jobId: string, payload: unknown): Promise<void>;
   /** Reserved above a fine-tune's estimate (the trainer's margin): what the 402 check compares. */
   reservationMarginPercent: number;
 }
@@ -98,17 +108,22 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
         app.log.warn({ err }, 'outbox relay from the API failed; workers will publish');
       }
     },
+    async requeue(queue, jobId, payload) {
+      await publisher.retryFresh(queue, jobId, payload as MessageInput<typeof queue>);
+    },
   };
   const authenticate = makeAuthenticator(opts.db, opts.adminKey);
   const table = new RouteTable(app, authenticate);
 
   registerDatasetRoutes(table, deps);
+  registerRequestRoutes(table, deps);
   registerFineTuneRoutes(table, deps);
   registerDocumentRoutes(table, deps);
   registerTrainingProfileRoutes(table, deps);
   registerInferenceRoutes(table, deps);
   registerCreditRoutes(table, deps);
   registerAdminRoutes(table, deps);
+  registerDeadLetterRoutes(table, deps);
 
   const document = buildOpenApiDocument(table.routes, { title: 'Tuneline API', version: '1.0.0' });
   app.get('/openapi.json', async () => document);

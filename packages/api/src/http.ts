@@ -148,7 +148,9 @@ export class RouteTable {
         reply.code(successStatus);
         const result = await handler({ params, query, body, caller, request, reply });
         if (reply.sent) return reply;
-        return toJson(result);
+        // One serialisation (bigint as decimal strings), sent as it is: a page of 100 rows is not
+        // stringified, parsed and stringified again.
+        return reply.type('application/json; charset=utf-8').send(jsonText(result));
       },
     });
   }
@@ -169,9 +171,16 @@ function parse<S extends z.ZodType>(
   throw new HttpError(400, message, fields);
 }
 
+const bigintAsString = (_k: string, v: unknown) => (typeof v === 'bigint' ? v.toString() : v);
+
 /** Serialises bigint as decimal strings: credits never pass through a float. */
 export function toJson(value: unknown): unknown {
-  return JSON.parse(JSON.stringify(value, (_k, v) => (typeof v === 'bigint' ? v.toString() : v)));
+  return JSON.parse(jsonText(value));
+}
+
+/** The JSON text of a response body, bigint as decimal strings. */
+export function jsonText(value: unknown): string {
+  return JSON.stringify(value, bigintAsString);
 }
 
 /** Every error leaves as `{error: {message, fields?}}`; unexpected ones are logged and hidden. */

@@ -11,6 +11,7 @@ export {
 export { type CallUsage, GatewayMeter, type HeldCall } from './gateway/metering.ts';
 export { type ChatRequestBody, chatRequestSchema } from './gateway/request.ts';
 export { HttpError } from './http.ts';
+export { decodeCursor, encodeCursor } from './listing.ts';
 export { runApi, startApi } from './main.ts';
 export { buildOpenApiDocument } from './openapi.ts';
 export {

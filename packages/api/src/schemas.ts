@@ -6,6 +6,7 @@ import {
 } from '@tuneline/contracts';
 import { MAX_GRANT_CREDITS } from '@tuneline/ledger';
 import { z } from 'zod';
+import { DATASET_STATUSES, nextCursorSchema } from './listing.ts';
 
 /** Request and response schemas of the HTTP API. They validate requests and generate /openapi.json. */
 
@@ -28,10 +29,22 @@ export const acceptedSchema = z
   .object({ jobId: z.string(), correlationId: z.string(), duplicate: z.boolean() })
   .meta({ id: 'Accepted' });
 
+/** A row's open dead letter: its job kept failing after the recovery cap (see /v1/dead-letters). */
+export const deadLetterSummarySchema = z
+  .object({
+    id: z.uuid(),
+    queue: z.string(),
+    reason: z.string().nullable(),
+    recoveries: z.int(),
+    deadLetteredAt: z.string().nullable(),
+  })
+  .nullable()
+  .meta({ id: 'DeadLetterSummary' });
+
 export const datasetSchema = z
   .object({
     id: z.uuid(),
-    status: z.enum(['building', 'ready', 'invalid', 'uploading', 'uploaded', 'upload_failed']),
+    status: z.enum(DATASET_STATUSES),
     baseModel: z.string(),
     dump: z.enum(['all', 'mapped']),
     testPercent: z.number(),
@@ -52,10 +65,13 @@ export const datasetSchema = z
     correlationId: z.string(),
     createdAt: z.string(),
     updatedAt: z.string(),
+    deadLetter: deadLetterSummarySchema,
   })
   .meta({ id: 'Dataset' });
 
-export const datasetListSchema = z.object({ data: z.array(datasetSchema) }).meta({ id: 'DatasetList' });
+export const datasetListSchema = z
+  .object({ data: z.array(datasetSchema), nextCursor: nextCursorSchema })
+  .meta({ id: 'DatasetList' });
 
 export const createFineTuneBodySchema = jobOptionsSchema
   .extend({
@@ -84,6 +100,9 @@ export const fineTuneSchema = z
     errorCode: z.string().nullable(),
     errorMessage: z.string().nullable(),
     cancelRequested: z.boolean(),
+    cancellable: z
+      .boolean()
+      .describe('not finished and no cancellation asked yet: POST /v1/fine-tunes/{id}/cancel applies'),
     available: z.boolean(),
     active: z.boolean(),
     correlationId: z.string(),
@@ -91,10 +110,13 @@ export const fineTuneSchema = z
     updatedAt: z.string(),
     finishedAt: z.string().nullable(),
     settledAt: z.string().nullable(),
+    deadLetter: deadLetterSummarySchema,
   })
   .meta({ id: 'FineTune' });
 
-export const fineTuneListSchema = z.object({ data: z.array(fineTuneSchema) }).meta({ id: 'FineTuneList' });
+export const fineTuneListSchema = z
+  .object({ data: z.array(fineTuneSchema), nextCursor: nextCursorSchema })
+  .meta({ id: 'FineTuneList' });
 
 export const fineTuneDetailSchema = fineTuneSchema
   .extend({

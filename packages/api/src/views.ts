@@ -1,10 +1,28 @@
-import type { DatasetRecord, FineTuneRecord, LicenseRecord } from '@tuneline/db';
+import {
+  type DatasetRecord,
+  type FineTuneRecord,
+  isTerminalStatus,
+  type LicenseRecord,
+  type OpenDeadLetter,
+} from '@tuneline/db';
 
 /** Records as the API shows them: bigint as decimal strings, dates as ISO strings. */
 
 const iso = (d: Date | null): string | null => (d === null ? null : d.toISOString());
 
-export function datasetView(d: DatasetRecord) {
+/** A dead letter open on a row, as the row's views show it (null when there is none). */
+export function deadLetterSummary(d: OpenDeadLetter | undefined) {
+  if (!d) return null;
+  return {
+    id: d.id,
+    queue: d.queue,
+    reason: d.reason,
+    recoveries: d.recoveries,
+    deadLetteredAt: iso(d.deadLetteredAt),
+  };
+}
+
+export function datasetView(d: DatasetRecord, deadLetter?: OpenDeadLetter) {
   return {
     id: d.id,
     status: d.status,
@@ -28,10 +46,11 @@ export function datasetView(d: DatasetRecord) {
     correlationId: d.correlationId,
     createdAt: iso(d.createdAt) as string,
     updatedAt: iso(d.updatedAt) as string,
+    deadLetter: deadLetterSummary(deadLetter),
   };
 }
 
-export function fineTuneView(f: FineTuneRecord) {
+export function fineTuneView(f: FineTuneRecord, deadLetter?: OpenDeadLetter) {
   return {
     id: f.id,
     datasetId: f.datasetId,
@@ -50,6 +69,7 @@ export function fineTuneView(f: FineTuneRecord) {
     errorCode: f.errorCode,
     errorMessage: f.errorMessage,
     cancelRequested: f.cancelRequestedAt !== null,
+    cancellable: f.cancelRequestedAt === null && !isTerminalStatus(f.status),
     available: f.available,
     active: f.active,
     correlationId: f.correlationId,
@@ -57,6 +77,7 @@ export function fineTuneView(f: FineTuneRecord) {
     updatedAt: iso(f.updatedAt) as string,
     finishedAt: iso(f.finishedAt),
     settledAt: iso(f.settledAt),
+    deadLetter: deadLetterSummary(deadLetter),
   };
 }
 

@@ -207,6 +207,33 @@ export interface InferenceUsageTable {
   created_at: Generated<Date>;
 }
 
+export type DeadLetterStatus = 'retrying' | 'dead_lettered';
+export type DeadLetterSubjectKind = 'request' | 'dataset' | 'fine_tune' | 'notification';
+
+/** What the recovery sweep re-enqueued after it failed for good, and what it gave up on (migration 0015). */
+export interface DeadLettersTable {
+  id: Generated<string>;
+  queue: string;
+  /** The queued job's deterministic id: one row per job. */
+  job_id: string;
+  subject_kind: DeadLetterSubjectKind;
+  /** The row the job works on (a request's upstream requestId, or a dataset, fine-tune or notification id). */
+  subject_id: string;
+  license_id: string | null;
+  /** The message, re-published as it is by an admin retry. */
+  payload: Json;
+  status: Generated<DeadLetterStatus>;
+  /** Times the sweep found the job failed for good and re-enqueued it (reset by an admin retry). */
+  recoveries: Generated<number>;
+  /** The job's last failure. */
+  reason: string | null;
+  dead_lettered_at: NullableTimestamp;
+  admin_retries: Generated<number>;
+  retried_at: NullableTimestamp;
+  created_at: Generated<Date>;
+  updated_at: Generated<Date>;
+}
+
 /** One Idempotency-Key of a license (migration 0010): the call it started and, once settled, its answer. */
 export interface InferenceIdempotencyTable {
   license_id: string;
@@ -325,6 +352,7 @@ export interface Database {
   outbox: OutboxTable;
   webhook_deliveries: WebhookDeliveriesTable;
   inference_usage: InferenceUsageTable;
+  dead_letters: DeadLettersTable;
   inference_idempotency: InferenceIdempotencyTable;
   inference_pending_usage: InferencePendingUsageTable;
   ledger_accounts: LedgerAccountsTable;
@@ -346,5 +374,6 @@ export type FineTuneUpdate = UpdateObject<Database, 'fine_tunes'>;
 export type FineTuneRequestRow = Selectable<FineTuneRequestsTable>;
 export type NotificationRow = Selectable<NotificationsTable>;
 export type OutboxRow = Selectable<OutboxTable>;
+export type DeadLetterRow = Selectable<DeadLettersTable>;
 export type LedgerAccount = Selectable<LedgerAccountsTable>;
 export type LedgerTransfer = Selectable<LedgerTransfersTable>;

@@ -20,6 +20,12 @@ export const baseConfigSchema = z.object({
   /** How often the stage re-enqueues, from Postgres, the rows waiting on it (after Redis lost data). */
   RECOVERY_INTERVAL_MS: z.coerce.number().int().min(100).default(30_000),
   /**
+   * How many times the recovery sweep re-enqueues a job it finds failed for good (its attempts spent)
+   * while the row still waits. The next time it finds the job failed, the row is dead-lettered: left
+   * alone, listed with its reason, counted in `tuneline_dead_letters`, retried only by an admin call.
+   */
+  RECOVERY_MAX_RETRIES: z.coerce.number().int().min(0).max(10_000).default(10),
+  /**
    * How long a job's lock lasts without renewal: a worker that died mid-job has its job handed to
    * another after about this long (BullMQ's stalled-job check runs at the same interval).
    */

@@ -1,5 +1,6 @@
 export * from './catalogue-check.ts';
 export * from './config.ts';
+export * from './dead-letters.ts';
 export * from './errors.ts';
 export * from './health.ts';
 export * from './logger.ts';

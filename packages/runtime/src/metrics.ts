@@ -14,6 +14,8 @@ export function createMetrics(service: string) {
   collectDefaultMetrics({ register: registry });
   // Filled by startStage: the queue depth is read from Redis when /metrics is scraped, not on a timer.
   const depthSources = new Map<string, () => Promise<Partial<Record<QueueState, number>>>>();
+  // Filled by startStage: dead-lettered rows per queue, read from Postgres when /metrics is scraped.
+  const deadLetterSources = new Map<string, () => Promise<number>>();
   const providerRequests = new Counter({
     name: 'tuneline_provider_requests_total',
     help: 'HTTP requests to the fine-tuning provider, by operation and status (HTTP code, or "network" when no answer came).',
@@ -84,6 +86,29 @@ export function createMetrics(service: string) {
         }
       },
     }),
+    deadLettered: new Counter({
+      name: 'tuneline_dead_lettered_total',
+      help: 'Rows this process dead-lettered: their job kept failing after RECOVERY_MAX_RETRIES recoveries.',
+      labelNames: ['queue'] as const,
+      registers: [registry],
+    }),
+    deadLetters: new Gauge({
+      name: 'tuneline_dead_letters',
+      help: 'Rows dead-lettered and not yet retried, per queue of this service, read from Postgres at scrape time.',
+      labelNames: ['queue'] as const,
+      registers: [registry],
+      async collect() {
+        this.reset();
+        for (const [queue, read] of deadLetterSources) {
+          const n = await read().catch(() => null);
+          if (n !== null) this.set({ queue }, n); // Postgres unreachable: no sample rather than a wrong zero.
+        }
+      },
+    }),
+    /** Reports the dead-lettered rows of `queue` on every scrape. */
+    trackDeadLetters(queue: string, read: () => Promise<number>): void {
+      deadLetterSources.set(queue, read);
+    },
     /** Reports `queue`'s depth on every scrape. */
     trackQueueDepth(queue: string, read: () => Promise<Partial<Record<QueueState, number>>>): void {
       depthSources.set(queue, read);

@@ -57,7 +57,12 @@ export class Publisher {
     payload: MessageInput<Q>,
     delayMs = 0,
     listedAt = Date.now(),
-  ): Promise<'added' | 'retried' | 'replaced' | 'present'> {
+    /**
+     * Asked before a failed job is retried, with its last failure: false leaves it failed ('held'),
+     * which is how the sweep's cap dead-letters a row.
+     */
+    mayRetry?: (failedReason: string | null) => Promise<boolean>,
+  ): Promise<'added' | 'retried' | 'replaced' | 'present' | 'held'> {
     const queue = this.queue(name);
     const existing = await queue.getJob(jobId);
     if (!existing) {
@@ -71,11 +76,37 @@ export class Publisher {
     const stray = state === 'unknown' || !hasPayload(existing.data);
     if (stray && state !== 'active') return this.replace(existing, name, jobId, payload, delayMs);
     if (state === 'failed') {
+      if (mayRetry && !(await mayRetry(existing.failedReason || null))) return 'held';
       await existing.retry('failed');
       return 'retried';
     }
     if (state === 'completed' && (existing.finishedOn ?? 0) < listedAt) {
       return this.replace(existing, name, jobId, payload, delayMs);
+    }
+    return 'present';
+  }
+
+  /**
+   * An admin retry of a dead-lettered job: a failed job is retried with its attempts reset (the full
+   * backoff again), a missing or completed one is added anew; one that is waiting or running is left.
+   */
+  async retryFresh<Q extends QueueName>(
+    name: Q,
+    jobId: string,
+    payload: MessageInput<Q>,
+  ): Promise<'added' | 'retried' | 'replaced' | 'present'> {
+    const existing = await this.queue(name).getJob(jobId);
+    if (!existing) {
+      await this.publish(name, jobId, payload);
+      return 'added';
+    }
+    const state = await existing.getState();
+    if (state === 'failed' && hasPayload(existing.data)) {
+      await existing.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true });
+      return 'retried';
+    }
+    if (state === 'failed' || state === 'completed' || state === 'unknown') {
+      return this.replace(existing, name, jobId, payload);
     }
     return 'present';
   }

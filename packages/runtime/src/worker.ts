@@ -1,13 +1,13 @@
 import type { QueueName } from '@tuneline/contracts';
-import type { OutboxDispatch } from '@tuneline/db';
+import { countDeadLetters, type OutboxDispatch } from '@tuneline/db';
 import { UnrecoverableError, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
-import type { BaseConfig } from './config.ts';
+import { type BaseConfig, baseConfigSchema } from './config.ts';
 import type { Logger } from './logger.ts';
 import { type Metrics, QUEUE_STATES } from './metrics.ts';
 import { OutboxPublisher } from './outbox-publisher.ts';
 import { Publisher } from './publisher.ts';
-import { RecoverySweeper } from './recovery-sweeper.ts';
+import { RecoverySweeper, type SweepResult } from './recovery-sweeper.ts';
 import type { Stage, StageDeps } from './stage.ts';
 import { stageProcessor } from './stage-processor.ts';
 
@@ -23,6 +23,8 @@ export interface RunningStage {
   publishCaptured(rows: readonly OutboxDispatch[], log?: Logger): Promise<void>;
   /** Runs the recovery sweep now (also runs on start-up and on a timer); returns how many rows wait on the stage. */
   recover(): Promise<number>;
+  /** The same sweep, saying what it did (re-enqueued, dead-lettered, skipped as dead-lettered). */
+  recoverDetailed(): Promise<SweepResult>;
   /** Stops taking jobs and waits for in-flight ones up to `timeoutMs`, then releases them. */
   close(timeoutMs: number): Promise<{ drained: boolean }>;
 }
@@ -32,7 +34,7 @@ interface StageOptions<D extends StageDeps> {
     BaseConfig,
     'QUEUE_PREFIX' | 'WORKER_CONCURRENCY' | 'RECOVERY_INTERVAL_MS' | 'OUTBOX_INTERVAL_MS'
   > &
-    Partial<Pick<BaseConfig, 'JOB_LOCK_MS'>>;
+    Partial<Pick<BaseConfig, 'JOB_LOCK_MS' | 'RECOVERY_MAX_RETRIES'>>;
   deps: D;
   /** The blocking connection the worker uses (maxRetriesPerRequest: null). */
   workerConnection: Redis;
@@ -75,7 +77,10 @@ export async function startStage<Q extends QueueName, D extends StageDeps>(
       metrics,
     );
   const { publisher } = outbox;
-  const sweeper = new RecoverySweeper(stage, deps, publisher, metrics);
+  // Without RECOVERY_MAX_RETRIES (a hand-built config) the schema's default applies: never uncapped.
+  const maxRetries =
+    config.RECOVERY_MAX_RETRIES ?? baseConfigSchema.shape.RECOVERY_MAX_RETRIES.parse(undefined);
+  const sweeper = new RecoverySweeper(stage, deps, publisher, metrics, maxRetries);
   const queue = publisher.queue(stage.queue);
 
   const worker = new Worker(stage.queue, stageProcessor(stage, { deps, outbox, queue, metrics }), {
@@ -98,6 +103,10 @@ export async function startStage<Q extends QueueName, D extends StageDeps>(
   });
 
   metrics?.trackQueueDepth(stage.queue, () => queue.getJobCounts(...QUEUE_STATES));
+  metrics?.trackDeadLetters(
+    stage.queue,
+    async () => (await countDeadLetters(deps.db, [stage.queue]))[stage.queue] ?? 0,
+  );
 
   if (opts.timers !== false) {
     if (ownsOutbox) outbox.startTimer(config.OUTBOX_INTERVAL_MS);
@@ -116,6 +125,7 @@ export async function startStage<Q extends QueueName, D extends StageDeps>(
     relayOutbox: () => outbox.relay(),
     publishCaptured: (rows, log) => outbox.publishCaptured(rows, log),
     recover: () => sweeper.sweep(),
+    recoverDetailed: () => sweeper.sweepDetailed(),
     async close(timeoutMs: number) {
       sweeper.stop();
       if (ownsOutbox) outbox.stopTimer();

@@ -64,86 +64,14 @@ async function loadBalance() {
   }
 }
 
-async function loadDatasets() {
-  const { data } = await api('/v1/datasets');
-  const body = $('#datasets tbody');
-  body.textContent = '';
-  if (!data.length) body.append(el('tr', {}, el('td', { colspan: 11 }, 'No datasets yet.')));
-  for (const d of data) {
-    body.append(
-      row([
-        fmtDate(d.createdAt),
-        el('code', {}, d.shortHash || d.id.slice(0, 8)),
-        d.baseModel,
-        el('span', { class: `status-${d.status}` }, d.status),
-        el('td', { class: 'num' }, `${d.trainExamples} / ${d.testExamples}`),
-        el('td', { class: 'num' }, `${fmtInt(d.trainTokens)} / ${fmtInt(d.testTokens)}`),
-        el('td', { class: 'num' }, d.epochs ?? '—'),
-        num(d.estimatedBilledTokens),
-        num(d.estimatedCredits),
-        [d.trainFileId, d.testFileId].filter(Boolean).join(', ') || '—',
-        d.warnings.length
-          ? d.warnings.map((w) => (typeof w === 'string' ? w : w.message || JSON.stringify(w))).join('; ')
-          : '—',
-      ]),
-    );
-  }
-}
-
-async function loadFineTunes() {
-  const { data } = await api('/v1/fine-tunes');
-  const body = $('#fine-tunes tbody');
-  body.textContent = '';
-  if (!data.length) body.append(el('tr', {}, el('td', { colspan: 10 }, 'No fine-tunes yet.')));
-  for (const f of data) {
-    const actions = el('td', {});
-    const details = el(
-      'button',
-      { type: 'button', class: 'secondary', 'aria-label': `Show events and loss of ${f.model || f.id}` },
-      'Details',
-    );
-    details.addEventListener('click', () => showDetail(f.id));
-    actions.append(details, ' ');
-    if (f.available) {
-      const verb = f.active ? 'Deactivate' : 'Activate';
-      const button = el('button', { type: 'button', 'aria-label': `${verb} ${f.model}` }, verb);
-      button.addEventListener('click', () => toggle(f, button));
-      actions.append(button);
-    }
-    body.append(
-      el(
-        'tr',
-        { 'data-fine-tune': f.id },
-        el('td', {}, fmtDate(f.createdAt)),
-        el('td', {}, f.description || el('em', {}, f.suffix)),
-        el(
-          'td',
-          {},
-          el('span', { class: `status-${f.status}` }, f.status),
-          f.errorMessage ? el('div', { class: 'error' }, f.errorMessage) : '',
-        ),
-        el('td', {}, f.model ? el('code', {}, f.model) : '—'),
-        num(f.trainedTokens),
-        num(f.creditsReserved),
-        num(f.creditsCharged),
-        el('td', {}, fmtDate(f.finishedAt)),
-        el(
-          'td',
-          { class: f.active ? 'yes' : '', 'data-testid': 'active' },
-          f.active ? 'active' : f.available ? 'inactive' : '—',
-        ),
-        actions,
-      ),
-    );
-  }
-}
+// The datasets, fine-tunes and dead-letter lists: hub-lists.js (window.hubLists), paged and filtered.
 
 async function toggle(f, button) {
   button.disabled = true;
   try {
     await api(`/v1/fine-tunes/${f.id}/${f.active ? 'deactivate' : 'activate'}`, { method: 'POST' });
     status(`${f.model} ${f.active ? 'deactivated' : 'activated'}.`);
-    await loadFineTunes();
+    await window.hubLists.loadFineTunes();
   } catch (err) {
     status(`Could not change ${f.model}: ${err.message}`);
     button.disabled = false;
@@ -213,6 +141,9 @@ async function showDetail(id) {
   if (!f.events.length) list.append(el('li', {}, 'No events yet.'));
   for (const e of f.events) list.append(el('li', {}, `${fmtDate(e.createdAt)} [${e.level}] ${e.message}`));
 }
+
+// What hub-lists.js calls from its rows.
+window.hubActions = { toggle, showDetail };
 
 async function loadUsage() {
   const { data } = await api('/v1/credits/usage');
@@ -360,7 +291,15 @@ async function estimate(event) {
 
 async function refresh() {
   status('Loading…');
-  await Promise.all([loadBalance(), loadDatasets(), loadFineTunes(), loadUsage(), loadModelUsage()]);
+  const lists = window.hubLists;
+  await Promise.all([
+    loadBalance(),
+    lists.loadDatasets(),
+    lists.loadFineTunes(),
+    lists.loadDeadLetters(),
+    loadUsage(),
+    loadModelUsage(),
+  ]);
   status(`Updated ${new Date().toLocaleTimeString()}.`);
 }
 

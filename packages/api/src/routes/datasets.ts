@@ -5,9 +5,10 @@ import {
   createFineTune,
   type DatasetRecord,
   findDataset,
+  findOpenDeadLettersBySubject,
   getFineTune,
   inTransaction,
-  listDatasets,
+  pageDatasets,
   requestedFineTuneId,
   requestUpload,
 } from '@tuneline/db';
@@ -15,6 +16,7 @@ import { creditShortfall, fineTuneEstimate, getBalance, insufficientCreditsMessa
 import type { ApiDeps } from '../app.ts';
 import { licenseOf } from '../auth.ts';
 import { errorSchema, HttpError, notFound, type RouteTable } from '../http.ts';
+import { DATASET_STATUSES, encodeCursor, listQuerySchema, pageRequest } from '../listing.ts';
 import {
   acceptedSchema,
   apiFineTuneRequestSchema,
@@ -29,6 +31,7 @@ import { datasetView, fineTuneView } from '../views.ts';
 const E400 = { description: 'invalid request; `fields` names each bad field', schema: errorSchema };
 const E401 = { description: 'missing or invalid API key', schema: errorSchema };
 const E404 = { description: 'no such dataset for this license', schema: errorSchema };
+const datasetListQuery = listQuerySchema(DATASET_STATUSES);
 const E409 = { description: 'the dataset is not in a state that allows this', schema: errorSchema };
 
 /** The caller's own dataset row, or 404 (another license's id looks exactly like a missing one). */
@@ -113,10 +116,22 @@ export function registerDatasetRoutes(table: RouteTable, deps: ApiDeps): void {
       url: '/v1/datasets',
       auth: 'license',
       tag: 'datasets',
-      summary: 'The datasets grid: counts, tokens, estimated billed tokens and credits, file ids, status',
-      responses: { 200: { description: 'newest first', schema: datasetListSchema }, 401: E401 },
+      summary:
+        'The datasets grid: counts, tokens, estimated billed tokens and credits, file ids, status. Newest first, paged by cursor, filtered by status, base model, creation time or requestId',
+      query: datasetListQuery,
+      responses: {
+        200: { description: 'one page, newest first', schema: datasetListSchema },
+        400: { description: 'a bad parameter, named in `fields`', schema: errorSchema },
+        401: E401,
+      },
     },
-    async ({ caller }) => ({ data: (await listDatasets(deps.db, licenseOf(caller), 500)).map(datasetView) }),
+    async ({ caller, query }) => {
+      const page = await pageDatasets(deps.db, licenseOf(caller), pageRequest(query));
+      return {
+        data: page.rows.map((r) => datasetView(r, r.deadLetter)),
+        nextCursor: page.next ? encodeCursor(page.next) : null,
+      };
+    },
   );
 
   table.add(
@@ -134,7 +149,11 @@ export function registerDatasetRoutes(table: RouteTable, deps: ApiDeps): void {
         404: E404,
       },
     },
-    async ({ caller, params }) => datasetView(await ownDataset(deps, licenseOf(caller), params.id)),
+    async ({ caller, params }) => {
+      const dataset = await ownDataset(deps, licenseOf(caller), params.id);
+      const dead = await findOpenDeadLettersBySubject(deps.db, [dataset.id]);
+      return datasetView(dataset, dead.get(dataset.id));
+    },
   );
 
   table.add(

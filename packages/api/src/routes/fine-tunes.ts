@@ -1,16 +1,18 @@
 import {
   type FineTuneRecord,
+  findOpenDeadLettersBySubject,
   getFineTune,
   listActiveFineTunes,
   listCheckpoints,
-  listFineTunes,
   listProviderEvents,
+  pageFineTunes,
   requestCancel,
   setFineTuneActive,
 } from '@tuneline/db';
 import type { ApiDeps } from '../app.ts';
 import { licenseOf } from '../auth.ts';
 import { errorSchema, HttpError, notFound, type RouteTable } from '../http.ts';
+import { encodeCursor, FINE_TUNE_STATUSES, listQuerySchema, pageRequest } from '../listing.ts';
 import {
   activeModelsSchema,
   fineTuneDetailSchema,
@@ -23,6 +25,7 @@ import { fineTuneView } from '../views.ts';
 const E400 = { description: 'invalid request', schema: errorSchema };
 const E401 = { description: 'missing or invalid API key', schema: errorSchema };
 const E404 = { description: 'no such fine-tune for this license', schema: errorSchema };
+const fineTuneListQuery = listQuerySchema(FINE_TUNE_STATUSES);
 
 async function ownFineTune(deps: ApiDeps, licenseId: string, id: string): Promise<FineTuneRecord> {
   const row = await getFineTune(deps.db, id);
@@ -37,12 +40,22 @@ export function registerFineTuneRoutes(table: RouteTable, deps: ApiDeps): void {
       url: '/v1/fine-tunes',
       auth: 'license',
       tag: 'fine-tunes',
-      summary: 'The fine-tunes of the license: status, tokens, credits, model name, dates',
-      responses: { 200: { description: 'newest first', schema: fineTuneListSchema }, 401: E401 },
+      summary:
+        'The fine-tunes of the license: status, base model, hyperparameters, tokens, credits, model name, dates. Newest first, paged by cursor, filtered by status, base model, creation time or requestId',
+      query: fineTuneListQuery,
+      responses: {
+        200: { description: 'one page, newest first', schema: fineTuneListSchema },
+        400: { description: 'a bad parameter, named in `fields`', schema: errorSchema },
+        401: E401,
+      },
     },
-    async ({ caller }) => ({
-      data: (await listFineTunes(deps.db, licenseOf(caller), 500)).map(fineTuneView),
-    }),
+    async ({ caller, query }) => {
+      const page = await pageFineTunes(deps.db, licenseOf(caller), pageRequest(query));
+      return {
+        data: page.rows.map((r) => fineTuneView(r, r.deadLetter)),
+        nextCursor: page.next ? encodeCursor(page.next) : null,
+      };
+    },
   );
 
   table.add(
@@ -66,8 +79,9 @@ export function registerFineTuneRoutes(table: RouteTable, deps: ApiDeps): void {
         listProviderEvents(deps.db, row.id),
         listCheckpoints(deps.db, row.id),
       ]);
+      const dead = await findOpenDeadLettersBySubject(deps.db, [row.id]);
       return {
-        ...fineTuneView(row),
+        ...fineTuneView(row, dead.get(row.id)),
         events: events.map((e) => ({
           id: e.id,
           createdAt: e.createdAt.toISOString(),

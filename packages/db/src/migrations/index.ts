@@ -5,6 +5,8 @@ import * as stages from './0005_stages.ts';
 import * as ledgerFunctions from './0006_ledger_functions.ts';
 import * as inferenceHolds from './0010_inference_holds.ts';
 import * as inferenceSettleMany from './0011_inference_settle_many.ts';
+import * as deadLetters from './0015_dead_letters.ts';
+import * as listIndexes from './0016_list_indexes.ts';
 import * as datasetFileHashes from './0030_dataset_file_hashes.ts';
 import * as documents from './0035_documents.ts';
 import * as trainingProfiles from './0036_training_profiles.ts';
@@ -17,6 +19,8 @@ export const migrations: Record<string, Migration> = {
   '0006_ledger_functions': ledgerFunctions,
   '0010_inference_holds': inferenceHolds,
   '0011_inference_settle_many': inferenceSettleMany,
+  '0015_dead_letters': deadLetters,
+  '0016_list_indexes': listIndexes,
   '0030_dataset_file_hashes': datasetFileHashes,
   '0035_documents': documents,
   '0036_training_profiles': trainingProfiles,

@@ -283,7 +283,9 @@ export async function recordPoll(tx: Executor, id: string, poll: PollRecord): Pr
 
 /**
  * Poll chains whose next link is overdue by more than `staleMs` lost their job for good (failed for
- * days, or a reused id): each starts a new link, due now. Returns how many were restarted.
+ * days, or a reused id): each starts a new link, due now. A chain whose link was dead-lettered (it kept
+ * failing after the recovery cap) is not restarted: that is for an admin retry. Returns how many were
+ * restarted.
  */
 export async function restartStalePollChains(db: Executor, staleMs: number): Promise<number> {
   const result = await db
@@ -292,6 +294,10 @@ export async function restartStalePollChains(db: Executor, staleMs: number): Pro
     .where('status', 'in', AT_PROVIDER)
     .where('provider_job_id', 'is not', null)
     .where('next_poll_at', '<', new Date(Date.now() - staleMs))
+    .where(
+      sql<boolean>`NOT EXISTS (SELECT 1 FROM dead_letters d WHERE d.status = 'dead_lettered'
+        AND d.queue = 'finetune-poll' AND d.subject_id = fine_tunes.id::text)`,
+    )
     .executeTakeFirst();
   return Number(result.numUpdatedRows);
 }
