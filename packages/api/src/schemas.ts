@@ -154,7 +154,7 @@ export const usageEntrySchema = z
   .object({
     transferId: z.string(),
     at: z.string(),
-    kind: z.enum(['grant', 'reservation', 'charge', 'overage', 'release']),
+    kind: z.enum(['grant', 'reservation', 'charge', 'overage', 'release', 'evaluation']),
     fineTuneId: z.string().nullable(),
     model: z.string().nullable(),
     tokens: nullableCount,

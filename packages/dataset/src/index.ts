@@ -1,8 +1,10 @@
 export * from './build.ts';
 export * from './catalogue.ts';
+export * from './evaluation-estimate.ts';
 export * from './example-warnings.ts';
 export * from './examples.ts';
 export * from './hash.ts';
+export * from './inference-prices.ts';
 export * from './issues.ts';
 export * from './ndjson.ts';
 export { baseModelIssue, type DatasetSettings } from './settings.ts';

@@ -2,6 +2,7 @@ export * from './connection.ts';
 export * from './lifecycle/index.ts';
 export * from './migrate.ts';
 export * from './repositories/datasets.ts';
+export * from './repositories/evaluations.ts';
 export * from './repositories/fine-tunes.ts';
 export * from './repositories/licenses.ts';
 export * from './repositories/notifications.ts';

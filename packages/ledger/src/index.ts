@@ -10,6 +10,13 @@ export { AUDITED_INVARIANTS, auditLedger, type Violation } from './audit.ts';
 export { type Balance, getBalance, type UsageEntry, type UsageKind, usageLog } from './balance.ts';
 export { LedgerConflictError, LedgerNotFoundError } from './errors.ts';
 export {
+  chargeEvaluation,
+  type EvaluationCharge,
+  evaluationCharges,
+  evaluationTransferId,
+  INFERENCE_ACCOUNT,
+} from './evaluation.ts';
+export {
   findReservation,
   type GrantInput,
   grantCredits,
