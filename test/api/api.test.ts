@@ -686,6 +686,7 @@ describe('OpenAPI document', () => {
     'POST /v1/fine-tunes/{id}/activate',
     'POST /v1/fine-tunes/{id}/deactivate',
     'GET /v1/models/active',
+    'GET /v1/fine-tunes/{id}/evaluation',
     'POST /v1/chat/completions',
     'GET /v1/license',
     'GET /v1/credits',

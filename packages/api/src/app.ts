@@ -15,6 +15,7 @@ import type { ChatProvider } from './provider.ts';
 import { registerAdminRoutes } from './routes/admin.ts';
 import { registerCreditRoutes } from './routes/credits.ts';
 import { registerDatasetRoutes } from './routes/datasets.ts';
+import { registerEvaluationRoutes } from './routes/evaluation.ts';
 import { registerFineTuneRoutes } from './routes/fine-tunes.ts';
 import { registerInferenceRoutes } from './routes/inference.ts';
 import { registerStaticPages } from './static.ts';
@@ -74,6 +75,7 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
 
   registerDatasetRoutes(table, deps);
   registerFineTuneRoutes(table, deps);
+  registerEvaluationRoutes(table, deps);
   registerInferenceRoutes(table, deps);
   registerCreditRoutes(table, deps);
   registerAdminRoutes(table, deps);

@@ -1,5 +1,6 @@
 import { fineTuneRequestSchema, idString, jobOptionsSchema } from '@tuneline/contracts';
 import { z } from 'zod';
+import { evaluationEstimateSchema } from './evaluation-views.ts';
 
 /** Request and response schemas of the HTTP API. They validate requests and generate /openapi.json. */
 
@@ -37,6 +38,7 @@ export const datasetSchema = z
     epochs: z.int().nullable(),
     estimatedBilledTokens: nullableCount,
     estimatedCredits: nullableCount,
+    evaluationEstimate: evaluationEstimateSchema,
     trainFileId: z.string().nullable(),
     testFileId: z.string().nullable(),
     autoTrain: z.boolean(),

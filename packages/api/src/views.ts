@@ -1,4 +1,5 @@
 import type { DatasetRecord, FineTuneRecord, LicenseRecord } from '@tuneline/db';
+import { datasetEvaluationEstimate } from './evaluation-views.ts';
 
 /** Records as the API shows them: bigint as decimal strings, dates as ISO strings. */
 
@@ -20,6 +21,8 @@ export function datasetView(d: DatasetRecord) {
     epochs: d.epochs,
     estimatedBilledTokens: d.estimatedBilledTokens?.toString() ?? null,
     estimatedCredits: d.estimatedCredits?.toString() ?? null,
+    /** Held-out evaluation (testing examples × compared models × expected tokens), reserved with training. */
+    evaluationEstimate: datasetEvaluationEstimate(d),
     trainFileId: d.trainFileId,
     testFileId: d.testFileId,
     autoTrain: d.autoTrain,

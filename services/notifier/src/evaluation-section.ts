@@ -39,7 +39,7 @@ export async function evaluationSection(
 function note(text: string): EvaluationSection {
   return {
     text: `Evaluation on the testing file\n\n${text}`,
-    html: `<h2>Evaluation</h2><p>${escape(text)}</p>`,
+    html: `<h2>Evaluation</h2><p>${escapeHtml(text)}</p>`,
   };
 }
 
@@ -49,7 +49,10 @@ export function tableSection(summary: EvaluationSummary): EvaluationSection {
   const head = ['Field', 'Base', ...(table.hasChampion ? ['Champion'] : []), 'Fine-tuned', 'Δ base'];
   if (table.hasChampion) head.push('Δ champion');
   const rows = table.rows.map((r) => {
-    const cells = [`<th scope="row" style="text-align:left">${escape(r.label)}</th>`, td(formatRate(r.base))];
+    const cells = [
+      `<th scope="row" style="text-align:left">${escapeHtml(r.label)}</th>`,
+      td(formatRate(r.base)),
+    ];
     if (table.hasChampion) cells.push(td(formatRate(r.champion)));
     cells.push(
       td(`${formatRate(r.fineTuned)} ${formatInterval(r.fineTuned)}`.trim()),
@@ -59,10 +62,10 @@ export function tableSection(summary: EvaluationSummary): EvaluationSection {
     return `<tr>${cells.join('')}</tr>`;
   });
   const verdicts = [
-    `<li>Against the base model (${escape(summary.models.base)}): ${escape(table.verdictBase ?? '—')}</li>`,
+    `<li>Against the base model (${escapeHtml(summary.models.base)}): ${escapeHtml(table.verdictBase ?? '—')}</li>`,
     ...(table.hasChampion
       ? [
-          `<li>Against the champion (${escape(summary.models.champion ?? '')}): ${escape(table.verdictChampion ?? '—')}</li>`,
+          `<li>Against the champion (${escapeHtml(summary.models.champion ?? '')}): ${escapeHtml(table.verdictChampion ?? '—')}</li>`,
         ]
       : []),
   ];
@@ -70,13 +73,13 @@ export function tableSection(summary: EvaluationSummary): EvaluationSection {
     `<h2>Evaluation</h2><p>${summary.examples} testing examples, each asked of every model. ` +
     `Accuracy per field with its 95% Wilson interval.</p>` +
     `<table border="1" cellpadding="4" cellspacing="0" style="border-collapse:collapse">` +
-    `<thead><tr>${head.map((h) => `<th scope="col">${escape(h)}</th>`).join('')}</tr></thead>` +
+    `<thead><tr>${head.map((h) => `<th scope="col">${escapeHtml(h)}</th>`).join('')}</tr></thead>` +
     `<tbody>${rows.join('')}</tbody></table><ul>${verdicts.join('')}</ul>`;
   return { text, html };
 }
 
-const td = (v: string) => `<td style="text-align:right">${escape(v)}</td>`;
+const td = (v: string) => `<td style="text-align:right">${escapeHtml(v)}</td>`;
 
-export function escape(s: string): string {
+export function escapeHtml(s: string): string {
   return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }

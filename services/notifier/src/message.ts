@@ -2,7 +2,7 @@ import { parseEmailList } from '@tuneline/contracts';
 import type { FineTuneRecord, NotificationRecord } from '@tuneline/db';
 import type { Balance } from '@tuneline/ledger';
 import type { EvaluationSection } from './evaluation-section.ts';
-import { escape } from './evaluation-section.ts';
+import { escapeHtml } from './evaluation-section.ts';
 import type { OutgoingMail } from './mailer.ts';
 
 /** A header value that would let a line break through is refused before anything is sent. */
@@ -102,10 +102,10 @@ function outcomeHtml(
   const paragraphs = lines
     .join('\n')
     .split(/\n{2,}/)
-    .map((p) => `<p style="white-space:pre-wrap;font-family:monospace">${escape(p)}</p>`);
-  const link = hubLink ? `<p><a href="${escape(hubLink)}">Open the fine-tune in the hub</a></p>` : '';
+    .map((p) => `<p style="white-space:pre-wrap;font-family:monospace">${escapeHtml(p)}</p>`);
+  const link = hubLink ? `<p><a href="${escapeHtml(hubLink)}">Open the fine-tune in the hub</a></p>` : '';
   return (
     `<!doctype html><html><body>${paragraphs.join('')}${evaluation?.html ?? ''}` +
-    `<p>Fine-tune id: <code>${escape(fineTuneId)}</code></p>${link}</body></html>`
+    `<p>Fine-tune id: <code>${escapeHtml(fineTuneId)}</code></p>${link}</body></html>`
   );
 }
