@@ -152,7 +152,7 @@ describe('an evaluator killed part-way', () => {
     const before = await waitFor(
       async () => {
         const answers = await listEvaluationAnswers(tdb.db, run.id);
-        return answers.length >= 8 ? answers : undefined;
+        return answers.length >= 10 ? answers : undefined;
       },
       90_000,
       'answers part-way',
@@ -161,7 +161,7 @@ describe('an evaluator killed part-way', () => {
     const killedAt = Date.now();
     const storedAtKill = (await listEvaluationAnswers(tdb.db, run.id)).length;
     expect(storedAtKill).toBeLessThan(total);
-    expect(before.length).toBeGreaterThanOrEqual(8);
+    expect(before.length).toBeGreaterThanOrEqual(10);
 
     const mail = await waitFor(
       async () => smtp.received.find((m) => m.to.includes('crash@example.com')),
@@ -179,11 +179,12 @@ describe('an evaluator killed part-way', () => {
       expect(answers.filter((a) => a.role === role).map((a) => a.exampleId)).toEqual(testIds);
     }
 
-    // Not re-asked: every successful chat call became a stored answer, but for the calls in flight when
-    // the process died (at most EVALUATION_CONCURRENCY). Re-asking the stored ones would add >= 8.
+    // Not re-asked: every successful chat call became a stored answer, but for those lost with the
+    // process: calls in flight (EVALUATION_CONCURRENCY) and answers not yet written (at most twice that).
+    // Re-asking the ones stored before the kill would add >= 10.
     const ok = chat.filter((c) => c.status === 200);
     expect(ok.length - answers.length).toBeGreaterThanOrEqual(0);
-    expect(ok.length - answers.length).toBeLessThanOrEqual(CONCURRENCY);
+    expect(ok.length - answers.length).toBeLessThanOrEqual(3 * CONCURRENCY);
     expect(chat.some((c) => c.at > killedAt && c.status === 200)).toBe(true);
     // The faults were met: transient 500s retried per example, 429s paused the queue.
     expect(chat.some((c) => c.status === 500)).toBe(true);

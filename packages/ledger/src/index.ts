@@ -11,10 +11,12 @@ export { type Balance, getBalance, type UsageEntry, type UsageKind, usageLog } f
 export { LedgerConflictError, LedgerNotFoundError } from './errors.ts';
 export {
   chargeEvaluation,
+  type EvaluationAnswerInput,
   type EvaluationCharge,
   evaluationCharges,
   evaluationTransferId,
   INFERENCE_ACCOUNT,
+  recordEvaluationAnswers,
 } from './evaluation.ts';
 export {
   findReservation,

@@ -10,7 +10,6 @@ import {
   finishEvaluation,
   getEvaluationRunByFineTune,
   getFineTune,
-  insertEvaluationAnswer,
   inTransaction,
   listAnsweredKeys,
   listEvaluationAnswers,
@@ -23,7 +22,12 @@ import {
   scoreAnswer,
   summariseStoredAnswers,
 } from '@tuneline/evaluation';
-import { chargeEvaluation, evaluationTransferId } from '@tuneline/ledger';
+import {
+  type EvaluationAnswerInput,
+  ensureLicenseAccount,
+  evaluationTransferId,
+  recordEvaluationAnswers,
+} from '@tuneline/ledger';
 import { ProviderError, type ProviderProfile } from '@tuneline/provider';
 import {
   defineStage,
@@ -40,6 +44,7 @@ import {
   type TestExample,
   testingDocumentIds,
 } from './examples.ts';
+import { AnswerWriter } from './writer.ts';
 
 export { askWithRetries, DeadlineError, runPool } from './ask.ts';
 export { readTestingFile, requestSplitSeed, sampleExamples, testingDocumentIds } from './examples.ts';
@@ -54,8 +59,8 @@ export interface EvaluatorDeps extends StageDeps {
   /** Tries of one example's call on transient errors. */
   callAttempts: number;
   maxTokens: number;
-  /** Told of each answer stored and charged (tests, metrics). */
-  onAnswer?(answer: { role: EvaluationRole; exampleId: string; credits: bigint }): void;
+  /** Told how long scoring took (one answer, or the final summary), in ms: the bench's scoring share. */
+  onScored?(ms: number): void;
 }
 
 export type EvaluateOutcome = 'evaluated' | 'failed' | 'already_done';
@@ -159,7 +164,12 @@ export async function evaluateFineTune(
     }
   }
   const price = inferencePrice(fineTune.baseModel);
+  if (tasks.length > 0) await ensureLicenseAccount(db, fineTune.licenseId);
   const runId = run.id;
+  const writer = new AnswerWriter<EvaluationAnswerInput>(
+    (batch) => recordEvaluationAnswers(db, { fineTuneId: fineTune.id, licenseId: fineTune.licenseId }, batch),
+    deps.concurrency * 2,
+  );
   try {
     await runPool(tasks, deps.concurrency, async ({ role, model, example }) => {
       const result = await askWithRetries(
@@ -167,49 +177,38 @@ export async function evaluateFineTune(
         { model, messages: example.messages, maxTokens: deps.maxTokens, temperature: 0 },
         { deadline, attempts: deps.callAttempts },
       );
+      const scoringStarted = performance.now();
       const scored = scoreAnswer(prepared.get(example.id) as PreparedExample, model, result.content);
+      deps.onScored?.(performance.now() - scoringStarted);
       const { promptTokens, completionTokens } = result.usage;
       const credits = inferenceCredits(price, promptTokens, completionTokens);
       const transferId = evaluationTransferId(fineTune.id, role, example.position);
       const correct = scored.fields.filter((f) => f.outcome === 'correct').length;
-      const stored = await inTransaction(db, async (tx) => {
-        const inserted = await insertEvaluationAnswer(tx, {
-          runId,
-          role,
-          position: example.position,
-          exampleId: example.id,
-          model,
-          answer: result.content,
-          validJson: scored.example.validJson,
-          extraKeys: scored.example.extraKeys,
-          fields: scored.fields.map((f) => ({
-            field: f.field,
-            outcome: f.outcome,
-            expected: f.expected,
-            ...(f.answered !== undefined ? { answered: f.answered } : {}),
-          })),
-          correctFields: correct,
-          scoredFields: scored.fields.length,
-          promptTokens,
-          completionTokens,
-          credits,
-          transferId,
-        });
-        if (inserted) {
-          await chargeEvaluation(tx, {
-            fineTuneId: fineTune.id,
-            licenseId: fineTune.licenseId,
-            transferId,
-            amount: credits,
-            model,
-            promptTokens,
-            completionTokens,
-          });
-        }
-        return inserted;
+      // Stored with its charge behind the next call (AnswerWriter): once, whatever retries.
+      await writer.add({
+        runId,
+        role,
+        position: example.position,
+        exampleId: example.id,
+        model,
+        answer: result.content,
+        validJson: scored.example.validJson,
+        extraKeys: scored.example.extraKeys,
+        fields: scored.fields.map((f) => ({
+          field: f.field,
+          outcome: f.outcome,
+          expected: f.expected,
+          ...(f.answered !== undefined ? { answered: f.answered } : {}),
+        })),
+        correctFields: correct,
+        scoredFields: scored.fields.length,
+        promptTokens,
+        completionTokens,
+        credits,
+        transferId,
       });
-      if (stored) deps.onAnswer?.({ role, exampleId: example.id, credits });
-    });
+    }).finally(() => writer.drain().catch(() => {}));
+    await writer.drain();
   } catch (err) {
     if (err instanceof DeadlineError) {
       const done = (await listAnsweredKeys(db, runId)).size;
@@ -230,7 +229,9 @@ export async function evaluateFineTune(
   }
 
   const answers = await listEvaluationAnswers(db, runId);
+  const summaryStarted = performance.now();
   const summary = summariseStoredAnswers(models, answers);
+  deps.onScored?.(performance.now() - summaryStarted);
   await inTransaction(db, (tx) => finishEvaluation(tx, fineTune, { status: 'succeeded', summary }));
   ctx.log.info(
     { fineTuneId, examples: summary.examples, lines: summary.report.comparisons.map((c) => c.line) },
