@@ -218,6 +218,10 @@ describe('hub evaluation panel', () => {
       await page.fill('#license-key', key);
       await page.click('#sign-in-form button[type=submit]');
       await page.waitForSelector('#evaluation-table');
+      // The datasets grid states the evaluation estimate, or that there is none.
+      const estimates = await page.locator('#datasets [data-testid="evaluation-estimate"]').allTextContents();
+      expect(estimates).toContain('no testing file (testPercent 0): no evaluation');
+      expect(estimates.some((e) => /^12 examples × 3 models × ~500 tokens ≈ \d+ credits/.test(e))).toBe(true);
       const total = await page.locator('#evaluation-table tr[data-field="totalAmount"] td').allTextContents();
       expect(total[0]).toBe('0.0%');
       expect(total[1]).toMatch(/^91\.7% \[/);

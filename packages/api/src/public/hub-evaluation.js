@@ -117,4 +117,17 @@ async function showEvaluation(id) {
   );
 }
 
+/** The datasets grid's evaluation cell: what evaluating the testing file will cost, or why there is none. */
+function evaluationEstimateCell(d) {
+  const e = d.evaluationEstimate;
+  if (!e) return el('td', {}, '—');
+  if (!e.evaluated) return el('td', { 'data-testid': 'evaluation-estimate' }, e.reason);
+  return el(
+    'td',
+    { 'data-testid': 'evaluation-estimate' },
+    `${e.examples} examples × ${e.models} models × ~${e.tokensPerCall} tokens ≈ ${BigInt(e.credits).toLocaleString('en-US')} credits (reserved with training)`,
+  );
+}
+
 window.showEvaluation = showEvaluation;
+window.evaluationEstimateCell = evaluationEstimateCell;

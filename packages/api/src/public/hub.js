@@ -68,7 +68,7 @@ async function loadDatasets() {
   const { data } = await api('/v1/datasets');
   const body = $('#datasets tbody');
   body.textContent = '';
-  if (!data.length) body.append(el('tr', {}, el('td', { colspan: 11 }, 'No datasets yet.')));
+  if (!data.length) body.append(el('tr', {}, el('td', { colspan: 12 }, 'No datasets yet.')));
   for (const d of data) {
     body.append(
       row([
@@ -81,6 +81,7 @@ async function loadDatasets() {
         el('td', { class: 'num' }, d.epochs ?? '—'),
         num(d.estimatedBilledTokens),
         num(d.estimatedCredits),
+        window.evaluationEstimateCell ? window.evaluationEstimateCell(d) : '—', // hub-evaluation.js
         [d.trainFileId, d.testFileId].filter(Boolean).join(', ') || '—',
         d.warnings.length
           ? d.warnings.map((w) => (typeof w === 'string' ? w : w.message || JSON.stringify(w))).join('; ')
