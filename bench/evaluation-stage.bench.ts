@@ -5,7 +5,8 @@
 //   stored and charged in its own transaction (Postgres), the summary at the end.
 // - Baseline: the same calls (same models, messages, max tokens, temperature) through the SDK to the same
 //   simulator at the same concurrency, answers thrown away.
-// Rounds alternate (baseline, stage, …); medians are compared. Targets: stage rate ≥ 0.8 × baseline;
+// Rounds alternate (baseline, stage, …), the first of each a warm-up left out; the medians are compared,
+// and the best rounds too (on a shared machine the least disturbed run of each says the most). Targets: stage rate ≥ 0.8 × baseline;
 // scoring (answers and summary, timed inside the stage) under 5% of the stage's wall time.
 // (evaluation-scoring.bench.ts measures scoring's CPU per answer against bare JSON.parse.)
 
@@ -32,7 +33,7 @@ import { scratchDatabase } from './support.ts';
 
 const DOCS = Number(process.env.EVAL_STAGE_DOCS ?? 300);
 const CONCURRENCY = Number(process.env.EVAL_STAGE_CONCURRENCY ?? 8);
-const ROUNDS = 3;
+const ROUNDS = 4;
 const MAX_TOKENS = 1_024;
 const TARGET_RATIO = 0.8;
 const TARGET_SHARE = 0.05;
@@ -90,7 +91,7 @@ async function main(): Promise<void> {
     for (let round = 0; round < ROUNDS; round++) {
       let t = performance.now();
       await bare(client, calls);
-      bareMs.push(performance.now() - t);
+      if (round > 0) bareMs.push(performance.now() - t);
 
       const fineTuneId = await seedFineTune(db, datasetId, tuned);
       let scoring = 0;
@@ -114,6 +115,7 @@ async function main(): Promise<void> {
       );
       const wall = performance.now() - t;
       if (outcome !== 'evaluated') throw new Error(`evaluation ended ${outcome}`);
+      if (round === 0) continue;
       stageMs.push(wall);
       scoringShares.push(scoring / wall);
     }
@@ -121,12 +123,13 @@ async function main(): Promise<void> {
     const bareRate = n / (median(bareMs) / 1000);
     const stageRate = n / (median(stageMs) / 1000);
     const ratio = stageRate / bareRate;
+    const bestRatio = Math.min(...bareMs) / Math.min(...stageMs);
     const share = median(scoringShares);
     console.log(
-      `evaluation stage: ${fmt(DOCS)} held-out invoices × 2 models = ${fmt(n)} answers, ${CONCURRENCY} calls in flight, ${ROUNDS} rounds (alternating)`,
+      `evaluation stage: ${fmt(DOCS)} held-out invoices × 2 models = ${fmt(n)} answers, ${CONCURRENCY} calls in flight, ${ROUNDS - 1} rounds each after a warm-up (alternating)`,
     );
     console.log(
-      `stage     ${fmt(stageRate)} answers/s (${fmt(stageRate / 2, 1)} examples/s; rounds ${stageMs.map((m) => fmt(m)).join(', ')} ms)   bare SDK calls ${fmt(bareRate)} calls/s (rounds ${bareMs.map((m) => fmt(m)).join(', ')} ms)   ratio ${ratio.toFixed(2)} (target ≥ ${TARGET_RATIO}) ${ratio >= TARGET_RATIO ? 'ok' : 'TARGET MISSED'}`,
+      `stage     ${fmt(stageRate)} answers/s (${fmt(stageRate / 2, 1)} examples/s; rounds ${stageMs.map((m) => fmt(m)).join(', ')} ms)   bare SDK calls ${fmt(bareRate)} calls/s (rounds ${bareMs.map((m) => fmt(m)).join(', ')} ms)   ratio ${ratio.toFixed(2)}, best rounds ${bestRatio.toFixed(2)} (target ≥ ${TARGET_RATIO}) ${ratio >= TARGET_RATIO ? 'ok' : 'TARGET MISSED'}`,
     );
     console.log(
       `scoring   ${(share * 100).toFixed(2)}% of the stage's wall time (answers scored as they arrive, plus the summary; rounds ${scoringShares.map((s) => (s * 100).toFixed(2)).join(', ')}%) (target < ${TARGET_SHARE * 100}%) ${share < TARGET_SHARE ? 'ok' : 'TARGET MISSED'}`,

@@ -168,7 +168,8 @@ export async function evaluateFineTune(
   const runId = run.id;
   const writer = new AnswerWriter<EvaluationAnswerInput>(
     (batch) => recordEvaluationAnswers(db, { fineTuneId: fineTune.id, licenseId: fineTune.licenseId }, batch),
-    deps.concurrency * 2,
+    deps.concurrency * 4,
+    50,
   );
   try {
     await runPool(tasks, deps.concurrency, async ({ role, model, example }) => {
