@@ -1,7 +1,8 @@
 /**
  * Writes answers behind the calls: a lane hands its scored answer over and asks its next example while
  * the answer is stored, and answers that arrive during a write (or within `lingerMs` of the first)
- * go together in one statement and one commit (group commit). At most `maxPending` answers wait unwritten;
+ * go together in one statement and one commit (group commit); the linger ends early once `batchSize`
+ * answers wait. At most `maxPending` answers wait unwritten;
  * beyond that `add` waits for the write in progress. A failed write is kept and thrown by the next
  * `add` and by `drain`, so no lane goes on after a lost answer; an answer lost with a crash was never
  * stored nor charged, and is asked again on resume.
@@ -11,6 +12,8 @@ export class AnswerWriter<T> {
   private writing: Promise<void> | null = null;
   private inFlight = 0;
   private failure: { err: unknown } | undefined;
+  /** Ends the current linger early (a full batch is waiting). */
+  private wake: (() => void) | null = null;
 
   constructor(
     private readonly write: (batch: T[]) => Promise<unknown>,
@@ -23,6 +26,7 @@ export class AnswerWriter<T> {
   async add(item: T): Promise<void> {
     if (this.failure) throw this.failure.err;
     this.pending.push(item);
+    if (this.pending.length >= this.batchSize) this.wake?.();
     this.kick();
     while (this.writing && this.pending.length + this.inFlight > this.maxPending) await this.writing;
     this.throwIfFailed();
@@ -47,7 +51,14 @@ export class AnswerWriter<T> {
     try {
       while (this.pending.length > 0 && !this.failure) {
         if (this.pending.length < this.batchSize && this.lingerMs > 0) {
-          await new Promise((resolve) => setTimeout(resolve, this.lingerMs));
+          await new Promise<void>((resolve) => {
+            const timer = setTimeout(resolve, this.lingerMs);
+            this.wake = () => {
+              clearTimeout(timer);
+              resolve();
+            };
+          });
+          this.wake = null;
         }
         const batch = this.pending.splice(0);
         this.inFlight = batch.length;
