@@ -1,5 +1,5 @@
 # One Dockerfile, one image per Tuneline process; pick it with --target:
-#   workers:  dataset-builder  uploader  trainer  poller  billing  notifier
+#   workers:  dataset-builder  uploader  trainer  poller  billing  evaluator  notifier
 #   api       the HTTP API (default target)
 #   migrate   `tuneline migrate`, run once before the others
 #   simulator `tuneline sim`, the provider simulator for a demo
@@ -28,7 +28,7 @@ RUN pnpm fetch
 COPY . .
 # No install scripts: the build needs none, and the test tools' native add-ons would want a compiler.
 RUN pnpm install --offline --frozen-lockfile --ignore-scripts
-# <package>/dist/main.js for the six workers, the API and the CLI (what `npm run build` runs, without its
+# <package>/dist/main.js for the seven workers, the API and the CLI (what `npm run build` runs, without its
 # install step: the dependencies are in place).
 RUN node --import tsx scripts/build.ts
 # pnpm 10 deploys from the shared lockfile only with inject-workspace-packages=true. It is set for the deploy
@@ -36,7 +36,7 @@ RUN node --import tsx scripts/build.ts
 # (--legacy would avoid the setting but, in pnpm 10, also installs the workspace root's dependencies.)
 # `build.ts --link` then points the bundle's dist/node_modules at the packages of the deployed tree.
 RUN set -eu; \
-    for pkg in dataset-builder uploader trainer poller billing notifier api cli; do \
+    for pkg in dataset-builder uploader trainer poller billing evaluator notifier api cli; do \
       pnpm --offline --config.inject-workspace-packages=true --filter "@tuneline/$pkg" deploy --prod "/out/$pkg"; \
       node --import tsx scripts/build.ts --link "/out/$pkg"; \
     done
@@ -81,6 +81,9 @@ COPY --from=build /out/poller /app
 
 FROM worker AS billing
 COPY --from=build /out/billing /app
+
+FROM worker AS evaluator
+COPY --from=build /out/evaluator /app
 
 FROM worker AS notifier
 COPY --from=build /out/notifier /app

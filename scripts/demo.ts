@@ -3,12 +3,11 @@
 // license with credits; enqueues 60 synthetic invoices with a 20% test split; shows live progress per
 // stage; prints the summary. Keeps serving until Ctrl-C; `npm run demo -- --exit` stops after the summary.
 import { randomBytes } from 'node:crypto';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { createApiKey, startApi } from '@tuneline/api';
 import { FineTuneRequestProducer } from '@tuneline/contracts';
-import { LocalFileStorage } from '@tuneline/dataset';
-import { createDb, migrateToLatest } from '@tuneline/db';
+import { createDb, getEvaluationRunByFineTune, migrateToLatest } from '@tuneline/db';
 import {
   DEMO_DATABASE,
   ensureDatabase,
@@ -21,8 +20,8 @@ import {
   superviseServices,
   syntheticInvoices,
 } from '@tuneline/devstack';
+import { type EvaluationSummary, formatEvaluationTable } from '@tuneline/evaluation';
 import { ensureLicenseAccount, getBalance, grantCredits } from '@tuneline/ledger';
-import { createProviderFromEnv } from '@tuneline/provider';
 import { createRedis } from '@tuneline/runtime';
 import { type RunningSimulator, startSimulator } from '@tuneline/simulator';
 
@@ -214,6 +213,12 @@ async function runPipeline(): Promise<boolean> {
         `ft-${fineTune.status}`,
         `${stage}  fine-tune ${fineTune.status}${fineTune.provider_job_id ? ` (${fineTune.provider_job_id})` : ''}`,
       );
+      const evaluation = fineTune.settled_at ? await getEvaluationRunByFineTune(db, fineTune.id) : undefined;
+      if (evaluation)
+        progress(
+          `eval-${evaluation.status}`,
+          `evaluator        evaluation ${evaluation.status}${evaluation.reason ? `: ${evaluation.reason}` : ''}`,
+        );
       if (fineTune.settled_at)
         progress(
           'settled',
@@ -293,24 +298,22 @@ async function runPipeline(): Promise<boolean> {
 
   say(`  hub: ${hubUrl}  (sign in with the license key ${apiKey.key})`);
 
-  // One completion from the fine-tuned model on a held-out test document, next to the expected fields.
-  if (fineTune?.fine_tuned_model && dataset?.test_path) {
-    const storage = new LocalFileStorage(storageDir);
-    const firstLine = readFileSync(storage.path(dataset.test_path), 'utf8').split('\n')[0]!;
-    const example = JSON.parse(firstLine) as {
-      messages: { role: 'system' | 'user' | 'assistant'; content: string }[];
-    };
-    const provider = createProviderFromEnv(env);
-    const answer = await provider.chatCompletion({
-      model: fineTune.fine_tuned_model,
-      messages: example.messages.filter((m) => m.role !== 'assistant'),
-    });
-    say('  completion on a test document:');
-    say(`    model answered: ${answer.content}`);
-    say(`    expected:       ${example.messages.find((m) => m.role === 'assistant')?.content}`);
-  }
+  // The held-out evaluation the evaluator ran before the e-mail: the per-field table and the verdicts.
+  if (fineTune) say(await evaluationSummaryText(fineTune.id));
   if (finalState !== 'available') say(`\nThe pipeline did not reach an available model (${finalState}).`);
   return finalState === 'available';
+}
+
+/** The evaluation of the testing file as the summary prints it (the e-mail's table). */
+async function evaluationSummaryText(fineTuneId: string): Promise<string> {
+  const run = await getEvaluationRunByFineTune(db, fineTuneId);
+  if (!run) return '  evaluation: none (no testing file, or evaluation turned off)';
+  if (run.status !== 'succeeded') return `  evaluation: ${run.status}${run.reason ? ` (${run.reason})` : ''}`;
+  const table = formatEvaluationTable(run.summary as EvaluationSummary);
+  return `  evaluation on the testing file (accuracy per field, 95% Wilson interval):\n${table
+    .split('\n')
+    .map((line) => (line ? `    ${line}` : ''))
+    .join('\n')}`;
 }
 
 const shutdown = async (code: number) => {

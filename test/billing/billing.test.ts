@@ -163,13 +163,21 @@ describe('billing stage', () => {
     });
     const a = await t.db.transaction().execute((tx) => settleFineTune(tx, failed.id));
     const b = await t.db.transaction().execute((tx) => settleFineTune(tx, cancelled.id));
-    expect(a).toEqual({ settled: true, status: 'failed', charged: 0n, released: 800n, notifications: 2 });
+    expect(a).toEqual({
+      settled: true,
+      status: 'failed',
+      charged: 0n,
+      released: 800n,
+      notifications: 2,
+      evaluation: false,
+    });
     expect(b).toEqual({
       settled: true,
       status: 'cancelled',
       charged: 150n,
       released: 650n,
       notifications: 2,
+      evaluation: false,
     });
     expect((await ledgerRows(failed.id)).map((r) => r.kind)).toEqual(['reserve', 'void']);
     expect(await getBalance(t.db, failed.license_id)).toMatchObject({ available: 1_000n });
@@ -192,6 +200,7 @@ describe('billing stage', () => {
       charged: 0n,
       released: 0n,
       notifications: 2,
+      evaluation: false,
     });
     await t.db.transaction().execute((tx) => settleFineTune(tx, ft.id));
     expect(await ledgerRows(ft.id)).toEqual([]);

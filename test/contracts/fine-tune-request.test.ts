@@ -142,7 +142,15 @@ describe('e-mail list', () => {
 
 describe('queue catalogue', () => {
   it('derives the services, in pipeline order, from the consumers, and every message schema accepts a valid example', () => {
-    expect(SERVICES).toEqual(['dataset-builder', 'uploader', 'trainer', 'poller', 'billing', 'notifier']);
+    expect(SERVICES).toEqual([
+      'dataset-builder',
+      'uploader',
+      'trainer',
+      'poller',
+      'billing',
+      'evaluator',
+      'notifier',
+    ]);
     const id = '7b0d4f0e-4a53-4a36-9d7e-1f0c3c7f0a11';
     const env = { schemaVersion: 1, correlationId: 'corr-1' };
     expect(queues['files-upload'].schema.parse({ ...env, datasetId: id })).toMatchObject({ datasetId: id });
@@ -155,6 +163,7 @@ describe('queue catalogue', () => {
     expect(queues['billing-settle'].schema.parse({ ...env, fineTuneId: id })).toMatchObject({
       fineTuneId: id,
     });
+    expect(queues.evaluate.schema.parse({ ...env, fineTuneId: id })).toMatchObject({ fineTuneId: id });
     expect(queues['notify-send'].schema.parse({ ...env, notificationId: id })).toMatchObject({
       notificationId: id,
     });

@@ -105,7 +105,13 @@ describe('dataset-builder worker (BullMQ + Postgres)', { timeout: 120_000 }, () 
     expect(dataset?.trainTokens).toBeGreaterThan(0n);
     expect(dataset?.estimatedBilledTokens).toBe(3n * (dataset?.trainTokens ?? 0n));
     expect(dataset?.shortHash).toBe(dataset?.contentHash?.slice(0, 8));
-    expect(dataset?.jobOptions).toEqual({ description: '', notifyEmails: '', hyperparameters: 'auto' });
+    expect(dataset?.jobOptions).toEqual({
+      description: '',
+      notifyEmails: '',
+      hyperparameters: 'auto',
+      evaluate: true,
+      evaluation: { maxExamples: 200 },
+    });
     // Same code path as the CLI: building the same documents and settings directly gives the same hash.
     const { result: direct, store } = await build(request(input).documents ?? [], { testPercent: 10 });
     store.cleanup();

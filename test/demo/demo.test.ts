@@ -3,6 +3,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePort } from '@tuneline/devstack';
 import { describe, expect } from 'vitest';
+import { mimeParts } from '../evaluator/support.ts';
 import { redisUrl, type TestDatabase } from '../support/context.ts';
 import { it, test } from '../support/fixtures.ts';
 
@@ -53,6 +54,11 @@ describe('npm run demo -- --exit', () => {
     const eml = readFileSync(mail![1]!, 'utf8');
     expect(eml).toContain(model![1]!);
     expect(out).toMatch(/hub: http:\/\/127\.0\.0\.1:\d+\/hub +\(sign in with the license key tl_/);
-    expect(out).toMatch(/model answered: \{/);
+    // The summary prints the evaluation table: the 12 testing invoices, fine-tuned against its base model.
+    expect(out).toMatch(/evaluation on the testing file/);
+    expect(out).toMatch(/Examples evaluated: 12/);
+    expect(out).toMatch(/totalAmount\s+\d+\.\d%\s+\d+\.\d% \[/);
+    expect(out).toMatch(/Verdict against the base model: better at n = 72/);
+    expect(mimeParts(eml)['text/plain']).toContain('Evaluation on the testing file');
   }, 240_000);
 });

@@ -9,7 +9,7 @@ describe('docker-compose.yml', () => {
   const workers = readServiceManifests(root).map((m) => m.service);
 
   it('runs every worker as its own scalable service, built from its own target, that waits for the migrations', () => {
-    expect(workers).toHaveLength(6);
+    expect(workers).toHaveLength(7);
     const images = new Set<string>();
     for (const service of workers) {
       const def = compose.services[service];

@@ -29,9 +29,9 @@ describe("a service's stages against the queue catalogue", () => {
     expect(stageCatalogueProblems('poller', ['finetune-poll', 'billing-settle'])).toEqual([
       'it declares a stage for "billing-settle", which the catalogue gives to "billing"',
     ]);
-    expect(stageCatalogueProblems('evaluator', ['evaluate'])).toEqual([
+    expect(stageCatalogueProblems('promoter', ['promote'])).toEqual([
       'the catalogue names it the consumer of no queue',
-      'it declares a stage for "evaluate", a queue the catalogue does not have',
+      'it declares a stage for "promote", a queue the catalogue does not have',
     ]);
     expect(() => assertStagesMatchCatalogue('billing', [])).toThrow(ConfigError);
     expect(() => assertStagesMatchCatalogue('billing', [])).toThrow(
@@ -100,20 +100,20 @@ describe('the service list `tuneline workers` starts', () => {
       '"billing" consumes "billing-settle", "inference-usage" but has no services/billing/src/main.ts',
     );
     rmSync(withoutBilling, { recursive: true, force: true });
-    const stray = layout(...SERVICES, 'evaluator');
+    const stray = layout(...SERVICES, 'promoter');
     expect(() => readServiceManifests(stray)).toThrow(
-      'services/evaluator consumes no queue (no queue of the catalogue names it its consumer)',
+      'services/promoter consumes no queue (no queue of the catalogue names it its consumer)',
     );
   });
 
   it('takes a new stage from one catalogue entry and one service folder', () => {
-    const next = layout(...SERVICES, 'evaluator');
-    const catalogue = { ...queues, evaluate: { consumer: 'evaluator' } };
+    const next = layout(...SERVICES, 'promoter');
+    const catalogue = { ...queues, promote: { consumer: 'promoter' } };
     const manifests = readServiceManifests(next, catalogue);
     expect(manifests.at(-1)).toEqual({
-      service: 'evaluator',
-      queues: ['evaluate'],
-      entry: join(next, 'services', 'evaluator', 'src', 'main.ts'),
+      service: 'promoter',
+      queues: ['promote'],
+      entry: join(next, 'services', 'promoter', 'src', 'main.ts'),
     });
   });
 });

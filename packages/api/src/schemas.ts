@@ -6,6 +6,7 @@ import {
 } from '@tuneline/contracts';
 import { MAX_GRANT_CREDITS } from '@tuneline/ledger';
 import { z } from 'zod';
+import { evaluationEstimateSchema } from './evaluation-views.ts';
 import { DATASET_STATUSES, nextCursorSchema } from './listing.ts';
 
 /** Request and response schemas of the HTTP API. They validate requests and generate /openapi.json. */
@@ -57,6 +58,7 @@ export const datasetSchema = z
     epochs: z.int().nullable(),
     estimatedBilledTokens: nullableCount,
     estimatedCredits: nullableCount,
+    evaluationEstimate: evaluationEstimateSchema,
     trainFileId: z.string().nullable(),
     testFileId: z.string().nullable(),
     autoTrain: z.boolean(),
@@ -173,7 +175,7 @@ export const usageEntrySchema = z
   .object({
     transferId: z.string(),
     at: z.string(),
-    kind: z.enum(['grant', 'reservation', 'charge', 'overage', 'release']),
+    kind: z.enum(['grant', 'reservation', 'charge', 'overage', 'release', 'evaluation']),
     fineTuneId: z.string().nullable(),
     model: z.string().nullable(),
     tokens: nullableCount,

@@ -8,6 +8,7 @@ const FILES: Record<string, { file: string; type: string }> = {
   '/hub': { file: 'hub.html', type: 'text/html; charset=utf-8' },
   '/hub/hub.js': { file: 'hub.js', type: 'text/javascript; charset=utf-8' },
   '/hub/hub-lists.js': { file: 'hub-lists.js', type: 'text/javascript; charset=utf-8' },
+  '/hub/hub-evaluation.js': { file: 'hub-evaluation.js', type: 'text/javascript; charset=utf-8' },
   '/hub/hub.css': { file: 'hub.css', type: 'text/css; charset=utf-8' },
   '/docs': { file: 'docs.html', type: 'text/html; charset=utf-8' },
   '/docs/docs.js': { file: 'docs.js', type: 'text/javascript; charset=utf-8' },

@@ -5,6 +5,7 @@ import {
   type LicenseRecord,
   type OpenDeadLetter,
 } from '@tuneline/db';
+import { datasetEvaluationEstimate } from './evaluation-views.ts';
 
 /** Records as the API shows them: bigint as decimal strings, dates as ISO strings. */
 
@@ -38,6 +39,8 @@ export function datasetView(d: DatasetRecord, deadLetter?: OpenDeadLetter) {
     epochs: d.epochs,
     estimatedBilledTokens: d.estimatedBilledTokens?.toString() ?? null,
     estimatedCredits: d.estimatedCredits?.toString() ?? null,
+    /** Held-out evaluation (testing examples × compared models × expected tokens), reserved with training. */
+    evaluationEstimate: datasetEvaluationEstimate(d),
     trainFileId: d.trainFileId,
     testFileId: d.testFileId,
     autoTrain: d.autoTrain,

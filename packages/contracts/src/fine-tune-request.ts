@@ -150,6 +150,15 @@ export const jobOptionsSchema = z.strictObject({
     .regex(/^[a-z0-9-]+$/, 'may only contain lower-case letters, digits and "-"')
     .optional(),
   hyperparameters: hyperparametersSchema.default('auto'),
+  /** Evaluate the fine-tuned model on the testing file after training (no testing file: nothing to do). */
+  evaluate: z.boolean().default(true),
+  evaluation: z
+    .object({
+      /** At most this many testing examples are evaluated, sampled with the dataset's split seed. */
+      maxExamples: z.int().min(1, 'must be at least 1').max(10_000, 'must be at most 10000').default(200),
+    })
+    .strict()
+    .default({ maxExamples: 200 }),
 });
 export type JobOptions = z.infer<typeof jobOptionsSchema>;
 
@@ -170,7 +179,13 @@ export const fineTuneRequestFieldsSchema = z
     dump: z.enum(['all', 'mapped']).default('mapped'),
     testPercent: z.number().min(0, 'must be between 0 and 50').max(50, 'must be between 0 and 50').default(0),
     baseModel: baseModelSchema,
-    job: jobOptionsSchema.default({ description: '', notifyEmails: '', hyperparameters: 'auto' }),
+    job: jobOptionsSchema.default({
+      description: '',
+      notifyEmails: '',
+      hyperparameters: 'auto',
+      evaluate: true,
+      evaluation: { maxExamples: 200 },
+    }),
     autoTrain: z.boolean().default(true),
   })
   .strict();

@@ -43,6 +43,8 @@ export const filesUploadJobId = (datasetId: string): string => queueJobId('files
 export const fineTuneCreateJobId = (fineTuneId: string): string => queueJobId('finetune-create', fineTuneId);
 /** One per fine-tune: `billing-settle-<fineTuneId>`. */
 export const billingSettleJobId = (fineTuneId: string): string => queueJobId('billing-settle', fineTuneId);
+/** One per fine-tune: `evaluate-<fineTuneId>` (a fine-tune has at most one evaluation run). */
+export const evaluateJobId = (fineTuneId: string): string => queueJobId('evaluate', fineTuneId);
 /** One per notification: `notify-send-<notificationId>`. */
 export const notifySendJobId = (notificationId: string): string => queueJobId('notify-send', notificationId);
 
@@ -148,6 +150,11 @@ export function fineTuneCreateMessage({ fineTuneId, correlationId }: Fields<'fin
 /** Settle a finished fine-tune: charge or release its credits, then notify (billing). */
 export function billingSettleMessage({ fineTuneId, correlationId }: Fields<'billing-settle'>) {
   return message('billing-settle', billingSettleJobId(fineTuneId), { correlationId, fineTuneId });
+}
+
+/** Evaluate a settled fine-tune on its testing file, then notify (the evaluator). */
+export function evaluateMessage({ fineTuneId, correlationId }: Fields<'evaluate'>) {
+  return message('evaluate', evaluateJobId(fineTuneId), { correlationId, fineTuneId });
 }
 
 /** Send one notification e-mail (the notifier). */

@@ -31,6 +31,8 @@ export const fineTunePollMessageSchema = envelope({
   reason: z.enum(['scheduled', 'webhook', 'recovery', 'cancel']).default('scheduled'),
 });
 export const billingSettleMessageSchema = envelope({ fineTuneId: uuid });
+/** Evaluate a settled fine-tune on its testing file (one run per fine-tune). */
+export const evaluateMessageSchema = envelope({ fineTuneId: uuid });
 export const notifySendMessageSchema = envelope({ notificationId: uuid });
 /** Check training profiles against their policies: every enabled one (the scheduler), or one. */
 export const retrainCheckMessageSchema = envelope({
@@ -91,6 +93,12 @@ export const queues = {
     schema: billingSettleMessageSchema,
     consumer: 'billing',
     jobOptions: defaultJobOptions(12, 1_000),
+  }),
+  evaluate: define({
+    name: 'evaluate',
+    schema: evaluateMessageSchema,
+    consumer: 'evaluator',
+    jobOptions: defaultJobOptions(10, 2_000),
   }),
   'notify-send': define({
     name: 'notify-send',

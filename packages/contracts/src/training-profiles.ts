@@ -42,7 +42,7 @@ export const trainingProfileSchema = z
     provider: idString('provider', 32).optional(),
     /** The alias a promoted version serves under. */
     alias: idString('alias', 64).optional(),
-    job: jobOptionsSchema.default({ description: '', notifyEmails: '', hyperparameters: 'auto' }),
+    job: jobOptionsSchema.prefault({}),
     policy: retrainPolicySchema.default({
       minNewDocuments: 100,
       minIntervalHours: 24,

@@ -137,8 +137,54 @@ export interface FineTunesTable {
   /** Set by billing after the charge: only then is the model offered for activation. */
   available: Generated<boolean>;
   active: Generated<boolean>;
+  /** The request's `evaluate` / `evaluation.maxExamples` (migration 0020); null: the defaults. */
+  evaluation_options: ColumnType<unknown | null, string | null | undefined, string | null>;
   created_at: Generated<Date>;
   updated_at: Generated<Date>;
+}
+
+export type EvaluationRunStatus = 'pending' | 'running' | 'succeeded' | 'failed';
+export type EvaluationRole = 'fine_tuned' | 'base' | 'champion';
+
+/** One held-out evaluation of a fine-tune (migration 0020). */
+export interface EvaluationRunsTable {
+  id: Generated<string>;
+  fine_tune_id: string;
+  license_id: string;
+  correlation_id: string;
+  status: Generated<EvaluationRunStatus>;
+  models: ColumnType<unknown | null, string | null | undefined, string | null>;
+  champion_fine_tune_id: string | null;
+  examples_total: number | null;
+  example_ids: ColumnType<unknown | null, string | null | undefined, string | null>;
+  max_examples: number;
+  deadline_at: NullableTimestamp;
+  summary: ColumnType<unknown | null, string | null | undefined, string | null>;
+  reason: string | null;
+  started_at: NullableTimestamp;
+  finished_at: NullableTimestamp;
+  created_at: Generated<Date>;
+  updated_at: Generated<Date>;
+}
+
+/** One model's answer to one evaluated example, scored, with the usage charged for it. */
+export interface EvaluationAnswersTable {
+  run_id: string;
+  role: EvaluationRole;
+  position: number;
+  example_id: string;
+  model: string;
+  answer: string;
+  valid_json: boolean;
+  extra_keys: ColumnType<string[], string | undefined, string>;
+  fields: ColumnType<unknown, string, string>;
+  correct_fields: number;
+  scored_fields: number;
+  prompt_tokens: number;
+  completion_tokens: number;
+  credits: BigIntColumn;
+  transfer_id: string;
+  created_at: Generated<Date>;
 }
 
 export interface ProviderEventsTable {
@@ -278,7 +324,16 @@ export interface LedgerAccountsTable {
  * `hold`: an inference call's worst case, pending; `usage` posts what the call used (resolving its hold,
  * or, for rows written before holds existed, on its own); `release` gives a hold back whole.
  */
-export type TransferKind = 'grant' | 'reserve' | 'post' | 'void' | 'overage' | 'usage' | 'hold' | 'release';
+export type TransferKind =
+  | 'grant'
+  | 'reserve'
+  | 'post'
+  | 'void'
+  | 'overage'
+  | 'usage'
+  | 'hold'
+  | 'release'
+  | 'evaluation';
 
 export interface LedgerTransfersTable {
   /** Deterministic: `grant-…`, `reserve-<fineTuneId>`, `post-<fineTuneId>`, `void-<fineTuneId>`, `overage-<fineTuneId>`; inference: `hold-<callId>`, `usage-<callId>`, `release-<callId>`. */
@@ -360,6 +415,8 @@ export interface Database {
   documents: DocumentsTable;
   training_profiles: TrainingProfilesTable;
   profile_versions: ProfileVersionsTable;
+  evaluation_runs: EvaluationRunsTable;
+  evaluation_answers: EvaluationAnswersTable;
 }
 
 /**
@@ -377,3 +434,5 @@ export type OutboxRow = Selectable<OutboxTable>;
 export type DeadLetterRow = Selectable<DeadLettersTable>;
 export type LedgerAccount = Selectable<LedgerAccountsTable>;
 export type LedgerTransfer = Selectable<LedgerTransfersTable>;
+export type EvaluationRunRow = Selectable<EvaluationRunsTable>;
+export type EvaluationAnswerRow = Selectable<EvaluationAnswersTable>;

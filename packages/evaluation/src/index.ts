@@ -52,4 +52,17 @@ export {
   summarise,
   type Verdict,
 } from './summary.ts';
+export {
+  type EvaluatedModels,
+  type EvaluationSummary,
+  type EvaluationTable,
+  evaluationTable,
+  formatDelta,
+  formatEvaluationTable,
+  formatInterval,
+  formatRate,
+  type StoredAnswer,
+  summariseStoredAnswers,
+  type TableRow,
+} from './table.ts';
 export { normaliseText } from './text.ts';

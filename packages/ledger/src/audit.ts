@@ -24,7 +24,7 @@ const checks: { invariant: string; query: ReturnType<typeof sql<{ detail: string
     invariant: 'cached balances equal the sum of their entries',
     query: sql`
       WITH t AS (
-        SELECT x.*, kind IN ('grant', 'post', 'overage', 'usage') AS posted,
+        SELECT x.*, kind IN ('grant', 'post', 'overage', 'usage', 'evaluation') AS posted,
           kind IN ('reserve', 'hold')
             AND NOT EXISTS (SELECT 1 FROM ledger_transfers r WHERE r.pending_id = x.id) AS open
         FROM ledger_transfers x
@@ -53,7 +53,21 @@ const checks: { invariant: string; query: ReturnType<typeof sql<{ detail: string
          OR (kind IN ('reserve', 'post', 'void', 'overage')
              AND (fine_tune_id IS NULL OR id <> kind || '-' || fine_tune_id::text))
          OR (kind = 'hold' AND id !~ '^hold-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$')
-         OR (kind IN ('usage', 'release') AND pending_id IS NOT NULL AND id <> kind || '-' || substr(pending_id, 6))`,
+         OR (kind IN ('usage', 'release') AND pending_id IS NOT NULL AND id <> kind || '-' || substr(pending_id, 6))
+         OR (kind = 'evaluation'
+             AND (fine_tune_id IS NULL OR id NOT LIKE 'evaluation-' || fine_tune_id::text || '-%'))`,
+  },
+  {
+    invariant: 'every evaluation charge is one stored answer, for its credits',
+    query: sql`
+      SELECT format('evaluation charge %s: %s', t.id, CASE WHEN a.transfer_id IS NULL THEN 'no answer row'
+        ELSE format('charged %s, the answer says %s', t.amount, a.credits) END) AS detail
+      FROM ledger_transfers t LEFT JOIN evaluation_answers a ON a.transfer_id = t.id
+      WHERE t.kind = 'evaluation' AND (a.transfer_id IS NULL OR a.credits <> t.amount)
+      UNION ALL
+      SELECT format('answer %s has no evaluation charge', a.transfer_id)
+      FROM evaluation_answers a
+      WHERE NOT EXISTS (SELECT 1 FROM ledger_transfers t WHERE t.id = a.transfer_id AND t.kind = 'evaluation')`,
   },
   {
     // A post or void resolves a fine-tune's reservation; a usage or release resolves an inference hold.

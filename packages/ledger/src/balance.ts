@@ -23,7 +23,7 @@ export async function getBalance(db: Executor, licenseId: string): Promise<Balan
   return { posted, pending, available: posted - pending, overageBlocked: row.overage_blocked };
 }
 
-export type UsageKind = 'grant' | 'reservation' | 'charge' | 'overage' | 'release';
+export type UsageKind = 'grant' | 'reservation' | 'charge' | 'overage' | 'release' | 'evaluation';
 
 export interface UsageEntry {
   transferId: string;
@@ -120,7 +120,11 @@ export async function usageLog(db: Executor, licenseId: string): Promise<UsageEn
       default:
         // grant (and any other posted transfer: inference usage) moves the posted balance.
         posted += sign * amount;
-        push(row, row.kind === 'grant' ? 'grant' : 'charge', amount);
+        push(
+          row,
+          row.kind === 'grant' ? 'grant' : row.kind === 'evaluation' ? 'evaluation' : 'charge',
+          amount,
+        );
     }
   }
   return log;

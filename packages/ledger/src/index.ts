@@ -20,6 +20,15 @@ export {
   reservationAmount,
 } from './estimate.ts';
 export {
+  chargeEvaluation,
+  type EvaluationAnswerInput,
+  type EvaluationCharge,
+  evaluationCharges,
+  evaluationTransferId,
+  INFERENCE_ACCOUNT,
+  recordEvaluationAnswers,
+} from './evaluation.ts';
+export {
   callTransferIds,
   type HoldInput,
   type HoldResult,

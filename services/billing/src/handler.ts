@@ -1,12 +1,12 @@
 import { billingSettleMessage } from '@tuneline/contracts';
 import {
+  afterSettlement,
   type Executor,
   type FineTuneStatus,
   inTransaction,
   isTerminalStatus,
   listFineTunesAwaitingSettlement,
   lockFineTune,
-  queueOutcomeNotifications,
   recordSettlement,
 } from '@tuneline/db';
 import {
@@ -26,12 +26,22 @@ export interface BillingDeps extends StageDeps {
 
 export type SettleOutcome =
   | { settled: false; reason: 'already_settled' }
-  | { settled: true; status: FineTuneStatus; charged: bigint; released: bigint; notifications: number };
+  | {
+      settled: true;
+      status: FineTuneStatus;
+      charged: bigint;
+      released: bigint;
+      /** Outcome notifications queued now (none while an evaluation runs first). */
+      notifications: number;
+      /** An evaluation of the testing file was queued; its end queues the notifications. */
+      evaluation: boolean;
+    };
 
 /**
  * Settles one finished fine-tune in ONE transaction, under the fine-tune's row lock: the ledger entry
  * (post the charge for the trained tokens, or void the reservation), the row (credits_charged,
- * settled_at, available) and the outcome notifications with their outbox messages. `settled_at` makes a
+ * settled_at, available) and what follows it (lifecycle `afterSettlement`): the evaluation run with its
+ * `evaluate` message, or the outcome notifications with their outbox messages. `settled_at` makes a
  * second run (redelivery, two workers, a crash between commit and acknowledgement) a no-op, and the
  * ledger's deterministic transfer ids would refuse a second charge even without it.
  */
@@ -63,7 +73,8 @@ export async function settleFineTune(tx: Executor, fineTuneId: string): Promise<
   const charged = plan.op === 'post' ? plan.amount : 0n;
 
   await recordSettlement(tx, ft.id, { charged, available: ft.status === 'succeeded' });
-  const notifications = await queueOutcomeNotifications(tx, ft);
+  // Then what follows (lifecycle): the evaluation when there is a testing file, else the e-mails.
+  const { notifications, evaluation } = await afterSettlement(tx, ft);
 
   // The ledger goes last: its UPDATE locks the license's account row until commit, and a license
   // with many fine-tunes settling at once should wait on that lock for as short a time as possible.
@@ -87,7 +98,7 @@ export async function settleFineTune(tx: Executor, fineTuneId: string): Promise<
     }
     throw err;
   }
-  return { settled: true, status: ft.status, charged, released, notifications };
+  return { settled: true, status: ft.status, charged, released, notifications, evaluation };
 }
 
 /** Stage 5: consumes `billing-settle`. */
@@ -107,6 +118,7 @@ export const billingStage = defineStage<'billing-settle', BillingDeps>({
         charged: outcome.charged.toString(),
         released: outcome.released.toString(),
         notifications: outcome.notifications,
+        evaluation: outcome.evaluation,
       },
       'fine-tune settled',
     );

@@ -19,6 +19,12 @@ export const configSchema = baseConfigSchema.extend({
     .string()
     .min(1)
     .default(join(REPO_ROOT, '.tuneline', 'mail')),
+  /** Where the hub is served (e.g. https://tuneline.example.com): e-mails link each fine-tune there. */
+  PUBLIC_URL: z
+    .string()
+    .optional()
+    .transform((v) => (v?.trim() ? v.trim() : undefined))
+    .pipe(z.url({ protocol: /^https?$/, message: 'must be an http:// or https:// URL' }).optional()),
   SMTP_TIMEOUT_MS: z.coerce.number().int().min(100).default(30_000),
   /** SMTP connections kept open and reused (0: a new connection per message). */
   SMTP_MAX_CONNECTIONS: z.coerce.number().int().min(0).max(100).default(5),

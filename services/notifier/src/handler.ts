@@ -11,6 +11,7 @@ import {
 } from '@tuneline/db';
 import { getBalance } from '@tuneline/ledger';
 import { defineStage, PermanentError, type StageDeps } from '@tuneline/runtime';
+import { evaluationSection } from './evaluation-section.ts';
 import { isPermanentSmtpRejection, type Mailer } from './mailer.ts';
 import { HeaderInjectionError, outcomeEmail } from './message.ts';
 
@@ -20,6 +21,8 @@ export { HeaderInjectionError, outcomeEmail, validRecipient } from './message.ts
 export interface NotifierDeps extends StageDeps {
   mailer: Mailer;
   mailFrom: string;
+  /** Where the hub is served (PUBLIC_URL): the e-mail links the fine-tune there. */
+  publicUrl?: string;
 }
 
 export type SendOutcome = 'sent' | 'already_done';
@@ -48,7 +51,11 @@ export async function sendNotification(deps: NotifierDeps, notificationId: strin
     if (!fineTune) throw new PermanentError(`fine-tune ${claimed.fineTuneId} does not exist`);
     let mail: ReturnType<typeof outcomeEmail>;
     try {
-      mail = outcomeEmail(claimed, fineTune, await getBalance(conn, fineTune.licenseId), deps.mailFrom);
+      const evaluation = claimed.kind === 'succeeded' ? await evaluationSection(conn, fineTune) : null;
+      mail = outcomeEmail(claimed, fineTune, await getBalance(conn, fineTune.licenseId), deps.mailFrom, {
+        evaluation,
+        ...(deps.publicUrl ? { publicUrl: deps.publicUrl } : {}),
+      });
     } catch (err) {
       if (err instanceof HeaderInjectionError) {
         await recordNotificationError(conn, notificationId, err.message, true);

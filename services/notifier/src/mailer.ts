@@ -7,6 +7,8 @@ export interface OutgoingMail {
   to: string;
   subject: string;
   text: string;
+  /** The HTML alternative of `text` (multipart/alternative). */
+  html?: string;
   /** `<...@tuneline>`: the same for every attempt of one notification. */
   messageId: string;
   headers: Record<string, string>;

@@ -20,7 +20,13 @@ await runService({
   makeDeps: ({ config, db, log }) => {
     const mailer = createMailer(config);
     log.info({ via: mailer.describe }, 'notifier mail transport');
-    return { db, log, mailer, mailFrom: config.MAIL_FROM };
+    return {
+      db,
+      log,
+      mailer,
+      mailFrom: config.MAIL_FROM,
+      ...(config.PUBLIC_URL ? { publicUrl: config.PUBLIC_URL } : {}),
+    };
   },
   closeDeps: async (deps) => deps.mailer.close(),
 });

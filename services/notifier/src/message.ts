@@ -1,6 +1,8 @@
 import { parseEmailList } from '@tuneline/contracts';
 import type { FineTuneRecord, NotificationRecord } from '@tuneline/db';
 import type { Balance } from '@tuneline/ledger';
+import type { EvaluationSection } from './evaluation-section.ts';
+import { escapeHtml } from './evaluation-section.ts';
 import type { OutgoingMail } from './mailer.ts';
 
 /** A header value that would let a line break through is refused before anything is sent. */
@@ -37,6 +39,7 @@ export function outcomeEmail(
   fineTune: FineTuneRecord,
   balance: Balance,
   from: string,
+  extra: { evaluation?: EvaluationSection | null; publicUrl?: string } = {},
 ): OutgoingMail {
   const outcome = OUTCOME[notification.kind] ?? notification.kind;
   const model = fineTune.fineTunedModel ?? `${fineTune.baseModel} (base model)`;
@@ -66,12 +69,18 @@ export function outcomeEmail(
   if (balance.overageBlocked) {
     lines.push('', 'Note: the last charge exceeded the balance; new fine-tunes are blocked until a top-up.');
   }
+  const hubLink = extra.publicUrl ? hubUrl(extra.publicUrl, fineTune.id) : null;
+  const evaluation = extra.evaluation ?? null;
+  const bodyLines = [...lines];
+  if (evaluation) lines.push('', evaluation.text);
   lines.push('', `Fine-tune id: ${fineTune.id}`, `Correlation id: ${fineTune.correlationId}`);
+  if (hubLink) lines.push(`In the hub: ${hubLink}`);
   return {
     from: header('From', from),
     to: header('To', validRecipient(notification.recipient)),
     subject: header('Subject', `Tuneline: fine-tune ${fineTune.suffix} ${outcome}`),
     text: `${lines.join('\n')}\n`,
+    html: outcomeHtml(bodyLines, evaluation, fineTune.id, hubLink),
     messageId: header('Message-ID', notification.messageId),
     headers: {
       'X-Tuneline-Fine-Tune': header('X-Tuneline-Fine-Tune', fineTune.id),
@@ -79,4 +88,27 @@ export function outcomeEmail(
       'X-Tuneline-Correlation-Id': header('X-Tuneline-Correlation-Id', fineTune.correlationId),
     },
   };
+}
+
+/** The fine-tune's page in the hub. */
+export function hubUrl(publicUrl: string, fineTuneId: string): string {
+  return `${publicUrl.replace(/\/+$/, '')}/hub/#fine-tune=${encodeURIComponent(fineTuneId)}`;
+}
+
+/** The HTML alternative: the same lines, the evaluation table, the link to the hub. */
+function outcomeHtml(
+  lines: string[],
+  evaluation: EvaluationSection | null,
+  fineTuneId: string,
+  hubLink: string | null,
+): string {
+  const paragraphs = lines
+    .join('\n')
+    .split(/\n{2,}/)
+    .map((p) => `<p style="white-space:pre-wrap;font-family:monospace">${escapeHtml(p)}</p>`);
+  const link = hubLink ? `<p><a href="${escapeHtml(hubLink)}">Open the fine-tune in the hub</a></p>` : '';
+  return (
+    `<!doctype html><html><body>${paragraphs.join('')}${evaluation?.html ?? ''}` +
+    `<p>Fine-tune id: <code>${escapeHtml(fineTuneId)}</code></p>${link}</body></html>`
+  );
 }

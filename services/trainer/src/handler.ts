@@ -4,6 +4,7 @@ import {
   hyperparametersSchema,
   scheduledPollMessage,
 } from '@tuneline/contracts';
+import { estimateEvaluation } from '@tuneline/dataset';
 import {
   type DatasetRecord,
   type Executor,
@@ -11,6 +12,7 @@ import {
   type FineTuneRecord,
   findDataset,
   fineTuneStatusFromProvider,
+  getEvaluationOptions,
   getFineTune,
   inTransaction,
   isTerminalStatus,
@@ -195,8 +197,10 @@ async function reserve(
       await end('failed', 'no_estimate', `dataset ${dataset.id} has no credit estimate`);
       return null;
     }
+    // The evaluation of the testing file is reserved with the training (estimated apart, see below).
+    const evaluation = await evaluationReservationEstimate(tx, row, dataset);
     const marginPercent = deps.reservationMarginPercent;
-    const amount = reservationAmount(estimate.credits, marginPercent);
+    const amount = reservationAmount(estimate.credits + evaluation, marginPercent);
     const result = await reserveCredits(tx, {
       fineTuneId: row.id,
       licenseId: row.licenseId,
@@ -208,7 +212,7 @@ async function reserve(
       const shortfall = required > available ? required - available : 0n;
       const message = insufficientCreditsMessage({
         reason,
-        estimate: estimate.credits,
+        estimate: estimate.credits + evaluation,
         marginPercent,
         required,
         available,
@@ -220,6 +224,26 @@ async function reserve(
     const creating = await markFineTuneCreating(tx, row.id, amount);
     return creating ? { row: creating, reservedNow: true } : null;
   });
+}
+
+/**
+ * The evaluation part of the reservation: the testing examples (capped by the request's
+ * `evaluation.maxExamples`) × the compared models × the expected tokens, priced as inference; 0 without
+ * a testing file or with `evaluate: false`. Kept apart from the training estimate.
+ */
+async function evaluationReservationEstimate(
+  tx: Executor,
+  fineTune: FineTuneRecord,
+  dataset: DatasetRecord,
+): Promise<bigint> {
+  const options = await getEvaluationOptions(tx, fineTune.id);
+  return estimateEvaluation({
+    baseModel: fineTune.baseModel,
+    testExamples: dataset.testExamples,
+    testTokens: dataset.testTokens,
+    evaluate: options.evaluate,
+    maxExamples: options.maxExamples,
+  }).credits;
 }
 
 /**

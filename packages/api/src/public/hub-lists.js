@@ -143,7 +143,7 @@ function renderDatasets(data, filtered) {
   body.textContent = '';
   if (!data.length)
     body.append(
-      el('tr', {}, el('td', { colspan: 12 }, filtered ? 'No datasets match.' : 'No datasets yet.')),
+      el('tr', {}, el('td', { colspan: 13 }, filtered ? 'No datasets match.' : 'No datasets yet.')),
     );
   for (const d of data) {
     body.append(
@@ -159,6 +159,7 @@ function renderDatasets(data, filtered) {
         el('td', { class: 'num' }, d.epochs ?? '—'),
         num(d.estimatedBilledTokens),
         num(d.estimatedCredits),
+        window.evaluationEstimateCell ? window.evaluationEstimateCell(d) : '—', // hub-evaluation.js
         el('td', {}, [d.trainFileId, d.testFileId].filter(Boolean).join(', ') || '—'),
         issuesCell(d.errors, 'errors'),
         issuesCell(d.warnings, 'warnings'),

@@ -136,6 +136,7 @@ async function showDetail(id) {
   $('#detail').hidden = false;
   $('#detail-title').textContent = `${f.model || f.suffix} — ${f.status}`;
   lossChart(f.checkpoints);
+  if (window.showEvaluation) window.showEvaluation(id); // hub-evaluation.js
   const list = $('#events');
   list.textContent = '';
   if (!f.events.length) list.append(el('li', {}, 'No events yet.'));
@@ -312,6 +313,7 @@ async function signIn(key) {
     $('#app').hidden = false;
     $('#sign-out').hidden = false;
     await refresh();
+    document.dispatchEvent(new Event('tuneline:signed-in'));
   } catch (err) {
     sessionStorage.removeItem(KEY);
     $('#sign-in-error').textContent =
@@ -333,4 +335,7 @@ $('#refresh').addEventListener('click', () =>
   refresh().catch((err) => status(`Could not refresh: ${err.message}`)),
 );
 $('#usage-csv').addEventListener('click', downloadCsv);
+// A link from an e-mail (PUBLIC_URL/hub/#fine-tune=<id>) opens that fine-tune once signed in.
+const linked = /^#fine-tune=([0-9a-f-]{36})$/.exec(location.hash);
+if (linked) document.addEventListener('tuneline:signed-in', () => showDetail(linked[1]), { once: true });
 if (sessionStorage.getItem(KEY)) signIn(sessionStorage.getItem(KEY));

@@ -29,6 +29,7 @@ import {
   WAITING_FOR_TRAINER,
 } from './statuses.ts';
 
+export * from './evaluation.ts';
 export * from './statuses.ts';
 
 /**
@@ -60,6 +61,8 @@ export interface FineTuneOptions {
   /** Defaults to the dataset's short hash. */
   suffix?: string;
   hyperparameters: Hyperparameters;
+  /** `evaluate` and `evaluation.maxExamples` of the request (held-out evaluation after training). */
+  evaluation?: { evaluate: boolean; maxExamples: number };
 }
 
 export type CheckedJobOptions = { ok: true; options: FineTuneOptions } | { ok: false; message: string };
@@ -71,10 +74,16 @@ export function checkJobOptions(input: unknown): CheckedJobOptions {
   const emails = parseEmailList(parsed.data.notifyEmails);
   // The schema has already checked the list with this very parser.
   if (!emails.ok) return { ok: false, message: `notifyEmails: ${emails.message}` };
-  const { description, suffix, hyperparameters } = parsed.data;
+  const { description, suffix, hyperparameters, evaluate, evaluation } = parsed.data;
   return {
     ok: true,
-    options: { description, notifyEmails: emails.emails, hyperparameters, ...(suffix ? { suffix } : {}) },
+    options: {
+      description,
+      notifyEmails: emails.emails,
+      hyperparameters,
+      ...(suffix ? { suffix } : {}),
+      evaluation: { evaluate, maxExamples: evaluation.maxExamples },
+    },
   };
 }
 
@@ -131,6 +140,9 @@ export async function createFineTune(
       suffix,
       hyperparameters: JSON.stringify(fineTune.options.hyperparameters ?? 'auto'),
       credits_per_million_tokens: fineTune.creditsPerMillionTokens.toString(),
+      ...(fineTune.options.evaluation
+        ? { evaluation_options: JSON.stringify(fineTune.options.evaluation) }
+        : {}),
       ...(failure
         ? {
             status: 'failed' as const,

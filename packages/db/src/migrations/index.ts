@@ -7,6 +7,7 @@ import * as inferenceHolds from './0010_inference_holds.ts';
 import * as inferenceSettleMany from './0011_inference_settle_many.ts';
 import * as deadLetters from './0015_dead_letters.ts';
 import * as listIndexes from './0016_list_indexes.ts';
+import * as evaluation from './0020_evaluation.ts';
 import * as datasetFileHashes from './0030_dataset_file_hashes.ts';
 import * as documents from './0035_documents.ts';
 import * as trainingProfiles from './0036_training_profiles.ts';
@@ -21,6 +22,7 @@ export const migrations: Record<string, Migration> = {
   '0011_inference_settle_many': inferenceSettleMany,
   '0015_dead_letters': deadLetters,
   '0016_list_indexes': listIndexes,
+  '0020_evaluation': evaluation,
   '0030_dataset_file_hashes': datasetFileHashes,
   '0035_documents': documents,
   '0036_training_profiles': trainingProfiles,

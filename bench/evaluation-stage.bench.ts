@@ -1,0 +1,251 @@
+// The evaluator stage's throughput against bare chat calls, in the same run (issue 18):
+// - Stage: evaluateFineTune (services/evaluator) over a testing file of EVAL_STAGE_DOCS held-out invoices
+//   (default 300), each asked of the fine-tuned model and its base model through the provider profile
+//   (`openai` SDK) from the simulator, EVAL_STAGE_CONCURRENCY (8) calls in flight; every answer scored,
+//   stored and charged in its own transaction (Postgres), the summary at the end.
+// - Baseline: the same calls (same models, messages, max tokens, temperature) through the SDK to the same
+//   simulator at the same concurrency, answers thrown away.
+// Rounds alternate (baseline, stage, …), the first of each a warm-up left out; the medians are compared,
+// and the best rounds too (on a shared machine the least disturbed run of each says the most). Targets: stage rate ≥ 0.8 × baseline;
+// scoring (answers and summary, timed inside the stage) under 5% of the stage's wall time.
+// (evaluation-scoring.bench.ts measures scoring's CPU per answer against bare JSON.parse.)
+
+import { randomUUID } from 'node:crypto';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { LocalFileStorage } from '@tuneline/dataset';
+import { createEvaluationRun, type Db } from '@tuneline/db';
+import { invoiceModelConfig } from '@tuneline/devstack';
+import { evaluateFineTune } from '@tuneline/evaluator';
+import { grantCredits } from '@tuneline/ledger';
+import { createProviderProfile } from '@tuneline/provider';
+import { createLogger } from '@tuneline/runtime';
+import { startSimulator } from '@tuneline/simulator';
+import OpenAI, { toFile } from 'openai';
+import {
+  BASE_MODEL as BASE,
+  demoSplit,
+  heldOutInvoices,
+  trainingJsonl,
+} from '../test/evaluation/invoice-examples.ts';
+import { scratchDatabase } from './support.ts';
+
+const DOCS = Number(process.env.EVAL_STAGE_DOCS ?? 300);
+const CONCURRENCY = Number(process.env.EVAL_STAGE_CONCURRENCY ?? 8);
+const ROUNDS = 4;
+const MAX_TOKENS = 1_024;
+const TARGET_RATIO = 0.8;
+const TARGET_SHARE = 0.05;
+const LICENSE = 'lic-bench-eval';
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const fmt = (n: number, digits = 0) =>
+  n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
+
+async function main(): Promise<void> {
+  const baseUrl = process.env.DATABASE_URL;
+  if (!baseUrl) throw new Error('DATABASE_URL is not set (run through npm run bench)');
+  const scratch = await scratchDatabase(baseUrl, 'evalstage', CONCURRENCY + 4);
+  const dir = mkdtempSync(join(tmpdir(), 'tuneline-eval-bench-'));
+  const sim = await startSimulator({ seed: 3, speed: 100_000 });
+  const client = new OpenAI({ baseURL: sim.url, apiKey: sim.apiKey, maxRetries: 0 });
+  try {
+    const db = scratch.db;
+    const { training } = demoSplit();
+    const tuned = await fineTune(client, trainingJsonl(training));
+    const heldOut = heldOutInvoices(DOCS, 9191, 'stage');
+    // The testing file, as the dataset builder writes it.
+    const testJsonl = trainingJsonl(heldOut);
+    mkdirSync(join(dir, 'datasets'), { recursive: true });
+    writeFileSync(join(dir, 'datasets', 'test.jsonl'), testJsonl);
+    const storage = new LocalFileStorage(dir);
+    await db.insertInto('licenses').values({ id: LICENSE, name: LICENSE }).execute();
+    await db
+      .transaction()
+      .execute((tx) => grantCredits(tx, { grantId: 'bench-eval', licenseId: LICENSE, amount: 100_000_000n }));
+    const datasetId = await seedDataset(db);
+
+    const calls = heldOut.flatMap((e) =>
+      [tuned, BASE].map((model) => ({
+        model,
+        messages: [
+          { role: 'system' as const, content: invoiceModelConfig.systemPrompt },
+          { role: 'user' as const, content: e.user },
+        ],
+      })),
+    );
+    const warm = calls.slice(0, 2 * CONCURRENCY);
+    await bare(client, warm);
+
+    const provider = createProviderProfile({
+      kind: 'simulator',
+      apiKey: sim.apiKey,
+      baseURL: sim.url,
+      common: { webhookSecret: undefined, maxRetries: 0, timeoutMs: 30_000 },
+    });
+    const log = createLogger('bench', 'silent');
+    const bareMs: number[] = [];
+    const stageMs: number[] = [];
+    const scoringShares: number[] = [];
+    for (let round = 0; round < ROUNDS; round++) {
+      let t = performance.now();
+      await bare(client, calls);
+      if (round > 0) bareMs.push(performance.now() - t);
+
+      const fineTuneId = await seedFineTune(db, datasetId, tuned);
+      let scoring = 0;
+      t = performance.now();
+      const outcome = await evaluateFineTune(
+        {
+          db,
+          log,
+          provider,
+          storage,
+          timeLimitMs: 600_000,
+          concurrency: CONCURRENCY,
+          callAttempts: 3,
+          maxTokens: MAX_TOKENS,
+          onScored: (ms) => {
+            scoring += ms;
+          },
+        },
+        fineTuneId,
+        { attempt: 1, log },
+      );
+      const wall = performance.now() - t;
+      if (outcome !== 'evaluated') throw new Error(`evaluation ended ${outcome}`);
+      if (round === 0) continue;
+      stageMs.push(wall);
+      scoringShares.push(scoring / wall);
+    }
+    const n = calls.length;
+    const bareRate = n / (median(bareMs) / 1000);
+    const stageRate = n / (median(stageMs) / 1000);
+    const ratio = stageRate / bareRate;
+    const bestRatio = Math.min(...bareMs) / Math.min(...stageMs);
+    const share = median(scoringShares);
+    console.log(
+      `evaluation stage: ${fmt(DOCS)} held-out invoices × 2 models = ${fmt(n)} answers, ${CONCURRENCY} calls in flight, ${ROUNDS - 1} rounds each after a warm-up (alternating)`,
+    );
+    console.log(
+      `stage     ${fmt(stageRate)} answers/s (${fmt(stageRate / 2, 1)} examples/s; rounds ${stageMs.map((m) => fmt(m)).join(', ')} ms)   bare SDK calls ${fmt(bareRate)} calls/s (rounds ${bareMs.map((m) => fmt(m)).join(', ')} ms)   ratio ${ratio.toFixed(2)}, best rounds ${bestRatio.toFixed(2)} (target ≥ ${TARGET_RATIO}) ${ratio >= TARGET_RATIO ? 'ok' : 'TARGET MISSED'}`,
+    );
+    console.log(
+      `scoring   ${(share * 100).toFixed(2)}% of the stage's wall time (answers scored as they arrive, plus the summary; rounds ${scoringShares.map((s) => (s * 100).toFixed(2)).join(', ')}%) (target < ${TARGET_SHARE * 100}%) ${share < TARGET_SHARE ? 'ok' : 'TARGET MISSED'}`,
+    );
+  } finally {
+    await sim.close();
+    rmSync(dir, { recursive: true, force: true });
+    await scratch.drop();
+  }
+}
+
+async function fineTune(client: OpenAI, jsonl: string): Promise<string> {
+  const file = await client.files.create({
+    file: await toFile(Buffer.from(jsonl), 'train.jsonl'),
+    purpose: 'fine-tune',
+  });
+  while ((await client.files.retrieve(file.id)).status !== 'processed')
+    await new Promise((r) => setTimeout(r, 2));
+  const job = await client.fineTuning.jobs.create({ model: BASE, training_file: file.id, seed: 7 });
+  for (;;) {
+    const j = await client.fineTuning.jobs.retrieve(job.id);
+    if (j.status === 'succeeded') return j.fine_tuned_model!;
+    if (j.status === 'failed' || j.status === 'cancelled') throw new Error(`bench job ${j.status}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+async function bare(
+  client: OpenAI,
+  calls: { model: string; messages: { role: 'system' | 'user'; content: string }[] }[],
+): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: CONCURRENCY }, async () => {
+      while (next < calls.length) {
+        const c = calls[next++]!;
+        await client.chat.completions.create({
+          model: c.model,
+          messages: c.messages,
+          max_completion_tokens: MAX_TOKENS,
+          temperature: 0,
+        });
+      }
+    }),
+  );
+}
+
+async function seedDataset(db: Db): Promise<string> {
+  const request = await db
+    .insertInto('fine_tune_requests')
+    .values({
+      license_id: LICENSE,
+      request_id: `bench-${randomUUID()}`,
+      content_hash: 'b'.repeat(64),
+      correlation_id: 'corr-bench',
+      payload: JSON.stringify({}),
+      status: 'built',
+    })
+    .returning('id')
+    .executeTakeFirstOrThrow();
+  const row = await db
+    .insertInto('datasets')
+    .values({
+      request_row_id: request.id,
+      license_id: LICENSE,
+      correlation_id: 'corr-bench',
+      base_model: BASE,
+      status: 'uploaded',
+      dump: 'mapped',
+      test_percent: 20,
+      content_hash: 'c'.repeat(64),
+      short_hash: 'cccccccc',
+      train_path: 'datasets/train.jsonl',
+      test_path: 'datasets/test.jsonl',
+      train_examples: 48,
+      test_examples: DOCS,
+      auto_train: false,
+      job_options: JSON.stringify({}),
+    })
+    .returning('id')
+    .executeTakeFirstOrThrow();
+  return row.id;
+}
+
+/** A settled, succeeded fine-tune of `model` with a pending evaluation run (one per round). */
+async function seedFineTune(db: Db, datasetId: string, model: string): Promise<string> {
+  const row = await db
+    .insertInto('fine_tunes')
+    .values({
+      license_id: LICENSE,
+      dataset_id: datasetId,
+      correlation_id: 'corr-bench',
+      status: 'succeeded',
+      base_model: BASE,
+      description: 'bench',
+      notify_emails: [],
+      suffix: 'bench',
+      hyperparameters: JSON.stringify('auto'),
+      credits_per_million_tokens: 3000,
+      fine_tuned_model: model,
+      trained_tokens: 1000,
+      settled_at: new Date(),
+      available: true,
+    })
+    .returning('id')
+    .executeTakeFirstOrThrow();
+  await createEvaluationRun(db, {
+    fineTuneId: row.id,
+    licenseId: LICENSE,
+    correlationId: 'corr-bench',
+    maxExamples: DOCS,
+  });
+  return row.id;
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});

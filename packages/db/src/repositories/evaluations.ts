@@ -1,0 +1,348 @@
+import { sql } from 'kysely';
+import type { Executor } from '../connection.ts';
+import type {
+  EvaluationAnswerRow,
+  EvaluationRole,
+  EvaluationRunRow,
+  EvaluationRunStatus,
+} from '../schema.ts';
+
+/**
+ * Held-out evaluation runs and their answers (migration 0020). A run belongs to one fine-tune; an
+ * answer row per (run, role, position) is the claim that the example was asked and charged, so a
+ * resumed run skips it and can never charge it twice.
+ */
+
+export const EVALUATION_ROLES: readonly EvaluationRole[] = ['fine_tuned', 'base', 'champion'];
+export const DEFAULT_EVALUATION_MAX_EXAMPLES = 200;
+
+/** The request's evaluation options as a fine-tune keeps them. */
+export interface EvaluationOptions {
+  evaluate: boolean;
+  maxExamples: number;
+}
+
+/** The models of a run by role (champion null when the license had no active model for the configuration). */
+export interface EvaluationModels {
+  fine_tuned: string;
+  base: string;
+  champion: string | null;
+}
+
+export interface EvaluationRunRecord {
+  id: string;
+  fineTuneId: string;
+  licenseId: string;
+  correlationId: string;
+  status: EvaluationRunStatus;
+  models: EvaluationModels | null;
+  championFineTuneId: string | null;
+  examplesTotal: number | null;
+  /** The evaluated examples' ids in file order (set when the run starts). */
+  exampleIds: string[] | null;
+  maxExamples: number;
+  deadlineAt: Date | null;
+  summary: unknown;
+  reason: string | null;
+  startedAt: Date | null;
+  finishedAt: Date | null;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+export function toEvaluationRunRecord(row: EvaluationRunRow): EvaluationRunRecord {
+  return {
+    id: row.id,
+    fineTuneId: row.fine_tune_id,
+    licenseId: row.license_id,
+    correlationId: row.correlation_id,
+    status: row.status,
+    models: (row.models as EvaluationModels | null) ?? null,
+    championFineTuneId: row.champion_fine_tune_id,
+    examplesTotal: row.examples_total,
+    exampleIds: (row.example_ids as string[] | null) ?? null,
+    maxExamples: row.max_examples,
+    deadlineAt: row.deadline_at,
+    summary: row.summary,
+    reason: row.reason,
+    startedAt: row.started_at,
+    finishedAt: row.finished_at,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+  };
+}
+
+/** One stored field outcome of an answer (the scoring package's FieldRow without the repeated keys). */
+export interface StoredFieldOutcome {
+  field: string;
+  outcome: string;
+  expected: unknown;
+  answered?: unknown;
+}
+
+export interface EvaluationAnswerRecord {
+  runId: string;
+  role: EvaluationRole;
+  position: number;
+  exampleId: string;
+  model: string;
+  answer: string;
+  validJson: boolean;
+  extraKeys: string[];
+  fields: StoredFieldOutcome[];
+  correctFields: number;
+  scoredFields: number;
+  promptTokens: number;
+  completionTokens: number;
+  credits: bigint;
+  transferId: string;
+  createdAt: Date;
+}
+
+export function toEvaluationAnswerRecord(row: EvaluationAnswerRow): EvaluationAnswerRecord {
+  return {
+    runId: row.run_id,
+    role: row.role,
+    position: row.position,
+    exampleId: row.example_id,
+    model: row.model,
+    answer: row.answer,
+    validJson: row.valid_json,
+    extraKeys: row.extra_keys,
+    fields: row.fields as StoredFieldOutcome[],
+    correctFields: row.correct_fields,
+    scoredFields: row.scored_fields,
+    promptTokens: row.prompt_tokens,
+    completionTokens: row.completion_tokens,
+    credits: BigInt(row.credits),
+    transferId: row.transfer_id,
+    createdAt: row.created_at,
+  };
+}
+
+/** The evaluation options stored on a fine-tune (defaults when none were given). */
+export async function getEvaluationOptions(db: Executor, fineTuneId: string): Promise<EvaluationOptions> {
+  const row = await db
+    .selectFrom('fine_tunes')
+    .select('evaluation_options')
+    .where('id', '=', fineTuneId)
+    .executeTakeFirst();
+  const stored = (row?.evaluation_options ?? null) as Partial<EvaluationOptions> | null;
+  return {
+    evaluate: stored?.evaluate ?? true,
+    maxExamples: stored?.maxExamples ?? DEFAULT_EVALUATION_MAX_EXAMPLES,
+  };
+}
+
+/** Creates the fine-tune's run (pending) unless it has one; true when created now. */
+export async function createEvaluationRun(
+  tx: Executor,
+  input: { fineTuneId: string; licenseId: string; correlationId: string; maxExamples: number },
+): Promise<boolean> {
+  const inserted = await tx
+    .insertInto('evaluation_runs')
+    .values({
+      fine_tune_id: input.fineTuneId,
+      license_id: input.licenseId,
+      correlation_id: input.correlationId,
+      max_examples: input.maxExamples,
+    })
+    .onConflict((oc) => oc.column('fine_tune_id').doNothing())
+    .returning('id')
+    .executeTakeFirst();
+  return inserted !== undefined;
+}
+
+export async function getEvaluationRunByFineTune(
+  db: Executor,
+  fineTuneId: string,
+): Promise<EvaluationRunRecord | undefined> {
+  const row = await db
+    .selectFrom('evaluation_runs')
+    .selectAll()
+    .where('fine_tune_id', '=', fineTuneId)
+    .executeTakeFirst();
+  return row ? toEvaluationRunRecord(row) : undefined;
+}
+
+export async function lockEvaluationRun(
+  tx: Executor,
+  fineTuneId: string,
+): Promise<EvaluationRunRecord | undefined> {
+  const row = await tx
+    .selectFrom('evaluation_runs')
+    .selectAll()
+    .where('fine_tune_id', '=', fineTuneId)
+    .forUpdate()
+    .executeTakeFirst();
+  return row ? toEvaluationRunRecord(row) : undefined;
+}
+
+/**
+ * `pending → running` with what the run evaluates: the models, the example ids and the deadline. Only
+ * the first start writes them, so a resumed run keeps the same examples, models and deadline.
+ */
+export async function startEvaluationRun(
+  tx: Executor,
+  fineTuneId: string,
+  start: {
+    models: EvaluationModels;
+    championFineTuneId: string | null;
+    examplesTotal: number;
+    exampleIds: string[];
+    deadlineAt: Date;
+  },
+): Promise<EvaluationRunRecord | undefined> {
+  const row = await tx
+    .updateTable('evaluation_runs')
+    .set({
+      status: 'running',
+      models: JSON.stringify(start.models),
+      champion_fine_tune_id: start.championFineTuneId,
+      examples_total: start.examplesTotal,
+      example_ids: JSON.stringify(start.exampleIds),
+      deadline_at: start.deadlineAt,
+      started_at: sql`now()`,
+      updated_at: sql`now()`,
+    })
+    .where('fine_tune_id', '=', fineTuneId)
+    .where('status', '=', 'pending')
+    .returningAll()
+    .executeTakeFirst();
+  return row ? toEvaluationRunRecord(row) : undefined;
+}
+
+/** Ends an open run (succeeded with its summary, or failed with the reason); false when already ended. */
+export async function finishEvaluationRun(
+  tx: Executor,
+  fineTuneId: string,
+  end: { status: 'succeeded' | 'failed'; summary?: unknown; reason?: string | null },
+): Promise<boolean> {
+  const result = await tx
+    .updateTable('evaluation_runs')
+    .set({
+      status: end.status,
+      summary: end.summary === undefined ? null : JSON.stringify(end.summary),
+      reason: end.reason ?? null,
+      finished_at: sql`now()`,
+      updated_at: sql`now()`,
+    })
+    .where('fine_tune_id', '=', fineTuneId)
+    .where('status', 'in', ['pending', 'running'])
+    .executeTakeFirst();
+  return result.numUpdatedRows === 1n;
+}
+
+/** Runs not finished (for the evaluator's recovery sweep), oldest first. */
+export async function listOpenEvaluationRuns(db: Executor, limit = 10_000): Promise<EvaluationRunRecord[]> {
+  const rows = await db
+    .selectFrom('evaluation_runs')
+    .selectAll()
+    .where('status', 'in', ['pending', 'running'])
+    .orderBy('created_at')
+    .limit(limit)
+    .execute();
+  return rows.map(toEvaluationRunRecord);
+}
+
+export type NewEvaluationAnswer = Omit<EvaluationAnswerRecord, 'createdAt'>;
+
+/** Stores one scored answer; false when the (run, role, position) was answered already (nothing written). */
+export async function insertEvaluationAnswer(tx: Executor, a: NewEvaluationAnswer): Promise<boolean> {
+  const inserted = await tx
+    .insertInto('evaluation_answers')
+    .values({
+      run_id: a.runId,
+      role: a.role,
+      position: a.position,
+      example_id: a.exampleId,
+      model: a.model,
+      answer: a.answer,
+      valid_json: a.validJson,
+      extra_keys: JSON.stringify(a.extraKeys),
+      fields: JSON.stringify(a.fields),
+      correct_fields: a.correctFields,
+      scored_fields: a.scoredFields,
+      prompt_tokens: a.promptTokens,
+      completion_tokens: a.completionTokens,
+      credits: a.credits.toString(),
+      transfer_id: a.transferId,
+    })
+    .onConflict((oc) => oc.columns(['run_id', 'role', 'position']).doNothing())
+    .returning('position')
+    .executeTakeFirst();
+  return inserted !== undefined;
+}
+
+/** `role:position` of every answer a run already has. */
+export async function listAnsweredKeys(db: Executor, runId: string): Promise<Set<string>> {
+  const rows = await db
+    .selectFrom('evaluation_answers')
+    .select(['role', 'position'])
+    .where('run_id', '=', runId)
+    .execute();
+  return new Set(rows.map((r) => `${r.role}:${r.position}`));
+}
+
+/** Every answer of a run, by position then role. */
+export async function listEvaluationAnswers(db: Executor, runId: string): Promise<EvaluationAnswerRecord[]> {
+  const rows = await db
+    .selectFrom('evaluation_answers')
+    .selectAll()
+    .where('run_id', '=', runId)
+    .orderBy('position')
+    .orderBy('role')
+    .execute();
+  return rows.map(toEvaluationAnswerRecord);
+}
+
+/** A page of a run's answers (ordered by position, then role). */
+export async function pageEvaluationAnswers(
+  db: Executor,
+  runId: string,
+  page: { offset: number; limit: number },
+): Promise<{ rows: EvaluationAnswerRecord[]; total: number }> {
+  const rows = await db
+    .selectFrom('evaluation_answers')
+    .selectAll()
+    .where('run_id', '=', runId)
+    .orderBy('position')
+    .orderBy('role')
+    .offset(page.offset)
+    .limit(page.limit)
+    .execute();
+  const count = await db
+    .selectFrom('evaluation_answers')
+    .select((eb) => eb.fn.countAll<string>().as('n'))
+    .where('run_id', '=', runId)
+    .executeTakeFirstOrThrow();
+  return { rows: rows.map(toEvaluationAnswerRecord), total: Number(count.n) };
+}
+
+/**
+ * The champion: the license's active fine-tuned model trained for the same model configuration (the
+ * request's `modelConfig`, compared as JSON), other than `fineTuneId`; the most recently changed one.
+ */
+export async function findChampion(
+  db: Executor,
+  input: { licenseId: string; fineTuneId: string; datasetId: string },
+): Promise<{ fineTuneId: string; model: string } | undefined> {
+  const row = await db
+    .selectFrom('fine_tunes as f')
+    .innerJoin('datasets as d', 'd.id', 'f.dataset_id')
+    .innerJoin('fine_tune_requests as r', 'r.id', 'd.request_row_id')
+    .select(['f.id', 'f.fine_tuned_model'])
+    .where('f.license_id', '=', input.licenseId)
+    .where('f.active', '=', true)
+    .where('f.fine_tuned_model', 'is not', null)
+    .where('f.id', '<>', input.fineTuneId)
+    .where(
+      sql<boolean>`r.payload -> 'modelConfig' = (
+        SELECT r2.payload -> 'modelConfig' FROM datasets d2
+        JOIN fine_tune_requests r2 ON r2.id = d2.request_row_id WHERE d2.id = ${input.datasetId})`,
+    )
+    .orderBy('f.updated_at', 'desc')
+    .limit(1)
+    .executeTakeFirst();
+  return row?.fine_tuned_model ? { fineTuneId: row.id, model: row.fine_tuned_model } : undefined;
+}

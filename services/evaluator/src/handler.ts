@@ -1,0 +1,258 @@
+import { evaluateMessage, queues } from '@tuneline/contracts';
+import { type DatasetStorage, inferenceCredits, inferencePrice } from '@tuneline/dataset';
+import {
+  type EvaluationModels,
+  type EvaluationRole,
+  type EvaluationRunRecord,
+  findChampion,
+  findDataset,
+  findRequestById,
+  finishEvaluation,
+  getEvaluationRunByFineTune,
+  getFineTune,
+  inTransaction,
+  listAnsweredKeys,
+  listEvaluationAnswers,
+  listOpenEvaluationRuns,
+  startEvaluationRun,
+} from '@tuneline/db';
+import {
+  type PreparedExample,
+  prepareEvaluation,
+  scoreAnswer,
+  summariseStoredAnswers,
+} from '@tuneline/evaluation';
+import {
+  type EvaluationAnswerInput,
+  ensureLicenseAccount,
+  evaluationTransferId,
+  recordEvaluationAnswers,
+} from '@tuneline/ledger';
+import { ProviderError, type ProviderProfile } from '@tuneline/provider';
+import {
+  defineStage,
+  type JobContext,
+  PermanentError,
+  type StageDeps,
+  stageFailure,
+} from '@tuneline/runtime';
+import { askWithRetries, DeadlineError, runPool } from './ask.ts';
+import {
+  readTestingFile,
+  requestSplitSeed,
+  sampleExamples,
+  type TestExample,
+  testingDocumentIds,
+} from './examples.ts';
+import { AnswerWriter } from './writer.ts';
+
+export { askWithRetries, DeadlineError, runPool } from './ask.ts';
+export { readTestingFile, requestSplitSeed, sampleExamples, testingDocumentIds } from './examples.ts';
+
+export interface EvaluatorDeps extends StageDeps {
+  provider: Pick<ProviderProfile, 'chatCompletion'>;
+  storage: DatasetStorage;
+  /** From the run's start to its end, at most. */
+  timeLimitMs: number;
+  /** Chat calls in flight per job. */
+  concurrency: number;
+  /** Tries of one example's call on transient errors. */
+  callAttempts: number;
+  maxTokens: number;
+  /** Told how long scoring took (one answer, or the final summary), in ms: the bench's scoring share. */
+  onScored?(ms: number): void;
+}
+
+export type EvaluateOutcome = 'evaluated' | 'failed' | 'already_done';
+
+const ROLES: readonly EvaluationRole[] = ['fine_tuned', 'base', 'champion'];
+
+/**
+ * Evaluates one settled fine-tune on its testing file and then queues its outcome e-mails (lifecycle
+ * `finishEvaluation`). The first run fixes the examples (the testing file's, or a sample of
+ * `maxExamples` drawn with the dataset's split seed), the models (fine-tuned, base, champion) and the
+ * deadline; every later run of the job resumes from the answers stored. Each answer is stored and
+ * charged in one transaction under a unique key, so no example is asked again once stored, nor charged
+ * twice. A 429 pauses the queue (the job comes back without spending an attempt); a refusal, the time
+ * limit or the last attempt ends the evaluation as failed, and the e-mail says why.
+ */
+export async function evaluateFineTune(
+  deps: EvaluatorDeps,
+  fineTuneId: string,
+  ctx: Pick<JobContext, 'attempt' | 'log'>,
+): Promise<EvaluateOutcome> {
+  const { db } = deps;
+  const fineTune = await getFineTune(db, fineTuneId);
+  if (!fineTune) throw new PermanentError(`fine-tune ${fineTuneId} does not exist`);
+  let run = await getEvaluationRunByFineTune(db, fineTuneId);
+  if (!run) throw new PermanentError(`fine-tune ${fineTuneId} has no evaluation run`);
+  if (run.status === 'succeeded' || run.status === 'failed') {
+    // Finished earlier (a crash after the commit, a second message): make sure the e-mails exist.
+    await inTransaction(db, (tx) =>
+      finishEvaluation(tx, fineTune, { status: 'failed', reason: run?.reason ?? '' }),
+    );
+    return 'already_done';
+  }
+  const fail = async (reason: string): Promise<EvaluateOutcome> => {
+    await inTransaction(db, (tx) => finishEvaluation(tx, fineTune, { status: 'failed', reason }));
+    ctx.log.warn({ fineTuneId, reason }, 'evaluation failed; the e-mail goes without it');
+    return 'failed';
+  };
+
+  const dataset = await findDataset(db, fineTune.datasetId);
+  if (!dataset?.testPath) return fail('the dataset has no testing file');
+  if (!fineTune.fineTunedModel) return fail('the fine-tune has no fine-tuned model');
+  let examples: TestExample[];
+  try {
+    examples = await readTestingFile(deps.storage, dataset.testPath);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return fail('the testing file is missing');
+    throw err;
+  }
+  const request = await findRequestById(db, dataset.requestRowId);
+  const ids = testingDocumentIds(request?.payload, examples.length);
+  if (ids && new Set(ids).size === ids.length) {
+    examples = examples.map((e, i) => ({ ...e, id: ids[i] as string }));
+  }
+
+  if (run.status === 'pending') {
+    const seed = requestSplitSeed(request?.payload) ?? dataset.contentHash ?? dataset.id;
+    const selected = sampleExamples(examples, run.maxExamples, seed);
+    const champion = await findChampion(db, {
+      licenseId: fineTune.licenseId,
+      fineTuneId: fineTune.id,
+      datasetId: dataset.id,
+    });
+    const models: EvaluationModels = {
+      fine_tuned: fineTune.fineTunedModel,
+      base: fineTune.baseModel,
+      champion: champion?.model ?? null,
+    };
+    await inTransaction(db, (tx) =>
+      startEvaluationRun(tx, fineTune.id, {
+        models,
+        championFineTuneId: champion?.fineTuneId ?? null,
+        examplesTotal: examples.length,
+        exampleIds: selected.map((e) => e.id),
+        deadlineAt: new Date(Date.now() + deps.timeLimitMs),
+      }),
+    );
+    run = (await getEvaluationRunByFineTune(db, fineTune.id)) as EvaluationRunRecord;
+    if (run.status !== 'running') return evaluateFineTune(deps, fineTuneId, ctx);
+  }
+
+  const models = run.models as EvaluationModels;
+  const wanted = new Set(run.exampleIds ?? []);
+  const selected = examples.filter((e) => wanted.has(e.id));
+  if (selected.length !== wanted.size) {
+    return fail(`the testing file no longer holds the ${wanted.size} examples the evaluation chose`);
+  }
+  let prepared: Map<string, PreparedExample>;
+  try {
+    prepared = prepareEvaluation(selected.map((e) => ({ id: e.id, expected: e.expected }))).examples;
+  } catch (err) {
+    return fail(`the testing file's answers cannot be scored: ${(err as Error).message}`);
+  }
+
+  const deadline = run.deadlineAt?.getTime() ?? Date.now() + deps.timeLimitMs;
+  const answered = await listAnsweredKeys(db, run.id);
+  const tasks: { role: EvaluationRole; model: string; example: TestExample }[] = [];
+  for (const example of selected) {
+    for (const role of ROLES) {
+      const model = models[role];
+      if (model && !answered.has(`${role}:${example.position}`)) tasks.push({ role, model, example });
+    }
+  }
+  const price = inferencePrice(fineTune.baseModel);
+  if (tasks.length > 0) await ensureLicenseAccount(db, fineTune.licenseId);
+  const runId = run.id;
+  const writer = new AnswerWriter<EvaluationAnswerInput>(
+    (batch) => recordEvaluationAnswers(db, { fineTuneId: fineTune.id, licenseId: fineTune.licenseId }, batch),
+    deps.concurrency * 4,
+    50,
+  );
+  try {
+    await runPool(tasks, deps.concurrency, async ({ role, model, example }) => {
+      const result = await askWithRetries(
+        (input) => deps.provider.chatCompletion(input),
+        { model, messages: example.messages, maxTokens: deps.maxTokens, temperature: 0 },
+        { deadline, attempts: deps.callAttempts },
+      );
+      const scoringStarted = performance.now();
+      const scored = scoreAnswer(prepared.get(example.id) as PreparedExample, model, result.content);
+      deps.onScored?.(performance.now() - scoringStarted);
+      const { promptTokens, completionTokens } = result.usage;
+      const credits = inferenceCredits(price, promptTokens, completionTokens);
+      const transferId = evaluationTransferId(fineTune.id, role, example.position);
+      const correct = scored.fields.filter((f) => f.outcome === 'correct').length;
+      // Stored with its charge behind the next call (AnswerWriter): once, whatever retries.
+      await writer.add({
+        runId,
+        role,
+        position: example.position,
+        exampleId: example.id,
+        model,
+        answer: result.content,
+        validJson: scored.example.validJson,
+        extraKeys: scored.example.extraKeys,
+        fields: scored.fields.map((f) => ({
+          field: f.field,
+          outcome: f.outcome,
+          expected: f.expected,
+          ...(f.answered !== undefined ? { answered: f.answered } : {}),
+        })),
+        correctFields: correct,
+        scoredFields: scored.fields.length,
+        promptTokens,
+        completionTokens,
+        credits,
+        transferId,
+      });
+    }).finally(() => writer.drain().catch(() => {}));
+    await writer.drain();
+  } catch (err) {
+    if (err instanceof DeadlineError) {
+      const done = (await listAnsweredKeys(db, runId)).size;
+      return fail(
+        `the evaluation exceeded its time limit of ${Math.round(deps.timeLimitMs / 1000)} s ` +
+          `(${done} of ${selected.length * countModels(models)} answers)`,
+      );
+    }
+    if (err instanceof ProviderError && (err.kind === 'rejected' || err.kind === 'not_found')) {
+      return fail(`the provider refused an evaluation call: ${err.message}`);
+    }
+    const failure = stageFailure(err);
+    const lastAttempt = ctx.attempt >= (queues.evaluate.jobOptions.attempts ?? 1);
+    if (lastAttempt && !(failure instanceof Error && failure.name === 'RateLimitedError')) {
+      return fail(`the evaluation could not be completed: ${(err as Error).message}`);
+    }
+    throw failure;
+  }
+
+  const answers = await listEvaluationAnswers(db, runId);
+  const summaryStarted = performance.now();
+  const summary = summariseStoredAnswers(models, answers);
+  deps.onScored?.(performance.now() - summaryStarted);
+  await inTransaction(db, (tx) => finishEvaluation(tx, fineTune, { status: 'succeeded', summary }));
+  ctx.log.info(
+    { fineTuneId, examples: summary.examples, lines: summary.report.comparisons.map((c) => c.line) },
+    'evaluation done',
+  );
+  return 'evaluated';
+}
+
+const countModels = (m: EvaluationModels) => (m.champion ? 3 : 2);
+
+/** Stage: consumes `evaluate`. */
+export const evaluatorStage = defineStage<'evaluate', EvaluatorDeps>({
+  queue: 'evaluate',
+  async handle(message, ctx, deps) {
+    const outcome = await evaluateFineTune(deps, message.fineTuneId, ctx);
+    ctx.log.info({ fineTuneId: message.fineTuneId, outcome }, 'evaluation');
+  },
+  /** Runs not finished (their message may have been lost with Redis, or their job ran out of tries). */
+  async recover(deps) {
+    const runs = await listOpenEvaluationRuns(deps.db);
+    return runs.map((r) => evaluateMessage({ fineTuneId: r.fineTuneId, correlationId: r.correlationId }));
+  },
+});

@@ -1,0 +1,21 @@
+import { createStorage } from '@tuneline/dataset';
+import { createProvider } from '@tuneline/provider';
+import { runService } from '@tuneline/runtime';
+import { configSchema } from './config.ts';
+import { evaluatorStage } from './handler.ts';
+
+await runService({
+  service: 'evaluator',
+  stages: [evaluatorStage],
+  configSchema,
+  makeDeps: async ({ config, db, log, metrics }) => ({
+    db,
+    log,
+    provider: createProvider(config, { onRequest: metrics.countProviderRequest }),
+    storage: await createStorage(config),
+    timeLimitMs: config.EVALUATION_TIME_LIMIT_MS,
+    concurrency: config.EVALUATION_CONCURRENCY,
+    callAttempts: config.EVALUATION_CALL_ATTEMPTS,
+    maxTokens: config.EVALUATION_MAX_TOKENS,
+  }),
+});

@@ -1,0 +1,199 @@
+import {
+  createEvaluationRun,
+  type Db,
+  getEvaluationRunByFineTune,
+  listEvaluationAnswers,
+} from '@tuneline/db';
+import { type EvaluatorDeps, evaluateFineTune } from '@tuneline/evaluator';
+import { startSmtpServer } from '@tuneline/harness';
+import { auditLedger, postReservation, reserveCredits } from '@tuneline/ledger';
+import { sendNotification, smtpMailer } from '@tuneline/notifier';
+import { createProviderProfile } from '@tuneline/provider';
+import { RateLimitedError } from '@tuneline/runtime';
+import { type RunningSimulator, startSimulator } from '@tuneline/simulator';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import {
+  quietLog,
+  type StorageFixture,
+  seedLicense,
+  seedReadyDataset,
+  tempStorage,
+} from '../stages/harness.ts';
+import { makeProvider } from '../stages/provider.ts';
+import { createTestDatabase, type TestDatabase } from '../support/context.ts';
+import { evaluationLedger, mimeParts } from './support.ts';
+
+// The evaluator's limits, in-process against the simulator's base model (it answers any chat): the
+// time limit and a refused call end the evaluation and the e-mail says why; a transient error retries
+// the one example; a 429 pauses the queue (RateLimitedError) and the job resumes where it stopped.
+
+const BASE = 'gpt-4o-mini-2024-07-18';
+/** Stands for the fine-tuned model: another model the simulator serves. */
+const TUNED = 'gpt-4.1-nano-2025-04-14';
+const LICENSE = 'lic-limits';
+let tdb: TestDatabase;
+let sim: RunningSimulator;
+let files: StorageFixture;
+let smtp: Awaited<ReturnType<typeof startSmtpServer>>;
+let deps: EvaluatorDeps;
+
+beforeAll(async () => {
+  tdb = await createTestDatabase();
+  files = tempStorage();
+  smtp = await startSmtpServer();
+  sim = await startSimulator({ port: 0, seed: 1819, speed: 2_000 });
+  await seedLicense(tdb.db, LICENSE, 1_000_000n);
+  deps = {
+    db: tdb.db,
+    log: quietLog,
+    provider: makeProvider({ baseURL: sim.url, apiKey: sim.apiKey }),
+    storage: files.storage,
+    timeLimitMs: 60_000,
+    concurrency: 2,
+    callAttempts: 8,
+    maxTokens: 512,
+  };
+});
+
+beforeEach(() => {
+  sim.admin.setFaults({ seed: 1 });
+});
+
+afterAll(async () => {
+  await sim?.close();
+  await smtp?.close();
+  files?.cleanup();
+  await tdb?.drop();
+});
+
+/** A settled fine-tune whose "fine-tuned model" is `model`, with a testing file of 8 examples and a run. */
+async function settledFineTune(db: Db, model: string, email: string): Promise<string> {
+  const datasetId = await seedReadyDataset(db, {
+    licenseId: LICENSE,
+    storage: files.storage,
+    testExamples: 8,
+  });
+  const row = await db
+    .insertInto('fine_tunes')
+    .values({
+      license_id: LICENSE,
+      dataset_id: datasetId,
+      correlation_id: `corr-${datasetId}`,
+      status: 'succeeded',
+      base_model: BASE,
+      description: 'limits',
+      notify_emails: [email],
+      suffix: 'limits',
+      hyperparameters: JSON.stringify('auto'),
+      credits_per_million_tokens: 3000,
+      fine_tuned_model: model,
+      trained_tokens: 1000,
+      settled_at: new Date(),
+      available: true,
+    })
+    .returning('id')
+    .executeTakeFirstOrThrow();
+  // Settled as billing settles: 1,000 trained tokens at 3,000 credits per 1M = 3 credits.
+  await db.transaction().execute(async (tx) => {
+    await reserveCredits(tx, { fineTuneId: row.id, licenseId: LICENSE, amount: 10n, model: BASE });
+    await postReservation(tx, { fineTuneId: row.id, amount: 3n, tokens: 1000n, model: BASE });
+    await tx
+      .updateTable('fine_tunes')
+      .set({ credits_reserved: '10', credits_charged: '3' })
+      .where('id', '=', row.id)
+      .execute();
+  });
+  await createEvaluationRun(db, {
+    fineTuneId: row.id,
+    licenseId: LICENSE,
+    correlationId: `corr-${datasetId}`,
+    maxExamples: 200,
+  });
+  return row.id;
+}
+
+async function mailOf(fineTuneId: string): Promise<string> {
+  const n = await tdb.db
+    .selectFrom('notifications')
+    .select('id')
+    .where('fine_tune_id', '=', fineTuneId)
+    .executeTakeFirstOrThrow();
+  const mailer = smtpMailer(smtp.url, { timeoutMs: 5_000, maxConnections: 0 });
+  await sendNotification({ db: tdb.db, log: quietLog, mailer, mailFrom: 'tuneline@example.com' }, n.id);
+  mailer.close();
+  const mail = smtp.received.find((m) => m.raw.includes(fineTuneId));
+  return mimeParts(mail?.raw ?? '')['text/plain'] ?? '';
+}
+
+describe('evaluator limits', () => {
+  it('past its time limit the run fails, keeps what it charged, and the e-mail goes without it, saying why', async () => {
+    const id = await settledFineTune(tdb.db, TUNED, 'late@example.com');
+    sim.admin.setFaults({ seed: 1, latencyMs: 400 });
+    const outcome = await evaluateFineTune({ ...deps, timeLimitMs: 1_000, concurrency: 1 }, id, {
+      attempt: 1,
+      log: quietLog,
+    });
+    expect(outcome).toBe('failed');
+    const run = await getEvaluationRunByFineTune(tdb.db, id);
+    expect(run?.status).toBe('failed');
+    expect(run?.reason).toMatch(/^the evaluation exceeded its time limit of 1 s \(\d+ of 16 answers\)$/);
+    const answers = await listEvaluationAnswers(tdb.db, run?.id ?? '');
+    expect(answers.length).toBeLessThan(16);
+    expect((await evaluationLedger(tdb.db, id)).count).toBe(answers.length);
+    const text = await mailOf(id);
+    expect(text).toContain('Evaluation not available: the evaluation exceeded its time limit of 1 s');
+    expect(text).not.toContain('Verdict against');
+    // A second delivery of the message changes nothing.
+    expect(await evaluateFineTune(deps, id, { attempt: 2, log: quietLog })).toBe('already_done');
+    expect((await auditLedger(tdb.db)).violations).toEqual([]);
+  });
+
+  it('a refused call (unknown model) ends the run failed with the provider reason', async () => {
+    const id = await settledFineTune(tdb.db, 'ft:gpt-4o-mini-2024-07-18:nobody:gone:xyz', 'gone@example.com');
+    expect(await evaluateFineTune(deps, id, { attempt: 1, log: quietLog })).toBe('failed');
+    const run = await getEvaluationRunByFineTune(tdb.db, id);
+    expect(run?.reason).toMatch(
+      /^the provider refused an evaluation call: provider rejected the request \(404\)/,
+    );
+    expect(await mailOf(id)).toContain('Evaluation not available: the provider refused an evaluation call');
+  });
+
+  it('retries the one example on 500s, pauses on a 429 and resumes without re-asking', async () => {
+    const id = await settledFineTune(tdb.db, TUNED, 'retry@example.com');
+    // SDK retries off: every 500 reaches the per-example retry, every 429 the stage.
+    const noSdkRetries = {
+      ...deps,
+      provider: createProviderProfile({
+        kind: 'simulator',
+        apiKey: sim.apiKey,
+        baseURL: sim.url,
+        common: { webhookSecret: undefined, maxRetries: 0, timeoutMs: 10_000 },
+      }),
+    };
+    sim.admin.setFaults({ seed: 9, rate500: 0.3, rate429: 0.25, retryAfterSeconds: 0.05 });
+    let pauses = 0;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        expect(await evaluateFineTune(noSdkRetries, id, { attempt: 1, log: quietLog })).toBe('evaluated');
+        break;
+      } catch (err) {
+        expect(err).toBeInstanceOf(RateLimitedError);
+        pauses++;
+        if (attempt > 50) throw err;
+      }
+    }
+    expect(pauses).toBeGreaterThan(0);
+    const faults = sim.admin.state().faultLog.filter((f) => f.path.includes('chat'));
+    expect(faults.some((f) => f.fault === '500')).toBe(true);
+    // Every call the provider answered became a stored answer: nothing was asked twice across the pauses.
+    expect(faults.filter((f) => f.fault === 'none')).toHaveLength(16);
+    const run = await getEvaluationRunByFineTune(tdb.db, id);
+    expect(run?.status).toBe('succeeded');
+    const answers = await listEvaluationAnswers(tdb.db, run?.id ?? '');
+    expect(answers).toHaveLength(16);
+    const ledger = await evaluationLedger(tdb.db, id);
+    expect(ledger.count).toBe(16);
+    expect(ledger.credits).toBe(answers.reduce((s, a) => s + a.credits, 0n));
+    expect((await auditLedger(tdb.db)).violations).toEqual([]);
+  });
+});
