@@ -3,6 +3,7 @@ import { FineTuneRequestProducer, QUEUE_NAMES } from '@tuneline/contracts';
 import { loadCatalogue } from '@tuneline/dataset';
 import { datasetBuilderStage } from '@tuneline/dataset-builder';
 import { retrainCheckStage } from '@tuneline/dataset-builder/retrain';
+import { evaluatorStage } from '@tuneline/evaluator';
 import { startSmtpServer } from '@tuneline/harness';
 import { getBalance } from '@tuneline/ledger';
 import { notifierStage, smtpMailer } from '@tuneline/notifier';
@@ -44,6 +45,17 @@ test.beforeAll(async ({ db, stages }) => {
   // The billing service's two stages, as its main.ts starts them.
   await stages.start(billingStage, { db, log: quietLog });
   await stages.start(inferenceUsageStage, { db, log: quietLog });
+  // The evaluator, which the e-mail of a fine-tune with a testing file waits for.
+  await stages.start(evaluatorStage, {
+    db,
+    log: quietLog,
+    provider: makeProvider({ baseURL: sim.url, apiKey: sim.apiKey }),
+    storage: files.storage,
+    timeLimitMs: 60_000,
+    concurrency: 4,
+    callAttempts: 3,
+    maxTokens: 512,
+  });
   await stages.start(notifierStage, {
     db,
     log: quietLog,
