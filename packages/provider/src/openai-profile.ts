@@ -223,6 +223,14 @@ const OPERATIONS: [RegExp, string, ProviderOperation][] = [
   [/\/fine_tuning\/jobs\/[^/]+\/checkpoints$/, 'GET', 'jobs.checkpoints'],
   [/\/fine_tuning\/jobs\/[^/]+$/, 'GET', 'jobs.retrieve'],
   [/\/chat\/completions$/, 'POST', 'chat.completions'],
+  // Together's dialect.
+  [/\/files\/upload$/, 'POST', 'files.create'],
+  [/\/fine-tunes$/, 'POST', 'jobs.create'],
+  [/\/fine-tunes$/, 'GET', 'jobs.list'],
+  [/\/fine-tunes\/[^/]+\/cancel$/, 'POST', 'jobs.cancel'],
+  [/\/fine-tunes\/[^/]+\/events$/, 'GET', 'jobs.events'],
+  [/\/fine-tunes\/[^/]+\/checkpoints$/, 'GET', 'jobs.checkpoints'],
+  [/\/fine-tunes\/[^/]+$/, 'GET', 'jobs.retrieve'],
   [/\/models(\/[^/]+)?$/, 'GET', 'models'],
 ];
 
@@ -235,7 +243,7 @@ export function providerOperation(method: string, url: string): ProviderOperatio
 }
 
 /** The SDK's fetch, reporting each request's operation and outcome to `observe`. */
-function observedFetch(observe: ProviderRequestObserver): typeof fetch {
+export function observedFetch(observe: ProviderRequestObserver): typeof fetch {
   return async (input, init) => {
     const url = input instanceof Request ? input.url : String(input);
     const method = init?.method ?? (input instanceof Request ? input.method : 'GET');
@@ -252,7 +260,7 @@ function observedFetch(observe: ProviderRequestObserver): typeof fetch {
 }
 
 export function createProviderProfile(
-  settings: ProviderSettings,
+  settings: Exclude<ProviderSettings, { kind: 'together' }>,
   opts: { onRequest?: ProviderRequestObserver } = {},
 ): ProviderProfile {
   const { maxRetries, timeoutMs, webhookSecret } = settings.common;

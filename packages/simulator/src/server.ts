@@ -11,6 +11,7 @@ import { BASE_MODELS, findBaseModel } from './models.ts';
 import { paginate, parseLimit } from './pagination.ts';
 import { SeededRandom } from './random.ts';
 import { ORGANIZATION, ORGANIZATION_ID, type SimFile, type SimJob } from './state.ts';
+import { registerTogether, TogetherService, type TogetherSnapshot, togetherSnapshot } from './together.ts';
 import { ToyModels } from './toy-model.ts';
 import { type WebhookDeliveryRecord, WebhookSender } from './webhooks.ts';
 
@@ -59,6 +60,8 @@ export interface SimulatorAdmin {
   state(): SimulatorStateSnapshot;
   setFaults(input: FaultConfigInput): FaultConfig;
   forceOutcome(jobId: string, outcome: 'fail' | 'cancel'): void;
+  /** The Together dialect's files and jobs. */
+  together(): TogetherSnapshot;
 }
 
 export interface RunningSimulator {
@@ -113,6 +116,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Runni
       : null;
   const service = new FineTuningService(new SeededRandom(seed), clock, scheduler, faults, webhooks);
   const toyModels = new ToyModels(seed);
+  const together = new TogetherService(new SeededRandom(seed ^ 0x70937), clock, scheduler);
 
   const app = Fastify({ logger: false, bodyLimit: 64 * 1024 * 1024 });
   await app.register(multipart, { limits: { fileSize: maxFileBytes, files: 1, fields: 10 } });
@@ -186,6 +190,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Runni
   ] as const) {
     registerApi(app, prefix, dialect, service, faults, completionIds, clock, toyModels);
   }
+  registerTogether(app, together, service, faults, completionIds, clock, toyModels);
   registerAdmin(app, seed, speed, service, faults, webhooks);
 
   await app.listen({ port: opts.port ?? 0, host: opts.host ?? '127.0.0.1' });
@@ -201,8 +206,14 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Runni
       return faults.config;
     },
     forceOutcome: (jobId, outcome) => {
+      if (together.jobs.has(jobId)) {
+        if (outcome === 'fail') together.fail(jobId);
+        else together.cancel(jobId);
+        return;
+      }
       service.forceOutcome(jobId, outcome);
     },
+    together: () => togetherSnapshot(together),
   };
 
   return {
@@ -213,6 +224,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Runni
     admin,
     async close() {
       service.close();
+      together.close();
       scheduler.stopAll();
       await webhooks?.close();
       await app.close();
