@@ -1,4 +1,10 @@
-import { type Catalogue, findBaseModel, resolveEpochs, trainingCredits } from '@tuneline/dataset';
+import {
+  type Catalogue,
+  findBaseModel,
+  isTokenCountEstimate,
+  resolveEpochsFor,
+  trainingCredits,
+} from '@tuneline/dataset';
 
 /**
  * Inference price list for fine-tuned models, in credits (1 credit = USD 0.001) per 1M tokens, after
@@ -46,6 +52,10 @@ export interface TrainingEstimate {
   billedTokens: bigint;
   creditsPerMillionTrainingTokens: bigint;
   credits: bigint;
+  /** The provider that trains the model, from the catalogue. */
+  provider: string;
+  /** `estimate` when the model's tokenizer is approximated. */
+  tokenCount: 'exact' | 'estimate';
   inference: InferencePrice;
 }
 
@@ -60,7 +70,9 @@ export function estimateTraining(
   const base = findBaseModel(input.model, catalogue);
   if (!base) return { error: `unknown base model "${input.model}"` };
   if (!base.fineTunable) return { error: `base model "${input.model}" cannot be fine-tuned` };
-  const epochs = input.epochs ?? (input.examples ? resolveEpochs(input.examples, 'auto') : 3);
+  const epochs =
+    input.epochs ??
+    (input.examples ? resolveEpochsFor(base, input.examples, 'auto') : (base.defaultEpochs ?? 3));
   const billedTokens = input.tokens * BigInt(epochs);
   return {
     model: base.name,
@@ -69,6 +81,8 @@ export function estimateTraining(
     billedTokens,
     creditsPerMillionTrainingTokens: base.creditsPerMillionTrainingTokens,
     credits: trainingCredits(billedTokens, base.creditsPerMillionTrainingTokens),
+    provider: base.provider,
+    tokenCount: isTokenCountEstimate(base) ? ('estimate' as const) : ('exact' as const),
     inference: inferencePrice(base.name),
   };
 }

@@ -37,6 +37,12 @@ export const datasetSchema = z
     epochs: z.int().nullable(),
     estimatedBilledTokens: nullableCount,
     estimatedCredits: nullableCount,
+    provider: z.string().nullable().describe('the provider that trains the base model (catalogue)'),
+    tokenCount: z
+      .enum(['exact', 'estimate'])
+      .describe(
+        "'estimate' when the base model's tokenizer is approximated; billing uses the provider's figure",
+      ),
     trainFileId: z.string().nullable(),
     testFileId: z.string().nullable(),
     autoTrain: z.boolean(),
@@ -191,6 +197,12 @@ export const estimateSchema = z
     billedTokens: z.string(),
     creditsPerMillionTrainingTokens: z.string(),
     credits,
+    provider: z.string().describe('the provider that trains this model'),
+    tokenCount: z
+      .enum(['exact', 'estimate'])
+      .describe(
+        "'estimate' when the model's tokenizer is approximated (open models); billing uses the provider's figure",
+      ),
     inference: z.object({ inputCreditsPerMillion: z.string(), outputCreditsPerMillion: z.string() }),
   })
   .meta({ id: 'PricingEstimate' });

@@ -1,10 +1,12 @@
+import { type Catalogue, findBaseModel, isTokenCountEstimate } from '@tuneline/dataset';
 import type { DatasetRecord, FineTuneRecord, LicenseRecord } from '@tuneline/db';
 
 /** Records as the API shows them: bigint as decimal strings, dates as ISO strings. */
 
 const iso = (d: Date | null): string | null => (d === null ? null : d.toISOString());
 
-export function datasetView(d: DatasetRecord) {
+export function datasetView(d: DatasetRecord, catalogue?: Catalogue) {
+  const base = catalogue ? findBaseModel(d.baseModel, catalogue) : undefined;
   return {
     id: d.id,
     status: d.status,
@@ -20,6 +22,8 @@ export function datasetView(d: DatasetRecord) {
     epochs: d.epochs,
     estimatedBilledTokens: d.estimatedBilledTokens?.toString() ?? null,
     estimatedCredits: d.estimatedCredits?.toString() ?? null,
+    provider: base?.provider ?? null,
+    tokenCount: base && isTokenCountEstimate(base) ? ('estimate' as const) : ('exact' as const),
     trainFileId: d.trainFileId,
     testFileId: d.testFileId,
     autoTrain: d.autoTrain,

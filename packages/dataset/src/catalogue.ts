@@ -14,6 +14,10 @@ import { z } from 'zod';
 export const encodingSchema = z.enum(['o200k_base', 'cl100k_base']);
 export type Encoding = z.infer<typeof encodingSchema>;
 
+/** The providers a model can be trained at (the provider profiles' kinds, the simulator aside). */
+export const trainingProviderSchema = z.enum(['openai', 'azure', 'together']);
+export type TrainingProvider = z.infer<typeof trainingProviderSchema>;
+
 /** Non-negative integer credits, given in JSON as a number or a decimal string (bigint-safe). */
 const creditsSchema = z
   .union([
@@ -23,15 +27,39 @@ const creditsSchema = z
   ])
   .transform((v) => BigInt(v));
 
+const entryShape = {
+  encoding: encodingSchema,
+  /** Tokens one training example may hold (longer examples are truncated by the provider). */
+  maxTokensPerExample: z.int().min(1, 'must be at least 1'),
+  creditsPerMillionTrainingTokens: creditsSchema,
+  /** ISO date after which the provider takes no new fine-tuning jobs on this model. */
+  shutdownDate: z.iso.date('must be an ISO date (YYYY-MM-DD)').optional(),
+  fineTunable: z.boolean(),
+  /** The provider that trains this model (default openai). */
+  provider: trainingProviderSchema,
+  /**
+   * `exact`: `encoding` is the model's own tokenizer, counts are exact. `approximate`: the model's
+   * tokenizer is not available in JavaScript and `encoding` stands in for it (open models at Together:
+   * Llama 3's vocabulary extends cl100k_base's, Qwen 2.5's is its own BPE of similar granularity), so
+   * token counts and estimates are estimates; billing always uses the provider's figure.
+   */
+  tokenizer: z.enum(['exact', 'approximate']),
+  /** How the provider resolves `n_epochs: auto` when it is not OpenAI's rule (Together: 1). */
+  defaultEpochs: z.int().min(1).optional(),
+  /**
+   * For a provider that reports a job's price rather than its tokens: credits per unit of the
+   * provider's reported price (Together's `total_price` is in USD: 1000 credits per unit). Billed
+   * tokens are then the price in credits over `creditsPerMillionTrainingTokens` (see
+   * `tokensFromProviderPrice`).
+   */
+  creditsPerProviderPriceUnit: creditsSchema.optional(),
+};
+
 export const baseModelEntrySchema = z
   .object({
-    encoding: encodingSchema,
-    /** Tokens one training example may hold (longer examples are truncated by the provider). */
-    maxTokensPerExample: z.int().min(1, 'must be at least 1'),
-    creditsPerMillionTrainingTokens: creditsSchema,
-    /** ISO date after which the provider takes no new fine-tuning jobs on this model. */
-    shutdownDate: z.iso.date('must be an ISO date (YYYY-MM-DD)').optional(),
-    fineTunable: z.boolean(),
+    ...entryShape,
+    provider: entryShape.provider.default('openai'),
+    tokenizer: entryShape.tokenizer.default('exact'),
   })
   .strict();
 
@@ -42,6 +70,18 @@ export interface BaseModel extends BaseModelEntry {
 export type Catalogue = Readonly<Record<string, BaseModel>>;
 
 type EntryInput = z.input<typeof baseModelEntrySchema>;
+
+// Together's open models: LoRA SFT prices per 1M processed tokens (up to 16B: $0.48; 70B class: $2.90).
+const together = (credits: number, maxTokensPerExample: number): EntryInput => ({
+  encoding: 'cl100k_base',
+  tokenizer: 'approximate',
+  maxTokensPerExample,
+  creditsPerMillionTrainingTokens: credits,
+  fineTunable: true,
+  provider: 'together',
+  defaultEpochs: 1,
+  creditsPerProviderPriceUnit: 1_000,
+});
 
 const defaults: Record<string, EntryInput> = {
   'gpt-4o-mini-2024-07-18': {
@@ -87,9 +127,13 @@ const defaults: Record<string, EntryInput> = {
     creditsPerMillionTrainingTokens: 8_000,
     fineTunable: true,
   },
+  'meta-llama/Meta-Llama-3.1-8B-Instruct-Reference': together(480, 131_072),
+  'meta-llama/Meta-Llama-3.1-70B-Instruct-Reference': together(2_900, 131_072),
+  'Qwen/Qwen2.5-7B-Instruct': together(480, 32_768),
 };
 
-const overrideFileSchema = z.record(z.string().min(1), baseModelEntrySchema.partial());
+// Without the defaults: an override names only what it changes.
+const overrideFileSchema = z.record(z.string().min(1), z.object(entryShape).strict().partial());
 
 function build(entries: Record<string, EntryInput>, source: string): Catalogue {
   const out: Record<string, BaseModel> = {};
@@ -137,6 +181,39 @@ export function trainingCredits(tokens: bigint, creditsPerMillion: bigint): bigi
   if (tokens < 0n || creditsPerMillion < 0n) throw new RangeError('tokens and price must be non-negative');
   const product = tokens * creditsPerMillion;
   return (product + 999_999n) / 1_000_000n;
+}
+
+/** Whether token counts for this model are estimates (its tokenizer is approximated). */
+export function isTokenCountEstimate(model: Pick<BaseModel, 'tokenizer'>): boolean {
+  return model.tokenizer === 'approximate';
+}
+
+/**
+ * Billed tokens for a provider that reports a price instead of tokens: the price in credits
+ * (`price × creditsPerProviderPriceUnit`, rounded to whole credits) over the model's credits per 1M
+ * tokens, so `trainingCredits(tokens, price)` charges the provider's figure.
+ */
+export function tokensFromProviderPrice(price: number, model: BaseModel): bigint {
+  if (model.creditsPerProviderPriceUnit === undefined)
+    throw new Error(`model catalogue: ${model.name} has no creditsPerProviderPriceUnit`);
+  if (!(price >= 0)) throw new RangeError('price must be non-negative');
+  // Prices come as decimal numbers: scale to millionths before going integer.
+  const micro = BigInt(Math.round(price * 1_000_000));
+  const credits = (micro * model.creditsPerProviderPriceUnit) / 1_000_000n;
+  if (model.creditsPerMillionTrainingTokens === 0n) return 0n;
+  return (credits * 1_000_000n) / model.creditsPerMillionTrainingTokens;
+}
+
+/** `resolveEpochs` with the model's own `auto` rule when its provider has one (Together: 1). */
+export function resolveEpochsFor(
+  model: Pick<BaseModel, 'defaultEpochs'> | undefined,
+  nExamples: number,
+  hyperparameters?: Hyperparameters | null,
+): number {
+  const explicit =
+    hyperparameters && hyperparameters !== 'auto' && typeof hyperparameters.n_epochs === 'number';
+  if (!explicit && model?.defaultEpochs !== undefined) return model.defaultEpochs;
+  return resolveEpochs(nExamples, hyperparameters);
 }
 
 /**

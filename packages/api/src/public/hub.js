@@ -74,10 +74,18 @@ async function loadDatasets() {
       row([
         fmtDate(d.createdAt),
         el('code', {}, d.shortHash || d.id.slice(0, 8)),
-        d.baseModel,
+        d.provider ? `${d.baseModel} (${d.provider})` : d.baseModel,
         el('span', { class: `status-${d.status}` }, d.status),
         el('td', { class: 'num' }, `${d.trainExamples} / ${d.testExamples}`),
-        el('td', { class: 'num' }, `${fmtInt(d.trainTokens)} / ${fmtInt(d.testTokens)}`),
+        el(
+          'td',
+          {
+            class: 'num',
+            title:
+              d.tokenCount === 'estimate' ? 'approximate tokenizer: billing uses the provider count' : '',
+          },
+          `${fmtInt(d.trainTokens)} / ${fmtInt(d.testTokens)}${d.tokenCount === 'estimate' ? ' (estimate)' : ''}`,
+        ),
         el('td', { class: 'num' }, d.epochs ?? '—'),
         num(d.estimatedBilledTokens),
         num(d.estimatedCredits),
@@ -254,7 +262,7 @@ async function estimate(event) {
   try {
     const e = await api(`/v1/pricing/estimate?${q}`);
     $('#estimate-result').textContent =
-      `${fmtInt(e.billedTokens)} billed tokens (${e.epochs} epochs) ≈ ${fmtInt(e.credits)} credits at ${fmtInt(e.creditsPerMillionTrainingTokens)} credits per 1M training tokens. Inference: ${fmtInt(e.inference.inputCreditsPerMillion)} / ${fmtInt(e.inference.outputCreditsPerMillion)} credits per 1M input / output tokens.`;
+      `${fmtInt(e.billedTokens)} billed tokens (${e.epochs} epochs) ≈ ${fmtInt(e.credits)} credits${e.tokenCount === 'estimate' ? ' (estimate: approximate tokenizer)' : ''} at ${e.provider}: ${fmtInt(e.creditsPerMillionTrainingTokens)} credits per 1M training tokens. Inference: ${fmtInt(e.inference.inputCreditsPerMillion)} / ${fmtInt(e.inference.outputCreditsPerMillion)} credits per 1M input / output tokens.`;
   } catch (err) {
     $('#estimate-result').textContent = `Cannot estimate: ${err.message}`;
   }

@@ -79,7 +79,9 @@ export function registerDatasetRoutes(table: RouteTable, deps: ApiDeps): void {
       summary: 'The datasets grid: counts, tokens, estimated billed tokens and credits, file ids, status',
       responses: { 200: { description: 'newest first', schema: datasetListSchema }, 401: E401 },
     },
-    async ({ caller }) => ({ data: (await listDatasets(deps.db, licenseOf(caller), 500)).map(datasetView) }),
+    async ({ caller }) => ({
+      data: (await listDatasets(deps.db, licenseOf(caller), 500)).map((d) => datasetView(d, deps.catalogue)),
+    }),
   );
 
   table.add(
@@ -97,7 +99,8 @@ export function registerDatasetRoutes(table: RouteTable, deps: ApiDeps): void {
         404: E404,
       },
     },
-    async ({ caller, params }) => datasetView(await ownDataset(deps, licenseOf(caller), params.id)),
+    async ({ caller, params }) =>
+      datasetView(await ownDataset(deps, licenseOf(caller), params.id), deps.catalogue),
   );
 
   table.add(
@@ -124,7 +127,7 @@ export function registerDatasetRoutes(table: RouteTable, deps: ApiDeps): void {
       } else if (!['uploading', 'uploaded'].includes(dataset.status)) {
         throw new HttpError(409, `dataset is ${dataset.status}: only a ready dataset can be uploaded`);
       }
-      return datasetView(await ownDataset(deps, licenseId, params.id));
+      return datasetView(await ownDataset(deps, licenseId, params.id), deps.catalogue);
     },
   );
 
