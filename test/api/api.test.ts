@@ -693,6 +693,7 @@ describe('OpenAPI document', () => {
     'GET /v1/pricing/estimate',
     'POST /v1/admin/licenses',
     'POST /v1/admin/licenses/{id}/keys',
+    'POST /v1/admin/licenses/{id}/provider',
     'POST /v1/admin/licenses/{id}/credits',
   ];
 

@@ -31,6 +31,8 @@ export interface ApiOptions {
   provider?: ChatProvider;
   /** Ops key from the environment, in addition to admin rows in api_keys. */
   adminKey?: string;
+  /** Providers the workers can reach; a request naming another fails at once. Unset: not checked. */
+  providers?: readonly string[];
   /** Largest accepted request body in bytes (default 20 MB). */
   bodyLimit?: number;
   /** A pino logger (fastify's own logging is off without one). */
@@ -42,6 +44,7 @@ export interface ApiDeps {
   db: Db;
   catalogue: Catalogue;
   provider?: ChatProvider;
+  providers?: readonly string[];
   producer: FineTuneRequestProducer;
   /** Publishes committed outbox rows now; the workers' relays would otherwise pick them up within a second. */
   flushOutbox(): Promise<void>;
@@ -59,6 +62,7 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
     db: opts.db,
     catalogue: opts.catalogue,
     provider: opts.provider,
+    ...(opts.providers ? { providers: opts.providers } : {}),
     producer,
     async flushOutbox() {
       try {

@@ -1,6 +1,6 @@
 import { loadCatalogue } from '@tuneline/dataset';
 import { createDb } from '@tuneline/db';
-import { createProviderFromEnv } from '@tuneline/provider';
+import { createProviderFromEnv, createProviderSet, providerEnvSchema } from '@tuneline/provider';
 import { ConfigError, createLogger, createRedis, loadConfig } from '@tuneline/runtime';
 import { buildApi } from './app.ts';
 import { apiConfigSchema } from './config.ts';
@@ -18,6 +18,7 @@ export async function startApi(env: NodeJS.ProcessEnv = process.env, portOverrid
     queuePrefix: config.QUEUE_PREFIX,
     catalogue: loadCatalogue(env),
     provider: profileChatProvider(createProviderFromEnv(env)),
+    providers: createProviderSet(providerEnvSchema.parse(env)).configured(),
     adminKey: config.ADMIN_API_KEY,
     bodyLimit: config.API_BODY_LIMIT_BYTES,
     logger: log,

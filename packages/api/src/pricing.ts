@@ -4,6 +4,7 @@ import {
   isTokenCountEstimate,
   resolveEpochsFor,
   trainingCredits,
+  trainingOffers,
 } from '@tuneline/dataset';
 
 /**
@@ -65,7 +66,7 @@ export interface TrainingEstimate {
  */
 export function estimateTraining(
   catalogue: Catalogue,
-  input: { model: string; tokens: bigint; epochs?: number; examples?: number },
+  input: { model: string; tokens: bigint; epochs?: number; examples?: number; provider?: string },
 ): TrainingEstimate | { error: string } {
   const base = findBaseModel(input.model, catalogue);
   if (!base) return { error: `unknown base model "${input.model}"` };
@@ -74,14 +75,16 @@ export function estimateTraining(
     input.epochs ??
     (input.examples ? resolveEpochsFor(base, input.examples, 'auto') : (base.defaultEpochs ?? 3));
   const billedTokens = input.tokens * BigInt(epochs);
+  const offer = trainingOffers(base).find((o) => o.provider === (input.provider ?? base.provider));
+  if (!offer) return { error: `base model "${input.model}" is not trained by provider "${input.provider}"` };
   return {
     model: base.name,
     tokens: input.tokens,
     epochs,
     billedTokens,
-    creditsPerMillionTrainingTokens: base.creditsPerMillionTrainingTokens,
-    credits: trainingCredits(billedTokens, base.creditsPerMillionTrainingTokens),
-    provider: base.provider,
+    creditsPerMillionTrainingTokens: offer.creditsPerMillionTrainingTokens,
+    credits: trainingCredits(billedTokens, offer.creditsPerMillionTrainingTokens),
+    provider: offer.provider,
     tokenCount: isTokenCountEstimate(base) ? ('estimate' as const) : ('exact' as const),
     inference: inferencePrice(base.name),
   };

@@ -22,7 +22,7 @@ export function datasetView(d: DatasetRecord, catalogue?: Catalogue) {
     epochs: d.epochs,
     estimatedBilledTokens: d.estimatedBilledTokens?.toString() ?? null,
     estimatedCredits: d.estimatedCredits?.toString() ?? null,
-    provider: base?.provider ?? null,
+    provider: d.provider ?? (base && base.provider !== 'openai' ? base.provider : null),
     tokenCount: base && isTokenCountEstimate(base) ? ('estimate' as const) : ('exact' as const),
     trainFileId: d.trainFileId,
     testFileId: d.testFileId,
@@ -41,6 +41,7 @@ export function fineTuneView(f: FineTuneRecord) {
     datasetId: f.datasetId,
     status: f.status,
     baseModel: f.baseModel,
+    provider: f.provider,
     description: f.description,
     notifyEmails: f.notifyEmails,
     suffix: f.suffix,
@@ -65,5 +66,5 @@ export function fineTuneView(f: FineTuneRecord) {
 }
 
 export function licenseView(l: LicenseRecord) {
-  return { id: l.id, name: l.name, createdAt: l.createdAt.toISOString() };
+  return { id: l.id, name: l.name, provider: l.provider, createdAt: l.createdAt.toISOString() };
 }

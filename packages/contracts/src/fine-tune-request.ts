@@ -85,6 +85,8 @@ export const fineTuneRequestSchema = z
     dump: z.enum(['all', 'mapped']).default('mapped'),
     testPercent: z.number().min(0, 'must be between 0 and 50').max(50, 'must be between 0 and 50').default(0),
     baseModel: baseModelSchema,
+    /** The provider to train at; when omitted, the license's, else the model's (catalogue), else the deployment default. */
+    provider: z.enum(['openai', 'azure', 'together']).optional(),
     job: jobOptionsSchema.default({ description: '', notifyEmails: '', hyperparameters: 'auto' }),
     autoTrain: z.boolean().default(true),
   })

@@ -53,6 +53,21 @@ const entryShape = {
    * `tokensFromProviderPrice`).
    */
   creditsPerProviderPriceUnit: creditsSchema.optional(),
+  /**
+   * Which providers train this model, each at its own price (default: the entry's) and until when (ISO
+   * date of the last day it takes new jobs). When absent, only `provider` trains it, until `shutdownDate`.
+   */
+  providers: z
+    .partialRecord(
+      trainingProviderSchema,
+      z
+        .object({
+          creditsPerMillionTrainingTokens: creditsSchema.optional(),
+          trainingUntil: z.iso.date('must be an ISO date (YYYY-MM-DD)').optional(),
+        })
+        .strict(),
+    )
+    .optional(),
 };
 
 export const baseModelEntrySchema = z
@@ -89,12 +104,16 @@ const defaults: Record<string, EntryInput> = {
     maxTokensPerExample: 65_536,
     creditsPerMillionTrainingTokens: 3_000,
     fineTunable: true,
+    // OpenAI and Azure OpenAI both train it (Azure needs a deployment to serve it).
+    providers: { openai: {}, azure: {} },
   },
   'gpt-4o-2024-08-06': {
     encoding: 'o200k_base',
     maxTokensPerExample: 65_536,
     creditsPerMillionTrainingTokens: 25_000,
     fineTunable: true,
+    // OpenAI and Azure OpenAI both train it (Azure needs a deployment to serve it).
+    providers: { openai: {}, azure: {} },
   },
   // Listed so requests naming it get "not fine-tunable" rather than "unknown".
   'gpt-4o-2024-05-13': {
@@ -108,18 +127,24 @@ const defaults: Record<string, EntryInput> = {
     maxTokensPerExample: 65_536,
     creditsPerMillionTrainingTokens: 25_000,
     fineTunable: true,
+    // OpenAI and Azure OpenAI both train it (Azure needs a deployment to serve it).
+    providers: { openai: {}, azure: {} },
   },
   'gpt-4.1-mini-2025-04-14': {
     encoding: 'o200k_base',
     maxTokensPerExample: 65_536,
     creditsPerMillionTrainingTokens: 5_000,
     fineTunable: true,
+    // OpenAI and Azure OpenAI both train it (Azure needs a deployment to serve it).
+    providers: { openai: {}, azure: {} },
   },
   'gpt-4.1-nano-2025-04-14': {
     encoding: 'o200k_base',
     maxTokensPerExample: 65_536,
     creditsPerMillionTrainingTokens: 1_500,
     fineTunable: true,
+    // OpenAI and Azure OpenAI both train it (Azure needs a deployment to serve it).
+    providers: { openai: {}, azure: {} },
   },
   'gpt-3.5-turbo-0125': {
     encoding: 'cl100k_base',
@@ -181,6 +206,54 @@ export function trainingCredits(tokens: bigint, creditsPerMillion: bigint): bigi
   if (tokens < 0n || creditsPerMillion < 0n) throw new RangeError('tokens and price must be non-negative');
   const product = tokens * creditsPerMillion;
   return (product + 999_999n) / 1_000_000n;
+}
+
+export interface TrainingOffer {
+  provider: TrainingProvider;
+  creditsPerMillionTrainingTokens: bigint;
+  /** Last day the provider takes new jobs on this model, if announced. */
+  trainingUntil: string | undefined;
+}
+
+/** Who trains this model, at what price, until when (the catalogue's `providers`, else its `provider`). */
+export function trainingOffers(model: BaseModel): TrainingOffer[] {
+  const listed = model.providers ?? { [model.provider]: {} };
+  return Object.entries(listed).map(([provider, offer]) => ({
+    provider: provider as TrainingProvider,
+    creditsPerMillionTrainingTokens:
+      offer?.creditsPerMillionTrainingTokens ?? model.creditsPerMillionTrainingTokens,
+    trainingUntil: offer?.trainingUntil ?? (provider === model.provider ? model.shutdownDate : undefined),
+  }));
+}
+
+/**
+ * The provider a dataset is trained at and its price: the request's, else the license's, else the
+ * model's own. `provider: null` in the answer means "the deployment default" (an OpenAI model nobody
+ * chose a provider for). An error names why the choice cannot train this model (today: `YYYY-MM-DD`).
+ */
+export function chooseTrainingProvider(
+  model: BaseModel,
+  chosen: { request?: string | null | undefined; license?: string | null | undefined },
+  today: string = new Date().toISOString().slice(0, 10),
+): { provider: TrainingProvider | null; offer: TrainingOffer } | { error: string } {
+  const offers = trainingOffers(model);
+  const named = chosen.request ?? chosen.license ?? null;
+  const wanted = named ?? model.provider;
+  const offer = offers.find((o) => o.provider === wanted);
+  if (!offer) {
+    return {
+      error: `base model "${model.name}" is not trained by provider "${wanted}" (trained by: ${offers.map((o) => o.provider).join(', ')})`,
+    };
+  }
+  if (offer.trainingUntil && today > offer.trainingUntil) {
+    return {
+      error: `provider "${wanted}" takes no new fine-tuning jobs on "${model.name}" after ${offer.trainingUntil}`,
+    };
+  }
+  return {
+    provider: named !== null ? offer.provider : model.provider === 'openai' ? null : model.provider,
+    offer,
+  };
 }
 
 /** Whether token counts for this model are estimates (its tokenizer is approximated). */

@@ -19,6 +19,8 @@ type Json<T = unknown> = ColumnType<T, string, string>;
 export interface LicensesTable {
   id: string;
   name: string;
+  /** The license's provider (openai, azure, together); null: the deployment default. */
+  provider: Generated<string | null>;
   created_at: Generated<Date>;
 }
 
@@ -62,6 +64,8 @@ export interface DatasetsTable {
   license_id: string;
   correlation_id: string;
   base_model: string;
+  /** The provider the dataset is for (request, else license, else the model's); null: the default. */
+  provider: Generated<string | null>;
   status: Generated<DatasetStatus>;
   dump: 'all' | 'mapped';
   test_percent: number;
@@ -108,6 +112,8 @@ export interface FineTunesTable {
   correlation_id: string;
   status: Generated<FineTuneStatus>;
   base_model: string;
+  /** The provider that trains it (from its dataset); null: the deployment default. */
+  provider: Generated<string | null>;
   description: string;
   /** Already parsed and validated recipients. */
   notify_emails: ColumnType<string[], string[], string[]>;

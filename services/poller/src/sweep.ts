@@ -23,6 +23,8 @@ export interface SweeperOptions {
   maxAgeMs: number;
   maxPages: number;
   pageSize?: number;
+  /** Which followed fine-tunes this sweeper's provider holds (default: all). */
+  follows?: (row: FineTuneRecord) => boolean;
 }
 
 /**
@@ -60,7 +62,8 @@ export class Sweeper {
     const { db, provider, maxPages } = this.opts;
     const followed = await listFollowedFineTunes(db);
     const wanted = new Map<string, FineTuneRecord>();
-    for (const f of followed) if (f.providerJobId) wanted.set(f.providerJobId, f);
+    const follows = this.opts.follows ?? (() => true);
+    for (const f of followed) if (f.providerJobId && follows(f)) wanted.set(f.providerJobId, f);
     const jobs = new Map<string, ProviderJob>();
     let calls = 0;
     let after: string | undefined;

@@ -1,14 +1,16 @@
-import { findBaseModel } from '@tuneline/dataset';
+import { chooseTrainingProvider, findBaseModel, trainingOffers } from '@tuneline/dataset';
 import {
   checkJobOptions,
   createFineTune,
   findDataset,
+  findLicense,
   getFineTune,
   inTransaction,
   listDatasets,
   requestedFineTuneId,
   requestUpload,
 } from '@tuneline/db';
+import { ProviderNotConfiguredError } from '@tuneline/provider';
 import type { ApiDeps } from '../app.ts';
 import { licenseOf } from '../auth.ts';
 import { errorSchema, HttpError, notFound, type RouteTable } from '../http.ts';
@@ -59,6 +61,7 @@ export function registerDatasetRoutes(table: RouteTable, deps: ApiDeps): void {
           { field: 'licenseId', message: 'must be your own license (or omitted)' },
         ]);
       }
+      await checkProvider(deps, licenseId, body);
       const result = await deps.producer.enqueue({ ...body, licenseId });
       if (!result.ok)
         throw new HttpError(
@@ -175,7 +178,9 @@ export function registerDatasetRoutes(table: RouteTable, deps: ApiDeps): void {
         createFineTune(tx, dataset, {
           ...(id ? { id } : {}),
           options: checked.options,
-          creditsPerMillionTokens: base.creditsPerMillionTrainingTokens,
+          creditsPerMillionTokens:
+            trainingOffers(base).find((o) => o.provider === dataset.provider)
+              ?.creditsPerMillionTrainingTokens ?? base.creditsPerMillionTrainingTokens,
         }),
       );
       if (created) await deps.flushOutbox();
@@ -183,4 +188,25 @@ export function registerDatasetRoutes(table: RouteTable, deps: ApiDeps): void {
       return fineTuneView(fineTune);
     },
   );
+}
+
+/**
+ * A request whose provider (its own, else its license's, else its model's) cannot train its model, or
+ * is not configured in this deployment, fails here at once with the reason, not later in a worker.
+ */
+async function checkProvider(
+  deps: ApiDeps,
+  licenseId: string,
+  body: { baseModel?: unknown; provider?: string | undefined },
+): Promise<void> {
+  const base = typeof body.baseModel === 'string' ? findBaseModel(body.baseModel, deps.catalogue) : undefined;
+  if (!base) return; // the builder reports an unknown model on the dataset
+  const license = await findLicense(deps.db, licenseId);
+  const choice = chooseTrainingProvider(base, { request: body.provider, license: license?.provider });
+  if ('error' in choice)
+    throw new HttpError(400, `provider: ${choice.error}`, [{ field: 'provider', message: choice.error }]);
+  if (choice.provider && deps.providers && !deps.providers.includes(choice.provider)) {
+    const message = new ProviderNotConfiguredError(choice.provider).message;
+    throw new HttpError(400, `provider: ${message}`, [{ field: 'provider', message }]);
+  }
 }

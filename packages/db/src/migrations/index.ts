@@ -3,6 +3,7 @@ import * as core from './0001_core.ts';
 import * as ledger from './0002_ledger.ts';
 import * as stages from './0005_stages.ts';
 import * as ledgerFunctions from './0006_ledger_functions.ts';
+import * as providers from './0025_providers.ts';
 
 /** Every migration, by name; the inline provider hands these to Kysely's Migrator in name order. */
 export const migrations: Record<string, Migration> = {
@@ -10,4 +11,5 @@ export const migrations: Record<string, Migration> = {
   '0002_ledger': ledger,
   '0005_stages': stages,
   '0006_ledger_functions': ledgerFunctions,
+  '0025_providers': providers,
 };

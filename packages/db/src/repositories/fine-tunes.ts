@@ -19,6 +19,8 @@ export interface FineTuneRecord {
   correlationId: string;
   status: FineTuneStatus;
   baseModel: string;
+  /** null: the deployment's default provider. */
+  provider: string | null;
   description: string;
   /** Already parsed and validated recipients. */
   notifyEmails: string[];
@@ -57,6 +59,7 @@ export function toFineTuneRecord(row: FineTuneRow): FineTuneRecord {
     correlationId: row.correlation_id,
     status: row.status,
     baseModel: row.base_model,
+    provider: row.provider,
     description: row.description,
     notifyEmails: row.notify_emails,
     suffix: row.suffix,
