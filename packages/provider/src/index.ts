@@ -34,4 +34,5 @@ export function createProviderFromEnv(env: NodeJS.ProcessEnv = process.env): Pro
   if (!parsed.success) throw new ConfigError(`Invalid configuration: ${formatZodError(parsed.error)}`);
   return createProvider(parsed.data);
 }
+export * from './job-statuses.ts';
 export * from './provider-set.ts';

@@ -4,6 +4,7 @@ import { Readable } from 'node:stream';
 import OpenAI, { AzureOpenAI, toFile, toStreamingFile } from 'openai';
 import type { ProviderKind, ProviderSettings } from './config.ts';
 import { ProviderError, WebhookVerificationError, withProviderErrors } from './errors.ts';
+import { normalizeJob } from './job-statuses.ts';
 import type {
   ChatCompletionInput,
   ChatCompletionResult,
@@ -76,21 +77,28 @@ export class OpenAIProviderProfile implements ProviderProfile {
   }
 
   createJob(input: CreateJobInput): Promise<ProviderJob> {
-    return withProviderErrors(() =>
-      this.client.fineTuning.jobs.create(
-        {
-          model: input.model,
-          training_file: input.trainingFile,
-          ...(input.validationFile ? { validation_file: input.validationFile } : {}),
-          ...(input.suffix ? { suffix: input.suffix } : {}),
-          ...(input.seed !== undefined ? { seed: input.seed } : {}),
-          metadata: input.metadata,
-          method: { type: 'supervised', supervised: { hyperparameters: input.hyperparameters ?? {} } },
-        },
-        // Creating a job is not idempotent at the provider: never let the SDK repeat it.
-        { maxRetries: 0 },
+    return withProviderErrors(async () =>
+      this.job(
+        await this.client.fineTuning.jobs.create(
+          {
+            model: input.model,
+            training_file: input.trainingFile,
+            ...(input.validationFile ? { validation_file: input.validationFile } : {}),
+            ...(input.suffix ? { suffix: input.suffix } : {}),
+            ...(input.seed !== undefined ? { seed: input.seed } : {}),
+            metadata: input.metadata,
+            method: { type: 'supervised', supervised: { hyperparameters: input.hyperparameters ?? {} } },
+          },
+          // Creating a job is not idempotent at the provider: never let the SDK repeat it.
+          { maxRetries: 0 },
+        ),
       ),
     );
+  }
+
+  /** A job as the stages read it (Azure's extra statuses mapped). */
+  private job(job: ProviderJob): ProviderJob {
+    return normalizeJob(this.kind, job);
   }
 
   findJobByMetadata(key: string, value: string): Promise<ProviderJob | null> {
@@ -98,7 +106,7 @@ export class OpenAIProviderProfile implements ProviderProfile {
       let scanned = 0;
       // The filter narrows the list where supported; the check below keeps it right where it isn't.
       for await (const job of this.client.fineTuning.jobs.list({ metadata: { [key]: value }, limit: 100 })) {
-        if (job.metadata?.[key] === value) return job;
+        if (job.metadata?.[key] === value) return this.job(job);
         if (++scanned >= MAX_SCAN) break;
       }
       return null;
@@ -106,7 +114,7 @@ export class OpenAIProviderProfile implements ProviderProfile {
   }
 
   retrieveJob(jobId: string): Promise<ProviderJob> {
-    return withProviderErrors(() => this.client.fineTuning.jobs.retrieve(jobId));
+    return withProviderErrors(async () => this.job(await this.client.fineTuning.jobs.retrieve(jobId)));
   }
 
   listJobs(
@@ -118,7 +126,7 @@ export class OpenAIProviderProfile implements ProviderProfile {
         ...(opts.limit ? { limit: opts.limit } : {}),
         ...(opts.metadata ? { metadata: opts.metadata } : {}),
       });
-      return { data: page.data, hasMore: page.has_more };
+      return { data: page.data.map((j) => this.job(j)), hasMore: page.has_more };
     });
   }
 
@@ -140,7 +148,7 @@ export class OpenAIProviderProfile implements ProviderProfile {
   }
 
   cancelJob(jobId: string): Promise<ProviderJob> {
-    return withProviderErrors(() => this.client.fineTuning.jobs.cancel(jobId));
+    return withProviderErrors(async () => this.job(await this.client.fineTuning.jobs.cancel(jobId)));
   }
 
   chatCompletion(input: ChatCompletionInput): Promise<ChatCompletionResult> {
