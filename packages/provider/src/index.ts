@@ -34,5 +34,6 @@ export function createProviderFromEnv(env: NodeJS.ProcessEnv = process.env): Pro
   if (!parsed.success) throw new ConfigError(`Invalid configuration: ${formatZodError(parsed.error)}`);
   return createProvider(parsed.data);
 }
+export * from './azure-deployments.ts';
 export * from './job-statuses.ts';
 export * from './provider-set.ts';

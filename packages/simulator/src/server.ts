@@ -2,6 +2,7 @@
 // in-memory state, plus `/_sim/...` admin endpoints for tests.
 import multipart from '@fastify/multipart';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { AzureDeployments } from './azure-deployments.ts';
 import { chatCompletion } from './chat.ts';
 import { type Clock, Scheduler, systemClock } from './clock.ts';
 import { ApiError, badRequest, unauthorized } from './errors.ts';
@@ -62,6 +63,10 @@ export interface SimulatorAdmin {
   forceOutcome(jobId: string, outcome: 'fail' | 'cancel'): void;
   /** The Together dialect's files and jobs. */
   together(): TogetherSnapshot;
+  /** Azure management: the account's deployments. */
+  azureDeployments(): Array<{ name: string; model: string; provisioningState: string }>;
+  /** Azure's idle deletion of a deployment (15 days without calls), at once. */
+  idleDelete(name: string): boolean;
 }
 
 export interface RunningSimulator {
@@ -117,6 +122,10 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Runni
   const service = new FineTuningService(new SeededRandom(seed), clock, scheduler, faults, webhooks);
   const toyModels = new ToyModels(seed);
   const together = new TogetherService(new SeededRandom(seed ^ 0x70937), clock, scheduler);
+  const deployments = new AzureDeployments(
+    scheduler,
+    (model) => findBaseModel(model) !== undefined || service.getFineTunedModel(model) !== undefined,
+  );
 
   const app = Fastify({ logger: false, bodyLimit: 64 * 1024 * 1024 });
   await app.register(multipart, { limits: { fileSize: maxFileBytes, files: 1, fields: 10 } });
@@ -188,9 +197,10 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Runni
     ['/v1', 'openai'],
     ['/openai', 'azure'],
   ] as const) {
-    registerApi(app, prefix, dialect, service, faults, completionIds, clock, toyModels);
+    registerApi(app, prefix, dialect, service, faults, completionIds, clock, toyModels, deployments);
   }
   registerTogether(app, together, service, faults, completionIds, clock, toyModels);
+  deployments.register(app);
   registerAdmin(app, seed, speed, service, faults, webhooks);
 
   await app.listen({ port: opts.port ?? 0, host: opts.host ?? '127.0.0.1' });
@@ -214,6 +224,13 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Runni
       service.forceOutcome(jobId, outcome);
     },
     together: () => togetherSnapshot(together),
+    azureDeployments: () =>
+      [...deployments.deployments.values()].map(({ name, model, provisioningState }) => ({
+        name,
+        model,
+        provisioningState,
+      })),
+    idleDelete: (name) => deployments.idleDelete(name),
   };
 
   return {
@@ -225,6 +242,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Runni
     async close() {
       service.close();
       together.close();
+      deployments.close();
       scheduler.stopAll();
       await webhooks?.close();
       await app.close();
@@ -349,6 +367,7 @@ function registerApi(
   completionIds: SeededRandom,
   clock: Clock,
   toyModels: ToyModels,
+  deployments: AzureDeployments,
 ): void {
   // ---- files ----
   app.post(`${prefix}/files`, async (request: Req) => {
@@ -510,7 +529,9 @@ function registerApi(
     dialect === 'azure' ? `${prefix}/deployments/:deployment/chat/completions` : `${prefix}/chat/completions`;
   app.post(chatPath, async (request: Req) => {
     const body = (request.body ?? {}) as Record<string, unknown>;
-    const model = dialect === 'azure' ? (request.params.deployment ?? '') : body.model;
+    // Azure calls a deployment by name; a name that is no ARM deployment is taken as the model itself.
+    const deployment = request.params.deployment ?? '';
+    const model = dialect === 'azure' ? (deployments.modelOf(deployment) ?? deployment) : body.model;
     return chatCompletion(service, model, body, completionIds, clock, toyModels);
   });
 }
