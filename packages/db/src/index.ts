@@ -8,5 +8,6 @@ export * from './repositories/notifications.ts';
 export * from './repositories/outbox.ts';
 export * from './repositories/provider-events.ts';
 export * from './repositories/requests.ts';
+export * from './repositories/retention.ts';
 export * from './repositories/webhooks.ts';
 export * from './schema.ts';

@@ -21,6 +21,8 @@ export interface LicensesTable {
   name: string;
   /** The license's provider (openai, azure, together); null: the deployment default. */
   provider: Generated<string | null>;
+  /** Keep uploaded files at the provider after training (default: delete them). */
+  keep_provider_files: Generated<boolean>;
   created_at: Generated<Date>;
 }
 
@@ -66,6 +68,8 @@ export interface DatasetsTable {
   base_model: string;
   /** The provider the dataset is for (request, else license, else the model's); null: the default. */
   provider: Generated<string | null>;
+  /** When its uploaded files were deleted at the provider after training. */
+  provider_files_deleted_at: Generated<Date | null>;
   status: Generated<DatasetStatus>;
   dump: 'all' | 'mapped';
   test_percent: number;

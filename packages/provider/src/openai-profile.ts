@@ -151,6 +151,14 @@ export class OpenAIProviderProfile implements ProviderProfile {
     return withProviderErrors(async () => this.job(await this.client.fineTuning.jobs.cancel(jobId)));
   }
 
+  async deleteFile(fileId: string): Promise<void> {
+    try {
+      await withProviderErrors(() => this.client.files.delete(fileId));
+    } catch (err) {
+      if (!(err instanceof ProviderError && err.kind === 'not_found')) throw err;
+    }
+  }
+
   chatCompletion(input: ChatCompletionInput): Promise<ChatCompletionResult> {
     return withProviderErrors(async () => {
       const res = await this.client.chat.completions.create({

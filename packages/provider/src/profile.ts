@@ -84,6 +84,8 @@ export interface ProviderProfile {
     opts?: { after?: string; limit?: number },
   ): Promise<Page<ProviderCheckpoint>>;
   cancelJob(jobId: string): Promise<ProviderJob>;
+  /** Deletes an uploaded file; one already gone is fine. */
+  deleteFile(fileId: string): Promise<void>;
   chatCompletion(input: ChatCompletionInput): Promise<ChatCompletionResult>;
   /** Verifies a Standard Webhooks signature (WebhookVerificationError if it fails) and parses the event. */
   unwrapWebhook(

@@ -369,10 +369,14 @@ export class TogetherProviderProfile implements ProviderProfile {
   }
 
   /** Deletes an uploaded file at Together. */
-  deleteFile(fileId: string): Promise<void> {
-    return withTogetherErrors(async () => {
-      await this.client.files.delete(fileId);
-    });
+  async deleteFile(fileId: string): Promise<void> {
+    try {
+      await withTogetherErrors(async () => {
+        await this.client.files.delete(fileId);
+      });
+    } catch (err) {
+      if (!(err instanceof ProviderError && err.kind === 'not_found')) throw err;
+    }
   }
 
   /** The fetch the client uses (kept for tests that count requests). */

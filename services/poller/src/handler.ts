@@ -141,6 +141,7 @@ async function pollFineTune(
     forceDetails: message.reason === 'webhook' || message.reason === 'cancel',
     chainJobId: ctx.jobId,
     schedule: deps.schedule,
+    log: ctx.log,
   });
   ctx.log.debug({ reason: message.reason, ...result }, 'polled');
 }

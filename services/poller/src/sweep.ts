@@ -93,7 +93,7 @@ export class Sweeper {
       const before = countCalls(provider);
       // This fine-tune's own request, not the job that triggered the sweep: its logs must carry its id.
       const log = this.opts.log.child({ correlationId: row.correlationId, fineTuneId: row.id });
-      await applyJobSnapshot(db, provider, row, job, { schedule: this.opts.schedule }).then(
+      await applyJobSnapshot(db, provider, row, job, { schedule: this.opts.schedule, log }).then(
         () => log.info({ providerStatus: job.status }, 'sweep applied the provider job state'),
         (err: unknown) => {
           // One job's trouble must not stop the sweep; its own poll retries it.

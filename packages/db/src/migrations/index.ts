@@ -4,6 +4,7 @@ import * as ledger from './0002_ledger.ts';
 import * as stages from './0005_stages.ts';
 import * as ledgerFunctions from './0006_ledger_functions.ts';
 import * as providers from './0025_providers.ts';
+import * as retention from './0026_retention.ts';
 
 /** Every migration, by name; the inline provider hands these to Kysely's Migrator in name order. */
 export const migrations: Record<string, Migration> = {
@@ -12,4 +13,5 @@ export const migrations: Record<string, Migration> = {
   '0005_stages': stages,
   '0006_ledger_functions': ledgerFunctions,
   '0025_providers': providers,
+  '0026_retention': retention,
 };
