@@ -69,3 +69,20 @@ describe('providers in the catalogue', () => {
     expect(() => loadCatalogue({ MODEL_CATALOGUE_FILE: file })).toThrow(/provider/);
   });
 });
+
+describe('azure hosting fee in the catalogue', () => {
+  it('lists an hourly fee for Azure-deployed fine-tunes and meters per started hour', async () => {
+    const { hostingCredits, trainingOffers } = await import('@tuneline/dataset');
+    const mini = findBaseModel('gpt-4o-mini-2024-07-18');
+    if (!mini) throw new Error('missing');
+    const offers = trainingOffers(mini);
+    expect(offers.map((o) => o.provider)).toEqual(['openai', 'azure']);
+    expect(offers.find((o) => o.provider === 'azure')?.hostingCreditsPerHour).toBe(1_700n);
+    expect(offers.find((o) => o.provider === 'openai')?.hostingCreditsPerHour).toBeUndefined();
+    const t0 = new Date('2026-12-01T10:00:00Z');
+    expect(hostingCredits(1_700n, t0, t0)).toBe(0n);
+    expect(hostingCredits(1_700n, t0, new Date('2026-12-01T10:00:01Z'))).toBe(1_700n);
+    expect(hostingCredits(1_700n, t0, new Date('2026-12-01T11:00:00Z'))).toBe(1_700n);
+    expect(hostingCredits(1_700n, t0, new Date('2026-12-01T11:00:01Z'))).toBe(3_400n);
+  });
+});

@@ -64,6 +64,11 @@ const entryShape = {
         .object({
           creditsPerMillionTrainingTokens: creditsSchema.optional(),
           trainingUntil: z.iso.date('must be an ISO date (YYYY-MM-DD)').optional(),
+          /**
+           * Hourly hosting fee of a deployed fine-tune of this model at this provider (Azure bills
+           * every hour a fine-tuned deployment exists, used or not), in credits per started hour.
+           */
+          hostingCreditsPerHour: creditsSchema.optional(),
         })
         .strict(),
     )
@@ -105,7 +110,7 @@ const defaults: Record<string, EntryInput> = {
     creditsPerMillionTrainingTokens: 3_000,
     fineTunable: true,
     // OpenAI and Azure OpenAI both train it (Azure needs a deployment to serve it).
-    providers: { openai: {}, azure: {} },
+    providers: { openai: {}, azure: { hostingCreditsPerHour: 1_700 } },
   },
   'gpt-4o-2024-08-06': {
     encoding: 'o200k_base',
@@ -113,7 +118,7 @@ const defaults: Record<string, EntryInput> = {
     creditsPerMillionTrainingTokens: 25_000,
     fineTunable: true,
     // OpenAI and Azure OpenAI both train it (Azure needs a deployment to serve it).
-    providers: { openai: {}, azure: {} },
+    providers: { openai: {}, azure: { hostingCreditsPerHour: 1_700 } },
   },
   // Listed so requests naming it get "not fine-tunable" rather than "unknown".
   'gpt-4o-2024-05-13': {
@@ -128,7 +133,7 @@ const defaults: Record<string, EntryInput> = {
     creditsPerMillionTrainingTokens: 25_000,
     fineTunable: true,
     // OpenAI and Azure OpenAI both train it (Azure needs a deployment to serve it).
-    providers: { openai: {}, azure: {} },
+    providers: { openai: {}, azure: { hostingCreditsPerHour: 1_700 } },
   },
   'gpt-4.1-mini-2025-04-14': {
     encoding: 'o200k_base',
@@ -136,7 +141,7 @@ const defaults: Record<string, EntryInput> = {
     creditsPerMillionTrainingTokens: 5_000,
     fineTunable: true,
     // OpenAI and Azure OpenAI both train it (Azure needs a deployment to serve it).
-    providers: { openai: {}, azure: {} },
+    providers: { openai: {}, azure: { hostingCreditsPerHour: 1_700 } },
   },
   'gpt-4.1-nano-2025-04-14': {
     encoding: 'o200k_base',
@@ -144,7 +149,7 @@ const defaults: Record<string, EntryInput> = {
     creditsPerMillionTrainingTokens: 1_500,
     fineTunable: true,
     // OpenAI and Azure OpenAI both train it (Azure needs a deployment to serve it).
-    providers: { openai: {}, azure: {} },
+    providers: { openai: {}, azure: { hostingCreditsPerHour: 1_700 } },
   },
   'gpt-3.5-turbo-0125': {
     encoding: 'cl100k_base',
@@ -211,6 +216,8 @@ export function trainingCredits(tokens: bigint, creditsPerMillion: bigint): bigi
 export interface TrainingOffer {
   provider: TrainingProvider;
   creditsPerMillionTrainingTokens: bigint;
+  /** Credits per started hour a deployed fine-tune costs there (Azure), if any. */
+  hostingCreditsPerHour: bigint | undefined;
   /** Last day the provider takes new jobs on this model, if announced. */
   trainingUntil: string | undefined;
 }
@@ -222,6 +229,7 @@ export function trainingOffers(model: BaseModel): TrainingOffer[] {
     provider: provider as TrainingProvider,
     creditsPerMillionTrainingTokens:
       offer?.creditsPerMillionTrainingTokens ?? model.creditsPerMillionTrainingTokens,
+    hostingCreditsPerHour: offer?.hostingCreditsPerHour,
     trainingUntil: offer?.trainingUntil ?? (provider === model.provider ? model.shutdownDate : undefined),
   }));
 }
@@ -254,6 +262,13 @@ export function chooseTrainingProvider(
     provider: named !== null ? offer.provider : model.provider === 'openai' ? null : model.provider,
     offer,
   };
+}
+
+/** Credits for hosting a deployed fine-tune from `from` to `to`: per started hour, as Azure bills. */
+export function hostingCredits(creditsPerHour: bigint, from: Date, to: Date): bigint {
+  const ms = to.getTime() - from.getTime();
+  if (ms <= 0) return 0n;
+  return BigInt(Math.ceil(ms / 3_600_000)) * creditsPerHour;
 }
 
 /** Whether token counts for this model are estimates (its tokenizer is approximated). */
