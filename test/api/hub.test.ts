@@ -130,7 +130,7 @@ describe('hub page', () => {
     });
     await page.goto(`${base}/docs`);
     await page.getByRole('heading', { name: 'Schemas' }).waitFor();
-    expect(await page.locator('details.op').count()).toBe(20);
+    expect(await page.locator('details.op').count()).toBe(21);
     expect(await page.locator('#schema-FineTuneRequest').count()).toBe(1);
     expect(external).toEqual([]);
     await page.screenshot({ path: join(import.meta.dirname, '__screenshots__', 'docs.png') });

@@ -15,6 +15,7 @@ import type { ChatProvider } from './provider.ts';
 import { registerAdminRoutes } from './routes/admin.ts';
 import { registerCreditRoutes } from './routes/credits.ts';
 import { registerDatasetRoutes } from './routes/datasets.ts';
+import { type ModelDeleter, registerDiscardRoutes } from './routes/discard.ts';
 import { registerFineTuneRoutes } from './routes/fine-tunes.ts';
 import { registerInferenceRoutes } from './routes/inference.ts';
 import { registerStaticPages } from './static.ts';
@@ -33,6 +34,8 @@ export interface ApiOptions {
   adminKey?: string;
   /** Providers the workers can reach; a request naming another fails at once. Unset: not checked. */
   providers?: readonly string[];
+  /** Deletes a discarded fine-tune's model at its provider; unset: discarding only marks the row. */
+  deleteModel?: ModelDeleter;
   /** Largest accepted request body in bytes (default 20 MB). */
   bodyLimit?: number;
   /** A pino logger (fastify's own logging is off without one). */
@@ -45,6 +48,7 @@ export interface ApiDeps {
   catalogue: Catalogue;
   provider?: ChatProvider;
   providers?: readonly string[];
+  deleteModel?: ModelDeleter;
   producer: FineTuneRequestProducer;
   /** Publishes committed outbox rows now; the workers' relays would otherwise pick them up within a second. */
   flushOutbox(): Promise<void>;
@@ -63,6 +67,7 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
     catalogue: opts.catalogue,
     provider: opts.provider,
     ...(opts.providers ? { providers: opts.providers } : {}),
+    ...(opts.deleteModel ? { deleteModel: opts.deleteModel } : {}),
     producer,
     async flushOutbox() {
       try {
@@ -78,6 +83,7 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
 
   registerDatasetRoutes(table, deps);
   registerFineTuneRoutes(table, deps);
+  registerDiscardRoutes(table, deps);
   registerInferenceRoutes(table, deps);
   registerCreditRoutes(table, deps);
   registerAdminRoutes(table, deps);

@@ -18,7 +18,7 @@ export async function startApi(env: NodeJS.ProcessEnv = process.env, portOverrid
     queuePrefix: config.QUEUE_PREFIX,
     catalogue: loadCatalogue(env),
     provider: profileChatProvider(createProviderFromEnv(env)),
-    providers: createProviderSet(providerEnvSchema.parse(env)).configured(),
+    ...providerOptions(env),
     adminKey: config.ADMIN_API_KEY,
     bodyLimit: config.API_BODY_LIMIT_BYTES,
     logger: log,
@@ -52,4 +52,14 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     process.stderr.write(`api: ${err.message}\n`);
     process.exit(78);
   }
+}
+
+/** The providers the API checks requests against, and how it deletes a discarded model. */
+function providerOptions(env: NodeJS.ProcessEnv) {
+  const set = createProviderSet(providerEnvSchema.parse(env));
+  return {
+    providers: set.configured(),
+    deleteModel: (f: { provider: string | null; model: string; providerJobId: string | null }) =>
+      set.for(f.provider).deleteModel(f.model, f.providerJobId),
+  };
 }

@@ -71,6 +71,7 @@ export const fineTuneSchema = z
     status: z.string(),
     baseModel: z.string(),
     provider: z.string().nullable().describe('the provider that trains it; null: the deployment default'),
+    discarded: z.boolean().describe('discarded by the license: model deleted at the provider, row kept'),
     description: z.string(),
     notifyEmails: z.array(z.string()),
     suffix: z.string(),

@@ -42,6 +42,7 @@ export function fineTuneView(f: FineTuneRecord) {
     status: f.status,
     baseModel: f.baseModel,
     provider: f.provider,
+    discarded: f.discardedAt !== null,
     description: f.description,
     notifyEmails: f.notifyEmails,
     suffix: f.suffix,

@@ -118,6 +118,8 @@ export interface FineTunesTable {
   base_model: string;
   /** The provider that trains it (from its dataset); null: the deployment default. */
   provider: Generated<string | null>;
+  /** When the license discarded it (model deleted at the provider; the row stays for the ledger). */
+  discarded_at: Generated<Date | null>;
   description: string;
   /** Already parsed and validated recipients. */
   notify_emails: ColumnType<string[], string[], string[]>;

@@ -159,6 +159,14 @@ export class OpenAIProviderProfile implements ProviderProfile {
     }
   }
 
+  async deleteModel(model: string): Promise<void> {
+    try {
+      await withProviderErrors(() => this.client.models.delete(model));
+    } catch (err) {
+      if (!(err instanceof ProviderError && err.kind === 'not_found')) throw err;
+    }
+  }
+
   chatCompletion(input: ChatCompletionInput): Promise<ChatCompletionResult> {
     return withProviderErrors(async () => {
       const res = await this.client.chat.completions.create({

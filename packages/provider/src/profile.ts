@@ -86,6 +86,8 @@ export interface ProviderProfile {
   cancelJob(jobId: string): Promise<ProviderJob>;
   /** Deletes an uploaded file; one already gone is fine. */
   deleteFile(fileId: string): Promise<void>;
+  /** Deletes a fine-tuned model (by its name, or its job where the provider deletes by job); gone is fine. */
+  deleteModel(model: string, jobId: string | null): Promise<void>;
   chatCompletion(input: ChatCompletionInput): Promise<ChatCompletionResult>;
   /** Verifies a Standard Webhooks signature (WebhookVerificationError if it fails) and parses the event. */
   unwrapWebhook(

@@ -379,6 +379,18 @@ export class TogetherProviderProfile implements ProviderProfile {
     }
   }
 
+  /** Together deletes a fine-tune's outputs by its job (`DELETE /fine-tunes/{id}`). */
+  async deleteModel(model: string, jobId: string | null): Promise<void> {
+    if (!jobId) throw new ProviderError('rejected', `together: cannot delete ${model} without its job id`);
+    try {
+      await withTogetherErrors(async () => {
+        await this.client.fineTuning.delete(jobId);
+      });
+    } catch (err) {
+      if (!(err instanceof ProviderError && err.kind === 'not_found')) throw err;
+    }
+  }
+
   /** The fetch the client uses (kept for tests that count requests). */
   get fetch(): typeof fetch {
     return this.fetchImpl;

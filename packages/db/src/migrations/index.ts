@@ -5,6 +5,7 @@ import * as stages from './0005_stages.ts';
 import * as ledgerFunctions from './0006_ledger_functions.ts';
 import * as providers from './0025_providers.ts';
 import * as retention from './0026_retention.ts';
+import * as discard from './0027_discard.ts';
 
 /** Every migration, by name; the inline provider hands these to Kysely's Migrator in name order. */
 export const migrations: Record<string, Migration> = {
@@ -14,4 +15,5 @@ export const migrations: Record<string, Migration> = {
   '0006_ledger_functions': ledgerFunctions,
   '0025_providers': providers,
   '0026_retention': retention,
+  '0027_discard': discard,
 };

@@ -21,6 +21,8 @@ export interface FineTuneRecord {
   baseModel: string;
   /** null: the deployment's default provider. */
   provider: string | null;
+  /** When the license discarded it; null: not discarded. */
+  discardedAt: Date | null;
   description: string;
   /** Already parsed and validated recipients. */
   notifyEmails: string[];
@@ -60,6 +62,7 @@ export function toFineTuneRecord(row: FineTuneRow): FineTuneRecord {
     status: row.status,
     baseModel: row.base_model,
     provider: row.provider,
+    discardedAt: row.discarded_at,
     description: row.description,
     notifyEmails: row.notify_emails,
     suffix: row.suffix,

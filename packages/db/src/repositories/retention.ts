@@ -1,5 +1,6 @@
 import type { Executor } from '../connection.ts';
 import { TERMINAL_STATUSES } from '../lifecycle/statuses.ts';
+import { type FineTuneRecord, toFineTuneRecord } from './fine-tunes.ts';
 
 /** A dataset whose provider files may go: every fine-tune on it has ended. */
 export interface ProviderFilesToDelete {
@@ -61,4 +62,29 @@ export async function setLicenseKeepProviderFiles(
   keep: boolean,
 ): Promise<void> {
   await db.updateTable('licenses').set({ keep_provider_files: keep }).where('id', '=', licenseId).execute();
+}
+
+/**
+ * Marks a finished fine-tune of this license discarded: not available, not active, the row (and its
+ * ledger entries) kept. Discarding twice keeps the first time. Undefined if no such finished fine-tune.
+ */
+export async function discardFineTune(
+  db: Executor,
+  licenseId: string,
+  id: string,
+): Promise<FineTuneRecord | undefined> {
+  const row = await db
+    .updateTable('fine_tunes')
+    .set((eb) => ({
+      discarded_at: eb.fn.coalesce('discarded_at', eb.val(new Date())),
+      available: false,
+      active: false,
+      updated_at: new Date(),
+    }))
+    .where('id', '=', id)
+    .where('license_id', '=', licenseId)
+    .where('status', 'in', TERMINAL_STATUSES)
+    .returningAll()
+    .executeTakeFirst();
+  return row ? toFineTuneRecord(row) : undefined;
 }
