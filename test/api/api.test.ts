@@ -683,6 +683,7 @@ describe('OpenAPI document', () => {
     'GET /v1/fine-tunes',
     'GET /v1/fine-tunes/{id}',
     'POST /v1/fine-tunes/{id}/cancel',
+    'POST /v1/fine-tunes/{id}/discard',
     'POST /v1/fine-tunes/{id}/activate',
     'POST /v1/fine-tunes/{id}/deactivate',
     'GET /v1/models/active',
@@ -694,6 +695,7 @@ describe('OpenAPI document', () => {
     'GET /v1/pricing/estimate',
     'POST /v1/admin/licenses',
     'POST /v1/admin/licenses/{id}/keys',
+    'POST /v1/admin/licenses/{id}/provider',
     'POST /v1/admin/licenses/{id}/credits',
   ];
 

@@ -35,4 +35,8 @@ export class CountingProvider implements PollerProvider {
     this.count('cancelJob');
     return this.inner.cancelJob(id);
   }
+  /** Retention after training: forwarded, not counted (not a poll call). */
+  async deleteFile(fileId: string): Promise<void> {
+    await this.inner.deleteFile?.(fileId);
+  }
 }

@@ -148,6 +148,8 @@ export interface PipelineOptions {
   prefix?: string;
   /** The provider profile (what every stage gets). */
   provider: PipelineProvider;
+  /** Several providers: each row's named provider (rows naming none use `provider`). */
+  providers?: { for(provider: string | null): PipelineProvider };
   storage: DatasetStorage;
   schedule?: Partial<PollScheduleConfig>;
   /** Stages to start; default all three. */
@@ -192,7 +194,9 @@ export async function startPipeline(opts: PipelineOptions): Promise<Pipeline> {
     schedule,
     maxAgeMs: opts.sweepMaxAgeMs ?? 200,
     maxPages: 20,
+    ...(opts.providers ? { follows: (row: { provider: string | null }) => row.provider === null } : {}),
   });
+  const providers = opts.providers ? { providers: opts.providers } : {};
   const wanted = opts.stages ?? ['uploader', 'trainer', 'poller'];
   const stages: Pipeline['stages'] = {};
   if (wanted.includes('uploader')) {
@@ -200,6 +204,7 @@ export async function startPipeline(opts: PipelineOptions): Promise<Pipeline> {
       db: opts.db,
       log: quietLog,
       provider: opts.provider,
+      ...providers,
       storage: opts.storage,
       priceOf: (model: string) => findBaseModel(model)?.creditsPerMillionTrainingTokens,
       processTimeoutMs: 30_000,
@@ -210,6 +215,7 @@ export async function startPipeline(opts: PipelineOptions): Promise<Pipeline> {
       db: opts.db,
       log: quietLog,
       provider: opts.provider,
+      ...providers,
       reservationMarginPercent: 10,
       // Polled at once, as most tests here follow a job without webhooks.
       firstPollDelayMs: opts.firstPollDelayMs ?? 0,
@@ -220,6 +226,7 @@ export async function startPipeline(opts: PipelineOptions): Promise<Pipeline> {
       db: opts.db,
       log: quietLog,
       provider: pollerProvider,
+      ...providers,
       sweeper,
       schedule,
     });

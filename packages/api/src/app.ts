@@ -25,6 +25,7 @@ import { registerAdminRoutes } from './routes/admin.ts';
 import { registerCreditRoutes } from './routes/credits.ts';
 import { registerDatasetRoutes } from './routes/datasets.ts';
 import { registerDeadLetterRoutes } from './routes/dead-letters.ts';
+import { type ModelDeleter, registerDiscardRoutes } from './routes/discard.ts';
 import { registerDocumentRoutes } from './routes/documents.ts';
 import { registerEvaluationRoutes } from './routes/evaluation.ts';
 import { registerFineTuneRoutes } from './routes/fine-tunes.ts';
@@ -45,6 +46,10 @@ export interface ApiOptions {
   provider?: ChatProvider;
   /** Ops key from the environment, in addition to admin rows in api_keys. */
   adminKey?: string;
+  /** Providers the workers can reach; a request naming another fails at once. Unset: not checked. */
+  providers?: readonly string[];
+  /** Deletes a discarded fine-tune's model at its provider; unset: discarding only marks the row. */
+  deleteModel?: ModelDeleter;
   /** Largest accepted request body in bytes (default 20 MB). */
   bodyLimit?: number;
   /** Per-license gateway rate limit (requests and tokens per minute); off when not given. */
@@ -60,6 +65,8 @@ export interface ApiDeps {
   db: Db;
   catalogue: Catalogue;
   provider?: ChatProvider;
+  providers?: readonly string[];
+  deleteModel?: ModelDeleter;
   producer: FineTuneRequestProducer;
   /** Settles and releases gateway calls' holds (the inference route; streaming settles through it too). */
   meter: GatewayMeter;
@@ -98,6 +105,8 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
     ),
     catalogue: opts.catalogue,
     provider: opts.provider,
+    ...(opts.providers ? { providers: opts.providers } : {}),
+    ...(opts.deleteModel ? { deleteModel: opts.deleteModel } : {}),
     producer,
     meter: new GatewayMeter(opts.db, app.log, metrics, () => deps.flushOutbox()),
     reservationMarginPercent: opts.reservationMarginPercent ?? 10,
@@ -122,6 +131,7 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
   registerDocumentRoutes(table, deps);
   registerTrainingProfileRoutes(table, deps);
   registerEvaluationRoutes(table, deps);
+  registerDiscardRoutes(table, deps);
   registerInferenceRoutes(table, deps);
   registerCreditRoutes(table, deps);
   registerAdminRoutes(table, deps);

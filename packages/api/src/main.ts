@@ -3,7 +3,8 @@ import { loadCatalogue } from '@tuneline/dataset';
 import { createDb } from '@tuneline/db';
 import {
   createChatHttpClient,
-  createProvider,
+  createProviderFromEnv,
+  createProviderSet,
   providerEnvSchema,
   resolveProviderSettings,
 } from '@tuneline/provider';
@@ -33,7 +34,11 @@ export async function startApi(env: NodeJS.ProcessEnv = process.env, portOverrid
     redis,
     queuePrefix: config.QUEUE_PREFIX,
     catalogue: loadCatalogue(env),
-    provider: profileChatProvider(createProvider(providerEnv), chatHttp),
+    provider: profileChatProvider(
+      createProviderFromEnv({ ...env, PROVIDER_MAX_RETRIES: String(config.GATEWAY_PROVIDER_MAX_RETRIES) }),
+      chatHttp,
+    ),
+    ...providerOptions(env),
     adminKey: config.ADMIN_API_KEY,
     bodyLimit: config.API_BODY_LIMIT_BYTES,
     rateLimit: {
@@ -73,4 +78,14 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     process.stderr.write(`api: ${err.message}\n`);
     process.exit(78);
   }
+}
+
+/** The providers the API checks requests against, and how it deletes a discarded model. */
+function providerOptions(env: NodeJS.ProcessEnv) {
+  const set = createProviderSet(providerEnvSchema.parse(env));
+  return {
+    providers: set.configured(),
+    deleteModel: (f: { provider: string | null; model: string; providerJobId: string | null }) =>
+      set.for(f.provider).deleteModel(f.model, f.providerJobId),
+  };
 }

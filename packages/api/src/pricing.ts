@@ -3,8 +3,10 @@ import {
   findBaseModel,
   type InferencePrice,
   inferenceTerms,
-  resolveEpochs,
+  isTokenCountEstimate,
+  resolveEpochsFor,
   trainingCredits,
+  trainingOffers,
 } from '@tuneline/dataset';
 
 // Inference prices live in @tuneline/dataset, beside the catalogue they read (the evaluator charges with them too).
@@ -25,6 +27,10 @@ export interface TrainingEstimate {
   billedTokens: bigint;
   creditsPerMillionTrainingTokens: bigint;
   credits: bigint;
+  /** The provider that trains the model, from the catalogue. */
+  provider: string;
+  /** `estimate` when the model's tokenizer is approximated. */
+  tokenCount: 'exact' | 'estimate';
   inference: InferencePrice;
 }
 
@@ -34,20 +40,26 @@ export interface TrainingEstimate {
  */
 export function estimateTraining(
   catalogue: Catalogue,
-  input: { model: string; tokens: bigint; epochs?: number; examples?: number },
+  input: { model: string; tokens: bigint; epochs?: number; examples?: number; provider?: string },
 ): TrainingEstimate | { error: string } {
   const base = findBaseModel(input.model, catalogue);
   if (!base) return { error: `unknown base model "${input.model}"` };
   if (!base.fineTunable) return { error: `base model "${input.model}" cannot be fine-tuned` };
-  const epochs = input.epochs ?? (input.examples ? resolveEpochs(input.examples, 'auto') : 3);
+  const epochs =
+    input.epochs ??
+    (input.examples ? resolveEpochsFor(base, input.examples, 'auto') : (base.defaultEpochs ?? 3));
   const billedTokens = input.tokens * BigInt(epochs);
+  const offer = trainingOffers(base).find((o) => o.provider === (input.provider ?? base.provider));
+  if (!offer) return { error: `base model "${input.model}" is not trained by provider "${input.provider}"` };
   return {
     model: base.name,
     tokens: input.tokens,
     epochs,
     billedTokens,
-    creditsPerMillionTrainingTokens: base.creditsPerMillionTrainingTokens,
-    credits: trainingCredits(billedTokens, base.creditsPerMillionTrainingTokens),
+    creditsPerMillionTrainingTokens: offer.creditsPerMillionTrainingTokens,
+    credits: trainingCredits(billedTokens, offer.creditsPerMillionTrainingTokens),
+    provider: offer.provider,
+    tokenCount: isTokenCountEstimate(base) ? ('estimate' as const) : ('exact' as const),
     inference: inferenceTerms(catalogue, base.name).price,
   };
 }

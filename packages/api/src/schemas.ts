@@ -59,6 +59,12 @@ export const datasetSchema = z
     estimatedBilledTokens: nullableCount,
     estimatedCredits: nullableCount,
     evaluationEstimate: evaluationEstimateSchema,
+    provider: z.string().nullable().describe('the provider that trains the base model (catalogue)'),
+    tokenCount: z
+      .enum(['exact', 'estimate'])
+      .describe(
+        "'estimate' when the base model's tokenizer is approximated; billing uses the provider's figure",
+      ),
     trainFileId: z.string().nullable(),
     testFileId: z.string().nullable(),
     autoTrain: z.boolean(),
@@ -89,6 +95,8 @@ export const fineTuneSchema = z
     datasetId: z.uuid(),
     status: z.string(),
     baseModel: z.string(),
+    provider: z.string().nullable().describe('the provider that trains it; null: the deployment default'),
+    discarded: z.boolean().describe('discarded by the license: model deleted at the provider, row kept'),
     description: z.string(),
     notifyEmails: z.array(z.string()),
     suffix: z.string(),
@@ -231,6 +239,10 @@ export const estimateQuerySchema = z.object({
     .max(50, 'must be at most 50')
     .optional(),
   examples: z.coerce.number().int('must be an integer').min(1, 'must be at least 1').optional(),
+  provider: z
+    .enum(['openai', 'azure', 'together'])
+    .optional()
+    .describe("the provider's price (default: the model's own provider)"),
 });
 
 export const estimateSchema = z
@@ -241,20 +253,40 @@ export const estimateSchema = z
     billedTokens: z.string(),
     creditsPerMillionTrainingTokens: z.string(),
     credits,
+    provider: z.string().describe('the provider that trains this model'),
+    tokenCount: z
+      .enum(['exact', 'estimate'])
+      .describe(
+        "'estimate' when the model's tokenizer is approximated (open models); billing uses the provider's figure",
+      ),
     inference: z.object({ inputCreditsPerMillion: z.string(), outputCreditsPerMillion: z.string() }),
   })
   .meta({ id: 'PricingEstimate' });
 
+const providerName = z.enum(['openai', 'azure', 'together']);
+
 export const licenseSchema = z
-  .object({ id: z.string(), name: z.string(), createdAt: z.string() })
+  .object({
+    id: z.string(),
+    name: z.string(),
+    provider: providerName.nullable().describe("the license's provider; null: the deployment default"),
+    createdAt: z.string(),
+  })
   .meta({ id: 'License' });
 
 export const createLicenseSchema = z
   .strictObject({
     id: idString('id', 64).optional().describe('generated when omitted'),
     name: z.string().min(1, 'must not be empty').max(200),
+    provider: providerName
+      .optional()
+      .describe('the provider its fine-tunes train at (default: the deployment default)'),
   })
   .meta({ id: 'CreateLicense' });
+
+export const licenseProviderSchema = z
+  .object({ provider: providerName.nullable().describe('null: back to the deployment default') })
+  .meta({ id: 'LicenseProvider' });
 
 export const createdKeySchema = z
   .object({

@@ -1,3 +1,4 @@
+import { type Catalogue, findBaseModel, isTokenCountEstimate } from '@tuneline/dataset';
 import {
   type DatasetRecord,
   type FineTuneRecord,
@@ -23,7 +24,8 @@ export function deadLetterSummary(d: OpenDeadLetter | undefined) {
   };
 }
 
-export function datasetView(d: DatasetRecord, deadLetter?: OpenDeadLetter) {
+export function datasetView(d: DatasetRecord, deadLetter?: OpenDeadLetter, catalogue?: Catalogue) {
+  const base = catalogue ? findBaseModel(d.baseModel, catalogue) : undefined;
   return {
     id: d.id,
     status: d.status,
@@ -41,6 +43,8 @@ export function datasetView(d: DatasetRecord, deadLetter?: OpenDeadLetter) {
     estimatedCredits: d.estimatedCredits?.toString() ?? null,
     /** Held-out evaluation (testing examples × compared models × expected tokens), reserved with training. */
     evaluationEstimate: datasetEvaluationEstimate(d),
+    provider: d.provider ?? (base && base.provider !== 'openai' ? base.provider : null),
+    tokenCount: base && isTokenCountEstimate(base) ? ('estimate' as const) : ('exact' as const),
     trainFileId: d.trainFileId,
     testFileId: d.testFileId,
     autoTrain: d.autoTrain,
@@ -59,6 +63,8 @@ export function fineTuneView(f: FineTuneRecord, deadLetter?: OpenDeadLetter) {
     datasetId: f.datasetId,
     status: f.status,
     baseModel: f.baseModel,
+    provider: f.provider,
+    discarded: f.discardedAt !== null,
     description: f.description,
     notifyEmails: f.notifyEmails,
     suffix: f.suffix,
@@ -85,5 +91,5 @@ export function fineTuneView(f: FineTuneRecord, deadLetter?: OpenDeadLetter) {
 }
 
 export function licenseView(l: LicenseRecord) {
-  return { id: l.id, name: l.name, createdAt: l.createdAt.toISOString() };
+  return { id: l.id, name: l.name, provider: l.provider, createdAt: l.createdAt.toISOString() };
 }

@@ -10,16 +10,17 @@ export const idString = (what: string, max = 128) =>
     .regex(/^[A-Za-z0-9._-]+$/, `${what} may only contain letters, digits, '.', '_' and '-'`);
 
 /**
- * Base model names as the provider spells them (`gpt-4o-mini-2024-07-18`, `gpt-3.5-turbo-0125`).
+ * Base model names as the provider spells them (`gpt-4o-mini-2024-07-18`, `gpt-3.5-turbo-0125`, and
+ * Together's `<organization>/<model>` such as `meta-llama/Meta-Llama-3.1-8B-Instruct-Reference`).
  * Only the format is checked here; whether the model is known and fine-tunable is the catalogue's call.
  */
 export const baseModelSchema = z
   .string()
   .regex(
-    /^[a-z][a-z0-9]*(?:[.-][a-z0-9]+)*$/,
-    'must be a model name such as "gpt-4o-mini-2024-07-18" (lower-case letters, digits, "." and "-")',
+    /^(?:[A-Za-z0-9][A-Za-z0-9_.-]*\/)?[A-Za-z0-9]+(?:[._-][A-Za-z0-9]+)*$/,
+    'must be a model name such as "gpt-4o-mini-2024-07-18" or "meta-llama/Meta-Llama-3.1-8B-Instruct-Reference" (letters, digits, ".", "_" and "-", at most one "/")',
   )
-  .max(64, 'must be at most 64 characters');
+  .max(128, 'must be at most 128 characters');
 
 export const MIN_DOCUMENTS = 10;
 export const MAX_DOCUMENTS = 100_000;
@@ -179,6 +180,8 @@ export const fineTuneRequestFieldsSchema = z
     dump: z.enum(['all', 'mapped']).default('mapped'),
     testPercent: z.number().min(0, 'must be between 0 and 50').max(50, 'must be between 0 and 50').default(0),
     baseModel: baseModelSchema,
+    /** The provider to train at; when omitted, the license's, else the model's (catalogue), else the deployment default. */
+    provider: z.enum(['openai', 'azure', 'together']).optional(),
     job: jobOptionsSchema.default({
       description: '',
       notifyEmails: '',

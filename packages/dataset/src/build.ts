@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { type Catalogue, defaultCatalogue, resolveEpochs, trainingCredits } from './catalogue.ts';
+import { type Catalogue, defaultCatalogue, resolveEpochsFor, trainingCredits } from './catalogue.ts';
 import { ExamplePass } from './example-pass.ts';
 import { exampleWarnings } from './example-warnings.ts';
 import { compileAnswerKey } from './examples.ts';
@@ -206,7 +206,8 @@ export async function buildDataset(
       .update(`train:${trainSha256}\ntest:${testSha256 ?? ''}`)
       .digest('hex');
   }
-  const epochs = invalid || !model ? null : resolveEpochs(trainExamples, settings.job.hyperparameters);
+  const epochs =
+    invalid || !model ? null : resolveEpochsFor(model, trainExamples, settings.job.hyperparameters);
   const billed = epochs === null ? null : BigInt(epochs) * BigInt(billableSum);
   let trainTokenSum = 0n;
   for (const t of tokenList) trainTokenSum += BigInt(t);

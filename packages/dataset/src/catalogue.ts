@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { formatZodError } from '@tuneline/contracts';
+import { formatZodError, type Hyperparameters, resolveEpochs } from '@tuneline/contracts';
 import { z } from 'zod';
 
 /**
@@ -18,6 +18,10 @@ import { z } from 'zod';
 export const encodingSchema = z.enum(['o200k_base', 'cl100k_base']);
 export type Encoding = z.infer<typeof encodingSchema>;
 
+/** The providers a model can be trained at (the provider profiles' kinds, the simulator aside). */
+export const trainingProviderSchema = z.enum(['openai', 'azure', 'together']);
+export type TrainingProvider = z.infer<typeof trainingProviderSchema>;
+
 /** Non-negative integer credits, given in JSON as a number or a decimal string (bigint-safe). */
 const creditsSchema = z
   .union([
@@ -27,24 +31,68 @@ const creditsSchema = z
   ])
   .transform((v) => BigInt(v));
 
+const entryShape = {
+  encoding: encodingSchema,
+  /** Tokens one training example may hold (longer examples are truncated by the provider). */
+  maxTokensPerExample: z.int().min(1, 'must be at least 1'),
+  creditsPerMillionTrainingTokens: creditsSchema,
+  /** ISO date after which the provider takes no new fine-tuning jobs on this model. */
+  shutdownDate: z.iso.date('must be an ISO date (YYYY-MM-DD)').optional(),
+  fineTunable: z.boolean(),
+  /**
+   * Inference on a fine-tune of this model, in credits per 1M input / output tokens (the provider's
+   * fine-tuned-model prices × 1000). The gateway holds and charges calls at these prices; a model
+   * without them is charged the catalogue's most expensive prices (logged and counted).
+   */
+  inferenceInputCreditsPerMillion: creditsSchema.optional(),
+  inferenceOutputCreditsPerMillion: creditsSchema.optional(),
+  /** Most completion tokens one answer may have (the gateway's worst case without max_tokens). */
+  maxOutputTokens: z.int().min(1, 'must be at least 1').optional(),
+  /** The provider that trains this model (default openai). */
+  provider: trainingProviderSchema,
+  /**
+   * `exact`: `encoding` is the model's own tokenizer, counts are exact. `approximate`: the model's
+   * tokenizer is not available in JavaScript and `encoding` stands in for it (open models at Together:
+   * Llama 3's vocabulary extends cl100k_base's, Qwen 2.5's is its own BPE of similar granularity), so
+   * token counts and estimates are estimates; billing always uses the provider's figure.
+   */
+  tokenizer: z.enum(['exact', 'approximate']),
+  /** How the provider resolves `n_epochs: auto` when it is not OpenAI's rule (Together: 1). */
+  defaultEpochs: z.int().min(1).optional(),
+  /**
+   * For a provider that reports a job's price rather than its tokens: credits per unit of the
+   * provider's reported price (Together's `total_price` is in USD: 1000 credits per unit). Billed
+   * tokens are then the price in credits over `creditsPerMillionTrainingTokens` (see
+   * `tokensFromProviderPrice`).
+   */
+  creditsPerProviderPriceUnit: creditsSchema.optional(),
+  /**
+   * Which providers train this model, each at its own price (default: the entry's) and until when (ISO
+   * date of the last day it takes new jobs). When absent, only `provider` trains it, until `shutdownDate`.
+   */
+  providers: z
+    .partialRecord(
+      trainingProviderSchema,
+      z
+        .object({
+          creditsPerMillionTrainingTokens: creditsSchema.optional(),
+          trainingUntil: z.iso.date('must be an ISO date (YYYY-MM-DD)').optional(),
+          /**
+           * Hourly hosting fee of a deployed fine-tune of this model at this provider (Azure bills
+           * every hour a fine-tuned deployment exists, used or not), in credits per started hour.
+           */
+          hostingCreditsPerHour: creditsSchema.optional(),
+        })
+        .strict(),
+    )
+    .optional(),
+};
+
 export const baseModelEntrySchema = z
   .object({
-    encoding: encodingSchema,
-    /** Tokens one training example may hold (longer examples are truncated by the provider). */
-    maxTokensPerExample: z.int().min(1, 'must be at least 1'),
-    creditsPerMillionTrainingTokens: creditsSchema,
-    /** ISO date after which the provider takes no new fine-tuning jobs on this model. */
-    shutdownDate: z.iso.date('must be an ISO date (YYYY-MM-DD)').optional(),
-    fineTunable: z.boolean(),
-    /**
-     * Inference on a fine-tune of this model, in credits per 1M input / output tokens (the provider's
-     * fine-tuned-model prices × 1000). The gateway holds and charges calls at these prices; a model
-     * without them is charged the catalogue's most expensive prices (logged and counted).
-     */
-    inferenceInputCreditsPerMillion: creditsSchema.optional(),
-    inferenceOutputCreditsPerMillion: creditsSchema.optional(),
-    /** Most completion tokens one answer may have (the gateway's worst case without max_tokens). */
-    maxOutputTokens: z.int().min(1, 'must be at least 1').optional(),
+    ...entryShape,
+    provider: entryShape.provider.default('openai'),
+    tokenizer: entryShape.tokenizer.default('exact'),
   })
   .strict();
 
@@ -56,6 +104,18 @@ export type Catalogue = Readonly<Record<string, BaseModel>>;
 
 type EntryInput = z.input<typeof baseModelEntrySchema>;
 
+// Together's open models: LoRA SFT prices per 1M processed tokens (up to 16B: $0.48; 70B class: $2.90).
+const together = (credits: number, maxTokensPerExample: number): EntryInput => ({
+  encoding: 'cl100k_base',
+  tokenizer: 'approximate',
+  maxTokensPerExample,
+  creditsPerMillionTrainingTokens: credits,
+  fineTunable: true,
+  provider: 'together',
+  defaultEpochs: 1,
+  creditsPerProviderPriceUnit: 1_000,
+});
+
 const defaults: Record<string, EntryInput> = {
   'gpt-4o-mini-2024-07-18': {
     encoding: 'o200k_base',
@@ -65,6 +125,8 @@ const defaults: Record<string, EntryInput> = {
     inferenceInputCreditsPerMillion: 300,
     inferenceOutputCreditsPerMillion: 1_200,
     maxOutputTokens: 16_384,
+    // OpenAI and Azure OpenAI both train it (Azure needs a deployment to serve it).
+    providers: { openai: {}, azure: { hostingCreditsPerHour: 1_700 } },
   },
   'gpt-4o-2024-08-06': {
     encoding: 'o200k_base',
@@ -74,6 +136,8 @@ const defaults: Record<string, EntryInput> = {
     inferenceInputCreditsPerMillion: 3_750,
     inferenceOutputCreditsPerMillion: 15_000,
     maxOutputTokens: 16_384,
+    // OpenAI and Azure OpenAI both train it (Azure needs a deployment to serve it).
+    providers: { openai: {}, azure: { hostingCreditsPerHour: 1_700 } },
   },
   // Listed so requests naming it get "not fine-tunable" rather than "unknown".
   'gpt-4o-2024-05-13': {
@@ -91,6 +155,8 @@ const defaults: Record<string, EntryInput> = {
     inferenceInputCreditsPerMillion: 3_000,
     inferenceOutputCreditsPerMillion: 12_000,
     maxOutputTokens: 32_768,
+    // OpenAI and Azure OpenAI both train it (Azure needs a deployment to serve it).
+    providers: { openai: {}, azure: { hostingCreditsPerHour: 1_700 } },
   },
   'gpt-4.1-mini-2025-04-14': {
     encoding: 'o200k_base',
@@ -100,6 +166,8 @@ const defaults: Record<string, EntryInput> = {
     inferenceInputCreditsPerMillion: 800,
     inferenceOutputCreditsPerMillion: 3_200,
     maxOutputTokens: 32_768,
+    // OpenAI and Azure OpenAI both train it (Azure needs a deployment to serve it).
+    providers: { openai: {}, azure: { hostingCreditsPerHour: 1_700 } },
   },
   'gpt-4.1-nano-2025-04-14': {
     encoding: 'o200k_base',
@@ -109,6 +177,8 @@ const defaults: Record<string, EntryInput> = {
     inferenceInputCreditsPerMillion: 200,
     inferenceOutputCreditsPerMillion: 800,
     maxOutputTokens: 32_768,
+    // OpenAI and Azure OpenAI both train it (Azure needs a deployment to serve it).
+    providers: { openai: {}, azure: { hostingCreditsPerHour: 1_700 } },
   },
   'gpt-3.5-turbo-0125': {
     encoding: 'cl100k_base',
@@ -144,9 +214,13 @@ const defaults: Record<string, EntryInput> = {
     inferenceOutputCreditsPerMillion: 6_000,
     maxOutputTokens: 4_096,
   },
+  'meta-llama/Meta-Llama-3.1-8B-Instruct-Reference': together(480, 131_072),
+  'meta-llama/Meta-Llama-3.1-70B-Instruct-Reference': together(2_900, 131_072),
+  'Qwen/Qwen2.5-7B-Instruct': together(480, 32_768),
 };
 
-const overrideFileSchema = z.record(z.string().min(1), baseModelEntrySchema.partial());
+// Without the defaults: an override names only what it changes.
+const overrideFileSchema = z.record(z.string().min(1), z.object(entryShape).strict().partial());
 
 function build(entries: Record<string, EntryInput>, source: string): Catalogue {
   const out: Record<string, BaseModel> = {};
@@ -198,3 +272,94 @@ export function trainingCredits(tokens: bigint, creditsPerMillion: bigint): bigi
 
 /** Epochs the provider will train for (in contracts, beside the hyperparameters: the ledger uses it too). */
 export { resolveEpochs } from '@tuneline/contracts';
+
+export interface TrainingOffer {
+  provider: TrainingProvider;
+  creditsPerMillionTrainingTokens: bigint;
+  /** Credits per started hour a deployed fine-tune costs there (Azure), if any. */
+  hostingCreditsPerHour: bigint | undefined;
+  /** Last day the provider takes new jobs on this model, if announced. */
+  trainingUntil: string | undefined;
+}
+
+/** Who trains this model, at what price, until when (the catalogue's `providers`, else its `provider`). */
+export function trainingOffers(model: BaseModel): TrainingOffer[] {
+  const listed = model.providers ?? { [model.provider]: {} };
+  return Object.entries(listed).map(([provider, offer]) => ({
+    provider: provider as TrainingProvider,
+    creditsPerMillionTrainingTokens:
+      offer?.creditsPerMillionTrainingTokens ?? model.creditsPerMillionTrainingTokens,
+    hostingCreditsPerHour: offer?.hostingCreditsPerHour,
+    trainingUntil: offer?.trainingUntil ?? (provider === model.provider ? model.shutdownDate : undefined),
+  }));
+}
+
+/**
+ * The provider a dataset is trained at and its price: the request's, else the license's, else the
+ * model's own. `provider: null` in the answer means "the deployment default" (an OpenAI model nobody
+ * chose a provider for). An error names why the choice cannot train this model (today: `YYYY-MM-DD`).
+ */
+export function chooseTrainingProvider(
+  model: BaseModel,
+  chosen: { request?: string | null | undefined; license?: string | null | undefined },
+  today: string = new Date().toISOString().slice(0, 10),
+): { provider: TrainingProvider | null; offer: TrainingOffer } | { error: string } {
+  const offers = trainingOffers(model);
+  const named = chosen.request ?? chosen.license ?? null;
+  const wanted = named ?? model.provider;
+  const offer = offers.find((o) => o.provider === wanted);
+  if (!offer) {
+    return {
+      error: `base model "${model.name}" is not trained by provider "${wanted}" (trained by: ${offers.map((o) => o.provider).join(', ')})`,
+    };
+  }
+  if (offer.trainingUntil && today > offer.trainingUntil) {
+    return {
+      error: `provider "${wanted}" takes no new fine-tuning jobs on "${model.name}" after ${offer.trainingUntil}`,
+    };
+  }
+  return {
+    provider: named !== null ? offer.provider : model.provider === 'openai' ? null : model.provider,
+    offer,
+  };
+}
+
+/** Credits for hosting a deployed fine-tune from `from` to `to`: per started hour, as Azure bills. */
+export function hostingCredits(creditsPerHour: bigint, from: Date, to: Date): bigint {
+  const ms = to.getTime() - from.getTime();
+  if (ms <= 0) return 0n;
+  return BigInt(Math.ceil(ms / 3_600_000)) * creditsPerHour;
+}
+
+/** Whether token counts for this model are estimates (its tokenizer is approximated). */
+export function isTokenCountEstimate(model: Pick<BaseModel, 'tokenizer'>): boolean {
+  return model.tokenizer === 'approximate';
+}
+
+/**
+ * Billed tokens for a provider that reports a price instead of tokens: the price in credits
+ * (`price × creditsPerProviderPriceUnit`, rounded to whole credits) over the model's credits per 1M
+ * tokens, so `trainingCredits(tokens, price)` charges the provider's figure.
+ */
+export function tokensFromProviderPrice(price: number, model: BaseModel): bigint {
+  if (model.creditsPerProviderPriceUnit === undefined)
+    throw new Error(`model catalogue: ${model.name} has no creditsPerProviderPriceUnit`);
+  if (!(price >= 0)) throw new RangeError('price must be non-negative');
+  // Prices come as decimal numbers: scale to millionths before going integer.
+  const micro = BigInt(Math.round(price * 1_000_000));
+  const credits = (micro * model.creditsPerProviderPriceUnit) / 1_000_000n;
+  if (model.creditsPerMillionTrainingTokens === 0n) return 0n;
+  return (credits * 1_000_000n) / model.creditsPerMillionTrainingTokens;
+}
+
+/** `resolveEpochs` with the model's own `auto` rule when its provider has one (Together: 1). */
+export function resolveEpochsFor(
+  model: Pick<BaseModel, 'defaultEpochs'> | undefined,
+  nExamples: number,
+  hyperparameters?: Hyperparameters | null,
+): number {
+  const explicit =
+    hyperparameters && hyperparameters !== 'auto' && typeof hyperparameters.n_epochs === 'number';
+  if (!explicit && model?.defaultEpochs !== undefined) return model.defaultEpochs;
+  return resolveEpochs(nExamples, hyperparameters);
+}

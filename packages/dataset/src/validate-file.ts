@@ -4,7 +4,7 @@ import {
   type Catalogue,
   defaultCatalogue,
   findBaseModel,
-  resolveEpochs,
+  resolveEpochsFor,
   trainingCredits,
 } from './catalogue.ts';
 import { exampleWarnings, RepeatCheck } from './example-warnings.ts';
@@ -191,7 +191,7 @@ export async function validateChatFile(
   warnings.push(...exampleWarnings(repeats, list, tokenLines.view(), (lines) => ({ lines })));
   let total = 0;
   for (const t of list) total += t;
-  const epochs = resolveEpochs(examples, 'auto');
+  const epochs = resolveEpochsFor(model, examples, 'auto');
   const billed = BigInt(epochs) * billable;
   const order = (kind: string) => {
     const i = FORMAT_ERROR_KINDS.indexOf(kind as FormatErrorKind);

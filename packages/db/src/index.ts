@@ -13,6 +13,7 @@ export * from './repositories/notifications.ts';
 export * from './repositories/outbox.ts';
 export * from './repositories/provider-events.ts';
 export * from './repositories/requests.ts';
+export * from './repositories/retention.ts';
 export * from './repositories/training-profiles.ts';
 export * from './repositories/usage-by-model.ts';
 export * from './repositories/webhooks.ts';

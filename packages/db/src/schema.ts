@@ -19,6 +19,10 @@ type Json<T = unknown> = ColumnType<T, string, string>;
 export interface LicensesTable {
   id: string;
   name: string;
+  /** The license's provider (openai, azure, together); null: the deployment default. */
+  provider: Generated<string | null>;
+  /** Keep uploaded files at the provider after training (default: delete them). */
+  keep_provider_files: Generated<boolean>;
   created_at: Generated<Date>;
 }
 
@@ -62,6 +66,10 @@ export interface DatasetsTable {
   license_id: string;
   correlation_id: string;
   base_model: string;
+  /** The provider the dataset is for (request, else license, else the model's); null: the default. */
+  provider: Generated<string | null>;
+  /** When its uploaded files were deleted at the provider after training. */
+  provider_files_deleted_at: Generated<Date | null>;
   status: Generated<DatasetStatus>;
   dump: 'all' | 'mapped';
   test_percent: number;
@@ -111,6 +119,10 @@ export interface FineTunesTable {
   correlation_id: string;
   status: Generated<FineTuneStatus>;
   base_model: string;
+  /** The provider that trains it (from its dataset); null: the deployment default. */
+  provider: Generated<string | null>;
+  /** When the license discarded it (model deleted at the provider; the row stays for the ledger). */
+  discarded_at: Generated<Date | null>;
   description: string;
   /** Already parsed and validated recipients. */
   notify_emails: ColumnType<string[], string[], string[]>;

@@ -13,16 +13,22 @@ const optionalUrl = z.preprocess(
  * `baseConfigSchema.extend(providerEnvSchema.shape)`.
  */
 export const providerEnvSchema = z.object({
-  /** Which provider; when unset: azure if its endpoint and key are set, else openai if its key is set, else the simulator. */
+  /**
+   * Which provider; when unset: azure if its endpoint and key are set, else openai if its key is set,
+   * else together if its key is set, else the simulator.
+   */
   PROVIDER: z.preprocess(
     (v) => (v === '' ? undefined : v),
-    z.enum(['openai', 'azure', 'simulator']).optional(),
+    z.enum(['openai', 'azure', 'together', 'simulator']).optional(),
   ),
   OPENAI_API_KEY: optionalString,
   OPENAI_BASE_URL: optionalUrl,
   AZURE_OPENAI_ENDPOINT: optionalUrl,
   AZURE_OPENAI_API_KEY: optionalString,
   AZURE_OPENAI_API_VERSION: z.string().min(1).default('2025-04-01-preview'),
+  TOGETHER_API_KEY: optionalString,
+  /** Together's API base (default https://api.together.xyz/v1; the simulator serves it at `/together/v1`). */
+  TOGETHER_BASE_URL: optionalUrl,
   /** `whsec_...` secret the provider signs webhooks with. */
   PROVIDER_WEBHOOK_SECRET: optionalString,
   SIMULATOR_URL: z.url({ message: 'must be a URL' }).default('http://127.0.0.1:4010/v1'),
@@ -33,11 +39,12 @@ export const providerEnvSchema = z.object({
 });
 
 export type ProviderEnv = z.output<typeof providerEnvSchema>;
-export type ProviderKind = 'openai' | 'azure' | 'simulator';
+export type ProviderKind = 'openai' | 'azure' | 'together' | 'simulator';
 
 export type ProviderSettings =
   | { kind: 'openai' | 'simulator'; apiKey: string; baseURL: string | undefined; common: CommonSettings }
-  | { kind: 'azure'; apiKey: string; endpoint: string; apiVersion: string; common: CommonSettings };
+  | { kind: 'azure'; apiKey: string; endpoint: string; apiVersion: string; common: CommonSettings }
+  | { kind: 'together'; apiKey: string; baseURL: string | undefined; common: CommonSettings };
 
 export interface CommonSettings {
   webhookSecret: string | undefined;
@@ -58,7 +65,9 @@ export function resolveProviderSettings(env: ProviderEnv): ProviderSettings {
       ? 'azure'
       : env.OPENAI_API_KEY
         ? 'openai'
-        : 'simulator');
+        : env.TOGETHER_API_KEY
+          ? 'together'
+          : 'simulator');
   if (kind === 'azure') {
     const missing = [
       !env.AZURE_OPENAI_ENDPOINT && 'AZURE_OPENAI_ENDPOINT',
@@ -78,6 +87,11 @@ export function resolveProviderSettings(env: ProviderEnv): ProviderSettings {
     if (!env.OPENAI_API_KEY)
       throw new ConfigError('Invalid configuration: PROVIDER=openai needs OPENAI_API_KEY');
     return { kind, apiKey: env.OPENAI_API_KEY, baseURL: env.OPENAI_BASE_URL, common };
+  }
+  if (kind === 'together') {
+    if (!env.TOGETHER_API_KEY)
+      throw new ConfigError('Invalid configuration: PROVIDER=together needs TOGETHER_API_KEY');
+    return { kind, apiKey: env.TOGETHER_API_KEY, baseURL: env.TOGETHER_BASE_URL, common };
   }
   return { kind: 'simulator', apiKey: env.SIMULATOR_API_KEY, baseURL: env.SIMULATOR_URL, common };
 }

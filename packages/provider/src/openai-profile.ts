@@ -4,6 +4,7 @@ import { Readable } from 'node:stream';
 import OpenAI, { AzureOpenAI, toFile, toStreamingFile } from 'openai';
 import type { ProviderKind, ProviderSettings } from './config.ts';
 import { ProviderError, toProviderError, WebhookVerificationError, withProviderErrors } from './errors.ts';
+import { normalizeJob } from './job-statuses.ts';
 import type {
   ChatCompletionBody,
   ChatCompletionChunk,
@@ -80,21 +81,28 @@ export class OpenAIProviderProfile implements ProviderProfile {
   }
 
   createJob(input: CreateJobInput): Promise<ProviderJob> {
-    return withProviderErrors(() =>
-      this.client.fineTuning.jobs.create(
-        {
-          model: input.model,
-          training_file: input.trainingFile,
-          ...(input.validationFile ? { validation_file: input.validationFile } : {}),
-          ...(input.suffix ? { suffix: input.suffix } : {}),
-          ...(input.seed !== undefined ? { seed: input.seed } : {}),
-          metadata: input.metadata,
-          method: { type: 'supervised', supervised: { hyperparameters: input.hyperparameters ?? {} } },
-        },
-        // Creating a job is not idempotent at the provider: never let the SDK repeat it.
-        { maxRetries: 0 },
+    return withProviderErrors(async () =>
+      this.job(
+        await this.client.fineTuning.jobs.create(
+          {
+            model: input.model,
+            training_file: input.trainingFile,
+            ...(input.validationFile ? { validation_file: input.validationFile } : {}),
+            ...(input.suffix ? { suffix: input.suffix } : {}),
+            ...(input.seed !== undefined ? { seed: input.seed } : {}),
+            metadata: input.metadata,
+            method: { type: 'supervised', supervised: { hyperparameters: input.hyperparameters ?? {} } },
+          },
+          // Creating a job is not idempotent at the provider: never let the SDK repeat it.
+          { maxRetries: 0 },
+        ),
       ),
     );
+  }
+
+  /** A job as the stages read it (Azure's extra statuses mapped). */
+  private job(job: ProviderJob): ProviderJob {
+    return normalizeJob(this.kind, job);
   }
 
   findJobByMetadata(key: string, value: string): Promise<ProviderJob | null> {
@@ -102,7 +110,7 @@ export class OpenAIProviderProfile implements ProviderProfile {
       let scanned = 0;
       // The filter narrows the list where supported; the check below keeps it right where it isn't.
       for await (const job of this.client.fineTuning.jobs.list({ metadata: { [key]: value }, limit: 100 })) {
-        if (job.metadata?.[key] === value) return job;
+        if (job.metadata?.[key] === value) return this.job(job);
         if (++scanned >= MAX_SCAN) break;
       }
       return null;
@@ -110,7 +118,7 @@ export class OpenAIProviderProfile implements ProviderProfile {
   }
 
   retrieveJob(jobId: string): Promise<ProviderJob> {
-    return withProviderErrors(() => this.client.fineTuning.jobs.retrieve(jobId));
+    return withProviderErrors(async () => this.job(await this.client.fineTuning.jobs.retrieve(jobId)));
   }
 
   listJobs(
@@ -122,7 +130,7 @@ export class OpenAIProviderProfile implements ProviderProfile {
         ...(opts.limit ? { limit: opts.limit } : {}),
         ...(opts.metadata ? { metadata: opts.metadata } : {}),
       });
-      return { data: page.data, hasMore: page.has_more };
+      return { data: page.data.map((j) => this.job(j)), hasMore: page.has_more };
     });
   }
 
@@ -144,7 +152,23 @@ export class OpenAIProviderProfile implements ProviderProfile {
   }
 
   cancelJob(jobId: string): Promise<ProviderJob> {
-    return withProviderErrors(() => this.client.fineTuning.jobs.cancel(jobId));
+    return withProviderErrors(async () => this.job(await this.client.fineTuning.jobs.cancel(jobId)));
+  }
+
+  async deleteFile(fileId: string): Promise<void> {
+    try {
+      await withProviderErrors(() => this.client.files.delete(fileId));
+    } catch (err) {
+      if (!(err instanceof ProviderError && err.kind === 'not_found')) throw err;
+    }
+  }
+
+  async deleteModel(model: string): Promise<void> {
+    try {
+      await withProviderErrors(() => this.client.models.delete(model));
+    } catch (err) {
+      if (!(err instanceof ProviderError && err.kind === 'not_found')) throw err;
+    }
   }
 
   chatCompletion(input: ChatCompletionInput): Promise<ChatCompletionResult> {
@@ -250,6 +274,14 @@ const OPERATIONS: [RegExp, string, ProviderOperation][] = [
   [/\/fine_tuning\/jobs\/[^/]+\/checkpoints$/, 'GET', 'jobs.checkpoints'],
   [/\/fine_tuning\/jobs\/[^/]+$/, 'GET', 'jobs.retrieve'],
   [/\/chat\/completions$/, 'POST', 'chat.completions'],
+  // Together's dialect.
+  [/\/files\/upload$/, 'POST', 'files.create'],
+  [/\/fine-tunes$/, 'POST', 'jobs.create'],
+  [/\/fine-tunes$/, 'GET', 'jobs.list'],
+  [/\/fine-tunes\/[^/]+\/cancel$/, 'POST', 'jobs.cancel'],
+  [/\/fine-tunes\/[^/]+\/events$/, 'GET', 'jobs.events'],
+  [/\/fine-tunes\/[^/]+\/checkpoints$/, 'GET', 'jobs.checkpoints'],
+  [/\/fine-tunes\/[^/]+$/, 'GET', 'jobs.retrieve'],
   [/\/models(\/[^/]+)?$/, 'GET', 'models'],
 ];
 
@@ -262,7 +294,7 @@ export function providerOperation(method: string, url: string): ProviderOperatio
 }
 
 /** The SDK's fetch, reporting each request's operation and outcome to `observe`. */
-function observedFetch(observe: ProviderRequestObserver): typeof fetch {
+export function observedFetch(observe: ProviderRequestObserver): typeof fetch {
   return async (input, init) => {
     const url = input instanceof Request ? input.url : String(input);
     const method = init?.method ?? (input instanceof Request ? input.method : 'GET');
@@ -279,7 +311,7 @@ function observedFetch(observe: ProviderRequestObserver): typeof fetch {
 }
 
 export function createProviderProfile(
-  settings: ProviderSettings,
+  settings: Exclude<ProviderSettings, { kind: 'together' }>,
   opts: { onRequest?: ProviderRequestObserver } = {},
 ): ProviderProfile {
   const { maxRetries, timeoutMs, webhookSecret } = settings.common;

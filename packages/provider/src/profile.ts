@@ -92,6 +92,10 @@ export interface ProviderProfile {
     opts?: { after?: string; limit?: number },
   ): Promise<Page<ProviderCheckpoint>>;
   cancelJob(jobId: string): Promise<ProviderJob>;
+  /** Deletes an uploaded file; one already gone is fine. */
+  deleteFile(fileId: string): Promise<void>;
+  /** Deletes a fine-tuned model (by its name, or its job where the provider deletes by job); gone is fine. */
+  deleteModel(model: string, jobId: string | null): Promise<void>;
   chatCompletion(input: ChatCompletionInput): Promise<ChatCompletionResult>;
   /** The whole chat-completions protocol: the body goes out unchanged, the provider's answer comes back unchanged. */
   createChatCompletion(

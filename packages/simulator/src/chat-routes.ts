@@ -48,6 +48,8 @@ interface ChatDeps {
   clock: Clock;
   toyModels: ToyModels;
   log: ChatRequestLog;
+  /** The model an Azure deployment serves, when the name is an ARM deployment of the management API. */
+  modelOfDeployment?(name: string): string | undefined;
 }
 
 type Req = FastifyRequest<{ Params: { deployment?: string }; Body: unknown }>;
@@ -62,7 +64,8 @@ export function registerChatRoutes(
     dialect === 'azure' ? `${prefix}/deployments/:deployment/chat/completions` : `${prefix}/chat/completions`;
   app.post(chatPath, async (request: Req, reply) => {
     const body = (request.body ?? {}) as Record<string, unknown>;
-    const model = dialect === 'azure' ? (request.params.deployment ?? '') : body.model;
+    const deployment = request.params.deployment ?? '';
+    const model = dialect === 'azure' ? (deps.modelOfDeployment?.(deployment) ?? deployment) : body.model;
     deps.log.record({
       dialect,
       model: typeof model === 'string' ? model : '',

@@ -8,7 +8,13 @@ import { findBaseModel } from './models.ts';
 import { derivedFloat, derivedId, type SeededRandom } from './random.ts';
 import { valueForSchema } from './schema-value.ts';
 import { countChatTokens, countTextTokens, type EncodingName, textTokens } from './tokens.ts';
-import type { ChatTurn, ToyModels } from './toy-model.ts';
+import type { ChatTurn, FineTunedSource, ToyModels } from './toy-model.ts';
+
+/** Another dialect's own model (Together): answered from its source, counted in its encoding. */
+export interface ChatModelOverride {
+  tuned?: { record: object; source: FineTunedSource };
+  encoding: EncodingName;
+}
 
 function messageText(content: unknown): string {
   if (typeof content === 'string') return content;
@@ -27,6 +33,7 @@ export function chatCompletion(
   completionIds: SeededRandom,
   clock: Clock,
   toyModels: ToyModels,
+  override?: ChatModelOverride,
 ) {
   if (typeof model !== 'string' || !model) throw badRequest("Missing required parameter: 'model'.", 'model');
   if (!Array.isArray(body.messages) || body.messages.length === 0) {
@@ -47,9 +54,9 @@ export function chatCompletion(
       content: messageText((m as { content?: unknown }).content),
     });
   }
-  const base = findBaseModel(model);
-  const tuned = base ? undefined : service.getFineTunedModel(model);
-  if (!base && !tuned) {
+  const base = override ? undefined : findBaseModel(model);
+  const tuned = base || override ? undefined : service.getFineTunedModel(model);
+  if (!override && !base && !tuned) {
     throw new ApiError(
       404,
       `The model \`${model}\` does not exist or you do not have access to it.`,
@@ -59,21 +66,27 @@ export function chatCompletion(
     );
   }
   const encoding: EncodingName =
-    base?.encoding ?? service.state.jobs.get(tuned?.jobId ?? '')?.base.encoding ?? 'o200k_base';
+    override?.encoding ??
+    base?.encoding ??
+    service.state.jobs.get(tuned?.jobId ?? '')?.base.encoding ??
+    'o200k_base';
   // A fine-tuned model is made from its job's training examples, seed and epochs (the API's job fields).
   const job = tuned ? service.state.jobs.get(tuned.jobId) : undefined;
   const epochs = job?.hyperparameters.n_epochs;
-  const answer = tuned
-    ? toyModels.fineTuned(
-        tuned,
-        () => ({
-          examples: tuned.examples,
-          seed: job?.seed ?? 0,
-          epochs: typeof epochs === 'number' ? epochs : 1,
-        }),
-        messages,
-      )
-    : toyModels.base(messages);
+  const other = override?.tuned;
+  const answer = other
+    ? toyModels.fineTuned(other.record, () => other.source, messages)
+    : tuned
+      ? toyModels.fineTuned(
+          tuned,
+          () => ({
+            examples: tuned.examples,
+            seed: job?.seed ?? 0,
+            epochs: typeof epochs === 'number' ? epochs : 1,
+          }),
+          messages,
+        )
+      : toyModels.base(messages);
   const maxTokensRaw = body.max_completion_tokens ?? body.max_tokens;
   const maxTokens = typeof maxTokensRaw === 'number' && maxTokensRaw > 0 ? maxTokensRaw : undefined;
   const id = completionIds.id('chatcmpl-', 29);

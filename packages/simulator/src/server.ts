@@ -2,6 +2,7 @@
 // in-memory state, plus `/_sim/...` admin endpoints for tests.
 import multipart from '@fastify/multipart';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { AzureDeployments } from './azure-deployments.ts';
 import { ChatRequestLog, type ReceivedChatRequest, registerChatRoutes } from './chat-routes.ts';
 import { type Clock, Scheduler, systemClock } from './clock.ts';
 import { ApiError, badRequest, unauthorized } from './errors.ts';
@@ -11,6 +12,7 @@ import { BASE_MODELS, findBaseModel } from './models.ts';
 import { paginate, parseLimit } from './pagination.ts';
 import { SeededRandom } from './random.ts';
 import { ORGANIZATION, ORGANIZATION_ID, type SimFile, type SimJob } from './state.ts';
+import { registerTogether, TogetherService, type TogetherSnapshot, togetherSnapshot } from './together.ts';
 import { ToyModels } from './toy-model.ts';
 import { type WebhookDeliveryRecord, WebhookSender } from './webhooks.ts';
 
@@ -62,6 +64,12 @@ export interface SimulatorAdmin {
   /** The chat-completions requests received (last 1,000), bodies exactly as parsed. */
   chatRequests(): ReceivedChatRequest[];
   clearChatRequests(): void;
+  /** The Together dialect's files and jobs. */
+  together(): TogetherSnapshot;
+  /** Azure management: the account's deployments. */
+  azureDeployments(): Array<{ name: string; model: string; provisioningState: string }>;
+  /** Azure's idle deletion of a deployment (15 days without calls), at once. */
+  idleDelete(name: string): boolean;
 }
 
 export interface RunningSimulator {
@@ -117,6 +125,11 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Runni
   const service = new FineTuningService(new SeededRandom(seed), clock, scheduler, faults, webhooks);
   const toyModels = new ToyModels(seed);
   const chatLog = new ChatRequestLog();
+  const together = new TogetherService(new SeededRandom(seed ^ 0x70937), clock, scheduler);
+  const deployments = new AzureDeployments(
+    scheduler,
+    (model) => findBaseModel(model) !== undefined || service.getFineTunedModel(model) !== undefined,
+  );
 
   // Closing ends every connection, also one whose client stopped sending midway through an upload
   // (its handler would otherwise keep close() waiting for a body that never ends).
@@ -198,8 +211,12 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Runni
       clock,
       toyModels,
       log: chatLog,
+      // Azure calls a deployment by name; a name that is no ARM deployment is taken as the model itself.
+      modelOfDeployment: (name) => deployments.modelOf(name),
     });
   }
+  registerTogether(app, together, service, faults, completionIds, clock, toyModels);
+  deployments.register(app);
   registerAdmin(app, seed, speed, service, faults, webhooks);
   app.get('/_sim/chat-requests', async () => ({ data: chatLog.list() }));
 
@@ -216,10 +233,23 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Runni
       return faults.config;
     },
     forceOutcome: (jobId, outcome) => {
+      if (together.jobs.has(jobId)) {
+        if (outcome === 'fail') together.fail(jobId);
+        else together.cancel(jobId);
+        return;
+      }
       service.forceOutcome(jobId, outcome);
     },
     chatRequests: () => chatLog.list(),
     clearChatRequests: () => chatLog.clear(),
+    together: () => togetherSnapshot(together),
+    azureDeployments: () =>
+      [...deployments.deployments.values()].map(({ name, model, provisioningState }) => ({
+        name,
+        model,
+        provisioningState,
+      })),
+    idleDelete: (name) => deployments.idleDelete(name),
   };
 
   return {
@@ -230,6 +260,8 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Runni
     admin,
     async close() {
       service.close();
+      together.close();
+      deployments.close();
       scheduler.stopAll();
       await webhooks?.close();
       await app.close();

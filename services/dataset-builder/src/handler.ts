@@ -10,14 +10,17 @@ import {
 import {
   buildDataset,
   type Catalogue,
+  chooseTrainingProvider,
   type DatasetBuild,
   type DatasetStorage,
   type DocumentSource,
   describeIssue,
+  findBaseModel,
 } from '@tuneline/dataset';
 import {
   type DatasetRecord,
   findDatasetByRequestRow,
+  findLicense,
   finishRequest,
   insertDataset,
   inTransaction,
@@ -109,6 +112,14 @@ export async function handleFineTuneRequest(
     return { outcome: 'already_built', dataset: await findDatasetByRequestRow(deps.db, stored.id) };
   }
 
+  // The provider it trains at: the request's, else the license's, else the model's (catalogue).
+  const model = findBaseModel(request.baseModel, deps.catalogue);
+  const license = await findLicense(deps.db, request.licenseId);
+  const choice = model
+    ? chooseTrainingProvider(model, { request: request.provider, license: license?.provider })
+    : { provider: null };
+  if ('error' in choice) throw new PermanentError(choice.error);
+
   const keys = datasetKeys(stored);
   const build = await buildDataset(request, documentSourceOf(deps, request), {
     storage: deps.storage,
@@ -128,6 +139,7 @@ export async function handleFineTuneRequest(
       licenseId: stored.licenseId,
       correlationId: stored.correlationId,
       baseModel: request.baseModel,
+      provider: choice.provider,
       status: build.status,
       dump: request.dump,
       testPercent: request.testPercent,

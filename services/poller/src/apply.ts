@@ -15,6 +15,7 @@ import {
   writeOutbox,
 } from '@tuneline/db';
 import type { PollerProvider, ProviderJob } from './provider.ts';
+import { applyRetention } from './retention.ts';
 import { nextPollDelayMs, type PollScheduleConfig } from './schedule.ts';
 
 const fromUnix = (seconds: number | null | undefined): Date | null =>
@@ -33,6 +34,8 @@ export interface ApplyOptions {
   /** Schedule the next poll if this poll is the chain link with this job id. */
   chainJobId?: string;
   schedule: PollScheduleConfig;
+  /** Where a failed file deletion after training is reported. */
+  log?: { warn(obj: object, msg: string): void };
 }
 
 export interface ApplyResult {
@@ -63,7 +66,7 @@ export async function applyJobSnapshot(
   const events = details ? (await provider.listEvents(job.id, { limit: 100 })).data : [];
   const checkpoints = details ? (await provider.listCheckpoints(job.id, { limit: 100 })).data : [];
 
-  return inTransaction(db, async (tx) => {
+  const result = await inTransaction(db, async (tx): Promise<ApplyResult & { endedHere?: boolean }> => {
     const row = await lockFineTune(tx, fineTune.id);
     if (!row || isTerminalStatus(row.status)) {
       return { status: row?.status ?? status, changed: false, terminal: true, nextPollDelayMs: null };
@@ -104,7 +107,7 @@ export async function applyJobSnapshot(
         finishedAt: fromUnix(job.finished_at) ?? new Date(),
         polledAt: new Date(),
       });
-      return { status, changed: true, terminal: true, nextPollDelayMs: null };
+      return { status, changed: true, terminal: true, nextPollDelayMs: null, endedHere: true };
     }
 
     const isChainLink =
@@ -133,6 +136,13 @@ export async function applyJobSnapshot(
     }
     return { status, changed, terminal: false, nextPollDelayMs: delay };
   });
+  if (!result.endedHere) return result;
+  // Retention: the dataset's files go once training is over (unless the license keeps them).
+  await applyRetention(db, provider, fineTune.id).catch((err: unknown) =>
+    opts.log?.warn({ err: String(err) }, 'could not delete the provider files after training'),
+  );
+  const { endedHere: _ended, ...applied } = result;
+  return applied;
 }
 
 /**

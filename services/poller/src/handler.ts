@@ -27,6 +27,11 @@ export { startWebhookServer, type WebhookServer } from './webhooks.ts';
 
 export interface PollerDeps extends StageDeps {
   provider: PollerProvider;
+  /**
+   * Several providers: the profile for a fine-tune that names one. Such fine-tunes are polled one by
+   * one (the sweeper lists the default provider's jobs only).
+   */
+  providers?: { for(provider: string | null): PollerProvider };
   sweeper: Sweeper;
   schedule: PollScheduleConfig;
 }
@@ -93,13 +98,18 @@ export const pollerStage = defineStage<'finetune-poll', PollerDeps>({
 async function pollFineTune(
   message: MessageOf<'finetune-poll'>,
   ctx: JobContext,
-  deps: PollerDeps,
+  stageDeps: PollerDeps,
 ): Promise<void> {
-  const fineTune = await getFineTune(deps.db, message.fineTuneId);
+  const fineTune = await getFineTune(stageDeps.db, message.fineTuneId);
   if (!fineTune) throw new PermanentError(`fine-tune ${message.fineTuneId} does not exist`);
   if (isTerminalStatus(fineTune.status)) return;
   // No provider job yet: the trainer records it and queues the first poll itself.
   if (!fineTune.providerJobId) return;
+  const named = stageDeps.providers && fineTune.provider !== null;
+  // Not configured (any more): a stage failure that retries until the configuration is fixed.
+  const deps = named
+    ? { ...stageDeps, provider: stageDeps.providers?.for(fineTune.provider) ?? stageDeps.provider }
+    : stageDeps;
 
   if (fineTune.cancelRequestedAt) {
     try {
@@ -112,7 +122,8 @@ async function pollFineTune(
     }
   }
   // Scheduled and recovery polls share list sweeps; webhooks and cancels want this job now.
-  const direct = message.reason === 'webhook' || message.reason === 'cancel' || fineTune.cancelRequestedAt;
+  const direct =
+    named || message.reason === 'webhook' || message.reason === 'cancel' || fineTune.cancelRequestedAt;
   let job: ProviderJob;
   try {
     job = direct
@@ -130,6 +141,7 @@ async function pollFineTune(
     forceDetails: message.reason === 'webhook' || message.reason === 'cancel',
     chainJobId: ctx.jobId,
     schedule: deps.schedule,
+    log: ctx.log,
   });
   ctx.log.debug({ reason: message.reason, ...result }, 'polled');
 }

@@ -1,4 +1,4 @@
-import { createProvider, type ProviderProfile } from '@tuneline/provider';
+import { createProviderSet, type ProviderProfile } from '@tuneline/provider';
 import { runService } from '@tuneline/runtime';
 import { type Config, configSchema } from './config.ts';
 import { type PollerDeps, pollerStage } from './handler.ts';
@@ -15,7 +15,8 @@ await runService<Config, PollerServiceDeps>({
   stages: [pollerStage],
   configSchema,
   makeDeps: ({ config, db, log, metrics }): PollerServiceDeps => {
-    const provider = createProvider(config, { onRequest: metrics.countProviderRequest });
+    const providers = createProviderSet(config, { onRequest: metrics.countProviderRequest });
+    const provider = providers.defaultProfile;
     const schedule = {
       intervalMs: config.POLL_INTERVAL_MS,
       minIntervalMs: config.POLL_MIN_INTERVAL_MS,
@@ -28,8 +29,10 @@ await runService<Config, PollerServiceDeps>({
       schedule,
       maxAgeMs: config.POLL_SWEEP_MAX_AGE_MS,
       maxPages: config.POLL_SWEEP_MAX_PAGES,
+      // Fine-tunes that name a provider are polled one by one through it.
+      follows: (row) => row.provider === null,
     });
-    return { db, log, provider, schedule, sweeper };
+    return { db, log, provider, providers, schedule, sweeper };
   },
   onStarted: async ({ config, deps, log, publishCaptured }) => {
     if (config.WEBHOOK_PORT === undefined) return undefined;

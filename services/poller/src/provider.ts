@@ -39,4 +39,6 @@ export interface PollerProvider {
   listEvents(jobId: string, opts?: { limit?: number }): Promise<JobPage<ProviderEvent>>;
   listCheckpoints(jobId: string, opts?: { limit?: number }): Promise<JobPage<ProviderCheckpoint>>;
   cancelJob(id: string): Promise<ProviderJob>;
+  /** Deletes an uploaded file (retention after training); absent: files are left at the provider. */
+  deleteFile?(fileId: string): Promise<void>;
 }

@@ -23,6 +23,8 @@ export interface SweeperOptions {
   maxAgeMs: number;
   maxPages: number;
   pageSize?: number;
+  /** Which followed fine-tunes this sweeper's provider holds (default: all). */
+  follows?: (row: FineTuneRecord) => boolean;
 }
 
 /**
@@ -60,7 +62,8 @@ export class Sweeper {
     const { db, provider, maxPages } = this.opts;
     const followed = await listFollowedFineTunes(db);
     const wanted = new Map<string, FineTuneRecord>();
-    for (const f of followed) if (f.providerJobId) wanted.set(f.providerJobId, f);
+    const follows = this.opts.follows ?? (() => true);
+    for (const f of followed) if (f.providerJobId && follows(f)) wanted.set(f.providerJobId, f);
     const jobs = new Map<string, ProviderJob>();
     let calls = 0;
     let after: string | undefined;
@@ -90,7 +93,7 @@ export class Sweeper {
       const before = countCalls(provider);
       // This fine-tune's own request, not the job that triggered the sweep: its logs must carry its id.
       const log = this.opts.log.child({ correlationId: row.correlationId, fineTuneId: row.id });
-      await applyJobSnapshot(db, provider, row, job, { schedule: this.opts.schedule }).then(
+      await applyJobSnapshot(db, provider, row, job, { schedule: this.opts.schedule, log }).then(
         () => log.info({ providerStatus: job.status }, 'sweep applied the provider job state'),
         (err: unknown) => {
           // One job's trouble must not stop the sweep; its own poll retries it.

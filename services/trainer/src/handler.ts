@@ -64,6 +64,8 @@ export interface TrainerProvider {
 
 export interface TrainerDeps extends StageDeps {
   provider: TrainerProvider;
+  /** Several providers: the profile for a fine-tune's provider (null: the default). */
+  providers?: { for(provider: string | null): TrainerProvider };
   /** The reservation is the estimate plus this margin, so overage is rare. Default 10. */
   reservationMarginPercent: number;
   /**
@@ -79,11 +81,21 @@ export { reservationAmount };
 /** Stage 3: consumes `finetune-create`. */
 export const trainerStage = defineStage<'finetune-create', TrainerDeps>({
   queue: 'finetune-create',
-  async handle(message, ctx, deps) {
-    const { db } = deps;
+  async handle(message, ctx, stageDeps) {
+    const { db } = stageDeps;
     let fineTune = await getFineTune(db, message.fineTuneId);
     if (!fineTune) throw new PermanentError(`fine-tune ${message.fineTuneId} does not exist`);
     if (!isWaitingForTrainer(fineTune.status)) return; // already created (or finished): a duplicate
+    let deps = stageDeps;
+    try {
+      deps = { ...stageDeps, provider: stageDeps.providers?.for(fineTune.provider) ?? stageDeps.provider };
+    } catch (err) {
+      // Its provider is not configured here: it ends at once, saying which and how (credits released).
+      const reason = err instanceof Error ? err.message : String(err);
+      await endBeforeProvider(db, fineTune.id, 'failed', 'provider_not_configured', reason);
+      ctx.log.warn({ err: reason }, 'fine-tune names a provider this deployment cannot reach');
+      return;
+    }
     const dataset = await findDataset(db, fineTune.datasetId);
     if (!dataset) throw new Error(`dataset ${fineTune.datasetId} of fine-tune ${fineTune.id} not found`);
 

@@ -39,9 +39,11 @@ export interface UploaderStorage {
 
 export interface UploaderDeps extends StageDeps {
   provider: UploaderProvider;
+  /** Several providers: the profile for a dataset's provider (null: the default). */
+  providers?: { for(provider: string | null): UploaderProvider };
   storage: UploaderStorage;
-  /** Credits per 1M training tokens of a base model, from the catalogue; undefined when unknown. */
-  priceOf(baseModel: string): bigint | undefined;
+  /** Credits per 1M training tokens of a base model at a provider, from the catalogue; undefined when unknown. */
+  priceOf(baseModel: string, provider?: string | null): bigint | undefined;
   /** How long to wait for the provider to process one file before the job retries. */
   processTimeoutMs: number;
 }
@@ -70,8 +72,8 @@ export function uploadFilename(datasetId: string, kind: FileKind): string {
 /** Stage 2: consumes `files-upload`. */
 export const uploaderStage = defineStage<'files-upload', UploaderDeps>({
   queue: 'files-upload',
-  async handle(message, ctx, deps) {
-    const { db } = deps;
+  async handle(message, ctx, stageDeps) {
+    const { db } = stageDeps;
     const dataset = await findDataset(db, message.datasetId);
     if (!dataset) throw new PermanentError(`dataset ${message.datasetId} does not exist`);
     if (dataset.status === 'building') throw new Error(`dataset ${dataset.id} is still building`);
@@ -82,6 +84,15 @@ export const uploaderStage = defineStage<'files-upload', UploaderDeps>({
     // A repeated message (a recovery sweep racing the job that finished it): its files, and with
     // auto-train its fine-tune, were committed with that status.
     if (dataset.status === 'uploaded') return;
+    let deps = stageDeps;
+    try {
+      deps = { ...stageDeps, provider: stageDeps.providers?.for(dataset.provider) ?? stageDeps.provider };
+    } catch (err) {
+      // A provider this deployment cannot reach: the dataset says which and how to configure it.
+      const reason = err instanceof Error ? err.message : String(err);
+      await markUploadFailed(stageDeps, dataset.id, reason);
+      throw new PermanentError(reason);
+    }
     // True when this attempt moved the dataset to `uploading`: no earlier attempt can have uploaded a
     // file, so there is no lost upload to look for (a list call saved per file).
     const firstAttempt = dataset.status === 'ready' && (await startUpload(db, dataset.id));
@@ -199,7 +210,7 @@ async function createAutoTrainFineTune(
   deps: UploaderDeps,
   uploadFailure?: { code: string; message: string },
 ): Promise<void> {
-  const price = deps.priceOf(dataset.baseModel);
+  const price = deps.priceOf(dataset.baseModel, dataset.provider);
   const checked = checkJobOptions(dataset.jobOptions);
   let failure = uploadFailure; // the upload's own failure comes first
   if (!failure && price === undefined)

@@ -1,5 +1,5 @@
-import { createStorage, findBaseModel, loadCatalogue } from '@tuneline/dataset';
-import { createProvider } from '@tuneline/provider';
+import { createStorage, findBaseModel, loadCatalogue, trainingOffers } from '@tuneline/dataset';
+import { createProviderSet } from '@tuneline/provider';
 import { runService } from '@tuneline/runtime';
 import { configSchema } from './config.ts';
 import { uploaderStage } from './handler.ts';
@@ -10,12 +10,19 @@ await runService({
   configSchema,
   makeDeps: async ({ config, db, log, metrics }) => {
     const catalogue = loadCatalogue({ MODEL_CATALOGUE_FILE: config.MODEL_CATALOGUE_FILE });
+    const providers = createProviderSet(config, { onRequest: metrics.countProviderRequest });
     return {
       db,
       log,
-      provider: createProvider(config, { onRequest: metrics.countProviderRequest }),
+      provider: providers.defaultProfile,
+      providers,
       storage: await createStorage(config),
-      priceOf: (model: string) => findBaseModel(model, catalogue)?.creditsPerMillionTrainingTokens,
+      priceOf: (model: string, provider?: string | null) => {
+        const base = findBaseModel(model, catalogue);
+        if (!base) return undefined;
+        if (!provider) return base.creditsPerMillionTrainingTokens;
+        return trainingOffers(base).find((o) => o.provider === provider)?.creditsPerMillionTrainingTokens;
+      },
       processTimeoutMs: config.UPLOAD_PROCESS_TIMEOUT_MS,
     };
   },

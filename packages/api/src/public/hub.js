@@ -284,7 +284,7 @@ async function estimate(event) {
   try {
     const e = await api(`/v1/pricing/estimate?${q}`);
     $('#estimate-result').textContent =
-      `${fmtInt(e.billedTokens)} billed tokens (${e.epochs} epochs) ≈ ${fmtInt(e.credits)} credits at ${fmtInt(e.creditsPerMillionTrainingTokens)} credits per 1M training tokens. Inference: ${fmtInt(e.inference.inputCreditsPerMillion)} / ${fmtInt(e.inference.outputCreditsPerMillion)} credits per 1M input / output tokens.`;
+      `${fmtInt(e.billedTokens)} billed tokens (${e.epochs} epochs) ≈ ${fmtInt(e.credits)} credits${e.tokenCount === 'estimate' ? ' (estimate: approximate tokenizer)' : ''} at ${e.provider}: ${fmtInt(e.creditsPerMillionTrainingTokens)} credits per 1M training tokens. Inference: ${fmtInt(e.inference.inputCreditsPerMillion)} / ${fmtInt(e.inference.outputCreditsPerMillion)} credits per 1M input / output tokens.`;
   } catch (err) {
     $('#estimate-result').textContent = `Cannot estimate: ${err.message}`;
   }

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { findLicense, insertLicense } from '@tuneline/db';
+import { findLicense, insertLicense, setLicenseProvider } from '@tuneline/db';
 import { getBalance, grantCredits, LedgerConflictError } from '@tuneline/ledger';
 import type { ApiDeps } from '../app.ts';
 import { createApiKey } from '../auth.ts';
@@ -10,6 +10,7 @@ import {
   createLicenseSchema,
   grantSchema,
   licenseParams,
+  licenseProviderSchema,
   licenseSchema,
 } from '../schemas.ts';
 import { licenseView } from '../views.ts';
@@ -40,11 +41,38 @@ export function registerAdminRoutes(table: RouteTable, deps: ApiDeps): void {
     },
     async ({ body }) => {
       const id = body.id ?? `lic-${randomUUID()}`;
-      const license = await insertLicense(deps.db, { id, name: body.name });
+      const license = await insertLicense(deps.db, {
+        id,
+        name: body.name,
+        ...(body.provider ? { provider: body.provider } : {}),
+      });
       if (!license)
         throw new HttpError(409, `license "${id}" already exists`, [
           { field: 'id', message: 'already exists' },
         ]);
+      return licenseView(license);
+    },
+  );
+
+  table.add(
+    {
+      method: 'POST',
+      url: '/v1/admin/licenses/:id/provider',
+      auth: 'admin',
+      tag: 'admin',
+      summary: "Name the license's provider (null: the deployment default); its new requests train there",
+      params: licenseParams,
+      body: licenseProviderSchema,
+      responses: {
+        200: { description: 'the license', schema: licenseSchema },
+        400: E400,
+        401: E401,
+        404: E404,
+      },
+    },
+    async ({ params, body }) => {
+      const license = await setLicenseProvider(deps.db, params.id, body.provider);
+      if (!license) throw notFound('license');
       return licenseView(license);
     },
   );

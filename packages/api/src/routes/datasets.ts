@@ -1,10 +1,11 @@
 import type { Hyperparameters } from '@tuneline/contracts';
-import { findBaseModel } from '@tuneline/dataset';
+import { chooseTrainingProvider, findBaseModel, trainingOffers } from '@tuneline/dataset';
 import {
   checkJobOptions,
   createFineTune,
   type DatasetRecord,
   findDataset,
+  findLicense,
   findOpenDeadLettersBySubject,
   getFineTune,
   inTransaction,
@@ -13,6 +14,7 @@ import {
   requestUpload,
 } from '@tuneline/db';
 import { creditShortfall, fineTuneEstimate, getBalance, insufficientCreditsMessage } from '@tuneline/ledger';
+import { ProviderNotConfiguredError } from '@tuneline/provider';
 import type { ApiDeps } from '../app.ts';
 import { licenseOf } from '../auth.ts';
 import { errorSchema, HttpError, notFound, type RouteTable } from '../http.ts';
@@ -99,6 +101,7 @@ export function registerDatasetRoutes(table: RouteTable, deps: ApiDeps): void {
           { field: 'licenseId', message: 'must be your own license (or omitted)' },
         ]);
       }
+      await checkProvider(deps, licenseId, body);
       const result = await deps.producer.enqueue({ ...body, licenseId });
       if (!result.ok)
         throw new HttpError(
@@ -128,7 +131,7 @@ export function registerDatasetRoutes(table: RouteTable, deps: ApiDeps): void {
     async ({ caller, query }) => {
       const page = await pageDatasets(deps.db, licenseOf(caller), pageRequest(query));
       return {
-        data: page.rows.map((r) => datasetView(r, r.deadLetter)),
+        data: page.rows.map((r) => datasetView(r, r.deadLetter, deps.catalogue)),
         nextCursor: page.next ? encodeCursor(page.next) : null,
       };
     },
@@ -152,7 +155,7 @@ export function registerDatasetRoutes(table: RouteTable, deps: ApiDeps): void {
     async ({ caller, params }) => {
       const dataset = await ownDataset(deps, licenseOf(caller), params.id);
       const dead = await findOpenDeadLettersBySubject(deps.db, [dataset.id]);
-      return datasetView(dataset, dead.get(dataset.id));
+      return datasetView(dataset, dead.get(dataset.id), deps.catalogue);
     },
   );
 
@@ -180,7 +183,7 @@ export function registerDatasetRoutes(table: RouteTable, deps: ApiDeps): void {
       } else if (!['uploading', 'uploaded'].includes(dataset.status)) {
         throw new HttpError(409, `dataset is ${dataset.status}: only a ready dataset can be uploaded`);
       }
-      return datasetView(await ownDataset(deps, licenseId, params.id));
+      return datasetView(await ownDataset(deps, licenseId, params.id), undefined, deps.catalogue);
     },
   );
 
@@ -237,7 +240,9 @@ export function registerDatasetRoutes(table: RouteTable, deps: ApiDeps): void {
         createFineTune(tx, dataset, {
           ...(id ? { id } : {}),
           options: checked.options,
-          creditsPerMillionTokens: base.creditsPerMillionTrainingTokens,
+          creditsPerMillionTokens:
+            trainingOffers(base).find((o) => o.provider === dataset.provider)
+              ?.creditsPerMillionTrainingTokens ?? base.creditsPerMillionTrainingTokens,
         }),
       );
       if (created) await deps.flushOutbox();
@@ -245,4 +250,25 @@ export function registerDatasetRoutes(table: RouteTable, deps: ApiDeps): void {
       return fineTuneView(fineTune);
     },
   );
+}
+
+/**
+ * A request whose provider (its own, else its license's, else its model's) cannot train its model, or
+ * is not configured in this deployment, fails here at once with the reason, not later in a worker.
+ */
+async function checkProvider(
+  deps: ApiDeps,
+  licenseId: string,
+  body: { baseModel?: unknown; provider?: string | undefined },
+): Promise<void> {
+  const base = typeof body.baseModel === 'string' ? findBaseModel(body.baseModel, deps.catalogue) : undefined;
+  if (!base) return; // the builder reports an unknown model on the dataset
+  const license = await findLicense(deps.db, licenseId);
+  const choice = chooseTrainingProvider(base, { request: body.provider, license: license?.provider });
+  if ('error' in choice)
+    throw new HttpError(400, `provider: ${choice.error}`, [{ field: 'provider', message: choice.error }]);
+  if (choice.provider && deps.providers && !deps.providers.includes(choice.provider)) {
+    const message = new ProviderNotConfiguredError(choice.provider).message;
+    throw new HttpError(400, `provider: ${message}`, [{ field: 'provider', message }]);
+  }
 }

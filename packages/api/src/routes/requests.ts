@@ -130,7 +130,7 @@ export function registerRequestRoutes(table: RouteTable, deps: ApiDeps): void {
           updatedAt: request.updatedAt.toISOString(),
           deadLetter: deadLetterSummary(ownRequestDead),
         },
-        dataset: dataset ? datasetView(dataset, dead.get(dataset.id)) : null,
+        dataset: dataset ? datasetView(dataset, dead.get(dataset.id), deps.catalogue) : null,
         fineTunes: fineTunes.map((f) => fineTuneView(f, dead.get(f.id))),
         ...summarise(request, dataset, fineTunes, dead),
       };

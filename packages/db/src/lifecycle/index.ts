@@ -121,7 +121,8 @@ export interface NewFineTune {
  */
 export async function createFineTune(
   tx: Executor,
-  dataset: Pick<DatasetRecord, 'id' | 'licenseId' | 'correlationId' | 'baseModel' | 'shortHash'>,
+  dataset: Pick<DatasetRecord, 'id' | 'licenseId' | 'correlationId' | 'baseModel' | 'shortHash'> &
+    Partial<Pick<DatasetRecord, 'provider'>>,
   fineTune: NewFineTune,
 ): Promise<{ fineTune: FineTuneRecord; created: boolean }> {
   const suffix = fineTune.options.suffix ?? dataset.shortHash;
@@ -135,6 +136,7 @@ export async function createFineTune(
       dataset_id: dataset.id,
       correlation_id: dataset.correlationId,
       base_model: dataset.baseModel,
+      provider: dataset.provider ?? null,
       description: fineTune.options.description,
       notify_emails: fineTune.options.notifyEmails,
       suffix,

@@ -8,6 +8,9 @@ import * as inferenceSettleMany from './0011_inference_settle_many.ts';
 import * as deadLetters from './0015_dead_letters.ts';
 import * as listIndexes from './0016_list_indexes.ts';
 import * as evaluation from './0020_evaluation.ts';
+import * as providers from './0025_providers.ts';
+import * as retention from './0026_retention.ts';
+import * as discard from './0027_discard.ts';
 import * as datasetFileHashes from './0030_dataset_file_hashes.ts';
 import * as documents from './0035_documents.ts';
 import * as trainingProfiles from './0036_training_profiles.ts';
@@ -23,6 +26,9 @@ export const migrations: Record<string, Migration> = {
   '0015_dead_letters': deadLetters,
   '0016_list_indexes': listIndexes,
   '0020_evaluation': evaluation,
+  '0025_providers': providers,
+  '0026_retention': retention,
+  '0027_discard': discard,
   '0030_dataset_file_hashes': datasetFileHashes,
   '0035_documents': documents,
   '0036_training_profiles': trainingProfiles,

@@ -9,6 +9,8 @@ export interface DatasetRecord {
   licenseId: string;
   correlationId: string;
   baseModel: string;
+  /** null: the deployment's default provider. */
+  provider: string | null;
   status: DatasetStatus;
   dump: 'all' | 'mapped';
   testPercent: number;
@@ -46,6 +48,7 @@ export function toDatasetRecord(row: DatasetRow): DatasetRecord {
     licenseId: row.license_id,
     correlationId: row.correlation_id,
     baseModel: row.base_model,
+    provider: row.provider,
     status: row.status,
     dump: row.dump,
     testPercent: row.test_percent,
@@ -94,6 +97,7 @@ export async function insertDataset(
       license_id: d.licenseId,
       correlation_id: d.correlationId,
       base_model: d.baseModel,
+      provider: d.provider,
       status: d.status,
       dump: d.dump,
       test_percent: d.testPercent,

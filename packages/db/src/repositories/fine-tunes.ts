@@ -19,6 +19,10 @@ export interface FineTuneRecord {
   correlationId: string;
   status: FineTuneStatus;
   baseModel: string;
+  /** null: the deployment's default provider. */
+  provider: string | null;
+  /** When the license discarded it; null: not discarded. */
+  discardedAt: Date | null;
   description: string;
   /** Already parsed and validated recipients. */
   notifyEmails: string[];
@@ -57,6 +61,8 @@ export function toFineTuneRecord(row: FineTuneRow): FineTuneRecord {
     correlationId: row.correlation_id,
     status: row.status,
     baseModel: row.base_model,
+    provider: row.provider,
+    discardedAt: row.discarded_at,
     description: row.description,
     notifyEmails: row.notify_emails,
     suffix: row.suffix,

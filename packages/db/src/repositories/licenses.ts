@@ -6,19 +6,22 @@ import type { LicenseRow } from '../schema.ts';
 export interface LicenseRecord {
   id: string;
   name: string;
+  /** The license's provider; null: the deployment default. */
+  provider: string | null;
   createdAt: Date;
 }
 
 const toLicenseRecord = (row: LicenseRow): LicenseRecord => ({
   id: row.id,
   name: row.name,
+  provider: row.provider,
   createdAt: row.created_at,
 });
 
 /** Creates a license; undefined when one with this id exists (it is left as it is). */
 export async function insertLicense(
   db: Executor,
-  license: { id: string; name: string },
+  license: { id: string; name: string; provider?: string | null },
 ): Promise<LicenseRecord | undefined> {
   const row = await db
     .insertInto('licenses')
@@ -31,6 +34,21 @@ export async function insertLicense(
 
 export async function findLicense(db: Executor, id: string): Promise<LicenseRecord | undefined> {
   const row = await db.selectFrom('licenses').selectAll().where('id', '=', id).executeTakeFirst();
+  return row ? toLicenseRecord(row) : undefined;
+}
+
+/** Names the license's provider (null: back to the deployment default); undefined if no such license. */
+export async function setLicenseProvider(
+  db: Executor,
+  id: string,
+  provider: string | null,
+): Promise<LicenseRecord | undefined> {
+  const row = await db
+    .updateTable('licenses')
+    .set({ provider })
+    .where('id', '=', id)
+    .returningAll()
+    .executeTakeFirst();
   return row ? toLicenseRecord(row) : undefined;
 }
 

@@ -1,0 +1,123 @@
+// Azure deployments through @azure/arm-cognitiveservices against the simulator's ARM routes: a
+// fine-tuned model deployed (deploying → active), served by deployment name through the azure profile,
+// deleted, and deleted by Azure when idle; provisioning states map, unknown ones fail clearly.
+import {
+  AzureDeployments,
+  azureCredentialFromEnv,
+  createProvider,
+  deploymentState,
+  ProviderError,
+  providerEnvSchema,
+  staticTokenCredential,
+} from '@tuneline/provider';
+import { type RunningSimulator, startSimulator } from '@tuneline/simulator';
+import OpenAI, { toFile } from 'openai';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { waitFor } from '../support/context.ts';
+
+let sim: RunningSimulator;
+let deployments: AzureDeployments;
+let model: string;
+
+beforeAll(async () => {
+  sim = await startSimulator({ port: 0, seed: 31, speed: 5_000 });
+  deployments = new AzureDeployments({
+    subscriptionId: 'sub-1',
+    resourceGroup: 'rg-1',
+    accountName: 'tuneline-aoai',
+    credential: staticTokenCredential(sim.apiKey),
+    endpoint: sim.baseUrl,
+    pollIntervalMs: 20,
+  });
+  const client = new OpenAI({ baseURL: sim.url, apiKey: sim.apiKey });
+  const lines = Array.from({ length: 10 }, (_, i) =>
+    JSON.stringify({
+      messages: [
+        { role: 'user', content: `Invoice ${i} total ${i}.00` },
+        { role: 'assistant', content: JSON.stringify({ total: i }) },
+      ],
+    }),
+  ).join('\n');
+  const file = await client.files.create({
+    file: await toFile(Buffer.from(lines), 'd.jsonl'),
+    purpose: 'fine-tune',
+  });
+  await waitFor(async () => (await client.files.retrieve(file.id)).status === 'processed', 10_000, 'file');
+  const job = await client.fineTuning.jobs.create({
+    model: 'gpt-4o-mini-2024-07-18',
+    training_file: file.id,
+  });
+  model = await waitFor(
+    async () => (await client.fineTuning.jobs.retrieve(job.id)).fine_tuned_model ?? undefined,
+    15_000,
+    'a fine-tuned model',
+  );
+});
+
+afterAll(async () => {
+  await sim?.close();
+});
+
+describe('azure deployments', () => {
+  it('maps provisioning states to deploying / active / failed, and refuses unknown ones', () => {
+    expect(deploymentState('Creating')).toBe('deploying');
+    expect(deploymentState('Accepted')).toBe('deploying');
+    expect(deploymentState('Succeeded')).toBe('active');
+    expect(deploymentState('Failed')).toBe('failed');
+    expect(() => deploymentState('Hibernating')).toThrow(ProviderError);
+    expect(() => deploymentState(undefined)).toThrow(/unknown deployment provisioning state/);
+  });
+
+  it('deploys a fine-tune, waits until active, serves it by deployment name, and deletes it', async () => {
+    expect(await deployments.get('ft-invoices')).toBeNull();
+    const deployed = await deployments.deploy('ft-invoices', model);
+    expect(deployed).toMatchObject({
+      name: 'ft-invoices',
+      model,
+      state: 'active',
+      provisioningState: 'Succeeded',
+    });
+    expect(sim.admin.azureDeployments()).toEqual([
+      { name: 'ft-invoices', model, provisioningState: 'Succeeded' },
+    ]);
+    const azure = createProvider(
+      providerEnvSchema.parse({
+        PROVIDER: 'azure',
+        AZURE_OPENAI_ENDPOINT: sim.baseUrl,
+        AZURE_OPENAI_API_KEY: sim.apiKey,
+      }),
+    );
+    const answer = await azure.chatCompletion({
+      model: 'ft-invoices',
+      messages: [{ role: 'user', content: 'Invoice 3 total 3.00' }],
+    });
+    expect(answer.content).toContain('total');
+    // Deploying again is the same deployment.
+    expect((await deployments.deploy('ft-invoices', model)).state).toBe('active');
+    await deployments.remove('ft-invoices');
+    expect(await deployments.get('ft-invoices')).toBeNull();
+    await deployments.remove('ft-invoices'); // already gone: fine
+  });
+
+  it('reports a deployment of a model the account lacks as failed', async () => {
+    const d = await deployments.deploy('ft-missing', 'gpt-4o-mini-2024-07-18:ft-nobody:none:x');
+    expect(d.state).toBe('failed');
+  });
+
+  it("notices Azure's idle deletion: the deployment is gone", async () => {
+    await deployments.deploy('ft-idle', model);
+    expect(sim.admin.idleDelete('ft-idle')).toBe(true);
+    expect(await deployments.get('ft-idle')).toBeNull();
+  });
+
+  it('takes its credential from env: a client secret needs tenant and client', () => {
+    expect(() => azureCredentialFromEnv({ AZURE_CLIENT_SECRET: 's' })).toThrow(
+      /AZURE_TENANT_ID and AZURE_CLIENT_ID/,
+    );
+    expect(
+      azureCredentialFromEnv({ AZURE_TENANT_ID: 't', AZURE_CLIENT_ID: 'c', AZURE_CLIENT_SECRET: 's' })
+        .constructor.name,
+    ).toBe('ClientSecretCredential');
+    expect(azureCredentialFromEnv({}).constructor.name).toBe('ManagedIdentityCredential');
+  });
+});

@@ -1,0 +1,287 @@
+// The together profile against the simulator's Together dialect, through the official `together-ai`
+// SDK over HTTP: upload, job, statuses, events, checkpoints, tokens and price, cancel, errors, chat.
+import { Readable } from 'node:stream';
+import {
+  createProvider,
+  ProviderError,
+  providerEnvSchema,
+  providerOperation,
+  resolveProviderSettings,
+  TOGETHER_JOB_STATUSES,
+  type TogetherProviderProfile,
+  taggedSuffix,
+  togetherJobStatus,
+  UnknownProviderStatusError,
+} from '@tuneline/provider';
+import { type RunningSimulator, startSimulator } from '@tuneline/simulator';
+import Together from 'together-ai';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { waitFor } from '../support/context.ts';
+
+const MODEL = 'meta-llama/Meta-Llama-3.1-8B-Instruct-Reference';
+
+function trainingJsonl(n: number): string {
+  return `${Array.from({ length: n }, (_, i) =>
+    JSON.stringify({
+      messages: [
+        { role: 'system', content: 'Extract the invoice fields as JSON.' },
+        { role: 'user', content: `Invoice ${700 + i} total ${i * 4}.00 EUR from vendor ${i % 3}` },
+        {
+          role: 'assistant',
+          content: JSON.stringify({ invoice_number: String(700 + i), total: `${i * 4}.00` }),
+        },
+      ],
+    }),
+  ).join('\n')}\n`;
+}
+
+let sim: RunningSimulator;
+let provider: TogetherProviderProfile;
+let requests: Array<{ operation: string; status: string }>;
+
+beforeAll(async () => {
+  sim = await startSimulator({ port: 0, seed: 20, speed: 2_000 });
+  requests = [];
+  provider = createProvider(
+    providerEnvSchema.parse({
+      PROVIDER: 'together',
+      TOGETHER_API_KEY: sim.apiKey,
+      TOGETHER_BASE_URL: `${sim.baseUrl}/together/v1`,
+    }),
+    { onRequest: (operation, status) => requests.push({ operation, status }) },
+  ) as TogetherProviderProfile;
+});
+
+afterAll(async () => {
+  await sim?.close();
+});
+
+describe('choosing together from env', () => {
+  it('is picked by PROVIDER=together or a lone TOGETHER_API_KEY, and needs its key', () => {
+    expect(resolveProviderSettings(providerEnvSchema.parse({ TOGETHER_API_KEY: 'tk' }))).toMatchObject({
+      kind: 'together',
+      apiKey: 'tk',
+    });
+    expect(() => resolveProviderSettings(providerEnvSchema.parse({ PROVIDER: 'together' }))).toThrow(
+      /PROVIDER=together needs TOGETHER_API_KEY/,
+    );
+    expect(provider.kind).toBe('together');
+  });
+});
+
+describe('status mapping', () => {
+  it('maps every Together status to a fine-tune status', () => {
+    expect(Object.keys(TOGETHER_JOB_STATUSES).sort()).toEqual(
+      [
+        'pending',
+        'queued',
+        'running',
+        'compressing',
+        'uploading',
+        'cancel_requested',
+        'cancelled',
+        'error',
+        'completed',
+      ].sort(),
+    );
+    expect(togetherJobStatus('pending')).toBe('validating_files');
+    expect(togetherJobStatus('queued')).toBe('queued');
+    expect(togetherJobStatus('running')).toBe('running');
+    expect(togetherJobStatus('compressing')).toBe('running');
+    expect(togetherJobStatus('uploading')).toBe('running');
+    expect(togetherJobStatus('cancel_requested')).toBe('running');
+    expect(togetherJobStatus('cancelled')).toBe('cancelled');
+    expect(togetherJobStatus('error')).toBe('failed');
+    expect(togetherJobStatus('completed')).toBe('succeeded');
+  });
+
+  it('fails clearly on a status it does not know', () => {
+    expect(() => togetherJobStatus('hibernating')).toThrow(UnknownProviderStatusError);
+    expect(() => togetherJobStatus('hibernating')).toThrow(/unknown fine-tune status "hibernating"/);
+    expect(() => togetherJobStatus('toString')).toThrow(UnknownProviderStatusError);
+  });
+
+  it('tags the suffix with the metadata and refuses one over 64 characters', () => {
+    expect(taggedSuffix('inv', { fine_tune_id: 'ft_1' })).toBe('inv-tl-ft_1');
+    expect(taggedSuffix(null, { fine_tune_id: 'ft_1' })).toBe('tl-ft_1');
+    expect(() => taggedSuffix('x'.repeat(60), { fine_tune_id: 'ft_1' })).toThrow(ProviderError);
+  });
+
+  it('names Together requests for metrics', () => {
+    expect(providerOperation('POST', 'http://h/together/v1/files/upload')).toBe('files.create');
+    expect(providerOperation('POST', 'http://h/together/v1/fine-tunes')).toBe('jobs.create');
+    expect(providerOperation('GET', 'http://h/together/v1/fine-tunes/ft-1/events')).toBe('jobs.events');
+    expect(providerOperation('GET', 'http://h/together/v1/fine-tunes/ft-1')).toBe('jobs.retrieve');
+  });
+});
+
+describe('the together profile against the simulator', () => {
+  it('uploads (buffer and stream), trains to completed with tokens and price, and serves the model', async () => {
+    const body = trainingJsonl(12);
+    const file = await provider.uploadFile({
+      filename: 'train-tg.jsonl',
+      content: Buffer.from(body),
+      size: Buffer.byteLength(body),
+    });
+    expect(file.id).toMatch(/^file-/);
+    const streamed = await provider.uploadFile({
+      filename: 'test-tg.jsonl',
+      content: Readable.from([Buffer.from(trainingJsonl(10))]),
+      size: Buffer.byteLength(trainingJsonl(10)),
+    });
+    expect(streamed.bytes).toBe(Buffer.byteLength(trainingJsonl(10)));
+    const processed = await provider.waitUntilProcessed(file.id, { timeoutMs: 10_000 });
+    expect(processed.status).toBe('processed');
+    await provider.waitUntilProcessed(streamed.id, { timeoutMs: 10_000 });
+    expect(await provider.findFileByNameAndSize('train-tg.jsonl', Buffer.byteLength(body))).toMatchObject({
+      id: file.id,
+    });
+    expect(await provider.findFileByNameAndSize('train-tg.jsonl', 1)).toBeNull();
+
+    const job = await provider.createJob({
+      model: MODEL,
+      trainingFile: file.id,
+      validationFile: streamed.id,
+      suffix: 'inv',
+      hyperparameters: { n_epochs: 2 },
+      metadata: { fine_tune_id: 'ft_tg_1' },
+    });
+    expect(job.status).toBe('validating_files');
+    expect(sim.admin.together().jobs.find((j) => j.id === job.id)?.suffix).toBe('inv-tl-ft_tg_1');
+    expect((await provider.findJobByMetadata('fine_tune_id', 'ft_tg_1'))?.id).toBe(job.id);
+    expect(await provider.findJobByMetadata('fine_tune_id', 'ft_tg_none')).toBeNull();
+
+    const seen = new Set<string>();
+    const done = await waitFor(
+      async () => {
+        const j = await provider.retrieveJob(job.id);
+        seen.add(j.status);
+        return j.status === 'succeeded' ? j : undefined;
+      },
+      20_000,
+      'the together job to complete',
+    );
+    expect(done.fine_tuned_model).toMatch(
+      /^tuneline-sim\/Meta-Llama-3\.1-8B-Instruct-Reference-inv-tl-ft_tg_1-/,
+    );
+    expect(done.trained_tokens).toBeGreaterThan(0);
+    expect(done.finished_at).not.toBeNull();
+    // Through the raw SDK: token_count is what the profile reports as trained tokens, and a price is there.
+    const raw = await new Together({
+      apiKey: sim.apiKey,
+      baseURL: `${sim.baseUrl}/together/v1`,
+    }).fineTuning.retrieve(job.id);
+    expect(raw.status).toBe('completed');
+    expect(raw.token_count).toBe(done.trained_tokens);
+    expect(raw.total_price).toBeGreaterThan(0);
+
+    const events = await provider.listEvents(job.id, { limit: 100 });
+    expect(events.data.length).toBeGreaterThan(3);
+    expect(new Set(events.data.map((e) => e.id)).size).toBe(events.data.length);
+    expect((await provider.listEvents(job.id, { limit: 100 })).data.map((e) => e.id)).toEqual(
+      events.data.map((e) => e.id),
+    );
+    const checkpoints = await provider.listCheckpoints(job.id);
+    expect(checkpoints.data).toHaveLength(1);
+    expect(checkpoints.data[0]?.fine_tuned_model_checkpoint).toBe(
+      `${done.fine_tuned_model}:${checkpoints.data[0]?.step_number}`,
+    );
+
+    const listed = await provider.listJobs({ limit: 100 });
+    expect(listed.data.map((j) => j.id)).toContain(job.id);
+
+    const answer = await provider.chatCompletion({
+      model: done.fine_tuned_model ?? '',
+      messages: [
+        { role: 'system', content: 'Extract the invoice fields as JSON.' },
+        { role: 'user', content: 'Invoice 703 total 12.00 EUR from vendor 0' },
+      ],
+    });
+    expect(answer.content.length).toBeGreaterThan(0);
+    expect(answer.usage.promptTokens).toBeGreaterThan(0);
+
+    await provider.deleteFile(file.id);
+    expect(sim.admin.together().files.map((f) => f.id)).not.toContain(file.id);
+    expect(requests.some((r) => r.operation === 'jobs.create' && r.status === '200')).toBe(true);
+  });
+
+  it('cancels through cancel_requested to cancelled, and reports an errored job as failed', async () => {
+    const body = trainingJsonl(10);
+    const file = await provider.uploadFile({
+      filename: 'c.jsonl',
+      content: Buffer.from(body),
+      size: body.length,
+    });
+    await provider.waitUntilProcessed(file.id, { timeoutMs: 10_000 });
+    const job = await provider.createJob({
+      model: MODEL,
+      trainingFile: file.id,
+      metadata: { fine_tune_id: 'ft_c' },
+    });
+    const cancelling = await provider.cancelJob(job.id);
+    expect(cancelling.status).toBe('running');
+    const cancelled = await waitFor(
+      async () => {
+        const j = await provider.retrieveJob(job.id);
+        return j.status === 'cancelled' ? j : undefined;
+      },
+      10_000,
+      'cancelled',
+    );
+    expect(cancelled.fine_tuned_model).toBeNull();
+
+    const other = await provider.createJob({
+      model: MODEL,
+      trainingFile: file.id,
+      metadata: { fine_tune_id: 'ft_e' },
+    });
+    sim.admin.forceOutcome(other.id, 'fail');
+    const failed = await provider.retrieveJob(other.id);
+    expect(failed.status).toBe('failed');
+    expect(failed.error?.message).toMatch(/exited with an error/);
+  });
+
+  it('turns Together errors into typed ProviderErrors', async () => {
+    await expect(provider.retrieveJob('ft-missing')).rejects.toMatchObject({
+      kind: 'not_found',
+      status: 404,
+    });
+    await expect(
+      provider.createJob({ model: 'no/such-model', trainingFile: 'file-x', metadata: { fine_tune_id: 'x' } }),
+    ).rejects.toMatchObject({ kind: 'rejected', status: 400 });
+    const bad = 'not json\n';
+    const file = await provider.uploadFile({
+      filename: 'bad.jsonl',
+      content: Buffer.from(bad),
+      size: bad.length,
+    });
+    await expect(provider.waitUntilProcessed(file.id, { timeoutMs: 10_000 })).rejects.toMatchObject({
+      kind: 'rejected',
+    });
+    const wrongKey = createProvider(
+      providerEnvSchema.parse({
+        PROVIDER: 'together',
+        TOGETHER_API_KEY: 'wrong',
+        TOGETHER_BASE_URL: `${sim.baseUrl}/together/v1`,
+        PROVIDER_MAX_RETRIES: '0',
+      }),
+    );
+    await expect(wrongKey.listJobs()).rejects.toMatchObject({ kind: 'auth', status: 401 });
+    sim.admin.setFaults({ rate429: 1, retryAfterSeconds: 2 });
+    try {
+      const noRetry = createProvider(
+        providerEnvSchema.parse({
+          PROVIDER: 'together',
+          TOGETHER_API_KEY: sim.apiKey,
+          TOGETHER_BASE_URL: `${sim.baseUrl}/together/v1`,
+          PROVIDER_MAX_RETRIES: '0',
+        }),
+      );
+      const err = await noRetry.listJobs().catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(ProviderError);
+      expect(err).toMatchObject({ kind: 'rate_limited', retryAfterMs: 2_000 });
+    } finally {
+      sim.admin.setFaults({});
+    }
+  });
+});
