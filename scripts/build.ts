@@ -157,7 +157,10 @@ function workspacePlugin(root: string, t: BuildTarget, entryPackage: string, bun
 export async function bundle(root: string, t: BuildTarget): Promise<BuildRecord> {
   const entryPackage = packageOf(t.entry).name;
   const bundled: Bundled = { externals: new Map(), workspace: {}, withImportMeta: new Set() };
-  const startedAt = Date.now();
+  // Sub-millisecond clock: Date.now() truncates, so a file written in the same millisecond just before
+  // the start (its mtime is fractional) looked "saved during the build" and the bundle stale at once.
+  const preciseNow = () => performance.timeOrigin + performance.now();
+  const startedAt = preciseNow();
   const result = await build({
     absWorkingDir: root,
     entryPoints: [t.entry],
@@ -183,7 +186,7 @@ export async function bundle(root: string, t: BuildTarget): Promise<BuildRecord>
 
   const fromPackage = (path: string) => relative(t.packageDir, path);
   const inputs: BuildRecord['inputs'] = {};
-  const finishedAt = Date.now();
+  const finishedAt = preciseNow();
   const stamp = (path: string) => {
     const s = fileStamp(path);
     if (!s) throw new Error(`build ${t.name}: ${path} vanished during the build`);

@@ -89,9 +89,11 @@ async function uploadThroughQueue(datasetId: string) {
   try {
     return await waitFor(
       async () => {
+        const state = await queue.getJobState(message.jobId);
+        if (state !== 'failed' && state !== 'completed') return null;
+        // Read after the state is final: a job read before it failed has no failedReason yet.
         const job = await queue.getJob(message.jobId);
-        const state = await job?.getState();
-        return job && (state === 'failed' || state === 'completed') ? { job, state } : null;
+        return job ? { job, state } : null;
       },
       20_000,
       `the files-upload job of ${datasetId}`,
