@@ -225,7 +225,12 @@ async function main(): Promise<void> {
     });
     const api = await startProcess(['api'], {
       ...process.env,
-      DATABASE_URL: scratch.url,
+      // GATEWAY_BENCH_ASYNC_COMMIT=1: the API's sessions commit without waiting for the WAL flush, a
+      // diagnostic of how much of the gateway's latency is the two commits' fsync (not a setting we ship).
+      DATABASE_URL:
+        process.env.GATEWAY_BENCH_ASYNC_COMMIT === '1'
+          ? `${scratch.url}${scratch.url.includes('?') ? '&' : '?'}options=${encodeURIComponent('-c synchronous_commit=off')}`
+          : scratch.url,
       REDIS_URL: redisUrl,
       QUEUE_PREFIX: `tlbench-${randomBytes(3).toString('hex')}`,
       PROVIDER: 'simulator',
@@ -252,7 +257,7 @@ async function main(): Promise<void> {
     ];
     const load0 = loadavg();
     console.log(
-      `gateway bench: prompt ${promptTokens} tokens (o200k), max_tokens 300, ${cpus().length} CPUs, load ${load0.map((l) => l.toFixed(1)).join(' ')}`,
+      `gateway bench: prompt ${promptTokens} tokens (o200k), max_tokens 300, ${cpus().length} CPUs, load ${load0.map((l) => l.toFixed(1)).join(' ')}${process.env.GATEWAY_BENCH_ASYNC_COMMIT === '1' ? ', API sessions with synchronous_commit=off (diagnostic)' : ''}`,
     );
     const results: Record<number, Record<string, Run>> = {};
     for (const c of CONCURRENCIES) {

@@ -1,5 +1,13 @@
 import { randomUUID } from 'node:crypto';
-import { auditLedger, getBalance, grantCredits, holdCall, releaseCall, settleCall } from '@tuneline/ledger';
+import {
+  auditLedger,
+  getBalance,
+  grantCredits,
+  holdCall,
+  releaseCall,
+  settleCall,
+  settleCalls,
+} from '@tuneline/ledger';
 import { describe, expect } from 'vitest';
 import { makeDataset, makeFineTune } from '../api/fixtures.ts';
 import type { TestDatabase } from '../support/context.ts';
@@ -117,6 +125,40 @@ describe('inference holds in the ledger', () => {
     });
     expect(await holdCall(t.db, { ...big, callId: randomUUID(), amount: 10n })).toEqual({ outcome: 'held' });
     expect(await getBalance(t.db, 'lic-4')).toMatchObject({ posted: 47n, pending: 10n });
+  });
+
+  it('a group of settlements is one statement, each exactly once: a replayed group changes nothing', async () => {
+    await license('lic-g1', 1_000n);
+    await license('lic-g2', 1_000n);
+    const calls = [randomUUID(), randomUUID(), randomUUID(), randomUUID()];
+    for (const [i, callId] of calls.entries()) {
+      await holdCall(t.db, {
+        callId,
+        licenseId: i % 2 ? 'lic-g2' : 'lic-g1',
+        fineTuneId,
+        model: 'ft:m',
+        amount: 50n,
+      });
+    }
+    await settleCall(t.db, { callId: calls[0] as string, amount: 5n, promptTokens: 10, completionTokens: 1 });
+    await releaseCall(t.db, calls[3] as string);
+    const group = calls.map((callId) => ({
+      callId,
+      amount: 7n,
+      promptTokens: 70,
+      completionTokens: 7,
+      response: { id: `chatcmpl-${callId}`, note: 'quote " comma , brace }' },
+    }));
+    const first = await settleCalls(t.db, group);
+    expect([...first.values()].map((r) => r.outcome)).toEqual(
+      expect.arrayContaining(['already', 'settled', 'settled', 'released']),
+    );
+    expect(first.get(calls[0] as string)).toEqual({ outcome: 'already', held: 50n, charged: 5n });
+    const again = await settleCalls(t.db, group);
+    expect(again.get(calls[1] as string)).toEqual({ outcome: 'already', held: 50n, charged: 7n });
+    expect(await getBalance(t.db, 'lic-g1')).toMatchObject({ posted: 1_000n - 5n - 7n, pending: 0n });
+    expect(await getBalance(t.db, 'lic-g2')).toMatchObject({ posted: 1_000n - 7n, pending: 0n });
+    expect(await clean()).toEqual([]);
   });
 
   it('the auditor names a usage that resolves something other than a hold', async () => {

@@ -29,6 +29,7 @@ export {
   type SettleInput,
   type SettleResult,
   settleCall,
+  settleCalls,
 } from './inference.ts';
 export {
   findReservation,

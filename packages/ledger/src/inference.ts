@@ -142,3 +142,46 @@ export async function releaseCall(
   if (!row || row.outcome === 'no_hold') return { outcome: 'no_hold' };
   return { outcome: row.outcome, held: BigInt(row.held ?? 0) };
 }
+
+const SETTLE_MANY_SQL =
+  'SELECT o_call AS call, o_outcome AS outcome, o_held AS held, o_charged AS charged FROM inference_settle_many($1::uuid[], $2::bigint[], $3::integer[], $4::integer[], $5::jsonb[])';
+
+/**
+ * Settles several calls in one statement (one round trip, one commit), each exactly as `settleCall`.
+ * All or nothing: an error rolls the whole group back (the caller then settles them one by one).
+ */
+export async function settleCalls(
+  db: Executor,
+  inputs: readonly SettleInput[],
+): Promise<Map<string, SettleResult>> {
+  for (const input of inputs) {
+    if (input.amount < 0n) throw new RangeError(`charges are non-negative (got ${input.amount})`);
+  }
+  const result = (await db.executeQuery(
+    CompiledQuery.raw(SETTLE_MANY_SQL, [
+      inputs.map((i) => i.callId),
+      inputs.map((i) => i.amount.toString()),
+      inputs.map((i) => i.promptTokens),
+      inputs.map((i) => i.completionTokens),
+      inputs.map((i) => (i.response === undefined ? null : JSON.stringify(i.response))),
+    ]),
+  )) as QueryResult<{
+    call: string;
+    outcome: SettleResult['outcome'];
+    held: string | null;
+    charged: string | null;
+  }>;
+  const out = new Map<string, SettleResult>();
+  for (const row of result.rows) {
+    if (row.outcome === 'no_hold') out.set(row.call, { outcome: 'no_hold' });
+    else if (row.outcome === 'released')
+      out.set(row.call, { outcome: 'released', held: BigInt(row.held ?? 0) });
+    else
+      out.set(row.call, {
+        outcome: row.outcome,
+        held: BigInt(row.held ?? 0),
+        charged: BigInt(row.charged ?? 0),
+      });
+  }
+  return out;
+}

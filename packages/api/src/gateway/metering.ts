@@ -1,5 +1,5 @@
 import { type Db, deferInferenceUsage } from '@tuneline/db';
-import { type SettleInput, settleCall } from '@tuneline/ledger';
+import { type SettleInput, settleCall, settleCalls } from '@tuneline/ledger';
 import type { FastifyBaseLogger } from 'fastify';
 import { inferenceCredits } from '../pricing.ts';
 import type { CallModel } from './holds.ts';
@@ -22,12 +22,15 @@ export interface HeldCall {
 
 /** How often the last-resort retries (nothing could be written at all) run. */
 const RETRY_MS = 1_000;
+/** Most settlements written in one statement. */
+const MAX_GROUP = 128;
 
 /**
  * Step "settle" of a gateway call (issue 19.4: metering that loses nothing). Once the provider has
  * answered, the caller gets the answer whatever happens here, and the usage is applied exactly once:
  *
- * 1. `settleCall` posts the usage against the call's hold and releases the rest (one statement).
+ * 1. `settleCall` posts the usage against the call's hold and releases the rest (one statement);
+ *    settlements that arrive while one is being written go together (`settleCalls`, group commit).
  * 2. If that fails, the usage is written to `inference_pending_usage` with an `inference-usage` outbox
  *    message in one transaction, and the outbox is flushed; billing applies it with the same settlement.
  * 3. If even that fails (Postgres unreachable), the usage stays in this process and both are retried
@@ -42,6 +45,8 @@ const RETRY_MS = 1_000;
  */
 export class GatewayMeter {
   private readonly waiting = new Map<string, SettleInput>();
+  private readonly group: Array<{ input: SettleInput; done: () => void }> = [];
+  private writing = false;
   private timer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -70,12 +75,55 @@ export class GatewayMeter {
       completionTokens: usage.completion_tokens,
       ...(call.keepResponse && response !== undefined ? { response } : {}),
     };
+    await new Promise<void>((resolve) => {
+      this.group.push({ input, done: resolve });
+      if (!this.writing) void this.writeGroups();
+    });
+    return { credits };
+  }
+
+  /**
+   * Group commit: while one group of settlements is being written, the next ones gather, and go
+   * together in one statement (`settleCalls`: one round trip, one commit) as soon as it returns. At
+   * concurrency 1 every call is its own group (no wait); under load the commits per call fall. If a
+   * group fails, its calls are settled one by one, each with its own fallback.
+   */
+  private async writeGroups(): Promise<void> {
+    this.writing = true;
+    try {
+      while (this.group.length > 0) {
+        const batch = this.group.splice(0, MAX_GROUP);
+        this.metrics?.settleGroup.observe(batch.length);
+        let grouped = false;
+        if (batch.length > 1) {
+          try {
+            await settleCalls(
+              this.db,
+              batch.map((b) => b.input),
+            );
+            grouped = true;
+          } catch (err) {
+            this.log?.warn(
+              { err, calls: batch.length },
+              'grouped inference metering failed; settling one by one',
+            );
+          }
+        }
+        if (grouped) for (const b of batch) b.done();
+        else await Promise.all(batch.map((b) => this.settleOne(b.input).finally(b.done)));
+      }
+    } finally {
+      this.writing = false;
+    }
+  }
+
+  private async settleOne(input: SettleInput): Promise<void> {
     try {
       await settleCall(this.db, input);
-      return { credits };
+      return;
     } catch (err) {
       this.log?.warn(
-        { err, callId: call.callId },
+        { err, callId: input.callId },
         'inference metering failed; deferring the usage to the outbox',
       );
     }
@@ -85,7 +133,6 @@ export class GatewayMeter {
       this.waiting.set(input.callId, input);
       this.schedule();
     }
-    return { credits };
   }
 
   async release(call: HeldCall): Promise<void> {

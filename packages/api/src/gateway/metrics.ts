@@ -50,6 +50,12 @@ export function createApiMetrics() {
       labelNames: ['model'] as const,
       registers: [registry],
     }),
+    settleGroup: new Histogram({
+      name: 'tuneline_gateway_settle_group_size',
+      help: 'Settlements written together in one statement (group commit).',
+      buckets: [1, 2, 4, 8, 16, 32, 64, 128],
+      registers: [registry],
+    }),
     meteringDeferred: new Counter({
       name: 'tuneline_gateway_metering_deferred_total',
       help: 'Settlements that failed after the provider answered and went through the outbox, by stage reached (outbox, memory).',

@@ -4,6 +4,7 @@ import * as ledger from './0002_ledger.ts';
 import * as stages from './0005_stages.ts';
 import * as ledgerFunctions from './0006_ledger_functions.ts';
 import * as inferenceHolds from './0010_inference_holds.ts';
+import * as inferenceSettleMany from './0011_inference_settle_many.ts';
 import * as datasetFileHashes from './0030_dataset_file_hashes.ts';
 import * as documents from './0035_documents.ts';
 import * as trainingProfiles from './0036_training_profiles.ts';
@@ -15,6 +16,7 @@ export const migrations: Record<string, Migration> = {
   '0005_stages': stages,
   '0006_ledger_functions': ledgerFunctions,
   '0010_inference_holds': inferenceHolds,
+  '0011_inference_settle_many': inferenceSettleMany,
   '0030_dataset_file_hashes': datasetFileHashes,
   '0035_documents': documents,
   '0036_training_profiles': trainingProfiles,
