@@ -11,8 +11,9 @@ import { auditLedger, getBalance, MAX_GRANT_CREDITS } from '@tuneline/ledger';
 import { createRedis } from '@tuneline/runtime';
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, redisUrl, type TestDatabase, testPrefix } from '../support/context.ts';
+import { afterAll, describe, expect } from 'vitest';
+import { redisUrl, type TestDatabase } from '../support/context.ts';
+import { it, test } from '../support/fixtures.ts';
 import { makeDataset, makeLicense } from './fixtures.ts';
 
 /**
@@ -85,10 +86,10 @@ async function jobsInQueue(): Promise<number> {
   }
 }
 
-beforeAll(async () => {
-  t = await createTestDatabase();
+test.beforeAll(async ({ database, prefix: ownPrefix }) => {
+  t = database;
   redis = createRedis(redisUrl(), 'producer');
-  prefix = testPrefix();
+  prefix = ownPrefix;
   app = await buildApi({
     db: t.db,
     redis,
@@ -104,7 +105,6 @@ afterAll(async () => {
   await producer?.close();
   await app?.close();
   redis?.disconnect();
-  await t?.drop();
 });
 
 describe('deeply nested document fields (16.7)', () => {

@@ -18,7 +18,7 @@ import { notifierStage, smtpMailer } from '@tuneline/notifier';
 import { createRedis } from '@tuneline/runtime';
 import { type RunningSimulator, startSimulator } from '@tuneline/simulator';
 import type { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect } from 'vitest';
 import { invoices } from '../dataset/fixtures.ts';
 import {
   type Pipeline,
@@ -28,7 +28,8 @@ import {
   tempStorage,
 } from '../stages/harness.ts';
 import { makeProvider } from '../stages/provider.ts';
-import { createTestDatabase, redisUrl, type TestDatabase, testPrefix, waitFor } from '../support/context.ts';
+import { redisUrl, type TestDatabase, waitFor } from '../support/context.ts';
+import { it, test } from '../support/fixtures.ts';
 import { makeDataset, makeFineTune, makeLicense } from './fixtures.ts';
 
 /**
@@ -53,28 +54,26 @@ let smtp: Awaited<ReturnType<typeof startSmtpServer>>;
 let redis: Redis;
 let app: Awaited<ReturnType<typeof buildApi>>;
 
-beforeAll(async () => {
-  tdb = await createTestDatabase();
+test.beforeAll(async ({ database, prefix, stages }) => {
+  tdb = database;
   files = tempStorage();
   smtp = await startSmtpServer();
   sim = await startSimulator({ port: 0, seed: 16, speed: 2_000 });
-  const prefix = testPrefix();
   pipeline = await startPipeline({
     db: tdb.db,
-    redisUrl: redisUrl(),
-    prefix,
+    runner: stages,
     provider: makeProvider({ baseURL: sim.url, apiKey: sim.apiKey }),
     storage: files.storage,
     schedule: { intervalMs: 300, minIntervalMs: 100 },
   });
-  await pipeline.runner.start(datasetBuilderStage, {
+  await stages.start(datasetBuilderStage, {
     db: tdb.db,
     log: quietLog,
     storage: files.storage,
     catalogue,
   });
-  await pipeline.runner.start(billingStage, { db: tdb.db, log: quietLog });
-  await pipeline.runner.start(notifierStage, {
+  await stages.start(billingStage, { db: tdb.db, log: quietLog });
+  await stages.start(notifierStage, {
     db: tdb.db,
     log: quietLog,
     mailer: smtpMailer(smtp.url, { timeoutMs: 5_000 }),
@@ -97,7 +96,6 @@ afterAll(async () => {
   await sim?.close();
   await smtp?.close();
   files?.cleanup();
-  await tdb?.drop();
 });
 
 async function post(url: string, key: string, payload?: unknown) {

@@ -13,9 +13,9 @@ import {
   scheduledPollJobId,
 } from '@tuneline/contracts';
 import { Queue } from 'bullmq';
-import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { redisUrl, testPrefix } from '../support/context.ts';
+import type { Redis } from 'ioredis';
+import { afterAll, describe, expect } from 'vitest';
+import { it, test } from '../support/fixtures.ts';
 
 function validRequest(overrides: Partial<FineTuneRequestInput> = {}): FineTuneRequestInput {
   return {
@@ -207,19 +207,17 @@ describe('queue catalogue', () => {
 });
 
 describe('FineTuneRequestProducer', () => {
-  const prefix = testPrefix();
   let redis: Redis;
   let producer: FineTuneRequestProducer;
   let queue: Queue;
-  beforeAll(() => {
-    redis = new Redis(redisUrl(), { maxRetriesPerRequest: null });
+  test.beforeAll(({ redis: client, prefix }) => {
+    redis = client;
     producer = new FineTuneRequestProducer({ connection: redis, prefix });
     queue = new Queue('fine-tune-requests', { connection: redis, prefix });
   });
   afterAll(async () => {
     await producer.close();
     await queue.close();
-    redis.disconnect();
   });
 
   it('validates before enqueueing and names each bad field', async () => {

@@ -4,9 +4,10 @@ import { defaultCatalogue } from '@tuneline/dataset';
 import { findDocument, readStoredDocuments } from '@tuneline/db';
 import { createRedis } from '@tuneline/runtime';
 import type { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect } from 'vitest';
 import { makeLicense } from '../api/fixtures.ts';
-import { createTestDatabase, redisUrl, type TestDatabase, testPrefix } from '../support/context.ts';
+import { redisUrl, type TestDatabase } from '../support/context.ts';
+import { it, test } from '../support/fixtures.ts';
 
 // biome-ignore lint/suspicious/noExplicitAny: tests read arbitrary response JSON
 type AnyJson = any;
@@ -34,10 +35,10 @@ const doc = (id: string, total: number, configuration = 'invoices') => ({
   fields: { invoiceNumber: id, total },
 });
 
-beforeAll(async () => {
-  t = await createTestDatabase();
+test.beforeAll(async ({ database, prefix }) => {
+  t = database;
   redis = createRedis(redisUrl(), 'producer');
-  app = await buildApi({ db: t.db, redis, queuePrefix: testPrefix(), catalogue: defaultCatalogue });
+  app = await buildApi({ db: t.db, redis, queuePrefix: prefix, catalogue: defaultCatalogue });
   a = await makeLicense(t.db, 'docs-a');
   b = await makeLicense(t.db, 'docs-b');
 });
@@ -45,7 +46,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await app?.close();
   redis?.disconnect();
-  await t?.drop();
 });
 
 describe('POST /v1/documents', () => {

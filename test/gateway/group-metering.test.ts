@@ -1,12 +1,13 @@
 import type { ChatProvider } from '@tuneline/api';
 import { inferenceUsageStage } from '@tuneline/billing';
 import { auditLedger, getBalance } from '@tuneline/ledger';
-import { createLogger, createRedis, type RunningStage, startStage } from '@tuneline/runtime';
-import type { Redis } from 'ioredis';
+import { createLogger } from '@tuneline/runtime';
 import { sql } from 'kysely';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { afterAll, expect } from 'vitest';
 import { makeDataset, makeFineTune, makeLicense } from '../api/fixtures.ts';
-import { flushPrefix, redisUrl, waitFor } from '../support/context.ts';
+import { waitFor } from '../support/context.ts';
+import { it, test } from '../support/fixtures.ts';
+import type { StageRunner } from '../support/stage-runner.ts';
 import { ADMIN_KEY, type GatewayRig, startRig, trainSimulatorModel } from './support.ts';
 
 // Settlements that arrive together are written as one group (one statement). This proves the grouping
@@ -19,29 +20,30 @@ let gate = new Promise<void>((r) => {
 let forwarded = 0;
 let rig: GatewayRig;
 let model: string;
-let stage: RunningStage | undefined;
-const connections: Redis[] = [];
+let runner: StageRunner;
 const log = createLogger('billing', 'silent');
 
-beforeAll(async () => {
-  rig = await startRig({
-    wrapProvider: (real: ChatProvider): ChatProvider => ({
-      async chatCompletion(body) {
-        forwarded++;
-        await gate;
-        return real.chatCompletion(body);
-      },
-      streamChatCompletion: (body) => real.streamChatCompletion(body),
-    }),
-  });
+test.beforeAll(async ({ database, prefix, stages }) => {
+  runner = stages;
+  rig = await startRig(
+    { database, prefix },
+    {
+      wrapProvider: (real: ChatProvider): ChatProvider => ({
+        async chatCompletion(body) {
+          forwarded++;
+          await gate;
+          return real.chatCompletion(body);
+        },
+        streamChatCompletion: (body) => real.streamChatCompletion(body),
+      }),
+    },
+  );
   open();
   model = await trainSimulatorModel(rig.sim);
 });
 
 afterAll(async () => {
-  await stage?.close(5_000);
-  for (const c of connections) c.disconnect();
-  await flushPrefix(rig.redis, rig.prefix);
+  await runner?.closeAll(5_000);
   await rig?.close();
 });
 
@@ -85,20 +87,11 @@ it('grouped settlements under failing writes: every call charged exactly once, t
   expect(answers.map((a) => a.statusCode)).toEqual(Array(8).fill(200));
 
   // Whatever was deferred, billing applies it.
-  const [w, p] = [createRedis(redisUrl(), 'worker'), createRedis(redisUrl(), 'worker')];
-  connections.push(w, p);
-  stage = await startStage(inferenceUsageStage, {
-    config: {
-      QUEUE_PREFIX: rig.prefix,
-      WORKER_CONCURRENCY: 2,
-      RECOVERY_INTERVAL_MS: 60_000,
-      OUTBOX_INTERVAL_MS: 1_000,
-    },
-    deps: { db: rig.t.db, log },
-    workerConnection: w,
-    producerConnection: p,
-    timers: false,
-  });
+  await runner.start(
+    inferenceUsageStage,
+    { db: rig.t.db, log },
+    { concurrency: 2, timers: false, outboxIntervalMs: 1_000 },
+  );
   const rows = await waitFor(
     async () => {
       const r = await rig.t.db

@@ -3,8 +3,9 @@ import { worstCase } from '@tuneline/api';
 import { defaultCatalogue } from '@tuneline/dataset';
 import { auditLedger, getBalance } from '@tuneline/ledger';
 import OpenAI from 'openai';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect } from 'vitest';
 import { makeDataset, makeFineTune, makeLicense } from '../api/fixtures.ts';
+import { it, test } from '../support/fixtures.ts';
 import { type GatewayRig, simulatorChatCalls, startRig, trainSimulatorModel } from './support.ts';
 
 // Forwarded calls wait at this gate until the test opens it: every hold is decided before any call
@@ -23,19 +24,22 @@ let rig: GatewayRig;
 let model: string;
 let baseURL: string;
 
-beforeAll(async () => {
+test.beforeAll(async ({ database, prefix }) => {
   newGate();
   gate.open();
-  rig = await startRig({
-    wrapProvider: (real: ChatProvider): ChatProvider => ({
-      async chatCompletion(body) {
-        forwarded++;
-        await gate.wait;
-        return real.chatCompletion(body);
-      },
-      streamChatCompletion: (body) => real.streamChatCompletion(body),
-    }),
-  });
+  rig = await startRig(
+    { database, prefix },
+    {
+      wrapProvider: (real: ChatProvider): ChatProvider => ({
+        async chatCompletion(body) {
+          forwarded++;
+          await gate.wait;
+          return real.chatCompletion(body);
+        },
+        streamChatCompletion: (body) => real.streamChatCompletion(body),
+      }),
+    },
+  );
   model = await trainSimulatorModel(rig.sim);
   const address = await rig.app.listen({ port: 0, host: '127.0.0.1' });
   baseURL = `${address}/v1`;

@@ -3,8 +3,9 @@
 import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Browser, chromium } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect } from 'vitest';
 import { makeDataset, makeFineTune } from '../api/fixtures.ts';
+import { it, test } from '../support/fixtures.ts';
 import { type Gateway, INVOICES, startGateway } from './support.ts';
 
 interface ModelUsage {
@@ -24,12 +25,12 @@ const SCREENSHOT = join(import.meta.dirname, '__screenshots__', 'hub-usage.png')
 let gw: Gateway;
 let browser: Browser;
 
-beforeAll(async () => {
+test.beforeAll(async ({ database, prefix }) => {
   if (!existsSync(CHROMIUM))
     throw new Error(
       `Chromium not found at ${CHROMIUM}: install it (apt-get install -y chromium) or set CHROMIUM_PATH`,
     );
-  gw = await startGateway('openai');
+  gw = await startGateway({ database, prefix }, 'openai');
   browser = await chromium.launch({
     executablePath: CHROMIUM,
     headless: true,

@@ -8,24 +8,21 @@ import {
   settleCall,
   settleCalls,
 } from '@tuneline/ledger';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect } from 'vitest';
 import { makeDataset, makeFineTune } from '../api/fixtures.ts';
-import { createTestDatabase, type TestDatabase } from '../support/context.ts';
+import type { TestDatabase } from '../support/context.ts';
+import { it, test } from '../support/fixtures.ts';
 
 let t: TestDatabase;
 let fineTuneId: string;
 
-beforeAll(async () => {
-  t = await createTestDatabase();
+test.beforeAll(async ({ database }) => {
+  t = database;
   await t.db.insertInto('licenses').values({ id: 'lic-h', name: 'holds' }).execute();
   fineTuneId = await makeFineTune(t.db, 'lic-h', await makeDataset(t.db, 'lic-h', 'uploaded'), {
     model: 'ft:m',
     active: true,
   });
-});
-
-afterAll(async () => {
-  await t?.drop();
 });
 
 async function license(id: string, credits: bigint) {

@@ -1,15 +1,19 @@
 import { getBalance } from '@tuneline/ledger';
 import OpenAI from 'openai';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect } from 'vitest';
 import { makeDataset, makeFineTune, makeLicense } from '../api/fixtures.ts';
+import { it, test } from '../support/fixtures.ts';
 import { ADMIN_KEY, type GatewayRig, simulatorChatCalls, startRig, trainSimulatorModel } from './support.ts';
 
 let rig: GatewayRig;
 let model: string;
 
-beforeAll(async () => {
+test.beforeAll(async ({ database, prefix }) => {
   // 3 calls per minute; 30,000 tokens per minute (a call below asks for at most 12,000 completion tokens).
-  rig = await startRig({ rateLimit: { requestsPerMinute: 3, tokensPerMinute: 30_000 } });
+  rig = await startRig(
+    { database, prefix },
+    { rateLimit: { requestsPerMinute: 3, tokensPerMinute: 30_000 } },
+  );
   model = await trainSimulatorModel(rig.sim);
 });
 

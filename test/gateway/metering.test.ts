@@ -2,51 +2,41 @@ import { randomUUID } from 'node:crypto';
 import { inferenceUsageStage } from '@tuneline/billing';
 import { inferenceUsageJobId, inferenceUsageMessage } from '@tuneline/contracts';
 import { auditLedger, getBalance } from '@tuneline/ledger';
-import { createLogger, createRedis, type RunningStage, startStage } from '@tuneline/runtime';
-import type { Redis } from 'ioredis';
+import { createLogger } from '@tuneline/runtime';
 import { sql } from 'kysely';
 import OpenAI from 'openai';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect } from 'vitest';
 import { makeDataset, makeFineTune, makeLicense } from '../api/fixtures.ts';
-import { flushPrefix, redisUrl, waitFor } from '../support/context.ts';
+import { waitFor } from '../support/context.ts';
+import { it, test } from '../support/fixtures.ts';
+import type { StageRunner } from '../support/stage-runner.ts';
 import { type GatewayRig, simulatorChatCalls, startRig, trainSimulatorModel } from './support.ts';
 
 let rig: GatewayRig;
 let model: string;
 let baseURL: string;
-let stage: RunningStage | undefined;
-const connections: Redis[] = [];
+let runner: StageRunner;
 const log = createLogger('billing', 'silent');
 
-beforeAll(async () => {
-  rig = await startRig();
+test.beforeAll(async ({ database, prefix, stages }) => {
+  runner = stages;
+  rig = await startRig({ database, prefix });
   model = await trainSimulatorModel(rig.sim);
   baseURL = `${await rig.app.listen({ port: 0, host: '127.0.0.1' })}/v1`;
 });
 
 afterAll(async () => {
-  await stage?.close(5_000);
-  for (const c of connections) c.disconnect();
-  await flushPrefix(rig.redis, rig.prefix);
+  await runner?.closeAll(5_000);
   await rig?.close();
 });
 
 /** Billing's inference-usage stage, consuming the rig's queues (a real BullMQ worker). */
 async function startBilling(): Promise<void> {
-  const [w, p] = [createRedis(redisUrl(), 'worker'), createRedis(redisUrl(), 'worker')];
-  connections.push(w, p);
-  stage = await startStage(inferenceUsageStage, {
-    config: {
-      QUEUE_PREFIX: rig.prefix,
-      WORKER_CONCURRENCY: 2,
-      RECOVERY_INTERVAL_MS: 60_000,
-      OUTBOX_INTERVAL_MS: 1_000,
-    },
-    deps: { db: rig.t.db, log },
-    workerConnection: w,
-    producerConnection: p,
-    timers: false,
-  });
+  await runner.start(
+    inferenceUsageStage,
+    { db: rig.t.db, log },
+    { concurrency: 2, timers: false, outboxIntervalMs: 1_000 },
+  );
 }
 
 /** Makes the next `n` inserts of the given kind of row fail in Postgres itself (then lets them through). */

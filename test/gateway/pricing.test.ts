@@ -6,8 +6,9 @@ import { fallbackInferencePrice, inferenceTerms } from '@tuneline/api';
 import { defaultCatalogue, loadCatalogue } from '@tuneline/dataset';
 import { getBalance } from '@tuneline/ledger';
 import { pino } from 'pino';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect } from 'vitest';
 import { makeDataset, makeFineTune, makeLicense } from '../api/fixtures.ts';
+import { it, test } from '../support/fixtures.ts';
 import { ADMIN_KEY, type GatewayRig, startRig, trainSimulatorModel } from './support.ts';
 
 const logLines: Array<Record<string, unknown>> = [];
@@ -35,8 +36,8 @@ writeFileSync(
 );
 const catalogue = loadCatalogue({ MODEL_CATALOGUE_FILE: overrideFile });
 
-beforeAll(async () => {
-  rig = await startRig({ catalogue, logger: pino({ level: 'info' }, sink) });
+test.beforeAll(async ({ database, prefix }) => {
+  rig = await startRig({ database, prefix }, { catalogue, logger: pino({ level: 'info' }, sink) });
   model = await trainSimulatorModel(rig.sim);
 });
 

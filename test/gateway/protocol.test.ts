@@ -3,9 +3,10 @@
 // provider gave it, and bad parameters are refused in OpenAI's own envelope.
 import Ajv2020Module from 'ajv/dist/2020.js';
 import OpenAI from 'openai';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect } from 'vitest';
 import { makeDataset, makeFineTune } from '../api/fixtures.ts';
 import { loadConformanceChecker } from '../simulator/support.ts';
+import { it, test } from '../support/fixtures.ts';
 import { type Gateway, INVOICES, lastReceived, meteredUsage, startGateway } from './support.ts';
 
 const Ajv2020 = ((Ajv2020Module as unknown as { default?: unknown }).default ??
@@ -13,8 +14,8 @@ const Ajv2020 = ((Ajv2020Module as unknown as { default?: unknown }).default ??
 
 let gw: Gateway;
 
-beforeAll(async () => {
-  gw = await startGateway('openai');
+test.beforeAll(async ({ database, prefix }) => {
+  gw = await startGateway({ database, prefix }, 'openai');
 });
 
 afterAll(async () => {

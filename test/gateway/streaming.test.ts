@@ -2,9 +2,10 @@
 // with the SDK's stream helpers; the provider is always asked for the usage chunk, which is what gets
 // metered, also when the caller hangs up mid-stream.
 import OpenAI from 'openai';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect } from 'vitest';
 import { loadConformanceChecker } from '../simulator/support.ts';
 import { waitFor } from '../support/context.ts';
+import { it, test } from '../support/fixtures.ts';
 import { type Gateway, INVOICES, lastReceived, meteredUsage, startGateway } from './support.ts';
 
 const messages = (i = 4): OpenAI.Chat.ChatCompletionMessageParam[] => [
@@ -15,8 +16,8 @@ const messages = (i = 4): OpenAI.Chat.ChatCompletionMessageParam[] => [
 describe.each(['openai', 'azure'] as const)('streaming, %s dialect', (dialect) => {
   let gw: Gateway;
 
-  beforeAll(async () => {
-    gw = await startGateway(dialect);
+  test.beforeAll(async ({ database, prefix }) => {
+    gw = await startGateway({ database, prefix }, dialect);
   });
 
   afterAll(async () => {

@@ -12,7 +12,16 @@ import { type RecordedResponse, type RunningSimulator, startSimulator } from '@t
 import type { Redis } from 'ioredis';
 import OpenAI, { toFile } from 'openai';
 import { makeDataset, makeFineTune, makeLicense } from '../api/fixtures.ts';
-import { createTestDatabase, redisUrl, type TestDatabase, testPrefix, waitFor } from '../support/context.ts';
+import { redisUrl, type TestDatabase, waitFor } from '../support/context.ts';
+
+/**
+ * What a gateway or rig runs on: the file's `database` and `prefix` fixtures (test/support/fixtures.ts),
+ * which drop the database and delete the prefix's keys after the file; `close()` leaves both alone.
+ */
+export interface GatewayScope {
+  database: TestDatabase;
+  prefix: string;
+}
 
 /**
  * The gateway as an app sees it: the API listening on a real port, the `openai` SDK pointed at it,
@@ -71,8 +80,13 @@ async function trainModel(sim: RunningSimulator): Promise<string> {
   return done.fine_tuned_model as string;
 }
 
-export async function startGateway(dialect: 'openai' | 'azure' = 'openai'): Promise<Gateway> {
-  const t = await createTestDatabase();
+/**
+ * Its licenses are `lic-gw-<dialect>-a` and `-b`, so both dialects' gateways can share a file's database.
+ */
+export async function startGateway(
+  { database: t, prefix }: GatewayScope,
+  dialect: 'openai' | 'azure' = 'openai',
+): Promise<Gateway> {
   const redis: Redis = createRedis(redisUrl(), 'producer');
   const simResponses: RecordedResponse[] = [];
   const sim = await startSimulator({ speed: 100_000, seed: 7, onResponse: (r) => simResponses.push(r) });
@@ -90,14 +104,14 @@ export async function startGateway(dialect: 'openai' | 'azure' = 'openai'): Prom
   const app = await buildApi({
     db: t.db,
     redis,
-    queuePrefix: testPrefix(),
+    queuePrefix: prefix,
     catalogue: defaultCatalogue,
     provider: profileChatProvider(profile),
   });
   const gatewayUrl = await app.listen({ port: 0, host: '127.0.0.1' });
   const model = await trainModel(sim);
-  const licenseA = await makeLicense(t.db, 'lic-gw-a');
-  const licenseB = await makeLicense(t.db, 'lic-gw-b');
+  const licenseA = await makeLicense(t.db, `lic-gw-${dialect}-a`);
+  const licenseB = await makeLicense(t.db, `lic-gw-${dialect}-b`);
   const fineTuneId = await makeFineTune(t.db, licenseA.id, await makeDataset(t.db, licenseA.id, 'uploaded'), {
     model,
     active: true,
@@ -117,7 +131,6 @@ export async function startGateway(dialect: 'openai' | 'azure' = 'openai'): Prom
       await app.close();
       await sim.close();
       redis.disconnect();
-      await t.drop();
     },
   };
 }
@@ -146,7 +159,7 @@ export function lastReceived(gw: Gateway): Record<string, unknown> {
 
 export const ADMIN_KEY = 'admin-key-for-gateway-tests-0123456789';
 
-/** A test database, Redis, the simulator and an API over them (the gateway's tests share this set-up). */
+/** The file's database and prefix, Redis, the simulator and an API over them (the gateway's tests share this set-up). */
 export interface GatewayRig {
   t: TestDatabase;
   redis: Redis;
@@ -157,6 +170,7 @@ export interface GatewayRig {
 }
 
 export async function startRig(
+  { database: t, prefix }: GatewayScope,
   opts: {
     /** Wraps the real simulator-backed provider (a gate, a counter); the simulator still answers. */
     wrapProvider?: (provider: ChatProvider) => ChatProvider;
@@ -166,9 +180,7 @@ export async function startRig(
     rateLimit?: ApiOptions['rateLimit'];
   } = {},
 ): Promise<GatewayRig> {
-  const t = await createTestDatabase();
   const redis = createRedis(redisUrl(), 'producer');
-  const prefix = testPrefix();
   const sim = await startSimulator({ speed: 100_000, seed: 11 });
   const providerEnv = providerEnvSchema.parse({
     PROVIDER: 'simulator',
@@ -201,7 +213,6 @@ export async function startRig(
       chatHttp.close();
       await sim.close();
       redis.disconnect();
-      await t.drop();
     },
   };
 }

@@ -2,8 +2,9 @@ import { startWebhookServer, type WebhookServer } from '@tuneline/poller';
 import { createProviderProfile } from '@tuneline/provider';
 import { createLogger } from '@tuneline/runtime';
 import { signWebhook } from '@tuneline/simulator';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, type TestDatabase } from '../support/context.ts';
+import { afterAll, describe, expect } from 'vitest';
+import type { TestDatabase } from '../support/context.ts';
+import { it, test } from '../support/fixtures.ts';
 
 /**
  * Issue 16.9: a delivery whose signature verifies but whose event is not an event (`null`, `[]`, `{}`,
@@ -17,8 +18,8 @@ let tdb: TestDatabase;
 let hooks: WebhookServer;
 const lines: Record<string, unknown>[] = [];
 
-beforeAll(async () => {
-  tdb = await createTestDatabase();
+test.beforeAll(async ({ database }) => {
+  tdb = database;
   // The real profile verifies (the SDK's Standard Webhooks check); it never calls the provider here.
   const provider = createProviderProfile({
     kind: 'simulator',
@@ -36,7 +37,6 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await hooks?.close();
-  await tdb?.drop();
 });
 
 async function deliver(webhookId: string, body: string, secret = SECRET) {

@@ -4,16 +4,10 @@ import { checkTrainingProfile } from '@tuneline/dataset-builder/retrain';
 import { createRedis } from '@tuneline/runtime';
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect } from 'vitest';
 import { makeLicense } from '../api/fixtures.ts';
-import {
-  createTestDatabase,
-  flushPrefix,
-  redisUrl,
-  type TestDatabase,
-  testPrefix,
-  testRedis,
-} from '../support/context.ts';
+import { redisUrl, type TestDatabase } from '../support/context.ts';
+import { it, test } from '../support/fixtures.ts';
 import { builderDeps, ingest, invoice } from './support.ts';
 
 // biome-ignore lint/suspicious/noExplicitAny: tests read arbitrary response JSON
@@ -50,10 +44,10 @@ const profile = (over: Record<string, unknown> = {}) => ({
   ...over,
 });
 
-beforeAll(async () => {
-  t = await createTestDatabase();
+test.beforeAll(async ({ database, prefix: ownPrefix }) => {
+  t = database;
   redis = createRedis(redisUrl(), 'producer');
-  prefix = testPrefix();
+  prefix = ownPrefix;
   app = await buildApi({ db: t.db, redis, queuePrefix: prefix, catalogue: defaultCatalogue });
   env = builderDeps(t.db);
   a = await makeLicense(t.db, 'prof-a');
@@ -62,12 +56,8 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await app?.close();
-  const r = testRedis();
-  await flushPrefix(r, prefix);
-  r.disconnect();
   redis?.disconnect();
   env?.cleanup();
-  await t?.drop();
 });
 
 describe('training profiles API', () => {

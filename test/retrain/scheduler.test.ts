@@ -2,33 +2,25 @@ import { queues, RETRAIN_SCHEDULER_ID } from '@tuneline/contracts';
 import { checkTrainingProfile, retrainCheckStage } from '@tuneline/dataset-builder/retrain';
 import { startRetrainScheduler } from '@tuneline/dataset-builder/retrain-scheduler';
 import { listProfileVersions } from '@tuneline/db';
-import { createLogger, createRedis, startStage } from '@tuneline/runtime';
+import { createLogger } from '@tuneline/runtime';
 import { Queue } from 'bullmq';
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect } from 'vitest';
 import { makeLicense } from '../api/fixtures.ts';
-import {
-  createTestDatabase,
-  flushPrefix,
-  redisUrl,
-  type TestDatabase,
-  testPrefix,
-  testRedis,
-  waitFor,
-} from '../support/context.ts';
+import { flushPrefix, redisUrl, type TestDatabase, waitFor } from '../support/context.ts';
+import { it, test } from '../support/fixtures.ts';
 import { builderDeps, drainOutbox, ingest, invoice, requestMessages, saveProfile } from './support.ts';
 
 let t: TestDatabase;
 let env: ReturnType<typeof builderDeps>;
 
-beforeAll(async () => {
-  t = await createTestDatabase();
+test.beforeAll(async ({ database }) => {
+  t = database;
   env = builderDeps(t.db);
 });
 
 afterAll(async () => {
   env?.cleanup();
-  await t?.drop();
 });
 
 const documents = (n: number, from = 0) => Array.from({ length: n }, (_, i) => invoice(`s${from + i}`));
@@ -94,31 +86,24 @@ describe('the re-train check', () => {
 });
 
 describe('the re-train scheduler (BullMQ job scheduler on the dataset-builder)', { timeout: 60_000 }, () => {
-  it('is one scheduler for two replicas, comes back after Redis loses its data, and its checks start one version', async () => {
+  it('is one scheduler for two replicas, comes back after Redis loses its data, and its checks start one version', async ({
+    prefix,
+    redis,
+    stages,
+  }) => {
     await makeLicense(t.db, 'lic-sched');
     const profile = await saveProfile(t.db, 'lic-sched');
     await ingest(t.db, 'lic-sched', documents(60, 1_000));
-    const prefix = testPrefix();
     const log = createLogger('test', 'silent');
     const opts = { redisUrl: redisUrl(), prefix, everyMs: 300, log, reassertMs: 500 };
     const replicas = [await startRetrainScheduler(opts), await startRetrainScheduler(opts)];
-    const redis = testRedis();
     const queue = new Queue(queues['retrain-check'].name, { connection: redis, prefix });
-    const worker = createRedis(redisUrl(), 'worker');
-    const producer = createRedis(redisUrl(), 'worker');
-    const stages = await Promise.all(
+    const checks = await Promise.all(
       [0, 1].map(() =>
-        startStage(retrainCheckStage, {
-          config: {
-            QUEUE_PREFIX: prefix,
-            WORKER_CONCURRENCY: 2,
-            RECOVERY_INTERVAL_MS: 60_000,
-            OUTBOX_INTERVAL_MS: 60_000,
-          },
-          deps: env.deps,
-          workerConnection: worker,
-          producerConnection: producer,
+        stages.start(retrainCheckStage, env.deps, {
+          concurrency: 2,
           timers: false,
+          outboxIntervalMs: 60_000,
         }),
       ),
     );
@@ -138,13 +123,9 @@ describe('the re-train scheduler (BullMQ job scheduler on the dataset-builder)',
       );
       expect((await listProfileVersions(t.db, profile)).map((v) => v.version)).toEqual([1]);
     } finally {
-      await Promise.all(stages.map((s) => s.close(5_000)));
+      await Promise.all(checks.map((s) => stages.close(s, 5_000)));
       await Promise.all(replicas.map((r) => r.close()));
       await queue.close();
-      worker.disconnect();
-      producer.disconnect();
-      await flushPrefix(redis, prefix);
-      redis.disconnect();
     }
   });
 });

@@ -1,9 +1,10 @@
 import { handleFineTuneRequest } from '@tuneline/dataset-builder';
 import { checkTrainingProfile } from '@tuneline/dataset-builder/retrain';
 import { deleteDocument, findDatasetByRequestRow, findRequest, listProfileVersions } from '@tuneline/db';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect } from 'vitest';
 import { makeLicense } from '../api/fixtures.ts';
-import { createTestDatabase, type TestDatabase } from '../support/context.ts';
+import type { TestDatabase } from '../support/context.ts';
+import { it, test } from '../support/fixtures.ts';
 import {
   builderDeps,
   drainOutbox,
@@ -17,15 +18,14 @@ import {
 let t: TestDatabase;
 let env: ReturnType<typeof builderDeps>;
 
-beforeAll(async () => {
-  t = await createTestDatabase();
+test.beforeAll(async ({ database }) => {
+  t = database;
   env = builderDeps(t.db);
   await makeLicense(t.db, 'lic-versions');
 });
 
 afterAll(async () => {
   env?.cleanup();
-  await t?.drop();
 });
 
 /** Runs a check and builds the request it queued, as the dataset-builder would. */

@@ -3,13 +3,14 @@ import { billingSettleJobId, billingSettleMessage, notifySendMessage } from '@tu
 import { createRedis, Publisher } from '@tuneline/runtime';
 import { type Job, UnrecoverableError, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { redisUrl, testPrefix, waitFor } from '../support/context.ts';
+import { afterAll, describe, expect } from 'vitest';
+import { redisUrl, waitFor } from '../support/context.ts';
+import { it, test } from '../support/fixtures.ts';
 
 // The recovery sweep republishes rows still waiting on a stage. A job id already held by a failed or
 // completed job must not swallow that: the failed job is retried and the completed one replaced.
 describe('recovery republish', () => {
-  const prefix = testPrefix();
+  let prefix: string;
   let conn: Redis;
   let workerConn: Redis;
   let publisher: Publisher;
@@ -17,7 +18,8 @@ describe('recovery republish', () => {
   const runs = new Map<string, number>();
   const failFirst = new Set<string>();
 
-  beforeAll(async () => {
+  test.beforeAll(async ({ prefix: ownPrefix }) => {
+    prefix = ownPrefix;
     conn = createRedis(redisUrl(), 'worker');
     workerConn = createRedis(redisUrl(), 'worker');
     publisher = new Publisher(conn, prefix);

@@ -6,17 +6,10 @@ import type { DatasetStorage } from '@tuneline/dataset';
 import { readServiceManifests, type Supervisor, superviseServices } from '@tuneline/devstack';
 import { type RunningSimulator, startSimulator } from '@tuneline/simulator';
 import type { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect } from 'vitest';
 import { requestInput } from '../dataset/fixtures.ts';
-import {
-  createTestDatabase,
-  flushPrefix,
-  redisUrl,
-  type TestDatabase,
-  testPrefix,
-  testRedis,
-  waitFor,
-} from '../support/context.ts';
+import { redisUrl, type TestDatabase, waitFor } from '../support/context.ts';
+import { it, test } from '../support/fixtures.ts';
 import { type S3TestServer, startS3Server } from '../support/s3.ts';
 import { seedLicense } from './harness.ts';
 
@@ -32,14 +25,15 @@ let storage: DatasetStorage;
 let supervisor: Supervisor | undefined;
 let redis: Redis;
 const localDir = mkdtempSync(join(tmpdir(), 'tuneline-unused-storage-'));
-const prefix = testPrefix();
+let prefix: string;
 const output: string[] = [];
 
-beforeAll(async () => {
-  tdb = await createTestDatabase();
+test.beforeAll(async ({ database, prefix: ownPrefix, redis: client }) => {
+  tdb = database;
+  prefix = ownPrefix;
+  redis = client;
   s3 = await startS3Server();
   storage = await s3.storage();
-  redis = testRedis();
   sim = await startSimulator({ port: 0, seed: 231, speed: 1_000 });
   supervisor = superviseServices({
     root,
@@ -67,10 +61,7 @@ afterAll(async () => {
   await supervisor?.stop(10_000);
   await sim?.close();
   await s3?.close();
-  await flushPrefix(redis, prefix);
-  redis?.disconnect();
   rmSync(localDir, { recursive: true, force: true });
-  await tdb?.drop();
 });
 
 describe('dataset-builder and uploader processes on S3 storage', () => {

@@ -6,17 +6,12 @@ import { autoTrainFineTuneId, getFineTune } from '@tuneline/db';
 import { type RunningSimulator, startSimulator } from '@tuneline/simulator';
 import { uploadFilename } from '@tuneline/uploader';
 import { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
 import OpenAI from 'openai';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect } from 'vitest';
 import { requestInput } from '../dataset/fixtures.ts';
-import {
-  createTestDatabase,
-  redisUrl,
-  type TestDatabase,
-  testPrefix,
-  testRedis,
-  waitFor,
-} from '../support/context.ts';
+import { type TestDatabase, waitFor } from '../support/context.ts';
+import { it, test } from '../support/fixtures.ts';
 import { type S3TestServer, startS3Server } from '../support/s3.ts';
 import { type Pipeline, quietLog, seedLicense, seedReadyDataset, startPipeline } from './harness.ts';
 import { makeProvider } from './provider.ts';
@@ -29,22 +24,24 @@ let sim: RunningSimulator;
 let s3: S3TestServer;
 let storage: DatasetStorage;
 let pipeline: Pipeline;
-const prefix = testPrefix();
+let prefix: string;
+let redis: Redis;
 
-beforeAll(async () => {
-  tdb = await createTestDatabase();
+test.beforeAll(async ({ database, prefix: ownPrefix, redis: client, stages }) => {
+  tdb = database;
+  prefix = ownPrefix;
+  redis = client;
   s3 = await startS3Server();
   storage = await s3.storage();
   sim = await startSimulator({ port: 0, seed: 23, speed: 2_000 });
   pipeline = await startPipeline({
     db: tdb.db,
-    redisUrl: redisUrl(),
-    prefix,
+    runner: stages,
     provider: makeProvider({ baseURL: sim.url, apiKey: sim.apiKey }),
     storage,
     stages: ['uploader'],
   });
-  await pipeline.runner.start(datasetBuilderStage, {
+  await stages.start(datasetBuilderStage, {
     db: tdb.db,
     log: quietLog,
     storage,
@@ -57,7 +54,6 @@ afterAll(async () => {
   await pipeline?.close();
   await sim?.close();
   await s3?.close();
-  await tdb?.drop();
 });
 
 /** What the provider stored for a file, read back through its own API. */
@@ -83,8 +79,7 @@ const datasetRow = (id: string) =>
 /** Publishes the dataset's `files-upload` message and waits for BullMQ to finish with the job. */
 async function uploadThroughQueue(datasetId: string) {
   const message = filesUploadMessage({ datasetId, correlationId: `corr-${datasetId}` });
-  await pipeline.stages.uploader?.publisher.publish(message.queue, message.jobId, message.payload);
-  const redis = testRedis();
+  await pipeline.stage('uploader').publisher.publish(message.queue, message.jobId, message.payload);
   const queue = new Queue(message.queue, { connection: redis, prefix });
   try {
     return await waitFor(
@@ -100,7 +95,6 @@ async function uploadThroughQueue(datasetId: string) {
     );
   } finally {
     await queue.close();
-    redis.disconnect();
   }
 }
 
@@ -108,7 +102,7 @@ describe('dataset files in an S3 bucket', { timeout: 60_000 }, () => {
   it('dataset builder → uploader: the files go through the bucket, hashes recorded and checked', async () => {
     const input = requestInput({ requestId: 's3-1', licenseId: 'lic-s3', autoTrain: true, testPercent: 20 });
     const request = fineTuneRequestMessage({ request: input, correlationId: 'corr-s3-1' });
-    await pipeline.stages.uploader?.publisher.publish(request.queue, request.jobId, request.payload);
+    await pipeline.stage('uploader').publisher.publish(request.queue, request.jobId, request.payload);
     const dataset = await waitFor(
       async () => {
         const row = await tdb.db
