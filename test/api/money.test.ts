@@ -20,6 +20,7 @@ import { type RunningSimulator, startSimulator } from '@tuneline/simulator';
 import type { Redis } from 'ioredis';
 import { afterAll, describe, expect } from 'vitest';
 import { invoices } from '../dataset/fixtures.ts';
+import { mimeParts } from '../evaluator/support.ts';
 import {
   type Pipeline,
   quietLog,
@@ -274,7 +275,8 @@ describe('a fine-tune request through the queue without the credits (16.2)', () 
       15_000,
       'the e-mail',
     );
-    expect(mail.body).toContain(reason);
+    // The e-mail is plain text with an HTML alternative: the text part says it.
+    expect(mimeParts(mail.raw)['text/plain']).toContain(reason);
     expect(await transfersOf(done.id)).toEqual([]);
     await expectCleanLedger();
   });

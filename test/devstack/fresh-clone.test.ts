@@ -12,7 +12,7 @@ import { spawnCaptured } from '../support/process.ts';
 
 /**
  * Issue 15: a clone placed where nothing surrounds it keeps the README's promises. The repository's
- * committed state (HEAD) is cloned into a fresh temporary directory: no `../shared/` beside it, no
+ * committed state (HEAD) is cloned into a fresh temporary directory: no `shared` folder beside it, no
  * node_modules, no `.tuneline/`. There, the README's own `npm test` installs the dependencies and runs
  * the simulator conformance tests; the Chromium provisioning stops before vitest with its message; and
  * the CLI finds the dev stack's database without DATABASE_URL. Uncommitted changes are not in the clone.
@@ -72,7 +72,7 @@ afterAll(() => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-describe('a fresh clone with no ../shared/ beside it', () => {
+describe('a fresh clone with no shared folder beside it', () => {
   it('has nothing beside it, and its own npm test passes the simulator conformance tests', () => {
     expect(existsSync(join(dir, 'shared'))).toBe(false);
     expect(existsSync(join(clone, 'vendor', 'openai', 'openapi.yaml'))).toBe(true);

@@ -59,8 +59,12 @@ async function chat(key: string, m: string) {
 }
 
 describe('inference prices come from the model catalogue', () => {
-  it('the built-in catalogue prices every fine-tunable model and gives output limits', () => {
-    for (const m of Object.values(defaultCatalogue).filter((e) => e.fineTunable)) {
+  it('the built-in catalogue prices every fine-tunable model the gateway serves and gives output limits', () => {
+    // Together serves fine-tunes on dedicated endpoints billed per minute, not per token, and the
+    // gateway forwards to the deployment's provider: its models carry no per-token inference price.
+    const served = Object.values(defaultCatalogue).filter((e) => e.fineTunable && e.provider !== 'together');
+    expect(served.length).toBeGreaterThan(5);
+    for (const m of served) {
       expect(inferenceTerms(defaultCatalogue, m.name).known, m.name).toBe(true);
       expect(m.maxOutputTokens, m.name).toBeGreaterThan(0);
     }

@@ -4,6 +4,7 @@ import { billingStage } from '@tuneline/billing';
 import { fineTuneRequestMessage } from '@tuneline/contracts';
 import { loadCatalogue } from '@tuneline/dataset';
 import { datasetBuilderStage } from '@tuneline/dataset-builder';
+import { evaluatorStage } from '@tuneline/evaluator';
 import { startSmtpServer } from '@tuneline/harness';
 import { getBalance } from '@tuneline/ledger';
 import { notifierStage, smtpMailer } from '@tuneline/notifier';
@@ -11,6 +12,7 @@ import { createProvider, providerEnvSchema } from '@tuneline/provider';
 import { type RunningSimulator, startSimulator } from '@tuneline/simulator';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { requestInput } from '../dataset/fixtures.ts';
+import { mimeParts } from '../evaluator/support.ts';
 import { createTestDatabase, redisUrl, type TestDatabase, testPrefix, waitFor } from '../support/context.ts';
 import {
   type Pipeline,
@@ -32,17 +34,18 @@ beforeAll(async () => {
   files = tempStorage();
   smtp = await startSmtpServer();
   sim = await startSimulator({ port: 0, seed: 61, speed: 2_000 });
+  const together = createProvider(
+    providerEnvSchema.parse({
+      PROVIDER: 'together',
+      TOGETHER_API_KEY: sim.apiKey,
+      TOGETHER_BASE_URL: `${sim.baseUrl}/together/v1`,
+    }),
+  );
   pipeline = await startPipeline({
     db: tdb.db,
     redisUrl: redisUrl(),
     prefix: testPrefix(),
-    provider: createProvider(
-      providerEnvSchema.parse({
-        PROVIDER: 'together',
-        TOGETHER_API_KEY: sim.apiKey,
-        TOGETHER_BASE_URL: `${sim.baseUrl}/together/v1`,
-      }),
-    ),
+    provider: together,
     storage: files.storage,
     schedule: { intervalMs: 300, minIntervalMs: 100 },
   });
@@ -53,6 +56,17 @@ beforeAll(async () => {
     catalogue: loadCatalogue({}),
   });
   await pipeline.runner.start(billingStage, { db: tdb.db, log: quietLog });
+  // The e-mail of a fine-tune with a testing file waits for its evaluation.
+  await pipeline.runner.start(evaluatorStage, {
+    db: tdb.db,
+    log: quietLog,
+    provider: together,
+    storage: files.storage,
+    timeLimitMs: 60_000,
+    concurrency: 4,
+    callAttempts: 3,
+    maxTokens: 512,
+  });
   await pipeline.runner.start(notifierStage, {
     db: tdb.db,
     log: quietLog,
@@ -101,13 +115,21 @@ describe('six stages in-process with the together profile', () => {
       10_000,
       'mail',
     );
-    expect(mail.body).toContain(fineTune.fine_tuned_model ?? 'no model name');
+    // Plain text with an HTML alternative: the text part names the model.
+    expect(mimeParts(mail.raw)['text/plain']).toContain(fineTune.fine_tuned_model ?? 'no model name');
     const transfers = await tdb.db
       .selectFrom('ledger_transfers')
       .select(['kind'])
       .where('fine_tune_id', '=', fineTune.id)
       .execute();
-    expect(transfers.map((t) => t.kind).sort()).toEqual(['post', 'reserve']);
+    // Training: one reservation and its post; the evaluation: one charge per answered example and model.
+    expect(
+      transfers
+        .filter((t) => t.kind !== 'evaluation')
+        .map((t) => t.kind)
+        .sort(),
+    ).toEqual(['post', 'reserve']);
+    expect(transfers.filter((t) => t.kind === 'evaluation').length).toBeGreaterThan(0);
     const balance = await getBalance(tdb.db, 'lic-chain');
     expect(balance.pending).toBe(0n);
     // One Together job for this fine-tune, found by the tag in its suffix; billed for its token_count.

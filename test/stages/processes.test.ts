@@ -119,6 +119,7 @@ describe('six workers as separate processes', () => {
       expect(supervisor?.processes.map((p) => p.service).sort()).toEqual([
         'billing',
         'dataset-builder',
+        'evaluator',
         'notifier',
         'poller',
         'trainer',

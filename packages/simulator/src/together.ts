@@ -512,7 +512,7 @@ export function registerTogether(
         'model_not_found',
       );
     // Answered like the OpenAI dialect's chat (OpenAI-compatible), from the job's own examples.
-    return chatCompletion(openai, name, body, completionIds, clock, toyModels, {
+    const { completion } = chatCompletion(openai, name, body, completionIds, clock, toyModels, {
       encoding: tuned?.base.encoding ?? findModel(name)?.encoding ?? 'cl100k_base',
       ...(tuned
         ? {
@@ -523,6 +523,7 @@ export function registerTogether(
           }
         : {}),
     });
+    return completion;
   });
 }
 
