@@ -38,6 +38,10 @@ describe('OpenAPI document', () => {
     'GET /v1/training-profiles',
     'GET /v1/training-profiles/{name}',
     'POST /v1/training-profiles/{name}/retrain',
+    'POST /v1/aliases/{name}',
+    'POST /v1/aliases/{name}/rollback',
+    'GET /v1/aliases',
+    'GET /v1/aliases/{name}',
   ];
 
   it('is OpenAPI 3.1 with every route, operation ids, responses and resolvable refs', async () => {

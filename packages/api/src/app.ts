@@ -16,6 +16,7 @@ import { HttpError, installErrorHandler, RouteTable } from './http.ts';
 import { buildOpenApiDocument } from './openapi.ts';
 import type { ChatProvider } from './provider.ts';
 import { registerAdminRoutes } from './routes/admin.ts';
+import { registerAliasRoutes } from './routes/aliases.ts';
 import { registerCreditRoutes } from './routes/credits.ts';
 import { registerDatasetRoutes } from './routes/datasets.ts';
 import { registerDocumentRoutes } from './routes/documents.ts';
@@ -106,6 +107,7 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
   registerFineTuneRoutes(table, deps);
   registerDocumentRoutes(table, deps);
   registerTrainingProfileRoutes(table, deps);
+  registerAliasRoutes(table, deps);
   registerInferenceRoutes(table, deps);
   registerCreditRoutes(table, deps);
   registerAdminRoutes(table, deps);

@@ -1,6 +1,7 @@
 export * from './connection.ts';
 export * from './lifecycle/index.ts';
 export * from './migrate.ts';
+export * from './repositories/aliases.ts';
 export * from './repositories/datasets.ts';
 export * from './repositories/documents.ts';
 export * from './repositories/fine-tunes.ts';

@@ -137,8 +137,31 @@ export interface FineTunesTable {
   /** Set by billing after the charge: only then is the model offered for activation. */
   available: Generated<boolean>;
   active: Generated<boolean>;
+  /** The alias the request asked its model to take, pointed when the license activates it (0040). */
+  alias: ColumnType<string | null, string | null | undefined, string | null>;
   created_at: Generated<Date>;
   updated_at: Generated<Date>;
+}
+
+/** A license's alias and its current target (migration 0040). */
+export interface ModelAliasesTable {
+  license_id: string;
+  name: string;
+  fine_tune_id: string;
+  updated_at: Generated<Date>;
+}
+
+/** Every switch of an alias, append-only (migration 0040). */
+export interface ModelAliasHistoryTable {
+  id: Generated<string>;
+  license_id: string;
+  name: string;
+  action: 'point' | 'rollback';
+  from_fine_tune_id: string | null;
+  to_fine_tune_id: string;
+  /** `key:<prefix>` of the API key that asked, or `system`. */
+  actor: string;
+  created_at: Generated<Date>;
 }
 
 export interface ProviderEventsTable {
@@ -332,6 +355,8 @@ export interface Database {
   documents: DocumentsTable;
   training_profiles: TrainingProfilesTable;
   profile_versions: ProfileVersionsTable;
+  model_aliases: ModelAliasesTable;
+  model_alias_history: ModelAliasHistoryTable;
 }
 
 /**

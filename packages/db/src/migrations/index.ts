@@ -7,6 +7,7 @@ import * as inferenceHolds from './0010_inference_holds.ts';
 import * as datasetFileHashes from './0030_dataset_file_hashes.ts';
 import * as documents from './0035_documents.ts';
 import * as trainingProfiles from './0036_training_profiles.ts';
+import * as modelAliases from './0040_model_aliases.ts';
 
 /** Every migration, by name; the inline provider hands these to Kysely's Migrator in name order. */
 export const migrations: Record<string, Migration> = {
@@ -18,4 +19,5 @@ export const migrations: Record<string, Migration> = {
   '0030_dataset_file_hashes': datasetFileHashes,
   '0035_documents': documents,
   '0036_training_profiles': trainingProfiles,
+  '0040_model_aliases': modelAliases,
 };
