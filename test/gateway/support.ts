@@ -71,7 +71,11 @@ async function trainModel(sim: RunningSimulator): Promise<string> {
   return done.fine_tuned_model as string;
 }
 
-export async function startGateway(dialect: 'openai' | 'azure' = 'openai'): Promise<Gateway> {
+export async function startGateway(
+  dialect: 'openai' | 'azure' = 'openai',
+  /** More of the API's options (a moved clock, ...). */
+  extra: Partial<ApiOptions> = {},
+): Promise<Gateway> {
   const t = await createTestDatabase();
   const redis: Redis = createRedis(redisUrl(), 'producer');
   const simResponses: RecordedResponse[] = [];
@@ -93,6 +97,7 @@ export async function startGateway(dialect: 'openai' | 'azure' = 'openai'): Prom
     queuePrefix: testPrefix(),
     catalogue: defaultCatalogue,
     provider: profileChatProvider(profile),
+    ...extra,
   });
   const gatewayUrl = await app.listen({ port: 0, host: '127.0.0.1' });
   const model = await trainModel(sim);

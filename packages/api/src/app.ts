@@ -1,7 +1,7 @@
 import { createBullBoard } from '@bull-board/api';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { FastifyAdapter } from '@bull-board/fastify';
-import { FineTuneRequestProducer, QUEUE_NAMES, queues } from '@tuneline/contracts';
+import { type Clock, FineTuneRequestProducer, QUEUE_NAMES, queues, systemClock } from '@tuneline/contracts';
 import type { Catalogue } from '@tuneline/dataset';
 import { type Db, relayOutbox } from '@tuneline/db';
 import { Publisher } from '@tuneline/runtime';
@@ -45,6 +45,8 @@ export interface ApiOptions {
   logger?: FastifyBaseLogger;
   /** The trainer's RESERVATION_MARGIN_PERCENT, for the credit check before a fine-tune (default 10). */
   reservationMarginPercent?: number;
+  /** The one clock the date rules read (issue 21.5); the system clock by default. */
+  clock?: Clock;
 }
 
 /** What route modules share. */
@@ -62,6 +64,8 @@ export interface ApiDeps {
   flushOutbox(): Promise<void>;
   /** Reserved above a fine-tune's estimate (the trainer's margin): what the 402 check compares. */
   reservationMarginPercent: number;
+  /** Training closes and shutdowns are judged by it (issue 21.5). */
+  clock: Clock;
 }
 
 export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
@@ -91,6 +95,7 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
     producer,
     meter: new GatewayMeter(opts.db, app.log, metrics, () => deps.flushOutbox()),
     reservationMarginPercent: opts.reservationMarginPercent ?? 10,
+    clock: opts.clock ?? systemClock,
     async flushOutbox() {
       try {
         await relayOutbox(opts.db, (rows) => publisher.publishOutboxRows(rows));

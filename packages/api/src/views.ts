@@ -1,3 +1,4 @@
+import { type Catalogue, findBaseModel, lifecycleOf } from '@tuneline/dataset';
 import type { DatasetRecord, FineTuneRecord, LicenseRecord } from '@tuneline/db';
 
 /** Records as the API shows them: bigint as decimal strings, dates as ISO strings. */
@@ -31,7 +32,8 @@ export function datasetView(d: DatasetRecord) {
   };
 }
 
-export function fineTuneView(f: FineTuneRecord) {
+/** A fine-tune with its base model's lifecycle dates from the catalogue (issue 21.2). */
+export function fineTuneView(f: FineTuneRecord, catalogue: Catalogue) {
   return {
     id: f.id,
     datasetId: f.datasetId,
@@ -57,6 +59,8 @@ export function fineTuneView(f: FineTuneRecord) {
     updatedAt: iso(f.updatedAt) as string,
     finishedAt: iso(f.finishedAt),
     settledAt: iso(f.settledAt),
+    alias: f.alias,
+    lifecycle: lifecycleOf(findBaseModel(f.baseModel, catalogue)),
   };
 }
 

@@ -1,3 +1,4 @@
+import { findBaseModel, shutDown, shutdownMessage } from '@tuneline/dataset';
 import { findActiveFineTuneByModelOrAlias } from '@tuneline/db';
 import type { FastifyReply } from 'fastify';
 import type { ApiDeps } from '../app.ts';
@@ -22,7 +23,13 @@ export async function resolveModel(deps: ApiDeps, licenseId: string, model: stri
       param: 'model',
       code: 'model_not_found',
     });
-  const base = deps.catalogue[fineTune.baseModel];
+  const base = findBaseModel(fineTune.baseModel, deps.catalogue);
+  // Past its base model's shutdownAt (the one clock), the model serves nothing: 410, naming the successor.
+  if (base && shutDown(base, deps.clock.now()))
+    throw new HttpError(410, shutdownMessage(base, fineTune.fineTunedModel ?? model), undefined, {
+      param: 'model',
+      code: 'model_shut_down',
+    });
   const terms = inferenceTerms(deps.catalogue, fineTune.baseModel);
   if (!terms.known) {
     deps.metrics.unpricedModel.inc({ model: fineTune.baseModel });

@@ -1,4 +1,6 @@
+import { findBaseModel, lifecycleOf } from '@tuneline/dataset';
 import {
+  aliasesOfFineTunes,
   type FineTuneRecord,
   getFineTune,
   listActiveFineTunes,
@@ -41,7 +43,9 @@ export function registerFineTuneRoutes(table: RouteTable, deps: ApiDeps): void {
       responses: { 200: { description: 'newest first', schema: fineTuneListSchema }, 401: E401 },
     },
     async ({ caller }) => ({
-      data: (await listFineTunes(deps.db, licenseOf(caller), 500)).map(fineTuneView),
+      data: (await listFineTunes(deps.db, licenseOf(caller), 500)).map((f) =>
+        fineTuneView(f, deps.catalogue),
+      ),
     }),
   );
 
@@ -67,7 +71,7 @@ export function registerFineTuneRoutes(table: RouteTable, deps: ApiDeps): void {
         listCheckpoints(deps.db, row.id),
       ]);
       return {
-        ...fineTuneView(row),
+        ...fineTuneView(row, deps.catalogue),
         events: events.map((e) => ({
           id: e.id,
           createdAt: e.createdAt.toISOString(),
@@ -110,7 +114,7 @@ export function registerFineTuneRoutes(table: RouteTable, deps: ApiDeps): void {
         throw new HttpError(409, `fine-tune already finished (${result.fineTune?.status ?? 'unknown'})`);
       }
       await deps.flushOutbox();
-      return fineTuneView(result.fineTune);
+      return fineTuneView(result.fineTune, deps.catalogue);
     },
   );
 
@@ -147,7 +151,7 @@ export function registerFineTuneRoutes(table: RouteTable, deps: ApiDeps): void {
           licenseId,
           active: action === 'activate',
         });
-        if (updated) return fineTuneView(updated);
+        if (updated) return fineTuneView(updated, deps.catalogue);
         const row = await ownFineTune(deps, licenseId, params.id);
         throw new HttpError(
           409,
@@ -167,13 +171,21 @@ export function registerFineTuneRoutes(table: RouteTable, deps: ApiDeps): void {
       responses: { 200: { description: 'active models', schema: activeModelsSchema }, 401: E401 },
     },
     async ({ caller }) => {
-      const rows = await listActiveFineTunes(deps.db, licenseOf(caller));
+      const licenseId = licenseOf(caller);
+      const rows = await listActiveFineTunes(deps.db, licenseId);
+      const aliases = await aliasesOfFineTunes(
+        deps.db,
+        licenseId,
+        rows.map((r) => r.id),
+      );
       return {
         data: rows.map((r) => ({
           model: r.fineTunedModel as string,
           fineTuneId: r.id,
           baseModel: r.baseModel,
           suffix: r.suffix,
+          aliases: aliases.get(r.id) ?? [],
+          lifecycle: lifecycleOf(findBaseModel(r.baseModel, deps.catalogue)),
         })),
       };
     },
