@@ -64,6 +64,8 @@ function answer(result: AliasSwitch) {
       ]);
     case 'alias_not_found':
       throw notFound('alias');
+    case 'pointed_before':
+      throw new HttpError(409, 'the alias pointed at this fine-tune before');
     case 'no_previous':
       throw new HttpError(409, `nothing to roll back to: ${result.reason}`);
   }

@@ -7,6 +7,7 @@ import {
   listCheckpoints,
   listFineTunes,
   listProviderEvents,
+  pointAlias,
   requestCancel,
   setFineTuneActive,
 } from '@tuneline/db';
@@ -127,7 +128,7 @@ export function registerFineTuneRoutes(table: RouteTable, deps: ApiDeps): void {
         tag: 'activation',
         summary:
           action === 'activate'
-            ? 'Offer an available fine-tuned model for use (only settled, available models)'
+            ? 'Offer an available fine-tuned model for use (only settled, available models); the first time, the alias its request named (job.alias) is pointed at it'
             : 'Stop offering a fine-tuned model',
         params: idParams,
         responses: {
@@ -151,7 +152,18 @@ export function registerFineTuneRoutes(table: RouteTable, deps: ApiDeps): void {
           licenseId,
           active: action === 'activate',
         });
-        if (updated) return fineTuneView(updated, deps.catalogue);
+        if (updated) {
+          // The request's alias wish (job.alias): pointed at the model the first time it is activated.
+          if (updated.active && updated.alias)
+            await pointAlias(deps.db, {
+              licenseId,
+              name: updated.alias,
+              fineTuneId: updated.id,
+              actor: 'system',
+              firstTimeOnly: true,
+            });
+          return fineTuneView(updated, deps.catalogue);
+        }
         const row = await ownFineTune(deps, licenseId, params.id);
         throw new HttpError(
           409,

@@ -60,6 +60,8 @@ export interface FineTuneOptions {
   /** Defaults to the dataset's short hash. */
   suffix?: string;
   hyperparameters: Hyperparameters;
+  /** The alias the model should take when the license activates it (issue 21.1). */
+  alias?: string;
 }
 
 export type CheckedJobOptions = { ok: true; options: FineTuneOptions } | { ok: false; message: string };
@@ -71,10 +73,16 @@ export function checkJobOptions(input: unknown): CheckedJobOptions {
   const emails = parseEmailList(parsed.data.notifyEmails);
   // The schema has already checked the list with this very parser.
   if (!emails.ok) return { ok: false, message: `notifyEmails: ${emails.message}` };
-  const { description, suffix, hyperparameters } = parsed.data;
+  const { description, suffix, hyperparameters, alias } = parsed.data;
   return {
     ok: true,
-    options: { description, notifyEmails: emails.emails, hyperparameters, ...(suffix ? { suffix } : {}) },
+    options: {
+      description,
+      notifyEmails: emails.emails,
+      hyperparameters,
+      ...(suffix ? { suffix } : {}),
+      ...(alias ? { alias } : {}),
+    },
   };
 }
 
@@ -131,6 +139,7 @@ export async function createFineTune(
       suffix,
       hyperparameters: JSON.stringify(fineTune.options.hyperparameters ?? 'auto'),
       credits_per_million_tokens: fineTune.creditsPerMillionTokens.toString(),
+      alias: fineTune.options.alias ?? null,
       ...(failure
         ? {
             status: 'failed' as const,

@@ -1,3 +1,4 @@
+import { ALIAS_NAME } from '@tuneline/contracts';
 import { sql } from 'kysely';
 import type { Executor } from '../connection.ts';
 import { type FineTuneRecord, toFineTuneRecord } from './fine-tunes.ts';
@@ -9,8 +10,8 @@ import { inTransaction } from './outbox.ts';
  * written), so a gateway call sees the old target or the new one, never anything in between.
  */
 
-/** Alias names: lowercase letters, digits, `_` and `-`; never a `:`, `.` or `/`, so never a model name. */
-export const ALIAS_NAME = /^[a-z0-9][a-z0-9_-]{0,63}$/;
+/** Alias names (the contracts' pattern): never a `:`, `.` or `/`, so never a provider's model name. */
+export { ALIAS_NAME };
 
 export interface AliasRecord {
   name: string;
@@ -37,7 +38,9 @@ export type AliasSwitch =
   | { outcome: 'target_unusable' }
   | { outcome: 'alias_not_found' }
   /** Rollback with nothing to go back to, or the previous target is no longer active. */
-  | { outcome: 'no_previous'; reason: string };
+  | { outcome: 'no_previous'; reason: string }
+  /** `firstTimeOnly`: the alias has pointed at this fine-tune before, so it is left where it is. */
+  | { outcome: 'pointed_before' };
 
 async function usableTarget(
   tx: Executor,
@@ -103,11 +106,32 @@ async function record(
 /** Points (or creates) `name` at the license's fine-tune `fineTuneId`, recorded with `actor`. */
 export async function pointAlias(
   db: Executor,
-  input: { licenseId: string; name: string; fineTuneId: string; actor: string },
+  input: {
+    licenseId: string;
+    name: string;
+    fineTuneId: string;
+    actor: string;
+    /**
+     * Point only if the alias never pointed at this fine-tune (a request's alias wish, on activation:
+     * a later re-activation does not undo the license's own switches).
+     */
+    firstTimeOnly?: boolean;
+  },
 ): Promise<AliasSwitch> {
   return inTransaction(db, async (tx) => {
     const target = await usableTarget(tx, input.licenseId, input.fineTuneId);
     if (!target) return { outcome: 'target_unusable' };
+    if (input.firstTimeOnly) {
+      const before = await tx
+        .selectFrom('model_alias_history')
+        .select('id')
+        .where('license_id', '=', input.licenseId)
+        .where('name', '=', input.name)
+        .where('to_fine_tune_id', '=', target.id)
+        .limit(1)
+        .executeTakeFirst();
+      if (before) return { outcome: 'pointed_before' };
+    }
     const created = await tx
       .insertInto('model_aliases')
       .values({ license_id: input.licenseId, name: input.name, fine_tune_id: target.id })
