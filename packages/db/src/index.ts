@@ -7,6 +7,7 @@ export * from './repositories/documents.ts';
 export * from './repositories/fine-tunes.ts';
 export * from './repositories/inference.ts';
 export * from './repositories/licenses.ts';
+export * from './repositories/lifecycle-warnings.ts';
 export * from './repositories/notifications.ts';
 export * from './repositories/outbox.ts';
 export * from './repositories/provider-events.ts';

@@ -151,6 +151,25 @@ export interface ModelAliasesTable {
   updated_at: Generated<Date>;
 }
 
+/** One lifecycle warning per (license, base model, event, threshold) (migration 0041). */
+export interface LifecycleWarningsTable {
+  id: Generated<string>;
+  license_id: string;
+  base_model: string;
+  event: 'training_closes' | 'shutdown';
+  /** The catalogue's day, `YYYY-MM-DD`. */
+  event_date: string;
+  threshold_days: number;
+  recipients: ColumnType<string[], string[], string[]>;
+  models: ColumnType<string[], string[], string[]>;
+  status: Generated<'pending' | 'sending' | 'sent' | 'failed'>;
+  attempts: Generated<number>;
+  claimed_at: NullableTimestamp;
+  sent_at: NullableTimestamp;
+  error: string | null;
+  created_at: Generated<Date>;
+}
+
 /** Every switch of an alias, append-only (migration 0040). */
 export interface ModelAliasHistoryTable {
   id: Generated<string>;
@@ -357,6 +376,7 @@ export interface Database {
   profile_versions: ProfileVersionsTable;
   model_aliases: ModelAliasesTable;
   model_alias_history: ModelAliasHistoryTable;
+  lifecycle_warnings: LifecycleWarningsTable;
 }
 
 /**

@@ -1,6 +1,9 @@
+import { offsetClock } from '@tuneline/contracts';
+import { loadCatalogue } from '@tuneline/dataset';
 import { runService } from '@tuneline/runtime';
 import { type Config, configSchema } from './config.ts';
 import { notifierStage } from './handler.ts';
+import { startLifecycleSweep } from './lifecycle-sweep.ts';
 import { fileMailer, type Mailer, smtpMailer } from './mailer.ts';
 
 /** SMTP when SMTP_URL is set; otherwise each message is written as an .eml file. */
@@ -23,4 +26,18 @@ await runService({
     return { db, log, mailer, mailFrom: config.MAIL_FROM };
   },
   closeDeps: async (deps) => deps.mailer.close(),
+  onStarted: ({ config, deps, log }) =>
+    config.LIFECYCLE_SWEEP_INTERVAL_MS > 0
+      ? startLifecycleSweep(
+          {
+            db: deps.db,
+            catalogue: loadCatalogue({ MODEL_CATALOGUE_FILE: config.MODEL_CATALOGUE_FILE }),
+            clock: offsetClock(config.TUNELINE_CLOCK_OFFSET_MS),
+            mailer: deps.mailer,
+            mailFrom: deps.mailFrom,
+            log,
+          },
+          config.LIFECYCLE_SWEEP_INTERVAL_MS,
+        )
+      : undefined,
 });

@@ -8,6 +8,7 @@ import * as datasetFileHashes from './0030_dataset_file_hashes.ts';
 import * as documents from './0035_documents.ts';
 import * as trainingProfiles from './0036_training_profiles.ts';
 import * as modelAliases from './0040_model_aliases.ts';
+import * as lifecycleWarnings from './0041_lifecycle_warnings.ts';
 
 /** Every migration, by name; the inline provider hands these to Kysely's Migrator in name order. */
 export const migrations: Record<string, Migration> = {
@@ -20,4 +21,5 @@ export const migrations: Record<string, Migration> = {
   '0035_documents': documents,
   '0036_training_profiles': trainingProfiles,
   '0040_model_aliases': modelAliases,
+  '0041_lifecycle_warnings': lifecycleWarnings,
 };

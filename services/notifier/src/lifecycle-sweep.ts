@@ -1,0 +1,159 @@
+import { type Clock, utcDay } from '@tuneline/contracts';
+import type { Catalogue } from '@tuneline/dataset';
+import {
+  claimLifecycleWarnings,
+  type Executor,
+  type LifecycleEvent,
+  type LifecycleWarningRecord,
+  markLifecycleWarningFailed,
+  markLifecycleWarningSent,
+  recordLifecycleWarnings,
+} from '@tuneline/db';
+import type { Closable, Logger } from '@tuneline/runtime';
+import { isPermanentSmtpRejection, type Mailer, type OutgoingMail } from './mailer.ts';
+import { HeaderInjectionError, validRecipient } from './message.ts';
+
+/**
+ * The lifecycle sweep (issue 21.3), in the notifier because sending e-mail is what it does (its mailer,
+ * SMTP settings and at-least-once handling): warn each affected license 30, 7 and 1 days before a base
+ * model's `trainingClosesAt` and `shutdownAt`. Dates are judged by the one clock (21.5). Each warning is
+ * a row keyed (license, base model, event, threshold) in Postgres, so it goes out once whatever the
+ * number of replicas, sweeps or restarts; only the nearest threshold crossed is recorded, so a sweep
+ * that starts 5 days before sends the 7-day warning, not the 30-day one too.
+ */
+
+export const THRESHOLDS_DAYS = [30, 7, 1] as const;
+const DAY_MS = 86_400_000;
+
+export interface LifecycleSweepDeps {
+  db: Executor;
+  catalogue: Catalogue;
+  clock: Clock;
+  mailer: Mailer;
+  mailFrom: string;
+  log: Logger;
+}
+
+export interface SweepResult {
+  recorded: number;
+  sent: number;
+  failed: number;
+}
+
+/** The nearest threshold `now` has crossed before `date`, or undefined (too early, or the day passed). */
+export function dueThreshold(date: string, now: Date): number | undefined {
+  const left = (Date.parse(`${date}T00:00:00Z`) - now.getTime()) / DAY_MS;
+  if (left <= 0) return undefined;
+  let due: number | undefined;
+  for (const t of THRESHOLDS_DAYS) if (left <= t) due = t;
+  return due;
+}
+
+const EVENT_TEXT: Record<LifecycleEvent, string> = {
+  training_closes: 'takes no new fine-tuning jobs',
+  shutdown: 'shuts down with every fine-tune built on it',
+};
+
+export function lifecycleEmail(w: LifecycleWarningRecord, catalogue: Catalogue, from: string): OutgoingMail {
+  const model = catalogue[w.baseModel];
+  const to = w.recipients.map(validRecipient).join(', ');
+  const lines = [
+    `Base model ${w.baseModel} ${EVENT_TEXT[w.event]} on ${w.eventDate} (in ${w.thresholdDays} day(s) or less).`,
+    '',
+    w.models.length ? `Your models on it: ${w.models.join(', ')}` : 'You have fine-tunes on it.',
+    `Suggested successor: ${model?.successor ?? 'none named in the catalogue'}`,
+    model?.source ? `Source: ${model.source}` : '',
+    '',
+    w.event === 'shutdown'
+      ? 'From that day on, calls to these models (and to aliases pointing at them) answer 410.'
+      : 'From that day on, requests and fine-tunes on this base model are refused.',
+  ];
+  return {
+    from,
+    to,
+    subject: `Tuneline: ${w.baseModel} ${EVENT_TEXT[w.event]} on ${w.eventDate}`,
+    text: lines.filter((l, i) => l !== '' || i > 0).join('\n'),
+    messageId: `<lifecycle-${w.id}@tuneline>`,
+    headers: { 'X-Tuneline-Lifecycle': `${w.event}; ${w.baseModel}; ${w.thresholdDays}d` },
+  };
+}
+
+/** One sweep: record the warnings now due, then send every pending one. */
+export async function runLifecycleSweep(deps: LifecycleSweepDeps): Promise<SweepResult> {
+  const now = deps.clock.now();
+  let recorded = 0;
+  for (const model of Object.values(deps.catalogue)) {
+    const events: [LifecycleEvent, string | undefined][] = [
+      ['training_closes', model.trainingClosesAt],
+      ['shutdown', model.shutdownAt],
+    ];
+    for (const [event, date] of events) {
+      if (!date) continue;
+      const thresholdDays = dueThreshold(date, now);
+      if (thresholdDays === undefined) continue;
+      recorded += await recordLifecycleWarnings(deps.db, {
+        baseModel: model.name,
+        event,
+        eventDate: date,
+        thresholdDays,
+      });
+    }
+  }
+  let sent = 0;
+  let failed = 0;
+  for (;;) {
+    const batch = await claimLifecycleWarnings(deps.db, 50);
+    if (batch.length === 0) break;
+    for (const w of batch) {
+      if (w.recipients.length === 0) {
+        await markLifecycleWarningFailed(
+          deps.db,
+          w.id,
+          'no notify e-mail on any fine-tune of this license',
+          true,
+        );
+        failed++;
+        continue;
+      }
+      try {
+        await deps.mailer.send(lifecycleEmail(w, deps.catalogue, deps.mailFrom));
+      } catch (err) {
+        const permanent = err instanceof HeaderInjectionError || isPermanentSmtpRejection(err);
+        await markLifecycleWarningFailed(deps.db, w.id, (err as Error).message, permanent);
+        deps.log.warn({ warningId: w.id, err: String(err), permanent }, 'lifecycle warning not sent');
+        failed++;
+        if (!permanent) return { recorded, sent, failed }; // the mail server is down: next sweep
+        continue;
+      }
+      await markLifecycleWarningSent(deps.db, w.id);
+      sent++;
+    }
+  }
+  if (recorded || sent || failed)
+    deps.log.info({ recorded, sent, failed, day: utcDay(now) }, 'lifecycle sweep');
+  return { recorded, sent, failed };
+}
+
+/**
+ * Runs the sweep every `everyMs` beside the notifier's stage (first run at start). An in-process timer
+ * rather than a BullMQ job scheduler for now: a new queue would need its own KEDA/HPA entries and
+ * every chain test's stage list; exactly-once does not depend on it (the Postgres key does), so
+ * several replicas sweeping is harmless.
+ */
+export function startLifecycleSweep(deps: LifecycleSweepDeps, everyMs: number): Closable {
+  let running: Promise<unknown> = Promise.resolve();
+  const tick = () => {
+    running = runLifecycleSweep(deps).catch((err: unknown) =>
+      deps.log.warn({ err: String(err) }, 'lifecycle sweep failed; next run later'),
+    );
+  };
+  tick();
+  const timer = setInterval(tick, everyMs);
+  timer.unref();
+  return {
+    async close() {
+      clearInterval(timer);
+      await running;
+    },
+  };
+}
