@@ -1,6 +1,7 @@
 import { ALIAS_NAME } from '@tuneline/contracts';
 import { sql } from 'kysely';
 import type { Executor } from '../connection.ts';
+import type { FineTuneRow } from '../schema.ts';
 import { type FineTuneRecord, toFineTuneRecord } from './fine-tunes.ts';
 import { inTransaction } from './outbox.ts';
 
@@ -294,33 +295,20 @@ export async function aliasesOfFineTunes(
 }
 
 /**
- * The gateway's model resolution, in one statement: the license's active fine-tune whose model name is
- * `model`, else the active fine-tune the license's alias `model` points at (its primary key joined to
- * the fine-tune's). `viaAlias` says which matched. Another license's model or alias is never found.
+ * The gateway's model resolution, in one statement (function `resolve_active_model`, migration 0042):
+ * the license's active fine-tune whose model name is `model`, else the active fine-tune the license's
+ * alias `model` points at; `viaAlias` says whether the alias matched. Another license's model or alias
+ * is never found. Its statements' plans are cached in the function (bench/aliases.bench.ts).
  */
 export async function findActiveFineTuneByModelOrAlias(
   db: Executor,
   licenseId: string,
   model: string,
 ): Promise<(FineTuneRecord & { viaAlias: string | null }) | undefined> {
-  const direct = db
-    .selectFrom('fine_tunes')
-    .selectAll('fine_tunes')
-    .select([sql<string | null>`NULL::text`.as('via_alias'), sql<number>`0`.as('priority')])
-    .where('fine_tunes.fine_tuned_model', '=', model)
-    .where('fine_tunes.license_id', '=', licenseId)
-    .where('fine_tunes.active', '=', true);
-  const aliased = db
-    .selectFrom('model_aliases')
-    .innerJoin('fine_tunes', 'fine_tunes.id', 'model_aliases.fine_tune_id')
-    .selectAll('fine_tunes')
-    .select([sql<string | null>`model_aliases.name`.as('via_alias'), sql<number>`1`.as('priority')])
-    .where('model_aliases.license_id', '=', licenseId)
-    .where('model_aliases.name', '=', model)
-    .where('fine_tunes.license_id', '=', licenseId)
-    .where('fine_tunes.active', '=', true);
-  const row = await direct.unionAll(aliased).orderBy('priority').limit(1).executeTakeFirst();
+  const { rows } = await sql<FineTuneRow & { via_alias: string | null }>`
+    SELECT (r.ft).*, r.via_alias FROM resolve_active_model(${licenseId}, ${model}) AS r`.execute(db);
+  const row = rows[0];
   if (!row) return undefined;
-  const { via_alias, priority: _priority, ...fineTune } = row;
+  const { via_alias, ...fineTune } = row;
   return { ...toFineTuneRecord(fineTune), viaAlias: via_alias };
 }
