@@ -2,12 +2,19 @@ import { writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fixedClock } from '@tuneline/contracts';
-import { baseModelIssue, defaultCatalogue, findBaseModel, loadCatalogue } from '@tuneline/dataset';
+import {
+  baseModelIssue,
+  buildDataset,
+  defaultCatalogue,
+  findBaseModel,
+  loadCatalogue,
+} from '@tuneline/dataset';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { api } from '../aliases/support.ts';
 import { makeDataset } from '../api/fixtures.ts';
 import { request } from '../api/support.ts';
+import { invoices, settings, tempStorage } from '../dataset/fixtures.ts';
 import { type Gateway, startGateway } from '../gateway/support.ts';
 
 /** Catalogue dates (issue 21.2) judged by one injectable clock (21.5): refusals, 410s, the API's views. */
@@ -56,6 +63,31 @@ describe('catalogue lifecycle dates', () => {
     expect(c[MINI]).toMatchObject({ trainingClosesAt: '2027-01-06', shutdownAt: '2026-12-20' });
     // The legacy field alone moves the training close, as it always meant.
     expect(c['gpt-4.1-2025-04-14']?.trainingClosesAt).toBe('2026-12-10');
+  });
+
+  it('the dataset build refuses a model past trainingClosesAt by its clock, naming the successor', async () => {
+    const store = tempStorage();
+    try {
+      const opts = { storage: store.storage, trainKey: 'train.jsonl', testKey: 'test.jsonl' };
+      const open = await buildDataset(settings(), () => invoices(12), {
+        ...opts,
+        clock: fixedClock('2027-01-05T23:00:00Z'),
+      });
+      expect(open.status).toBe('ready');
+      const closed = await buildDataset(settings(), () => invoices(12), {
+        ...opts,
+        clock: fixedClock('2027-01-06T00:00:00Z'),
+      });
+      expect(closed.status).toBe('invalid');
+      expect(closed.errors).toEqual([
+        expect.objectContaining({
+          code: 'base_model_retired',
+          message: expect.stringContaining(`successor: azure:${MINI}`),
+        }),
+      ]);
+    } finally {
+      store.cleanup();
+    }
   });
 
   it("the dataset build's check refuses a model past trainingClosesAt, naming the successor", () => {
