@@ -138,6 +138,13 @@ describe('catalogue lifecycle dates', () => {
     }
     // Nothing was forwarded to the provider for a shut-down model.
     expect(gw.sim.admin.chatRequests()).toHaveLength(1);
+    // Nor can an alias be pointed at it any more; the alias shows the dates.
+    const again = await callA('POST', '/v1/aliases/other', { fineTuneId: gw.fineTuneId });
+    expect(again.status).toBe(409);
+    expect(again.json.error.message).toContain(`successor: azure:${MINI}`);
+    expect((await callA('GET', '/v1/aliases/invoices')).json.lifecycle).toMatchObject({
+      shutdownAt: '2027-01-14',
+    });
     clock.set('2026-12-01T12:00:00Z');
   });
 });

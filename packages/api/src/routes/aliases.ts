@@ -1,8 +1,10 @@
+import { findBaseModel, lifecycleOf, shutDown, shutdownMessage } from '@tuneline/dataset';
 import {
   ALIAS_NAME,
   type AliasRecord,
   type AliasSwitch,
   findAlias,
+  getFineTune,
   listAliases,
   pointAlias,
   rollbackAlias,
@@ -11,6 +13,7 @@ import { z } from 'zod';
 import type { ApiDeps } from '../app.ts';
 import { actorOf, licenseOf } from '../auth.ts';
 import { errorSchema, HttpError, notFound, type RouteTable } from '../http.ts';
+import { modelLifecycleSchema } from '../schemas.ts';
 
 // Model aliases (issue 21.1): a license's stable model name for a use. Statements: @tuneline/db aliases.ts.
 
@@ -30,6 +33,7 @@ const aliasViewSchema = z
     baseModel: z.string(),
     active: z.boolean(),
     updatedAt: z.date(),
+    lifecycle: modelLifecycleSchema,
   })
   .meta({ id: 'ModelAlias' });
 
@@ -50,9 +54,7 @@ const aliasSwitchSchema = z
   .object({ alias: aliasViewSchema, changed: z.boolean(), change: aliasChangeSchema.nullable() })
   .meta({ id: 'ModelAliasSwitch' });
 
-const view = (a: AliasRecord) => ({ ...a });
-
-function answer(result: AliasSwitch) {
+function answer(view: (a: AliasRecord) => unknown, result: AliasSwitch) {
   switch (result.outcome) {
     case 'switched':
       return { alias: view(result.alias), changed: true, change: result.change };
@@ -72,6 +74,12 @@ function answer(result: AliasSwitch) {
 }
 
 export function registerAliasRoutes(table: RouteTable, deps: ApiDeps): void {
+  /** An alias with its model's base model dates (issue 21.2). */
+  const view = (a: AliasRecord) => ({
+    ...a,
+    lifecycle: lifecycleOf(findBaseModel(a.baseModel, deps.catalogue)),
+  });
+
   table.add(
     {
       method: 'POST',
@@ -88,17 +96,29 @@ export function registerAliasRoutes(table: RouteTable, deps: ApiDeps): void {
         400: { description: 'invalid name or body', schema: errorSchema },
         401: E401,
         404: { description: 'no such available and active fine-tune for this license', schema: errorSchema },
+        409: {
+          description: "the fine-tune's base model is shut down (names the successor)",
+          schema: errorSchema,
+        },
       },
     },
-    async ({ params, body, caller }) =>
-      answer(
+    async ({ params, body, caller }) => {
+      const licenseId = licenseOf(caller);
+      const target = await getFineTune(deps.db, body.fineTuneId);
+      const base =
+        target?.licenseId === licenseId ? findBaseModel(target.baseModel, deps.catalogue) : undefined;
+      if (target && base && shutDown(base, deps.clock.now()))
+        throw new HttpError(409, shutdownMessage(base, target.fineTunedModel ?? target.id));
+      return answer(
+        view,
         await pointAlias(deps.db, {
-          licenseId: licenseOf(caller),
+          licenseId,
           name: params.name,
           fineTuneId: body.fineTuneId,
           actor: actorOf(caller),
         }),
-      ),
+      );
+    },
   );
 
   table.add(
@@ -121,6 +141,7 @@ export function registerAliasRoutes(table: RouteTable, deps: ApiDeps): void {
     },
     async ({ params, caller }) =>
       answer(
+        view,
         await rollbackAlias(deps.db, {
           licenseId: licenseOf(caller),
           name: params.name,
@@ -161,7 +182,7 @@ export function registerAliasRoutes(table: RouteTable, deps: ApiDeps): void {
     async ({ params, caller }) => {
       const alias = await findAlias(deps.db, licenseOf(caller), params.name);
       if (!alias) throw notFound('alias');
-      return alias;
+      return { ...view(alias), history: alias.history };
     },
   );
 }
