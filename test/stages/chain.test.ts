@@ -5,7 +5,7 @@ import { datasetBuilderStage } from '@tuneline/dataset-builder';
 import { retrainCheckStage } from '@tuneline/dataset-builder/retrain';
 import { startSmtpServer } from '@tuneline/harness';
 import { getBalance } from '@tuneline/ledger';
-import { notifierStage, smtpMailer } from '@tuneline/notifier';
+import { lifecycleSweepStage, notifierStage, smtpMailer } from '@tuneline/notifier';
 import { type RunningSimulator, startSimulator } from '@tuneline/simulator';
 import { afterAll, describe, expect } from 'vitest';
 import { requestInput } from '../dataset/fixtures.ts';
@@ -44,12 +44,15 @@ test.beforeAll(async ({ db, stages }) => {
   // The billing service's two stages, as its main.ts starts them.
   await stages.start(billingStage, { db, log: quietLog });
   await stages.start(inferenceUsageStage, { db, log: quietLog });
-  await stages.start(notifierStage, {
+  // The notifier service's two stages, as its main.ts starts them.
+  const notifierDeps = {
     db,
     log: quietLog,
     mailer: smtpMailer(smtp.url, { timeoutMs: 5_000 }),
     mailFrom: 'tuneline@example.com',
-  });
+  };
+  await stages.start(notifierStage, notifierDeps);
+  await stages.start(lifecycleSweepStage, notifierDeps);
 });
 
 afterAll(async () => {

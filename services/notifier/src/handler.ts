@@ -1,4 +1,5 @@
-import { notifySendMessage } from '@tuneline/contracts';
+import { type Clock, notifySendMessage } from '@tuneline/contracts';
+import type { Catalogue } from '@tuneline/dataset';
 import {
   claimNotificationAttempt,
   type Executor,
@@ -14,12 +15,16 @@ import { defineStage, PermanentError, type StageDeps } from '@tuneline/runtime';
 import { isPermanentSmtpRejection, type Mailer } from './mailer.ts';
 import { HeaderInjectionError, outcomeEmail } from './message.ts';
 
+export { lifecycleSweepStage } from './lifecycle-sweep.ts';
 export { fileMailer, isPermanentSmtpRejection, type Mailer, smtpMailer } from './mailer.ts';
 export { HeaderInjectionError, outcomeEmail, validRecipient } from './message.ts';
 
 export interface NotifierDeps extends StageDeps {
   mailer: Mailer;
   mailFrom: string;
+  /** The lifecycle sweep's catalogue and clock (issue 21.3); the defaults when absent. */
+  catalogue?: Catalogue;
+  clock?: Clock;
 }
 
 export type SendOutcome = 'sent' | 'already_done';

@@ -1,5 +1,12 @@
-import { type Clock, utcDay } from '@tuneline/contracts';
-import type { Catalogue } from '@tuneline/dataset';
+import {
+  type Clock,
+  LIFECYCLE_SWEEP_SCHEDULER_ID,
+  lifecycleSweepSchedulerPayload,
+  queues,
+  systemClock,
+  utcDay,
+} from '@tuneline/contracts';
+import { type Catalogue, defaultCatalogue } from '@tuneline/dataset';
 import {
   claimLifecycleWarnings,
   type Executor,
@@ -9,7 +16,9 @@ import {
   markLifecycleWarningSent,
   recordLifecycleWarnings,
 } from '@tuneline/db';
-import type { Closable, Logger } from '@tuneline/runtime';
+import { type Closable, createRedis, defineStage, type Logger } from '@tuneline/runtime';
+import { Queue } from 'bullmq';
+import type { NotifierDeps } from './handler.ts';
 import { isPermanentSmtpRejection, type Mailer, type OutgoingMail } from './mailer.ts';
 import { HeaderInjectionError, validRecipient } from './message.ts';
 
@@ -134,26 +143,58 @@ export async function runLifecycleSweep(deps: LifecycleSweepDeps): Promise<Sweep
   return { recorded, sent, failed };
 }
 
+/** Stage of the notifier: consumes `lifecycle-sweep` (queued by the job scheduler below). */
+export const lifecycleSweepStage = defineStage<'lifecycle-sweep', NotifierDeps>({
+  queue: 'lifecycle-sweep',
+  async handle(_message, ctx, deps) {
+    const result = await runLifecycleSweep({
+      db: deps.db,
+      catalogue: deps.catalogue ?? defaultCatalogue,
+      clock: deps.clock ?? systemClock,
+      mailer: deps.mailer,
+      mailFrom: deps.mailFrom,
+      log: ctx.log,
+    });
+    ctx.log.info({ ...result }, 'lifecycle sweep');
+  },
+});
+
+/** Re-asserted this often: after a Redis that lost its data, sweeps resume within it. */
+const REASSERT_MS = 5 * 60_000;
+
 /**
- * Runs the sweep every `everyMs` beside the notifier's stage (first run at start). An in-process timer
- * rather than a BullMQ job scheduler for now: a new queue would need its own KEDA/HPA entries and
- * every chain test's stage list; exactly-once does not depend on it (the Postgres key does), so
- * several replicas sweeping is harmless.
+ * The BullMQ job scheduler that queues a sweep every `everyMs`, on the notifier (it sends e-mail; the
+ * warnings are e-mails). Upserting is idempotent, so every replica does it and one scheduler exists;
+ * BullMQ makes one job per interval whatever the number of replicas, and a sweep run twice sends
+ * nothing twice (the Postgres key), so a duplicated or late job is harmless.
  */
-export function startLifecycleSweep(deps: LifecycleSweepDeps, everyMs: number): Closable {
-  let running: Promise<unknown> = Promise.resolve();
-  const tick = () => {
-    running = runLifecycleSweep(deps).catch((err: unknown) =>
-      deps.log.warn({ err: String(err) }, 'lifecycle sweep failed; next run later'),
+export async function startLifecycleSweepScheduler(opts: {
+  redisUrl: string;
+  prefix: string;
+  everyMs: number;
+  log: Logger;
+  reassertMs?: number;
+}): Promise<Closable> {
+  const connection = createRedis(opts.redisUrl, 'producer');
+  const def = queues['lifecycle-sweep'];
+  const queue = new Queue(def.name, { connection, prefix: opts.prefix });
+  const upsert = () =>
+    queue.upsertJobScheduler(
+      LIFECYCLE_SWEEP_SCHEDULER_ID,
+      { every: opts.everyMs },
+      { name: def.name, data: lifecycleSweepSchedulerPayload(), opts: def.jobOptions },
     );
-  };
-  tick();
-  const timer = setInterval(tick, everyMs);
+  await upsert();
+  const timer = setInterval(() => {
+    upsert().catch((err) => opts.log.warn({ err }, 'could not re-assert the lifecycle sweep scheduler'));
+  }, opts.reassertMs ?? REASSERT_MS);
   timer.unref();
+  opts.log.info({ everyMs: opts.everyMs }, 'lifecycle sweep scheduler set');
   return {
     async close() {
       clearInterval(timer);
-      await running;
+      await queue.close();
+      connection.disconnect();
     },
   };
 }

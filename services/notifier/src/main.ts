@@ -2,8 +2,8 @@ import { offsetClock } from '@tuneline/contracts';
 import { loadCatalogue } from '@tuneline/dataset';
 import { runService } from '@tuneline/runtime';
 import { type Config, configSchema } from './config.ts';
-import { notifierStage } from './handler.ts';
-import { startLifecycleSweep } from './lifecycle-sweep.ts';
+import { lifecycleSweepStage, notifierStage } from './handler.ts';
+import { startLifecycleSweepScheduler } from './lifecycle-sweep.ts';
 import { fileMailer, type Mailer, smtpMailer } from './mailer.ts';
 
 /** SMTP when SMTP_URL is set; otherwise each message is written as an .eml file. */
@@ -18,26 +18,28 @@ function createMailer(config: Config): Mailer {
 
 await runService({
   service: 'notifier',
-  stages: [notifierStage],
+  stages: [notifierStage, lifecycleSweepStage],
   configSchema,
   makeDeps: ({ config, db, log }) => {
     const mailer = createMailer(config);
     log.info({ via: mailer.describe }, 'notifier mail transport');
-    return { db, log, mailer, mailFrom: config.MAIL_FROM };
+    return {
+      db,
+      log,
+      mailer,
+      mailFrom: config.MAIL_FROM,
+      catalogue: loadCatalogue({ MODEL_CATALOGUE_FILE: config.MODEL_CATALOGUE_FILE }),
+      clock: offsetClock(config.TUNELINE_CLOCK_OFFSET_MS),
+    };
   },
   closeDeps: async (deps) => deps.mailer.close(),
-  onStarted: ({ config, deps, log }) =>
+  onStarted: ({ config, log }) =>
     config.LIFECYCLE_SWEEP_INTERVAL_MS > 0
-      ? startLifecycleSweep(
-          {
-            db: deps.db,
-            catalogue: loadCatalogue({ MODEL_CATALOGUE_FILE: config.MODEL_CATALOGUE_FILE }),
-            clock: offsetClock(config.TUNELINE_CLOCK_OFFSET_MS),
-            mailer: deps.mailer,
-            mailFrom: deps.mailFrom,
-            log,
-          },
-          config.LIFECYCLE_SWEEP_INTERVAL_MS,
-        )
+      ? startLifecycleSweepScheduler({
+          redisUrl: config.REDIS_URL,
+          prefix: config.QUEUE_PREFIX,
+          everyMs: config.LIFECYCLE_SWEEP_INTERVAL_MS,
+          log,
+        })
       : undefined,
 });
