@@ -45,6 +45,10 @@ describe('OpenAPI document', () => {
     'GET /v1/dead-letters',
     'GET /v1/admin/dead-letters',
     'POST /v1/admin/dead-letters/{id}/retry',
+    'POST /v1/aliases/{name}',
+    'POST /v1/aliases/{name}/rollback',
+    'GET /v1/aliases',
+    'GET /v1/aliases/{name}',
   ];
 
   it('is OpenAPI 3.1 with every route, operation ids, responses and resolvable refs', async () => {

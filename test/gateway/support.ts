@@ -86,6 +86,8 @@ async function trainModel(sim: RunningSimulator): Promise<string> {
 export async function startGateway(
   { database: t, prefix }: GatewayScope,
   dialect: 'openai' | 'azure' = 'openai',
+  /** More of the API's options (a moved clock, ...). */
+  extra: Partial<ApiOptions> = {},
 ): Promise<Gateway> {
   const redis: Redis = createRedis(redisUrl(), 'producer');
   const simResponses: RecordedResponse[] = [];
@@ -107,6 +109,7 @@ export async function startGateway(
     queuePrefix: prefix,
     catalogue: defaultCatalogue,
     provider: profileChatProvider(profile),
+    ...extra,
   });
   const gatewayUrl = await app.listen({ port: 0, host: '127.0.0.1' });
   const model = await trainModel(sim);

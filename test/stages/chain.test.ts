@@ -6,7 +6,7 @@ import { retrainCheckStage } from '@tuneline/dataset-builder/retrain';
 import { evaluatorStage } from '@tuneline/evaluator';
 import { startSmtpServer } from '@tuneline/harness';
 import { getBalance } from '@tuneline/ledger';
-import { notifierStage, smtpMailer } from '@tuneline/notifier';
+import { lifecycleSweepStage, notifierStage, smtpMailer } from '@tuneline/notifier';
 import { type RunningSimulator, startSimulator } from '@tuneline/simulator';
 import { afterAll, describe, expect } from 'vitest';
 import { requestInput } from '../dataset/fixtures.ts';
@@ -56,12 +56,15 @@ test.beforeAll(async ({ db, stages }) => {
     callAttempts: 3,
     maxTokens: 512,
   });
-  await stages.start(notifierStage, {
+  // The notifier service's two stages, as its main.ts starts them.
+  const notifierDeps = {
     db,
     log: quietLog,
     mailer: smtpMailer(smtp.url, { timeoutMs: 5_000 }),
     mailFrom: 'tuneline@example.com',
-  });
+  };
+  await stages.start(notifierStage, notifierDeps);
+  await stages.start(lifecycleSweepStage, notifierDeps);
 });
 
 afterAll(async () => {

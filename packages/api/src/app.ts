@@ -2,11 +2,13 @@ import { createBullBoard } from '@bull-board/api';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { FastifyAdapter } from '@bull-board/fastify';
 import {
+  type Clock,
   FineTuneRequestProducer,
   type MessageInput,
   QUEUE_NAMES,
   type QueueName,
   queues,
+  systemClock,
 } from '@tuneline/contracts';
 import type { Catalogue } from '@tuneline/dataset';
 import { type Db, relayOutbox } from '@tuneline/db';
@@ -22,6 +24,7 @@ import { HttpError, installErrorHandler, RouteTable } from './http.ts';
 import { buildOpenApiDocument } from './openapi.ts';
 import type { ChatProvider } from './provider.ts';
 import { registerAdminRoutes } from './routes/admin.ts';
+import { registerAliasRoutes } from './routes/aliases.ts';
 import { registerCreditRoutes } from './routes/credits.ts';
 import { registerDatasetRoutes } from './routes/datasets.ts';
 import { registerDeadLetterRoutes } from './routes/dead-letters.ts';
@@ -58,6 +61,8 @@ export interface ApiOptions {
   logger?: FastifyBaseLogger;
   /** The trainer's RESERVATION_MARGIN_PERCENT, for the credit check before a fine-tune (default 10). */
   reservationMarginPercent?: number;
+  /** The one clock the date rules read (issue 21.5); the system clock by default. */
+  clock?: Clock;
 }
 
 /** What route modules share. */
@@ -79,6 +84,8 @@ export interface ApiDeps {
   requeue(queue: QueueName, jobId: string, payload: unknown): Promise<void>;
   /** Reserved above a fine-tune's estimate (the trainer's margin): what the 402 check compares. */
   reservationMarginPercent: number;
+  /** Training closes and shutdowns are judged by it (issue 21.5). */
+  clock: Clock;
 }
 
 export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
@@ -110,6 +117,7 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
     producer,
     meter: new GatewayMeter(opts.db, app.log, metrics, () => deps.flushOutbox()),
     reservationMarginPercent: opts.reservationMarginPercent ?? 10,
+    clock: opts.clock ?? systemClock,
     async flushOutbox() {
       try {
         await relayOutbox(opts.db, (rows) => publisher.publishOutboxRows(rows));
@@ -132,6 +140,7 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
   registerTrainingProfileRoutes(table, deps);
   registerEvaluationRoutes(table, deps);
   registerDiscardRoutes(table, deps);
+  registerAliasRoutes(table, deps);
   registerInferenceRoutes(table, deps);
   registerCreditRoutes(table, deps);
   registerAdminRoutes(table, deps);

@@ -4,7 +4,9 @@ import type { FastifyRequest } from 'fastify';
 import { type Auth, HttpError } from './http.ts';
 
 /** Who is calling: a license (its key) or ops (an admin key). */
-export type Caller = { role: 'license'; licenseId: string } | { role: 'admin' } | { role: 'none' };
+export type Caller =
+  /** `keyPrefix`: the key's first characters, as stored (who switched an alias). */
+  { role: 'license'; licenseId: string; keyPrefix?: string } | { role: 'admin' } | { role: 'none' };
 
 export function hashKey(key: string): string {
   return createHash('sha256').update(key).digest('hex');
@@ -54,7 +56,7 @@ export function makeAuthenticator(db: Executor, adminKey: string | undefined) {
       const holder = await findApiKeyHolder(db, hash);
       if (holder?.role === 'admin') caller = { role: 'admin' };
       else if (holder?.role === 'license' && holder.licenseId)
-        caller = { role: 'license', licenseId: holder.licenseId };
+        caller = { role: 'license', licenseId: holder.licenseId, keyPrefix: holder.keyPrefix };
     }
     if (!caller) throw new HttpError(401, 'invalid or revoked API key');
     if (caller.role !== auth) {
@@ -71,4 +73,9 @@ export function makeAuthenticator(db: Executor, adminKey: string | undefined) {
 export function licenseOf(caller: Caller): string {
   if (caller.role !== 'license') throw new HttpError(401, 'this route needs a license key');
   return caller.licenseId;
+}
+
+/** Who did it, for an audit trail: `key:<prefix>` of the caller's key. */
+export function actorOf(caller: Caller): string {
+  return caller.role === 'license' && caller.keyPrefix ? `key:${caller.keyPrefix}` : caller.role;
 }

@@ -1,4 +1,4 @@
-import { formatZodError } from '@tuneline/contracts';
+import { formatZodError, offsetClock } from '@tuneline/contracts';
 import { loadCatalogue } from '@tuneline/dataset';
 import { createDb } from '@tuneline/db';
 import {
@@ -47,6 +47,7 @@ export async function startApi(env: NodeJS.ProcessEnv = process.env, portOverrid
     },
     logger: log,
     reservationMarginPercent: config.RESERVATION_MARGIN_PERCENT,
+    clock: offsetClock(config.TUNELINE_CLOCK_OFFSET_MS),
   });
   const address = await app.listen({ port: portOverride ?? config.API_PORT, host: config.API_HOST });
   log.info({ address }, 'api listening');

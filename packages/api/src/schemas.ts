@@ -89,6 +89,19 @@ export const createFineTuneBodySchema = jobOptionsSchema
   })
   .meta({ id: 'CreateFineTune' });
 
+/** A base model's dates from the catalogue (issue 21.2): UTC days, null when none is known. */
+export const modelLifecycleSchema = z
+  .object({
+    trainingClosesAt: z.string().nullable().describe('from this day on, no new fine-tuning jobs'),
+    shutdownAt: z
+      .string()
+      .nullable()
+      .describe('from this day on, the model and its fine-tunes serve nothing'),
+    successor: z.string().nullable(),
+    source: z.string().nullable(),
+  })
+  .meta({ id: 'ModelLifecycle' });
+
 export const fineTuneSchema = z
   .object({
     id: z.uuid(),
@@ -121,6 +134,8 @@ export const fineTuneSchema = z
     finishedAt: z.string().nullable(),
     settledAt: z.string().nullable(),
     deadLetter: deadLetterSummarySchema,
+    alias: z.string().nullable().describe('the alias the request asked this model to take on activation'),
+    lifecycle: modelLifecycleSchema,
   })
   .meta({ id: 'FineTune' });
 
@@ -154,7 +169,14 @@ export const fineTuneDetailSchema = fineTuneSchema
 export const activeModelsSchema = z
   .object({
     data: z.array(
-      z.object({ model: z.string(), fineTuneId: z.uuid(), baseModel: z.string(), suffix: z.string() }),
+      z.object({
+        model: z.string(),
+        fineTuneId: z.uuid(),
+        baseModel: z.string(),
+        suffix: z.string(),
+        aliases: z.array(z.string()),
+        lifecycle: modelLifecycleSchema,
+      }),
     ),
   })
   .meta({ id: 'ActiveModels' });

@@ -1,4 +1,4 @@
-import { type Catalogue, findBaseModel, isTokenCountEstimate } from '@tuneline/dataset';
+import { type Catalogue, findBaseModel, isTokenCountEstimate, lifecycleOf } from '@tuneline/dataset';
 import {
   type DatasetRecord,
   type FineTuneRecord,
@@ -57,7 +57,8 @@ export function datasetView(d: DatasetRecord, deadLetter?: OpenDeadLetter, catal
   };
 }
 
-export function fineTuneView(f: FineTuneRecord, deadLetter?: OpenDeadLetter) {
+/** A fine-tune, with its open dead letter and its base model's lifecycle dates from the catalogue (issue 21.2). */
+export function fineTuneView(f: FineTuneRecord, deadLetter?: OpenDeadLetter, catalogue?: Catalogue) {
   return {
     id: f.id,
     datasetId: f.datasetId,
@@ -87,6 +88,8 @@ export function fineTuneView(f: FineTuneRecord, deadLetter?: OpenDeadLetter) {
     finishedAt: iso(f.finishedAt),
     settledAt: iso(f.settledAt),
     deadLetter: deadLetterSummary(deadLetter),
+    alias: f.alias,
+    lifecycle: lifecycleOf(catalogue ? findBaseModel(f.baseModel, catalogue) : undefined),
   };
 }
 

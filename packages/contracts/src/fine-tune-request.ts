@@ -139,6 +139,15 @@ export function resolveEpochs(nExamples: number, hyperparameters?: Hyperparamete
 }
 
 /** Strict like the request around it: a typo such as `n_epoch` is an error, never a silent default. */
+/**
+ * A model alias (issue 21.1): a license's stable name for a use, such as `invoices`. Lowercase letters,
+ * digits, `_` and `-`; never a `:`, `.` or `/`, so it cannot be mistaken for a provider's model name.
+ */
+export const ALIAS_NAME = /^[a-z0-9][a-z0-9_-]{0,63}$/;
+export const aliasNameSchema = z
+  .string()
+  .regex(ALIAS_NAME, 'must be 1-64 lowercase letters, digits, _ or -, starting with a letter or digit');
+
 export const jobOptionsSchema = z.strictObject({
   description: z.string().max(120, 'must be at most 120 characters').default(''),
   /** The `;`-separated list users type. */
@@ -160,6 +169,11 @@ export const jobOptionsSchema = z.strictObject({
     })
     .strict()
     .default({ maxExamples: 200 }),
+  /**
+   * The alias the resulting model should take: recorded on the fine-tune and pointed at its model when
+   * the license activates it (activation stays the license's decision; only active models are served).
+   */
+  alias: aliasNameSchema.optional(),
 });
 export type JobOptions = z.infer<typeof jobOptionsSchema>;
 

@@ -1,3 +1,4 @@
+export * from './clock.ts';
 export * from './documents.ts';
 export * from './emails.ts';
 export * from './errors.ts';

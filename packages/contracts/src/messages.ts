@@ -223,6 +223,15 @@ export function retrainCheckMessage({
   });
 }
 
+/** The one job scheduler that runs the lifecycle sweep periodically (issue 21.3). */
+export const LIFECYCLE_SWEEP_SCHEDULER_ID = 'lifecycle-sweep-every-model';
+
+/** The lifecycle sweep scheduler's message (BullMQ makes its job ids). */
+export const lifecycleSweepSchedulerPayload = (): MessageInput<'lifecycle-sweep'> => ({
+  schemaVersion: SCHEMA_VERSION,
+  correlationId: LIFECYCLE_SWEEP_SCHEDULER_ID,
+});
+
 /** The one job scheduler that checks every enabled training profile periodically. */
 export const RETRAIN_SCHEDULER_ID = 'retrain-check-every-profile';
 

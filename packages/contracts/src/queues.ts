@@ -39,6 +39,8 @@ export const retrainCheckMessageSchema = envelope({
   profileId: uuid.optional(),
   trigger: z.enum(['policy', 'manual']).default('policy'),
 });
+/** Run the lifecycle sweep (issue 21.3): record the warnings due by the clock and e-mail them. */
+export const lifecycleSweepMessageSchema = envelope({});
 /** A gateway call whose settlement failed after the provider answered (row in inference_pending_usage). */
 export const inferenceUsageMessageSchema = envelope({ callId: uuid });
 
@@ -112,6 +114,13 @@ export const queues = {
     // The documents' stage: a check reads the store and queues a fine-tune request it then builds.
     consumer: 'dataset-builder',
     jobOptions: defaultJobOptions(5, 5_000),
+  }),
+  'lifecycle-sweep': define({
+    name: 'lifecycle-sweep',
+    schema: lifecycleSweepMessageSchema,
+    // The notifier sends e-mail: the warnings are e-mails. A sweep is idempotent (Postgres keys).
+    consumer: 'notifier',
+    jobOptions: defaultJobOptions(3, 60_000),
   }),
   'inference-usage': define({
     name: 'inference-usage',

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { type Clock, systemClock } from '@tuneline/contracts';
 import { type Catalogue, defaultCatalogue, resolveEpochsFor, trainingCredits } from './catalogue.ts';
 import { ExamplePass } from './example-pass.ts';
 import { exampleWarnings } from './example-warnings.ts';
@@ -37,6 +38,8 @@ export interface BuildOptions {
    * request's settings seed the exact-count split.
    */
   stableSplitSeed?: string;
+  /** The one clock the date rules read (issue 21.5): a base model past `trainingClosesAt` is an error. */
+  clock?: Clock;
 }
 
 export interface DatasetBuild {
@@ -81,7 +84,7 @@ export async function buildDataset(
   const warnings = new IssueList(opts.maxIssues);
   const { modelConfig, dump } = settings;
 
-  const { model, prompt } = checkSettings(settings, catalogue, errors);
+  const { model, prompt } = checkSettings(settings, catalogue, errors, (opts.clock ?? systemClock).now());
 
   // Pass 1: count, ids, the split.
   const scanned = await scan(

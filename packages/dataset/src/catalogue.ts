@@ -31,13 +31,26 @@ const creditsSchema = z
   ])
   .transform((v) => BigInt(v));
 
+const isoDay = z.iso.date('must be an ISO date (YYYY-MM-DD)');
+
 const entryShape = {
   encoding: encodingSchema,
   /** Tokens one training example may hold (longer examples are truncated by the provider). */
   maxTokensPerExample: z.int().min(1, 'must be at least 1'),
   creditsPerMillionTrainingTokens: creditsSchema,
-  /** ISO date after which the provider takes no new fine-tuning jobs on this model. */
-  shutdownDate: z.iso.date('must be an ISO date (YYYY-MM-DD)').optional(),
+  /**
+   * Legacy name of `trainingClosesAt` (the day from which the provider takes no new fine-tuning jobs):
+   * still read, and copied into `trainingClosesAt` when that is not given.
+   */
+  shutdownDate: isoDay.optional(),
+  /** Lifecycle (issue 21.2), UTC days: from this day on, no new fine-tuning jobs on this model. */
+  trainingClosesAt: isoDay.optional(),
+  /** From this day on, the model and its fine-tunes serve nothing (the gateway answers 410). */
+  shutdownAt: isoDay.optional(),
+  /** What Tuneline suggests instead (a base model, or `<provider>:<model>`); named in the errors. */
+  successor: z.string().min(1).optional(),
+  /** Where the dates come from (the provider's page), for people reading the catalogue. */
+  source: z.string().min(1).optional(),
   fineTunable: z.boolean(),
   /**
    * Inference on a fine-tune of this model, in credits per 1M input / output tokens (the provider's
@@ -116,8 +129,25 @@ const together = (credits: number, maxTokensPerExample: number): EntryInput => (
   creditsPerProviderPriceUnit: 1_000,
 });
 
+// Lifecycle dates as OpenAI's deprecations page (May 2026) states them (issue 21.2): OpenAI's self-serve
+// fine-tuning takes no new jobs after 2027-01-06; the gpt-4o, gpt-4o-mini, gpt-4.1 and gpt-4.1-mini
+// snapshots and the fine-tunes built on them shut down on 2027-01-14. The page names no successor (all
+// of OpenAI's self-serve fine-tuning closes): `successor` is Tuneline's suggestion, the same base model
+// through the Azure OpenAI profile (issue 20), overridable like everything here.
+const OPENAI_TRAINING_CLOSES = '2027-01-06';
+const OPENAI_SHUTDOWN = '2027-01-14';
+const OPENAI_TRAINING_SOURCE =
+  'OpenAI deprecations page (May 2026): no new self-serve fine-tuning jobs after 2027-01-06; successor: Tuneline suggestion';
+const OPENAI_SHUTDOWN_SOURCE =
+  'OpenAI deprecations page (May 2026): no new self-serve fine-tuning jobs after 2027-01-06; gpt-4o, gpt-4o-mini, ' +
+  'gpt-4.1, gpt-4.1-mini snapshots and their fine-tunes shut down 2027-01-14; successor: Tuneline suggestion';
+
 const defaults: Record<string, EntryInput> = {
   'gpt-4o-mini-2024-07-18': {
+    trainingClosesAt: OPENAI_TRAINING_CLOSES,
+    shutdownAt: OPENAI_SHUTDOWN,
+    successor: 'azure:gpt-4o-mini-2024-07-18',
+    source: OPENAI_SHUTDOWN_SOURCE,
     encoding: 'o200k_base',
     maxTokensPerExample: 65_536,
     creditsPerMillionTrainingTokens: 3_000,
@@ -129,6 +159,10 @@ const defaults: Record<string, EntryInput> = {
     providers: { openai: {}, azure: { hostingCreditsPerHour: 1_700 } },
   },
   'gpt-4o-2024-08-06': {
+    trainingClosesAt: OPENAI_TRAINING_CLOSES,
+    shutdownAt: OPENAI_SHUTDOWN,
+    successor: 'azure:gpt-4o-2024-08-06',
+    source: OPENAI_SHUTDOWN_SOURCE,
     encoding: 'o200k_base',
     maxTokensPerExample: 65_536,
     creditsPerMillionTrainingTokens: 25_000,
@@ -141,6 +175,9 @@ const defaults: Record<string, EntryInput> = {
   },
   // Listed so requests naming it get "not fine-tunable" rather than "unknown".
   'gpt-4o-2024-05-13': {
+    shutdownAt: OPENAI_SHUTDOWN,
+    successor: 'azure:gpt-4o-2024-08-06',
+    source: OPENAI_SHUTDOWN_SOURCE,
     encoding: 'o200k_base',
     maxTokensPerExample: 65_536,
     creditsPerMillionTrainingTokens: 25_000,
@@ -148,6 +185,10 @@ const defaults: Record<string, EntryInput> = {
     maxOutputTokens: 4_096,
   },
   'gpt-4.1-2025-04-14': {
+    trainingClosesAt: OPENAI_TRAINING_CLOSES,
+    shutdownAt: OPENAI_SHUTDOWN,
+    successor: 'azure:gpt-4.1-2025-04-14',
+    source: OPENAI_SHUTDOWN_SOURCE,
     encoding: 'o200k_base',
     maxTokensPerExample: 65_536,
     creditsPerMillionTrainingTokens: 25_000,
@@ -159,6 +200,10 @@ const defaults: Record<string, EntryInput> = {
     providers: { openai: {}, azure: { hostingCreditsPerHour: 1_700 } },
   },
   'gpt-4.1-mini-2025-04-14': {
+    trainingClosesAt: OPENAI_TRAINING_CLOSES,
+    shutdownAt: OPENAI_SHUTDOWN,
+    successor: 'azure:gpt-4.1-mini-2025-04-14',
+    source: OPENAI_SHUTDOWN_SOURCE,
     encoding: 'o200k_base',
     maxTokensPerExample: 65_536,
     creditsPerMillionTrainingTokens: 5_000,
@@ -170,6 +215,9 @@ const defaults: Record<string, EntryInput> = {
     providers: { openai: {}, azure: { hostingCreditsPerHour: 1_700 } },
   },
   'gpt-4.1-nano-2025-04-14': {
+    trainingClosesAt: OPENAI_TRAINING_CLOSES,
+    successor: 'azure:gpt-4.1-mini-2025-04-14',
+    source: OPENAI_TRAINING_SOURCE,
     encoding: 'o200k_base',
     maxTokensPerExample: 65_536,
     creditsPerMillionTrainingTokens: 1_500,
@@ -181,6 +229,9 @@ const defaults: Record<string, EntryInput> = {
     providers: { openai: {}, azure: { hostingCreditsPerHour: 1_700 } },
   },
   'gpt-3.5-turbo-0125': {
+    trainingClosesAt: OPENAI_TRAINING_CLOSES,
+    successor: 'azure:gpt-4.1-mini-2025-04-14',
+    source: OPENAI_TRAINING_SOURCE,
     encoding: 'cl100k_base',
     maxTokensPerExample: 16_385,
     creditsPerMillionTrainingTokens: 8_000,
@@ -209,6 +260,9 @@ const defaults: Record<string, EntryInput> = {
     maxTokensPerExample: 16_385,
     creditsPerMillionTrainingTokens: 8_000,
     shutdownDate: '2026-10-23',
+    shutdownAt: '2026-10-23',
+    successor: 'gpt-4.1-mini-2025-04-14',
+    source: 'OpenAI deprecations page, 2026-04-22: legacy GPT model snapshots (see above)',
     fineTunable: false,
     inferenceInputCreditsPerMillion: 3_000,
     inferenceOutputCreditsPerMillion: 6_000,
@@ -228,7 +282,10 @@ function build(entries: Record<string, EntryInput>, source: string): Catalogue {
     const parsed = baseModelEntrySchema.safeParse(entry);
     if (!parsed.success)
       throw new Error(`model catalogue (${source}) entry "${name}": ${formatZodError(parsed.error)}`);
-    out[name] = Object.freeze({ name, ...parsed.data });
+    const data = parsed.data;
+    // The legacy field keeps its meaning: the day training closes.
+    const trainingClosesAt = data.trainingClosesAt ?? data.shutdownDate;
+    out[name] = Object.freeze({ name, ...data, ...(trainingClosesAt ? { trainingClosesAt } : {}) });
   }
   return Object.freeze(out);
 }
@@ -254,6 +311,9 @@ export function loadCatalogue(env: Record<string, string | undefined> = process.
   const merged: Record<string, EntryInput> = { ...defaults };
   for (const [name, override] of Object.entries(parsed.data)) {
     const clean = Object.fromEntries(Object.entries(override).filter(([, v]) => v !== undefined));
+    // An override of the legacy `shutdownDate` alone moves the training close too.
+    if (clean.shutdownDate !== undefined && clean.trainingClosesAt === undefined)
+      clean.trainingClosesAt = clean.shutdownDate;
     merged[name] = { ...(merged[name] ?? {}), ...clean } as EntryInput;
   }
   return build(merged, file);
@@ -362,4 +422,46 @@ export function resolveEpochsFor(
     hyperparameters && hyperparameters !== 'auto' && typeof hyperparameters.n_epochs === 'number';
   if (!explicit && model?.defaultEpochs !== undefined) return model.defaultEpochs;
   return resolveEpochs(nExamples, hyperparameters);
+}
+
+/** A base model's lifecycle as the API shows it (null: no date known). */
+export interface ModelLifecycle {
+  trainingClosesAt: string | null;
+  shutdownAt: string | null;
+  successor: string | null;
+  source: string | null;
+}
+
+export function lifecycleOf(model: BaseModel | undefined): ModelLifecycle {
+  return {
+    trainingClosesAt: model?.trainingClosesAt ?? null,
+    shutdownAt: model?.shutdownAt ?? null,
+    successor: model?.successor ?? null,
+    source: model?.source ?? null,
+  };
+}
+
+const dayOf = (now: Date) => now.toISOString().slice(0, 10);
+
+/** Whether `now` is on or after the model's `trainingClosesAt` (UTC day). */
+export function trainingClosed(model: BaseModel | undefined, now: Date): boolean {
+  return model?.trainingClosesAt !== undefined && model.trainingClosesAt <= dayOf(now);
+}
+
+/** Whether `now` is on or after the model's `shutdownAt` (UTC day): its fine-tunes serve nothing. */
+export function shutDown(model: BaseModel | undefined, now: Date): boolean {
+  return model?.shutdownAt !== undefined && model.shutdownAt <= dayOf(now);
+}
+
+const successorText = (model: BaseModel) =>
+  model.successor ? `; successor: ${model.successor}` : '; no successor is named in the catalogue';
+
+/** The error for a job on a model past `trainingClosesAt`, naming the successor. */
+export function trainingClosedMessage(model: BaseModel): string {
+  return `base model "${model.name}" takes no new fine-tuning jobs since ${model.trainingClosesAt}${successorText(model)}`;
+}
+
+/** The error for a call on a fine-tune of a model past `shutdownAt`, naming the successor. */
+export function shutdownMessage(model: BaseModel, fineTunedModel: string): string {
+  return `model "${fineTunedModel}" was shut down on ${model.shutdownAt} with its base model "${model.name}"${successorText(model)}`;
 }

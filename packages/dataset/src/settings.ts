@@ -1,5 +1,11 @@
 import type { FineTuneRequest } from '@tuneline/contracts';
-import { type BaseModel, type Catalogue, findBaseModel } from './catalogue.ts';
+import {
+  type BaseModel,
+  type Catalogue,
+  findBaseModel,
+  trainingClosed,
+  trainingClosedMessage,
+} from './catalogue.ts';
 import { compilePromptTemplate, type PromptTemplate, TemplateError } from './examples.ts';
 import type { DatasetIssue, IssueList } from './issues.ts';
 import { findControlChar, findSpecialToken } from './tokens.ts';
@@ -10,11 +16,14 @@ export type DatasetSettings = Pick<
   'modelConfig' | 'dump' | 'testPercent' | 'baseModel' | 'job'
 >;
 
-/** The base model's problems, if any (unknown, not fine-tunable, past its shutdown date). */
+/**
+ * The base model's problems, if any (unknown, not fine-tunable, past its `trainingClosesAt`). `now`
+ * comes from the one clock (issue 21.5): the builder's `BuildOptions.clock`.
+ */
 export function baseModelIssue(
   name: string,
   catalogue: Catalogue,
-  today = new Date(),
+  now = new Date(),
 ): DatasetIssue | undefined {
   const model = findBaseModel(name, catalogue);
   if (!model) {
@@ -34,12 +43,8 @@ export function baseModelIssue(
       message: `base model "${name}" cannot be fine-tuned`,
     };
   }
-  if (model.shutdownDate && model.shutdownDate <= today.toISOString().slice(0, 10)) {
-    return {
-      code: 'base_model_retired',
-      field: 'baseModel',
-      message: `base model "${name}" takes no new fine-tuning jobs since ${model.shutdownDate}`,
-    };
+  if (trainingClosed(model, now)) {
+    return { code: 'base_model_retired', field: 'baseModel', message: trainingClosedMessage(model) };
   }
   return undefined;
 }
@@ -58,9 +63,10 @@ export function checkSettings(
   settings: DatasetSettings,
   catalogue: Catalogue,
   errors: IssueList,
+  now = new Date(),
 ): CheckedSettings {
   const { modelConfig, dump } = settings;
-  const modelProblem = baseModelIssue(settings.baseModel, catalogue);
+  const modelProblem = baseModelIssue(settings.baseModel, catalogue, now);
   if (modelProblem) errors.add(modelProblem);
   const model: BaseModel | undefined = modelProblem
     ? undefined

@@ -1,6 +1,7 @@
 export * from './connection.ts';
 export * from './lifecycle/index.ts';
 export * from './migrate.ts';
+export * from './repositories/aliases.ts';
 export * from './repositories/datasets.ts';
 export * from './repositories/dead-letters.ts';
 export * from './repositories/documents.ts';
@@ -9,6 +10,7 @@ export * from './repositories/fine-tunes.ts';
 export * from './repositories/inference.ts';
 export * from './repositories/licenses.ts';
 export * from './repositories/listing.ts';
+export * from './repositories/lifecycle-warnings.ts';
 export * from './repositories/notifications.ts';
 export * from './repositories/outbox.ts';
 export * from './repositories/provider-events.ts';

@@ -151,6 +151,8 @@ export interface FineTunesTable {
   active: Generated<boolean>;
   /** The request's `evaluate` / `evaluation.maxExamples` (migration 0020); null: the defaults. */
   evaluation_options: ColumnType<unknown | null, string | null | undefined, string | null>;
+  /** The alias the request asked its model to take, pointed when the license activates it (0040). */
+  alias: ColumnType<string | null, string | null | undefined, string | null>;
   created_at: Generated<Date>;
   updated_at: Generated<Date>;
 }
@@ -196,6 +198,46 @@ export interface EvaluationAnswersTable {
   completion_tokens: number;
   credits: BigIntColumn;
   transfer_id: string;
+  created_at: Generated<Date>;
+}
+
+/** A license's alias and its current target (migration 0040). */
+export interface ModelAliasesTable {
+  license_id: string;
+  name: string;
+  fine_tune_id: string;
+  updated_at: Generated<Date>;
+}
+
+/** One lifecycle warning per (license, base model, event, threshold) (migration 0041). */
+export interface LifecycleWarningsTable {
+  id: Generated<string>;
+  license_id: string;
+  base_model: string;
+  event: 'training_closes' | 'shutdown';
+  /** The catalogue's day, `YYYY-MM-DD`. */
+  event_date: string;
+  threshold_days: number;
+  recipients: ColumnType<string[], string[], string[]>;
+  models: ColumnType<string[], string[], string[]>;
+  status: Generated<'pending' | 'sending' | 'sent' | 'failed'>;
+  attempts: Generated<number>;
+  claimed_at: NullableTimestamp;
+  sent_at: NullableTimestamp;
+  error: string | null;
+  created_at: Generated<Date>;
+}
+
+/** Every switch of an alias, append-only (migration 0040). */
+export interface ModelAliasHistoryTable {
+  id: Generated<string>;
+  license_id: string;
+  name: string;
+  action: 'point' | 'rollback';
+  from_fine_tune_id: string | null;
+  to_fine_tune_id: string;
+  /** `key:<prefix>` of the API key that asked, or `system`. */
+  actor: string;
   created_at: Generated<Date>;
 }
 
@@ -429,6 +471,9 @@ export interface Database {
   profile_versions: ProfileVersionsTable;
   evaluation_runs: EvaluationRunsTable;
   evaluation_answers: EvaluationAnswersTable;
+  model_aliases: ModelAliasesTable;
+  model_alias_history: ModelAliasHistoryTable;
+  lifecycle_warnings: LifecycleWarningsTable;
 }
 
 /**

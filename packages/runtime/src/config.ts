@@ -32,6 +32,11 @@ export const baseConfigSchema = z.object({
   JOB_LOCK_MS: z.coerce.number().int().min(1_000).default(30_000),
   /** How often the outbox relay looks for messages a crashed worker committed but did not publish. */
   OUTBOX_INTERVAL_MS: z.coerce.number().int().min(10).default(1_000),
+  /**
+   * Moves the one clock the date rules read (issue 21.5: training closes, shutdowns, lifecycle
+   * warnings), in ms; for tests, the simulator and the demo. 0 in production.
+   */
+  TUNELINE_CLOCK_OFFSET_MS: z.coerce.number().int().default(0),
 });
 export type BaseConfig = z.infer<typeof baseConfigSchema>;
 

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import {
+  type Clock,
   type DocumentStoreSource,
   type FineTuneRequest,
   filesUploadMessage,
@@ -38,6 +39,8 @@ import { defineStage, type JobContext, PermanentError, type StageDeps } from '@t
 export interface DatasetBuilderDeps extends StageDeps {
   storage: DatasetStorage;
   catalogue: Catalogue;
+  /** The one clock (issue 21.5); the system clock when absent. */
+  clock?: Clock;
 }
 
 /** Storage keys of one build attempt: attempts never share files, so two racing runs cannot mix lines. */
@@ -125,6 +128,7 @@ export async function handleFineTuneRequest(
     storage: deps.storage,
     ...keys,
     catalogue: deps.catalogue,
+    ...(deps.clock ? { clock: deps.clock } : {}),
     ...(request.documentStore
       ? { stableSplitSeed: storeSplitSeed(request.licenseId, request.documentStore) }
       : {}),

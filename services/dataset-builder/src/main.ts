@@ -1,3 +1,4 @@
+import { offsetClock } from '@tuneline/contracts';
 import { createStorage, loadCatalogue } from '@tuneline/dataset';
 import { runService } from '@tuneline/runtime';
 import { configSchema } from './config.ts';
@@ -14,6 +15,7 @@ await runService({
     log,
     storage: await createStorage(config),
     catalogue: loadCatalogue({ MODEL_CATALOGUE_FILE: config.MODEL_CATALOGUE_FILE }),
+    clock: offsetClock(config.TUNELINE_CLOCK_OFFSET_MS),
   }),
   onStarted: ({ config, log }) =>
     config.RETRAIN_CHECK_INTERVAL_MS > 0

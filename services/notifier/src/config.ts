@@ -28,5 +28,9 @@ export const configSchema = baseConfigSchema.extend({
   SMTP_TIMEOUT_MS: z.coerce.number().int().min(100).default(30_000),
   /** SMTP connections kept open and reused (0: a new connection per message). */
   SMTP_MAX_CONNECTIONS: z.coerce.number().int().min(0).max(100).default(5),
+  /** How often the lifecycle sweep records and sends due warnings (issue 21.3); 0 turns it off. */
+  LIFECYCLE_SWEEP_INTERVAL_MS: z.coerce.number().int().min(0).default(3_600_000),
+  /** JSON file merged over the built-in base model catalogue (its lifecycle dates). */
+  MODEL_CATALOGUE_FILE: z.string().min(1).optional(),
 });
 export type Config = z.infer<typeof configSchema>;

@@ -1,4 +1,5 @@
-import { notifySendMessage } from '@tuneline/contracts';
+import { type Clock, notifySendMessage } from '@tuneline/contracts';
+import type { Catalogue } from '@tuneline/dataset';
 import {
   claimNotificationAttempt,
   type Executor,
@@ -15,6 +16,7 @@ import { evaluationSection } from './evaluation-section.ts';
 import { isPermanentSmtpRejection, type Mailer } from './mailer.ts';
 import { HeaderInjectionError, outcomeEmail } from './message.ts';
 
+export { lifecycleSweepStage } from './lifecycle-sweep.ts';
 export { fileMailer, isPermanentSmtpRejection, type Mailer, smtpMailer } from './mailer.ts';
 export { HeaderInjectionError, outcomeEmail, validRecipient } from './message.ts';
 
@@ -23,6 +25,9 @@ export interface NotifierDeps extends StageDeps {
   mailFrom: string;
   /** Where the hub is served (PUBLIC_URL): the e-mail links the fine-tune there. */
   publicUrl?: string;
+  /** The lifecycle sweep's catalogue and clock (issue 21.3); the defaults when absent. */
+  catalogue?: Catalogue;
+  clock?: Clock;
 }
 
 export type SendOutcome = 'sent' | 'already_done';

@@ -1,6 +1,9 @@
+import { offsetClock } from '@tuneline/contracts';
+import { loadCatalogue } from '@tuneline/dataset';
 import { runService } from '@tuneline/runtime';
 import { type Config, configSchema } from './config.ts';
-import { notifierStage } from './handler.ts';
+import { lifecycleSweepStage, notifierStage } from './handler.ts';
+import { startLifecycleSweepScheduler } from './lifecycle-sweep.ts';
 import { fileMailer, type Mailer, smtpMailer } from './mailer.ts';
 
 /** SMTP when SMTP_URL is set; otherwise each message is written as an .eml file. */
@@ -15,7 +18,7 @@ function createMailer(config: Config): Mailer {
 
 await runService({
   service: 'notifier',
-  stages: [notifierStage],
+  stages: [notifierStage, lifecycleSweepStage],
   configSchema,
   makeDeps: ({ config, db, log }) => {
     const mailer = createMailer(config);
@@ -26,7 +29,18 @@ await runService({
       mailer,
       mailFrom: config.MAIL_FROM,
       ...(config.PUBLIC_URL ? { publicUrl: config.PUBLIC_URL } : {}),
+      catalogue: loadCatalogue({ MODEL_CATALOGUE_FILE: config.MODEL_CATALOGUE_FILE }),
+      clock: offsetClock(config.TUNELINE_CLOCK_OFFSET_MS),
     };
   },
   closeDeps: async (deps) => deps.mailer.close(),
+  onStarted: ({ config, log }) =>
+    config.LIFECYCLE_SWEEP_INTERVAL_MS > 0
+      ? startLifecycleSweepScheduler({
+          redisUrl: config.REDIS_URL,
+          prefix: config.QUEUE_PREFIX,
+          everyMs: config.LIFECYCLE_SWEEP_INTERVAL_MS,
+          log,
+        })
+      : undefined,
 });

@@ -1,4 +1,5 @@
-import { findActiveFineTuneByModel } from '@tuneline/db';
+import { findBaseModel, shutDown, shutdownMessage } from '@tuneline/dataset';
+import { findActiveFineTuneByModelOrAlias } from '@tuneline/db';
 import type { FastifyReply } from 'fastify';
 import type { ApiDeps } from '../app.ts';
 import { HttpError } from '../http.ts';
@@ -10,16 +11,25 @@ import { passProviderRateLimit } from './rate-limit.ts';
 // The steps of a gateway call that routes/inference.ts strings together, apart from holds, metering
 // and rate limits (their own modules).
 
-/** The caller's own active fine-tuned model, with what holding and metering a call on it needs. */
+/**
+ * The caller's own active fine-tuned model, named directly or by one of the license's aliases (one
+ * statement), with what holding and metering a call on it needs.
+ */
 export async function resolveModel(deps: ApiDeps, licenseId: string, model: string): Promise<CallModel> {
-  const fineTune = await findActiveFineTuneByModel(deps.db, licenseId, model);
+  const fineTune = await findActiveFineTuneByModelOrAlias(deps.db, licenseId, model);
   // Inactive, unknown and other licenses' models look the same: never confirm someone else's model.
   if (!fineTune)
     throw new HttpError(404, `model "${model}" not found among your active fine-tuned models`, undefined, {
       param: 'model',
       code: 'model_not_found',
     });
-  const base = deps.catalogue[fineTune.baseModel];
+  const base = findBaseModel(fineTune.baseModel, deps.catalogue);
+  // Past its base model's shutdownAt (the one clock), the model serves nothing: 410, naming the successor.
+  if (base && shutDown(base, deps.clock.now()))
+    throw new HttpError(410, shutdownMessage(base, fineTune.fineTunedModel ?? model), undefined, {
+      param: 'model',
+      code: 'model_shut_down',
+    });
   const terms = inferenceTerms(deps.catalogue, fineTune.baseModel);
   if (!terms.known) {
     deps.metrics.unpricedModel.inc({ model: fineTune.baseModel });
@@ -30,7 +40,8 @@ export async function resolveModel(deps: ApiDeps, licenseId: string, model: stri
   }
   return {
     fineTuneId: fineTune.id,
-    model,
+    model: fineTune.fineTunedModel ?? model,
+    alias: fineTune.viaAlias,
     baseModel: fineTune.baseModel,
     encoding: base?.encoding ?? 'o200k_base',
     maxOutputTokens: terms.maxOutputTokens,

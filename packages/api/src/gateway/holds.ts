@@ -16,8 +16,10 @@ import { type InferencePrice, inferenceCredits } from '../pricing.ts';
 
 export interface CallModel {
   fineTuneId: string;
-  /** The name the caller used (the fine-tuned model). */
+  /** The fine-tuned model that serves the call (what the caller named, or what its alias points at). */
   model: string;
+  /** The alias the caller named, when it named one. */
+  alias?: string | null;
   /** The fine-tune's base model (prices, metrics labels). */
   baseModel: string;
   encoding: Encoding;

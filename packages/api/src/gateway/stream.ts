@@ -60,6 +60,10 @@ export async function streamChat(opts: StreamChatOptions): Promise<StreamOutcome
     'cache-control': 'no-cache',
     connection: 'keep-alive',
     'x-accel-buffering': 'no',
+    // Set before the hijack (an alias served this call): Fastify's own headers are not sent after it.
+    ...(reply.hasHeader('x-tuneline-alias')
+      ? { 'x-tuneline-alias': String(reply.getHeader('x-tuneline-alias')) }
+      : {}),
   });
   let clientGone = false;
   res.on('close', () => {

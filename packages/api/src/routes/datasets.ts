@@ -1,5 +1,5 @@
 import type { Hyperparameters } from '@tuneline/contracts';
-import { chooseTrainingProvider, findBaseModel, trainingOffers } from '@tuneline/dataset';
+import { chooseTrainingProvider, findBaseModel, trainingClosed, trainingClosedMessage, trainingOffers } from '@tuneline/dataset';
 import {
   checkJobOptions,
   createFineTune,
@@ -100,6 +100,11 @@ export function registerDatasetRoutes(table: RouteTable, deps: ApiDeps): void {
         throw new HttpError(400, 'licenseId: must be your own license (or omitted)', [
           { field: 'licenseId', message: 'must be your own license (or omitted)' },
         ]);
+      }
+      const base = findBaseModel(body.baseModel, deps.catalogue);
+      if (base && trainingClosed(base, deps.clock.now())) {
+        const message = trainingClosedMessage(base);
+        throw new HttpError(400, `baseModel: ${message}`, [{ field: 'baseModel', message }]);
       }
       await checkProvider(deps, licenseId, body);
       const result = await deps.producer.enqueue({ ...body, licenseId });
@@ -219,7 +224,7 @@ export function registerDatasetRoutes(table: RouteTable, deps: ApiDeps): void {
         const existing = await getFineTune(deps.db, id);
         if (existing) {
           reply.code(200);
-          return fineTuneView(existing);
+          return fineTuneView(existing, undefined, deps.catalogue);
         }
       }
       if (dataset.status !== 'uploaded') {
@@ -232,6 +237,8 @@ export function registerDatasetRoutes(table: RouteTable, deps: ApiDeps): void {
       if (!checked.ok) throw new HttpError(400, checked.message);
       const base = findBaseModel(dataset.baseModel, deps.catalogue);
       if (!base) throw new HttpError(409, `base model "${dataset.baseModel}" is not in the catalogue`);
+      // Past its trainingClosesAt (the one clock), the provider takes no new job: refuse at once.
+      if (trainingClosed(base, deps.clock.now())) throw new HttpError(409, trainingClosedMessage(base));
       await refuseWithoutCredits(deps, licenseId, dataset, {
         hyperparameters: checked.options.hyperparameters,
         creditsPerMillionTokens: base.creditsPerMillionTrainingTokens,
@@ -247,7 +254,7 @@ export function registerDatasetRoutes(table: RouteTable, deps: ApiDeps): void {
       );
       if (created) await deps.flushOutbox();
       reply.code(created ? 201 : 200);
-      return fineTuneView(fineTune);
+      return fineTuneView(fineTune, undefined, deps.catalogue);
     },
   );
 }

@@ -49,7 +49,7 @@ export function registerDiscardRoutes(table: RouteTable, deps: ApiDeps): void {
       }
       const discarded = await discardFineTune(deps.db, licenseId, row.id);
       if (!discarded) throw notFound('fine-tune');
-      return fineTuneView(discarded);
+      return fineTuneView(discarded, undefined, deps.catalogue);
     },
   );
 }

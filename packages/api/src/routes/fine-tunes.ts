@@ -1,4 +1,6 @@
+import { findBaseModel, lifecycleOf } from '@tuneline/dataset';
 import {
+  aliasesOfFineTunes,
   type FineTuneRecord,
   findOpenDeadLettersBySubject,
   getFineTune,
@@ -6,6 +8,7 @@ import {
   listCheckpoints,
   listProviderEvents,
   pageFineTunes,
+  pointAlias,
   requestCancel,
   setFineTuneActive,
 } from '@tuneline/db';
@@ -52,7 +55,7 @@ export function registerFineTuneRoutes(table: RouteTable, deps: ApiDeps): void {
     async ({ caller, query }) => {
       const page = await pageFineTunes(deps.db, licenseOf(caller), pageRequest(query));
       return {
-        data: page.rows.map((r) => fineTuneView(r, r.deadLetter)),
+        data: page.rows.map((r) => fineTuneView(r, r.deadLetter, deps.catalogue)),
         nextCursor: page.next ? encodeCursor(page.next) : null,
       };
     },
@@ -81,7 +84,7 @@ export function registerFineTuneRoutes(table: RouteTable, deps: ApiDeps): void {
       ]);
       const dead = await findOpenDeadLettersBySubject(deps.db, [row.id]);
       return {
-        ...fineTuneView(row, dead.get(row.id)),
+        ...fineTuneView(row, dead.get(row.id), deps.catalogue),
         events: events.map((e) => ({
           id: e.id,
           createdAt: e.createdAt.toISOString(),
@@ -124,7 +127,7 @@ export function registerFineTuneRoutes(table: RouteTable, deps: ApiDeps): void {
         throw new HttpError(409, `fine-tune already finished (${result.fineTune?.status ?? 'unknown'})`);
       }
       await deps.flushOutbox();
-      return fineTuneView(result.fineTune);
+      return fineTuneView(result.fineTune, undefined, deps.catalogue);
     },
   );
 
@@ -137,7 +140,7 @@ export function registerFineTuneRoutes(table: RouteTable, deps: ApiDeps): void {
         tag: 'activation',
         summary:
           action === 'activate'
-            ? 'Offer an available fine-tuned model for use (only settled, available models)'
+            ? 'Offer an available fine-tuned model for use (only settled, available models); the first time, the alias its request named (job.alias) is pointed at it'
             : 'Stop offering a fine-tuned model',
         params: idParams,
         responses: {
@@ -161,7 +164,18 @@ export function registerFineTuneRoutes(table: RouteTable, deps: ApiDeps): void {
           licenseId,
           active: action === 'activate',
         });
-        if (updated) return fineTuneView(updated);
+        if (updated) {
+          // The request's alias wish (job.alias): pointed at the model the first time it is activated.
+          if (updated.active && updated.alias)
+            await pointAlias(deps.db, {
+              licenseId,
+              name: updated.alias,
+              fineTuneId: updated.id,
+              actor: 'system',
+              firstTimeOnly: true,
+            });
+          return fineTuneView(updated, undefined, deps.catalogue);
+        }
         const row = await ownFineTune(deps, licenseId, params.id);
         throw new HttpError(
           409,
@@ -181,13 +195,21 @@ export function registerFineTuneRoutes(table: RouteTable, deps: ApiDeps): void {
       responses: { 200: { description: 'active models', schema: activeModelsSchema }, 401: E401 },
     },
     async ({ caller }) => {
-      const rows = await listActiveFineTunes(deps.db, licenseOf(caller));
+      const licenseId = licenseOf(caller);
+      const rows = await listActiveFineTunes(deps.db, licenseId);
+      const aliases = await aliasesOfFineTunes(
+        deps.db,
+        licenseId,
+        rows.map((r) => r.id),
+      );
       return {
         data: rows.map((r) => ({
           model: r.fineTunedModel as string,
           fineTuneId: r.id,
           baseModel: r.baseModel,
           suffix: r.suffix,
+          aliases: aliases.get(r.id) ?? [],
+          lifecycle: lifecycleOf(findBaseModel(r.baseModel, deps.catalogue)),
         })),
       };
     },

@@ -25,13 +25,16 @@ export function registerInferenceRoutes(table: RouteTable, deps: ApiDeps): void 
       responses: {
         200: {
           description:
-            'the completion as the provider returned it (with the model name the caller used); with `stream: true`, server-sent events of chat.completion.chunk objects ending with `data: [DONE]`',
+            'the completion as the provider returned it, `model` naming the fine-tuned model that answered (for an alias, the model it points at; header `x-tuneline-alias` names the alias); with `stream: true`, server-sent events of chat.completion.chunk objects ending with `data: [DONE]`',
           schema: chatCompletionSchema,
         },
         400: { description: 'invalid request', schema: errorSchema },
         401: { description: 'missing or invalid API key', schema: errorSchema },
         402: { description: "the call's worst case exceeds the available credits", schema: errorSchema },
-        404: { description: 'no such active fine-tuned model for this license', schema: errorSchema },
+        404: {
+          description: 'no such active fine-tuned model or alias for this license',
+          schema: errorSchema,
+        },
         409: { description: 'a call with this Idempotency-Key is still in progress', schema: errorSchema },
         422: { description: 'this Idempotency-Key was used with another request', schema: errorSchema },
         429: {
@@ -54,6 +57,9 @@ export function registerInferenceRoutes(table: RouteTable, deps: ApiDeps): void 
         const licenseId = licenseOf(caller);
         const model = await resolveModel(deps, licenseId, body.model);
         label = model.baseModel;
+        // An alias is served by the model it points at: the provider gets that name, the answer names it.
+        const forwarded = model.alias ? { ...body, model: model.model } : body;
+        if (model.alias) reply.header('x-tuneline-alias', model.alias);
         const real = deps.provider;
         if (!real) throw new HttpError(503, 'no provider configured for inference');
         const stream = body.stream === true;
@@ -70,7 +76,7 @@ export function registerInferenceRoutes(table: RouteTable, deps: ApiDeps): void 
           try {
             const outcome = await streamChat({
               provider,
-              body: { ...body, stream: true },
+              body: { ...forwarded, stream: true },
               request,
               reply,
               meter: (usage) => deps.meter.settle(call, usage).then(() => undefined),
@@ -87,14 +93,14 @@ export function registerInferenceRoutes(table: RouteTable, deps: ApiDeps): void 
         const sent = process.hrtime.bigint();
         let completion: Awaited<ReturnType<typeof provider.chatCompletion>>;
         try {
-          completion = await provider.chatCompletion(body);
+          completion = await provider.chatCompletion(forwarded);
         } catch (err) {
           await deps.meter.release(call);
           throw providerFailure(err);
         } finally {
           providerNs = process.hrtime.bigint() - sent;
         }
-        const answer = { ...completion, model: body.model };
+        const answer = { ...completion, model: model.model };
         // An answer without usage is charged its worst case (what was held): never nothing.
         const usage = completion.usage ?? {
           prompt_tokens: hold.worstCase.promptTokens,

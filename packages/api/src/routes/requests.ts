@@ -131,7 +131,7 @@ export function registerRequestRoutes(table: RouteTable, deps: ApiDeps): void {
           deadLetter: deadLetterSummary(ownRequestDead),
         },
         dataset: dataset ? datasetView(dataset, dead.get(dataset.id), deps.catalogue) : null,
-        fineTunes: fineTunes.map((f) => fineTuneView(f, dead.get(f.id))),
+        fineTunes: fineTunes.map((f) => fineTuneView(f, dead.get(f.id), deps.catalogue)),
         ...summarise(request, dataset, fineTunes, dead),
       };
     },

@@ -63,6 +63,8 @@ export interface FineTuneOptions {
   hyperparameters: Hyperparameters;
   /** `evaluate` and `evaluation.maxExamples` of the request (held-out evaluation after training). */
   evaluation?: { evaluate: boolean; maxExamples: number };
+  /** The alias the model should take when the license activates it (issue 21.1). */
+  alias?: string;
 }
 
 export type CheckedJobOptions = { ok: true; options: FineTuneOptions } | { ok: false; message: string };
@@ -74,7 +76,7 @@ export function checkJobOptions(input: unknown): CheckedJobOptions {
   const emails = parseEmailList(parsed.data.notifyEmails);
   // The schema has already checked the list with this very parser.
   if (!emails.ok) return { ok: false, message: `notifyEmails: ${emails.message}` };
-  const { description, suffix, hyperparameters, evaluate, evaluation } = parsed.data;
+  const { description, suffix, hyperparameters, evaluate, evaluation, alias } = parsed.data;
   return {
     ok: true,
     options: {
@@ -83,6 +85,7 @@ export function checkJobOptions(input: unknown): CheckedJobOptions {
       hyperparameters,
       ...(suffix ? { suffix } : {}),
       evaluation: { evaluate, maxExamples: evaluation.maxExamples },
+      ...(alias ? { alias } : {}),
     },
   };
 }
@@ -145,6 +148,7 @@ export async function createFineTune(
       ...(fineTune.options.evaluation
         ? { evaluation_options: JSON.stringify(fineTune.options.evaluation) }
         : {}),
+      alias: fineTune.options.alias ?? null,
       ...(failure
         ? {
             status: 'failed' as const,

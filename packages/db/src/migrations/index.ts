@@ -14,6 +14,9 @@ import * as discard from './0027_discard.ts';
 import * as datasetFileHashes from './0030_dataset_file_hashes.ts';
 import * as documents from './0035_documents.ts';
 import * as trainingProfiles from './0036_training_profiles.ts';
+import * as modelAliases from './0040_model_aliases.ts';
+import * as lifecycleWarnings from './0041_lifecycle_warnings.ts';
+import * as resolveModel from './0042_resolve_model.ts';
 
 /** Every migration, by name; the inline provider hands these to Kysely's Migrator in name order. */
 export const migrations: Record<string, Migration> = {
@@ -32,4 +35,7 @@ export const migrations: Record<string, Migration> = {
   '0030_dataset_file_hashes': datasetFileHashes,
   '0035_documents': documents,
   '0036_training_profiles': trainingProfiles,
+  '0040_model_aliases': modelAliases,
+  '0041_lifecycle_warnings': lifecycleWarnings,
+  '0042_resolve_model': resolveModel,
 };

@@ -47,6 +47,8 @@ export interface FineTuneRecord {
   settledAt: Date | null;
   available: boolean;
   active: boolean;
+  /** The alias the request asked this model to take (pointed on activation), if any. */
+  alias: string | null;
   createdAt: Date;
   updatedAt: Date;
 }
@@ -85,6 +87,7 @@ export function toFineTuneRecord(row: FineTuneRow): FineTuneRecord {
     settledAt: row.settled_at,
     available: row.available,
     active: row.active,
+    alias: row.alias,
     createdAt: row.created_at,
     updatedAt: row.updated_at,
   };

@@ -78,12 +78,12 @@ export async function insertApiKey(db: Executor, key: NewApiKey): Promise<string
 export async function findApiKeyHolder(
   db: Executor,
   keyHash: string,
-): Promise<{ role: 'license' | 'admin'; licenseId: string | null } | undefined> {
+): Promise<{ role: 'license' | 'admin'; licenseId: string | null; keyPrefix: string } | undefined> {
   const row = await db
     .selectFrom('api_keys')
-    .select(['license_id', 'role'])
+    .select(['license_id', 'role', 'key_prefix'])
     .where('key_hash', '=', keyHash)
     .where('revoked_at', 'is', null)
     .executeTakeFirst();
-  return row ? { role: row.role, licenseId: row.license_id } : undefined;
+  return row ? { role: row.role, licenseId: row.license_id, keyPrefix: row.key_prefix } : undefined;
 }

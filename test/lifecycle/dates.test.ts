@@ -1,0 +1,151 @@
+import { writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fixedClock } from '@tuneline/contracts';
+import {
+  baseModelIssue,
+  buildDataset,
+  defaultCatalogue,
+  findBaseModel,
+  loadCatalogue,
+} from '@tuneline/dataset';
+import OpenAI from 'openai';
+import { afterAll, describe, expect } from 'vitest';
+import { api } from '../aliases/support.ts';
+import { makeDataset } from '../api/fixtures.ts';
+import { request } from '../api/support.ts';
+import { invoices, settings, tempStorage } from '../dataset/fixtures.ts';
+import { type Gateway, startGateway } from '../gateway/support.ts';
+import { it, test } from '../support/fixtures.ts';
+
+/** Catalogue dates (issue 21.2) judged by one injectable clock (21.5): refusals, 410s, the API's views. */
+
+const MINI = 'gpt-4o-mini-2024-07-18';
+const clock = fixedClock('2026-12-01T12:00:00Z');
+let gw: Gateway;
+
+test.beforeAll(async ({ database, prefix }) => {
+  gw = await startGateway({ database, prefix }, 'openai', { clock });
+}, 60_000);
+
+afterAll(async () => {
+  await gw?.close();
+});
+
+const callA = (method: string, path: string, body?: unknown) =>
+  api(gw.gatewayUrl, gw.licenseA.key, method, path, body);
+const ask = { messages: [{ role: 'user' as const, content: 'INVOICE 1001\nSupplier: Acme' }] };
+
+describe('catalogue lifecycle dates', () => {
+  it("carries OpenAI's published dates, the legacy shutdownDate as trainingClosesAt, and overrides", () => {
+    expect(findBaseModel(MINI)).toMatchObject({
+      trainingClosesAt: '2027-01-06',
+      shutdownAt: '2027-01-14',
+      successor: `azure:${MINI}`,
+    });
+    for (const m of ['gpt-4o-2024-08-06', 'gpt-4.1-2025-04-14', 'gpt-4.1-mini-2025-04-14'])
+      expect(findBaseModel(m)).toMatchObject({ trainingClosesAt: '2027-01-06', shutdownAt: '2027-01-14' });
+    expect(findBaseModel('gpt-4.1-nano-2025-04-14')?.shutdownAt).toBeUndefined();
+    expect(findBaseModel(MINI)?.source).toMatch(/deprecations page \(May 2026\)/);
+    expect(findBaseModel('gpt-3.5-turbo-1106')).toMatchObject({
+      shutdownDate: '2026-10-23',
+      trainingClosesAt: '2026-10-23',
+    });
+
+    const file = join(tmpdir(), `catalogue-lifecycle-${process.pid}.json`);
+    writeFileSync(
+      file,
+      JSON.stringify({
+        [MINI]: { shutdownAt: '2026-12-20', successor: 'gpt-4.1-mini-2025-04-14' },
+        'gpt-4.1-2025-04-14': { shutdownDate: '2026-12-10' },
+      }),
+    );
+    const c = loadCatalogue({ MODEL_CATALOGUE_FILE: file });
+    expect(c[MINI]).toMatchObject({ trainingClosesAt: '2027-01-06', shutdownAt: '2026-12-20' });
+    // The legacy field alone moves the training close, as it always meant.
+    expect(c['gpt-4.1-2025-04-14']?.trainingClosesAt).toBe('2026-12-10');
+  });
+
+  it('the dataset build refuses a model past trainingClosesAt by its clock, naming the successor', async () => {
+    const store = tempStorage();
+    try {
+      const opts = { storage: store.storage, trainKey: 'train.jsonl', testKey: 'test.jsonl' };
+      const open = await buildDataset(settings(), () => invoices(12), {
+        ...opts,
+        clock: fixedClock('2027-01-05T23:00:00Z'),
+      });
+      expect(open.status).toBe('ready');
+      const closed = await buildDataset(settings(), () => invoices(12), {
+        ...opts,
+        clock: fixedClock('2027-01-06T00:00:00Z'),
+      });
+      expect(closed.status).toBe('invalid');
+      expect(closed.errors).toEqual([
+        expect.objectContaining({
+          code: 'base_model_retired',
+          message: expect.stringContaining(`successor: azure:${MINI}`),
+        }),
+      ]);
+    } finally {
+      store.cleanup();
+    }
+  });
+
+  it("the dataset build's check refuses a model past trainingClosesAt, naming the successor", () => {
+    expect(baseModelIssue(MINI, defaultCatalogue, new Date('2027-01-05T23:59:59Z'))).toBeUndefined();
+    expect(baseModelIssue(MINI, defaultCatalogue, new Date('2027-01-06T00:00:00Z'))).toMatchObject({
+      code: 'base_model_retired',
+      message: expect.stringContaining(`successor: azure:${MINI}`),
+    });
+  });
+
+  it('shows the dates on fine-tunes and active models', async () => {
+    const ft = await callA('GET', `/v1/fine-tunes/${gw.fineTuneId}`);
+    expect(ft.json.lifecycle).toMatchObject({
+      trainingClosesAt: '2027-01-06',
+      shutdownAt: '2027-01-14',
+      successor: `azure:${MINI}`,
+    });
+    const active = await callA('GET', '/v1/models/active');
+    expect(active.json.data[0]).toMatchObject({ model: gw.model, lifecycle: { shutdownAt: '2027-01-14' } });
+  });
+
+  it('past trainingClosesAt: requests and fine-tunes are refused at once, naming the successor', async () => {
+    const uploaded = await makeDataset(gw.t.db, gw.licenseA.id, 'uploaded');
+    clock.set('2027-01-06T00:00:01Z');
+    const req = await callA('POST', '/v1/fine-tune-requests', request('closed-1'));
+    expect(req.status).toBe(400);
+    expect(req.json.error.message).toContain(`successor: azure:${MINI}`);
+    const ft = await callA('POST', `/v1/datasets/${uploaded}/fine-tunes`, { description: 'late' });
+    expect(ft.status).toBe(409);
+    expect(ft.json.error.message).toMatch(/takes no new fine-tuning jobs since 2027-01-06/);
+    // Serving goes on until the shutdown.
+    expect((await gw.client.chat.completions.create({ model: gw.model, ...ask })).model).toBe(gw.model);
+    clock.set('2026-12-01T12:00:00Z');
+    expect((await callA('POST', '/v1/fine-tune-requests', request('open-1'))).status).toBe(202);
+  });
+
+  it('past shutdownAt: the gateway answers 410 naming the successor, for ft: names and aliases', async () => {
+    expect((await callA('POST', '/v1/aliases/invoices', { fineTuneId: gw.fineTuneId })).status).toBe(200);
+    clock.set('2027-01-14T00:00:00Z');
+    for (const model of [gw.model, 'invoices']) {
+      const err = await gw.client.chat.completions.create({ model, ...ask }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(OpenAI.APIError);
+      const e = err as InstanceType<typeof OpenAI.APIError>;
+      expect(e.status).toBe(410);
+      expect(e.code).toBe('model_shut_down');
+      expect(e.message).toContain(`successor: azure:${MINI}`);
+      expect(e.message).toContain(gw.model);
+    }
+    // Nothing was forwarded to the provider for a shut-down model.
+    expect(gw.sim.admin.chatRequests()).toHaveLength(1);
+    // Nor can an alias be pointed at it any more; the alias shows the dates.
+    const again = await callA('POST', '/v1/aliases/other', { fineTuneId: gw.fineTuneId });
+    expect(again.status).toBe(409);
+    expect(again.json.error.message).toContain(`successor: azure:${MINI}`);
+    expect((await callA('GET', '/v1/aliases/invoices')).json.lifecycle).toMatchObject({
+      shutdownAt: '2027-01-14',
+    });
+    clock.set('2026-12-01T12:00:00Z');
+  });
+});
