@@ -1,5 +1,11 @@
 import type { Hyperparameters } from '@tuneline/contracts';
-import { chooseTrainingProvider, findBaseModel, trainingClosed, trainingClosedMessage, trainingOffers } from '@tuneline/dataset';
+import {
+  chooseTrainingProvider,
+  findBaseModel,
+  trainingClosed,
+  trainingClosedMessage,
+  trainingOffers,
+} from '@tuneline/dataset';
 import {
   checkJobOptions,
   createFineTune,
