@@ -3,6 +3,7 @@ export * from './config.ts';
 export * from './dead-letters.ts';
 export * from './errors.ts';
 export * from './health.ts';
+export * from './job-scheduler.ts';
 export * from './logger.ts';
 export * from './metrics.ts';
 export * from './outbox-publisher.ts';

@@ -2,7 +2,6 @@ import {
   type Clock,
   LIFECYCLE_SWEEP_SCHEDULER_ID,
   lifecycleSweepSchedulerPayload,
-  queues,
   systemClock,
   utcDay,
 } from '@tuneline/contracts';
@@ -16,8 +15,7 @@ import {
   markLifecycleWarningSent,
   recordLifecycleWarnings,
 } from '@tuneline/db';
-import { type Closable, createRedis, defineStage, type Logger } from '@tuneline/runtime';
-import { Queue } from 'bullmq';
+import { type Closable, defineStage, type Logger, startJobScheduler } from '@tuneline/runtime';
 import type { NotifierDeps } from './handler.ts';
 import { isPermanentSmtpRejection, type Mailer, type OutgoingMail } from './mailer.ts';
 import { HeaderInjectionError, validRecipient } from './message.ts';
@@ -159,42 +157,22 @@ export const lifecycleSweepStage = defineStage<'lifecycle-sweep', NotifierDeps>(
   },
 });
 
-/** Re-asserted this often: after a Redis that lost its data, sweeps resume within it. */
-const REASSERT_MS = 5 * 60_000;
-
 /**
- * The BullMQ job scheduler that queues a sweep every `everyMs`, on the notifier (it sends e-mail; the
- * warnings are e-mails). Upserting is idempotent, so every replica does it and one scheduler exists;
- * BullMQ makes one job per interval whatever the number of replicas, and a sweep run twice sends
- * nothing twice (the Postgres key), so a duplicated or late job is harmless.
+ * The job scheduler that queues a sweep every `everyMs`, on the notifier (it sends e-mail; the warnings
+ * are e-mails), on every replica (one scheduler results). A sweep run twice sends nothing twice (the
+ * Postgres key), so a duplicated or late job is harmless.
  */
-export async function startLifecycleSweepScheduler(opts: {
+export function startLifecycleSweepScheduler(opts: {
   redisUrl: string;
   prefix: string;
   everyMs: number;
   log: Logger;
   reassertMs?: number;
 }): Promise<Closable> {
-  const connection = createRedis(opts.redisUrl, 'producer');
-  const def = queues['lifecycle-sweep'];
-  const queue = new Queue(def.name, { connection, prefix: opts.prefix });
-  const upsert = () =>
-    queue.upsertJobScheduler(
-      LIFECYCLE_SWEEP_SCHEDULER_ID,
-      { every: opts.everyMs },
-      { name: def.name, data: lifecycleSweepSchedulerPayload(), opts: def.jobOptions },
-    );
-  await upsert();
-  const timer = setInterval(() => {
-    upsert().catch((err) => opts.log.warn({ err }, 'could not re-assert the lifecycle sweep scheduler'));
-  }, opts.reassertMs ?? REASSERT_MS);
-  timer.unref();
-  opts.log.info({ everyMs: opts.everyMs }, 'lifecycle sweep scheduler set');
-  return {
-    async close() {
-      clearInterval(timer);
-      await queue.close();
-      connection.disconnect();
-    },
-  };
+  return startJobScheduler({
+    ...opts,
+    queue: 'lifecycle-sweep',
+    schedulerId: LIFECYCLE_SWEEP_SCHEDULER_ID,
+    payload: lifecycleSweepSchedulerPayload(),
+  });
 }
