@@ -1,38 +1,17 @@
 import type { RunningSimulator } from '@tuneline/simulator';
-import OpenAI, { toFile } from 'openai';
-import { waitFor } from '../support/context.ts';
+import { trainSimulatorModel } from '../support/simulator-models.ts';
 
 /** A second model the simulator trains (the gateway rig trains one), so an alias has two real targets. */
-export async function trainAnother(sim: RunningSimulator, suffix: string): Promise<string> {
-  const client = new OpenAI({ baseURL: sim.url, apiKey: sim.apiKey, maxRetries: 0 });
-  const lines = Array.from({ length: 10 }, (_, i) =>
-    JSON.stringify({
-      messages: [
-        { role: 'system', content: 'Extract the invoice fields as JSON.' },
-        { role: 'user', content: `INVOICE ${2000 + i}\nSupplier: Beta\nTotal: ${i + 3}.50 EUR` },
-        { role: 'assistant', content: JSON.stringify({ invoice_number: `${2000 + i}`, supplier: 'Beta' }) },
-      ],
-    }),
-  ).join('\n');
-  const file = await client.files.create({
-    file: await toFile(Buffer.from(lines), 'train.jsonl'),
-    purpose: 'fine-tune',
-  });
-  const job = await client.fineTuning.jobs.create({
-    model: 'gpt-4o-mini-2024-07-18',
-    training_file: file.id,
-    suffix,
-  });
-  const done = await waitFor(
-    async () => {
-      const j = await client.fineTuning.jobs.retrieve(job.id);
-      if (j.status === 'failed' || j.status === 'cancelled') throw new Error(`simulator job ${j.status}`);
-      return j.status === 'succeeded' ? j : undefined;
+export function trainAnother(sim: RunningSimulator, suffix: string): Promise<string> {
+  const examples = Array.from({ length: 10 }, (_, i) => [
+    { role: 'system' as const, content: 'Extract the invoice fields as JSON.' },
+    { role: 'user' as const, content: `INVOICE ${2000 + i}\nSupplier: Beta\nTotal: ${i + 3}.50 EUR` },
+    {
+      role: 'assistant' as const,
+      content: JSON.stringify({ invoice_number: `${2000 + i}`, supplier: 'Beta' }),
     },
-    20_000,
-    'simulator fine-tune',
-  );
-  return done.fine_tuned_model as string;
+  ]);
+  return trainSimulatorModel(sim, { suffix, examples });
 }
 
 // biome-ignore lint/suspicious/noExplicitAny: JSON answers are read loosely in tests

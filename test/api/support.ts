@@ -4,9 +4,9 @@ import { createProvider, providerEnvSchema } from '@tuneline/provider';
 import { createRedis } from '@tuneline/runtime';
 import { type RunningSimulator, startSimulator } from '@tuneline/simulator';
 import type { Redis } from 'ioredis';
-import OpenAI, { toFile } from 'openai';
-import { redisUrl, type TestDatabase, waitFor } from '../support/context.ts';
+import { redisUrl, type TestDatabase } from '../support/context.ts';
 import { test as base } from '../support/fixtures.ts';
+import { trainSimulatorModel as trainModel } from '../support/simulator-models.ts';
 import { makeLicense } from './fixtures.ts';
 
 /** What the API test files share: one app per file over its own database, prefix and simulator. */
@@ -132,34 +132,4 @@ export function request(requestId: string, extra: Record<string, unknown> = {}) 
 }
 
 /** Trains a real model at the simulator so inference has something to serve. */
-export async function trainSimulatorModel(sim: RunningSimulator): Promise<string> {
-  const client = new OpenAI({ baseURL: sim.url, apiKey: sim.apiKey, maxRetries: 0 });
-  const lines = Array.from({ length: 12 }, (_, i) =>
-    JSON.stringify({
-      messages: [
-        { role: 'system', content: 'Extract fields as JSON.' },
-        { role: 'user', content: `INVOICE ${1000 + i}\nTotal: ${i + 1}0.00 EUR` },
-        { role: 'assistant', content: JSON.stringify({ total: (i + 1) * 10 }) },
-      ],
-    }),
-  ).join('\n');
-  const file = await client.files.create({
-    file: await toFile(Buffer.from(lines), 'train.jsonl'),
-    purpose: 'fine-tune',
-  });
-  const job = await client.fineTuning.jobs.create({
-    model: 'gpt-4o-mini-2024-07-18',
-    training_file: file.id,
-    suffix: 'api',
-  });
-  const done = await waitFor(
-    async () => {
-      const j = await client.fineTuning.jobs.retrieve(job.id);
-      if (j.status === 'failed' || j.status === 'cancelled') throw new Error(`simulator job ${j.status}`);
-      return j.status === 'succeeded' ? j : undefined;
-    },
-    20_000,
-    'simulator fine-tune',
-  );
-  return done.fine_tuned_model as string;
-}
+export const trainSimulatorModel = (sim: RunningSimulator) => trainModel(sim, { suffix: 'api' });

@@ -10,9 +10,10 @@ import {
 import { createRedis } from '@tuneline/runtime';
 import { type RecordedResponse, type RunningSimulator, startSimulator } from '@tuneline/simulator';
 import type { Redis } from 'ioredis';
-import OpenAI, { toFile } from 'openai';
+import OpenAI from 'openai';
 import { makeDataset, makeFineTune, makeLicense } from '../api/fixtures.ts';
-import { redisUrl, type TestDatabase, waitFor } from '../support/context.ts';
+import { redisUrl, type TestDatabase } from '../support/context.ts';
+import { trainSimulatorModel as trainModelFrom } from '../support/simulator-models.ts';
 
 /**
  * What a gateway or rig runs on: the file's `database` and `prefix` fixtures (test/support/fixtures.ts),
@@ -48,36 +49,14 @@ export const INVOICES = Array.from({ length: 12 }, (_, i) => ({
   answer: { invoice_number: `${1000 + i}`, supplier: 'Acme', total: (i + 1) * 10 },
 }));
 
-async function trainModel(sim: RunningSimulator): Promise<string> {
-  const client = new OpenAI({ baseURL: sim.url, apiKey: sim.apiKey, maxRetries: 0 });
-  const lines = INVOICES.map((x) =>
-    JSON.stringify({
-      messages: [
-        { role: 'system', content: 'Extract the invoice fields as JSON.' },
-        { role: 'user', content: x.user },
-        { role: 'assistant', content: JSON.stringify(x.answer) },
-      ],
-    }),
-  ).join('\n');
-  const file = await client.files.create({
-    file: await toFile(Buffer.from(lines), 'train.jsonl'),
-    purpose: 'fine-tune',
-  });
-  const job = await client.fineTuning.jobs.create({
-    model: 'gpt-4o-mini-2024-07-18',
-    training_file: file.id,
-    suffix: 'gateway',
-  });
-  const done = await waitFor(
-    async () => {
-      const j = await client.fineTuning.jobs.retrieve(job.id);
-      if (j.status === 'failed' || j.status === 'cancelled') throw new Error(`simulator job ${j.status}`);
-      return j.status === 'succeeded' ? j : undefined;
-    },
-    20_000,
-    'simulator fine-tune',
-  );
-  return done.fine_tuned_model as string;
+/** The gateway's own model: trained on INVOICES (number, supplier and total). */
+function trainModel(sim: RunningSimulator): Promise<string> {
+  const examples = INVOICES.map((x) => [
+    { role: 'system' as const, content: 'Extract the invoice fields as JSON.' },
+    { role: 'user' as const, content: x.user },
+    { role: 'assistant' as const, content: JSON.stringify(x.answer) },
+  ]);
+  return trainModelFrom(sim, { suffix: 'gateway', examples });
 }
 
 /**
@@ -221,37 +200,7 @@ export async function startRig(
 }
 
 /** Trains a real model at the simulator so the gateway has something to serve. */
-export async function trainSimulatorModel(sim: RunningSimulator): Promise<string> {
-  const client = new OpenAI({ baseURL: sim.url, apiKey: sim.apiKey, maxRetries: 0 });
-  const lines = Array.from({ length: 12 }, (_, i) =>
-    JSON.stringify({
-      messages: [
-        { role: 'system', content: 'Extract fields as JSON.' },
-        { role: 'user', content: `INVOICE ${1000 + i}\nTotal: ${i + 1}0.00 EUR` },
-        { role: 'assistant', content: JSON.stringify({ total: (i + 1) * 10 }) },
-      ],
-    }),
-  ).join('\n');
-  const file = await client.files.create({
-    file: await toFile(Buffer.from(lines), 'train.jsonl'),
-    purpose: 'fine-tune',
-  });
-  const job = await client.fineTuning.jobs.create({
-    model: 'gpt-4o-mini-2024-07-18',
-    training_file: file.id,
-    suffix: 'gw',
-  });
-  const done = await waitFor(
-    async () => {
-      const j = await client.fineTuning.jobs.retrieve(job.id);
-      if (j.status === 'failed' || j.status === 'cancelled') throw new Error(`simulator job ${j.status}`);
-      return j.status === 'succeeded' ? j : undefined;
-    },
-    20_000,
-    'simulator fine-tune',
-  );
-  return done.fine_tuned_model as string;
-}
+export const trainSimulatorModel = (sim: RunningSimulator) => trainModelFrom(sim, { suffix: 'gw' });
 
 /** Chat completion requests the simulator received (its own record), for "one provider call" checks. */
 export function simulatorChatCalls(sim: RunningSimulator): number {
