@@ -22,6 +22,7 @@ import type {
   ProviderWebhookEvent,
   UploadFileInput,
 } from './profile.ts';
+import { toChatCompletionResult } from './profile.ts';
 
 /** How far findJobByMetadata and findFileByNameAndSize look (providers that ignore the filter get scanned). */
 const MAX_SCAN = 2_000;
@@ -179,18 +180,7 @@ export class OpenAIProviderProfile implements ProviderProfile {
         ...(input.maxTokens !== undefined ? { max_completion_tokens: input.maxTokens } : {}),
         ...(input.temperature !== undefined ? { temperature: input.temperature } : {}),
       });
-      const choice = res.choices[0];
-      return {
-        id: res.id,
-        model: res.model,
-        content: choice?.message.content ?? '',
-        finishReason: choice?.finish_reason ?? 'stop',
-        usage: {
-          promptTokens: res.usage?.prompt_tokens ?? 0,
-          completionTokens: res.usage?.completion_tokens ?? 0,
-          totalTokens: res.usage?.total_tokens ?? 0,
-        },
-      };
+      return toChatCompletionResult(res);
     });
   }
 

@@ -51,6 +51,31 @@ export interface ChatCompletionResult {
   usage: { promptTokens: number; completionTokens: number; totalTokens: number };
 }
 
+/** An answer in OpenAI's chat-completion shape (OpenAI, Azure and Together all answer so). */
+interface OpenAIShapedCompletion {
+  id: string;
+  model: string;
+  choices: ReadonlyArray<{ message?: { content?: unknown } | null; finish_reason?: string | null }>;
+  usage?: { prompt_tokens?: number; completion_tokens?: number; total_tokens?: number } | null;
+}
+
+/** The narrow result of `chatCompletion` from a provider's answer: the first choice and the usage. */
+export function toChatCompletionResult(res: OpenAIShapedCompletion): ChatCompletionResult {
+  const choice = res.choices[0];
+  const content = choice?.message?.content;
+  return {
+    id: res.id,
+    model: res.model,
+    content: typeof content === 'string' ? content : '',
+    finishReason: choice?.finish_reason ?? 'stop',
+    usage: {
+      promptTokens: res.usage?.prompt_tokens ?? 0,
+      completionTokens: res.usage?.completion_tokens ?? 0,
+      totalTokens: res.usage?.total_tokens ?? 0,
+    },
+  };
+}
+
 /** An OpenAI chat-completions request body, sent as it is (the gateway validated it). */
 export type ChatCompletionParams = OpenAI.Chat.ChatCompletionCreateParamsNonStreaming;
 export type ChatCompletionStreamParams = OpenAI.Chat.ChatCompletionCreateParamsStreaming;

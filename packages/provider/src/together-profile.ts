@@ -26,6 +26,7 @@ import type {
   ProviderWebhookEvent,
   UploadFileInput,
 } from './profile.ts';
+import { toChatCompletionResult } from './profile.ts';
 
 /** Together's job statuses (its API reference), each with the fine-tune status it means for us. */
 export const TOGETHER_JOB_STATUSES = {
@@ -351,19 +352,7 @@ export class TogetherProviderProfile implements ProviderProfile {
         ...(input.maxTokens !== undefined ? { max_tokens: input.maxTokens } : {}),
         ...(input.temperature !== undefined ? { temperature: input.temperature } : {}),
       });
-      const choice = res.choices[0];
-      const content = choice?.message?.content;
-      return {
-        id: res.id,
-        model: res.model,
-        content: typeof content === 'string' ? content : '',
-        finishReason: choice?.finish_reason ?? 'stop',
-        usage: {
-          promptTokens: res.usage?.prompt_tokens ?? 0,
-          completionTokens: res.usage?.completion_tokens ?? 0,
-          totalTokens: res.usage?.total_tokens ?? 0,
-        },
-      };
+      return toChatCompletionResult(res);
     });
   }
 
