@@ -1,7 +1,4 @@
-import { billingStage } from '@tuneline/billing';
 import { fineTuneRequestMessage } from '@tuneline/contracts';
-import { loadCatalogue } from '@tuneline/dataset';
-import { datasetBuilderStage } from '@tuneline/dataset-builder';
 import {
   type FineTuneRow,
   getEvaluationRunByFineTune,
@@ -10,18 +7,17 @@ import {
 } from '@tuneline/db';
 import { syntheticInvoices } from '@tuneline/devstack';
 import type { EvaluationSummary } from '@tuneline/evaluation';
-import { evaluatorStage, requestSplitSeed, sampleExamples, testingDocumentIds } from '@tuneline/evaluator';
+import { requestSplitSeed, sampleExamples, testingDocumentIds } from '@tuneline/evaluator';
 import { startSmtpServer } from '@tuneline/harness';
 import { auditLedger, usageLog } from '@tuneline/ledger';
-import { notifierStage, smtpMailer } from '@tuneline/notifier';
 import { type RunningSimulator, startSimulator } from '@tuneline/simulator';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { demoSplit } from '../evaluation/invoice-examples.ts';
 import {
   type Pipeline,
-  quietLog,
   type StorageFixture,
   seedLicense,
+  startOuterStages,
   startPipeline,
   tempStorage,
 } from '../stages/harness.ts';
@@ -49,28 +45,12 @@ beforeAll(async () => {
     storage: files.storage,
     schedule: { intervalMs: 300, minIntervalMs: 100 },
   });
-  await pipeline.runner.start(datasetBuilderStage, {
+  await startOuterStages(pipeline.runner, {
     db: tdb.db,
-    log: quietLog,
     storage: files.storage,
-    catalogue: loadCatalogue({}),
-  });
-  await pipeline.runner.start(billingStage, { db: tdb.db, log: quietLog });
-  await pipeline.runner.start(evaluatorStage, {
-    db: tdb.db,
-    log: quietLog,
     provider,
-    storage: files.storage,
-    timeLimitMs: 120_000,
-    concurrency: 4,
-    callAttempts: 4,
-    maxTokens: 1_024,
-  });
-  await pipeline.runner.start(notifierStage, {
-    db: tdb.db,
-    log: quietLog,
-    mailer: smtpMailer(smtp.url, { timeoutMs: 5_000 }),
-    mailFrom: 'tuneline@example.com',
+    smtpUrl: smtp.url,
+    evaluation: { timeLimitMs: 120_000, callAttempts: 4, maxTokens: 1_024 },
     publicUrl: 'https://tuneline.example.com',
   });
 }, 60_000);

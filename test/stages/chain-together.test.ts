@@ -1,13 +1,6 @@
-// The chain test with the together profile: Together's own upload, /fine-tunes, statuses and token_count,
-// through the official together-ai SDK against the simulator's Together dialect.
-import { billingStage } from '@tuneline/billing';
 import { fineTuneRequestMessage } from '@tuneline/contracts';
-import { loadCatalogue } from '@tuneline/dataset';
-import { datasetBuilderStage } from '@tuneline/dataset-builder';
-import { evaluatorStage } from '@tuneline/evaluator';
 import { startSmtpServer } from '@tuneline/harness';
 import { getBalance } from '@tuneline/ledger';
-import { notifierStage, smtpMailer } from '@tuneline/notifier';
 import { createProvider, providerEnvSchema } from '@tuneline/provider';
 import { type RunningSimulator, startSimulator } from '@tuneline/simulator';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -16,9 +9,9 @@ import { mimeParts } from '../evaluator/support.ts';
 import { createTestDatabase, redisUrl, type TestDatabase, testPrefix, waitFor } from '../support/context.ts';
 import {
   type Pipeline,
-  quietLog,
   type StorageFixture,
   seedLicense,
+  startOuterStages,
   startPipeline,
   tempStorage,
 } from './harness.ts';
@@ -49,29 +42,11 @@ beforeAll(async () => {
     storage: files.storage,
     schedule: { intervalMs: 300, minIntervalMs: 100 },
   });
-  await pipeline.runner.start(datasetBuilderStage, {
+  await startOuterStages(pipeline.runner, {
     db: tdb.db,
-    log: quietLog,
     storage: files.storage,
-    catalogue: loadCatalogue({}),
-  });
-  await pipeline.runner.start(billingStage, { db: tdb.db, log: quietLog });
-  // The e-mail of a fine-tune with a testing file waits for its evaluation.
-  await pipeline.runner.start(evaluatorStage, {
-    db: tdb.db,
-    log: quietLog,
     provider: together,
-    storage: files.storage,
-    timeLimitMs: 60_000,
-    concurrency: 4,
-    callAttempts: 3,
-    maxTokens: 512,
-  });
-  await pipeline.runner.start(notifierStage, {
-    db: tdb.db,
-    log: quietLog,
-    mailer: smtpMailer(smtp.url, { timeoutMs: 5_000 }),
-    mailFrom: 'tuneline@example.com',
+    smtpUrl: smtp.url,
   });
 });
 

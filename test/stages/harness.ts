@@ -2,9 +2,13 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type DatasetStorage, findBaseModel, LocalFileStorage } from '@tuneline/dataset';
+import { billingStage } from '@tuneline/billing';
+import { type DatasetStorage, findBaseModel, LocalFileStorage, loadCatalogue } from '@tuneline/dataset';
+import { datasetBuilderStage } from '@tuneline/dataset-builder';
 import type { Db } from '@tuneline/db';
+import { type EvaluatorDeps, evaluatorStage } from '@tuneline/evaluator';
 import { grantCredits } from '@tuneline/ledger';
+import { notifierStage, smtpMailer } from '@tuneline/notifier';
 import { type PollerProvider, type PollScheduleConfig, pollerStage, Sweeper } from '@tuneline/poller';
 import { createLogger, type RunningStage } from '@tuneline/runtime';
 import { type TrainerProvider, trainerStage } from '@tuneline/trainer';
@@ -240,4 +244,46 @@ export async function startPipeline(opts: PipelineOptions): Promise<Pipeline> {
     return running;
   };
   return { runner, pollerProvider, sweeper, stages, stage, close: () => runner.closeAll() };
+}
+
+type EvaluationSettings = Pick<EvaluatorDeps, 'timeLimitMs' | 'concurrency' | 'callAttempts' | 'maxTokens'>;
+
+/**
+ * The stages around the provider ones (startPipeline's), as their services start them: the dataset
+ * builder, billing, the evaluator (the e-mail of a fine-tune with a testing file waits for it) and the
+ * notifier, sending to `smtpUrl`.
+ */
+export async function startOuterStages(
+  runner: StageRunner,
+  opts: {
+    db: Db;
+    storage: DatasetStorage;
+    provider: EvaluatorDeps['provider'];
+    smtpUrl: string;
+    evaluation?: Partial<EvaluationSettings>;
+    /** The hub's address the e-mails link to. */
+    publicUrl?: string;
+  },
+): Promise<void> {
+  const { db, storage } = opts;
+  await runner.start(datasetBuilderStage, { db, log: quietLog, storage, catalogue: loadCatalogue({}) });
+  await runner.start(billingStage, { db, log: quietLog });
+  await runner.start(evaluatorStage, {
+    db,
+    log: quietLog,
+    provider: opts.provider,
+    storage,
+    timeLimitMs: 60_000,
+    concurrency: 4,
+    callAttempts: 3,
+    maxTokens: 512,
+    ...opts.evaluation,
+  });
+  await runner.start(notifierStage, {
+    db,
+    log: quietLog,
+    mailer: smtpMailer(opts.smtpUrl, { timeoutMs: 5_000 }),
+    mailFrom: 'tuneline@example.com',
+    ...(opts.publicUrl ? { publicUrl: opts.publicUrl } : {}),
+  });
 }

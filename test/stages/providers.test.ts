@@ -1,13 +1,8 @@
-// A provider per license through the six stages: one deployment, three providers (the simulator speaks
-// the OpenAI, Azure and Together dialects), each license's fine-tune created, followed and settled at
-// its own provider; a license naming a provider the deployment cannot reach fails with the reason.
-import { billingStage } from '@tuneline/billing';
 import { fineTuneRequestMessage } from '@tuneline/contracts';
 import { loadCatalogue } from '@tuneline/dataset';
 import { datasetBuilderStage } from '@tuneline/dataset-builder';
 import { setLicenseProvider } from '@tuneline/db';
 import { startSmtpServer } from '@tuneline/harness';
-import { notifierStage, smtpMailer } from '@tuneline/notifier';
 import {
   createProviderSet,
   ProviderNotConfiguredError,
@@ -23,6 +18,7 @@ import {
   quietLog,
   type StorageFixture,
   seedLicense,
+  startOuterStages,
   startPipeline,
   tempStorage,
 } from './harness.ts';
@@ -66,18 +62,11 @@ beforeAll(async () => {
     storage: files.storage,
     schedule: { intervalMs: 300, minIntervalMs: 100 },
   });
-  await pipeline.runner.start(datasetBuilderStage, {
+  await startOuterStages(pipeline.runner, {
     db: tdb.db,
-    log: quietLog,
     storage: files.storage,
-    catalogue: loadCatalogue({}),
-  });
-  await pipeline.runner.start(billingStage, { db: tdb.db, log: quietLog });
-  await pipeline.runner.start(notifierStage, {
-    db: tdb.db,
-    log: quietLog,
-    mailer: smtpMailer(smtp.url, { timeoutMs: 5_000 }),
-    mailFrom: 'tuneline@example.com',
+    provider: providers.defaultProfile,
+    smtpUrl: smtp.url,
   });
 });
 
