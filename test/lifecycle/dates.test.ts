@@ -118,7 +118,7 @@ describe('catalogue lifecycle dates', () => {
     expect(req.json.error.message).toContain(`successor: azure:${MINI}`);
     const ft = await callA('POST', `/v1/datasets/${uploaded}/fine-tunes`, { description: 'late' });
     expect(ft.status).toBe(409);
-    expect(ft.json.error.message).toMatch(/takes no new fine-tuning jobs since 2027-01-06/);
+    expect(ft.json.error.message).toMatch(/takes no new fine-tuning jobs at openai since 2027-01-06/);
     // Serving goes on until the shutdown.
     expect((await gw.client.chat.completions.create({ model: gw.model, ...ask })).model).toBe(gw.model);
     clock.set('2026-12-01T12:00:00Z');

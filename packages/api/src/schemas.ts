@@ -89,9 +89,13 @@ export const createFineTuneBodySchema = jobOptionsSchema
   })
   .meta({ id: 'CreateFineTune' });
 
-/** A base model's dates from the catalogue (issue 21.2): UTC days, null when none is known. */
+/** A base model's dates at one provider from the catalogue (issue 21.2): UTC days, null when none is known. */
 export const modelLifecycleSchema = z
   .object({
+    provider: z
+      .string()
+      .nullable()
+      .describe("the provider these dates are for (the row's, else the model's own); null: unknown model"),
     trainingClosesAt: z.string().nullable().describe('from this day on, no new fine-tuning jobs'),
     shutdownAt: z
       .string()

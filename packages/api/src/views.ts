@@ -57,7 +57,10 @@ export function datasetView(d: DatasetRecord, deadLetter?: OpenDeadLetter, catal
   };
 }
 
-/** A fine-tune, with its open dead letter and its base model's lifecycle dates from the catalogue (issue 21.2). */
+/**
+ * A fine-tune, with its open dead letter and its base model's lifecycle dates from the catalogue at the
+ * provider that trains it (issue 21.2).
+ */
 export function fineTuneView(f: FineTuneRecord, deadLetter?: OpenDeadLetter, catalogue?: Catalogue) {
   return {
     id: f.id,
@@ -89,7 +92,7 @@ export function fineTuneView(f: FineTuneRecord, deadLetter?: OpenDeadLetter, cat
     settledAt: iso(f.settledAt),
     deadLetter: deadLetterSummary(deadLetter),
     alias: f.alias,
-    lifecycle: lifecycleOf(catalogue ? findBaseModel(f.baseModel, catalogue) : undefined),
+    lifecycle: lifecycleOf(catalogue ? findBaseModel(f.baseModel, catalogue) : undefined, f.provider),
   };
 }
 

@@ -214,6 +214,8 @@ export interface LifecycleWarningsTable {
   id: Generated<string>;
   license_id: string;
   base_model: string;
+  /** The provider whose dates these are (migration 0065). */
+  provider: string;
   event: 'training_closes' | 'shutdown';
   /** The catalogue's day, `YYYY-MM-DD`. */
   event_date: string;

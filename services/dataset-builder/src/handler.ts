@@ -129,6 +129,8 @@ export async function handleFineTuneRequest(
     ...keys,
     catalogue: deps.catalogue,
     ...(deps.clock ? { clock: deps.clock } : {}),
+    // Past trainingClosesAt at the provider it trains at (not another provider's dates): base_model_retired.
+    provider: choice.provider,
     ...(request.documentStore
       ? { stableSplitSeed: storeSplitSeed(request.licenseId, request.documentStore) }
       : {}),

@@ -24,12 +24,18 @@ export async function resolveModel(deps: ApiDeps, licenseId: string, model: stri
       code: 'model_not_found',
     });
   const base = findBaseModel(fineTune.baseModel, deps.catalogue);
-  // Past its base model's shutdownAt (the one clock), the model serves nothing: 410, naming the successor.
-  if (base && shutDown(base, deps.clock.now()))
-    throw new HttpError(410, shutdownMessage(base, fineTune.fineTunedModel ?? model), undefined, {
-      param: 'model',
-      code: 'model_shut_down',
-    });
+  // Past its base model's shutdownAt at the provider that serves it (the one clock), the model serves
+  // nothing: 410, naming the successor. Another provider's dates do not apply.
+  if (base && shutDown(base, fineTune.provider, deps.clock.now()))
+    throw new HttpError(
+      410,
+      shutdownMessage(base, fineTune.provider, fineTune.fineTunedModel ?? model),
+      undefined,
+      {
+        param: 'model',
+        code: 'model_shut_down',
+      },
+    );
   const terms = inferenceTerms(deps.catalogue, fineTune.baseModel);
   if (!terms.known) {
     deps.metrics.unpricedModel.inc({ model: fineTune.baseModel });

@@ -31,6 +31,7 @@ const aliasViewSchema = z
     fineTuneId: z.uuid(),
     model: z.string().nullable(),
     baseModel: z.string(),
+    provider: z.string().nullable().describe('the provider that serves it; null: the deployment default'),
     active: z.boolean(),
     updatedAt: z.date(),
     lifecycle: modelLifecycleSchema,
@@ -74,10 +75,10 @@ function answer(view: (a: AliasRecord) => unknown, result: AliasSwitch) {
 }
 
 export function registerAliasRoutes(table: RouteTable, deps: ApiDeps): void {
-  /** An alias with its model's base model dates (issue 21.2). */
+  /** An alias with its model's base model dates at the provider that serves it (issue 21.2). */
   const view = (a: AliasRecord) => ({
     ...a,
-    lifecycle: lifecycleOf(findBaseModel(a.baseModel, deps.catalogue)),
+    lifecycle: lifecycleOf(findBaseModel(a.baseModel, deps.catalogue), a.provider),
   });
 
   table.add(
@@ -107,8 +108,8 @@ export function registerAliasRoutes(table: RouteTable, deps: ApiDeps): void {
       const target = await getFineTune(deps.db, body.fineTuneId);
       const base =
         target?.licenseId === licenseId ? findBaseModel(target.baseModel, deps.catalogue) : undefined;
-      if (target && base && shutDown(base, deps.clock.now()))
-        throw new HttpError(409, shutdownMessage(base, target.fineTunedModel ?? target.id));
+      if (target && base && shutDown(base, target.provider, deps.clock.now()))
+        throw new HttpError(409, shutdownMessage(base, target.provider, target.fineTunedModel ?? target.id));
       return answer(
         view,
         await pointAlias(deps.db, {

@@ -209,7 +209,7 @@ export function registerFineTuneRoutes(table: RouteTable, deps: ApiDeps): void {
           baseModel: r.baseModel,
           suffix: r.suffix,
           aliases: aliases.get(r.id) ?? [],
-          lifecycle: lifecycleOf(findBaseModel(r.baseModel, deps.catalogue)),
+          lifecycle: lifecycleOf(findBaseModel(r.baseModel, deps.catalogue), r.provider),
         })),
       };
     },

@@ -20,6 +20,8 @@ export interface AliasRecord {
   /** The fine-tuned model the alias serves today. */
   model: string | null;
   baseModel: string;
+  /** The provider that serves it (null: the deployment default): whose lifecycle dates apply. */
+  provider: string | null;
   active: boolean;
   updatedAt: Date;
 }
@@ -67,6 +69,7 @@ function aliasOf(name: string, target: FineTuneRecord, updatedAt: Date): AliasRe
     fineTuneId: target.id,
     model: target.fineTunedModel,
     baseModel: target.baseModel,
+    provider: target.provider,
     active: target.active,
     updatedAt,
   };
@@ -218,7 +221,15 @@ function aliasQuery(db: Executor, licenseId: string) {
   return db
     .selectFrom('model_aliases as a')
     .innerJoin('fine_tunes as f', 'f.id', 'a.fine_tune_id')
-    .select(['a.name', 'a.fine_tune_id', 'a.updated_at', 'f.fine_tuned_model', 'f.base_model', 'f.active'])
+    .select([
+      'a.name',
+      'a.fine_tune_id',
+      'a.updated_at',
+      'f.fine_tuned_model',
+      'f.base_model',
+      'f.provider',
+      'f.active',
+    ])
     .where('a.license_id', '=', licenseId);
 }
 
@@ -228,6 +239,7 @@ type AliasRow = {
   updated_at: Date;
   fine_tuned_model: string | null;
   base_model: string;
+  provider: string | null;
   active: boolean;
 };
 
@@ -236,6 +248,7 @@ const toAlias = (r: AliasRow): AliasRecord => ({
   fineTuneId: r.fine_tune_id,
   model: r.fine_tuned_model,
   baseModel: r.base_model,
+  provider: r.provider,
   active: r.active,
   updatedAt: r.updated_at,
 });
