@@ -49,6 +49,7 @@ describe('OpenAPI document', () => {
     'POST /v1/aliases/{name}/rollback',
     'GET /v1/aliases',
     'GET /v1/aliases/{name}',
+    'GET /v1/lifecycle/notices',
   ];
 
   it('is OpenAPI 3.1 with every route, operation ids, responses and resolvable refs', async () => {

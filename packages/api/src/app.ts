@@ -33,6 +33,7 @@ import { registerDocumentRoutes } from './routes/documents.ts';
 import { registerEvaluationRoutes } from './routes/evaluation.ts';
 import { registerFineTuneRoutes } from './routes/fine-tunes.ts';
 import { registerInferenceRoutes } from './routes/inference.ts';
+import { registerLifecycleRoutes } from './routes/lifecycle.ts';
 import { registerRequestRoutes } from './routes/requests.ts';
 import { registerTrainingProfileRoutes } from './routes/training-profiles.ts';
 import { registerStaticPages } from './static.ts';
@@ -141,6 +142,7 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
   registerEvaluationRoutes(table, deps);
   registerDiscardRoutes(table, deps);
   registerAliasRoutes(table, deps);
+  registerLifecycleRoutes(table, deps);
   registerInferenceRoutes(table, deps);
   registerCreditRoutes(table, deps);
   registerAdminRoutes(table, deps);

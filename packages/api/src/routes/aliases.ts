@@ -48,8 +48,15 @@ const aliasChangeSchema = z
   })
   .meta({ id: 'ModelAliasChange' });
 
+const aliasHistoryEntrySchema = aliasChangeSchema
+  .extend({
+    fromModel: z.string().nullable().describe('the fine-tuned model it pointed at before'),
+    toModel: z.string().nullable().describe('the fine-tuned model it pointed at after'),
+  })
+  .meta({ id: 'ModelAliasHistoryEntry' });
+
 const aliasDetailSchema = aliasViewSchema
-  .extend({ history: z.array(aliasChangeSchema) })
+  .extend({ history: z.array(aliasHistoryEntrySchema) })
   .meta({ id: 'ModelAliasDetail' });
 const aliasSwitchSchema = z
   .object({ alias: aliasViewSchema, changed: z.boolean(), change: aliasChangeSchema.nullable() })

@@ -259,21 +259,37 @@ export async function listAliases(db: Executor, licenseId: string): Promise<Alia
   return rows.map(toAlias);
 }
 
+/** A history row as the alias pages show it: the change with the fine-tuned model names of both ends. */
+export interface AliasHistoryEntry extends AliasChange {
+  fromModel: string | null;
+  toModel: string | null;
+}
+
 /** One alias of the license with its history, newest first (undefined for another license's alias). */
 export async function findAlias(
   db: Executor,
   licenseId: string,
   name: string,
   historyLimit = 100,
-): Promise<(AliasRecord & { history: AliasChange[] }) | undefined> {
+): Promise<(AliasRecord & { history: AliasHistoryEntry[] }) | undefined> {
   const row = await aliasQuery(db, licenseId).where('a.name', '=', name).executeTakeFirst();
   if (!row) return undefined;
   const history = await db
-    .selectFrom('model_alias_history')
-    .selectAll()
-    .where('license_id', '=', licenseId)
-    .where('name', '=', name)
-    .orderBy('id', 'desc')
+    .selectFrom('model_alias_history as h')
+    .leftJoin('fine_tunes as ff', 'ff.id', 'h.from_fine_tune_id')
+    .leftJoin('fine_tunes as ft', 'ft.id', 'h.to_fine_tune_id')
+    .select([
+      'h.action',
+      'h.from_fine_tune_id',
+      'h.to_fine_tune_id',
+      'h.actor',
+      'h.created_at',
+      'ff.fine_tuned_model as from_model',
+      'ft.fine_tuned_model as to_model',
+    ])
+    .where('h.license_id', '=', licenseId)
+    .where('h.name', '=', name)
+    .orderBy('h.id', 'desc')
     .limit(historyLimit)
     .execute();
   return {
@@ -284,6 +300,8 @@ export async function findAlias(
       toFineTuneId: h.to_fine_tune_id,
       actor: h.actor,
       at: h.created_at,
+      fromModel: h.from_model,
+      toModel: h.to_model,
     })),
   };
 }

@@ -163,3 +163,30 @@ export async function listLifecycleWarnings(
     .execute();
   return rows.map(toRecord);
 }
+
+/** A license's fine-tunes on one base model at one provider (what the hub's lifecycle notices are about). */
+export interface LicenseBaseModel {
+  baseModel: string;
+  /** The fine-tunes' provider (null: the deployment default). */
+  provider: string | null;
+  /** Their trained models (empty when none finished training). */
+  models: string[];
+}
+
+/** The base models and providers the license has fine-tunes on (discarded ones aside). */
+export async function listLicenseBaseModels(db: Executor, licenseId: string): Promise<LicenseBaseModel[]> {
+  const rows = await db
+    .selectFrom('fine_tunes')
+    .select([
+      'base_model',
+      'provider',
+      sql<string[]>`COALESCE(array_agg(DISTINCT fine_tuned_model ORDER BY fine_tuned_model)
+        FILTER (WHERE fine_tuned_model IS NOT NULL), '{}')`.as('models'),
+    ])
+    .where('license_id', '=', licenseId)
+    .where('discarded_at', 'is', null)
+    .groupBy(['base_model', 'provider'])
+    .orderBy('base_model')
+    .execute();
+  return rows.map((r) => ({ baseModel: r.base_model, provider: r.provider, models: r.models }));
+}
