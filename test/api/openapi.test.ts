@@ -50,6 +50,7 @@ describe('OpenAPI document', () => {
     'GET /v1/aliases',
     'GET /v1/aliases/{name}',
     'GET /v1/lifecycle/notices',
+    'GET /v1/models/base',
   ];
 
   it('is OpenAPI 3.1 with every route, operation ids, responses and resolvable refs', async () => {

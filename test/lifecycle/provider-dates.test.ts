@@ -292,4 +292,56 @@ describe('readers take the provider at hand', () => {
       clock.set('2026-12-01T12:00:00Z');
     }
   });
+
+  it("the API shows each row's dates at its provider: datasets, fine-tunes, estimates, base models", async () => {
+    clock.set('2027-01-07T00:00:00Z');
+    try {
+      const azureDataset = await datasetAt('azure');
+      const defaultDataset = await datasetAt(null);
+      expect((await callA('GET', `/v1/datasets/${azureDataset}`)).json.lifecycle).toMatchObject({
+        provider: 'azure',
+        trainingClosesAt: '2027-04-01',
+      });
+      expect((await callA('GET', `/v1/datasets/${defaultDataset}`)).json.lifecycle).toMatchObject({
+        provider: 'openai',
+        trainingClosesAt: '2027-01-06',
+      });
+      const list = await callA('GET', '/v1/fine-tunes');
+      expect(list.json.data.every((f: { lifecycle: { provider: string } }) => f.lifecycle.provider)).toBe(
+        true,
+      );
+      const estimate = await callA('GET', `/v1/pricing/estimate?model=${MINI}&tokens=1000&provider=azure`);
+      expect(estimate.json.lifecycle).toMatchObject({ provider: 'azure', shutdownAt: '2027-10-01' });
+
+      const models = await callA('GET', '/v1/models/base');
+      expect(models.status).toBe(200);
+      expect(models.json.asOf).toBe('2027-01-07T00:00:00.000Z');
+      const mini = models.json.data.find((m: { name: string }) => m.name === MINI);
+      expect(mini).toMatchObject({ fineTunable: true, provider: 'openai', tokenCount: 'exact' });
+      expect(mini.providers).toEqual([
+        expect.objectContaining({
+          provider: 'openai',
+          creditsPerMillionTrainingTokens: '3000',
+          hostingCreditsPerHour: null,
+          trainingClosed: true,
+          shutDown: false,
+          lifecycle: expect.objectContaining({ trainingClosesAt: '2027-01-06', shutdownAt: '2027-01-14' }),
+        }),
+        expect.objectContaining({
+          provider: 'azure',
+          hostingCreditsPerHour: '1700',
+          trainingClosed: false,
+          shutDown: false,
+          lifecycle: expect.objectContaining({ trainingClosesAt: '2027-04-01', shutdownAt: '2027-10-01' }),
+        }),
+      ]);
+      const llama = models.json.data.find((m: { name: string }) => m.name === 'Qwen/Qwen2.5-7B-Instruct');
+      expect(llama.providers[0]).toMatchObject({
+        provider: 'together',
+        lifecycle: { trainingClosesAt: null },
+      });
+    } finally {
+      clock.set('2026-12-01T12:00:00Z');
+    }
+  });
 });

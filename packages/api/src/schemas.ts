@@ -42,6 +42,23 @@ export const deadLetterSummarySchema = z
   .nullable()
   .meta({ id: 'DeadLetterSummary' });
 
+/** A base model's dates at one provider from the catalogue (issue 21.2): UTC days, null when none is known. */
+export const modelLifecycleSchema = z
+  .object({
+    provider: z
+      .string()
+      .nullable()
+      .describe("the provider these dates are for (the row's, else the model's own); null: unknown model"),
+    trainingClosesAt: z.string().nullable().describe('from this day on, no new fine-tuning jobs'),
+    shutdownAt: z
+      .string()
+      .nullable()
+      .describe('from this day on, the model and its fine-tunes serve nothing'),
+    successor: z.string().nullable(),
+    source: z.string().nullable(),
+  })
+  .meta({ id: 'ModelLifecycle' });
+
 export const datasetSchema = z
   .object({
     id: z.uuid(),
@@ -65,6 +82,7 @@ export const datasetSchema = z
       .describe(
         "'estimate' when the base model's tokenizer is approximated; billing uses the provider's figure",
       ),
+    lifecycle: modelLifecycleSchema,
     trainFileId: z.string().nullable(),
     testFileId: z.string().nullable(),
     autoTrain: z.boolean(),
@@ -88,23 +106,6 @@ export const createFineTuneBodySchema = jobOptionsSchema
       .describe('the same key for the same dataset returns the same fine-tune instead of a second one'),
   })
   .meta({ id: 'CreateFineTune' });
-
-/** A base model's dates at one provider from the catalogue (issue 21.2): UTC days, null when none is known. */
-export const modelLifecycleSchema = z
-  .object({
-    provider: z
-      .string()
-      .nullable()
-      .describe("the provider these dates are for (the row's, else the model's own); null: unknown model"),
-    trainingClosesAt: z.string().nullable().describe('from this day on, no new fine-tuning jobs'),
-    shutdownAt: z
-      .string()
-      .nullable()
-      .describe('from this day on, the model and its fine-tunes serve nothing'),
-    successor: z.string().nullable(),
-    source: z.string().nullable(),
-  })
-  .meta({ id: 'ModelLifecycle' });
 
 export const fineTuneSchema = z
   .object({
@@ -286,6 +287,7 @@ export const estimateSchema = z
         "'estimate' when the model's tokenizer is approximated (open models); billing uses the provider's figure",
       ),
     inference: z.object({ inputCreditsPerMillion: z.string(), outputCreditsPerMillion: z.string() }),
+    lifecycle: modelLifecycleSchema,
   })
   .meta({ id: 'PricingEstimate' });
 

@@ -45,6 +45,8 @@ export function datasetView(d: DatasetRecord, deadLetter?: OpenDeadLetter, catal
     evaluationEstimate: datasetEvaluationEstimate(d),
     provider: d.provider ?? (base && base.provider !== 'openai' ? base.provider : null),
     tokenCount: base && isTokenCountEstimate(base) ? ('estimate' as const) : ('exact' as const),
+    /** The base model's dates at the provider it trains at (issue 21.2): can it still be trained there? */
+    lifecycle: lifecycleOf(base, d.provider),
     trainFileId: d.trainFileId,
     testFileId: d.testFileId,
     autoTrain: d.autoTrain,
