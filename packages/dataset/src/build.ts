@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { type Clock, systemClock } from '@tuneline/contracts';
+import { type Clock, processClock } from '@tuneline/contracts';
 import { type Catalogue, defaultCatalogue, resolveEpochsFor, trainingCredits } from './catalogue.ts';
 import { ExamplePass } from './example-pass.ts';
 import { exampleWarnings } from './example-warnings.ts';
@@ -84,7 +84,7 @@ export async function buildDataset(
   const warnings = new IssueList(opts.maxIssues);
   const { modelConfig, dump } = settings;
 
-  const { model, prompt } = checkSettings(settings, catalogue, errors, (opts.clock ?? systemClock).now());
+  const { model, prompt } = checkSettings(settings, catalogue, errors, (opts.clock ?? processClock()).now());
 
   // Pass 1: count, ids, the split.
   const scanned = await scan(

@@ -1,5 +1,11 @@
 import { readFileSync } from 'node:fs';
-import { formatZodError, type Hyperparameters, resolveEpochs } from '@tuneline/contracts';
+import {
+  formatZodError,
+  type Hyperparameters,
+  processClock,
+  resolveEpochs,
+  utcDay,
+} from '@tuneline/contracts';
 import { z } from 'zod';
 
 /**
@@ -362,7 +368,7 @@ export function trainingOffers(model: BaseModel): TrainingOffer[] {
 export function chooseTrainingProvider(
   model: BaseModel,
   chosen: { request?: string | null | undefined; license?: string | null | undefined },
-  today: string = new Date().toISOString().slice(0, 10),
+  today: string = utcDay(processClock().now()),
 ): { provider: TrainingProvider | null; offer: TrainingOffer } | { error: string } {
   const offers = trainingOffers(model);
   const named = chosen.request ?? chosen.license ?? null;

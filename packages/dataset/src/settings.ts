@@ -1,4 +1,4 @@
-import type { FineTuneRequest } from '@tuneline/contracts';
+import { type FineTuneRequest, processClock } from '@tuneline/contracts';
 import {
   type BaseModel,
   type Catalogue,
@@ -23,7 +23,7 @@ export type DatasetSettings = Pick<
 export function baseModelIssue(
   name: string,
   catalogue: Catalogue,
-  now = new Date(),
+  now = processClock().now(),
 ): DatasetIssue | undefined {
   const model = findBaseModel(name, catalogue);
   if (!model) {
@@ -63,7 +63,7 @@ export function checkSettings(
   settings: DatasetSettings,
   catalogue: Catalogue,
   errors: IssueList,
-  now = new Date(),
+  now = processClock().now(),
 ): CheckedSettings {
   const { modelConfig, dump } = settings;
   const modelProblem = baseModelIssue(settings.baseModel, catalogue, now);

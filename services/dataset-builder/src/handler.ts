@@ -6,7 +6,9 @@ import {
   filesUploadMessage,
   fineTuneRequestMessage,
   type MessageOf,
+  processClock,
   requestContentHash,
+  utcDay,
 } from '@tuneline/contracts';
 import {
   buildDataset,
@@ -39,7 +41,7 @@ import { defineStage, type JobContext, PermanentError, type StageDeps } from '@t
 export interface DatasetBuilderDeps extends StageDeps {
   storage: DatasetStorage;
   catalogue: Catalogue;
-  /** The one clock (issue 21.5); the system clock when absent. */
+  /** The one clock (issue 21.5); the process clock (`TUNELINE_CLOCK_OFFSET_MS`) when absent. */
   clock?: Clock;
 }
 
@@ -119,7 +121,11 @@ export async function handleFineTuneRequest(
   const model = findBaseModel(request.baseModel, deps.catalogue);
   const license = await findLicense(deps.db, request.licenseId);
   const choice = model
-    ? chooseTrainingProvider(model, { request: request.provider, license: license?.provider })
+    ? chooseTrainingProvider(
+        model,
+        { request: request.provider, license: license?.provider },
+        utcDay((deps.clock ?? processClock()).now()),
+      )
     : { provider: null };
   if ('error' in choice) throw new PermanentError(choice.error);
 

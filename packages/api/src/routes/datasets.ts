@@ -1,4 +1,4 @@
-import type { Hyperparameters } from '@tuneline/contracts';
+import { type Hyperparameters, utcDay } from '@tuneline/contracts';
 import {
   chooseTrainingProvider,
   findBaseModel,
@@ -277,7 +277,11 @@ async function checkProvider(
   const base = typeof body.baseModel === 'string' ? findBaseModel(body.baseModel, deps.catalogue) : undefined;
   if (!base) return; // the builder reports an unknown model on the dataset
   const license = await findLicense(deps.db, licenseId);
-  const choice = chooseTrainingProvider(base, { request: body.provider, license: license?.provider });
+  const choice = chooseTrainingProvider(
+    base,
+    { request: body.provider, license: license?.provider },
+    utcDay(deps.clock.now()),
+  );
   if ('error' in choice)
     throw new HttpError(400, `provider: ${choice.error}`, [{ field: 'provider', message: choice.error }]);
   if (choice.provider && deps.providers && !deps.providers.includes(choice.provider)) {
