@@ -5,10 +5,10 @@ import {
   type Clock,
   FineTuneRequestProducer,
   type MessageInput,
+  processClock,
   QUEUE_NAMES,
   type QueueName,
   queues,
-  systemClock,
 } from '@tuneline/contracts';
 import type { Catalogue } from '@tuneline/dataset';
 import { type Db, relayOutbox } from '@tuneline/db';
@@ -62,7 +62,7 @@ export interface ApiOptions {
   logger?: FastifyBaseLogger;
   /** The trainer's RESERVATION_MARGIN_PERCENT, for the credit check before a fine-tune (default 10). */
   reservationMarginPercent?: number;
-  /** The one clock the date rules read (issue 21.5); the system clock by default. */
+  /** The one clock the date rules read (issue 21.5); by default the process clock (`TUNELINE_CLOCK_OFFSET_MS`). */
   clock?: Clock;
 }
 
@@ -118,7 +118,7 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
     producer,
     meter: new GatewayMeter(opts.db, app.log, metrics, () => deps.flushOutbox()),
     reservationMarginPercent: opts.reservationMarginPercent ?? 10,
-    clock: opts.clock ?? systemClock,
+    clock: opts.clock ?? processClock(),
     async flushOutbox() {
       try {
         await relayOutbox(opts.db, (rows) => publisher.publishOutboxRows(rows));

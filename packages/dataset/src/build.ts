@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { type Clock, systemClock } from '@tuneline/contracts';
+import { type Clock, processClock } from '@tuneline/contracts';
 import { type Catalogue, defaultCatalogue, resolveEpochsFor, trainingCredits } from './catalogue.ts';
 import { ExamplePass } from './example-pass.ts';
 import { exampleWarnings } from './example-warnings.ts';
@@ -93,7 +93,7 @@ export async function buildDataset(
     settings,
     catalogue,
     errors,
-    (opts.clock ?? systemClock).now(),
+    (opts.clock ?? processClock()).now(),
     opts.provider ?? null,
   );
 

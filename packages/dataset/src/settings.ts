@@ -1,4 +1,4 @@
-import type { FineTuneRequest } from '@tuneline/contracts';
+import { type FineTuneRequest, processClock } from '@tuneline/contracts';
 import { type BaseModel, type Catalogue, findBaseModel } from './catalogue.ts';
 import { compilePromptTemplate, type PromptTemplate, TemplateError } from './examples.ts';
 import type { DatasetIssue, IssueList } from './issues.ts';
@@ -19,7 +19,7 @@ export type DatasetSettings = Pick<
 export function baseModelIssue(
   name: string,
   catalogue: Catalogue,
-  now = new Date(),
+  now = processClock().now(),
   provider: string | null = null,
 ): DatasetIssue | undefined {
   const model = findBaseModel(name, catalogue);
@@ -64,7 +64,7 @@ export function checkSettings(
   settings: DatasetSettings,
   catalogue: Catalogue,
   errors: IssueList,
-  now = new Date(),
+  now = processClock().now(),
   provider: string | null = null,
 ): CheckedSettings {
   const { modelConfig, dump } = settings;

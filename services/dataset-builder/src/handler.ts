@@ -39,7 +39,7 @@ import { defineStage, type JobContext, PermanentError, type StageDeps } from '@t
 export interface DatasetBuilderDeps extends StageDeps {
   storage: DatasetStorage;
   catalogue: Catalogue;
-  /** The one clock (issue 21.5); the system clock when absent. */
+  /** The one clock (issue 21.5); the process clock (`TUNELINE_CLOCK_OFFSET_MS`) when absent. */
   clock?: Clock;
 }
 

@@ -2,7 +2,7 @@ import {
   type Clock,
   LIFECYCLE_SWEEP_SCHEDULER_ID,
   lifecycleSweepSchedulerPayload,
-  systemClock,
+  processClock,
   utcDay,
 } from '@tuneline/contracts';
 import { type Catalogue, defaultCatalogue, lifecycleOf, type TrainingProvider } from '@tuneline/dataset';
@@ -154,7 +154,7 @@ export const lifecycleSweepStage = defineStage<'lifecycle-sweep', NotifierDeps>(
     const result = await runLifecycleSweep({
       db: deps.db,
       catalogue: deps.catalogue ?? defaultCatalogue,
-      clock: deps.clock ?? systemClock,
+      clock: deps.clock ?? processClock(),
       mailer: deps.mailer,
       mailFrom: deps.mailFrom,
       log: ctx.log,
