@@ -72,6 +72,13 @@ async function activeModel(licenseId: string, model: string, provider: string | 
   return id;
 }
 
+/** Moves the API's clock, presses Refresh and waits for a banner saying `text`. */
+async function refreshAt(page: Page, at: string, text: string): Promise<void> {
+  clock.set(at);
+  await page.getByRole('button', { name: 'Refresh' }).click();
+  await page.getByText(text).waitFor();
+}
+
 const bannerText = (page: Page, kind: string, name: string) =>
   page.locator(`#lifecycle-notices .banner[data-kind="${kind}"][data-name="${name}"]`).textContent();
 
@@ -178,18 +185,14 @@ describe('hub lifecycle banners and alias pages', () => {
     expect(pointed.fine_tune_id).toBe(openaiFt);
 
     // The shutdown day: the banners say so; Refresh reads the moved clock.
-    clock.set('2027-01-14T00:00:00Z');
-    await page.getByRole('button', { name: 'Refresh' }).click();
-    await page.getByText(`Shut down: ${MINI} at openai`).waitFor();
+    await refreshAt(page, '2027-01-14T00:00:00Z', `Shut down: ${MINI} at openai`);
     expect(await bannerText(page, 'model', MINI)).toContain('was shut down on 2027-01-14: calls answer 410');
     expect(await bannerText(page, 'model', MINI)).not.toContain('takes no new fine-tuning jobs');
     expect(await bannerText(page, 'alias', 'invoices')).toContain('Shut down: alias invoices');
     expect(await page.locator('#lifecycle-notices .banner.past').count()).toBe(3);
 
     // Azure's own training close, weeks later: its banner names Azure's date and successor.
-    clock.set('2027-03-10T00:00:00Z');
-    await page.getByRole('button', { name: 'Refresh' }).click();
-    await page.getByText(`Training closes soon: ${MINI} at azure`).waitFor();
+    await refreshAt(page, '2027-03-10T00:00:00Z', `Training closes soon: ${MINI} at azure`);
     const azure = await page
       .locator(`#lifecycle-notices .banner[data-kind="model"][data-provider="azure"]`)
       .textContent();

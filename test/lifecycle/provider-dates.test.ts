@@ -13,14 +13,13 @@ import {
 } from '@tuneline/dataset';
 import { handleFineTuneRequest } from '@tuneline/dataset-builder';
 import OpenAI from 'openai';
-import { afterAll, describe, expect } from 'vitest';
-import { api } from '../aliases/support.ts';
+import { describe, expect } from 'vitest';
 import { makeDataset } from '../api/fixtures.ts';
 import { request } from '../api/support.ts';
 import { invoices, requestInput, settings, tempStorage } from '../dataset/fixtures.ts';
-import { type Gateway, startGateway } from '../gateway/support.ts';
 import { builderDeps } from '../retrain/support.ts';
-import { it, test } from '../support/fixtures.ts';
+import { it } from '../support/fixtures.ts';
+import { ASK, MINI, useDatedGateway } from './support.ts';
 
 /**
  * Lifecycle dates per base model AND provider (issue 21.2): OpenAI's training close and shutdown concern
@@ -29,29 +28,17 @@ import { it, test } from '../support/fixtures.ts';
  * the request, dataset or fine-tune, judged by one fixed clock. The sweep: test/lifecycle/sweep.test.ts.
  */
 
-const MINI = 'gpt-4o-mini-2024-07-18';
 const clock = fixedClock('2026-12-01T12:00:00Z');
-let gw: Gateway;
-
-test.beforeAll(async ({ database, prefix }) => {
-  gw = await startGateway({ database, prefix }, 'openai', { clock });
-}, 60_000);
-
-afterAll(async () => {
-  await gw?.close();
-});
-
-const callA = (method: string, path: string, body?: unknown) =>
-  api(gw.gatewayUrl, gw.licenseA.key, method, path, body);
-const ask = { messages: [{ role: 'user' as const, content: 'INVOICE 1001\nSupplier: Acme' }] };
+const dated = useDatedGateway(clock);
+const { callA } = dated;
 
 /** The gateway's fine-tune, served by `provider` (null: the deployment default). */
 const servedBy = (provider: string | null) =>
-  gw.t.db.updateTable('fine_tunes').set({ provider }).where('id', '=', gw.fineTuneId).execute();
+  dated.gw.t.db.updateTable('fine_tunes').set({ provider }).where('id', '=', dated.gw.fineTuneId).execute();
 
 async function datasetAt(provider: string | null): Promise<string> {
-  const id = await makeDataset(gw.t.db, gw.licenseA.id, 'uploaded');
-  await gw.t.db.updateTable('datasets').set({ provider }).where('id', '=', id).execute();
+  const id = await makeDataset(dated.gw.t.db, dated.gw.licenseA.id, 'uploaded');
+  await dated.gw.t.db.updateTable('datasets').set({ provider }).where('id', '=', id).execute();
   return id;
 }
 
@@ -168,7 +155,7 @@ describe('readers take the provider at hand', () => {
   });
 
   it("the dataset builder judges the provider it trains at: the request's, else the license's", async () => {
-    const env = builderDeps(gw.t.db);
+    const env = builderDeps(dated.gw.t.db);
     const deps = { ...env.deps, clock: fixedClock('2027-01-07T00:00:00Z') };
     const build = (requestId: string, licenseId: string, provider?: 'azure') => {
       const { payload } = fineTuneRequestMessage({
@@ -182,20 +169,20 @@ describe('readers take the provider at hand', () => {
       ).catch((err: Error) => err);
     };
     try {
-      expect(await build('pp-build-azure', gw.licenseA.id, 'azure')).toMatchObject({
+      expect(await build('pp-build-azure', dated.gw.licenseA.id, 'azure')).toMatchObject({
         outcome: 'built',
         dataset: { status: 'ready', provider: 'azure' },
       });
-      const openai = await build('pp-build-openai', gw.licenseA.id);
+      const openai = await build('pp-build-openai', dated.gw.licenseA.id);
       expect(openai).toBeInstanceOf(Error);
       expect((openai as Error).message).toMatch(/at openai since 2027-01-06/);
       // A license trained at Azure: its requests follow Azure's dates.
-      await gw.t.db
+      await dated.gw.t.db
         .updateTable('licenses')
         .set({ provider: 'azure' })
-        .where('id', '=', gw.licenseB.id)
+        .where('id', '=', dated.gw.licenseB.id)
         .execute();
-      expect(await build('pp-build-license', gw.licenseB.id)).toMatchObject({
+      expect(await build('pp-build-license', dated.gw.licenseB.id)).toMatchObject({
         outcome: 'built',
         dataset: { status: 'ready', provider: 'azure' },
       });
@@ -244,10 +231,12 @@ describe('readers take the provider at hand', () => {
   it("the gateway: past OpenAI's shutdown an Azure fine-tune serves (ft: name and alias); past Azure's, 410", async () => {
     await servedBy('azure');
     try {
-      expect((await callA('POST', '/v1/aliases/invoices', { fineTuneId: gw.fineTuneId })).status).toBe(200);
+      expect((await callA('POST', '/v1/aliases/invoices', { fineTuneId: dated.gw.fineTuneId })).status).toBe(
+        200,
+      );
       clock.set('2027-01-14T00:00:00Z');
-      for (const model of [gw.model, 'invoices'])
-        expect((await gw.client.chat.completions.create({ model, ...ask })).model).toBe(gw.model);
+      for (const model of [dated.gw.model, 'invoices'])
+        expect((await dated.gw.client.chat.completions.create({ model, ...ASK })).model).toBe(dated.gw.model);
 
       // The views show the dates at the provider that serves it.
       const azureDates = {
@@ -255,7 +244,7 @@ describe('readers take the provider at hand', () => {
         shutdownAt: '2027-10-01',
         successor: 'azure:gpt-4.1-mini-2025-04-14',
       };
-      expect((await callA('GET', `/v1/fine-tunes/${gw.fineTuneId}`)).json.lifecycle).toMatchObject(
+      expect((await callA('GET', `/v1/fine-tunes/${dated.gw.fineTuneId}`)).json.lifecycle).toMatchObject(
         azureDates,
       );
       expect((await callA('GET', '/v1/models/active')).json.data[0].lifecycle).toMatchObject(azureDates);
@@ -264,11 +253,13 @@ describe('readers take the provider at hand', () => {
         lifecycle: azureDates,
       });
       // Pointing an alias at it is still allowed (the 409 is for a model shut down where it is served).
-      expect((await callA('POST', '/v1/aliases/second', { fineTuneId: gw.fineTuneId })).status).toBe(200);
+      expect((await callA('POST', '/v1/aliases/second', { fineTuneId: dated.gw.fineTuneId })).status).toBe(
+        200,
+      );
 
       clock.set('2027-10-01T00:00:00Z');
-      for (const model of [gw.model, 'invoices']) {
-        const err = await gw.client.chat.completions.create({ model, ...ask }).catch((e: unknown) => e);
+      for (const model of [dated.gw.model, 'invoices']) {
+        const err = await dated.gw.client.chat.completions.create({ model, ...ASK }).catch((e: unknown) => e);
         expect(err).toBeInstanceOf(OpenAI.APIError);
         const e = err as InstanceType<typeof OpenAI.APIError>;
         expect(e.status).toBe(410);
@@ -276,14 +267,14 @@ describe('readers take the provider at hand', () => {
         expect(e.message).toContain('shut down on 2027-10-01');
         expect(e.message).toContain(`"${MINI}" at azure; successor: azure:gpt-4.1-mini-2025-04-14`);
       }
-      const again = await callA('POST', '/v1/aliases/third', { fineTuneId: gw.fineTuneId });
+      const again = await callA('POST', '/v1/aliases/third', { fineTuneId: dated.gw.fineTuneId });
       expect(again.status).toBe(409);
 
       // The same fine-tune served by the default (OpenAI) provider is past OpenAI's shutdown by then.
       await servedBy(null);
       clock.set('2027-01-14T00:00:00Z');
-      const openai = await gw.client.chat.completions
-        .create({ model: gw.model, ...ask })
+      const openai = await dated.gw.client.chat.completions
+        .create({ model: dated.gw.model, ...ASK })
         .catch((e: unknown) => e);
       expect((openai as InstanceType<typeof OpenAI.APIError>).status).toBe(410);
       expect((openai as Error).message).toContain(`at openai; successor: azure:${MINI}`);

@@ -45,27 +45,19 @@ export function lifecycleOf(
   };
 }
 
-const dayOf = (now: Date) => now.toISOString().slice(0, 10);
+/** Whether `now` is on or after `day` (a UTC day; null: never). */
+const reached = (day: string | null, now: Date) => day !== null && day <= now.toISOString().slice(0, 10);
 
 /** Whether `now` is on or after the model's `trainingClosesAt` at `provider` (UTC day). */
-export function trainingClosed(
+export const trainingClosed = (
   model: BaseModel | undefined,
   provider: string | null | undefined,
   now: Date,
-): boolean {
-  const day = lifecycleOf(model, provider).trainingClosesAt;
-  return day !== null && day <= dayOf(now);
-}
+) => reached(lifecycleOf(model, provider).trainingClosesAt, now);
 
-/** Whether `now` is on or after the model's `shutdownAt` at `provider` (UTC day): its fine-tunes there serve nothing. */
-export function shutDown(
-  model: BaseModel | undefined,
-  provider: string | null | undefined,
-  now: Date,
-): boolean {
-  const day = lifecycleOf(model, provider).shutdownAt;
-  return day !== null && day <= dayOf(now);
-}
+/** Whether `now` is on or after the model's `shutdownAt` at `provider`: its fine-tunes there serve nothing. */
+export const shutDown = (model: BaseModel | undefined, provider: string | null | undefined, now: Date) =>
+  reached(lifecycleOf(model, provider).shutdownAt, now);
 
 const successorText = (l: ModelLifecycle) =>
   l.successor ? `; successor: ${l.successor}` : '; no successor is named in the catalogue';
