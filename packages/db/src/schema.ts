@@ -447,6 +447,19 @@ export interface ProfileVersionsTable {
   change_seq: BigIntColumn;
   estimated_credits: BigIntColumn;
   created_at: Generated<Date>;
+  /** The version's evaluated fine-tune and the champion it was compared with (migration 0045). */
+  fine_tune_id: string | null;
+  champion_fine_tune_id: string | null;
+  /** What became of the version's model: null until decided. */
+  promotion: 'promoted' | 'kept' | 'manual' | null;
+  /** The profile's `policy.promotion` when decided (null for a promotion by hand). */
+  promotion_rule: string | null;
+  promotion_reason: string | null;
+  /** `policy:<profile>` (the evaluator), or `key:<prefix>` of who promoted by hand. */
+  promotion_actor: string | null;
+  /** The alias moved (null: the profile names none; the model was only activated). */
+  promotion_alias: string | null;
+  promotion_at: NullableTimestamp;
 }
 
 export interface Database {

@@ -15,6 +15,7 @@ import { defineStage, PermanentError, type StageDeps } from '@tuneline/runtime';
 import { evaluationSection } from './evaluation-section.ts';
 import { isPermanentSmtpRejection, type Mailer } from './mailer.ts';
 import { HeaderInjectionError, outcomeEmail } from './message.ts';
+import { promotionSection, withPromotion } from './promotion-section.ts';
 
 export { lifecycleSweepStage } from './lifecycle-sweep.ts';
 export { fileMailer, isPermanentSmtpRejection, type Mailer, smtpMailer } from './mailer.ts';
@@ -56,7 +57,10 @@ export async function sendNotification(deps: NotifierDeps, notificationId: strin
     if (!fineTune) throw new PermanentError(`fine-tune ${claimed.fineTuneId} does not exist`);
     let mail: ReturnType<typeof outcomeEmail>;
     try {
-      const evaluation = claimed.kind === 'succeeded' ? await evaluationSection(conn, fineTune) : null;
+      const evaluation =
+        claimed.kind === 'succeeded'
+          ? withPromotion(await evaluationSection(conn, fineTune), await promotionSection(conn, fineTune))
+          : null;
       mail = outcomeEmail(claimed, fineTune, await getBalance(conn, fineTune.licenseId), deps.mailFrom, {
         evaluation,
         ...(deps.publicUrl ? { publicUrl: deps.publicUrl } : {}),
