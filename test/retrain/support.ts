@@ -107,7 +107,7 @@ export async function seedTrainedVersion(
   db: Db,
   profile: { id: string; licenseId: string; name: string },
   version: number,
-  opts: { model?: string; testPath?: string; notifyEmails?: string[] } = {},
+  opts: { model?: string; testPath?: string; status?: 'running' | 'succeeded' } = {},
 ): Promise<{ fineTuneId: string; datasetId: string }> {
   const datasetId = await makeDataset(db, profile.licenseId, 'uploaded');
   const requestId = versionRequestId(profile.name, version);
@@ -124,13 +124,8 @@ export async function seedTrainedVersion(
     .execute();
   const fineTuneId = await makeFineTune(db, profile.licenseId, datasetId, {
     ...(opts.model ? { model: opts.model } : {}),
+    ...(opts.status ? { status: opts.status } : {}),
   });
-  if (opts.notifyEmails)
-    await db
-      .updateTable('fine_tunes')
-      .set({ notify_emails: opts.notifyEmails })
-      .where('id', '=', fineTuneId)
-      .execute();
   await insertProfileVersion(db, {
     profileId: profile.id,
     version,

@@ -33,6 +33,7 @@ import { registerDocumentRoutes } from './routes/documents.ts';
 import { registerEvaluationRoutes } from './routes/evaluation.ts';
 import { registerFineTuneRoutes } from './routes/fine-tunes.ts';
 import { registerInferenceRoutes } from './routes/inference.ts';
+import { registerPromotionRoutes } from './routes/promotion.ts';
 import { registerRequestRoutes } from './routes/requests.ts';
 import { registerTrainingProfileRoutes } from './routes/training-profiles.ts';
 import { registerStaticPages } from './static.ts';
@@ -138,6 +139,7 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
   registerFineTuneRoutes(table, deps);
   registerDocumentRoutes(table, deps);
   registerTrainingProfileRoutes(table, deps);
+  registerPromotionRoutes(table, deps);
   registerEvaluationRoutes(table, deps);
   registerDiscardRoutes(table, deps);
   registerAliasRoutes(table, deps);
