@@ -12,7 +12,7 @@ import {
 import { invoiceModelConfig } from '@tuneline/devstack';
 import type { EvaluationSummary } from '@tuneline/evaluation';
 import { decideVersionPromotion, type EvaluatorDeps, evaluateFineTune } from '@tuneline/evaluator';
-import { type Mailer, sendNotification } from '@tuneline/notifier';
+import { sendNotification } from '@tuneline/notifier';
 import { createLogger } from '@tuneline/runtime';
 import { type RunningSimulator, startSimulator } from '@tuneline/simulator';
 import { afterAll, describe, expect } from 'vitest';
@@ -22,6 +22,7 @@ import { saveProfile, seedTrainedVersion } from '../retrain/support.ts';
 import { type StorageFixture, tempStorage } from '../stages/harness.ts';
 import { makeProvider } from '../stages/provider.ts';
 import { it, test } from '../support/fixtures.ts';
+import { memoryMailer } from '../support/memory-mailer.ts';
 import { trainSimulatorModel } from '../support/simulator-models.ts';
 
 // Champion and challenger (issue 22.4) in the evaluator itself: the decision, the alias move and the
@@ -129,18 +130,6 @@ async function mailsQueued(db: Db, fineTuneId: string) {
   return { rows, outbox };
 }
 
-function capturingMailer(): Mailer & { sent: { text: string; html?: string }[] } {
-  const sent: { text: string; html?: string }[] = [];
-  return {
-    describe: 'memory',
-    sent,
-    async send(mail) {
-      sent.push(mail);
-    },
-    close() {},
-  };
-}
-
 describe('promotion in the evaluator', () => {
   it('first version: promoted against the base model; v2 against v1 by the rule; twice = once', async ({
     db,
@@ -195,7 +184,7 @@ describe('promotion in the evaluator', () => {
     expect(await mailsQueued(db, v2.fineTuneId)).toEqual(mailsBefore);
 
     // The e-mail explains the decision under the table; sending it twice sends it once.
-    const mailer = capturingMailer();
+    const mailer = memoryMailer();
     const notifier = { db, log, mailer, mailFrom: 'tuneline@example.com' };
     const id = mailsBefore.rows[0]?.id ?? '';
     expect(await sendNotification(notifier, id)).toBe('sent');
@@ -221,7 +210,7 @@ describe('promotion in the evaluator', () => {
     );
     expect((await findAlias(db, 'lic-keep', 'invoices'))?.fineTuneId).toBe(v1.fineTuneId);
     expect((await getFineTune(db, v2.fineTuneId))?.active).toBe(false);
-    const mailer = capturingMailer();
+    const mailer = memoryMailer();
     const [row] = (await mailsQueued(db, v2.fineTuneId)).rows;
     await sendNotification({ db, log, mailer, mailFrom: 'tuneline@example.com' }, row?.id ?? '');
     expect(mailer.sent[0]?.text).toContain(
@@ -235,7 +224,7 @@ describe('promotion in the evaluator', () => {
     expect(await evaluateFineTune(deps, v1.fineTuneId, ctx)).toBe('evaluated');
     expect((await findVersionOfFineTune(db, v1.fineTuneId))?.promotion?.decision).toBe('manual');
     expect(await findAlias(db, 'lic-manual', 'invoices')).toBeUndefined();
-    const mailer = capturingMailer();
+    const mailer = memoryMailer();
     const [row] = (await mailsQueued(db, v1.fineTuneId)).rows;
     await sendNotification({ db, log, mailer, mailFrom: 'tuneline@example.com' }, row?.id ?? '');
     expect(mailer.sent[0]?.text).toContain(

@@ -265,7 +265,15 @@ export type NotificationStatus = 'pending' | 'sent' | 'failed';
 
 export interface NotificationsTable {
   id: Generated<string>;
-  fine_tune_id: string;
+  /** The fine-tune the message is about; null for one about a training profile (migration 0046). */
+  fine_tune_id: string | null;
+  /** A training profile's notification: the profile and the version it is about. */
+  profile_id: string | null;
+  profile_version: number | null;
+  /** A profile notification's own correlation id (a fine-tune's is on the fine-tune). */
+  correlation_id: string | null;
+  /** What a profile notification reports (the refusal's reason). */
+  detail: string | null;
   /** The outcome the message reports: succeeded, failed, cancelled, insufficient_credits. */
   kind: string;
   recipient: string;

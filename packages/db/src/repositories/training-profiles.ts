@@ -94,6 +94,18 @@ export async function findTrainingProfile(
   return row ? toProfile(row) : undefined;
 }
 
+export async function getTrainingProfile(
+  db: Executor,
+  id: string,
+): Promise<TrainingProfileRecord | undefined> {
+  const row = await db
+    .selectFrom('training_profiles')
+    .select(profileColumns)
+    .where('id', '=', id)
+    .executeTakeFirst();
+  return row ? toProfile(row) : undefined;
+}
+
 export async function listTrainingProfiles(
   db: Executor,
   licenseId: string,
