@@ -10,7 +10,8 @@ export class HeaderInjectionError extends Error {
   override name = 'HeaderInjectionError';
 }
 
-function header(name: string, value: string): string {
+/** A header value, refused when a line break would let it through. */
+export function header(name: string, value: string): string {
   if (/[\r\n]/.test(value)) throw new HeaderInjectionError(`${name} header contains a line break`);
   return value;
 }
