@@ -99,8 +99,8 @@ export function registerPromotionRoutes(table: RouteTable, deps: ApiDeps): void 
         );
       }
       const base = findBaseModel(target.baseModel, deps.catalogue);
-      if (base && shutDown(base, deps.clock.now()))
-        throw new HttpError(409, shutdownMessage(base, target.model));
+      if (base && shutDown(base, target.provider, deps.clock.now()))
+        throw new HttpError(409, shutdownMessage(base, target.provider, target.model));
       const alias = aliasOf(profile.settings);
       const actor = actorOf(caller);
       const changed = await inTransaction(deps.db, async (tx) => {

@@ -109,7 +109,16 @@ export async function findVersionOfFineTune(
 export async function findVersionFineTune(
   db: Executor,
   input: { profileId: string; licenseId: string; version: number },
-): Promise<{ fineTuneId: string; model: string | null; baseModel: string; available: boolean } | undefined> {
+): Promise<
+  | {
+      fineTuneId: string;
+      model: string | null;
+      baseModel: string;
+      provider: string | null;
+      available: boolean;
+    }
+  | undefined
+> {
   const row = await db
     .selectFrom('profile_versions as v')
     .innerJoin('fine_tune_requests as r', (join) =>
@@ -117,7 +126,7 @@ export async function findVersionFineTune(
     )
     .innerJoin('datasets as d', 'd.request_row_id', 'r.id')
     .innerJoin('fine_tunes as f', 'f.dataset_id', 'd.id')
-    .select(['f.id', 'f.fine_tuned_model', 'f.base_model', 'f.available'])
+    .select(['f.id', 'f.fine_tuned_model', 'f.base_model', 'f.provider', 'f.available'])
     .where('v.profile_id', '=', input.profileId)
     .where('v.version', '=', input.version)
     .where((eb) => eb.or([eb('v.fine_tune_id', 'is', null), eb('v.fine_tune_id', '=', eb.ref('f.id'))]))
@@ -126,7 +135,13 @@ export async function findVersionFineTune(
     .limit(1)
     .executeTakeFirst();
   return row
-    ? { fineTuneId: row.id, model: row.fine_tuned_model, baseModel: row.base_model, available: row.available }
+    ? {
+        fineTuneId: row.id,
+        model: row.fine_tuned_model,
+        baseModel: row.base_model,
+        provider: row.provider,
+        available: row.available,
+      }
     : undefined;
 }
 
