@@ -196,6 +196,16 @@ export const fineTuneRequestFieldsSchema = z
     baseModel: baseModelSchema,
     /** The provider to train at; when omitted, the license's, else the model's (catalogue), else the deployment default. */
     provider: z.enum(['openai', 'azure', 'together']).optional(),
+    /**
+     * The seed of the testing split, instead of the one the settings give (their hash): a migration
+     * (issue 21.4) keeps its fine-tune's split, so the same documents are tested whatever the new base
+     * model. A request built from the document store splits by its store's seed either way.
+     */
+    splitSeed: z
+      .string()
+      .min(1, 'must not be empty')
+      .max(200, 'must be at most 200 characters')
+      .optional(),
     job: jobOptionsSchema.default({
       description: '',
       notifyEmails: '',

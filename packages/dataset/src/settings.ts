@@ -9,7 +9,8 @@ import { findControlChar, findSpecialToken } from './tokens.ts';
 export type DatasetSettings = Pick<
   FineTuneRequest,
   'modelConfig' | 'dump' | 'testPercent' | 'baseModel' | 'job'
->;
+> &
+  Partial<Pick<FineTuneRequest, 'splitSeed'>>;
 
 /**
  * The base model's problems, if any (unknown, not fine-tunable, past its `trainingClosesAt` at

@@ -5,9 +5,11 @@ import type { DatasetSettings } from './settings.ts';
 /**
  * The split's seed: what shapes the files (not the request's ids, its job options or the documents), so
  * the CLI and the worker split the same documents the same way, and a document's rank depends on its
- * id alone: adding documents to a request moves few of the others across the split.
+ * id alone: adding documents to a request moves few of the others across the split. A request that
+ * names its `splitSeed` (a migration keeping its fine-tune's split on another base model) uses that.
  */
 export function splitSeed(settings: DatasetSettings): string {
+  if (settings.splitSeed !== undefined) return settings.splitSeed;
   const { modelConfig, dump, testPercent, baseModel } = settings;
   return createHash('sha256')
     .update(canonicalJson({ modelConfig, dump, testPercent, baseModel }))

@@ -11,6 +11,7 @@ export * from './repositories/inference.ts';
 export * from './repositories/licenses.ts';
 export * from './repositories/lifecycle-warnings.ts';
 export * from './repositories/listing.ts';
+export * from './repositories/migrations.ts';
 export * from './repositories/notifications.ts';
 export * from './repositories/outbox.ts';
 export * from './repositories/promotions.ts';

@@ -472,7 +472,33 @@ export interface ProfileVersionsTable {
   promotion_at: NullableTimestamp;
 }
 
+/** One-call migrations (issue 21.4, migration 0070). */
+export interface ModelMigrationsTable {
+  id: string;
+  license_id: string;
+  from_fine_tune_id: string;
+  /** The model the new one is evaluated against: the old one (null when it could not answer). */
+  champion_fine_tune_id: string | null;
+  provider: string;
+  base_model: string;
+  hyperparameters: Json;
+  promote: 'if-not-worse' | 'if-better' | 'always' | 'never';
+  /** The fine-tune request it queued (same license). */
+  request_id: string;
+  idempotency_key: string | null;
+  actor: string;
+  status: Generated<'running' | 'succeeded' | 'failed'>;
+  to_fine_tune_id: string | null;
+  decision: 'promoted' | 'kept' | null;
+  reason: string | null;
+  /** The aliases moved: `[{name, fromFineTuneId, toFineTuneId}]`. */
+  aliases: ColumnType<unknown, string | undefined, string>;
+  created_at: Generated<Date>;
+  decided_at: NullableTimestamp;
+}
+
 export interface Database {
+  model_migrations: ModelMigrationsTable;
   licenses: LicensesTable;
   api_keys: ApiKeysTable;
   fine_tune_requests: FineTuneRequestsTable;

@@ -27,6 +27,12 @@ export {
   shapeOf,
 } from './fields.ts';
 export {
+  decideMigration,
+  MIGRATION_RULES,
+  type MigrationEvaluation,
+  type MigrationRule,
+} from './migration.ts';
+export {
   decidePromotion,
   type PromotionDecision,
   type PromotionInput,

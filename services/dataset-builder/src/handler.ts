@@ -20,6 +20,7 @@ import {
 } from '@tuneline/dataset';
 import {
   type DatasetRecord,
+  failMigrationOfRequest,
   findDatasetByRequestRow,
   findLicense,
   finishRequest,
@@ -168,6 +169,13 @@ export async function handleFineTuneRequest(
       jobOptions: request.job,
     });
     await finishRequest(tx, stored.id, build.status === 'ready' ? 'built' : 'rejected', reason);
+    // A migration's request (issue 21.4) that cannot be built ends the migration, saying why.
+    if (reason)
+      await failMigrationOfRequest(tx, {
+        licenseId: stored.licenseId,
+        requestId: request.requestId,
+        reason: `the dataset for the target could not be built (${reason}); the old model and its aliases are unchanged`,
+      });
     if (build.status === 'ready' && request.autoTrain) await writeOutbox(tx, uploadMessage(dataset));
     return dataset;
   });

@@ -7,8 +7,8 @@ import {
   getEvaluationOptions,
 } from '../repositories/evaluations.ts';
 import type { FineTuneRecord } from '../repositories/fine-tunes.ts';
-import { queueOutcomeNotifications } from '../repositories/notifications.ts';
 import { writeOutbox } from '../repositories/outbox.ts';
+import { queueOutcome } from './migration.ts';
 
 /**
  * What follows a settlement, in billing's transaction: a succeeded fine-tune whose dataset has a
@@ -37,7 +37,7 @@ export async function afterSettlement(
     );
     return { notifications: 0, evaluation: true };
   }
-  return { notifications: await queueOutcomeNotifications(tx, fineTune), evaluation: false };
+  return { notifications: await queueOutcome(tx, fineTune), evaluation: false };
 }
 
 async function evaluationDue(
@@ -52,8 +52,8 @@ async function evaluationDue(
 
 /**
  * Ends a fine-tune's evaluation (with its summary, or failed with the reason the e-mail gives) and
- * queues the outcome notifications that waited for it. A second call changes nothing but still makes
- * sure the notifications exist (they are idempotent).
+ * queues the outcome notifications that waited for it (and ends the migration the fine-tune trains, if
+ * any). A second call changes nothing but still makes sure the notifications exist (they are idempotent).
  */
 export async function finishEvaluation(
   tx: Executor,
@@ -61,5 +61,5 @@ export async function finishEvaluation(
   end: { status: 'succeeded'; summary: unknown } | { status: 'failed'; reason: string },
 ): Promise<{ finished: boolean; notifications: number }> {
   const finished = await finishEvaluationRun(tx, fineTune.id, end);
-  return { finished, notifications: await queueOutcomeNotifications(tx, fineTune) };
+  return { finished, notifications: await queueOutcome(tx, fineTune) };
 }

@@ -13,15 +13,14 @@ import type { Executor } from '../connection.ts';
 import type { DatasetRecord } from '../repositories/datasets.ts';
 import { markDatasetUploading } from '../repositories/datasets.ts';
 import {
-  deterministicUuid,
   type FineTuneRecord,
   getFineTune,
   lockFineTune,
   toFineTuneRecord,
   transitionFineTune,
 } from '../repositories/fine-tunes.ts';
-import { queueOutcomeNotifications } from '../repositories/notifications.ts';
 import { inTransaction, writeOutbox } from '../repositories/outbox.ts';
+import { queueOutcome } from './migration.ts';
 import {
   ENDABLE_BY_PROVIDER,
   isTerminalStatus,
@@ -30,6 +29,8 @@ import {
 } from './statuses.ts';
 
 export * from './evaluation.ts';
+export * from './ids.ts';
+export * from './migration.ts';
 export * from './statuses.ts';
 
 /**
@@ -37,19 +38,6 @@ export * from './statuses.ts';
  * how a fine-tune ends, each with exactly the message that must follow, committed in the caller's
  * transaction. Stages and the API call these; nothing else writes a fine-tune's birth or ending.
  */
-
-// ---------------------------------------------------------------------------------------------------
-// Ids
-
-/** The fine-tune an auto-train dataset gets: derived from the dataset, so the uploader creates one. */
-export function autoTrainFineTuneId(datasetId: string): string {
-  return deterministicUuid(`tuneline/auto-train/${datasetId}`);
-}
-
-/** The fine-tune the API creates for (dataset, idempotency key): the same key gives the same one. */
-export function requestedFineTuneId(datasetId: string, idempotencyKey: string): string {
-  return deterministicUuid(`tuneline/api-fine-tune/${datasetId}/${idempotencyKey}`);
-}
 
 // ---------------------------------------------------------------------------------------------------
 // Job options
@@ -164,7 +152,7 @@ export async function createFineTune(
     .executeTakeFirst();
   if (inserted) {
     const created = toFineTuneRecord(inserted);
-    if (failure) await queueOutcomeNotifications(tx, created);
+    if (failure) await queueOutcome(tx, created);
     else
       await writeOutbox(
         tx,
@@ -263,7 +251,7 @@ export async function endFineTune(
   );
   if (!ended) return undefined;
   if (ended.settledAt !== null) {
-    await queueOutcomeNotifications(tx, ended);
+    await queueOutcome(tx, ended);
   } else {
     await writeOutbox(tx, billingSettleMessage({ fineTuneId: ended.id, correlationId: ended.correlationId }));
   }

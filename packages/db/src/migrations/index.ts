@@ -20,6 +20,7 @@ import * as resolveModel from './0042_resolve_model.ts';
 import * as promotion from './0045_promotion.ts';
 import * as profileNotifications from './0046_profile_notifications.ts';
 import * as lifecycleWarningProvider from './0065_lifecycle_warning_provider.ts';
+import * as modelMigrations from './0070_model_migrations.ts';
 
 /** Every migration, by name; the inline provider hands these to Kysely's Migrator in name order. */
 export const migrations: Record<string, Migration> = {
@@ -44,4 +45,5 @@ export const migrations: Record<string, Migration> = {
   '0045_promotion': promotion,
   '0046_profile_notifications': profileNotifications,
   '0065_lifecycle_warning_provider': lifecycleWarningProvider,
+  '0070_model_migrations': modelMigrations,
 };
