@@ -50,8 +50,15 @@ export { askWithRetries, DeadlineError, runPool } from './ask.ts';
 export { readTestingFile, requestSplitSeed, sampleExamples, testingDocumentIds } from './examples.ts';
 export { decideVersionPromotion, findChampionOf, finishAndDecide } from './promotion.ts';
 
+type ChatAsker = Pick<ProviderProfile, 'chatCompletion'>;
+
 export interface EvaluatorDeps extends StageDeps {
-  provider: Pick<ProviderProfile, 'chatCompletion'>;
+  provider: ChatAsker;
+  /**
+   * Several providers (a migration compares models at two): each model is asked at its own fine-tune's
+   * provider (the base model at the evaluated one's); rows naming none use `provider`.
+   */
+  providers?: { for(provider: string | null): ChatAsker };
   storage: DatasetStorage;
   /** From the run's start to its end, at most. */
   timeLimitMs: number;
@@ -161,6 +168,7 @@ export async function evaluateFineTune(
     }
   }
   const price = inferencePrice(fineTune.baseModel);
+  const askers = await askersByRole(deps, fineTune.provider, run.championFineTuneId);
   if (tasks.length > 0) await ensureLicenseAccount(db, fineTune.licenseId);
   const runId = run.id;
   const writer = new AnswerWriter<EvaluationAnswerInput>(
@@ -170,8 +178,9 @@ export async function evaluateFineTune(
   );
   try {
     await runPool(tasks, deps.concurrency, async ({ role, model, example }) => {
+      const asker = askers[role];
       const result = await askWithRetries(
-        (input) => deps.provider.chatCompletion(input),
+        (input) => asker.chatCompletion(input),
         { model, messages: example.messages, maxTokens: deps.maxTokens, temperature: 0 },
         { deadline, attempts: deps.callAttempts },
       );
@@ -239,6 +248,18 @@ export async function evaluateFineTune(
 }
 
 const countModels = (m: EvaluationModels) => (m.champion ? 3 : 2);
+
+/** Where each role's model is asked: its fine-tune's provider (the base model at the evaluated one's). */
+async function askersByRole(
+  deps: EvaluatorDeps,
+  provider: string | null,
+  championFineTuneId: string | null,
+): Promise<Record<EvaluationRole, ChatAsker>> {
+  if (!deps.providers) return { fine_tuned: deps.provider, base: deps.provider, champion: deps.provider };
+  const own = deps.providers.for(provider);
+  const champion = championFineTuneId ? await getFineTune(deps.db, championFineTuneId) : undefined;
+  return { fine_tuned: own, base: own, champion: champion ? deps.providers.for(champion.provider) : own };
+}
 
 /** Stage: consumes `evaluate`. */
 export const evaluatorStage = defineStage<'evaluate', EvaluatorDeps>({

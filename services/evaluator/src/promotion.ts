@@ -8,6 +8,7 @@ import {
   finishEvaluation,
   inTransaction,
   lockVersionPromotion,
+  migrationOfFineTune,
   type NewPromotion,
   type PromotionOutcome,
   promoteFineTune,
@@ -36,15 +37,21 @@ function profileOf(version: VersionOfFineTune): { alias: string | null; rule: Pr
 }
 
 /**
- * The champion of a fine-tune: for a training-profile version whose profile names an alias, the usable
- * model the alias serves (none for a first version); otherwise the license's active model for the same
- * configuration (issue 18).
+ * The champion of a fine-tune: for a migration's (issue 21.4), the model it migrates from, explicitly
+ * (none when that one could not answer); for a training-profile version whose profile names an alias,
+ * the usable model the alias serves (none for a first version); otherwise the license's active model
+ * for the same configuration (issue 18).
  */
 export async function findChampionOf(
   db: Executor,
   fineTune: FineTuneRef,
   datasetId: string,
 ): Promise<{ fineTuneId: string; model: string } | undefined> {
+  const migration = await migrationOfFineTune(db, fineTune.id);
+  if (migration)
+    return migration.championFineTuneId && migration.championModel
+      ? { fineTuneId: migration.championFineTuneId, model: migration.championModel }
+      : undefined;
   const version = await findVersionOfFineTune(db, fineTune.id);
   const alias = version ? profileOf(version).alias : null;
   if (alias) return findAliasTarget(db, { licenseId: fineTune.licenseId, name: alias, except: fineTune.id });
