@@ -34,6 +34,7 @@ import { registerEvaluationRoutes } from './routes/evaluation.ts';
 import { registerFineTuneRoutes } from './routes/fine-tunes.ts';
 import { registerInferenceRoutes } from './routes/inference.ts';
 import { registerLifecycleRoutes } from './routes/lifecycle.ts';
+import { registerMigrationRoutes } from './routes/migrations.ts';
 import { registerPromotionRoutes } from './routes/promotion.ts';
 import { registerRequestRoutes } from './routes/requests.ts';
 import { registerTrainingProfileRoutes } from './routes/training-profiles.ts';
@@ -138,6 +139,7 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
   registerDatasetRoutes(table, deps);
   registerRequestRoutes(table, deps);
   registerFineTuneRoutes(table, deps);
+  registerMigrationRoutes(table, deps);
   registerDocumentRoutes(table, deps);
   registerTrainingProfileRoutes(table, deps);
   registerPromotionRoutes(table, deps);

@@ -2,6 +2,7 @@ import { jobOptionsSchema } from '@tuneline/contracts';
 import { estimateEvaluation } from '@tuneline/dataset';
 import type { DatasetRecord, EvaluationAnswerRecord } from '@tuneline/db';
 import { z } from 'zod';
+import { migrationSchema } from './migration-schemas.ts';
 
 /** Held-out evaluation as the API shows it: the dataset grid's estimate, and a fine-tune's evaluation. */
 
@@ -129,6 +130,11 @@ export const evaluationSchema = z
       })
       .nullable()
       .describe('the training-profile version this fine-tune trained, and what became of it (issue 22.4)'),
+    migration: migrationSchema
+      .nullable()
+      .describe(
+        'the migration that trained this fine-tune (issue 21.4): the champion is the model it migrates from, and its decision',
+      ),
     rows: z.array(answerRow),
     page: z.object({ offset: z.int(), limit: z.int(), total: z.int(), nextOffset: z.int().nullable() }),
   })

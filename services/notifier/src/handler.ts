@@ -17,6 +17,7 @@ import { defineStage, PermanentError, type StageDeps } from '@tuneline/runtime';
 import { evaluationSection } from './evaluation-section.ts';
 import { isPermanentSmtpRejection, type Mailer, type OutgoingMail } from './mailer.ts';
 import { HeaderInjectionError, outcomeEmail } from './message.ts';
+import { migrationSection } from './migration-section.ts';
 import { profileEmail } from './profile-message.ts';
 import { promotionSection, withPromotion } from './promotion-section.ts';
 
@@ -104,10 +105,12 @@ async function composeMail(
   }
   const fineTune = await getFineTune(conn, claimed.fineTuneId);
   if (!fineTune) throw new PermanentError(`fine-tune ${claimed.fineTuneId} does not exist`);
-  const evaluation =
+  const evaluation = withPromotion(
     claimed.kind === 'succeeded'
       ? withPromotion(await evaluationSection(conn, fineTune), await promotionSection(conn, fineTune))
-      : null;
+      : null,
+    await migrationSection(conn, fineTune),
+  );
   return outcomeEmail(claimed, fineTune, await getBalance(conn, fineTune.licenseId), deps.mailFrom, {
     evaluation,
     ...(deps.publicUrl ? { publicUrl: deps.publicUrl } : {}),

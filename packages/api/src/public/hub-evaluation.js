@@ -125,6 +125,42 @@ function promotionNode(v, fineTuneId) {
   return box;
 }
 
+/**
+ * The migration that trained this fine-tune (issue 21.4): from which model, to which target, the rule,
+ * and what it decided (the table above compares the new model with the old one, the champion).
+ */
+function migrationNode(m) {
+  const box = el('div', {
+    id: 'migration',
+    'data-testid': 'migration',
+    'data-decision': m.decision || m.status,
+  });
+  const from = `${m.from.model} (${m.from.baseModel} at ${m.from.provider || 'the default provider'})`;
+  box.append(
+    el(
+      'p',
+      {},
+      `Migration from ${from} to ${m.target.baseModel} at ${m.target.provider}, rule ${m.promote}: `,
+      el(
+        'strong',
+        {},
+        m.decision === 'promoted'
+          ? 'Promoted'
+          : m.decision === 'kept'
+            ? 'Aliases kept on the old model'
+            : m.status === 'failed'
+              ? 'Failed'
+              : 'Running',
+      ),
+    ),
+  );
+  if (m.championFineTuneId) box.append(el('p', {}, `Champion in the table: the old model ${m.from.model}.`));
+  if (m.reason) box.append(el('p', { 'data-testid': 'migration-reason' }, m.reason));
+  if (m.aliases.length)
+    box.append(el('p', {}, `Aliases now serving the new model: ${m.aliases.map((a) => a.name).join(', ')}.`));
+  return box;
+}
+
 /** Fills #evaluation for one fine-tune. */
 async function showEvaluation(id) {
   const box = document.querySelector('#evaluation');
@@ -143,6 +179,7 @@ async function showEvaluation(id) {
         : `Evaluation ${e.status}${e.reason ? `: ${e.reason}` : ''}.`;
     box.append(el('p', { 'data-testid': 'evaluation-status' }, why));
     if (e.profileVersion) box.append(promotionNode(e.profileVersion, id));
+    if (e.migration) box.append(migrationNode(e.migration));
     return;
   }
   box.append(
@@ -161,6 +198,7 @@ async function showEvaluation(id) {
         : []),
     ),
     ...(e.profileVersion ? [promotionNode(e.profileVersion, id)] : []),
+    ...(e.migration ? [migrationNode(e.migration)] : []),
     el('h4', {}, 'Failing examples'),
     failingNode(e.rows, e.models.fine_tuned),
   );

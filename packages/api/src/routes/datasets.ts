@@ -1,17 +1,8 @@
-import type { Hyperparameters } from '@tuneline/contracts';
-import {
-  chooseTrainingProvider,
-  findBaseModel,
-  trainingClosed,
-  trainingClosedMessage,
-  trainingOffers,
-} from '@tuneline/dataset';
+import { findBaseModel, trainingClosed, trainingClosedMessage, trainingOffers } from '@tuneline/dataset';
 import {
   checkJobOptions,
   createFineTune,
-  type DatasetRecord,
   findDataset,
-  findLicense,
   findOpenDeadLettersBySubject,
   getFineTune,
   inTransaction,
@@ -19,8 +10,6 @@ import {
   requestedFineTuneId,
   requestUpload,
 } from '@tuneline/db';
-import { creditShortfall, fineTuneEstimate, getBalance, insufficientCreditsMessage } from '@tuneline/ledger';
-import { ProviderNotConfiguredError } from '@tuneline/provider';
 import type { ApiDeps } from '../app.ts';
 import { licenseOf } from '../auth.ts';
 import { errorSchema, HttpError, notFound, type RouteTable } from '../http.ts';
@@ -34,6 +23,7 @@ import {
   fineTuneSchema,
   idParams,
 } from '../schemas.ts';
+import { checkProviderAndDates, refuseWithoutCredits } from '../training-checks.ts';
 import { datasetView, fineTuneView } from '../views.ts';
 
 const E400 = { description: 'invalid request; `fields` names each bad field', schema: errorSchema };
@@ -47,40 +37,6 @@ async function ownDataset(deps: ApiDeps, licenseId: string, id: string) {
   const dataset = await findDataset(deps.db, id);
   if (!dataset || dataset.licenseId !== licenseId) throw notFound('dataset');
   return dataset;
-}
-
-/**
- * Refuses at once (402) a fine-tune the trainer would end `insufficient_credits`: its own estimate
- * (its epochs, not necessarily the dataset's) plus the margin against the available credits. Only an
- * early answer: the trainer's reservation stays the authority (credits may move in between).
- */
-async function refuseWithoutCredits(
-  deps: ApiDeps,
-  licenseId: string,
-  dataset: DatasetRecord,
-  job: { hyperparameters: Hyperparameters; creditsPerMillionTokens: bigint },
-): Promise<void> {
-  const estimate = fineTuneEstimate(dataset, {
-    hyperparameters: job.hyperparameters === 'auto' ? undefined : job.hyperparameters,
-    creditsPerMillionTokens: job.creditsPerMillionTokens,
-  });
-  if (!estimate) return; // no estimate: the trainer ends it with `no_estimate`
-  const short = creditShortfall(
-    estimate.credits,
-    deps.reservationMarginPercent,
-    await getBalance(deps.db, licenseId),
-  );
-  if (!short) return;
-  throw new HttpError(402, insufficientCreditsMessage(short), undefined, undefined, {
-    code: short.reason,
-    credits: {
-      estimate: short.estimate.toString(),
-      marginPercent: short.marginPercent,
-      required: short.required.toString(),
-      available: short.available.toString(),
-      shortfall: short.shortfall.toString(),
-    },
-  });
 }
 
 export function registerDatasetRoutes(table: RouteTable, deps: ApiDeps): void {
@@ -259,30 +215,4 @@ export function registerDatasetRoutes(table: RouteTable, deps: ApiDeps): void {
       return fineTuneView(fineTune, undefined, deps.catalogue);
     },
   );
-}
-
-/**
- * A request whose provider (its own, else its license's, else its model's) cannot train its model, takes
- * no new jobs on it any more (past that provider's `trainingClosesAt`, by the one clock), or is not
- * configured in this deployment, fails here at once with the reason, not later in a worker.
- */
-async function checkProviderAndDates(
-  deps: ApiDeps,
-  licenseId: string,
-  body: { baseModel?: unknown; provider?: string | undefined },
-): Promise<void> {
-  const base = typeof body.baseModel === 'string' ? findBaseModel(body.baseModel, deps.catalogue) : undefined;
-  if (!base) return; // the builder reports an unknown model on the dataset
-  const license = await findLicense(deps.db, licenseId);
-  const choice = chooseTrainingProvider(base, { request: body.provider, license: license?.provider });
-  if ('error' in choice)
-    throw new HttpError(400, `provider: ${choice.error}`, [{ field: 'provider', message: choice.error }]);
-  if (trainingClosed(base, choice.provider, deps.clock.now())) {
-    const message = trainingClosedMessage(base, choice.provider);
-    throw new HttpError(400, `baseModel: ${message}`, [{ field: 'baseModel', message }]);
-  }
-  if (choice.provider && deps.providers && !deps.providers.includes(choice.provider)) {
-    const message = new ProviderNotConfiguredError(choice.provider).message;
-    throw new HttpError(400, `provider: ${message}`, [{ field: 'provider', message }]);
-  }
 }

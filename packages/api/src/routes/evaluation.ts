@@ -4,6 +4,7 @@ import {
   getEvaluationRunByFineTune,
   getFineTune,
   listEvaluationAnswers,
+  listMigrations,
   pageEvaluationAnswers,
 } from '@tuneline/db';
 import { type EvaluationSummary, evaluationTable } from '@tuneline/evaluation';
@@ -18,6 +19,7 @@ import {
   evaluationSchema,
 } from '../evaluation-views.ts';
 import { errorSchema, notFound, type RouteTable } from '../http.ts';
+import { migrationView } from '../migration-schemas.ts';
 import { idParams } from '../schemas.ts';
 import { fineTuneVersionView } from './promotion.ts';
 
@@ -33,6 +35,13 @@ async function noRunReason(deps: ApiDeps, fineTune: { status: string; datasetId:
     if (estimate.reason) return estimate.reason;
   }
   return 'not evaluated (settlement pending, or evaluation turned off)';
+}
+
+/** The migration that trained this fine-tune (issue 21.4), if any. */
+async function trainedByMigration(deps: ApiDeps, fineTune: { id: string; licenseId: string }) {
+  const rows = await listMigrations(deps.db, fineTune.licenseId, { fineTuneId: fineTune.id });
+  const trained = rows.find((m) => m.progress.fineTuneId === fineTune.id);
+  return trained ? migrationView(trained) : null;
 }
 
 export function registerEvaluationRoutes(table: RouteTable, deps: ApiDeps): void {
@@ -88,6 +97,7 @@ export function registerEvaluationRoutes(table: RouteTable, deps: ApiDeps): void
         table: summary ? evaluationTable(summary) : null,
         summary,
         profileVersion: await fineTuneVersionView(deps, fineTune.id),
+        migration: await trainedByMigration(deps, fineTune),
         rows: page.rows.map(answerView),
         page: {
           offset: query.offset,

@@ -216,6 +216,15 @@ export async function insertMigration(
   return { migration, created: Boolean(inserted) };
 }
 
+/** The license's migration recorded under this idempotency key, if any. */
+export function findMigrationByKey(
+  db: Executor,
+  licenseId: string,
+  idempotencyKey: string,
+): Promise<MigrationRecord | undefined> {
+  return selectOne(db, sql`m.license_id = ${licenseId} AND m.idempotency_key = ${idempotencyKey}`);
+}
+
 /** The migration without an idempotency key from this fine-tune to this target, if there is one. */
 export function findMigrationByTarget(
   db: Executor,
