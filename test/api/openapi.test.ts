@@ -52,6 +52,12 @@ describe('OpenAPI document', () => {
     'GET /v1/aliases/{name}',
     'GET /v1/lifecycle/notices',
     'GET /v1/models/base',
+    'POST /v1/fine-tunes/{id}/migrate',
+    'POST /v1/fine-tunes/migrate',
+    'GET /v1/fine-tunes/{id}/migrations',
+    'GET /v1/migrations',
+    'GET /v1/migrations/{id}',
+    'POST /v1/admin/migrations',
   ];
 
   it('is OpenAPI 3.1 with every route, operation ids, responses and resolvable refs', async () => {
