@@ -259,6 +259,8 @@ export async function startOuterStages(
     db: Db;
     storage: DatasetStorage;
     provider: EvaluatorDeps['provider'];
+    /** Several providers: the evaluator asks each model at its fine-tune's provider. */
+    providers?: EvaluatorDeps['providers'];
     smtpUrl: string;
     evaluation?: Partial<EvaluationSettings>;
     /** The hub's address the e-mails link to. */
@@ -272,6 +274,7 @@ export async function startOuterStages(
     db,
     log: quietLog,
     provider: opts.provider,
+    ...(opts.providers ? { providers: opts.providers } : {}),
     storage,
     timeLimitMs: 60_000,
     concurrency: 4,
