@@ -1,0 +1,183 @@
+import { randomUUID } from 'node:crypto';
+import {
+  fineTuneRequestMessage,
+  fineTuneRequestMessageSchema,
+  fineTuneRequestSchema,
+} from '@tuneline/contracts';
+import { handleFineTuneRequest } from '@tuneline/dataset-builder';
+import {
+  autoTrainFineTuneId,
+  type Db,
+  endFineTune,
+  findAlias,
+  findMigration,
+  insertMigration,
+  inTransaction,
+  type MigrationRule,
+  migrationRequestId,
+  pointAlias,
+  queueOutcome,
+} from '@tuneline/db';
+import { createLogger } from '@tuneline/runtime';
+import { describe, expect } from 'vitest';
+import { makeDataset, makeFineTune, makeLicense } from '../api/fixtures.ts';
+import { request } from '../api/support.ts';
+import { builderDeps } from '../retrain/support.ts';
+import { it } from '../support/fixtures.ts';
+
+// How a migration ends (packages/db/src/lifecycle/migration.ts), without the pipeline: where its new
+// fine-tune's outcome becomes known, once, whichever way it ends. The trained-and-evaluated path runs
+// end to end in pipeline.test.ts.
+
+const log = createLogger('test', 'silent');
+
+/** An active old model behind the alias `invoices`, and a migration from it with the given rule. */
+async function migrationFrom(db: Db, licenseId: string, promote: MigrationRule) {
+  const oldId = await makeFineTune(db, licenseId, await makeDataset(db, licenseId, 'uploaded'), {
+    active: true,
+  });
+  await pointAlias(db, { licenseId, name: 'invoices', fineTuneId: oldId, actor: 'key:test' });
+  const id = randomUUID();
+  await inTransaction(db, (tx) =>
+    insertMigration(tx, {
+      id,
+      licenseId,
+      fromFineTuneId: oldId,
+      championFineTuneId: oldId,
+      provider: 'azure',
+      baseModel: 'gpt-4o-mini-2024-07-18',
+      hyperparameters: 'auto',
+      promote,
+      idempotencyKey: null,
+      actor: 'key:test',
+    }),
+  );
+  return { id, oldId };
+}
+
+/** The new model's dataset (no testing file) and auto-train fine-tune under the migration's request id. */
+async function newFineTune(db: Db, licenseId: string, migrationId: string, status: 'succeeded' | 'running') {
+  const datasetId = await makeDataset(db, licenseId, 'uploaded');
+  const dataset = await db
+    .selectFrom('datasets')
+    .selectAll()
+    .where('id', '=', datasetId)
+    .executeTakeFirstOrThrow();
+  await db
+    .updateTable('fine_tune_requests')
+    .set({ request_id: migrationRequestId(migrationId) })
+    .where('id', '=', dataset.request_row_id)
+    .execute();
+  await db
+    .updateTable('datasets')
+    .set({ test_path: null, test_examples: 0 })
+    .where('id', '=', datasetId)
+    .execute();
+  const made = await makeFineTune(db, licenseId, datasetId, { status });
+  const id = autoTrainFineTuneId(datasetId);
+  await db.updateTable('fine_tunes').set({ id, provider: 'azure' }).where('id', '=', made).execute();
+  return db.selectFrom('fine_tunes').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
+}
+
+const outcome = (
+  db: Db,
+  f: { id: string; status: string; notify_emails: string[]; correlation_id: string },
+) =>
+  inTransaction(db, (tx) =>
+    queueOutcome(tx, {
+      id: f.id,
+      status: f.status as 'succeeded',
+      notifyEmails: f.notify_emails,
+      correlationId: f.correlation_id,
+    }),
+  );
+
+describe('how a migration ends', () => {
+  it('without an evaluation: `always` moves the aliases once, `if-not-worse` keeps them and says why', async ({
+    db,
+  }) => {
+    const license = await makeLicense(db, 'lic-decide');
+    const always = await migrationFrom(db, license.id, 'always');
+    const trained = await newFineTune(db, license.id, always.id, 'succeeded');
+    await outcome(db, trained);
+    await outcome(db, trained); // a second outcome (a re-run) decides nothing more
+    const m = await findMigration(db, license.id, always.id);
+    expect(m).toMatchObject({
+      status: 'succeeded',
+      decision: 'promoted',
+      aliases: [{ name: 'invoices', fromFineTuneId: always.oldId, toFineTuneId: trained.id }],
+    });
+    expect(m?.reason).toBe(
+      'promoted (always): not evaluated: no evaluation ran: the dataset has no testing file',
+    );
+    const alias = await findAlias(db, license.id, 'invoices');
+    expect(alias?.fineTuneId).toBe(trained.id);
+    expect(alias?.history.filter((h) => h.actor === `migration:${always.id}`)).toHaveLength(1);
+
+    const license2 = await makeLicense(db, 'lic-decide-2');
+    const cautious = await migrationFrom(db, license2.id, 'if-not-worse');
+    const unevaluated = await newFineTune(db, license2.id, cautious.id, 'succeeded');
+    await outcome(db, unevaluated);
+    expect(await findMigration(db, license2.id, cautious.id)).toMatchObject({
+      status: 'succeeded',
+      decision: 'kept',
+      reason:
+        'not promoted (if-not-worse): the new model was not evaluated (no evaluation ran: the dataset has no testing file)',
+      aliases: [],
+    });
+    expect((await findAlias(db, license2.id, 'invoices'))?.fineTuneId).toBe(cautious.oldId);
+  });
+
+  it('a new fine-tune that fails ends the migration failed; the aliases stay', async ({ db }) => {
+    const license = await makeLicense(db, 'lic-fail');
+    const { id, oldId } = await migrationFrom(db, license.id, 'always');
+    const running = await newFineTune(db, license.id, id, 'running');
+    await inTransaction(db, (tx) =>
+      endFineTune(tx, running.id, {
+        by: 'provider',
+        status: 'failed',
+        errorCode: 'invalid_training_file',
+        errorMessage: 'the provider refused the file',
+      }),
+    );
+    // The provider's ending goes through billing; the outcome is known once it is settled.
+    await db.updateTable('fine_tunes').set({ settled_at: new Date() }).where('id', '=', running.id).execute();
+    await outcome(db, { ...running, status: 'failed' });
+    expect(await findMigration(db, license.id, id)).toMatchObject({
+      status: 'failed',
+      decision: null,
+      reason:
+        'the new fine-tune ended failed: the provider refused the file; the old model and its aliases are unchanged',
+    });
+    expect((await findAlias(db, license.id, 'invoices'))?.fineTuneId).toBe(oldId);
+  });
+
+  it("a migration whose dataset cannot be built for the target ends failed with the builder's reason", async ({
+    db,
+  }) => {
+    const license = await makeLicense(db, 'lic-reject');
+    const { id } = await migrationFrom(db, license.id, 'if-not-worse');
+    const builder = builderDeps(db);
+    try {
+      // Half of 12 documents held out leaves 6 training examples: too few, the build is invalid.
+      const input = fineTuneRequestSchema.parse({
+        ...request(migrationRequestId(id)),
+        licenseId: license.id,
+        testPercent: 50,
+        provider: 'azure',
+      });
+      const message = fineTuneRequestMessageSchema.parse(
+        fineTuneRequestMessage({ request: input, correlationId: 'c' }).payload,
+      );
+      await expect(handleFineTuneRequest(message, { log }, builder.deps)).rejects.toThrow(/invalid dataset/);
+      const m = await findMigration(db, license.id, id);
+      expect(m?.status).toBe('failed');
+      expect(m?.reason).toMatch(
+        /^the dataset for the target could not be built \(invalid dataset: the training file would hold 6 examples/,
+      );
+      expect(m?.progress.requestStatus).toBe('rejected');
+    } finally {
+      builder.cleanup();
+    }
+  });
+});
