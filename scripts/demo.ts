@@ -2,11 +2,14 @@
 // (devstack), the provider simulator with webhooks, the six workers as separate processes; creates a demo
 // license with credits; enqueues 60 synthetic invoices with a 20% test split; shows live progress per
 // stage; prints the summary. Keeps serving until Ctrl-C; `npm run demo -- --exit` stops after the summary.
+// It trains the first (base model, provider) whose training is open today per the catalogue, preferring
+// gpt-4o-mini at OpenAI. `--lifecycle` then shows a training close and a migration (demo-lifecycle.ts).
 import { randomBytes } from 'node:crypto';
-import { readdirSync, statSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { createApiKey, startApi } from '@tuneline/api';
-import { FineTuneRequestProducer } from '@tuneline/contracts';
+import { FineTuneRequestProducer, processClock, utcDay } from '@tuneline/contracts';
+import { lifecycleOf, loadCatalogue, openForTraining, type TrainingChoice } from '@tuneline/dataset';
 import { createDb, getEvaluationRunByFineTune, migrateToLatest } from '@tuneline/db';
 import {
   DEMO_DATABASE,
@@ -24,9 +27,11 @@ import { type EvaluationSummary, formatEvaluationTable } from '@tuneline/evaluat
 import { ensureLicenseAccount, getBalance, grantCredits } from '@tuneline/ledger';
 import { createRedis } from '@tuneline/runtime';
 import { type RunningSimulator, startSimulator } from '@tuneline/simulator';
+import { mails, runLifecycleDemo, writeLifecycleCatalogue } from './demo-lifecycle.ts';
 
 const root = join(import.meta.dirname, '..');
 const exitAfterSummary = process.argv.includes('--exit');
+const lifecycle = process.argv.includes('--lifecycle');
 const say = (line = '') => process.stdout.write(`${line}\n`);
 const started = Date.now();
 const stamp = () => `[${((Date.now() - started) / 1000).toFixed(1).padStart(5)}s]`;
@@ -40,6 +45,13 @@ if (realProvider) {
   say(
     'Real provider credentials found in the environment: this demo will upload files and train at the provider, and that costs money.',
   );
+}
+
+if (realProvider && lifecycle) {
+  process.stderr.write(
+    'tuneline demo: --lifecycle trains twice and moves clocks: it runs on the simulator only\n',
+  );
+  process.exit(2);
 }
 
 let stack: Awaited<ReturnType<typeof ensureStack>>;
@@ -79,8 +91,18 @@ if (!realProvider) {
   });
 }
 
+// --lifecycle: dates near the demo's clock, in a catalogue override every process reads.
+const clockOffsetMs = Number(process.env.TUNELINE_CLOCK_OFFSET_MS ?? 0) || 0;
+const lifecycleFile = join(stateDir, `catalogue-${runId}.json`);
+let lifecycleDates: ReturnType<typeof writeLifecycleCatalogue> | undefined;
+if (lifecycle) {
+  mkdirSync(stateDir, { recursive: true });
+  lifecycleDates = writeLifecycleCatalogue(lifecycleFile, processClock().now());
+}
+
 const env: NodeJS.ProcessEnv = {
   ...process.env,
+  ...(lifecycle ? { MODEL_CATALOGUE_FILE: lifecycleFile, LIFECYCLE_SWEEP_INTERVAL_MS: '1000' } : {}),
   DATABASE_URL: databaseUrl,
   REDIS_URL: stack.redisUrl,
   QUEUE_PREFIX: `tuneline-demo-${runId}`,
@@ -97,20 +119,48 @@ const env: NodeJS.ProcessEnv = {
       }
     : {}),
 };
-const supervisor = superviseServices({
-  root,
-  manifests: readServiceManifests(root),
-  env,
-  basePort: 0,
-  onOutput: (service, chunk) => {
-    for (const line of chunk.split('\n').filter(Boolean)) process.stderr.write(`[${service}] ${line}\n`);
-  },
-});
+const startWorkers = (workerEnv: NodeJS.ProcessEnv) =>
+  superviseServices({
+    root,
+    manifests: readServiceManifests(root),
+    env: workerEnv,
+    basePort: 0,
+    onOutput: (service, chunk) => {
+      for (const line of chunk.split('\n').filter(Boolean)) process.stderr.write(`[${service}] ${line}\n`);
+    },
+  });
+let supervisor = startWorkers(env);
 
 // The API and hub, in this process (port 8080 unless taken).
 const apiPort = Number(process.env.API_PORT ?? 0) || ((await portIsFree(8080)) ? 8080 : await freePort());
-const api = await startApi({ ...env, LOG_LEVEL: 'warn' }, apiPort);
+let api = await startApi({ ...env, LOG_LEVEL: 'warn' }, apiPort);
 const hubUrl = `http://127.0.0.1:${apiPort}/hub`;
+
+/** The workers and the API again, with the one clock moved to `offsetMs` (the lifecycle demo). */
+async function restartWithClock(offsetMs: number): Promise<void> {
+  const moved = { ...env, TUNELINE_CLOCK_OFFSET_MS: String(offsetMs) };
+  await supervisor.stop();
+  await api.stop();
+  supervisor = startWorkers(moved);
+  api = await startApi({ ...moved, LOG_LEVEL: 'warn' }, apiPort);
+}
+
+/** What the demo trains: the first (base model, provider) open today per the catalogue (and reachable). */
+const DEMO_MODELS = [
+  'gpt-4o-mini-2024-07-18',
+  'gpt-4.1-mini-2025-04-14',
+  'gpt-4.1-nano-2025-04-14',
+  'meta-llama/Meta-Llama-3.1-8B-Instruct-Reference',
+];
+const reachable = (provider: string) =>
+  !realProvider ||
+  (provider === 'openai' && Boolean(process.env.OPENAI_API_KEY)) ||
+  (provider === 'azure' && Boolean(process.env.AZURE_OPENAI_ENDPOINT && process.env.AZURE_OPENAI_API_KEY));
+const choice: TrainingChoice | undefined = openForTraining(
+  loadCatalogue(env),
+  processClock().now(),
+  DEMO_MODELS,
+).find((c) => reachable(c.provider));
 
 say('Tuneline demo');
 for (const note of stack.notes) say(`  ${note}`);
@@ -123,8 +173,15 @@ say(`  workers: ${supervisor.processes.map((p) => `${p.service} (pid ${p.child.p
 let producer: FineTuneRequestProducer | undefined;
 let producerConnection: ReturnType<typeof createRedis> | undefined;
 
-/** Runs the request through the pipeline and prints the summary; true when a model became available. */
-async function runPipeline(): Promise<boolean> {
+interface PipelineRun {
+  ok: boolean;
+  licenseId: string;
+  apiKey: string;
+  fineTuneId: string | undefined;
+}
+
+/** Runs the request through the pipeline and prints the summary; `ok` when a model became available. */
+async function runPipeline(training: TrainingChoice): Promise<PipelineRun> {
   // A demo license with credits.
   const licenseId = `demo-${runId}`;
   await db.transaction().execute(async (tx) => {
@@ -138,6 +195,11 @@ async function runPipeline(): Promise<boolean> {
   });
   const apiKey = await createApiKey(db, licenseId);
   say(`  license ${licenseId} with ${fmt(50_000)} credits`);
+  const closes = lifecycleOf(training.model, training.provider).trainingClosesAt;
+  say(
+    `  training ${training.model.name} at ${training.provider} (open on ${utcDay(processClock().now())} per the catalogue; ` +
+      `${closes ? `no new jobs from ${closes}` : 'no closing date announced'})`,
+  );
 
   // 60 synthetic invoices, 20% held out for testing.
   const documents = syntheticInvoices({ count: 60, seed: 2026 });
@@ -151,7 +213,9 @@ async function runPipeline(): Promise<boolean> {
     modelConfig: invoiceModelConfig,
     dump: 'mapped',
     testPercent: 20,
-    baseModel: 'gpt-4o-mini-2024-07-18',
+    baseModel: training.model.name,
+    // The model's own provider is the deployment default's (as before providers could be named).
+    ...(training.provider === training.model.provider ? {} : { provider: training.provider }),
     job: {
       description: 'Demo: synthetic invoices',
       notifyEmails: 'ops@demo.tuneline.test; finance@demo.tuneline.test',
@@ -286,22 +350,20 @@ async function runPipeline(): Promise<boolean> {
   say(
     `  credits remaining: ${fmt(balance.available)} available (${fmt(balance.posted)} posted, ${fmt(balance.pending)} pending)`,
   );
-  try {
-    const mails = readdirSync(mailDir)
-      .filter((f) => f.endsWith('.eml'))
-      .map((f) => join(mailDir, f))
-      .sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs);
-    say(`  e-mail: ${mails[0] ?? '—'}${mails.length > 1 ? ` (+${mails.length - 1} more)` : ''}`);
-  } catch {
-    say('  e-mail: — (none written)');
-  }
+  // The fine-tune's outcome e-mails (the lifecycle sweep may have written warnings beside them).
+  const outcome = fineTune ? mails(mailDir).filter((m) => m.raw.includes(fineTune.id)) : [];
+  say(
+    outcome.length
+      ? `  e-mail: ${outcome[0]?.path}${outcome.length > 1 ? ` (+${outcome.length - 1} more)` : ''}`
+      : '  e-mail: — (none written)',
+  );
 
   say(`  hub: ${hubUrl}  (sign in with the license key ${apiKey.key})`);
 
   // The held-out evaluation the evaluator ran before the e-mail: the per-field table and the verdicts.
   if (fineTune) say(await evaluationSummaryText(fineTune.id));
   if (finalState !== 'available') say(`\nThe pipeline did not reach an available model (${finalState}).`);
-  return finalState === 'available';
+  return { ok: finalState === 'available', licenseId, apiKey: apiKey.key, fineTuneId: fineTune?.id };
 }
 
 /** The evaluation of the testing file as the summary prints it (the e-mail's table). */
@@ -328,7 +390,26 @@ const shutdown = async (code: number) => {
 };
 let ok = false;
 try {
-  ok = await runPipeline();
+  if (!choice)
+    throw new Error(
+      'no base model in the catalogue takes new fine-tuning jobs today at a reachable provider',
+    );
+  const run = await runPipeline(choice);
+  ok = run.ok;
+  if (ok && lifecycle && lifecycleDates && run.fineTuneId)
+    ok = await runLifecycleDemo({
+      db,
+      licenseId: run.licenseId,
+      say,
+      stamp,
+      apiUrl: () => `http://127.0.0.1:${apiPort}`,
+      licenseKey: run.apiKey,
+      fineTuneId: run.fineTuneId,
+      mailDir,
+      dates: lifecycleDates,
+      baseOffsetMs: clockOffsetMs,
+      restart: restartWithClock,
+    });
 } catch (err) {
   process.stderr.write(`tuneline demo: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
   await shutdown(1);

@@ -1,4 +1,4 @@
-import type { BaseModel, TrainingProvider } from './catalogue.ts';
+import { type BaseModel, type Catalogue, type TrainingProvider, trainingOffers } from './catalogue.ts';
 
 /**
  * A base model's lifecycle dates (issue 21.2) are per provider: OpenAI's close and shutdown apply to jobs
@@ -110,4 +110,36 @@ export function lifecycleEvents(l: ModelLifecycle, now: Date): LifecycleEventSta
   return out.some((e) => e.event === 'shutdown' && e.state === 'past')
     ? out.filter((e) => e.event === 'shutdown')
     : out;
+}
+
+/** A base model and a provider that trains it. */
+export interface TrainingChoice {
+  model: BaseModel;
+  provider: TrainingProvider;
+}
+
+/**
+ * The fine-tunable (base model, provider) pairs whose training is open on `now` (not past their
+ * `trainingClosesAt` there), the `preferred` models first in the order given, each model's own provider
+ * before the others, then the rest of the catalogue in its order. The demo trains the first one, so it
+ * keeps working after a provider's close.
+ */
+export function openForTraining(
+  catalogue: Catalogue,
+  now: Date,
+  preferred: readonly string[] = [],
+): TrainingChoice[] {
+  const models = Object.values(catalogue).filter((m) => m.fineTunable);
+  const rank = (m: BaseModel) => {
+    const at = preferred.indexOf(m.name);
+    return at < 0 ? preferred.length : at;
+  };
+  const ordered = models.map((m, i) => ({ m, i })).sort((a, b) => rank(a.m) - rank(b.m) || a.i - b.i);
+  return ordered.flatMap(({ m }) =>
+    trainingOffers(m)
+      .map((o) => o.provider)
+      .sort((a, b) => Number(b === m.provider) - Number(a === m.provider))
+      .filter((provider) => !trainingClosed(m, provider, now))
+      .map((provider) => ({ model: m, provider })),
+  );
 }
