@@ -201,11 +201,7 @@ export const fineTuneRequestFieldsSchema = z
      * (issue 21.4) keeps its fine-tune's split, so the same documents are tested whatever the new base
      * model. A request built from the document store splits by its store's seed either way.
      */
-    splitSeed: z
-      .string()
-      .min(1, 'must not be empty')
-      .max(200, 'must be at most 200 characters')
-      .optional(),
+    splitSeed: z.string().min(1, 'must not be empty').max(200, 'must be at most 200 characters').optional(),
     job: jobOptionsSchema.default({
       description: '',
       notifyEmails: '',

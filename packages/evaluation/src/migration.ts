@@ -21,8 +21,9 @@ export type MigrationEvaluation = PromotionInput['evaluation'] | { status: 'none
 export function decideMigration(rule: MigrationRule, evaluation: MigrationEvaluation): PromotionDecision {
   const verdictLine =
     evaluation.status === 'succeeded'
-      ? (evaluation.summary.report.comparisons.find((c) => c.comparison === evaluation.summary.models.champion)
-          ?.line ?? null)
+      ? (evaluation.summary.report.comparisons.find(
+          (c) => c.comparison === evaluation.summary.models.champion,
+        )?.line ?? null)
       : null;
   if (rule === 'never') {
     return {

@@ -44,7 +44,7 @@ async function evaluationOf(tx: Executor, fineTuneId: string): Promise<Migration
  */
 export async function decideMigrationOf(tx: Executor, fineTuneId: string): Promise<void> {
   const migration = await migrationOfFineTune(tx, fineTuneId);
-  if (!migration || migration.status !== 'running') return;
+  if (migration?.status !== 'running') return;
   const fineTune = await getFineTune(tx, fineTuneId);
   if (!fineTune || !(await lockRunningMigration(tx, migration.id))) return;
   const end = { id: migration.id, toFineTuneId: fineTune.id, aliases: [] as MovedAlias[] };
@@ -70,7 +70,9 @@ export async function decideMigrationOf(tx: Executor, fineTuneId: string): Promi
     ...end,
     status: 'succeeded',
     decision: moved.available ? 'promoted' : 'kept',
-    reason: moved.available ? `${decision.reason}${moved.note}` : 'not promoted: the new model is not available',
+    reason: moved.available
+      ? `${decision.reason}${moved.note}`
+      : 'not promoted: the new model is not available',
     aliases: moved.aliases,
   });
 }

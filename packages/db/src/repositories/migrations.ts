@@ -145,7 +145,11 @@ async function selectOne(db: Executor, where: ReturnType<typeof sql>): Promise<M
 }
 
 /** One migration of the license (undefined for another license's). */
-export function findMigration(db: Executor, licenseId: string, id: string): Promise<MigrationRecord | undefined> {
+export function findMigration(
+  db: Executor,
+  licenseId: string,
+  id: string,
+): Promise<MigrationRecord | undefined> {
   return selectOne(db, sql`m.license_id = ${licenseId} AND m.id = ${id}`);
 }
 
