@@ -15,6 +15,7 @@ const BROWSER_TESTS = [
   'test/api/hub-lists.test.ts',
   'test/api/hub-lifecycle.test.ts',
   'test/gateway/hub-usage.test.ts',
+  'test/migration/hub.test.ts',
 ];
 
 function step(title: string, cmd: string, cmdArgs: string[], env: NodeJS.ProcessEnv = process.env): void {

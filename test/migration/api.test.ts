@@ -3,7 +3,8 @@ import { chooseTestSet, splitSeed } from '@tuneline/dataset';
 import type { Db } from '@tuneline/db';
 import { describe, expect } from 'vitest';
 import { makeDataset, makeFineTune, makeLicense } from '../api/fixtures.ts';
-import { ADMIN_KEY, type AnyJson, type ApiContext, it, request } from '../api/support.ts';
+import { ADMIN_KEY, type AnyJson, type ApiContext, it } from '../api/support.ts';
+import { trainedFineTune } from './support.ts';
 
 // One-call migration (issue 21.4), the API's part: what a migration queues (the same documents and
 // split, rebuilt for the target), its keys, its refusals, the bulk and admin forms. The pipeline that
@@ -15,30 +16,6 @@ it.beforeAll(({ api }) => {
 });
 
 const TARGET = { provider: 'azure', baseModel: 'gpt-4o-mini-2024-07-18' };
-
-/** A trained fine-tune whose stored request is a real one (12 documents, 20% testing). */
-async function trainedFineTune(
-  db: Db,
-  licenseId: string,
-  over: { provider?: string | null; active?: boolean; payload?: unknown } = {},
-): Promise<{ id: string; payload: AnyJson }> {
-  const datasetId = await makeDataset(db, licenseId, 'uploaded');
-  const payload = over.payload ?? fineTuneRequestSchema.parse({ ...request(`orig-${datasetId}`), licenseId });
-  const dataset = await db
-    .selectFrom('datasets')
-    .select('request_row_id')
-    .where('id', '=', datasetId)
-    .executeTakeFirstOrThrow();
-  await db
-    .updateTable('fine_tune_requests')
-    .set({ payload: JSON.stringify(payload) })
-    .where('id', '=', dataset.request_row_id)
-    .execute();
-  const id = await makeFineTune(db, licenseId, datasetId, { active: over.active ?? true });
-  if (over.provider !== undefined)
-    await db.updateTable('fine_tunes').set({ provider: over.provider }).where('id', '=', id).execute();
-  return { id, payload };
-}
 
 /** The fine-tune-request messages migrations queued, by request id. */
 async function queuedRequests(db: Db): Promise<Map<string, AnyJson>> {

@@ -6,7 +6,6 @@ import {
 } from '@tuneline/contracts';
 import { handleFineTuneRequest } from '@tuneline/dataset-builder';
 import {
-  autoTrainFineTuneId,
   type Db,
   endFineTune,
   findAlias,
@@ -16,7 +15,6 @@ import {
   type MigrationRule,
   migrationRequestId,
   pointAlias,
-  queueOutcome,
 } from '@tuneline/db';
 import { createLogger } from '@tuneline/runtime';
 import { describe, expect } from 'vitest';
@@ -24,6 +22,7 @@ import { makeDataset, makeFineTune, makeLicense } from '../api/fixtures.ts';
 import { request } from '../api/support.ts';
 import { builderDeps } from '../retrain/support.ts';
 import { it } from '../support/fixtures.ts';
+import { newFineTune, outcome } from './support.ts';
 
 // How a migration ends (packages/db/src/lifecycle/migration.ts), without the pipeline: where its new
 // fine-tune's outcome becomes known, once, whichever way it ends. The trained-and-evaluated path runs
@@ -54,43 +53,6 @@ async function migrationFrom(db: Db, licenseId: string, promote: MigrationRule) 
   );
   return { id, oldId };
 }
-
-/** The new model's dataset (no testing file) and auto-train fine-tune under the migration's request id. */
-async function newFineTune(db: Db, licenseId: string, migrationId: string, status: 'succeeded' | 'running') {
-  const datasetId = await makeDataset(db, licenseId, 'uploaded');
-  const dataset = await db
-    .selectFrom('datasets')
-    .selectAll()
-    .where('id', '=', datasetId)
-    .executeTakeFirstOrThrow();
-  await db
-    .updateTable('fine_tune_requests')
-    .set({ request_id: migrationRequestId(migrationId) })
-    .where('id', '=', dataset.request_row_id)
-    .execute();
-  await db
-    .updateTable('datasets')
-    .set({ test_path: null, test_examples: 0 })
-    .where('id', '=', datasetId)
-    .execute();
-  const made = await makeFineTune(db, licenseId, datasetId, { status });
-  const id = autoTrainFineTuneId(datasetId);
-  await db.updateTable('fine_tunes').set({ id, provider: 'azure' }).where('id', '=', made).execute();
-  return db.selectFrom('fine_tunes').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
-}
-
-const outcome = (
-  db: Db,
-  f: { id: string; status: string; notify_emails: string[]; correlation_id: string },
-) =>
-  inTransaction(db, (tx) =>
-    queueOutcome(tx, {
-      id: f.id,
-      status: f.status as 'succeeded',
-      notifyEmails: f.notify_emails,
-      correlationId: f.correlation_id,
-    }),
-  );
 
 describe('how a migration ends', () => {
   it('without an evaluation: `always` moves the aliases once, `if-not-worse` keeps them and says why', async ({
