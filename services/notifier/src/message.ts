@@ -65,7 +65,13 @@ export function outcomeEmail(
     lines.push('', 'Add credits to the license and start the fine-tune again.');
   }
   if (notification.kind === 'succeeded') {
-    lines.push('', 'The model is available: activate it from the hub to use it.');
+    // Active already when a training profile's rule promoted it (or the license activated it since).
+    lines.push(
+      '',
+      fineTune.active
+        ? 'The model is active: the API and the gateway serve it.'
+        : 'The model is available: activate it from the hub to use it.',
+    );
   }
   if (balance.overageBlocked) {
     lines.push('', 'Note: the last charge exceeded the balance; new fine-tunes are blocked until a top-up.');
