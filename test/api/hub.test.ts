@@ -2,11 +2,13 @@ import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildApi } from '@tuneline/api';
 import { defaultCatalogue } from '@tuneline/dataset';
+import { findAlias, recordVersionPromotion } from '@tuneline/db';
 import { postReservation, reserveCredits } from '@tuneline/ledger';
 import { createRedis } from '@tuneline/runtime';
 import type { Redis } from 'ioredis';
 import { type Browser, chromium } from 'playwright-core';
 import { afterAll, describe, expect } from 'vitest';
+import { saveProfile, seedTrainedVersion } from '../retrain/support.ts';
 import { redisUrl, type TestDatabase } from '../support/context.ts';
 import { it, test } from '../support/fixtures.ts';
 import { makeDataset, makeFineTune, makeLicense } from './fixtures.ts';
@@ -119,6 +121,47 @@ describe('hub page', () => {
     mkdirSync(join(import.meta.dirname, '__screenshots__'), { recursive: true });
     await page.screenshot({ path: SCREENSHOT, fullPage: true });
     expect(statSync(SCREENSHOT).size).toBeGreaterThan(10_000);
+    await page.close();
+  });
+
+  it("shows a training-profile version's decision and promotes it with one button", async () => {
+    const license = await makeLicense(t.db, 'lic-hub-promote', 0n);
+    const profile = await saveProfile(t.db, license.id, {
+      alias: 'invoices',
+      policy: { minNewDocuments: 50, minIntervalHours: 0, promotion: 'manual' },
+    });
+    const model = 'ft:gpt-4o-mini-2024-07-18:tuneline:invoices:hub2';
+    const { fineTuneId } = await seedTrainedVersion(t.db, profile, 1, { model });
+    await recordVersionPromotion(t.db, {
+      profileId: profile.id,
+      version: 1,
+      decision: 'manual',
+      rule: 'manual',
+      reason: 'promotion is manual (the evaluation is in the table); promote the version by hand to serve it',
+      actor: 'policy:invoices',
+      alias: null,
+      fineTuneId,
+      championFineTuneId: null,
+      undecidedOnly: true,
+    });
+
+    const page = await browser.newPage();
+    await page.goto(`${base}/hub#fine-tune=${fineTuneId}`);
+    await page.getByLabel('License API key').fill(license.key);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    const decision = page.getByTestId('promotion-decision');
+    await decision.waitFor();
+    expect(await decision.getAttribute('data-decision')).toBe('manual');
+    expect(await decision.textContent()).toContain('Training profile invoices, version 1: Waiting for you');
+    expect(await page.getByTestId('promotion-reason').textContent()).toContain('promotion is manual');
+
+    await page.getByRole('button', { name: 'Promote: serve it as invoices' }).click();
+    await page.getByTestId('promotion-serving').waitFor();
+    expect(await page.getByTestId('promotion-serving').textContent()).toBe(
+      'The alias invoices serves this model.',
+    );
+    expect(await page.getByTestId('promotion-decision').getAttribute('data-decision')).toBe('promoted');
+    expect((await findAlias(t.db, license.id, 'invoices'))?.fineTuneId).toBe(fineTuneId);
     await page.close();
   });
 

@@ -42,6 +42,7 @@ describe('OpenAPI document', () => {
     'GET /v1/training-profiles',
     'GET /v1/training-profiles/{name}',
     'POST /v1/training-profiles/{name}/retrain',
+    'POST /v1/training-profiles/{name}/versions/{version}/promote',
     'GET /v1/dead-letters',
     'GET /v1/admin/dead-letters',
     'POST /v1/admin/dead-letters/{id}/retry',

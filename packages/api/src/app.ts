@@ -34,6 +34,7 @@ import { registerEvaluationRoutes } from './routes/evaluation.ts';
 import { registerFineTuneRoutes } from './routes/fine-tunes.ts';
 import { registerInferenceRoutes } from './routes/inference.ts';
 import { registerLifecycleRoutes } from './routes/lifecycle.ts';
+import { registerPromotionRoutes } from './routes/promotion.ts';
 import { registerRequestRoutes } from './routes/requests.ts';
 import { registerTrainingProfileRoutes } from './routes/training-profiles.ts';
 import { registerStaticPages } from './static.ts';
@@ -139,6 +140,7 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
   registerFineTuneRoutes(table, deps);
   registerDocumentRoutes(table, deps);
   registerTrainingProfileRoutes(table, deps);
+  registerPromotionRoutes(table, deps);
   registerEvaluationRoutes(table, deps);
   registerDiscardRoutes(table, deps);
   registerAliasRoutes(table, deps);

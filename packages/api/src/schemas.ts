@@ -6,7 +6,7 @@ import {
 } from '@tuneline/contracts';
 import { MAX_GRANT_CREDITS } from '@tuneline/ledger';
 import { z } from 'zod';
-import { evaluationEstimateSchema } from './evaluation-views.ts';
+import { evaluationEstimateSchema, versionPromotionSchema } from './evaluation-views.ts';
 import { DATASET_STATUSES, nextCursorSchema } from './listing.ts';
 
 /** Request and response schemas of the HTTP API. They validate requests and generate /openapi.json. */
@@ -416,21 +416,40 @@ export const trainingProfileListSchema = z
   .object({ profiles: z.array(trainingProfileViewSchema) })
   .meta({ id: 'TrainingProfileList' });
 
-export const trainingProfileDetailSchema = trainingProfileViewSchema
-  .extend({
-    versions: z.array(
-      z.object({
-        version: z.int(),
-        requestId: z.string(),
-        trigger: z.enum(['policy', 'manual']),
-        documents: z.int(),
-        added: z.int(),
-        removed: z.int(),
-        estimatedCredits: z.string(),
-        datasetId: z.uuid().nullable(),
-        datasetStatus: z.string().nullable(),
-        createdAt: z.string(),
-      }),
-    ),
+export const profileVersionParams = profileNameParams.extend({
+  version: z.coerce.number().int('must be a whole number').min(1, 'must be at least 1'),
+});
+
+export const profileVersionSchema = z
+  .object({
+    version: z.int(),
+    requestId: z.string(),
+    trigger: z.enum(['policy', 'manual']),
+    documents: z.int(),
+    added: z.int(),
+    removed: z.int(),
+    estimatedCredits: z.string(),
+    datasetId: z.uuid().nullable(),
+    datasetStatus: z.string().nullable(),
+    fineTuneId: z.uuid().nullable().describe("the version's fine-tune (the decided one, else the newest)"),
+    model: z.string().nullable(),
+    serving: z.boolean().describe("the profile's alias serves this version's model now"),
+    promotion: versionPromotionSchema.nullable().describe('null until decided'),
+    createdAt: z.string(),
   })
+  .meta({ id: 'TrainingProfileVersion' });
+
+export const trainingProfileDetailSchema = trainingProfileViewSchema
+  .extend({ versions: z.array(profileVersionSchema) })
   .meta({ id: 'TrainingProfileDetail' });
+
+export const promoteVersionSchema = z
+  .object({
+    version: profileVersionSchema,
+    changed: z.boolean().describe('false when the alias already served it and it was already promoted'),
+    alias: z
+      .object({ name: z.string(), fineTuneId: z.uuid(), model: z.string().nullable() })
+      .nullable()
+      .describe("the profile's alias after the call (null: the profile names none)"),
+  })
+  .meta({ id: 'PromotedVersion' });

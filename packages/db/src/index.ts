@@ -13,6 +13,7 @@ export * from './repositories/lifecycle-warnings.ts';
 export * from './repositories/listing.ts';
 export * from './repositories/notifications.ts';
 export * from './repositories/outbox.ts';
+export * from './repositories/promotions.ts';
 export * from './repositories/provider-events.ts';
 export * from './repositories/requests.ts';
 export * from './repositories/retention.ts';

@@ -267,7 +267,15 @@ export type NotificationStatus = 'pending' | 'sent' | 'failed';
 
 export interface NotificationsTable {
   id: Generated<string>;
-  fine_tune_id: string;
+  /** The fine-tune the message is about; null for one about a training profile (migration 0046). */
+  fine_tune_id: string | null;
+  /** A training profile's notification: the profile and the version it is about. */
+  profile_id: string | null;
+  profile_version: number | null;
+  /** A profile notification's own correlation id (a fine-tune's is on the fine-tune). */
+  correlation_id: string | null;
+  /** What a profile notification reports (the refusal's reason). */
+  detail: string | null;
   /** The outcome the message reports: succeeded, failed, cancelled, insufficient_credits. */
   kind: string;
   recipient: string;
@@ -449,6 +457,19 @@ export interface ProfileVersionsTable {
   change_seq: BigIntColumn;
   estimated_credits: BigIntColumn;
   created_at: Generated<Date>;
+  /** The version's evaluated fine-tune and the champion it was compared with (migration 0045). */
+  fine_tune_id: string | null;
+  champion_fine_tune_id: string | null;
+  /** What became of the version's model: null until decided. */
+  promotion: 'promoted' | 'kept' | 'manual' | null;
+  /** The profile's `policy.promotion` when decided (null for a promotion by hand). */
+  promotion_rule: string | null;
+  promotion_reason: string | null;
+  /** `policy:<profile>` (the evaluator), or `key:<prefix>` of who promoted by hand. */
+  promotion_actor: string | null;
+  /** The alias moved (null: the profile names none; the model was only activated). */
+  promotion_alias: string | null;
+  promotion_at: NullableTimestamp;
 }
 
 export interface Database {

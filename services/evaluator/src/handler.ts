@@ -4,7 +4,6 @@ import {
   type EvaluationModels,
   type EvaluationRole,
   type EvaluationRunRecord,
-  findChampion,
   findDataset,
   findRequestById,
   finishEvaluation,
@@ -44,10 +43,12 @@ import {
   type TestExample,
   testingDocumentIds,
 } from './examples.ts';
+import { findChampionOf, finishAndDecide } from './promotion.ts';
 import { AnswerWriter } from './writer.ts';
 
 export { askWithRetries, DeadlineError, runPool } from './ask.ts';
 export { readTestingFile, requestSplitSeed, sampleExamples, testingDocumentIds } from './examples.ts';
+export { decideVersionPromotion, findChampionOf, finishAndDecide } from './promotion.ts';
 
 export interface EvaluatorDeps extends StageDeps {
   provider: Pick<ProviderProfile, 'chatCompletion'>;
@@ -94,7 +95,7 @@ export async function evaluateFineTune(
     return 'already_done';
   }
   const fail = async (reason: string): Promise<EvaluateOutcome> => {
-    await inTransaction(db, (tx) => finishEvaluation(tx, fineTune, { status: 'failed', reason }));
+    await finishAndDecide(db, fineTune, run?.championFineTuneId ?? null, { status: 'failed', reason });
     ctx.log.warn({ fineTuneId, reason }, 'evaluation failed; the e-mail goes without it');
     return 'failed';
   };
@@ -118,11 +119,7 @@ export async function evaluateFineTune(
   if (run.status === 'pending') {
     const seed = requestSplitSeed(request?.payload) ?? dataset.contentHash ?? dataset.id;
     const selected = sampleExamples(examples, run.maxExamples, seed);
-    const champion = await findChampion(db, {
-      licenseId: fineTune.licenseId,
-      fineTuneId: fineTune.id,
-      datasetId: dataset.id,
-    });
+    const champion = await findChampionOf(db, fineTune, dataset.id);
     const models: EvaluationModels = {
       fine_tuned: fineTune.fineTunedModel,
       base: fineTune.baseModel,
@@ -233,7 +230,7 @@ export async function evaluateFineTune(
   const summaryStarted = performance.now();
   const summary = summariseStoredAnswers(models, answers);
   deps.onScored?.(performance.now() - summaryStarted);
-  await inTransaction(db, (tx) => finishEvaluation(tx, fineTune, { status: 'succeeded', summary }));
+  await finishAndDecide(db, fineTune, run.championFineTuneId, { status: 'succeeded', summary });
   ctx.log.info(
     { fineTuneId, examples: summary.examples, lines: summary.report.comparisons.map((c) => c.line) },
     'evaluation done',

@@ -10,7 +10,8 @@ export class HeaderInjectionError extends Error {
   override name = 'HeaderInjectionError';
 }
 
-function header(name: string, value: string): string {
+/** A header value, refused when a line break would let it through. */
+export function header(name: string, value: string): string {
   if (/[\r\n]/.test(value)) throw new HeaderInjectionError(`${name} header contains a line break`);
   return value;
 }
@@ -64,7 +65,13 @@ export function outcomeEmail(
     lines.push('', 'Add credits to the license and start the fine-tune again.');
   }
   if (notification.kind === 'succeeded') {
-    lines.push('', 'The model is available: activate it from the hub to use it.');
+    // Active already when a training profile's rule promoted it (or the license activated it since).
+    lines.push(
+      '',
+      fineTune.active
+        ? 'The model is active: the API and the gateway serve it.'
+        : 'The model is available: activate it from the hub to use it.',
+    );
   }
   if (balance.overageBlocked) {
     lines.push('', 'Note: the last charge exceeded the balance; new fine-tunes are blocked until a top-up.');

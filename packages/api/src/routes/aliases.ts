@@ -78,6 +78,8 @@ function answer(view: (a: AliasRecord) => unknown, result: AliasSwitch) {
       throw new HttpError(409, 'the alias pointed at this fine-tune before');
     case 'no_previous':
       throw new HttpError(409, `nothing to roll back to: ${result.reason}`);
+    case 'moved':
+      throw new HttpError(409, `the alias was switched meanwhile (to ${result.currentFineTuneId})`);
   }
 }
 

@@ -17,6 +17,8 @@ import * as trainingProfiles from './0036_training_profiles.ts';
 import * as modelAliases from './0040_model_aliases.ts';
 import * as lifecycleWarnings from './0041_lifecycle_warnings.ts';
 import * as resolveModel from './0042_resolve_model.ts';
+import * as promotion from './0045_promotion.ts';
+import * as profileNotifications from './0046_profile_notifications.ts';
 import * as lifecycleWarningProvider from './0065_lifecycle_warning_provider.ts';
 
 /** Every migration, by name; the inline provider hands these to Kysely's Migrator in name order. */
@@ -39,5 +41,7 @@ export const migrations: Record<string, Migration> = {
   '0040_model_aliases': modelAliases,
   '0041_lifecycle_warnings': lifecycleWarnings,
   '0042_resolve_model': resolveModel,
+  '0045_promotion': promotion,
+  '0046_profile_notifications': profileNotifications,
   '0065_lifecycle_warning_provider': lifecycleWarningProvider,
 };

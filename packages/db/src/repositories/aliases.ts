@@ -43,7 +43,9 @@ export type AliasSwitch =
   /** Rollback with nothing to go back to, or the previous target is no longer active. */
   | { outcome: 'no_previous'; reason: string }
   /** `firstTimeOnly`: the alias has pointed at this fine-tune before, so it is left where it is. */
-  | { outcome: 'pointed_before' };
+  | { outcome: 'pointed_before' }
+  /** `expectedFineTuneId`: the alias was pointed at another usable model meanwhile; left there. */
+  | { outcome: 'moved'; currentFineTuneId: string };
 
 async function usableTarget(
   tx: Executor,
@@ -107,6 +109,27 @@ async function record(
   };
 }
 
+/**
+ * Locks the alias row (when there is one) and tells whether it serves another usable fine-tune than
+ * `expectedFineTuneId` and `fineTuneId`: its id then, else undefined. A missing alias, or one left on a
+ * model that is no longer usable (deactivated, discarded), is not a switch made elsewhere.
+ */
+export async function aliasSwitchedElsewhere(
+  tx: Executor,
+  input: { licenseId: string; name: string; fineTuneId: string; expectedFineTuneId: string | null },
+): Promise<string | undefined> {
+  const row = await tx
+    .selectFrom('model_aliases')
+    .select('fine_tune_id')
+    .where('license_id', '=', input.licenseId)
+    .where('name', '=', input.name)
+    .forUpdate()
+    .executeTakeFirst();
+  const current = row?.fine_tune_id;
+  if (!current || current === input.expectedFineTuneId || current === input.fineTuneId) return undefined;
+  return (await usableTarget(tx, input.licenseId, current)) ? current : undefined;
+}
+
 /** Points (or creates) `name` at the license's fine-tune `fineTuneId`, recorded with `actor`. */
 export async function pointAlias(
   db: Executor,
@@ -120,11 +143,24 @@ export async function pointAlias(
      * a later re-activation does not undo the license's own switches).
      */
     firstTimeOnly?: boolean;
+    /**
+     * Point only if the alias still serves this fine-tune (null: serves nothing, or does not exist),
+     * or the target already: a policy's promotion never undoes a switch made since it looked. An alias
+     * left on a model that is no longer usable (deactivated, discarded) does not count as a switch.
+     */
+    expectedFineTuneId?: string | null;
   },
 ): Promise<AliasSwitch> {
   return inTransaction(db, async (tx) => {
     const target = await usableTarget(tx, input.licenseId, input.fineTuneId);
     if (!target) return { outcome: 'target_unusable' };
+    if (input.expectedFineTuneId !== undefined) {
+      const moved = await aliasSwitchedElsewhere(tx, {
+        ...input,
+        expectedFineTuneId: input.expectedFineTuneId,
+      });
+      if (moved) return { outcome: 'moved', currentFineTuneId: moved };
+    }
     if (input.firstTimeOnly) {
       const before = await tx
         .selectFrom('model_alias_history')
@@ -252,6 +288,24 @@ const toAlias = (r: AliasRow): AliasRecord => ({
   active: r.active,
   updatedAt: r.updated_at,
 });
+
+/**
+ * The usable fine-tune (available, active, with a model) the license's alias `name` serves, unless it is
+ * `except`: a training profile's champion.
+ */
+export async function findAliasTarget(
+  db: Executor,
+  input: { licenseId: string; name: string; except?: string },
+): Promise<{ fineTuneId: string; model: string } | undefined> {
+  let query = aliasQuery(db, input.licenseId)
+    .where('a.name', '=', input.name)
+    .where('f.active', '=', true)
+    .where('f.available', '=', true)
+    .where('f.fine_tuned_model', 'is not', null);
+  if (input.except) query = query.where('f.id', '<>', input.except);
+  const row = await query.executeTakeFirst();
+  return row?.fine_tuned_model ? { fineTuneId: row.fine_tune_id, model: row.fine_tuned_model } : undefined;
+}
 
 /** The license's aliases by name. */
 export async function listAliases(db: Executor, licenseId: string): Promise<AliasRecord[]> {
