@@ -205,7 +205,7 @@ export const usageEntrySchema = z
   .object({
     transferId: z.string(),
     at: z.string(),
-    kind: z.enum(['grant', 'reservation', 'charge', 'overage', 'release', 'evaluation']),
+    kind: z.enum(['grant', 'reservation', 'charge', 'overage', 'release', 'evaluation', 'hosting']),
     fineTuneId: z.string().nullable(),
     model: z.string().nullable(),
     tokens: nullableCount,

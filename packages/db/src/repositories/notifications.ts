@@ -16,9 +16,11 @@ import { writeOutbox } from './outbox.ts';
 export interface NotificationRecord {
   id: string;
   fineTuneId: string;
-  /** The outcome the message reports: succeeded, failed, cancelled, insufficient_credits. */
+  /** The outcome the message reports: succeeded, failed, cancelled, insufficient_credits; or deployment_ended. */
   kind: string;
   recipient: string;
+  /** The deployment the message is about (`deployment_ended`), else null. */
+  deploymentId: string | null;
   status: NotificationStatus;
   attempts: number;
   lastError: string | null;
@@ -34,6 +36,7 @@ export function toNotificationRecord(row: NotificationRow): NotificationRecord {
     fineTuneId: row.fine_tune_id,
     kind: row.kind,
     recipient: row.recipient,
+    deploymentId: row.deployment_id,
     status: row.status,
     attempts: row.attempts,
     lastError: row.last_error,
@@ -46,10 +49,18 @@ export function toNotificationRecord(row: NotificationRow): NotificationRecord {
 
 const record = (row: NotificationRow | undefined) => (row ? toNotificationRecord(row) : undefined);
 
-/** Stable per (fine-tune, kind, recipient): receivers can dedupe a rare second delivery on it. */
-export function notificationMessageId(fineTuneId: string, kind: string, recipient: string): string {
+/**
+ * Stable per (fine-tune, kind, recipient, deployment): receivers can dedupe a rare second delivery on it.
+ */
+export function notificationMessageId(
+  fineTuneId: string,
+  kind: string,
+  recipient: string,
+  deploymentId?: string | null,
+): string {
   const hash = createHash('sha256').update(recipient.toLowerCase()).digest('hex').slice(0, 16);
-  return `<ft-${fineTuneId}-${kind}-${hash}@tuneline>`;
+  const about = deploymentId ? `-${deploymentId}` : '';
+  return `<ft-${fineTuneId}-${kind}${about}-${hash}@tuneline>`;
 }
 
 /**
@@ -62,6 +73,19 @@ export async function queueOutcomeNotifications(
   tx: Executor,
   fineTune: Pick<FineTuneRecord, 'id' | 'status' | 'notifyEmails' | 'correlationId'>,
 ): Promise<number> {
+  return queueNotifications(tx, fineTune, { kind: fineTune.status, deploymentId: null });
+}
+
+/**
+ * One notification of `kind` per address of the fine-tune's `notify_emails`, about `deploymentId` when
+ * given, with its `notify-send` message; once per (fine-tune, kind, recipient, deployment) whatever the
+ * number of calls (the unique key).
+ */
+export async function queueNotifications(
+  tx: Executor,
+  fineTune: Pick<FineTuneRecord, 'id' | 'notifyEmails' | 'correlationId'>,
+  about: { kind: string; deploymentId: string | null },
+): Promise<number> {
   const parsed = parseEmailList(fineTune.notifyEmails.join(';'));
   const recipients = parsed.ok
     ? parsed.emails
@@ -70,7 +94,7 @@ export async function queueOutcomeNotifications(
         return one.ok && one.emails.length === 1;
       });
   if (recipients.length === 0) return 0;
-  const kind = fineTune.status;
+  const { kind, deploymentId } = about;
   const created = await tx
     .insertInto('notifications')
     .values(
@@ -78,10 +102,11 @@ export async function queueOutcomeNotifications(
         fine_tune_id: fineTune.id,
         kind,
         recipient,
-        message_id: notificationMessageId(fineTune.id, kind, recipient),
+        deployment_id: deploymentId,
+        message_id: notificationMessageId(fineTune.id, kind, recipient, deploymentId),
       })),
     )
-    .onConflict((oc) => oc.columns(['fine_tune_id', 'kind', 'recipient']).doNothing())
+    .onConflict((oc) => oc.columns(['fine_tune_id', 'kind', 'recipient', 'deployment_id']).doNothing())
     .returning('id')
     .execute();
   for (const row of created) {
