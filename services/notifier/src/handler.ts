@@ -2,11 +2,15 @@ import { type Clock, notifySendMessage } from '@tuneline/contracts';
 import type { Catalogue } from '@tuneline/dataset';
 import {
   claimNotificationAttempt,
+  DEPLOYMENT_ENDED,
   type Executor,
+  type FineTuneRecord,
+  getDeployment,
   getFineTune,
   getNotification,
   listPendingNotifications,
   markNotificationSent,
+  type NotificationRecord,
   recordNotificationError,
   withNotificationLock,
 } from '@tuneline/db';
@@ -14,11 +18,11 @@ import { getBalance } from '@tuneline/ledger';
 import { defineStage, PermanentError, type StageDeps } from '@tuneline/runtime';
 import { evaluationSection } from './evaluation-section.ts';
 import { isPermanentSmtpRejection, type Mailer } from './mailer.ts';
-import { HeaderInjectionError, outcomeEmail } from './message.ts';
+import { deploymentEndedEmail, HeaderInjectionError, outcomeEmail } from './message.ts';
 
 export { lifecycleSweepStage } from './lifecycle-sweep.ts';
 export { fileMailer, isPermanentSmtpRejection, type Mailer, smtpMailer } from './mailer.ts';
-export { HeaderInjectionError, outcomeEmail, validRecipient } from './message.ts';
+export { deploymentEndedEmail, HeaderInjectionError, outcomeEmail, validRecipient } from './message.ts';
 
 export interface NotifierDeps extends StageDeps {
   mailer: Mailer;
@@ -56,11 +60,7 @@ export async function sendNotification(deps: NotifierDeps, notificationId: strin
     if (!fineTune) throw new PermanentError(`fine-tune ${claimed.fineTuneId} does not exist`);
     let mail: ReturnType<typeof outcomeEmail>;
     try {
-      const evaluation = claimed.kind === 'succeeded' ? await evaluationSection(conn, fineTune) : null;
-      mail = outcomeEmail(claimed, fineTune, await getBalance(conn, fineTune.licenseId), deps.mailFrom, {
-        evaluation,
-        ...(deps.publicUrl ? { publicUrl: deps.publicUrl } : {}),
-      });
+      mail = await composeMail(deps, conn, claimed, fineTune);
     } catch (err) {
       if (err instanceof HeaderInjectionError) {
         await recordNotificationError(conn, notificationId, err.message, true);
@@ -85,6 +85,26 @@ export async function sendNotification(deps: NotifierDeps, notificationId: strin
   });
   if (!sent.locked) throw new Error(`notification ${notificationId} is being sent by another worker`);
   return sent.result;
+}
+
+/** The e-mail a notification sends: a deployment's end, or a fine-tune's outcome. */
+async function composeMail(
+  deps: NotifierDeps,
+  conn: Executor,
+  claimed: NotificationRecord,
+  fineTune: FineTuneRecord,
+): Promise<ReturnType<typeof outcomeEmail>> {
+  const links = deps.publicUrl ? { publicUrl: deps.publicUrl } : {};
+  if (claimed.kind === DEPLOYMENT_ENDED) {
+    const deployment = claimed.deploymentId ? await getDeployment(conn, claimed.deploymentId) : undefined;
+    if (!deployment) throw new PermanentError(`notification ${claimed.id} names no deployment`);
+    return deploymentEndedEmail(claimed, fineTune, deployment, deps.mailFrom, links);
+  }
+  const evaluation = claimed.kind === 'succeeded' ? await evaluationSection(conn, fineTune) : null;
+  return outcomeEmail(claimed, fineTune, await getBalance(conn, fineTune.licenseId), deps.mailFrom, {
+    evaluation,
+    ...links,
+  });
 }
 
 const MARK_SENT_ATTEMPTS = 5;
