@@ -102,6 +102,25 @@ export const modelLifecycleSchema = z
   })
   .meta({ id: 'ModelLifecycle' });
 
+/** A deployment of the model at its provider (Azure: it serves nothing until deployed; issue 20.1). */
+export const deploymentSchema = z
+  .object({
+    name: z.string().describe("the deployment's name at the provider (what the gateway calls)"),
+    state: z
+      .enum(['deploying', 'active', 'deleting', 'deleted', 'failed'])
+      .describe('deploying → active; deleting → deleted on deactivation; failed, or deleted by the provider'),
+    reason: z
+      .string()
+      .nullable()
+      .describe('why it ended: the provider could not deploy it, deactivated, or deleted by Azure when idle'),
+    creditsPerHour: credits.describe('hosting fee per started hour while active, fixed at activation'),
+    hoursCharged: z.int().describe('started hosting hours charged so far (ledger kind `hosting`)'),
+    createdAt: z.string(),
+    activeAt: z.string().nullable().describe('when it began serving: hosting hours count from here'),
+    endedAt: z.string().nullable().describe('when it stopped existing: hosting hours end here'),
+  })
+  .meta({ id: 'Deployment' });
+
 export const fineTuneSchema = z
   .object({
     id: z.uuid(),
@@ -128,6 +147,19 @@ export const fineTuneSchema = z
       .describe('not finished and no cancellation asked yet: POST /v1/fine-tunes/{id}/cancel applies'),
     available: z.boolean(),
     active: z.boolean(),
+    activation: z
+      .enum(['inactive', 'deploying', 'active', 'deactivating'])
+      .describe(
+        'whether the model serves: a model that must be deployed first (Azure) goes deploying → active on activation, deactivating → inactive on deactivation',
+      ),
+    deployment: deploymentSchema
+      .nullable()
+      .describe('its latest deployment at the provider (live, or the last that ended); null: none'),
+    hostingCreditsPerHour: credits
+      .nullable()
+      .describe(
+        'hosting fee per started hour while deployed (catalogue); null: the provider serves it without a deployment',
+      ),
     correlationId: z.string(),
     createdAt: z.string(),
     updatedAt: z.string(),
