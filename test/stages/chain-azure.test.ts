@@ -125,6 +125,16 @@ async function call(method: 'GET' | 'POST', url: string, licenseKey = key) {
 }
 
 const view = async (id: string) => (await call('GET', `/v1/fine-tunes/${id}`)).json;
+/** The fine-tune's view once `ready` holds for it. */
+const viewWhen = (id: string, ready: (v: AnyJson) => boolean, what: string) =>
+  waitFor(
+    async () => {
+      const v = await view(id);
+      return ready(v) ? v : undefined;
+    },
+    15_000,
+    what,
+  );
 const hostingCharges = (db: Db) =>
   db
     .selectFrom('ledger_transfers')
@@ -198,14 +208,7 @@ describe('Azure, end to end', () => {
     const again = await call('POST', `/v1/fine-tunes/${fineTuneId}/activate`);
     expect([200, 202]).toContain(again.status);
     expect(again.json.deployment.name).toBe(name);
-    const active = await waitFor(
-      async () => {
-        const v = await view(fineTuneId);
-        return v.activation === 'active' ? v : undefined;
-      },
-      15_000,
-      'the deployment to serve',
-    );
+    const active = await viewWhen(fineTuneId, (v) => v.activation === 'active', 'the deployment to serve');
     expect(active).toMatchObject({ active: true, deployment: { state: 'active', hoursCharged: 0 } });
     expect(active.deployment.activeAt).toBe(t0.toISOString());
     expect(sim.admin.azureDeployments()).toEqual([{ name, model, provisioningState: 'Succeeded' }]);
@@ -241,12 +244,9 @@ describe('Azure, end to end', () => {
     const off = await call('POST', `/v1/fine-tunes/${fineTuneId}/deactivate`);
     expect(off.status).toBe(200);
     expect(off.json).toMatchObject({ active: false, activation: 'deactivating' });
-    const gone = await waitFor(
-      async () => {
-        const v = await view(fineTuneId);
-        return v.deployment.state === 'deleted' ? v : undefined;
-      },
-      15_000,
+    const gone = await viewWhen(
+      fineTuneId,
+      (v) => v.deployment.state === 'deleted',
       'the deployment to be deleted',
     );
     expect(gone).toMatchObject({ activation: 'inactive', deployment: { reason: 'deactivated' } });
@@ -267,7 +267,7 @@ describe('Azure, end to end', () => {
   }) => {
     const name = azureDeploymentName(fineTuneId);
     expect((await call('POST', `/v1/fine-tunes/${fineTuneId}/activate`)).status).toBe(202);
-    await waitFor(async () => (await view(fineTuneId)).activation === 'active', 15_000, 'active again');
+    await viewWhen(fineTuneId, (v) => v.activation === 'active', 'active again');
     const before = deploymentMails().length;
     // 15 days without calls: Azure deletes the deployment.
     expect(sim.admin.idleDelete(name)).toBe(true);
@@ -342,7 +342,7 @@ describe('Azure, end to end', () => {
       modelDeploymentStage.handle(message, ctx, deps),
       modelDeploymentStage.handle(message, ctx, deps),
     ]);
-    await waitFor(async () => (await view(fineTuneId)).activation === 'active', 15_000, 'active');
+    await viewWhen(fineTuneId, (v) => v.activation === 'active', 'active');
     expect(sim.admin.azureDeployments().filter((d) => d.name === name)).toHaveLength(1);
     const live = await db
       .selectFrom('model_deployments')
@@ -354,7 +354,7 @@ describe('Azure, end to end', () => {
     // A recovery (Redis lost the chain) re-adds the current link only; it finds nothing left to do.
     expect(await modelDeploymentStage.recover?.(deps)).toEqual([]);
     expect((await call('POST', `/v1/fine-tunes/${fineTuneId}/deactivate`)).status).toBe(200);
-    await waitFor(async () => (await view(fineTuneId)).deployment.state === 'deleted', 15_000, 'deleted');
+    await viewWhen(fineTuneId, (v) => v.deployment.state === 'deleted', 'deleted');
   });
 
   test('a deployment Azure cannot make leaves the model inactive with the reason; refusals are clear', async ({
@@ -368,14 +368,7 @@ describe('Azure, end to end', () => {
     });
     await db.updateTable('fine_tunes').set({ provider: 'azure' }).where('id', '=', orphan).execute();
     expect((await call('POST', `/v1/fine-tunes/${orphan}/activate`)).status).toBe(202);
-    const failed = await waitFor(
-      async () => {
-        const v = await view(orphan);
-        return v.deployment.state === 'failed' ? v : undefined;
-      },
-      15_000,
-      'the deployment to fail',
-    );
+    const failed = await viewWhen(orphan, (v) => v.deployment.state === 'failed', 'the deployment to fail');
     expect(failed).toMatchObject({ active: false, activation: 'inactive' });
     expect(failed.deployment.reason).toMatch(/could not deploy the model \(provisioning state Failed\)/);
     expect(sim.admin.azureDeployments().filter((d) => d.name === azureDeploymentName(orphan))).toEqual([]);
@@ -385,9 +378,9 @@ describe('Azure, end to end', () => {
     const discard = await call('POST', `/v1/fine-tunes/${fineTuneId}/discard`);
     expect(discard.status).toBe(409);
     expect(discard.json.error.message).toMatch(/deactivate the model first/);
-    await waitFor(async () => (await view(fineTuneId)).activation === 'active', 15_000, 'active');
+    await viewWhen(fineTuneId, (v) => v.activation === 'active', 'active');
     await call('POST', `/v1/fine-tunes/${fineTuneId}/deactivate`);
-    await waitFor(async () => (await view(fineTuneId)).activation === 'inactive', 15_000, 'inactive');
+    await viewWhen(fineTuneId, (v) => v.activation === 'inactive', 'inactive');
 
     // A license that cannot pay an hour of hosting is refused before anything is deployed.
     const poor = await makeLicense(db, 'lic-poor', 1_000n);

@@ -1,6 +1,6 @@
 import { type Executor, inTransaction } from '@tuneline/db';
 import { sql } from 'kysely';
-import { ensureLicenseAccount, licenseAccountId, revenueAccountId } from './accounts.ts';
+import { ensureLicenseAccount, licenseAccountId, postChargesLegs, revenueAccountId } from './accounts.ts';
 
 /**
  * Hosting fees of deployed fine-tunes (issue 20.1): Azure bills every hour a fine-tuned deployment
@@ -70,18 +70,7 @@ async function chargeStatement(
       RETURNING amount
     ), total AS (
       SELECT coalesce(sum(amount), 0) AS amount, count(*) AS n FROM transfer
-    ), debited AS (
-      UPDATE ledger_accounts
-      SET debits_posted = debits_posted + t.amount,
-          overage_blocked = overage_blocked
-            OR credits_posted - debits_posted - t.amount - debits_pending < 0
-      FROM total t WHERE id = ${account} AND t.n > 0
-      RETURNING 1
-    ), credited AS (
-      UPDATE ledger_accounts SET credits_posted = credits_posted + t.amount
-      FROM total t WHERE id = ${revenue} AND EXISTS (SELECT 1 FROM debited)
-      RETURNING 1
-    ), marked AS (
+    ), ${postChargesLegs(account, revenue)}, marked AS (
       UPDATE model_deployments m
       SET hours_billed = greatest(m.hours_billed, d.hours),
           hosting_closed = d.ended_at IS NOT NULL AND d.ended_at <= ${at}::timestamptz,

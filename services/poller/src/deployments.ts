@@ -1,10 +1,4 @@
-import {
-  type Clock,
-  DEPLOYMENT_SWEEP_SCHEDULER_ID,
-  deploymentSweepSchedulerPayload,
-  type MessageOf,
-  systemClock,
-} from '@tuneline/contracts';
+import { type Clock, type MessageOf, systemClock } from '@tuneline/contracts';
 import {
   continueDeploymentFollow,
   type DeploymentRecord,
@@ -20,14 +14,12 @@ import {
 import { chargeHostingHours } from '@tuneline/ledger';
 import { type AzureDeployment, ProviderError } from '@tuneline/provider';
 import {
-  type Closable,
   defineStage,
   type JobContext,
   type Logger,
   PermanentError,
   type StageDeps,
   stageFailure,
-  startJobScheduler,
 } from '@tuneline/runtime';
 
 /**
@@ -248,7 +240,10 @@ export async function runDeploymentSweep(deps: DeploymentDeps, log: Logger): Pro
   return result;
 }
 
-/** Stage of the poller: consumes `deployment-sweep` (queued by the job scheduler below). */
+/**
+ * Stage of the poller: consumes `deployment-sweep`, queued by a job scheduler every poller replica
+ * upserts (main.ts; one scheduler results, and a duplicated or late sweep is harmless).
+ */
 export const deploymentSweepStage = defineStage<'deployment-sweep', DeploymentDeps>({
   queue: 'deployment-sweep',
   async handle(_message, ctx, deps) {
@@ -260,22 +255,3 @@ export const deploymentSweepStage = defineStage<'deployment-sweep', DeploymentDe
     }
   },
 });
-
-/**
- * The job scheduler that queues a sweep every `everyMs`, on every poller replica (one scheduler
- * results; a duplicated or late sweep is harmless).
- */
-export function startDeploymentSweepScheduler(opts: {
-  redisUrl: string;
-  prefix: string;
-  everyMs: number;
-  log: Logger;
-  reassertMs?: number;
-}): Promise<Closable> {
-  return startJobScheduler({
-    ...opts,
-    queue: 'deployment-sweep',
-    schedulerId: DEPLOYMENT_SWEEP_SCHEDULER_ID,
-    payload: deploymentSweepSchedulerPayload(),
-  });
-}

@@ -28,7 +28,6 @@ export {
   deploymentSweepStage,
   modelDeploymentStage,
   runDeploymentSweep,
-  startDeploymentSweepScheduler,
 } from './deployments.ts';
 export type { PollerProvider, ProviderJob } from './provider.ts';
 export { nextPollDelayMs, type PollScheduleConfig } from './schedule.ts';

@@ -1,11 +1,15 @@
-import { offsetClock } from '@tuneline/contracts';
+import {
+  DEPLOYMENT_SWEEP_SCHEDULER_ID,
+  deploymentSweepSchedulerPayload,
+  offsetClock,
+} from '@tuneline/contracts';
 import {
   AzureDeployments,
   azureManagementFromEnv,
   createProviderSet,
   type ProviderProfile,
 } from '@tuneline/provider';
-import { type Closable, runService, type StartedServiceContext } from '@tuneline/runtime';
+import { type Closable, runService, type StartedServiceContext, startJobScheduler } from '@tuneline/runtime';
 import { type Config, configSchema } from './config.ts';
 import {
   type DeploymentDeps,
@@ -13,7 +17,6 @@ import {
   modelDeploymentStage,
   type PollerDeps,
   pollerStage,
-  startDeploymentSweepScheduler,
 } from './handler.ts';
 import { Sweeper } from './sweep.ts';
 import { startWebhookServer } from './webhooks.ts';
@@ -68,7 +71,11 @@ await runService<Config, PollerServiceDeps>({
     const opened: Closable[] = [];
     if (config.DEPLOYMENT_SWEEP_INTERVAL_MS > 0)
       opened.push(
-        await startDeploymentSweepScheduler({
+        // The deployment sweep, on every replica: one scheduler results (runtime's startJobScheduler).
+        await startJobScheduler({
+          queue: 'deployment-sweep',
+          schedulerId: DEPLOYMENT_SWEEP_SCHEDULER_ID,
+          payload: deploymentSweepSchedulerPayload(),
           redisUrl: config.REDIS_URL,
           prefix: config.QUEUE_PREFIX,
           everyMs: config.DEPLOYMENT_SWEEP_INTERVAL_MS,
