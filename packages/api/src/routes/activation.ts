@@ -2,6 +2,7 @@ import { findBaseModel, hostingFeeOf, lifecycleOf } from '@tuneline/dataset';
 import {
   aliasesOfFineTunes,
   type FineTuneRecord,
+  findLiveDeployment,
   getFineTune,
   latestDeployments,
   listActiveFineTunes,
@@ -120,6 +121,8 @@ async function deactivate(deps: ApiDeps, licenseId: string, row: FineTuneRecord)
     if (!updated) throw unavailable(row);
     return servedView(deps, updated);
   }
+  // Nothing deployed and nothing to offer: the same answer as for a model served without deployment.
+  if (!row.available && !(await findLiveDeployment(deps.db, row.id))) throw unavailable(row);
   const { fineTune, deployment } = await requestUndeploy(deps.db, {
     fineTuneId: row.id,
     licenseId,
