@@ -4,12 +4,18 @@
 // name, deactivation deletes the deployment, hosting hours are charged once per started hour however
 // often the sweep runs, and Azure's idle deletion leaves the model inactive with the reason and one e-mail.
 import { buildApi, profileChatProvider } from '@tuneline/api';
-import { type Clock, FineTuneRequestProducer, fixedClock } from '@tuneline/contracts';
+import {
+  type Clock,
+  deploymentSweepSchedulerPayload,
+  FineTuneRequestProducer,
+  fixedClock,
+} from '@tuneline/contracts';
 import { defaultCatalogue } from '@tuneline/dataset';
 import { type Db, setLicenseProvider, startDeployment } from '@tuneline/db';
 import { startSmtpServer } from '@tuneline/harness';
 import { auditLedger, getBalance } from '@tuneline/ledger';
 import {
+  DEPLOYMENT_GONE_REASON,
   type DeploymentDeps,
   deploymentSweepStage,
   modelDeploymentStage,
@@ -316,6 +322,7 @@ describe('Azure, end to end', () => {
 
   test('a link that runs twice (a crash after the PUT, a duplicate delivery) makes one deployment', async ({
     db,
+    stages,
   }) => {
     const name = azureDeploymentName(fineTuneId);
     // The API's step, without its outbox being published here: the two deliveries below race the relay.
@@ -358,8 +365,13 @@ describe('Azure, end to end', () => {
     expect(live).toHaveLength(1);
     // A recovery (Redis lost the chain) re-adds the current link only; it finds nothing left to do.
     expect(await modelDeploymentStage.recover?.(deps)).toEqual([]);
-    expect((await call('POST', `/v1/fine-tunes/${fineTuneId}/deactivate`)).status).toBe(200);
-    await viewWhen(fineTuneId, (v) => v.deployment.state === 'deleted', 'deleted');
+    // The sweep as the scheduler queues it (the deployment-sweep stage): this deployment is gone too.
+    expect(sim.admin.idleDelete(name)).toBe(true);
+    await stages
+      .consumer('deployment-sweep')
+      .publisher.publish('deployment-sweep', 'deployment-sweep-test-1', deploymentSweepSchedulerPayload());
+    const ended = await viewWhen(fineTuneId, (v) => v.deployment.state === 'deleted', 'the sweep to end it');
+    expect(ended).toMatchObject({ activation: 'inactive', deployment: { reason: DEPLOYMENT_GONE_REASON } });
   });
 
   test('a deployment Azure cannot make leaves the model inactive with the reason; refusals are clear', async ({
