@@ -9,9 +9,10 @@ import {
   deploymentSweepSchedulerPayload,
   FineTuneRequestProducer,
   fixedClock,
+  queues,
 } from '@tuneline/contracts';
 import { defaultCatalogue } from '@tuneline/dataset';
-import { type Db, setLicenseProvider, startDeployment } from '@tuneline/db';
+import { type Db, deploymentFollowMessage, setLicenseProvider, startDeployment } from '@tuneline/db';
 import { startSmtpServer } from '@tuneline/harness';
 import { auditLedger, getBalance } from '@tuneline/ledger';
 import {
@@ -336,13 +337,11 @@ describe('Azure, end to end', () => {
     });
     expect(started.outcome).toBe('started');
     if (started.outcome !== 'started') return;
-    const message = {
-      schemaVersion: 1 as const,
-      correlationId: started.deployment.correlationId,
-      deploymentId: started.deployment.id,
-      fineTuneId,
-      step: 0,
-    };
+    // Link 0, as the API queued it (the outbox row's message), delivered twice.
+    const message = queues['model-deployment'].schema.parse(
+      deploymentFollowMessage(started.deployment).payload,
+    );
+    expect(message.step).toBe(0);
     const ctx = {
       queue: 'model-deployment' as const,
       jobId: 'dup',
