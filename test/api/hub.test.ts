@@ -2,7 +2,7 @@ import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildApi } from '@tuneline/api';
 import { defaultCatalogue } from '@tuneline/dataset';
-import { findAlias, recordVersionPromotion } from '@tuneline/db';
+import { endDeployment, findAlias, recordVersionPromotion } from '@tuneline/db';
 import { postReservation, reserveCredits } from '@tuneline/ledger';
 import { createRedis } from '@tuneline/runtime';
 import type { Redis } from 'ioredis';
@@ -181,6 +181,50 @@ describe('hub page', () => {
     expect(await page.locator('#schema-FineTuneRequest').count()).toBe(1);
     expect(external).toEqual([]);
     await page.screenshot({ path: join(import.meta.dirname, '__screenshots__', 'docs.png') });
+    await page.close();
+  });
+
+  it('shows an Azure model deploying with its hosting fee, and why its deployment ended', async () => {
+    const license = await makeLicense(t.db, 'lic-hub-azure', 50_000n);
+    const dataset = await makeDataset(t.db, license.id, 'uploaded');
+    const model = 'ft:gpt-4o-mini-2024-07-18:tuneline:invoices:azure1';
+    const fineTune = await makeFineTune(t.db, license.id, dataset, { model });
+    await t.db.updateTable('fine_tunes').set({ provider: 'azure' }).where('id', '=', fineTune).execute();
+
+    const page = await browser.newPage({ viewport: { width: 1280, height: 1400 } });
+    await page.goto(`${base}/hub`);
+    await page.getByLabel('License API key').fill(license.key);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    const row = page.locator(`tr[data-fine-tune="${fineTune}"]`);
+    await row.waitFor();
+    expect(await row.getByTestId('hosting-fee').textContent()).toBe(
+      'hosting 1,700 credits/hour while deployed',
+    );
+
+    // Activation deploys it (no poller runs here, so it stays deploying): Deactivate withdraws it.
+    await row.getByRole('button', { name: `Activate ${model}` }).click();
+    await row.getByRole('button', { name: `Deactivate ${model}` }).waitFor();
+    expect(await row.getByTestId('active').textContent()).toContain('deploying…');
+    await page.getByText(`${model} is being deployed`, { exact: false }).waitFor();
+
+    // Provisioning failed at Azure: the row says why, and offers Activate again.
+    const deployment = await t.db
+      .selectFrom('model_deployments')
+      .select('id')
+      .where('fine_tune_id', '=', fineTune)
+      .executeTakeFirstOrThrow();
+    await endDeployment(t.db, {
+      id: deployment.id,
+      from: ['deploying'],
+      state: 'failed',
+      reason: 'the provider could not deploy the model (provisioning state Failed)',
+      now: new Date(),
+    });
+    await page.reload();
+    await row.getByRole('button', { name: `Activate ${model}` }).waitFor();
+    expect(await row.getByTestId('deployment-reason').textContent()).toBe(
+      'the provider could not deploy the model (provisioning state Failed)',
+    );
     await page.close();
   });
 });

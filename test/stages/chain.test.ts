@@ -7,6 +7,7 @@ import { evaluatorStage } from '@tuneline/evaluator';
 import { startSmtpServer } from '@tuneline/harness';
 import { getBalance } from '@tuneline/ledger';
 import { lifecycleSweepStage, notifierStage, smtpMailer } from '@tuneline/notifier';
+import { deploymentSweepStage, modelDeploymentStage } from '@tuneline/poller';
 import { type RunningSimulator, startSimulator } from '@tuneline/simulator';
 import { afterAll, describe, expect } from 'vitest';
 import { requestInput } from '../dataset/fixtures.ts';
@@ -38,6 +39,10 @@ test.beforeAll(async ({ db, stages }) => {
     storage: files.storage,
     schedule: { intervalMs: 300, minIntervalMs: 100 },
   });
+  // The poller's deployment stages beside its polls (startPipeline), as its main.ts starts them.
+  const deploymentDeps = { db, log: quietLog, deploymentsProblem: 'no Azure in this chain' };
+  await stages.start(modelDeploymentStage, deploymentDeps);
+  await stages.start(deploymentSweepStage, deploymentDeps);
   // The dataset-builder service's two stages, as its main.ts starts them.
   const builderDeps = { db, log: quietLog, storage: files.storage, catalogue: loadCatalogue({}) };
   await stages.start(datasetBuilderStage, builderDeps);

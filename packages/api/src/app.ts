@@ -23,6 +23,7 @@ import { GatewayRateLimiter, type RateLimitSettings } from './gateway/rate-limit
 import { HttpError, installErrorHandler, RouteTable } from './http.ts';
 import { buildOpenApiDocument } from './openapi.ts';
 import type { ChatProvider } from './provider.ts';
+import { registerActivationRoutes } from './routes/activation.ts';
 import { registerAdminRoutes } from './routes/admin.ts';
 import { registerAliasRoutes } from './routes/aliases.ts';
 import { registerCreditRoutes } from './routes/credits.ts';
@@ -55,6 +56,12 @@ export interface ApiOptions {
   providers?: readonly string[];
   /** Deletes a discarded fine-tune's model at its provider; unset: discarding only marks the row. */
   deleteModel?: ModelDeleter;
+  /**
+   * Deployments (issue 20.1): the deployment default provider's kind (fine-tunes naming no provider
+   * train and serve there; default `simulator`), and why Azure deployments cannot be made here, when
+   * they cannot (activating an Azure model then answers 503 with it).
+   */
+  deployments?: DeploymentOptions;
   /** Largest accepted request body in bytes (default 20 MB). */
   bodyLimit?: number;
   /** Per-license gateway rate limit (requests and tokens per minute); off when not given. */
@@ -67,8 +74,14 @@ export interface ApiOptions {
   clock?: Clock;
 }
 
+export interface DeploymentOptions {
+  defaultProvider: string;
+  problem?: string;
+}
+
 /** What route modules share. */
 export interface ApiDeps {
+  deployments: DeploymentOptions;
   db: Db;
   catalogue: Catalogue;
   provider?: ChatProvider;
@@ -116,6 +129,7 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
     provider: opts.provider,
     ...(opts.providers ? { providers: opts.providers } : {}),
     ...(opts.deleteModel ? { deleteModel: opts.deleteModel } : {}),
+    deployments: opts.deployments ?? { defaultProvider: 'simulator' },
     producer,
     meter: new GatewayMeter(opts.db, app.log, metrics, () => deps.flushOutbox()),
     reservationMarginPercent: opts.reservationMarginPercent ?? 10,
@@ -138,6 +152,7 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
   registerDatasetRoutes(table, deps);
   registerRequestRoutes(table, deps);
   registerFineTuneRoutes(table, deps);
+  registerActivationRoutes(table, deps);
   registerDocumentRoutes(table, deps);
   registerTrainingProfileRoutes(table, deps);
   registerPromotionRoutes(table, deps);

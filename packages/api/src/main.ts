@@ -2,9 +2,11 @@ import { formatZodError, offsetClock } from '@tuneline/contracts';
 import { loadCatalogue } from '@tuneline/dataset';
 import { createDb } from '@tuneline/db';
 import {
+  azureManagementFromEnv,
   createChatHttpClient,
   createProviderFromEnv,
   createProviderSet,
+  type ProviderEnv,
   providerEnvSchema,
   resolveProviderSettings,
 } from '@tuneline/provider';
@@ -39,6 +41,7 @@ export async function startApi(env: NodeJS.ProcessEnv = process.env, portOverrid
       chatHttp,
     ),
     ...providerOptions(env),
+    deployments: deploymentOptions(providerEnv),
     adminKey: config.ADMIN_API_KEY,
     bodyLimit: config.API_BODY_LIMIT_BYTES,
     rateLimit: {
@@ -79,6 +82,18 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     process.stderr.write(`api: ${err.message}\n`);
     process.exit(78);
   }
+}
+
+/**
+ * Which provider serves fine-tunes naming none, and why Azure deployments cannot be made here (the API
+ * only records them; the poller makes them, from the same variables).
+ */
+function deploymentOptions(env: ProviderEnv) {
+  const management = azureManagementFromEnv(env);
+  return {
+    defaultProvider: resolveProviderSettings(env).kind,
+    ...(management.ok ? {} : { problem: management.problem }),
+  };
 }
 
 /** The providers the API checks requests against, and how it deletes a discarded model. */

@@ -4,6 +4,7 @@ export * from './migrate.ts';
 export * from './repositories/aliases.ts';
 export * from './repositories/datasets.ts';
 export * from './repositories/dead-letters.ts';
+export * from './repositories/deployments.ts';
 export * from './repositories/documents.ts';
 export * from './repositories/evaluations.ts';
 export * from './repositories/fine-tunes.ts';

@@ -2,7 +2,10 @@ import { type Clock, notifySendMessage } from '@tuneline/contracts';
 import type { Catalogue } from '@tuneline/dataset';
 import {
   claimNotificationAttempt,
+  DEPLOYMENT_ENDED,
   type Executor,
+  type FineTuneRecord,
+  getDeployment,
   getFineTune,
   getNotification,
   getTrainingProfile,
@@ -16,7 +19,7 @@ import { getBalance } from '@tuneline/ledger';
 import { defineStage, PermanentError, type StageDeps } from '@tuneline/runtime';
 import { evaluationSection } from './evaluation-section.ts';
 import { isPermanentSmtpRejection, type Mailer, type OutgoingMail } from './mailer.ts';
-import { HeaderInjectionError, outcomeEmail } from './message.ts';
+import { deploymentEndedEmail, HeaderInjectionError, outcomeEmail } from './message.ts';
 import { profileEmail } from './profile-message.ts';
 import { promotionSection, withPromotion } from './promotion-section.ts';
 
@@ -28,7 +31,7 @@ export {
   type OutgoingMail,
   smtpMailer,
 } from './mailer.ts';
-export { HeaderInjectionError, outcomeEmail, validRecipient } from './message.ts';
+export { deploymentEndedEmail, HeaderInjectionError, outcomeEmail, validRecipient } from './message.ts';
 
 export interface NotifierDeps extends StageDeps {
   mailer: Mailer;
@@ -91,7 +94,7 @@ export async function sendNotification(deps: NotifierDeps, notificationId: strin
   return sent.result;
 }
 
-/** The message a claimed notification sends: a fine-tune's outcome, or a training profile's notice. */
+/** The message a claimed notification sends: a fine-tune's outcome or its deployment's end, or a training profile's notice. */
 async function composeMail(
   deps: NotifierDeps,
   conn: Executor,
@@ -104,13 +107,19 @@ async function composeMail(
   }
   const fineTune = await getFineTune(conn, claimed.fineTuneId);
   if (!fineTune) throw new PermanentError(`fine-tune ${claimed.fineTuneId} does not exist`);
+  const links = deps.publicUrl ? { publicUrl: deps.publicUrl } : {};
+  if (claimed.kind === DEPLOYMENT_ENDED) {
+    const deployment = claimed.deploymentId ? await getDeployment(conn, claimed.deploymentId) : undefined;
+    if (!deployment) throw new PermanentError(`notification ${claimed.id} names no deployment`);
+    return deploymentEndedEmail(claimed, fineTune, deployment, deps.mailFrom, links);
+  }
   const evaluation =
     claimed.kind === 'succeeded'
       ? withPromotion(await evaluationSection(conn, fineTune), await promotionSection(conn, fineTune))
       : null;
   return outcomeEmail(claimed, fineTune, await getBalance(conn, fineTune.licenseId), deps.mailFrom, {
     evaluation,
-    ...(deps.publicUrl ? { publicUrl: deps.publicUrl } : {}),
+    ...links,
   });
 }
 

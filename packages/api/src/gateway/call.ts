@@ -47,6 +47,8 @@ export async function resolveModel(deps: ApiDeps, licenseId: string, model: stri
   return {
     fineTuneId: fineTune.id,
     model: fineTune.fineTunedModel ?? model,
+    // Azure's inference takes the deployment's name as the model (issue 20.1).
+    ...(fineTune.deploymentName ? { providerModel: fineTune.deploymentName } : {}),
     alias: fineTune.viaAlias,
     baseModel: fineTune.baseModel,
     encoding: base?.encoding ?? 'o200k_base',

@@ -18,6 +18,8 @@ export interface CallModel {
   fineTuneId: string;
   /** The fine-tuned model that serves the call (what the caller named, or what its alias points at). */
   model: string;
+  /** The name the provider serves it under when not `model`: the deployment's on Azure. */
+  providerModel?: string;
   /** The alias the caller named, when it named one. */
   alias?: string | null;
   /** The fine-tune's base model (prices, metrics labels). */

@@ -57,8 +57,10 @@ export function registerInferenceRoutes(table: RouteTable, deps: ApiDeps): void 
         const licenseId = licenseOf(caller);
         const model = await resolveModel(deps, licenseId, body.model);
         label = model.baseModel;
-        // An alias is served by the model it points at: the provider gets that name, the answer names it.
-        const forwarded = model.alias ? { ...body, model: model.model } : body;
+        // An alias is served by the model it points at, a deployed model (Azure) by its deployment's
+        // name: the provider gets that name, the answer names the fine-tuned model.
+        const served = model.providerModel ?? model.model;
+        const forwarded = body.model === served ? body : { ...body, model: served };
         if (model.alias) reply.header('x-tuneline-alias', model.alias);
         const real = deps.provider;
         if (!real) throw new HttpError(503, 'no provider configured for inference');

@@ -19,6 +19,7 @@ import * as lifecycleWarnings from './0041_lifecycle_warnings.ts';
 import * as resolveModel from './0042_resolve_model.ts';
 import * as promotion from './0045_promotion.ts';
 import * as profileNotifications from './0046_profile_notifications.ts';
+import * as modelDeployments from './0050_model_deployments.ts';
 import * as lifecycleWarningProvider from './0065_lifecycle_warning_provider.ts';
 
 /** Every migration, by name; the inline provider hands these to Kysely's Migrator in name order. */
@@ -43,5 +44,6 @@ export const migrations: Record<string, Migration> = {
   '0042_resolve_model': resolveModel,
   '0045_promotion': promotion,
   '0046_profile_notifications': profileNotifications,
+  '0050_model_deployments': modelDeployments,
   '0065_lifecycle_warning_provider': lifecycleWarningProvider,
 };
