@@ -22,6 +22,7 @@ import { GatewayMeter } from './gateway/metering.ts';
 import { type ApiMetrics, createApiMetrics } from './gateway/metrics.ts';
 import { GatewayRateLimiter, type RateLimitSettings } from './gateway/rate-limit.ts';
 import { defaultGatewaySettings, type GatewaySettings } from './gateway/settings.ts';
+import { GatewaySweeper } from './gateway/sweep.ts';
 import { HttpError, installErrorHandler, RouteTable } from './http.ts';
 import { buildOpenApiDocument } from './openapi.ts';
 import type { ChatProvider } from './provider.ts';
@@ -201,7 +202,10 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
     await scope.register(serverAdapter.registerPlugin(), { prefix: '/admin/queues' });
   });
 
+  const sweeper = new GatewaySweeper(opts.db, gateway, app.log, metrics);
+  sweeper.start();
   app.addHook('onClose', async () => {
+    await sweeper.stop();
     await deps.meter.close();
     await Promise.all([producer.close(), publisher.close(), ...dashboardQueues.map((q) => q.close())]);
   });
