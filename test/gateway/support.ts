@@ -160,6 +160,8 @@ export async function startRig(
     /** A pino logger (the API logs nothing without one). */
     logger?: ApiOptions['logger'];
     rateLimit?: ApiOptions['rateLimit'];
+    /** The gateway's settings (cache TTL, hold commit, prompt count, ...). */
+    gateway?: ApiOptions['gateway'];
   } = {},
 ): Promise<GatewayRig> {
   const redis = createRedis(redisUrl(), 'producer');
@@ -183,6 +185,7 @@ export async function startRig(
     adminKey: ADMIN_KEY,
     ...(opts.logger ? { logger: opts.logger } : {}),
     ...(opts.rateLimit ? { rateLimit: opts.rateLimit } : {}),
+    ...(opts.gateway ? { gateway: opts.gateway } : {}),
   });
   return {
     t,

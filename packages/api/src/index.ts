@@ -5,10 +5,13 @@ export {
   type CallModel,
   countPromptTokens,
   holdWorstCase,
+  promptTokenBound,
+  rateLimitTokens,
   type WorstCase,
   worstCase,
 } from './gateway/holds.ts';
 export { type CallUsage, GatewayMeter, type HeldCall } from './gateway/metering.ts';
+export { type ApiMetrics, createApiMetrics } from './gateway/metrics.ts';
 export { type ChatRequestBody, chatRequestSchema } from './gateway/request.ts';
 export { defaultGatewaySettings, type GatewaySettings } from './gateway/settings.ts';
 export { type SweepResult, sweepGateway } from './gateway/sweep.ts';
