@@ -17,7 +17,13 @@ import { afterAll, describe, expect } from 'vitest';
 import { makeDataset, makeFineTune, makeLicense } from '../api/fixtures.ts';
 import { waitFor } from '../support/context.ts';
 import { it, test } from '../support/fixtures.ts';
-import { ADMIN_KEY, type GatewayRig, startRig, trainSimulatorModel } from './support.ts';
+import {
+  ADMIN_KEY,
+  type GatewayRig,
+  startRig,
+  trainSimulatorModel,
+  licenseWithModel as withModel,
+} from './support.ts';
 
 // What the gateway's hot path does to be fast (issue 19, the benchmark), and why each stays safe:
 // cached key and model look-ups, the prompt held at an upper bound, holds committed asynchronously.
@@ -39,14 +45,7 @@ afterAll(async () => {
 
 const BASE = 'gpt-4o-mini-2024-07-18';
 
-async function licenseWithModel(id: string, credits = 100_000n) {
-  const lic = await makeLicense(rig.t.db, id, credits);
-  const fineTuneId = await makeFineTune(rig.t.db, lic.id, await makeDataset(rig.t.db, lic.id, 'uploaded'), {
-    model,
-    active: true,
-  });
-  return { ...lic, fineTuneId, client: new OpenAI({ baseURL, apiKey: lic.key, maxRetries: 0 }) };
-}
+const licenseWithModel = (id: string, credits = 100_000n) => withModel(rig, { model, baseURL }, id, credits);
 
 const ask = (content = 'INVOICE 1011\nTotal: 110.00 EUR', maxTokens = 20) => ({
   model,

@@ -1,46 +1,35 @@
 import { randomUUID } from 'node:crypto';
-import { type ChatProvider, sweepGateway } from '@tuneline/api';
+import { sweepGateway } from '@tuneline/api';
 import { listExpiredHolds } from '@tuneline/db';
 import { auditLedger, getBalance, holdCall, settleCall } from '@tuneline/ledger';
-import OpenAI from 'openai';
 import { afterAll, describe, expect } from 'vitest';
-import { makeDataset, makeFineTune, makeLicense } from '../api/fixtures.ts';
+import { makeDataset, makeFineTune } from '../api/fixtures.ts';
 import { waitFor } from '../support/context.ts';
 import { it, test } from '../support/fixtures.ts';
-import { type GatewayRig, simulatorChatCalls, startRig, trainSimulatorModel } from './support.ts';
+import {
+  type Gate,
+  type GatewayRig,
+  gatedProvider,
+  shutGate,
+  simulatorChatCalls,
+  startRig,
+  trainSimulatorModel,
+  licenseWithModel as withModel,
+} from './support.ts';
 
 // The gateway's sweep: holds nobody settles expire (released once, visible in the ledger), and
 // Idempotency-Keys are forgotten after their retention. Forwarded calls wait at a gate while it is
 // shut: a call held there is one whose process stopped between its hold and its settlement.
 
-let gate: { open: () => void; wait: Promise<void> };
-function shutGate() {
-  let open!: () => void;
-  const wait = new Promise<void>((r) => {
-    open = r;
-  });
-  gate = { open, wait };
-}
+let gate: Gate = shutGate();
 
 let rig: GatewayRig;
 let model: string;
 let baseURL: string;
 
 test.beforeAll(async ({ database, prefix }) => {
-  shutGate();
   gate.open();
-  rig = await startRig(
-    { database, prefix },
-    {
-      wrapProvider: (real: ChatProvider): ChatProvider => ({
-        async chatCompletion(body, opts) {
-          await gate.wait;
-          return real.chatCompletion(body, opts);
-        },
-        streamChatCompletion: (body, opts) => real.streamChatCompletion(body, opts),
-      }),
-    },
-  );
+  rig = await startRig({ database, prefix }, { wrapProvider: gatedProvider(() => gate) });
   model = await trainSimulatorModel(rig.sim);
   baseURL = `${await rig.app.listen({ port: 0, host: '127.0.0.1' })}/v1`;
 });
@@ -54,14 +43,7 @@ const HOUR = 3_600_000;
 const settings = { holdExpiryMs: HOUR, idempotencyRetentionMs: 24 * HOUR };
 const later = (ms: number) => new Date(Date.now() + ms);
 
-async function licenseWithModel(id: string, credits = 10_000n) {
-  const lic = await makeLicense(rig.t.db, id, credits);
-  const fineTuneId = await makeFineTune(rig.t.db, lic.id, await makeDataset(rig.t.db, lic.id, 'uploaded'), {
-    model,
-    active: true,
-  });
-  return { ...lic, fineTuneId, client: new OpenAI({ baseURL, apiKey: lic.key, maxRetries: 0 }) };
-}
+const licenseWithModel = (id: string, credits = 10_000n) => withModel(rig, { model, baseURL }, id, credits);
 
 const body = () => ({
   model,
@@ -90,7 +72,7 @@ const clean = async () =>
 describe('expired holds', () => {
   it('a call abandoned between hold and settle: its hold is released once past the bound, once, as its own release; a usage coming back later is still charged once', async () => {
     const lic = await licenseWithModel('lic-abandoned');
-    shutGate();
+    gate = shutGate();
     const pending = lic.client.chat.completions.create(body());
     const callId = await heldCall(lic.id);
     const held = await getBalance(rig.t.db, lic.id);
@@ -240,7 +222,7 @@ describe('Idempotency-Key retention', () => {
     const lic = await licenseWithModel('lic-key-inflight');
     // A retention shorter than the hold expiry, so an in-flight key outlives its retention.
     const short = { holdExpiryMs: 48 * HOUR, idempotencyRetentionMs: HOUR };
-    shutGate();
+    gate = shutGate();
     const pending = lic.client.chat.completions.create(body(), withKey('k-slow'));
     await heldCall(lic.id);
     await sweepGateway(rig.t.db, short, later(2 * HOUR));

@@ -12,11 +12,12 @@ import { type Kysely, sql } from 'kysely';
  *   settle, a release or another sweep racing it, and the auditor's rules for releases hold.
  * - `inference_hold_sweep`: how far (ledger_transfers.seq) the sweep has looked, so a sweep reads only
  *   the transfers written since the last one, never the whole ledger, and needs no index of its own.
- * - `inference_settle` (same signature): a settlement that arrives after its hold expired (a deferred
- *   usage applied late, a process that came back) is still charged, as a usage posted directly
- *   (`usage-<callId>`, no pending leg, license → the hold's stripe) with the overage rule: expiry only
- *   ever gives credits back early, it never loses a charge. A settle after an ordinary release (no
- *   answer) is still `released` and charges nothing.
+ * - `inference_settle` (same signature): 0010's, renamed `inference_settle_held`, plus this: a
+ *   settlement that arrives after its hold expired (a deferred usage applied late, a process that came
+ *   back) is still charged, as a usage posted directly (`usage-<callId>`, no pending leg, license → the
+ *   hold's stripe) with the overage rule: expiry only ever gives credits back early, it never loses a
+ *   charge. A settle after an ordinary release (no answer) is still `released` and charges nothing.
+ *   (The idempotency answer is not stored: the expiry freed the key.)
  */
 export async function up(db: Kysely<unknown>): Promise<void> {
   await sql`
@@ -83,76 +84,46 @@ export async function up(db: Kysely<unknown>): Promise<void> {
       END IF;
     END $$;
 
-    CREATE OR REPLACE FUNCTION inference_settle(p_call uuid, p_amount bigint, p_prompt integer, p_completion integer,
+    -- 0010's settlement stays as it was, under another name; inference_settle (what the gateway, billing
+    -- and inference_settle_many call) is it plus the late charge of a usage whose hold expired.
+    ALTER FUNCTION inference_settle(uuid, bigint, integer, integer, jsonb) RENAME TO inference_settle_held;
+
+    CREATE FUNCTION inference_settle(p_call uuid, p_amount bigint, p_prompt integer, p_completion integer,
       p_response jsonb, OUT o_outcome text, OUT o_held bigint, OUT o_charged bigint)
     LANGUAGE plpgsql AS $$
     DECLARE
+      r record;
       h ledger_transfers%ROWTYPE;
-      existing ledger_transfers%ROWTYPE;
-      late boolean := false;
     BEGIN
+      SELECT * INTO r FROM inference_settle_held(p_call, p_amount, p_prompt, p_completion, p_response);
+      o_outcome := r.o_outcome;
+      o_held := r.o_held;
+      o_charged := r.o_charged;
+      IF o_outcome <> 'released' OR NOT EXISTS (SELECT 1 FROM inference_expired_holds e WHERE e.call_id = p_call)
+      THEN
+        RETURN;
+      END IF;
+      -- The hold expired before this usage came: charge it directly, once (the usage id is unique).
       SELECT * INTO h FROM ledger_transfers WHERE id = 'hold-' || p_call;
-      IF NOT FOUND THEN o_outcome := 'no_hold'; RETURN; END IF;
-      o_held := h.amount;
-      INSERT INTO ledger_transfers (id, kind, debit_account_id, credit_account_id, amount, pending_id,
+      INSERT INTO ledger_transfers (id, kind, debit_account_id, credit_account_id, amount,
         license_id, fine_tune_id, model, tokens, memo)
-      VALUES ('usage-' || p_call, 'usage', h.debit_account_id, h.credit_account_id, p_amount, h.id,
+      VALUES ('usage-' || p_call, 'usage', h.debit_account_id, h.credit_account_id, p_amount,
         h.license_id, h.fine_tune_id, h.model, p_prompt::bigint + p_completion,
-        'inference: ' || p_prompt || ' prompt + ' || p_completion || ' completion tokens'
-          || CASE WHEN p_amount > h.amount THEN ', ' || (p_amount - h.amount) || ' over the hold' ELSE '' END)
+        'inference: ' || p_prompt || ' prompt + ' || p_completion || ' completion tokens, after its hold expired')
       ON CONFLICT DO NOTHING;
       IF NOT FOUND THEN
-        SELECT * INTO existing FROM ledger_transfers WHERE pending_id = h.id;
-        IF existing.kind = 'usage' THEN
-          o_outcome := 'already';
-          o_charged := existing.amount;
-          RETURN;
-        END IF;
-        IF NOT EXISTS (SELECT 1 FROM inference_expired_holds e WHERE e.call_id = p_call) THEN
-          o_outcome := 'released';
-          o_charged := 0;
-          RETURN;
-        END IF;
-        -- The hold expired before this usage came: charge it directly, once (the usage id).
-        INSERT INTO ledger_transfers (id, kind, debit_account_id, credit_account_id, amount,
-          license_id, fine_tune_id, model, tokens, memo)
-        VALUES ('usage-' || p_call, 'usage', h.debit_account_id, h.credit_account_id, p_amount,
-          h.license_id, h.fine_tune_id, h.model, p_prompt::bigint + p_completion,
-          'inference: ' || p_prompt || ' prompt + ' || p_completion || ' completion tokens, after its hold expired')
-        ON CONFLICT DO NOTHING;
-        IF NOT FOUND THEN
-          SELECT * INTO existing FROM ledger_transfers WHERE id = 'usage-' || p_call;
-          o_outcome := 'already';
-          o_charged := existing.amount;
-          RETURN;
-        END IF;
-        late := true;
+        o_outcome := 'already';
+        SELECT amount INTO o_charged FROM ledger_transfers WHERE id = 'usage-' || p_call;
+        RETURN;
       END IF;
-      -- The charge is what the provider reported; above the hold (or after it expired) it may take the
-      -- balance below zero, which blocks the license (new holds and reservations) until a top-up.
-      IF late THEN
-        UPDATE ledger_accounts
-        SET debits_posted = debits_posted + p_amount,
-            overage_blocked = overage_blocked
-              OR credits_posted - debits_posted - p_amount - debits_pending < 0
-        WHERE id = h.debit_account_id;
-        UPDATE ledger_accounts SET credits_posted = credits_posted + p_amount WHERE id = h.credit_account_id;
-      ELSE
-        UPDATE ledger_accounts
-        SET debits_pending = debits_pending - h.amount,
-            debits_posted = debits_posted + p_amount,
-            overage_blocked = overage_blocked
-              OR credits_posted - debits_posted - p_amount - (debits_pending - h.amount) < 0
-        WHERE id = h.debit_account_id;
-        UPDATE ledger_accounts
-        SET credits_pending = credits_pending - h.amount, credits_posted = credits_posted + p_amount
-        WHERE id = h.credit_account_id;
-      END IF;
+      -- What the provider reported, with the overage rule: below zero blocks the license until a top-up.
+      UPDATE ledger_accounts
+      SET debits_posted = debits_posted + p_amount,
+          overage_blocked = overage_blocked OR credits_posted - debits_posted - p_amount - debits_pending < 0
+      WHERE id = h.debit_account_id;
+      UPDATE ledger_accounts SET credits_posted = credits_posted + p_amount WHERE id = h.credit_account_id;
       INSERT INTO inference_usage (id, license_id, fine_tune_id, prompt_tokens, completion_tokens, credits)
       VALUES (p_call, h.license_id, h.fine_tune_id, p_prompt, p_completion, p_amount);
-      IF p_response IS NOT NULL THEN
-        UPDATE inference_idempotency SET response = p_response WHERE call_id = p_call;
-      END IF;
       UPDATE inference_pending_usage SET applied_at = now() WHERE call_id = p_call AND applied_at IS NULL;
       o_outcome := 'settled';
       o_charged := p_amount;
@@ -161,10 +132,12 @@ export async function up(db: Kysely<unknown>): Promise<void> {
 }
 
 export async function down(db: Kysely<unknown>): Promise<void> {
-  // The sweep goes; settle and release stay as above (without new expiries they behave as 0010's,
-  // and a hold that did expire is still charged if its usage comes), so does the record they read.
+  // 0010's settlement back under its name; inference_release keeps its new body (the same release, the
+  // same memo), so inference_release_hold stays with it.
   await sql`
     DROP FUNCTION inference_expire_hold(uuid, integer);
-    DROP TABLE inference_hold_sweep;
+    DROP FUNCTION inference_settle(uuid, bigint, integer, integer, jsonb);
+    ALTER FUNCTION inference_settle_held(uuid, bigint, integer, integer, jsonb) RENAME TO inference_settle;
+    DROP TABLE inference_hold_sweep, inference_expired_holds;
   `.execute(db);
 }
