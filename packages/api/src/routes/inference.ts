@@ -111,7 +111,7 @@ export function registerInferenceRoutes(table: RouteTable, deps: ApiDeps): void 
         // An answer without usage is charged its worst case (counted exactly): never nothing.
         const usage = completion.usage ?? worstUsage(body, model, hold.worstCase);
         if (!completion.usage)
-          request.log.warn({ callId: call.callId }, 'provider answer without usage: charged the hold');
+          request.log.warn({ callId: call.callId }, 'provider answer without usage: charged its worst case');
         await deps.meter.settle(call, usage, answer);
         return answer;
       } catch (err) {

@@ -36,7 +36,7 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     );
     INSERT INTO inference_hold_sweep (id) VALUES (1);
 
-    CREATE FUNCTION inference_release_hold(p_call uuid, p_memo text, OUT o_outcome text, OUT o_held bigint)
+    CREATE OR REPLACE FUNCTION inference_release_hold(p_call uuid, p_memo text, OUT o_outcome text, OUT o_held bigint)
     LANGUAGE plpgsql AS $$
     DECLARE
       h ledger_transfers%ROWTYPE;
@@ -133,7 +133,7 @@ export async function up(db: Kysely<unknown>): Promise<void> {
 
 export async function down(db: Kysely<unknown>): Promise<void> {
   // 0010's settlement back under its name; inference_release keeps its new body (the same release, the
-  // same memo), so inference_release_hold stays with it.
+  // same memo), so inference_release_hold stays with it (up replaces it).
   await sql`
     DROP FUNCTION inference_expire_hold(uuid, integer);
     DROP FUNCTION inference_settle(uuid, bigint, integer, integer, jsonb);
