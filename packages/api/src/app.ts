@@ -17,9 +17,12 @@ import { Queue } from 'bullmq';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
 import { makeAuthenticator } from './auth.ts';
+import { clearModelsOnWrites, GatewayCaches } from './gateway/cache.ts';
 import { GatewayMeter } from './gateway/metering.ts';
 import { type ApiMetrics, createApiMetrics } from './gateway/metrics.ts';
 import { GatewayRateLimiter, type RateLimitSettings } from './gateway/rate-limit.ts';
+import { defaultGatewaySettings, type GatewaySettings } from './gateway/settings.ts';
+import { GatewaySweeper } from './gateway/sweep.ts';
 import { HttpError, installErrorHandler, RouteTable } from './http.ts';
 import { buildOpenApiDocument } from './openapi.ts';
 import type { ChatProvider } from './provider.ts';
@@ -72,6 +75,8 @@ export interface ApiOptions {
   reservationMarginPercent?: number;
   /** The one clock the date rules read (issue 21.5); by default the process clock (`TUNELINE_CLOCK_OFFSET_MS`). */
   clock?: Clock;
+  /** The gateway's caches, hold commit, prompt count, expiry and retention (defaults: settings.ts). */
+  gateway?: Partial<GatewaySettings>;
 }
 
 export interface DeploymentOptions {
@@ -101,6 +106,9 @@ export interface ApiDeps {
   reservationMarginPercent: number;
   /** Training closes and shutdowns are judged by it (issue 21.5). */
   clock: Clock;
+  gateway: GatewaySettings;
+  /** The gateway's key and model look-ups, cached for `gateway.cacheTtlMs`. */
+  caches: GatewayCaches;
 }
 
 export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
@@ -112,6 +120,8 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
   const producer = new FineTuneRequestProducer({ connection: opts.redis, prefix: opts.queuePrefix });
   const publisher = new Publisher(opts.redis, opts.queuePrefix);
   const metrics = createApiMetrics();
+  const gateway = { ...defaultGatewaySettings, ...opts.gateway };
+  const caches = new GatewayCaches(opts.db, gateway.cacheTtlMs);
   const deps: ApiDeps = {
     db: opts.db,
     metrics,
@@ -134,6 +144,8 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
     meter: new GatewayMeter(opts.db, app.log, metrics, () => deps.flushOutbox()),
     reservationMarginPercent: opts.reservationMarginPercent ?? 10,
     clock: opts.clock ?? processClock(),
+    gateway,
+    caches,
     async flushOutbox() {
       try {
         await relayOutbox(opts.db, (rows) => publisher.publishOutboxRows(rows));
@@ -146,7 +158,8 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
       await publisher.retryFresh(queue, jobId, payload as MessageInput<typeof queue>);
     },
   };
-  const authenticate = makeAuthenticator(opts.db, opts.adminKey);
+  const authenticate = makeAuthenticator(opts.db, opts.adminKey, caches.keyHolder);
+  clearModelsOnWrites(app, caches);
   const table = new RouteTable(app, authenticate);
 
   registerDatasetRoutes(table, deps);
@@ -208,7 +221,10 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
     await scope.register(serverAdapter.registerPlugin(), { prefix: '/admin/queues' });
   });
 
+  const sweeper = new GatewaySweeper(opts.db, gateway, app.log, metrics);
+  sweeper.start();
   app.addHook('onClose', async () => {
+    await sweeper.stop();
     await deps.meter.close();
     await Promise.all([producer.close(), publisher.close(), ...dashboardQueues.map((q) => q.close())]);
   });

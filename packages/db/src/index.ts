@@ -9,6 +9,7 @@ export * from './repositories/documents.ts';
 export * from './repositories/evaluations.ts';
 export * from './repositories/fine-tunes.ts';
 export * from './repositories/inference.ts';
+export * from './repositories/inference-sweep.ts';
 export * from './repositories/licenses.ts';
 export * from './repositories/lifecycle-warnings.ts';
 export * from './repositories/listing.ts';

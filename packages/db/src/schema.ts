@@ -390,6 +390,22 @@ export interface InferenceIdempotencyTable {
   created_at: Generated<Date>;
 }
 
+/** A hold the sweep released because nobody settled it within the bound (migration 0055). */
+export interface InferenceExpiredHoldsTable {
+  call_id: string;
+  license_id: string;
+  held: string;
+  hold_created_at: Date;
+  expired_at: Generated<Date>;
+}
+
+/** How far (ledger_transfers.seq) the hold-expiry sweep has looked: one row, id 1. */
+export interface InferenceHoldSweepTable {
+  id: number;
+  swept_seq: string;
+  swept_at: Date | null;
+}
+
 /** A call whose settlement failed after the provider answered: applied later, once, through the outbox. */
 export interface InferencePendingUsageTable {
   call_id: string;
@@ -524,6 +540,8 @@ export interface Database {
   dead_letters: DeadLettersTable;
   inference_idempotency: InferenceIdempotencyTable;
   inference_pending_usage: InferencePendingUsageTable;
+  inference_expired_holds: InferenceExpiredHoldsTable;
+  inference_hold_sweep: InferenceHoldSweepTable;
   ledger_accounts: LedgerAccountsTable;
   ledger_transfers: LedgerTransfersTable;
   documents: DocumentsTable;

@@ -20,6 +20,8 @@ import * as resolveModel from './0042_resolve_model.ts';
 import * as promotion from './0045_promotion.ts';
 import * as profileNotifications from './0046_profile_notifications.ts';
 import * as modelDeployments from './0050_model_deployments.ts';
+import * as inferenceHoldExpiry from './0055_inference_hold_expiry.ts';
+import * as inferenceIdempotencyRetention from './0056_inference_idempotency_retention.ts';
 import * as lifecycleWarningProvider from './0065_lifecycle_warning_provider.ts';
 
 /** Every migration, by name; the inline provider hands these to Kysely's Migrator in name order. */
@@ -45,5 +47,7 @@ export const migrations: Record<string, Migration> = {
   '0045_promotion': promotion,
   '0046_profile_notifications': profileNotifications,
   '0050_model_deployments': modelDeployments,
+  '0055_inference_hold_expiry': inferenceHoldExpiry,
+  '0056_inference_idempotency_retention': inferenceIdempotencyRetention,
   '0065_lifecycle_warning_provider': lifecycleWarningProvider,
 };
