@@ -4,7 +4,6 @@ import {
   claimNotificationAttempt,
   DEPLOYMENT_ENDED,
   type Executor,
-  type FineTuneRecord,
   getDeployment,
   getFineTune,
   getNotification,
