@@ -1,66 +1,25 @@
-import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { buildApi } from '@tuneline/api';
-import { defaultCatalogue } from '@tuneline/dataset';
 import { postReservation, reserveCredits } from '@tuneline/ledger';
-import { createRedis } from '@tuneline/runtime';
-import type { Redis } from 'ioredis';
-import { type Browser, chromium } from 'playwright-core';
-import { afterAll, describe, expect } from 'vitest';
-import { redisUrl, type TestDatabase } from '../support/context.ts';
-import { it, test } from '../support/fixtures.ts';
+import { describe, expect } from 'vitest';
+import { it, screenshot, signIn } from '../support/hub.ts';
 import { makeDataset, makeFineTune, makeLicense } from './fixtures.ts';
 
 /** The hub in Debian's Chromium, driven by playwright-core: sign in, see a finished fine-tune, activate it. */
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const SCREENSHOT = join(import.meta.dirname, '__screenshots__', 'hub.png');
-
-let t: TestDatabase;
-let redis: Redis;
-let app: Awaited<ReturnType<typeof buildApi>>;
-let base: string;
-let browser: Browser;
-
-test.beforeAll(async ({ database, prefix }) => {
-  if (!existsSync(CHROMIUM)) {
-    throw new Error(
-      `Chromium not found at ${CHROMIUM}: install it (apt-get install -y chromium) or set CHROMIUM_PATH`,
-    );
-  }
-  t = database;
-  redis = createRedis(redisUrl(), 'producer');
-  app = await buildApi({ db: t.db, redis, queuePrefix: prefix, catalogue: defaultCatalogue });
-  base = await app.listen({ port: 0, host: '127.0.0.1' });
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-      '--no-first-run',
-    ],
-  });
-});
-
-afterAll(async () => {
-  await browser?.close();
-  await app?.close();
-  redis?.disconnect();
-});
+const SCREENSHOTS = join(import.meta.dirname, '__screenshots__');
 
 describe('hub page', () => {
-  it('signs in, shows a finished fine-tune, activates it and reads the usage log', async () => {
-    const license = await makeLicense(t.db, 'lic-hub', 50_000n);
-    const dataset = await makeDataset(t.db, license.id, 'uploaded');
+  it('signs in, shows a finished fine-tune, activates it and reads the usage log', async ({
+    db,
+    hub,
+    browser,
+  }) => {
+    const license = await makeLicense(db, 'lic-hub', 50_000n);
+    const dataset = await makeDataset(db, license.id, 'uploaded');
     const model = 'ft:gpt-4o-mini-2024-07-18:tuneline:invoices:hub1';
-    const fineTune = await makeFineTune(t.db, license.id, dataset, { model, withHistory: true });
+    const fineTune = await makeFineTune(db, license.id, dataset, { model, withHistory: true });
     // The ledger entries the trainer and billing would have written for it.
-    await t.db.transaction().execute(async (tx) => {
+    await db.transaction().execute(async (tx) => {
       await reserveCredits(tx, {
         fineTuneId: fineTune,
         licenseId: license.id,
@@ -70,10 +29,7 @@ describe('hub page', () => {
       await postReservation(tx, { fineTuneId: fineTune, amount: 216n, tokens: 72_000n, model });
     });
 
-    const page = await browser.newPage({ viewport: { width: 1280, height: 1400 } });
-    await page.goto(`${base}/hub`);
-    await page.getByLabel('License API key').fill('tl_wrong');
-    await page.getByRole('button', { name: 'Sign in' }).click();
+    const page = await signIn(browser, `${hub.url}/hub`, 'tl_wrong', { width: 1280, height: 1400 });
     await page.getByText('That key was not accepted.').waitFor();
 
     await page.getByLabel('License API key').fill(license.key);
@@ -91,7 +47,7 @@ describe('hub page', () => {
     expect(await page.locator(`tr[data-fine-tune="${fineTune}"] [data-testid="active"]`).textContent()).toBe(
       'active',
     );
-    const stored = await t.db
+    const stored = await db
       .selectFrom('fine_tunes')
       .select('active')
       .where('id', '=', fineTune)
@@ -116,13 +72,12 @@ describe('hub page', () => {
     await page.getByRole('button', { name: 'Estimate' }).click();
     await page.getByText('900 credits', { exact: false }).waitFor();
 
-    mkdirSync(join(import.meta.dirname, '__screenshots__'), { recursive: true });
-    await page.screenshot({ path: SCREENSHOT, fullPage: true });
-    expect(statSync(SCREENSHOT).size).toBeGreaterThan(10_000);
+    expect(await screenshot(page, join(SCREENSHOTS, 'hub.png'))).toBeGreaterThan(10_000);
     await page.close();
   });
 
-  it('renders the API reference from /openapi.json without any CDN', async () => {
+  it('renders the API reference from /openapi.json without any CDN', async ({ hub, browser }) => {
+    const base = hub.url;
     const page = await browser.newPage();
     const external: string[] = [];
     page.on('request', (r) => {
@@ -137,7 +92,7 @@ describe('hub page', () => {
     expect(await page.locator('details.op').count()).toBe(operations);
     expect(await page.locator('#schema-FineTuneRequest').count()).toBe(1);
     expect(external).toEqual([]);
-    await page.screenshot({ path: join(import.meta.dirname, '__screenshots__', 'docs.png') });
+    await page.screenshot({ path: join(SCREENSHOTS, 'docs.png') });
     await page.close();
   });
 });
