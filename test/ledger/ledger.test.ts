@@ -249,7 +249,7 @@ describe('ledger concurrency (separate pools)', () => {
     await expectClean(db);
   });
 
-  it('concurrent post and void of one reservation: exactly one wins', async ({ db, database }) => {
+  it('concurrent post and void of one reservation: exactly one wins', async ({ database }) => {
     const license = await raceOnReservations(database, async ({ p1, p2, ft }) => {
       const outcomes = await Promise.allSettled([
         p1
@@ -258,18 +258,17 @@ describe('ledger concurrency (separate pools)', () => {
         p2.transaction().execute((tx) => voidReservation(tx, { fineTuneId: ft })),
       ]);
       expectOneWinner(outcomes);
-      const resolutions = await db
+      const resolutions = await database.db
         .selectFrom('ledger_transfers')
         .select('kind')
         .where('pending_id', '=', `reserve-${ft}`)
         .execute();
       expect(resolutions).toHaveLength(1);
     });
-    expect((await getBalance(db, license)).pending).toBe(0n);
+    expect((await getBalance(database.db, license)).pending).toBe(0n);
   });
 
   it('post and void outside any transaction (each its own statement and commit): exactly one wins', async ({
-    db,
     database,
   }) => {
     const license = await raceOnReservations(database, async ({ p1, p2, ft }) => {
@@ -280,11 +279,10 @@ describe('ledger concurrency (separate pools)', () => {
         ]),
       );
     });
-    expect((await getBalance(db, license)).pending).toBe(0n);
+    expect((await getBalance(database.db, license)).pending).toBe(0n);
   });
 
   it('the same post twice at once (two billing workers): both return the one result, charged once', async ({
-    db,
     database,
   }) => {
     const license = await raceOnReservations(database, async ({ p1, p2, ft }) => {
@@ -299,7 +297,7 @@ describe('ledger concurrency (separate pools)', () => {
         { charged: 130n, released: 0n, overage: 30n },
       ]);
     });
-    expect(await getBalance(db, license)).toEqual({
+    expect(await getBalance(database.db, license)).toEqual({
       posted: 10_000n - 10n * 130n,
       pending: 0n,
       available: 10_000n - 10n * 130n,
