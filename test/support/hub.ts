@@ -1,10 +1,7 @@
 import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { buildApi } from '@tuneline/api';
-import { defaultCatalogue } from '@tuneline/dataset';
-import { createRedis } from '@tuneline/runtime';
 import { type Browser, chromium, type Page } from 'playwright-core';
-import { redisUrl } from './context.ts';
+import { startApi, type TestApp } from './api-app.ts';
 import { test as base } from './fixtures.ts';
 
 /**
@@ -57,8 +54,6 @@ export async function screenshot(page: Page, path: string): Promise<number> {
   return statSync(path).size;
 }
 
-export type HubApp = Awaited<ReturnType<typeof buildApi>>;
-
 /**
  * The fixtures' test API plus, once per file: `browser`, Chromium (launchChromium), and `hub`, the API
  * over the file's database and prefix listening on a free loopback port (`url` its base address).
@@ -73,15 +68,10 @@ export const test = base
   .extend(
     'hub',
     { scope: 'file' },
-    async ({ db, prefix }, { onCleanup }): Promise<{ app: HubApp; url: string }> => {
-      const redis = createRedis(redisUrl(), 'producer');
-      let app: HubApp | undefined;
-      onCleanup(async () => {
-        await app?.close();
-        redis.disconnect();
-      });
-      app = await buildApi({ db, redis, queuePrefix: prefix, catalogue: defaultCatalogue });
-      return { app, url: await app.listen({ port: 0, host: '127.0.0.1' }) };
+    async ({ db, prefix }, { onCleanup }): Promise<{ app: TestApp; url: string }> => {
+      const api = await startApi(db, prefix);
+      onCleanup(() => api.close());
+      return { app: api.app, url: await api.app.listen({ port: 0, host: '127.0.0.1' }) };
     },
   );
 
