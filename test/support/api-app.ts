@@ -34,16 +34,18 @@ export async function injectJson(
   return { status: res.statusCode, json, text: res.body, headers: res.headers };
 }
 
+/** injectJson on one app. */
+export type ApiCall = (
+  method: Method,
+  url: string,
+  key?: string,
+  payload?: unknown,
+  headers?: Record<string, string>,
+) => ReturnType<typeof injectJson>;
+
 export interface ApiUnderTest {
   app: TestApp;
-  /** injectJson on this app. */
-  call(
-    method: Method,
-    url: string,
-    key?: string,
-    payload?: unknown,
-    headers?: Record<string, string>,
-  ): ReturnType<typeof injectJson>;
+  call: ApiCall;
   /** Closes the app and its Redis connection. */
   close(): Promise<void>;
 }
