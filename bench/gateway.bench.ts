@@ -7,57 +7,22 @@
 // Each of simulator, proxy and API runs in its own process (bench/gateway-process.ts), so CPU per call
 // is read per process from /proc; Postgres CPU is the database backends' (same machine only).
 // Targets: gateway throughput >= 0.6x proxy at c=32; gateway p50 - proxy p50 <= 3 ms at c=8.
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { defaultCatalogue, TokenCounter } from '@tuneline/dataset';
 import type { Db } from '@tuneline/db';
-import { sql } from 'kysely';
 import OpenAI, { toFile } from 'openai';
 import { makeDataset, makeFineTune, makeLicense } from '../test/api/fixtures.ts';
 import { invoices } from './dataset-invoices.ts';
-import { scratchDatabase } from './support.ts';
+import { pidCpuMs, postgresCpuMs, requireServers, scratchDatabase } from './support.ts';
 
-const baseUrl = process.env.DATABASE_URL;
-const redisUrl = process.env.REDIS_URL;
-if (!baseUrl || !redisUrl) {
-  console.error('gateway bench: DATABASE_URL and REDIS_URL must be set (npm run bench sets them)');
-  process.exit(2);
-}
+const { baseUrl, redisUrl } = requireServers('gateway bench');
 const CONCURRENCIES = [1, 8, 32];
 const CALLS: Record<number, number> = { 1: 200, 8: 800, 32: 1_600 };
 const WARMUP = 40;
-
-const CLK_TCK = (() => {
-  try {
-    return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
-  } catch {
-    return 100;
-  }
-})();
-
-function pidCpuMs(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
-  return ((Number(fields[11]) + Number(fields[12])) / CLK_TCK) * 1000;
-}
-
-/** CPU ms so far of the scratch database's backends (null when Postgres is not on this machine). */
-async function postgresCpuMs(db: Db): Promise<number | null> {
-  const { rows } = await sql<{ pid: number }>`
-    SELECT pid FROM pg_stat_activity WHERE datname = current_database()`.execute(db);
-  let total = 0;
-  for (const { pid } of rows) {
-    try {
-      total += pidCpuMs(pid);
-    } catch {
-      return null;
-    }
-  }
-  return total;
-}
 
 function startProcess(args: string[], env: NodeJS.ProcessEnv): Promise<{ child: ChildProcess; url: string }> {
   const child = spawn(process.execPath, ['--import', 'tsx', join('bench', 'gateway-process.ts'), ...args], {
@@ -165,7 +130,7 @@ async function measure(
 
 async function main(): Promise<void> {
   const children: ChildProcess[] = [];
-  const scratch = await scratchDatabase(baseUrl as string, 'gateway', 4);
+  const scratch = await scratchDatabase(baseUrl, 'gateway', 4);
   try {
     const sim = await startProcess(['sim'], { ...process.env });
     children.push(sim.child);
