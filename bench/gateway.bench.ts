@@ -15,9 +15,8 @@
 // takes each figure's median, and each ratio's median over the repetitions' own ratios (a pair measured
 // seconds apart shares the machine's load). GATEWAY_BENCH_CONCURRENCIES=8,32 picks the concurrencies,
 // GATEWAY_BENCH_CALLS_SCALE=0.5 halves the calls per measurement (more, shorter repetitions).
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
@@ -27,14 +26,9 @@ import { sql } from 'kysely';
 import OpenAI, { toFile } from 'openai';
 import { makeDataset, makeFineTune, makeLicense } from '../test/api/fixtures.ts';
 import { invoices } from './dataset-invoices.ts';
-import { scratchDatabase } from './support.ts';
+import { pidCpuMs, requireServers, scratchDatabase } from './support.ts';
 
-const baseUrl = process.env.DATABASE_URL;
-const redisUrl = process.env.REDIS_URL;
-if (!baseUrl || !redisUrl) {
-  console.error('gateway bench: DATABASE_URL and REDIS_URL must be set (npm run bench sets them)');
-  process.exit(2);
-}
+const { baseUrl, redisUrl } = requireServers('gateway bench');
 const CONCURRENCIES = (process.env.GATEWAY_BENCH_CONCURRENCIES ?? '1,8,32').split(',').map(Number);
 const REPS = Math.max(1, Number(process.env.GATEWAY_BENCH_REPS ?? 1));
 
@@ -59,24 +53,11 @@ const SCALE = Number(process.env.GATEWAY_BENCH_CALLS_SCALE ?? 1);
 const CALLS: Record<number, number> = { 1: 200 * SCALE, 8: 800 * SCALE, 32: 1_600 * SCALE };
 const WARMUP = 40;
 
-const CLK_TCK = (() => {
-  try {
-    return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
-  } catch {
-    return 100;
-  }
-})();
-
-function pidCpuMs(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
-  return ((Number(fields[11]) + Number(fields[12])) / CLK_TCK) * 1000;
-}
-
 /**
  * CPU ms so far of each of the scratch database's backends (null when Postgres is not on this
  * machine). Backends come and go (the pool closes idle ones), so a run sums per-backend differences.
  */
-async function postgresCpuMs(db: Db): Promise<Map<number, number> | null> {
+async function postgresCpuByBackend(db: Db): Promise<Map<number, number> | null> {
   const { rows } = await sql<{ pid: number }>`
     SELECT pid FROM pg_stat_activity WHERE datname = current_database()`.execute(db);
   const out = new Map<number, number>();
@@ -185,12 +166,12 @@ async function measure(
   const latencies: number[] = [];
   const cpu0 = target.pid ? pidCpuMs(target.pid) : 0;
   const viaApi = target.name === 'gateway' || target.name.startsWith('gw:');
-  const pg0 = viaApi ? await postgresCpuMs(db) : null;
+  const pg0 = viaApi ? await postgresCpuByBackend(db) : null;
   const t0 = performance.now();
   const errors = await once(calls, latencies);
   const seconds = (performance.now() - t0) / 1000;
   const cpu1 = target.pid ? pidCpuMs(target.pid) : 0;
-  const pg1 = viaApi ? await postgresCpuMs(db) : null;
+  const pg1 = viaApi ? await postgresCpuByBackend(db) : null;
   agent.destroy();
   const pgCpu = viaApi ? postgresCpuBetween(pg0, pg1) : null;
   latencies.sort((a, b) => a - b);
@@ -216,7 +197,7 @@ function line(c: number, name: string, run: Run): string {
 
 async function main(): Promise<void> {
   const children: ChildProcess[] = [];
-  const scratch = await scratchDatabase(baseUrl as string, 'gateway', 4);
+  const scratch = await scratchDatabase(baseUrl, 'gateway', 4);
   try {
     const sim = await startProcess(['sim'], { ...process.env });
     children.push(sim.child);

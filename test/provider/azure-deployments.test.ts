@@ -14,9 +14,9 @@ import {
   staticTokenCredential,
 } from '@tuneline/provider';
 import { type RunningSimulator, startSimulator } from '@tuneline/simulator';
-import OpenAI, { toFile } from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitFor } from '../support/context.ts';
+import { trainSimulatorModel } from '../support/simulator-models.ts';
 
 let sim: RunningSimulator;
 let deployments: AzureDeployments;
@@ -32,29 +32,13 @@ beforeAll(async () => {
     endpoint: sim.baseUrl,
     pollIntervalMs: 20,
   });
-  const client = new OpenAI({ baseURL: sim.url, apiKey: sim.apiKey });
-  const lines = Array.from({ length: 10 }, (_, i) =>
-    JSON.stringify({
-      messages: [
-        { role: 'user', content: `Invoice ${i} total ${i}.00` },
-        { role: 'assistant', content: JSON.stringify({ total: i }) },
-      ],
-    }),
-  ).join('\n');
-  const file = await client.files.create({
-    file: await toFile(Buffer.from(lines), 'd.jsonl'),
-    purpose: 'fine-tune',
+  model = await trainSimulatorModel(sim, {
+    suffix: 'azure',
+    examples: Array.from({ length: 10 }, (_, i) => [
+      { role: 'user', content: `Invoice ${i} total ${i}.00` },
+      { role: 'assistant', content: JSON.stringify({ total: i }) },
+    ]),
   });
-  await waitFor(async () => (await client.files.retrieve(file.id)).status === 'processed', 10_000, 'file');
-  const job = await client.fineTuning.jobs.create({
-    model: 'gpt-4o-mini-2024-07-18',
-    training_file: file.id,
-  });
-  model = await waitFor(
-    async () => (await client.fineTuning.jobs.retrieve(job.id)).fine_tuned_model ?? undefined,
-    15_000,
-    'a fine-tuned model',
-  );
 });
 
 afterAll(async () => {
