@@ -393,8 +393,10 @@ export async function collectReport(input: {
   for (const f of input.sim.admin.state().faultLog) {
     if (f.fault === 'none') continue;
     faultsInjected[f.fault] = (faultsInjected[f.fault] ?? 0) + 1;
-    const dialect = (faultsByDialect[dialectOfPath(f.method, f.path)] ??= {});
-    dialect[f.fault] = (dialect[f.fault] ?? 0) + 1;
+    const dialect = dialectOfPath(f.method, f.path);
+    const counts = faultsByDialect[dialect] ?? {};
+    counts[f.fault] = (counts[f.fault] ?? 0) + 1;
+    faultsByDialect[dialect] = counts;
   }
 
   const perProvider: Record<string, ProviderFigures> = {};
