@@ -185,14 +185,12 @@ export function formatReport(report: TrialReport): string[] {
     `e-mails                      ${report.emails.delivered} delivered of ${report.emails.expected} expected · missing ${report.emails.missing} · duplicates ${report.emails.duplicates}`,
     `ledger audit                 ${report.auditViolations} violations`,
     `correlationId in all stages  ${report.correlatedAcrossStages}/${report.requests} requests`,
-    `faults injected              ${pairs(report.faultsInjected) || 'none'}${
-      report.faultsByDialect.webhooks ? ` (webhooks: ${pairs(report.faultsByDialect.webhooks)})` : ''
-    }`,
+    `faults injected              ${pairs(report.faultsInjected) || 'none'}`,
     `chaos                        ${report.events.length} events; ${report.resubmitted} requests re-sent by the upstream after the flush`,
     ...report.terminations.map((t) => `  SIGTERM ${t.service}: exit ${t.code} after ${t.ms} ms`),
     `unexpected worker exits      ${report.unexpectedExits}`,
     `throughput                   ${report.fineTunesPerSecond.toFixed(2)} fine-tunes/s (${(report.wallMs / 1000).toFixed(1)} s wall)`,
-    ...Object.entries(report.stageLatency).map(([stage, v]) => `  ${stage.padEnd(40)}${pct(v)}`),
+    ...Object.entries(report.stageLatency).map(([stage, v]) => `  ${stage.padEnd(45)}${pct(v)}`),
     `CPU seconds during the run    ${Object.entries(report.cpuSeconds)
       .map(([k, v]) => `${k} ${v.toFixed(1)}`)
       .join(' · ')}`,
