@@ -53,6 +53,8 @@ export interface TrialReport {
   perProvider: Record<string, ProviderFigures>;
   /** Requests re-sent by the upstream because Postgres had not stored them (after the Redis flush). */
   resubmitted: number;
+  /** The upstream's sends of those requests (it re-sends every 2 s until Postgres has the request). */
+  resends: number;
   /** Provider faults the simulator injected, by kind. */
   faultsInjected: Record<string, number>;
   /** The same per dialect (openai, azure, together; duplicated webhooks apart as `webhooks`). */
@@ -186,7 +188,7 @@ export function formatReport(report: TrialReport): string[] {
     `ledger audit                 ${report.auditViolations} violations`,
     `correlationId in all stages  ${report.correlatedAcrossStages}/${report.requests} requests`,
     `faults injected              ${pairs(report.faultsInjected) || 'none'}`,
-    `chaos                        ${report.events.length} events; ${report.resubmitted} requests re-sent by the upstream after the flush`,
+    `chaos                        ${report.events.length} events; ${report.resubmitted} requests re-sent by the upstream after the flush (${report.resends} sends)`,
     ...report.terminations.map((t) => `  SIGTERM ${t.service}: exit ${t.code} after ${t.ms} ms`),
     `unexpected worker exits      ${report.unexpectedExits}`,
     `throughput                   ${report.fineTunesPerSecond.toFixed(2)} fine-tunes/s (${(report.wallMs / 1000).toFixed(1)} s wall)`,
@@ -289,6 +291,7 @@ export async function collectReport(input: {
   events: TrialEvent[];
   wallMs: number;
   resubmitted: number;
+  resends: number;
   terminations: TrialReport['terminations'];
   /** Worker exits seen before the trial stopped the workers. */
   exits: number;
@@ -438,6 +441,7 @@ export async function collectReport(input: {
       .map((f) => ({ fineTuneId: f.id, provider: f.provider, reason: f.evaluationReason ?? '' })),
     perProvider,
     resubmitted: input.resubmitted,
+    resends: input.resends,
     faultsInjected,
     faultsByDialect,
     events: input.events,

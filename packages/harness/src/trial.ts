@@ -209,7 +209,9 @@ export async function runTrial(opts: TrialOptions): Promise<TrialReport> {
     });
     event(`${inputs.length} requests enqueued`);
 
-    let resubmitted = 0;
+    // Requests re-sent, and how many sends that took (one per pass until Postgres has the request).
+    const resubmitted = new Set<string>();
+    let resends = 0;
     let flushed = false;
     const resubmitMissing = async () => {
       const stored = new Set(
@@ -224,7 +226,10 @@ export async function runTrial(opts: TrialOptions): Promise<TrialReport> {
       for (const input of inputs) {
         if (stored.has(input.requestId)) continue;
         const result = await producer.enqueue(input, { correlationId: `corr-${input.requestId}` });
-        if (result.ok && !result.duplicate) resubmitted++;
+        if (result.ok && !result.duplicate) {
+          resubmitted.add(input.requestId);
+          resends++;
+        }
       }
     };
 
@@ -291,7 +296,8 @@ export async function runTrial(opts: TrialOptions): Promise<TrialReport> {
       output,
       events,
       wallMs,
-      resubmitted,
+      resubmitted: resubmitted.size,
+      resends,
       terminations: chaos.terminations,
       exits: exitsBeforeStop,
       sigkills: chaos.kills,
