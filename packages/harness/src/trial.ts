@@ -135,6 +135,7 @@ export async function runTrial(opts: TrialOptions): Promise<TrialReport> {
       manifests: readServiceManifests(opts.root),
       env: {
         ...process.env,
+        TUNELINE_CLOCK_OFFSET_MS: process.env.TUNELINE_CLOCK_OFFSET_MS ?? trialClockOffset(),
         DATABASE_URL: databaseUrl,
         REDIS_URL: opts.redisUrl,
         QUEUE_PREFIX: prefix,
@@ -325,6 +326,17 @@ export async function runTrial(opts: TrialOptions): Promise<TrialReport> {
 
 /** Testing examples of a request that is evaluated (its training file keeps `documents` examples). */
 const TEST_EXAMPLES = 2;
+
+/**
+ * The day the trial's workers live on (unless TUNELINE_CLOCK_OFFSET_MS is given): its base models are
+ * fixed, and the catalogue's real dates would refuse some of them after 2027-01-06 (OpenAI's training
+ * close). The trial measures the pipeline, not the calendar.
+ */
+export const TRIAL_DAY = '2026-11-16T12:00:00.000Z';
+
+function trialClockOffset(): string {
+  return String(Date.parse(TRIAL_DAY) - Date.now());
+}
 
 function requestFor(
   i: number,
