@@ -192,6 +192,7 @@ describe('promotion in the evaluator', () => {
     expect(mailer.sent).toHaveLength(1);
     const text = mailer.sent[0]?.text ?? '';
     expect(text).toMatch(/field\s+base\s+champion\s+fine-tuned/);
+    expect(text).toContain('The model is active: the API and the gateway serve it.');
     expect(text).toContain('Promotion (training profile "invoices", version 2, rule if-better)');
     expect(text).toContain(`Decision: promoted: the alias "invoices" now serves ${strong} (before: ${weak})`);
     expect(text).toContain('Reason:   promoted (if-better: significantly better than the champion)');
@@ -216,6 +217,7 @@ describe('promotion in the evaluator', () => {
     expect(mailer.sent[0]?.text).toContain(
       `Decision: kept the champion: the alias "invoices" still serves ${strong}`,
     );
+    expect(mailer.sent[0]?.text).toContain('The model is available: activate it from the hub to use it.');
   }, 60_000);
 
   it('manual: evaluated, nothing moves, the e-mail says how to promote', async ({ db }) => {

@@ -127,4 +127,26 @@ describe('promoting a training-profile version by hand', () => {
       'version 3 has no available model yet (its fine-tune is not trained and settled)',
     );
   });
+
+  it('a profile without an alias: promoting activates the model, and says no alias moved', async ({
+    api,
+    db,
+  }) => {
+    const { a, call } = api;
+    const profile = await saveProfile(db, a.id, {
+      name: 'receipts',
+      policy: { minNewDocuments: 50, minIntervalHours: 0, promotion: 'manual' },
+    });
+    const v1 = await seedTrainedVersion(db, profile, 1);
+    const res = await call('POST', '/v1/training-profiles/receipts/versions/1/promote', a.key);
+    expect(res.status).toBe(200);
+    expect(res.json).toMatchObject({ changed: true, alias: null });
+    expect(res.json.version).toMatchObject({
+      serving: false,
+      promotion: { decision: 'promoted', alias: null },
+    });
+    expect((await getFineTune(db, v1.fineTuneId))?.active).toBe(true);
+    const again = await call('POST', '/v1/training-profiles/receipts/versions/1/promote', a.key);
+    expect(again.json.changed).toBe(false);
+  });
 });

@@ -107,6 +107,25 @@ export const createFineTuneBodySchema = jobOptionsSchema
   })
   .meta({ id: 'CreateFineTune' });
 
+/** A deployment of the model at its provider (Azure: it serves nothing until deployed; issue 20.1). */
+export const deploymentSchema = z
+  .object({
+    name: z.string().describe("the deployment's name at the provider (what the gateway calls)"),
+    state: z
+      .enum(['deploying', 'active', 'deleting', 'deleted', 'failed'])
+      .describe('deploying → active; deleting → deleted on deactivation; failed, or deleted by the provider'),
+    reason: z
+      .string()
+      .nullable()
+      .describe('why it ended: the provider could not deploy it, deactivated, or deleted by Azure when idle'),
+    creditsPerHour: credits.describe('hosting fee per started hour while active, fixed at activation'),
+    hoursCharged: z.int().describe('started hosting hours charged so far (ledger kind `hosting`)'),
+    createdAt: z.string(),
+    activeAt: z.string().nullable().describe('when it began serving: hosting hours count from here'),
+    endedAt: z.string().nullable().describe('when it stopped existing: hosting hours end here'),
+  })
+  .meta({ id: 'Deployment' });
+
 export const fineTuneSchema = z
   .object({
     id: z.uuid(),
@@ -133,6 +152,19 @@ export const fineTuneSchema = z
       .describe('not finished and no cancellation asked yet: POST /v1/fine-tunes/{id}/cancel applies'),
     available: z.boolean(),
     active: z.boolean(),
+    activation: z
+      .enum(['inactive', 'deploying', 'active', 'deactivating'])
+      .describe(
+        'whether the model serves: a model that must be deployed first (Azure) goes deploying → active on activation, deactivating → inactive on deactivation',
+      ),
+    deployment: deploymentSchema
+      .nullable()
+      .describe('its latest deployment at the provider (live, or the last that ended); null: none'),
+    hostingCreditsPerHour: credits
+      .nullable()
+      .describe(
+        'hosting fee per started hour while deployed (catalogue); null: the provider serves it without a deployment',
+      ),
     correlationId: z.string(),
     createdAt: z.string(),
     updatedAt: z.string(),
@@ -210,7 +242,7 @@ export const usageEntrySchema = z
   .object({
     transferId: z.string(),
     at: z.string(),
-    kind: z.enum(['grant', 'reservation', 'charge', 'overage', 'release', 'evaluation']),
+    kind: z.enum(['grant', 'reservation', 'charge', 'overage', 'release', 'evaluation', 'hosting']),
     fineTuneId: z.string().nullable(),
     model: z.string().nullable(),
     tokens: nullableCount,

@@ -462,6 +462,12 @@ export function chooseTrainingProvider(
   };
 }
 
+/** The fee per started hour of a deployed fine-tune of `model` at `provider` (Azure), if the catalogue has one. */
+export function hostingFeeOf(model: BaseModel | undefined, provider: string): bigint | undefined {
+  if (!model) return undefined;
+  return trainingOffers(model).find((o) => o.provider === provider)?.hostingCreditsPerHour;
+}
+
 /** Credits for hosting a deployed fine-tune from `from` to `to`: per started hour, as Azure bills. */
 export function hostingCredits(creditsPerHour: bigint, from: Date, to: Date): bigint {
   const ms = to.getTime() - from.getTime();

@@ -153,7 +153,41 @@ export interface FineTunesTable {
   evaluation_options: ColumnType<unknown | null, string | null | undefined, string | null>;
   /** The alias the request asked its model to take, pointed when the license activates it (0040). */
   alias: ColumnType<string | null, string | null | undefined, string | null>;
+  /** The name its provider serves it under once deployed (Azure: the deployment name; 0050). */
+  deployment_name: ColumnType<string | null, string | null | undefined, string | null>;
   created_at: Generated<Date>;
+  updated_at: Generated<Date>;
+}
+
+export type DeploymentState = 'deploying' | 'active' | 'deleting' | 'deleted' | 'failed';
+
+/** A deployment of a fine-tuned model at its provider (Azure), and its hosting hours (migration 0050). */
+export interface ModelDeploymentsTable {
+  id: Generated<string>;
+  fine_tune_id: string;
+  license_id: string;
+  provider: string;
+  /** Deterministic per fine-tune (`tl-<fineTuneId>`). */
+  name: string;
+  /** The fine-tuned model it serves. */
+  model: string;
+  correlation_id: string;
+  state: Generated<DeploymentState>;
+  /** Why it ended (failed, deactivated, deleted by the provider when idle). */
+  reason: string | null;
+  /** Credits per started hour while active, fixed at activation from the catalogue. */
+  credits_per_hour: BigIntColumn;
+  /** Links of the follow chain so far (the job id of the next one). */
+  follow_steps: Generated<number>;
+  /** Started hours already charged (`hosting` transfers 0 … hours_billed - 1). */
+  hours_billed: Generated<number>;
+  /** Ended and every started hour charged: the sweep leaves it alone. */
+  hosting_closed: Generated<boolean>;
+  created_at: Timestamp;
+  /** When the provider said it serves (hosting hours count from here). */
+  active_at: NullableTimestamp;
+  /** When it stopped existing (hosting hours end here). */
+  ended_at: NullableTimestamp;
   updated_at: Generated<Date>;
 }
 
@@ -283,6 +317,8 @@ export interface NotificationsTable {
   attempts: Generated<number>;
   last_error: string | null;
   message_id: string;
+  /** The deployment the message is about (its idle deletion), if any (0050). */
+  deployment_id: ColumnType<string | null, string | null | undefined, string | null>;
   sent_at: NullableTimestamp;
   created_at: Generated<Date>;
   updated_at: Generated<Date>;
@@ -354,6 +390,22 @@ export interface InferenceIdempotencyTable {
   created_at: Generated<Date>;
 }
 
+/** A hold the sweep released because nobody settled it within the bound (migration 0055). */
+export interface InferenceExpiredHoldsTable {
+  call_id: string;
+  license_id: string;
+  held: string;
+  hold_created_at: Date;
+  expired_at: Generated<Date>;
+}
+
+/** How far (ledger_transfers.seq) the hold-expiry sweep has looked: one row, id 1. */
+export interface InferenceHoldSweepTable {
+  id: number;
+  swept_seq: string;
+  swept_at: Date | null;
+}
+
 /** A call whose settlement failed after the provider answered: applied later, once, through the outbox. */
 export interface InferencePendingUsageTable {
   call_id: string;
@@ -397,7 +449,8 @@ export type TransferKind =
   | 'usage'
   | 'hold'
   | 'release'
-  | 'evaluation';
+  | 'evaluation'
+  | 'hosting';
 
 export interface LedgerTransfersTable {
   /** Deterministic: `grant-…`, `reserve-<fineTuneId>`, `post-<fineTuneId>`, `void-<fineTuneId>`, `overage-<fineTuneId>`; inference: `hold-<callId>`, `usage-<callId>`, `release-<callId>`. */
@@ -513,6 +566,8 @@ export interface Database {
   dead_letters: DeadLettersTable;
   inference_idempotency: InferenceIdempotencyTable;
   inference_pending_usage: InferencePendingUsageTable;
+  inference_expired_holds: InferenceExpiredHoldsTable;
+  inference_hold_sweep: InferenceHoldSweepTable;
   ledger_accounts: LedgerAccountsTable;
   ledger_transfers: LedgerTransfersTable;
   documents: DocumentsTable;
@@ -523,6 +578,7 @@ export interface Database {
   model_aliases: ModelAliasesTable;
   model_alias_history: ModelAliasHistoryTable;
   lifecycle_warnings: LifecycleWarningsTable;
+  model_deployments: ModelDeploymentsTable;
 }
 
 /**
@@ -542,3 +598,4 @@ export type LedgerAccount = Selectable<LedgerAccountsTable>;
 export type LedgerTransfer = Selectable<LedgerTransfersTable>;
 export type EvaluationRunRow = Selectable<EvaluationRunsTable>;
 export type EvaluationAnswerRow = Selectable<EvaluationAnswersTable>;
+export type ModelDeploymentRow = Selectable<ModelDeploymentsTable>;

@@ -1,6 +1,6 @@
 import type { Executor } from '@tuneline/db';
 import { sql } from 'kysely';
-import { ensureLicenseAccount, licenseAccountId } from './accounts.ts';
+import { ensureLicenseAccount, licenseAccountId, postChargesLegs } from './accounts.ts';
 
 /** The system account inference and evaluation charges are paid into (created by migration 0002). */
 export const INFERENCE_ACCOUNT = 'system-inference';
@@ -164,18 +164,7 @@ export async function recordEvaluationAnswers(
       RETURNING amount
     ), total AS (
       SELECT sum(amount) AS amount, count(*) AS n FROM transfer
-    ), debited AS (
-      UPDATE ledger_accounts
-      SET debits_posted = debits_posted + t.amount,
-          overage_blocked = overage_blocked
-            OR credits_posted - debits_posted - t.amount - debits_pending < 0
-      FROM total t WHERE id = ${account} AND t.n > 0
-      RETURNING 1
-    ), credited AS (
-      UPDATE ledger_accounts SET credits_posted = credits_posted + t.amount
-      FROM total t WHERE id = ${INFERENCE_ACCOUNT} AND EXISTS (SELECT 1 FROM debited)
-      RETURNING 1
-    )
+    ), ${postChargesLegs(account, INFERENCE_ACCOUNT)}
     SELECT (SELECT count(*) FROM answer)::int AS stored, (SELECT n FROM total)::int AS charged,
       (SELECT count(*) FROM credited)::int AS moved`.execute(db);
   const row = result.rows[0] as { stored: number; charged: number; moved: number } | undefined;

@@ -28,6 +28,7 @@ export {
   INFERENCE_ACCOUNT,
   recordEvaluationAnswers,
 } from './evaluation.ts';
+export { chargeHostingHours, type HostingCharge, hostingTransferId } from './hosting.ts';
 export {
   callTransferIds,
   type HoldInput,

@@ -2,7 +2,9 @@ import { type Clock, notifySendMessage } from '@tuneline/contracts';
 import type { Catalogue } from '@tuneline/dataset';
 import {
   claimNotificationAttempt,
+  DEPLOYMENT_ENDED,
   type Executor,
+  getDeployment,
   getFineTune,
   getNotification,
   getTrainingProfile,
@@ -16,7 +18,7 @@ import { getBalance } from '@tuneline/ledger';
 import { defineStage, PermanentError, type StageDeps } from '@tuneline/runtime';
 import { evaluationSection } from './evaluation-section.ts';
 import { isPermanentSmtpRejection, type Mailer, type OutgoingMail } from './mailer.ts';
-import { HeaderInjectionError, outcomeEmail } from './message.ts';
+import { deploymentEndedEmail, HeaderInjectionError, outcomeEmail } from './message.ts';
 import { migrationSection } from './migration-section.ts';
 import { profileEmail } from './profile-message.ts';
 import { promotionSection, withPromotion } from './promotion-section.ts';
@@ -29,7 +31,7 @@ export {
   type OutgoingMail,
   smtpMailer,
 } from './mailer.ts';
-export { HeaderInjectionError, outcomeEmail, validRecipient } from './message.ts';
+export { deploymentEndedEmail, HeaderInjectionError, outcomeEmail, validRecipient } from './message.ts';
 
 export interface NotifierDeps extends StageDeps {
   mailer: Mailer;
@@ -92,7 +94,7 @@ export async function sendNotification(deps: NotifierDeps, notificationId: strin
   return sent.result;
 }
 
-/** The message a claimed notification sends: a fine-tune's outcome, or a training profile's notice. */
+/** The message a claimed notification sends: a fine-tune's outcome or its deployment's end, or a training profile's notice. */
 async function composeMail(
   deps: NotifierDeps,
   conn: Executor,
@@ -105,6 +107,12 @@ async function composeMail(
   }
   const fineTune = await getFineTune(conn, claimed.fineTuneId);
   if (!fineTune) throw new PermanentError(`fine-tune ${claimed.fineTuneId} does not exist`);
+  const links = deps.publicUrl ? { publicUrl: deps.publicUrl } : {};
+  if (claimed.kind === DEPLOYMENT_ENDED) {
+    const deployment = claimed.deploymentId ? await getDeployment(conn, claimed.deploymentId) : undefined;
+    if (!deployment) throw new PermanentError(`notification ${claimed.id} names no deployment`);
+    return deploymentEndedEmail(claimed, fineTune, deployment, deps.mailFrom, links);
+  }
   const evaluation = withPromotion(
     claimed.kind === 'succeeded'
       ? withPromotion(await evaluationSection(conn, fineTune), await promotionSection(conn, fineTune))
@@ -113,7 +121,7 @@ async function composeMail(
   );
   return outcomeEmail(claimed, fineTune, await getBalance(conn, fineTune.licenseId), deps.mailFrom, {
     evaluation,
-    ...(deps.publicUrl ? { publicUrl: deps.publicUrl } : {}),
+    ...links,
   });
 }
 

@@ -21,11 +21,14 @@ export async function up(db: Kysely<unknown>): Promise<void> {
       ADD CONSTRAINT profile_versions_promotion_complete CHECK (
         promotion IS NULL OR (fine_tune_id IS NOT NULL AND promotion_reason IS NOT NULL
           AND promotion_actor IS NOT NULL AND promotion_at IS NOT NULL));
+    -- From a fine-tune's request to its version (the evaluator, the e-mail, the evaluation view).
+    CREATE INDEX profile_versions_request ON profile_versions (request_id);
   `.execute(db);
 }
 
 export async function down(db: Kysely<unknown>): Promise<void> {
   await sql`
+    DROP INDEX profile_versions_request;
     ALTER TABLE profile_versions
       DROP CONSTRAINT profile_versions_promotion_complete,
       DROP COLUMN promotion_at,

@@ -19,6 +19,9 @@ import * as lifecycleWarnings from './0041_lifecycle_warnings.ts';
 import * as resolveModel from './0042_resolve_model.ts';
 import * as promotion from './0045_promotion.ts';
 import * as profileNotifications from './0046_profile_notifications.ts';
+import * as modelDeployments from './0050_model_deployments.ts';
+import * as inferenceHoldExpiry from './0055_inference_hold_expiry.ts';
+import * as inferenceIdempotencyRetention from './0056_inference_idempotency_retention.ts';
 import * as lifecycleWarningProvider from './0065_lifecycle_warning_provider.ts';
 import * as modelMigrations from './0070_model_migrations.ts';
 
@@ -44,6 +47,9 @@ export const migrations: Record<string, Migration> = {
   '0042_resolve_model': resolveModel,
   '0045_promotion': promotion,
   '0046_profile_notifications': profileNotifications,
+  '0050_model_deployments': modelDeployments,
+  '0055_inference_hold_expiry': inferenceHoldExpiry,
+  '0056_inference_idempotency_retention': inferenceIdempotencyRetention,
   '0065_lifecycle_warning_provider': lifecycleWarningProvider,
   '0070_model_migrations': modelMigrations,
 };

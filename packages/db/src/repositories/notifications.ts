@@ -24,11 +24,13 @@ export interface NotificationRecord {
   /** What a profile notification reports (the refusal's reason). */
   detail: string | null;
   /**
-   * The outcome the message reports: succeeded, failed, cancelled, insufficient_credits; for a profile,
-   * `budget_refused`.
+   * The outcome the message reports: succeeded, failed, cancelled, insufficient_credits, or
+   * deployment_ended; for a profile, `budget_refused`.
    */
   kind: string;
   recipient: string;
+  /** The deployment the message is about (`deployment_ended`), else null. */
+  deploymentId: string | null;
   status: NotificationStatus;
   attempts: number;
   lastError: string | null;
@@ -48,6 +50,7 @@ export function toNotificationRecord(row: NotificationRow): NotificationRecord {
     detail: row.detail,
     kind: row.kind,
     recipient: row.recipient,
+    deploymentId: row.deployment_id,
     status: row.status,
     attempts: row.attempts,
     lastError: row.last_error,
@@ -60,10 +63,18 @@ export function toNotificationRecord(row: NotificationRow): NotificationRecord {
 
 const record = (row: NotificationRow | undefined) => (row ? toNotificationRecord(row) : undefined);
 
-/** Stable per (fine-tune, kind, recipient): receivers can dedupe a rare second delivery on it. */
-export function notificationMessageId(fineTuneId: string, kind: string, recipient: string): string {
+/**
+ * Stable per (fine-tune, kind, recipient, deployment): receivers can dedupe a rare second delivery on it.
+ */
+export function notificationMessageId(
+  fineTuneId: string,
+  kind: string,
+  recipient: string,
+  deploymentId?: string | null,
+): string {
   const hash = createHash('sha256').update(recipient.toLowerCase()).digest('hex').slice(0, 16);
-  return `<ft-${fineTuneId}-${kind}-${hash}@tuneline>`;
+  const about = deploymentId ? `-${deploymentId}` : '';
+  return `<ft-${fineTuneId}-${kind}${about}-${hash}@tuneline>`;
 }
 
 /**
@@ -76,9 +87,22 @@ export async function queueOutcomeNotifications(
   tx: Executor,
   fineTune: Pick<FineTuneRecord, 'id' | 'status' | 'notifyEmails' | 'correlationId'>,
 ): Promise<number> {
+  return queueNotifications(tx, fineTune, { kind: fineTune.status, deploymentId: null });
+}
+
+/**
+ * One notification of `kind` per address of the fine-tune's `notify_emails`, about `deploymentId` when
+ * given, with its `notify-send` message; once per (fine-tune, kind, recipient, deployment) whatever the
+ * number of calls (the unique key).
+ */
+export async function queueNotifications(
+  tx: Executor,
+  fineTune: Pick<FineTuneRecord, 'id' | 'notifyEmails' | 'correlationId'>,
+  about: { kind: string; deploymentId: string | null },
+): Promise<number> {
   const recipients = validRecipients(fineTune.notifyEmails);
   if (recipients.length === 0) return 0;
-  const kind = fineTune.status;
+  const { kind, deploymentId } = about;
   const created = await tx
     .insertInto('notifications')
     .values(
@@ -86,10 +110,16 @@ export async function queueOutcomeNotifications(
         fine_tune_id: fineTune.id,
         kind,
         recipient,
-        message_id: notificationMessageId(fineTune.id, kind, recipient),
+        deployment_id: deploymentId,
+        message_id: notificationMessageId(fineTune.id, kind, recipient, deploymentId),
       })),
     )
-    .onConflict((oc) => oc.columns(['fine_tune_id', 'kind', 'recipient']).doNothing())
+    .onConflict((oc) =>
+      oc
+        .columns(['fine_tune_id', 'kind', 'recipient', 'deployment_id'])
+        .where('fine_tune_id', 'is not', null)
+        .doNothing(),
+    )
     .returning('id')
     .execute();
   for (const row of created) {
