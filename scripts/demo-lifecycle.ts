@@ -173,7 +173,8 @@ export async function runLifecycleDemo(ctx: LifecycleDemo): Promise<boolean> {
       stage = now;
       say(`${stamp()} migration ${stage}`);
     }
-    return m.status === 'running' ? undefined : m;
+    // deploying: promoted, and the Azure deployment provisions before the alias moves.
+    return m.status === 'running' || m.status === 'deploying' ? undefined : m;
   });
   say('\nMigration');
   say(`  ${done.from.model} (${done.from.baseModel} at ${done.from.provider ?? 'openai'})`);

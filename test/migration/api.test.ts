@@ -63,6 +63,8 @@ describe('POST /v1/fine-tunes/{id}/migrate', () => {
       from: { fineTuneId: from.id, baseModel: 'gpt-4o-mini-2024-07-18', provider: null },
       target: { ...TARGET, hyperparameters: 'auto' },
       promote: 'if-not-worse',
+      // Azure serves a fine-tune once deployed: promoting it deploys it at the catalogue's hourly fee.
+      hostingCreditsPerHour: '1700',
       championFineTuneId: from.id,
       request: { requestId: `migration-${m.id}` },
       decision: null,
@@ -118,6 +120,7 @@ describe('POST /v1/fine-tunes/{id}/migrate', () => {
     const keyed = await migrate(from.id, target, a.key, { 'idempotency-key': 'mig-1' });
     expect(keyed.status).toBe(202);
     expect(keyed.json).toMatchObject({
+      hostingCreditsPerHour: null,
       idempotencyKey: 'mig-1',
       target: { hyperparameters: { n_epochs: 2 } },
     });

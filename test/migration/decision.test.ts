@@ -7,8 +7,11 @@ import {
 import { handleFineTuneRequest } from '@tuneline/dataset-builder';
 import {
   type Db,
+  deploymentEnds,
+  deploymentServes,
   endFineTune,
   findAlias,
+  findLiveDeployment,
   findMigration,
   insertMigration,
   inTransaction,
@@ -31,7 +34,12 @@ import { newFineTune, outcome } from './support.ts';
 const log = createLogger('test', 'silent');
 
 /** An active old model behind the alias `invoices`, and a migration from it with the given rule. */
-async function migrationFrom(db: Db, licenseId: string, promote: MigrationRule) {
+async function migrationFrom(
+  db: Db,
+  licenseId: string,
+  promote: MigrationRule,
+  hostingCreditsPerHour: bigint | null = null,
+) {
   const oldId = await makeFineTune(db, licenseId, await makeDataset(db, licenseId, 'uploaded'), {
     active: true,
   });
@@ -47,6 +55,7 @@ async function migrationFrom(db: Db, licenseId: string, promote: MigrationRule) 
       baseModel: 'gpt-4o-mini-2024-07-18',
       hyperparameters: 'auto',
       promote,
+      hostingCreditsPerHour,
       idempotencyKey: null,
       actor: 'key:test',
     }),
@@ -112,6 +121,64 @@ describe('how a migration ends', () => {
         'the new fine-tune ended failed: the provider refused the file; the old model and its aliases are unchanged',
     });
     expect((await findAlias(db, license.id, 'invoices'))?.fineTuneId).toBe(oldId);
+  });
+
+  it('to a provider that serves only deployed models: deploys the new model, moves the aliases when it serves', async ({
+    db,
+  }) => {
+    const license = await makeLicense(db, 'lic-deploy');
+    const { id, oldId } = await migrationFrom(db, license.id, 'always', 1_700n);
+    const trained = await newFineTune(db, license.id, id, 'succeeded');
+    await outcome(db, trained);
+    const deploying = await findMigration(db, license.id, id);
+    expect(deploying).toMatchObject({ status: 'deploying', decision: 'promoted', aliases: [] });
+    expect(deploying?.reason).toMatch(
+      /deploying the new model at azure \(1700 credits per started hour\): the aliases move when it serves$/,
+    );
+    const deployment = await findLiveDeployment(db, trained.id);
+    expect(deployment).toMatchObject({
+      state: 'deploying',
+      name: `tl-${trained.id}`,
+      creditsPerHour: 1_700n,
+    });
+    expect((await findAlias(db, license.id, 'invoices'))?.fineTuneId).toBe(oldId);
+    await outcome(db, trained); // a second outcome deploys nothing more
+    expect((await db.selectFrom('model_deployments').select('id').execute()).length).toBe(1);
+
+    // The poller finds it serving: the model is active under its deployment's name, the alias moves.
+    await deploymentServes(db, deployment?.id ?? '', new Date());
+    await deploymentServes(db, deployment?.id ?? '', new Date()); // a repeated link changes nothing
+    const served = await findMigration(db, license.id, id);
+    expect(served).toMatchObject({
+      status: 'succeeded',
+      decision: 'promoted',
+      aliases: [{ name: 'invoices', fromFineTuneId: oldId, toFineTuneId: trained.id }],
+    });
+    expect(served?.reason).toMatch(/: it serves$/);
+    const alias = await findAlias(db, license.id, 'invoices');
+    expect(alias?.fineTuneId).toBe(trained.id);
+    expect(alias?.history.filter((h) => h.actor === `migration:${id}`)).toHaveLength(1);
+
+    // Another whose deployment fails before serving: the aliases stay, and it says why.
+    const other = await makeLicense(db, 'lic-deploy-fails');
+    const failing = await migrationFrom(db, other.id, 'always', 1_700n);
+    const second = await newFineTune(db, other.id, failing.id, 'succeeded');
+    await outcome(db, second);
+    const started = await findLiveDeployment(db, second.id);
+    await deploymentEnds(db, {
+      id: started?.id ?? '',
+      from: ['deploying'],
+      state: 'failed',
+      reason: 'quota exceeded',
+      now: new Date(),
+    });
+    expect(await findMigration(db, other.id, failing.id)).toMatchObject({
+      status: 'succeeded',
+      decision: 'kept',
+      reason:
+        "not promoted: the new model's deployment ended before it served (quota exceeded); the aliases stay on the old model",
+    });
+    expect((await findAlias(db, other.id, 'invoices'))?.fineTuneId).toBe(failing.oldId);
   });
 
   it("a migration whose dataset cannot be built for the target ends failed with the builder's reason", async ({

@@ -45,12 +45,12 @@ describe('the hub shows a migration under the evaluation', () => {
       (await api(base, license.key, 'POST', '/v1/aliases/invoices', { fineTuneId: old.id })).status,
     ).toBe(200);
     const started = await api(base, license.key, 'POST', `/v1/fine-tunes/${old.id}/migrate`, {
-      provider: 'azure',
-      baseModel: 'gpt-4o-mini-2024-07-18',
+      provider: 'openai',
+      baseModel: 'gpt-4.1-mini-2025-04-14',
       promote: 'always',
     });
     expect(started.status).toBe(202);
-    const trained = await newFineTune(db, license.id, started.json.id, 'succeeded');
+    const trained = await newFineTune(db, license.id, started.json.id, 'succeeded', 'openai');
     await outcome(db, trained);
 
     const page = await browser.newPage({ viewport: { width: 1280, height: 1400 } });
@@ -64,7 +64,7 @@ describe('the hub shows a migration under the evaluation', () => {
     expect(text).toContain(
       `Migration from ${started.json.from.model} (gpt-4o-mini-2024-07-18 at the default provider)`,
     );
-    expect(text).toContain('to gpt-4o-mini-2024-07-18 at azure, rule always: Promoted');
+    expect(text).toContain('to gpt-4.1-mini-2025-04-14 at openai, rule always: Promoted');
     expect(await page.getByTestId('migration-reason').textContent()).toMatch(
       /^promoted \(always\): not evaluated/,
     );

@@ -1,31 +1,39 @@
-import { compileTemplate } from '@tuneline/dataset';
+import { processClock } from '@tuneline/contracts';
 import {
   type Db,
+  findActiveFineTuneByModelOrAlias,
   findAlias,
   findDataset,
+  findLiveDeployment,
   getEvaluationRunByFineTune,
   getFineTune,
   inTransaction,
   queueOutcome,
 } from '@tuneline/db';
-import { invoiceModelConfig, type SyntheticDocument, syntheticInvoices } from '@tuneline/devstack';
+import { invoiceModelConfig, syntheticInvoices } from '@tuneline/devstack';
 import type { EvaluationSummary } from '@tuneline/evaluation';
 import { startSmtpServer } from '@tuneline/harness';
 import { auditLedger } from '@tuneline/ledger';
-import { createProviderSet, providerEnvSchema } from '@tuneline/provider';
+import { modelDeploymentStage } from '@tuneline/poller';
+import {
+  AzureDeployments,
+  azureDeploymentName,
+  azureManagementFromEnv,
+  createProviderSet,
+  providerEnvSchema,
+} from '@tuneline/provider';
 import { describe, expect } from 'vitest';
 import { makeLicense } from '../api/fixtures.ts';
 import { type AnyJson, it } from '../api/support.ts';
 import { mimeParts } from '../evaluator/support.ts';
-import { startOuterStages, startPipeline, tempStorage } from '../stages/harness.ts';
+import { quietLog, startOuterStages, startPipeline, tempStorage } from '../stages/harness.ts';
 import { waitFor } from '../support/context.ts';
 
 // One-call migration (issue 21.4) end to end, on the simulator's learning model: an OpenAI fine-tune
 // serving the alias `invoices` is migrated to another base model (one epoch: worse, so the alias stays)
-// and to Azure (not worse, so the alias moves), each a new job trained and evaluated against the old
-// model on the same testing documents; the old model is untouched and nothing is charged twice.
-
-const fill = compileTemplate(invoiceModelConfig.userPromptTemplate);
+// and to Azure (not worse: the new model is deployed, then the alias moves), each a new job trained and
+// evaluated against the old model on the same testing documents; the old model is untouched and nothing
+// is charged twice.
 
 const fineTuneRow = (db: Db, id: string) =>
   db.selectFrom('fine_tunes').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
@@ -53,6 +61,20 @@ describe('migrating a fine-tune to another base model and to Azure', () => {
         schedule: { intervalMs: 300, minIntervalMs: 100 },
       });
       await startOuterStages(stages, { db, storage: files.storage, provider, providers, smtpUrl: smtp.url });
+      // Azure serves a fine-tune once deployed: the poller's deployment stage, on the simulator's ARM.
+      const management = azureManagementFromEnv(
+        providerEnvSchema.parse({ SIMULATOR_URL: api.sim.url, SIMULATOR_API_KEY: api.sim.apiKey }),
+        { pollIntervalMs: 20 },
+      );
+      if (!management.ok) throw new Error(management.problem);
+      await stages.start(modelDeploymentStage, {
+        db,
+        log: quietLog,
+        deployments: new AzureDeployments(management.settings),
+        // The poller's clock, as its main.ts makes it: the one the migration's deployment is dated by.
+        clock: processClock(),
+        deploymentPollMs: 50,
+      });
 
       const license = await makeLicense(db, 'lic-migrate', 5_000_000n);
       const call = (method: 'GET' | 'POST', url: string, body?: unknown) =>
@@ -88,7 +110,7 @@ describe('migrating a fine-tune to another base model and to Azure', () => {
         waitFor(
           async () => {
             const m = await call('GET', `/v1/migrations/${id}`);
-            return m.json.status !== 'running' ? m.json : undefined;
+            return ['running', 'deploying'].includes(m.json.status) ? undefined : m.json;
           },
           90_000,
           `migration ${id}`,
@@ -167,17 +189,15 @@ describe('migrating a fine-tune to another base model and to Azure', () => {
         toFineTuneId: azureFt.id,
         actor: `migration:${azure.id}`,
       });
-      // The app's call on the alias now answers with the Azure model.
-      const answer = await call('POST', '/v1/chat/completions', {
-        model: 'invoices',
-        temperature: 0,
-        messages: [
-          { role: 'system', content: invoiceModelConfig.systemPrompt },
-          { role: 'user', content: fill(documents[0] as SyntheticDocument) },
-        ],
+      // The alias now resolves to the Azure model, served under its deployment's name.
+      const deployment = await findLiveDeployment(db, azureFt.id);
+      expect(deployment).toMatchObject({ state: 'active', name: azureDeploymentName(azureFt.id) });
+      const served = await findActiveFineTuneByModelOrAlias(db, license.id, 'invoices');
+      expect(served).toMatchObject({
+        id: azureFt.id,
+        viaAlias: 'invoices',
+        deploymentName: deployment?.name,
       });
-      expect(answer.status, answer.text).toBe(200);
-      expect(answer.json.model).toBe(azureFt.fine_tuned_model);
 
       // The hub's evaluation view carries the migration under the comparison with the old model.
       const view = await call('GET', `/v1/fine-tunes/${azureFt.id}/evaluation`);
@@ -198,8 +218,9 @@ describe('migrating a fine-tune to another base model and to Azure', () => {
       const text = mimeParts(mails[0]?.raw ?? '')['text/plain'] ?? '';
       expect(text).toMatch(/field\s+base\s+champion\s+fine-tuned/);
       expect(text).toContain(`Migration ${azure.id} (rule if-not-worse)`);
+      // Written when the rule decided, while the model was being deployed.
       expect(text).toContain(
-        `Decision: promoted: "invoices" now serves ${azureFt.fine_tuned_model} (before: ${old.model})`,
+        `Decision: promoted: deploying ${azureFt.fine_tuned_model} at azure; the old model's aliases move to it once it serves`,
       );
       const miniMail = await waitFor(
         async () => smtp.received.find((m) => m.raw.includes(miniFt.id)),

@@ -36,6 +36,7 @@ export async function newFineTune(
   licenseId: string,
   migrationId: string,
   status: 'succeeded' | 'running',
+  provider = 'azure',
 ) {
   const datasetId = await makeDataset(db, licenseId, 'uploaded');
   const dataset = await db
@@ -55,7 +56,7 @@ export async function newFineTune(
     .execute();
   const made = await makeFineTune(db, licenseId, datasetId, { status });
   const id = autoTrainFineTuneId(datasetId);
-  await db.updateTable('fine_tunes').set({ id, provider: 'azure' }).where('id', '=', made).execute();
+  await db.updateTable('fine_tunes').set({ id, provider }).where('id', '=', made).execute();
   return db.selectFrom('fine_tunes').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
 }
 

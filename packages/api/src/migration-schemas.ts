@@ -52,14 +52,23 @@ export const migrationSchema = z
   .object({
     id: z.uuid(),
     status: z
-      .enum(['running', 'succeeded', 'failed'])
-      .describe('succeeded: the new model was trained and the rule decided; failed: no new model'),
+      .enum(['running', 'deploying', 'succeeded', 'failed'])
+      .describe(
+        'succeeded: the new model was trained and the rule decided; failed: no new model; deploying: promoted, ' +
+          'the new model is being deployed (Azure) and its aliases move when it serves',
+      ),
     stage: z
-      .enum(['building', 'training', 'evaluating', 'done'])
-      .describe('where a running migration is: its dataset, its fine-tune, its evaluation'),
+      .enum(['building', 'training', 'evaluating', 'deploying', 'done'])
+      .describe('where a migration is: its dataset, its fine-tune, its evaluation, its deployment'),
     from: fineTuneRef.describe('the migrated fine-tune (never changed by the migration)'),
     target: z.object({ provider: z.string(), baseModel: z.string(), hyperparameters: z.unknown() }),
     promote: z.enum(MIGRATION_RULES),
+    hostingCreditsPerHour: z
+      .string()
+      .nullable()
+      .describe(
+        'the new model is deployed when promoted (Azure), at this fee per started hour; null: it serves at once',
+      ),
     championFineTuneId: z
       .uuid()
       .nullable()
@@ -78,7 +87,9 @@ export const migrationSchema = z
     decision: z
       .enum(['promoted', 'kept'])
       .nullable()
-      .describe("promoted: the old model's aliases serve the new one; kept: they stay (see reason)"),
+      .describe(
+        "promoted: the old model's aliases serve the new one (once deployed, on Azure); kept: they stay (see reason)",
+      ),
     reason: z.string().nullable(),
     aliases: z
       .array(z.object({ name: z.string(), fromFineTuneId: z.uuid(), toFineTuneId: z.uuid() }))
@@ -120,6 +131,7 @@ export const adminBulkMigrationSchema = z
   .meta({ id: 'AdminBulkMigrationResult' });
 
 const stageOf = (m: MigrationRecord): z.infer<typeof migrationSchema>['stage'] => {
+  if (m.status === 'deploying') return 'deploying';
   if (m.status !== 'running') return 'done';
   if (!m.progress.fineTuneId) return 'building';
   return m.progress.fineTuneStatus && isTerminalStatus(m.progress.fineTuneStatus) ? 'evaluating' : 'training';
@@ -134,6 +146,7 @@ export function migrationView(m: MigrationRecord): z.infer<typeof migrationSchem
     from: m.from,
     target: m.target,
     promote: m.promote,
+    hostingCreditsPerHour: m.hostingCreditsPerHour?.toString() ?? null,
     championFineTuneId: m.championFineTuneId,
     newFineTune: p.fineTuneId
       ? { fineTuneId: p.fineTuneId, status: p.fineTuneStatus ?? 'pending', model: p.model }

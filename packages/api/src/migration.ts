@@ -6,7 +6,14 @@ import {
   type Hyperparameters,
   hyperparametersSchema,
 } from '@tuneline/contracts';
-import { type BaseModel, findBaseModel, shutDown, splitSeed, trainingOffers } from '@tuneline/dataset';
+import {
+  type BaseModel,
+  findBaseModel,
+  hostingFeeOf,
+  shutDown,
+  splitSeed,
+  trainingOffers,
+} from '@tuneline/dataset';
 import {
   type FineTuneRecord,
   findDataset,
@@ -22,6 +29,7 @@ import {
   writeOutbox,
 } from '@tuneline/db';
 import { creditsForTokens, fineTuneEstimate } from '@tuneline/ledger';
+import { servesOnlyWhenDeployed } from '@tuneline/provider';
 import type { ApiDeps } from './app.ts';
 import { HttpError } from './http.ts';
 import { checkProviderAndDates, refuseUnlessCredits } from './training-checks.ts';
@@ -48,6 +56,8 @@ interface MigrationPlan {
   championFineTuneId: string | null;
   /** Training credits at the target's price, from the old dataset's counts (null: no estimate). */
   estimate: bigint | null;
+  /** The new model's hourly deployment fee when the target serves only deployed models (Azure). */
+  hostingCreditsPerHour: bigint | null;
 }
 
 const badField = (field: string, message: string) =>
@@ -69,6 +79,27 @@ export async function checkTarget(
 /** The provider a fine-tune's dates and "same target" are judged at: its own, else its model's. */
 const atProvider = (deps: ApiDeps, f: Pick<FineTuneRecord, 'provider' | 'baseModel'>): string =>
   f.provider ?? findBaseModel(f.baseModel, deps.catalogue)?.provider ?? 'openai';
+
+/**
+ * A target that serves only deployed models (Azure): promoting the new model deploys it, at the
+ * catalogue's hourly fee, as activation does (503 when this deployment cannot deploy, 409 without a fee).
+ * Null for a target that serves at once, or a migration that never promotes.
+ */
+function deploymentFee(deps: ApiDeps, target: MigrationTarget, base: BaseModel): bigint | null {
+  if (
+    target.promote === 'never' ||
+    !servesOnlyWhenDeployed(target.provider, deps.deployments.defaultProvider)
+  )
+    return null;
+  if (deps.deployments.problem) throw new HttpError(503, deps.deployments.problem);
+  const fee = hostingFeeOf(base, target.provider);
+  if (fee === undefined)
+    throw new HttpError(
+      409,
+      `the model catalogue has no hosting fee for "${base.name}" at ${target.provider} (providers.${target.provider}.hostingCreditsPerHour): the new model's deployment could not be metered`,
+    );
+  return fee;
+}
 
 async function planMigration(
   deps: ApiDeps,
@@ -111,6 +142,7 @@ async function planMigration(
   return {
     fineTune,
     championFineTuneId: canAnswer ? fineTune.id : null,
+    hostingCreditsPerHour: deploymentFee(deps, target, base),
     estimate: estimate ? creditsForTokens(estimate.billedTokens, price) : null,
     request: {
       licenseId: fineTune.licenseId,
@@ -154,6 +186,7 @@ async function recordPlanned(
       baseModel: input.target.baseModel,
       hyperparameters: plan.request.job?.hyperparameters ?? 'auto',
       promote: input.target.promote,
+      hostingCreditsPerHour: plan.hostingCreditsPerHour,
       idempotencyKey: input.idempotencyKey,
       actor: input.actor,
     });

@@ -177,6 +177,15 @@ export function inferenceUsageMessage({ callId, correlationId }: Fields<'inferen
 }
 
 /**
+ * The deployment name of a fine-tune: deterministic, so activating twice (or a worker retrying after a
+ * crash, or a migration promoting it) finds the same deployment instead of making a second one. ARM
+ * allows 2-64 characters of letters, digits, '-', '_' and '.'; `tl-` and a UUID are 39.
+ */
+export function azureDeploymentName(fineTuneId: string): string {
+  return `tl-${fineTuneId}`;
+}
+
+/**
  * Link `step` of a deployment's follow chain (the poller): the first at activation, each next one
  * `delayMs` later while the provider provisions, one at once when deactivation asks for the deletion.
  */

@@ -536,11 +536,13 @@ export interface ModelMigrationsTable {
   base_model: string;
   hyperparameters: Json;
   promote: 'if-not-worse' | 'if-better' | 'always' | 'never';
+  /** The new model's hourly deployment fee when the target serves only deployed models (Azure); else null. */
+  hosting_credits_per_hour: NullableBigInt;
   /** The fine-tune request it queued (same license). */
   request_id: string;
   idempotency_key: string | null;
   actor: string;
-  status: Generated<'running' | 'succeeded' | 'failed'>;
+  status: Generated<'running' | 'deploying' | 'succeeded' | 'failed'>;
   to_fine_tune_id: string | null;
   decision: 'promoted' | 'kept' | null;
   reason: string | null;

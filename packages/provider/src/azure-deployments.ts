@@ -58,14 +58,8 @@ export function deploymentState(provisioningState: string | undefined): Deployme
   );
 }
 
-/**
- * The deployment name of a fine-tune: deterministic, so activating twice (or a worker retrying after a
- * crash) finds the same deployment instead of making a second one. ARM allows 2-64 characters of
- * letters, digits, '-', '_' and '.'; `tl-` and a UUID are 39.
- */
-export function azureDeploymentName(fineTuneId: string): string {
-  return `tl-${fineTuneId}`;
-}
+/** The deployment name of a fine-tune (contracts: the API and a migration's promotion both start one). */
+export { azureDeploymentName } from '@tuneline/contracts';
 
 /**
  * A credential that sends a fixed token: for an ARM endpoint without Entra ID (the simulator). Real

@@ -18,7 +18,9 @@ export async function migrationSection(
   const to = `${m.target.baseModel} at ${m.target.provider}`;
   const model = fineTune.fineTunedModel ?? fineTune.id;
   let decision: string;
-  if (m.decision === 'promoted')
+  if (m.status === 'deploying')
+    decision = `promoted: deploying ${model} at ${m.target.provider}; the old model's aliases move to it once it serves`;
+  else if (m.decision === 'promoted')
     decision = m.aliases.length
       ? `promoted: ${m.aliases.map((a) => `"${a.name}"`).join(', ')} now serve${m.aliases.length === 1 ? 's' : ''} ${model} (before: ${m.from.model})`
       : `promoted: ${model} is active`;

@@ -2,13 +2,13 @@ import { type Clock, type MessageOf, systemClock } from '@tuneline/contracts';
 import {
   continueDeploymentFollow,
   type DeploymentRecord,
+  deploymentEnds,
   deploymentFollowMessage,
-  endDeployment,
+  deploymentServes,
   getDeployment,
   listActiveDeployments,
   listDeploymentsInFlight,
   listHostingDue,
-  markDeploymentActive,
   pointAlias,
 } from '@tuneline/db';
 import { chargeHostingHours } from '@tuneline/ledger';
@@ -107,7 +107,7 @@ async function provision(d: DeploymentRecord, deps: DeploymentDeps, log: Logger)
   }
   const at = await deps.deployments.get(d.name);
   if (at?.state === 'active') {
-    const done = await markDeploymentActive(deps.db, d.id, now);
+    const done = await deploymentServes(deps.db, d.id, now);
     // The request's alias wish (job.alias), pointed the first time the model serves.
     const fineTune = done?.fineTune;
     if (fineTune?.alias)
@@ -162,7 +162,13 @@ async function provision(d: DeploymentRecord, deps: DeploymentDeps, log: Logger)
 async function fail(d: DeploymentRecord, deps: DeploymentDeps, reason: string, log: Logger): Promise<void> {
   await deps.deployments?.remove(d.name);
   const now = (deps.clock ?? systemClock).now();
-  const ended = await endDeployment(deps.db, { id: d.id, from: ['deploying'], state: 'failed', reason, now });
+  const ended = await deploymentEnds(deps.db, {
+    id: d.id,
+    from: ['deploying'],
+    state: 'failed',
+    reason,
+    now,
+  });
   if (ended) log.warn({ reason }, 'deployment failed: model stays inactive');
 }
 
@@ -170,7 +176,7 @@ async function fail(d: DeploymentRecord, deps: DeploymentDeps, reason: string, l
 async function deleteAtProvider(d: DeploymentRecord, deps: DeploymentDeps, log: Logger): Promise<void> {
   await manager(deps).remove(d.name);
   const now = (deps.clock ?? systemClock).now();
-  const ended = await endDeployment(deps.db, {
+  const ended = await deploymentEnds(deps.db, {
     id: d.id,
     from: ['deleting'],
     state: 'deleted',
@@ -215,7 +221,7 @@ export async function runDeploymentSweep(deps: DeploymentDeps, log: Logger): Pro
       const reason = at
         ? `the provider reports the deployment ${at.provisioningState}: it serves nothing; activate the model again`
         : DEPLOYMENT_GONE_REASON;
-      const ended = await endDeployment(deps.db, {
+      const ended = await deploymentEnds(deps.db, {
         id: d.id,
         from: ['active'],
         state: at ? 'failed' : 'deleted',

@@ -1,15 +1,19 @@
+import { azureDeploymentName, processClock } from '@tuneline/contracts';
 import { decideMigration, type EvaluationSummary, type MigrationEvaluation } from '@tuneline/evaluation';
 import type { Executor } from '../connection.ts';
+import { endDeployment, markDeploymentActive, startDeployment } from '../repositories/deployments.ts';
 import { getEvaluationRunByFineTune } from '../repositories/evaluations.ts';
 import { type FineTuneRecord, getFineTune } from '../repositories/fine-tunes.ts';
 import {
   aliasNamesOf,
+  findMigration,
   findMigrationByFineTune,
-  lockRunningMigration,
+  lockMigration,
   type MovedAlias,
   recordMigrationEnd,
 } from '../repositories/migrations.ts';
 import { queueOutcomeNotifications } from '../repositories/notifications.ts';
+import { inTransaction } from '../repositories/outbox.ts';
 import { promoteFineTune } from '../repositories/promotions.ts';
 import { autoTrainFineTuneId } from './ids.ts';
 
@@ -39,15 +43,17 @@ async function evaluationOf(tx: Executor, fineTuneId: string): Promise<Migration
  * Ends the migration of this fine-tune, once (the row locked while `running`): failed when the new
  * fine-tune did not succeed; otherwise the rule (`decideMigration`) on its evaluation against the old
  * model. To promote, the new model is activated and each alias serving the old model is pointed at it
- * (`promoteFineTune`, who `migration:<id>`, only if the alias still serves the old model). The old
- * model stays as it is (active, aliases' history intact), so a rollback can go back to it.
+ * (`promoteFineTune`, who `migration:<id>`, only if the alias still serves the old model). A model its
+ * provider serves only once deployed (Azure: the migration carries the hourly fee) gets its deployment
+ * started instead (`deploying`), and its aliases move when it serves (`migrationDeploymentServes`). The
+ * old model stays as it is (active, aliases' history intact), so a rollback can go back to it.
  */
 export async function decideMigrationOf(tx: Executor, fineTuneId: string): Promise<void> {
   const migration = await migrationOfFineTune(tx, fineTuneId);
   if (migration?.status !== 'running') return;
   const fineTune = await getFineTune(tx, fineTuneId);
-  if (!fineTune || !(await lockRunningMigration(tx, migration.id))) return;
-  const end = { id: migration.id, toFineTuneId: fineTune.id, aliases: [] as MovedAlias[] };
+  if (!fineTune || !(await lockMigration(tx, migration.id, 'running'))) return;
+  const end = { id: migration.id, from: 'running' as const, toFineTuneId: fineTune.id, aliases: [] };
   if (fineTune.status !== 'succeeded' || !fineTune.fineTunedModel) {
     const why = fineTune.errorMessage ? `: ${fineTune.errorMessage}` : '';
     await recordMigrationEnd(tx, {
@@ -65,15 +71,106 @@ export async function decideMigrationOf(tx: Executor, fineTuneId: string): Promi
     await recordMigrationEnd(tx, { ...end, status: 'succeeded', decision: 'kept', reason: decision.reason });
     return;
   }
+  const fee = migration.hostingCreditsPerHour;
+  if (fee !== null && fineTune.provider && !fineTune.active) {
+    const started = await startDeployment(tx, {
+      fineTuneId: fineTune.id,
+      licenseId: fineTune.licenseId,
+      provider: fineTune.provider,
+      name: azureDeploymentName(fineTune.id),
+      creditsPerHour: fee,
+      now: processClock().now(),
+    });
+    const serving = started.outcome === 'existing' && started.deployment.state === 'active';
+    if (!serving) {
+      const deploying = started.outcome === 'started' || started.outcome === 'existing';
+      await recordMigrationEnd(tx, {
+        ...end,
+        status: deploying ? 'deploying' : 'succeeded',
+        decision: deploying ? 'promoted' : 'kept',
+        reason: deploying
+          ? `${decision.reason}; deploying the new model at ${fineTune.provider} (${fee} credits per started hour): the aliases move when it serves`
+          : `not promoted: the new model could not be deployed (${started.outcome})`,
+      });
+      return;
+    }
+  }
+  await recordPromotion(tx, fineTune, migration, { ...end, reason: decision.reason });
+}
+
+/** Moves the aliases to the new model and records the end (`kept` when it is not available after all). */
+async function recordPromotion(
+  tx: Executor,
+  fineTune: FineTuneRecord,
+  migration: { id: string; fromFineTuneId: string },
+  end: { id: string; from: 'running' | 'deploying'; toFineTuneId: string; reason: string },
+): Promise<void> {
   const moved = await promoteOverOld(tx, fineTune, migration);
   await recordMigrationEnd(tx, {
     ...end,
     status: 'succeeded',
     decision: moved.available ? 'promoted' : 'kept',
-    reason: moved.available
-      ? `${decision.reason}${moved.note}`
-      : 'not promoted: the new model is not available',
+    reason: moved.available ? `${end.reason}${moved.note}` : 'not promoted: the new model is not available',
     aliases: moved.aliases,
+  });
+}
+
+/** The `deploying` migration of this fine-tune, its row locked (undefined: none). */
+async function deployingMigration(tx: Executor, fineTuneId: string) {
+  const migration = await migrationOfFineTune(tx, fineTuneId);
+  if (migration?.status !== 'deploying') return undefined;
+  return (await lockMigration(tx, migration.id, 'deploying')) ? migration : undefined;
+}
+
+/** A promoted migration's new model serves (its deployment is active): its aliases move now. */
+async function migrationDeploymentServes(tx: Executor, fineTune: FineTuneRecord): Promise<void> {
+  const migration = await deployingMigration(tx, fineTune.id);
+  if (!migration) return;
+  const reason = (await findMigration(tx, fineTune.licenseId, migration.id))?.reason ?? 'promoted';
+  await recordPromotion(tx, fineTune, migration, {
+    id: migration.id,
+    from: 'deploying',
+    toFineTuneId: fineTune.id,
+    reason: reason.replace(/: the aliases move when it serves$/, ': it serves'),
+  });
+}
+
+/** A promoted migration's deployment ended before serving: the aliases stay on the old model. */
+async function migrationDeploymentEnded(tx: Executor, fineTuneId: string, why: string): Promise<void> {
+  const migration = await deployingMigration(tx, fineTuneId);
+  if (!migration) return;
+  await recordMigrationEnd(tx, {
+    id: migration.id,
+    from: 'deploying',
+    status: 'succeeded',
+    toFineTuneId: fineTuneId,
+    decision: 'kept',
+    reason: `not promoted: the new model's deployment ended before it served (${why}); the aliases stay on the old model`,
+    aliases: [],
+  });
+}
+
+/**
+ * The provider serves a deployment (the poller): it becomes active with its fine-tune
+ * (`markDeploymentActive`), and a migration waiting for that model moves its aliases, in one transaction.
+ */
+export function deploymentServes(db: Executor, id: string, now: Date) {
+  return inTransaction(db, async (tx) => {
+    const done = await markDeploymentActive(tx, id, now);
+    if (done?.fineTune) await migrationDeploymentServes(tx, done.fineTune);
+    return done;
+  });
+}
+
+/**
+ * A deployment ends (`endDeployment`: failed, deleted, gone at the provider); a migration still waiting
+ * for that model to serve keeps the old model's aliases, in the same transaction.
+ */
+export function deploymentEnds(db: Executor, input: Parameters<typeof endDeployment>[1]) {
+  return inTransaction(db, async (tx) => {
+    const ended = await endDeployment(tx, input);
+    if (ended) await migrationDeploymentEnded(tx, ended.fineTuneId, ended.reason ?? input.reason);
+    return ended;
   });
 }
 

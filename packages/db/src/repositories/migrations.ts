@@ -10,7 +10,8 @@ import { type FineTuneRecord, toFineTuneRecord } from './fine-tunes.ts';
  */
 
 export type MigrationRule = ModelMigrationsTable['promote'];
-export type MigrationStatus = 'running' | 'succeeded' | 'failed';
+/** `deploying`: promoted, the new model's deployment started; its aliases move when it serves. */
+export type MigrationStatus = 'running' | 'deploying' | 'succeeded' | 'failed';
 
 /** An alias a migration moved to its new model. */
 export interface MovedAlias {
@@ -27,6 +28,8 @@ export interface MigrationRecord {
   championFineTuneId: string | null;
   target: { provider: string; baseModel: string; hyperparameters: unknown };
   promote: MigrationRule;
+  /** The new model's hourly deployment fee when the target serves only deployed models (Azure). */
+  hostingCreditsPerHour: bigint | null;
   /** The fine-tune request it queued (the license's `requestId`). */
   requestId: string;
   idempotencyKey: string | null;
@@ -64,6 +67,7 @@ interface MigrationRow {
   base_model: string;
   hyperparameters: unknown;
   promote: MigrationRule;
+  hosting_credits_per_hour: string | null;
   request_id: string;
   idempotency_key: string | null;
   actor: string;
@@ -95,6 +99,7 @@ const toMigrationRecord = (r: MigrationRow): MigrationRecord => ({
   championFineTuneId: r.champion_fine_tune_id,
   target: { provider: r.provider, baseModel: r.base_model, hyperparameters: r.hyperparameters },
   promote: r.promote,
+  hostingCreditsPerHour: r.hosting_credits_per_hour === null ? null : BigInt(r.hosting_credits_per_hour),
   requestId: r.request_id,
   idempotencyKey: r.idempotency_key,
   actor: r.actor,
@@ -122,7 +127,8 @@ const toMigrationRecord = (r: MigrationRow): MigrationRecord => ({
 const selectMigrations = (where: ReturnType<typeof sql>, limit = 500) => sql<MigrationRow>`
   SELECT m.id, m.license_id, m.from_fine_tune_id, ff.fine_tuned_model AS from_model,
          ff.base_model AS from_base_model, ff.provider AS from_provider, m.champion_fine_tune_id,
-         m.provider, m.base_model, m.hyperparameters, m.promote, m.request_id, m.idempotency_key, m.actor,
+         m.provider, m.base_model, m.hyperparameters, m.promote, m.hosting_credits_per_hour, m.request_id,
+         m.idempotency_key, m.actor,
          m.status, m.to_fine_tune_id, m.decision, m.reason, m.aliases, m.created_at, m.decided_at,
          r.status AS request_status, r.error AS request_error, d.id AS dataset_id, d.status AS dataset_status,
          t.id AS new_fine_tune_id, t.status AS new_status, t.fine_tuned_model AS new_model
@@ -178,6 +184,8 @@ export interface NewMigration {
   baseModel: string;
   hyperparameters: unknown;
   promote: MigrationRule;
+  /** The new model's hourly deployment fee when the target serves only deployed models (Azure). */
+  hostingCreditsPerHour: bigint | null;
   idempotencyKey: string | null;
   actor: string;
 }
@@ -202,6 +210,7 @@ export async function insertMigration(
       base_model: m.baseModel,
       hyperparameters: JSON.stringify(m.hyperparameters),
       promote: m.promote,
+      hosting_credits_per_hour: m.hostingCreditsPerHour,
       request_id: migrationRequestId(m.id),
       idempotency_key: m.idempotencyKey,
       actor: m.actor,
@@ -254,6 +263,7 @@ export async function findMigrationByFineTune(
       championFineTuneId: string | null;
       championModel: string | null;
       promote: MigrationRule;
+      hostingCreditsPerHour: bigint | null;
       status: MigrationStatus;
     }
   | undefined
@@ -274,6 +284,7 @@ export async function findMigrationByFineTune(
       'm.champion_fine_tune_id',
       'c.fine_tuned_model as champion_model',
       'm.promote',
+      'm.hosting_credits_per_hour',
       'm.status',
     ])
     .where('f.id', '=', fineTuneId)
@@ -287,28 +298,38 @@ export async function findMigrationByFineTune(
         championFineTuneId: row.champion_fine_tune_id,
         championModel: row.champion_model,
         promote: row.promote,
+        hostingCreditsPerHour:
+          row.hosting_credits_per_hour === null ? null : BigInt(row.hosting_credits_per_hour),
         status: row.status,
       }
     : undefined;
 }
 
-/** Locks a running migration's row for its decision (undefined: no such migration, or decided). */
-export async function lockRunningMigration(tx: Executor, id: string): Promise<{ id: string } | undefined> {
+/** Locks a migration's row while it is `status` (undefined: no such migration, or it moved on). */
+export async function lockMigration(
+  tx: Executor,
+  id: string,
+  status: 'running' | 'deploying',
+): Promise<{ id: string } | undefined> {
   return tx
     .selectFrom('model_migrations')
     .select('id')
     .where('id', '=', id)
-    .where('status', '=', 'running')
+    .where('status', '=', status)
     .forUpdate()
     .executeTakeFirst();
 }
 
-/** Records a running migration's end once: true when this call recorded it. */
+/**
+ * Records a migration's decision, once: from `running` (or `deploying`, when its new model's
+ * deployment served or ended) to `deploying`, `succeeded` or `failed`. True when this call recorded it.
+ */
 export async function recordMigrationEnd(
   tx: Executor,
   end: {
     id: string;
-    status: 'succeeded' | 'failed';
+    from: 'running' | 'deploying';
+    status: 'deploying' | 'succeeded' | 'failed';
     toFineTuneId: string | null;
     decision: 'promoted' | 'kept' | null;
     reason: string;
@@ -326,7 +347,7 @@ export async function recordMigrationEnd(
       decided_at: sql`now()`,
     })
     .where('id', '=', end.id)
-    .where('status', '=', 'running')
+    .where('status', '=', end.from)
     .executeTakeFirst();
   return result.numUpdatedRows === 1n;
 }
