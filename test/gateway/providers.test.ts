@@ -43,7 +43,9 @@ describe('the gateway calls each model at its own provider', () => {
       chat.close();
       await sim.close();
     });
-    const [full, narrow] = await Promise.all(apps.map((app) => app.listen({ port: 0, host: '127.0.0.1' })));
+    const [full, narrow] = (await Promise.all(
+      apps.map((app) => app.listen({ port: 0, host: '127.0.0.1' })),
+    )) as [string, string];
 
     const trained = await trainSimulatorModel(sim, { suffix: 'routing' });
     const license = await makeLicense(db, 'lic-gw-routing');
