@@ -1,3 +1,4 @@
+import { getEvaluationRunByFineTune } from '@tuneline/db';
 import { getBalance } from '@tuneline/ledger';
 import { createProvider, providerEnvSchema } from '@tuneline/provider';
 import { describe, expect } from 'vitest';
@@ -55,6 +56,7 @@ describe('six stages in-process with the together profile', () => {
         .sort(),
     ).toEqual(['post', 'reserve']);
     expect(transfers.filter((t) => t.kind === 'evaluation').length).toBeGreaterThan(0);
+    expect((await getEvaluationRunByFineTune(db, fineTune.id))?.status).toBe('succeeded');
     const balance = await getBalance(db, 'lic-chain');
     expect(balance.pending).toBe(0n);
     // One Together job for this fine-tune, found by the tag in its suffix; billed for its token_count.

@@ -357,6 +357,8 @@ export interface OuterStagesOptions {
   storage: DatasetStorage;
   /** The evaluator's provider (needed when the evaluator runs). */
   provider?: EvaluatorDeps['provider'];
+  /** Several providers: the evaluator asks each model at its fine-tune's own (as its main.ts does). */
+  providers?: EvaluatorDeps['providers'];
   /** Where the notifier sends (needed when the notifier or the lifecycle sweep runs). */
   smtpUrl?: string;
   evaluation?: Partial<EvaluationSettings>;
@@ -396,6 +398,7 @@ export async function startOuterStages(runner: StageRunner, opts: OuterStagesOpt
         db,
         log: quietLog,
         provider: opts.provider,
+        ...(opts.providers ? { providers: opts.providers } : {}),
         storage,
         timeLimitMs: 60_000,
         concurrency: 4,

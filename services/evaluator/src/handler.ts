@@ -27,7 +27,7 @@ import {
   evaluationTransferId,
   recordEvaluationAnswers,
 } from '@tuneline/ledger';
-import { ProviderError, type ProviderProfile } from '@tuneline/provider';
+import { ProviderError, ProviderNotConfiguredError } from '@tuneline/provider';
 import {
   defineStage,
   type JobContext,
@@ -44,6 +44,12 @@ import {
   testingDocumentIds,
 } from './examples.ts';
 import { findChampionOf, finishAndDecide } from './promotion.ts';
+import {
+  type EvaluationTarget,
+  type EvaluatorProvider,
+  type EvaluatorProviders,
+  evaluationTargets,
+} from './targets.ts';
 import { AnswerWriter } from './writer.ts';
 
 export { askWithRetries, DeadlineError, runPool } from './ask.ts';
@@ -51,7 +57,10 @@ export { readTestingFile, requestSplitSeed, sampleExamples, testingDocumentIds }
 export { decideVersionPromotion, findChampionOf, finishAndDecide } from './promotion.ts';
 
 export interface EvaluatorDeps extends StageDeps {
-  provider: Pick<ProviderProfile, 'chatCompletion'>;
+  /** The deployment default's chat (every model, when `providers` is not given). */
+  provider: EvaluatorProvider;
+  /** Several providers: each model is asked at its fine-tune's own provider (null: the default). */
+  providers?: EvaluatorProviders;
   storage: DatasetStorage;
   /** From the run's start to its end, at most. */
   timeLimitMs: number;
@@ -151,13 +160,22 @@ export async function evaluateFineTune(
     return fail(`the testing file's answers cannot be scored: ${(err as Error).message}`);
   }
 
+  let targets: Partial<Record<EvaluationRole, EvaluationTarget>>;
+  try {
+    targets = await evaluationTargets(deps, fineTune, models, run.championFineTuneId);
+  } catch (err) {
+    if (err instanceof ProviderNotConfiguredError) return fail(err.message);
+    throw err;
+  }
   const deadline = run.deadlineAt?.getTime() ?? Date.now() + deps.timeLimitMs;
   const answered = await listAnsweredKeys(db, run.id);
-  const tasks: { role: EvaluationRole; model: string; example: TestExample }[] = [];
+  const tasks: { role: EvaluationRole; model: string; target: EvaluationTarget; example: TestExample }[] = [];
   for (const example of selected) {
     for (const role of ROLES) {
       const model = models[role];
-      if (model && !answered.has(`${role}:${example.position}`)) tasks.push({ role, model, example });
+      const target = targets[role];
+      if (model && target && !answered.has(`${role}:${example.position}`))
+        tasks.push({ role, model, target, example });
     }
   }
   const price = inferencePrice(fineTune.baseModel);
@@ -169,9 +187,9 @@ export async function evaluateFineTune(
     50,
   );
   try {
-    await runPool(tasks, deps.concurrency, async ({ role, model, example }) => {
+    await runPool(tasks, deps.concurrency, async ({ role, model, target, example }) => {
       const result = await askWithRetries(
-        (input) => deps.provider.chatCompletion(input),
+        target.ask,
         { model, messages: example.messages, maxTokens: deps.maxTokens, temperature: 0 },
         { deadline, attempts: deps.callAttempts },
       );

@@ -1,5 +1,5 @@
 import { createStorage } from '@tuneline/dataset';
-import { createProvider } from '@tuneline/provider';
+import { createProviderSet } from '@tuneline/provider';
 import { runService } from '@tuneline/runtime';
 import { configSchema } from './config.ts';
 import { evaluatorStage } from './handler.ts';
@@ -8,14 +8,19 @@ await runService({
   service: 'evaluator',
   stages: [evaluatorStage],
   configSchema,
-  makeDeps: async ({ config, db, log, metrics }) => ({
-    db,
-    log,
-    provider: createProvider(config, { onRequest: metrics.countProviderRequest }),
-    storage: await createStorage(config),
-    timeLimitMs: config.EVALUATION_TIME_LIMIT_MS,
-    concurrency: config.EVALUATION_CONCURRENCY,
-    callAttempts: config.EVALUATION_CALL_ATTEMPTS,
-    maxTokens: config.EVALUATION_MAX_TOKENS,
-  }),
+  makeDeps: async ({ config, db, log, metrics }) => {
+    // Each model is asked at its fine-tune's own provider (the uploader's, trainer's and poller's set).
+    const providers = createProviderSet(config, { onRequest: metrics.countProviderRequest });
+    return {
+      db,
+      log,
+      provider: providers.defaultProfile,
+      providers,
+      storage: await createStorage(config),
+      timeLimitMs: config.EVALUATION_TIME_LIMIT_MS,
+      concurrency: config.EVALUATION_CONCURRENCY,
+      callAttempts: config.EVALUATION_CALL_ATTEMPTS,
+      maxTokens: config.EVALUATION_MAX_TOKENS,
+    };
+  },
 });
