@@ -10,7 +10,7 @@ import {
   startEvaluationRun,
 } from '@tuneline/db';
 import { prepareEvaluation, scoreAnswer, summariseStoredAnswers } from '@tuneline/evaluation';
-import { chargeEvaluation, evaluationTransferId } from '@tuneline/ledger';
+import { chargeEvaluationRun } from '@tuneline/ledger';
 import { createRedis } from '@tuneline/runtime';
 import type { Redis } from 'ioredis';
 import { type Browser, chromium } from 'playwright-core';
@@ -81,39 +81,26 @@ beforeAll(async () => {
     for (const role of ['fine_tuned', 'base'] as const) {
       const name = role === 'base' ? BASE : model;
       const scored = scoreAnswer(prepared.get(e.id)!, name, answers[role]);
-      const transferId = evaluationTransferId(fineTuneId, role, position);
-      await t.db.transaction().execute(async (tx) => {
-        await insertEvaluationAnswer(tx, {
-          runId: run!.id,
-          role,
-          position,
-          exampleId: e.id,
-          model: name,
-          answer: answers[role],
-          validJson: scored.example.validJson,
-          extraKeys: scored.example.extraKeys,
-          fields: scored.fields.map((f) => ({
-            field: f.field,
-            outcome: f.outcome,
-            expected: f.expected,
-            ...(f.answered !== undefined ? { answered: f.answered } : {}),
-          })),
-          correctFields: scored.fields.filter((f) => f.outcome === 'correct').length,
-          scoredFields: scored.fields.length,
-          promptTokens: 400,
-          completionTokens: 60,
-          credits: 1n,
-          transferId,
-        });
-        await chargeEvaluation(tx, {
-          fineTuneId,
-          licenseId: license.id,
-          transferId,
-          amount: 1n,
-          model: name,
-          promptTokens: 400,
-          completionTokens: 60,
-        });
+      await insertEvaluationAnswer(t.db, {
+        runId: run!.id,
+        role,
+        position,
+        exampleId: e.id,
+        model: name,
+        answer: answers[role],
+        validJson: scored.example.validJson,
+        extraKeys: scored.example.extraKeys,
+        fields: scored.fields.map((f) => ({
+          field: f.field,
+          outcome: f.outcome,
+          expected: f.expected,
+          ...(f.answered !== undefined ? { answered: f.answered } : {}),
+        })),
+        correctFields: scored.fields.filter((f) => f.outcome === 'correct').length,
+        scoredFields: scored.fields.length,
+        promptTokens: 400,
+        completionTokens: 60,
+        credits: 1n,
       });
     }
   }
@@ -121,7 +108,11 @@ beforeAll(async () => {
     { fine_tuned: model, base: BASE, champion: null },
     await listEvaluationAnswers(t.db, run!.id),
   );
-  await finishEvaluationRun(t.db, fineTuneId, { status: 'succeeded', summary });
+  // Ended and charged once, as the evaluator's end does (no hold here: the charge is posted on its own).
+  await t.db.transaction().execute(async (tx) => {
+    await finishEvaluationRun(tx, fineTuneId, { status: 'succeeded', summary });
+    await chargeEvaluationRun(tx, { runId: run!.id, fineTuneId, licenseId: license.id, model: BASE });
+  });
 
   // A dataset without a testing file.
   plainDatasetId = await makeDataset(t.db, license.id, 'ready');

@@ -19,15 +19,7 @@ export {
   insufficientCreditsMessage,
   reservationAmount,
 } from './estimate.ts';
-export {
-  chargeEvaluation,
-  type EvaluationAnswerInput,
-  type EvaluationCharge,
-  evaluationCharges,
-  evaluationTransferId,
-  INFERENCE_ACCOUNT,
-  recordEvaluationAnswers,
-} from './evaluation.ts';
+export { chargeEvaluationRun, type EvaluationRunCharge, evaluationCharges } from './evaluation.ts';
 export {
   callTransferIds,
   type HoldInput,

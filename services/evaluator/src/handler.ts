@@ -1,19 +1,22 @@
 import { evaluateMessage, queues } from '@tuneline/contracts';
-import { type DatasetStorage, inferenceCredits, inferencePrice } from '@tuneline/dataset';
+import { type DatasetStorage, inferenceCredits, inferencePrice, isStorageError } from '@tuneline/dataset';
 import {
   type EvaluationModels,
   type EvaluationRole,
   type EvaluationRunRecord,
+  type FineTuneRecord,
   findChampion,
   findDataset,
   findRequestById,
   finishEvaluation,
   getEvaluationRunByFineTune,
   getFineTune,
+  insertEvaluationAnswers,
   inTransaction,
   listAnsweredKeys,
   listEvaluationAnswers,
   listOpenEvaluationRuns,
+  type NewEvaluationAnswer,
   startEvaluationRun,
 } from '@tuneline/db';
 import {
@@ -22,12 +25,7 @@ import {
   scoreAnswer,
   summariseStoredAnswers,
 } from '@tuneline/evaluation';
-import {
-  type EvaluationAnswerInput,
-  ensureLicenseAccount,
-  evaluationTransferId,
-  recordEvaluationAnswers,
-} from '@tuneline/ledger';
+import { chargeEvaluationRun } from '@tuneline/ledger';
 import { ProviderError, type ProviderProfile } from '@tuneline/provider';
 import {
   defineStage,
@@ -71,9 +69,10 @@ const ROLES: readonly EvaluationRole[] = ['fine_tuned', 'base', 'champion'];
  * Evaluates one settled fine-tune on its testing file and then queues its outcome e-mails (lifecycle
  * `finishEvaluation`). The first run fixes the examples (the testing file's, or a sample of
  * `maxExamples` drawn with the dataset's split seed), the models (fine-tuned, base, champion) and the
- * deadline; every later run of the job resumes from the answers stored. Each answer is stored and
- * charged in one transaction under a unique key, so no example is asked again once stored, nor charged
- * twice. A 429 pauses the queue (the job comes back without spending an attempt); a refusal, the time
+ * deadline; every later run of the job resumes from the answers stored. Each answer is stored under a
+ * unique key with its credits, so no example is asked again once stored; the run is charged once, the
+ * sum of its answers, in the transaction that ends it (`endRun`), which releases the rest of the
+ * fine-tune's evaluation hold. A 429 pauses the queue (the job comes back without spending an attempt); a refusal, the time
  * limit or the last attempt ends the evaluation as failed, and the e-mail says why.
  */
 export async function evaluateFineTune(
@@ -87,14 +86,12 @@ export async function evaluateFineTune(
   let run = await getEvaluationRunByFineTune(db, fineTuneId);
   if (!run) throw new PermanentError(`fine-tune ${fineTuneId} has no evaluation run`);
   if (run.status === 'succeeded' || run.status === 'failed') {
-    // Finished earlier (a crash after the commit, a second message): make sure the e-mails exist.
-    await inTransaction(db, (tx) =>
-      finishEvaluation(tx, fineTune, { status: 'failed', reason: run?.reason ?? '' }),
-    );
+    // Finished earlier (a second message): make sure the e-mails and the charge exist (both idempotent).
+    await endRun(db, fineTune, { status: 'failed', reason: run?.reason ?? '' });
     return 'already_done';
   }
   const fail = async (reason: string): Promise<EvaluateOutcome> => {
-    await inTransaction(db, (tx) => finishEvaluation(tx, fineTune, { status: 'failed', reason }));
+    await endRun(db, fineTune, { status: 'failed', reason });
     ctx.log.warn({ fineTuneId, reason }, 'evaluation failed; the e-mail goes without it');
     return 'failed';
   };
@@ -106,7 +103,11 @@ export async function evaluateFineTune(
   try {
     examples = await readTestingFile(deps.storage, dataset.testPath);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return fail('the testing file is missing');
+    // Storage reports a missing object as a `storage_missing` StorageError (ENOENT only from a raw read).
+    const missing =
+      (isStorageError(err) && err.kind === 'storage_missing') ||
+      (err as NodeJS.ErrnoException).code === 'ENOENT';
+    if (missing) return fail('the testing file is missing');
     throw err;
   }
   const request = await findRequestById(db, dataset.requestRowId);
@@ -164,10 +165,9 @@ export async function evaluateFineTune(
     }
   }
   const price = inferencePrice(fineTune.baseModel);
-  if (tasks.length > 0) await ensureLicenseAccount(db, fineTune.licenseId);
   const runId = run.id;
-  const writer = new AnswerWriter<EvaluationAnswerInput>(
-    (batch) => recordEvaluationAnswers(db, { fineTuneId: fineTune.id, licenseId: fineTune.licenseId }, batch),
+  const writer = new AnswerWriter<Omit<NewEvaluationAnswer, 'runId'>>(
+    (batch) => insertEvaluationAnswers(db, runId, batch),
     deps.concurrency * 4,
     50,
   );
@@ -183,11 +183,9 @@ export async function evaluateFineTune(
       deps.onScored?.(performance.now() - scoringStarted);
       const { promptTokens, completionTokens } = result.usage;
       const credits = inferenceCredits(price, promptTokens, completionTokens);
-      const transferId = evaluationTransferId(fineTune.id, role, example.position);
       const correct = scored.fields.filter((f) => f.outcome === 'correct').length;
-      // Stored with its charge behind the next call (AnswerWriter): once, whatever retries.
+      // Stored behind the next call (AnswerWriter), once whatever retries; charged with the run.
       await writer.add({
-        runId,
         role,
         position: example.position,
         exampleId: example.id,
@@ -206,7 +204,6 @@ export async function evaluateFineTune(
         promptTokens,
         completionTokens,
         credits,
-        transferId,
       });
     }).finally(() => writer.drain().catch(() => {}));
     await writer.drain();
@@ -233,7 +230,7 @@ export async function evaluateFineTune(
   const summaryStarted = performance.now();
   const summary = summariseStoredAnswers(models, answers);
   deps.onScored?.(performance.now() - summaryStarted);
-  await inTransaction(db, (tx) => finishEvaluation(tx, fineTune, { status: 'succeeded', summary }));
+  await endRun(db, fineTune, { status: 'succeeded', summary });
   ctx.log.info(
     { fineTuneId, examples: summary.examples, lines: summary.report.comparisons.map((c) => c.line) },
     'evaluation done',
@@ -242,6 +239,30 @@ export async function evaluateFineTune(
 }
 
 const countModels = (m: EvaluationModels) => (m.champion ? 3 : 2);
+
+/**
+ * Ends the run (lifecycle `finishEvaluation`: the outcome e-mails) and charges it in ONE transaction:
+ * ending it locks the run row, so no answer is stored after the sum is taken; the charge posts the sum
+ * of the answers' credits and releases the rest of the fine-tune's evaluation hold. Either both commit
+ * or neither, and a second call (a redelivered message) adds nothing.
+ */
+async function endRun(
+  db: EvaluatorDeps['db'],
+  fineTune: FineTuneRecord,
+  end: Parameters<typeof finishEvaluation>[2],
+): Promise<void> {
+  await inTransaction(db, async (tx) => {
+    await finishEvaluation(tx, fineTune, end);
+    const run = await getEvaluationRunByFineTune(tx, fineTune.id);
+    if (!run) return;
+    await chargeEvaluationRun(tx, {
+      runId: run.id,
+      fineTuneId: fineTune.id,
+      licenseId: fineTune.licenseId,
+      model: fineTune.baseModel,
+    });
+  });
+}
 
 /** Stage: consumes `evaluate`. */
 export const evaluatorStage = defineStage<'evaluate', EvaluatorDeps>({

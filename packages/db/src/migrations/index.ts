@@ -17,6 +17,7 @@ import * as trainingProfiles from './0036_training_profiles.ts';
 import * as modelAliases from './0040_model_aliases.ts';
 import * as lifecycleWarnings from './0041_lifecycle_warnings.ts';
 import * as resolveModel from './0042_resolve_model.ts';
+import * as evaluationHold from './0060_evaluation_hold.ts';
 
 /** Every migration, by name; the inline provider hands these to Kysely's Migrator in name order. */
 export const migrations: Record<string, Migration> = {
@@ -38,4 +39,5 @@ export const migrations: Record<string, Migration> = {
   '0040_model_aliases': modelAliases,
   '0041_lifecycle_warnings': lifecycleWarnings,
   '0042_resolve_model': resolveModel,
+  '0060_evaluation_hold': evaluationHold,
 };

@@ -95,7 +95,8 @@ export interface EvaluationAnswerRecord {
   promptTokens: number;
   completionTokens: number;
   credits: bigint;
-  transferId: string;
+  /** The answer's own ledger charge, on runs charged per answer (before migration 0060); else null. */
+  transferId: string | null;
   createdAt: Date;
 }
 
@@ -245,7 +246,8 @@ export async function listOpenEvaluationRuns(db: Executor, limit = 10_000): Prom
   return rows.map(toEvaluationRunRecord);
 }
 
-export type NewEvaluationAnswer = Omit<EvaluationAnswerRecord, 'createdAt'>;
+/** A scored answer to store (its charge is the run's, written when the run ends). */
+export type NewEvaluationAnswer = Omit<EvaluationAnswerRecord, 'createdAt' | 'transferId'>;
 
 /** Stores one scored answer; false when the (run, role, position) was answered already (nothing written). */
 export async function insertEvaluationAnswer(tx: Executor, a: NewEvaluationAnswer): Promise<boolean> {
@@ -266,12 +268,51 @@ export async function insertEvaluationAnswer(tx: Executor, a: NewEvaluationAnswe
       prompt_tokens: a.promptTokens,
       completion_tokens: a.completionTokens,
       credits: a.credits.toString(),
-      transfer_id: a.transferId,
     })
     .onConflict((oc) => oc.columns(['run_id', 'role', 'position']).doNothing())
     .returning('position')
     .executeTakeFirst();
   return inserted !== undefined;
+}
+
+/**
+ * Stores a batch of scored answers of one run in ONE statement (alone: one round trip, one commit),
+ * only while the run is running: the statement takes the run row FOR SHARE, so an answer is either
+ * stored before the run ends (and is in the run's charge, which the ending transaction sums after
+ * locking the row) or not at all (an answer arriving after the end, from a duplicate job, is dropped).
+ * An answer already stored for its (run, role, position) is left as it is. Answers carry no ledger
+ * entry: the run is charged once when it ends (`chargeEvaluationRun`). Returns how many were stored now.
+ */
+export async function insertEvaluationAnswers(
+  db: Executor,
+  runId: string,
+  answers: readonly Omit<NewEvaluationAnswer, 'runId'>[],
+): Promise<number> {
+  if (answers.length === 0) return 0;
+  // Columns as arrays (one parameter each): cheaper to build and to parse than a JSON row per answer.
+  const col = <T>(f: (a: Omit<NewEvaluationAnswer, 'runId'>) => T) => answers.map(f);
+  const result = await sql<{ stored: number }>`
+    WITH run AS (
+      SELECT id FROM evaluation_runs WHERE id = ${runId} AND status = 'running' FOR SHARE
+    ), stored AS (
+      INSERT INTO evaluation_answers (run_id, role, position, example_id, model, answer, valid_json,
+        extra_keys, fields, correct_fields, scored_fields, prompt_tokens, completion_tokens, credits)
+      SELECT run.id, x.role, x.position, x.example_id, x.model, x.answer, x.valid_json, x.extra_keys,
+        x.fields, x.correct_fields, x.scored_fields, x.prompt_tokens, x.completion_tokens, x.credits
+      FROM run, unnest(${col((a) => a.role)}::text[], ${col((a) => a.position)}::integer[],
+        ${col((a) => a.exampleId)}::text[], ${col((a) => a.model)}::text[], ${col((a) => a.answer)}::text[],
+        ${col((a) => a.validJson)}::boolean[], ${col((a) => JSON.stringify(a.extraKeys))}::jsonb[],
+        ${col((a) => JSON.stringify(a.fields))}::jsonb[], ${col((a) => a.correctFields)}::integer[],
+        ${col((a) => a.scoredFields)}::integer[], ${col((a) => a.promptTokens)}::integer[],
+        ${col((a) => a.completionTokens)}::integer[], ${col((a) => a.credits.toString())}::bigint[])
+        AS x(role, position, example_id, model, answer, valid_json, extra_keys, fields, correct_fields,
+          scored_fields, prompt_tokens, completion_tokens, credits)
+      ORDER BY x.role, x.position
+      ON CONFLICT (run_id, role, position) DO NOTHING
+      RETURNING 1
+    )
+    SELECT count(*)::int AS stored FROM stored`.execute(db);
+  return result.rows[0]?.stored ?? 0;
 }
 
 /** `role:position` of every answer a run already has. */
