@@ -14,6 +14,7 @@ export {
   creditShortfall,
   creditsForTokens,
   type DatasetEstimate,
+  type EstimateParts,
   type FineTuneEstimate,
   fineTuneEstimate,
   insufficientCreditsMessage,
