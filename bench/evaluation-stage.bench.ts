@@ -1,17 +1,21 @@
 // The evaluator stage's throughput against bare chat calls, in the same run (issue 18):
 // - Stage: evaluateFineTune (services/evaluator) over a testing file of EVAL_STAGE_DOCS held-out invoices
 //   (default 300), each asked of the fine-tuned model and its base model through the provider profile
-//   (`openai` SDK) from the simulator, EVAL_STAGE_CONCURRENCY (8) calls in flight; every answer scored,
-//   stored and charged in its own transaction (Postgres), the summary at the end.
+//   (`openai` SDK) from the simulator, EVAL_STAGE_CONCURRENCY (8) calls in flight; every answer scored and
+//   stored (Postgres, in batches behind the calls), the run charged once and summarised at the end.
 // - Baseline: the same calls (same models, messages, max tokens, temperature) through the SDK to the same
 //   simulator at the same concurrency, answers thrown away.
-// Rounds alternate (baseline, stage, …), the first of each a warm-up left out; the medians are compared,
-// and the best rounds too (on a shared machine the least disturbed run of each says the most). Targets: stage rate ≥ 0.8 × baseline;
+// Rounds alternate (baseline, stage, …), the first pair a warm-up left out; EVAL_STAGE_ROUNDS (6) pairs
+// after it. On a shared machine whose load swings within seconds, the figure is the median of the PAIRED
+// ratios (each stage round against the baseline round just before it, which met about the same load); the
+// ratio of the medians and of the best rounds are printed beside it. Targets: stage rate ≥ 0.8 × baseline;
 // scoring (answers and summary, timed inside the stage) under 5% of the stage's wall time.
+// CPU, less disturbed by the load than wall time: this process's (simulator, SDK and stage together) per
+// round, and the Postgres backends' serving the scratch database (from /proc, Linux) per stage round.
 // (evaluation-scoring.bench.ts measures scoring's CPU per answer against bare JSON.parse.)
 
 import { randomUUID } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LocalFileStorage } from '@tuneline/dataset';
@@ -22,6 +26,7 @@ import { grantCredits } from '@tuneline/ledger';
 import { createProviderProfile } from '@tuneline/provider';
 import { createLogger } from '@tuneline/runtime';
 import { startSimulator } from '@tuneline/simulator';
+import { sql } from 'kysely';
 import OpenAI, { toFile } from 'openai';
 import {
   BASE_MODEL as BASE,
@@ -33,13 +38,42 @@ import { scratchDatabase } from './support.ts';
 
 const DOCS = Number(process.env.EVAL_STAGE_DOCS ?? 300);
 const CONCURRENCY = Number(process.env.EVAL_STAGE_CONCURRENCY ?? 8);
-const ROUNDS = 4;
+/** Measured pairs (baseline, stage), after one warm-up pair. */
+const ROUNDS = Number(process.env.EVAL_STAGE_ROUNDS ?? 6) + 1;
 const MAX_TOKENS = 1_024;
 const TARGET_RATIO = 0.8;
 const TARGET_SHARE = 0.05;
 const LICENSE = 'lic-bench-eval';
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+};
+const cpuMs = () => {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
+};
+const TICK_MS = 10; // USER_HZ = 100 on Linux
+
+/** CPU (ms) the Postgres backends of `database` have used, by pid (/proc; an empty map elsewhere). */
+async function backendCpu(db: Db, database: string): Promise<Map<number, number>> {
+  const rows = await sql<{ pid: number }>`
+    SELECT pid FROM pg_stat_activity WHERE datname = ${database} AND pid <> pg_backend_pid()`.execute(db);
+  const cpu = new Map<number, number>();
+  for (const { pid } of rows.rows) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      cpu.set(pid, (Number(fields[11]) + Number(fields[12])) * TICK_MS);
+    } catch {
+      // Not Linux, or the backend ended.
+    }
+  }
+  return cpu;
+}
+const cpuSince = (before: Map<number, number>, after: Map<number, number>) =>
+  [...after].reduce((sum, [pid, ms]) => sum + ms - (before.get(pid) ?? 0), 0);
 const fmt = (n: number, digits = 0) =>
   n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
 
@@ -88,13 +122,24 @@ async function main(): Promise<void> {
     const bareMs: number[] = [];
     const stageMs: number[] = [];
     const scoringShares: number[] = [];
+    const bareCpu: number[] = [];
+    const stageCpu: number[] = [];
+    const pgCpu: number[] = [];
+    const database = (await sql<{ name: string }>`SELECT current_database() AS name`.execute(db)).rows[0]!
+      .name;
     for (let round = 0; round < ROUNDS; round++) {
+      let cpu = cpuMs();
       let t = performance.now();
       await bare(client, calls);
-      if (round > 0) bareMs.push(performance.now() - t);
+      if (round > 0) {
+        bareMs.push(performance.now() - t);
+        bareCpu.push(cpuMs() - cpu);
+      }
 
       const fineTuneId = await seedFineTune(db, datasetId, tuned);
       let scoring = 0;
+      const pgBefore = await backendCpu(db, database);
+      cpu = cpuMs();
       t = performance.now();
       const outcome = await evaluateFineTune(
         {
@@ -114,22 +159,35 @@ async function main(): Promise<void> {
         { attempt: 1, log },
       );
       const wall = performance.now() - t;
+      const stageCpuMs = cpuMs() - cpu;
+      const pgCpuMs = cpuSince(pgBefore, await backendCpu(db, database));
       if (outcome !== 'evaluated') throw new Error(`evaluation ended ${outcome}`);
       if (round === 0) continue;
       stageMs.push(wall);
+      stageCpu.push(stageCpuMs);
+      pgCpu.push(pgCpuMs);
       scoringShares.push(scoring / wall);
     }
     const n = calls.length;
     const bareRate = n / (median(bareMs) / 1000);
     const stageRate = n / (median(stageMs) / 1000);
-    const ratio = stageRate / bareRate;
+    const paired = stageMs.map((m, i) => bareMs[i]! / m);
+    const ratio = median(paired);
+    const ratioOfMedians = stageRate / bareRate;
     const bestRatio = Math.min(...bareMs) / Math.min(...stageMs);
     const share = median(scoringShares);
+    const perAnswer = (ms: number) => fmt((ms * 1000) / n);
     console.log(
-      `evaluation stage: ${fmt(DOCS)} held-out invoices × 2 models = ${fmt(n)} answers, ${CONCURRENCY} calls in flight, ${ROUNDS - 1} rounds each after a warm-up (alternating)`,
+      `evaluation stage: ${fmt(DOCS)} held-out invoices × 2 models = ${fmt(n)} answers, ${CONCURRENCY} calls in flight, ${ROUNDS - 1} rounds each after a warm-up (alternating), load average ${readLoad()}`,
     );
     console.log(
-      `stage     ${fmt(stageRate)} answers/s (${fmt(stageRate / 2, 1)} examples/s; rounds ${stageMs.map((m) => fmt(m)).join(', ')} ms)   bare SDK calls ${fmt(bareRate)} calls/s (rounds ${bareMs.map((m) => fmt(m)).join(', ')} ms)   ratio ${ratio.toFixed(2)}, best rounds ${bestRatio.toFixed(2)} (target ≥ ${TARGET_RATIO}) ${ratio >= TARGET_RATIO ? 'ok' : 'TARGET MISSED'}`,
+      `stage     ${fmt(stageRate)} answers/s (${fmt(stageRate / 2, 1)} examples/s; rounds ${stageMs.map((m) => fmt(m)).join(', ')} ms)   bare SDK calls ${fmt(bareRate)} calls/s (rounds ${bareMs.map((m) => fmt(m)).join(', ')} ms)`,
+    );
+    console.log(
+      `ratio     ${ratio.toFixed(2)} (median of the paired rounds ${paired.map((r) => r.toFixed(2)).join(', ')}; of the medians ${ratioOfMedians.toFixed(2)}, best rounds ${bestRatio.toFixed(2)}) (target ≥ ${TARGET_RATIO}) ${ratio >= TARGET_RATIO ? 'ok' : 'TARGET MISSED'}`,
+    );
+    console.log(
+      `cpu       this process ${perAnswer(median(stageCpu))} µs per answer in the stage rounds, ${perAnswer(median(bareCpu))} µs per call in the baseline's; Postgres backends ${perAnswer(median(pgCpu))} µs per answer (medians; /proc ticks of 10 ms)`,
     );
     console.log(
       `scoring   ${(share * 100).toFixed(2)}% of the stage's wall time (answers scored as they arrive, plus the summary; rounds ${scoringShares.map((s) => (s * 100).toFixed(2)).join(', ')}%) (target < ${TARGET_SHARE * 100}%) ${share < TARGET_SHARE ? 'ok' : 'TARGET MISSED'}`,
@@ -138,6 +196,14 @@ async function main(): Promise<void> {
     await sim.close();
     rmSync(dir, { recursive: true, force: true });
     await scratch.drop();
+  }
+}
+
+function readLoad(): string {
+  try {
+    return readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+  } catch {
+    return 'unknown';
   }
 }
 

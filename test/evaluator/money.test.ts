@@ -2,10 +2,12 @@ import { settleFineTune } from '@tuneline/billing';
 import { estimateEvaluation } from '@tuneline/dataset';
 import {
   type Db,
+  type EvaluationModels,
   getEvaluationRunByFineTune,
   insertEvaluationAnswers,
   listEvaluationAnswers,
 } from '@tuneline/db';
+import { summariseStoredAnswers } from '@tuneline/evaluation';
 import { type EvaluatorDeps, evaluateFineTune } from '@tuneline/evaluator';
 import {
   auditLedger,
@@ -98,6 +100,14 @@ const kindsOf = async (fineTuneId: string) =>
 
 const expectCleanLedger = async () => expect((await auditLedger(db)).violations).toEqual([]);
 
+/** The run's summary, made from the answers as this job stored them, is the summary of the stored rows. */
+async function expectSummaryOfStoredRows(fineTuneId: string): Promise<void> {
+  const run = await getEvaluationRunByFineTune(db, fineTuneId);
+  const stored = await listEvaluationAnswers(db, run?.id ?? '');
+  const fromRows = summariseStoredAnswers(run?.models as EvaluationModels, stored);
+  expect(run?.summary).toEqual(JSON.parse(JSON.stringify(fromRows)));
+}
+
 const settle = (fineTuneId: string) => db.transaction().execute((tx) => settleFineTune(tx, fineTuneId));
 const evaluate = (fineTuneId: string, over: Partial<EvaluatorDeps> = {}) =>
   evaluateFineTune({ ...deps, ...over }, fineTuneId, { attempt: 1, log: quietLog });
@@ -155,6 +165,7 @@ describe('the evaluation is paid from the reservation', () => {
     await expectCleanLedger();
 
     expect(await evaluate(id)).toBe('evaluated');
+    await expectSummaryOfStoredRows(id);
     const run = await getEvaluationRunByFineTune(db, id);
     const answers = await listEvaluationAnswers(db, run?.id ?? '');
     expect(answers).toHaveLength(16);
@@ -229,6 +240,7 @@ describe('the evaluation is paid from the reservation', () => {
 
     // The rerun asks nothing (every answer is stored) and charges the run once.
     expect(await evaluate(id)).toBe('evaluated');
+    await expectSummaryOfStoredRows(id);
     expect(calls - before).toBe(16);
     const answers = await listEvaluationAnswers(db, run?.id ?? '');
     const used = answers.reduce((s, a) => s + a.credits, 0n);

@@ -1,6 +1,7 @@
 import { evaluateMessage, queues } from '@tuneline/contracts';
 import { type DatasetStorage, inferenceCredits, inferencePrice, isStorageError } from '@tuneline/dataset';
 import {
+  countEvaluationAnswers,
   type EvaluationModels,
   type EvaluationRole,
   type EvaluationRunRecord,
@@ -13,7 +14,6 @@ import {
   getFineTune,
   insertEvaluationAnswers,
   inTransaction,
-  listAnsweredKeys,
   listEvaluationAnswers,
   listOpenEvaluationRuns,
   type NewEvaluationAnswer,
@@ -156,7 +156,10 @@ export async function evaluateFineTune(
   }
 
   const deadline = run.deadlineAt?.getTime() ?? Date.now() + deps.timeLimitMs;
-  const answered = await listAnsweredKeys(db, run.id);
+  // The answers earlier runs of the job stored (none on a first run): not asked again, and with this
+  // run's, what the summary is made of.
+  const earlier = await listEvaluationAnswers(db, run.id);
+  const answered = new Set(earlier.map((a) => `${a.role}:${a.position}`));
   const tasks: { role: EvaluationRole; model: string; example: TestExample }[] = [];
   for (const example of selected) {
     for (const role of ROLES) {
@@ -166,8 +169,16 @@ export async function evaluateFineTune(
   }
   const price = inferencePrice(fineTune.baseModel);
   const runId = run.id;
+  // This run's answers as stored. A batch stored only in part (another job stored some of them first, or
+  // ended the run) makes the summary read the stored rows back instead.
+  const stored: Omit<NewEvaluationAnswer, 'runId'>[] = [];
+  let storedElsewhere = false;
   const writer = new AnswerWriter<Omit<NewEvaluationAnswer, 'runId'>>(
-    (batch) => insertEvaluationAnswers(db, runId, batch),
+    async (batch) => {
+      const n = await insertEvaluationAnswers(db, runId, batch);
+      if (n === batch.length) stored.push(...batch);
+      else storedElsewhere = true;
+    },
     deps.concurrency * 4,
     50,
   );
@@ -209,7 +220,7 @@ export async function evaluateFineTune(
     await writer.drain();
   } catch (err) {
     if (err instanceof DeadlineError) {
-      const done = (await listAnsweredKeys(db, runId)).size;
+      const done = await countEvaluationAnswers(db, runId);
       return fail(
         `the evaluation exceeded its time limit of ${Math.round(deps.timeLimitMs / 1000)} s ` +
           `(${done} of ${selected.length * countModels(models)} answers)`,
@@ -226,7 +237,9 @@ export async function evaluateFineTune(
     throw failure;
   }
 
-  const answers = await listEvaluationAnswers(db, runId);
+  const answers = storedElsewhere
+    ? await listEvaluationAnswers(db, runId)
+    : [...earlier, ...stored].sort((a, b) => a.position - b.position || compareText(a.role, b.role));
   const summaryStarted = performance.now();
   const summary = summariseStoredAnswers(models, answers);
   deps.onScored?.(performance.now() - summaryStarted);
@@ -239,6 +252,8 @@ export async function evaluateFineTune(
 }
 
 const countModels = (m: EvaluationModels) => (m.champion ? 3 : 2);
+/** The order `listEvaluationAnswers` gives (position, then role), so the summary is the same either way. */
+const compareText = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
 /**
  * Ends the run (lifecycle `finishEvaluation`: the outcome e-mails) and charges it in ONE transaction:

@@ -315,14 +315,14 @@ export async function insertEvaluationAnswers(
   return result.rows[0]?.stored ?? 0;
 }
 
-/** `role:position` of every answer a run already has. */
-export async function listAnsweredKeys(db: Executor, runId: string): Promise<Set<string>> {
-  const rows = await db
+/** How many answers a run has stored. */
+export async function countEvaluationAnswers(db: Executor, runId: string): Promise<number> {
+  const row = await db
     .selectFrom('evaluation_answers')
-    .select(['role', 'position'])
+    .select((eb) => eb.fn.countAll<string>().as('n'))
     .where('run_id', '=', runId)
-    .execute();
-  return new Set(rows.map((r) => `${r.role}:${r.position}`));
+    .executeTakeFirstOrThrow();
+  return Number(row.n);
 }
 
 /** Every answer of a run, by position then role. */
