@@ -40,6 +40,8 @@ const DOCS = Number(process.env.EVAL_STAGE_DOCS ?? 300);
 const CONCURRENCY = Number(process.env.EVAL_STAGE_CONCURRENCY ?? 8);
 /** Measured pairs (baseline, stage), after one warm-up pair. */
 const ROUNDS = Number(process.env.EVAL_STAGE_ROUNDS ?? 6) + 1;
+/** Runs with a provider that answers at once (the stage's own cost), after one warm-up. */
+const OWN_ROUNDS = 5;
 const MAX_TOKENS = 1_024;
 const TARGET_RATIO = 0.8;
 const TARGET_SHARE = 0.05;
@@ -59,7 +61,7 @@ const TICK_MS = 10; // USER_HZ = 100 on Linux
 /** CPU (ms) the Postgres backends of `database` have used, by pid (/proc; an empty map elsewhere). */
 async function backendCpu(db: Db, database: string): Promise<Map<number, number>> {
   const rows = await sql<{ pid: number }>`
-    SELECT pid FROM pg_stat_activity WHERE datname = ${database} AND pid <> pg_backend_pid()`.execute(db);
+    SELECT pid FROM pg_stat_activity WHERE datname = ${database}`.execute(db);
   const cpu = new Map<number, number>();
   for (const { pid } of rows.rows) {
     try {
@@ -168,6 +170,45 @@ async function main(): Promise<void> {
       pgCpu.push(pgCpuMs);
       scoringShares.push(scoring / wall);
     }
+    // The stage's own cost: the same evaluation with a provider that answers at once (the expected
+    // answer, fixed usage), so only the stage's work is left: start, scoring, batched writes, summary,
+    // the charge and the end. Less disturbed by the load than the rounds above (no simulator).
+    const expectedByUser = new Map(heldOut.map((e) => [e.user, e.assistant]));
+    const instant = {
+      chatCompletion: async (input: { model: string; messages: { content: string }[] }) => ({
+        id: 'instant',
+        model: input.model,
+        content: expectedByUser.get(input.messages.at(-1)?.content ?? '') ?? '{}',
+        finishReason: 'stop',
+        usage: { promptTokens: 400, completionTokens: 60, totalTokens: 460 },
+      }),
+    };
+    const ownMs: number[] = [];
+    const ownCpu: number[] = [];
+    for (let round = 0; round < OWN_ROUNDS + 1; round++) {
+      const fineTuneId = await seedFineTune(db, datasetId, tuned);
+      const cpu = cpuMs();
+      const t = performance.now();
+      const outcome = await evaluateFineTune(
+        {
+          db,
+          log,
+          provider: instant,
+          storage,
+          timeLimitMs: 600_000,
+          concurrency: CONCURRENCY,
+          callAttempts: 3,
+          maxTokens: MAX_TOKENS,
+        },
+        fineTuneId,
+        { attempt: 1, log },
+      );
+      if (outcome !== 'evaluated') throw new Error(`evaluation ended ${outcome}`);
+      if (round === 0) continue;
+      ownMs.push(performance.now() - t);
+      ownCpu.push(cpuMs() - cpu);
+    }
+
     const n = calls.length;
     const bareRate = n / (median(bareMs) / 1000);
     const stageRate = n / (median(stageMs) / 1000);
@@ -187,7 +228,10 @@ async function main(): Promise<void> {
       `ratio     ${ratio.toFixed(2)} (median of the paired rounds ${paired.map((r) => r.toFixed(2)).join(', ')}; of the medians ${ratioOfMedians.toFixed(2)}, best rounds ${bestRatio.toFixed(2)}) (target ≥ ${TARGET_RATIO}) ${ratio >= TARGET_RATIO ? 'ok' : 'TARGET MISSED'}`,
     );
     console.log(
-      `cpu       this process ${perAnswer(median(stageCpu))} µs per answer in the stage rounds, ${perAnswer(median(bareCpu))} µs per call in the baseline's; Postgres backends ${perAnswer(median(pgCpu))} µs per answer (medians; /proc ticks of 10 ms)`,
+      `cpu       this process ${perAnswer(median(stageCpu))} µs per answer in the stage rounds, ${perAnswer(median(bareCpu))} µs per call in the baseline's; the scratch database's Postgres backends ${perAnswer(median(pgCpu))} µs per answer (rounds ${pgCpu.map((m) => fmt(m)).join(', ')} ms; /proc, 10 ms ticks)`,
+    );
+    console.log(
+      `own cost  ${fmt(median(ownMs))} ms per run of ${fmt(n)} answers with a provider that answers at once (${perAnswer(median(ownMs))} µs per answer; this process's CPU ${perAnswer(median(ownCpu))} µs per answer; rounds ${ownMs.map((m) => fmt(m)).join(', ')} ms)`,
     );
     console.log(
       `scoring   ${(share * 100).toFixed(2)}% of the stage's wall time (answers scored as they arrive, plus the summary; rounds ${scoringShares.map((s) => (s * 100).toFixed(2)).join(', ')}%) (target < ${TARGET_SHARE * 100}%) ${share < TARGET_SHARE ? 'ok' : 'TARGET MISSED'}`,
