@@ -4,7 +4,6 @@ import {
   countEvaluationAnswers,
   type EvaluationModels,
   type EvaluationRole,
-  type EvaluationRunRecord,
   type FineTuneRecord,
   findChampion,
   findDataset,
@@ -87,11 +86,12 @@ export async function evaluateFineTune(
   if (!run) throw new PermanentError(`fine-tune ${fineTuneId} has no evaluation run`);
   if (run.status === 'succeeded' || run.status === 'failed') {
     // Finished earlier (a second message): make sure the e-mails and the charge exist (both idempotent).
-    await endRun(db, fineTune, { status: 'failed', reason: run?.reason ?? '' });
+    await endRun(db, fineTune, run.id, { status: 'failed', reason: run.reason ?? '' });
     return 'already_done';
   }
+  const runId = run.id;
   const fail = async (reason: string): Promise<EvaluateOutcome> => {
-    await endRun(db, fineTune, { status: 'failed', reason });
+    await endRun(db, fineTune, runId, { status: 'failed', reason });
     ctx.log.warn({ fineTuneId, reason }, 'evaluation failed; the e-mail goes without it');
     return 'failed';
   };
@@ -129,17 +129,16 @@ export async function evaluateFineTune(
       base: fineTune.baseModel,
       champion: champion?.model ?? null,
     };
-    await inTransaction(db, (tx) =>
-      startEvaluationRun(tx, fineTune.id, {
-        models,
-        championFineTuneId: champion?.fineTuneId ?? null,
-        examplesTotal: examples.length,
-        exampleIds: selected.map((e) => e.id),
-        deadlineAt: new Date(Date.now() + deps.timeLimitMs),
-      }),
-    );
-    run = (await getEvaluationRunByFineTune(db, fineTune.id)) as EvaluationRunRecord;
-    if (run.status !== 'running') return evaluateFineTune(deps, fineTuneId, ctx);
+    const started = await startEvaluationRun(db, fineTune.id, {
+      models,
+      championFineTuneId: champion?.fineTuneId ?? null,
+      examplesTotal: examples.length,
+      exampleIds: selected.map((e) => e.id),
+      deadlineAt: new Date(Date.now() + deps.timeLimitMs),
+    });
+    // Another job started it first (or ended it): go by what it fixed.
+    if (!started) return evaluateFineTune(deps, fineTuneId, ctx);
+    run = started;
   }
 
   const models = run.models as EvaluationModels;
@@ -168,7 +167,6 @@ export async function evaluateFineTune(
     }
   }
   const price = inferencePrice(fineTune.baseModel);
-  const runId = run.id;
   // This run's answers as stored. A batch stored only in part (another job stored some of them first, or
   // ended the run) makes the summary read the stored rows back instead.
   const stored: Omit<NewEvaluationAnswer, 'runId'>[] = [];
@@ -243,7 +241,7 @@ export async function evaluateFineTune(
   const summaryStarted = performance.now();
   const summary = summariseStoredAnswers(models, answers);
   deps.onScored?.(performance.now() - summaryStarted);
-  await endRun(db, fineTune, { status: 'succeeded', summary });
+  await endRun(db, fineTune, runId, { status: 'succeeded', summary });
   ctx.log.info(
     { fineTuneId, examples: summary.examples, lines: summary.report.comparisons.map((c) => c.line) },
     'evaluation done',
@@ -264,14 +262,13 @@ const compareText = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 async function endRun(
   db: EvaluatorDeps['db'],
   fineTune: FineTuneRecord,
+  runId: string,
   end: Parameters<typeof finishEvaluation>[2],
 ): Promise<void> {
   await inTransaction(db, async (tx) => {
     await finishEvaluation(tx, fineTune, end);
-    const run = await getEvaluationRunByFineTune(tx, fineTune.id);
-    if (!run) return;
     await chargeEvaluationRun(tx, {
-      runId: run.id,
+      runId,
       fineTuneId: fineTune.id,
       licenseId: fineTune.licenseId,
       model: fineTune.baseModel,

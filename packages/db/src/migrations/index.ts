@@ -18,6 +18,7 @@ import * as modelAliases from './0040_model_aliases.ts';
 import * as lifecycleWarnings from './0041_lifecycle_warnings.ts';
 import * as resolveModel from './0042_resolve_model.ts';
 import * as evaluationHold from './0060_evaluation_hold.ts';
+import * as evaluationAnswerTransferIndex from './0061_evaluation_answer_transfer_index.ts';
 
 /** Every migration, by name; the inline provider hands these to Kysely's Migrator in name order. */
 export const migrations: Record<string, Migration> = {
@@ -40,4 +41,5 @@ export const migrations: Record<string, Migration> = {
   '0041_lifecycle_warnings': lifecycleWarnings,
   '0042_resolve_model': resolveModel,
   '0060_evaluation_hold': evaluationHold,
+  '0061_evaluation_answer_transfer_index': evaluationAnswerTransferIndex,
 };
