@@ -114,15 +114,30 @@ async function main(): Promise<void> {
     const warm = calls.slice(0, 2 * CONCURRENCY);
     await bare(client, warm);
 
-    const provider = createProviderProfile({
+    const profile = createProviderProfile({
       kind: 'simulator',
       apiKey: sim.apiKey,
       baseURL: sim.url,
       common: { webhookSecret: undefined, maxRetries: 0, timeoutMs: 30_000 },
     });
+    // When the stage's first call left and its last answer came back: what is before and after is the
+    // stage's own start (reading the run, the testing file, …) and end (last writes, summary, charge, e-mails).
+    let firstCall = 0;
+    let lastAnswer = 0;
+    const provider: typeof profile = {
+      ...profile,
+      chatCompletion: async (input) => {
+        firstCall ||= performance.now();
+        const result = await profile.chatCompletion(input);
+        lastAnswer = performance.now();
+        return result;
+      },
+    };
     const log = createLogger('bench', 'silent');
     const bareMs: number[] = [];
     const stageMs: number[] = [];
+    const startMs: number[] = [];
+    const endMs: number[] = [];
     const scoringShares: number[] = [];
     const bareCpu: number[] = [];
     const stageCpu: number[] = [];
@@ -142,6 +157,7 @@ async function main(): Promise<void> {
       let scoring = 0;
       const pgBefore = await backendCpu(db, database);
       cpu = cpuMs();
+      firstCall = 0;
       t = performance.now();
       const outcome = await evaluateFineTune(
         {
@@ -167,6 +183,8 @@ async function main(): Promise<void> {
       if (round === 0) continue;
       stageMs.push(wall);
       stageCpu.push(stageCpuMs);
+      startMs.push(firstCall - t);
+      endMs.push(t + wall - lastAnswer);
       pgCpu.push(pgCpuMs);
       scoringShares.push(scoring / wall);
     }
@@ -229,6 +247,9 @@ async function main(): Promise<void> {
     );
     console.log(
       `cpu       this process ${perAnswer(median(stageCpu))} µs per answer in the stage rounds, ${perAnswer(median(bareCpu))} µs per call in the baseline's; the scratch database's Postgres backends ${perAnswer(median(pgCpu))} µs per answer (rounds ${pgCpu.map((m) => fmt(m)).join(', ')} ms; /proc, 10 ms ticks)`,
+    );
+    console.log(
+      `start/end the stage's own start ${fmt(median(startMs), 1)} ms (before its first call) and end ${fmt(median(endMs), 1)} ms (after its last answer) per run (medians; ends ${endMs.map((m) => fmt(m)).join(', ')} ms)`,
     );
     console.log(
       `own cost  ${fmt(median(ownMs))} ms per run of ${fmt(n)} answers with a provider that answers at once (${perAnswer(median(ownMs))} µs per answer; this process's CPU ${perAnswer(median(ownCpu))} µs per answer; rounds ${ownMs.map((m) => fmt(m)).join(', ')} ms)`,
