@@ -9,7 +9,7 @@ import { loadavg } from 'node:os';
 import { findActiveFineTuneByModel, findActiveFineTuneByModelOrAlias, pointAlias } from '@tuneline/db';
 import { sql } from 'kysely';
 import { makeDataset, makeFineTune, makeLicense } from '../test/api/fixtures.ts';
-import { scratchDatabase } from './support.ts';
+import { requireDatabaseUrl, scratchDatabase } from './support.ts';
 
 const CONCURRENCY = 8;
 const LOOKUPS = Number(process.env.ALIASES_BENCH_LOOKUPS ?? 6_000);
@@ -17,11 +17,7 @@ const LICENSES = 40;
 const FINE_TUNES = 25;
 const TARGET_RATIO = 0.7;
 
-const baseUrl = process.env.DATABASE_URL;
-if (!baseUrl) {
-  console.error('aliases.bench: DATABASE_URL is required');
-  process.exit(2);
-}
+const baseUrl = requireDatabaseUrl('aliases.bench');
 
 const { db, drop } = await scratchDatabase(baseUrl, 'aliases', CONCURRENCY + 2);
 try {

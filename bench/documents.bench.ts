@@ -7,13 +7,13 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { buildApi, createApiKey } from '@tuneline/api';
+import { createApiKey } from '@tuneline/api';
 import { documentContentHash } from '@tuneline/contracts';
-import { buildDataset, defaultCatalogue, LocalFileStorage } from '@tuneline/dataset';
+import { buildDataset, LocalFileStorage } from '@tuneline/dataset';
 import { readStoredDocuments } from '@tuneline/db';
 import { createRedis } from '@tuneline/runtime';
 import { invoices, settings } from './dataset-invoices.ts';
-import { scratchDatabase } from './support.ts';
+import { listeningApi, requireServers, scratchDatabase } from './support.ts';
 
 const INGEST = Number(process.env.DOCUMENTS_BENCH_INGEST ?? 20_000);
 const STORED = Number(process.env.DOCUMENTS_BENCH_STORED ?? 100_000);
@@ -21,22 +21,11 @@ const BATCH = 1_000;
 const CONCURRENCY = 2;
 const TARGET_RATIO = 0.5;
 
-const baseUrl = process.env.DATABASE_URL;
-const redisUrl = process.env.REDIS_URL;
-if (!baseUrl || !redisUrl) {
-  console.error('documents.bench: DATABASE_URL and REDIS_URL are required');
-  process.exit(2);
-}
+const { baseUrl, redisUrl } = requireServers('documents.bench');
 
 const scratch = await scratchDatabase(baseUrl, 'documents', 12);
 const redis = createRedis(redisUrl, 'producer');
-const app = await buildApi({
-  db: scratch.db,
-  redis,
-  queuePrefix: 'bench-documents',
-  catalogue: defaultCatalogue,
-});
-const address = await app.listen({ port: 0, host: '127.0.0.1' });
+const { app, url: address } = await listeningApi(scratch.db, redis, 'bench-documents');
 await scratch.db.insertInto('licenses').values({ id: 'bench', name: 'bench' }).execute();
 const { key } = await createApiKey(scratch.db, 'bench');
 

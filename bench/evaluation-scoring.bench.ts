@@ -12,7 +12,6 @@
 import { invoiceModelConfig } from '@tuneline/devstack';
 import { type ModelAnswer, report, scoreAnswers } from '@tuneline/evaluation';
 import { startSimulator } from '@tuneline/simulator';
-import OpenAI, { toFile } from 'openai';
 import {
   BASE_MODEL as BASE,
   demoSplit,
@@ -20,6 +19,7 @@ import {
   type InvoiceExample,
   trainingJsonl,
 } from '../test/evaluation/invoice-examples.ts';
+import { sdkClient, uploadTrainingFile } from '../test/simulator/support.ts';
 
 const DOCS = Number(process.env.EVAL_BENCH_DOCS ?? 1_000);
 const ROUNDS = 5;
@@ -39,19 +39,12 @@ async function main(): Promise<void> {
   const heldOut = heldOutInvoices(DOCS, 4242, 'bench');
 
   const sim = await startSimulator({ seed: 1, speed: 100_000 });
-  const client = new OpenAI({ baseURL: sim.url, apiKey: 'sk-sim', maxRetries: 0 });
+  const client = sdkClient(sim);
   try {
     const fineTune = async (examples: InvoiceExample[], epochs: number | 'auto') => {
-      const jsonl = trainingJsonl(examples);
-      const file = await client.files.create({
-        file: await toFile(Buffer.from(jsonl), 'train.jsonl'),
-        purpose: 'fine-tune',
-      });
-      while ((await client.files.retrieve(file.id)).status !== 'processed')
-        await new Promise((r) => setTimeout(r, 2));
       const job = await client.fineTuning.jobs.create({
         model: BASE,
-        training_file: file.id,
+        training_file: await uploadTrainingFile(client, trainingJsonl(examples), 'train.jsonl'),
         seed: 7,
         method: { type: 'supervised', supervised: { hyperparameters: { n_epochs: epochs } } },
       });

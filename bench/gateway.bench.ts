@@ -7,9 +7,16 @@
 // Each of simulator, proxy and API runs in its own process (bench/gateway-process.ts), so CPU per call
 // is read per process from /proc; Postgres CPU is the database backends' (same machine only).
 // Targets: gateway throughput >= 0.6x proxy at c=32; gateway p50 - proxy p50 <= 3 ms at c=8.
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+//
+// A/B in one run: GATEWAY_BENCH_VARIANTS='before=GATEWAY_CACHE_TTL_MS:0,GATEWAY_HOLD_COMMIT:durable;...'
+// starts one more API per variant (its environment with those overrides, same database and license)
+// and measures it right after the shipped gateway at each concurrency. GATEWAY_BENCH_REPS=N repeats
+// every measurement N times, interleaved (all targets at c=1, c=8, c=32, then again), and the summary
+// takes each figure's median, and each ratio's median over the repetitions' own ratios (a pair measured
+// seconds apart shares the machine's load). GATEWAY_BENCH_CONCURRENCIES=8,32 picks the concurrencies,
+// GATEWAY_BENCH_CALLS_SCALE=0.5 halves the calls per measurement (more, shorter repetitions).
+import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
@@ -19,43 +26,56 @@ import { sql } from 'kysely';
 import OpenAI, { toFile } from 'openai';
 import { makeDataset, makeFineTune, makeLicense } from '../test/api/fixtures.ts';
 import { invoices } from './dataset-invoices.ts';
-import { scratchDatabase } from './support.ts';
+import { pidCpuMs, requireServers, scratchDatabase } from './support.ts';
 
-const baseUrl = process.env.DATABASE_URL;
-const redisUrl = process.env.REDIS_URL;
-if (!baseUrl || !redisUrl) {
-  console.error('gateway bench: DATABASE_URL and REDIS_URL must be set (npm run bench sets them)');
-  process.exit(2);
+const { baseUrl, redisUrl } = requireServers('gateway bench');
+const CONCURRENCIES = (process.env.GATEWAY_BENCH_CONCURRENCIES ?? '1,8,32').split(',').map(Number);
+const REPS = Math.max(1, Number(process.env.GATEWAY_BENCH_REPS ?? 1));
+
+/** `name=VAR:value,VAR:value;name2=...` → API environments to compare with the shipped one. */
+function variants(spec: string | undefined): Array<{ name: string; env: Record<string, string> }> {
+  if (!spec) return [];
+  return spec
+    .split(';')
+    .filter(Boolean)
+    .map((part) => {
+      const [name, vars = ''] = part.split('=', 2);
+      const env = Object.fromEntries(
+        vars
+          .split(',')
+          .filter(Boolean)
+          .map((kv) => kv.split(':', 2) as [string, string]),
+      );
+      return { name: `gw:${name}`, env };
+    });
 }
-const CONCURRENCIES = [1, 8, 32];
-const CALLS: Record<number, number> = { 1: 200, 8: 800, 32: 1_600 };
+const SCALE = Number(process.env.GATEWAY_BENCH_CALLS_SCALE ?? 1);
+const CALLS: Record<number, number> = { 1: 200 * SCALE, 8: 800 * SCALE, 32: 1_600 * SCALE };
 const WARMUP = 40;
 
-const CLK_TCK = (() => {
-  try {
-    return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
-  } catch {
-    return 100;
-  }
-})();
-
-function pidCpuMs(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
-  return ((Number(fields[11]) + Number(fields[12])) / CLK_TCK) * 1000;
-}
-
-/** CPU ms so far of the scratch database's backends (null when Postgres is not on this machine). */
-async function postgresCpuMs(db: Db): Promise<number | null> {
+/**
+ * CPU ms so far of each of the scratch database's backends (null when Postgres is not on this
+ * machine). Backends come and go (the pool closes idle ones), so a run sums per-backend differences.
+ */
+async function postgresCpuByBackend(db: Db): Promise<Map<number, number> | null> {
   const { rows } = await sql<{ pid: number }>`
     SELECT pid FROM pg_stat_activity WHERE datname = current_database()`.execute(db);
-  let total = 0;
+  const out = new Map<number, number>();
   for (const { pid } of rows) {
     try {
-      total += pidCpuMs(pid);
+      out.set(pid, pidCpuMs(pid));
     } catch {
-      return null;
+      // Gone since the query (or not on this machine: then none is readable).
     }
   }
+  return rows.length > 0 && out.size === 0 ? null : out;
+}
+
+/** CPU the backends used between two readings: those present at the end, from their start or 0. */
+function postgresCpuBetween(before: Map<number, number> | null, after: Map<number, number> | null) {
+  if (!before || !after) return null;
+  let total = 0;
+  for (const [pid, ms] of after) total += ms - (before.get(pid) ?? 0);
   return total;
 }
 
@@ -76,7 +96,8 @@ function startProcess(args: string[], env: NodeJS.ProcessEnv): Promise<{ child: 
 }
 
 interface Target {
-  name: 'direct' | 'proxy' | 'gateway';
+  /** direct, proxy, gateway (as shipped), gw:<variant>. */
+  name: string;
   url: string;
   key: string;
   pid?: number;
@@ -144,13 +165,15 @@ async function measure(
   await once(WARMUP);
   const latencies: number[] = [];
   const cpu0 = target.pid ? pidCpuMs(target.pid) : 0;
-  const pg0 = target.name === 'gateway' ? await postgresCpuMs(db) : null;
+  const viaApi = target.name === 'gateway' || target.name.startsWith('gw:');
+  const pg0 = viaApi ? await postgresCpuByBackend(db) : null;
   const t0 = performance.now();
   const errors = await once(calls, latencies);
   const seconds = (performance.now() - t0) / 1000;
   const cpu1 = target.pid ? pidCpuMs(target.pid) : 0;
-  const pg1 = target.name === 'gateway' ? await postgresCpuMs(db) : null;
+  const pg1 = viaApi ? await postgresCpuByBackend(db) : null;
   agent.destroy();
+  const pgCpu = viaApi ? postgresCpuBetween(pg0, pg1) : null;
   latencies.sort((a, b) => a - b);
   const q = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))] ?? 0;
   return {
@@ -159,13 +182,22 @@ async function measure(
     p99: q(0.99),
     errors,
     cpuMsPerCall: target.pid ? (cpu1 - cpu0) / calls : null,
-    pgMsPerCall: pg0 !== null && pg1 !== null ? (pg1 - pg0) / calls : null,
+    pgMsPerCall: pgCpu === null ? null : pgCpu / calls,
   };
+}
+
+function line(c: number, name: string, run: Run): string {
+  const cpu =
+    run.cpuMsPerCall === null
+      ? ''
+      : `  ${name === 'direct' ? 'simulator' : name === 'proxy' ? 'proxy' : 'api'} cpu ${run.cpuMsPerCall.toFixed(2)} ms/call`;
+  const pg = run.pgMsPerCall === null ? '' : `  postgres cpu ${run.pgMsPerCall.toFixed(2)} ms/call`;
+  return `c=${String(c).padStart(2)} ${name.padEnd(10)} ${run.perSecond.toFixed(0).padStart(6)} calls/s  p50 ${run.p50.toFixed(2).padStart(7)} ms  p99 ${run.p99.toFixed(2).padStart(7)} ms  errors ${run.errors}${cpu}${pg}`;
 }
 
 async function main(): Promise<void> {
   const children: ChildProcess[] = [];
-  const scratch = await scratchDatabase(baseUrl as string, 'gateway', 4);
+  const scratch = await scratchDatabase(baseUrl, 'gateway', 4);
   try {
     const sim = await startProcess(['sim'], { ...process.env });
     children.push(sim.child);
@@ -223,74 +255,124 @@ async function main(): Promise<void> {
       model,
       active: true,
     });
-    const api = await startProcess(['api'], {
-      ...process.env,
-      // GATEWAY_BENCH_ASYNC_COMMIT=1: the API's sessions commit without waiting for the WAL flush, a
-      // diagnostic of how much of the gateway's latency is the two commits' fsync (not a setting we ship).
-      DATABASE_URL:
-        process.env.GATEWAY_BENCH_ASYNC_COMMIT === '1'
-          ? `${scratch.url}${scratch.url.includes('?') ? '&' : '?'}options=${encodeURIComponent('-c synchronous_commit=off')}`
-          : scratch.url,
-      REDIS_URL: redisUrl,
-      QUEUE_PREFIX: `tlbench-${randomBytes(3).toString('hex')}`,
-      PROVIDER: 'simulator',
-      SIMULATOR_URL: sim.url,
-      SIMULATOR_API_KEY: 'sk-sim',
-      LOG_LEVEL: 'warn',
-      API_HOST: '127.0.0.1',
-      GATEWAY_REQUESTS_PER_MINUTE: '100000000',
-      GATEWAY_TOKENS_PER_MINUTE: '1000000000000',
-    });
-    children.push(api.child);
+    const startApiProcess = async (overrides: Record<string, string>) => {
+      const api = await startProcess(['api'], {
+        ...process.env,
+        // GATEWAY_BENCH_ASYNC_COMMIT=1: the API's sessions commit without waiting for the WAL flush, a
+        // diagnostic of how much of the gateway's latency is the commits' fsync (not a setting we ship).
+        // (also per variant: GATEWAY_BENCH_ASYNC_COMMIT:1 in its overrides)
+        DATABASE_URL:
+          (overrides.GATEWAY_BENCH_ASYNC_COMMIT ?? process.env.GATEWAY_BENCH_ASYNC_COMMIT) === '1'
+            ? `${scratch.url}${scratch.url.includes('?') ? '&' : '?'}options=${encodeURIComponent('-c synchronous_commit=off')}`
+            : scratch.url,
+        REDIS_URL: redisUrl,
+        QUEUE_PREFIX: `tlbench-${randomBytes(3).toString('hex')}`,
+        PROVIDER: 'simulator',
+        SIMULATOR_URL: sim.url,
+        SIMULATOR_API_KEY: 'sk-sim',
+        LOG_LEVEL: 'warn',
+        API_HOST: '127.0.0.1',
+        GATEWAY_REQUESTS_PER_MINUTE: '100000000',
+        GATEWAY_TOKENS_PER_MINUTE: '1000000000000',
+        ...overrides,
+      });
+      children.push(api.child);
+      return api;
+    };
+    const gateways: Target[] = [];
+    for (const { name, env } of [
+      { name: 'gateway', env: {} },
+      ...variants(process.env.GATEWAY_BENCH_VARIANTS),
+    ]) {
+      const api = await startApiProcess(env);
+      gateways.push({
+        name,
+        url: `${api.url}/v1`,
+        key: lic.key,
+        ...(api.child.pid ? { pid: api.child.pid } : {}),
+      });
+    }
     const proxy = await startProcess(['proxy', sim.url], { ...process.env });
     children.push(proxy.child);
 
     const targets: Target[] = [
       { name: 'direct', url: sim.url, key: 'sk-sim', ...(sim.child.pid ? { pid: sim.child.pid } : {}) },
       { name: 'proxy', url: proxy.url, key: 'sk-sim', ...(proxy.child.pid ? { pid: proxy.child.pid } : {}) },
-      {
-        name: 'gateway',
-        url: `${api.url}/v1`,
-        key: lic.key,
-        ...(api.child.pid ? { pid: api.child.pid } : {}),
-      },
+      ...gateways,
     ];
     const load0 = loadavg();
     console.log(
       `gateway bench: prompt ${promptTokens} tokens (o200k), max_tokens 300, ${cpus().length} CPUs, load ${load0.map((l) => l.toFixed(1)).join(' ')}${process.env.GATEWAY_BENCH_ASYNC_COMMIT === '1' ? ', API sessions with synchronous_commit=off (diagnostic)' : ''}`,
     );
+    const runs: Record<number, Record<string, Run[]>> = {};
+    for (let rep = 1; rep <= REPS; rep++) {
+      for (const c of CONCURRENCIES) {
+        const atC = runs[c] ?? {};
+        runs[c] = atC;
+        for (const target of targets) {
+          const run = await measure(target, c, CALLS[c] ?? 400, body, scratch.db);
+          atC[target.name] = [...(atC[target.name] ?? []), run];
+          console.log(`${REPS > 1 ? `rep ${rep} ` : ''}${line(c, target.name, run)}`);
+        }
+      }
+    }
+    // Each figure's median over the repetitions, and each ratio's median over the repetitions' ratios.
+    const median = (xs: number[]) => {
+      const sorted = [...xs].sort((a, b) => a - b);
+      return sorted.length ? (sorted[Math.floor((sorted.length - 1) / 2)] as number) : Number.NaN;
+    };
     const results: Record<number, Record<string, Run>> = {};
     for (const c of CONCURRENCIES) {
       results[c] = {};
-      for (const target of targets) {
-        const run = await measure(target, c, CALLS[c] ?? 400, body, scratch.db);
-        (results[c] as Record<string, Run>)[target.name] = run;
-        const cpu =
-          run.cpuMsPerCall === null
-            ? ''
-            : `  ${target.name === 'direct' ? 'simulator' : target.name} cpu ${run.cpuMsPerCall.toFixed(2)} ms/call`;
-        const pg = run.pgMsPerCall === null ? '' : `  postgres cpu ${run.pgMsPerCall.toFixed(2)} ms/call`;
-        console.log(
-          `c=${String(c).padStart(2)} ${target.name.padEnd(7)} ${run.perSecond.toFixed(0).padStart(6)} calls/s  p50 ${run.p50.toFixed(2).padStart(7)} ms  p99 ${run.p99.toFixed(2).padStart(7)} ms  errors ${run.errors}${cpu}${pg}`,
-        );
+      for (const [name, list] of Object.entries(runs[c] ?? {})) {
+        const med = (f: (r: Run) => number | null) => {
+          const xs = list.map(f).filter((x): x is number => x !== null);
+          return xs.length ? median(xs) : null;
+        };
+        (results[c] as Record<string, Run>)[name] = {
+          perSecond: med((r) => r.perSecond) ?? 0,
+          p50: med((r) => r.p50) ?? 0,
+          p99: med((r) => r.p99) ?? 0,
+          errors: list.reduce((sum, r) => sum + r.errors, 0),
+          cpuMsPerCall: med((r) => r.cpuMsPerCall),
+          pgMsPerCall: med((r) => r.pgMsPerCall),
+        };
       }
     }
-    const r32 = results[32] as Record<string, Run>;
-    const r8 = results[8] as Record<string, Run>;
-    const ratio = (r32.gateway?.perSecond ?? 0) / (r32.proxy?.perSecond ?? 1);
-    const added = (r8.gateway?.p50 ?? 0) - (r8.proxy?.p50 ?? 0);
+    if (REPS > 1) {
+      console.log(`medians of ${REPS} repetitions:`);
+      for (const c of CONCURRENCIES)
+        for (const t of targets) console.log(line(c, t.name, results[c]?.[t.name] as Run));
+    }
+    /** Median over the repetitions of f(this repetition's run of a, of b). */
+    const paired = (c: number, a: string, b: string, f: (x: Run, y: Run) => number) =>
+      median((runs[c]?.[a] ?? []).map((x, i) => f(x, runs[c]?.[b]?.[i] as Run)));
+    const ratio = (x: Run, y: Run) => x.perSecond / y.perSecond;
+    const added = (x: Run, y: Run) => x.p50 - y.p50;
     for (const c of CONCURRENCIES) {
-      const r = results[c] as Record<string, Run>;
+      for (const g of gateways) {
+        const vsShipped =
+          g.name === 'gateway'
+            ? ''
+            : `, ${g.name}/gateway throughput ${paired(c, g.name, 'gateway', ratio).toFixed(2)}x`;
+        console.log(
+          `c=${String(c).padStart(2)} ${g.name}/proxy throughput ${paired(c, g.name, 'proxy', ratio).toFixed(2)}x, ${g.name} p50 - proxy p50 ${paired(c, g.name, 'proxy', added).toFixed(2)} ms${vsShipped}`,
+        );
+      }
       console.log(
-        `c=${String(c).padStart(2)} gateway/proxy throughput ${((r.gateway?.perSecond ?? 0) / (r.proxy?.perSecond ?? 1)).toFixed(2)}x, proxy/direct ${((r.proxy?.perSecond ?? 0) / (r.direct?.perSecond ?? 1)).toFixed(2)}x, gateway p50 - proxy p50 ${((r.gateway?.p50 ?? 0) - (r.proxy?.p50 ?? 0)).toFixed(2)} ms`,
+        `c=${String(c).padStart(2)} proxy/direct throughput ${paired(c, 'proxy', 'direct', ratio).toFixed(2)}x`,
       );
     }
-    console.log(
-      `target c=32 gateway >= 0.6x proxy: ${ratio.toFixed(2)}x ${ratio >= 0.6 ? 'ok' : 'TARGET MISSED'}`,
-    );
-    console.log(
-      `target c=8 added p50 <= 3 ms: ${added.toFixed(2)} ms ${added <= 3 ? 'ok' : 'TARGET MISSED'}`,
-    );
+    if (runs[32]?.gateway) {
+      const at32 = paired(32, 'gateway', 'proxy', ratio);
+      console.log(
+        `target c=32 gateway >= 0.6x proxy: ${at32.toFixed(2)}x ${at32 >= 0.6 ? 'ok' : 'TARGET MISSED'}`,
+      );
+    }
+    if (runs[8]?.gateway) {
+      const at8 = paired(8, 'gateway', 'proxy', added);
+      console.log(`target c=8 added p50 <= 3 ms: ${at8.toFixed(2)} ms ${at8 <= 3 ? 'ok' : 'TARGET MISSED'}`);
+    }
     console.log(
       `load average after: ${loadavg()
         .map((l) => l.toFixed(1))

@@ -5,14 +5,12 @@
 // the same run, the same way (one statement per commit, same pool and concurrency): a one-row INSERT
 // (the commit cost floor) and a same-row UPDATE (the ceiling for one hot row); the one-row insert in
 // BEGIN/COMMIT is shown too, for comparison with figures taken before the operations were one statement.
-import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import type { Db } from '@tuneline/db';
 import { auditLedger, grantCredits, postReservation, reserveCredits } from '@tuneline/ledger';
 import { sql } from 'kysely';
-import { scratchDatabase } from './support.ts';
+import { postgresCpuMs, requireDatabaseUrl, scratchDatabase } from './support.ts';
 
 const CONCURRENCY = Number(process.env.LEDGER_BENCH_CONCURRENCY ?? 16);
 const LICENSES = 100;
@@ -21,42 +19,9 @@ const HOT_PAIRS = 1_500;
 const TARGET_SPREAD = 1_000;
 const TARGET_HOT = 200;
 
-const baseUrl = process.env.DATABASE_URL;
-if (!baseUrl) {
-  console.error('ledger.bench: DATABASE_URL is required');
-  process.exit(2);
-}
+const baseUrl = requireDatabaseUrl('ledger.bench');
 
-const freshDatabase = () => scratchDatabase(baseUrl as string, 'ledger', CONCURRENCY + 2);
-
-/** Clock ticks per second of /proc/<pid>/stat times. */
-const CLK_TCK = (() => {
-  try {
-    return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
-  } catch {
-    return 100;
-  }
-})();
-
-/**
- * CPU milliseconds used so far by this database's backends, read from /proc: only when Postgres runs
- * on this machine (null otherwise). With the client's own CPU it gives a cost per operation that other
- * load on a shared machine disturbs far less than the rates do.
- */
-async function serverCpuMs(db: Db): Promise<number | null> {
-  const { rows } = await sql<{ pid: number }>`
-    SELECT pid FROM pg_stat_activity WHERE datname = current_database()`.execute(db);
-  let ticks = 0;
-  for (const { pid } of rows) {
-    try {
-      const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
-      ticks += Number(fields[11]) + Number(fields[12]);
-    } catch {
-      return null;
-    }
-  }
-  return Number.isFinite(ticks) ? (ticks / CLK_TCK) * 1000 : null;
-}
+const freshDatabase = () => scratchDatabase(baseUrl, 'ledger', CONCURRENCY + 2);
 
 interface Rate {
   perSecond: number;
@@ -68,7 +33,7 @@ interface Rate {
 /** Runs `total` tasks, CONCURRENCY at a time: tasks per second and CPU per task. */
 async function rate(db: Db, total: number, task: (i: number) => Promise<void>): Promise<Rate> {
   let next = 0;
-  const server0 = await serverCpuMs(db);
+  const server0 = await postgresCpuMs(db);
   const client0 = process.cpuUsage();
   const started = performance.now();
   await Promise.all(
@@ -78,7 +43,7 @@ async function rate(db: Db, total: number, task: (i: number) => Promise<void>): 
   );
   const seconds = (performance.now() - started) / 1000;
   const client = process.cpuUsage(client0);
-  const server1 = await serverCpuMs(db);
+  const server1 = await postgresCpuMs(db);
   return {
     perSecond: total / seconds,
     clientMs: (client.user + client.system) / 1000 / total,

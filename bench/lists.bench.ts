@@ -8,13 +8,12 @@
 // printed too, and the HTTP floor (GET /livez with the same client): on a shared machine the wall
 // times swing with other work, the CPU costs much less.
 import { loadavg } from 'node:os';
-import { buildApi, createApiKey, encodeCursor } from '@tuneline/api';
-import { defaultCatalogue } from '@tuneline/dataset';
+import { createApiKey, encodeCursor } from '@tuneline/api';
 import type { Db } from '@tuneline/db';
 import { createRedis } from '@tuneline/runtime';
 import { sql } from 'kysely';
 import pg from 'pg';
-import { scratchDatabase } from './support.ts';
+import { listeningApi, requireServers, scratchDatabase } from './support.ts';
 
 const ROWS = Number(process.env.LISTS_BENCH_ROWS ?? 100_000);
 const OTHER_ROWS = 20_000;
@@ -27,12 +26,7 @@ const DEEP = Math.floor(ROWS * 0.9);
 /** The request the requestId filter looks for. */
 const REQUEST = `req-${Math.floor(ROWS * 0.77)}`;
 
-const baseUrl = process.env.DATABASE_URL;
-const redisUrl = process.env.REDIS_URL;
-if (!baseUrl || !redisUrl) {
-  console.error('lists.bench: DATABASE_URL and REDIS_URL are required');
-  process.exit(2);
-}
+const { baseUrl, redisUrl } = requireServers('lists.bench');
 
 const MODELS = [
   'gpt-4o-mini-2024-07-18',
@@ -122,13 +116,7 @@ try {
   );
 
   const { key } = await createApiKey(scratch.db, LICENSE);
-  const app = await buildApi({
-    db: scratch.db,
-    redis,
-    queuePrefix: 'lists-bench',
-    catalogue: defaultCatalogue,
-  });
-  const base = await app.listen({ port: 0, host: '127.0.0.1' });
+  const { app, url: base } = await listeningApi(scratch.db, redis, 'lists-bench');
   const client = new pg.Client({ connectionString: scratch.url });
   client.on('error', () => {}); // the scratch database is dropped with force at the end
   await client.connect();

@@ -8,22 +8,18 @@ import { join } from 'node:path';
 import { failedChecks, formatReport, runTrial } from '@tuneline/harness';
 import { type Job, Queue, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
+import { requireServers } from './support.ts';
 
 const REQUESTS = Number(process.env.BENCH_PIPELINE_REQUESTS ?? 600);
 const TARGET = 50;
 const HOPS = 6;
 
-const baseUrl = process.env.DATABASE_URL;
-const redisUrl = process.env.REDIS_URL;
-if (!baseUrl || !redisUrl) {
-  console.error('pipeline.bench: DATABASE_URL and REDIS_URL are required');
-  process.exit(2);
-}
+const { baseUrl, redisUrl } = requireServers('pipeline.bench');
 
 /** Messages per second through six chained BullMQ queues whose handlers do nothing but pass them on. */
 async function bareQueueChain(messages: number): Promise<number> {
   const prefix = `tlbench-chain-${randomBytes(4).toString('hex')}`;
-  const connection = new Redis(redisUrl as string, { maxRetriesPerRequest: null });
+  const connection = new Redis(redisUrl, { maxRetriesPerRequest: null });
   const queues = Array.from({ length: HOPS }, (_, i) => new Queue(`hop-${i}`, { connection, prefix }));
   let done = 0;
   let finish: () => void = () => {};
@@ -31,7 +27,7 @@ async function bareQueueChain(messages: number): Promise<number> {
     finish = resolve;
   });
   // BullMQ workers block on their connection: one each, closed at the end so the process can exit.
-  const workerConnections = queues.map(() => new Redis(redisUrl as string, { maxRetriesPerRequest: null }));
+  const workerConnections = queues.map(() => new Redis(redisUrl, { maxRetriesPerRequest: null }));
   const workers = queues.map(
     (_, i) =>
       new Worker(

@@ -18,21 +18,16 @@ import {
   trainingJsonl,
 } from '../test/stages/harness.ts';
 import { makeProvider } from '../test/stages/provider.ts';
-import { scratchDatabase } from './support.ts';
+import { requireServers, scratchDatabase } from './support.ts';
 
 const RUNNING_JOBS = 200;
 const LATENCY_JOBS = 8;
 const TARGET_CALLS_PER_JOB = 0.05;
 const SECRET = `whsec_${Buffer.from('tuneline-bench-webhook-secret-32').toString('base64')}`;
 
-const baseUrl = process.env.DATABASE_URL;
-const redisUrl = process.env.REDIS_URL;
-if (!baseUrl || !redisUrl) {
-  console.error('poller.bench: DATABASE_URL and REDIS_URL are required');
-  process.exit(2);
-}
+const { baseUrl, redisUrl } = requireServers('poller.bench');
 
-const freshDatabase = () => scratchDatabase(baseUrl as string, 'poller', 20);
+const freshDatabase = () => scratchDatabase(baseUrl, 'poller', 20);
 
 const schedule = { intervalMs: 20 * 60_000, minIntervalMs: 2 * 60_000, finishGraceMs: 5_000 };
 
@@ -165,7 +160,7 @@ async function latency(db: Db, mode: 'webhooks' | 'polling'): Promise<number[]> 
       : { intervalMs: 2_000, minIntervalMs: 2_000, finishGraceMs: 0 };
   const pipeline = await startPipeline({
     db,
-    redisUrl: redisUrl as string,
+    redisUrl: redisUrl,
     prefix,
     provider,
     storage: files.storage,

@@ -9,7 +9,8 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { BASE_MODELS, countTextTokens, startSimulator, validateTrainingFile } from '@tuneline/simulator';
-import OpenAI, { toFile } from 'openai';
+import OpenAI from 'openai';
+import { sdkClient, uploadTrainingFile } from '../test/simulator/support.ts';
 
 const CONCURRENCY = 32;
 const REQUESTS = Number(process.env.SIM_BENCH_REQUESTS ?? 4_000);
@@ -52,18 +53,12 @@ const verdict = (ratio: number, target: number) => (ratio >= target ? 'ok' : 'TA
 
 async function main(): Promise<void> {
   const sim = await startSimulator({ seed: 1, speed: 100_000 });
-  const client = new OpenAI({ baseURL: sim.url, apiKey: 'sk-sim', maxRetries: 0 });
+  const client = sdkClient(sim);
   try {
     const jsonl = `${Array.from({ length: CHAT_EXAMPLES }, (_, i) => JSON.stringify(example(i))).join('\n')}\n`;
-    const file = await client.files.create({
-      file: await toFile(Buffer.from(jsonl), 'bench.jsonl'),
-      purpose: 'fine-tune',
-    });
-    while ((await client.files.retrieve(file.id)).status !== 'processed')
-      await new Promise((r) => setTimeout(r, 5));
     const job = await client.fineTuning.jobs.create({
       model: 'gpt-4o-mini-2024-07-18',
-      training_file: file.id,
+      training_file: await uploadTrainingFile(client, jsonl, 'bench.jsonl'),
       hyperparameters: { n_epochs: 1 },
     });
     let done = await client.fineTuning.jobs.retrieve(job.id);

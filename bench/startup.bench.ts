@@ -15,17 +15,12 @@ import { join } from 'node:path';
 import { buildTargets, ensureBuilt, entryArgs, freePort } from '@tuneline/devstack';
 import { deleteQueueKeys } from '@tuneline/harness';
 import { Redis } from 'ioredis';
-import { scratchDatabase } from './support.ts';
+import { requireServers, scratchDatabase } from './support.ts';
 
 const ROUNDS = Number(process.env.STARTUP_BENCH_ROUNDS ?? 3);
 const READY_TIMEOUT_MS = 180_000;
 
-const baseUrl = process.env.DATABASE_URL;
-const redisUrl = process.env.REDIS_URL;
-if (!baseUrl || !redisUrl) {
-  console.error('startup.bench: DATABASE_URL and REDIS_URL are required');
-  process.exit(2);
-}
+const { baseUrl, redisUrl } = requireServers('startup.bench');
 
 const root = join(import.meta.dirname, '..');
 type Mode = 'tsx-cold' | 'tsx' | 'compiled';

@@ -13,6 +13,7 @@ const args = process.argv.slice(2);
 const BROWSER_TESTS = [
   'test/api/hub.test.ts',
   'test/api/hub-lists.test.ts',
+  'test/api/hub-lifecycle.test.ts',
   'test/gateway/hub-usage.test.ts',
 ];
 

@@ -1,15 +1,10 @@
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { buildApi } from '@tuneline/api';
 import { billingSettleMessage } from '@tuneline/contracts';
-import { defaultCatalogue } from '@tuneline/dataset';
 import { type Db, recordRecovery } from '@tuneline/db';
-import { createRedis } from '@tuneline/runtime';
-import type { Redis } from 'ioredis';
-import { type Browser, chromium, type Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, redisUrl, type TestDatabase, testPrefix } from '../support/context.ts';
+import type { Browser, Page } from 'playwright-core';
+import { describe, expect } from 'vitest';
+import { it, screenshot, signIn, test } from '../support/hub.ts';
 import { makeDataset, makeLicense } from './fixtures.ts';
 
 /**
@@ -18,11 +13,6 @@ import { makeDataset, makeLicense } from './fixtures.ts';
  * letters, and paging and filters on both lists.
  */
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-
-let t: TestDatabase;
-let redis: Redis;
-let app: Awaited<ReturnType<typeof buildApi>>;
 let base: string;
 let browser: Browser;
 let license: { id: string; key: string };
@@ -55,22 +45,15 @@ async function fineTune(
   return row.id;
 }
 
-beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) {
-    throw new Error(
-      `Chromium not found at ${CHROMIUM}: install it (apt-get install -y chromium) or set CHROMIUM_PATH`,
-    );
-  }
-  t = await createTestDatabase();
-  redis = createRedis(redisUrl(), 'producer');
-  app = await buildApi({ db: t.db, redis, queuePrefix: testPrefix(), catalogue: defaultCatalogue });
-  base = await app.listen({ port: 0, host: '127.0.0.1' });
-  license = await makeLicense(t.db, 'lic-hub-lists', 10_000n);
+test.beforeAll(async ({ db, hub, browser: chromium }) => {
+  base = hub.url;
+  browser = chromium;
+  license = await makeLicense(db, 'lic-hub-lists', 10_000n);
 
   // 30 ready datasets (more than a page of 25), created a day apart in November 2026…
   for (let i = 0; i < 30; i++) {
-    const id = await makeDataset(t.db, license.id, 'ready');
-    await t.db
+    const id = await makeDataset(db, license.id, 'ready');
+    await db
       .updateTable('datasets')
       .set({
         created_at: new Date(Date.UTC(2026, 10, 1 + i, 12)),
@@ -80,8 +63,8 @@ beforeAll(async () => {
       .execute();
   }
   // …one invalid dataset with its errors, and an uploaded one the fine-tunes come from.
-  ids.invalid = await makeDataset(t.db, license.id, 'invalid');
-  await t.db
+  ids.invalid = await makeDataset(db, license.id, 'invalid');
+  await db
     .updateTable('datasets')
     .set({
       short_hash: 'badbad01',
@@ -98,21 +81,21 @@ beforeAll(async () => {
     })
     .where('id', '=', ids.invalid)
     .execute();
-  ids.uploaded = await makeDataset(t.db, license.id, 'uploaded');
-  await t.db
+  ids.uploaded = await makeDataset(db, license.id, 'uploaded');
+  await db
     .updateTable('datasets')
     .set({ short_hash: 'upload01', created_at: new Date(Date.UTC(2026, 11, 2, 10)) })
     .where('id', '=', ids.uploaded)
     .execute();
 
-  ids.running = await fineTune(t.db, ids.uploaded, {
+  ids.running = await fineTune(db, ids.uploaded, {
     status: 'running',
     baseModel: 'gpt-4.1-mini-2025-04-14',
     hyperparameters: { n_epochs: 3, batch_size: 4, learning_rate_multiplier: 0.5 },
     description: 'Invoices running',
     at: new Date(Date.UTC(2026, 11, 2, 11)),
   });
-  ids.done = await fineTune(t.db, ids.uploaded, {
+  ids.done = await fineTune(db, ids.uploaded, {
     status: 'succeeded',
     baseModel: 'gpt-4o-mini-2024-07-18',
     hyperparameters: 'auto',
@@ -121,7 +104,7 @@ beforeAll(async () => {
   });
   // The done one's settlement kept failing after the recovery cap: a dead letter (cap 0: at once).
   const settle = billingSettleMessage({ fineTuneId: ids.done, correlationId: 'c' });
-  await recordRecovery(t.db, {
+  await recordRecovery(db, {
     queue: settle.queue,
     jobId: settle.jobId,
     subjectKind: 'fine_tune',
@@ -130,32 +113,11 @@ beforeAll(async () => {
     reason: 'connect ECONNREFUSED 10.0.0.9:5432',
     cap: 0,
   });
-
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-background-networking',
-      '--no-first-run',
-    ],
-  });
 });
 
-afterAll(async () => {
-  await browser?.close();
-  await app?.close();
-  redis?.disconnect();
-  await t?.drop();
-});
-
-async function signIn(): Promise<Page> {
-  const page = await browser.newPage({ viewport: { width: 1400, height: 1600 } });
-  await page.goto(`${base}/hub`);
-  await page.getByLabel('License API key').fill(license.key);
-  await page.getByRole('button', { name: 'Sign in' }).click();
+/** The hub, signed in as the license, its fine-tunes shown. */
+async function openLists(): Promise<Page> {
+  const page = await signIn(browser, `${base}/hub`, license.key, { width: 1400, height: 1600 });
   await page.locator(`tr[data-fine-tune="${ids.running}"]`).waitFor();
   return page;
 }
@@ -164,7 +126,7 @@ const datasetRows = (page: Page) => page.locator('#datasets tbody tr[data-datase
 
 describe('hub lists', () => {
   it('shows why a dataset is invalid, and pages and filters the datasets', async () => {
-    const page = await signIn();
+    const page = await openLists();
     const datasets = page.locator('#datasets-filter');
     const pager = page.locator('#datasets-pager');
     expect(await datasetRows(page).count()).toBe(25);
@@ -212,8 +174,10 @@ describe('hub lists', () => {
     await page.close();
   });
 
-  it('shows base model and hyperparameters per fine-tune, cancels a running one, filters, and lists dead letters', async () => {
-    const page = await signIn();
+  it('shows base model and hyperparameters per fine-tune, cancels a running one, filters, and lists dead letters', async ({
+    db,
+  }) => {
+    const page = await openLists();
     const running = page.locator(`tr[data-fine-tune="${ids.running}"]`);
     const done = page.locator(`tr[data-fine-tune="${ids.done}"]`);
     expect(await running.getByTestId('base-model').textContent()).toBe('gpt-4.1-mini-2025-04-14');
@@ -236,7 +200,7 @@ describe('hub lists', () => {
     await running.getByRole('button', { name: 'Cancel Invoices running' }).click();
     await running.getByTestId('cancel-requested').waitFor();
     expect(await running.getByRole('button', { name: /^Cancel/ }).count()).toBe(0);
-    const stored = await t.db
+    const stored = await db
       .selectFrom('fine_tunes')
       .select('cancel_requested_at')
       .where('id', '=', ids.running)
@@ -260,11 +224,7 @@ describe('hub lists', () => {
     await filter.getByRole('button', { name: 'Filter' }).click();
     await expect.poll(shown).toEqual([ids.done]);
 
-    mkdirSync(join(import.meta.dirname, '__screenshots__'), { recursive: true });
-    await page.screenshot({
-      path: join(import.meta.dirname, '__screenshots__', 'hub-lists.png'),
-      fullPage: true,
-    });
+    await screenshot(page, join(import.meta.dirname, '__screenshots__', 'hub-lists.png'));
     await page.close();
   });
 });

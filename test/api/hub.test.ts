@@ -1,66 +1,27 @@
-import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { buildApi } from '@tuneline/api';
-import { defaultCatalogue } from '@tuneline/dataset';
+import { endDeployment, findAlias, recordVersionPromotion } from '@tuneline/db';
 import { postReservation, reserveCredits } from '@tuneline/ledger';
-import { createRedis } from '@tuneline/runtime';
-import type { Redis } from 'ioredis';
-import { type Browser, chromium } from 'playwright-core';
-import { afterAll, describe, expect } from 'vitest';
-import { redisUrl, type TestDatabase } from '../support/context.ts';
-import { it, test } from '../support/fixtures.ts';
+import { describe, expect } from 'vitest';
+import { saveProfile, seedTrainedVersion } from '../retrain/support.ts';
+import { it, screenshot, signIn } from '../support/hub.ts';
 import { makeDataset, makeFineTune, makeLicense } from './fixtures.ts';
 
 /** The hub in Debian's Chromium, driven by playwright-core: sign in, see a finished fine-tune, activate it. */
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const SCREENSHOT = join(import.meta.dirname, '__screenshots__', 'hub.png');
-
-let t: TestDatabase;
-let redis: Redis;
-let app: Awaited<ReturnType<typeof buildApi>>;
-let base: string;
-let browser: Browser;
-
-test.beforeAll(async ({ database, prefix }) => {
-  if (!existsSync(CHROMIUM)) {
-    throw new Error(
-      `Chromium not found at ${CHROMIUM}: install it (apt-get install -y chromium) or set CHROMIUM_PATH`,
-    );
-  }
-  t = database;
-  redis = createRedis(redisUrl(), 'producer');
-  app = await buildApi({ db: t.db, redis, queuePrefix: prefix, catalogue: defaultCatalogue });
-  base = await app.listen({ port: 0, host: '127.0.0.1' });
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-      '--no-first-run',
-    ],
-  });
-});
-
-afterAll(async () => {
-  await browser?.close();
-  await app?.close();
-  redis?.disconnect();
-});
+const SCREENSHOTS = join(import.meta.dirname, '__screenshots__');
 
 describe('hub page', () => {
-  it('signs in, shows a finished fine-tune, activates it and reads the usage log', async () => {
-    const license = await makeLicense(t.db, 'lic-hub', 50_000n);
-    const dataset = await makeDataset(t.db, license.id, 'uploaded');
+  it('signs in, shows a finished fine-tune, activates it and reads the usage log', async ({
+    db,
+    hub,
+    browser,
+  }) => {
+    const license = await makeLicense(db, 'lic-hub', 50_000n);
+    const dataset = await makeDataset(db, license.id, 'uploaded');
     const model = 'ft:gpt-4o-mini-2024-07-18:tuneline:invoices:hub1';
-    const fineTune = await makeFineTune(t.db, license.id, dataset, { model, withHistory: true });
+    const fineTune = await makeFineTune(db, license.id, dataset, { model, withHistory: true });
     // The ledger entries the trainer and billing would have written for it.
-    await t.db.transaction().execute(async (tx) => {
+    await db.transaction().execute(async (tx) => {
       await reserveCredits(tx, {
         fineTuneId: fineTune,
         licenseId: license.id,
@@ -70,10 +31,7 @@ describe('hub page', () => {
       await postReservation(tx, { fineTuneId: fineTune, amount: 216n, tokens: 72_000n, model });
     });
 
-    const page = await browser.newPage({ viewport: { width: 1280, height: 1400 } });
-    await page.goto(`${base}/hub`);
-    await page.getByLabel('License API key').fill('tl_wrong');
-    await page.getByRole('button', { name: 'Sign in' }).click();
+    const page = await signIn(browser, `${hub.url}/hub`, 'tl_wrong', { width: 1280, height: 1400 });
     await page.getByText('That key was not accepted.').waitFor();
 
     await page.getByLabel('License API key').fill(license.key);
@@ -91,7 +49,7 @@ describe('hub page', () => {
     expect(await page.locator(`tr[data-fine-tune="${fineTune}"] [data-testid="active"]`).textContent()).toBe(
       'active',
     );
-    const stored = await t.db
+    const stored = await db
       .selectFrom('fine_tunes')
       .select('active')
       .where('id', '=', fineTune)
@@ -116,13 +74,12 @@ describe('hub page', () => {
     await page.getByRole('button', { name: 'Estimate' }).click();
     await page.getByText('900 credits', { exact: false }).waitFor();
 
-    mkdirSync(join(import.meta.dirname, '__screenshots__'), { recursive: true });
-    await page.screenshot({ path: SCREENSHOT, fullPage: true });
-    expect(statSync(SCREENSHOT).size).toBeGreaterThan(10_000);
+    expect(await screenshot(page, join(SCREENSHOTS, 'hub.png'))).toBeGreaterThan(10_000);
     await page.close();
   });
 
-  it('renders the API reference from /openapi.json without any CDN', async () => {
+  it('renders the API reference from /openapi.json without any CDN', async ({ hub, browser }) => {
+    const base = hub.url;
     const page = await browser.newPage();
     const external: string[] = [];
     page.on('request', (r) => {
@@ -137,7 +94,94 @@ describe('hub page', () => {
     expect(await page.locator('details.op').count()).toBe(operations);
     expect(await page.locator('#schema-FineTuneRequest').count()).toBe(1);
     expect(external).toEqual([]);
-    await page.screenshot({ path: join(import.meta.dirname, '__screenshots__', 'docs.png') });
+    await page.screenshot({ path: join(SCREENSHOTS, 'docs.png') });
+    await page.close();
+  });
+
+  it("shows a training-profile version's decision and promotes it with one button", async ({
+    db,
+    hub,
+    browser,
+  }) => {
+    const license = await makeLicense(db, 'lic-hub-promote', 0n);
+    const profile = await saveProfile(db, license.id, {
+      alias: 'invoices',
+      policy: { minNewDocuments: 50, minIntervalHours: 0, promotion: 'manual' },
+    });
+    const model = 'ft:gpt-4o-mini-2024-07-18:tuneline:invoices:hub2';
+    const { fineTuneId } = await seedTrainedVersion(db, profile, 1, { model });
+    await recordVersionPromotion(db, {
+      profileId: profile.id,
+      version: 1,
+      decision: 'manual',
+      rule: 'manual',
+      reason: 'promotion is manual (the evaluation is in the table); promote the version by hand to serve it',
+      actor: 'policy:invoices',
+      alias: null,
+      fineTuneId,
+      championFineTuneId: null,
+      undecidedOnly: true,
+    });
+
+    const page = await signIn(browser, `${hub.url}/hub#fine-tune=${fineTuneId}`, license.key);
+    const decision = page.getByTestId('promotion-decision');
+    await decision.waitFor();
+    expect(await decision.getAttribute('data-decision')).toBe('manual');
+    expect(await decision.textContent()).toContain('Training profile invoices, version 1: Waiting for you');
+    expect(await page.getByTestId('promotion-reason').textContent()).toContain('promotion is manual');
+
+    await page.getByRole('button', { name: 'Promote: serve it as invoices' }).click();
+    await page.getByTestId('promotion-serving').waitFor();
+    expect(await page.getByTestId('promotion-serving').textContent()).toBe(
+      'The alias invoices serves this model.',
+    );
+    expect(await page.getByTestId('promotion-decision').getAttribute('data-decision')).toBe('promoted');
+    expect((await findAlias(db, license.id, 'invoices'))?.fineTuneId).toBe(fineTuneId);
+    await page.close();
+  });
+
+  it('shows an Azure model deploying with its hosting fee, and why its deployment ended', async ({
+    db,
+    hub,
+    browser,
+  }) => {
+    const license = await makeLicense(db, 'lic-hub-azure', 50_000n);
+    const dataset = await makeDataset(db, license.id, 'uploaded');
+    const model = 'ft:gpt-4o-mini-2024-07-18:tuneline:invoices:azure1';
+    const fineTune = await makeFineTune(db, license.id, dataset, { model });
+    await db.updateTable('fine_tunes').set({ provider: 'azure' }).where('id', '=', fineTune).execute();
+
+    const page = await signIn(browser, `${hub.url}/hub`, license.key, { width: 1280, height: 1400 });
+    const row = page.locator(`tr[data-fine-tune="${fineTune}"]`);
+    await row.waitFor();
+    expect(await row.getByTestId('hosting-fee').textContent()).toBe(
+      'hosting 1,700 credits/hour while deployed',
+    );
+
+    // Activation deploys it (no poller runs here, so it stays deploying): Deactivate withdraws it.
+    await row.getByRole('button', { name: `Activate ${model}` }).click();
+    await row.getByRole('button', { name: `Deactivate ${model}` }).waitFor();
+    expect(await row.getByTestId('active').textContent()).toContain('deploying…');
+    await page.getByText(`${model} is being deployed`, { exact: false }).waitFor();
+
+    // Provisioning failed at Azure: the row says why, and offers Activate again.
+    const deployment = await db
+      .selectFrom('model_deployments')
+      .select('id')
+      .where('fine_tune_id', '=', fineTune)
+      .executeTakeFirstOrThrow();
+    await endDeployment(db, {
+      id: deployment.id,
+      from: ['deploying'],
+      state: 'failed',
+      reason: 'the provider could not deploy the model (provisioning state Failed)',
+      now: new Date(),
+    });
+    await page.reload();
+    await row.getByRole('button', { name: `Activate ${model}` }).waitFor();
+    expect(await row.getByTestId('deployment-reason').textContent()).toBe(
+      'the provider could not deploy the model (provisioning state Failed)',
+    );
     await page.close();
   });
 });

@@ -42,6 +42,7 @@ describe('OpenAPI document', () => {
     'GET /v1/training-profiles',
     'GET /v1/training-profiles/{name}',
     'POST /v1/training-profiles/{name}/retrain',
+    'POST /v1/training-profiles/{name}/versions/{version}/promote',
     'GET /v1/dead-letters',
     'GET /v1/admin/dead-letters',
     'POST /v1/admin/dead-letters/{id}/retry',
@@ -49,6 +50,8 @@ describe('OpenAPI document', () => {
     'POST /v1/aliases/{name}/rollback',
     'GET /v1/aliases',
     'GET /v1/aliases/{name}',
+    'GET /v1/lifecycle/notices',
+    'GET /v1/models/base',
   ];
 
   it('is OpenAPI 3.1 with every route, operation ids, responses and resolvable refs', async () => {

@@ -1,34 +1,20 @@
 // A provider per license or request, through the API: the license names its provider, a request can
 // name its own, the catalogue says who trains which model, and a provider this deployment cannot reach
 // fails the request at once with a clear error. The grid and the estimate show the provider.
-import { buildApi } from '@tuneline/api';
-import { defaultCatalogue } from '@tuneline/dataset';
 import { createProviderSet, ProviderNotConfiguredError, providerEnvSchema } from '@tuneline/provider';
-import { createRedis } from '@tuneline/runtime';
-import type { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, redisUrl, type TestDatabase, testPrefix } from '../support/context.ts';
+import { afterAll, describe, expect } from 'vitest';
+import { type ApiUnderTest, startApi } from '../support/api-app.ts';
+import { it, test } from '../support/fixtures.ts';
 import { makeLicense } from './fixtures.ts';
 
-// biome-ignore lint/suspicious/noExplicitAny: JSON answers
-type AnyJson = any;
 const ADMIN_KEY = 'admin-key-for-provider-tests-0123456789';
 const LLAMA = 'meta-llama/Meta-Llama-3.1-8B-Instruct-Reference';
 
-let t: TestDatabase;
-let redis: Redis;
-let app: Awaited<ReturnType<typeof buildApi>>;
+let api: ApiUnderTest;
 let lic: { id: string; key: string };
 
-async function call(method: 'GET' | 'POST', url: string, key: string, payload?: unknown) {
-  const res = await app.inject({
-    method,
-    url,
-    headers: { authorization: `Bearer ${key}` },
-    ...(payload !== undefined ? { payload: payload as object } : {}),
-  });
-  return { status: res.statusCode, json: res.json() as AnyJson };
-}
+const call = (method: 'GET' | 'POST', url: string, key: string, payload?: unknown) =>
+  api.call(method, url, key, payload);
 
 function request(requestId: string, extra: Record<string, unknown> = {}) {
   return {
@@ -44,9 +30,7 @@ function request(requestId: string, extra: Record<string, unknown> = {}) {
   };
 }
 
-beforeAll(async () => {
-  t = await createTestDatabase();
-  redis = createRedis(redisUrl(), 'producer');
+test.beforeAll(async ({ db, prefix }) => {
   // This deployment has OpenAI and Azure credentials, not Together's.
   const providers = createProviderSet(
     providerEnvSchema.parse({
@@ -56,21 +40,12 @@ beforeAll(async () => {
     }),
   ).configured();
   expect(providers.sort()).toEqual(['azure', 'openai']);
-  app = await buildApi({
-    db: t.db,
-    redis,
-    queuePrefix: testPrefix(),
-    catalogue: defaultCatalogue,
-    adminKey: ADMIN_KEY,
-    providers,
-  });
-  lic = await makeLicense(t.db, 'lic-prov');
+  api = await startApi(db, prefix, { adminKey: ADMIN_KEY, providers });
+  lic = await makeLicense(db, 'lic-prov');
 });
 
 afterAll(async () => {
-  await app?.close();
-  redis?.disconnect();
-  await t?.drop();
+  await api?.close();
 });
 
 describe('a provider per license', () => {

@@ -4,6 +4,7 @@ import { createProvider, providerEnvSchema } from '@tuneline/provider';
 import { createRedis } from '@tuneline/runtime';
 import { type RunningSimulator, startSimulator } from '@tuneline/simulator';
 import type { Redis } from 'ioredis';
+import { type ApiCall, injectJson } from '../support/api-app.ts';
 import { redisUrl, type TestDatabase } from '../support/context.ts';
 import { test as base } from '../support/fixtures.ts';
 import { trainSimulatorModel as trainModel } from '../support/simulator-models.ts';
@@ -16,7 +17,6 @@ export type AnyJson = any;
 
 export const ADMIN_KEY = 'admin-key-for-api-tests-0123456789';
 
-type Method = 'GET' | 'POST';
 export type App = Awaited<ReturnType<typeof buildApi>>;
 
 export interface ApiContext {
@@ -29,36 +29,7 @@ export interface ApiContext {
   a: { id: string; key: string };
   b: { id: string; key: string };
   /** Injects a request into the app, with `key` as its bearer key, and reads the answer. */
-  call(
-    method: Method,
-    url: string,
-    key?: string,
-    payload?: unknown,
-    headers?: Record<string, string>,
-  ): Promise<{ status: number; json: AnyJson; text: string; headers: Record<string, unknown> }>;
-}
-
-async function inject(
-  app: App,
-  method: Method,
-  url: string,
-  key?: string,
-  payload?: unknown,
-  headers: Record<string, string> = {},
-) {
-  const res = await app.inject({
-    method,
-    url,
-    headers: { ...(key ? { authorization: `Bearer ${key}` } : {}), ...headers },
-    ...(payload !== undefined ? { payload: payload as object } : {}),
-  });
-  let json: AnyJson;
-  try {
-    json = res.json();
-  } catch {
-    json = undefined;
-  }
-  return { status: res.statusCode, json, text: res.body, headers: res.headers };
+  call: ApiCall;
 }
 
 /** The fixtures' test API plus `api`: the app (admin key ADMIN_KEY) and what it runs on, once per file. */
@@ -101,7 +72,7 @@ export const test = base.extend(
       app,
       a,
       b,
-      call: (...args) => inject(started, ...args),
+      call: (...args) => injectJson(started, ...args),
     };
   },
 );

@@ -1,5 +1,6 @@
 import { settleFineTune } from '@tuneline/billing';
-import { auditLedger } from '@tuneline/ledger';
+import { markDeploymentActive, startDeployment } from '@tuneline/db';
+import { auditLedger, chargeHostingHours, getBalance } from '@tuneline/ledger';
 import { sql } from 'kysely';
 import { expect } from 'vitest';
 import type { TestDatabase } from '../support/context.ts';
@@ -49,4 +50,38 @@ it('the auditor holds settled fine-tunes to their charge and their reservation',
   await t.db.transaction().execute((tx) => settleFineTune(tx, failed.id));
   await sql`UPDATE fine_tunes SET available = true WHERE id = ${failed.id}`.execute(t.db);
   expect(await invariants()).toEqual(['only a settled succeeded fine-tune is available']);
+});
+
+it('the auditor accepts hosting charges (issue 20.1) and holds each to a started hour of its deployment', async () => {
+  const hosting = 'a hosting charge is one started hour of its deployment, at its fee';
+  const fineTune = await createFineTune(t.db, { grant: 10_000n, reserve: 1_000n, trainedTokens: 1_000n });
+  await t.db.transaction().execute((tx) => settleFineTune(tx, fineTune.id));
+  const deployment = await startDeployment(t.db, {
+    fineTuneId: fineTune.id,
+    licenseId: fineTune.license_id,
+    provider: 'azure',
+    name: `tl-${fineTune.id}`,
+    creditsPerHour: 1_700n,
+    now: new Date('2026-12-01T10:00:00Z'),
+  });
+  if (deployment.outcome !== 'started') throw new Error(`deployment ${deployment.outcome}`);
+  const d = deployment.deployment;
+  await markDeploymentActive(t.db, d.id, new Date('2026-12-01T10:05:00Z'));
+  // 2 h 30 min served: three started hours, charged once however often the sweep asks (training: 3).
+  const at = new Date('2026-12-01T12:35:00Z');
+  expect((await chargeHostingHours(t.db, d, at)).charged).toBe(3);
+  expect((await chargeHostingHours(t.db, d, at)).charged).toBe(0);
+  expect(await invariants()).not.toContain(hosting);
+  expect(await invariants()).not.toContain('cached balances equal the sum of their entries');
+  expect((await getBalance(t.db, fineTune.license_id)).posted).toBe(10_000n - 3n - 3n * 1_700n);
+
+  // An hour the deployment never counted (written past the ledger functions) is caught.
+  await sql`INSERT INTO ledger_transfers (id, kind, debit_account_id, credit_account_id, amount, license_id, fine_tune_id)
+    VALUES (${`hosting-${d.id}-7`}, 'hosting', ${`license-${fineTune.license_id}`}, 'system-revenue-0', 1700,
+      ${fineTune.license_id}, ${fineTune.id}::uuid)`.execute(t.db);
+  const violations = (await auditLedger(t.db)).violations.filter((v) => v.invariant === hosting);
+  expect(violations.map((v) => v.detail)).toEqual([
+    `hosting charge hosting-${d.id}-7: hour 7 beyond the 3 the deployment counts`,
+    `deployment ${d.id} counts 3 charged hour(s), the ledger holds 4`,
+  ]);
 });

@@ -1,19 +1,28 @@
 // The pipeline under harm, as separate processes: the small version of `npm run chaos`, two instances
-// of every worker, and a rolling SIGTERM of every worker under load. Each trial checks the exactly-once
-// counts (see packages/harness) and that the harm really happened while work was in flight.
+// of every worker, and a rolling SIGTERM of every worker under load. The fine-tunes are spread over the
+// three provider profiles (openai, azure, together; one simulator speaks the three dialects) and every
+// other one is evaluated. Each trial checks the exactly-once counts, overall and per provider (see
+// packages/harness), and that the harm really happened while work was in flight.
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { failedChecks, formatReport, runTrial, type TrialReport } from '@tuneline/harness';
+import {
+  failedChecks,
+  formatReport,
+  runTrial,
+  SERVICES,
+  TRIAL_PROVIDERS,
+  type TrialReport,
+} from '@tuneline/harness';
 import { describe, expect, inject, it } from 'vitest';
 import { startS3Server } from '../support/s3.ts';
 
 const root = join(import.meta.dirname, '..', '..');
-const SERVICES = ['dataset-builder', 'uploader', 'trainer', 'poller', 'billing', 'notifier'];
 const FAULTS = {
   rate429: 0.1,
   rate500: 0.05,
-  // High enough that 30 creates almost surely lose one (0.75^30 ≈ 0.02%), as each kind must occur.
-  lostCreateRate: 0.25,
+  // High enough that each provider's 15 creates of the 45-request run almost surely lose one
+  // (0.6^15 ≈ 0.05%), as each kind must occur in each dialect there.
+  lostCreateRate: 0.4,
   duplicateWebhookRate: 0.3,
   retryAfterSeconds: 0.3,
 };
@@ -43,24 +52,38 @@ function expectAllChecksPass(report: TrialReport): void {
   // Each kind of provider fault was injected, so the checks above held under them.
   for (const fault of ['429', '500', 'lost-create-500', 'duplicate-webhook'])
     expect(report.faultsInjected[fault] ?? 0, `${fault} faults injected`).toBeGreaterThan(0);
+  // Every provider had its share of the requests, each fine-tune its one job in its own dialect and
+  // (succeeded) its one charge, and the evaluator had work at each.
+  for (const provider of TRIAL_PROVIDERS) {
+    const figures = report.perProvider[provider];
+    expect(figures?.requests, `${provider} requests`).toBe(report.requests / TRIAL_PROVIDERS.length);
+    expect(figures?.terminal, `${provider} terminal`).toBe(figures?.requests);
+    expect(figures?.providerJobs, `${provider} jobs by dialect`).toEqual({ [provider]: figures?.requests });
+    expect(figures?.fineTunes, `${provider} fine-tunes`).toEqual({ succeeded: figures?.requests });
+    expect(figures?.chargedOnce, `${provider} charged once`).toBe(figures?.requests);
+    expect(Object.values(figures?.evaluations ?? {}).reduce((a, b) => a + b, 0)).toBeGreaterThan(0);
+    expect(Object.values(report.faultsByDialect[provider] ?? {}).reduce((a, b) => a + b, 0)).toBeGreaterThan(
+      0,
+    );
+  }
 }
 
-describe('the pipeline under harm (six workers as processes)', () => {
+describe('the pipeline under harm (seven workers as processes, three providers)', () => {
   it('small chaos run: every worker SIGKILLed once, Redis flushed, Postgres backends terminated — all exactly once', {
     timeout: 400_000,
   }, async () => {
     const report = await runTrial({
       ...base(),
-      // 45 requests, a kill every second: the six kills end at 6 s and the run lasts ~10 s. With 30
-      // requests and 1.5 s apart, a fast run ended at 7.1 s before the sixth kill was due.
+      // 45 requests, a kill every second: the seven kills end at 7 s and the run lasts well past that.
+      // With 30 requests and 1.5 s apart, a fast run ended at 7.1 s before the sixth kill was due.
       requests: 45,
       seed: 11,
       chaos: {
         killEveryMs: 1_000,
         killMode: 'each-once',
         flushRedisAfterMs: 4_000,
-        // Between the second and the third kill, while four workers that have not been killed hold
-        // connections. At 6.5 s all six had been killed, and on a loaded machine (restarts taking
+        // Between the second and the third kill, while five workers that have not been killed hold
+        // connections. At 6.5 s six had been killed, and on a loaded machine (restarts taking
         // 10-20 s) none was back: 0 backends to terminate.
         terminateBackendsAfterMs: 2_500,
       },
@@ -73,6 +96,12 @@ describe('the pipeline under harm (six workers as processes)', () => {
         `${service} killed`,
       ).toBe(true);
     expect(harm.some((w) => w.startsWith('Redis flushed'))).toBe(true);
+    // A lost create in each dialect, each found again rather than created twice (the checks above).
+    for (const provider of TRIAL_PROVIDERS)
+      expect(
+        report.faultsByDialect[provider]?.['lost-create-500'] ?? 0,
+        `${provider} lost creates`,
+      ).toBeGreaterThan(0);
     expect(harm.some((w) => /^Postgres: [1-9]\d* backends terminated/.test(w))).toBe(true);
     // The harm happened while requests were still in flight, not after the run was over.
     const lastHarm = Math.max(
@@ -110,9 +139,9 @@ describe('the pipeline under harm (six workers as processes)', () => {
   }, async () => {
     const report = await runTrial({
       ...base(),
-      // Every worker must get its SIGTERM while work is in flight: six terminations 800 ms apart take
-      // 4.8 s, and 45 requests keep the pipeline busy well past that (30 requests took 7.1 s on a fast
-      // run, where terminations 1.5 s apart had reached only four of the six).
+      // Every worker must get its SIGTERM while work is in flight: seven terminations 800 ms apart take
+      // 5.6 s, and 45 requests keep the pipeline busy well past that (30 requests took 7.1 s on a fast
+      // run, where terminations 1.5 s apart had reached only four of six).
       requests: 45,
       seed: 13,
       chaos: { terminateEveryMs: 800 },

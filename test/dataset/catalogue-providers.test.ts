@@ -85,4 +85,22 @@ describe('azure hosting fee in the catalogue', () => {
     expect(hostingCredits(1_700n, t0, new Date('2026-12-01T11:00:00Z'))).toBe(1_700n);
     expect(hostingCredits(1_700n, t0, new Date('2026-12-01T11:00:01Z'))).toBe(3_400n);
   });
+
+  it('gives the fee of a provider (hostingFeeOf), overridable by MODEL_CATALOGUE_FILE', async () => {
+    const { hostingFeeOf } = await import('@tuneline/dataset');
+    const { writeFileSync, mkdtempSync } = await import('node:fs');
+    const { join } = await import('node:path');
+    const { tmpdir } = await import('node:os');
+    const MINI = 'gpt-4o-mini-2024-07-18';
+    expect(hostingFeeOf(findBaseModel(MINI), 'azure')).toBe(1_700n);
+    expect(hostingFeeOf(findBaseModel(MINI), 'openai')).toBeUndefined();
+    expect(hostingFeeOf(findBaseModel(MINI), 'simulator')).toBeUndefined();
+    expect(hostingFeeOf(undefined, 'azure')).toBeUndefined();
+    const file = join(mkdtempSync(join(tmpdir(), 'cat-')), 'c.json');
+    writeFileSync(
+      file,
+      JSON.stringify({ [MINI]: { providers: { openai: {}, azure: { hostingCreditsPerHour: '2100' } } } }),
+    );
+    expect(hostingFeeOf(loadCatalogue({ MODEL_CATALOGUE_FILE: file })[MINI], 'azure')).toBe(2_100n);
+  });
 });

@@ -1,6 +1,3 @@
-import { existsSync } from 'node:fs';
-import { buildApi } from '@tuneline/api';
-import { defaultCatalogue } from '@tuneline/dataset';
 import {
   createEvaluationRun,
   finishEvaluationRun,
@@ -11,25 +8,16 @@ import {
 } from '@tuneline/db';
 import { prepareEvaluation, scoreAnswer, summariseStoredAnswers } from '@tuneline/evaluation';
 import { chargeEvaluationRun } from '@tuneline/ledger';
-import { createRedis } from '@tuneline/runtime';
-import type { Redis } from 'ioredis';
-import { type Browser, chromium } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect } from 'vitest';
 import { makeDataset, makeFineTune, makeLicense } from '../api/fixtures.ts';
 import { demoSplit } from '../evaluation/invoice-examples.ts';
-import { createTestDatabase, redisUrl, type TestDatabase, testPrefix } from '../support/context.ts';
+import { it, test } from '../support/hub.ts';
 
 // The evaluation as users see it: GET /v1/fine-tunes/:id/evaluation (JSON with paging, CSV), the
 // dataset grid's evaluation estimate, and the hub's evaluation panel in Chromium. The run is written
 // through the repositories and scored by @tuneline/evaluation, as the evaluator writes it.
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-
-let t: TestDatabase;
-let redis: Redis;
-let app: Awaited<ReturnType<typeof buildApi>>;
 let base: string;
-let browser: Browser | undefined;
 let key: string;
 let fineTuneId: string;
 let plainDatasetId: string;
@@ -41,17 +29,13 @@ function baseAnswer(expected: string): string {
   return JSON.stringify({ ...e, totalAmount: 'EUR 1,00', dueDate: undefined });
 }
 
-beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) throw new Error(`Chromium not found at ${CHROMIUM}: set CHROMIUM_PATH`);
-  t = await createTestDatabase();
-  redis = createRedis(redisUrl(), 'producer');
-  app = await buildApi({ db: t.db, redis, queuePrefix: testPrefix(), catalogue: defaultCatalogue });
-  base = await app.listen({ port: 0, host: '127.0.0.1' });
-  const license = await makeLicense(t.db, 'lic-evalapi', 50_000n);
+test.beforeAll(async ({ db, hub }) => {
+  base = hub.url;
+  const license = await makeLicense(db, 'lic-evalapi', 50_000n);
   key = license.key;
-  const datasetId = await makeDataset(t.db, license.id, 'uploaded');
-  fineTuneId = await makeFineTune(t.db, license.id, datasetId, { status: 'succeeded', available: true });
-  const ft = await getFineTune(t.db, fineTuneId);
+  const datasetId = await makeDataset(db, license.id, 'uploaded');
+  fineTuneId = await makeFineTune(db, license.id, datasetId, { status: 'succeeded', available: true });
+  const ft = await getFineTune(db, fineTuneId);
   const model = ft?.fineTunedModel ?? '';
 
   // The run: the demo's 12 testing invoices; the fine-tuned model answers all but example 0's total right.
@@ -59,13 +43,13 @@ beforeAll(async () => {
   const { examples: prepared } = prepareEvaluation(
     examples.map((e) => ({ id: e.id, expected: e.assistant })),
   );
-  await createEvaluationRun(t.db, {
+  await createEvaluationRun(db, {
     fineTuneId,
     licenseId: license.id,
     correlationId: 'corr-evalapi',
     maxExamples: 200,
   });
-  const run = await startEvaluationRun(t.db, fineTuneId, {
+  const run = await startEvaluationRun(db, fineTuneId, {
     models: { fine_tuned: model, base: BASE, champion: null },
     championFineTuneId: null,
     examplesTotal: examples.length,
@@ -81,7 +65,7 @@ beforeAll(async () => {
     for (const role of ['fine_tuned', 'base'] as const) {
       const name = role === 'base' ? BASE : model;
       const scored = scoreAnswer(prepared.get(e.id)!, name, answers[role]);
-      await insertEvaluationAnswer(t.db, {
+      await insertEvaluationAnswer(db, {
         runId: run!.id,
         role,
         position,
@@ -106,41 +90,22 @@ beforeAll(async () => {
   }
   const summary = summariseStoredAnswers(
     { fine_tuned: model, base: BASE, champion: null },
-    await listEvaluationAnswers(t.db, run!.id),
+    await listEvaluationAnswers(db, run!.id),
   );
   // Ended and charged once, as the evaluator's end does (no hold here: the charge is posted on its own).
-  await t.db.transaction().execute(async (tx) => {
+  await db.transaction().execute(async (tx) => {
     await finishEvaluationRun(tx, fineTuneId, { status: 'succeeded', summary });
     await chargeEvaluationRun(tx, { runId: run!.id, fineTuneId, licenseId: license.id, model: BASE });
   });
 
   // A dataset without a testing file.
-  plainDatasetId = await makeDataset(t.db, license.id, 'ready');
-  await t.db
+  plainDatasetId = await makeDataset(db, license.id, 'ready');
+  await db
     .updateTable('datasets')
     .set({ test_percent: 0, test_examples: 0, test_tokens: 0, test_path: null })
     .where('id', '=', plainDatasetId)
     .execute();
-
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-background-networking',
-      '--no-first-run',
-    ],
-  });
 }, 60_000);
-
-afterAll(async () => {
-  await browser?.close();
-  await app?.close();
-  redis?.disconnect();
-  await t?.drop();
-});
 
 const get = (path: string, headers: Record<string, string> = {}) =>
   fetch(`${base}${path}`, { headers: { authorization: `Bearer ${key}`, ...headers } });
@@ -178,8 +143,10 @@ describe('GET /v1/fine-tunes/:id/evaluation', () => {
     expect(lines.filter((l) => l.includes(',fine_tuned,') && l.includes(',wrong,'))).toHaveLength(1);
   });
 
-  it('says why there is none, and the dataset grid states the evaluation estimate or its absence', async () => {
-    const other = await makeFineTune(t.db, 'lic-evalapi', plainDatasetId, { status: 'succeeded' });
+  it('says why there is none, and the dataset grid states the evaluation estimate or its absence', async ({
+    db,
+  }) => {
+    const other = await makeFineTune(db, 'lic-evalapi', plainDatasetId, { status: 'succeeded' });
     const none = await json(await get(`/v1/fine-tunes/${other}/evaluation`));
     expect(none.status).toBe('none');
     expect(none.reason).toBe('no testing file (testPercent 0): no evaluation');
@@ -202,8 +169,8 @@ describe('GET /v1/fine-tunes/:id/evaluation', () => {
 });
 
 describe('hub evaluation panel', () => {
-  it('shows the table, the verdict and a failing example side by side', async () => {
-    const page = await browser!.newPage();
+  it('shows the table, the verdict and a failing example side by side', async ({ browser }) => {
+    const page = await browser.newPage();
     try {
       await page.goto(`${base}/hub#fine-tune=${fineTuneId}`);
       await page.fill('#license-key', key);

@@ -1,4 +1,3 @@
-import type { ChatProvider } from '@tuneline/api';
 import { worstCase } from '@tuneline/api';
 import { defaultCatalogue } from '@tuneline/dataset';
 import { auditLedger, getBalance } from '@tuneline/ledger';
@@ -6,17 +5,21 @@ import OpenAI from 'openai';
 import { afterAll, describe, expect } from 'vitest';
 import { makeDataset, makeFineTune, makeLicense } from '../api/fixtures.ts';
 import { it, test } from '../support/fixtures.ts';
-import { type GatewayRig, simulatorChatCalls, startRig, trainSimulatorModel } from './support.ts';
+import {
+  type Gate,
+  type GatewayRig,
+  gatedProvider,
+  shutGate,
+  simulatorChatCalls,
+  startRig,
+  trainSimulatorModel,
+} from './support.ts';
 
 // Forwarded calls wait at this gate until the test opens it: every hold is decided before any call
 // settles, so the outcome does not depend on how fast the simulator answers.
-let gate: { open: () => void; wait: Promise<void> };
+let gate: Gate;
 function newGate() {
-  let open!: () => void;
-  const wait = new Promise<void>((r) => {
-    open = r;
-  });
-  gate = { open, wait };
+  gate = shutGate();
 }
 let forwarded = 0;
 
@@ -30,14 +33,10 @@ test.beforeAll(async ({ database, prefix }) => {
   rig = await startRig(
     { database, prefix },
     {
-      wrapProvider: (real: ChatProvider): ChatProvider => ({
-        async chatCompletion(body) {
-          forwarded++;
-          await gate.wait;
-          return real.chatCompletion(body);
-        },
-        streamChatCompletion: (body) => real.streamChatCompletion(body),
-      }),
+      wrapProvider: gatedProvider(
+        () => gate,
+        () => forwarded++,
+      ),
     },
   );
   model = await trainSimulatorModel(rig.sim);

@@ -1,11 +1,9 @@
 // Inference per model in the hub: calls through the gateway show up per day and model, in the table
 // and as bars of the chart (Debian's Chromium driven by playwright-core, like test/api/hub.test.ts).
-import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { type Browser, chromium } from 'playwright-core';
 import { afterAll, describe, expect } from 'vitest';
 import { makeDataset, makeFineTune } from '../api/fixtures.ts';
-import { it, test } from '../support/fixtures.ts';
+import { it, screenshot, signIn, test } from '../support/hub.ts';
 import { type Gateway, INVOICES, startGateway } from './support.ts';
 
 interface ModelUsage {
@@ -19,38 +17,20 @@ interface ModelUsage {
   }>;
 }
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const SCREENSHOT = join(import.meta.dirname, '__screenshots__', 'hub-usage.png');
 
 let gw: Gateway;
-let browser: Browser;
 
 test.beforeAll(async ({ database, prefix }) => {
-  if (!existsSync(CHROMIUM))
-    throw new Error(
-      `Chromium not found at ${CHROMIUM}: install it (apt-get install -y chromium) or set CHROMIUM_PATH`,
-    );
   gw = await startGateway({ database, prefix }, 'openai');
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-background-networking',
-      '--no-first-run',
-    ],
-  });
 });
 
 afterAll(async () => {
-  await browser?.close();
   await gw?.close();
 });
 
 describe('inference by model in the hub', () => {
-  it('shows calls, tokens and credits per day and model, as a table and a chart', async () => {
+  it('shows calls, tokens and credits per day and model, as a table and a chart', async ({ browser }) => {
     // Three calls today through the gateway, on the active model.
     const usage = { prompt: 0, completion: 0 };
     for (const i of [1, 2, 3]) {
@@ -100,10 +80,10 @@ describe('inference by model in the hub', () => {
     }).then((r) => r.json() as Promise<ModelUsage>);
     expect(foreign.days).toEqual([]);
 
-    const page = await browser.newPage({ viewport: { width: 1280, height: 1600 } });
-    await page.goto(`${gw.gatewayUrl}/hub`);
-    await page.getByLabel('License API key').fill(gw.licenseA.key);
-    await page.getByRole('button', { name: 'Sign in' }).click();
+    const page = await signIn(browser, `${gw.gatewayUrl}/hub`, gw.licenseA.key, {
+      width: 1280,
+      height: 1600,
+    });
     const table = page.locator('#model-usage tbody');
     await table.getByText(gw.model).waitFor();
     const rows = await table.locator('tr').allTextContents();
@@ -121,9 +101,7 @@ describe('inference by model in the hub', () => {
     expect(legend).toContain(`${gw.model} 3 calls`);
     const otherTokens = (old.usage!.prompt_tokens + old.usage!.completion_tokens).toLocaleString('en-US');
     expect(legend).toContain(`${other} 1 calls, ${otherTokens} tokens, ${otherTotals.credits} credits`);
-    mkdirSync(join(import.meta.dirname, '__screenshots__'), { recursive: true });
-    await page.screenshot({ path: SCREENSHOT, fullPage: true });
-    expect(statSync(SCREENSHOT).size).toBeGreaterThan(10_000);
+    expect(await screenshot(page, SCREENSHOT)).toBeGreaterThan(10_000);
     await page.close();
   });
 });

@@ -160,6 +160,8 @@ export async function startRig(
     /** A pino logger (the API logs nothing without one). */
     logger?: ApiOptions['logger'];
     rateLimit?: ApiOptions['rateLimit'];
+    /** The gateway's settings (cache TTL, hold commit, prompt count, ...). */
+    gateway?: ApiOptions['gateway'];
   } = {},
 ): Promise<GatewayRig> {
   const redis = createRedis(redisUrl(), 'producer');
@@ -183,6 +185,7 @@ export async function startRig(
     adminKey: ADMIN_KEY,
     ...(opts.logger ? { logger: opts.logger } : {}),
     ...(opts.rateLimit ? { rateLimit: opts.rateLimit } : {}),
+    ...(opts.gateway ? { gateway: opts.gateway } : {}),
   });
   return {
     t,
@@ -197,6 +200,47 @@ export async function startRig(
       redis.disconnect();
     },
   };
+}
+
+/** A gate forwarded calls wait at until the test opens it (a call held there sits between hold and settle). */
+export interface Gate {
+  open(): void;
+  wait: Promise<void>;
+}
+
+export function shutGate(): Gate {
+  let open!: () => void;
+  const wait = new Promise<void>((r) => {
+    open = r;
+  });
+  return { open, wait };
+}
+
+/** For `startRig`'s wrapProvider: non-streamed calls wait at the gate `current()` returns, then go on. */
+export function gatedProvider(current: () => Gate, onForward?: () => void) {
+  return (real: ChatProvider): ChatProvider => ({
+    async chatCompletion(body, opts) {
+      onForward?.();
+      await current().wait;
+      return real.chatCompletion(body, opts);
+    },
+    streamChatCompletion: (body, opts) => real.streamChatCompletion(body, opts),
+  });
+}
+
+/** A license with credits and an active fine-tune on `model`, and the SDK at the gateway with its key. */
+export async function licenseWithModel(
+  rig: GatewayRig,
+  at: { model: string; baseURL: string },
+  id: string,
+  credits = 100_000n,
+) {
+  const lic = await makeLicense(rig.t.db, id, credits);
+  const fineTuneId = await makeFineTune(rig.t.db, lic.id, await makeDataset(rig.t.db, lic.id, 'uploaded'), {
+    model: at.model,
+    active: true,
+  });
+  return { ...lic, fineTuneId, client: new OpenAI({ baseURL: at.baseURL, apiKey: lic.key, maxRetries: 0 }) };
 }
 
 /** Trains a real model at the simulator so the gateway has something to serve. */

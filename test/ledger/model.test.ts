@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import type { Db } from '@tuneline/db';
 import {
   auditLedger,
   getBalance,
@@ -12,8 +13,7 @@ import {
 } from '@tuneline/ledger';
 import fc from 'fast-check';
 import { expect } from 'vitest';
-import type { TestDatabase } from '../support/context.ts';
-import { it, test } from '../support/fixtures.ts';
+import { it } from '../support/fixtures.ts';
 
 /**
  * Model-based test: random sequences of grant, reserve, post (under, exact, over the reservation),
@@ -21,11 +21,6 @@ import { it, test } from '../support/fixtures.ts';
  * against a tiny in-memory model of the rules. Every outcome must match the model, and after each
  * sequence the balances match and the auditor finds nothing.
  */
-
-let t: TestDatabase;
-test.beforeAll(async ({ database }) => {
-  t = database;
-});
 
 type AbstractOp =
   | { type: 'grant'; grant: number; license: number; amount: number }
@@ -132,9 +127,9 @@ class Model {
   }
 }
 
-async function runReal(op: Op): Promise<Outcome> {
+async function runReal(db: Db, op: Op): Promise<Outcome> {
   try {
-    const value = await t.db.transaction().execute(async (tx) => {
+    const value = await db.transaction().execute(async (tx) => {
       switch (op.type) {
         case 'grant':
           return grantCredits(tx, op);
@@ -200,7 +195,7 @@ function target(model: Model, fineTunes: string[], ft: number, ghost: boolean): 
   return reserved[ft % reserved.length] as string;
 }
 
-it('random operation sequences match the model and always pass the audit', async () => {
+it('random operation sequences match the model and always pass the audit', async ({ db }) => {
   await fc.assert(
     fc.asyncProperty(fc.array(abstractOp, { minLength: 15, maxLength: 40 }), async (ops) => {
       // Fresh ids per sequence: each run starts from empty accounts.
@@ -253,7 +248,7 @@ it('random operation sequences match the model and always pass the audit', async
         }
         history.push(op);
         const expected = model.apply(op);
-        const actual = await runReal(op);
+        const actual = await runReal(db, op);
         expect(
           actual,
           JSON.stringify(op, (_, v) => (typeof v === 'bigint' ? `${v}n` : v)),
@@ -261,17 +256,17 @@ it('random operation sequences match the model and always pass the audit', async
       }
       for (const licenseId of licenses) {
         const a = model.accounts.get(licenseId) ?? { posted: 0n, pending: 0n, blocked: false };
-        expect(await getBalance(t.db, licenseId)).toEqual({
+        expect(await getBalance(db, licenseId)).toEqual({
           posted: a.posted,
           pending: a.pending,
           available: a.posted - a.pending,
           overageBlocked: a.blocked,
         });
-        const log = await usageLog(t.db, licenseId);
+        const log = await usageLog(db, licenseId);
         const last = log.at(-1);
         expect(last ? [last.posted, last.available] : [0n, 0n]).toEqual([a.posted, a.posted - a.pending]);
       }
-      expect((await auditLedger(t.db)).violations).toEqual([]);
+      expect((await auditLedger(db)).violations).toEqual([]);
     }),
     { numRuns: 50 },
   );

@@ -10,31 +10,18 @@ import {
   loadCatalogue,
 } from '@tuneline/dataset';
 import OpenAI from 'openai';
-import { afterAll, describe, expect } from 'vitest';
-import { api } from '../aliases/support.ts';
+import { describe, expect } from 'vitest';
 import { makeDataset } from '../api/fixtures.ts';
 import { request } from '../api/support.ts';
 import { invoices, settings, tempStorage } from '../dataset/fixtures.ts';
-import { type Gateway, startGateway } from '../gateway/support.ts';
-import { it, test } from '../support/fixtures.ts';
+import { it } from '../support/fixtures.ts';
+import { ASK, MINI, useDatedGateway } from './support.ts';
 
 /** Catalogue dates (issue 21.2) judged by one injectable clock (21.5): refusals, 410s, the API's views. */
 
-const MINI = 'gpt-4o-mini-2024-07-18';
 const clock = fixedClock('2026-12-01T12:00:00Z');
-let gw: Gateway;
-
-test.beforeAll(async ({ database, prefix }) => {
-  gw = await startGateway({ database, prefix }, 'openai', { clock });
-}, 60_000);
-
-afterAll(async () => {
-  await gw?.close();
-});
-
-const callA = (method: string, path: string, body?: unknown) =>
-  api(gw.gatewayUrl, gw.licenseA.key, method, path, body);
-const ask = { messages: [{ role: 'user' as const, content: 'INVOICE 1001\nSupplier: Acme' }] };
+const dated = useDatedGateway(clock);
+const { callA } = dated;
 
 describe('catalogue lifecycle dates', () => {
   it("carries OpenAI's published dates, the legacy shutdownDate as trainingClosesAt, and overrides", () => {
@@ -100,47 +87,54 @@ describe('catalogue lifecycle dates', () => {
   });
 
   it('shows the dates on fine-tunes and active models', async () => {
-    const ft = await callA('GET', `/v1/fine-tunes/${gw.fineTuneId}`);
+    const ft = await callA('GET', `/v1/fine-tunes/${dated.gw.fineTuneId}`);
     expect(ft.json.lifecycle).toMatchObject({
       trainingClosesAt: '2027-01-06',
       shutdownAt: '2027-01-14',
       successor: `azure:${MINI}`,
     });
     const active = await callA('GET', '/v1/models/active');
-    expect(active.json.data[0]).toMatchObject({ model: gw.model, lifecycle: { shutdownAt: '2027-01-14' } });
+    expect(active.json.data[0]).toMatchObject({
+      model: dated.gw.model,
+      lifecycle: { shutdownAt: '2027-01-14' },
+    });
   });
 
   it('past trainingClosesAt: requests and fine-tunes are refused at once, naming the successor', async () => {
-    const uploaded = await makeDataset(gw.t.db, gw.licenseA.id, 'uploaded');
+    const uploaded = await makeDataset(dated.gw.t.db, dated.gw.licenseA.id, 'uploaded');
     clock.set('2027-01-06T00:00:01Z');
     const req = await callA('POST', '/v1/fine-tune-requests', request('closed-1'));
     expect(req.status).toBe(400);
     expect(req.json.error.message).toContain(`successor: azure:${MINI}`);
     const ft = await callA('POST', `/v1/datasets/${uploaded}/fine-tunes`, { description: 'late' });
     expect(ft.status).toBe(409);
-    expect(ft.json.error.message).toMatch(/takes no new fine-tuning jobs since 2027-01-06/);
+    expect(ft.json.error.message).toMatch(/takes no new fine-tuning jobs at openai since 2027-01-06/);
     // Serving goes on until the shutdown.
-    expect((await gw.client.chat.completions.create({ model: gw.model, ...ask })).model).toBe(gw.model);
+    expect((await dated.gw.client.chat.completions.create({ model: dated.gw.model, ...ASK })).model).toBe(
+      dated.gw.model,
+    );
     clock.set('2026-12-01T12:00:00Z');
     expect((await callA('POST', '/v1/fine-tune-requests', request('open-1'))).status).toBe(202);
   });
 
   it('past shutdownAt: the gateway answers 410 naming the successor, for ft: names and aliases', async () => {
-    expect((await callA('POST', '/v1/aliases/invoices', { fineTuneId: gw.fineTuneId })).status).toBe(200);
+    expect((await callA('POST', '/v1/aliases/invoices', { fineTuneId: dated.gw.fineTuneId })).status).toBe(
+      200,
+    );
     clock.set('2027-01-14T00:00:00Z');
-    for (const model of [gw.model, 'invoices']) {
-      const err = await gw.client.chat.completions.create({ model, ...ask }).catch((e: unknown) => e);
+    for (const model of [dated.gw.model, 'invoices']) {
+      const err = await dated.gw.client.chat.completions.create({ model, ...ASK }).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(OpenAI.APIError);
       const e = err as InstanceType<typeof OpenAI.APIError>;
       expect(e.status).toBe(410);
       expect(e.code).toBe('model_shut_down');
       expect(e.message).toContain(`successor: azure:${MINI}`);
-      expect(e.message).toContain(gw.model);
+      expect(e.message).toContain(dated.gw.model);
     }
     // Nothing was forwarded to the provider for a shut-down model.
-    expect(gw.sim.admin.chatRequests()).toHaveLength(1);
+    expect(dated.gw.sim.admin.chatRequests()).toHaveLength(1);
     // Nor can an alias be pointed at it any more; the alias shows the dates.
-    const again = await callA('POST', '/v1/aliases/other', { fineTuneId: gw.fineTuneId });
+    const again = await callA('POST', '/v1/aliases/other', { fineTuneId: dated.gw.fineTuneId });
     expect(again.status).toBe(409);
     expect(again.json.error.message).toContain(`successor: azure:${MINI}`);
     expect((await callA('GET', '/v1/aliases/invoices')).json.lifecycle).toMatchObject({

@@ -291,7 +291,7 @@ describe('notifier stage against a loopback SMTP server', () => {
       await mailer.send(
         outcomeEmail(
           (await getNotification(t.db, n.id))!,
-          (await getFineTune(t.db, n.fine_tune_id))!,
+          (await getFineTune(t.db, n.fine_tune_id ?? ''))!,
           { posted: 0n, pending: 0n, available: 0n, overageBlocked: false },
           FROM,
         ),

@@ -4,16 +4,19 @@
 import {
   AzureDeployments,
   azureCredentialFromEnv,
+  azureDeploymentName,
+  azureManagementFromEnv,
   createProvider,
+  DEPLOYMENT_PROVISIONING_STATES,
   deploymentState,
   ProviderError,
   providerEnvSchema,
   staticTokenCredential,
 } from '@tuneline/provider';
 import { type RunningSimulator, startSimulator } from '@tuneline/simulator';
-import OpenAI, { toFile } from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitFor } from '../support/context.ts';
+import { trainSimulatorModel } from '../support/simulator-models.ts';
 
 let sim: RunningSimulator;
 let deployments: AzureDeployments;
@@ -29,29 +32,13 @@ beforeAll(async () => {
     endpoint: sim.baseUrl,
     pollIntervalMs: 20,
   });
-  const client = new OpenAI({ baseURL: sim.url, apiKey: sim.apiKey });
-  const lines = Array.from({ length: 10 }, (_, i) =>
-    JSON.stringify({
-      messages: [
-        { role: 'user', content: `Invoice ${i} total ${i}.00` },
-        { role: 'assistant', content: JSON.stringify({ total: i }) },
-      ],
-    }),
-  ).join('\n');
-  const file = await client.files.create({
-    file: await toFile(Buffer.from(lines), 'd.jsonl'),
-    purpose: 'fine-tune',
+  model = await trainSimulatorModel(sim, {
+    suffix: 'azure',
+    examples: Array.from({ length: 10 }, (_, i) => [
+      { role: 'user', content: `Invoice ${i} total ${i}.00` },
+      { role: 'assistant', content: JSON.stringify({ total: i }) },
+    ]),
   });
-  await waitFor(async () => (await client.files.retrieve(file.id)).status === 'processed', 10_000, 'file');
-  const job = await client.fineTuning.jobs.create({
-    model: 'gpt-4o-mini-2024-07-18',
-    training_file: file.id,
-  });
-  model = await waitFor(
-    async () => (await client.fineTuning.jobs.retrieve(job.id)).fine_tuned_model ?? undefined,
-    15_000,
-    'a fine-tuned model',
-  );
 });
 
 afterAll(async () => {
@@ -59,13 +46,59 @@ afterAll(async () => {
 });
 
 describe('azure deployments', () => {
-  it('maps provisioning states to deploying / active / failed, and refuses unknown ones', () => {
+  it('maps provisioning states to deploying / active / deleting / failed, and refuses unknown ones', () => {
+    // Every value of the SDK's KnownDeploymentProvisioningState (8.1), plus ARM's Updating.
+    const known = [
+      'Accepted',
+      'Creating',
+      'Deleting',
+      'Moving',
+      'Failed',
+      'Succeeded',
+      'Disabled',
+      'Canceled',
+    ];
+    for (const s of known) expect(Object.hasOwn(DEPLOYMENT_PROVISIONING_STATES, s)).toBe(true);
     expect(deploymentState('Creating')).toBe('deploying');
     expect(deploymentState('Accepted')).toBe('deploying');
+    expect(deploymentState('Updating')).toBe('deploying');
     expect(deploymentState('Succeeded')).toBe('active');
+    expect(deploymentState('Deleting')).toBe('deleting');
     expect(deploymentState('Failed')).toBe('failed');
+    expect(deploymentState('Disabled')).toBe('failed');
     expect(() => deploymentState('Hibernating')).toThrow(ProviderError);
     expect(() => deploymentState(undefined)).toThrow(/unknown deployment provisioning state/);
+  });
+
+  it('starts a deployment without waiting: a worker follows it from deploying to active', async () => {
+    const name = azureDeploymentName('00000000-0000-4000-8000-000000000001');
+    expect(name).toMatch(/^[A-Za-z0-9._-]{2,64}$/);
+    try {
+      await deployments.start(name, model);
+      // The PUT was accepted: the deployment exists, provisioning (Creating) or already done.
+      expect(['deploying', 'active']).toContain((await deployments.get(name))?.state);
+      await waitFor(async () => (await deployments.get(name))?.state === 'active', 10_000, 'active');
+      // Starting again (a retried worker) is the same deployment.
+      await deployments.start(name, model);
+      expect(sim.admin.azureDeployments().filter((d) => d.name === name)).toHaveLength(1);
+    } finally {
+      await deployments.remove(name);
+    }
+  });
+
+  it('takes the ARM account from env, naming what is missing', () => {
+    const parse = (env: Record<string, string>) => azureManagementFromEnv(providerEnvSchema.parse(env));
+    const azure = { AZURE_OPENAI_ENDPOINT: 'https://acme-aoai.openai.azure.com/', AZURE_OPENAI_API_KEY: 'k' };
+    const missing = parse(azure);
+    expect(missing.ok).toBe(false);
+    if (!missing.ok)
+      expect(missing.problem).toMatch(/AZURE_SUBSCRIPTION_ID, AZURE_RESOURCE_GROUP$|AZURE_RESOURCE_GROUP \(/);
+    const full = parse({ ...azure, AZURE_SUBSCRIPTION_ID: 's', AZURE_RESOURCE_GROUP: 'rg' });
+    expect(full.ok && full.settings.accountName).toBe('acme-aoai');
+    const openaiOnly = parse({ OPENAI_API_KEY: 'sk' });
+    expect(!openaiOnly.ok && openaiOnly.problem).toMatch(/AZURE_OPENAI_ENDPOINT/);
+    const simulator = parse({ SIMULATOR_URL: 'http://127.0.0.1:4010/v1' });
+    expect(simulator.ok && simulator.settings.endpoint).toBe('http://127.0.0.1:4010');
   });
 
   it('deploys a fine-tune, waits until active, serves it by deployment name, and deletes it', async () => {

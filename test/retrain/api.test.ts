@@ -1,35 +1,21 @@
-import { buildApi } from '@tuneline/api';
-import { defaultCatalogue } from '@tuneline/dataset';
 import { checkTrainingProfile } from '@tuneline/dataset-builder/retrain';
-import { createRedis } from '@tuneline/runtime';
 import { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
 import { afterAll, describe, expect } from 'vitest';
 import { makeLicense } from '../api/fixtures.ts';
-import { redisUrl, type TestDatabase } from '../support/context.ts';
+import { type ApiUnderTest, startApi } from '../support/api-app.ts';
 import { it, test } from '../support/fixtures.ts';
 import { builderDeps, ingest, invoice } from './support.ts';
 
 // biome-ignore lint/suspicious/noExplicitAny: tests read arbitrary response JSON
 type AnyJson = any;
 
-let t: TestDatabase;
-let redis: Redis;
-let prefix: string;
-let app: Awaited<ReturnType<typeof buildApi>>;
+let api: ApiUnderTest;
 let env: ReturnType<typeof builderDeps>;
 let a: { id: string; key: string };
 let b: { id: string; key: string };
 
-async function call(method: 'GET' | 'POST', url: string, key: string, payload?: unknown) {
-  const res = await app.inject({
-    method,
-    url,
-    headers: { authorization: `Bearer ${key}` },
-    ...(payload !== undefined ? { payload: payload as object } : {}),
-  });
-  return { status: res.statusCode, json: res.json() as AnyJson };
-}
+const call = (method: 'GET' | 'POST', url: string, key: string, payload?: unknown) =>
+  api.call(method, url, key, payload);
 
 const profile = (over: Record<string, unknown> = {}) => ({
   name: 'invoices',
@@ -44,19 +30,15 @@ const profile = (over: Record<string, unknown> = {}) => ({
   ...over,
 });
 
-test.beforeAll(async ({ database, prefix: ownPrefix }) => {
-  t = database;
-  redis = createRedis(redisUrl(), 'producer');
-  prefix = ownPrefix;
-  app = await buildApi({ db: t.db, redis, queuePrefix: prefix, catalogue: defaultCatalogue });
-  env = builderDeps(t.db);
-  a = await makeLicense(t.db, 'prof-a');
-  b = await makeLicense(t.db, 'prof-b');
+test.beforeAll(async ({ db, prefix }) => {
+  api = await startApi(db, prefix);
+  env = builderDeps(db);
+  a = await makeLicense(db, 'prof-a');
+  b = await makeLicense(db, 'prof-b');
 });
 
 afterAll(async () => {
-  await app?.close();
-  redis?.disconnect();
+  await api?.close();
   env?.cleanup();
 });
 
@@ -107,9 +89,13 @@ describe('training profiles API', () => {
     expect(promotion.json.error.fields[0].field).toBe('policy.promotion');
   });
 
-  it('queues a manual re-train, whose decision and version the profile then shows', async () => {
+  it('queues a manual re-train, whose decision and version the profile then shows', async ({
+    db,
+    redis,
+    prefix,
+  }) => {
     await ingest(
-      t.db,
+      db,
       'prof-a',
       Array.from({ length: 30 }, (_, i) => invoice(`m${i}`)),
     );

@@ -8,8 +8,17 @@ import {
 } from '@tuneline/contracts';
 import { defaultCatalogue, LocalFileStorage } from '@tuneline/dataset';
 import type { DatasetBuilderDeps } from '@tuneline/dataset-builder';
-import { type Db, type OutboxRow, relayOutbox, saveTrainingProfile, storeDocuments } from '@tuneline/db';
+import { versionRequestId } from '@tuneline/dataset-builder/retrain';
+import {
+  type Db,
+  insertProfileVersion,
+  type OutboxRow,
+  relayOutbox,
+  saveTrainingProfile,
+  storeDocuments,
+} from '@tuneline/db';
 import { createLogger } from '@tuneline/runtime';
+import { makeDataset, makeFineTune } from '../api/fixtures.ts';
 
 /** The dataset-builder's dependencies over a temp storage dir. */
 export function builderDeps(db: Db): { deps: DatasetBuilderDeps; storageDir: string; cleanup(): void } {
@@ -87,4 +96,46 @@ export function idsInFile(storageDir: string, key: string | null): string[] {
       if (!match?.[1]) throw new Error(`no document id in ${line.slice(0, 80)}`);
       return match[1];
     });
+}
+
+/**
+ * Version `version` of a saved profile as the pipeline leaves it once trained: its request row (the
+ * version's request id), a dataset (the testing file at `testPath`), a succeeded, available fine-tune of
+ * `model` (inactive) and the `profile_versions` row. Returns the fine-tune and dataset ids.
+ */
+export async function seedTrainedVersion(
+  db: Db,
+  profile: { id: string; licenseId: string; name: string },
+  version: number,
+  opts: { model?: string; testPath?: string; status?: 'running' | 'succeeded' } = {},
+): Promise<{ fineTuneId: string; datasetId: string }> {
+  const datasetId = await makeDataset(db, profile.licenseId, 'uploaded');
+  const requestId = versionRequestId(profile.name, version);
+  const dataset = await db
+    .updateTable('datasets')
+    .set({ test_path: opts.testPath ?? 'test.jsonl' })
+    .where('id', '=', datasetId)
+    .returning('request_row_id')
+    .executeTakeFirstOrThrow();
+  await db
+    .updateTable('fine_tune_requests')
+    .set({ request_id: requestId })
+    .where('id', '=', dataset.request_row_id)
+    .execute();
+  const fineTuneId = await makeFineTune(db, profile.licenseId, datasetId, {
+    ...(opts.model ? { model: opts.model } : {}),
+    ...(opts.status ? { status: opts.status } : {}),
+  });
+  await insertProfileVersion(db, {
+    profileId: profile.id,
+    version,
+    requestId,
+    trigger: 'policy',
+    documents: 60,
+    added: 60,
+    removed: 0,
+    changeSeq: BigInt(version * 100),
+    estimatedCredits: 100n,
+  });
+  return { fineTuneId, datasetId };
 }

@@ -20,13 +20,13 @@ describe("a service's stages against the queue catalogue", () => {
   });
 
   it('name a missing queue, a queue declared twice, and one that belongs to another service', () => {
-    expect(stageCatalogueProblems('poller', [])).toEqual([
-      'the catalogue gives it "finetune-poll", but it declares no stage for it',
+    expect(stageCatalogueProblems('trainer', [])).toEqual([
+      'the catalogue gives it "finetune-create", but it declares no stage for it',
     ]);
-    expect(stageCatalogueProblems('poller', ['finetune-poll', 'finetune-poll'])).toEqual([
-      'it declares a stage for "finetune-poll" more than once',
+    expect(stageCatalogueProblems('trainer', ['finetune-create', 'finetune-create'])).toEqual([
+      'it declares a stage for "finetune-create" more than once',
     ]);
-    expect(stageCatalogueProblems('poller', ['finetune-poll', 'billing-settle'])).toEqual([
+    expect(stageCatalogueProblems('trainer', ['finetune-create', 'billing-settle'])).toEqual([
       'it declares a stage for "billing-settle", which the catalogue gives to "billing"',
     ]);
     expect(stageCatalogueProblems('promoter', ['promote'])).toEqual([

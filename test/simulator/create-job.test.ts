@@ -1,38 +1,28 @@
 // The checks of a create-fine-tuning-job request (job-request.ts and the state lookups it asks), through
 // the SDK: each bad parameter is refused with a 400 naming it, in OpenAI's order of checks.
-import OpenAI, { BadRequestError, toFile } from 'openai';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BadRequestError, toFile } from 'openai';
+import { beforeAll, describe, expect, it } from 'vitest';
 import {
   invoiceExamples,
   loadConformanceChecker,
-  type RecordingSimulator,
+  sdkClient,
+  simulatorForFile,
   startRecordingSimulator,
   toJsonl,
-  waitForFileProcessed,
+  uploadTrainingFile,
   waitForJob,
 } from './support.ts';
 
-let sim: RecordingSimulator;
-let client: OpenAI;
+const sim = simulatorForFile({ seed: 5, speed: 2000 });
 let trainingFile: string;
 
 beforeAll(async () => {
-  sim = await startRecordingSimulator({ seed: 5, speed: 2000 });
-  client = new OpenAI({ baseURL: sim.url, apiKey: 'sk-sim', maxRetries: 0 });
-  const file = await client.files.create({
-    file: await toFile(Buffer.from(toJsonl(invoiceExamples(12))), 'train.jsonl'),
-    purpose: 'fine-tune',
-  });
-  await waitForFileProcessed(client, file.id);
-  trainingFile = file.id;
-});
-afterAll(async () => {
-  await sim?.close();
+  trainingFile = await uploadTrainingFile(sim.client, toJsonl(invoiceExamples(12)), 'train.jsonl');
 });
 
 /** The 400 a create request gets: its param and code. */
 async function refusal(body: Record<string, unknown>) {
-  const err = await client.fineTuning.jobs
+  const err = await sim.client.fineTuning.jobs
     .create({ model: 'gpt-4o-mini-2024-07-18', training_file: trainingFile, ...body } as never)
     .then(
       () => undefined,
@@ -116,7 +106,7 @@ describe('create job: each parameter is checked', () => {
   it('refuses a file still being processed and one of another purpose', async () => {
     const slow = await startRecordingSimulator({ seed: 6, speed: 1 });
     try {
-      const slowClient = new OpenAI({ baseURL: slow.url, apiKey: 'sk-sim', maxRetries: 0 });
+      const slowClient = sdkClient(slow);
       const file = await slowClient.files.create({
         file: await toFile(Buffer.from(toJsonl(invoiceExamples(12))), 'train.jsonl'),
         purpose: 'fine-tune',
@@ -130,9 +120,13 @@ describe('create job: each parameter is checked', () => {
     }
     // The only other purpose a file here has: a finished job's result file.
     const done = await waitForJob(
-      client,
-      (await client.fineTuning.jobs.create({ model: 'gpt-4o-mini-2024-07-18', training_file: trainingFile }))
-        .id,
+      sim.client,
+      (
+        await sim.client.fineTuning.jobs.create({
+          model: 'gpt-4o-mini-2024-07-18',
+          training_file: trainingFile,
+        })
+      ).id,
     );
     expect(done.status).toBe('succeeded');
     expect(await refusal({ training_file: done.result_files[0] })).toMatchObject({

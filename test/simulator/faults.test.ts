@@ -1,14 +1,8 @@
 // Seeded fault injection: reproducible sequences, 429s with Retry-After, 500s, dropped connections and
 // "lost response" creates where the job exists although the client saw an error.
-import OpenAI, { toFile } from 'openai';
+import OpenAI from 'openai';
 import { describe, expect, it } from 'vitest';
-import {
-  invoiceExamples,
-  loadConformanceChecker,
-  startRecordingSimulator,
-  toJsonl,
-  waitForFileProcessed,
-} from './support.ts';
+import { loadConformanceChecker, sdkClient, startRecordingSimulator, uploadTrainingFile } from './support.ts';
 
 /** Outcome of each of `n` plain requests: an HTTP status, or 'drop' for a dropped connection. */
 async function requestSequence(url: string, n: number): Promise<Array<number | 'drop'>> {
@@ -73,7 +67,7 @@ describe('fault injection', () => {
   it('answers 429 with Retry-After and x-ratelimit headers in the OpenAI envelope', async () => {
     const sim = await startRecordingSimulator({ faults: { rate429: 1, retryAfterSeconds: 7 } });
     try {
-      const client = new OpenAI({ baseURL: sim.url, apiKey: 'sk-sim', maxRetries: 0 });
+      const client = sdkClient(sim);
       const err = (await client.models.list().catch((e: unknown) => e)) as InstanceType<
         typeof OpenAI.RateLimitError
       >;
@@ -91,7 +85,7 @@ describe('fault injection', () => {
   it('drops connections (the SDK sees a connection error)', async () => {
     const sim = await startRecordingSimulator({ faults: { dropRate: 1 } });
     try {
-      const client = new OpenAI({ baseURL: sim.url, apiKey: 'sk-sim', maxRetries: 0 });
+      const client = sdkClient(sim);
       expect(await client.models.list().catch((e: unknown) => e)).toBeInstanceOf(OpenAI.APIConnectionError);
     } finally {
       await sim.close();
@@ -101,17 +95,13 @@ describe('fault injection', () => {
   it.each(['500', 'drop'] as const)('creates the job but loses the answer (%s)', async (mode) => {
     const sim = await startRecordingSimulator({ seed: 8 });
     try {
-      const client = new OpenAI({ baseURL: sim.url, apiKey: 'sk-sim', maxRetries: 0 });
-      const file = await client.files.create({
-        file: await toFile(Buffer.from(toJsonl(invoiceExamples(12))), 't.jsonl'),
-        purpose: 'fine-tune',
-      });
-      await waitForFileProcessed(client, file.id);
+      const client = sdkClient(sim);
+      const training_file = await uploadTrainingFile(client);
       sim.admin.setFaults({ lostCreateRate: 1, lostCreateMode: mode });
       const err = await client.fineTuning.jobs
         .create({
           model: 'gpt-4o-mini-2024-07-18',
-          training_file: file.id,
+          training_file,
           metadata: { fine_tune_id: 'ft-lost' },
         })
         .catch((e: unknown) => e);
@@ -132,15 +122,11 @@ describe('determinism', () => {
     const run = async (seed: number) => {
       const sim = await startRecordingSimulator({ seed, speed: 2000 });
       try {
-        const client = new OpenAI({ baseURL: sim.url, apiKey: 'sk-sim', maxRetries: 0 });
-        const file = await client.files.create({
-          file: await toFile(Buffer.from(toJsonl(invoiceExamples(12))), 't.jsonl'),
-          purpose: 'fine-tune',
-        });
-        await waitForFileProcessed(client, file.id);
+        const client = sdkClient(sim);
+        const training_file = await uploadTrainingFile(client);
         const job = await client.fineTuning.jobs.create({
           model: 'gpt-4o-mini-2024-07-18',
-          training_file: file.id,
+          training_file,
           suffix: 'd',
         });
         let done = job;
@@ -153,7 +139,7 @@ describe('determinism', () => {
         );
         const checkpoints = (await client.fineTuning.jobs.checkpoints.list(job.id)).data.map((c) => c.id);
         return {
-          file: file.id,
+          file: training_file,
           job: job.id,
           seed: done.seed,
           model: done.fine_tuned_model,

@@ -3,38 +3,23 @@
 import { resolveAutoEpochs } from '@tuneline/simulator';
 import { encode as encodeCl100k } from 'gpt-tokenizer/encoding/cl100k_base';
 import { encode as encodeO200k } from 'gpt-tokenizer/encoding/o200k_base';
-import OpenAI, { toFile } from 'openai';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import OpenAI from 'openai';
+import { describe, expect, it } from 'vitest';
 import {
   invoiceExamples,
   loadConformanceChecker,
-  type RecordingSimulator,
+  sdkClient,
+  simulatorForFile,
   sleep,
   startRecordingSimulator,
   toJsonl,
-  waitForFileProcessed,
+  uploadTrainingFile,
   waitForJob,
 } from './support.ts';
 
-let sim: RecordingSimulator;
-let client: OpenAI;
+const sim = simulatorForFile({ seed: 3, speed: 2000 });
 
-beforeAll(async () => {
-  sim = await startRecordingSimulator({ seed: 3, speed: 2000 });
-  client = new OpenAI({ baseURL: sim.url, apiKey: 'sk-sim', maxRetries: 0 });
-});
-afterAll(async () => {
-  await sim?.close();
-});
-
-async function upload(content: string, name = 'train.jsonl'): Promise<string> {
-  const file = await client.files.create({
-    file: await toFile(Buffer.from(content), name),
-    purpose: 'fine-tune',
-  });
-  await waitForFileProcessed(client, file.id);
-  return file.id;
-}
+const upload = (content: string, name = 'train.jsonl') => uploadTrainingFile(sim.client, content, name);
 
 async function runJob(
   content: string,
@@ -42,8 +27,8 @@ async function runJob(
   extra: Record<string, unknown> = {},
 ) {
   const training_file = await upload(content);
-  const job = await client.fineTuning.jobs.create({ model, training_file, ...extra });
-  return waitForJob(client, job.id);
+  const job = await sim.client.fineTuning.jobs.create({ model, training_file, ...extra });
+  return waitForJob(sim.client, job.id);
 }
 
 const line = (messages: unknown[], more: Record<string, unknown> = {}) =>
@@ -150,7 +135,7 @@ describe('training-file validation', () => {
     expect(job.error!.message).toMatch(message);
     expect(job.trained_tokens).toBeNull();
     expect(job.fine_tuned_model).toBeNull();
-    const events = await client.fineTuning.jobs.listEvents(job.id);
+    const events = await sim.client.fineTuning.jobs.listEvents(job.id);
     expect(events.data[0]).toMatchObject({ level: 'error', message: job.error!.message });
   });
 
@@ -174,12 +159,12 @@ describe('validation file', () => {
       `${good(1)}\n${line([{ role: 'user', content: 'q' }])}\n`,
       'valid.jsonl',
     );
-    const job = await client.fineTuning.jobs.create({
+    const job = await sim.client.fineTuning.jobs.create({
       model: 'gpt-4o-mini-2024-07-18',
       training_file,
       validation_file,
     });
-    const done = await waitForJob(client, job.id);
+    const done = await waitForJob(sim.client, job.id);
     expect(done.status).toBe('failed');
     expect(done.error).toMatchObject({ code: 'invalid_validation_file', param: 'validation_file' });
     expect(done.error!.message).toMatch(/Example 2 \(line 2\) has no assistant message/);
@@ -188,13 +173,13 @@ describe('validation file', () => {
   it('reports validation metrics in checkpoints when a valid validation file is given', async () => {
     const training_file = await upload(toJsonl(invoiceExamples(12)));
     const validation_file = await upload(toJsonl(invoiceExamples(3)), 'valid.jsonl');
-    const job = await client.fineTuning.jobs.create({
+    const job = await sim.client.fineTuning.jobs.create({
       model: 'gpt-4o-mini-2024-07-18',
       training_file,
       validation_file,
     });
-    expect((await waitForJob(client, job.id)).status).toBe('succeeded');
-    const checkpoints = await client.fineTuning.jobs.checkpoints.list(job.id);
+    expect((await waitForJob(sim.client, job.id)).status).toBe('succeeded');
+    const checkpoints = await sim.client.fineTuning.jobs.checkpoints.list(job.id);
     expect(checkpoints.data[0]!.metrics.valid_loss).toBeGreaterThan(0);
   });
 });
@@ -257,14 +242,14 @@ describe('job endings', () => {
 
   it('ends a job through the admin endpoint', async () => {
     const training_file = await upload(toJsonl(invoiceExamples(12)));
-    const job = await client.fineTuning.jobs.create({ model: 'gpt-4o-mini-2024-07-18', training_file });
+    const job = await sim.client.fineTuning.jobs.create({ model: 'gpt-4o-mini-2024-07-18', training_file });
     const res = await fetch(`${sim.baseUrl}/_sim/jobs/${job.id}/outcome`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ outcome: 'fail' }),
     });
     expect(res.status).toBe(200);
-    expect(await client.fineTuning.jobs.retrieve(job.id)).toMatchObject({
+    expect(await sim.client.fineTuning.jobs.retrieve(job.id)).toMatchObject({
       status: 'failed',
       error: { code: 'simulated_failure' },
     });
@@ -274,13 +259,11 @@ describe('job endings', () => {
     // A slower simulator so the test reliably sees the running phase.
     const slow = await startRecordingSimulator({ seed: 5, speed: 100 });
     try {
-      const c = new OpenAI({ baseURL: slow.url, apiKey: 'sk-sim', maxRetries: 0 });
-      const file = await c.files.create({
-        file: await toFile(Buffer.from(toJsonl(invoiceExamples(12))), 't.jsonl'),
-        purpose: 'fine-tune',
+      const c = sdkClient(slow);
+      const job = await c.fineTuning.jobs.create({
+        model: 'gpt-4o-mini-2024-07-18',
+        training_file: await uploadTrainingFile(c),
       });
-      await waitForFileProcessed(c, file.id);
-      const job = await c.fineTuning.jobs.create({ model: 'gpt-4o-mini-2024-07-18', training_file: file.id });
       const running = await waitForJob(c, job.id, ['running']);
       expect(running.estimated_finish).toBeGreaterThanOrEqual(running.created_at);
       const paused = await c.fineTuning.jobs.pause(job.id);

@@ -3,9 +3,9 @@
 // Everything goes through the official SDK over HTTP; answers are scored with the evaluation library.
 import { invoiceModelConfig } from '@tuneline/devstack';
 import { compareModels, type ScoredRows, scoreAnswers, summarise } from '@tuneline/evaluation';
-import { BASE_INVALID_JSON_RATE, type RunningSimulator, startSimulator } from '@tuneline/simulator';
-import OpenAI, { toFile } from 'openai';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BASE_INVALID_JSON_RATE, startSimulator } from '@tuneline/simulator';
+import type OpenAI from 'openai';
+import { describe, expect, it } from 'vitest';
 import {
   BASE_MODEL as BASE,
   demoSplit,
@@ -13,39 +13,23 @@ import {
   heldOutInvoices,
   trainingJsonl,
 } from '../evaluation/invoice-examples.ts';
-import { waitForFileProcessed, waitForJob } from './support.ts';
+import { sdkClient, simulatorForFile, uploadTrainingFile, waitForJob } from './support.ts';
 
 // The demo's documents and split: 60 invoices, 20% held out → 48 training examples, 12 test examples.
 const { training, test: demoTest } = demoSplit();
 // More documents the training file never contained, for tighter intervals.
 const heldOut = heldOutInvoices(200, 77, 'held');
 
-let sim: RunningSimulator;
-let client: OpenAI;
+const sim = simulatorForFile({ seed: 11, speed: 100_000 });
 
-beforeAll(async () => {
-  sim = await startSimulator({ seed: 11, speed: 100_000 });
-  client = new OpenAI({ baseURL: sim.url, apiKey: 'sk-sim', maxRetries: 0 });
-});
-afterAll(async () => {
-  await sim?.close();
-});
-
-async function upload(c: OpenAI, examples: Example[]): Promise<string> {
-  const jsonl = trainingJsonl(examples);
-  const file = await c.files.create({
-    file: await toFile(Buffer.from(jsonl), 'train.jsonl'),
-    purpose: 'fine-tune',
-  });
-  await waitForFileProcessed(c, file.id);
-  return file.id;
-}
+const upload = (c: OpenAI, examples: Example[]) =>
+  uploadTrainingFile(c, trainingJsonl(examples), 'train.jsonl');
 
 async function fineTune(
   examples: Example[],
   opts: { epochs?: number; seed: number; validation?: Example[]; c?: OpenAI },
 ): Promise<string> {
-  const c = opts.c ?? client;
+  const c = opts.c ?? sim.client;
   const job = await c.fineTuning.jobs.create({
     model: BASE,
     training_file: await upload(c, examples),
@@ -59,7 +43,7 @@ async function fineTune(
 }
 
 /** The model's answers to the examples, eight calls at a time. */
-async function answers(model: string, examples: Example[], c = client): Promise<string[]> {
+async function answers(model: string, examples: Example[], c = sim.client): Promise<string[]> {
   const out: string[] = new Array(examples.length);
   let next = 0;
   await Promise.all(
@@ -156,7 +140,7 @@ describe('a fine-tuned model learns from its training file', { timeout: 120_000 
     // seed, and its model answers exactly as before (learned at its first call, from its job alone).
     const restarted = await startSimulator({ seed: 11, speed: 100_000 });
     try {
-      const c = new OpenAI({ baseURL: restarted.url, apiKey: 'sk-sim', maxRetries: 0 });
+      const c = sdkClient(restarted);
       const again = await fineTune(training.slice(0, 24), { epochs: 1, seed: 21, c });
       expect(await answers(again, heldOut, c)).toEqual(first);
       expect(await answers(BASE, heldOut, c)).toEqual(await answers(BASE, heldOut));
@@ -169,7 +153,10 @@ describe('a fine-tuned model learns from its training file', { timeout: 120_000 
     const plain = training.slice(0, 12).map((e, i) => ({ ...e, assistant: `category ${i % 3}` }));
     const model = await fineTune(plain, { epochs: 1, seed: 1 });
     const near = `${plain[4]!.user}\nstamp: received`;
-    const res = await client.chat.completions.create({ model, messages: [{ role: 'user', content: near }] });
+    const res = await sim.client.chat.completions.create({
+      model,
+      messages: [{ role: 'user', content: near }],
+    });
     expect(res.choices[0]!.message.content).toBe(plain[4]!.assistant);
   });
 });
@@ -197,7 +184,7 @@ describe('the base model', { timeout: 120_000 }, () => {
     expect(await answers(BASE, sample)).toEqual(got.slice(0, 200));
     const other = await startSimulator({ seed: 12, speed: 100_000 });
     try {
-      const c = new OpenAI({ baseURL: other.url, apiKey: 'sk-sim', maxRetries: 0 });
+      const c = sdkClient(other);
       const otherAnswers = await answers(BASE, sample, c);
       expect(otherAnswers.filter((a, i) => a !== got[i]).length).toBeGreaterThan(0);
     } finally {

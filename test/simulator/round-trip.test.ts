@@ -1,28 +1,22 @@
 // Every endpoint through the official `openai` SDK, in the OpenAI and the Azure dialect, and every
 // JSON body the simulator returned checked against OpenAI's published OpenAPI document.
 import OpenAI, { AzureOpenAI, toFile } from 'openai';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import {
   invoiceExamples,
   loadConformanceChecker,
-  type RecordingSimulator,
+  sdkClient,
+  simulatorForFile,
   startRecordingSimulator,
   toJsonl,
   waitForFileProcessed,
   waitForJob,
 } from './support.ts';
 
-let sim: RecordingSimulator;
-
-beforeAll(async () => {
-  sim = await startRecordingSimulator({ seed: 42, speed: 2000 });
-});
-afterAll(async () => {
-  await sim?.close();
-});
+const sim = simulatorForFile({ seed: 42, speed: 2000 });
 
 const dialects: Array<[string, () => OpenAI]> = [
-  ['openai', () => new OpenAI({ baseURL: sim.url, apiKey: 'sk-sim', maxRetries: 0 })],
+  ['openai', () => sdkClient(sim)],
   [
     'azure',
     () =>
@@ -251,7 +245,7 @@ describe.each(dialects)('%s dialect', (dialect, makeClient) => {
     const bad =
       dialect === 'azure'
         ? new AzureOpenAI({ endpoint: sim.baseUrl, apiKey: 'wrong', apiVersion: '2024-10-21', maxRetries: 0 })
-        : new OpenAI({ baseURL: sim.url, apiKey: 'sk-wrong-key-123', maxRetries: 0 });
+        : sdkClient(sim, 'sk-wrong-key-123');
     const err = (await bad.files.list().catch((e: unknown) => e)) as InstanceType<
       typeof OpenAI.AuthenticationError
     >;
@@ -284,7 +278,7 @@ describe('wire details', () => {
   it('enforces the upload size limit', async () => {
     const small = await startRecordingSimulator({ maxFileBytes: 1024 });
     try {
-      const client = new OpenAI({ baseURL: small.url, apiKey: 'sk-sim', maxRetries: 0 });
+      const client = sdkClient(small);
       const err = await client.files
         .create({ file: await toFile(Buffer.alloc(2048, 'a'), 'big.jsonl'), purpose: 'fine-tune' })
         .catch((e: unknown) => e);

@@ -13,7 +13,8 @@ import {
 import type { ErrorObject } from 'ajv';
 import Ajv2020Module from 'ajv/dist/2020.js';
 import addFormatsModule from 'ajv-formats';
-import type OpenAI from 'openai';
+import OpenAI, { toFile } from 'openai';
+import { afterAll, beforeAll } from 'vitest';
 import { parse } from 'yaml';
 
 export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -28,6 +29,41 @@ export async function startRecordingSimulator(opts: SimulatorOptions = {}): Prom
   const recorded: RecordedResponse[] = [];
   const sim = await startSimulator({ speed: 1000, ...opts, onResponse: (r) => recorded.push(r) });
   return Object.assign(sim, { recorded });
+}
+
+/** The official SDK on a simulator, its own retries off so that a test sees every answer. */
+export function sdkClient(sim: { url: string }, apiKey = 'sk-sim'): OpenAI {
+  return new OpenAI({ baseURL: sim.url, apiKey, maxRetries: 0 });
+}
+
+/**
+ * A recording simulator for this file's tests, with `client`, the SDK on it: started before the first
+ * test, closed after the last. The object returned is filled in when it starts.
+ */
+export function simulatorForFile(opts: SimulatorOptions): RecordingSimulator & { client: OpenAI } {
+  const handle = {} as RecordingSimulator & { client: OpenAI };
+  beforeAll(async () => {
+    const sim = await startRecordingSimulator(opts);
+    Object.assign(handle, sim, { client: sdkClient(sim) });
+  });
+  afterAll(async () => {
+    await handle.close?.();
+  });
+  return handle;
+}
+
+/** Uploads a fine-tuning file (default: 12 invoice examples) and waits until it is processed; its id. */
+export async function uploadTrainingFile(
+  client: OpenAI,
+  content = toJsonl(invoiceExamples(12)),
+  filename = 't.jsonl',
+): Promise<string> {
+  const file = await client.files.create({
+    file: await toFile(Buffer.from(content), filename),
+    purpose: 'fine-tune',
+  });
+  await waitForFileProcessed(client, file.id);
+  return file.id;
 }
 
 // ---- OpenAPI conformance ----

@@ -3,15 +3,14 @@
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { signWebhook } from '@tuneline/simulator';
-import OpenAI, { toFile } from 'openai';
+import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  invoiceExamples,
   loadConformanceChecker,
   type RecordingSimulator,
+  sdkClient,
   startRecordingSimulator,
-  toJsonl,
-  waitForFileProcessed,
+  uploadTrainingFile,
 } from './support.ts';
 
 const SECRET = `whsec_${Buffer.from('tuneline-simulator-test-secret-0123').toString('base64')}`;
@@ -75,21 +74,11 @@ describe('webhooks', () => {
   });
 
   it('signs fine_tuning.job.succeeded and cancelled events the SDK verifies, retrying non-2xx answers', async () => {
-    const client = new OpenAI({ baseURL: sim.url, apiKey: 'sk-sim', maxRetries: 0 });
-    const file = await client.files.create({
-      file: await toFile(Buffer.from(toJsonl(invoiceExamples(12))), 't.jsonl'),
-      purpose: 'fine-tune',
-    });
-    await waitForFileProcessed(client, file.id);
-    const ok = await client.fineTuning.jobs.create({
-      model: 'gpt-4o-mini-2024-07-18',
-      training_file: file.id,
-    });
+    const client = sdkClient(sim);
+    const training_file = await uploadTrainingFile(client);
+    const ok = await client.fineTuning.jobs.create({ model: 'gpt-4o-mini-2024-07-18', training_file });
     await waitUntil(() => receiver.deliveries.some((d) => d.answered === 200));
-    const cancelled = await client.fineTuning.jobs.create({
-      model: 'gpt-4o-mini-2024-07-18',
-      training_file: file.id,
-    });
+    const cancelled = await client.fineTuning.jobs.create({ model: 'gpt-4o-mini-2024-07-18', training_file });
     await client.fineTuning.jobs.cancel(cancelled.id);
     await waitUntil(() => receiver.deliveries.filter((d) => d.answered === 200).length === 2);
 
@@ -119,15 +108,10 @@ describe('webhooks', () => {
   });
 
   it('signs failed jobs too', async () => {
-    const client = new OpenAI({ baseURL: sim.url, apiKey: 'sk-sim', maxRetries: 0 });
-    const file = await client.files.create({
-      file: await toFile(Buffer.from('not json\n'), 'bad.jsonl'),
-      purpose: 'fine-tune',
-    });
-    await waitForFileProcessed(client, file.id);
+    const client = sdkClient(sim);
     const job = await client.fineTuning.jobs.create({
       model: 'gpt-4o-mini-2024-07-18',
-      training_file: file.id,
+      training_file: await uploadTrainingFile(client, 'not json\n', 'bad.jsonl'),
     });
     await waitUntil(() => receiver.deliveries.some((d) => d.body.includes(job.id)));
     const d = receiver.deliveries.find((x) => x.body.includes(job.id))!;
@@ -190,15 +174,10 @@ describe('duplicate webhook deliveries (fault)', () => {
       faults: { duplicateWebhookRate: 1 },
     });
     try {
-      const client = new OpenAI({ baseURL: sim.url, apiKey: 'sk-sim', maxRetries: 0 });
-      const file = await client.files.create({
-        file: await toFile(Buffer.from(toJsonl(invoiceExamples(12))), 't.jsonl'),
-        purpose: 'fine-tune',
-      });
-      await waitForFileProcessed(client, file.id);
+      const client = sdkClient(sim);
       const job = await client.fineTuning.jobs.create({
         model: 'gpt-4o-mini-2024-07-18',
-        training_file: file.id,
+        training_file: await uploadTrainingFile(client),
       });
       await client.fineTuning.jobs.cancel(job.id);
       await waitUntil(() => receiver.deliveries.length === 2);

@@ -1,66 +1,31 @@
-import { fineTuneRequestMessage } from '@tuneline/contracts';
-import { startSmtpServer } from '@tuneline/harness';
 import { getBalance } from '@tuneline/ledger';
 import { createProvider, providerEnvSchema } from '@tuneline/provider';
-import { type RunningSimulator, startSimulator } from '@tuneline/simulator';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect } from 'vitest';
 import { requestInput } from '../dataset/fixtures.ts';
 import { mimeParts } from '../evaluator/support.ts';
-import { createTestDatabase, redisUrl, type TestDatabase, testPrefix, waitFor } from '../support/context.ts';
-import {
-  type Pipeline,
-  type StorageFixture,
-  seedLicense,
-  startOuterStages,
-  startPipeline,
-  tempStorage,
-} from './harness.ts';
+import { test } from '../support/fixtures.ts';
+import { availableFineTune, seedLicense } from './harness.ts';
+import { fileRig } from './rig.ts';
 
-let tdb: TestDatabase;
-let sim: RunningSimulator;
-let files: StorageFixture;
-let pipeline: Pipeline;
-let smtp: Awaited<ReturnType<typeof startSmtpServer>>;
-
-beforeAll(async () => {
-  tdb = await createTestDatabase();
-  files = tempStorage();
-  smtp = await startSmtpServer();
-  sim = await startSimulator({ port: 0, seed: 61, speed: 2_000 });
-  const together = createProvider(
-    providerEnvSchema.parse({
-      PROVIDER: 'together',
-      TOGETHER_API_KEY: sim.apiKey,
-      TOGETHER_BASE_URL: `${sim.baseUrl}/together/v1`,
-    }),
-  );
-  pipeline = await startPipeline({
-    db: tdb.db,
-    redisUrl: redisUrl(),
-    prefix: testPrefix(),
-    provider: together,
-    storage: files.storage,
-    schedule: { intervalMs: 300, minIntervalMs: 100 },
-  });
-  await startOuterStages(pipeline.runner, {
-    db: tdb.db,
-    storage: files.storage,
-    provider: together,
-    smtpUrl: smtp.url,
-  });
-});
-
-afterAll(async () => {
-  await pipeline?.close();
-  await sim?.close();
-  await smtp?.close();
-  files?.cleanup();
-  await tdb?.drop();
+const rig = fileRig({
+  simulator: { seed: 61, speed: 2_000 },
+  profiles: (sim) => ({
+    provider: createProvider(
+      providerEnvSchema.parse({
+        PROVIDER: 'together',
+        TOGETHER_API_KEY: sim.apiKey,
+        TOGETHER_BASE_URL: `${sim.baseUrl}/together/v1`,
+      }),
+    ),
+  }),
+  outer: {},
 });
 
 describe('six stages in-process with the together profile', () => {
-  it('takes a request for a Together model to an available model, charged once for the tokens Together reports, with an e-mail', async () => {
-    await seedLicense(tdb.db, 'lic-chain', 1_000_000n);
+  test('takes a request for a Together model to an available model, charged once for the tokens Together reports, with an e-mail', async ({
+    db,
+  }) => {
+    await seedLicense(db, 'lic-chain', 1_000_000n);
     const input = requestInput({
       requestId: 'chain-tg-1',
       licenseId: 'lic-chain',
@@ -69,40 +34,25 @@ describe('six stages in-process with the together profile', () => {
       autoTrain: true,
       job: { description: 'chain test', notifyEmails: 'owner@example.com', hyperparameters: 'auto' },
     });
-    const request = fineTuneRequestMessage({ request: input, correlationId: 'corr-chain-tg-1' });
-    await pipeline.stages.uploader?.publisher.publish(request.queue, request.jobId, request.payload);
-    const fineTune = await waitFor(
-      async () =>
-        tdb.db
-          .selectFrom('fine_tunes')
-          .selectAll()
-          .where('license_id', '=', 'lic-chain')
-          .where('available', '=', true)
-          .executeTakeFirst(),
-      30_000,
-      'the model to become available',
-    );
+    await rig.submit(input, 'corr-chain-tg-1');
+    const fineTune = await availableFineTune(db, 'lic-chain');
     expect(fineTune.status).toBe('succeeded');
     expect(fineTune.settled_at).not.toBeNull();
     expect(BigInt(fineTune.credits_charged ?? '0')).toBeGreaterThan(0n);
-    const mail = await waitFor(
-      async () => smtp.received.find((m) => m.to.includes('owner@example.com')),
-      10_000,
-      'mail',
-    );
+    const mail = await rig.mailTo('owner@example.com');
     // Plain text with an HTML alternative: the text part names the model.
     expect(mimeParts(mail.raw)['text/plain']).toContain(fineTune.fine_tuned_model ?? 'no model name');
-    const transfers = await tdb.db
+    const transfers = await db
       .selectFrom('ledger_transfers')
       .select(['kind'])
       .where('fine_tune_id', '=', fineTune.id)
       .execute();
     // Training: one reservation and its post, the rest held for the evaluation; the evaluation: one charge.
     expect(transfers.map((t) => t.kind).sort()).toEqual(['evaluation', 'evaluation_hold', 'post', 'reserve']);
-    const balance = await getBalance(tdb.db, 'lic-chain');
+    const balance = await getBalance(db, 'lic-chain');
     expect(balance.pending).toBe(0n);
     // One Together job for this fine-tune, found by the tag in its suffix; billed for its token_count.
-    const jobs = sim.admin.together().jobs.filter((j) => j.suffix?.endsWith(`tl-${fineTune.id}`));
+    const jobs = rig.sim.admin.together().jobs.filter((j) => j.suffix?.endsWith(`tl-${fineTune.id}`));
     expect(jobs).toHaveLength(1);
     expect(jobs[0]?.status).toBe('completed');
     expect(fineTune.provider_job_id).toBe(jobs[0]?.id);
@@ -112,6 +62,6 @@ describe('six stages in-process with the together profile', () => {
       (BigInt(jobs[0]?.token_count ?? 0) * 480n + 999_999n) / 1_000_000n,
     );
     // No webhook ever came: adaptive polling followed the job.
-    expect(sim.admin.state().jobs).toHaveLength(0);
+    expect(rig.sim.admin.state().jobs).toHaveLength(0);
   });
 });

@@ -2,17 +2,35 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { billingStage } from '@tuneline/billing';
+import { billingStage, inferenceUsageStage } from '@tuneline/billing';
+import {
+  billingSettleJobId,
+  type EnqueueResult,
+  type FineTuneRequestInput,
+  FineTuneRequestProducer,
+  filesUploadMessage,
+} from '@tuneline/contracts';
 import { type DatasetStorage, findBaseModel, LocalFileStorage, loadCatalogue } from '@tuneline/dataset';
 import { datasetBuilderStage } from '@tuneline/dataset-builder';
+import { retrainCheckStage } from '@tuneline/dataset-builder/retrain';
 import type { Db } from '@tuneline/db';
 import { type EvaluatorDeps, evaluatorStage } from '@tuneline/evaluator';
+import type { ReceivedMail, SmtpTestServer } from '@tuneline/harness';
 import { grantCredits } from '@tuneline/ledger';
-import { notifierStage, smtpMailer } from '@tuneline/notifier';
-import { type PollerProvider, type PollScheduleConfig, pollerStage, Sweeper } from '@tuneline/poller';
+import { lifecycleSweepStage, notifierStage, smtpMailer } from '@tuneline/notifier';
+import {
+  deploymentSweepStage,
+  modelDeploymentStage,
+  type PollerProvider,
+  type PollScheduleConfig,
+  pollerStage,
+  Sweeper,
+} from '@tuneline/poller';
 import { createLogger, type RunningStage } from '@tuneline/runtime';
 import { type TrainerProvider, trainerStage } from '@tuneline/trainer';
 import { type UploaderProvider, uploaderStage } from '@tuneline/uploader';
+import type { Redis } from 'ioredis';
+import { waitFor } from '../support/context.ts';
 import { StageRunner } from '../support/stage-runner.ts';
 import { CountingProvider } from './counting-provider.ts';
 
@@ -143,6 +161,70 @@ export async function seedLicense(db: Db, licenseId: string, credits: bigint): P
 
 export const quietLog = createLogger('stages-test', 'silent');
 
+/**
+ * Enqueues a fine-tune request the way upstream apps do, through the typed producer on `prefix`; throws,
+ * naming the fields, when the producer refuses it.
+ */
+export async function enqueueRequest(
+  queue: { redis: Redis; prefix: string },
+  input: FineTuneRequestInput,
+  correlationId?: string,
+): Promise<Extract<EnqueueResult, { ok: true }>> {
+  const producer = new FineTuneRequestProducer({ connection: queue.redis, prefix: queue.prefix });
+  try {
+    const result = await producer.enqueue(input, correlationId ? { correlationId } : {});
+    if (!result.ok) throw new Error(result.message);
+    return result;
+  } finally {
+    await producer.close();
+  }
+}
+
+/** Queues a dataset's upload the way the dataset builder does (the pipeline must run its uploader). */
+export async function enqueueUpload(pipeline: Pipeline, datasetId: string): Promise<void> {
+  const upload = filesUploadMessage({ datasetId, correlationId: `corr-${datasetId}` });
+  await pipeline.stage('uploader').publisher.publish(upload.queue, upload.jobId, upload.payload);
+}
+
+/** Waits for the license's fine-tune to become available (the row as stored). */
+export function availableFineTune(
+  db: Db,
+  licenseId: string,
+  timeoutMs = 30_000,
+  what = 'the model to become available',
+) {
+  return waitFor(
+    async () =>
+      db
+        .selectFrom('fine_tunes')
+        .selectAll()
+        .where('license_id', '=', licenseId)
+        .where('available', '=', true)
+        .executeTakeFirst(),
+    timeoutMs,
+    what,
+  );
+}
+
+/** Waits for an e-mail to `address`. */
+export function mailTo(smtp: SmtpTestServer, address: string, timeoutMs = 10_000): Promise<ReceivedMail> {
+  return waitFor(
+    async () => smtp.received.find((m) => m.to.includes(address)),
+    timeoutMs,
+    `mail to ${address}`,
+  );
+}
+
+/** The settlement messages the stages queued for a fine-tune (in the outbox). */
+export function settleMessages(db: Db, fineTuneId: string) {
+  return db
+    .selectFrom('outbox')
+    .selectAll()
+    .where('queue', '=', 'billing-settle')
+    .where('job_id', '=', billingSettleJobId(fineTuneId))
+    .execute();
+}
+
 export type PipelineStage = 'uploader' | 'trainer' | 'poller';
 
 export interface PipelineOptions {
@@ -200,15 +282,18 @@ export async function startPipeline(opts: PipelineOptions): Promise<Pipeline> {
     maxPages: 20,
     ...(opts.providers ? { follows: (row: { provider: string | null }) => row.provider === null } : {}),
   });
-  const providers = opts.providers ? { providers: opts.providers } : {};
+  // What every provider stage gets; the poller's provider counts its calls.
+  const common = {
+    db: opts.db,
+    log: quietLog,
+    provider: opts.provider,
+    ...(opts.providers ? { providers: opts.providers } : {}),
+  };
   const wanted = opts.stages ?? ['uploader', 'trainer', 'poller'];
   const stages: Pipeline['stages'] = {};
   if (wanted.includes('uploader')) {
     stages.uploader = await runner.start(uploaderStage, {
-      db: opts.db,
-      log: quietLog,
-      provider: opts.provider,
-      ...providers,
+      ...common,
       storage: opts.storage,
       priceOf: (model: string) => findBaseModel(model)?.creditsPerMillionTrainingTokens,
       processTimeoutMs: 30_000,
@@ -216,10 +301,7 @@ export async function startPipeline(opts: PipelineOptions): Promise<Pipeline> {
   }
   if (wanted.includes('trainer')) {
     stages.trainer = await runner.start(trainerStage, {
-      db: opts.db,
-      log: quietLog,
-      provider: opts.provider,
-      ...providers,
+      ...common,
       reservationMarginPercent: 10,
       // Polled at once, as most tests here follow a job without webhooks.
       firstPollDelayMs: opts.firstPollDelayMs ?? 0,
@@ -227,10 +309,8 @@ export async function startPipeline(opts: PipelineOptions): Promise<Pipeline> {
   }
   if (wanted.includes('poller')) {
     stages.poller = await runner.start(pollerStage, {
-      db: opts.db,
-      log: quietLog,
+      ...common,
       provider: pollerProvider,
-      ...providers,
       sweeper,
       schedule,
     });
@@ -248,42 +328,87 @@ export async function startPipeline(opts: PipelineOptions): Promise<Pipeline> {
 
 type EvaluationSettings = Pick<EvaluatorDeps, 'timeLimitMs' | 'concurrency' | 'callAttempts' | 'maxTokens'>;
 
+/** Every stage of the dataset-builder, billing, evaluator and notifier services, as their main.ts start them. */
+export const EVERY_OUTER_STAGE = [
+  'dataset-builder',
+  'retrain-check',
+  'billing',
+  'inference-usage',
+  'evaluator',
+  'notifier',
+  'lifecycle-sweep',
+  'model-deployment',
+  'deployment-sweep',
+] as const;
+
+/** The stages around the provider ones, named by what they consume. */
+export type OuterStage = (typeof EVERY_OUTER_STAGE)[number];
+
+/** What startOuterStages starts unless told otherwise. */
+export const DEFAULT_OUTER_STAGES: readonly OuterStage[] = [
+  'dataset-builder',
+  'billing',
+  'evaluator',
+  'notifier',
+];
+
+export interface OuterStagesOptions {
+  db: Db;
+  storage: DatasetStorage;
+  /** The evaluator's provider (needed when the evaluator runs). */
+  provider?: EvaluatorDeps['provider'];
+  /** Where the notifier sends (needed when the notifier or the lifecycle sweep runs). */
+  smtpUrl?: string;
+  evaluation?: Partial<EvaluationSettings>;
+  /** The hub's address the e-mails link to. */
+  publicUrl?: string;
+  /** Which to start, in this order (default DEFAULT_OUTER_STAGES). */
+  stages?: readonly OuterStage[];
+}
+
 /**
- * The stages around the provider ones (startPipeline's), as their services start them: the dataset
- * builder, billing, the evaluator (the e-mail of a fine-tune with a testing file waits for it) and the
- * notifier, sending to `smtpUrl`.
+ * The stages around the provider ones (startPipeline's), as their services start them: by default the
+ * dataset builder, billing, the evaluator (the e-mail of a fine-tune with a testing file waits for it) and
+ * the notifier, sending to `smtpUrl`.
  */
-export async function startOuterStages(
-  runner: StageRunner,
-  opts: {
-    db: Db;
-    storage: DatasetStorage;
-    provider: EvaluatorDeps['provider'];
-    smtpUrl: string;
-    evaluation?: Partial<EvaluationSettings>;
-    /** The hub's address the e-mails link to. */
-    publicUrl?: string;
-  },
-): Promise<void> {
+export async function startOuterStages(runner: StageRunner, opts: OuterStagesOptions): Promise<void> {
   const { db, storage } = opts;
-  await runner.start(datasetBuilderStage, { db, log: quietLog, storage, catalogue: loadCatalogue({}) });
-  await runner.start(billingStage, { db, log: quietLog });
-  await runner.start(evaluatorStage, {
-    db,
-    log: quietLog,
-    provider: opts.provider,
-    storage,
-    timeLimitMs: 60_000,
-    concurrency: 4,
-    callAttempts: 3,
-    maxTokens: 512,
-    ...opts.evaluation,
-  });
-  await runner.start(notifierStage, {
-    db,
-    log: quietLog,
-    mailer: smtpMailer(opts.smtpUrl, { timeoutMs: 5_000 }),
-    mailFrom: 'tuneline@example.com',
-    ...(opts.publicUrl ? { publicUrl: opts.publicUrl } : {}),
-  });
+  const wanted = opts.stages ?? DEFAULT_OUTER_STAGES;
+  const builderDeps = { db, log: quietLog, storage, catalogue: loadCatalogue({}) };
+  const notifierDeps = () => {
+    if (!opts.smtpUrl) throw new Error('the notifier stages need smtpUrl');
+    return {
+      db,
+      log: quietLog,
+      mailer: smtpMailer(opts.smtpUrl, { timeoutMs: 5_000 }),
+      mailFrom: 'tuneline@example.com',
+      ...(opts.publicUrl ? { publicUrl: opts.publicUrl } : {}),
+    };
+  };
+  for (const name of wanted) {
+    if (name === 'dataset-builder') await runner.start(datasetBuilderStage, builderDeps);
+    if (name === 'retrain-check') await runner.start(retrainCheckStage, builderDeps);
+    if (name === 'billing') await runner.start(billingStage, { db, log: quietLog });
+    if (name === 'inference-usage') await runner.start(inferenceUsageStage, { db, log: quietLog });
+    if (name === 'evaluator') {
+      if (!opts.provider) throw new Error('the evaluator stage needs a provider');
+      await runner.start(evaluatorStage, {
+        db,
+        log: quietLog,
+        provider: opts.provider,
+        storage,
+        timeLimitMs: 60_000,
+        concurrency: 4,
+        callAttempts: 3,
+        maxTokens: 512,
+        ...opts.evaluation,
+      });
+    }
+    if (name === 'notifier') await runner.start(notifierStage, notifierDeps());
+    if (name === 'lifecycle-sweep') await runner.start(lifecycleSweepStage, notifierDeps());
+    // The poller's deployment stages (beside its polls, which startPipeline starts); no Azure here.
+    const deploymentDeps = { db, log: quietLog, deploymentsProblem: 'no Azure deployments in this rig' };
+    if (name === 'model-deployment') await runner.start(modelDeploymentStage, deploymentDeps);
+    if (name === 'deployment-sweep') await runner.start(deploymentSweepStage, deploymentDeps);
+  }
 }

@@ -1,123 +1,75 @@
-import { fineTuneRequestMessage } from '@tuneline/contracts';
-import { loadCatalogue } from '@tuneline/dataset';
-import { datasetBuilderStage } from '@tuneline/dataset-builder';
 import { setLicenseProvider } from '@tuneline/db';
-import { startSmtpServer } from '@tuneline/harness';
 import {
   createProviderSet,
   ProviderNotConfiguredError,
   type ProviderSet,
   providerEnvSchema,
 } from '@tuneline/provider';
-import { type RecordedResponse, type RunningSimulator, startSimulator } from '@tuneline/simulator';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { RecordedResponse } from '@tuneline/simulator';
+import { describe, expect } from 'vitest';
 import { requestInput } from '../dataset/fixtures.ts';
-import { createTestDatabase, redisUrl, type TestDatabase, testPrefix, waitFor } from '../support/context.ts';
+import { redisUrl, testPrefix, waitFor } from '../support/context.ts';
+import { test } from '../support/fixtures.ts';
 import {
-  type Pipeline,
-  quietLog,
-  type StorageFixture,
+  availableFineTune,
+  enqueueRequest,
   seedLicense,
   startOuterStages,
   startPipeline,
-  tempStorage,
 } from './harness.ts';
+import { fileRig } from './rig.ts';
 
-let tdb: TestDatabase;
-let sim: RunningSimulator;
-let files: StorageFixture;
-let pipeline: Pipeline;
-let smtp: Awaited<ReturnType<typeof startSmtpServer>>;
 let providers: ProviderSet;
 const created: RecordedResponse[] = [];
-
-beforeAll(async () => {
-  tdb = await createTestDatabase();
-  files = tempStorage();
-  smtp = await startSmtpServer();
-  sim = await startSimulator({
-    port: 0,
+const rig = fileRig({
+  simulator: {
     seed: 25,
     speed: 2_000,
     onResponse: (r) => {
       if (r.method === 'POST' && /fine_tuning\/jobs$|fine-tunes$/.test(r.url.split('?')[0] ?? ''))
         created.push(r);
     },
-  });
-  // No real credentials: the simulator serves every provider, each in its own dialect.
-  providers = createProviderSet(
-    providerEnvSchema.parse({
-      SIMULATOR_URL: sim.url,
-      SIMULATOR_API_KEY: sim.apiKey,
-      PROVIDER_MAX_RETRIES: '1',
-    }),
-  );
-  expect(providers.configured().sort()).toEqual(['azure', 'openai', 'together']);
-  pipeline = await startPipeline({
-    db: tdb.db,
-    redisUrl: redisUrl(),
-    prefix: testPrefix(),
-    provider: providers.defaultProfile,
-    providers,
-    storage: files.storage,
-    schedule: { intervalMs: 300, minIntervalMs: 100 },
-  });
-  await startOuterStages(pipeline.runner, {
-    db: tdb.db,
-    storage: files.storage,
-    provider: providers.defaultProfile,
-    smtpUrl: smtp.url,
-  });
+  },
+  profiles: (sim) => {
+    // No real credentials: the simulator serves every provider, each in its own dialect.
+    providers = createProviderSet(
+      providerEnvSchema.parse({
+        SIMULATOR_URL: sim.url,
+        SIMULATOR_API_KEY: sim.apiKey,
+        PROVIDER_MAX_RETRIES: '1',
+      }),
+    );
+    return { provider: providers.defaultProfile, providers };
+  },
+  outer: {},
 });
 
-afterAll(async () => {
-  await pipeline?.close();
-  await sim?.close();
-  await smtp?.close();
-  files?.cleanup();
-  await tdb?.drop();
-});
-
-async function submit(licenseId: string, baseModel: string, extra: Record<string, unknown> = {}) {
+function submit(licenseId: string, baseModel: string) {
   const input = requestInput({
     requestId: `req-${licenseId}`,
     licenseId,
     autoTrain: true,
     baseModel,
     job: { description: licenseId, notifyEmails: `${licenseId}@example.com`, hyperparameters: 'auto' },
-    ...extra,
   });
-  const request = fineTuneRequestMessage({ request: input, correlationId: `corr-${licenseId}` });
-  await pipeline.stages.uploader?.publisher.publish(request.queue, request.jobId, request.payload);
+  return rig.submit(input, `corr-${licenseId}`);
 }
 
-const availableOf = (licenseId: string) =>
-  waitFor(
-    async () =>
-      tdb.db
-        .selectFrom('fine_tunes')
-        .selectAll()
-        .where('license_id', '=', licenseId)
-        .where('available', '=', true)
-        .executeTakeFirst(),
-    30_000,
-    `the model of ${licenseId}`,
-  );
-
 describe('a provider per license, through the six stages', () => {
-  it('trains each license at its own provider, charged once, with an e-mail each', async () => {
-    await seedLicense(tdb.db, 'lic-default', 1_000_000n);
-    await seedLicense(tdb.db, 'lic-azure', 1_000_000n);
-    await seedLicense(tdb.db, 'lic-together', 1_000_000n);
-    await setLicenseProvider(tdb.db, 'lic-azure', 'azure');
-    await setLicenseProvider(tdb.db, 'lic-together', 'together');
+  test('trains each license at its own provider, charged once, with an e-mail each', async ({ db }) => {
+    expect(providers.configured().sort()).toEqual(['azure', 'openai', 'together']);
+    await seedLicense(db, 'lic-default', 1_000_000n);
+    await seedLicense(db, 'lic-azure', 1_000_000n);
+    await seedLicense(db, 'lic-together', 1_000_000n);
+    await setLicenseProvider(db, 'lic-azure', 'azure');
+    await setLicenseProvider(db, 'lic-together', 'together');
     await submit('lic-default', 'gpt-4o-mini-2024-07-18');
     await submit('lic-azure', 'gpt-4o-mini-2024-07-18');
     await submit('lic-together', 'meta-llama/Meta-Llama-3.1-8B-Instruct-Reference');
 
-    const byDefault = await availableOf('lic-default');
-    const byAzure = await availableOf('lic-azure');
-    const byTogether = await availableOf('lic-together');
+    const byDefault = await availableFineTune(db, 'lic-default', 30_000, 'the model of lic-default');
+    const byAzure = await availableFineTune(db, 'lic-azure', 30_000, 'the model of lic-azure');
+    const byTogether = await availableFineTune(db, 'lic-together', 30_000, 'the model of lic-together');
     expect([byDefault.provider, byAzure.provider, byTogether.provider]).toEqual([null, 'azure', 'together']);
     for (const f of [byDefault, byAzure, byTogether]) {
       expect(f.status).toBe('succeeded');
@@ -130,17 +82,11 @@ describe('a provider per license, through the six stages', () => {
     expect(dialects.filter((d) => d === 'openai:/v1/fine_tuning/jobs')).toHaveLength(1);
     expect(dialects.filter((d) => d === 'azure:/openai/fine_tuning/jobs')).toHaveLength(1);
     expect(dialects.filter((d) => d === 'openai:/together/v1/fine-tunes')).toHaveLength(1);
-    const together = sim.admin.together().jobs;
+    const together = rig.sim.admin.together().jobs;
     expect(together).toHaveLength(1);
     expect(byTogether.provider_job_id).toBe(together[0]?.id);
-    for (const id of ['lic-default', 'lic-azure', 'lic-together']) {
-      await waitFor(
-        async () => smtp.received.find((m) => m.to.includes(`${id}@example.com`)),
-        10_000,
-        `mail ${id}`,
-      );
-    }
-    const posts = await tdb.db
+    for (const id of ['lic-default', 'lic-azure', 'lic-together']) await rig.mailTo(`${id}@example.com`);
+    const posts = await db
       .selectFrom('ledger_transfers')
       .select(['fine_tune_id'])
       .where('kind', '=', 'post')
@@ -148,7 +94,10 @@ describe('a provider per license, through the six stages', () => {
     expect(posts).toHaveLength(3);
   });
 
-  it('a request naming a provider the deployment cannot reach fails with the reason on its dataset', async () => {
+  test('a request naming a provider the deployment cannot reach fails with the reason on its dataset', async ({
+    db,
+    redis,
+  }) => {
     const onlyOpenai = {
       for: (p: string | null) => {
         if (p === 'together') throw new ProviderNotConfiguredError('together');
@@ -157,22 +106,17 @@ describe('a provider per license, through the six stages', () => {
     };
     // A pipeline whose uploader knows no Together: the dataset and its fine-tune say why.
     const narrow = await startPipeline({
-      db: tdb.db,
+      db,
       redisUrl: redisUrl(),
       prefix: `${testPrefix()}n`,
       provider: providers.defaultProfile,
       providers: onlyOpenai,
-      storage: files.storage,
+      storage: rig.files.storage,
       stages: ['uploader'],
     });
     try {
-      await narrow.runner.start(datasetBuilderStage, {
-        db: tdb.db,
-        log: quietLog,
-        storage: files.storage,
-        catalogue: loadCatalogue({}),
-      });
-      await seedLicense(tdb.db, 'lic-x', 1_000_000n);
+      await startOuterStages(narrow.runner, { db, storage: rig.files.storage, stages: ['dataset-builder'] });
+      await seedLicense(db, 'lic-x', 1_000_000n);
       const input = requestInput({
         requestId: 'req-x',
         licenseId: 'lic-x',
@@ -181,11 +125,10 @@ describe('a provider per license, through the six stages', () => {
         baseModel: 'Qwen/Qwen2.5-7B-Instruct',
         job: { description: 'x', notifyEmails: 'x@example.com', hyperparameters: 'auto' },
       });
-      const request = fineTuneRequestMessage({ request: input, correlationId: 'corr-x' });
-      await narrow.stages.uploader?.publisher.publish(request.queue, request.jobId, request.payload);
+      await enqueueRequest({ redis, prefix: narrow.runner.prefix }, input, 'corr-x');
       const dataset = await waitFor(
         async () =>
-          tdb.db
+          db
             .selectFrom('datasets')
             .selectAll()
             .where('license_id', '=', 'lic-x')

@@ -1,81 +1,55 @@
-import { billingSettleJobId, filesUploadMessage, QUEUE_NAMES } from '@tuneline/contracts';
-import { autoTrainFineTuneId, type FineTuneRow, getFineTune } from '@tuneline/db';
-import { type RunningSimulator, startSimulator } from '@tuneline/simulator';
+import { QUEUE_NAMES } from '@tuneline/contracts';
+import { autoTrainFineTuneId, type Db, type FineTuneRow, getFineTune } from '@tuneline/db';
+import type { RunningSimulator } from '@tuneline/simulator';
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { afterAll, describe, expect } from 'vitest';
-import { flushPrefix, redisUrl, type TestDatabase, testPrefix, waitFor } from '../support/context.ts';
+import { describe, expect } from 'vitest';
+import { flushPrefix, redisUrl, testPrefix, waitFor } from '../support/context.ts';
 import { it, test } from '../support/fixtures.ts';
-import {
-  type Pipeline,
-  type StorageFixture,
-  seedLicense,
-  seedReadyDataset,
-  startPipeline,
-  tempStorage,
-} from './harness.ts';
-import { makeProvider } from './provider.ts';
+import { enqueueUpload, seedLicense, seedReadyDataset, settleMessages } from './harness.ts';
+import { type Rig, startRig } from './rig.ts';
 
 const TERMINAL = ['succeeded', 'failed', 'cancelled', 'insufficient_credits'];
 
-let tdb: TestDatabase;
-let files: StorageFixture;
+let db: Db;
 let redis: Redis;
 
-test.beforeAll(async ({ database, redis: client }) => {
-  tdb = database;
-  files = tempStorage();
+test.beforeAll(async ({ db: testDb, redis: client }) => {
+  db = testDb;
   redis = client;
 });
 
-afterAll(async () => {
-  files?.cleanup();
-});
-
-interface World {
-  sim: RunningSimulator;
-  pipeline: Pipeline;
+/** A rig of its own: a simulator at `speed`, the three provider stages on a prefix of their own. */
+interface World extends Rig {
   prefix: string;
-  close(): Promise<void>;
 }
 
 async function world(speed: number, seed: number): Promise<World> {
-  const sim = await startSimulator({ port: 0, seed, speed });
   const prefix = testPrefix();
-  const pipeline = await startPipeline({
-    db: tdb.db,
-    redisUrl: redisUrl(),
-    prefix,
-    provider: makeProvider({ baseURL: sim.url, apiKey: sim.apiKey }),
-    storage: files.storage,
-    schedule: { intervalMs: 300, minIntervalMs: 100 },
-  });
+  const rig = await startRig({ db, redisUrl: redisUrl(), prefix, simulator: { seed, speed } });
   return {
-    sim,
-    pipeline,
+    ...rig,
     prefix,
     close: async () => {
-      await pipeline.close();
-      await sim.close();
+      await rig.close();
       await flushPrefix(redis, prefix);
     },
   };
 }
 
 async function startMany(w: World, licenseId: string, n: number): Promise<string[]> {
-  await seedLicense(tdb.db, licenseId, 100_000n);
+  await seedLicense(db, licenseId, 100_000n);
   const ids: string[] = [];
   for (let i = 0; i < n; i++) {
-    const datasetId = await seedReadyDataset(tdb.db, { licenseId, storage: files.storage });
-    const upload = filesUploadMessage({ datasetId, correlationId: `corr-${datasetId}` });
-    await w.pipeline.stage('uploader').publisher.publish(upload.queue, upload.jobId, upload.payload);
+    const datasetId = await seedReadyDataset(db, { licenseId, storage: w.files.storage });
+    await enqueueUpload(w.pipeline, datasetId);
     ids.push(autoTrainFineTuneId(datasetId));
   }
   return ids;
 }
 
 async function rows(ids: string[]): Promise<FineTuneRow[]> {
-  return tdb.db.selectFrom('fine_tunes').selectAll().where('id', 'in', ids).execute();
+  return db.selectFrom('fine_tunes').selectAll().where('id', 'in', ids).execute();
 }
 
 async function allTerminal(ids: string[], timeoutMs: number): Promise<FineTuneRow[]> {
@@ -179,13 +153,8 @@ describe('stages under provider trouble', () => {
       expect(done.map((f) => f.status)).toEqual(ids.map(() => 'succeeded'));
       expect(providerJobsPer(w.sim, ids)).toEqual(ids.map(() => 1));
       for (const f of done) {
-        const settle = await tdb.db
-          .selectFrom('outbox')
-          .select('id')
-          .where('job_id', '=', billingSettleJobId(f.id))
-          .execute();
-        expect(settle).toHaveLength(1);
-        expect(await getFineTune(tdb.db, f.id)).toMatchObject({ finishedAt: expect.any(Date) });
+        expect(await settleMessages(db, f.id)).toHaveLength(1);
+        expect(await getFineTune(db, f.id)).toMatchObject({ finishedAt: expect.any(Date) });
       }
     } finally {
       await w.close();

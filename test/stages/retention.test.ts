@@ -1,64 +1,24 @@
 // Retention: once training is over, the dataset's files are deleted at the provider, unless the
 // license keeps them (`keepProviderFiles`); the dataset records when.
-import { billingStage } from '@tuneline/billing';
-import { fineTuneRequestMessage } from '@tuneline/contracts';
-import { loadCatalogue } from '@tuneline/dataset';
-import { datasetBuilderStage } from '@tuneline/dataset-builder';
-import { setLicenseKeepProviderFiles } from '@tuneline/db';
-import { type RunningSimulator, startSimulator } from '@tuneline/simulator';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type Db, setLicenseKeepProviderFiles } from '@tuneline/db';
+import { describe, expect } from 'vitest';
 import { requestInput } from '../dataset/fixtures.ts';
-import { createTestDatabase, redisUrl, type TestDatabase, testPrefix, waitFor } from '../support/context.ts';
-import {
-  type Pipeline,
-  quietLog,
-  type StorageFixture,
-  seedLicense,
-  startPipeline,
-  tempStorage,
-} from './harness.ts';
-import { makeProvider } from './provider.ts';
+import { waitFor } from '../support/context.ts';
+import { test } from '../support/fixtures.ts';
+import { availableFineTune, seedLicense } from './harness.ts';
+import { fileRig } from './rig.ts';
 
-let tdb: TestDatabase;
-let sim: RunningSimulator;
-let files: StorageFixture;
-let pipeline: Pipeline;
-
-beforeAll(async () => {
-  tdb = await createTestDatabase();
-  files = tempStorage();
-  sim = await startSimulator({ port: 0, seed: 26, speed: 2_000 });
-  pipeline = await startPipeline({
-    db: tdb.db,
-    redisUrl: redisUrl(),
-    prefix: testPrefix(),
-    provider: makeProvider({ baseURL: sim.url, apiKey: sim.apiKey }),
-    storage: files.storage,
-    schedule: { intervalMs: 300, minIntervalMs: 100 },
-  });
-  await pipeline.runner.start(datasetBuilderStage, {
-    db: tdb.db,
-    log: quietLog,
-    storage: files.storage,
-    catalogue: loadCatalogue({}),
-  });
-  await pipeline.runner.start(billingStage, { db: tdb.db, log: quietLog });
+const rig = fileRig({
+  simulator: { seed: 26, speed: 2_000 },
+  outer: { stages: ['dataset-builder', 'billing'] },
 });
 
-afterAll(async () => {
-  await pipeline?.close();
-  await sim?.close();
-  files?.cleanup();
-  await tdb?.drop();
-});
-
-async function train(licenseId: string) {
+async function train(db: Db, licenseId: string) {
   const input = requestInput({ requestId: `r-${licenseId}`, licenseId, autoTrain: true, testPercent: 10 });
-  const request = fineTuneRequestMessage({ request: input, correlationId: `c-${licenseId}` });
-  await pipeline.stages.uploader?.publisher.publish(request.queue, request.jobId, request.payload);
+  await rig.submit(input, `c-${licenseId}`);
   await waitFor(
     async () =>
-      tdb.db
+      db
         .selectFrom('fine_tunes')
         .select('id')
         .where('license_id', '=', licenseId)
@@ -67,22 +27,18 @@ async function train(licenseId: string) {
     30_000,
     `training of ${licenseId}`,
   );
-  return tdb.db
-    .selectFrom('datasets')
-    .selectAll()
-    .where('license_id', '=', licenseId)
-    .executeTakeFirstOrThrow();
+  return db.selectFrom('datasets').selectAll().where('license_id', '=', licenseId).executeTakeFirstOrThrow();
 }
 
 describe('retention of provider files', () => {
-  it('deletes the uploaded files after training', async () => {
-    await seedLicense(tdb.db, 'lic-del', 1_000_000n);
-    const dataset = await train('lic-del');
+  test('deletes the uploaded files after training', async ({ db }) => {
+    await seedLicense(db, 'lic-del', 1_000_000n);
+    const dataset = await train(db, 'lic-del');
     const ids = [dataset.train_file_id, dataset.test_file_id];
     expect(ids.every(Boolean)).toBe(true);
     const deleted = await waitFor(
       async () =>
-        tdb.db
+        db
           .selectFrom('datasets')
           .select('provider_files_deleted_at')
           .where('id', '=', dataset.id)
@@ -92,30 +48,20 @@ describe('retention of provider files', () => {
       'the deletion record',
     );
     expect(deleted.provider_files_deleted_at).not.toBeNull();
-    const left = sim.admin.state().files.map((f) => f.id);
+    const left = rig.sim.admin.state().files.map((f) => f.id);
     for (const id of ids) expect(left).not.toContain(id);
   });
 
-  it('keeps them when the license says so', async () => {
-    await seedLicense(tdb.db, 'lic-keep', 1_000_000n);
-    await setLicenseKeepProviderFiles(tdb.db, 'lic-keep', true);
-    const dataset = await train('lic-keep');
+  test('keeps them when the license says so', async ({ db }) => {
+    await seedLicense(db, 'lic-keep', 1_000_000n);
+    await setLicenseKeepProviderFiles(db, 'lic-keep', true);
+    const dataset = await train(db, 'lic-keep');
     // Settled (and available) comes after the poll that ended it, and so after its retention step.
-    await waitFor(
-      async () =>
-        tdb.db
-          .selectFrom('fine_tunes')
-          .select('id')
-          .where('license_id', '=', 'lic-keep')
-          .where('available', '=', true)
-          .executeTakeFirst(),
-      10_000,
-      'the settlement',
-    );
-    const left = sim.admin.state().files.map((f) => f.id);
+    await availableFineTune(db, 'lic-keep', 10_000, 'the settlement');
+    const left = rig.sim.admin.state().files.map((f) => f.id);
     expect(left).toContain(dataset.train_file_id);
     expect(left).toContain(dataset.test_file_id);
-    const row = await tdb.db
+    const row = await db
       .selectFrom('datasets')
       .select('provider_files_deleted_at')
       .where('id', '=', dataset.id)

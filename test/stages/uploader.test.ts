@@ -1,6 +1,6 @@
 import { filesUploadMessage, fineTuneCreateJobId } from '@tuneline/contracts';
 import { findBaseModel } from '@tuneline/dataset';
-import { autoTrainFineTuneId, getFineTune } from '@tuneline/db';
+import { autoTrainFineTuneId, findDataset, findFineTunesByDataset, getFineTune } from '@tuneline/db';
 import { type RunningSimulator, startSimulator } from '@tuneline/simulator';
 import { type UploaderDeps, uploaderStage, uploadFilename } from '@tuneline/uploader';
 import { afterAll, describe, expect } from 'vitest';
@@ -65,26 +65,18 @@ describe('uploader', () => {
     await runUpload(datasetId); // as if the first run died after recording the ids
     expect(simFiles(uploadFilename(datasetId, 'train'))).toHaveLength(1);
     expect(simFiles(uploadFilename(datasetId, 'test'))).toHaveLength(1);
-    const dataset = await tdb.db
-      .selectFrom('datasets')
-      .selectAll()
-      .where('id', '=', datasetId)
-      .executeTakeFirstOrThrow();
-    expect(dataset.status).toBe('uploaded');
-    expect(dataset.train_file_id).toBe(simFiles(uploadFilename(datasetId, 'train'))[0]?.id);
-    const fineTunes = await tdb.db
-      .selectFrom('fine_tunes')
-      .selectAll()
-      .where('dataset_id', '=', datasetId)
-      .execute();
+    const dataset = await findDataset(tdb.db, datasetId);
+    expect(dataset?.status).toBe('uploaded');
+    expect(dataset?.trainFileId).toBe(simFiles(uploadFilename(datasetId, 'train'))[0]?.id);
+    const fineTunes = await findFineTunesByDataset(tdb.db, datasetId);
     expect(fineTunes).toHaveLength(1);
     expect(fineTunes[0]).toMatchObject({
       id: autoTrainFineTuneId(datasetId),
       status: 'pending',
-      suffix: dataset.short_hash,
+      suffix: dataset?.shortHash,
       description: 'stage test',
-      notify_emails: ['ops@example.com'],
-      credits_per_million_tokens: '3000',
+      notifyEmails: ['ops@example.com'],
+      creditsPerMillionTokens: 3000n,
     });
     const creates = await tdb.db
       .selectFrom('outbox')
@@ -126,12 +118,7 @@ describe('uploader', () => {
     });
     await runUpload(datasetId);
     expect(simFiles(uploadFilename(datasetId, 'train'))).toHaveLength(1);
-    const dataset = await tdb.db
-      .selectFrom('datasets')
-      .selectAll()
-      .where('id', '=', datasetId)
-      .executeTakeFirstOrThrow();
-    expect(dataset.train_file_id).toBe(lost.id);
+    expect((await findDataset(tdb.db, datasetId))?.trainFileId).toBe(lost.id);
   });
 
   it('gives bad job options a fine-tune born failed with the reason, and queues no creation', async () => {

@@ -1,77 +1,55 @@
-import { billingStage } from '@tuneline/billing';
-import { billingSettleJobId, filesUploadMessage } from '@tuneline/contracts';
-import { autoTrainFineTuneId, getFineTune, isTerminalStatus, requestCancel } from '@tuneline/db';
+import { billingSettleJobId } from '@tuneline/contracts';
+import { getFineTune, isTerminalStatus, requestCancel } from '@tuneline/db';
 import { startWebhookServer, type WebhookServer } from '@tuneline/poller';
-import { type RunningSimulator, signWebhook, startSimulator } from '@tuneline/simulator';
+import { signWebhook } from '@tuneline/simulator';
 import { afterAll, describe, expect } from 'vitest';
-import { type TestDatabase, waitFor } from '../support/context.ts';
+import { waitFor } from '../support/context.ts';
 import { it, test } from '../support/fixtures.ts';
-import {
-  type Pipeline,
-  quietLog,
-  type StorageFixture,
-  seedLicense,
-  seedReadyDataset,
-  startPipeline,
-  tempStorage,
-} from './harness.ts';
+import { quietLog } from './harness.ts';
 import { makeProvider } from './provider.ts';
+import { type Rig, recordedFineTune, startRig } from './rig.ts';
 
 const SECRET = `whsec_${Buffer.from('tuneline-webhook-test-secret-32b').toString('base64')}`;
 const TWENTY_MINUTES = 20 * 60_000;
 
-let tdb: TestDatabase;
-let sim: RunningSimulator;
-let files: StorageFixture;
-let pipeline: Pipeline;
+let rig: Rig;
 let hooks: WebhookServer;
-let provider: ReturnType<typeof makeProvider>;
 
-test.beforeAll(async ({ database, stages }) => {
-  tdb = database;
-  files = tempStorage();
+test.beforeAll(async ({ db, stages }) => {
   hooks = await startWebhookServer({
-    db: tdb.db,
+    db,
     log: quietLog,
     port: 0,
-    unwrap: (body, headers) => provider.unwrapWebhook(body, headers),
-    publish: async (rows) => pipeline.stage('poller').publishCaptured(rows),
+    unwrap: (body, headers) => rig.provider.unwrapWebhook(body, headers),
+    publish: async (rows) => rig.pipeline.stage('poller').publishCaptured(rows),
   });
   // Speed 20: a job takes ~8 real seconds, so it is still running after the first poll, and the cancel
   // test's cancel reaches it before it ends. At speed 100 (~1.5 s) the cancel test timed out once in a
   // loaded full run, most likely because the job had already succeeded and refused the cancel.
-  sim = await startSimulator({ port: 0, seed: 21, speed: 20, webhookUrl: hooks.url, webhookSecret: SECRET });
-  provider = makeProvider({ baseURL: sim.url, apiKey: sim.apiKey, webhookSecret: SECRET });
-  pipeline = await startPipeline({
-    db: tdb.db,
+  rig = await startRig({
+    db,
     runner: stages,
-    provider,
-    storage: files.storage,
+    simulator: { seed: 21, speed: 20, webhookUrl: hooks.url, webhookSecret: SECRET },
+    profiles: (sim) => ({
+      provider: makeProvider({ baseURL: sim.url, apiKey: sim.apiKey, webhookSecret: SECRET }),
+    }),
     // Polling at 20 minutes: only a webhook can bring the ending in time.
     schedule: { intervalMs: TWENTY_MINUTES, minIntervalMs: TWENTY_MINUTES },
+    outer: { stages: ['billing'] },
   });
-  await pipeline.runner.start(billingStage, { db: tdb.db, log: quietLog });
 });
 
 afterAll(async () => {
-  await pipeline?.close();
-  await sim?.close();
+  await rig?.close();
   await hooks?.close();
-  files?.cleanup();
 });
 
 async function startFineTune(licenseId: string): Promise<string> {
-  await seedLicense(tdb.db, licenseId, 1_000n);
-  const datasetId = await seedReadyDataset(tdb.db, { licenseId, storage: files.storage });
-  const upload = filesUploadMessage({ datasetId, correlationId: `corr-${datasetId}` });
-  await pipeline.stage('uploader').publisher.publish(upload.queue, upload.jobId, upload.payload);
-  const fineTuneId = autoTrainFineTuneId(datasetId);
-  await waitFor(async () => (await getFineTune(tdb.db, fineTuneId))?.providerJobId, 15_000, 'provider job');
-  return fineTuneId;
+  return (await recordedFineTune(rig, licenseId, { timeoutMs: 15_000 })).id;
 }
 
 const publishedSettlements = (fineTuneId: string) =>
-  tdb.db
+  rig.db
     .selectFrom('outbox')
     .selectAll()
     .where('job_id', '=', billingSettleJobId(fineTuneId))
@@ -89,20 +67,20 @@ async function post(body: string, headers: Record<string, string>) {
 
 describe('provider webhooks', () => {
   it('a delivery makes the model available within 2 s of the simulator finishing, with 20-minute polling', async () => {
-    sim.admin.setFaults({ duplicateWebhookRate: 1 }); // every event delivered twice
+    rig.sim.admin.setFaults({ duplicateWebhookRate: 1 }); // every event delivered twice
     const fineTuneId = await startFineTune('lic-hook');
-    const row = await getFineTune(tdb.db, fineTuneId);
+    const row = await getFineTune(rig.db, fineTuneId);
     const providerJobId = row?.providerJobId ?? '';
     // The simulator finishes the job on its own clock; note when.
     await waitFor(
-      async () => sim.admin.state().jobs.find((j) => j.id === providerJobId)?.status === 'succeeded',
+      async () => rig.sim.admin.state().jobs.find((j) => j.id === providerJobId)?.status === 'succeeded',
       30_000,
       'simulator to finish the job',
     );
     const finishedAt = Date.now();
     const done = await waitFor(
       async () => {
-        const r = await getFineTune(tdb.db, fineTuneId);
+        const r = await getFineTune(rig.db, fineTuneId);
         return r?.available ? r : null;
       },
       2_000,
@@ -115,25 +93,25 @@ describe('provider webhooks', () => {
     // The second copy of each delivery changed nothing: one delivery row, one poll, one settlement.
     await waitFor(
       async () =>
-        sim.admin.state().webhookDeliveries.filter((d) => d.jobId === providerJobId && d.delivered).length >=
-        2,
+        rig.sim.admin.state().webhookDeliveries.filter((d) => d.jobId === providerJobId && d.delivered)
+          .length >= 2,
       5_000,
       'both copies delivered',
     );
-    const deliveries = await tdb.db
+    const deliveries = await rig.db
       .selectFrom('webhook_deliveries')
       .selectAll()
       .where('provider_job_id', '=', providerJobId)
       .execute();
     expect(deliveries).toHaveLength(1);
-    const webhookPolls = await tdb.db
+    const webhookPolls = await rig.db
       .selectFrom('outbox')
       .select('job_id')
       .where('job_id', 'like', `finetune-poll-${fineTuneId}-webhook-%`)
       .execute();
     expect(webhookPolls).toHaveLength(1);
     expect(await publishedSettlements(fineTuneId)).toHaveLength(1);
-    sim.admin.setFaults({});
+    rig.sim.admin.setFaults({});
   });
 
   it('tampered, stale and wrongly signed deliveries get 400 and change nothing', async () => {
@@ -141,7 +119,7 @@ describe('provider webhooks', () => {
     // Let the first poll finish (it schedules the next one, 20 minutes out) before counting.
     const row = await waitFor(
       async () => {
-        const r = await getFineTune(tdb.db, fineTuneId);
+        const r = await getFineTune(rig.db, fineTuneId);
         return r && r.pollCount >= 1 ? r : null;
       },
       10_000,
@@ -160,7 +138,7 @@ describe('provider webhooks', () => {
       'webhook-timestamp': String(ts),
       'webhook-signature': signature,
     });
-    const countBefore = await tdb.db
+    const countBefore = await rig.db
       .selectFrom('outbox')
       .select((eb) => eb.fn.countAll().as('n'))
       .executeTakeFirstOrThrow();
@@ -181,31 +159,31 @@ describe('provider webhooks', () => {
     // No signature at all.
     expect(await post(body, { 'webhook-id': 'wh_t4', 'webhook-timestamp': String(now) })).toBe(400);
 
-    const deliveries = await tdb.db
+    const deliveries = await rig.db
       .selectFrom('webhook_deliveries')
       .selectAll()
       .where('webhook_id', 'in', ['wh_t1', 'wh_t2', 'wh_t3', 'wh_t4'])
       .execute();
     expect(deliveries).toHaveLength(0);
-    const countAfter = await tdb.db
+    const countAfter = await rig.db
       .selectFrom('outbox')
       .select((eb) => eb.fn.countAll().as('n'))
       .executeTakeFirstOrThrow();
     expect(countAfter.n).toBe(countBefore.n);
-    const after = await getFineTune(tdb.db, fineTuneId);
+    const after = await getFineTune(rig.db, fineTuneId);
     expect(after?.status).toBe(row?.status);
     expect(after?.pollCount).toBe(row?.pollCount);
   });
 
   it('cancel: the provider job is cancelled and the fine-tune ends cancelled with one settlement', async () => {
     const fineTuneId = await startFineTune('lic-cancel');
-    const result = await requestCancel(tdb.db, fineTuneId);
+    const result = await requestCancel(rig.db, fineTuneId);
     expect(result.ok).toBe(true);
-    await pipeline.stage('poller').relayOutbox();
+    await rig.pipeline.stage('poller').relayOutbox();
     // Any ending, then which one: a job that ended another way fails here with its status.
     const done = await waitFor(
       async () => {
-        const r = await getFineTune(tdb.db, fineTuneId);
+        const r = await getFineTune(rig.db, fineTuneId);
         return r && isTerminalStatus(r.status) ? r : null;
       },
       10_000,
@@ -213,13 +191,13 @@ describe('provider webhooks', () => {
     );
     expect(done.status).toBe('cancelled');
     expect(done.cancelRequestedAt).not.toBeNull();
-    expect(sim.admin.state().jobs.find((j) => j.id === done.providerJobId)?.status).toBe('cancelled');
+    expect(rig.sim.admin.state().jobs.find((j) => j.id === done.providerJobId)?.status).toBe('cancelled');
     await waitFor(async () => (await publishedSettlements(fineTuneId)).length > 0, 5_000, 'settlement');
     expect(await publishedSettlements(fineTuneId)).toHaveLength(1);
     // Billing released the whole reservation.
     const transfers = await waitFor(
       async () => {
-        const t = await tdb.db
+        const t = await rig.db
           .selectFrom('ledger_transfers')
           .select('kind')
           .where('fine_tune_id', '=', fineTuneId)
@@ -231,6 +209,6 @@ describe('provider webhooks', () => {
     );
     expect(transfers.map((t) => t.kind).sort()).toEqual(['reserve', 'void']);
     // Asking again once it has ended is refused and changes nothing.
-    expect(await requestCancel(tdb.db, fineTuneId)).toMatchObject({ ok: false, reason: 'already_finished' });
+    expect(await requestCancel(rig.db, fineTuneId)).toMatchObject({ ok: false, reason: 'already_finished' });
   });
 });

@@ -2,7 +2,7 @@ import type { RunningSimulator } from '@tuneline/simulator';
 import OpenAI, { toFile } from 'openai';
 import { waitFor } from './context.ts';
 
-type Turn = { role: 'system' | 'user' | 'assistant'; content: string };
+export type Turn = { role: 'system' | 'user' | 'assistant'; content: string };
 
 /** Twelve invoices whose answer is the total: what the API and gateway tests serve by default. */
 const TOTALS: Turn[][] = Array.from({ length: 12 }, (_, i) => [
@@ -25,6 +25,11 @@ export async function trainSimulatorModel(
     file: await toFile(Buffer.from(lines), 'train.jsonl'),
     purpose: 'fine-tune',
   });
+  await waitFor(
+    async () => (await client.files.retrieve(file.id)).status === 'processed',
+    10_000,
+    'the file',
+  );
   const job = await client.fineTuning.jobs.create({
     model: 'gpt-4o-mini-2024-07-18',
     training_file: file.id,

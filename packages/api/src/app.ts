@@ -5,10 +5,10 @@ import {
   type Clock,
   FineTuneRequestProducer,
   type MessageInput,
+  processClock,
   QUEUE_NAMES,
   type QueueName,
   queues,
-  systemClock,
 } from '@tuneline/contracts';
 import type { Catalogue } from '@tuneline/dataset';
 import { type Db, relayOutbox } from '@tuneline/db';
@@ -17,12 +17,16 @@ import { Queue } from 'bullmq';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
 import { makeAuthenticator } from './auth.ts';
+import { clearModelsOnWrites, GatewayCaches } from './gateway/cache.ts';
 import { GatewayMeter } from './gateway/metering.ts';
 import { type ApiMetrics, createApiMetrics } from './gateway/metrics.ts';
 import { GatewayRateLimiter, type RateLimitSettings } from './gateway/rate-limit.ts';
+import { defaultGatewaySettings, type GatewaySettings } from './gateway/settings.ts';
+import { GatewaySweeper } from './gateway/sweep.ts';
 import { HttpError, installErrorHandler, RouteTable } from './http.ts';
 import { buildOpenApiDocument } from './openapi.ts';
 import type { ChatProvider } from './provider.ts';
+import { registerActivationRoutes } from './routes/activation.ts';
 import { registerAdminRoutes } from './routes/admin.ts';
 import { registerAliasRoutes } from './routes/aliases.ts';
 import { registerCreditRoutes } from './routes/credits.ts';
@@ -33,6 +37,8 @@ import { registerDocumentRoutes } from './routes/documents.ts';
 import { registerEvaluationRoutes } from './routes/evaluation.ts';
 import { registerFineTuneRoutes } from './routes/fine-tunes.ts';
 import { registerInferenceRoutes } from './routes/inference.ts';
+import { registerLifecycleRoutes } from './routes/lifecycle.ts';
+import { registerPromotionRoutes } from './routes/promotion.ts';
 import { registerRequestRoutes } from './routes/requests.ts';
 import { registerTrainingProfileRoutes } from './routes/training-profiles.ts';
 import { registerStaticPages } from './static.ts';
@@ -53,6 +59,12 @@ export interface ApiOptions {
   providers?: readonly string[];
   /** Deletes a discarded fine-tune's model at its provider; unset: discarding only marks the row. */
   deleteModel?: ModelDeleter;
+  /**
+   * Deployments (issue 20.1): the deployment default provider's kind (fine-tunes naming no provider
+   * train and serve there; default `simulator`), and why Azure deployments cannot be made here, when
+   * they cannot (activating an Azure model then answers 503 with it).
+   */
+  deployments?: DeploymentOptions;
   /** Largest accepted request body in bytes (default 20 MB). */
   bodyLimit?: number;
   /** Per-license gateway rate limit (requests and tokens per minute); off when not given. */
@@ -61,12 +73,20 @@ export interface ApiOptions {
   logger?: FastifyBaseLogger;
   /** The trainer's RESERVATION_MARGIN_PERCENT, for the credit check before a fine-tune (default 10). */
   reservationMarginPercent?: number;
-  /** The one clock the date rules read (issue 21.5); the system clock by default. */
+  /** The one clock the date rules read (issue 21.5); by default the process clock (`TUNELINE_CLOCK_OFFSET_MS`). */
   clock?: Clock;
+  /** The gateway's caches, hold commit, prompt count, expiry and retention (defaults: settings.ts). */
+  gateway?: Partial<GatewaySettings>;
+}
+
+export interface DeploymentOptions {
+  defaultProvider: string;
+  problem?: string;
 }
 
 /** What route modules share. */
 export interface ApiDeps {
+  deployments: DeploymentOptions;
   db: Db;
   catalogue: Catalogue;
   provider?: ChatProvider;
@@ -86,6 +106,9 @@ export interface ApiDeps {
   reservationMarginPercent: number;
   /** Training closes and shutdowns are judged by it (issue 21.5). */
   clock: Clock;
+  gateway: GatewaySettings;
+  /** The gateway's key and model look-ups, cached for `gateway.cacheTtlMs`. */
+  caches: GatewayCaches;
 }
 
 export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
@@ -97,6 +120,8 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
   const producer = new FineTuneRequestProducer({ connection: opts.redis, prefix: opts.queuePrefix });
   const publisher = new Publisher(opts.redis, opts.queuePrefix);
   const metrics = createApiMetrics();
+  const gateway = { ...defaultGatewaySettings, ...opts.gateway };
+  const caches = new GatewayCaches(opts.db, gateway.cacheTtlMs);
   const deps: ApiDeps = {
     db: opts.db,
     metrics,
@@ -114,10 +139,13 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
     provider: opts.provider,
     ...(opts.providers ? { providers: opts.providers } : {}),
     ...(opts.deleteModel ? { deleteModel: opts.deleteModel } : {}),
+    deployments: opts.deployments ?? { defaultProvider: 'simulator' },
     producer,
     meter: new GatewayMeter(opts.db, app.log, metrics, () => deps.flushOutbox()),
     reservationMarginPercent: opts.reservationMarginPercent ?? 10,
-    clock: opts.clock ?? systemClock,
+    clock: opts.clock ?? processClock(),
+    gateway,
+    caches,
     async flushOutbox() {
       try {
         await relayOutbox(opts.db, (rows) => publisher.publishOutboxRows(rows));
@@ -130,17 +158,21 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
       await publisher.retryFresh(queue, jobId, payload as MessageInput<typeof queue>);
     },
   };
-  const authenticate = makeAuthenticator(opts.db, opts.adminKey);
+  const authenticate = makeAuthenticator(opts.db, opts.adminKey, caches.keyHolder);
+  clearModelsOnWrites(app, caches);
   const table = new RouteTable(app, authenticate);
 
   registerDatasetRoutes(table, deps);
   registerRequestRoutes(table, deps);
   registerFineTuneRoutes(table, deps);
+  registerActivationRoutes(table, deps);
   registerDocumentRoutes(table, deps);
   registerTrainingProfileRoutes(table, deps);
+  registerPromotionRoutes(table, deps);
   registerEvaluationRoutes(table, deps);
   registerDiscardRoutes(table, deps);
   registerAliasRoutes(table, deps);
+  registerLifecycleRoutes(table, deps);
   registerInferenceRoutes(table, deps);
   registerCreditRoutes(table, deps);
   registerAdminRoutes(table, deps);
@@ -189,7 +221,10 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
     await scope.register(serverAdapter.registerPlugin(), { prefix: '/admin/queues' });
   });
 
+  const sweeper = new GatewaySweeper(opts.db, gateway, app.log, metrics);
+  sweeper.start();
   app.addHook('onClose', async () => {
+    await sweeper.stop();
     await deps.meter.close();
     await Promise.all([producer.close(), publisher.close(), ...dashboardQueues.map((q) => q.close())]);
   });

@@ -79,6 +79,24 @@ const answerRow = z.object({
   credits: count,
 });
 
+/** What became of a version's model (issue 22.4). */
+export const versionPromotionSchema = z
+  .object({
+    decision: z
+      .enum(['promoted', 'kept', 'manual'])
+      .describe(
+        'promoted: served (alias moved, model active); kept: the champion stays; manual: left to you',
+      ),
+    rule: z.string().nullable().describe("the policy's rule when it decided; null for a promotion by hand"),
+    reason: z.string(),
+    actor: z.string().describe('`policy:<profile>`, or `key:<prefix>` of who promoted by hand'),
+    alias: z.string().nullable().describe('the alias moved (null: none moved)'),
+    fineTuneId: z.uuid(),
+    championFineTuneId: z.uuid().nullable().describe('the champion it was compared with, or replaced'),
+    at: z.string(),
+  })
+  .meta({ id: 'VersionPromotion' });
+
 export const evaluationSchema = z
   .object({
     fineTuneId: z.uuid(),
@@ -100,6 +118,17 @@ export const evaluationSchema = z
       })
       .nullable(),
     summary: z.unknown().describe('per model and field: accuracy, Wilson intervals, outcomes, comparisons'),
+    profileVersion: z
+      .object({
+        profile: z.string(),
+        version: z.int(),
+        alias: z.string().nullable(),
+        serving: z.boolean().describe("the profile's alias serves this model now"),
+        promotion: versionPromotionSchema.nullable(),
+        promotePath: z.string().describe('POST here to promote this version by hand'),
+      })
+      .nullable()
+      .describe('the training-profile version this fine-tune trained, and what became of it (issue 22.4)'),
     rows: z.array(answerRow),
     page: z.object({ offset: z.int(), limit: z.int(), total: z.int(), nextOffset: z.int().nullable() }),
   })

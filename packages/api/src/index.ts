@@ -5,11 +5,16 @@ export {
   type CallModel,
   countPromptTokens,
   holdWorstCase,
+  promptTokenBound,
+  rateLimitTokens,
   type WorstCase,
   worstCase,
 } from './gateway/holds.ts';
 export { type CallUsage, GatewayMeter, type HeldCall } from './gateway/metering.ts';
+export { type ApiMetrics, createApiMetrics } from './gateway/metrics.ts';
 export { type ChatRequestBody, chatRequestSchema } from './gateway/request.ts';
+export { defaultGatewaySettings, type GatewaySettings } from './gateway/settings.ts';
+export { type SweepResult, sweepGateway } from './gateway/sweep.ts';
 export { HttpError } from './http.ts';
 export { decodeCursor, encodeCursor } from './listing.ts';
 export { runApi, startApi } from './main.ts';

@@ -2,9 +2,11 @@ import { formatZodError, offsetClock } from '@tuneline/contracts';
 import { loadCatalogue } from '@tuneline/dataset';
 import { createDb } from '@tuneline/db';
 import {
+  azureManagementFromEnv,
   createChatHttpClient,
   createProviderFromEnv,
   createProviderSet,
+  type ProviderEnv,
   providerEnvSchema,
   resolveProviderSettings,
 } from '@tuneline/provider';
@@ -17,7 +19,10 @@ import { profileChatProvider } from './provider.ts';
 export async function startApi(env: NodeJS.ProcessEnv = process.env, portOverride?: number) {
   const config = loadConfig(apiConfigSchema, env);
   const log = createLogger('api', config.LOG_LEVEL);
-  const db = createDb(config.DATABASE_URL, { max: 20, applicationName: 'tuneline-api' });
+  const db = createDb(config.DATABASE_URL, {
+    max: config.DATABASE_POOL_MAX ?? 20,
+    applicationName: 'tuneline-api',
+  });
   const redis = createRedis(config.REDIS_URL, 'producer');
   // The gateway's provider: SDK retries as configured for it (default none: the provider's 429 is the
   // caller's), non-streamed calls over a keep-alive connection pool.
@@ -39,6 +44,7 @@ export async function startApi(env: NodeJS.ProcessEnv = process.env, portOverrid
       chatHttp,
     ),
     ...providerOptions(env),
+    deployments: deploymentOptions(providerEnv),
     adminKey: config.ADMIN_API_KEY,
     bodyLimit: config.API_BODY_LIMIT_BYTES,
     rateLimit: {
@@ -48,6 +54,14 @@ export async function startApi(env: NodeJS.ProcessEnv = process.env, portOverrid
     logger: log,
     reservationMarginPercent: config.RESERVATION_MARGIN_PERCENT,
     clock: offsetClock(config.TUNELINE_CLOCK_OFFSET_MS),
+    gateway: {
+      cacheTtlMs: config.GATEWAY_CACHE_TTL_MS,
+      holdCommit: config.GATEWAY_HOLD_COMMIT,
+      promptCount: config.GATEWAY_PROMPT_COUNT,
+      holdExpiryMs: config.GATEWAY_HOLD_EXPIRY_SECONDS * 1_000,
+      idempotencyRetentionMs: config.GATEWAY_IDEMPOTENCY_RETENTION_HOURS * 3_600_000,
+      sweepIntervalMs: config.GATEWAY_SWEEP_INTERVAL_SECONDS * 1_000,
+    },
   });
   const address = await app.listen({ port: portOverride ?? config.API_PORT, host: config.API_HOST });
   log.info({ address }, 'api listening');
@@ -79,6 +93,18 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     process.stderr.write(`api: ${err.message}\n`);
     process.exit(78);
   }
+}
+
+/**
+ * Which provider serves fine-tunes naming none, and why Azure deployments cannot be made here (the API
+ * only records them; the poller makes them, from the same variables).
+ */
+function deploymentOptions(env: ProviderEnv) {
+  const management = azureManagementFromEnv(env);
+  return {
+    defaultProvider: resolveProviderSettings(env).kind,
+    ...(management.ok ? {} : { problem: management.problem }),
+  };
 }
 
 /** The providers the API checks requests against, and how it deletes a discarded model. */

@@ -4,6 +4,8 @@ import {
   type InferencePrice,
   inferenceTerms,
   isTokenCountEstimate,
+  lifecycleOf,
+  type ModelLifecycle,
   resolveEpochsFor,
   trainingCredits,
   trainingOffers,
@@ -32,6 +34,8 @@ export interface TrainingEstimate {
   /** `estimate` when the model's tokenizer is approximated. */
   tokenCount: 'exact' | 'estimate';
   inference: InferencePrice;
+  /** The model's dates at that provider (issue 21.2). */
+  lifecycle: ModelLifecycle;
 }
 
 /**
@@ -61,5 +65,6 @@ export function estimateTraining(
     provider: offer.provider,
     tokenCount: isTokenCountEstimate(base) ? ('estimate' as const) : ('exact' as const),
     inference: inferenceTerms(catalogue, base.name).price,
+    lifecycle: lifecycleOf(base, offer.provider),
   };
 }

@@ -6,7 +6,7 @@ import {
 } from '@tuneline/contracts';
 import { MAX_GRANT_CREDITS } from '@tuneline/ledger';
 import { z } from 'zod';
-import { evaluationEstimateSchema } from './evaluation-views.ts';
+import { evaluationEstimateSchema, versionPromotionSchema } from './evaluation-views.ts';
 import { DATASET_STATUSES, nextCursorSchema } from './listing.ts';
 
 /** Request and response schemas of the HTTP API. They validate requests and generate /openapi.json. */
@@ -42,6 +42,23 @@ export const deadLetterSummarySchema = z
   .nullable()
   .meta({ id: 'DeadLetterSummary' });
 
+/** A base model's dates at one provider from the catalogue (issue 21.2): UTC days, null when none is known. */
+export const modelLifecycleSchema = z
+  .object({
+    provider: z
+      .string()
+      .nullable()
+      .describe("the provider these dates are for (the row's, else the model's own); null: unknown model"),
+    trainingClosesAt: z.string().nullable().describe('from this day on, no new fine-tuning jobs'),
+    shutdownAt: z
+      .string()
+      .nullable()
+      .describe('from this day on, the model and its fine-tunes serve nothing'),
+    successor: z.string().nullable(),
+    source: z.string().nullable(),
+  })
+  .meta({ id: 'ModelLifecycle' });
+
 export const datasetSchema = z
   .object({
     id: z.uuid(),
@@ -65,6 +82,7 @@ export const datasetSchema = z
       .describe(
         "'estimate' when the base model's tokenizer is approximated; billing uses the provider's figure",
       ),
+    lifecycle: modelLifecycleSchema,
     trainFileId: z.string().nullable(),
     testFileId: z.string().nullable(),
     autoTrain: z.boolean(),
@@ -89,18 +107,24 @@ export const createFineTuneBodySchema = jobOptionsSchema
   })
   .meta({ id: 'CreateFineTune' });
 
-/** A base model's dates from the catalogue (issue 21.2): UTC days, null when none is known. */
-export const modelLifecycleSchema = z
+/** A deployment of the model at its provider (Azure: it serves nothing until deployed; issue 20.1). */
+export const deploymentSchema = z
   .object({
-    trainingClosesAt: z.string().nullable().describe('from this day on, no new fine-tuning jobs'),
-    shutdownAt: z
+    name: z.string().describe("the deployment's name at the provider (what the gateway calls)"),
+    state: z
+      .enum(['deploying', 'active', 'deleting', 'deleted', 'failed'])
+      .describe('deploying → active; deleting → deleted on deactivation; failed, or deleted by the provider'),
+    reason: z
       .string()
       .nullable()
-      .describe('from this day on, the model and its fine-tunes serve nothing'),
-    successor: z.string().nullable(),
-    source: z.string().nullable(),
+      .describe('why it ended: the provider could not deploy it, deactivated, or deleted by Azure when idle'),
+    creditsPerHour: credits.describe('hosting fee per started hour while active, fixed at activation'),
+    hoursCharged: z.int().describe('started hosting hours charged so far (ledger kind `hosting`)'),
+    createdAt: z.string(),
+    activeAt: z.string().nullable().describe('when it began serving: hosting hours count from here'),
+    endedAt: z.string().nullable().describe('when it stopped existing: hosting hours end here'),
   })
-  .meta({ id: 'ModelLifecycle' });
+  .meta({ id: 'Deployment' });
 
 export const fineTuneSchema = z
   .object({
@@ -128,6 +152,19 @@ export const fineTuneSchema = z
       .describe('not finished and no cancellation asked yet: POST /v1/fine-tunes/{id}/cancel applies'),
     available: z.boolean(),
     active: z.boolean(),
+    activation: z
+      .enum(['inactive', 'deploying', 'active', 'deactivating'])
+      .describe(
+        'whether the model serves: a model that must be deployed first (Azure) goes deploying → active on activation, deactivating → inactive on deactivation',
+      ),
+    deployment: deploymentSchema
+      .nullable()
+      .describe('its latest deployment at the provider (live, or the last that ended); null: none'),
+    hostingCreditsPerHour: credits
+      .nullable()
+      .describe(
+        'hosting fee per started hour while deployed (catalogue); null: the provider serves it without a deployment',
+      ),
     correlationId: z.string(),
     createdAt: z.string(),
     updatedAt: z.string(),
@@ -205,7 +242,7 @@ export const usageEntrySchema = z
   .object({
     transferId: z.string(),
     at: z.string(),
-    kind: z.enum(['grant', 'reservation', 'charge', 'overage', 'release', 'evaluation']),
+    kind: z.enum(['grant', 'reservation', 'charge', 'overage', 'release', 'evaluation', 'hosting']),
     fineTuneId: z.string().nullable(),
     model: z.string().nullable(),
     tokens: nullableCount,
@@ -282,6 +319,7 @@ export const estimateSchema = z
         "'estimate' when the model's tokenizer is approximated (open models); billing uses the provider's figure",
       ),
     inference: z.object({ inputCreditsPerMillion: z.string(), outputCreditsPerMillion: z.string() }),
+    lifecycle: modelLifecycleSchema,
   })
   .meta({ id: 'PricingEstimate' });
 
@@ -410,21 +448,40 @@ export const trainingProfileListSchema = z
   .object({ profiles: z.array(trainingProfileViewSchema) })
   .meta({ id: 'TrainingProfileList' });
 
-export const trainingProfileDetailSchema = trainingProfileViewSchema
-  .extend({
-    versions: z.array(
-      z.object({
-        version: z.int(),
-        requestId: z.string(),
-        trigger: z.enum(['policy', 'manual']),
-        documents: z.int(),
-        added: z.int(),
-        removed: z.int(),
-        estimatedCredits: z.string(),
-        datasetId: z.uuid().nullable(),
-        datasetStatus: z.string().nullable(),
-        createdAt: z.string(),
-      }),
-    ),
+export const profileVersionParams = profileNameParams.extend({
+  version: z.coerce.number().int('must be a whole number').min(1, 'must be at least 1'),
+});
+
+export const profileVersionSchema = z
+  .object({
+    version: z.int(),
+    requestId: z.string(),
+    trigger: z.enum(['policy', 'manual']),
+    documents: z.int(),
+    added: z.int(),
+    removed: z.int(),
+    estimatedCredits: z.string(),
+    datasetId: z.uuid().nullable(),
+    datasetStatus: z.string().nullable(),
+    fineTuneId: z.uuid().nullable().describe("the version's fine-tune (the decided one, else the newest)"),
+    model: z.string().nullable(),
+    serving: z.boolean().describe("the profile's alias serves this version's model now"),
+    promotion: versionPromotionSchema.nullable().describe('null until decided'),
+    createdAt: z.string(),
   })
+  .meta({ id: 'TrainingProfileVersion' });
+
+export const trainingProfileDetailSchema = trainingProfileViewSchema
+  .extend({ versions: z.array(profileVersionSchema) })
   .meta({ id: 'TrainingProfileDetail' });
+
+export const promoteVersionSchema = z
+  .object({
+    version: profileVersionSchema,
+    changed: z.boolean().describe('false when the alias already served it and it was already promoted'),
+    alias: z
+      .object({ name: z.string(), fineTuneId: z.uuid(), model: z.string().nullable() })
+      .nullable()
+      .describe("the profile's alias after the call (null: the profile names none)"),
+  })
+  .meta({ id: 'PromotedVersion' });

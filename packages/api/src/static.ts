@@ -9,6 +9,7 @@ const FILES: Record<string, { file: string; type: string }> = {
   '/hub/hub.js': { file: 'hub.js', type: 'text/javascript; charset=utf-8' },
   '/hub/hub-lists.js': { file: 'hub-lists.js', type: 'text/javascript; charset=utf-8' },
   '/hub/hub-evaluation.js': { file: 'hub-evaluation.js', type: 'text/javascript; charset=utf-8' },
+  '/hub/hub-lifecycle.js': { file: 'hub-lifecycle.js', type: 'text/javascript; charset=utf-8' },
   '/hub/hub.css': { file: 'hub.css', type: 'text/css; charset=utf-8' },
   '/docs': { file: 'docs.html', type: 'text/html; charset=utf-8' },
   '/docs/docs.js': { file: 'docs.js', type: 'text/javascript; charset=utf-8' },

@@ -1,6 +1,13 @@
-import { type Catalogue, findBaseModel, isTokenCountEstimate, lifecycleOf } from '@tuneline/dataset';
+import {
+  type Catalogue,
+  findBaseModel,
+  hostingFeeOf,
+  isTokenCountEstimate,
+  lifecycleOf,
+} from '@tuneline/dataset';
 import {
   type DatasetRecord,
+  type DeploymentRecord,
   type FineTuneRecord,
   isTerminalStatus,
   type LicenseRecord,
@@ -45,6 +52,8 @@ export function datasetView(d: DatasetRecord, deadLetter?: OpenDeadLetter, catal
     evaluationEstimate: datasetEvaluationEstimate(d),
     provider: d.provider ?? (base && base.provider !== 'openai' ? base.provider : null),
     tokenCount: base && isTokenCountEstimate(base) ? ('estimate' as const) : ('exact' as const),
+    /** The base model's dates at the provider it trains at (issue 21.2): can it still be trained there? */
+    lifecycle: lifecycleOf(base, d.provider),
     trainFileId: d.trainFileId,
     testFileId: d.testFileId,
     autoTrain: d.autoTrain,
@@ -57,8 +66,47 @@ export function datasetView(d: DatasetRecord, deadLetter?: OpenDeadLetter, catal
   };
 }
 
-/** A fine-tune, with its open dead letter and its base model's lifecycle dates from the catalogue (issue 21.2). */
-export function fineTuneView(f: FineTuneRecord, deadLetter?: OpenDeadLetter, catalogue?: Catalogue) {
+/** Where a fine-tune is served: its latest deployment and the deployment default provider (issue 20.1). */
+export interface ServingContext {
+  deployment?: DeploymentRecord | undefined;
+  /** The provider of fine-tunes that name none (its kind: openai, azure, together, simulator). */
+  defaultProvider: string;
+}
+
+export function deploymentView(d: DeploymentRecord) {
+  return {
+    name: d.name,
+    state: d.state,
+    reason: d.reason,
+    creditsPerHour: d.creditsPerHour.toString(),
+    hoursCharged: d.hoursBilled,
+    createdAt: d.createdAt.toISOString(),
+    activeAt: iso(d.activeAt),
+    endedAt: iso(d.endedAt),
+  };
+}
+
+function activationOf(f: FineTuneRecord, d: DeploymentRecord | undefined) {
+  if (f.active) return 'active' as const;
+  if (d?.state === 'deploying') return 'deploying' as const;
+  if (d?.state === 'deleting') return 'deactivating' as const;
+  return 'inactive' as const;
+}
+
+/**
+ * A fine-tune, with its open dead letter, its base model's lifecycle dates from the catalogue (issue
+ * 21.2), and where it is served: activation state, latest deployment and hosting fee (issue 20.1).
+ */
+export function fineTuneView(
+  f: FineTuneRecord,
+  deadLetter?: OpenDeadLetter,
+  catalogue?: Catalogue,
+  serving?: ServingContext,
+) {
+  const base = catalogue ? findBaseModel(f.baseModel, catalogue) : undefined;
+  const deployment = serving?.deployment;
+  const fee =
+    hostingFeeOf(base, f.provider ?? serving?.defaultProvider ?? 'openai') ?? deployment?.creditsPerHour;
   return {
     id: f.id,
     datasetId: f.datasetId,
@@ -82,6 +130,9 @@ export function fineTuneView(f: FineTuneRecord, deadLetter?: OpenDeadLetter, cat
     cancellable: f.cancelRequestedAt === null && !isTerminalStatus(f.status),
     available: f.available,
     active: f.active,
+    activation: activationOf(f, deployment),
+    deployment: deployment ? deploymentView(deployment) : null,
+    hostingCreditsPerHour: fee?.toString() ?? null,
     correlationId: f.correlationId,
     createdAt: iso(f.createdAt) as string,
     updatedAt: iso(f.updatedAt) as string,
@@ -89,7 +140,7 @@ export function fineTuneView(f: FineTuneRecord, deadLetter?: OpenDeadLetter, cat
     settledAt: iso(f.settledAt),
     deadLetter: deadLetterSummary(deadLetter),
     alias: f.alias,
-    lifecycle: lifecycleOf(catalogue ? findBaseModel(f.baseModel, catalogue) : undefined),
+    lifecycle: lifecycleOf(base, f.provider),
   };
 }
 

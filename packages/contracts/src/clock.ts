@@ -36,6 +36,18 @@ export function clockFromEnv(env: Record<string, string | undefined> = process.e
   return offsetClock(Number(raw.trim()));
 }
 
+let fromEnv: Clock | undefined;
+
+/**
+ * The clock of this process: `TUNELINE_CLOCK_OFFSET_MS` read once, on first use. The default of every
+ * date rule that is not handed a clock, so a process started with the offset (the suite pins one, see
+ * vitest.config.ts) moves every rule, not only those its main.ts wires.
+ */
+export function processClock(): Clock {
+  fromEnv ??= clockFromEnv(process.env);
+  return fromEnv;
+}
+
 /** The UTC day of `at`, `YYYY-MM-DD` (what catalogue dates compare against). */
 export function utcDay(at: Date): string {
   return at.toISOString().slice(0, 10);

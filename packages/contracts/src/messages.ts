@@ -88,6 +88,15 @@ export function cancelPollJobId(fineTuneId: string): string {
   return queueJobId('finetune-poll', `${fineTuneId}-cancel`);
 }
 
+/** Link `step` of a model deployment's follow chain: `model-deployment-<deploymentId>-<step>`. */
+export function modelDeploymentJobId(deploymentId: string, step: number): string {
+  assertUuid('deploymentId', deploymentId);
+  if (!Number.isSafeInteger(step) || step < 0) {
+    throw new Error(`step must be a non-negative integer (got ${step})`);
+  }
+  return queueJobId('model-deployment', `${deploymentId}-${step}`);
+}
+
 const READABLE_WEBHOOK_ID = /^[A-Za-z0-9_-]{1,80}$/;
 
 /**
@@ -167,6 +176,25 @@ export function inferenceUsageMessage({ callId, correlationId }: Fields<'inferen
   return message('inference-usage', inferenceUsageJobId(callId), { correlationId, callId });
 }
 
+/**
+ * Link `step` of a deployment's follow chain (the poller): the first at activation, each next one
+ * `delayMs` later while the provider provisions, one at once when deactivation asks for the deletion.
+ */
+export function modelDeploymentMessage({
+  deploymentId,
+  fineTuneId,
+  correlationId,
+  step,
+  delayMs,
+}: Fields<'model-deployment'> & { delayMs?: number }) {
+  return message(
+    'model-deployment',
+    modelDeploymentJobId(deploymentId, step),
+    { correlationId, deploymentId, fineTuneId, step },
+    delayMs,
+  );
+}
+
 type PollInput = { fineTuneId: string; correlationId: string };
 
 /**
@@ -230,6 +258,15 @@ export const LIFECYCLE_SWEEP_SCHEDULER_ID = 'lifecycle-sweep-every-model';
 export const lifecycleSweepSchedulerPayload = (): MessageInput<'lifecycle-sweep'> => ({
   schemaVersion: SCHEMA_VERSION,
   correlationId: LIFECYCLE_SWEEP_SCHEDULER_ID,
+});
+
+/** The one job scheduler that runs the deployment sweep periodically (issue 20.1). */
+export const DEPLOYMENT_SWEEP_SCHEDULER_ID = 'deployment-sweep-every-deployment';
+
+/** The deployment sweep scheduler's message (BullMQ makes its job ids). */
+export const deploymentSweepSchedulerPayload = (): MessageInput<'deployment-sweep'> => ({
+  schemaVersion: SCHEMA_VERSION,
+  correlationId: DEPLOYMENT_SWEEP_SCHEDULER_ID,
 });
 
 /** The one job scheduler that checks every enabled training profile periodically. */

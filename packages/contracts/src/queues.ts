@@ -41,6 +41,18 @@ export const retrainCheckMessageSchema = envelope({
 });
 /** Run the lifecycle sweep (issue 21.3): record the warnings due by the clock and e-mail them. */
 export const lifecycleSweepMessageSchema = envelope({});
+/**
+ * One link of a model deployment's follow chain (issue 20.1): create the deployment at the provider, read
+ * its provisioning state until it serves or failed, or delete it. `step` is the link's number: a link
+ * older than the row's current one returns without acting, so a chain never forks.
+ */
+export const modelDeploymentMessageSchema = envelope({
+  deploymentId: uuid,
+  fineTuneId: uuid,
+  step: z.int().min(0),
+});
+/** Run the deployment sweep: notice deployments the provider deleted (Azure: idle), charge hosting hours. */
+export const deploymentSweepMessageSchema = envelope({});
 /** A gateway call whose settlement failed after the provider answered (row in inference_pending_usage). */
 export const inferenceUsageMessageSchema = envelope({ callId: uuid });
 
@@ -120,6 +132,20 @@ export const queues = {
     schema: lifecycleSweepMessageSchema,
     // The notifier sends e-mail: the warnings are e-mails. A sweep is idempotent (Postgres keys).
     consumer: 'notifier',
+    jobOptions: defaultJobOptions(3, 60_000),
+  }),
+  'model-deployment': define({
+    name: 'model-deployment',
+    schema: modelDeploymentMessageSchema,
+    // The poller follows the provider's long-running state: jobs, and deployments the same way.
+    consumer: 'poller',
+    jobOptions: defaultJobOptions(10, 5_000),
+  }),
+  'deployment-sweep': define({
+    name: 'deployment-sweep',
+    schema: deploymentSweepMessageSchema,
+    // Idempotent: a deployment ends once (state check), an hour is charged once (ledger key).
+    consumer: 'poller',
     jobOptions: defaultJobOptions(3, 60_000),
   }),
   'inference-usage': define({

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { type Clock, systemClock } from '@tuneline/contracts';
+import { type Clock, processClock } from '@tuneline/contracts';
 import { type Catalogue, defaultCatalogue, resolveEpochsFor, trainingCredits } from './catalogue.ts';
 import { ExamplePass } from './example-pass.ts';
 import { exampleWarnings } from './example-warnings.ts';
@@ -40,6 +40,11 @@ export interface BuildOptions {
   stableSplitSeed?: string;
   /** The one clock the date rules read (issue 21.5): a base model past `trainingClosesAt` is an error. */
   clock?: Clock;
+  /**
+   * The provider the dataset trains at, whose `trainingClosesAt` applies (issue 21.2: dates are per
+   * provider); null or omitted: the model's own.
+   */
+  provider?: string | null;
 }
 
 export interface DatasetBuild {
@@ -84,7 +89,13 @@ export async function buildDataset(
   const warnings = new IssueList(opts.maxIssues);
   const { modelConfig, dump } = settings;
 
-  const { model, prompt } = checkSettings(settings, catalogue, errors, (opts.clock ?? systemClock).now());
+  const { model, prompt } = checkSettings(
+    settings,
+    catalogue,
+    errors,
+    (opts.clock ?? processClock()).now(),
+    opts.provider ?? null,
+  );
 
   // Pass 1: count, ids, the split.
   const scanned = await scan(

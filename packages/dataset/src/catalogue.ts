@@ -43,9 +43,13 @@ const entryShape = {
    * still read, and copied into `trainingClosesAt` when that is not given.
    */
   shutdownDate: isoDay.optional(),
-  /** Lifecycle (issue 21.2), UTC days: from this day on, no new fine-tuning jobs on this model. */
+  /**
+   * Lifecycle (issue 21.2), UTC days, of the model at its own `provider` (the flat form, kept for
+   * override files written before the dates were per provider; `providers.<name>` holds each
+   * provider's own): from this day on, no new fine-tuning jobs on this model there.
+   */
   trainingClosesAt: isoDay.optional(),
-  /** From this day on, the model and its fine-tunes serve nothing (the gateway answers 410). */
+  /** From this day on, the model and its fine-tunes there serve nothing (the gateway answers 410). */
   shutdownAt: isoDay.optional(),
   /** What Tuneline suggests instead (a base model, or `<provider>:<model>`); named in the errors. */
   successor: z.string().min(1).optional(),
@@ -80,8 +84,9 @@ const entryShape = {
    */
   creditsPerProviderPriceUnit: creditsSchema.optional(),
   /**
-   * Which providers train this model, each at its own price (default: the entry's) and until when (ISO
-   * date of the last day it takes new jobs). When absent, only `provider` trains it, until `shutdownDate`.
+   * Which providers train this model, each at its own price (default: the entry's) and with its own
+   * lifecycle dates (`trainingClosesAt`, `shutdownAt`, `successor`, `source`): a provider's dates apply
+   * to the jobs and fine-tunes at that provider only. When absent, only `provider` trains it.
    */
   providers: z
     .partialRecord(
@@ -89,7 +94,13 @@ const entryShape = {
       z
         .object({
           creditsPerMillionTrainingTokens: creditsSchema.optional(),
-          trainingUntil: z.iso.date('must be an ISO date (YYYY-MM-DD)').optional(),
+          /** Legacy: the last day this provider takes new jobs (read as `trainingClosesAt` the day after). */
+          trainingUntil: isoDay.optional(),
+          /** This provider's lifecycle dates for the model (issue 21.2): see the entry's fields. */
+          trainingClosesAt: isoDay.optional(),
+          shutdownAt: isoDay.optional(),
+          successor: z.string().min(1).optional(),
+          source: z.string().min(1).optional(),
           /**
            * Hourly hosting fee of a deployed fine-tune of this model at this provider (Azure bills
            * every hour a fine-tuned deployment exists, used or not), in credits per started hour.
@@ -129,25 +140,48 @@ const together = (credits: number, maxTokensPerExample: number): EntryInput => (
   creditsPerProviderPriceUnit: 1_000,
 });
 
-// Lifecycle dates as OpenAI's deprecations page (May 2026) states them (issue 21.2): OpenAI's self-serve
-// fine-tuning takes no new jobs after 2027-01-06; the gpt-4o, gpt-4o-mini, gpt-4.1 and gpt-4.1-mini
-// snapshots and the fine-tunes built on them shut down on 2027-01-14. The page names no successor (all
-// of OpenAI's self-serve fine-tuning closes): `successor` is Tuneline's suggestion, the same base model
-// through the Azure OpenAI profile (issue 20), overridable like everything here.
-const OPENAI_TRAINING_CLOSES = '2027-01-06';
-const OPENAI_SHUTDOWN = '2027-01-14';
+// Lifecycle dates (issue 21.2), per provider: each provider's dates apply to the jobs and fine-tunes at
+// that provider only.
+//
+// OpenAI, as its deprecations page (May 2026) states them: OpenAI's self-serve fine-tuning takes no new
+// jobs after 2027-01-06; the gpt-4o, gpt-4o-mini, gpt-4.1 and gpt-4.1-mini snapshots and the fine-tunes
+// built on them shut down on 2027-01-14. The page names no successor (all of OpenAI's self-serve
+// fine-tuning closes): `successor` is Tuneline's suggestion, the same base model through the Azure OpenAI
+// profile (issue 20), overridable like everything here.
 const OPENAI_TRAINING_SOURCE =
   'OpenAI deprecations page (May 2026): no new self-serve fine-tuning jobs after 2027-01-06; successor: Tuneline suggestion';
 const OPENAI_SHUTDOWN_SOURCE =
   'OpenAI deprecations page (May 2026): no new self-serve fine-tuning jobs after 2027-01-06; gpt-4o, gpt-4o-mini, ' +
   'gpt-4.1, gpt-4.1-mini snapshots and their fine-tunes shut down 2027-01-14; successor: Tuneline suggestion';
+const openaiDates = (successor: string, shutdown = true) => ({
+  trainingClosesAt: '2027-01-06',
+  ...(shutdown ? { shutdownAt: '2027-01-14' } : {}),
+  successor,
+  source: shutdown ? OPENAI_SHUTDOWN_SOURCE : OPENAI_TRAINING_SOURCE,
+});
+
+// Azure OpenAI, as Microsoft's "Model retirement schedule" (learn.microsoft.com/azure/foundry/openai/
+// concepts/model-retirement-schedule, updated 2026-09-02), table "Fine-tuned models", states them: fine-
+// tuned models retire in two phases, training (no new fine-tuning) and deployment (inference and
+// deployment return errors). gpt-4o 2024-08-06 and gpt-4o-mini 2024-07-18: training "no earlier than
+// 2027-04-01" (existing customers; otherwise at the base model's retirement), deployment 2027-10-01;
+// gpt-4.1, gpt-4.1-mini, gpt-4.1-nano 2025-04-14: training "no earlier than 2027-04-14", deployment
+// 2027-10-14. `trainingClosesAt` takes the earliest announced training day. Microsoft names no
+// fine-tunable replacement: `successor` is Tuneline's suggestion (the 4.1 snapshot of the same size,
+// which Azure listed as gpt-4o's replacement before), none for the 4.1 family.
+const AZURE_SOURCE =
+  'Azure OpenAI model retirement schedule (Microsoft Learn, 2026-09-02), fine-tuned models: training retirement ' +
+  '"no earlier than" the date given (existing customers), deployment retirement; successor: Tuneline suggestion';
+const azureDates = (trainingClosesAt: string, shutdownAt: string, successor?: string) => ({
+  hostingCreditsPerHour: 1_700,
+  trainingClosesAt,
+  shutdownAt,
+  ...(successor ? { successor } : {}),
+  source: AZURE_SOURCE,
+});
 
 const defaults: Record<string, EntryInput> = {
   'gpt-4o-mini-2024-07-18': {
-    trainingClosesAt: OPENAI_TRAINING_CLOSES,
-    shutdownAt: OPENAI_SHUTDOWN,
-    successor: 'azure:gpt-4o-mini-2024-07-18',
-    source: OPENAI_SHUTDOWN_SOURCE,
     encoding: 'o200k_base',
     maxTokensPerExample: 65_536,
     creditsPerMillionTrainingTokens: 3_000,
@@ -155,14 +189,13 @@ const defaults: Record<string, EntryInput> = {
     inferenceInputCreditsPerMillion: 300,
     inferenceOutputCreditsPerMillion: 1_200,
     maxOutputTokens: 16_384,
-    // OpenAI and Azure OpenAI both train it (Azure needs a deployment to serve it).
-    providers: { openai: {}, azure: { hostingCreditsPerHour: 1_700 } },
+    // OpenAI and Azure OpenAI both train it (Azure needs a deployment to serve it), each until its own dates.
+    providers: {
+      openai: openaiDates('azure:gpt-4o-mini-2024-07-18'),
+      azure: azureDates('2027-04-01', '2027-10-01', 'azure:gpt-4.1-mini-2025-04-14'),
+    },
   },
   'gpt-4o-2024-08-06': {
-    trainingClosesAt: OPENAI_TRAINING_CLOSES,
-    shutdownAt: OPENAI_SHUTDOWN,
-    successor: 'azure:gpt-4o-2024-08-06',
-    source: OPENAI_SHUTDOWN_SOURCE,
     encoding: 'o200k_base',
     maxTokensPerExample: 65_536,
     creditsPerMillionTrainingTokens: 25_000,
@@ -170,25 +203,27 @@ const defaults: Record<string, EntryInput> = {
     inferenceInputCreditsPerMillion: 3_750,
     inferenceOutputCreditsPerMillion: 15_000,
     maxOutputTokens: 16_384,
-    // OpenAI and Azure OpenAI both train it (Azure needs a deployment to serve it).
-    providers: { openai: {}, azure: { hostingCreditsPerHour: 1_700 } },
+    providers: {
+      openai: openaiDates('azure:gpt-4o-2024-08-06'),
+      azure: azureDates('2027-04-01', '2027-10-01', 'azure:gpt-4.1-2025-04-14'),
+    },
   },
   // Listed so requests naming it get "not fine-tunable" rather than "unknown".
   'gpt-4o-2024-05-13': {
-    shutdownAt: OPENAI_SHUTDOWN,
-    successor: 'azure:gpt-4o-2024-08-06',
-    source: OPENAI_SHUTDOWN_SOURCE,
     encoding: 'o200k_base',
     maxTokensPerExample: 65_536,
     creditsPerMillionTrainingTokens: 25_000,
     fineTunable: false,
     maxOutputTokens: 4_096,
+    providers: {
+      openai: {
+        shutdownAt: '2027-01-14',
+        successor: 'azure:gpt-4o-2024-08-06',
+        source: OPENAI_SHUTDOWN_SOURCE,
+      },
+    },
   },
   'gpt-4.1-2025-04-14': {
-    trainingClosesAt: OPENAI_TRAINING_CLOSES,
-    shutdownAt: OPENAI_SHUTDOWN,
-    successor: 'azure:gpt-4.1-2025-04-14',
-    source: OPENAI_SHUTDOWN_SOURCE,
     encoding: 'o200k_base',
     maxTokensPerExample: 65_536,
     creditsPerMillionTrainingTokens: 25_000,
@@ -196,14 +231,12 @@ const defaults: Record<string, EntryInput> = {
     inferenceInputCreditsPerMillion: 3_000,
     inferenceOutputCreditsPerMillion: 12_000,
     maxOutputTokens: 32_768,
-    // OpenAI and Azure OpenAI both train it (Azure needs a deployment to serve it).
-    providers: { openai: {}, azure: { hostingCreditsPerHour: 1_700 } },
+    providers: {
+      openai: openaiDates('azure:gpt-4.1-2025-04-14'),
+      azure: azureDates('2027-04-14', '2027-10-14'),
+    },
   },
   'gpt-4.1-mini-2025-04-14': {
-    trainingClosesAt: OPENAI_TRAINING_CLOSES,
-    shutdownAt: OPENAI_SHUTDOWN,
-    successor: 'azure:gpt-4.1-mini-2025-04-14',
-    source: OPENAI_SHUTDOWN_SOURCE,
     encoding: 'o200k_base',
     maxTokensPerExample: 65_536,
     creditsPerMillionTrainingTokens: 5_000,
@@ -211,13 +244,12 @@ const defaults: Record<string, EntryInput> = {
     inferenceInputCreditsPerMillion: 800,
     inferenceOutputCreditsPerMillion: 3_200,
     maxOutputTokens: 32_768,
-    // OpenAI and Azure OpenAI both train it (Azure needs a deployment to serve it).
-    providers: { openai: {}, azure: { hostingCreditsPerHour: 1_700 } },
+    providers: {
+      openai: openaiDates('azure:gpt-4.1-mini-2025-04-14'),
+      azure: azureDates('2027-04-14', '2027-10-14'),
+    },
   },
   'gpt-4.1-nano-2025-04-14': {
-    trainingClosesAt: OPENAI_TRAINING_CLOSES,
-    successor: 'azure:gpt-4.1-mini-2025-04-14',
-    source: OPENAI_TRAINING_SOURCE,
     encoding: 'o200k_base',
     maxTokensPerExample: 65_536,
     creditsPerMillionTrainingTokens: 1_500,
@@ -225,13 +257,13 @@ const defaults: Record<string, EntryInput> = {
     inferenceInputCreditsPerMillion: 200,
     inferenceOutputCreditsPerMillion: 800,
     maxOutputTokens: 32_768,
-    // OpenAI and Azure OpenAI both train it (Azure needs a deployment to serve it).
-    providers: { openai: {}, azure: { hostingCreditsPerHour: 1_700 } },
+    providers: {
+      // OpenAI's page lists no shutdown for the nano snapshot: training closes only.
+      openai: openaiDates('azure:gpt-4.1-mini-2025-04-14', false),
+      azure: azureDates('2027-04-14', '2027-10-14'),
+    },
   },
   'gpt-3.5-turbo-0125': {
-    trainingClosesAt: OPENAI_TRAINING_CLOSES,
-    successor: 'azure:gpt-4.1-mini-2025-04-14',
-    source: OPENAI_TRAINING_SOURCE,
     encoding: 'cl100k_base',
     maxTokensPerExample: 16_385,
     creditsPerMillionTrainingTokens: 8_000,
@@ -239,6 +271,7 @@ const defaults: Record<string, EntryInput> = {
     inferenceInputCreditsPerMillion: 3_000,
     inferenceOutputCreditsPerMillion: 6_000,
     maxOutputTokens: 4_096,
+    providers: { openai: openaiDates('azure:gpt-4.1-mini-2025-04-14', false) },
   },
   // The seed's recommended base model (issue 16.5). Looked up, not guessed:
   // - Shut down at OpenAI on 2026-10-23 with the other legacy GPT-3.5 snapshots and their fine-tunes:
@@ -276,26 +309,78 @@ const defaults: Record<string, EntryInput> = {
 // Without the defaults: an override names only what it changes.
 const overrideFileSchema = z.record(z.string().min(1), z.object(entryShape).strict().partial());
 
-function build(entries: Record<string, EntryInput>, source: string): Catalogue {
+type ProviderEntry = NonNullable<NonNullable<EntryInput['providers']>[TrainingProvider]>;
+const FLAT_DATES = ['trainingClosesAt', 'shutdownAt', 'successor', 'source'] as const;
+const dayAfter = (day: string) =>
+  new Date(Date.parse(`${day}T00:00:00Z`) + 86_400_000).toISOString().slice(0, 10);
+
+/**
+ * An entry (or an override of one) in the per-provider form: its flat lifecycle fields are the dates at
+ * its own provider `own` and move to `providers[own]` (fields that entry gives itself win); the legacy
+ * `shutdownDate` (the entry's) and `trainingUntil` (a provider's last day) become `trainingClosesAt`.
+ */
+function perProvider(entry: Partial<EntryInput>, own: TrainingProvider): Partial<EntryInput> {
+  const flat: Partial<Record<(typeof FLAT_DATES)[number], string>> = {};
+  for (const k of FLAT_DATES) if (entry[k] !== undefined) flat[k] = entry[k];
+  if (flat.trainingClosesAt === undefined && entry.shutdownDate !== undefined)
+    flat.trainingClosesAt = entry.shutdownDate;
+  const out: Partial<EntryInput> = Object.fromEntries(
+    Object.entries(entry).filter(
+      ([k, v]) => v !== undefined && !(FLAT_DATES as readonly string[]).includes(k),
+    ),
+  );
+  const providers: Partial<Record<TrainingProvider, ProviderEntry>> = { ...entry.providers };
+  if (Object.keys(flat).length) providers[own] = { ...flat, ...providers[own] };
+  for (const [name, offer] of Object.entries(providers) as [TrainingProvider, ProviderEntry][]) {
+    if (offer.trainingUntil !== undefined && offer.trainingClosesAt === undefined)
+      providers[name] = { ...offer, trainingClosesAt: dayAfter(offer.trainingUntil) };
+  }
+  if (Object.keys(providers).length) out.providers = providers;
+  return out;
+}
+
+/** `patch` over `entry`, field by field; `providers` provider by provider, field by field. */
+function mergeEntry(entry: Partial<EntryInput> | undefined, patch: Partial<EntryInput>): Partial<EntryInput> {
+  const merged = { ...entry, ...patch };
+  if (entry?.providers && patch.providers) {
+    const providers: Partial<Record<TrainingProvider, ProviderEntry>> = { ...entry.providers };
+    for (const [name, offer] of Object.entries(patch.providers) as [TrainingProvider, ProviderEntry][])
+      providers[name] = { ...providers[name], ...offer };
+    merged.providers = providers;
+  }
+  return merged;
+}
+
+const ownProvider = (entry: Partial<EntryInput> | undefined): TrainingProvider => entry?.provider ?? 'openai';
+
+function build(entries: Record<string, Partial<EntryInput>>, source: string): Catalogue {
   const out: Record<string, BaseModel> = {};
   for (const [name, entry] of Object.entries(entries)) {
     const parsed = baseModelEntrySchema.safeParse(entry);
     if (!parsed.success)
       throw new Error(`model catalogue (${source}) entry "${name}": ${formatZodError(parsed.error)}`);
     const data = parsed.data;
-    // The legacy field keeps its meaning: the day training closes.
-    const trainingClosesAt = data.trainingClosesAt ?? data.shutdownDate;
-    out[name] = Object.freeze({ name, ...data, ...(trainingClosesAt ? { trainingClosesAt } : {}) });
+    // The flat fields show the dates at the model's own provider (what they meant before issue 21.2's
+    // per-provider dates); every date rule reads a provider's own (lifecycle.ts).
+    const own = data.providers?.[data.provider] ?? {};
+    const flat = Object.fromEntries(FLAT_DATES.filter((k) => own[k] !== undefined).map((k) => [k, own[k]]));
+    out[name] = Object.freeze({ name, ...data, ...flat });
   }
   return Object.freeze(out);
 }
 
+const normalisedDefaults: Record<string, Partial<EntryInput>> = Object.fromEntries(
+  Object.entries(defaults).map(([name, entry]) => [name, perProvider(entry, ownProvider(entry))]),
+);
+
 /** The built-in catalogue (no overrides). */
-export const defaultCatalogue: Catalogue = build(defaults, 'defaults');
+export const defaultCatalogue: Catalogue = build(normalisedDefaults, 'defaults');
 
 /**
  * The catalogue in effect: the defaults, with `MODEL_CATALOGUE_FILE` (when set) merged over them. A new
- * model in the file must give every field; a known one may override only some.
+ * model in the file must give every field; a known one may override only some. Flat lifecycle fields in
+ * the file are the dates at the model's own `provider` (as before the dates were per provider);
+ * `providers.<name>.trainingClosesAt` (and the other dates) set one provider's.
  */
 export function loadCatalogue(env: Record<string, string | undefined> = process.env): Catalogue {
   const file = env.MODEL_CATALOGUE_FILE;
@@ -308,13 +393,11 @@ export function loadCatalogue(env: Record<string, string | undefined> = process.
   }
   const parsed = overrideFileSchema.safeParse(raw);
   if (!parsed.success) throw new Error(`MODEL_CATALOGUE_FILE ${file}: ${formatZodError(parsed.error)}`);
-  const merged: Record<string, EntryInput> = { ...defaults };
+  const merged = { ...normalisedDefaults };
   for (const [name, override] of Object.entries(parsed.data)) {
-    const clean = Object.fromEntries(Object.entries(override).filter(([, v]) => v !== undefined));
-    // An override of the legacy `shutdownDate` alone moves the training close too.
-    if (clean.shutdownDate !== undefined && clean.trainingClosesAt === undefined)
-      clean.trainingClosesAt = clean.shutdownDate;
-    merged[name] = { ...(merged[name] ?? {}), ...clean } as EntryInput;
+    const existing = merged[name];
+    const patch = perProvider(override as Partial<EntryInput>, override.provider ?? ownProvider(existing));
+    merged[name] = mergeEntry(existing, patch);
   }
   return build(merged, file);
 }
@@ -338,8 +421,8 @@ export interface TrainingOffer {
   creditsPerMillionTrainingTokens: bigint;
   /** Credits per started hour a deployed fine-tune costs there (Azure), if any. */
   hostingCreditsPerHour: bigint | undefined;
-  /** Last day the provider takes new jobs on this model, if announced. */
-  trainingUntil: string | undefined;
+  /** The day from which this provider takes no new jobs on this model, if announced. */
+  trainingClosesAt: string | undefined;
 }
 
 /** Who trains this model, at what price, until when (the catalogue's `providers`, else its `provider`). */
@@ -350,19 +433,19 @@ export function trainingOffers(model: BaseModel): TrainingOffer[] {
     creditsPerMillionTrainingTokens:
       offer?.creditsPerMillionTrainingTokens ?? model.creditsPerMillionTrainingTokens,
     hostingCreditsPerHour: offer?.hostingCreditsPerHour,
-    trainingUntil: offer?.trainingUntil ?? (provider === model.provider ? model.shutdownDate : undefined),
+    trainingClosesAt: offer?.trainingClosesAt,
   }));
 }
 
 /**
  * The provider a dataset is trained at and its price: the request's, else the license's, else the
  * model's own. `provider: null` in the answer means "the deployment default" (an OpenAI model nobody
- * chose a provider for). An error names why the choice cannot train this model (today: `YYYY-MM-DD`).
+ * chose a provider for). An error names why the choice cannot train this model. Whether that provider
+ * still takes jobs is a date rule (`trainingClosed` in lifecycle.ts), judged by the one clock.
  */
 export function chooseTrainingProvider(
   model: BaseModel,
   chosen: { request?: string | null | undefined; license?: string | null | undefined },
-  today: string = new Date().toISOString().slice(0, 10),
 ): { provider: TrainingProvider | null; offer: TrainingOffer } | { error: string } {
   const offers = trainingOffers(model);
   const named = chosen.request ?? chosen.license ?? null;
@@ -373,15 +456,16 @@ export function chooseTrainingProvider(
       error: `base model "${model.name}" is not trained by provider "${wanted}" (trained by: ${offers.map((o) => o.provider).join(', ')})`,
     };
   }
-  if (offer.trainingUntil && today > offer.trainingUntil) {
-    return {
-      error: `provider "${wanted}" takes no new fine-tuning jobs on "${model.name}" after ${offer.trainingUntil}`,
-    };
-  }
   return {
     provider: named !== null ? offer.provider : model.provider === 'openai' ? null : model.provider,
     offer,
   };
+}
+
+/** The fee per started hour of a deployed fine-tune of `model` at `provider` (Azure), if the catalogue has one. */
+export function hostingFeeOf(model: BaseModel | undefined, provider: string): bigint | undefined {
+  if (!model) return undefined;
+  return trainingOffers(model).find((o) => o.provider === provider)?.hostingCreditsPerHour;
 }
 
 /** Credits for hosting a deployed fine-tune from `from` to `to`: per started hour, as Azure bills. */
@@ -422,46 +506,4 @@ export function resolveEpochsFor(
     hyperparameters && hyperparameters !== 'auto' && typeof hyperparameters.n_epochs === 'number';
   if (!explicit && model?.defaultEpochs !== undefined) return model.defaultEpochs;
   return resolveEpochs(nExamples, hyperparameters);
-}
-
-/** A base model's lifecycle as the API shows it (null: no date known). */
-export interface ModelLifecycle {
-  trainingClosesAt: string | null;
-  shutdownAt: string | null;
-  successor: string | null;
-  source: string | null;
-}
-
-export function lifecycleOf(model: BaseModel | undefined): ModelLifecycle {
-  return {
-    trainingClosesAt: model?.trainingClosesAt ?? null,
-    shutdownAt: model?.shutdownAt ?? null,
-    successor: model?.successor ?? null,
-    source: model?.source ?? null,
-  };
-}
-
-const dayOf = (now: Date) => now.toISOString().slice(0, 10);
-
-/** Whether `now` is on or after the model's `trainingClosesAt` (UTC day). */
-export function trainingClosed(model: BaseModel | undefined, now: Date): boolean {
-  return model?.trainingClosesAt !== undefined && model.trainingClosesAt <= dayOf(now);
-}
-
-/** Whether `now` is on or after the model's `shutdownAt` (UTC day): its fine-tunes serve nothing. */
-export function shutDown(model: BaseModel | undefined, now: Date): boolean {
-  return model?.shutdownAt !== undefined && model.shutdownAt <= dayOf(now);
-}
-
-const successorText = (model: BaseModel) =>
-  model.successor ? `; successor: ${model.successor}` : '; no successor is named in the catalogue';
-
-/** The error for a job on a model past `trainingClosesAt`, naming the successor. */
-export function trainingClosedMessage(model: BaseModel): string {
-  return `base model "${model.name}" takes no new fine-tuning jobs since ${model.trainingClosesAt}${successorText(model)}`;
-}
-
-/** The error for a call on a fine-tune of a model past `shutdownAt`, naming the successor. */
-export function shutdownMessage(model: BaseModel, fineTunedModel: string): string {
-  return `model "${fineTunedModel}" was shut down on ${model.shutdownAt} with its base model "${model.name}"${successorText(model)}`;
 }

@@ -6,6 +6,7 @@ export * from './examples.ts';
 export * from './hash.ts';
 export * from './inference-prices.ts';
 export * from './issues.ts';
+export * from './lifecycle.ts';
 export * from './ndjson.ts';
 export * from './s3-storage.ts';
 export { baseModelIssue, type DatasetSettings } from './settings.ts';

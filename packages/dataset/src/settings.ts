@@ -1,13 +1,8 @@
-import type { FineTuneRequest } from '@tuneline/contracts';
-import {
-  type BaseModel,
-  type Catalogue,
-  findBaseModel,
-  trainingClosed,
-  trainingClosedMessage,
-} from './catalogue.ts';
+import { type FineTuneRequest, processClock } from '@tuneline/contracts';
+import { type BaseModel, type Catalogue, findBaseModel } from './catalogue.ts';
 import { compilePromptTemplate, type PromptTemplate, TemplateError } from './examples.ts';
 import type { DatasetIssue, IssueList } from './issues.ts';
+import { trainingClosed, trainingClosedMessage } from './lifecycle.ts';
 import { findControlChar, findSpecialToken } from './tokens.ts';
 
 /** Everything of a request except the documents (and the ids that do not affect the dataset). */
@@ -17,13 +12,15 @@ export type DatasetSettings = Pick<
 >;
 
 /**
- * The base model's problems, if any (unknown, not fine-tunable, past its `trainingClosesAt`). `now`
- * comes from the one clock (issue 21.5): the builder's `BuildOptions.clock`.
+ * The base model's problems, if any (unknown, not fine-tunable, past its `trainingClosesAt` at
+ * `provider`: the one the dataset trains at, null or omitted for the model's own). `now` comes from the
+ * one clock (issue 21.5): the builder's `BuildOptions.clock`.
  */
 export function baseModelIssue(
   name: string,
   catalogue: Catalogue,
-  now = new Date(),
+  now = processClock().now(),
+  provider: string | null = null,
 ): DatasetIssue | undefined {
   const model = findBaseModel(name, catalogue);
   if (!model) {
@@ -43,8 +40,12 @@ export function baseModelIssue(
       message: `base model "${name}" cannot be fine-tuned`,
     };
   }
-  if (trainingClosed(model, now)) {
-    return { code: 'base_model_retired', field: 'baseModel', message: trainingClosedMessage(model) };
+  if (trainingClosed(model, provider, now)) {
+    return {
+      code: 'base_model_retired',
+      field: 'baseModel',
+      message: trainingClosedMessage(model, provider),
+    };
   }
   return undefined;
 }
@@ -63,10 +64,11 @@ export function checkSettings(
   settings: DatasetSettings,
   catalogue: Catalogue,
   errors: IssueList,
-  now = new Date(),
+  now = processClock().now(),
+  provider: string | null = null,
 ): CheckedSettings {
   const { modelConfig, dump } = settings;
-  const modelProblem = baseModelIssue(settings.baseModel, catalogue, now);
+  const modelProblem = baseModelIssue(settings.baseModel, catalogue, now, provider);
   if (modelProblem) errors.add(modelProblem);
   const model: BaseModel | undefined = modelProblem
     ? undefined

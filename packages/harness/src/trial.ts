@@ -1,17 +1,19 @@
-// A whole-pipeline trial: the six workers as separate processes, the provider simulator (with faults)
-// behind the real SDK, a loopback SMTP server, a database of its own and a BullMQ prefix of its own.
-// It enqueues fine-tune requests as an upstream app would, optionally hurts the system while they run
-// (SIGKILL workers, SIGTERM them, flush Redis, terminate Postgres backends), waits until every request
-// is terminal, then counts what exactly-once promises: one provider job per fine-tune, one charge per
-// succeeded fine-tune, one e-mail per recipient per fine-tune, a clean ledger audit.
-// The harm is in chaos.ts, the CPU accounting in cpu.ts, reading the workers' logs in logs.ts, the
-// counting and the printed report in report.ts.
+// A whole-pipeline trial: the seven workers as separate processes, the provider simulator (with faults)
+// behind the real SDKs, a loopback SMTP server, a database of its own and a BullMQ prefix of its own.
+// It enqueues fine-tune requests as an upstream app would, spread over the three provider profiles
+// (openai, azure, together: one simulator speaks all three dialects) and every other one with a testing
+// file so that the evaluator runs too, optionally hurts the system while they run (SIGKILL workers,
+// SIGTERM them, flush Redis, terminate Postgres backends), waits until every request is terminal, then
+// counts what exactly-once promises, overall and per provider: one provider job per fine-tune (in its
+// provider's dialect), one charge per succeeded fine-tune, one e-mail per recipient per fine-tune, a
+// clean ledger audit. The harm is in chaos.ts, the CPU accounting in cpu.ts, reading the workers' logs
+// in logs.ts, the spread over the providers in providers.ts, the counting and the report in report.ts.
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type FineTuneRequestInput, FineTuneRequestProducer } from '@tuneline/contracts';
-import { createDb, migrateToLatest } from '@tuneline/db';
+import { createDb, migrateToLatest, setLicenseProvider } from '@tuneline/db';
 import {
   dropDatabase,
   ensureDatabase,
@@ -30,8 +32,17 @@ import { type ChaosPlan, deleteQueueKeys, startChaos } from './chaos.ts';
 import { cpuSince, RIG_CPU, serverCpuSeconds, workerCpuSeconds } from './cpu.ts';
 import { LogCollector } from './logs.ts';
 import {
+  JobDialects,
+  planProviders,
+  providerEnv,
+  requestTarget,
+  TRIAL_PROVIDERS,
+  type TrialProvider,
+} from './providers.ts';
+import {
   collectReport,
   pipelineState,
+  SERVICES,
   scrapeStageMetrics,
   type TrialEvent,
   type TrialReport,
@@ -45,10 +56,14 @@ export interface TrialOptions {
   serverDatabaseUrl: string;
   redisUrl: string;
   requests: number;
-  /** Documents per request (at least 10). */
+  /** Documents per request (at least 10; a request with a testing file gets 2 more). */
   documents?: number;
-  /** Licenses the requests are spread over. */
+  /** Licenses the requests are spread over (default 6; at least one per provider). */
   licenses?: number;
+  /** Providers the requests are spread over, round-robin (default openai, azure, together). */
+  providers?: readonly TrialProvider[];
+  /** Every n-th request has a testing file, so its fine-tune is evaluated (default 2; 0: none). */
+  evaluateEvery?: number;
   /** Instances per service (default 1 each). */
   scale?: Record<string, number>;
   faults?: FaultConfigInput;
@@ -85,9 +100,14 @@ export async function runTrial(opts: TrialOptions): Promise<TrialReport> {
   const output = new LogCollector();
   try {
     await migrateToLatest(db);
+    // Every worker the repository has is counted and harmed: a new service must join SERVICES.
+    const services = readServiceManifests(opts.root).map((m) => m.service);
+    if (services.slice().sort().join() !== [...SERVICES].sort().join())
+      throw new Error(`the trial counts ${SERVICES.join(', ')} but services/ has ${services.join(', ')}`);
     smtp = await startSmtpServer();
     const webhookPort = await freePort();
     const webhookSecret = `whsec_${randomBytes(24).toString('base64')}`;
+    const dialects = new JobDialects();
     sim = await startSimulator({
       port: 0,
       seed,
@@ -95,9 +115,11 @@ export async function runTrial(opts: TrialOptions): Promise<TrialReport> {
       webhookUrl: `http://127.0.0.1:${webhookPort}/webhooks/provider`,
       webhookSecret,
       faults: opts.faults ?? {},
+      onResponse: dialects.record,
     });
 
-    const licenses = Array.from({ length: opts.licenses ?? 5 }, (_, i) => `trial-${tag}-lic-${i}`);
+    const licenses = Array.from({ length: opts.licenses ?? 6 }, (_, i) => `trial-${tag}-lic-${i}`);
+    const plan = planProviders(licenses, opts.providers ?? TRIAL_PROVIDERS);
     for (const licenseId of licenses) {
       await db.transaction().execute(async (tx) => {
         await tx.insertInto('licenses').values({ id: licenseId, name: licenseId }).execute();
@@ -105,20 +127,21 @@ export async function runTrial(opts: TrialOptions): Promise<TrialReport> {
         await grantCredits(tx, { grantId: `trial-${licenseId}`, licenseId, amount: 100_000_000n });
       });
     }
+    for (const { licenseId, provider } of plan.licenseProviders)
+      await setLicenseProvider(db, licenseId, provider);
 
     supervisor = superviseServices({
       root: opts.root,
       manifests: readServiceManifests(opts.root),
       env: {
         ...process.env,
+        TUNELINE_CLOCK_OFFSET_MS: process.env.TUNELINE_CLOCK_OFFSET_MS ?? trialClockOffset(),
         DATABASE_URL: databaseUrl,
         REDIS_URL: opts.redisUrl,
         QUEUE_PREFIX: prefix,
         LOG_LEVEL: 'info',
         STORAGE_DIR: storageDir,
-        PROVIDER: 'simulator',
-        SIMULATOR_URL: sim.url,
-        SIMULATOR_API_KEY: sim.apiKey,
+        ...providerEnv(sim),
         PROVIDER_WEBHOOK_SECRET: webhookSecret,
         WEBHOOK_PORT: String(webhookPort),
         SMTP_URL: smtp.url,
@@ -157,9 +180,20 @@ export async function runTrial(opts: TrialOptions): Promise<TrialReport> {
 
     // The upstream app: enqueue every request; re-send any that Postgres has not stored yet when asked.
     const producer = new FineTuneRequestProducer({ connection: redis, prefix });
-    const inputs = Array.from({ length: opts.requests }, (_, i) =>
-      requestFor(i, licenses[i % licenses.length] as string, seed, opts.documents ?? 12),
-    );
+    const evaluateEvery = opts.evaluateEvery ?? 2;
+    const planned = new Map<string, string>();
+    const inputs = Array.from({ length: opts.requests }, (_, i) => {
+      const target = requestTarget(plan, i);
+      const input = requestFor(
+        i,
+        target,
+        seed,
+        opts.documents ?? 12,
+        evaluateEvery > 0 && i % evaluateEvery === 0,
+      );
+      planned.set(input.requestId, target.provider);
+      return input;
+    });
     const cpuAtStart = workerCpuSeconds(supervisor);
     const ownCpuAtStart = process.cpuUsage();
     const serversAtStart = await serverCpuSeconds(db, redis);
@@ -176,7 +210,9 @@ export async function runTrial(opts: TrialOptions): Promise<TrialReport> {
     });
     event(`${inputs.length} requests enqueued`);
 
-    let resubmitted = 0;
+    // Requests re-sent, and how many sends that took (one per pass until Postgres has the request).
+    const resubmitted = new Set<string>();
+    let resends = 0;
     let flushed = false;
     const resubmitMissing = async () => {
       const stored = new Set(
@@ -191,7 +227,10 @@ export async function runTrial(opts: TrialOptions): Promise<TrialReport> {
       for (const input of inputs) {
         if (stored.has(input.requestId)) continue;
         const result = await producer.enqueue(input, { correlationId: `corr-${input.requestId}` });
-        if (result.ok && !result.duplicate) resubmitted++;
+        if (result.ok && !result.duplicate) {
+          resubmitted.add(input.requestId);
+          resends++;
+        }
       }
     };
 
@@ -228,7 +267,7 @@ export async function runTrial(opts: TrialOptions): Promise<TrialReport> {
       if (Date.now() - lastPrint > 2_000) {
         lastPrint = Date.now();
         say(
-          `[${((Date.now() - t0) / 1000).toFixed(1)}s] stored ${state.stored} · datasets ready ${state.datasets} · fine-tunes ${state.fineTunes} (finished ${state.finished}) · settled ${state.settled} · e-mails ${state.mailsDone}/${state.mailsTotal} · terminal ${state.terminalRequests.length}/${opts.requests}`,
+          `[${((Date.now() - t0) / 1000).toFixed(1)}s] stored ${state.stored} · datasets ready ${state.datasets} · fine-tunes ${state.fineTunes} (finished ${state.finished}) · settled ${state.settled} · evaluated ${state.evaluationsDone}/${state.evaluations} · e-mails ${state.mailsDone}/${state.mailsTotal} · terminal ${state.terminalRequests.length}/${opts.requests}`,
         );
       }
     }
@@ -258,12 +297,15 @@ export async function runTrial(opts: TrialOptions): Promise<TrialReport> {
       output,
       events,
       wallMs,
-      resubmitted,
+      resubmitted: resubmitted.size,
+      resends,
       terminations: chaos.terminations,
       exits: exitsBeforeStop,
       sigkills: chaos.kills,
       stages,
       cpuSeconds,
+      planned,
+      dialects,
     });
     return report;
   } catch (err) {
@@ -282,18 +324,41 @@ export async function runTrial(opts: TrialOptions): Promise<TrialReport> {
   }
 }
 
-function requestFor(i: number, licenseId: string, seed: number, documents: number): FineTuneRequestInput {
+/** Testing examples of a request that is evaluated (its training file keeps `documents` examples). */
+const TEST_EXAMPLES = 2;
+
+/**
+ * The day the trial's workers live on (unless TUNELINE_CLOCK_OFFSET_MS is given): its base models are
+ * fixed, and the catalogue's real dates would refuse some of them after 2027-01-06 (OpenAI's training
+ * close). The trial measures the pipeline, not the calendar.
+ */
+export const TRIAL_DAY = '2026-11-16T12:00:00.000Z';
+
+function trialClockOffset(): string {
+  return String(Date.parse(TRIAL_DAY) - Date.now());
+}
+
+function requestFor(
+  i: number,
+  target: ReturnType<typeof requestTarget>,
+  seed: number,
+  documents: number,
+  evaluated: boolean,
+): FineTuneRequestInput {
   const requestId = `trial-${String(i).padStart(4, '0')}`;
   // One or two recipients, so per-address delivery is exercised.
   const recipients = i % 2 === 0 ? `ops+${i}@example.com` : `ops+${i}@example.com; finance+${i}@example.org`;
+  const count = evaluated ? documents + TEST_EXAMPLES : documents;
   return {
     requestId,
-    licenseId,
-    documents: syntheticInvoices({ count: documents, seed: seed + i, idPrefix: `${requestId}-` }),
+    licenseId: target.licenseId,
+    documents: syntheticInvoices({ count, seed: seed + i, idPrefix: `${requestId}-` }),
     modelConfig: invoiceModelConfig,
     dump: 'mapped',
-    testPercent: 0,
-    baseModel: 'gpt-4o-mini-2024-07-18',
+    // The split rounds count × testPercent / 100 to exactly TEST_EXAMPLES.
+    testPercent: evaluated ? (TEST_EXAMPLES * 100) / count : 0,
+    baseModel: target.baseModel,
+    ...(target.requestProvider ? { provider: target.requestProvider } : {}),
     job: { description: `trial request ${i}`, notifyEmails: recipients, hyperparameters: 'auto' },
     autoTrain: true,
   };

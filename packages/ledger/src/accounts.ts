@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Executor } from '@tuneline/db';
+import { sql } from 'kysely';
 
 /** Each system account is striped over this many rows (see migration 0002). */
 export const SYSTEM_STRIPES = 64;
@@ -43,4 +44,25 @@ export async function ensureLicenseAccount(tx: Executor, licenseId: string): Pro
     .values({ id: licenseAccountId(licenseId), license_id: licenseId, kind: 'license' })
     .onConflict((oc) => oc.column('id').doNothing())
     .execute();
+}
+
+/**
+ * The two CTEs that post a batch of charges, after a CTE `total (amount, n)` of what was inserted now:
+ * `debited` takes the sum from `account` (a license; blocked as by an overage when it goes below zero)
+ * and `credited` gives it to `credit`, only when something was charged. One statement with the inserts,
+ * so a replay that inserts nothing moves nothing.
+ */
+export function postChargesLegs(account: string, credit: string) {
+  return sql`debited AS (
+      UPDATE ledger_accounts
+      SET debits_posted = debits_posted + t.amount,
+          overage_blocked = overage_blocked
+            OR credits_posted - debits_posted - t.amount - debits_pending < 0
+      FROM total t WHERE id = ${account} AND t.n > 0
+      RETURNING 1
+    ), credited AS (
+      UPDATE ledger_accounts SET credits_posted = credits_posted + t.amount
+      FROM total t WHERE id = ${credit} AND EXISTS (SELECT 1 FROM debited)
+      RETURNING 1
+    )`;
 }

@@ -24,7 +24,7 @@ const checks: { invariant: string; query: ReturnType<typeof sql<{ detail: string
     invariant: 'cached balances equal the sum of their entries',
     query: sql`
       WITH t AS (
-        SELECT x.*, kind IN ('grant', 'post', 'overage', 'usage', 'evaluation') AS posted,
+        SELECT x.*, kind IN ('grant', 'post', 'overage', 'usage', 'evaluation', 'hosting') AS posted,
           kind IN ('reserve', 'hold', 'evaluation_hold')
             AND NOT EXISTS (SELECT 1 FROM ledger_transfers r WHERE r.pending_id = x.id) AS open
         FROM ledger_transfers x
@@ -55,7 +55,42 @@ const checks: { invariant: string; query: ReturnType<typeof sql<{ detail: string
          OR (kind = 'hold' AND id !~ '^hold-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$')
          OR (kind IN ('usage', 'release') AND pending_id IS NOT NULL AND id <> kind || '-' || substr(pending_id, 6))
          OR (kind = 'evaluation' AND (fine_tune_id IS NULL
-             OR (id <> 'evaluation-' || fine_tune_id::text AND id NOT LIKE 'evaluation-' || fine_tune_id::text || '-%')))`,
+             OR (id <> 'evaluation-' || fine_tune_id::text AND id NOT LIKE 'evaluation-' || fine_tune_id::text || '-%')))
+         OR (kind = 'hosting'
+             AND (fine_tune_id IS NULL OR id !~ '^hosting-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}-(0|[1-9][0-9]*)$'))`,
+  },
+  {
+    // Hosting (issue 20.1): hour h of a deployment is charged once (its id), at the deployment's fee, to
+    // its license, only if the deployment served and hour h had started before it ended; the hours a
+    // deployment says it charged are exactly its transfers.
+    invariant: 'a hosting charge is one started hour of its deployment, at its fee',
+    query: sql`
+      WITH h AS (
+        SELECT t.id, t.amount, t.license_id, t.fine_tune_id, t.debit_account_id,
+          substr(t.id, 9, 36)::uuid AS deployment_id, substr(t.id, 46)::int AS hour
+        FROM ledger_transfers t
+        WHERE t.kind = 'hosting'
+          AND t.id ~ '^hosting-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}-[0-9]{1,9}$'
+      )
+      SELECT format('hosting charge %s: %s', h.id, CASE
+        WHEN d.id IS NULL THEN 'no such deployment'
+        WHEN d.active_at IS NULL THEN 'the deployment never served'
+        WHEN h.amount <> d.credits_per_hour THEN format('charged %s, the fee is %s', h.amount, d.credits_per_hour)
+        WHEN (h.license_id, h.fine_tune_id) IS DISTINCT FROM (d.license_id, d.fine_tune_id)
+          OR h.debit_account_id <> 'license-' || d.license_id THEN 'another license or fine-tune'
+        WHEN h.hour >= d.hours_billed THEN format('hour %s beyond the %s the deployment counts', h.hour, d.hours_billed)
+        ELSE format('hour %s had not started when the deployment ended at %s', h.hour, d.ended_at) END) AS detail
+      FROM h LEFT JOIN model_deployments d ON d.id = h.deployment_id
+      WHERE d.id IS NULL OR d.active_at IS NULL OR h.amount <> d.credits_per_hour
+        OR (h.license_id, h.fine_tune_id) IS DISTINCT FROM (d.license_id, d.fine_tune_id)
+        OR h.debit_account_id <> 'license-' || d.license_id
+        OR h.hour >= d.hours_billed
+        OR (d.ended_at IS NOT NULL AND d.active_at + h.hour * interval '1 hour' >= d.ended_at)
+      UNION ALL
+      SELECT format('deployment %s counts %s charged hour(s), the ledger holds %s', d.id, d.hours_billed, count(h.id))
+      FROM model_deployments d LEFT JOIN h ON h.deployment_id = d.id
+      GROUP BY d.id, d.hours_billed
+      HAVING count(h.id) <> d.hours_billed`,
   },
   {
     // Since migration 0060 a run is charged once when it ends (`evaluation-<fineTuneId>`, the sum of its

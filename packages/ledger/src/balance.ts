@@ -23,7 +23,7 @@ export async function getBalance(db: Executor, licenseId: string): Promise<Balan
   return { posted, pending, available: posted - pending, overageBlocked: row.overage_blocked };
 }
 
-export type UsageKind = 'grant' | 'reservation' | 'charge' | 'overage' | 'release' | 'evaluation';
+export type UsageKind = 'grant' | 'reservation' | 'charge' | 'overage' | 'release' | 'evaluation' | 'hosting';
 
 export interface UsageEntry {
   transferId: string;
@@ -39,6 +39,9 @@ export interface UsageEntry {
   posted: bigint;
   available: bigint;
 }
+
+/** Posted transfers that show as their own kind in the usage log (the rest are charges). */
+const OWN_KIND: Record<string, UsageKind> = { grant: 'grant', evaluation: 'evaluation', hosting: 'hosting' };
 
 /**
  * Every grant, reservation, charge, overage and release of a license with the fine-tune, model and
@@ -136,9 +139,9 @@ export async function usageLog(db: Executor, licenseId: string): Promise<UsageEn
         push(row, 'overage', amount);
         break;
       default:
-        // grant (and any other posted transfer: inference usage) moves the posted balance.
+        // grant (and any other posted transfer: inference usage, hosting) moves the posted balance.
         posted += sign * amount;
-        push(row, row.kind === 'grant' ? 'grant' : 'charge', amount);
+        push(row, OWN_KIND[row.kind] ?? 'charge', amount);
     }
   }
   return log;

@@ -21,6 +21,7 @@ export {
   reservationAmount,
 } from './estimate.ts';
 export { chargeEvaluationRun, type EvaluationRunCharge, evaluationCharges } from './evaluation.ts';
+export { chargeHostingHours, type HostingCharge, hostingTransferId } from './hosting.ts';
 export {
   callTransferIds,
   type HoldInput,

@@ -19,6 +19,12 @@ import { licenseAccountId, SYSTEM_STRIPES } from './accounts.ts';
 
 const HOLD_SQL =
   'SELECT o_outcome AS outcome, o_available AS available, o_blocked AS blocked, o_call AS call, o_request_hash AS request_hash, o_response AS response FROM inference_hold($1::uuid, $2, $3, $4::bigint, $5, $6::uuid, $7, $8, $9)';
+// The same hold, its transaction committing without waiting for the WAL flush (set_config(..., true)
+// lasts until the end of the statement's own transaction, and commit reads it after the statement).
+const HOLD_ASYNC_SQL = HOLD_SQL.replace(
+  'SELECT ',
+  "SELECT set_config('synchronous_commit', 'off', true) AS async_commit, ",
+);
 const SETTLE_SQL =
   'SELECT o_outcome AS outcome, o_held AS held, o_charged AS charged FROM inference_settle($1::uuid, $2::bigint, $3::integer, $4::integer, $5::jsonb)';
 const RELEASE_SQL = 'SELECT o_outcome AS outcome, o_held AS held FROM inference_release($1::uuid)';
@@ -50,11 +56,20 @@ export type HoldResult =
   | { outcome: 'refused'; available: bigint; required: bigint; overageBlocked: boolean }
   | { outcome: 'replay'; callId: string; requestHash: string; response: unknown | null };
 
-/** Holds a call's worst case; refused (nothing written) when the available credits do not cover it. */
-export async function holdCall(db: Executor, input: HoldInput): Promise<HoldResult> {
+/**
+ * Holds a call's worst case; refused (nothing written) when the available credits do not cover it.
+ * `durable: false` commits the hold without waiting for its WAL flush (the gateway's default; see
+ * docs/GATEWAY.md for why a hold lost in a Postgres crash cannot overdraw). Inside a caller's
+ * transaction it would make that whole transaction's commit asynchronous: use it alone.
+ */
+export async function holdCall(
+  db: Executor,
+  input: HoldInput,
+  opts: { durable?: boolean } = {},
+): Promise<HoldResult> {
   if (input.amount < 0n) throw new RangeError(`hold amounts are non-negative (got ${input.amount})`);
   const result = (await db.executeQuery(
-    CompiledQuery.raw(HOLD_SQL, [
+    CompiledQuery.raw(opts.durable === false ? HOLD_ASYNC_SQL : HOLD_SQL, [
       input.callId,
       licenseAccountId(input.licenseId),
       inferenceAccountId(input.callId),

@@ -8,7 +8,7 @@ import { ClientSecretCredential, ManagedIdentityCredential } from '@azure/identi
 import { ConfigError } from '@tuneline/contracts';
 import { ProviderError, providerErrorKind } from './errors.ts';
 
-export type DeploymentState = 'deploying' | 'active' | 'failed';
+export type DeploymentState = 'deploying' | 'active' | 'deleting' | 'failed';
 
 export interface AzureDeployment {
   name: string;
@@ -31,26 +31,40 @@ export interface AzureManagementSettings {
   pollIntervalMs?: number;
 }
 
-/** ARM's provisioning states as what the API and hub show: deploying → active (or failed). */
+/**
+ * ARM's provisioning states of a deployment (the SDK's `KnownDeploymentProvisioningState`, plus
+ * `Updating`, which ARM resources report while a PUT changes them) as what the API and hub show.
+ */
+export const DEPLOYMENT_PROVISIONING_STATES: Readonly<Record<string, DeploymentState>> = {
+  Accepted: 'deploying',
+  Creating: 'deploying',
+  Updating: 'deploying',
+  Moving: 'deploying',
+  Succeeded: 'active',
+  Deleting: 'deleting',
+  Failed: 'failed',
+  Canceled: 'failed',
+  // A disabled deployment serves nothing (Azure disables them, e.g. on a suspended subscription).
+  Disabled: 'failed',
+};
+
+/** ARM's provisioning state as ours: deploying → active (or failed); an unknown one throws. */
 export function deploymentState(provisioningState: string | undefined): DeploymentState {
-  switch (provisioningState) {
-    case 'Succeeded':
-      return 'active';
-    case 'Failed':
-    case 'Canceled':
-      return 'failed';
-    case 'Accepted':
-    case 'Creating':
-    case 'Updating':
-    case 'Moving':
-    case 'Deleting':
-      return 'deploying';
-    default:
-      throw new ProviderError(
-        'rejected',
-        `azure: unknown deployment provisioning state "${provisioningState}"`,
-      );
-  }
+  if (provisioningState !== undefined && Object.hasOwn(DEPLOYMENT_PROVISIONING_STATES, provisioningState))
+    return DEPLOYMENT_PROVISIONING_STATES[provisioningState] as DeploymentState;
+  throw new ProviderError(
+    'rejected',
+    `azure: unknown deployment provisioning state "${provisioningState}" (known: ${Object.keys(DEPLOYMENT_PROVISIONING_STATES).join(', ')}); update the azure deployments mapping`,
+  );
+}
+
+/**
+ * The deployment name of a fine-tune: deterministic, so activating twice (or a worker retrying after a
+ * crash) finds the same deployment instead of making a second one. ARM allows 2-64 characters of
+ * letters, digits, '-', '_' and '.'; `tl-` and a UUID are 39.
+ */
+export function azureDeploymentName(fineTuneId: string): string {
+  return `tl-${fineTuneId}`;
 }
 
 /**
@@ -107,6 +121,30 @@ export class AzureDeployments {
     return { updateIntervalInMs: this.settings.pollIntervalMs ?? 10_000 };
   }
 
+  private body(model: string) {
+    return {
+      sku: { name: this.settings.skuName ?? 'Standard', capacity: this.settings.capacity ?? 1 },
+      properties: { model: { format: 'OpenAI', name: model, version: '1' } },
+    };
+  }
+
+  /**
+   * Asks ARM to create (or update) the deployment and returns once the PUT is accepted, without waiting
+   * for provisioning: a worker follows it with `get` (the SDK's poller sends the PUT before it returns).
+   */
+  async start(name: string, model: string): Promise<void> {
+    const { resourceGroup, accountName } = this.settings;
+    await withArmErrors(() =>
+      this.client.deployments.beginCreateOrUpdate(
+        resourceGroup,
+        accountName,
+        name,
+        this.body(model),
+        this.poll,
+      ),
+    );
+  }
+
   /** Creates (or finds) the deployment of `model` and waits until ARM says it succeeded or failed. */
   async deploy(name: string, model: string): Promise<AzureDeployment> {
     const { resourceGroup, accountName } = this.settings;
@@ -115,10 +153,7 @@ export class AzureDeployments {
         resourceGroup,
         accountName,
         name,
-        {
-          sku: { name: this.settings.skuName ?? 'Standard', capacity: this.settings.capacity ?? 1 },
-          properties: { model: { format: 'OpenAI', name: model, version: '1' } },
-        },
+        this.body(model),
         this.poll,
       ),
     ).catch(async (err: unknown) => {

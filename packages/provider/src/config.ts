@@ -26,6 +26,24 @@ export const providerEnvSchema = z.object({
   AZURE_OPENAI_ENDPOINT: optionalUrl,
   AZURE_OPENAI_API_KEY: optionalString,
   AZURE_OPENAI_API_VERSION: z.string().min(1).default('2025-04-01-preview'),
+  /**
+   * Azure Resource Manager, for the deployments an Azure fine-tune needs before it serves anything
+   * (activation creates one, deactivation deletes it): the subscription, resource group and Azure
+   * OpenAI account (default: the first label of AZURE_OPENAI_ENDPOINT's host). The credential is a
+   * service principal (AZURE_TENANT_ID + AZURE_CLIENT_ID + AZURE_CLIENT_SECRET) or else a managed
+   * identity (AZURE_CLIENT_ID picks a user-assigned one).
+   */
+  AZURE_SUBSCRIPTION_ID: optionalString,
+  AZURE_RESOURCE_GROUP: optionalString,
+  AZURE_OPENAI_ACCOUNT: optionalString,
+  AZURE_TENANT_ID: optionalString,
+  AZURE_CLIENT_ID: optionalString,
+  AZURE_CLIENT_SECRET: optionalString,
+  /** ARM's endpoint (default https://management.azure.com). */
+  AZURE_MANAGEMENT_ENDPOINT: optionalUrl,
+  /** The deployment's SKU and capacity (fine-tuned models: `Standard`, or `GlobalStandard`/`Developer` where offered). */
+  AZURE_DEPLOYMENT_SKU: z.string().min(1).default('Standard'),
+  AZURE_DEPLOYMENT_CAPACITY: z.coerce.number().int().min(1).default(1),
   TOGETHER_API_KEY: optionalString,
   /** Together's API base (default https://api.together.xyz/v1; the simulator serves it at `/together/v1`). */
   TOGETHER_BASE_URL: optionalUrl,

@@ -36,5 +36,6 @@ export function createProviderFromEnv(env: NodeJS.ProcessEnv = process.env): Pro
   return createProvider(parsed.data);
 }
 export * from './azure-deployments.ts';
+export * from './azure-management.ts';
 export * from './job-statuses.ts';
 export * from './provider-set.ts';

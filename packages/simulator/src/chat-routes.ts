@@ -133,13 +133,10 @@ async function streamCompletion(
   };
   const { id, created, model, system_fingerprint, service_tier } = completion;
   const azure = dialect === 'azure';
+  // What every chunk of the stream opens with, in this order.
+  const head = { id, object: 'chat.completion.chunk', created, model, service_tier, system_fingerprint };
   const chunk = (choice: Record<string, unknown>) => ({
-    id,
-    object: 'chat.completion.chunk',
-    created,
-    model,
-    service_tier,
-    system_fingerprint,
+    ...head,
     choices: [
       { logprobs: null, finish_reason: null, ...choice, ...(azure ? { content_filter_results: {} } : {}) },
     ],
@@ -195,16 +192,7 @@ async function streamCompletion(
     await send(chunk({ index, delta: {}, finish_reason: choice.finish_reason }));
   }
   if (params.includeUsage) {
-    await send({
-      id,
-      object: 'chat.completion.chunk',
-      created,
-      model,
-      service_tier,
-      system_fingerprint,
-      choices: [],
-      usage: completion.usage,
-    });
+    await send({ ...head, choices: [], usage: completion.usage });
   }
   await send('[DONE]');
   if (!res.destroyed) res.end();

@@ -24,6 +24,7 @@ export {
   startSimulator,
 } from './server.ts';
 export { ORGANIZATION } from './state.ts';
+export { TOGETHER_STATUSES, type TogetherStatus } from './together.ts';
 export { countChatTokens, countTextTokens } from './tokens.ts';
 export {
   baseModelAnswer,

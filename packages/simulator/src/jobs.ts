@@ -166,14 +166,21 @@ export class FineTuningService {
     return job;
   }
 
-  pauseJob(id: string): SimJob {
+  /** The job, which must be in `status` for what is asked (`done`: what would be done to it). */
+  private jobIn(id: string, status: 'running' | 'paused', done: string): SimJob {
     const job = this.getJob(id);
-    if (job.status !== 'running')
+    if (job.status !== status) {
       throw badRequest(
-        `Only running jobs can be paused; job ${id} is ${job.status}.`,
+        `Only ${status} jobs can be ${done}; job ${id} is ${job.status}.`,
         null,
         'invalid_job_state',
       );
+    }
+    return job;
+  }
+
+  pauseJob(id: string): SimJob {
+    const job = this.jobIn(id, 'running', 'paused');
     job.cancelTimer?.();
     job.cancelTimer = null;
     const elapsed = (this.clock.now() - job.epochStartedAt) * this.scheduler.speed;
@@ -185,13 +192,7 @@ export class FineTuningService {
   }
 
   resumeJob(id: string): SimJob {
-    const job = this.getJob(id);
-    if (job.status !== 'paused')
-      throw badRequest(
-        `Only paused jobs can be resumed; job ${id} is ${job.status}.`,
-        null,
-        'invalid_job_state',
-      );
+    const job = this.jobIn(id, 'paused', 'resumed');
     job.status = 'running';
     this.event(job, 'Fine-tuning job resumed');
     this.scheduleEpoch(job, job.remainingEpochMs ?? job.epochMs);

@@ -493,18 +493,20 @@ function registerApi(
   });
 
   // ---- models ----
-  const modelJson = (id: string) => {
-    const base = findBaseModel(id);
-    if (base) return { id, object: 'model', created: base.created, owned_by: 'system' };
-    const tuned = service.getFineTunedModel(id);
-    if (tuned) return { id, object: 'model', created: tuned.created, owned_by: ORGANIZATION };
-    throw new ApiError(
+  const modelNotFound = (id: string) =>
+    new ApiError(
       404,
       `The model '${id}' does not exist`,
       'invalid_request_error',
       'model',
       'model_not_found',
     );
+  const modelJson = (id: string) => {
+    const base = findBaseModel(id);
+    if (base) return { id, object: 'model', created: base.created, owned_by: 'system' };
+    const tuned = service.getFineTunedModel(id);
+    if (tuned) return { id, object: 'model', created: tuned.created, owned_by: ORGANIZATION };
+    throw modelNotFound(id);
   };
   app.get(`${prefix}/models`, async () => ({
     object: 'list',
@@ -526,14 +528,7 @@ function registerApi(
       );
     }
     const tuned = service.getFineTunedModel(id);
-    if (!tuned)
-      throw new ApiError(
-        404,
-        `The model '${id}' does not exist`,
-        'invalid_request_error',
-        'model',
-        'model_not_found',
-      );
+    if (!tuned) throw modelNotFound(id);
     tuned.deleted = true;
     return { id, object: 'model', deleted: true };
   });

@@ -39,7 +39,7 @@ import { defineStage, type JobContext, PermanentError, type StageDeps } from '@t
 export interface DatasetBuilderDeps extends StageDeps {
   storage: DatasetStorage;
   catalogue: Catalogue;
-  /** The one clock (issue 21.5); the system clock when absent. */
+  /** The one clock (issue 21.5); the process clock (`TUNELINE_CLOCK_OFFSET_MS`) when absent. */
   clock?: Clock;
 }
 
@@ -129,6 +129,8 @@ export async function handleFineTuneRequest(
     ...keys,
     catalogue: deps.catalogue,
     ...(deps.clock ? { clock: deps.clock } : {}),
+    // Past trainingClosesAt at the provider it trains at (not another provider's dates): base_model_retired.
+    provider: choice.provider,
     ...(request.documentStore
       ? { stableSplitSeed: storeSplitSeed(request.licenseId, request.documentStore) }
       : {}),

@@ -11,6 +11,7 @@ import {
   listEnabledProfileIds,
   lockTrainingProfile,
   profileCreditsSince,
+  queueProfileNotifications,
   recordProfileDecision,
   storeChangesSince,
   writeOutbox,
@@ -35,7 +36,8 @@ export function versionRequestId(profileName: string, version: number): string {
  * Decides about one profile and, when the policy says train, records version k+1 and queues its
  * fine-tune request in the same transaction. The profile row is locked meanwhile, and (profile, k+1) is
  * a key: two checks at once, or a check re-run after a crash, start version k+1 at most once. The
- * request then goes through the same queues and stages as any other.
+ * request then goes through the same queues and stages as any other. A refusal by the budget queues its
+ * e-mail to the profile's notifyEmails in the same transaction, once per (profile, k+1).
  */
 export async function checkTrainingProfile(
   deps: Pick<DatasetBuilderDeps, 'db' | 'catalogue'>,
@@ -61,9 +63,20 @@ export async function checkTrainingProfile(
       usedThisMonth: await profileCreditsSince(tx, profile.id, monthStart(now)),
     });
     await recordProfileDecision(tx, profile.id, decision);
+    const version = (last?.version ?? 0) + 1;
+    if (decision.action === 'refuse') {
+      // The budget refusal's e-mail: once per (profile, version), however often the check refuses it.
+      await queueProfileNotifications(tx, {
+        profileId: profile.id,
+        version,
+        kind: 'budget_refused',
+        recipients: [settings.job.notifyEmails],
+        correlationId: randomUUID(),
+        detail: decision.reason,
+      });
+    }
     if (decision.action !== 'train') return { profileId, decision };
 
-    const version = (last?.version ?? 0) + 1;
     const requestId = versionRequestId(profile.name, version);
     const created = await insertProfileVersion(tx, {
       profileId: profile.id,

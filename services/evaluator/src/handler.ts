@@ -4,8 +4,6 @@ import {
   countEvaluationAnswers,
   type EvaluationModels,
   type EvaluationRole,
-  type FineTuneRecord,
-  findChampion,
   findDataset,
   findRequestById,
   finishEvaluation,
@@ -24,7 +22,6 @@ import {
   scoreAnswer,
   summariseStoredAnswers,
 } from '@tuneline/evaluation';
-import { chargeEvaluationRun } from '@tuneline/ledger';
 import { ProviderError, type ProviderProfile } from '@tuneline/provider';
 import {
   defineStage,
@@ -41,10 +38,12 @@ import {
   type TestExample,
   testingDocumentIds,
 } from './examples.ts';
+import { findChampionOf, finishAndDecide } from './promotion.ts';
 import { AnswerWriter } from './writer.ts';
 
 export { askWithRetries, DeadlineError, runPool } from './ask.ts';
 export { readTestingFile, requestSplitSeed, sampleExamples, testingDocumentIds } from './examples.ts';
+export { decideVersionPromotion, findChampionOf, finishAndDecide } from './promotion.ts';
 
 export interface EvaluatorDeps extends StageDeps {
   provider: Pick<ProviderProfile, 'chatCompletion'>;
@@ -70,7 +69,7 @@ const ROLES: readonly EvaluationRole[] = ['fine_tuned', 'base', 'champion'];
  * `maxExamples` drawn with the dataset's split seed), the models (fine-tuned, base, champion) and the
  * deadline; every later run of the job resumes from the answers stored. Each answer is stored under a
  * unique key with its credits, so no example is asked again once stored; the run is charged once, the
- * sum of its answers, in the transaction that ends it (`endRun`), which releases the rest of the
+ * sum of its answers, in the transaction that ends it (`finishAndDecide`), which releases the rest of the
  * fine-tune's evaluation hold. A 429 pauses the queue (the job comes back without spending an attempt); a refusal, the time
  * limit or the last attempt ends the evaluation as failed, and the e-mail says why.
  */
@@ -86,12 +85,13 @@ export async function evaluateFineTune(
   if (!run) throw new PermanentError(`fine-tune ${fineTuneId} has no evaluation run`);
   if (run.status === 'succeeded' || run.status === 'failed') {
     // Finished earlier (a second message): make sure the e-mails and the charge exist (both idempotent).
-    await endRun(db, fineTune, run.id, { status: 'failed', reason: run.reason ?? '' });
+    await finishAndDecide(db, fineTune, run, { status: 'failed', reason: run.reason ?? '' });
     return 'already_done';
   }
   const runId = run.id;
   const fail = async (reason: string): Promise<EvaluateOutcome> => {
-    await endRun(db, fineTune, runId, { status: 'failed', reason });
+    const championFineTuneId = run?.championFineTuneId ?? null;
+    await finishAndDecide(db, fineTune, { id: runId, championFineTuneId }, { status: 'failed', reason });
     ctx.log.warn({ fineTuneId, reason }, 'evaluation failed; the e-mail goes without it');
     return 'failed';
   };
@@ -119,11 +119,7 @@ export async function evaluateFineTune(
   if (run.status === 'pending') {
     const seed = requestSplitSeed(request?.payload) ?? dataset.contentHash ?? dataset.id;
     const selected = sampleExamples(examples, run.maxExamples, seed);
-    const champion = await findChampion(db, {
-      licenseId: fineTune.licenseId,
-      fineTuneId: fineTune.id,
-      datasetId: dataset.id,
-    });
+    const champion = await findChampionOf(db, fineTune, dataset.id);
     const models: EvaluationModels = {
       fine_tuned: fineTune.fineTunedModel,
       base: fineTune.baseModel,
@@ -241,7 +237,7 @@ export async function evaluateFineTune(
   const summaryStarted = performance.now();
   const summary = summariseStoredAnswers(models, answers);
   deps.onScored?.(performance.now() - summaryStarted);
-  await endRun(db, fineTune, runId, { status: 'succeeded', summary });
+  await finishAndDecide(db, fineTune, run, { status: 'succeeded', summary });
   ctx.log.info(
     { fineTuneId, examples: summary.examples, lines: summary.report.comparisons.map((c) => c.line) },
     'evaluation done',
@@ -252,29 +248,6 @@ export async function evaluateFineTune(
 const countModels = (m: EvaluationModels) => (m.champion ? 3 : 2);
 /** The order `listEvaluationAnswers` gives (position, then role), so the summary is the same either way. */
 const compareText = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
-
-/**
- * Ends the run (lifecycle `finishEvaluation`: the outcome e-mails) and charges it in ONE transaction:
- * ending it locks the run row, so no answer is stored after the sum is taken; the charge posts the sum
- * of the answers' credits and releases the rest of the fine-tune's evaluation hold. Either both commit
- * or neither, and a second call (a redelivered message) adds nothing.
- */
-async function endRun(
-  db: EvaluatorDeps['db'],
-  fineTune: FineTuneRecord,
-  runId: string,
-  end: Parameters<typeof finishEvaluation>[2],
-): Promise<void> {
-  await inTransaction(db, async (tx) => {
-    await finishEvaluation(tx, fineTune, end);
-    await chargeEvaluationRun(tx, {
-      runId,
-      fineTuneId: fineTune.id,
-      licenseId: fineTune.licenseId,
-      model: fineTune.baseModel,
-    });
-  });
-}
 
 /** Stage: consumes `evaluate`. */
 export const evaluatorStage = defineStage<'evaluate', EvaluatorDeps>({

@@ -2,23 +2,35 @@ import { type Clock, notifySendMessage } from '@tuneline/contracts';
 import type { Catalogue } from '@tuneline/dataset';
 import {
   claimNotificationAttempt,
+  DEPLOYMENT_ENDED,
   type Executor,
+  getDeployment,
   getFineTune,
   getNotification,
+  getTrainingProfile,
   listPendingNotifications,
   markNotificationSent,
+  type NotificationRecord,
   recordNotificationError,
   withNotificationLock,
 } from '@tuneline/db';
 import { getBalance } from '@tuneline/ledger';
 import { defineStage, PermanentError, type StageDeps } from '@tuneline/runtime';
 import { evaluationSection } from './evaluation-section.ts';
-import { isPermanentSmtpRejection, type Mailer } from './mailer.ts';
-import { HeaderInjectionError, outcomeEmail } from './message.ts';
+import { isPermanentSmtpRejection, type Mailer, type OutgoingMail } from './mailer.ts';
+import { deploymentEndedEmail, HeaderInjectionError, outcomeEmail } from './message.ts';
+import { profileEmail } from './profile-message.ts';
+import { promotionSection, withPromotion } from './promotion-section.ts';
 
 export { lifecycleSweepStage } from './lifecycle-sweep.ts';
-export { fileMailer, isPermanentSmtpRejection, type Mailer, smtpMailer } from './mailer.ts';
-export { HeaderInjectionError, outcomeEmail, validRecipient } from './message.ts';
+export {
+  fileMailer,
+  isPermanentSmtpRejection,
+  type Mailer,
+  type OutgoingMail,
+  smtpMailer,
+} from './mailer.ts';
+export { deploymentEndedEmail, HeaderInjectionError, outcomeEmail, validRecipient } from './message.ts';
 
 export interface NotifierDeps extends StageDeps {
   mailer: Mailer;
@@ -52,15 +64,9 @@ export async function sendNotification(deps: NotifierDeps, notificationId: strin
   const sent = await withNotificationLock(deps.db, notificationId, async (conn): Promise<SendOutcome> => {
     const claimed = await claimNotificationAttempt(conn, notificationId);
     if (!claimed) return 'already_done';
-    const fineTune = await getFineTune(conn, claimed.fineTuneId);
-    if (!fineTune) throw new PermanentError(`fine-tune ${claimed.fineTuneId} does not exist`);
-    let mail: ReturnType<typeof outcomeEmail>;
+    let mail: OutgoingMail;
     try {
-      const evaluation = claimed.kind === 'succeeded' ? await evaluationSection(conn, fineTune) : null;
-      mail = outcomeEmail(claimed, fineTune, await getBalance(conn, fineTune.licenseId), deps.mailFrom, {
-        evaluation,
-        ...(deps.publicUrl ? { publicUrl: deps.publicUrl } : {}),
-      });
+      mail = await composeMail(deps, conn, claimed);
     } catch (err) {
       if (err instanceof HeaderInjectionError) {
         await recordNotificationError(conn, notificationId, err.message, true);
@@ -85,6 +91,35 @@ export async function sendNotification(deps: NotifierDeps, notificationId: strin
   });
   if (!sent.locked) throw new Error(`notification ${notificationId} is being sent by another worker`);
   return sent.result;
+}
+
+/** The message a claimed notification sends: a fine-tune's outcome or its deployment's end, or a training profile's notice. */
+async function composeMail(
+  deps: NotifierDeps,
+  conn: Executor,
+  claimed: NotificationRecord,
+): Promise<OutgoingMail> {
+  if (claimed.fineTuneId === null) {
+    const profile = claimed.profileId ? await getTrainingProfile(conn, claimed.profileId) : undefined;
+    if (!profile) throw new PermanentError(`notification ${claimed.id}: its training profile does not exist`);
+    return profileEmail(claimed, profile, deps.mailFrom);
+  }
+  const fineTune = await getFineTune(conn, claimed.fineTuneId);
+  if (!fineTune) throw new PermanentError(`fine-tune ${claimed.fineTuneId} does not exist`);
+  const links = deps.publicUrl ? { publicUrl: deps.publicUrl } : {};
+  if (claimed.kind === DEPLOYMENT_ENDED) {
+    const deployment = claimed.deploymentId ? await getDeployment(conn, claimed.deploymentId) : undefined;
+    if (!deployment) throw new PermanentError(`notification ${claimed.id} names no deployment`);
+    return deploymentEndedEmail(claimed, fineTune, deployment, deps.mailFrom, links);
+  }
+  const evaluation =
+    claimed.kind === 'succeeded'
+      ? withPromotion(await evaluationSection(conn, fineTune), await promotionSection(conn, fineTune))
+      : null;
+  return outcomeEmail(claimed, fineTune, await getBalance(conn, fineTune.licenseId), deps.mailFrom, {
+    evaluation,
+    ...links,
+  });
 }
 
 const MARK_SENT_ATTEMPTS = 5;

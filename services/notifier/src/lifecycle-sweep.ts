@@ -2,10 +2,10 @@ import {
   type Clock,
   LIFECYCLE_SWEEP_SCHEDULER_ID,
   lifecycleSweepSchedulerPayload,
-  systemClock,
+  processClock,
   utcDay,
 } from '@tuneline/contracts';
-import { type Catalogue, defaultCatalogue } from '@tuneline/dataset';
+import { type Catalogue, defaultCatalogue, lifecycleOf, type TrainingProvider } from '@tuneline/dataset';
 import {
   claimLifecycleWarnings,
   type Executor,
@@ -23,8 +23,9 @@ import { HeaderInjectionError, validRecipient } from './message.ts';
 /**
  * The lifecycle sweep (issue 21.3), in the notifier because sending e-mail is what it does (its mailer,
  * SMTP settings and at-least-once handling): warn each affected license 30, 7 and 1 days before a base
- * model's `trainingClosesAt` and `shutdownAt`. Dates are judged by the one clock (21.5). Each warning is
- * a row keyed (license, base model, event, threshold) in Postgres, so it goes out once whatever the
+ * model's `trainingClosesAt` and `shutdownAt` at each provider (21.2: OpenAI's dates concern the
+ * fine-tunes at OpenAI, Azure's those at Azure). Dates are judged by the one clock (21.5). Each warning
+ * is a row keyed (license, base model, provider, event, threshold) in Postgres, so it goes out once whatever the
  * number of replicas, sweeps or restarts; only the nearest threshold crossed is recorded, so a sweep
  * that starts 5 days before sends the 7-day warning, not the 30-day one too.
  */
@@ -62,14 +63,14 @@ const EVENT_TEXT: Record<LifecycleEvent, string> = {
 };
 
 export function lifecycleEmail(w: LifecycleWarningRecord, catalogue: Catalogue, from: string): OutgoingMail {
-  const model = catalogue[w.baseModel];
+  const dates = lifecycleOf(catalogue[w.baseModel], w.provider);
   const to = w.recipients.map(validRecipient).join(', ');
   const lines = [
-    `Base model ${w.baseModel} ${EVENT_TEXT[w.event]} on ${w.eventDate} (in ${w.thresholdDays} day(s) or less).`,
+    `Base model ${w.baseModel} at ${w.provider} ${EVENT_TEXT[w.event]} on ${w.eventDate} (in ${w.thresholdDays} day(s) or less).`,
     '',
     w.models.length ? `Your models on it: ${w.models.join(', ')}` : 'You have fine-tunes on it.',
-    `Suggested successor: ${model?.successor ?? 'none named in the catalogue'}`,
-    model?.source ? `Source: ${model.source}` : '',
+    `Suggested successor: ${dates.successor ?? 'none named in the catalogue'}`,
+    dates.source ? `Source: ${dates.source}` : '',
     '',
     w.event === 'shutdown'
       ? 'From that day on, calls to these models (and to aliases pointing at them) answer 410.'
@@ -78,10 +79,10 @@ export function lifecycleEmail(w: LifecycleWarningRecord, catalogue: Catalogue, 
   return {
     from,
     to,
-    subject: `Tuneline: ${w.baseModel} ${EVENT_TEXT[w.event]} on ${w.eventDate}`,
+    subject: `Tuneline: ${w.baseModel} at ${w.provider} ${EVENT_TEXT[w.event]} on ${w.eventDate}`,
     text: lines.filter((l, i) => l !== '' || i > 0).join('\n'),
     messageId: `<lifecycle-${w.id}@tuneline>`,
-    headers: { 'X-Tuneline-Lifecycle': `${w.event}; ${w.baseModel}; ${w.thresholdDays}d` },
+    headers: { 'X-Tuneline-Lifecycle': `${w.event}; ${w.baseModel}; ${w.provider}; ${w.thresholdDays}d` },
   };
 }
 
@@ -90,20 +91,25 @@ export async function runLifecycleSweep(deps: LifecycleSweepDeps): Promise<Sweep
   const now = deps.clock.now();
   let recorded = 0;
   for (const model of Object.values(deps.catalogue)) {
-    const events: [LifecycleEvent, string | undefined][] = [
-      ['training_closes', model.trainingClosesAt],
-      ['shutdown', model.shutdownAt],
-    ];
-    for (const [event, date] of events) {
-      if (!date) continue;
-      const thresholdDays = dueThreshold(date, now);
-      if (thresholdDays === undefined) continue;
-      recorded += await recordLifecycleWarnings(deps.db, {
-        baseModel: model.name,
-        event,
-        eventDate: date,
-        thresholdDays,
-      });
+    for (const provider of Object.keys(model.providers ?? {}) as TrainingProvider[]) {
+      const dates = lifecycleOf(model, provider);
+      const events: [LifecycleEvent, string | null][] = [
+        ['training_closes', dates.trainingClosesAt],
+        ['shutdown', dates.shutdownAt],
+      ];
+      for (const [event, date] of events) {
+        if (!date) continue;
+        const thresholdDays = dueThreshold(date, now);
+        if (thresholdDays === undefined) continue;
+        recorded += await recordLifecycleWarnings(deps.db, {
+          baseModel: model.name,
+          provider,
+          ownProvider: model.provider,
+          event,
+          eventDate: date,
+          thresholdDays,
+        });
+      }
     }
   }
   let sent = 0;
@@ -148,7 +154,7 @@ export const lifecycleSweepStage = defineStage<'lifecycle-sweep', NotifierDeps>(
     const result = await runLifecycleSweep({
       db: deps.db,
       catalogue: deps.catalogue ?? defaultCatalogue,
-      clock: deps.clock ?? systemClock,
+      clock: deps.clock ?? processClock(),
       mailer: deps.mailer,
       mailFrom: deps.mailFrom,
       log: ctx.log,

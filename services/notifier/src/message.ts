@@ -1,5 +1,5 @@
 import { parseEmailList } from '@tuneline/contracts';
-import type { FineTuneRecord, NotificationRecord } from '@tuneline/db';
+import type { DeploymentRecord, FineTuneRecord, NotificationRecord } from '@tuneline/db';
 import type { Balance } from '@tuneline/ledger';
 import type { EvaluationSection } from './evaluation-section.ts';
 import { escapeHtml } from './evaluation-section.ts';
@@ -10,7 +10,8 @@ export class HeaderInjectionError extends Error {
   override name = 'HeaderInjectionError';
 }
 
-function header(name: string, value: string): string {
+/** A header value, refused when a line break would let it through. */
+export function header(name: string, value: string): string {
   if (/[\r\n]/.test(value)) throw new HeaderInjectionError(`${name} header contains a line break`);
   return value;
 }
@@ -64,7 +65,13 @@ export function outcomeEmail(
     lines.push('', 'Add credits to the license and start the fine-tune again.');
   }
   if (notification.kind === 'succeeded') {
-    lines.push('', 'The model is available: activate it from the hub to use it.');
+    // Active already when a training profile's rule promoted it (or the license activated it since).
+    lines.push(
+      '',
+      fineTune.active
+        ? 'The model is active: the API and the gateway serve it.'
+        : 'The model is available: activate it from the hub to use it.',
+    );
   }
   if (balance.overageBlocked) {
     lines.push('', 'Note: the last charge exceeded the balance; new fine-tunes are blocked until a top-up.');
@@ -85,6 +92,48 @@ export function outcomeEmail(
     headers: {
       'X-Tuneline-Fine-Tune': header('X-Tuneline-Fine-Tune', fineTune.id),
       'X-Tuneline-Notification': header('X-Tuneline-Notification', notification.id),
+      'X-Tuneline-Correlation-Id': header('X-Tuneline-Correlation-Id', fineTune.correlationId),
+    },
+  };
+}
+
+/**
+ * A deployment that ended without the license asking (Azure deleted it after 15 idle days, or reports
+ * it failed): the model serves nothing any more, why, what it was billed, and how to serve it again.
+ */
+export function deploymentEndedEmail(
+  notification: Pick<NotificationRecord, 'id' | 'recipient' | 'messageId'>,
+  fineTune: FineTuneRecord,
+  deployment: DeploymentRecord,
+  from: string,
+  extra: { publicUrl?: string } = {},
+): OutgoingMail {
+  const model = fineTune.fineTunedModel ?? fineTune.suffix;
+  const hubLink = extra.publicUrl ? hubUrl(extra.publicUrl, fineTune.id) : null;
+  const lines = [
+    `Your model ${model} is no longer deployed and serves nothing: calls to it (and to aliases pointing at it) answer 404.`,
+    '',
+    `Reason:            ${(deployment.reason ?? 'the deployment ended').replace(/[\r\n]+/g, ' ')}`,
+    `Deployment:        ${deployment.name} (${deployment.provider})`,
+    `Ended:             ${deployment.endedAt?.toISOString() ?? 'n/a'}`,
+    `Hosting fee:       ${fmt(deployment.creditsPerHour)} credits per started hour while deployed`,
+    '',
+    'Activate the model again (hub or POST /v1/fine-tunes/{id}/activate) to deploy it again.',
+    '',
+    `Fine-tune id: ${fineTune.id}`,
+    `Correlation id: ${fineTune.correlationId}`,
+  ];
+  if (hubLink) lines.push(`In the hub: ${hubLink}`);
+  return {
+    from: header('From', from),
+    to: header('To', validRecipient(notification.recipient)),
+    subject: header('Subject', `Tuneline: model ${fineTune.suffix} is no longer deployed`),
+    text: `${lines.join('\n')}\n`,
+    messageId: header('Message-ID', notification.messageId),
+    headers: {
+      'X-Tuneline-Fine-Tune': header('X-Tuneline-Fine-Tune', fineTune.id),
+      'X-Tuneline-Notification': header('X-Tuneline-Notification', notification.id),
+      'X-Tuneline-Deployment': header('X-Tuneline-Deployment', deployment.id),
       'X-Tuneline-Correlation-Id': header('X-Tuneline-Correlation-Id', fineTune.correlationId),
     },
   };

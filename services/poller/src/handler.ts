@@ -20,6 +20,15 @@ import type { PollScheduleConfig } from './schedule.ts';
 import type { Sweeper } from './sweep.ts';
 
 export { applyJobSnapshot } from './apply.ts';
+export {
+  DEPLOYMENT_GONE_REASON,
+  type DeploymentDeps,
+  type DeploymentManager,
+  type DeploymentSweepResult,
+  deploymentSweepStage,
+  modelDeploymentStage,
+  runDeploymentSweep,
+} from './deployments.ts';
 export type { PollerProvider, ProviderJob } from './provider.ts';
 export { nextPollDelayMs, type PollScheduleConfig } from './schedule.ts';
 export { Sweeper, type SweepStats } from './sweep.ts';

@@ -1,5 +1,4 @@
 import { findBaseModel, shutDown, shutdownMessage } from '@tuneline/dataset';
-import { findActiveFineTuneByModelOrAlias } from '@tuneline/db';
 import type { FastifyReply } from 'fastify';
 import type { ApiDeps } from '../app.ts';
 import { HttpError } from '../http.ts';
@@ -13,10 +12,10 @@ import { passProviderRateLimit } from './rate-limit.ts';
 
 /**
  * The caller's own active fine-tuned model, named directly or by one of the license's aliases (one
- * statement), with what holding and metering a call on it needs.
+ * statement, cached for a second: gateway/cache.ts), with what holding and metering a call on it needs.
  */
 export async function resolveModel(deps: ApiDeps, licenseId: string, model: string): Promise<CallModel> {
-  const fineTune = await findActiveFineTuneByModelOrAlias(deps.db, licenseId, model);
+  const fineTune = await deps.caches.fineTune(licenseId, model);
   // Inactive, unknown and other licenses' models look the same: never confirm someone else's model.
   if (!fineTune)
     throw new HttpError(404, `model "${model}" not found among your active fine-tuned models`, undefined, {
@@ -24,12 +23,18 @@ export async function resolveModel(deps: ApiDeps, licenseId: string, model: stri
       code: 'model_not_found',
     });
   const base = findBaseModel(fineTune.baseModel, deps.catalogue);
-  // Past its base model's shutdownAt (the one clock), the model serves nothing: 410, naming the successor.
-  if (base && shutDown(base, deps.clock.now()))
-    throw new HttpError(410, shutdownMessage(base, fineTune.fineTunedModel ?? model), undefined, {
-      param: 'model',
-      code: 'model_shut_down',
-    });
+  // Past its base model's shutdownAt at the provider that serves it (the one clock), the model serves
+  // nothing: 410, naming the successor. Another provider's dates do not apply.
+  if (base && shutDown(base, fineTune.provider, deps.clock.now()))
+    throw new HttpError(
+      410,
+      shutdownMessage(base, fineTune.provider, fineTune.fineTunedModel ?? model),
+      undefined,
+      {
+        param: 'model',
+        code: 'model_shut_down',
+      },
+    );
   const terms = inferenceTerms(deps.catalogue, fineTune.baseModel);
   if (!terms.known) {
     deps.metrics.unpricedModel.inc({ model: fineTune.baseModel });
@@ -41,6 +46,8 @@ export async function resolveModel(deps: ApiDeps, licenseId: string, model: stri
   return {
     fineTuneId: fineTune.id,
     model: fineTune.fineTunedModel ?? model,
+    // Azure's inference takes the deployment's name as the model (issue 20.1).
+    ...(fineTune.deploymentName ? { providerModel: fineTune.deploymentName } : {}),
     alias: fineTune.viaAlias,
     baseModel: fineTune.baseModel,
     encoding: base?.encoding ?? 'o200k_base',

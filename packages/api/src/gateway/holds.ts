@@ -18,6 +18,8 @@ export interface CallModel {
   fineTuneId: string;
   /** The fine-tuned model that serves the call (what the caller named, or what its alias points at). */
   model: string;
+  /** The name the provider serves it under when not `model`: the deployment's on Azure. */
+  providerModel?: string;
   /** The alias the caller named, when it named one. */
   alias?: string | null;
   /** The fine-tune's base model (prices, metrics labels). */
@@ -29,9 +31,12 @@ export interface CallModel {
 }
 
 export interface WorstCase {
+  /** The prompt as held: counted exactly, or its upper bound (see `exact`). */
   promptTokens: number;
   completionTokens: number;
   credits: bigint;
+  /** Whether `promptTokens` is the tokenizer's count (else the byte-count upper bound). */
+  exact: boolean;
 }
 
 const counters = new Map<Encoding, TokenCounter>();
@@ -49,30 +54,56 @@ function positiveInt(v: unknown): number | undefined {
   return typeof v === 'number' && Number.isInteger(v) && v > 0 ? v : undefined;
 }
 
-/** Prompt tokens as OpenAI's cookbook counts a chat (3 per message, 3 priming the reply), plus extras. */
-export function countPromptTokens(body: Record<string, unknown>, encoding: Encoding): number {
-  const c = counter(encoding);
+/**
+ * A chat's prompt as OpenAI's cookbook frames it (3 tokens per message, 3 priming the reply), each
+ * text measured by `measure`: the tokenizer (exact), or its UTF-8 byte length (an upper bound: a
+ * byte-level BPE token covers at least one byte).
+ */
+function framedPrompt(body: Record<string, unknown>, measure: (text: string) => number): number {
   let total = 3;
   const messages = Array.isArray(body.messages) ? body.messages : [];
   for (const m of messages as Array<Record<string, unknown>>) {
     total += 3;
-    if (typeof m.role === 'string') total += c.count(m.role);
+    if (typeof m.role === 'string') total += measure(m.role);
     const content = m.content;
-    if (typeof content === 'string') total += c.count(content);
-    else if (content != null) total += c.count(JSON.stringify(content));
-    if (typeof m.name === 'string') total += 1 + c.count(m.name);
-    if (m.tool_calls != null) total += c.count(JSON.stringify(m.tool_calls));
+    if (typeof content === 'string') total += measure(content);
+    else if (content != null) total += measure(JSON.stringify(content));
+    if (typeof m.name === 'string') total += 1 + measure(m.name);
+    if (m.tool_calls != null) total += measure(JSON.stringify(m.tool_calls));
   }
   // Tools, functions and a JSON schema reach the model as prompt text: count their JSON (an upper bound).
   for (const key of ['tools', 'functions', 'response_format'] as const) {
     const v = body[key];
-    if (v != null && typeof v === 'object') total += c.count(JSON.stringify(v));
+    if (v != null && typeof v === 'object') total += measure(JSON.stringify(v));
   }
   return total;
 }
 
-export function worstCase(body: Record<string, unknown>, model: CallModel): WorstCase {
-  const promptTokens = countPromptTokens(body, model.encoding);
+/** Prompt tokens as OpenAI's cookbook counts a chat (3 per message, 3 priming the reply), plus extras. */
+export function countPromptTokens(body: Record<string, unknown>, encoding: Encoding): number {
+  const c = counter(encoding);
+  return framedPrompt(body, (text) => c.count(text));
+}
+
+const utf8Bytes = (text: string) => Buffer.byteLength(text, 'utf8');
+
+/**
+ * An upper bound of `countPromptTokens` that costs no tokenizer pass: the same framing, each text at
+ * its UTF-8 byte count. About 4x the exact count for English text.
+ */
+export function promptTokenBound(body: Record<string, unknown>): number {
+  return framedPrompt(body, utf8Bytes);
+}
+
+/** `bound`: the prompt at its byte-count upper bound; `exact`: counted with the tokenizer. */
+export type PromptCount = 'bound' | 'exact';
+
+export function worstCase(
+  body: Record<string, unknown>,
+  model: CallModel,
+  count: PromptCount = 'bound',
+): WorstCase {
+  const promptTokens = count === 'exact' ? countPromptTokens(body, model.encoding) : promptTokenBound(body);
   const asked = positiveInt(body.max_completion_tokens) ?? positiveInt(body.max_tokens);
   const perChoice = Math.min(asked ?? model.maxOutputTokens, model.maxOutputTokens);
   const completionTokens = perChoice * (positiveInt(body.n) ?? 1);
@@ -80,7 +111,27 @@ export function worstCase(body: Record<string, unknown>, model: CallModel): Wors
     promptTokens,
     completionTokens,
     credits: inferenceCredits(model.price, promptTokens, completionTokens),
+    exact: count === 'exact',
   };
+}
+
+/**
+ * The tokens the per-minute limit counts for a call: its completion maximum plus its prompt, which,
+ * when only bounded, is estimated at 4 bytes a token as OpenAI's own limiter estimates it from the
+ * characters (the byte bound would count English text four times over).
+ */
+export function rateLimitTokens(cost: WorstCase): number {
+  return cost.completionTokens + (cost.exact ? cost.promptTokens : Math.ceil(cost.promptTokens / 4));
+}
+
+/** What a call whose answer reported no usage is charged: its exact worst case, as before holds were bounds. */
+export function worstUsage(
+  body: Record<string, unknown>,
+  model: CallModel,
+  held: WorstCase,
+): { prompt_tokens: number; completion_tokens: number } {
+  const exact = held.exact ? held : worstCase(body, model, 'exact');
+  return { prompt_tokens: exact.promptTokens, completion_tokens: exact.completionTokens };
 }
 
 /** The request's identity for an Idempotency-Key: the same key with another body is refused. */
@@ -95,7 +146,8 @@ export type Hold =
 /**
  * Holds the call's worst case. 402 when it does not fit (or the license is overage-blocked); with an
  * Idempotency-Key already used: the first answer (`replay`), 409 while that call is in flight, 422 for
- * another request under the same key.
+ * another request under the same key. A bounded worst case that does not fit is counted exactly and
+ * tried once more when that fits, so the bound only ever costs a second look near an empty balance.
  */
 export async function holdWorstCase(
   db: Db,
@@ -106,21 +158,35 @@ export async function holdWorstCase(
     idempotencyKey?: string;
     /** The call's worst case when already computed (the rate limit counts it too). */
     cost?: WorstCase;
+    /** `async`: the hold's commit does not wait for its WAL flush (docs/GATEWAY.md). Default durable. */
+    commit?: 'async' | 'durable';
   },
 ): Promise<Hold> {
   const callId = randomUUID();
-  const cost = input.cost ?? worstCase(input.body, input.model);
+  let cost = input.cost ?? worstCase(input.body, input.model);
   const hash = input.idempotencyKey !== undefined ? requestHash(input.body) : undefined;
-  const result = await holdCall(db, {
-    callId,
-    licenseId: input.licenseId,
-    fineTuneId: input.model.fineTuneId,
-    model: input.model.model,
-    amount: cost.credits,
-    ...(input.idempotencyKey !== undefined && hash
-      ? { idempotency: { key: input.idempotencyKey, requestHash: hash } }
-      : {}),
-  });
+  const hold = (amount: bigint) =>
+    holdCall(
+      db,
+      {
+        callId,
+        licenseId: input.licenseId,
+        fineTuneId: input.model.fineTuneId,
+        model: input.model.model,
+        amount,
+        ...(input.idempotencyKey !== undefined && hash
+          ? { idempotency: { key: input.idempotencyKey, requestHash: hash } }
+          : {}),
+      },
+      { durable: input.commit !== 'async' },
+    );
+  let result = await hold(cost.credits);
+  if (result.outcome === 'refused' && !result.overageBlocked && !cost.exact) {
+    const exact = worstCase(input.body, input.model, 'exact');
+    cost = exact;
+    if (exact.credits <= result.available) result = await hold(exact.credits);
+    else result = { ...result, required: exact.credits };
+  }
   if (result.outcome === 'held') return { kind: 'held', callId, worstCase: cost };
   if (result.outcome === 'refused') {
     if (result.overageBlocked) {

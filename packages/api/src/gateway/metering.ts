@@ -1,5 +1,5 @@
 import { type Db, deferInferenceUsage } from '@tuneline/db';
-import { type SettleInput, settleCall, settleCalls } from '@tuneline/ledger';
+import { type SettleInput, type SettleResult, settleCall, settleCalls } from '@tuneline/ledger';
 import type { FastifyBaseLogger } from 'fastify';
 import { inferenceCredits } from '../pricing.ts';
 import type { CallModel } from './holds.ts';
@@ -97,10 +97,11 @@ export class GatewayMeter {
         let grouped = false;
         if (batch.length > 1) {
           try {
-            await settleCalls(
+            const results = await settleCalls(
               this.db,
               batch.map((b) => b.input),
             );
+            for (const [callId, result] of results) this.check(callId, result);
             grouped = true;
           } catch (err) {
             this.log?.warn(
@@ -117,9 +118,22 @@ export class GatewayMeter {
     }
   }
 
+  /**
+   * A settlement that found no hold: the hold was lost (it commits asynchronously, so a Postgres
+   * crash can take the last few hundred ms of holds with it). The call is then not charged; say so.
+   */
+  private check(callId: string, result: SettleResult): void {
+    if (result.outcome !== 'no_hold') return;
+    this.metrics?.settledWithoutHold.inc();
+    this.log?.error(
+      { callId },
+      'inference call settled without a hold (lost in a database crash?): not charged',
+    );
+  }
+
   private async settleOne(input: SettleInput): Promise<void> {
     try {
-      await settleCall(this.db, input);
+      this.check(input.callId, await settleCall(this.db, input));
       return;
     } catch (err) {
       this.log?.warn(
@@ -195,7 +209,7 @@ export class GatewayMeter {
     for (const [callId, input] of [...this.waiting]) {
       let done = false;
       try {
-        await settleCall(this.db, input);
+        this.check(callId, await settleCall(this.db, input));
         done = true;
       } catch {
         done = await this.defer(input);

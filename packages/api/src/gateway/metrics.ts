@@ -56,6 +56,16 @@ export function createApiMetrics() {
       buckets: [1, 2, 4, 8, 16, 32, 64, 128],
       registers: [registry],
     }),
+    expiredHolds: new Counter({
+      name: 'tuneline_gateway_holds_expired_total',
+      help: 'Holds the sweep released because nobody settled or released them within the expiry bound.',
+      registers: [registry],
+    }),
+    settledWithoutHold: new Counter({
+      name: 'tuneline_gateway_settled_without_hold_total',
+      help: 'Settlements that found no hold (lost with a Postgres crash: holds commit asynchronously) and charged nothing.',
+      registers: [registry],
+    }),
     meteringDeferred: new Counter({
       name: 'tuneline_gateway_metering_deferred_total',
       help: 'Settlements that failed after the provider answered and went through the outbox, by stage reached (outbox, memory).',

@@ -78,6 +78,53 @@ function failingNode(rows, fineTunedModel) {
   return list;
 }
 
+const DECISIONS = {
+  promoted: 'Promoted',
+  kept: 'Kept the champion',
+  manual: 'Waiting for you (promotion is manual)',
+};
+
+/**
+ * A training-profile version's decision (issue 22.4): promoted, kept or manual with the reason, whether
+ * the alias serves it, and a button that promotes it by hand (one API call) when it is not served.
+ */
+function promotionNode(v, fineTuneId) {
+  const box = el('div', { id: 'promotion', 'data-testid': 'promotion' });
+  const p = v.promotion;
+  box.append(
+    el(
+      'p',
+      { 'data-testid': 'promotion-decision', 'data-decision': p ? p.decision : 'none' },
+      `Training profile ${v.profile}, version ${v.version}: `,
+      el('strong', {}, p ? DECISIONS[p.decision] || p.decision : 'Not decided yet'),
+      p ? ` (${p.actor}, ${fmtDate(p.at)})` : '',
+    ),
+  );
+  if (p) box.append(el('p', { 'data-testid': 'promotion-reason' }, p.reason));
+  if (v.serving) {
+    box.append(el('p', { 'data-testid': 'promotion-serving' }, `The alias ${v.alias} serves this model.`));
+    return box;
+  }
+  const button = el(
+    'button',
+    { type: 'button', 'data-testid': 'promote' },
+    v.alias ? `Promote: serve it as ${v.alias}` : 'Promote: activate it',
+  );
+  button.addEventListener('click', async () => {
+    button.disabled = true;
+    try {
+      await api(v.promotePath, { method: 'POST' });
+      status(`Version ${v.version} of ${v.profile} promoted.`);
+      await showEvaluation(fineTuneId);
+    } catch (err) {
+      status(`Could not promote version ${v.version}: ${err.message}`);
+      button.disabled = false;
+    }
+  });
+  box.append(button);
+  return box;
+}
+
 /** Fills #evaluation for one fine-tune. */
 async function showEvaluation(id) {
   const box = document.querySelector('#evaluation');
@@ -95,6 +142,7 @@ async function showEvaluation(id) {
         ? `No evaluation: ${e.reason}.`
         : `Evaluation ${e.status}${e.reason ? `: ${e.reason}` : ''}.`;
     box.append(el('p', { 'data-testid': 'evaluation-status' }, why));
+    if (e.profileVersion) box.append(promotionNode(e.profileVersion, id));
     return;
   }
   box.append(
@@ -112,6 +160,7 @@ async function showEvaluation(id) {
         ? [el('li', {}, `Against the champion (${e.models.champion}): ${e.table.verdictChampion}`)]
         : []),
     ),
+    ...(e.profileVersion ? [promotionNode(e.profileVersion, id)] : []),
     el('h4', {}, 'Failing examples'),
     failingNode(e.rows, e.models.fine_tuned),
   );

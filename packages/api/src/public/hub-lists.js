@@ -202,8 +202,10 @@ function renderFineTunes(data, filtered) {
       actions.append(cancel, ' ');
     }
     if (f.available) {
-      const verb = f.active ? 'Deactivate' : 'Activate';
+      // A deployment under way (Azure) is withdrawn with Deactivate; one being deleted waits.
+      const verb = f.active || f.activation === 'deploying' ? 'Deactivate' : 'Activate';
       const button = el('button', { type: 'button', 'aria-label': `${verb} ${f.model}` }, verb);
+      if (f.activation === 'deactivating') button.disabled = true;
       button.addEventListener('click', () => window.hubActions.toggle(f, button));
       actions.append(button);
     }
@@ -232,15 +234,36 @@ function renderFineTunes(data, filtered) {
         num(f.creditsReserved),
         num(f.creditsCharged),
         el('td', {}, fmtDate(f.finishedAt)),
-        el(
-          'td',
-          { class: f.active ? 'yes' : '', 'data-testid': 'active' },
-          f.active ? 'active' : f.available ? 'inactive' : '—',
-        ),
+        activationCell(f),
         actions,
       ),
     );
   }
+}
+
+/**
+ * Whether the model serves: active, inactive, or on the way (an Azure model is deployed first:
+ * deploying → active, deactivating → inactive), with why its last deployment ended and the hosting fee
+ * a deployment costs.
+ */
+function activationCell(f) {
+  const label = { deploying: 'deploying…', deactivating: 'deactivating…' }[f.activation] || f.activation;
+  const ended = f.deployment && ['failed', 'deleted'].includes(f.deployment.state) && !f.active;
+  return el(
+    'td',
+    { class: f.active ? 'yes' : '', 'data-testid': 'active' },
+    f.available || f.active ? label : '—',
+    ended && f.deployment.reason
+      ? el('div', { class: 'error', 'data-testid': 'deployment-reason' }, f.deployment.reason)
+      : '',
+    f.hostingCreditsPerHour && f.available
+      ? el(
+          'div',
+          { 'data-testid': 'hosting-fee' },
+          `hosting ${fmtInt(f.hostingCreditsPerHour)} credits/hour while deployed`,
+        )
+      : '',
+  );
 }
 
 async function cancelFineTune(f, name, button) {

@@ -68,9 +68,14 @@ async function loadBalance() {
 
 async function toggle(f, button) {
   button.disabled = true;
+  const on = f.active || f.activation === 'deploying';
   try {
-    await api(`/v1/fine-tunes/${f.id}/${f.active ? 'deactivate' : 'activate'}`, { method: 'POST' });
-    status(`${f.model} ${f.active ? 'deactivated' : 'activated'}.`);
+    const after = await api(`/v1/fine-tunes/${f.id}/${on ? 'deactivate' : 'activate'}`, { method: 'POST' });
+    const done = {
+      deploying: 'is being deployed (active once it serves)',
+      deactivating: 'is being undeployed',
+    };
+    status(`${f.model} ${done[after.activation] || (on ? 'deactivated' : 'activated')}.`);
     await window.hubLists.loadFineTunes();
   } catch (err) {
     status(`Could not change ${f.model}: ${err.message}`);

@@ -31,6 +31,7 @@ const aliasViewSchema = z
     fineTuneId: z.uuid(),
     model: z.string().nullable(),
     baseModel: z.string(),
+    provider: z.string().nullable().describe('the provider that serves it; null: the deployment default'),
     active: z.boolean(),
     updatedAt: z.date(),
     lifecycle: modelLifecycleSchema,
@@ -47,8 +48,15 @@ const aliasChangeSchema = z
   })
   .meta({ id: 'ModelAliasChange' });
 
+const aliasHistoryEntrySchema = aliasChangeSchema
+  .extend({
+    fromModel: z.string().nullable().describe('the fine-tuned model it pointed at before'),
+    toModel: z.string().nullable().describe('the fine-tuned model it pointed at after'),
+  })
+  .meta({ id: 'ModelAliasHistoryEntry' });
+
 const aliasDetailSchema = aliasViewSchema
-  .extend({ history: z.array(aliasChangeSchema) })
+  .extend({ history: z.array(aliasHistoryEntrySchema) })
   .meta({ id: 'ModelAliasDetail' });
 const aliasSwitchSchema = z
   .object({ alias: aliasViewSchema, changed: z.boolean(), change: aliasChangeSchema.nullable() })
@@ -70,14 +78,16 @@ function answer(view: (a: AliasRecord) => unknown, result: AliasSwitch) {
       throw new HttpError(409, 'the alias pointed at this fine-tune before');
     case 'no_previous':
       throw new HttpError(409, `nothing to roll back to: ${result.reason}`);
+    case 'moved':
+      throw new HttpError(409, `the alias was switched meanwhile (to ${result.currentFineTuneId})`);
   }
 }
 
 export function registerAliasRoutes(table: RouteTable, deps: ApiDeps): void {
-  /** An alias with its model's base model dates (issue 21.2). */
+  /** An alias with its model's base model dates at the provider that serves it (issue 21.2). */
   const view = (a: AliasRecord) => ({
     ...a,
-    lifecycle: lifecycleOf(findBaseModel(a.baseModel, deps.catalogue)),
+    lifecycle: lifecycleOf(findBaseModel(a.baseModel, deps.catalogue), a.provider),
   });
 
   table.add(
@@ -107,8 +117,8 @@ export function registerAliasRoutes(table: RouteTable, deps: ApiDeps): void {
       const target = await getFineTune(deps.db, body.fineTuneId);
       const base =
         target?.licenseId === licenseId ? findBaseModel(target.baseModel, deps.catalogue) : undefined;
-      if (target && base && shutDown(base, deps.clock.now()))
-        throw new HttpError(409, shutdownMessage(base, target.fineTunedModel ?? target.id));
+      if (target && base && shutDown(base, target.provider, deps.clock.now()))
+        throw new HttpError(409, shutdownMessage(base, target.provider, target.fineTunedModel ?? target.id));
       return answer(
         view,
         await pointAlias(deps.db, {

@@ -125,12 +125,7 @@ export function registerDatasetRoutes(table: RouteTable, deps: ApiDeps): void {
           { field: 'licenseId', message: 'must be your own license (or omitted)' },
         ]);
       }
-      const base = findBaseModel(body.baseModel, deps.catalogue);
-      if (base && trainingClosed(base, deps.clock.now())) {
-        const message = trainingClosedMessage(base);
-        throw new HttpError(400, `baseModel: ${message}`, [{ field: 'baseModel', message }]);
-      }
-      await checkProvider(deps, licenseId, body);
+      await checkProviderAndDates(deps, licenseId, body);
       const result = await deps.producer.enqueue({ ...body, licenseId });
       if (!result.ok)
         throw new HttpError(
@@ -261,8 +256,9 @@ export function registerDatasetRoutes(table: RouteTable, deps: ApiDeps): void {
       if (!checked.ok) throw new HttpError(400, checked.message);
       const base = findBaseModel(dataset.baseModel, deps.catalogue);
       if (!base) throw new HttpError(409, `base model "${dataset.baseModel}" is not in the catalogue`);
-      // Past its trainingClosesAt (the one clock), the provider takes no new job: refuse at once.
-      if (trainingClosed(base, deps.clock.now())) throw new HttpError(409, trainingClosedMessage(base));
+      // Past trainingClosesAt at the dataset's provider (the one clock), no new job there: refuse at once.
+      if (trainingClosed(base, dataset.provider, deps.clock.now()))
+        throw new HttpError(409, trainingClosedMessage(base, dataset.provider));
       await refuseWithoutCredits(deps, licenseId, dataset, {
         hyperparameters: checked.options.hyperparameters,
         creditsPerMillionTokens: base.creditsPerMillionTrainingTokens,
@@ -285,10 +281,11 @@ export function registerDatasetRoutes(table: RouteTable, deps: ApiDeps): void {
 }
 
 /**
- * A request whose provider (its own, else its license's, else its model's) cannot train its model, or
- * is not configured in this deployment, fails here at once with the reason, not later in a worker.
+ * A request whose provider (its own, else its license's, else its model's) cannot train its model, takes
+ * no new jobs on it any more (past that provider's `trainingClosesAt`, by the one clock), or is not
+ * configured in this deployment, fails here at once with the reason, not later in a worker.
  */
-async function checkProvider(
+async function checkProviderAndDates(
   deps: ApiDeps,
   licenseId: string,
   body: { baseModel?: unknown; provider?: string | undefined },
@@ -299,6 +296,10 @@ async function checkProvider(
   const choice = chooseTrainingProvider(base, { request: body.provider, license: license?.provider });
   if ('error' in choice)
     throw new HttpError(400, `provider: ${choice.error}`, [{ field: 'provider', message: choice.error }]);
+  if (trainingClosed(base, choice.provider, deps.clock.now())) {
+    const message = trainingClosedMessage(base, choice.provider);
+    throw new HttpError(400, `baseModel: ${message}`, [{ field: 'baseModel', message }]);
+  }
   if (choice.provider && deps.providers && !deps.providers.includes(choice.provider)) {
     const message = new ProviderNotConfiguredError(choice.provider).message;
     throw new HttpError(400, `provider: ${message}`, [{ field: 'provider', message }]);

@@ -1,9 +1,9 @@
-import { discardFineTune, getFineTune, isTerminalStatus } from '@tuneline/db';
+import { discardFineTune, findLiveDeployment, getFineTune, isTerminalStatus } from '@tuneline/db';
 import type { ApiDeps } from '../app.ts';
 import { licenseOf } from '../auth.ts';
 import { errorSchema, HttpError, notFound, type RouteTable } from '../http.ts';
 import { fineTuneSchema, idParams } from '../schemas.ts';
-import { fineTuneView } from '../views.ts';
+import { servedView } from './activation.ts';
 
 /** Deletes a fine-tuned model at its provider (where the provider allows it). */
 export type ModelDeleter = (fineTune: {
@@ -26,7 +26,10 @@ export function registerDiscardRoutes(table: RouteTable, deps: ApiDeps): void {
         200: { description: 'discarded (discarding twice is harmless)', schema: fineTuneSchema },
         401: { description: 'missing or invalid API key', schema: errorSchema },
         404: { description: 'no such fine-tune for this license', schema: errorSchema },
-        409: { description: 'the fine-tune has not finished', schema: errorSchema },
+        409: {
+          description: 'the fine-tune has not finished, or its deployment still exists (deactivate first)',
+          schema: errorSchema,
+        },
         502: { description: 'the provider refused to delete the model', schema: errorSchema },
       },
     },
@@ -36,6 +39,13 @@ export function registerDiscardRoutes(table: RouteTable, deps: ApiDeps): void {
       if (!row || row.licenseId !== licenseId) throw notFound('fine-tune');
       if (!isTerminalStatus(row.status))
         throw new HttpError(409, `fine-tune is ${row.status}: cancel it first`);
+      // A deployed model (Azure) keeps costing its hosting fee: its deployment goes first.
+      const live = await findLiveDeployment(deps.db, row.id);
+      if (live)
+        throw new HttpError(
+          409,
+          `its deployment ${live.name} is ${live.state}: deactivate the model first (which deletes the deployment)`,
+        );
       if (row.fineTunedModel && !row.discardedAt && deps.deleteModel) {
         try {
           await deps.deleteModel({
@@ -49,7 +59,7 @@ export function registerDiscardRoutes(table: RouteTable, deps: ApiDeps): void {
       }
       const discarded = await discardFineTune(deps.db, licenseId, row.id);
       if (!discarded) throw notFound('fine-tune');
-      return fineTuneView(discarded, undefined, deps.catalogue);
+      return servedView(deps, discarded);
     },
   );
 }

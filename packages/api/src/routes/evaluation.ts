@@ -19,6 +19,7 @@ import {
 } from '../evaluation-views.ts';
 import { errorSchema, notFound, type RouteTable } from '../http.ts';
 import { idParams } from '../schemas.ts';
+import { fineTuneVersionView } from './promotion.ts';
 
 const E401 = { description: 'missing or invalid API key', schema: errorSchema };
 
@@ -86,6 +87,7 @@ export function registerEvaluationRoutes(table: RouteTable, deps: ApiDeps): void
         charged: { credits: charged.credits.toString(), tokens: charged.tokens.toString() },
         table: summary ? evaluationTable(summary) : null,
         summary,
+        profileVersion: await fineTuneVersionView(deps, fineTune.id),
         rows: page.rows.map(answerView),
         page: {
           offset: query.offset,

@@ -1,29 +1,19 @@
-import { findBaseModel, lifecycleOf } from '@tuneline/dataset';
 import {
-  aliasesOfFineTunes,
   type FineTuneRecord,
   findOpenDeadLettersBySubject,
   getFineTune,
-  listActiveFineTunes,
   listCheckpoints,
   listProviderEvents,
   pageFineTunes,
-  pointAlias,
   requestCancel,
-  setFineTuneActive,
 } from '@tuneline/db';
 import type { ApiDeps } from '../app.ts';
 import { licenseOf } from '../auth.ts';
 import { errorSchema, HttpError, notFound, type RouteTable } from '../http.ts';
 import { encodeCursor, FINE_TUNE_STATUSES, listQuerySchema, pageRequest } from '../listing.ts';
-import {
-  activeModelsSchema,
-  fineTuneDetailSchema,
-  fineTuneListSchema,
-  fineTuneSchema,
-  idParams,
-} from '../schemas.ts';
+import { fineTuneDetailSchema, fineTuneListSchema, fineTuneSchema, idParams } from '../schemas.ts';
 import { fineTuneView } from '../views.ts';
+import { servedView, servingContexts } from './activation.ts';
 
 const E400 = { description: 'invalid request', schema: errorSchema };
 const E401 = { description: 'missing or invalid API key', schema: errorSchema };
@@ -54,8 +44,9 @@ export function registerFineTuneRoutes(table: RouteTable, deps: ApiDeps): void {
     },
     async ({ caller, query }) => {
       const page = await pageFineTunes(deps.db, licenseOf(caller), pageRequest(query));
+      const serving = await servingContexts(deps, page.rows);
       return {
-        data: page.rows.map((r) => fineTuneView(r, r.deadLetter, deps.catalogue)),
+        data: page.rows.map((r) => fineTuneView(r, r.deadLetter, deps.catalogue, serving(r.id))),
         nextCursor: page.next ? encodeCursor(page.next) : null,
       };
     },
@@ -83,8 +74,9 @@ export function registerFineTuneRoutes(table: RouteTable, deps: ApiDeps): void {
         listCheckpoints(deps.db, row.id),
       ]);
       const dead = await findOpenDeadLettersBySubject(deps.db, [row.id]);
+      const serving = await servingContexts(deps, [row]);
       return {
-        ...fineTuneView(row, dead.get(row.id), deps.catalogue),
+        ...fineTuneView(row, dead.get(row.id), deps.catalogue, serving(row.id)),
         events: events.map((e) => ({
           id: e.id,
           createdAt: e.createdAt.toISOString(),
@@ -127,91 +119,7 @@ export function registerFineTuneRoutes(table: RouteTable, deps: ApiDeps): void {
         throw new HttpError(409, `fine-tune already finished (${result.fineTune?.status ?? 'unknown'})`);
       }
       await deps.flushOutbox();
-      return fineTuneView(result.fineTune, undefined, deps.catalogue);
-    },
-  );
-
-  for (const action of ['activate', 'deactivate'] as const) {
-    table.add(
-      {
-        method: 'POST',
-        url: `/v1/fine-tunes/:id/${action}`,
-        auth: 'license',
-        tag: 'activation',
-        summary:
-          action === 'activate'
-            ? 'Offer an available fine-tuned model for use (only settled, available models); the first time, the alias its request named (job.alias) is pointed at it'
-            : 'Stop offering a fine-tuned model',
-        params: idParams,
-        responses: {
-          200: {
-            description: 'the fine-tune after the change (unchanged if it already was)',
-            schema: fineTuneSchema,
-          },
-          400: E400,
-          401: E401,
-          404: E404,
-          409: {
-            description: 'the model is not available (not trained, or not yet settled)',
-            schema: errorSchema,
-          },
-        },
-      },
-      async ({ caller, params }) => {
-        const licenseId = licenseOf(caller);
-        const updated = await setFineTuneActive(deps.db, {
-          id: params.id,
-          licenseId,
-          active: action === 'activate',
-        });
-        if (updated) {
-          // The request's alias wish (job.alias): pointed at the model the first time it is activated.
-          if (updated.active && updated.alias)
-            await pointAlias(deps.db, {
-              licenseId,
-              name: updated.alias,
-              fineTuneId: updated.id,
-              actor: 'system',
-              firstTimeOnly: true,
-            });
-          return fineTuneView(updated, undefined, deps.catalogue);
-        }
-        const row = await ownFineTune(deps, licenseId, params.id);
-        throw new HttpError(
-          409,
-          `model is not available for activation (fine-tune is ${row.status}${row.settledAt ? '' : ', not settled'})`,
-        );
-      },
-    );
-  }
-
-  table.add(
-    {
-      method: 'GET',
-      url: '/v1/models/active',
-      auth: 'license',
-      tag: 'activation',
-      summary: 'The active fine-tuned models of the license: what a model configurator offers',
-      responses: { 200: { description: 'active models', schema: activeModelsSchema }, 401: E401 },
-    },
-    async ({ caller }) => {
-      const licenseId = licenseOf(caller);
-      const rows = await listActiveFineTunes(deps.db, licenseId);
-      const aliases = await aliasesOfFineTunes(
-        deps.db,
-        licenseId,
-        rows.map((r) => r.id),
-      );
-      return {
-        data: rows.map((r) => ({
-          model: r.fineTunedModel as string,
-          fineTuneId: r.id,
-          baseModel: r.baseModel,
-          suffix: r.suffix,
-          aliases: aliases.get(r.id) ?? [],
-          lifecycle: lifecycleOf(findBaseModel(r.baseModel, deps.catalogue)),
-        })),
-      };
+      return servedView(deps, result.fineTune);
     },
   );
 }

@@ -1,7 +1,7 @@
 import type { ApiDeps } from '../app.ts';
 import { licenseOf } from '../auth.ts';
 import { idempotencyKeyOf, passingRateLimits, resolveModel } from '../gateway/call.ts';
-import { holdWorstCase, worstCase } from '../gateway/holds.ts';
+import { holdWorstCase, rateLimitTokens, worstCase, worstUsage } from '../gateway/holds.ts';
 import type { HeldCall } from '../gateway/metering.ts';
 import { outcomeOf } from '../gateway/metrics.ts';
 import { rateLimitedError } from '../gateway/rate-limit.ts';
@@ -57,17 +57,26 @@ export function registerInferenceRoutes(table: RouteTable, deps: ApiDeps): void 
         const licenseId = licenseOf(caller);
         const model = await resolveModel(deps, licenseId, body.model);
         label = model.baseModel;
-        // An alias is served by the model it points at: the provider gets that name, the answer names it.
-        const forwarded = model.alias ? { ...body, model: model.model } : body;
+        // An alias is served by the model it points at, a deployed model (Azure) by its deployment's
+        // name: the provider gets that name, the answer names the fine-tuned model.
+        const served = model.providerModel ?? model.model;
+        const forwarded = body.model === served ? body : { ...body, model: served };
         if (model.alias) reply.header('x-tuneline-alias', model.alias);
         const real = deps.provider;
         if (!real) throw new HttpError(503, 'no provider configured for inference');
         const stream = body.stream === true;
         const idempotencyKey = idempotencyKeyOf(request.headers['idempotency-key'], stream);
-        const cost = worstCase(body, model);
-        const verdict = await deps.rateLimiter.take(licenseId, cost.promptTokens + cost.completionTokens);
+        const cost = worstCase(body, model, deps.gateway.promptCount);
+        const verdict = await deps.rateLimiter.take(licenseId, rateLimitTokens(cost));
         if (!verdict.ok) throw rateLimitedError(reply, verdict);
-        const hold = await holdWorstCase(deps.db, { licenseId, model, body, idempotencyKey, cost });
+        const hold = await holdWorstCase(deps.db, {
+          licenseId,
+          model,
+          body,
+          idempotencyKey,
+          cost,
+          commit: deps.gateway.holdCommit,
+        });
         if (hold.kind === 'replay') return hold.response;
         const call: HeldCall = { callId: hold.callId, model, keepResponse: idempotencyKey !== undefined };
         const provider = passingRateLimits(real, reply);
@@ -101,13 +110,10 @@ export function registerInferenceRoutes(table: RouteTable, deps: ApiDeps): void 
           providerNs = process.hrtime.bigint() - sent;
         }
         const answer = { ...completion, model: model.model };
-        // An answer without usage is charged its worst case (what was held): never nothing.
-        const usage = completion.usage ?? {
-          prompt_tokens: hold.worstCase.promptTokens,
-          completion_tokens: hold.worstCase.completionTokens,
-        };
+        // An answer without usage is charged its worst case (counted exactly): never nothing.
+        const usage = completion.usage ?? worstUsage(body, model, hold.worstCase);
         if (!completion.usage)
-          request.log.warn({ callId: call.callId }, 'provider answer without usage: charged the hold');
+          request.log.warn({ callId: call.callId }, 'provider answer without usage: charged its worst case');
         await deps.meter.settle(call, usage, answer);
         return answer;
       } catch (err) {

@@ -14,6 +14,7 @@ import { licenseOf } from '../auth.ts';
 import { errorSchema, notFound, type RouteTable } from '../http.ts';
 import { datasetSchema, deadLetterSummarySchema, fineTuneSchema } from '../schemas.ts';
 import { datasetView, deadLetterSummary, fineTuneView } from '../views.ts';
+import { servingContexts } from './activation.ts';
 
 /**
  * `GET /v1/fine-tune-requests/:requestId` (issue 15.7): what became of an upstream request — the stored
@@ -120,6 +121,7 @@ export function registerRequestRoutes(table: RouteTable, deps: ApiDeps): void {
       const requestDead = dead.get(request.requestId);
       const ownRequestDead = requestDead?.licenseId === request.licenseId ? requestDead : undefined;
       if (!ownRequestDead) dead.delete(request.requestId);
+      const serving = await servingContexts(deps, fineTunes);
       return {
         request: {
           requestId: request.requestId,
@@ -131,7 +133,7 @@ export function registerRequestRoutes(table: RouteTable, deps: ApiDeps): void {
           deadLetter: deadLetterSummary(ownRequestDead),
         },
         dataset: dataset ? datasetView(dataset, dead.get(dataset.id), deps.catalogue) : null,
-        fineTunes: fineTunes.map((f) => fineTuneView(f, dead.get(f.id), deps.catalogue)),
+        fineTunes: fineTunes.map((f) => fineTuneView(f, dead.get(f.id), deps.catalogue, serving(f.id))),
         ...summarise(request, dataset, fineTunes, dead),
       };
     },

@@ -20,6 +20,7 @@ import {
   trainingProfileListSchema,
   trainingProfileViewSchema,
 } from '../schemas.ts';
+import { servingFineTune, versionView } from './promotion.ts';
 
 const E400 = { description: 'invalid request; `fields` names each bad field', schema: errorSchema };
 const E401 = { description: 'missing or invalid API key', schema: errorSchema };
@@ -95,7 +96,8 @@ export function registerTrainingProfileRoutes(table: RouteTable, deps: ApiDeps):
       auth: 'license',
       tag: 'training-profiles',
       summary:
-        'One profile with its versions: documents, added, removed, estimate and the dataset each built',
+        'One profile with its versions: documents, added, removed, estimate, the dataset and model each built, ' +
+        'what became of the model (promoted, kept, manual, with the reason) and which one the alias serves',
       params: profileNameParams,
       responses: {
         200: { description: 'the profile', schema: trainingProfileDetailSchema },
@@ -106,7 +108,9 @@ export function registerTrainingProfileRoutes(table: RouteTable, deps: ApiDeps):
     async ({ params, caller }) => {
       const profile = await findTrainingProfile(deps.db, licenseOf(caller), params.name);
       if (!profile) throw notFound('training profile');
-      return { ...profileView(profile), versions: await listProfileVersions(deps.db, profile) };
+      const serving = await servingFineTune(deps, profile);
+      const versions = await listProfileVersions(deps.db, profile);
+      return { ...profileView(profile), versions: versions.map((v) => versionView(v, serving)) };
     },
   );
 

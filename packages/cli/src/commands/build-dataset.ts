@@ -116,6 +116,8 @@ export const buildDatasetCommand: Command = {
       trainKey: 'train.jsonl',
       testKey: 'test.jsonl',
       catalogue: loadCatalogue(),
+      // The provider's dates decide whether the model still takes jobs (the worker's license fallback aside).
+      provider: parsed.data.provider ?? null,
       onProgress: terminalProgress('build-dataset'),
     });
     const row = gridRow(build, storage);

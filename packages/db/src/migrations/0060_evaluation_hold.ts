@@ -22,7 +22,7 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     ALTER TABLE ledger_transfers DROP CONSTRAINT ledger_transfers_kind_check;
     ALTER TABLE ledger_transfers ADD CONSTRAINT ledger_transfers_kind_check
       CHECK (kind IN ('grant', 'reserve', 'post', 'void', 'overage', 'usage', 'hold', 'release', 'evaluation',
-        'evaluation_hold'));
+        'hosting', 'evaluation_hold'));
     ALTER TABLE ledger_transfers DROP CONSTRAINT ledger_transfers_resolves_check;
     ALTER TABLE ledger_transfers ADD CONSTRAINT ledger_transfers_resolves_check
       CHECK (CASE WHEN kind IN ('post', 'void', 'release') THEN pending_id IS NOT NULL
@@ -141,6 +141,7 @@ export async function down(db: Kysely<unknown>): Promise<void> {
                   ELSE pending_id IS NULL END);
     ALTER TABLE ledger_transfers DROP CONSTRAINT ledger_transfers_kind_check;
     ALTER TABLE ledger_transfers ADD CONSTRAINT ledger_transfers_kind_check
-      CHECK (kind IN ('grant', 'reserve', 'post', 'void', 'overage', 'usage', 'hold', 'release', 'evaluation'));
+      CHECK (kind IN ('grant', 'reserve', 'post', 'void', 'overage', 'usage', 'hold', 'release', 'evaluation',
+        'hosting'));
   `.execute(db);
 }

@@ -17,8 +17,14 @@ import * as trainingProfiles from './0036_training_profiles.ts';
 import * as modelAliases from './0040_model_aliases.ts';
 import * as lifecycleWarnings from './0041_lifecycle_warnings.ts';
 import * as resolveModel from './0042_resolve_model.ts';
+import * as promotion from './0045_promotion.ts';
+import * as profileNotifications from './0046_profile_notifications.ts';
+import * as modelDeployments from './0050_model_deployments.ts';
+import * as inferenceHoldExpiry from './0055_inference_hold_expiry.ts';
+import * as inferenceIdempotencyRetention from './0056_inference_idempotency_retention.ts';
 import * as evaluationHold from './0060_evaluation_hold.ts';
 import * as evaluationAnswerTransferIndex from './0061_evaluation_answer_transfer_index.ts';
+import * as lifecycleWarningProvider from './0065_lifecycle_warning_provider.ts';
 
 /** Every migration, by name; the inline provider hands these to Kysely's Migrator in name order. */
 export const migrations: Record<string, Migration> = {
@@ -40,6 +46,12 @@ export const migrations: Record<string, Migration> = {
   '0040_model_aliases': modelAliases,
   '0041_lifecycle_warnings': lifecycleWarnings,
   '0042_resolve_model': resolveModel,
+  '0045_promotion': promotion,
+  '0046_profile_notifications': profileNotifications,
+  '0050_model_deployments': modelDeployments,
+  '0055_inference_hold_expiry': inferenceHoldExpiry,
+  '0056_inference_idempotency_retention': inferenceIdempotencyRetention,
   '0060_evaluation_hold': evaluationHold,
   '0061_evaluation_answer_transfer_index': evaluationAnswerTransferIndex,
+  '0065_lifecycle_warning_provider': lifecycleWarningProvider,
 };

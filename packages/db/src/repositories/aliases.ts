@@ -20,6 +20,8 @@ export interface AliasRecord {
   /** The fine-tuned model the alias serves today. */
   model: string | null;
   baseModel: string;
+  /** The provider that serves it (null: the deployment default): whose lifecycle dates apply. */
+  provider: string | null;
   active: boolean;
   updatedAt: Date;
 }
@@ -41,7 +43,9 @@ export type AliasSwitch =
   /** Rollback with nothing to go back to, or the previous target is no longer active. */
   | { outcome: 'no_previous'; reason: string }
   /** `firstTimeOnly`: the alias has pointed at this fine-tune before, so it is left where it is. */
-  | { outcome: 'pointed_before' };
+  | { outcome: 'pointed_before' }
+  /** `expectedFineTuneId`: the alias was pointed at another usable model meanwhile; left there. */
+  | { outcome: 'moved'; currentFineTuneId: string };
 
 async function usableTarget(
   tx: Executor,
@@ -67,6 +71,7 @@ function aliasOf(name: string, target: FineTuneRecord, updatedAt: Date): AliasRe
     fineTuneId: target.id,
     model: target.fineTunedModel,
     baseModel: target.baseModel,
+    provider: target.provider,
     active: target.active,
     updatedAt,
   };
@@ -104,6 +109,27 @@ async function record(
   };
 }
 
+/**
+ * Locks the alias row (when there is one) and tells whether it serves another usable fine-tune than
+ * `expectedFineTuneId` and `fineTuneId`: its id then, else undefined. A missing alias, or one left on a
+ * model that is no longer usable (deactivated, discarded), is not a switch made elsewhere.
+ */
+export async function aliasSwitchedElsewhere(
+  tx: Executor,
+  input: { licenseId: string; name: string; fineTuneId: string; expectedFineTuneId: string | null },
+): Promise<string | undefined> {
+  const row = await tx
+    .selectFrom('model_aliases')
+    .select('fine_tune_id')
+    .where('license_id', '=', input.licenseId)
+    .where('name', '=', input.name)
+    .forUpdate()
+    .executeTakeFirst();
+  const current = row?.fine_tune_id;
+  if (!current || current === input.expectedFineTuneId || current === input.fineTuneId) return undefined;
+  return (await usableTarget(tx, input.licenseId, current)) ? current : undefined;
+}
+
 /** Points (or creates) `name` at the license's fine-tune `fineTuneId`, recorded with `actor`. */
 export async function pointAlias(
   db: Executor,
@@ -117,11 +143,24 @@ export async function pointAlias(
      * a later re-activation does not undo the license's own switches).
      */
     firstTimeOnly?: boolean;
+    /**
+     * Point only if the alias still serves this fine-tune (null: serves nothing, or does not exist),
+     * or the target already: a policy's promotion never undoes a switch made since it looked. An alias
+     * left on a model that is no longer usable (deactivated, discarded) does not count as a switch.
+     */
+    expectedFineTuneId?: string | null;
   },
 ): Promise<AliasSwitch> {
   return inTransaction(db, async (tx) => {
     const target = await usableTarget(tx, input.licenseId, input.fineTuneId);
     if (!target) return { outcome: 'target_unusable' };
+    if (input.expectedFineTuneId !== undefined) {
+      const moved = await aliasSwitchedElsewhere(tx, {
+        ...input,
+        expectedFineTuneId: input.expectedFineTuneId,
+      });
+      if (moved) return { outcome: 'moved', currentFineTuneId: moved };
+    }
     if (input.firstTimeOnly) {
       const before = await tx
         .selectFrom('model_alias_history')
@@ -218,7 +257,15 @@ function aliasQuery(db: Executor, licenseId: string) {
   return db
     .selectFrom('model_aliases as a')
     .innerJoin('fine_tunes as f', 'f.id', 'a.fine_tune_id')
-    .select(['a.name', 'a.fine_tune_id', 'a.updated_at', 'f.fine_tuned_model', 'f.base_model', 'f.active'])
+    .select([
+      'a.name',
+      'a.fine_tune_id',
+      'a.updated_at',
+      'f.fine_tuned_model',
+      'f.base_model',
+      'f.provider',
+      'f.active',
+    ])
     .where('a.license_id', '=', licenseId);
 }
 
@@ -228,6 +275,7 @@ type AliasRow = {
   updated_at: Date;
   fine_tuned_model: string | null;
   base_model: string;
+  provider: string | null;
   active: boolean;
 };
 
@@ -236,14 +284,39 @@ const toAlias = (r: AliasRow): AliasRecord => ({
   fineTuneId: r.fine_tune_id,
   model: r.fine_tuned_model,
   baseModel: r.base_model,
+  provider: r.provider,
   active: r.active,
   updatedAt: r.updated_at,
 });
+
+/**
+ * The usable fine-tune (available, active, with a model) the license's alias `name` serves, unless it is
+ * `except`: a training profile's champion.
+ */
+export async function findAliasTarget(
+  db: Executor,
+  input: { licenseId: string; name: string; except?: string },
+): Promise<{ fineTuneId: string; model: string } | undefined> {
+  let query = aliasQuery(db, input.licenseId)
+    .where('a.name', '=', input.name)
+    .where('f.active', '=', true)
+    .where('f.available', '=', true)
+    .where('f.fine_tuned_model', 'is not', null);
+  if (input.except) query = query.where('f.id', '<>', input.except);
+  const row = await query.executeTakeFirst();
+  return row?.fine_tuned_model ? { fineTuneId: row.fine_tune_id, model: row.fine_tuned_model } : undefined;
+}
 
 /** The license's aliases by name. */
 export async function listAliases(db: Executor, licenseId: string): Promise<AliasRecord[]> {
   const rows = await aliasQuery(db, licenseId).orderBy('a.name').execute();
   return rows.map(toAlias);
+}
+
+/** A history row as the alias pages show it: the change with the fine-tuned model names of both ends. */
+export interface AliasHistoryEntry extends AliasChange {
+  fromModel: string | null;
+  toModel: string | null;
 }
 
 /** One alias of the license with its history, newest first (undefined for another license's alias). */
@@ -252,15 +325,25 @@ export async function findAlias(
   licenseId: string,
   name: string,
   historyLimit = 100,
-): Promise<(AliasRecord & { history: AliasChange[] }) | undefined> {
+): Promise<(AliasRecord & { history: AliasHistoryEntry[] }) | undefined> {
   const row = await aliasQuery(db, licenseId).where('a.name', '=', name).executeTakeFirst();
   if (!row) return undefined;
   const history = await db
-    .selectFrom('model_alias_history')
-    .selectAll()
-    .where('license_id', '=', licenseId)
-    .where('name', '=', name)
-    .orderBy('id', 'desc')
+    .selectFrom('model_alias_history as h')
+    .leftJoin('fine_tunes as ff', 'ff.id', 'h.from_fine_tune_id')
+    .leftJoin('fine_tunes as ft', 'ft.id', 'h.to_fine_tune_id')
+    .select([
+      'h.action',
+      'h.from_fine_tune_id',
+      'h.to_fine_tune_id',
+      'h.actor',
+      'h.created_at',
+      'ff.fine_tuned_model as from_model',
+      'ft.fine_tuned_model as to_model',
+    ])
+    .where('h.license_id', '=', licenseId)
+    .where('h.name', '=', name)
+    .orderBy('h.id', 'desc')
     .limit(historyLimit)
     .execute();
   return {
@@ -271,6 +354,8 @@ export async function findAlias(
       toFineTuneId: h.to_fine_tune_id,
       actor: h.actor,
       at: h.created_at,
+      fromModel: h.from_model,
+      toModel: h.to_model,
     })),
   };
 }

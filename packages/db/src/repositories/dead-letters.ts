@@ -69,9 +69,8 @@ function licenseOfSubject(kind: DeadLetterSubjectKind, subjectId: string, given?
     case 'fine_tune':
       return sql<string | null>`(SELECT license_id FROM fine_tunes WHERE id = ${uuid}::uuid)`;
     case 'notification':
-      return sql<
-        string | null
-      >`(SELECT f.license_id FROM notifications n JOIN fine_tunes f ON f.id = n.fine_tune_id
+      return sql<string | null>`(SELECT coalesce(f.license_id, p.license_id) FROM notifications n
+        LEFT JOIN fine_tunes f ON f.id = n.fine_tune_id LEFT JOIN training_profiles p ON p.id = n.profile_id
         WHERE n.id = ${uuid}::uuid)`;
     default:
       return sql<string | null>`NULL::text`;

@@ -49,6 +49,8 @@ export interface FineTuneRecord {
   active: boolean;
   /** The alias the request asked this model to take (pointed on activation), if any. */
   alias: string | null;
+  /** The name its provider serves it under once deployed (Azure's deployment name), else null. */
+  deploymentName: string | null;
   createdAt: Date;
   updatedAt: Date;
 }
@@ -88,6 +90,7 @@ export function toFineTuneRecord(row: FineTuneRow): FineTuneRecord {
     available: row.available,
     active: row.active,
     alias: row.alias,
+    deploymentName: row.deployment_name,
     createdAt: row.created_at,
     updatedAt: row.updated_at,
   };

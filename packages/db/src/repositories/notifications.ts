@@ -15,10 +15,22 @@ import { writeOutbox } from './outbox.ts';
 /** A `notifications` row, camelCase. */
 export interface NotificationRecord {
   id: string;
-  fineTuneId: string;
-  /** The outcome the message reports: succeeded, failed, cancelled, insufficient_credits. */
+  /** The fine-tune it is about; null for a training profile's notification (then `profileId`). */
+  fineTuneId: string | null;
+  profileId: string | null;
+  profileVersion: number | null;
+  /** A profile notification's own correlation id (a fine-tune's is on the fine-tune). */
+  correlationId: string | null;
+  /** What a profile notification reports (the refusal's reason). */
+  detail: string | null;
+  /**
+   * The outcome the message reports: succeeded, failed, cancelled, insufficient_credits, or
+   * deployment_ended; for a profile, `budget_refused`.
+   */
   kind: string;
   recipient: string;
+  /** The deployment the message is about (`deployment_ended`), else null. */
+  deploymentId: string | null;
   status: NotificationStatus;
   attempts: number;
   lastError: string | null;
@@ -32,8 +44,13 @@ export function toNotificationRecord(row: NotificationRow): NotificationRecord {
   return {
     id: row.id,
     fineTuneId: row.fine_tune_id,
+    profileId: row.profile_id,
+    profileVersion: row.profile_version,
+    correlationId: row.correlation_id,
+    detail: row.detail,
     kind: row.kind,
     recipient: row.recipient,
+    deploymentId: row.deployment_id,
     status: row.status,
     attempts: row.attempts,
     lastError: row.last_error,
@@ -46,10 +63,18 @@ export function toNotificationRecord(row: NotificationRow): NotificationRecord {
 
 const record = (row: NotificationRow | undefined) => (row ? toNotificationRecord(row) : undefined);
 
-/** Stable per (fine-tune, kind, recipient): receivers can dedupe a rare second delivery on it. */
-export function notificationMessageId(fineTuneId: string, kind: string, recipient: string): string {
+/**
+ * Stable per (fine-tune, kind, recipient, deployment): receivers can dedupe a rare second delivery on it.
+ */
+export function notificationMessageId(
+  fineTuneId: string,
+  kind: string,
+  recipient: string,
+  deploymentId?: string | null,
+): string {
   const hash = createHash('sha256').update(recipient.toLowerCase()).digest('hex').slice(0, 16);
-  return `<ft-${fineTuneId}-${kind}-${hash}@tuneline>`;
+  const about = deploymentId ? `-${deploymentId}` : '';
+  return `<ft-${fineTuneId}-${kind}${about}-${hash}@tuneline>`;
 }
 
 /**
@@ -62,15 +87,22 @@ export async function queueOutcomeNotifications(
   tx: Executor,
   fineTune: Pick<FineTuneRecord, 'id' | 'status' | 'notifyEmails' | 'correlationId'>,
 ): Promise<number> {
-  const parsed = parseEmailList(fineTune.notifyEmails.join(';'));
-  const recipients = parsed.ok
-    ? parsed.emails
-    : fineTune.notifyEmails.filter((address) => {
-        const one = parseEmailList(address);
-        return one.ok && one.emails.length === 1;
-      });
+  return queueNotifications(tx, fineTune, { kind: fineTune.status, deploymentId: null });
+}
+
+/**
+ * One notification of `kind` per address of the fine-tune's `notify_emails`, about `deploymentId` when
+ * given, with its `notify-send` message; once per (fine-tune, kind, recipient, deployment) whatever the
+ * number of calls (the unique key).
+ */
+export async function queueNotifications(
+  tx: Executor,
+  fineTune: Pick<FineTuneRecord, 'id' | 'notifyEmails' | 'correlationId'>,
+  about: { kind: string; deploymentId: string | null },
+): Promise<number> {
+  const recipients = validRecipients(fineTune.notifyEmails);
   if (recipients.length === 0) return 0;
-  const kind = fineTune.status;
+  const { kind, deploymentId } = about;
   const created = await tx
     .insertInto('notifications')
     .values(
@@ -78,10 +110,16 @@ export async function queueOutcomeNotifications(
         fine_tune_id: fineTune.id,
         kind,
         recipient,
-        message_id: notificationMessageId(fineTune.id, kind, recipient),
+        deployment_id: deploymentId,
+        message_id: notificationMessageId(fineTune.id, kind, recipient, deploymentId),
       })),
     )
-    .onConflict((oc) => oc.columns(['fine_tune_id', 'kind', 'recipient']).doNothing())
+    .onConflict((oc) =>
+      oc
+        .columns(['fine_tune_id', 'kind', 'recipient', 'deployment_id'])
+        .where('fine_tune_id', 'is not', null)
+        .doNothing(),
+    )
     .returning('id')
     .execute();
   for (const row of created) {
@@ -89,6 +127,73 @@ export async function queueOutcomeNotifications(
       tx,
       notifySendMessage({ notificationId: row.id, correlationId: fineTune.correlationId }),
     );
+  }
+  return created.length;
+}
+
+/** The addresses of a list that pass validation (the list whole, else each address on its own). */
+function validRecipients(addresses: readonly string[]): string[] {
+  const parsed = parseEmailList(addresses.join(';'));
+  if (parsed.ok) return parsed.emails;
+  return addresses.filter((address) => {
+    const one = parseEmailList(address);
+    return one.ok && one.emails.length === 1;
+  });
+}
+
+/** Stable per (profile, version, kind, recipient), like a fine-tune's. */
+export function profileNotificationMessageId(
+  profileId: string,
+  version: number,
+  kind: string,
+  recipient: string,
+): string {
+  const hash = createHash('sha256').update(recipient.toLowerCase()).digest('hex').slice(0, 16);
+  return `<profile-${profileId}-v${version}-${kind}-${hash}@tuneline>`;
+}
+
+/**
+ * A training profile's notification (a re-train refused by the budget), in the caller's transaction:
+ * one row per recipient under the unique key (profile, version, kind, recipient), and its `notify-send`
+ * message. However often the check refuses version `version`, each person gets it once. Returns how
+ * many were created now.
+ */
+export async function queueProfileNotifications(
+  tx: Executor,
+  input: {
+    profileId: string;
+    version: number;
+    kind: string;
+    recipients: readonly string[];
+    correlationId: string;
+    detail: string;
+  },
+): Promise<number> {
+  const recipients = validRecipients(input.recipients);
+  if (recipients.length === 0) return 0;
+  const created = await tx
+    .insertInto('notifications')
+    .values(
+      recipients.map((recipient) => ({
+        profile_id: input.profileId,
+        profile_version: input.version,
+        kind: input.kind,
+        recipient,
+        correlation_id: input.correlationId,
+        detail: input.detail,
+        message_id: profileNotificationMessageId(input.profileId, input.version, input.kind, recipient),
+      })),
+    )
+    .onConflict((oc) =>
+      oc
+        .columns(['profile_id', 'profile_version', 'kind', 'recipient'])
+        .where('profile_id', 'is not', null)
+        .doNothing(),
+    )
+    .returning('id')
+    .execute();
+  for (const row of created) {
+    await writeOutbox(tx, notifySendMessage({ notificationId: row.id, correlationId: input.correlationId }));
   }
   return created.length;
 }
@@ -176,12 +281,12 @@ export async function listPendingNotifications(
 ): Promise<(NotificationRecord & { correlationId: string })[]> {
   const rows = await db
     .selectFrom('notifications as n')
-    .innerJoin('fine_tunes as f', 'f.id', 'n.fine_tune_id')
+    .leftJoin('fine_tunes as f', 'f.id', 'n.fine_tune_id')
     .selectAll('n')
-    .select('f.correlation_id')
+    .select(sql<string>`coalesce(n.correlation_id, f.correlation_id)`.as('subject_correlation_id'))
     .where('n.status', '=', 'pending')
     .orderBy('n.created_at')
     .limit(limit)
     .execute();
-  return rows.map((row) => ({ ...toNotificationRecord(row), correlationId: row.correlation_id }));
+  return rows.map((row) => ({ ...toNotificationRecord(row), correlationId: row.subject_correlation_id }));
 }

@@ -1,5 +1,6 @@
 import { sql } from 'kysely';
 import type { Executor } from '../connection.ts';
+import { type PromotionRecord, toPromotion } from './promotions.ts';
 
 /** A training profile; `settings` is the validated TrainingProfileSettings of the contracts package. */
 export interface TrainingProfileRecord {
@@ -89,6 +90,18 @@ export async function findTrainingProfile(
     .select(profileColumns)
     .where('license_id', '=', licenseId)
     .where('name', '=', name)
+    .executeTakeFirst();
+  return row ? toProfile(row) : undefined;
+}
+
+export async function getTrainingProfile(
+  db: Executor,
+  id: string,
+): Promise<TrainingProfileRecord | undefined> {
+  const row = await db
+    .selectFrom('training_profiles')
+    .select(profileColumns)
+    .where('id', '=', id)
     .executeTakeFirst();
   return row ? toProfile(row) : undefined;
 }
@@ -203,23 +216,58 @@ export async function latestProfileVersion(
   return row ? toVersion(row) : undefined;
 }
 
-/** Newest first, each with the status of the dataset its request built (none yet: null). */
+/**
+ * Newest first, each with the status of the dataset its request built (none yet: null), its model (the
+ * decided fine-tune, else the dataset's newest) and what became of it (issue 22.4; null: undecided).
+ */
 export async function listProfileVersions(
   db: Executor,
   profile: { id: string; licenseId: string },
-): Promise<(ProfileVersionRecord & { datasetId: string | null; datasetStatus: string | null })[]> {
+): Promise<
+  (ProfileVersionRecord & {
+    datasetId: string | null;
+    datasetStatus: string | null;
+    fineTuneId: string | null;
+    model: string | null;
+    promotion: PromotionRecord | null;
+  })[]
+> {
   const rows = await db
     .selectFrom('profile_versions as v')
     .leftJoin('fine_tune_requests as r', (join) =>
       join.onRef('r.request_id', '=', 'v.request_id').on('r.license_id', '=', profile.licenseId),
     )
     .leftJoin('datasets as d', 'd.request_row_id', 'r.id')
+    .leftJoinLateral(
+      (eb) =>
+        eb
+          .selectFrom('fine_tunes as f')
+          .select(['f.id as model_fine_tune_id', 'f.fine_tuned_model'])
+          .whereRef('f.dataset_id', '=', 'd.id')
+          .where((w) => w.or([w('v.fine_tune_id', 'is', null), w('f.id', '=', w.ref('v.fine_tune_id'))]))
+          .orderBy('f.created_at', 'desc')
+          .limit(1)
+          .as('m'),
+      (join) => join.onTrue(),
+    )
     .selectAll('v')
-    .select(['d.id as dataset_id', 'd.status as dataset_status'])
+    .select([
+      'd.id as dataset_id',
+      'd.status as dataset_status',
+      'm.model_fine_tune_id',
+      'm.fine_tuned_model',
+    ])
     .where('v.profile_id', '=', profile.id)
     .orderBy('v.version', 'desc')
     .execute();
-  return rows.map((r) => ({ ...toVersion(r), datasetId: r.dataset_id, datasetStatus: r.dataset_status }));
+  return rows.map((r) => ({
+    ...toVersion(r),
+    datasetId: r.dataset_id,
+    datasetStatus: r.dataset_status,
+    fineTuneId: r.model_fine_tune_id,
+    model: r.fine_tuned_model,
+    promotion: toPromotion(r),
+  }));
 }
 
 /** The decision to train version k: false when (profile, k) exists already (another check made it). */
