@@ -26,7 +26,6 @@ import { grantCredits } from '@tuneline/ledger';
 import { createProviderProfile } from '@tuneline/provider';
 import { createLogger } from '@tuneline/runtime';
 import { startSimulator } from '@tuneline/simulator';
-import { sql } from 'kysely';
 import OpenAI, { toFile } from 'openai';
 import {
   BASE_MODEL as BASE,
@@ -34,7 +33,7 @@ import {
   heldOutInvoices,
   trainingJsonl,
 } from '../test/evaluation/invoice-examples.ts';
-import { scratchDatabase } from './support.ts';
+import { postgresCpuMs, requireDatabaseUrl, scratchDatabase } from './support.ts';
 
 const DOCS = Number(process.env.EVAL_STAGE_DOCS ?? 300);
 const CONCURRENCY = Number(process.env.EVAL_STAGE_CONCURRENCY ?? 8);
@@ -56,32 +55,11 @@ const cpuMs = () => {
   const u = process.cpuUsage();
   return (u.user + u.system) / 1000;
 };
-const TICK_MS = 10; // USER_HZ = 100 on Linux
-
-/** CPU (ms) the Postgres backends of `database` have used, by pid (/proc; an empty map elsewhere). */
-async function backendCpu(db: Db, database: string): Promise<Map<number, number>> {
-  const rows = await sql<{ pid: number }>`
-    SELECT pid FROM pg_stat_activity WHERE datname = ${database}`.execute(db);
-  const cpu = new Map<number, number>();
-  for (const { pid } of rows.rows) {
-    try {
-      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      cpu.set(pid, (Number(fields[11]) + Number(fields[12])) * TICK_MS);
-    } catch {
-      // Not Linux, or the backend ended.
-    }
-  }
-  return cpu;
-}
-const cpuSince = (before: Map<number, number>, after: Map<number, number>) =>
-  [...after].reduce((sum, [pid, ms]) => sum + ms - (before.get(pid) ?? 0), 0);
 const fmt = (n: number, digits = 0) =>
   n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
 
 async function main(): Promise<void> {
-  const baseUrl = process.env.DATABASE_URL;
-  if (!baseUrl) throw new Error('DATABASE_URL is not set (run through npm run bench)');
+  const baseUrl = requireDatabaseUrl('evaluation-stage');
   const scratch = await scratchDatabase(baseUrl, 'evalstage', CONCURRENCY + 4);
   const dir = mkdtempSync(join(tmpdir(), 'tuneline-eval-bench-'));
   const sim = await startSimulator({ seed: 3, speed: 100_000 });
@@ -142,8 +120,6 @@ async function main(): Promise<void> {
     const bareCpu: number[] = [];
     const stageCpu: number[] = [];
     const pgCpu: number[] = [];
-    const database = (await sql<{ name: string }>`SELECT current_database() AS name`.execute(db)).rows[0]!
-      .name;
     for (let round = 0; round < ROUNDS; round++) {
       let cpu = cpuMs();
       let t = performance.now();
@@ -155,7 +131,7 @@ async function main(): Promise<void> {
 
       const fineTuneId = await seedFineTune(db, datasetId, tuned);
       let scoring = 0;
-      const pgBefore = await backendCpu(db, database);
+      const pgBefore = await postgresCpuMs(db);
       cpu = cpuMs();
       firstCall = 0;
       t = performance.now();
@@ -178,7 +154,8 @@ async function main(): Promise<void> {
       );
       const wall = performance.now() - t;
       const stageCpuMs = cpuMs() - cpu;
-      const pgCpuMs = cpuSince(pgBefore, await backendCpu(db, database));
+      const pgAfter = await postgresCpuMs(db);
+      const pgCpuMs = pgBefore === null || pgAfter === null ? Number.NaN : pgAfter - pgBefore;
       if (outcome !== 'evaluated') throw new Error(`evaluation ended ${outcome}`);
       if (round === 0) continue;
       stageMs.push(wall);
