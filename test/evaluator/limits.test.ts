@@ -1,12 +1,8 @@
-import {
-  createEvaluationRun,
-  type Db,
-  getEvaluationRunByFineTune,
-  listEvaluationAnswers,
-} from '@tuneline/db';
+import { settleFineTune } from '@tuneline/billing';
+import { type Db, getEvaluationRunByFineTune, listEvaluationAnswers } from '@tuneline/db';
 import { type EvaluatorDeps, evaluateFineTune } from '@tuneline/evaluator';
 import { startSmtpServer } from '@tuneline/harness';
-import { auditLedger, postReservation, reserveCredits } from '@tuneline/ledger';
+import { auditLedger } from '@tuneline/ledger';
 import { sendNotification, smtpMailer } from '@tuneline/notifier';
 import {
   createProviderProfile,
@@ -17,22 +13,15 @@ import {
 import { RateLimitedError } from '@tuneline/runtime';
 import { type RunningSimulator, startSimulator } from '@tuneline/simulator';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import {
-  quietLog,
-  type StorageFixture,
-  seedLicense,
-  seedReadyDataset,
-  tempStorage,
-} from '../stages/harness.ts';
+import { quietLog, type StorageFixture, seedLicense, tempStorage } from '../stages/harness.ts';
 import { makeProvider } from '../stages/provider.ts';
 import { createTestDatabase, type TestDatabase } from '../support/context.ts';
-import { evaluationLedger, mimeParts } from './support.ts';
+import { evaluationLedger, mimeParts, unsettledFineTune } from './support.ts';
 
 // The evaluator's limits, in-process against the simulator's base model (it answers any chat): the
 // time limit and a refused call end the evaluation and the e-mail says why; a transient error retries
 // the one example; a 429 pauses the queue (RateLimitedError) and the job resumes where it stopped.
 
-const BASE = 'gpt-4o-mini-2024-07-18';
 /** Stands for the fine-tuned model: another model the simulator serves. */
 const TUNED = 'gpt-4.1-nano-2025-04-14';
 const LICENSE = 'lic-limits';
@@ -71,7 +60,7 @@ afterAll(async () => {
   await tdb?.drop();
 });
 
-/** A settled fine-tune whose "fine-tuned model" is `model`, with a testing file of 8 examples and a run. */
+/** A fine-tune settled by billing whose "fine-tuned model" is `model`, with a testing file of 8 examples. */
 async function settledFineTune(
   db: Db,
   model: string,
@@ -79,50 +68,16 @@ async function settledFineTune(
   /** Its provider, deployment and base model (default: the deployment default's BASE, not deployed). */
   at: { provider?: string; deployment_name?: string; base_model?: string } = {},
 ): Promise<string> {
-  const base = at.base_model ?? BASE;
-  const datasetId = await seedReadyDataset(db, {
+  const id = await unsettledFineTune(db, files.storage, {
     licenseId: LICENSE,
-    storage: files.storage,
-    testExamples: 8,
+    model,
+    reserve: 40n,
+    email,
+    at,
   });
-  const row = await db
-    .insertInto('fine_tunes')
-    .values({
-      license_id: LICENSE,
-      dataset_id: datasetId,
-      correlation_id: `corr-${datasetId}`,
-      status: 'succeeded',
-      ...at,
-      base_model: base,
-      description: 'limits',
-      notify_emails: [email],
-      suffix: 'limits',
-      hyperparameters: JSON.stringify('auto'),
-      credits_per_million_tokens: 3000,
-      fine_tuned_model: model,
-      trained_tokens: 1000,
-      settled_at: new Date(),
-      available: true,
-    })
-    .returning('id')
-    .executeTakeFirstOrThrow();
-  // Settled as billing settles: 1,000 trained tokens at 3,000 credits per 1M = 3 credits.
-  await db.transaction().execute(async (tx) => {
-    await reserveCredits(tx, { fineTuneId: row.id, licenseId: LICENSE, amount: 10n, model: base });
-    await postReservation(tx, { fineTuneId: row.id, amount: 3n, tokens: 1000n, model: base });
-    await tx
-      .updateTable('fine_tunes')
-      .set({ credits_reserved: '10', credits_charged: '3' })
-      .where('id', '=', row.id)
-      .execute();
-  });
-  await createEvaluationRun(db, {
-    fineTuneId: row.id,
-    licenseId: LICENSE,
-    correlationId: `corr-${datasetId}`,
-    maxExamples: 200,
-  });
-  return row.id;
+  // Settled as billing settles: 1,000 trained tokens at 3,000 credits per 1M = 3 credits; the rest held.
+  await db.transaction().execute((tx) => settleFineTune(tx, id));
+  return id;
 }
 
 async function mailOf(fineTuneId: string): Promise<string> {
@@ -152,7 +107,8 @@ describe('evaluator limits', () => {
     expect(run?.reason).toMatch(/^the evaluation exceeded its time limit of 1 s \(\d+ of 16 answers\)$/);
     const answers = await listEvaluationAnswers(tdb.db, run?.id ?? '');
     expect(answers.length).toBeLessThan(16);
-    expect((await evaluationLedger(tdb.db, id)).count).toBe(answers.length);
+    // The answers stored are charged (one charge for the run), the rest of the hold released.
+    expect((await evaluationLedger(tdb.db, id)).credits).toBe(answers.reduce((s, a) => s + a.credits, 0n));
     const text = await mailOf(id);
     expect(text).toContain('Evaluation not available: the evaluation exceeded its time limit of 1 s');
     expect(text).not.toContain('Verdict against');
@@ -205,7 +161,7 @@ describe('evaluator limits', () => {
     const answers = await listEvaluationAnswers(tdb.db, run?.id ?? '');
     expect(answers).toHaveLength(16);
     const ledger = await evaluationLedger(tdb.db, id);
-    expect(ledger.count).toBe(16);
+    expect(ledger.count).toBe(1);
     expect(ledger.credits).toBe(answers.reduce((s, a) => s + a.credits, 0n));
     expect((await auditLedger(tdb.db)).violations).toEqual([]);
   });

@@ -1,6 +1,7 @@
 import type { Hyperparameters } from '@tuneline/contracts';
 import {
   chooseTrainingProvider,
+  estimateEvaluation,
   findBaseModel,
   trainingClosed,
   trainingClosedMessage,
@@ -51,22 +52,35 @@ async function ownDataset(deps: ApiDeps, licenseId: string, id: string) {
 
 /**
  * Refuses at once (402) a fine-tune the trainer would end `insufficient_credits`: its own estimate
- * (its epochs, not necessarily the dataset's) plus the margin against the available credits. Only an
- * early answer: the trainer's reservation stays the authority (credits may move in between).
+ * (its epochs, not necessarily the dataset's) plus the held-out evaluation's (the testing examples, capped
+ * by its `evaluation.maxExamples`, × the compared models; none with `evaluate: false` or no testing
+ * file), plus the margin, against the available credits: what the trainer reserves. Only an early
+ * answer: the trainer's reservation stays the authority (credits may move in between).
  */
 async function refuseWithoutCredits(
   deps: ApiDeps,
   licenseId: string,
   dataset: DatasetRecord,
-  job: { hyperparameters: Hyperparameters; creditsPerMillionTokens: bigint },
+  job: {
+    hyperparameters: Hyperparameters;
+    creditsPerMillionTokens: bigint;
+    /** The request's evaluation options (defaults: evaluate, at most 200 examples). */
+    evaluation: { evaluate: boolean; maxExamples: number } | undefined;
+  },
 ): Promise<void> {
   const estimate = fineTuneEstimate(dataset, {
     hyperparameters: job.hyperparameters === 'auto' ? undefined : job.hyperparameters,
     creditsPerMillionTokens: job.creditsPerMillionTokens,
   });
   if (!estimate) return; // no estimate: the trainer ends it with `no_estimate`
+  const evaluation = estimateEvaluation({
+    baseModel: dataset.baseModel,
+    testExamples: dataset.testExamples,
+    testTokens: dataset.testTokens,
+    ...job.evaluation,
+  });
   const short = creditShortfall(
-    estimate.credits,
+    { training: estimate.credits, evaluation: evaluation.credits },
     deps.reservationMarginPercent,
     await getBalance(deps.db, licenseId),
   );
@@ -75,6 +89,10 @@ async function refuseWithoutCredits(
     code: short.reason,
     credits: {
       estimate: short.estimate.toString(),
+      training: estimate.credits.toString(),
+      evaluation: evaluation.credits.toString(),
+      evaluationExamples: evaluation.examples,
+      evaluationModels: evaluation.models,
       marginPercent: short.marginPercent,
       required: short.required.toString(),
       available: short.available.toString(),
@@ -200,7 +218,7 @@ export function registerDatasetRoutes(table: RouteTable, deps: ApiDeps): void {
       auth: 'license',
       tag: 'datasets',
       summary:
-        "Create a fine-tune job from an uploaded dataset. Its own estimate (its epochs) plus the trainer's margin must fit the available credits, or 402; the trainer reserves them before the provider job is created",
+        "Create a fine-tune job from an uploaded dataset. Its own estimate (its epochs, plus the held-out evaluation's when the dataset has a testing file and `evaluate` is not false) plus the trainer's margin must fit the available credits, or 402; the trainer reserves them before the provider job is created",
       params: idParams,
       body: createFineTuneBodySchema,
       responses: {
@@ -209,7 +227,7 @@ export function registerDatasetRoutes(table: RouteTable, deps: ApiDeps): void {
         401: E401,
         402: {
           description:
-            'not enough credits for the estimate plus margin (or an unpaid overage blocks the license); `credits` gives the amounts',
+            'not enough credits for the estimate (training plus evaluation) plus margin (or an unpaid overage blocks the license); `credits` gives the amounts',
           schema: errorSchema,
         },
         404: E404,
@@ -244,6 +262,7 @@ export function registerDatasetRoutes(table: RouteTable, deps: ApiDeps): void {
       await refuseWithoutCredits(deps, licenseId, dataset, {
         hyperparameters: checked.options.hyperparameters,
         creditsPerMillionTokens: base.creditsPerMillionTrainingTokens,
+        evaluation: checked.options.evaluation,
       });
       const { fineTune, created } = await inTransaction(deps.db, (tx) =>
         createFineTune(tx, dataset, {
