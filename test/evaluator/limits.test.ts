@@ -246,6 +246,8 @@ describe("each model at its fine-tune's own provider (one simulator, three diale
     expect(run?.reason).toBe(
       'provider "together" is not configured in this deployment (set TOGETHER_API_KEY)',
     );
-    expect((await evaluationLedger(tdb.db, id)).count).toBe(0);
+    // Nothing asked, nothing charged: the run's one charge (at its end) is 0 and the hold is released.
+    expect((await evaluationLedger(tdb.db, id)).credits).toBe(0n);
+    expect((await auditLedger(tdb.db)).violations).toEqual([]);
   });
 });

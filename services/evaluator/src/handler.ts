@@ -20,7 +20,7 @@ import {
   scoreAnswer,
   summariseStoredAnswers,
 } from '@tuneline/evaluation';
-import { ProviderError, ProviderNotConfiguredError, type ProviderProfile } from '@tuneline/provider';
+import { ProviderError, ProviderNotConfiguredError } from '@tuneline/provider';
 import {
   defineStage,
   type JobContext,
