@@ -56,9 +56,6 @@ const toProfile = (r: ProfileRow): TrainingProfileRecord => ({
   updatedAt: r.updated_at,
 });
 
-/** A read of training profiles, with the columns a record takes. */
-const profiles = (db: Executor) => db.selectFrom('training_profiles').select(profileColumns);
-
 /** Creates the license's profile of that name, or replaces its settings (its versions stay). */
 export async function saveTrainingProfile(
   db: Executor,
@@ -89,7 +86,9 @@ export async function findTrainingProfile(
   licenseId: string,
   name: string,
 ): Promise<TrainingProfileRecord | undefined> {
-  const row = await profiles(db)
+  const row = await db
+    .selectFrom('training_profiles')
+    .select(profileColumns)
     .where('license_id', '=', licenseId)
     .where('name', '=', name)
     .executeTakeFirst();
@@ -100,7 +99,11 @@ export async function getTrainingProfile(
   db: Executor,
   id: string,
 ): Promise<TrainingProfileRecord | undefined> {
-  const row = await profiles(db).where('id', '=', id).executeTakeFirst();
+  const row = await db
+    .selectFrom('training_profiles')
+    .select(profileColumns)
+    .where('id', '=', id)
+    .executeTakeFirst();
   return row ? toProfile(row) : undefined;
 }
 
@@ -108,7 +111,12 @@ export async function listTrainingProfiles(
   db: Executor,
   licenseId: string,
 ): Promise<TrainingProfileRecord[]> {
-  const rows = await profiles(db).where('license_id', '=', licenseId).orderBy('name').execute();
+  const rows = await db
+    .selectFrom('training_profiles')
+    .select(profileColumns)
+    .where('license_id', '=', licenseId)
+    .orderBy('name')
+    .execute();
   return rows.map(toProfile);
 }
 
@@ -131,7 +139,12 @@ export async function lockTrainingProfile(
   tx: Executor,
   id: string,
 ): Promise<TrainingProfileRecord | undefined> {
-  const row = await profiles(tx).where('id', '=', id).forUpdate().executeTakeFirst();
+  const row = await tx
+    .selectFrom('training_profiles')
+    .select(profileColumns)
+    .where('id', '=', id)
+    .forUpdate()
+    .executeTakeFirst();
   return row ? toProfile(row) : undefined;
 }
 
