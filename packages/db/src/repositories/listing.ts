@@ -95,18 +95,25 @@ function pageConditions(page: PageRequest<string>, ofRequest: (requestId: string
 
 type PageColumns = { page_at: string } & DeadLetterColumns;
 
-/**
- * One page of the license's rows of `table` (`datasets` or `fine_tunes`), newest first, each with its
- * open dead letter; `ofRequest` is the condition "row of the upstream request with this requestId".
- */
+/** The condition "row `t` of the license's upstream request with this requestId", per listed table. */
+const OF_REQUEST = {
+  datasets: (licenseId: string, requestId: string) =>
+    sql<boolean>`t.request_row_id IN (SELECT r.id FROM fine_tune_requests r
+      WHERE r.license_id = ${licenseId} AND r.request_id = ${requestId})`,
+  fine_tunes: (licenseId: string, requestId: string) =>
+    sql<boolean>`t.dataset_id IN (SELECT d.id FROM datasets d JOIN fine_tune_requests r ON r.id = d.request_row_id
+      WHERE r.license_id = ${licenseId} AND r.request_id = ${requestId})`,
+};
+
+/** One page of the license's rows of `table`, newest first, each with its open dead letter. */
 async function pageOf<R extends { id: string }, T>(
   db: Executor,
-  table: 'datasets' | 'fine_tunes',
+  table: keyof typeof OF_REQUEST,
   licenseId: string,
   page: PageRequest<string>,
-  ofRequest: (requestId: string) => RawBuilder<boolean>,
   map: (row: R) => T,
 ): Promise<Page<T>> {
+  const ofRequest = (requestId: string) => OF_REQUEST[table](licenseId, requestId);
   const where = sql.join([sql`t.license_id = ${licenseId}`, ...pageConditions(page, ofRequest)], sql` AND `);
   const { rows } = await sql<R & PageColumns>`
     SELECT t.*, t.created_at::text AS page_at, dl.* FROM ${sql.table(table)} t ${OPEN_DEAD_LETTER}
@@ -121,28 +128,12 @@ async function pageOf<R extends { id: string }, T>(
 }
 
 /** One page of a license's datasets, newest first. */
-export function pageDatasets(
-  db: Executor,
-  licenseId: string,
-  page: PageRequest<DatasetStatus>,
-): Promise<Page<DatasetRecord>> {
-  const ofRequest = (requestId: string) =>
-    sql<boolean>`t.request_row_id IN (SELECT r.id FROM fine_tune_requests r
-      WHERE r.license_id = ${licenseId} AND r.request_id = ${requestId})`;
-  return pageOf<DatasetRow, DatasetRecord>(db, 'datasets', licenseId, page, ofRequest, toDatasetRecord);
-}
+export const pageDatasets = (db: Executor, licenseId: string, page: PageRequest<DatasetStatus>) =>
+  pageOf<DatasetRow, DatasetRecord>(db, 'datasets', licenseId, page, toDatasetRecord);
 
 /** One page of a license's fine-tunes, newest first. */
-export function pageFineTunes(
-  db: Executor,
-  licenseId: string,
-  page: PageRequest<FineTuneStatus>,
-): Promise<Page<FineTuneRecord>> {
-  const ofRequest = (requestId: string) =>
-    sql<boolean>`t.dataset_id IN (SELECT d.id FROM datasets d JOIN fine_tune_requests r ON r.id = d.request_row_id
-      WHERE r.license_id = ${licenseId} AND r.request_id = ${requestId})`;
-  return pageOf<FineTuneRow, FineTuneRecord>(db, 'fine_tunes', licenseId, page, ofRequest, toFineTuneRecord);
-}
+export const pageFineTunes = (db: Executor, licenseId: string, page: PageRequest<FineTuneStatus>) =>
+  pageOf<FineTuneRow, FineTuneRecord>(db, 'fine_tunes', licenseId, page, toFineTuneRecord);
 
 /** What became of an upstream request: the stored request, its dataset and that dataset's fine-tunes. */
 export interface RequestOutcome {
