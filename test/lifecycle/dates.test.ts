@@ -3,15 +3,7 @@ import { describe, expect } from 'vitest';
 import { makeDataset } from '../api/fixtures.ts';
 import { request } from '../api/support.ts';
 import { it } from '../support/fixtures.ts';
-import {
-  ASK,
-  BEFORE_CLOSE,
-  buildAt,
-  catalogueWith,
-  MINI,
-  shutDownError,
-  useDatedGateway,
-} from './support.ts';
+import { ASK, buildAt, catalogueWith, MINI, shutDownError, useDatedGateway } from './support.ts';
 
 /** Catalogue dates (issue 21.2) judged by one injectable clock (21.5): refusals, 410s, the API's views. */
 
@@ -90,7 +82,7 @@ describe('catalogue lifecycle dates', () => {
     expect((await dated.gw.client.chat.completions.create({ model: dated.gw.model, ...ASK })).model).toBe(
       dated.gw.model,
     );
-    clock.set(BEFORE_CLOSE);
+    dated.rewind();
     expect((await callA('POST', '/v1/fine-tune-requests', request('open-1'))).status).toBe(202);
   });
 
@@ -113,6 +105,6 @@ describe('catalogue lifecycle dates', () => {
     expect((await callA('GET', '/v1/aliases/invoices')).json.lifecycle).toMatchObject({
       shutdownAt: '2027-01-14',
     });
-    clock.set(BEFORE_CLOSE);
+    dated.rewind();
   });
 });

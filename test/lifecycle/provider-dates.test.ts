@@ -13,15 +13,7 @@ import { request } from '../api/support.ts';
 import { requestInput } from '../dataset/fixtures.ts';
 import { builderDeps } from '../retrain/support.ts';
 import { it } from '../support/fixtures.ts';
-import {
-  ASK,
-  BEFORE_CLOSE,
-  buildAt,
-  catalogueWith,
-  MINI,
-  shutDownError,
-  useDatedGateway,
-} from './support.ts';
+import { ASK, buildAt, catalogueWith, MINI, shutDownError, useDatedGateway } from './support.ts';
 
 /**
  * Lifecycle dates per base model AND provider (issue 21.2): OpenAI's training close and shutdown concern
@@ -209,7 +201,7 @@ describe('readers take the provider at hand', () => {
         /at azure since 2027-04-01; successor: azure:gpt-4\.1-mini-2025-04-14/,
       );
     } finally {
-      clock.set(BEFORE_CLOSE);
+      dated.rewind();
     }
   });
 
@@ -258,7 +250,7 @@ describe('readers take the provider at hand', () => {
       expect(openai.message).toContain(`at openai; successor: azure:${MINI}`);
     } finally {
       await servedBy(null);
-      clock.set(BEFORE_CLOSE);
+      dated.rewind();
     }
   });
 
@@ -310,7 +302,7 @@ describe('readers take the provider at hand', () => {
         lifecycle: { trainingClosesAt: null },
       });
     } finally {
-      clock.set(BEFORE_CLOSE);
+      dated.rewind();
     }
   });
 });

@@ -18,11 +18,13 @@ export const MINI = 'gpt-4o-mini-2024-07-18';
 export const ASK = { messages: [{ role: 'user' as const, content: 'INVOICE 1001\nSupplier: Acme' }] };
 
 /** The day the dated tests start on, before every close and shutdown; a test that moves the clock comes back. */
-export const BEFORE_CLOSE = '2026-12-01T12:00:00Z';
+const BEFORE_CLOSE = '2026-12-01T12:00:00Z';
 
 export interface DatedGateway {
   /** The clock the API reads, at BEFORE_CLOSE to begin with. */
   clock: ReturnType<typeof fixedClock>;
+  /** Puts the clock back at BEFORE_CLOSE (a test that moved it, when it ends). */
+  rewind(): void;
   /** Set once the file's `beforeAll` has run. */
   gw: Gateway;
   /** A JSON call to the API with license A's key. */
@@ -34,6 +36,7 @@ export function useDatedGateway(): DatedGateway {
   const clock = fixedClock(BEFORE_CLOSE);
   const dated = {
     clock,
+    rewind: () => clock.set(BEFORE_CLOSE),
     callA: (method: string, path: string, body?: unknown) =>
       api(dated.gw.gatewayUrl, dated.gw.licenseA.key, method, path, body),
   } as DatedGateway;
