@@ -5,18 +5,11 @@
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { ensureChromium, ensureStack, StackError } from '@tuneline/devstack';
+import { BROWSER_TESTS } from './browser-tests.ts';
 
 const root = join(import.meta.dirname, '..');
 const bin = (name: string) => join(root, 'node_modules', '.bin', name);
 const args = process.argv.slice(2);
-/** Test files that drive a browser. */
-const BROWSER_TESTS = [
-  'test/api/hub.test.ts',
-  'test/api/hub-lists.test.ts',
-  'test/api/hub-lifecycle.test.ts',
-  'test/gateway/hub-usage.test.ts',
-  'test/migration/hub.test.ts',
-];
 
 function step(title: string, cmd: string, cmdArgs: string[], env: NodeJS.ProcessEnv = process.env): void {
   process.stderr.write(`\n▶ ${title}\n`);

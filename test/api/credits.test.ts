@@ -1,5 +1,8 @@
 import { describe, expect } from 'vitest';
+import { estimatePath } from './pricing.ts';
 import { type ApiContext, it } from './support.ts';
+
+const MINI = 'gpt-4o-mini-2024-07-18';
 
 /** Credits and pricing: balance, usage log (JSON and CSV), estimates. */
 
@@ -30,11 +33,7 @@ describe('credits and pricing', () => {
   });
 
   it('estimates training credits from the catalogue price', async () => {
-    const res = await call(
-      'GET',
-      '/v1/pricing/estimate?model=gpt-4o-mini-2024-07-18&tokens=100000&epochs=3',
-      a.key,
-    );
+    const res = await call('GET', estimatePath({ model: MINI, tokens: 100_000, epochs: 3 }), a.key);
     expect(res.status).toBe(200);
     expect(res.json).toMatchObject({
       billedTokens: '300000',
@@ -42,18 +41,14 @@ describe('credits and pricing', () => {
       epochs: 3,
       creditsPerMillionTrainingTokens: '3000',
     });
-    const auto = await call(
-      'GET',
-      '/v1/pricing/estimate?model=gpt-4o-mini-2024-07-18&tokens=1000&examples=20',
-      a.key,
-    );
+    const auto = await call('GET', estimatePath({ model: MINI, tokens: 1000, examples: 20 }), a.key);
     expect(auto.json.epochs).toBe(5);
-    const unknown = await call('GET', '/v1/pricing/estimate?model=gpt-9&tokens=10', a.key);
+    const unknown = await call('GET', estimatePath({ model: 'gpt-9', tokens: 10 }), a.key);
     expect(unknown.status).toBe(400);
     expect(unknown.json.error.fields[0].field).toBe('model');
-    const missing = await call('GET', '/v1/pricing/estimate?model=gpt-4o-mini-2024-07-18', a.key);
+    const missing = await call('GET', estimatePath({ model: MINI }), a.key);
     expect(missing.status).toBe(400);
     expect(missing.json.error.fields[0].field).toBe('tokens');
-    expect((await call('GET', '/v1/pricing/estimate?model=x&tokens=1')).status).toBe(401);
+    expect((await call('GET', estimatePath({ model: 'x', tokens: 1 }))).status).toBe(401);
   });
 });

@@ -1,15 +1,12 @@
-import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { buildApi } from '@tuneline/api';
 import { fixedClock } from '@tuneline/contracts';
-import { defaultCatalogue } from '@tuneline/dataset';
-import { createRedis } from '@tuneline/runtime';
-import type { Redis } from 'ioredis';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import { findAlias } from '@tuneline/db';
+import type { Page } from 'playwright-core';
 import { afterAll, describe, expect } from 'vitest';
 import { api } from '../aliases/support.ts';
-import { redisUrl, type TestDatabase } from '../support/context.ts';
-import { it, test } from '../support/fixtures.ts';
+import { type ApiUnderTest, startApi } from '../support/api-app.ts';
+import type { TestDatabase } from '../support/context.ts';
+import { it, screenshot, signIn, test } from '../support/hub.ts';
 import { makeDataset, makeFineTune, makeLicense } from './fixtures.ts';
 
 /**
@@ -19,48 +16,33 @@ import { makeDataset, makeFineTune, makeLicense } from './fixtures.ts';
  * serves, one alias's history with who, when, from and to) and the rollback button.
  */
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const MINI = 'gpt-4o-mini-2024-07-18';
 // OpenAI's training close (2027-01-06) has passed; its shutdown (2027-01-14) is 4 days away. Azure's
 // dates (training 2027-04-01, deployments 2027-10-01) are too far off to announce.
 const clock = fixedClock('2027-01-10T12:00:00Z');
 
 let t: TestDatabase;
-let redis: Redis;
-let app: Awaited<ReturnType<typeof buildApi>>;
+let hubApi: ApiUnderTest;
 let base: string;
-let browser: Browser;
 
+/** This file's hub: the API reading `clock`, listening on a free loopback port. */
 test.beforeAll(async ({ database, prefix }) => {
-  if (!existsSync(CHROMIUM))
-    throw new Error(
-      `Chromium not found at ${CHROMIUM}: install it (apt-get install -y chromium) or set CHROMIUM_PATH`,
-    );
   t = database;
-  redis = createRedis(redisUrl(), 'producer');
-  app = await buildApi({ db: t.db, redis, queuePrefix: prefix, catalogue: defaultCatalogue, clock });
-  base = await app.listen({ port: 0, host: '127.0.0.1' });
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-background-networking',
-      '--no-first-run',
-    ],
-  });
+  hubApi = await startApi(t.db, prefix, { clock });
+  base = await hubApi.app.listen({ port: 0, host: '127.0.0.1' });
 });
 
 afterAll(async () => {
-  await browser?.close();
-  await app?.close();
-  redis?.disconnect();
+  await hubApi?.close();
 });
 
 const call = (key: string, method: string, path: string, body?: unknown) =>
   api(base, key, method, path, body);
+
+/** Points alias `name` of the key's license at `fineTuneId` through the API, which must accept it. */
+async function point(key: string, name: string, fineTuneId: string): Promise<void> {
+  expect((await call(key, 'POST', `/v1/aliases/${name}`, { fineTuneId })).status).toBe(200);
+}
 
 /** An active trained fine-tune of `licenseId` on gpt-4o-mini, served by `provider` (null: the default). */
 async function activeModel(licenseId: string, model: string, provider: string | null): Promise<string> {
@@ -83,7 +65,9 @@ const bannerText = (page: Page, kind: string, name: string) =>
   page.locator(`#lifecycle-notices .banner[data-kind="${kind}"][data-name="${name}"]`).textContent();
 
 describe('hub lifecycle banners and alias pages', () => {
-  it('shows a banner per affected model and alias, the alias history, and rolls an alias back', async () => {
+  it('shows a banner per affected model and alias, the alias history, and rolls an alias back', async ({
+    browser,
+  }) => {
     const license = await makeLicense(t.db, 'lic-hub-life');
     const other = await makeLicense(t.db, 'lic-hub-life-other');
     const atOpenai = `ft:${MINI}:tuneline:invoices:life1`;
@@ -91,19 +75,11 @@ describe('hub lifecycle banners and alias pages', () => {
     const openaiFt = await activeModel(license.id, atOpenai, null);
     const azureFt = await activeModel(license.id, atAzure, 'azure');
     // invoices: OpenAI's model, then switched to Azure's; receipts: OpenAI's. Another license's alias too.
-    expect((await call(license.key, 'POST', '/v1/aliases/invoices', { fineTuneId: openaiFt })).status).toBe(
-      200,
-    );
-    expect((await call(license.key, 'POST', '/v1/aliases/invoices', { fineTuneId: azureFt })).status).toBe(
-      200,
-    );
-    expect((await call(license.key, 'POST', '/v1/aliases/receipts', { fineTuneId: openaiFt })).status).toBe(
-      200,
-    );
+    await point(license.key, 'invoices', openaiFt);
+    await point(license.key, 'invoices', azureFt);
+    await point(license.key, 'receipts', openaiFt);
     const otherFt = await activeModel(other.id, `ft:${MINI}:tuneline:other:life3`, null);
-    expect((await call(other.key, 'POST', '/v1/aliases/elsewhere', { fineTuneId: otherFt })).status).toBe(
-      200,
-    );
+    await point(other.key, 'elsewhere', otherFt);
 
     // The API's notices, on its clock: the model at OpenAI and the alias serving it; not Azure's.
     const notices = await call(license.key, 'GET', '/v1/lifecycle/notices');
@@ -123,10 +99,7 @@ describe('hub lifecycle banners and alias pages', () => {
       ],
     });
 
-    const page = await browser.newPage({ viewport: { width: 1280, height: 1600 } });
-    await page.goto(`${base}/hub`);
-    await page.getByLabel('License API key').fill(license.key);
-    await page.getByRole('button', { name: 'Sign in' }).click();
+    const page = await signIn(browser, `${base}/hub`, license.key, { width: 1280, height: 1600 });
     await page.locator('#lifecycle-notices .banner').first().waitFor();
     expect(await page.locator('#lifecycle-notices .banner').count()).toBe(2);
     const model = await bannerText(page, 'model', MINI);
@@ -159,14 +132,9 @@ describe('hub lifecycle banners and alias pages', () => {
     expect(newest).toContain(atAzure);
     expect(newest).toMatch(/\d{4}-\d\d-\d\d \d\d:\d\d/);
     expect(await history.nth(1).textContent()).toContain('(created)');
-    const stored = await t.db
-      .selectFrom('model_alias_history')
-      .select('actor')
-      .where('license_id', '=', license.id)
-      .where('name', '=', 'invoices')
-      .execute();
-    expect(stored.map((r) => r.actor)).toEqual([actor, actor]);
-    expect(newest).toContain(stored[0]!.actor);
+    const stored = await findAlias(t.db, license.id, 'invoices');
+    expect(stored?.history.map((h) => h.actor)).toEqual([actor, actor]);
+    expect(newest).toContain(stored!.history[0]!.actor);
 
     // Rollback: back to OpenAI's model, through the API, recorded; the alias now gets a banner.
     await page.getByRole('button', { name: `Roll back invoices to ${atOpenai}` }).click();
@@ -176,13 +144,7 @@ describe('hub lifecycle banners and alias pages', () => {
     expect(await history.nth(0).textContent()).toContain('rolled back');
     expect(await page.locator('#aliases tr[data-alias="invoices"]').textContent()).toContain(atOpenai);
     await page.locator('#lifecycle-notices .banner[data-kind="alias"][data-name="invoices"]').waitFor();
-    const pointed = await t.db
-      .selectFrom('model_aliases')
-      .select('fine_tune_id')
-      .where('license_id', '=', license.id)
-      .where('name', '=', 'invoices')
-      .executeTakeFirstOrThrow();
-    expect(pointed.fine_tune_id).toBe(openaiFt);
+    expect((await findAlias(t.db, license.id, 'invoices'))?.fineTuneId).toBe(openaiFt);
 
     // The shutdown day: the banners say so; Refresh reads the moved clock.
     await refreshAt(page, '2027-01-14T00:00:00Z', `Shut down: ${MINI} at openai`);
@@ -199,24 +161,17 @@ describe('hub lifecycle banners and alias pages', () => {
     expect(azure).toContain('takes no new fine-tuning jobs from 2027-04-01 (in 22 days)');
     expect(azure).toContain('Suggested successor: azure:gpt-4.1-mini-2025-04-14');
 
-    mkdirSync(join(import.meta.dirname, '__screenshots__'), { recursive: true });
-    await page.screenshot({
-      path: join(import.meta.dirname, '__screenshots__', 'hub-lifecycle.png'),
-      fullPage: true,
-    });
+    await screenshot(page, join(import.meta.dirname, '__screenshots__', 'hub-lifecycle.png'));
     await page.close();
   });
 
-  it('says why a rollback is refused, and opens an alias page from a link', async () => {
+  it('says why a rollback is refused, and opens an alias page from a link', async ({ browser }) => {
     clock.set('2027-01-10T12:00:00Z');
     const license = await makeLicense(t.db, 'lic-hub-life-2');
     const ft = await activeModel(license.id, `ft:${MINI}:tuneline:invoices:life4`, 'azure');
-    expect((await call(license.key, 'POST', '/v1/aliases/solo', { fineTuneId: ft })).status).toBe(200);
+    await point(license.key, 'solo', ft);
     // Nothing to go back to: the button says so and stays disabled; the API refuses with 409 anyway.
-    const page = await browser.newPage();
-    await page.goto(`${base}/hub#alias=solo`);
-    await page.getByLabel('License API key').fill(license.key);
-    await page.getByRole('button', { name: 'Sign in' }).click();
+    const page = await signIn(browser, `${base}/hub#alias=solo`, license.key);
     const button = page.getByRole('button', { name: 'Nothing to roll back for solo' });
     await button.waitFor();
     expect(await button.isDisabled()).toBe(true);

@@ -1,6 +1,6 @@
 import { buildApi } from '@tuneline/api';
 import { billingStage } from '@tuneline/billing';
-import { loadCatalogue } from '@tuneline/dataset';
+import { estimateEvaluation, loadCatalogue } from '@tuneline/dataset';
 import { datasetBuilderStage } from '@tuneline/dataset-builder';
 import { type DatasetRecord, type FineTuneRecord, findDataset, getFineTune } from '@tuneline/db';
 import { startSmtpServer } from '@tuneline/harness';
@@ -10,6 +10,7 @@ import {
   fineTuneEstimate,
   getBalance,
   grantCredits,
+  insufficientCreditsMessage,
   postReservation,
   reservationAmount,
   reserveCredits,
@@ -202,6 +203,10 @@ describe('a fine-tune created from a dataset with its own hyperparameters (16.1,
       code: 'insufficient_credits',
       credits: {
         estimate: jobEstimate.toString(),
+        training: jobEstimate.toString(),
+        evaluation: '0',
+        evaluationExamples: 0,
+        evaluationModels: 0,
         marginPercent: MARGIN,
         required: required.toString(),
         available: granted.toString(),
@@ -225,7 +230,7 @@ describe('a fine-tune created from a dataset with its own hyperparameters (16.1,
     });
     expect(created.status).toBe(201);
     const done = await settled(created.json.id);
-    expect(done.status).toBe('succeeded');
+    expect([done.status, done.errorMessage]).toEqual(['succeeded', null]);
     expect(done.creditsReserved).toBe(required);
     // The provider trained 10 epochs; the reservation covered it: no overage, nothing blocked.
     const trained = done.trainedTokens ?? 0n;
@@ -236,6 +241,94 @@ describe('a fine-tune created from a dataset with its own hyperparameters (16.1,
     const balance = await getBalance(tdb.db, lic.id);
     expect(balance).toMatchObject({ pending: 0n, overageBlocked: false });
     expect(balance.posted).toBe(required - (done.creditsCharged ?? 0n));
+    await expectCleanLedger();
+  });
+});
+
+describe('a fine-tune of a dataset with a testing file (18.3)', () => {
+  it('is refused at once with the evaluation in the estimate, split from the training; reserved as checked', async () => {
+    const lic = await makeLicense(tdb.db, 'lic-evaluated', 0n);
+    const request = {
+      ...fineTuneRequest('evaluated-1', { hyperparameters: 'auto' }, false),
+      testPercent: 20,
+    };
+    expect((await post('/v1/fine-tune-requests', lic.key, request)).status).toBe(202);
+    const ready = await datasetOf(lic.id, 'ready');
+    expect((await post(`/v1/datasets/${ready.id}/upload`, lic.key)).status).toBe(202);
+    const dataset = await datasetOf(lic.id, 'uploaded');
+    expect(dataset.testExamples).toBe(12);
+    const training = dataset.estimatedCredits ?? 0n;
+    const evaluation = estimateEvaluation({
+      baseModel: dataset.baseModel,
+      testExamples: dataset.testExamples,
+      testTokens: dataset.testTokens,
+    });
+    expect(evaluation.credits).toBeGreaterThan(0n);
+    const required = reservationAmount(training + evaluation.credits, MARGIN);
+
+    // Asked without the evaluation, the estimate is the training's alone.
+    const without = await post(`/v1/datasets/${dataset.id}/fine-tunes`, lic.key, { evaluate: false });
+    expect(without.status).toBe(402);
+    expect(without.json.error.credits).toMatchObject({
+      estimate: training.toString(),
+      training: training.toString(),
+      evaluation: '0',
+      evaluationExamples: 0,
+    });
+
+    // Enough for the training plus margin, not for the evaluation on top.
+    const granted = reservationAmount(training, MARGIN);
+    expect(granted).toBeLessThan(required);
+    await tdb.db
+      .transaction()
+      .execute((tx) => grantCredits(tx, { grantId: 'evaluated-first', licenseId: lic.id, amount: granted }));
+    const refused = await post(`/v1/datasets/${dataset.id}/fine-tunes`, lic.key, { idempotencyKey: 'eval' });
+    expect(refused.status).toBe(402);
+    expect(refused.json.error).toEqual({
+      message:
+        `Insufficient credits: this fine-tune needs ${required} credits (estimate ${training + evaluation.credits} = ` +
+        `training ${training} + evaluation ${evaluation.credits}, plus ${MARGIN}% margin), the license has ` +
+        `${granted} available, a shortfall of ${required - granted} credits.`,
+      code: 'insufficient_credits',
+      credits: {
+        estimate: (training + evaluation.credits).toString(),
+        training: training.toString(),
+        evaluation: evaluation.credits.toString(),
+        evaluationExamples: 12,
+        evaluationModels: 3,
+        marginPercent: MARGIN,
+        required: required.toString(),
+        available: granted.toString(),
+        shortfall: (required - granted).toString(),
+      },
+    });
+    // A smaller sample costs less, but still more than the training alone.
+    const capped = await post(`/v1/datasets/${dataset.id}/fine-tunes`, lic.key, {
+      evaluation: { maxExamples: 2 },
+    });
+    expect(capped.status).toBe(402);
+    expect(capped.json.error.credits).toMatchObject({ evaluationExamples: 2, training: training.toString() });
+    expect(BigInt(capped.json.error.credits.evaluation)).toBeLessThan(evaluation.credits);
+    expect(
+      await tdb.db.selectFrom('fine_tunes').select('id').where('license_id', '=', lic.id).execute(),
+    ).toEqual([]);
+
+    // Topped up to exactly what the check asked: accepted, and the trainer reserves that very amount;
+    // settlement charges the training and keeps the rest held for the evaluation.
+    await tdb.db
+      .transaction()
+      .execute((tx) =>
+        grantCredits(tx, { grantId: 'evaluated-top-up', licenseId: lic.id, amount: required - granted }),
+      );
+    const created = await post(`/v1/datasets/${dataset.id}/fine-tunes`, lic.key, { idempotencyKey: 'eval' });
+    expect(created.status).toBe(201);
+    const done = await settled(created.json.id);
+    expect([done.status, done.errorMessage]).toEqual(['succeeded', null]);
+    expect(done.creditsReserved).toBe(required);
+    const transfers = await transfersOf(done.id);
+    expect(transfers.map((t) => t.kind)).toEqual(['reserve', 'post', 'evaluation_hold']);
+    expect(BigInt(transfers[2]?.amount ?? -1)).toBe(required - (done.creditsCharged ?? 0n));
+    expect(BigInt(transfers[2]?.amount ?? -1)).toBeGreaterThanOrEqual(evaluation.credits);
     await expectCleanLedger();
   });
 });
@@ -307,18 +400,30 @@ describe('a license blocked by an unpaid overage (16.2)', () => {
 
     const datasetId = await makeDataset(tdb.db, lic.id, 'uploaded');
     const dataset = await findDataset(tdb.db, datasetId);
-    const estimate = dataset?.estimatedCredits ?? 0n;
+    const training = dataset?.estimatedCredits ?? 0n;
+    // The fixture's dataset has a testing file (12 examples): its evaluation is in the estimate.
+    const evaluation = estimateEvaluation({
+      baseModel: dataset?.baseModel ?? '',
+      testExamples: dataset?.testExamples ?? 0,
+      testTokens: dataset?.testTokens ?? 0n,
+    }).credits;
+    expect(evaluation).toBeGreaterThan(0n);
+    const estimate = training + evaluation;
     const required = reservationAmount(estimate, MARGIN);
     const refused = await post(`/v1/datasets/${datasetId}/fine-tunes`, lic.key, {});
     expect(refused.status).toBe(402);
     expect(refused.json.error).toEqual({
       message:
         `Insufficient credits (blocked by an unpaid overage until topped up): this fine-tune needs ${required} ` +
-        `credits (estimate ${estimate} + ${MARGIN}% margin), the license has -30 available, ` +
-        `a shortfall of ${required + 30n} credits.`,
+        `credits (estimate ${estimate} = training ${training} + evaluation ${evaluation}, plus ${MARGIN}% margin), ` +
+        `the license has -30 available, a shortfall of ${required + 30n} credits.`,
       code: 'overage_blocked',
       credits: {
         estimate: estimate.toString(),
+        training: training.toString(),
+        evaluation: evaluation.toString(),
+        evaluationExamples: 12,
+        evaluationModels: 3,
         marginPercent: MARGIN,
         required: required.toString(),
         available: '-30',
@@ -363,5 +468,22 @@ describe('the estimate and the check (pure)', () => {
       reason: 'overage_blocked',
       shortfall: 116n,
     });
+  });
+
+  it('reserves training and evaluation together and names both parts', () => {
+    const parts = { training: 100n, evaluation: 20n };
+    expect(creditShortfall(parts, 10, { available: 132n, overageBlocked: false })).toBeNull();
+    const short = creditShortfall(parts, 10, { available: 131n, overageBlocked: false });
+    expect(short).toMatchObject({ estimate: 120n, parts, required: 132n, shortfall: 1n });
+    expect(insufficientCreditsMessage(short!)).toBe(
+      'Insufficient credits: this fine-tune needs 132 credits (estimate 120 = training 100 + evaluation 20, ' +
+        'plus 10% margin), the license has 131 available, a shortfall of 1 credits.',
+    );
+    // No evaluation: the sentence is the training's, as before.
+    const trainingOnly = creditShortfall({ training: 100n, evaluation: 0n }, 10, {
+      available: 0n,
+      overageBlocked: false,
+    });
+    expect(insufficientCreditsMessage(trainingOnly!)).toContain('(estimate 100 + 10% margin)');
   });
 });

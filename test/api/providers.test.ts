@@ -6,6 +6,7 @@ import { afterAll, describe, expect } from 'vitest';
 import { type ApiUnderTest, startApi } from '../support/api-app.ts';
 import { it, test } from '../support/fixtures.ts';
 import { makeLicense } from './fixtures.ts';
+import { estimatePath } from './pricing.ts';
 
 const ADMIN_KEY = 'admin-key-for-provider-tests-0123456789';
 const LLAMA = 'meta-llama/Meta-Llama-3.1-8B-Instruct-Reference';
@@ -15,6 +16,9 @@ let lic: { id: string; key: string };
 
 const call = (method: 'GET' | 'POST', url: string, key: string, payload?: unknown) =>
   api.call(method, url, key, payload);
+/** Submits `request(requestId, extra)` as the license. */
+const submit = (requestId: string, extra: Record<string, unknown> = {}) =>
+  call('POST', '/v1/fine-tune-requests', lic.key, request(requestId, extra));
 
 function request(requestId: string, extra: Record<string, unknown> = {}) {
   return {
@@ -73,40 +77,26 @@ describe('a provider per license', () => {
 
   it('refuses at once a request whose provider is not configured, naming what to set', async () => {
     // The license says together (not configured here): a Together model fails at once.
-    const res = await call('POST', '/v1/fine-tune-requests', lic.key, request('r-tg', { baseModel: LLAMA }));
+    const res = await submit('r-tg', { baseModel: LLAMA });
     expect(res.status).toBe(400);
     expect(res.json.error.message).toMatch(/provider "together" is not configured.*TOGETHER_API_KEY/);
     // A request can name its own provider: openai is configured and trains gpt-4o-mini.
-    const own = await call(
-      'POST',
-      '/v1/fine-tune-requests',
-      lic.key,
-      request('r-oa', { provider: 'openai' }),
-    );
+    const own = await submit('r-oa', { provider: 'openai' });
     expect(own.status).toBe(202);
   });
 
   it('refuses a provider that does not train the model, saying who does', async () => {
-    const res = await call(
-      'POST',
-      '/v1/fine-tune-requests',
-      lic.key,
-      request('r-x', { baseModel: LLAMA, provider: 'openai' }),
-    );
+    const res = await submit('r-x', { baseModel: LLAMA, provider: 'openai' });
     expect(res.status).toBe(400);
     expect(res.json.error.message).toMatch(/not trained by provider "openai" \(trained by: together\)/);
     // gpt-4o-mini is trained by openai and azure, not together (the license's provider).
-    const lic2 = await call('POST', '/v1/fine-tune-requests', lic.key, request('r-y'));
+    const lic2 = await submit('r-y');
     expect(lic2.status).toBe(400);
     expect(lic2.json.error.message).toMatch(/trained by: openai, azure/);
   });
 
   it('estimates at the provider, and says when the token count is an estimate', async () => {
-    const together = await call(
-      'GET',
-      `/v1/pricing/estimate?model=${encodeURIComponent(LLAMA)}&tokens=1000000`,
-      lic.key,
-    );
+    const together = await call('GET', estimatePath({ model: LLAMA, tokens: 1_000_000 }), lic.key);
     expect(together.status).toBe(200);
     expect(together.json).toMatchObject({
       provider: 'together',
@@ -116,15 +106,11 @@ describe('a provider per license', () => {
     });
     const azure = await call(
       'GET',
-      '/v1/pricing/estimate?model=gpt-4o-mini-2024-07-18&tokens=1000000&epochs=1&provider=azure',
+      estimatePath({ model: 'gpt-4o-mini-2024-07-18', tokens: 1_000_000, epochs: 1, provider: 'azure' }),
       lic.key,
     );
     expect(azure.json).toMatchObject({ provider: 'azure', tokenCount: 'exact' });
-    const no = await call(
-      'GET',
-      `/v1/pricing/estimate?model=${encodeURIComponent(LLAMA)}&tokens=1&provider=azure`,
-      lic.key,
-    );
+    const no = await call('GET', estimatePath({ model: LLAMA, tokens: 1, provider: 'azure' }), lic.key);
     expect(no.status).toBe(400);
   });
 

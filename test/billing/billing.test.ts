@@ -168,6 +168,7 @@ describe('billing stage', () => {
       status: 'failed',
       charged: 0n,
       released: 800n,
+      heldForEvaluation: 0n,
       notifications: 2,
       evaluation: false,
     });
@@ -176,6 +177,7 @@ describe('billing stage', () => {
       status: 'cancelled',
       charged: 150n,
       released: 650n,
+      heldForEvaluation: 0n,
       notifications: 2,
       evaluation: false,
     });
@@ -199,6 +201,7 @@ describe('billing stage', () => {
       status: 'insufficient_credits',
       charged: 0n,
       released: 0n,
+      heldForEvaluation: 0n,
       notifications: 2,
       evaluation: false,
     });

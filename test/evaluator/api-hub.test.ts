@@ -7,7 +7,7 @@ import {
   startEvaluationRun,
 } from '@tuneline/db';
 import { prepareEvaluation, scoreAnswer, summariseStoredAnswers } from '@tuneline/evaluation';
-import { chargeEvaluation, evaluationTransferId } from '@tuneline/ledger';
+import { chargeEvaluationRun } from '@tuneline/ledger';
 import { describe, expect } from 'vitest';
 import { makeDataset, makeFineTune, makeLicense } from '../api/fixtures.ts';
 import { demoSplit } from '../evaluation/invoice-examples.ts';
@@ -65,39 +65,26 @@ test.beforeAll(async ({ db, hub }) => {
     for (const role of ['fine_tuned', 'base'] as const) {
       const name = role === 'base' ? BASE : model;
       const scored = scoreAnswer(prepared.get(e.id)!, name, answers[role]);
-      const transferId = evaluationTransferId(fineTuneId, role, position);
-      await db.transaction().execute(async (tx) => {
-        await insertEvaluationAnswer(tx, {
-          runId: run!.id,
-          role,
-          position,
-          exampleId: e.id,
-          model: name,
-          answer: answers[role],
-          validJson: scored.example.validJson,
-          extraKeys: scored.example.extraKeys,
-          fields: scored.fields.map((f) => ({
-            field: f.field,
-            outcome: f.outcome,
-            expected: f.expected,
-            ...(f.answered !== undefined ? { answered: f.answered } : {}),
-          })),
-          correctFields: scored.fields.filter((f) => f.outcome === 'correct').length,
-          scoredFields: scored.fields.length,
-          promptTokens: 400,
-          completionTokens: 60,
-          credits: 1n,
-          transferId,
-        });
-        await chargeEvaluation(tx, {
-          fineTuneId,
-          licenseId: license.id,
-          transferId,
-          amount: 1n,
-          model: name,
-          promptTokens: 400,
-          completionTokens: 60,
-        });
+      await insertEvaluationAnswer(db, {
+        runId: run!.id,
+        role,
+        position,
+        exampleId: e.id,
+        model: name,
+        answer: answers[role],
+        validJson: scored.example.validJson,
+        extraKeys: scored.example.extraKeys,
+        fields: scored.fields.map((f) => ({
+          field: f.field,
+          outcome: f.outcome,
+          expected: f.expected,
+          ...(f.answered !== undefined ? { answered: f.answered } : {}),
+        })),
+        correctFields: scored.fields.filter((f) => f.outcome === 'correct').length,
+        scoredFields: scored.fields.length,
+        promptTokens: 400,
+        completionTokens: 60,
+        credits: 1n,
       });
     }
   }
@@ -105,7 +92,11 @@ test.beforeAll(async ({ db, hub }) => {
     { fine_tuned: model, base: BASE, champion: null },
     await listEvaluationAnswers(db, run!.id),
   );
-  await finishEvaluationRun(db, fineTuneId, { status: 'succeeded', summary });
+  // Ended and charged once, as the evaluator's end does (no hold here: the charge is posted on its own).
+  await db.transaction().execute(async (tx) => {
+    await finishEvaluationRun(tx, fineTuneId, { status: 'succeeded', summary });
+    await chargeEvaluationRun(tx, { runId: run!.id, fineTuneId, licenseId: license.id, model: BASE });
+  });
 
   // A dataset without a testing file.
   plainDatasetId = await makeDataset(db, license.id, 'ready');

@@ -1,33 +1,27 @@
-import {
-  createEvaluationRun,
-  type Db,
-  getEvaluationRunByFineTune,
-  listEvaluationAnswers,
-} from '@tuneline/db';
+import { settleFineTune } from '@tuneline/billing';
+import { type Db, getEvaluationRunByFineTune, listEvaluationAnswers } from '@tuneline/db';
 import { type EvaluatorDeps, evaluateFineTune } from '@tuneline/evaluator';
 import { startSmtpServer } from '@tuneline/harness';
-import { auditLedger, postReservation, reserveCredits } from '@tuneline/ledger';
+import { auditLedger } from '@tuneline/ledger';
 import { sendNotification, smtpMailer } from '@tuneline/notifier';
-import { createProviderProfile } from '@tuneline/provider';
+import {
+  createProviderProfile,
+  createProviderSet,
+  ProviderNotConfiguredError,
+  providerEnvSchema,
+} from '@tuneline/provider';
 import { RateLimitedError } from '@tuneline/runtime';
 import { type RunningSimulator, startSimulator } from '@tuneline/simulator';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import {
-  quietLog,
-  type StorageFixture,
-  seedLicense,
-  seedReadyDataset,
-  tempStorage,
-} from '../stages/harness.ts';
+import { quietLog, type StorageFixture, seedLicense, tempStorage } from '../stages/harness.ts';
 import { makeProvider } from '../stages/provider.ts';
 import { createTestDatabase, type TestDatabase } from '../support/context.ts';
-import { evaluationLedger, mimeParts } from './support.ts';
+import { evaluationLedger, mimeParts, unsettledFineTune } from './support.ts';
 
 // The evaluator's limits, in-process against the simulator's base model (it answers any chat): the
 // time limit and a refused call end the evaluation and the e-mail says why; a transient error retries
 // the one example; a 429 pauses the queue (RateLimitedError) and the job resumes where it stopped.
 
-const BASE = 'gpt-4o-mini-2024-07-18';
 /** Stands for the fine-tuned model: another model the simulator serves. */
 const TUNED = 'gpt-4.1-nano-2025-04-14';
 const LICENSE = 'lic-limits';
@@ -66,50 +60,24 @@ afterAll(async () => {
   await tdb?.drop();
 });
 
-/** A settled fine-tune whose "fine-tuned model" is `model`, with a testing file of 8 examples and a run. */
-async function settledFineTune(db: Db, model: string, email: string): Promise<string> {
-  const datasetId = await seedReadyDataset(db, {
+/** A fine-tune settled by billing whose "fine-tuned model" is `model`, with a testing file of 8 examples. */
+async function settledFineTune(
+  db: Db,
+  model: string,
+  email: string,
+  /** Its provider, deployment and base model (default: the deployment default's BASE, not deployed). */
+  at: { provider?: string; deployment_name?: string; base_model?: string } = {},
+): Promise<string> {
+  const id = await unsettledFineTune(db, files.storage, {
     licenseId: LICENSE,
-    storage: files.storage,
-    testExamples: 8,
+    model,
+    reserve: 40n,
+    email,
+    at,
   });
-  const row = await db
-    .insertInto('fine_tunes')
-    .values({
-      license_id: LICENSE,
-      dataset_id: datasetId,
-      correlation_id: `corr-${datasetId}`,
-      status: 'succeeded',
-      base_model: BASE,
-      description: 'limits',
-      notify_emails: [email],
-      suffix: 'limits',
-      hyperparameters: JSON.stringify('auto'),
-      credits_per_million_tokens: 3000,
-      fine_tuned_model: model,
-      trained_tokens: 1000,
-      settled_at: new Date(),
-      available: true,
-    })
-    .returning('id')
-    .executeTakeFirstOrThrow();
-  // Settled as billing settles: 1,000 trained tokens at 3,000 credits per 1M = 3 credits.
-  await db.transaction().execute(async (tx) => {
-    await reserveCredits(tx, { fineTuneId: row.id, licenseId: LICENSE, amount: 10n, model: BASE });
-    await postReservation(tx, { fineTuneId: row.id, amount: 3n, tokens: 1000n, model: BASE });
-    await tx
-      .updateTable('fine_tunes')
-      .set({ credits_reserved: '10', credits_charged: '3' })
-      .where('id', '=', row.id)
-      .execute();
-  });
-  await createEvaluationRun(db, {
-    fineTuneId: row.id,
-    licenseId: LICENSE,
-    correlationId: `corr-${datasetId}`,
-    maxExamples: 200,
-  });
-  return row.id;
+  // Settled as billing settles: 1,000 trained tokens at 3,000 credits per 1M = 3 credits; the rest held.
+  await db.transaction().execute((tx) => settleFineTune(tx, id));
+  return id;
 }
 
 async function mailOf(fineTuneId: string): Promise<string> {
@@ -139,7 +107,8 @@ describe('evaluator limits', () => {
     expect(run?.reason).toMatch(/^the evaluation exceeded its time limit of 1 s \(\d+ of 16 answers\)$/);
     const answers = await listEvaluationAnswers(tdb.db, run?.id ?? '');
     expect(answers.length).toBeLessThan(16);
-    expect((await evaluationLedger(tdb.db, id)).count).toBe(answers.length);
+    // The answers stored are charged (one charge for the run), the rest of the hold released.
+    expect((await evaluationLedger(tdb.db, id)).credits).toBe(answers.reduce((s, a) => s + a.credits, 0n));
     const text = await mailOf(id);
     expect(text).toContain('Evaluation not available: the evaluation exceeded its time limit of 1 s');
     expect(text).not.toContain('Verdict against');
@@ -192,8 +161,93 @@ describe('evaluator limits', () => {
     const answers = await listEvaluationAnswers(tdb.db, run?.id ?? '');
     expect(answers).toHaveLength(16);
     const ledger = await evaluationLedger(tdb.db, id);
-    expect(ledger.count).toBe(16);
+    expect(ledger.count).toBe(1);
     expect(ledger.credits).toBe(answers.reduce((s, a) => s + a.credits, 0n));
+    expect((await auditLedger(tdb.db)).violations).toEqual([]);
+  });
+});
+
+describe("each model at its fine-tune's own provider (one simulator, three dialects)", () => {
+  const TOGETHER = 'Qwen/Qwen2.5-7B-Instruct';
+  const withProviders = (): EvaluatorDeps => {
+    const providers = createProviderSet(
+      providerEnvSchema.parse({ SIMULATOR_URL: sim.url, SIMULATOR_API_KEY: sim.apiKey }),
+    );
+    return { ...deps, provider: providers.defaultProfile, providers };
+  };
+  /** The simulator's chat requests for `model` (by name or deployment) after sequence number `since`. */
+  const lastSeq = () => sim.admin.chatRequests().at(-1)?.seq ?? -1;
+  const chatsOf = (model: string, since = -1) =>
+    sim.admin
+      .chatRequests()
+      .filter((r) => r.seq > since && (r.model === model || r.url.includes(`/deployments/${model}/`)))
+      .map((r) => `${r.dialect} ${r.url.split('?')[0]}`);
+
+  it('a Together fine-tune is evaluated at Together (the default is openai)', async () => {
+    const id = await settledFineTune(tdb.db, TOGETHER, 'together@example.com', {
+      provider: 'together',
+      base_model: TOGETHER,
+    });
+    expect(await evaluateFineTune(withProviders(), id, { attempt: 1, log: quietLog })).toBe('evaluated');
+    const run = await getEvaluationRunByFineTune(tdb.db, id);
+    expect(run?.status).toBe('succeeded');
+    // 8 examples, the fine-tuned and the base model (the same name here): 16 calls, all at Together.
+    expect(new Set(chatsOf(TOGETHER))).toEqual(new Set(['together /together/v1/chat/completions']));
+    expect(chatsOf(TOGETHER)).toHaveLength(16);
+    // With the deployment default alone (before issue 20.4's routing) the same model is a 404.
+    const alone = await settledFineTune(tdb.db, TOGETHER, 'alone@example.com', {
+      provider: 'together',
+      base_model: TOGETHER,
+    });
+    expect(await evaluateFineTune(deps, alone, { attempt: 1, log: quietLog })).toBe('failed');
+  });
+
+  it('an Azure fine-tune is called by its deployment name; an undeployed one fails saying so', async () => {
+    // The deployment's name is a model the simulator serves, the model's own name one it does not:
+    // only a call by the deployment's name can answer.
+    const since = lastSeq();
+    const deployed = await settledFineTune(tdb.db, 'ft:gpt-4.1-nano:azure:x', 'deployed@example.com', {
+      provider: 'azure',
+      deployment_name: TUNED,
+    });
+    expect(await evaluateFineTune(withProviders(), deployed, { attempt: 1, log: quietLog })).toBe(
+      'evaluated',
+    );
+    expect(new Set(chatsOf(TUNED, since))).toEqual(
+      new Set([`azure /openai/deployments/${TUNED}/chat/completions`]),
+    );
+    const undeployed = await settledFineTune(tdb.db, 'ft:gpt-4o-mini:azure:gone', 'undeployed@example.com', {
+      provider: 'azure',
+    });
+    expect(await evaluateFineTune(withProviders(), undeployed, { attempt: 1, log: quietLog })).toBe('failed');
+    const run = await getEvaluationRunByFineTune(tdb.db, undeployed);
+    expect(run?.reason).toMatch(
+      /^the provider refused an evaluation call: Azure model "ft:gpt-4o-mini:azure:gone" is not deployed \(Azure serves a model only through a deployment; activating it deploys it\)/,
+    );
+  });
+
+  it('a fine-tune whose provider is not configured fails at once, naming it', async () => {
+    const full = withProviders();
+    const noTogether: EvaluatorDeps = {
+      ...full,
+      providers: {
+        for: (p) => {
+          if (p === 'together') throw new ProviderNotConfiguredError('together');
+          return full.provider;
+        },
+      },
+    };
+    const id = await settledFineTune(tdb.db, TOGETHER, 'nowhere@example.com', {
+      provider: 'together',
+      base_model: TOGETHER,
+    });
+    expect(await evaluateFineTune(noTogether, id, { attempt: 1, log: quietLog })).toBe('failed');
+    const run = await getEvaluationRunByFineTune(tdb.db, id);
+    expect(run?.reason).toBe(
+      'provider "together" is not configured in this deployment (set TOGETHER_API_KEY)',
+    );
+    // Nothing asked, nothing charged: the run's one charge (at its end) is 0 and the hold is released.
+    expect((await evaluationLedger(tdb.db, id)).credits).toBe(0n);
     expect((await auditLedger(tdb.db)).violations).toEqual([]);
   });
 });

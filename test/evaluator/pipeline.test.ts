@@ -129,14 +129,24 @@ describe('fine-tune → evaluation → e-mail', () => {
     expect(vsBase?.verdict).toBe('better');
     expect(vsBase?.n).toBe(testIds.length * 6);
 
-    // Charged through the ledger as `evaluation`: one transfer per answer, summing the reported usage.
+    // Charged through the ledger as `evaluation`, once for the run: the sum of the reported usage, taken
+    // from what the trainer's reservation kept held (it included the evaluation estimate), the rest released.
     const ledger = await evaluationLedger(tdb.db, ft.id);
-    expect(ledger.count).toBe(answers.length);
-    expect(ledger.ids).toEqual(new Set(answers.map((a) => a.transferId)));
+    expect(ledger.count).toBe(1);
     expect(ledger.credits).toBe(answers.reduce((s, a) => s + a.credits, 0n));
     expect(ledger.tokens).toBe(BigInt(answers.reduce((s, a) => s + a.promptTokens + a.completionTokens, 0)));
-    const log = await usageLog(tdb.db, 'lic-eval');
-    expect(log.filter((e) => e.kind === 'evaluation')).toHaveLength(answers.length);
+    const transfers = await tdb.db
+      .selectFrom('ledger_transfers')
+      .select(['kind', 'amount'])
+      .where('fine_tune_id', '=', ft.id)
+      .orderBy('seq')
+      .execute();
+    expect(transfers.map((t) => t.kind)).toEqual(['reserve', 'post', 'evaluation_hold', 'evaluation']);
+    const held = BigInt(transfers[2]?.amount ?? 0);
+    expect(held).toBe(BigInt(transfers[0]?.amount ?? 0) - BigInt(transfers[1]?.amount ?? 0));
+    expect(ledger.credits).toBeLessThanOrEqual(held);
+    const log = (await usageLog(tdb.db, 'lic-eval')).filter((e) => e.fineTuneId === ft.id);
+    expect(log.map((e) => e.kind)).toEqual(['reservation', 'charge', 'evaluation', 'release']);
     expect((await auditLedger(tdb.db)).violations).toEqual([]);
 
     // The e-mail: plain text with the table and the verdict, an HTML alternative with the same, a hub link.

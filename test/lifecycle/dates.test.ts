@@ -1,27 +1,14 @@
-import { writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { fixedClock } from '@tuneline/contracts';
-import {
-  baseModelIssue,
-  buildDataset,
-  defaultCatalogue,
-  findBaseModel,
-  loadCatalogue,
-} from '@tuneline/dataset';
-import OpenAI from 'openai';
+import { baseModelIssue, defaultCatalogue, findBaseModel } from '@tuneline/dataset';
 import { describe, expect } from 'vitest';
 import { makeDataset } from '../api/fixtures.ts';
 import { request } from '../api/support.ts';
-import { invoices, settings, tempStorage } from '../dataset/fixtures.ts';
 import { it } from '../support/fixtures.ts';
-import { ASK, MINI, useDatedGateway } from './support.ts';
+import { ASK, buildAt, catalogueWith, MINI, shutDownError, useDatedGateway } from './support.ts';
 
 /** Catalogue dates (issue 21.2) judged by one injectable clock (21.5): refusals, 410s, the API's views. */
 
-const clock = fixedClock('2026-12-01T12:00:00Z');
-const dated = useDatedGateway(clock);
-const { callA } = dated;
+const dated = useDatedGateway();
+const { callA, clock } = dated;
 
 describe('catalogue lifecycle dates', () => {
   it("carries OpenAI's published dates, the legacy shutdownDate as trainingClosesAt, and overrides", () => {
@@ -39,43 +26,25 @@ describe('catalogue lifecycle dates', () => {
       trainingClosesAt: '2026-10-23',
     });
 
-    const file = join(tmpdir(), `catalogue-lifecycle-${process.pid}.json`);
-    writeFileSync(
-      file,
-      JSON.stringify({
-        [MINI]: { shutdownAt: '2026-12-20', successor: 'gpt-4.1-mini-2025-04-14' },
-        'gpt-4.1-2025-04-14': { shutdownDate: '2026-12-10' },
-      }),
-    );
-    const c = loadCatalogue({ MODEL_CATALOGUE_FILE: file });
+    const c = catalogueWith({
+      [MINI]: { shutdownAt: '2026-12-20', successor: 'gpt-4.1-mini-2025-04-14' },
+      'gpt-4.1-2025-04-14': { shutdownDate: '2026-12-10' },
+    });
     expect(c[MINI]).toMatchObject({ trainingClosesAt: '2027-01-06', shutdownAt: '2026-12-20' });
     // The legacy field alone moves the training close, as it always meant.
     expect(c['gpt-4.1-2025-04-14']?.trainingClosesAt).toBe('2026-12-10');
   });
 
   it('the dataset build refuses a model past trainingClosesAt by its clock, naming the successor', async () => {
-    const store = tempStorage();
-    try {
-      const opts = { storage: store.storage, trainKey: 'train.jsonl', testKey: 'test.jsonl' };
-      const open = await buildDataset(settings(), () => invoices(12), {
-        ...opts,
-        clock: fixedClock('2027-01-05T23:00:00Z'),
-      });
-      expect(open.status).toBe('ready');
-      const closed = await buildDataset(settings(), () => invoices(12), {
-        ...opts,
-        clock: fixedClock('2027-01-06T00:00:00Z'),
-      });
-      expect(closed.status).toBe('invalid');
-      expect(closed.errors).toEqual([
-        expect.objectContaining({
-          code: 'base_model_retired',
-          message: expect.stringContaining(`successor: azure:${MINI}`),
-        }),
-      ]);
-    } finally {
-      store.cleanup();
-    }
+    expect((await buildAt('2027-01-05T23:00:00Z')).status).toBe('ready');
+    const closed = await buildAt('2027-01-06T00:00:00Z');
+    expect(closed.status).toBe('invalid');
+    expect(closed.errors).toEqual([
+      expect.objectContaining({
+        code: 'base_model_retired',
+        message: expect.stringContaining(`successor: azure:${MINI}`),
+      }),
+    ]);
   });
 
   it("the dataset build's check refuses a model past trainingClosesAt, naming the successor", () => {
@@ -113,7 +82,7 @@ describe('catalogue lifecycle dates', () => {
     expect((await dated.gw.client.chat.completions.create({ model: dated.gw.model, ...ASK })).model).toBe(
       dated.gw.model,
     );
-    clock.set('2026-12-01T12:00:00Z');
+    dated.rewind();
     expect((await callA('POST', '/v1/fine-tune-requests', request('open-1'))).status).toBe(202);
   });
 
@@ -123,11 +92,7 @@ describe('catalogue lifecycle dates', () => {
     );
     clock.set('2027-01-14T00:00:00Z');
     for (const model of [dated.gw.model, 'invoices']) {
-      const err = await dated.gw.client.chat.completions.create({ model, ...ASK }).catch((e: unknown) => e);
-      expect(err).toBeInstanceOf(OpenAI.APIError);
-      const e = err as InstanceType<typeof OpenAI.APIError>;
-      expect(e.status).toBe(410);
-      expect(e.code).toBe('model_shut_down');
+      const e = await shutDownError(dated, model);
       expect(e.message).toContain(`successor: azure:${MINI}`);
       expect(e.message).toContain(dated.gw.model);
     }
@@ -140,6 +105,6 @@ describe('catalogue lifecycle dates', () => {
     expect((await callA('GET', '/v1/aliases/invoices')).json.lifecycle).toMatchObject({
       shutdownAt: '2027-01-14',
     });
-    clock.set('2026-12-01T12:00:00Z');
+    dated.rewind();
   });
 });

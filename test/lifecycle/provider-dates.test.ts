@@ -1,25 +1,19 @@
-import { writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { fineTuneRequestMessage, fineTuneRequestMessageSchema, fixedClock } from '@tuneline/contracts';
 import {
   baseModelIssue,
-  buildDataset,
   defaultCatalogue,
   findBaseModel,
   lifecycleOf,
-  loadCatalogue,
   trainingOffers,
 } from '@tuneline/dataset';
 import { handleFineTuneRequest } from '@tuneline/dataset-builder';
-import OpenAI from 'openai';
 import { describe, expect } from 'vitest';
 import { makeDataset } from '../api/fixtures.ts';
 import { request } from '../api/support.ts';
-import { invoices, requestInput, settings, tempStorage } from '../dataset/fixtures.ts';
+import { requestInput } from '../dataset/fixtures.ts';
 import { builderDeps } from '../retrain/support.ts';
 import { it } from '../support/fixtures.ts';
-import { ASK, MINI, useDatedGateway } from './support.ts';
+import { ASK, buildAt, catalogueWith, MINI, shutDownError, useDatedGateway } from './support.ts';
 
 /**
  * Lifecycle dates per base model AND provider (issue 21.2): OpenAI's training close and shutdown concern
@@ -28,9 +22,8 @@ import { ASK, MINI, useDatedGateway } from './support.ts';
  * the request, dataset or fine-tune, judged by one fixed clock. The sweep: test/lifecycle/sweep.test.ts.
  */
 
-const clock = fixedClock('2026-12-01T12:00:00Z');
-const dated = useDatedGateway(clock);
-const { callA } = dated;
+const dated = useDatedGateway();
+const { callA, clock } = dated;
 
 /** The gateway's fine-tune, served by `provider` (null: the deployment default). */
 const servedBy = (provider: string | null) =>
@@ -84,21 +77,16 @@ describe('catalogue dates per provider', () => {
   });
 
   it('MODEL_CATALOGUE_FILE: flat fields move the own provider only, providers.<name> one provider', () => {
-    const file = join(tmpdir(), `catalogue-providers-${process.pid}.json`);
-    writeFileSync(
-      file,
-      JSON.stringify({
-        // The flat form (as before per-provider dates): the model's own provider, OpenAI.
-        [MINI]: { shutdownAt: '2026-12-20', successor: 'gpt-4.1-mini-2025-04-14' },
-        // One provider's dates; the rest of that provider's entry and the other providers stay.
-        'gpt-4o-2024-08-06': { providers: { azure: { shutdownAt: '2027-08-01' } } },
-        // The legacy last day of a provider: closed from the day after.
-        'gpt-4.1-2025-04-14': { providers: { azure: { trainingUntil: '2027-02-28' } } },
-        // The legacy flat shutdownDate: the own provider's training close.
-        'gpt-4.1-mini-2025-04-14': { shutdownDate: '2026-12-10' },
-      }),
-    );
-    const c = loadCatalogue({ MODEL_CATALOGUE_FILE: file });
+    const c = catalogueWith({
+      // The flat form (as before per-provider dates): the model's own provider, OpenAI.
+      [MINI]: { shutdownAt: '2026-12-20', successor: 'gpt-4.1-mini-2025-04-14' },
+      // One provider's dates; the rest of that provider's entry and the other providers stay.
+      'gpt-4o-2024-08-06': { providers: { azure: { shutdownAt: '2027-08-01' } } },
+      // The legacy last day of a provider: closed from the day after.
+      'gpt-4.1-2025-04-14': { providers: { azure: { trainingUntil: '2027-02-28' } } },
+      // The legacy flat shutdownDate: the own provider's training close.
+      'gpt-4.1-mini-2025-04-14': { shutdownDate: '2026-12-10' },
+    });
     expect(lifecycleOf(c[MINI], 'openai')).toMatchObject({
       trainingClosesAt: '2027-01-06',
       shutdownAt: '2026-12-20',
@@ -116,8 +104,9 @@ describe('catalogue dates per provider', () => {
     expect(lifecycleOf(c['gpt-4.1-mini-2025-04-14'], 'openai').trainingClosesAt).toBe('2026-12-10');
     expect(lifecycleOf(c['gpt-4.1-mini-2025-04-14'], 'azure').trainingClosesAt).toBe('2027-04-14');
 
-    writeFileSync(file, JSON.stringify({ [MINI]: { providers: { azure: { shutdownAt: 'soon' } } } }));
-    expect(() => loadCatalogue({ MODEL_CATALOGUE_FILE: file })).toThrow(/providers\.azure\.shutdownAt/);
+    expect(() => catalogueWith({ [MINI]: { providers: { azure: { shutdownAt: 'soon' } } } })).toThrow(
+      /providers\.azure\.shutdownAt/,
+    );
   });
 });
 
@@ -136,22 +125,10 @@ describe('readers take the provider at hand', () => {
       message: expect.stringMatching(/at azure since 2027-04-01; successor: azure:gpt-4\.1-mini-2025-04-14/),
     });
 
-    const store = tempStorage();
-    try {
-      const opts = { storage: store.storage, trainKey: 'train.jsonl', testKey: 'test.jsonl' };
-      const atClock = fixedClock('2027-01-07T00:00:00Z');
-      const azure = await buildDataset(settings(), () => invoices(12), {
-        ...opts,
-        clock: atClock,
-        provider: 'azure',
-      });
-      expect(azure.status).toBe('ready');
-      const openai = await buildDataset(settings(), () => invoices(12), { ...opts, clock: atClock });
-      expect(openai.status).toBe('invalid');
-      expect(openai.errors[0]?.code).toBe('base_model_retired');
-    } finally {
-      store.cleanup();
-    }
+    expect((await buildAt('2027-01-07T00:00:00Z', 'azure')).status).toBe('ready');
+    const openai = await buildAt('2027-01-07T00:00:00Z');
+    expect(openai.status).toBe('invalid');
+    expect(openai.errors[0]?.code).toBe('base_model_retired');
   });
 
   it("the dataset builder judges the provider it trains at: the request's, else the license's", async () => {
@@ -224,7 +201,7 @@ describe('readers take the provider at hand', () => {
         /at azure since 2027-04-01; successor: azure:gpt-4\.1-mini-2025-04-14/,
       );
     } finally {
-      clock.set('2026-12-01T12:00:00Z');
+      dated.rewind();
     }
   });
 
@@ -259,11 +236,7 @@ describe('readers take the provider at hand', () => {
 
       clock.set('2027-10-01T00:00:00Z');
       for (const model of [dated.gw.model, 'invoices']) {
-        const err = await dated.gw.client.chat.completions.create({ model, ...ASK }).catch((e: unknown) => e);
-        expect(err).toBeInstanceOf(OpenAI.APIError);
-        const e = err as InstanceType<typeof OpenAI.APIError>;
-        expect(e.status).toBe(410);
-        expect(e.code).toBe('model_shut_down');
+        const e = await shutDownError(dated, model);
         expect(e.message).toContain('shut down on 2027-10-01');
         expect(e.message).toContain(`"${MINI}" at azure; successor: azure:gpt-4.1-mini-2025-04-14`);
       }
@@ -273,14 +246,11 @@ describe('readers take the provider at hand', () => {
       // The same fine-tune served by the default (OpenAI) provider is past OpenAI's shutdown by then.
       await servedBy(null);
       clock.set('2027-01-14T00:00:00Z');
-      const openai = await dated.gw.client.chat.completions
-        .create({ model: dated.gw.model, ...ASK })
-        .catch((e: unknown) => e);
-      expect((openai as InstanceType<typeof OpenAI.APIError>).status).toBe(410);
-      expect((openai as Error).message).toContain(`at openai; successor: azure:${MINI}`);
+      const openai = await shutDownError(dated, dated.gw.model);
+      expect(openai.message).toContain(`at openai; successor: azure:${MINI}`);
     } finally {
       await servedBy(null);
-      clock.set('2026-12-01T12:00:00Z');
+      dated.rewind();
     }
   });
 
@@ -332,7 +302,7 @@ describe('readers take the provider at hand', () => {
         lifecycle: { trainingClosesAt: null },
       });
     } finally {
-      clock.set('2026-12-01T12:00:00Z');
+      dated.rewind();
     }
   });
 });

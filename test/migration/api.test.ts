@@ -168,10 +168,19 @@ describe('POST /v1/fine-tunes/{id}/migrate', () => {
     const from = await trainedFineTune(t.db, poor.id);
     const res = await migrate(from.id, TARGET, poor.key);
     expect(res.status).toBe(402);
-    // 72,000 billed tokens at Azure's 3,000 credits / 1M: 216, plus 10%.
+    // 72,000 billed tokens at Azure's 3,000 credits / 1M: 216; the evaluation against the old model, 12
+    // testing examples × 3 models at a credit each: 36; plus 10% (what the trainer will reserve).
     expect(res.json.error).toMatchObject({
       code: 'insufficient_credits',
-      credits: { estimate: '216', required: '238', available: '100' },
+      credits: {
+        estimate: '252',
+        training: '216',
+        evaluation: '36',
+        evaluationExamples: 12,
+        evaluationModels: 3,
+        required: '278',
+        available: '100',
+      },
     });
     const rows = await t.db
       .selectFrom('model_migrations')
@@ -197,7 +206,7 @@ describe('bulk and admin migrations', () => {
     expect(onlyActive.json.skipped).toEqual([
       { fineTuneId: atAzure.id, reason: expect.stringMatching(/already on gpt-4o-mini-2024-07-18 at azure/) },
     ]);
-    expect(onlyActive.json.estimate).toBe('216');
+    expect(onlyActive.json.estimate).toBe('252');
 
     const all = await call('POST', '/v1/fine-tunes/migrate', lic.key, body);
     expect(all.json.created).toBe(1);
@@ -227,7 +236,7 @@ describe('bulk and admin migrations', () => {
     await trainedFineTune(t.db, poor.id);
     const refused = await call('POST', '/v1/fine-tunes/migrate', poor.key, body);
     expect(refused.status).toBe(402);
-    expect(refused.json.error.credits).toMatchObject({ estimate: '432', available: '300' });
+    expect(refused.json.error.credits).toMatchObject({ estimate: '504', available: '300' });
   });
 
   it('the admin form migrates every license, reporting a license its credits do not cover', async () => {

@@ -41,6 +41,30 @@ const good = (i: number) =>
 /** Nine good lines with `bad` as example 4. */
 const withBadFourth = (bad: string) =>
   `${[1, 2, 3].map(good).join('\n')}\n${bad}\n${[5, 6, 7, 8, 9, 10].map(good).join('\n')}\n`;
+/** A question `q` changed by `user` and its answer `a`, with `more` top-level keys. */
+const badQuestion = (user: Record<string, unknown>, more: Record<string, unknown> = {}) =>
+  line(
+    [
+      { role: 'user', content: 'q', ...user },
+      { role: 'assistant', content: 'a' },
+    ],
+    more,
+  );
+/** Bad lines for example 4 (invalid_training_file) and the message naming them. */
+const badFourths: Array<[string, string, RegExp]> = [
+  ['a line that is not JSON', '{"messages": [', /Example 4 \(line 4\) is not valid JSON/],
+  ['a missing messages list', '{"prompt": "x"}', /Example 4 .*unrecognized key "prompt"/],
+  ['an unknown top-level key', badQuestion({}, { extra: 1 }), /Example 4 .*unrecognized key "extra"/],
+  ['an unknown role', badQuestion({ role: 'robot' }), /Example 4 .*unrecognized role "robot"/],
+  ['non-string content', badQuestion({ content: 42 }), /Example 4 .*content is not a string/],
+  ['no assistant message', line([{ role: 'user', content: 'q' }]), /Example 4 .*no assistant message/],
+  [
+    'a special token',
+    badQuestion({ content: 'q <|endoftext|>' }),
+    /Example 4 .*special token "<\|endoftext\|>"/,
+  ],
+  ['an unknown message key', badQuestion({ mood: 'x' }), /Example 4 .*unrecognized key "mood"/],
+];
 
 describe('training-file validation', () => {
   const cases: Array<[string, string, string, RegExp]> = [
@@ -50,82 +74,12 @@ describe('training-file validation', () => {
       'invalid_n_examples',
       /has 9 example\(s\), but must have at least 10/,
     ],
-    [
-      'a line that is not JSON',
-      withBadFourth('{"messages": ['),
+    ...badFourths.map(([name, bad, message]): [string, string, string, RegExp] => [
+      name,
+      withBadFourth(bad),
       'invalid_training_file',
-      /Example 4 \(line 4\) is not valid JSON/,
-    ],
-    [
-      'a missing messages list',
-      withBadFourth('{"prompt": "x"}'),
-      'invalid_training_file',
-      /Example 4 .*unrecognized key "prompt"/,
-    ],
-    [
-      'an unknown top-level key',
-      withBadFourth(
-        line(
-          [
-            { role: 'user', content: 'q' },
-            { role: 'assistant', content: 'a' },
-          ],
-          { extra: 1 },
-        ),
-      ),
-      'invalid_training_file',
-      /Example 4 .*unrecognized key "extra"/,
-    ],
-    [
-      'an unknown role',
-      withBadFourth(
-        line([
-          { role: 'robot', content: 'q' },
-          { role: 'assistant', content: 'a' },
-        ]),
-      ),
-      'invalid_training_file',
-      /Example 4 .*unrecognized role "robot"/,
-    ],
-    [
-      'non-string content',
-      withBadFourth(
-        line([
-          { role: 'user', content: 42 },
-          { role: 'assistant', content: 'a' },
-        ]),
-      ),
-      'invalid_training_file',
-      /Example 4 .*content is not a string/,
-    ],
-    [
-      'no assistant message',
-      withBadFourth(line([{ role: 'user', content: 'q' }])),
-      'invalid_training_file',
-      /Example 4 .*no assistant message/,
-    ],
-    [
-      'a special token',
-      withBadFourth(
-        line([
-          { role: 'user', content: 'q <|endoftext|>' },
-          { role: 'assistant', content: 'a' },
-        ]),
-      ),
-      'invalid_training_file',
-      /Example 4 .*special token "<\|endoftext\|>"/,
-    ],
-    [
-      'an unknown message key',
-      withBadFourth(
-        line([
-          { role: 'user', content: 'q', mood: 'x' },
-          { role: 'assistant', content: 'a' },
-        ]),
-      ),
-      'invalid_training_file',
-      /Example 4 .*unrecognized key "mood"/,
-    ],
+      message,
+    ]),
   ];
 
   it.each(cases)('fails a file with %s', async (_name, content, code, message) => {
@@ -141,10 +95,7 @@ describe('training-file validation', () => {
 
   it("fails an example longer than the base model's token limit", async () => {
     // gpt-3.5-turbo-0125 takes 16,385 tokens per example; " a" is one cl100k token.
-    const long = line([
-      { role: 'user', content: ' a'.repeat(17_000) },
-      { role: 'assistant', content: 'a' },
-    ]);
+    const long = badQuestion({ content: ' a'.repeat(17_000) });
     const job = await runJob(withBadFourth(long), 'gpt-3.5-turbo-0125');
     expect(job.status).toBe('failed');
     expect(job.error).toMatchObject({ code: 'invalid_training_file', param: 'training_file' });

@@ -357,7 +357,7 @@ export interface OuterStagesOptions {
   storage: DatasetStorage;
   /** The evaluator's provider (needed when the evaluator runs). */
   provider?: EvaluatorDeps['provider'];
-  /** Several providers: the evaluator asks each model at its fine-tune's provider. */
+  /** Several providers: the evaluator asks each model at its fine-tune's own (as its main.ts does). */
   providers?: EvaluatorDeps['providers'];
   /** Where the notifier sends (needed when the notifier or the lifecycle sweep runs). */
   smtpUrl?: string;

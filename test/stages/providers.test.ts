@@ -1,4 +1,4 @@
-import { setLicenseProvider } from '@tuneline/db';
+import { getEvaluationRunByFineTune, setLicenseProvider } from '@tuneline/db';
 import {
   createProviderSet,
   ProviderNotConfiguredError,
@@ -50,6 +50,8 @@ function submit(licenseId: string, baseModel: string) {
     licenseId,
     autoTrain: true,
     baseModel,
+    // A testing file, so each model is evaluated (at its own provider).
+    testPercent: 20,
     job: { description: licenseId, notifyEmails: `${licenseId}@example.com`, hyperparameters: 'auto' },
   });
   return rig.submit(input, `corr-${licenseId}`);
@@ -86,6 +88,16 @@ describe('a provider per license, through the six stages', () => {
     expect(together).toHaveLength(1);
     expect(byTogether.provider_job_id).toBe(together[0]?.id);
     for (const id of ['lic-default', 'lic-azure', 'lic-together']) await rig.mailTo(`${id}@example.com`);
+    // Each was evaluated at its own provider (the e-mail waited for it): Together's models in its dialect.
+    for (const f of [byDefault, byAzure, byTogether])
+      expect((await getEvaluationRunByFineTune(db, f.id))?.status, `${f.provider} evaluation`).toBe(
+        'succeeded',
+      );
+    const togetherChats = rig.sim.admin
+      .chatRequests()
+      .filter((r) => r.model === byTogether.fine_tuned_model || r.model === byTogether.base_model);
+    expect(togetherChats.length).toBeGreaterThan(0);
+    expect(new Set(togetherChats.map((r) => r.dialect))).toEqual(new Set(['together']));
     const posts = await db
       .selectFrom('ledger_transfers')
       .select(['fine_tune_id'])

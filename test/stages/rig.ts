@@ -31,7 +31,10 @@ export interface RigOptions extends Omit<PipelineOptions, 'provider' | 'provider
   /** The simulator's settings (it listens on a free port). */
   simulator: Omit<SimulatorOptions, 'port'>;
   /** The profiles the stages get, given the simulator (default: makeProvider's simulator profile). */
-  profiles?: (sim: RunningSimulator) => { provider: RigProvider; providers?: PipelineOptions['providers'] };
+  profiles?: (sim: RunningSimulator) => {
+    provider: RigProvider;
+    providers?: { for(provider: string | null): RigProvider };
+  };
   /**
    * The stages around the provider ones (startOuterStages; none when absent), the evaluator on the
    * rig's provider. An e-mail server is started for the notifier.
@@ -88,6 +91,7 @@ export async function startRig(opts: RigOptions): Promise<Rig> {
         db: opts.db,
         storage: files.storage,
         provider: chosen.provider,
+        ...(chosen.providers ? { providers: chosen.providers } : {}),
         ...(smtp ? { smtpUrl: smtp.url } : {}),
         ...outer,
       });

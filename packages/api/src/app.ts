@@ -54,6 +54,11 @@ export interface ApiOptions {
   catalogue: Catalogue;
   /** Forwards chat completions; without one, inference answers 503. */
   provider?: ChatProvider;
+  /**
+   * Per provider name (issue 20.4): a model whose fine-tune names a provider is served by that one, and
+   * answers 503 naming it when it is missing. Unset: every call goes to `provider`.
+   */
+  chatProviders?: ReadonlyMap<string, ChatProvider>;
   /** Ops key from the environment, in addition to admin rows in api_keys. */
   adminKey?: string;
   /** Providers the workers can reach; a request naming another fails at once. Unset: not checked. */
@@ -91,6 +96,7 @@ export interface ApiDeps {
   db: Db;
   catalogue: Catalogue;
   provider?: ChatProvider;
+  chatProviders?: ReadonlyMap<string, ChatProvider>;
   providers?: readonly string[];
   deleteModel?: ModelDeleter;
   producer: FineTuneRequestProducer;
@@ -138,6 +144,7 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
     ),
     catalogue: opts.catalogue,
     provider: opts.provider,
+    ...(opts.chatProviders ? { chatProviders: opts.chatProviders } : {}),
     ...(opts.providers ? { providers: opts.providers } : {}),
     ...(opts.deleteModel ? { deleteModel: opts.deleteModel } : {}),
     deployments: opts.deployments ?? { defaultProvider: 'simulator' },

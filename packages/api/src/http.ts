@@ -45,6 +45,10 @@ export const notFound = (what: string) => new HttpError(404, `${what} not found`
 /** The amounts of a refused fine-tune (402), as decimal strings. */
 export interface CreditShortfallBody {
   estimate: string;
+  training: string;
+  evaluation: string;
+  evaluationExamples: number;
+  evaluationModels: number;
   marginPercent: number;
   required: string;
   available: string;
@@ -63,7 +67,13 @@ export const errorSchema = z
       code: z.string().optional().describe('a machine-readable reason, e.g. `insufficient_credits` (402)'),
       credits: z
         .object({
-          estimate: z.string().describe("the fine-tune's estimated credits"),
+          estimate: z.string().describe("the fine-tune's estimated credits: training plus evaluation"),
+          training: z.string().describe('the training part of the estimate (its epochs × billed tokens)'),
+          evaluation: z
+            .string()
+            .describe('the held-out evaluation part (0 without a testing file or with `evaluate: false`)'),
+          evaluationExamples: z.int().describe('testing examples the evaluation part is for'),
+          evaluationModels: z.int().describe('models asked each example (fine-tuned, base, champion)'),
           marginPercent: z.number(),
           required: z.string().describe('estimate plus margin: what the reservation needs'),
           available: z.string(),

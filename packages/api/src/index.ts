@@ -32,6 +32,8 @@ export {
   type ChatCompletionBody,
   type ChatCompletionChunk,
   type ChatProvider,
+  type ChatProviders,
+  createChatProviders,
   profileChatProvider,
 } from './provider.ts';
 export { usageCsv } from './routes/credits.ts';

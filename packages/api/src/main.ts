@@ -3,8 +3,6 @@ import { loadCatalogue } from '@tuneline/dataset';
 import { createDb } from '@tuneline/db';
 import {
   azureManagementFromEnv,
-  createChatHttpClient,
-  createProviderFromEnv,
   createProviderSet,
   type ProviderEnv,
   providerEnvSchema,
@@ -13,7 +11,7 @@ import {
 import { ConfigError, createLogger, createRedis, loadConfig } from '@tuneline/runtime';
 import { buildApi } from './app.ts';
 import { apiConfigSchema } from './config.ts';
-import { profileChatProvider } from './provider.ts';
+import { createChatProviders } from './provider.ts';
 
 /** Starts the API from the environment; returns a stop function (also wired to SIGTERM/SIGINT by runApi). */
 export async function startApi(env: NodeJS.ProcessEnv = process.env, portOverride?: number) {
@@ -24,8 +22,9 @@ export async function startApi(env: NodeJS.ProcessEnv = process.env, portOverrid
     applicationName: 'tuneline-api',
   });
   const redis = createRedis(config.REDIS_URL, 'producer');
-  // The gateway's provider: SDK retries as configured for it (default none: the provider's 429 is the
-  // caller's), non-streamed calls over a keep-alive connection pool.
+  // The gateway's providers, one per provider configured (a fine-tune is served by its own): SDK
+  // retries as configured for it (default none: the provider's 429 is the caller's), non-streamed
+  // calls over a keep-alive connection pool each.
   const parsedProvider = providerEnvSchema.safeParse({
     ...env,
     PROVIDER_MAX_RETRIES: String(config.GATEWAY_PROVIDER_MAX_RETRIES),
@@ -33,16 +32,14 @@ export async function startApi(env: NodeJS.ProcessEnv = process.env, portOverrid
   if (!parsedProvider.success)
     throw new ConfigError(`Invalid configuration: ${formatZodError(parsedProvider.error)}`);
   const providerEnv = parsedProvider.data;
-  const chatHttp = createChatHttpClient(resolveProviderSettings(providerEnv));
+  const chat = createChatProviders(providerEnv);
   const app = await buildApi({
     db,
     redis,
     queuePrefix: config.QUEUE_PREFIX,
     catalogue: loadCatalogue(env),
-    provider: profileChatProvider(
-      createProviderFromEnv({ ...env, PROVIDER_MAX_RETRIES: String(config.GATEWAY_PROVIDER_MAX_RETRIES) }),
-      chatHttp,
-    ),
+    provider: chat.provider,
+    chatProviders: chat.chatProviders,
     ...providerOptions(env),
     deployments: deploymentOptions(providerEnv),
     adminKey: config.ADMIN_API_KEY,
@@ -67,7 +64,7 @@ export async function startApi(env: NodeJS.ProcessEnv = process.env, portOverrid
   log.info({ address }, 'api listening');
   const stop = async () => {
     await app.close();
-    chatHttp.close();
+    chat.close();
     redis.disconnect();
     await db.destroy();
   };

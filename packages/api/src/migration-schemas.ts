@@ -110,7 +110,9 @@ export const bulkMigrationSchema = z
   .object({
     data: z.array(migrationSchema).describe('every migration of the selection, new or earlier'),
     created: z.int().describe('how many started now'),
-    estimate: z.string().describe("the new migrations' estimated training credits together"),
+    estimate: z
+      .string()
+      .describe("the new migrations' estimated credits together: training and evaluation, before the margin"),
     skipped: skippedSchema.describe('fine-tunes that cannot be migrated to the target, and why'),
   })
   .meta({ id: 'BulkMigrationResult' });

@@ -8,6 +8,7 @@ import {
 } from '@tuneline/contracts';
 import {
   type BaseModel,
+  estimateEvaluation,
   findBaseModel,
   hostingFeeOf,
   shutDown,
@@ -32,7 +33,7 @@ import { creditsForTokens, fineTuneEstimate } from '@tuneline/ledger';
 import { servesOnlyWhenDeployed } from '@tuneline/provider';
 import type { ApiDeps } from './app.ts';
 import { HttpError } from './http.ts';
-import { checkProviderAndDates, refuseUnlessCredits } from './training-checks.ts';
+import { type CreditNeed, checkProviderAndDates, refuseUnlessCredits } from './routes/datasets.ts';
 
 /**
  * One-call migration (issue 21.4), the API's part: check the target, rebuild the migrated fine-tune's
@@ -54,8 +55,11 @@ interface MigrationPlan {
   fineTune: FineTuneRecord;
   request: Omit<FineTuneRequestInput, 'requestId'>;
   championFineTuneId: string | null;
-  /** Training credits at the target's price, from the old dataset's counts (null: no estimate). */
-  estimate: bigint | null;
+  /**
+   * Training at the target's price from the old dataset's counts, and the evaluation on its testing
+   * examples at the target's inference price: what the trainer will reserve (null: no estimate).
+   */
+  need: CreditNeed | null;
   /** The new model's hourly deployment fee when the target serves only deployed models (Azure). */
   hostingCreditsPerHour: bigint | null;
 }
@@ -135,6 +139,13 @@ async function planMigration(
     hyperparameters: hyperparameters === 'auto' ? undefined : hyperparameters,
     creditsPerMillionTokens: price,
   });
+  const { maxExamples } = await getEvaluationOptions(deps.db, fineTune.id);
+  const evaluation = estimateEvaluation({
+    baseModel: target.baseModel,
+    testExamples: dataset.testExamples,
+    testTokens: dataset.testTokens,
+    maxExamples,
+  });
   const fromBase = findBaseModel(fineTune.baseModel, deps.catalogue);
   // The old model answers the evaluation unless it is gone: discarded, or shut down at its provider.
   const canAnswer = !fineTune.discardedAt && !shutDown(fromBase, fineTune.provider, deps.clock.now());
@@ -143,7 +154,7 @@ async function planMigration(
     fineTune,
     championFineTuneId: canAnswer ? fineTune.id : null,
     hostingCreditsPerHour: deploymentFee(deps, target, base),
-    estimate: estimate ? creditsForTokens(estimate.billedTokens, price) : null,
+    need: estimate ? { training: creditsForTokens(estimate.billedTokens, price), evaluation } : null,
     request: {
       licenseId: fineTune.licenseId,
       ...(original.documentStore
@@ -162,7 +173,7 @@ async function planMigration(
         suffix: fineTune.suffix,
         hyperparameters,
         evaluate: true,
-        evaluation: { maxExamples: (await getEvaluationOptions(deps.db, fineTune.id)).maxExamples },
+        evaluation: { maxExamples },
       },
       autoTrain: true,
     },
@@ -231,7 +242,7 @@ export async function startMigration(
   }
   const base = await checkTarget(deps, fineTune.licenseId, target);
   const plan = await planMigration(deps, fineTune, target, base);
-  if (plan.estimate !== null) await refuseUnlessCredits(deps, fineTune.licenseId, plan.estimate);
+  if (plan.need) await refuseUnlessCredits(deps, fineTune.licenseId, plan.need);
   const result = await recordPlanned(deps, plan, input);
   if (idempotencyKey && !sameMigration(result.migration, fineTune.id, target))
     throw new HttpError(422, 'this Idempotency-Key was used for another migration');
@@ -276,8 +287,16 @@ export async function startBulkMigration(
       skipped.push({ fineTuneId: fineTune.id, reason: err.message });
     }
   }
-  const estimate = plans.reduce((sum, p) => sum + (p.estimate ?? 0n), 0n);
-  if (plans.length) await refuseUnlessCredits(deps, input.licenseId, estimate);
+  const need: CreditNeed = { training: 0n, evaluation: { credits: 0n, examples: 0, models: 0 } };
+  for (const p of plans) {
+    if (!p.need) continue;
+    need.training += p.need.training;
+    need.evaluation.credits += p.need.evaluation.credits;
+    need.evaluation.examples += p.need.evaluation.examples;
+    need.evaluation.models = Math.max(need.evaluation.models, p.need.evaluation.models);
+  }
+  const estimate = need.training + need.evaluation.credits;
+  if (plans.length) await refuseUnlessCredits(deps, input.licenseId, need);
   const started: MigrationRecord[] = [];
   let created = 0;
   for (const plan of plans) {

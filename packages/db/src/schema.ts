@@ -231,7 +231,8 @@ export interface EvaluationAnswersTable {
   prompt_tokens: number;
   completion_tokens: number;
   credits: BigIntColumn;
-  transfer_id: string;
+  /** Only on answers charged one by one (before migration 0060); since then the run is charged once. */
+  transfer_id: ColumnType<string | null, string | null | undefined, string | null>;
   created_at: Generated<Date>;
 }
 
@@ -439,6 +440,9 @@ export interface LedgerAccountsTable {
 /**
  * `hold`: an inference call's worst case, pending; `usage` posts what the call used (resolving its hold,
  * or, for rows written before holds existed, on its own); `release` gives a hold back whole.
+ * `evaluation_hold`: the part of a fine-tune's reservation its settlement did not charge, held until its
+ * evaluation is charged (pending); `evaluation` charges a finished evaluation run and resolves that hold
+ * (rows of runs charged per answer, before migration 0060, resolve nothing).
  */
 export type TransferKind =
   | 'grant'
@@ -450,10 +454,11 @@ export type TransferKind =
   | 'hold'
   | 'release'
   | 'evaluation'
-  | 'hosting';
+  | 'hosting'
+  | 'evaluation_hold';
 
 export interface LedgerTransfersTable {
-  /** Deterministic: `grant-…`, `reserve-<fineTuneId>`, `post-<fineTuneId>`, `void-<fineTuneId>`, `overage-<fineTuneId>`; inference: `hold-<callId>`, `usage-<callId>`, `release-<callId>`. */
+  /** Deterministic: `grant-…`, `reserve-<fineTuneId>`, `post-<fineTuneId>`, `void-<fineTuneId>`, `overage-<fineTuneId>`, `evaluation_hold-<fineTuneId>`, `evaluation-<fineTuneId>`; inference: `hold-<callId>`, `usage-<callId>`, `release-<callId>`. */
   id: string;
   /** Write order (identity column): the usage log's running balance follows it. */
   seq: DefaultedBigInt;
@@ -461,7 +466,7 @@ export interface LedgerTransfersTable {
   debit_account_id: string;
   credit_account_id: string;
   amount: BigIntColumn;
-  /** For post and void: the reservation they resolve; for release and (new) usage: the hold. */
+  /** For post and void: the reservation they resolve; for release and (new) usage: the hold; for evaluation: its evaluation_hold. */
   pending_id: string | null;
   license_id: string | null;
   fine_tune_id: string | null;

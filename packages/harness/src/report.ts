@@ -1,7 +1,7 @@
 // A trial's report: what it counted at the edges (provider jobs in the simulator, per dialect; charges in
 // the ledger; e-mails at the SMTP server; correlation ids in the logs), the same per provider, stage
 // latencies and per-queue figures, which checks failed, and the lines `npm run chaos` prints.
-import type { FineTuneRequestInput } from '@tuneline/contracts';
+import { type FineTuneRequestInput, SERVICES } from '@tuneline/contracts';
 import type { Db } from '@tuneline/db';
 import { auditLedger } from '@tuneline/ledger';
 import type { RunningSimulator } from '@tuneline/simulator';
@@ -99,16 +99,11 @@ export interface ProviderFigures {
   evaluations: Record<string, number>;
 }
 
-/** The seven worker services, in pipeline order (the evaluator runs for fine-tunes with a testing file). */
-export const SERVICES = [
-  'dataset-builder',
-  'uploader',
-  'trainer',
-  'poller',
-  'billing',
-  'evaluator',
-  'notifier',
-] as const;
+/**
+ * The worker services in pipeline order, as the contracts' queue catalogue names its consumers (the
+ * evaluator runs for fine-tunes with a testing file).
+ */
+export { SERVICES };
 
 /** `azure 2 · together 1`: how a list of findings splits over the providers. */
 const byProvider = (items: { provider: string }[]) =>

@@ -31,6 +31,10 @@ export const transferIds = {
   post: (fineTuneId: string) => `post-${fineTuneId}`,
   void: (fineTuneId: string) => `void-${fineTuneId}`,
   overage: (fineTuneId: string) => `overage-${fineTuneId}`,
+  /** The reservation's unused part, held from settlement until the evaluation is charged. */
+  evaluationHold: (fineTuneId: string) => `evaluation_hold-${fineTuneId}`,
+  /** A fine-tune's evaluation run, charged once when it ends (resolves the evaluation hold). */
+  evaluation: (fineTuneId: string) => `evaluation-${fineTuneId}`,
 };
 
 /** Creates the license's account if missing (idempotent). */

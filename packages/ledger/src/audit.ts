@@ -25,7 +25,7 @@ const checks: { invariant: string; query: ReturnType<typeof sql<{ detail: string
     query: sql`
       WITH t AS (
         SELECT x.*, kind IN ('grant', 'post', 'overage', 'usage', 'evaluation', 'hosting') AS posted,
-          kind IN ('reserve', 'hold')
+          kind IN ('reserve', 'hold', 'evaluation_hold')
             AND NOT EXISTS (SELECT 1 FROM ledger_transfers r WHERE r.pending_id = x.id) AS open
         FROM ledger_transfers x
       ), legs AS (
@@ -50,12 +50,12 @@ const checks: { invariant: string; query: ReturnType<typeof sql<{ detail: string
       SELECT format('transfer %s (%s, fine-tune %s) does not follow the id scheme', id, kind, fine_tune_id) AS detail
       FROM ledger_transfers
       WHERE (kind = 'grant' AND id NOT LIKE 'grant-%')
-         OR (kind IN ('reserve', 'post', 'void', 'overage')
+         OR (kind IN ('reserve', 'post', 'void', 'overage', 'evaluation_hold')
              AND (fine_tune_id IS NULL OR id <> kind || '-' || fine_tune_id::text))
          OR (kind = 'hold' AND id !~ '^hold-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$')
          OR (kind IN ('usage', 'release') AND pending_id IS NOT NULL AND id <> kind || '-' || substr(pending_id, 6))
-         OR (kind = 'evaluation'
-             AND (fine_tune_id IS NULL OR id NOT LIKE 'evaluation-' || fine_tune_id::text || '-%'))
+         OR (kind = 'evaluation' AND (fine_tune_id IS NULL
+             OR (id <> 'evaluation-' || fine_tune_id::text AND id NOT LIKE 'evaluation-' || fine_tune_id::text || '-%')))
          OR (kind = 'hosting'
              AND (fine_tune_id IS NULL OR id !~ '^hosting-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}-(0|[1-9][0-9]*)$'))`,
   },
@@ -93,24 +93,67 @@ const checks: { invariant: string; query: ReturnType<typeof sql<{ detail: string
       HAVING count(h.id) <> d.hours_billed`,
   },
   {
-    invariant: 'every evaluation charge is one stored answer, for its credits',
+    // Since migration 0060 a run is charged once when it ends (`evaluation-<fineTuneId>`, the sum of its
+    // answers); runs charged per answer before (`evaluation-<fineTuneId>-<role>-<position>`) still hold
+    // each answer to its own charge.
+    invariant: 'an evaluation is charged once, for the credits of its answers',
     query: sql`
       SELECT format('evaluation charge %s: %s', t.id, CASE WHEN a.transfer_id IS NULL THEN 'no answer row'
         ELSE format('charged %s, the answer says %s', t.amount, a.credits) END) AS detail
       FROM ledger_transfers t LEFT JOIN evaluation_answers a ON a.transfer_id = t.id
-      WHERE t.kind = 'evaluation' AND (a.transfer_id IS NULL OR a.credits <> t.amount)
+      WHERE t.kind = 'evaluation' AND t.id <> 'evaluation-' || t.fine_tune_id::text
+        AND (a.transfer_id IS NULL OR a.credits <> t.amount)
       UNION ALL
       SELECT format('answer %s has no evaluation charge', a.transfer_id)
       FROM evaluation_answers a
-      WHERE NOT EXISTS (SELECT 1 FROM ledger_transfers t WHERE t.id = a.transfer_id AND t.kind = 'evaluation')`,
+      WHERE a.transfer_id IS NOT NULL
+        AND NOT EXISTS (SELECT 1 FROM ledger_transfers t WHERE t.id = a.transfer_id AND t.kind = 'evaluation')
+      UNION ALL
+      SELECT format('evaluation of fine-tune %s (%s): charged %s, its %s answers say %s', r.fine_tune_id,
+        r.status, coalesce(t.amount::text, 'nothing'), s.n, s.credits)
+      FROM evaluation_runs r
+      CROSS JOIN LATERAL (SELECT coalesce(sum(a.credits), 0) AS credits, count(*) AS n
+        FROM evaluation_answers a WHERE a.run_id = r.id AND a.transfer_id IS NULL) s
+      LEFT JOIN ledger_transfers t ON t.id = 'evaluation-' || r.fine_tune_id::text
+      WHERE (t.id IS NOT NULL AND t.amount <> s.credits)
+         OR (t.id IS NULL AND r.status IN ('succeeded', 'failed') AND s.n > 0)
+      UNION ALL
+      SELECT format('evaluation charge %s has no evaluation run', t.id)
+      FROM ledger_transfers t
+      WHERE t.kind = 'evaluation' AND t.id = 'evaluation-' || t.fine_tune_id::text
+        AND NOT EXISTS (SELECT 1 FROM evaluation_runs r WHERE r.fine_tune_id = t.fine_tune_id)`,
   },
   {
-    // A post or void resolves a fine-tune's reservation; a usage or release resolves an inference hold.
-    // A usage may exceed its hold: the charge is what the provider reported (see the overage check).
+    // Settlement carries the reservation's unused part into the hold in the statement that posts it; the
+    // evaluation's end resolves it (charged, the rest released). No credits are lost or held forever.
+    invariant: 'an evaluation hold keeps the unused reservation until its evaluation ends',
+    query: sql`
+      SELECT format('evaluation hold %s: %s', h.id, CASE
+        WHEN p.id IS NULL OR r.id IS NULL THEN 'no post of the reservation beside it'
+        WHEN h.amount <> r.amount - p.amount THEN format('holds %s, the reservation %s minus its post %s',
+          h.amount, r.amount, p.amount)
+        WHEN (h.debit_account_id, h.credit_account_id) <> (r.debit_account_id, r.credit_account_id)
+          THEN 'other accounts than the reservation'
+        ELSE format('still pending, its evaluation %s', coalesce(e.status, 'does not exist')) END) AS detail
+      FROM ledger_transfers h
+      LEFT JOIN ledger_transfers r ON r.id = 'reserve-' || h.fine_tune_id::text
+      LEFT JOIN ledger_transfers p ON p.id = 'post-' || h.fine_tune_id::text
+      LEFT JOIN evaluation_runs e ON e.fine_tune_id = h.fine_tune_id
+      WHERE h.kind = 'evaluation_hold' AND (
+        p.id IS NULL OR r.id IS NULL OR h.amount <> r.amount - p.amount
+        OR (h.debit_account_id, h.credit_account_id) <> (r.debit_account_id, r.credit_account_id)
+        OR ((e.id IS NULL OR e.status IN ('succeeded', 'failed'))
+            AND NOT EXISTS (SELECT 1 FROM ledger_transfers x WHERE x.pending_id = h.id)))`,
+  },
+  {
+    // A post or void resolves a fine-tune's reservation; a usage or release resolves an inference hold;
+    // an evaluation resolves the fine-tune's evaluation hold. A usage or evaluation may exceed its hold:
+    // the charge is what the provider reported (see the overage check).
     invariant: 'a reservation resolves by a matching post or void',
     query: sql`
       WITH x AS (
-        SELECT t.*, CASE WHEN t.kind IN ('post', 'void') THEN 'reserve' ELSE 'hold' END AS resolves
+        SELECT t.*, CASE WHEN t.kind IN ('post', 'void') THEN 'reserve'
+          WHEN t.kind = 'evaluation' THEN 'evaluation_hold' ELSE 'hold' END AS resolves
         FROM ledger_transfers t WHERE t.pending_id IS NOT NULL
       )
       SELECT format('%s resolves %s: %s', x.id, x.pending_id, CASE

@@ -45,8 +45,10 @@ const OWN_KIND: Record<string, UsageKind> = { grant: 'grant', evaluation: 'evalu
 
 /**
  * Every grant, reservation, charge, overage and release of a license with the fine-tune, model and
- * tokens, and the running balance. A post yields a charge plus a release of the unused reservation;
- * an inference call yields its charge only (its hold while it is open).
+ * tokens, and the running balance. A post yields a charge plus a release of the unused reservation
+ * (less what it keeps held for the evaluation); an evaluation yields its charge plus a release of what
+ * the hold kept and the evaluation did not use; an inference call yields its charge only (its hold
+ * while it is open).
  */
 export async function usageLog(db: Executor, licenseId: string): Promise<UsageEntry[]> {
   const account = licenseAccountId(licenseId);
@@ -88,12 +90,18 @@ export async function usageLog(db: Executor, licenseId: string): Promise<UsageEn
   // An inference hold that was resolved is left out (its usage is the one charge; a released hold
   // moved nothing): a gateway call is one line, not three. A hold still open shows as a reservation.
   const resolvedHolds = new Set<string>();
+  // The part of a reservation its post kept held for the evaluation (written with the post, by
+  // fine-tune): not released by the post, released (what is left of it) by the evaluation's charge.
+  const evaluationHolds = new Map<string, bigint>();
   for (const row of rows) {
     if ((row.kind === 'usage' || row.kind === 'release') && row.pending_id) resolvedHolds.add(row.pending_id);
+    if (row.kind === 'evaluation_hold' && row.fine_tune_id)
+      evaluationHolds.set(row.fine_tune_id, BigInt(row.amount));
   }
   for (const row of rows) {
     const amount = BigInt(row.amount);
-    if (row.kind === 'release' || (row.kind === 'hold' && resolvedHolds.has(row.id))) continue;
+    if (row.kind === 'release' || row.kind === 'evaluation_hold') continue;
+    if (row.kind === 'hold' && resolvedHolds.has(row.id)) continue;
     const sign = row.debit_account_id === account ? -1n : 1n;
     switch (row.kind) {
       case 'hold':
@@ -102,14 +110,24 @@ export async function usageLog(db: Executor, licenseId: string): Promise<UsageEn
         push(row, 'reservation', amount);
         break;
       case 'post': {
-        const reserved = BigInt(row.reserved ?? row.amount);
+        const kept = (row.fine_tune_id && evaluationHolds.get(row.fine_tune_id)) || 0n;
+        const released = BigInt(row.reserved ?? row.amount) - amount - kept;
         pending -= amount;
         posted -= amount;
         push(row, 'charge', amount);
-        if (reserved > amount) {
-          pending -= reserved - amount;
-          push(row, 'release', reserved - amount);
+        if (released > 0n) {
+          pending -= released;
+          push(row, 'release', released);
         }
+        break;
+      }
+      case 'evaluation': {
+        // A run's charge resolving its evaluation hold (or, without one, posted on its own).
+        const held = row.pending_id ? BigInt(row.reserved ?? 0) : 0n;
+        posted -= amount;
+        pending -= held;
+        if (amount > 0n) push(row, 'evaluation', amount);
+        if (held > amount) push(row, 'release', held - amount);
         break;
       }
       case 'void':
@@ -121,7 +139,7 @@ export async function usageLog(db: Executor, licenseId: string): Promise<UsageEn
         push(row, 'overage', amount);
         break;
       default:
-        // grant (and any other posted transfer: inference usage, evaluation, hosting) moves the posted balance.
+        // grant (and any other posted transfer: inference usage, hosting) moves the posted balance.
         posted += sign * amount;
         push(row, OWN_KIND[row.kind] ?? 'charge', amount);
     }

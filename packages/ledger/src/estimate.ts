@@ -56,11 +56,20 @@ export function reservationAmount(estimatedCredits: bigint, marginPercent: numbe
   return (estimatedCredits * (10_000n + margin) + 9_999n) / 10_000n;
 }
 
+/** A fine-tune's estimate in its two parts: the training, and the held-out evaluation after it. */
+export interface EstimateParts {
+  training: bigint;
+  /** 0 without a testing file or with `evaluate: false`. */
+  evaluation: bigint;
+}
+
 /** Why a reservation cannot be made, with every amount a user needs to act on it. */
 export interface CreditShortfall {
   reason: 'insufficient_credits' | 'overage_blocked';
-  /** The fine-tune's estimate, before the margin. */
+  /** The fine-tune's estimate, before the margin (training plus evaluation). */
   estimate: bigint;
+  /** The estimate's parts, when the caller gave them. */
+  parts?: EstimateParts;
   marginPercent: number;
   /** What the reservation needs: the estimate plus the margin. */
   required: bigint;
@@ -70,19 +79,23 @@ export interface CreditShortfall {
 }
 
 /**
- * The shortfall of a reservation of `estimate` plus the margin against a balance, or null when it
- * fits. The same rule as the ledger's reserve: an overage block refuses whatever the balance.
+ * The shortfall of a reservation of `estimate` (a total, or training and evaluation apart) plus the
+ * margin against a balance, or null when it fits. The same rule as the ledger's reserve: an overage
+ * block refuses whatever the balance.
  */
 export function creditShortfall(
-  estimate: bigint,
+  estimate: bigint | EstimateParts,
   marginPercent: number,
   balance: { available: bigint; overageBlocked: boolean },
 ): CreditShortfall | null {
-  const required = reservationAmount(estimate, marginPercent);
+  const parts = typeof estimate === 'bigint' ? undefined : estimate;
+  const total = parts ? parts.training + parts.evaluation : (estimate as bigint);
+  const required = reservationAmount(total, marginPercent);
   if (!balance.overageBlocked && balance.available >= required) return null;
   return {
     reason: balance.overageBlocked ? 'overage_blocked' : 'insufficient_credits',
-    estimate,
+    estimate: total,
+    ...(parts ? { parts } : {}),
     marginPercent,
     required,
     available: balance.available,
@@ -93,9 +106,13 @@ export function creditShortfall(
 /** One sentence for the API's 402, the fine-tune's row and its e-mail alike. */
 export function insufficientCreditsMessage(s: CreditShortfall): string {
   const why = s.reason === 'overage_blocked' ? ' (blocked by an unpaid overage until topped up)' : '';
+  // The split is stated when there is an evaluation to pay for (else the estimate is the training's).
+  const estimate =
+    s.parts && s.parts.evaluation > 0n
+      ? `estimate ${s.estimate} = training ${s.parts.training} + evaluation ${s.parts.evaluation}, plus ${s.marginPercent}% margin`
+      : `estimate ${s.estimate} + ${s.marginPercent}% margin`;
   return (
-    `Insufficient credits${why}: this fine-tune needs ${s.required} credits ` +
-    `(estimate ${s.estimate} + ${s.marginPercent}% margin), the license has ${s.available} available, ` +
-    `a shortfall of ${s.shortfall} credits.`
+    `Insufficient credits${why}: this fine-tune needs ${s.required} credits (${estimate}), ` +
+    `the license has ${s.available} available, a shortfall of ${s.shortfall} credits.`
   );
 }

@@ -14,20 +14,13 @@ export {
   creditShortfall,
   creditsForTokens,
   type DatasetEstimate,
+  type EstimateParts,
   type FineTuneEstimate,
   fineTuneEstimate,
   insufficientCreditsMessage,
   reservationAmount,
 } from './estimate.ts';
-export {
-  chargeEvaluation,
-  type EvaluationAnswerInput,
-  type EvaluationCharge,
-  evaluationCharges,
-  evaluationTransferId,
-  INFERENCE_ACCOUNT,
-  recordEvaluationAnswers,
-} from './evaluation.ts';
+export { chargeEvaluationRun, type EvaluationRunCharge, evaluationCharges } from './evaluation.ts';
 export { chargeHostingHours, type HostingCharge, hostingTransferId } from './hosting.ts';
 export {
   callTransferIds,

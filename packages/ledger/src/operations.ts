@@ -31,6 +31,8 @@ const RESERVE_SQL = 'SELECT ledger_reserve($1, $2, $3, $4::bigint, $5, $6::uuid,
 const POST_SQL =
   'SELECT o_reserved AS reserved, o_posted AS posted FROM ledger_post($1, $2, $3, $4::bigint, $5::uuid, $6, $7::bigint)';
 const VOID_SQL = 'SELECT o_released AS released FROM ledger_void($1, $2, $3::uuid)';
+const POST_HOLDING_SQL =
+  'SELECT o_reserved AS reserved, o_posted AS posted, o_held AS held FROM ledger_post_holding_rest($1, $2, $3, $4, $5::bigint, $6::uuid, $7, $8::bigint)';
 
 export interface GrantInput {
   grantId: string;
@@ -61,12 +63,20 @@ export interface PostInput {
   amount: bigint;
   tokens: bigint;
   model: string;
+  /**
+   * The fine-tune's evaluation runs next: instead of releasing the reservation's unused part, hold it
+   * (`evaluation_hold-<id>`, in the same statement) until the evaluation is charged (`chargeEvaluationRun`).
+   */
+  holdRestForEvaluation?: boolean;
 }
 
 export interface PostResult {
   charged: bigint;
+  /** Given back to the license now. */
   released: bigint;
   overage: bigint;
+  /** With `holdRestForEvaluation`: what is kept held for the evaluation (not released). */
+  heldForEvaluation?: bigint;
 }
 
 function checkAmount(amount: bigint): string {
@@ -224,8 +234,10 @@ async function readResolution(
 
 /**
  * Settles a reservation for what the provider reported. Up to the reserved amount is posted from the
- * reservation and the rest released; anything above it is an `overage-<id>` transfer that may take the
- * balance below zero, which sets overage_blocked (no new reservations until a top-up covers it).
+ * reservation and the rest released (or, with `holdRestForEvaluation`, held on as `evaluation_hold-<id>`
+ * until the evaluation is charged: `ledger_post_holding_rest`, migration 0060); anything above it is an
+ * `overage-<id>` transfer that may take the balance below zero, which sets overage_blocked (no new
+ * reservations until a top-up covers it).
  *
  * One statement (so, outside a transaction, one round trip and its own transaction). It inserts the
  * resolution first, ON CONFLICT DO NOTHING: the unique index on pending_id (and the primary key) make a
@@ -239,22 +251,40 @@ export async function postReservation(tx: Executor, input: PostInput): Promise<P
   const tokens = checkAmount(input.tokens);
   const id = transferIds.post(input.fineTuneId);
   const reserveId = transferIds.reserve(input.fineTuneId);
+  const holding = input.holdRestForEvaluation === true;
   const result = (await tx.executeQuery(
-    CompiledQuery.raw(POST_SQL, [
-      reserveId,
-      id,
-      transferIds.overage(input.fineTuneId),
-      amount,
-      input.fineTuneId,
-      input.model,
-      tokens,
-    ]),
-  )) as QueryResult<{ reserved: string; posted: string | null }>;
+    holding
+      ? CompiledQuery.raw(POST_HOLDING_SQL, [
+          reserveId,
+          id,
+          transferIds.overage(input.fineTuneId),
+          transferIds.evaluationHold(input.fineTuneId),
+          amount,
+          input.fineTuneId,
+          input.model,
+          tokens,
+        ])
+      : CompiledQuery.raw(POST_SQL, [
+          reserveId,
+          id,
+          transferIds.overage(input.fineTuneId),
+          amount,
+          input.fineTuneId,
+          input.model,
+          tokens,
+        ]),
+  )) as QueryResult<{ reserved: string; posted: string | null; held?: string | null }>;
   const row = result.rows[0];
   if (row && row.posted !== null) {
     const reserved = BigInt(row.reserved);
     const posted = BigInt(row.posted);
-    return { charged: input.amount, released: reserved - posted, overage: input.amount - posted };
+    const held = BigInt(row.held ?? 0);
+    return {
+      charged: input.amount,
+      released: reserved - posted - held,
+      overage: input.amount - posted,
+      ...(holding ? { heldForEvaluation: held } : {}),
+    };
   }
   const { reservation, resolution, overageAmount } = await readResolution(tx, input.fineTuneId);
   if (!resolution) {
@@ -272,10 +302,17 @@ export async function postReservation(tx: Executor, input: PostInput): Promise<P
   ) {
     throw conflict(id, `charged ${charged}, tokens ${resolution.tokens}, model ${resolution.model}`);
   }
+  // A replay: the same post, holding (or not) as the first one did.
+  const hold = await findTransfer(tx, transferIds.evaluationHold(input.fineTuneId));
+  if ((hold !== undefined) !== holding) {
+    throw conflict(id, hold ? 'posted holding the rest for an evaluation' : 'posted releasing the rest');
+  }
+  const held = hold ? BigInt(hold.amount) : 0n;
   return {
     charged,
-    released: BigInt(reservation.amount) - BigInt(resolution.amount),
+    released: BigInt(reservation.amount) - BigInt(resolution.amount) - held,
     overage: overageAmount,
+    ...(holding ? { heldForEvaluation: held } : {}),
   };
 }
 

@@ -5,7 +5,7 @@
 // ProviderErrors the SDK path gives (kind from the status, the provider's error object and headers).
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
-import type { ProviderSettings } from './config.ts';
+import { type ProviderSettings, TOGETHER_BASE_URL } from './config.ts';
 import { ProviderError, type ProviderErrorBody, providerErrorKind, retryAfterMs } from './errors.ts';
 import type { ChatCompletionBody, ChatCompletionParams } from './profile.ts';
 
@@ -40,7 +40,11 @@ export function createChatHttpClient(
   opts: { maxSockets?: number } = {},
 ): ChatHttpClient {
   const azure = settings.kind === 'azure';
-  const base = azure ? new URL(settings.endpoint) : new URL(settings.baseURL ?? 'https://api.openai.com/v1');
+  const base = azure
+    ? new URL(settings.endpoint)
+    : new URL(
+        settings.baseURL ?? (settings.kind === 'together' ? TOGETHER_BASE_URL : 'https://api.openai.com/v1'),
+      );
   const https = base.protocol === 'https:';
   const agentOptions = { keepAlive: true, maxSockets: opts.maxSockets ?? 256, keepAliveMsecs: 30_000 };
   const agent = https ? new HttpsAgent(agentOptions) : new HttpAgent(agentOptions);

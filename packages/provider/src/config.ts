@@ -1,6 +1,9 @@
 import { ConfigError } from '@tuneline/contracts';
 import { z } from 'zod';
 
+/** Together's API when TOGETHER_BASE_URL is not given (the together-ai package's own default). */
+export const TOGETHER_BASE_URL = 'https://api.together.ai/v1';
+
 /** Unset and empty variables both count as "not given". */
 const optionalString = z.preprocess((v) => (v === '' ? undefined : v), z.string().min(1).optional());
 const optionalUrl = z.preprocess(
@@ -45,7 +48,7 @@ export const providerEnvSchema = z.object({
   AZURE_DEPLOYMENT_SKU: z.string().min(1).default('Standard'),
   AZURE_DEPLOYMENT_CAPACITY: z.coerce.number().int().min(1).default(1),
   TOGETHER_API_KEY: optionalString,
-  /** Together's API base (default https://api.together.xyz/v1; the simulator serves it at `/together/v1`). */
+  /** Together's API base (default https://api.together.ai/v1, the SDK's; the simulator serves it at `/together/v1`). */
   TOGETHER_BASE_URL: optionalUrl,
   /** `whsec_...` secret the provider signs webhooks with. */
   PROVIDER_WEBHOOK_SECRET: optionalString,

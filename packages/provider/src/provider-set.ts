@@ -57,52 +57,68 @@ export class ProviderSet {
   }
 }
 
-function profileFor(settings: ProviderSettings, onRequest?: ProviderRequestObserver): ProviderProfile {
+/** The profile for one provider's settings (Together's own client, else the openai package's). */
+export function profileFromSettings(
+  settings: ProviderSettings,
+  onRequest?: ProviderRequestObserver,
+): ProviderProfile {
   if (settings.kind === 'together')
     return createTogetherProfile(settings, onRequest ? { fetch: observedFetch(onRequest) } : {});
   return createProviderProfile(settings, onRequest ? { onRequest } : {});
 }
 
+/** The settings of every provider the environment configures, and of the default. */
+export interface ProviderSettingsSet {
+  /** The default (as `createProvider` picks it; `simulator` when no real credentials are set). */
+  defaults: ProviderSettings;
+  named: Map<NamedProvider, ProviderSettings>;
+}
+
 /**
- * Every provider the environment configures, plus the default (as `createProvider` picks it). With no
- * real credentials, the simulator serves all three dialects: openai at `SIMULATOR_URL`, azure at its
- * origin (`/openai/...`), together at `/together/v1`.
+ * Every provider the environment configures, by name. With no real credentials, the simulator serves
+ * all three dialects: openai at `SIMULATOR_URL`, azure at its origin (`/openai/...`), together at
+ * `/together/v1`.
  */
-export function createProviderSet(
-  env: ProviderEnv,
-  opts: { onRequest?: ProviderRequestObserver } = {},
-): ProviderSet {
+export function resolveProviderSettingsSet(env: ProviderEnv): ProviderSettingsSet {
   const defaults = resolveProviderSettings(env);
   const common = defaults.common;
-  const settings = new Map<NamedProvider, ProviderSettings>();
+  const named = new Map<NamedProvider, ProviderSettings>();
   if (defaults.kind === 'simulator') {
     const origin = new URL(env.SIMULATOR_URL).origin;
     const apiKey = env.SIMULATOR_API_KEY;
-    settings.set('openai', { kind: 'simulator', apiKey, baseURL: env.SIMULATOR_URL, common });
-    settings.set('azure', {
+    named.set('openai', { kind: 'simulator', apiKey, baseURL: env.SIMULATOR_URL, common });
+    named.set('azure', {
       kind: 'azure',
       apiKey,
       endpoint: origin,
       apiVersion: env.AZURE_OPENAI_API_VERSION,
       common,
     });
-    settings.set('together', { kind: 'together', apiKey, baseURL: `${origin}/together/v1`, common });
+    named.set('together', { kind: 'together', apiKey, baseURL: `${origin}/together/v1`, common });
   } else {
-    const tryKind = (kind: NamedProvider) => {
+    for (const kind of NAMED_PROVIDERS) {
       try {
-        settings.set(kind, resolveProviderSettings({ ...env, PROVIDER: kind }));
+        named.set(kind, resolveProviderSettings({ ...env, PROVIDER: kind }));
       } catch (err) {
         if (!(err instanceof ConfigError)) throw err;
       }
-    };
-    for (const kind of NAMED_PROVIDERS) tryKind(kind);
+    }
   }
+  return { defaults, named };
+}
+
+/** A profile for every provider the environment configures (resolveProviderSettingsSet), plus the default. */
+export function createProviderSet(
+  env: ProviderEnv,
+  opts: { onRequest?: ProviderRequestObserver } = {},
+): ProviderSet {
+  const { defaults, named } = resolveProviderSettingsSet(env);
   const profiles = new Map<NamedProvider, ProviderProfile>();
-  for (const [kind, s] of settings) profiles.set(kind, profileFor(s, opts.onRequest));
+  for (const [kind, s] of named) profiles.set(kind, profileFromSettings(s, opts.onRequest));
   const defaultKind: ProviderKind = defaults.kind;
   const defaultProfile =
     defaultKind === 'simulator'
-      ? profileFor(defaults, opts.onRequest)
-      : (profiles.get(defaultKind) ?? profileFor(defaults, opts.onRequest));
+      ? profileFromSettings(defaults, opts.onRequest)
+      : (profiles.get(defaultKind) ?? profileFromSettings(defaults, opts.onRequest));
   return new ProviderSet(profiles, defaultProfile);
 }

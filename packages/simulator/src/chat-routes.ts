@@ -13,8 +13,8 @@ import type { ToyModels } from './toy-model.ts';
 /** One chat-completions request as the simulator received it. */
 export interface ReceivedChatRequest {
   seq: number;
-  dialect: 'openai' | 'azure';
-  /** The body's model, or the Azure deployment of the URL. */
+  dialect: 'openai' | 'azure' | 'together';
+  /** The body's model, or the model an Azure deployment of the URL serves (else the deployment's name). */
   model: string;
   url: string;
   /** The JSON body, exactly as parsed. */

@@ -215,7 +215,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Runni
       modelOfDeployment: (name) => deployments.modelOf(name),
     });
   }
-  registerTogether(app, together, service, faults, completionIds, clock, toyModels);
+  registerTogether(app, together, service, faults, completionIds, clock, toyModels, chatLog);
   deployments.register(app);
   registerAdmin(app, seed, speed, service, faults, webhooks);
   app.get('/_sim/chat-requests', async () => ({ data: chatLog.list() }));

@@ -6,6 +6,7 @@
 // OpenAI-compatible chat completions. Served under `/together/v1` by the same simulator process.
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { chatCompletion } from './chat.ts';
+import type { ChatRequestLog } from './chat-routes.ts';
 import { type Clock, type Scheduler, unixSeconds } from './clock.ts';
 import { ApiError, badRequest, notFound } from './errors.ts';
 import type { FaultInjector } from './faults.ts';
@@ -437,6 +438,8 @@ export function registerTogether(
   completionIds: SeededRandom,
   clock: Clock,
   toyModels: ToyModels,
+  /** Every chat request is recorded here too (dialect `together`). */
+  chatLog?: ChatRequestLog,
 ): void {
   const p = TOGETHER_PREFIX;
   app.post(`${p}/files/upload`, async (request: Req) => {
@@ -502,6 +505,7 @@ export function registerTogether(
   app.post(`${p}/chat/completions`, async (request: Req) => {
     const body = (request.body ?? {}) as Record<string, unknown>;
     const name = typeof body.model === 'string' ? body.model : '';
+    chatLog?.record({ dialect: 'together', model: name, url: request.url, body, at: clock.now() });
     const tuned = service.modelByName(name);
     if (!tuned && !findModel(name))
       throw new ApiError(

@@ -31,6 +31,8 @@ export type SettleOutcome =
       status: FineTuneStatus;
       charged: bigint;
       released: bigint;
+      /** Kept held until the evaluation is charged (the reservation's unused part), else 0. */
+      heldForEvaluation: bigint;
       /** Outcome notifications queued now (none while an evaluation runs first). */
       notifications: number;
       /** An evaluation of the testing file was queued; its end queues the notifications. */
@@ -39,7 +41,8 @@ export type SettleOutcome =
 
 /**
  * Settles one finished fine-tune in ONE transaction, under the fine-tune's row lock: the ledger entry
- * (post the charge for the trained tokens, or void the reservation), the row (credits_charged,
+ * (post the charge for the trained tokens, or void the reservation; when an evaluation follows, the
+ * reservation's unused part is held for it rather than released), the row (credits_charged,
  * settled_at, available) and what follows it (lifecycle `afterSettlement`): the evaluation run with its
  * `evaluate` message, or the outcome notifications with their outbox messages. `settled_at` makes a
  * second run (redelivery, two workers, a crash between commit and acknowledgement) a no-op, and the
@@ -79,15 +82,20 @@ export async function settleFineTune(tx: Executor, fineTuneId: string): Promise<
   // The ledger goes last: its UPDATE locks the license's account row until commit, and a license
   // with many fine-tunes settling at once should wait on that lock for as short a time as possible.
   let released = 0n;
+  let heldForEvaluation = 0n;
   try {
     if (plan.op === 'post') {
+      // The evaluation that runs next is paid from the reservation: its unused part stays held until
+      // the evaluation is charged (the evaluator's end releases what is left), not released now.
       const result = await postReservation(tx, {
         fineTuneId: ft.id,
         amount: plan.amount,
         tokens: plan.tokens,
         model: ft.baseModel,
+        holdRestForEvaluation: evaluation,
       });
       released = result.released;
+      heldForEvaluation = result.heldForEvaluation ?? 0n;
     } else if (plan.op === 'void') {
       released = (await voidReservation(tx, { fineTuneId: ft.id })).released;
     }
@@ -98,7 +106,15 @@ export async function settleFineTune(tx: Executor, fineTuneId: string): Promise<
     }
     throw err;
   }
-  return { settled: true, status: ft.status, charged, released, notifications, evaluation };
+  return {
+    settled: true,
+    status: ft.status,
+    charged,
+    released,
+    heldForEvaluation,
+    notifications,
+    evaluation,
+  };
 }
 
 /** Stage 5: consumes `billing-settle`. */
@@ -117,6 +133,7 @@ export const billingStage = defineStage<'billing-settle', BillingDeps>({
         status: outcome.status,
         charged: outcome.charged.toString(),
         released: outcome.released.toString(),
+        heldForEvaluation: outcome.heldForEvaluation.toString(),
         notifications: outcome.notifications,
         evaluation: outcome.evaluation,
       },

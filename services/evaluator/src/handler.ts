@@ -1,18 +1,17 @@
 import { evaluateMessage, queues } from '@tuneline/contracts';
-import { type DatasetStorage, inferenceCredits, inferencePrice } from '@tuneline/dataset';
+import { type DatasetStorage, inferenceCredits, inferencePrice, isStorageError } from '@tuneline/dataset';
 import {
+  countEvaluationAnswers,
   type EvaluationModels,
   type EvaluationRole,
-  type EvaluationRunRecord,
   findDataset,
   findRequestById,
-  finishEvaluation,
   getEvaluationRunByFineTune,
   getFineTune,
-  inTransaction,
-  listAnsweredKeys,
+  insertEvaluationAnswers,
   listEvaluationAnswers,
   listOpenEvaluationRuns,
+  type NewEvaluationAnswer,
   startEvaluationRun,
 } from '@tuneline/db';
 import {
@@ -21,13 +20,7 @@ import {
   scoreAnswer,
   summariseStoredAnswers,
 } from '@tuneline/evaluation';
-import {
-  type EvaluationAnswerInput,
-  ensureLicenseAccount,
-  evaluationTransferId,
-  recordEvaluationAnswers,
-} from '@tuneline/ledger';
-import { ProviderError, type ProviderProfile } from '@tuneline/provider';
+import { ProviderError, ProviderNotConfiguredError } from '@tuneline/provider';
 import {
   defineStage,
   type JobContext,
@@ -44,21 +37,23 @@ import {
   testingDocumentIds,
 } from './examples.ts';
 import { findChampionOf, finishAndDecide } from './promotion.ts';
+import {
+  type EvaluationTarget,
+  type EvaluatorProvider,
+  type EvaluatorProviders,
+  evaluationTargets,
+} from './targets.ts';
 import { AnswerWriter } from './writer.ts';
 
 export { askWithRetries, DeadlineError, runPool } from './ask.ts';
 export { readTestingFile, requestSplitSeed, sampleExamples, testingDocumentIds } from './examples.ts';
 export { decideVersionPromotion, findChampionOf, finishAndDecide } from './promotion.ts';
 
-type ChatAsker = Pick<ProviderProfile, 'chatCompletion'>;
-
 export interface EvaluatorDeps extends StageDeps {
-  provider: ChatAsker;
-  /**
-   * Several providers (a migration compares models at two): each model is asked at its own fine-tune's
-   * provider (the base model at the evaluated one's); rows naming none use `provider`.
-   */
-  providers?: { for(provider: string | null): ChatAsker };
+  /** The deployment default's chat (every model, when `providers` is not given). */
+  provider: EvaluatorProvider;
+  /** Several providers: each model is asked at its fine-tune's own provider (null: the default). */
+  providers?: EvaluatorProviders;
   storage: DatasetStorage;
   /** From the run's start to its end, at most. */
   timeLimitMs: number;
@@ -79,9 +74,10 @@ const ROLES: readonly EvaluationRole[] = ['fine_tuned', 'base', 'champion'];
  * Evaluates one settled fine-tune on its testing file and then queues its outcome e-mails (lifecycle
  * `finishEvaluation`). The first run fixes the examples (the testing file's, or a sample of
  * `maxExamples` drawn with the dataset's split seed), the models (fine-tuned, base, champion) and the
- * deadline; every later run of the job resumes from the answers stored. Each answer is stored and
- * charged in one transaction under a unique key, so no example is asked again once stored, nor charged
- * twice. A 429 pauses the queue (the job comes back without spending an attempt); a refusal, the time
+ * deadline; every later run of the job resumes from the answers stored. Each answer is stored under a
+ * unique key with its credits, so no example is asked again once stored; the run is charged once, the
+ * sum of its answers, in the transaction that ends it (`finishAndDecide`), which releases the rest of the
+ * fine-tune's evaluation hold. A 429 pauses the queue (the job comes back without spending an attempt); a refusal, the time
  * limit or the last attempt ends the evaluation as failed, and the e-mail says why.
  */
 export async function evaluateFineTune(
@@ -95,14 +91,14 @@ export async function evaluateFineTune(
   let run = await getEvaluationRunByFineTune(db, fineTuneId);
   if (!run) throw new PermanentError(`fine-tune ${fineTuneId} has no evaluation run`);
   if (run.status === 'succeeded' || run.status === 'failed') {
-    // Finished earlier (a crash after the commit, a second message): make sure the e-mails exist.
-    await inTransaction(db, (tx) =>
-      finishEvaluation(tx, fineTune, { status: 'failed', reason: run?.reason ?? '' }),
-    );
+    // Finished earlier (a second message): make sure the e-mails and the charge exist (both idempotent).
+    await finishAndDecide(db, fineTune, run, { status: 'failed', reason: run.reason ?? '' });
     return 'already_done';
   }
+  const runId = run.id;
   const fail = async (reason: string): Promise<EvaluateOutcome> => {
-    await finishAndDecide(db, fineTune, run?.championFineTuneId ?? null, { status: 'failed', reason });
+    const championFineTuneId = run?.championFineTuneId ?? null;
+    await finishAndDecide(db, fineTune, { id: runId, championFineTuneId }, { status: 'failed', reason });
     ctx.log.warn({ fineTuneId, reason }, 'evaluation failed; the e-mail goes without it');
     return 'failed';
   };
@@ -114,7 +110,11 @@ export async function evaluateFineTune(
   try {
     examples = await readTestingFile(deps.storage, dataset.testPath);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return fail('the testing file is missing');
+    // Storage reports a missing object as a `storage_missing` StorageError (ENOENT only from a raw read).
+    const missing =
+      (isStorageError(err) && err.kind === 'storage_missing') ||
+      (err as NodeJS.ErrnoException).code === 'ENOENT';
+    if (missing) return fail('the testing file is missing');
     throw err;
   }
   const request = await findRequestById(db, dataset.requestRowId);
@@ -132,17 +132,16 @@ export async function evaluateFineTune(
       base: fineTune.baseModel,
       champion: champion?.model ?? null,
     };
-    await inTransaction(db, (tx) =>
-      startEvaluationRun(tx, fineTune.id, {
-        models,
-        championFineTuneId: champion?.fineTuneId ?? null,
-        examplesTotal: examples.length,
-        exampleIds: selected.map((e) => e.id),
-        deadlineAt: new Date(Date.now() + deps.timeLimitMs),
-      }),
-    );
-    run = (await getEvaluationRunByFineTune(db, fineTune.id)) as EvaluationRunRecord;
-    if (run.status !== 'running') return evaluateFineTune(deps, fineTuneId, ctx);
+    const started = await startEvaluationRun(db, fineTune.id, {
+      models,
+      championFineTuneId: champion?.fineTuneId ?? null,
+      examplesTotal: examples.length,
+      exampleIds: selected.map((e) => e.id),
+      deadlineAt: new Date(Date.now() + deps.timeLimitMs),
+    });
+    // Another job started it first (or ended it): go by what it fixed.
+    if (!started) return evaluateFineTune(deps, fineTuneId, ctx);
+    run = started;
   }
 
   const models = run.models as EvaluationModels;
@@ -158,29 +157,45 @@ export async function evaluateFineTune(
     return fail(`the testing file's answers cannot be scored: ${(err as Error).message}`);
   }
 
+  let targets: Partial<Record<EvaluationRole, EvaluationTarget>>;
+  try {
+    targets = await evaluationTargets(deps, fineTune, models, run.championFineTuneId);
+  } catch (err) {
+    if (err instanceof ProviderNotConfiguredError) return fail(err.message);
+    throw err;
+  }
   const deadline = run.deadlineAt?.getTime() ?? Date.now() + deps.timeLimitMs;
-  const answered = await listAnsweredKeys(db, run.id);
-  const tasks: { role: EvaluationRole; model: string; example: TestExample }[] = [];
+  // The answers earlier runs of the job stored (none on a first run): not asked again, and with this
+  // run's, what the summary is made of.
+  const earlier = await listEvaluationAnswers(db, run.id);
+  const answered = new Set(earlier.map((a) => `${a.role}:${a.position}`));
+  const tasks: { role: EvaluationRole; model: string; target: EvaluationTarget; example: TestExample }[] = [];
   for (const example of selected) {
     for (const role of ROLES) {
       const model = models[role];
-      if (model && !answered.has(`${role}:${example.position}`)) tasks.push({ role, model, example });
+      const target = targets[role];
+      if (model && target && !answered.has(`${role}:${example.position}`))
+        tasks.push({ role, model, target, example });
     }
   }
   const price = inferencePrice(fineTune.baseModel);
-  const askers = await askersByRole(deps, fineTune.provider, run.championFineTuneId);
-  if (tasks.length > 0) await ensureLicenseAccount(db, fineTune.licenseId);
-  const runId = run.id;
-  const writer = new AnswerWriter<EvaluationAnswerInput>(
-    (batch) => recordEvaluationAnswers(db, { fineTuneId: fineTune.id, licenseId: fineTune.licenseId }, batch),
+  // This run's answers as stored. A batch stored only in part (another job stored some of them first, or
+  // ended the run) makes the summary read the stored rows back instead.
+  const stored: Omit<NewEvaluationAnswer, 'runId'>[] = [];
+  let storedElsewhere = false;
+  const writer = new AnswerWriter<Omit<NewEvaluationAnswer, 'runId'>>(
+    async (batch) => {
+      const n = await insertEvaluationAnswers(db, runId, batch);
+      if (n === batch.length) stored.push(...batch);
+      else storedElsewhere = true;
+    },
     deps.concurrency * 4,
     50,
   );
   try {
-    await runPool(tasks, deps.concurrency, async ({ role, model, example }) => {
-      const asker = askers[role];
+    await runPool(tasks, deps.concurrency, async ({ role, model, target, example }) => {
       const result = await askWithRetries(
-        (input) => asker.chatCompletion(input),
+        target.ask,
         { model, messages: example.messages, maxTokens: deps.maxTokens, temperature: 0 },
         { deadline, attempts: deps.callAttempts },
       );
@@ -189,11 +204,9 @@ export async function evaluateFineTune(
       deps.onScored?.(performance.now() - scoringStarted);
       const { promptTokens, completionTokens } = result.usage;
       const credits = inferenceCredits(price, promptTokens, completionTokens);
-      const transferId = evaluationTransferId(fineTune.id, role, example.position);
       const correct = scored.fields.filter((f) => f.outcome === 'correct').length;
-      // Stored with its charge behind the next call (AnswerWriter): once, whatever retries.
+      // Stored behind the next call (AnswerWriter), once whatever retries; charged with the run.
       await writer.add({
-        runId,
         role,
         position: example.position,
         exampleId: example.id,
@@ -212,13 +225,12 @@ export async function evaluateFineTune(
         promptTokens,
         completionTokens,
         credits,
-        transferId,
       });
     }).finally(() => writer.drain().catch(() => {}));
     await writer.drain();
   } catch (err) {
     if (err instanceof DeadlineError) {
-      const done = (await listAnsweredKeys(db, runId)).size;
+      const done = await countEvaluationAnswers(db, runId);
       return fail(
         `the evaluation exceeded its time limit of ${Math.round(deps.timeLimitMs / 1000)} s ` +
           `(${done} of ${selected.length * countModels(models)} answers)`,
@@ -235,11 +247,13 @@ export async function evaluateFineTune(
     throw failure;
   }
 
-  const answers = await listEvaluationAnswers(db, runId);
+  const answers = storedElsewhere
+    ? await listEvaluationAnswers(db, runId)
+    : [...earlier, ...stored].sort((a, b) => a.position - b.position || compareText(a.role, b.role));
   const summaryStarted = performance.now();
   const summary = summariseStoredAnswers(models, answers);
   deps.onScored?.(performance.now() - summaryStarted);
-  await finishAndDecide(db, fineTune, run.championFineTuneId, { status: 'succeeded', summary });
+  await finishAndDecide(db, fineTune, run, { status: 'succeeded', summary });
   ctx.log.info(
     { fineTuneId, examples: summary.examples, lines: summary.report.comparisons.map((c) => c.line) },
     'evaluation done',
@@ -248,18 +262,8 @@ export async function evaluateFineTune(
 }
 
 const countModels = (m: EvaluationModels) => (m.champion ? 3 : 2);
-
-/** Where each role's model is asked: its fine-tune's provider (the base model at the evaluated one's). */
-async function askersByRole(
-  deps: EvaluatorDeps,
-  provider: string | null,
-  championFineTuneId: string | null,
-): Promise<Record<EvaluationRole, ChatAsker>> {
-  if (!deps.providers) return { fine_tuned: deps.provider, base: deps.provider, champion: deps.provider };
-  const own = deps.providers.for(provider);
-  const champion = championFineTuneId ? await getFineTune(deps.db, championFineTuneId) : undefined;
-  return { fine_tuned: own, base: own, champion: champion ? deps.providers.for(champion.provider) : own };
-}
+/** The order `listEvaluationAnswers` gives (position, then role), so the summary is the same either way. */
+const compareText = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
 /** Stage: consumes `evaluate`. */
 export const evaluatorStage = defineStage<'evaluate', EvaluatorDeps>({

@@ -9,6 +9,7 @@ await runService({
   stages: [evaluatorStage],
   configSchema,
   makeDeps: async ({ config, db, log, metrics }) => {
+    // Each model is asked at its fine-tune's own provider (the uploader's, trainer's and poller's set).
     const providers = createProviderSet(config, { onRequest: metrics.countProviderRequest });
     return {
       db,

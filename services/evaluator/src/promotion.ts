@@ -16,6 +16,7 @@ import {
   type VersionOfFineTune,
 } from '@tuneline/db';
 import { decidePromotion, type EvaluationSummary, type PromotionRule } from '@tuneline/evaluation';
+import { chargeEvaluationRun } from '@tuneline/ledger';
 
 /**
  * Champion and challenger (issue 22.4) in the evaluator: which model a training-profile version is
@@ -118,16 +119,27 @@ export async function decideVersionPromotion(
 /**
  * Ends the evaluation (lifecycle `finishEvaluation`: the run's end and the outcome e-mails) and, when
  * this call ended it, decides the version's promotion in the same transaction: the decision, the alias
- * move and the e-mails commit together or not at all.
+ * move and the e-mails commit together or not at all. The same transaction charges the run (issue 18.3:
+ * the sum of its answers' credits, from the fine-tune's evaluation hold, the rest released): ending the
+ * run locked its row, so no answer is stored after the sum is taken, and a second call charges nothing.
  */
 export async function finishAndDecide(
   db: Executor,
-  fineTune: Pick<FineTuneRecord, 'id' | 'licenseId' | 'status' | 'notifyEmails' | 'correlationId'>,
-  championFineTuneId: string | null,
+  fineTune: Pick<
+    FineTuneRecord,
+    'id' | 'licenseId' | 'baseModel' | 'status' | 'notifyEmails' | 'correlationId'
+  >,
+  run: { id: string; championFineTuneId: string | null },
   end: EvaluationEnd,
 ): Promise<void> {
   await inTransaction(db, async (tx) => {
     const { finished } = await finishEvaluation(tx, fineTune, end);
-    if (finished) await decideVersionPromotion(tx, fineTune, championFineTuneId, end);
+    if (finished) await decideVersionPromotion(tx, fineTune, run.championFineTuneId, end);
+    await chargeEvaluationRun(tx, {
+      runId: run.id,
+      fineTuneId: fineTune.id,
+      licenseId: fineTune.licenseId,
+      model: fineTune.baseModel,
+    });
   });
 }

@@ -5,15 +5,17 @@
  * answers wait. At most `maxPending` answers wait unwritten;
  * beyond that `add` waits for the write in progress. A failed write is kept and thrown by the next
  * `add` and by `drain`, so no lane goes on after a lost answer; an answer lost with a crash was never
- * stored nor charged, and is asked again on resume.
+ * stored, and is asked again on resume. `drain` writes what waits at once (no linger: nothing more comes).
  */
 export class AnswerWriter<T> {
   private pending: T[] = [];
   private writing: Promise<void> | null = null;
   private inFlight = 0;
   private failure: { err: unknown } | undefined;
-  /** Ends the current linger early (a full batch is waiting). */
+  /** Ends the current linger early (a full batch is waiting, or the calls are over). */
   private wake: (() => void) | null = null;
+  /** Set by `drain`: no more answers are coming, so nothing lingers. */
+  private flushing = false;
 
   constructor(
     private readonly write: (batch: T[]) => Promise<unknown>,
@@ -32,8 +34,10 @@ export class AnswerWriter<T> {
     this.throwIfFailed();
   }
 
-  /** Waits until everything handed over is written; throws a write's failure. */
+  /** Writes what waits without lingering and waits until everything handed over is written; throws a write's failure. */
   async drain(): Promise<void> {
+    this.flushing = true;
+    this.wake?.();
     while (this.writing) await this.writing;
     this.throwIfFailed();
   }
@@ -50,7 +54,7 @@ export class AnswerWriter<T> {
   private async loop(): Promise<void> {
     try {
       while (this.pending.length > 0 && !this.failure) {
-        if (this.pending.length < this.batchSize && this.lingerMs > 0) {
+        if (this.pending.length < this.batchSize && this.lingerMs > 0 && !this.flushing) {
           await new Promise<void>((resolve) => {
             const timer = setTimeout(resolve, this.lingerMs);
             this.wake = () => {

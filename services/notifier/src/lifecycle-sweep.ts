@@ -168,13 +168,9 @@ export const lifecycleSweepStage = defineStage<'lifecycle-sweep', NotifierDeps>(
  * are e-mails), on every replica (one scheduler results). A sweep run twice sends nothing twice (the
  * Postgres key), so a duplicated or late job is harmless.
  */
-export function startLifecycleSweepScheduler(opts: {
-  redisUrl: string;
-  prefix: string;
-  everyMs: number;
-  log: Logger;
-  reassertMs?: number;
-}): Promise<Closable> {
+export function startLifecycleSweepScheduler(
+  opts: Omit<Parameters<typeof startJobScheduler>[0], 'queue' | 'schedulerId' | 'payload'>,
+): Promise<Closable> {
   return startJobScheduler({
     ...opts,
     queue: 'lifecycle-sweep',

@@ -225,6 +225,7 @@ async function reserve(
       const message = insufficientCreditsMessage({
         reason,
         estimate: estimate.credits + evaluation,
+        parts: { training: estimate.credits, evaluation },
         marginPercent,
         required,
         available,

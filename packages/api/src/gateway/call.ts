@@ -1,4 +1,5 @@
 import { findBaseModel, shutDown, shutdownMessage } from '@tuneline/dataset';
+import { ProviderNotConfiguredError } from '@tuneline/provider';
 import type { FastifyReply } from 'fastify';
 import type { ApiDeps } from '../app.ts';
 import { HttpError } from '../http.ts';
@@ -46,6 +47,7 @@ export async function resolveModel(deps: ApiDeps, licenseId: string, model: stri
   return {
     fineTuneId: fineTune.id,
     model: fineTune.fineTunedModel ?? model,
+    provider: fineTune.provider,
     // Azure's inference takes the deployment's name as the model (issue 20.1).
     ...(fineTune.deploymentName ? { providerModel: fineTune.deploymentName } : {}),
     alias: fineTune.viaAlias,
@@ -65,6 +67,21 @@ export function idempotencyKeyOf(header: string | string[] | undefined, stream: 
   // A streamed answer is not kept, so it could not be replayed: refuse rather than charge twice.
   if (stream) throw bad('Idempotency-Key is not supported with stream: true');
   return key;
+}
+
+/**
+ * The chat provider serving a model: its fine-tune's own (a Map look-up), the default for one naming
+ * none. A provider this API has no credentials for is a 503 naming it and the variables to set.
+ */
+export function chatProviderFor(deps: ApiDeps, provider: string | null | undefined): ChatProvider {
+  const routed = provider != null && deps.chatProviders !== undefined;
+  const chosen = routed ? deps.chatProviders?.get(provider) : deps.provider;
+  if (chosen) return chosen;
+  if (!routed) throw new HttpError(503, 'no provider configured for inference');
+  throw new HttpError(503, new ProviderNotConfiguredError(String(provider)).message, undefined, {
+    param: 'model',
+    code: 'provider_not_configured',
+  });
 }
 
 /** The provider, with its own 429s' rate-limit headers copied onto the caller's reply. */

@@ -18,6 +18,8 @@ export interface CallModel {
   fineTuneId: string;
   /** The fine-tuned model that serves the call (what the caller named, or what its alias points at). */
   model: string;
+  /** Its fine-tune's provider (null or absent: the deployment default), which serves the call. */
+  provider?: string | null;
   /** The name the provider serves it under when not `model`: the deployment's on Azure. */
   providerModel?: string;
   /** The alias the caller named, when it named one. */

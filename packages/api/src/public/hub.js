@@ -83,6 +83,32 @@ async function toggle(f, button) {
   }
 }
 
+const SVG_NS = 'http://www.w3.org/2000/svg';
+
+/**
+ * A 480×180 chart with 36 px margins: its svg (an image named `label`) with the x axis drawn, and `add`,
+ * which appends an element of `attrs` (and text) to it and returns it.
+ */
+function chartCanvas(label) {
+  const W = 480,
+    H = 180,
+    P = 36;
+  const svg = document.createElementNS(SVG_NS, 'svg');
+  const add = (tag, attrs, text) => {
+    const n = document.createElementNS(SVG_NS, tag);
+    for (const [k, v] of Object.entries(attrs)) n.setAttribute(k, String(v));
+    if (text !== undefined) n.textContent = text;
+    svg.append(n);
+    return n;
+  };
+  svg.setAttribute('viewBox', `0 0 ${W} ${H}`);
+  svg.setAttribute('width', String(W));
+  svg.setAttribute('role', 'img');
+  svg.setAttribute('aria-label', label);
+  add('line', { x1: P, y1: H - P, x2: W - P, y2: H - P, stroke: '#9aa5b5' });
+  return { W, H, P, svg, add };
+}
+
 function lossChart(checkpoints) {
   const points = checkpoints
     .map((c) => ({
@@ -96,31 +122,15 @@ function lossChart(checkpoints) {
     box.append(el('p', {}, 'No checkpoints yet.'));
     return;
   }
-  const W = 480,
-    H = 180,
-    P = 36;
+  const { W, H, P, svg, add } = chartCanvas(
+    `Training loss over ${points.length} checkpoints, from ${points[0].loss.toFixed(3)} to ${points[points.length - 1].loss.toFixed(3)}`,
+  );
   const maxStep = Math.max(...points.map((p) => p.step), 1),
     minStep = Math.min(...points.map((p) => p.step));
   const maxLoss = Math.max(...points.map((p) => p.loss)),
     minLoss = Math.min(0, ...points.map((p) => p.loss));
   const x = (s) => P + ((s - minStep) / Math.max(1, maxStep - minStep)) * (W - 2 * P);
   const y = (l) => H - P + ((minLoss - l) / Math.max(1e-9, maxLoss - minLoss)) * (H - 2 * P);
-  const ns = 'http://www.w3.org/2000/svg';
-  const svg = document.createElementNS(ns, 'svg');
-  const add = (tag, attrs, text) => {
-    const n = document.createElementNS(ns, tag);
-    for (const [k, v] of Object.entries(attrs)) n.setAttribute(k, String(v));
-    if (text !== undefined) n.textContent = text;
-    svg.append(n);
-  };
-  svg.setAttribute('viewBox', `0 0 ${W} ${H}`);
-  svg.setAttribute('width', String(W));
-  svg.setAttribute('role', 'img');
-  svg.setAttribute(
-    'aria-label',
-    `Training loss over ${points.length} checkpoints, from ${points[0].loss.toFixed(3)} to ${points[points.length - 1].loss.toFixed(3)}`,
-  );
-  add('line', { x1: P, y1: H - P, x2: W - P, y2: H - P, stroke: '#9aa5b5' });
   add('line', { x1: P, y1: P, x2: P, y2: H - P, stroke: '#9aa5b5' });
   add('text', { x: P, y: H - 8 }, `step ${minStep}`);
   add('text', { x: W - P - 50, y: H - 8 }, `step ${maxStep}`);
@@ -190,28 +200,11 @@ function modelUsageChart(usage) {
   const perDay = new Map(days.map((d) => [d, 0]));
   for (const r of usage.days) perDay.set(r.day, (perDay.get(r.day) || 0) + Number(r.credits));
   const max = Math.max(1, ...perDay.values());
-  const W = 480,
-    H = 180,
-    P = 36;
-  const slot = (W - 2 * P) / days.length;
-  const ns = 'http://www.w3.org/2000/svg';
-  const svg = document.createElementNS(ns, 'svg');
-  const add = (tag, attrs, text) => {
-    const n = document.createElementNS(ns, tag);
-    for (const [k, v] of Object.entries(attrs)) n.setAttribute(k, String(v));
-    if (text !== undefined) n.textContent = text;
-    svg.append(n);
-    return n;
-  };
-  svg.setAttribute('viewBox', `0 0 ${W} ${H}`);
-  svg.setAttribute('width', String(W));
-  svg.setAttribute('role', 'img');
   const total = usage.models.reduce((sum, m) => sum + Number(m.credits), 0);
-  svg.setAttribute(
-    'aria-label',
+  const { W, H, P, svg, add } = chartCanvas(
     `Inference credits per day from ${usage.from} to ${usage.to}: ${total.toLocaleString('en-US')} credits over ${usage.models.length} model(s)`,
   );
-  add('line', { x1: P, y1: H - P, x2: W - P, y2: H - P, stroke: '#9aa5b5' });
+  const slot = (W - 2 * P) / days.length;
   add('text', { x: 2, y: P }, max.toLocaleString('en-US'));
   add('text', { x: 2, y: H - P }, '0');
   add('text', { x: P, y: H - 8 }, usage.from);
@@ -231,7 +224,7 @@ function modelUsageChart(usage) {
       fill: colour.get(r.fineTuneId),
       'data-model': r.model,
     });
-    const title = document.createElementNS(ns, 'title');
+    const title = document.createElementNS(SVG_NS, 'title');
     title.textContent = `${r.day} ${r.model}: ${fmtInt(r.credits)} credits, ${r.calls} calls`;
     bar.append(title);
   }

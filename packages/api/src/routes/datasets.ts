@@ -1,8 +1,18 @@
-import { findBaseModel, trainingClosed, trainingClosedMessage, trainingOffers } from '@tuneline/dataset';
+import type { Hyperparameters } from '@tuneline/contracts';
+import {
+  chooseTrainingProvider,
+  estimateEvaluation,
+  findBaseModel,
+  trainingClosed,
+  trainingClosedMessage,
+  trainingOffers,
+} from '@tuneline/dataset';
 import {
   checkJobOptions,
   createFineTune,
+  type DatasetRecord,
   findDataset,
+  findLicense,
   findOpenDeadLettersBySubject,
   getFineTune,
   inTransaction,
@@ -10,6 +20,8 @@ import {
   requestedFineTuneId,
   requestUpload,
 } from '@tuneline/db';
+import { creditShortfall, fineTuneEstimate, getBalance, insufficientCreditsMessage } from '@tuneline/ledger';
+import { ProviderNotConfiguredError } from '@tuneline/provider';
 import type { ApiDeps } from '../app.ts';
 import { licenseOf } from '../auth.ts';
 import { errorSchema, HttpError, notFound, type RouteTable } from '../http.ts';
@@ -23,7 +35,6 @@ import {
   fineTuneSchema,
   idParams,
 } from '../schemas.ts';
-import { checkProviderAndDates, refuseWithoutCredits } from '../training-checks.ts';
 import { datasetView, fineTuneView } from '../views.ts';
 
 const E400 = { description: 'invalid request; `fields` names each bad field', schema: errorSchema };
@@ -37,6 +48,72 @@ async function ownDataset(deps: ApiDeps, licenseId: string, id: string) {
   const dataset = await findDataset(deps.db, id);
   if (!dataset || dataset.licenseId !== licenseId) throw notFound('dataset');
   return dataset;
+}
+
+/**
+ * Refuses at once (402) a fine-tune the trainer would end `insufficient_credits`: its own estimate
+ * (its epochs, not necessarily the dataset's) plus the held-out evaluation's (the testing examples, capped
+ * by its `evaluation.maxExamples`, × the compared models; none with `evaluate: false` or no testing
+ * file), plus the margin, against the available credits: what the trainer reserves. Only an early
+ * answer: the trainer's reservation stays the authority (credits may move in between).
+ */
+async function refuseWithoutCredits(
+  deps: ApiDeps,
+  licenseId: string,
+  dataset: DatasetRecord,
+  job: {
+    hyperparameters: Hyperparameters;
+    creditsPerMillionTokens: bigint;
+    /** The request's evaluation options (defaults: evaluate, at most 200 examples). */
+    evaluation: { evaluate: boolean; maxExamples: number } | undefined;
+  },
+): Promise<void> {
+  const estimate = fineTuneEstimate(dataset, {
+    hyperparameters: job.hyperparameters === 'auto' ? undefined : job.hyperparameters,
+    creditsPerMillionTokens: job.creditsPerMillionTokens,
+  });
+  if (!estimate) return; // no estimate: the trainer ends it with `no_estimate`
+  const evaluation = estimateEvaluation({
+    baseModel: dataset.baseModel,
+    testExamples: dataset.testExamples,
+    testTokens: dataset.testTokens,
+    ...job.evaluation,
+  });
+  await refuseUnlessCredits(deps, licenseId, { training: estimate.credits, evaluation });
+}
+
+/** What a credit check weighs: the training estimate and the held-out evaluation's. */
+export interface CreditNeed {
+  training: bigint;
+  evaluation: { credits: bigint; examples: number; models: number };
+}
+
+/**
+ * Refuses (402) training and evaluation estimated at `need` when that plus the trainer's margin does not
+ * fit the license's available credits (the fine-tunes route, and a migration: issue 21.4).
+ */
+export async function refuseUnlessCredits(deps: ApiDeps, licenseId: string, need: CreditNeed): Promise<void> {
+  const { training, evaluation } = need;
+  const short = creditShortfall(
+    { training, evaluation: evaluation.credits },
+    deps.reservationMarginPercent,
+    await getBalance(deps.db, licenseId),
+  );
+  if (!short) return;
+  throw new HttpError(402, insufficientCreditsMessage(short), undefined, undefined, {
+    code: short.reason,
+    credits: {
+      estimate: short.estimate.toString(),
+      training: training.toString(),
+      evaluation: evaluation.credits.toString(),
+      evaluationExamples: evaluation.examples,
+      evaluationModels: evaluation.models,
+      marginPercent: short.marginPercent,
+      required: short.required.toString(),
+      available: short.available.toString(),
+      shortfall: short.shortfall.toString(),
+    },
+  });
 }
 
 export function registerDatasetRoutes(table: RouteTable, deps: ApiDeps): void {
@@ -156,7 +233,7 @@ export function registerDatasetRoutes(table: RouteTable, deps: ApiDeps): void {
       auth: 'license',
       tag: 'datasets',
       summary:
-        "Create a fine-tune job from an uploaded dataset. Its own estimate (its epochs) plus the trainer's margin must fit the available credits, or 402; the trainer reserves them before the provider job is created",
+        "Create a fine-tune job from an uploaded dataset. Its own estimate (its epochs, plus the held-out evaluation's when the dataset has a testing file and `evaluate` is not false) plus the trainer's margin must fit the available credits, or 402; the trainer reserves them before the provider job is created",
       params: idParams,
       body: createFineTuneBodySchema,
       responses: {
@@ -165,7 +242,7 @@ export function registerDatasetRoutes(table: RouteTable, deps: ApiDeps): void {
         401: E401,
         402: {
           description:
-            'not enough credits for the estimate plus margin (or an unpaid overage blocks the license); `credits` gives the amounts',
+            'not enough credits for the estimate (training plus evaluation) plus margin (or an unpaid overage blocks the license); `credits` gives the amounts',
           schema: errorSchema,
         },
         404: E404,
@@ -200,6 +277,7 @@ export function registerDatasetRoutes(table: RouteTable, deps: ApiDeps): void {
       await refuseWithoutCredits(deps, licenseId, dataset, {
         hyperparameters: checked.options.hyperparameters,
         creditsPerMillionTokens: base.creditsPerMillionTrainingTokens,
+        evaluation: checked.options.evaluation,
       });
       const { fineTune, created } = await inTransaction(deps.db, (tx) =>
         createFineTune(tx, dataset, {
@@ -215,4 +293,30 @@ export function registerDatasetRoutes(table: RouteTable, deps: ApiDeps): void {
       return fineTuneView(fineTune, undefined, deps.catalogue);
     },
   );
+}
+
+/**
+ * A request whose provider (its own, else its license's, else its model's) cannot train its model, takes
+ * no new jobs on it any more (past that provider's `trainingClosesAt`, by the one clock), or is not
+ * configured in this deployment, fails here at once with the reason, not later in a worker.
+ */
+export async function checkProviderAndDates(
+  deps: ApiDeps,
+  licenseId: string,
+  body: { baseModel?: unknown; provider?: string | undefined },
+): Promise<void> {
+  const base = typeof body.baseModel === 'string' ? findBaseModel(body.baseModel, deps.catalogue) : undefined;
+  if (!base) return; // the builder reports an unknown model on the dataset
+  const license = await findLicense(deps.db, licenseId);
+  const choice = chooseTrainingProvider(base, { request: body.provider, license: license?.provider });
+  if ('error' in choice)
+    throw new HttpError(400, `provider: ${choice.error}`, [{ field: 'provider', message: choice.error }]);
+  if (trainingClosed(base, choice.provider, deps.clock.now())) {
+    const message = trainingClosedMessage(base, choice.provider);
+    throw new HttpError(400, `baseModel: ${message}`, [{ field: 'baseModel', message }]);
+  }
+  if (choice.provider && deps.providers && !deps.providers.includes(choice.provider)) {
+    const message = new ProviderNotConfiguredError(choice.provider).message;
+    throw new HttpError(400, `provider: ${message}`, [{ field: 'provider', message }]);
+  }
 }

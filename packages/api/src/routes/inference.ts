@@ -1,13 +1,13 @@
 import type { ApiDeps } from '../app.ts';
 import { licenseOf } from '../auth.ts';
-import { idempotencyKeyOf, passingRateLimits, resolveModel } from '../gateway/call.ts';
+import { chatProviderFor, idempotencyKeyOf, passingRateLimits, resolveModel } from '../gateway/call.ts';
 import { holdWorstCase, rateLimitTokens, worstCase, worstUsage } from '../gateway/holds.ts';
 import type { HeldCall } from '../gateway/metering.ts';
 import { outcomeOf } from '../gateway/metrics.ts';
 import { rateLimitedError } from '../gateway/rate-limit.ts';
 import { chatRequestSchema, invalidChatRequest, providerFailure } from '../gateway/request.ts';
 import { streamChat } from '../gateway/stream.ts';
-import { errorSchema, HttpError, type RouteTable } from '../http.ts';
+import { errorSchema, type RouteTable } from '../http.ts';
 import { chatCompletionSchema } from '../schemas.ts';
 
 export function registerInferenceRoutes(table: RouteTable, deps: ApiDeps): void {
@@ -43,7 +43,11 @@ export function registerInferenceRoutes(table: RouteTable, deps: ApiDeps): void 
           schema: errorSchema,
         },
         502: { description: 'the provider failed', schema: errorSchema },
-        503: { description: 'no provider configured', schema: errorSchema },
+        503: {
+          description:
+            "no provider configured, or not the model's own provider (code `provider_not_configured`, naming it)",
+          schema: errorSchema,
+        },
       },
     },
     // authenticate (the route table) → resolve the model → rate limit → hold the worst case → forward
@@ -62,8 +66,7 @@ export function registerInferenceRoutes(table: RouteTable, deps: ApiDeps): void 
         const served = model.providerModel ?? model.model;
         const forwarded = body.model === served ? body : { ...body, model: served };
         if (model.alias) reply.header('x-tuneline-alias', model.alias);
-        const real = deps.provider;
-        if (!real) throw new HttpError(503, 'no provider configured for inference');
+        const real = chatProviderFor(deps, model.provider);
         const stream = body.stream === true;
         const idempotencyKey = idempotencyKeyOf(request.headers['idempotency-key'], stream);
         const cost = worstCase(body, model, deps.gateway.promptCount);

@@ -22,6 +22,8 @@ import * as profileNotifications from './0046_profile_notifications.ts';
 import * as modelDeployments from './0050_model_deployments.ts';
 import * as inferenceHoldExpiry from './0055_inference_hold_expiry.ts';
 import * as inferenceIdempotencyRetention from './0056_inference_idempotency_retention.ts';
+import * as evaluationHold from './0060_evaluation_hold.ts';
+import * as evaluationAnswerTransferIndex from './0061_evaluation_answer_transfer_index.ts';
 import * as lifecycleWarningProvider from './0065_lifecycle_warning_provider.ts';
 import * as modelMigrations from './0070_model_migrations.ts';
 
@@ -50,6 +52,8 @@ export const migrations: Record<string, Migration> = {
   '0050_model_deployments': modelDeployments,
   '0055_inference_hold_expiry': inferenceHoldExpiry,
   '0056_inference_idempotency_retention': inferenceIdempotencyRetention,
+  '0060_evaluation_hold': evaluationHold,
+  '0061_evaluation_answer_transfer_index': evaluationAnswerTransferIndex,
   '0065_lifecycle_warning_provider': lifecycleWarningProvider,
   '0070_model_migrations': modelMigrations,
 };

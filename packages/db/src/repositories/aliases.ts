@@ -109,6 +109,36 @@ async function record(
   };
 }
 
+/** Locks the license's alias row `name` (undefined when there is none) until the transaction ends. */
+function lockAlias(tx: Executor, licenseId: string, name: string) {
+  return tx
+    .selectFrom('model_aliases')
+    .select(['fine_tune_id', 'updated_at'])
+    .where('license_id', '=', licenseId)
+    .where('name', '=', name)
+    .forUpdate()
+    .executeTakeFirst();
+}
+
+/** Moves the existing alias `name` from `from` to `target`, recording the change as `action`. */
+async function switchAlias(
+  tx: Executor,
+  input: { licenseId: string; name: string; actor: string },
+  action: AliasChange['action'],
+  from: string,
+  target: FineTuneRecord,
+): Promise<AliasSwitch> {
+  const updated = await tx
+    .updateTable('model_aliases')
+    .set({ fine_tune_id: target.id, updated_at: sql`now()` })
+    .where('license_id', '=', input.licenseId)
+    .where('name', '=', input.name)
+    .returning('updated_at')
+    .executeTakeFirstOrThrow();
+  const change = await record(tx, { ...input, action, from, to: target.id });
+  return { outcome: 'switched', alias: aliasOf(input.name, target, updated.updated_at), change };
+}
+
 /**
  * Locks the alias row (when there is one) and tells whether it serves another usable fine-tune than
  * `expectedFineTuneId` and `fineTuneId`: its id then, else undefined. A missing alias, or one left on a
@@ -118,14 +148,7 @@ export async function aliasSwitchedElsewhere(
   tx: Executor,
   input: { licenseId: string; name: string; fineTuneId: string; expectedFineTuneId: string | null },
 ): Promise<string | undefined> {
-  const row = await tx
-    .selectFrom('model_aliases')
-    .select('fine_tune_id')
-    .where('license_id', '=', input.licenseId)
-    .where('name', '=', input.name)
-    .forUpdate()
-    .executeTakeFirst();
-  const current = row?.fine_tune_id;
+  const current = (await lockAlias(tx, input.licenseId, input.name))?.fine_tune_id;
   if (!current || current === input.expectedFineTuneId || current === input.fineTuneId) return undefined;
   return (await usableTarget(tx, input.licenseId, current)) ? current : undefined;
 }
@@ -182,24 +205,11 @@ export async function pointAlias(
       const change = await record(tx, { ...input, action: 'point', from: null, to: target.id });
       return { outcome: 'switched', alias: aliasOf(input.name, target, created.updated_at), change };
     }
-    const current = await tx
-      .selectFrom('model_aliases')
-      .select(['fine_tune_id', 'updated_at'])
-      .where('license_id', '=', input.licenseId)
-      .where('name', '=', input.name)
-      .forUpdate()
-      .executeTakeFirstOrThrow();
+    const current = await lockAlias(tx, input.licenseId, input.name);
+    if (!current) throw new Error(`model_aliases row ${input.licenseId}/${input.name} vanished`);
     if (current.fine_tune_id === target.id)
       return { outcome: 'unchanged', alias: aliasOf(input.name, target, current.updated_at) };
-    const updated = await tx
-      .updateTable('model_aliases')
-      .set({ fine_tune_id: target.id, updated_at: sql`now()` })
-      .where('license_id', '=', input.licenseId)
-      .where('name', '=', input.name)
-      .returning('updated_at')
-      .executeTakeFirstOrThrow();
-    const change = await record(tx, { ...input, action: 'point', from: current.fine_tune_id, to: target.id });
-    return { outcome: 'switched', alias: aliasOf(input.name, target, updated.updated_at), change };
+    return switchAlias(tx, input, 'point', current.fine_tune_id, target);
   });
 }
 
@@ -212,13 +222,7 @@ export async function rollbackAlias(
   input: { licenseId: string; name: string; actor: string },
 ): Promise<AliasSwitch> {
   return inTransaction(db, async (tx) => {
-    const current = await tx
-      .selectFrom('model_aliases')
-      .select('fine_tune_id')
-      .where('license_id', '=', input.licenseId)
-      .where('name', '=', input.name)
-      .forUpdate()
-      .executeTakeFirst();
+    const current = await lockAlias(tx, input.licenseId, input.name);
     if (!current) return { outcome: 'alias_not_found' };
     const last = await tx
       .selectFrom('model_alias_history')
@@ -236,20 +240,7 @@ export async function rollbackAlias(
         outcome: 'no_previous',
         reason: `the previous target ${previous} is no longer available and active`,
       };
-    const updated = await tx
-      .updateTable('model_aliases')
-      .set({ fine_tune_id: target.id, updated_at: sql`now()` })
-      .where('license_id', '=', input.licenseId)
-      .where('name', '=', input.name)
-      .returning('updated_at')
-      .executeTakeFirstOrThrow();
-    const change = await record(tx, {
-      ...input,
-      action: 'rollback',
-      from: current.fine_tune_id,
-      to: target.id,
-    });
-    return { outcome: 'switched', alias: aliasOf(input.name, target, updated.updated_at), change };
+    return switchAlias(tx, input, 'rollback', current.fine_tune_id, target);
   });
 }
 

@@ -1,49 +1,15 @@
 import { sql } from 'kysely';
 import type { Executor } from '../connection.ts';
-import type { DeadLetterRow, DeadLetterStatus, DeadLetterSubjectKind } from '../schema.ts';
+import type { DeadLetterRow, DeadLetterSubjectKind } from '../schema.ts';
+import { type Camelized, camelized } from './camel.ts';
 
 /**
  * Dead letters (migration 0015). The recovery sweep re-enqueues a job it finds failed for good while
  * its row still waits; each such recovery is counted here per job. Over the cap the row is
- * dead-lettered: the sweep leaves it, and only an admin retry puts it back.
+ * dead-lettered: the sweep leaves it, and only an admin retry puts it back. A record is the row,
+ * camelCase.
  */
-export interface DeadLetterRecord {
-  id: string;
-  queue: string;
-  jobId: string;
-  subjectKind: DeadLetterSubjectKind;
-  subjectId: string;
-  licenseId: string | null;
-  payload: unknown;
-  status: DeadLetterStatus;
-  recoveries: number;
-  reason: string | null;
-  deadLetteredAt: Date | null;
-  adminRetries: number;
-  retriedAt: Date | null;
-  createdAt: Date;
-  updatedAt: Date;
-}
-
-function toRecord(row: DeadLetterRow): DeadLetterRecord {
-  return {
-    id: row.id,
-    queue: row.queue,
-    jobId: row.job_id,
-    subjectKind: row.subject_kind,
-    subjectId: row.subject_id,
-    licenseId: row.license_id,
-    payload: row.payload,
-    status: row.status,
-    recoveries: row.recoveries,
-    reason: row.reason,
-    deadLetteredAt: row.dead_lettered_at,
-    adminRetries: row.admin_retries,
-    retriedAt: row.retried_at,
-    createdAt: row.created_at,
-    updatedAt: row.updated_at,
-  };
-}
+export type DeadLetterRecord = Camelized<DeadLetterRow>;
 
 export interface RecoveryInput {
   queue: string;
@@ -109,7 +75,7 @@ export async function recordRecovery(db: Executor, input: RecoveryInput): Promis
     RETURNING *`.execute(db);
   const row = rows[0];
   if (!row) throw new Error(`dead_letters row ${input.queue}/${input.jobId} not written`);
-  return toRecord(row);
+  return camelized(row);
 }
 
 /** Which of `jobIds` (of `queue`) are dead-lettered: the sweep leaves those alone. */
@@ -149,7 +115,7 @@ export async function listDeadLetters(
     .limit(filter.limit ?? 100);
   if (filter.licenseId !== undefined) q = q.where('license_id', '=', filter.licenseId);
   if (filter.queue !== undefined) q = q.where('queue', '=', filter.queue);
-  return (await q.execute()).map(toRecord);
+  return (await q.execute()).map(camelized);
 }
 
 /** The dead letters open on these rows (datasets, fine-tunes…), keyed by subject id. */
@@ -166,13 +132,13 @@ export async function findOpenDeadLettersBySubject(
     .where('subject_id', 'in', [...subjectIds])
     .orderBy('dead_lettered_at')
     .execute();
-  for (const row of rows) found.set(row.subject_id, toRecord(row));
+  for (const row of rows) found.set(row.subject_id, camelized(row));
   return found;
 }
 
 export async function findDeadLetter(db: Executor, id: string): Promise<DeadLetterRecord | undefined> {
   const row = await db.selectFrom('dead_letters').selectAll().where('id', '=', id).executeTakeFirst();
-  return row ? toRecord(row) : undefined;
+  return row ? camelized(row) : undefined;
 }
 
 /**
@@ -193,7 +159,7 @@ export async function reopenDeadLetter(db: Executor, id: string): Promise<DeadLe
     .where('status', '=', 'dead_lettered')
     .returningAll()
     .executeTakeFirst();
-  return row ? toRecord(row) : undefined;
+  return row ? camelized(row) : undefined;
 }
 
 /** Dead-lettered rows per queue (the `tuneline_dead_letters` gauge). */

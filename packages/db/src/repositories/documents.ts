@@ -1,6 +1,16 @@
 import { sql } from 'kysely';
 import type { Executor } from '../connection.ts';
 
+/** One document of a license's configuration. */
+type DocumentKey = { licenseId: string; configuration: string; id: string };
+
+/** The `documents` columns that name the document `key`. */
+const documentKey = (key: DocumentKey) => ({
+  license_id: key.licenseId,
+  configuration: key.configuration,
+  document_id: key.id,
+});
+
 /** A document to store, already checked, with the hash of its text and fields. */
 export interface DocumentToStore {
   configuration: string;
@@ -110,10 +120,7 @@ export type DeleteOutcome = 'deleted' | 'already_deleted' | 'not_found';
  * Removes a document from every future dataset (a data-protection request): its text and fields are
  * erased, and the key stays as a tombstone so the next dataset version counts it as removed.
  */
-export async function deleteDocument(
-  db: Executor,
-  key: { licenseId: string; configuration: string; id: string },
-): Promise<DeleteOutcome> {
+export async function deleteDocument(db: Executor, key: DocumentKey): Promise<DeleteOutcome> {
   const erased = await db
     .updateTable('documents')
     .set({
@@ -124,9 +131,7 @@ export async function deleteDocument(
       updated_at: sql`now()`,
       change_seq: sql`nextval('document_changes')`,
     })
-    .where('license_id', '=', key.licenseId)
-    .where('configuration', '=', key.configuration)
-    .where('document_id', '=', key.id)
+    .where((eb) => eb.and(documentKey(key)))
     .where('deleted_at', 'is', null)
     .returning('document_id')
     .executeTakeFirst();
@@ -134,9 +139,7 @@ export async function deleteDocument(
   const tombstone = await db
     .selectFrom('documents')
     .select('document_id')
-    .where('license_id', '=', key.licenseId)
-    .where('configuration', '=', key.configuration)
-    .where('document_id', '=', key.id)
+    .where((eb) => eb.and(documentKey(key)))
     .executeTakeFirst();
   return tombstone ? 'already_deleted' : 'not_found';
 }
@@ -191,14 +194,12 @@ export interface StoredDocumentRecord {
 /** One document, tombstone included (the caller decides what a deleted one means). */
 export async function findDocument(
   db: Executor,
-  key: { licenseId: string; configuration: string; id: string },
+  key: DocumentKey,
 ): Promise<StoredDocumentRecord | undefined> {
   const row = await db
     .selectFrom('documents')
     .selectAll()
-    .where('license_id', '=', key.licenseId)
-    .where('configuration', '=', key.configuration)
-    .where('document_id', '=', key.id)
+    .where((eb) => eb.and(documentKey(key)))
     .executeTakeFirst();
   if (!row) return undefined;
   return {

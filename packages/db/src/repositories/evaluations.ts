@@ -95,7 +95,8 @@ export interface EvaluationAnswerRecord {
   promptTokens: number;
   completionTokens: number;
   credits: bigint;
-  transferId: string;
+  /** The answer's own ledger charge, on runs charged per answer (before migration 0060); else null. */
+  transferId: string | null;
   createdAt: Date;
 }
 
@@ -245,7 +246,8 @@ export async function listOpenEvaluationRuns(db: Executor, limit = 10_000): Prom
   return rows.map(toEvaluationRunRecord);
 }
 
-export type NewEvaluationAnswer = Omit<EvaluationAnswerRecord, 'createdAt'>;
+/** A scored answer to store (its charge is the run's, written when the run ends). */
+export type NewEvaluationAnswer = Omit<EvaluationAnswerRecord, 'createdAt' | 'transferId'>;
 
 /** Stores one scored answer; false when the (run, role, position) was answered already (nothing written). */
 export async function insertEvaluationAnswer(tx: Executor, a: NewEvaluationAnswer): Promise<boolean> {
@@ -266,7 +268,6 @@ export async function insertEvaluationAnswer(tx: Executor, a: NewEvaluationAnswe
       prompt_tokens: a.promptTokens,
       completion_tokens: a.completionTokens,
       credits: a.credits.toString(),
-      transfer_id: a.transferId,
     })
     .onConflict((oc) => oc.columns(['run_id', 'role', 'position']).doNothing())
     .returning('position')
@@ -274,14 +275,66 @@ export async function insertEvaluationAnswer(tx: Executor, a: NewEvaluationAnswe
   return inserted !== undefined;
 }
 
-/** `role:position` of every answer a run already has. */
-export async function listAnsweredKeys(db: Executor, runId: string): Promise<Set<string>> {
-  const rows = await db
+/**
+ * Stores a batch of scored answers of one run in ONE statement (alone: one round trip, one commit),
+ * only while the run is running: the statement takes the run row FOR SHARE, so an answer is either
+ * stored before the run ends (and is in the run's charge, which the ending transaction sums after
+ * locking the row) or not at all (an answer arriving after the end, from a duplicate job, is dropped).
+ * An answer already stored for its (run, role, position) is left as it is. Answers carry no ledger
+ * entry: the run is charged once when it ends (`chargeEvaluationRun`). Returns how many were stored now.
+ */
+export async function insertEvaluationAnswers(
+  db: Executor,
+  runId: string,
+  answers: readonly Omit<NewEvaluationAnswer, 'runId'>[],
+): Promise<number> {
+  if (answers.length === 0) return 0;
+  // One JSON text for the batch: JSON.stringify is native, so this costs the worker about half the CPU
+  // per answer that a parameter array per column does (the driver escapes every array element in JS).
+  const rows = JSON.stringify(
+    answers.map((a) => ({
+      role: a.role,
+      position: a.position,
+      example_id: a.exampleId,
+      model: a.model,
+      answer: a.answer,
+      valid_json: a.validJson,
+      extra_keys: a.extraKeys,
+      fields: a.fields,
+      correct_fields: a.correctFields,
+      scored_fields: a.scoredFields,
+      prompt_tokens: a.promptTokens,
+      completion_tokens: a.completionTokens,
+      credits: a.credits.toString(),
+    })),
+  );
+  const result = await sql<{ stored: number }>`
+    WITH run AS (
+      SELECT id FROM evaluation_runs WHERE id = ${runId} AND status = 'running' FOR SHARE
+    ), stored AS (
+      INSERT INTO evaluation_answers (run_id, role, position, example_id, model, answer, valid_json,
+        extra_keys, fields, correct_fields, scored_fields, prompt_tokens, completion_tokens, credits)
+      SELECT run.id, x.role, x.position, x.example_id, x.model, x.answer, x.valid_json, x.extra_keys,
+        x.fields, x.correct_fields, x.scored_fields, x.prompt_tokens, x.completion_tokens, x.credits
+      FROM run, jsonb_to_recordset(${rows}::jsonb) AS x(role text, position integer, example_id text,
+        model text, answer text, valid_json boolean, extra_keys jsonb, fields jsonb, correct_fields integer,
+        scored_fields integer, prompt_tokens integer, completion_tokens integer, credits bigint)
+      ORDER BY x.role, x.position
+      ON CONFLICT (run_id, role, position) DO NOTHING
+      RETURNING 1
+    )
+    SELECT count(*)::int AS stored FROM stored`.execute(db);
+  return result.rows[0]?.stored ?? 0;
+}
+
+/** How many answers a run has stored. */
+export async function countEvaluationAnswers(db: Executor, runId: string): Promise<number> {
+  const row = await db
     .selectFrom('evaluation_answers')
-    .select(['role', 'position'])
+    .select((eb) => eb.fn.countAll<string>().as('n'))
     .where('run_id', '=', runId)
-    .execute();
-  return new Set(rows.map((r) => `${r.role}:${r.position}`));
+    .executeTakeFirstOrThrow();
+  return Number(row.n);
 }
 
 /** Every answer of a run, by position then role. */

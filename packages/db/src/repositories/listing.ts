@@ -95,13 +95,31 @@ function pageConditions(page: PageRequest<string>, ofRequest: (requestId: string
 
 type PageColumns = { page_at: string } & DeadLetterColumns;
 
-function toPage<R extends { id: string } & PageColumns, T>(
-  rows: R[],
-  limit: number,
+/** The condition "row `t` of the license's upstream request with this requestId", per listed table. */
+const OF_REQUEST = {
+  datasets: (licenseId: string, requestId: string) =>
+    sql<boolean>`t.request_row_id IN (SELECT r.id FROM fine_tune_requests r
+      WHERE r.license_id = ${licenseId} AND r.request_id = ${requestId})`,
+  fine_tunes: (licenseId: string, requestId: string) =>
+    sql<boolean>`t.dataset_id IN (SELECT d.id FROM datasets d JOIN fine_tune_requests r ON r.id = d.request_row_id
+      WHERE r.license_id = ${licenseId} AND r.request_id = ${requestId})`,
+};
+
+/** One page of the license's rows of `table`, newest first, each with its open dead letter. */
+async function pageOf<R extends { id: string }, T>(
+  db: Executor,
+  table: keyof typeof OF_REQUEST,
+  licenseId: string,
+  page: PageRequest<string>,
   map: (row: R) => T,
-): Page<T> {
-  const more = rows.length > limit;
-  const shown = more ? rows.slice(0, limit) : rows;
+): Promise<Page<T>> {
+  const ofRequest = (requestId: string) => OF_REQUEST[table](licenseId, requestId);
+  const where = sql.join([sql`t.license_id = ${licenseId}`, ...pageConditions(page, ofRequest)], sql` AND `);
+  const { rows } = await sql<R & PageColumns>`
+    SELECT t.*, t.created_at::text AS page_at, dl.* FROM ${sql.table(table)} t ${OPEN_DEAD_LETTER}
+    WHERE ${where} ORDER BY t.created_at DESC, t.id DESC LIMIT ${page.limit + 1}`.execute(db);
+  const more = rows.length > page.limit;
+  const shown = more ? rows.slice(0, page.limit) : rows;
   const last = shown[shown.length - 1];
   return {
     rows: shown.map((row) => withDeadLetter(map(row), row)),
@@ -110,36 +128,12 @@ function toPage<R extends { id: string } & PageColumns, T>(
 }
 
 /** One page of a license's datasets, newest first. */
-export async function pageDatasets(
-  db: Executor,
-  licenseId: string,
-  page: PageRequest<DatasetStatus>,
-): Promise<Page<DatasetRecord>> {
-  const ofRequest = (requestId: string) =>
-    sql<boolean>`t.request_row_id IN (SELECT r.id FROM fine_tune_requests r
-      WHERE r.license_id = ${licenseId} AND r.request_id = ${requestId})`;
-  const where = sql.join([sql`t.license_id = ${licenseId}`, ...pageConditions(page, ofRequest)], sql` AND `);
-  const { rows } = await sql<DatasetRow & PageColumns>`
-    SELECT t.*, t.created_at::text AS page_at, dl.* FROM datasets t ${OPEN_DEAD_LETTER}
-    WHERE ${where} ORDER BY t.created_at DESC, t.id DESC LIMIT ${page.limit + 1}`.execute(db);
-  return toPage(rows, page.limit, toDatasetRecord);
-}
+export const pageDatasets = (db: Executor, licenseId: string, page: PageRequest<DatasetStatus>) =>
+  pageOf<DatasetRow, DatasetRecord>(db, 'datasets', licenseId, page, toDatasetRecord);
 
 /** One page of a license's fine-tunes, newest first. */
-export async function pageFineTunes(
-  db: Executor,
-  licenseId: string,
-  page: PageRequest<FineTuneStatus>,
-): Promise<Page<FineTuneRecord>> {
-  const ofRequest = (requestId: string) =>
-    sql<boolean>`t.dataset_id IN (SELECT d.id FROM datasets d JOIN fine_tune_requests r ON r.id = d.request_row_id
-      WHERE r.license_id = ${licenseId} AND r.request_id = ${requestId})`;
-  const where = sql.join([sql`t.license_id = ${licenseId}`, ...pageConditions(page, ofRequest)], sql` AND `);
-  const { rows } = await sql<FineTuneRow & PageColumns>`
-    SELECT t.*, t.created_at::text AS page_at, dl.* FROM fine_tunes t ${OPEN_DEAD_LETTER}
-    WHERE ${where} ORDER BY t.created_at DESC, t.id DESC LIMIT ${page.limit + 1}`.execute(db);
-  return toPage(rows, page.limit, toFineTuneRecord);
-}
+export const pageFineTunes = (db: Executor, licenseId: string, page: PageRequest<FineTuneStatus>) =>
+  pageOf<FineTuneRow, FineTuneRecord>(db, 'fine_tunes', licenseId, page, toFineTuneRecord);
 
 /** What became of an upstream request: the stored request, its dataset and that dataset's fine-tunes. */
 export interface RequestOutcome {

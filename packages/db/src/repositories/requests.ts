@@ -1,35 +1,12 @@
 import type { Executor } from '../connection.ts';
-import type { FineTuneRequestRow, RequestStatus } from '../schema.ts';
+import type { FineTuneRequestRow } from '../schema.ts';
+import { type Camelized, camelized } from './camel.ts';
 
-/** A stored fine-tune request (`fine_tune_requests`), one per (licenseId, requestId). */
-export interface StoredRequest {
-  id: string;
-  licenseId: string;
-  requestId: string;
-  contentHash: string;
-  correlationId: string;
-  /** The validated FineTuneRequest as received. */
-  payload: unknown;
-  status: RequestStatus;
-  error: string | null;
-  createdAt: Date;
-  updatedAt: Date;
-}
-
-function toStored(row: FineTuneRequestRow): StoredRequest {
-  return {
-    id: row.id,
-    licenseId: row.license_id,
-    requestId: row.request_id,
-    contentHash: row.content_hash,
-    correlationId: row.correlation_id,
-    payload: row.payload,
-    status: row.status,
-    error: row.error,
-    createdAt: row.created_at,
-    updatedAt: row.updated_at,
-  };
-}
+/**
+ * A stored fine-tune request (`fine_tune_requests`), one per (licenseId, requestId), camelCase;
+ * `payload` is the validated FineTuneRequest as received.
+ */
+export type StoredRequest = Camelized<FineTuneRequestRow>;
 
 export interface NewRequest {
   licenseId: string;
@@ -60,7 +37,7 @@ export async function storeRequest(
     .onConflict((oc) => oc.columns(['license_id', 'request_id']).doNothing())
     .returningAll()
     .executeTakeFirst();
-  if (inserted) return { request: toStored(inserted), created: true };
+  if (inserted) return { request: camelized(inserted), created: true };
   const existing = await findRequest(db, input.licenseId, input.requestId);
   if (!existing) throw new Error(`fine_tune_requests row ${input.licenseId}/${input.requestId} vanished`);
   return { request: existing, created: false };
@@ -77,12 +54,12 @@ export async function findRequest(
     .where('license_id', '=', licenseId)
     .where('request_id', '=', requestId)
     .executeTakeFirst();
-  return row ? toStored(row) : undefined;
+  return row ? camelized(row) : undefined;
 }
 
 export async function findRequestById(db: Executor, id: string): Promise<StoredRequest | undefined> {
   const row = await db.selectFrom('fine_tune_requests').selectAll().where('id', '=', id).executeTakeFirst();
-  return row ? toStored(row) : undefined;
+  return row ? camelized(row) : undefined;
 }
 
 /** Locks the row for the rest of the transaction and returns its current state. */
@@ -93,7 +70,7 @@ export async function lockRequest(tx: Executor, id: string): Promise<StoredReque
     .where('id', '=', id)
     .forUpdate()
     .executeTakeFirst();
-  return row ? toStored(row) : undefined;
+  return row ? camelized(row) : undefined;
 }
 
 /**
@@ -124,5 +101,5 @@ export async function listWaitingRequests(db: Executor, limit = 100): Promise<St
     .orderBy('created_at')
     .limit(limit)
     .execute();
-  return rows.map(toStored);
+  return rows.map(camelized);
 }

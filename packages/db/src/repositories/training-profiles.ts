@@ -1,5 +1,6 @@
-import { sql } from 'kysely';
+import { type Selectable, sql } from 'kysely';
 import type { Executor } from '../connection.ts';
+import type { ProfileVersionsTable } from '../schema.ts';
 import { type PromotionRecord, toPromotion } from './promotions.ts';
 
 /** A training profile; `settings` is the validated TrainingProfileSettings of the contracts package. */
@@ -176,18 +177,7 @@ export interface ProfileVersionRecord {
   createdAt: Date;
 }
 
-type VersionRow = {
-  profile_id: string;
-  version: number;
-  request_id: string;
-  trigger: 'policy' | 'manual';
-  documents: number;
-  added: number;
-  removed: number;
-  change_seq: string;
-  estimated_credits: string;
-  created_at: Date;
-};
+type VersionRow = Selectable<ProfileVersionsTable>;
 
 const toVersion = (r: VersionRow): ProfileVersionRecord => ({
   profileId: r.profile_id,
