@@ -22,7 +22,7 @@ import {
 } from '../migration-schemas.ts';
 import { idParams } from '../schemas.ts';
 
-// One-call migration (issue 21.4): docs/LIFECYCLE.md, "Migration".
+// One-call migration (issue 21.4): docs/LIFECYCLE.md, "One-call migration".
 
 const E400 = { description: 'a bad parameter or target, named in `fields`', schema: errorSchema };
 const E401 = { description: 'missing or invalid API key', schema: errorSchema };
