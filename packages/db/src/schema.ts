@@ -1,4 +1,7 @@
 import type { ColumnType, Generated, Selectable, UpdateObject } from 'kysely';
+import type { ModelMigrationsTable } from './schema-model-migrations.ts';
+
+export type { ModelMigrationsTable };
 
 /**
  * Kysely types of the Tuneline database. Postgres is the source of truth: every stage reads its row,
@@ -528,33 +531,6 @@ export interface ProfileVersionsTable {
   /** The alias moved (null: the profile names none; the model was only activated). */
   promotion_alias: string | null;
   promotion_at: NullableTimestamp;
-}
-
-/** One-call migrations (issue 21.4, migration 0070). */
-export interface ModelMigrationsTable {
-  id: string;
-  license_id: string;
-  from_fine_tune_id: string;
-  /** The model the new one is evaluated against: the old one (null when it could not answer). */
-  champion_fine_tune_id: string | null;
-  provider: string;
-  base_model: string;
-  hyperparameters: Json;
-  promote: 'if-not-worse' | 'if-better' | 'always' | 'never';
-  /** The new model's hourly deployment fee when the target serves only deployed models (Azure); else null. */
-  hosting_credits_per_hour: NullableBigInt;
-  /** The fine-tune request it queued (same license). */
-  request_id: string;
-  idempotency_key: string | null;
-  actor: string;
-  status: Generated<'running' | 'deploying' | 'succeeded' | 'failed'>;
-  to_fine_tune_id: string | null;
-  decision: 'promoted' | 'kept' | null;
-  reason: string | null;
-  /** The aliases moved: `[{name, fromFineTuneId, toFineTuneId}]`. */
-  aliases: ColumnType<unknown, string | undefined, string>;
-  created_at: Generated<Date>;
-  decided_at: NullableTimestamp;
 }
 
 export interface Database {
