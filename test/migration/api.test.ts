@@ -3,7 +3,7 @@ import { chooseTestSet, splitSeed } from '@tuneline/dataset';
 import type { Db } from '@tuneline/db';
 import { describe, expect } from 'vitest';
 import { makeDataset, makeFineTune, makeLicense } from '../api/fixtures.ts';
-import { ADMIN_KEY, type AnyJson, type ApiContext, it } from '../api/support.ts';
+import { ADMIN_KEY, type AnyJson, type ApiContext, it, request } from '../api/support.ts';
 import { trainedFineTune } from './support.ts';
 
 // One-call migration (issue 21.4), the API's part: what a migration queues (the same documents and
@@ -108,6 +108,23 @@ describe('POST /v1/fine-tunes/{id}/migrate', () => {
     expect(ofFineTune.json.data.map((x: AnyJson) => x.id)).toEqual([m.id]);
     const all = await call('GET', '/v1/migrations', a.key);
     expect(all.json.data.map((x: AnyJson) => x.id)).toContain(m.id);
+  });
+
+  it('a fine-tune built from the document store re-reads its configuration, with its split seed', async () => {
+    const payload = fineTuneRequestSchema.parse({
+      ...request('store-v1'),
+      documents: undefined,
+      documentStore: { configuration: 'invoices', profile: { name: 'invoices', version: 3 } },
+      licenseId: a.id,
+    });
+    const from = await trainedFineTune(t.db, a.id, { payload });
+    const res = await migrate(from.id, { provider: 'openai', baseModel: 'gpt-4.1-mini-2025-04-14' });
+    expect(res.status, res.text).toBe(202);
+    const queued = (await queuedRequests(t.db)).get(res.json.request.requestId);
+    // Not the profile's version: the migration's own request on the same stored documents.
+    expect(queued.documentStore).toEqual({ configuration: 'invoices' });
+    expect(queued.documents).toBeUndefined();
+    expect(queued.splitSeed).toBe(splitSeed(payload));
   });
 
   it('an Idempotency-Key names its own migration; used again for another target it is refused', async () => {
