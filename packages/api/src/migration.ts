@@ -13,7 +13,7 @@ import {
   hostingFeeOf,
   shutDown,
   splitSeed,
-  trainingOffers,
+  trainingPriceAt,
 } from '@tuneline/dataset';
 import {
   type FineTuneRecord,
@@ -132,9 +132,7 @@ async function planMigration(
   const original = parsed.data;
   const own = hyperparametersSchema.safeParse(fineTune.hyperparameters);
   const hyperparameters = target.hyperparameters ?? (own.success ? own.data : 'auto');
-  const price =
-    trainingOffers(base).find((o) => o.provider === target.provider)?.creditsPerMillionTrainingTokens ??
-    base.creditsPerMillionTrainingTokens;
+  const price = trainingPriceAt(base, target.provider) ?? base.creditsPerMillionTrainingTokens;
   const estimate = fineTuneEstimate(dataset, {
     hyperparameters: hyperparameters === 'auto' ? undefined : hyperparameters,
     creditsPerMillionTokens: price,

@@ -8,7 +8,7 @@ import {
   type ModelLifecycle,
   resolveEpochsFor,
   trainingCredits,
-  trainingOffers,
+  trainingOffer,
 } from '@tuneline/dataset';
 
 // Inference prices live in @tuneline/dataset, beside the catalogue they read (the evaluator charges with them too).
@@ -53,7 +53,7 @@ export function estimateTraining(
     input.epochs ??
     (input.examples ? resolveEpochsFor(base, input.examples, 'auto') : (base.defaultEpochs ?? 3));
   const billedTokens = input.tokens * BigInt(epochs);
-  const offer = trainingOffers(base).find((o) => o.provider === (input.provider ?? base.provider));
+  const offer = trainingOffer(base, input.provider ?? base.provider);
   if (!offer) return { error: `base model "${input.model}" is not trained by provider "${input.provider}"` };
   return {
     model: base.name,

@@ -437,6 +437,23 @@ export function trainingOffers(model: BaseModel): TrainingOffer[] {
   }));
 }
 
+/** What `provider` offers for `model` (undefined: it does not train it). */
+export function trainingOffer(model: BaseModel, provider: string): TrainingOffer | undefined {
+  return trainingOffers(model).find((o) => o.provider === provider);
+}
+
+/**
+ * Credits per 1M training tokens of `model` at `provider`; the model's own price when no provider is
+ * named (the deployment default); undefined when that provider does not train it.
+ */
+export function trainingPriceAt(
+  model: BaseModel,
+  provider: string | null | undefined,
+): TrainingOffer['creditsPerMillionTrainingTokens'] | undefined {
+  if (!provider) return model.creditsPerMillionTrainingTokens;
+  return trainingOffer(model, provider)?.creditsPerMillionTrainingTokens;
+}
+
 /**
  * The provider a dataset is trained at and its price: the request's, else the license's, else the
  * model's own. `provider: null` in the answer means "the deployment default" (an OpenAI model nobody
@@ -450,7 +467,7 @@ export function chooseTrainingProvider(
   const offers = trainingOffers(model);
   const named = chosen.request ?? chosen.license ?? null;
   const wanted = named ?? model.provider;
-  const offer = offers.find((o) => o.provider === wanted);
+  const offer = trainingOffer(model, wanted);
   if (!offer) {
     return {
       error: `base model "${model.name}" is not trained by provider "${wanted}" (trained by: ${offers.map((o) => o.provider).join(', ')})`,
@@ -465,7 +482,7 @@ export function chooseTrainingProvider(
 /** The fee per started hour of a deployed fine-tune of `model` at `provider` (Azure), if the catalogue has one. */
 export function hostingFeeOf(model: BaseModel | undefined, provider: string): bigint | undefined {
   if (!model) return undefined;
-  return trainingOffers(model).find((o) => o.provider === provider)?.hostingCreditsPerHour;
+  return trainingOffer(model, provider)?.hostingCreditsPerHour;
 }
 
 /** Credits for hosting a deployed fine-tune from `from` to `to`: per started hour, as Azure bills. */

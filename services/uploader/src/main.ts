@@ -1,4 +1,4 @@
-import { createStorage, findBaseModel, loadCatalogue, trainingOffers } from '@tuneline/dataset';
+import { createStorage, findBaseModel, loadCatalogue, trainingPriceAt } from '@tuneline/dataset';
 import { createProviderSet } from '@tuneline/provider';
 import { runService } from '@tuneline/runtime';
 import { configSchema } from './config.ts';
@@ -19,9 +19,7 @@ await runService({
       storage: await createStorage(config),
       priceOf: (model: string, provider?: string | null) => {
         const base = findBaseModel(model, catalogue);
-        if (!base) return undefined;
-        if (!provider) return base.creditsPerMillionTrainingTokens;
-        return trainingOffers(base).find((o) => o.provider === provider)?.creditsPerMillionTrainingTokens;
+        return base ? trainingPriceAt(base, provider) : undefined;
       },
       processTimeoutMs: config.UPLOAD_PROCESS_TIMEOUT_MS,
     };

@@ -5,7 +5,7 @@ import {
   findBaseModel,
   trainingClosed,
   trainingClosedMessage,
-  trainingOffers,
+  trainingPriceAt,
 } from '@tuneline/dataset';
 import {
   checkJobOptions,
@@ -284,8 +284,7 @@ export function registerDatasetRoutes(table: RouteTable, deps: ApiDeps): void {
           ...(id ? { id } : {}),
           options: checked.options,
           creditsPerMillionTokens:
-            trainingOffers(base).find((o) => o.provider === dataset.provider)
-              ?.creditsPerMillionTrainingTokens ?? base.creditsPerMillionTrainingTokens,
+            trainingPriceAt(base, dataset.provider) ?? base.creditsPerMillionTrainingTokens,
         }),
       );
       if (created) await deps.flushOutbox();
