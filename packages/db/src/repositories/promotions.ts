@@ -161,17 +161,8 @@ export async function lockVersionPromotion(
   return row ? { promotion: toPromotion(row) } : undefined;
 }
 
-export interface NewPromotion {
-  profileId: string;
-  version: number;
-  decision: PromotionOutcome;
-  rule: string | null;
-  reason: string;
-  actor: string;
-  alias: string | null;
-  fineTuneId: string;
-  championFineTuneId: string | null;
-}
+/** A decision to record on a profile version: the record, stamped `at` when written. */
+export type NewPromotion = Omit<PromotionRecord, 'at'> & { profileId: string; version: number };
 
 /**
  * Records a version's decision. `undecidedOnly` (the policy): only while none is recorded, so the
