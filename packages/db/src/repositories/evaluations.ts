@@ -6,6 +6,7 @@ import type {
   EvaluationRunRow,
   EvaluationRunStatus,
 } from '../schema.ts';
+import { firstRecord } from './records.ts';
 
 /**
  * Held-out evaluation runs and their answers (migration 0020). A run belongs to one fine-tune; an
@@ -154,29 +155,22 @@ export async function createEvaluationRun(
   return inserted !== undefined;
 }
 
+/** The fine-tune's run (one per fine-tune), as a select to run or lock. */
+const runOf = (db: Executor, fineTuneId: string) =>
+  db.selectFrom('evaluation_runs').selectAll().where('fine_tune_id', '=', fineTuneId);
+
 export async function getEvaluationRunByFineTune(
   db: Executor,
   fineTuneId: string,
 ): Promise<EvaluationRunRecord | undefined> {
-  const row = await db
-    .selectFrom('evaluation_runs')
-    .selectAll()
-    .where('fine_tune_id', '=', fineTuneId)
-    .executeTakeFirst();
-  return row ? toEvaluationRunRecord(row) : undefined;
+  return firstRecord(runOf(db, fineTuneId), toEvaluationRunRecord);
 }
 
 export async function lockEvaluationRun(
   tx: Executor,
   fineTuneId: string,
 ): Promise<EvaluationRunRecord | undefined> {
-  const row = await tx
-    .selectFrom('evaluation_runs')
-    .selectAll()
-    .where('fine_tune_id', '=', fineTuneId)
-    .forUpdate()
-    .executeTakeFirst();
-  return row ? toEvaluationRunRecord(row) : undefined;
+  return firstRecord(runOf(tx, fineTuneId).forUpdate(), toEvaluationRunRecord);
 }
 
 /**
@@ -194,23 +188,24 @@ export async function startEvaluationRun(
     deadlineAt: Date;
   },
 ): Promise<EvaluationRunRecord | undefined> {
-  const row = await tx
-    .updateTable('evaluation_runs')
-    .set({
-      status: 'running',
-      models: JSON.stringify(start.models),
-      champion_fine_tune_id: start.championFineTuneId,
-      examples_total: start.examplesTotal,
-      example_ids: JSON.stringify(start.exampleIds),
-      deadline_at: start.deadlineAt,
-      started_at: sql`now()`,
-      updated_at: sql`now()`,
-    })
-    .where('fine_tune_id', '=', fineTuneId)
-    .where('status', '=', 'pending')
-    .returningAll()
-    .executeTakeFirst();
-  return row ? toEvaluationRunRecord(row) : undefined;
+  return firstRecord(
+    tx
+      .updateTable('evaluation_runs')
+      .set({
+        status: 'running',
+        models: JSON.stringify(start.models),
+        champion_fine_tune_id: start.championFineTuneId,
+        examples_total: start.examplesTotal,
+        example_ids: JSON.stringify(start.exampleIds),
+        deadline_at: start.deadlineAt,
+        started_at: sql`now()`,
+        updated_at: sql`now()`,
+      })
+      .where('fine_tune_id', '=', fineTuneId)
+      .where('status', '=', 'pending')
+      .returningAll(),
+    toEvaluationRunRecord,
+  );
 }
 
 /** Ends an open run (succeeded with its summary, or failed with the reason); false when already ended. */
@@ -249,25 +244,32 @@ export async function listOpenEvaluationRuns(db: Executor, limit = 10_000): Prom
 /** A scored answer to store (its charge is the run's, written when the run ends). */
 export type NewEvaluationAnswer = Omit<EvaluationAnswerRecord, 'createdAt' | 'transferId'>;
 
+/** An answer's columns but its run's, the json ones as values (credits as the int8 text). */
+const answerColumns = (a: Omit<NewEvaluationAnswer, 'runId'>) => ({
+  role: a.role,
+  position: a.position,
+  example_id: a.exampleId,
+  model: a.model,
+  answer: a.answer,
+  valid_json: a.validJson,
+  extra_keys: a.extraKeys,
+  fields: a.fields,
+  correct_fields: a.correctFields,
+  scored_fields: a.scoredFields,
+  prompt_tokens: a.promptTokens,
+  completion_tokens: a.completionTokens,
+  credits: a.credits.toString(),
+});
+
 /** Stores one scored answer; false when the (run, role, position) was answered already (nothing written). */
 export async function insertEvaluationAnswer(tx: Executor, a: NewEvaluationAnswer): Promise<boolean> {
   const inserted = await tx
     .insertInto('evaluation_answers')
     .values({
       run_id: a.runId,
-      role: a.role,
-      position: a.position,
-      example_id: a.exampleId,
-      model: a.model,
-      answer: a.answer,
-      valid_json: a.validJson,
+      ...answerColumns(a),
       extra_keys: JSON.stringify(a.extraKeys),
       fields: JSON.stringify(a.fields),
-      correct_fields: a.correctFields,
-      scored_fields: a.scoredFields,
-      prompt_tokens: a.promptTokens,
-      completion_tokens: a.completionTokens,
-      credits: a.credits.toString(),
     })
     .onConflict((oc) => oc.columns(['run_id', 'role', 'position']).doNothing())
     .returning('position')
@@ -291,23 +293,7 @@ export async function insertEvaluationAnswers(
   if (answers.length === 0) return 0;
   // One JSON text for the batch: JSON.stringify is native, so this costs the worker about half the CPU
   // per answer that a parameter array per column does (the driver escapes every array element in JS).
-  const rows = JSON.stringify(
-    answers.map((a) => ({
-      role: a.role,
-      position: a.position,
-      example_id: a.exampleId,
-      model: a.model,
-      answer: a.answer,
-      valid_json: a.validJson,
-      extra_keys: a.extraKeys,
-      fields: a.fields,
-      correct_fields: a.correctFields,
-      scored_fields: a.scoredFields,
-      prompt_tokens: a.promptTokens,
-      completion_tokens: a.completionTokens,
-      credits: a.credits.toString(),
-    })),
-  );
+  const rows = JSON.stringify(answers.map(answerColumns));
   const result = await sql<{ stored: number }>`
     WITH run AS (
       SELECT id FROM evaluation_runs WHERE id = ${runId} AND status = 'running' FOR SHARE
@@ -337,16 +323,18 @@ export async function countEvaluationAnswers(db: Executor, runId: string): Promi
   return Number(row.n);
 }
 
-/** Every answer of a run, by position then role. */
-export async function listEvaluationAnswers(db: Executor, runId: string): Promise<EvaluationAnswerRecord[]> {
-  const rows = await db
+/** A run's answers in their order: by position, then role. */
+const answersOf = (db: Executor, runId: string) =>
+  db
     .selectFrom('evaluation_answers')
     .selectAll()
     .where('run_id', '=', runId)
     .orderBy('position')
-    .orderBy('role')
-    .execute();
-  return rows.map(toEvaluationAnswerRecord);
+    .orderBy('role');
+
+/** Every answer of a run, by position then role. */
+export async function listEvaluationAnswers(db: Executor, runId: string): Promise<EvaluationAnswerRecord[]> {
+  return (await answersOf(db, runId).execute()).map(toEvaluationAnswerRecord);
 }
 
 /** A page of a run's answers (ordered by position, then role). */
@@ -355,21 +343,8 @@ export async function pageEvaluationAnswers(
   runId: string,
   page: { offset: number; limit: number },
 ): Promise<{ rows: EvaluationAnswerRecord[]; total: number }> {
-  const rows = await db
-    .selectFrom('evaluation_answers')
-    .selectAll()
-    .where('run_id', '=', runId)
-    .orderBy('position')
-    .orderBy('role')
-    .offset(page.offset)
-    .limit(page.limit)
-    .execute();
-  const count = await db
-    .selectFrom('evaluation_answers')
-    .select((eb) => eb.fn.countAll<string>().as('n'))
-    .where('run_id', '=', runId)
-    .executeTakeFirstOrThrow();
-  return { rows: rows.map(toEvaluationAnswerRecord), total: Number(count.n) };
+  const rows = await answersOf(db, runId).offset(page.offset).limit(page.limit).execute();
+  return { rows: rows.map(toEvaluationAnswerRecord), total: await countEvaluationAnswers(db, runId) };
 }
 
 /**
