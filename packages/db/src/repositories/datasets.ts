@@ -1,6 +1,7 @@
-import { sql } from 'kysely';
+import { sql, type UpdateObject } from 'kysely';
 import type { Executor } from '../connection.ts';
-import type { DatasetRow, DatasetStatus } from '../schema.ts';
+import type { Database, DatasetRow, DatasetStatus } from '../schema.ts';
+import { bigintOrNull, firstRecord } from './records.ts';
 
 /** A `datasets` row with bigint columns as bigint and json columns parsed. */
 export interface DatasetRecord {
@@ -39,8 +40,6 @@ export interface DatasetRecord {
   updatedAt: Date;
 }
 
-const big = (v: string | null): bigint | null => (v === null ? null : BigInt(v));
-
 export function toDatasetRecord(row: DatasetRow): DatasetRecord {
   return {
     id: row.id,
@@ -63,8 +62,8 @@ export function toDatasetRecord(row: DatasetRow): DatasetRecord {
     trainTokens: BigInt(row.train_tokens),
     testTokens: BigInt(row.test_tokens),
     epochs: row.epochs,
-    estimatedBilledTokens: big(row.estimated_billed_tokens),
-    estimatedCredits: big(row.estimated_credits),
+    estimatedBilledTokens: bigintOrNull(row.estimated_billed_tokens),
+    estimatedCredits: bigintOrNull(row.estimated_credits),
     warnings: row.warnings,
     errors: row.errors,
     trainFileId: row.train_file_id,
@@ -128,28 +127,23 @@ export async function insertDataset(
   return { dataset: existing, created: false };
 }
 
+/** Every column of `datasets`, as a select to narrow. */
+const datasets = (db: Executor) => db.selectFrom('datasets').selectAll();
+
 export async function findDataset(db: Executor, id: string): Promise<DatasetRecord | undefined> {
-  const row = await db.selectFrom('datasets').selectAll().where('id', '=', id).executeTakeFirst();
-  return row ? toDatasetRecord(row) : undefined;
+  return firstRecord(datasets(db).where('id', '=', id), toDatasetRecord);
 }
 
 export async function findDatasetByRequestRow(
   db: Executor,
   requestRowId: string,
 ): Promise<DatasetRecord | undefined> {
-  const row = await db
-    .selectFrom('datasets')
-    .selectAll()
-    .where('request_row_id', '=', requestRowId)
-    .executeTakeFirst();
-  return row ? toDatasetRecord(row) : undefined;
+  return firstRecord(datasets(db).where('request_row_id', '=', requestRowId), toDatasetRecord);
 }
 
 /** The datasets grid of a license, newest first. */
 export async function listDatasets(db: Executor, licenseId: string, limit = 100): Promise<DatasetRecord[]> {
-  const rows = await db
-    .selectFrom('datasets')
-    .selectAll()
+  const rows = await datasets(db)
     .where('license_id', '=', licenseId)
     .orderBy('created_at', 'desc')
     .limit(limit)
@@ -159,9 +153,7 @@ export async function listDatasets(db: Executor, licenseId: string, limit = 100)
 
 /** Ready datasets with `auto_train` whose upload has not started: their `files-upload` message is due. */
 export async function listDatasetsAwaitingAutoUpload(db: Executor, limit = 500): Promise<DatasetRecord[]> {
-  const rows = await db
-    .selectFrom('datasets')
-    .selectAll()
+  const rows = await datasets(db)
     .where('status', '=', 'ready')
     .where('auto_train', '=', true)
     .where('train_file_id', 'is', null)
@@ -203,16 +195,22 @@ export async function recordUploadedFile(
   return rows[0]?.recorded ?? fileId;
 }
 
+/** `ready | uploading →` the upload's end in `set`; the dataset when this call moved it. */
+function endUpload(tx: Executor, id: string, set: UpdateObject<Database, 'datasets'>) {
+  return firstRecord(
+    tx
+      .updateTable('datasets')
+      .set({ ...set, updated_at: sql`now()` })
+      .where('id', '=', id)
+      .where('status', 'in', ['ready', 'uploading'])
+      .returningAll(),
+    toDatasetRecord,
+  );
+}
+
 /** `ready | uploading → uploaded`; the dataset when this call moved it. */
 export async function markDatasetUploaded(tx: Executor, id: string): Promise<DatasetRecord | undefined> {
-  const row = await tx
-    .updateTable('datasets')
-    .set({ status: 'uploaded', updated_at: sql`now()` })
-    .where('id', '=', id)
-    .where('status', 'in', ['ready', 'uploading'])
-    .returningAll()
-    .executeTakeFirst();
-  return row ? toDatasetRecord(row) : undefined;
+  return endUpload(tx, id, { status: 'uploaded' });
 }
 
 /** `ready | uploading → upload_failed`, the reason added to its errors; the dataset when this call moved it. */
@@ -221,18 +219,10 @@ export async function markDatasetUploadFailed(
   id: string,
   reason: string,
 ): Promise<DatasetRecord | undefined> {
-  const row = await tx
-    .updateTable('datasets')
-    .set({
-      status: 'upload_failed',
-      errors: sql`errors || ${JSON.stringify([{ field: 'upload', message: reason }])}::jsonb`,
-      updated_at: sql`now()`,
-    })
-    .where('id', '=', id)
-    .where('status', 'in', ['ready', 'uploading'])
-    .returningAll()
-    .executeTakeFirst();
-  return row ? toDatasetRecord(row) : undefined;
+  return endUpload(tx, id, {
+    status: 'upload_failed',
+    errors: sql`errors || ${JSON.stringify([{ field: 'upload', message: reason }])}::jsonb`,
+  });
 }
 
 /**
@@ -240,9 +230,7 @@ export async function markDatasetUploadFailed(
  * datasets, in both cases only while no fine-tune has been created from them.
  */
 export async function listDatasetsAwaitingUpload(db: Executor, limit = 10_000): Promise<DatasetRecord[]> {
-  const rows = await db
-    .selectFrom('datasets')
-    .selectAll()
+  const rows = await datasets(db)
     .where((eb) =>
       eb.or([
         eb('datasets.status', '=', 'uploading'),

@@ -3,6 +3,7 @@ import { sql } from 'kysely';
 import type { Executor } from '../connection.ts';
 import { AT_PROVIDER, TERMINAL_STATUSES, WAITING_FOR_TRAINER } from '../lifecycle/statuses.ts';
 import type { FineTuneRow, FineTuneStatus, FineTuneUpdate } from '../schema.ts';
+import { bigintOrNull, firstRecord } from './records.ts';
 
 /**
  * Fine-tune rows as the stages and the API read and move them. Every update that moves the state
@@ -55,8 +56,6 @@ export interface FineTuneRecord {
   updatedAt: Date;
 }
 
-const big = (v: string | null): bigint | null => (v === null ? null : BigInt(v));
-
 export function toFineTuneRecord(row: FineTuneRow): FineTuneRecord {
   return {
     id: row.id,
@@ -74,9 +73,9 @@ export function toFineTuneRecord(row: FineTuneRow): FineTuneRecord {
     creditsPerMillionTokens: BigInt(row.credits_per_million_tokens),
     providerJobId: row.provider_job_id,
     fineTunedModel: row.fine_tuned_model,
-    trainedTokens: big(row.trained_tokens),
-    creditsReserved: big(row.credits_reserved),
-    creditsCharged: big(row.credits_charged),
+    trainedTokens: bigintOrNull(row.trained_tokens),
+    creditsReserved: bigintOrNull(row.credits_reserved),
+    creditsCharged: bigintOrNull(row.credits_charged),
     errorCode: row.error_code,
     errorMessage: row.error_message,
     estimatedFinish: row.estimated_finish,
@@ -96,7 +95,8 @@ export function toFineTuneRecord(row: FineTuneRow): FineTuneRecord {
   };
 }
 
-const record = (row: FineTuneRow | undefined) => (row ? toFineTuneRecord(row) : undefined);
+/** Every column of `fine_tunes`, as a select to narrow. */
+const fineTunes = (db: Executor) => db.selectFrom('fine_tunes').selectAll();
 
 /**
  * A UUID derived from `seed` (SHA-256), formatted as an RFC 9562 version-8 (custom) UUID so it passes
@@ -115,39 +115,29 @@ export function deterministicUuid(seed: string): string {
 }
 
 export async function getFineTune(db: Executor, id: string): Promise<FineTuneRecord | undefined> {
-  return record(await db.selectFrom('fine_tunes').selectAll().where('id', '=', id).executeTakeFirst());
+  return firstRecord(fineTunes(db).where('id', '=', id), toFineTuneRecord);
 }
 
 /** Reads the row and locks it until the transaction ends: state changes are serialised per fine-tune. */
 export async function lockFineTune(tx: Executor, id: string): Promise<FineTuneRecord | undefined> {
-  return record(
-    await tx.selectFrom('fine_tunes').selectAll().where('id', '=', id).forUpdate().executeTakeFirst(),
-  );
+  return firstRecord(fineTunes(tx).where('id', '=', id).forUpdate(), toFineTuneRecord);
 }
 
 export async function findFineTuneByProviderJob(
   db: Executor,
   providerJobId: string,
 ): Promise<FineTuneRecord | undefined> {
-  return record(
-    await db
-      .selectFrom('fine_tunes')
-      .selectAll()
-      .where('provider_job_id', '=', providerJobId)
-      .executeTakeFirst(),
-  );
+  return firstRecord(fineTunes(db).where('provider_job_id', '=', providerJobId), toFineTuneRecord);
 }
 
 export async function findFineTunesByDataset(db: Executor, datasetId: string): Promise<FineTuneRecord[]> {
-  const rows = await db.selectFrom('fine_tunes').selectAll().where('dataset_id', '=', datasetId).execute();
+  const rows = await fineTunes(db).where('dataset_id', '=', datasetId).execute();
   return rows.map(toFineTuneRecord);
 }
 
 /** The fine-tunes of a license, newest first (the hub's list). */
 export async function listFineTunes(db: Executor, licenseId: string, limit = 500): Promise<FineTuneRecord[]> {
-  const rows = await db
-    .selectFrom('fine_tunes')
-    .selectAll()
+  const rows = await fineTunes(db)
     .where('license_id', '=', licenseId)
     .orderBy('created_at', 'desc')
     .limit(limit)
@@ -157,9 +147,7 @@ export async function listFineTunes(db: Executor, licenseId: string, limit = 500
 
 /** The active fine-tuned models of a license, newest first: what a model configurator offers. */
 export async function listActiveFineTunes(db: Executor, licenseId: string): Promise<FineTuneRecord[]> {
-  const rows = await db
-    .selectFrom('fine_tunes')
-    .selectAll()
+  const rows = await fineTunes(db)
     .where('license_id', '=', licenseId)
     .where('active', '=', true)
     .where('fine_tuned_model', 'is not', null)
@@ -174,14 +162,12 @@ export async function findActiveFineTuneByModel(
   licenseId: string,
   model: string,
 ): Promise<FineTuneRecord | undefined> {
-  return record(
-    await db
-      .selectFrom('fine_tunes')
-      .selectAll()
+  return firstRecord(
+    fineTunes(db)
       .where('fine_tuned_model', '=', model)
       .where('license_id', '=', licenseId)
-      .where('active', '=', true)
-      .executeTakeFirst(),
+      .where('active', '=', true),
+    toFineTuneRecord,
   );
 }
 
@@ -193,15 +179,15 @@ export async function setFineTuneActive(
   db: Executor,
   input: { id: string; licenseId: string; active: boolean },
 ): Promise<FineTuneRecord | undefined> {
-  return record(
-    await db
+  return firstRecord(
+    db
       .updateTable('fine_tunes')
       .set({ active: input.active, updated_at: sql`now()` })
       .where('id', '=', input.id)
       .where('license_id', '=', input.licenseId)
       .where('available', '=', true)
-      .returningAll()
-      .executeTakeFirst(),
+      .returningAll(),
+    toFineTuneRecord,
   );
 }
 
@@ -215,14 +201,14 @@ export async function transitionFineTune(
   from: readonly FineTuneStatus[],
   set: FineTuneUpdate,
 ): Promise<FineTuneRecord | undefined> {
-  return record(
-    await tx
+  return firstRecord(
+    tx
       .updateTable('fine_tunes')
       .set({ ...set, updated_at: sql`now()` })
       .where('id', '=', id)
       .where('status', 'in', [...from])
-      .returningAll()
-      .executeTakeFirst(),
+      .returningAll(),
+    toFineTuneRecord,
   );
 }
 
@@ -249,8 +235,8 @@ export async function recordProviderJob(
   /** When the first poll is due (it is queued with this delay in the same transaction). */
   firstPollDelayMs = 0,
 ): Promise<FineTuneRecord | undefined> {
-  return record(
-    await tx
+  return firstRecord(
+    tx
       .updateTable('fine_tunes')
       .set({
         provider_job_id: job.providerJobId,
@@ -264,8 +250,8 @@ export async function recordProviderJob(
       .where((eb) =>
         eb.or([eb('provider_job_id', 'is', null), eb('provider_job_id', '=', job.providerJobId)]),
       )
-      .returningAll()
-      .executeTakeFirst(),
+      .returningAll(),
+    toFineTuneRecord,
   );
 }
 
@@ -316,9 +302,7 @@ export async function restartStalePollChains(db: Executor, staleMs: number): Pro
 
 /** Unfinished fine-tunes that own a provider job, oldest first: what the poller follows. */
 export async function listFollowedFineTunes(db: Executor, limit = 10_000): Promise<FineTuneRecord[]> {
-  const rows = await db
-    .selectFrom('fine_tunes')
-    .selectAll()
+  const rows = await fineTunes(db)
     .where('status', 'not in', TERMINAL_STATUSES)
     .where('provider_job_id', 'is not', null)
     .orderBy('created_at')
@@ -329,9 +313,7 @@ export async function listFollowedFineTunes(db: Executor, limit = 10_000): Promi
 
 /** Fine-tunes waiting on the trainer, oldest first: what its recovery re-drives. */
 export async function listFineTunesAwaitingCreation(db: Executor, limit = 10_000): Promise<FineTuneRecord[]> {
-  const rows = await db
-    .selectFrom('fine_tunes')
-    .selectAll()
+  const rows = await fineTunes(db)
     .where('status', 'in', WAITING_FOR_TRAINER)
     .orderBy('created_at')
     .limit(limit)
@@ -344,9 +326,7 @@ export async function listFineTunesAwaitingSettlement(
   db: Executor,
   limit = 10_000,
 ): Promise<FineTuneRecord[]> {
-  const rows = await db
-    .selectFrom('fine_tunes')
-    .selectAll()
+  const rows = await fineTunes(db)
     .where('settled_at', 'is', null)
     .where('status', 'in', TERMINAL_STATUSES)
     .orderBy('finished_at')
