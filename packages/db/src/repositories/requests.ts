@@ -1,6 +1,7 @@
 import type { Executor } from '../connection.ts';
 import type { FineTuneRequestRow } from '../schema.ts';
 import { type Camelized, camelized } from './camel.ts';
+import { firstRecord } from './records.ts';
 
 /**
  * A stored fine-tune request (`fine_tune_requests`), one per (licenseId, requestId), camelCase;
@@ -43,34 +44,27 @@ export async function storeRequest(
   return { request: existing, created: false };
 }
 
+/** Every column of `fine_tune_requests`, as a select to narrow. */
+const requests = (db: Executor) => db.selectFrom('fine_tune_requests').selectAll();
+
 export async function findRequest(
   db: Executor,
   licenseId: string,
   requestId: string,
 ): Promise<StoredRequest | undefined> {
-  const row = await db
-    .selectFrom('fine_tune_requests')
-    .selectAll()
-    .where('license_id', '=', licenseId)
-    .where('request_id', '=', requestId)
-    .executeTakeFirst();
-  return row ? camelized(row) : undefined;
+  return firstRecord(
+    requests(db).where('license_id', '=', licenseId).where('request_id', '=', requestId),
+    camelized,
+  );
 }
 
 export async function findRequestById(db: Executor, id: string): Promise<StoredRequest | undefined> {
-  const row = await db.selectFrom('fine_tune_requests').selectAll().where('id', '=', id).executeTakeFirst();
-  return row ? camelized(row) : undefined;
+  return firstRecord(requests(db).where('id', '=', id), camelized);
 }
 
 /** Locks the row for the rest of the transaction and returns its current state. */
 export async function lockRequest(tx: Executor, id: string): Promise<StoredRequest | undefined> {
-  const row = await tx
-    .selectFrom('fine_tune_requests')
-    .selectAll()
-    .where('id', '=', id)
-    .forUpdate()
-    .executeTakeFirst();
-  return row ? camelized(row) : undefined;
+  return firstRecord(requests(tx).where('id', '=', id).forUpdate(), camelized);
 }
 
 /**
@@ -94,9 +88,7 @@ export async function finishRequest(
 
 /** Requests stored but not built yet (oldest first): what the recovery sweep re-drives. */
 export async function listWaitingRequests(db: Executor, limit = 100): Promise<StoredRequest[]> {
-  const rows = await db
-    .selectFrom('fine_tune_requests')
-    .selectAll()
+  const rows = await requests(db)
     .where('status', '=', 'received')
     .orderBy('created_at')
     .limit(limit)

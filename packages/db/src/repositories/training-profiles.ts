@@ -2,6 +2,7 @@ import { type Selectable, sql } from 'kysely';
 import type { Executor } from '../connection.ts';
 import type { ProfileVersionsTable } from '../schema.ts';
 import { type PromotionRecord, toPromotion } from './promotions.ts';
+import { firstRecord } from './records.ts';
 
 /** A training profile; `settings` is the validated TrainingProfileSettings of the contracts package. */
 export interface TrainingProfileRecord {
@@ -56,6 +57,9 @@ const toProfile = (r: ProfileRow): TrainingProfileRecord => ({
   updatedAt: r.updated_at,
 });
 
+/** The profiles' columns, as a select to narrow. */
+const profiles = (db: Executor) => db.selectFrom('training_profiles').select(profileColumns);
+
 /** Creates the license's profile of that name, or replaces its settings (its versions stay). */
 export async function saveTrainingProfile(
   db: Executor,
@@ -86,37 +90,21 @@ export async function findTrainingProfile(
   licenseId: string,
   name: string,
 ): Promise<TrainingProfileRecord | undefined> {
-  const row = await db
-    .selectFrom('training_profiles')
-    .select(profileColumns)
-    .where('license_id', '=', licenseId)
-    .where('name', '=', name)
-    .executeTakeFirst();
-  return row ? toProfile(row) : undefined;
+  return firstRecord(profiles(db).where('license_id', '=', licenseId).where('name', '=', name), toProfile);
 }
 
 export async function getTrainingProfile(
   db: Executor,
   id: string,
 ): Promise<TrainingProfileRecord | undefined> {
-  const row = await db
-    .selectFrom('training_profiles')
-    .select(profileColumns)
-    .where('id', '=', id)
-    .executeTakeFirst();
-  return row ? toProfile(row) : undefined;
+  return firstRecord(profiles(db).where('id', '=', id), toProfile);
 }
 
 export async function listTrainingProfiles(
   db: Executor,
   licenseId: string,
 ): Promise<TrainingProfileRecord[]> {
-  const rows = await db
-    .selectFrom('training_profiles')
-    .select(profileColumns)
-    .where('license_id', '=', licenseId)
-    .orderBy('name')
-    .execute();
+  const rows = await profiles(db).where('license_id', '=', licenseId).orderBy('name').execute();
   return rows.map(toProfile);
 }
 
@@ -139,13 +127,7 @@ export async function lockTrainingProfile(
   tx: Executor,
   id: string,
 ): Promise<TrainingProfileRecord | undefined> {
-  const row = await tx
-    .selectFrom('training_profiles')
-    .select(profileColumns)
-    .where('id', '=', id)
-    .forUpdate()
-    .executeTakeFirst();
-  return row ? toProfile(row) : undefined;
+  return firstRecord(profiles(tx).where('id', '=', id).forUpdate(), toProfile);
 }
 
 export async function recordProfileDecision(
@@ -196,14 +178,15 @@ export async function latestProfileVersion(
   db: Executor,
   profileId: string,
 ): Promise<ProfileVersionRecord | undefined> {
-  const row = await db
-    .selectFrom('profile_versions')
-    .selectAll()
-    .where('profile_id', '=', profileId)
-    .orderBy('version', 'desc')
-    .limit(1)
-    .executeTakeFirst();
-  return row ? toVersion(row) : undefined;
+  return firstRecord(
+    db
+      .selectFrom('profile_versions')
+      .selectAll()
+      .where('profile_id', '=', profileId)
+      .orderBy('version', 'desc')
+      .limit(1),
+    toVersion,
+  );
 }
 
 /**
