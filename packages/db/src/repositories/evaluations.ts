@@ -1,6 +1,7 @@
-import { sql } from 'kysely';
+import { sql, type UpdateObject } from 'kysely';
 import type { Executor } from '../connection.ts';
 import type {
+  Database,
   EvaluationAnswerRow,
   EvaluationRole,
   EvaluationRunRow,
@@ -166,6 +167,13 @@ export async function getEvaluationRunByFineTune(
   return firstRecord(runOf(db, fineTuneId), toEvaluationRunRecord);
 }
 
+/** Updates the fine-tune's run, stamping `updated_at` (the caller adds the status it moves from). */
+const updateRun = (tx: Executor, fineTuneId: string, set: UpdateObject<Database, 'evaluation_runs'>) =>
+  tx
+    .updateTable('evaluation_runs')
+    .set({ ...set, updated_at: sql`now()` })
+    .where('fine_tune_id', '=', fineTuneId);
+
 export async function lockEvaluationRun(
   tx: Executor,
   fineTuneId: string,
@@ -188,24 +196,16 @@ export async function startEvaluationRun(
     deadlineAt: Date;
   },
 ): Promise<EvaluationRunRecord | undefined> {
-  return firstRecord(
-    tx
-      .updateTable('evaluation_runs')
-      .set({
-        status: 'running',
-        models: JSON.stringify(start.models),
-        champion_fine_tune_id: start.championFineTuneId,
-        examples_total: start.examplesTotal,
-        example_ids: JSON.stringify(start.exampleIds),
-        deadline_at: start.deadlineAt,
-        started_at: sql`now()`,
-        updated_at: sql`now()`,
-      })
-      .where('fine_tune_id', '=', fineTuneId)
-      .where('status', '=', 'pending')
-      .returningAll(),
-    toEvaluationRunRecord,
-  );
+  const started = updateRun(tx, fineTuneId, {
+    status: 'running',
+    models: JSON.stringify(start.models),
+    champion_fine_tune_id: start.championFineTuneId,
+    examples_total: start.examplesTotal,
+    example_ids: JSON.stringify(start.exampleIds),
+    deadline_at: start.deadlineAt,
+    started_at: sql`now()`,
+  });
+  return firstRecord(started.where('status', '=', 'pending').returningAll(), toEvaluationRunRecord);
 }
 
 /** Ends an open run (succeeded with its summary, or failed with the reason); false when already ended. */
@@ -214,16 +214,12 @@ export async function finishEvaluationRun(
   fineTuneId: string,
   end: { status: 'succeeded' | 'failed'; summary?: unknown; reason?: string | null },
 ): Promise<boolean> {
-  const result = await tx
-    .updateTable('evaluation_runs')
-    .set({
-      status: end.status,
-      summary: end.summary === undefined ? null : JSON.stringify(end.summary),
-      reason: end.reason ?? null,
-      finished_at: sql`now()`,
-      updated_at: sql`now()`,
-    })
-    .where('fine_tune_id', '=', fineTuneId)
+  const result = await updateRun(tx, fineTuneId, {
+    status: end.status,
+    summary: end.summary === undefined ? null : JSON.stringify(end.summary),
+    reason: end.reason ?? null,
+    finished_at: sql`now()`,
+  })
     .where('status', 'in', ['pending', 'running'])
     .executeTakeFirst();
   return result.numUpdatedRows === 1n;

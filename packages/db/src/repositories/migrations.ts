@@ -1,7 +1,9 @@
 import { sql } from 'kysely';
 import type { Executor } from '../connection.ts';
 import type { FineTuneStatus, ModelMigrationsTable } from '../schema.ts';
+import { aliasesOfFineTunes } from './aliases.ts';
 import { type FineTuneRecord, toFineTuneRecord } from './fine-tunes.ts';
+import { bigintOrNull } from './records.ts';
 
 /**
  * One-call migrations (issue 21.4, migration 0070): the row a migration is, its natural and idempotency
@@ -99,7 +101,7 @@ const toMigrationRecord = (r: MigrationRow): MigrationRecord => ({
   championFineTuneId: r.champion_fine_tune_id,
   target: { provider: r.provider, baseModel: r.base_model, hyperparameters: r.hyperparameters },
   promote: r.promote,
-  hostingCreditsPerHour: r.hosting_credits_per_hour === null ? null : BigInt(r.hosting_credits_per_hour),
+  hostingCreditsPerHour: bigintOrNull(r.hosting_credits_per_hour),
   requestId: r.request_id,
   idempotencyKey: r.idempotency_key,
   actor: r.actor,
@@ -298,8 +300,7 @@ export async function findMigrationByFineTune(
         championFineTuneId: row.champion_fine_tune_id,
         championModel: row.champion_model,
         promote: row.promote,
-        hostingCreditsPerHour:
-          row.hosting_credits_per_hour === null ? null : BigInt(row.hosting_credits_per_hour),
+        hostingCreditsPerHour: bigintOrNull(row.hosting_credits_per_hour),
         status: row.status,
       }
     : undefined;
@@ -369,14 +370,7 @@ export async function failMigrationOfRequest(
 
 /** The license's aliases serving `fineTuneId` now. */
 export async function aliasNamesOf(db: Executor, licenseId: string, fineTuneId: string): Promise<string[]> {
-  const rows = await db
-    .selectFrom('model_aliases')
-    .select('name')
-    .where('license_id', '=', licenseId)
-    .where('fine_tune_id', '=', fineTuneId)
-    .orderBy('name')
-    .execute();
-  return rows.map((r) => r.name);
+  return (await aliasesOfFineTunes(db, licenseId, [fineTuneId])).get(fineTuneId) ?? [];
 }
 
 /**
