@@ -1,10 +1,11 @@
 import { createHash } from 'node:crypto';
 import { notifySendMessage, parseEmailList } from '@tuneline/contracts';
-import { sql } from 'kysely';
+import { type Insertable, sql } from 'kysely';
 import type { Db, Executor } from '../connection.ts';
-import type { NotificationRow, NotificationStatus } from '../schema.ts';
+import type { NotificationRow, NotificationStatus, NotificationsTable } from '../schema.ts';
 import type { FineTuneRecord } from './fine-tunes.ts';
 import { writeOutbox } from './outbox.ts';
+import { firstRecord } from './records.ts';
 
 /**
  * Outcome e-mails. The row is the claim: one per (fine-tune, outcome, recipient) under a unique key, with
@@ -61,8 +62,6 @@ export function toNotificationRecord(row: NotificationRow): NotificationRecord {
   };
 }
 
-const record = (row: NotificationRow | undefined) => (row ? toNotificationRecord(row) : undefined);
-
 /**
  * Stable per (fine-tune, kind, recipient, deployment): receivers can dedupe a rare second delivery on it.
  */
@@ -100,33 +99,44 @@ export async function queueNotifications(
   fineTune: Pick<FineTuneRecord, 'id' | 'notifyEmails' | 'correlationId'>,
   about: { kind: string; deploymentId: string | null },
 ): Promise<number> {
-  const recipients = validRecipients(fineTune.notifyEmails);
-  if (recipients.length === 0) return 0;
   const { kind, deploymentId } = about;
+  return insertNotifications(
+    tx,
+    validRecipients(fineTune.notifyEmails).map((recipient) => ({
+      fine_tune_id: fineTune.id,
+      kind,
+      recipient,
+      deployment_id: deploymentId,
+      message_id: notificationMessageId(fineTune.id, kind, recipient, deploymentId),
+    })),
+    { subject: 'fine_tune_id', columns: ['fine_tune_id', 'kind', 'recipient', 'deployment_id'] },
+    fineTune.correlationId,
+  );
+}
+
+/**
+ * Inserts the notifications, each once under its unique key (`key`: the fine-tune's or the profile's,
+ * a partial index over the rows with that subject), and queues a `notify-send` message for each row
+ * created now. Returns how many were created.
+ */
+async function insertNotifications(
+  tx: Executor,
+  notifications: Insertable<NotificationsTable>[],
+  key: {
+    subject: 'fine_tune_id' | 'profile_id';
+    columns: readonly (keyof NotificationsTable & string)[];
+  },
+  correlationId: string,
+): Promise<number> {
+  if (notifications.length === 0) return 0;
   const created = await tx
     .insertInto('notifications')
-    .values(
-      recipients.map((recipient) => ({
-        fine_tune_id: fineTune.id,
-        kind,
-        recipient,
-        deployment_id: deploymentId,
-        message_id: notificationMessageId(fineTune.id, kind, recipient, deploymentId),
-      })),
-    )
-    .onConflict((oc) =>
-      oc
-        .columns(['fine_tune_id', 'kind', 'recipient', 'deployment_id'])
-        .where('fine_tune_id', 'is not', null)
-        .doNothing(),
-    )
+    .values(notifications)
+    .onConflict((oc) => oc.columns(key.columns).where(key.subject, 'is not', null).doNothing())
     .returning('id')
     .execute();
   for (const row of created) {
-    await writeOutbox(
-      tx,
-      notifySendMessage({ notificationId: row.id, correlationId: fineTune.correlationId }),
-    );
+    await writeOutbox(tx, notifySendMessage({ notificationId: row.id, correlationId }));
   }
   return created.length;
 }
@@ -169,37 +179,24 @@ export async function queueProfileNotifications(
     detail: string;
   },
 ): Promise<number> {
-  const recipients = validRecipients(input.recipients);
-  if (recipients.length === 0) return 0;
-  const created = await tx
-    .insertInto('notifications')
-    .values(
-      recipients.map((recipient) => ({
-        profile_id: input.profileId,
-        profile_version: input.version,
-        kind: input.kind,
-        recipient,
-        correlation_id: input.correlationId,
-        detail: input.detail,
-        message_id: profileNotificationMessageId(input.profileId, input.version, input.kind, recipient),
-      })),
-    )
-    .onConflict((oc) =>
-      oc
-        .columns(['profile_id', 'profile_version', 'kind', 'recipient'])
-        .where('profile_id', 'is not', null)
-        .doNothing(),
-    )
-    .returning('id')
-    .execute();
-  for (const row of created) {
-    await writeOutbox(tx, notifySendMessage({ notificationId: row.id, correlationId: input.correlationId }));
-  }
-  return created.length;
+  return insertNotifications(
+    tx,
+    validRecipients(input.recipients).map((recipient) => ({
+      profile_id: input.profileId,
+      profile_version: input.version,
+      kind: input.kind,
+      recipient,
+      correlation_id: input.correlationId,
+      detail: input.detail,
+      message_id: profileNotificationMessageId(input.profileId, input.version, input.kind, recipient),
+    })),
+    { subject: 'profile_id', columns: ['profile_id', 'profile_version', 'kind', 'recipient'] },
+    input.correlationId,
+  );
 }
 
 export async function getNotification(db: Executor, id: string): Promise<NotificationRecord | undefined> {
-  return record(await db.selectFrom('notifications').selectAll().where('id', '=', id).executeTakeFirst());
+  return firstRecord(db.selectFrom('notifications').selectAll().where('id', '=', id), toNotificationRecord);
 }
 
 /**
@@ -234,14 +231,14 @@ export async function claimNotificationAttempt(
   db: Executor,
   id: string,
 ): Promise<NotificationRecord | undefined> {
-  return record(
-    await db
+  return firstRecord(
+    db
       .updateTable('notifications')
       .set({ attempts: sql`attempts + 1`, updated_at: sql`now()` })
       .where('id', '=', id)
       .where('status', '=', 'pending')
-      .returningAll()
-      .executeTakeFirst(),
+      .returningAll(),
+    toNotificationRecord,
   );
 }
 
