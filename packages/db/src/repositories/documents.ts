@@ -1,5 +1,7 @@
-import { sql } from 'kysely';
+import { type Selectable, sql } from 'kysely';
 import type { Executor } from '../connection.ts';
+import type { DocumentsTable } from '../schema.ts';
+import { firstRecord } from './records.ts';
 
 /** One document of a license's configuration. */
 type DocumentKey = { licenseId: string; configuration: string; id: string };
@@ -28,6 +30,10 @@ export interface StoredDocumentResult {
   outcome: StoreOutcome;
   revision: number;
 }
+
+/** The document `key` (its tombstone included), as a select to choose columns of. */
+const selectDocument = (db: Executor, key: DocumentKey) =>
+  db.selectFrom('documents').where((eb) => eb.and(documentKey(key)));
 
 const keyOf = (configuration: string, id: string) => `${configuration}\u0000${id}`;
 
@@ -136,11 +142,7 @@ export async function deleteDocument(db: Executor, key: DocumentKey): Promise<De
     .returning('document_id')
     .executeTakeFirst();
   if (erased) return 'deleted';
-  const tombstone = await db
-    .selectFrom('documents')
-    .select('document_id')
-    .where((eb) => eb.and(documentKey(key)))
-    .executeTakeFirst();
+  const tombstone = await selectDocument(db, key).select('document_id').executeTakeFirst();
   return tombstone ? 'already_deleted' : 'not_found';
 }
 
@@ -191,28 +193,24 @@ export interface StoredDocumentRecord {
   deletedAt: Date | null;
 }
 
+const toStoredDocumentRecord = (row: Selectable<DocumentsTable>): StoredDocumentRecord => ({
+  configuration: row.configuration,
+  id: row.document_id,
+  revision: row.revision,
+  contentHash: row.content_hash,
+  text: row.text,
+  fields: row.fields,
+  changeSeq: row.change_seq,
+  updatedAt: row.updated_at,
+  deletedAt: row.deleted_at,
+});
+
 /** One document, tombstone included (the caller decides what a deleted one means). */
 export async function findDocument(
   db: Executor,
   key: DocumentKey,
 ): Promise<StoredDocumentRecord | undefined> {
-  const row = await db
-    .selectFrom('documents')
-    .selectAll()
-    .where((eb) => eb.and(documentKey(key)))
-    .executeTakeFirst();
-  if (!row) return undefined;
-  return {
-    configuration: row.configuration,
-    id: row.document_id,
-    revision: row.revision,
-    contentHash: row.content_hash,
-    text: row.text,
-    fields: row.fields,
-    changeSeq: row.change_seq,
-    updatedAt: row.updated_at,
-    deletedAt: row.deleted_at,
-  };
+  return firstRecord(selectDocument(db, key).selectAll(), toStoredDocumentRecord);
 }
 
 /**

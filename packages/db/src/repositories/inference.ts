@@ -1,6 +1,9 @@
 import { inferenceUsageMessage } from '@tuneline/contracts';
+import type { Selectable } from 'kysely';
 import type { Executor } from '../connection.ts';
+import type { InferencePendingUsageTable } from '../schema.ts';
 import { inTransaction, writeOutbox } from './outbox.ts';
+import { firstRecord } from './records.ts';
 
 /** A gateway call's usage whose settlement was deferred (table inference_pending_usage). */
 export interface PendingInferenceUsage {
@@ -11,6 +14,15 @@ export interface PendingInferenceUsage {
   response: unknown | null;
   appliedAt: Date | null;
 }
+
+const toPendingInferenceUsage = (row: Selectable<InferencePendingUsageTable>): PendingInferenceUsage => ({
+  callId: row.call_id,
+  promptTokens: row.prompt_tokens,
+  completionTokens: row.completion_tokens,
+  credits: BigInt(row.credits),
+  response: row.response,
+  appliedAt: row.applied_at,
+});
 
 /**
  * Records a call's usage for later, with its `inference-usage` outbox message, in one transaction:
@@ -45,20 +57,10 @@ export async function findPendingInferenceUsage(
   db: Executor,
   callId: string,
 ): Promise<PendingInferenceUsage | undefined> {
-  const row = await db
-    .selectFrom('inference_pending_usage')
-    .selectAll()
-    .where('call_id', '=', callId)
-    .executeTakeFirst();
-  if (!row) return undefined;
-  return {
-    callId: row.call_id,
-    promptTokens: row.prompt_tokens,
-    completionTokens: row.completion_tokens,
-    credits: BigInt(row.credits),
-    response: row.response,
-    appliedAt: row.applied_at,
-  };
+  return firstRecord(
+    db.selectFrom('inference_pending_usage').selectAll().where('call_id', '=', callId),
+    toPendingInferenceUsage,
+  );
 }
 
 /** Deferred usages not applied yet, oldest first (billing's recovery sweep re-sends their messages). */

@@ -1,4 +1,6 @@
+import type { InsertResult, Selectable } from 'kysely';
 import type { Executor } from '../connection.ts';
+import type { CheckpointsTable, ProviderEventsTable } from '../schema.ts';
 
 /** What the provider reported about a job: its events and checkpoints, deduplicated by the provider's ids. */
 
@@ -20,6 +22,26 @@ export interface CheckpointRecord {
   createdAt: Date;
 }
 
+const toProviderEventRecord = (e: Selectable<ProviderEventsTable>): ProviderEventRecord => ({
+  id: e.id,
+  createdAt: e.created_at,
+  level: e.level,
+  message: e.message,
+  type: e.type,
+  data: e.data,
+});
+
+const toCheckpointRecord = (c: Selectable<CheckpointsTable>): CheckpointRecord => ({
+  id: c.id,
+  step: c.step,
+  fineTunedModelCheckpoint: c.fine_tuned_model_checkpoint,
+  metrics: c.metrics,
+  createdAt: c.created_at,
+});
+
+/** How many rows an insert that skips the ids already stored (`ON CONFLICT (id) DO NOTHING`) added. */
+const added = (result: InsertResult): number => Number(result.numInsertedOrUpdatedRows ?? 0n);
+
 /** Events are keyed by the provider's id: a second poll that sees them again inserts nothing. */
 export async function insertProviderEvents(
   tx: Executor,
@@ -27,22 +49,23 @@ export async function insertProviderEvents(
   events: readonly ProviderEventRecord[],
 ): Promise<number> {
   if (events.length === 0) return 0;
-  const result = await tx
-    .insertInto('provider_events')
-    .values(
-      events.map((e) => ({
-        id: e.id,
-        fine_tune_id: fineTuneId,
-        created_at: e.createdAt,
-        level: e.level,
-        message: e.message,
-        type: e.type,
-        data: e.data === undefined || e.data === null ? null : JSON.stringify(e.data),
-      })),
-    )
-    .onConflict((oc) => oc.column('id').doNothing())
-    .executeTakeFirst();
-  return Number(result.numInsertedOrUpdatedRows ?? 0n);
+  return added(
+    await tx
+      .insertInto('provider_events')
+      .values(
+        events.map((e) => ({
+          id: e.id,
+          fine_tune_id: fineTuneId,
+          created_at: e.createdAt,
+          level: e.level,
+          message: e.message,
+          type: e.type,
+          data: e.data === undefined || e.data === null ? null : JSON.stringify(e.data),
+        })),
+      )
+      .onConflict((oc) => oc.column('id').doNothing())
+      .executeTakeFirst(),
+  );
 }
 
 export async function insertCheckpoints(
@@ -51,21 +74,22 @@ export async function insertCheckpoints(
   checkpoints: readonly CheckpointRecord[],
 ): Promise<number> {
   if (checkpoints.length === 0) return 0;
-  const result = await tx
-    .insertInto('checkpoints')
-    .values(
-      checkpoints.map((c) => ({
-        id: c.id,
-        fine_tune_id: fineTuneId,
-        step: c.step,
-        fine_tuned_model_checkpoint: c.fineTunedModelCheckpoint,
-        metrics: JSON.stringify(c.metrics ?? {}),
-        created_at: c.createdAt,
-      })),
-    )
-    .onConflict((oc) => oc.column('id').doNothing())
-    .executeTakeFirst();
-  return Number(result.numInsertedOrUpdatedRows ?? 0n);
+  return added(
+    await tx
+      .insertInto('checkpoints')
+      .values(
+        checkpoints.map((c) => ({
+          id: c.id,
+          fine_tune_id: fineTuneId,
+          step: c.step,
+          fine_tuned_model_checkpoint: c.fineTunedModelCheckpoint,
+          metrics: JSON.stringify(c.metrics ?? {}),
+          created_at: c.createdAt,
+        })),
+      )
+      .onConflict((oc) => oc.column('id').doNothing())
+      .executeTakeFirst(),
+  );
 }
 
 /** A fine-tune's events, oldest first. */
@@ -76,14 +100,7 @@ export async function listProviderEvents(db: Executor, fineTuneId: string): Prom
     .where('fine_tune_id', '=', fineTuneId)
     .orderBy('created_at')
     .execute();
-  return rows.map((e) => ({
-    id: e.id,
-    createdAt: e.created_at,
-    level: e.level,
-    message: e.message,
-    type: e.type,
-    data: e.data,
-  }));
+  return rows.map(toProviderEventRecord);
 }
 
 /** A fine-tune's checkpoints by step. */
@@ -94,11 +111,5 @@ export async function listCheckpoints(db: Executor, fineTuneId: string): Promise
     .where('fine_tune_id', '=', fineTuneId)
     .orderBy('step')
     .execute();
-  return rows.map((c) => ({
-    id: c.id,
-    step: c.step,
-    fineTunedModelCheckpoint: c.fine_tuned_model_checkpoint,
-    metrics: c.metrics,
-    createdAt: c.created_at,
-  }));
+  return rows.map(toCheckpointRecord);
 }
