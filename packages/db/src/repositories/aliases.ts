@@ -4,6 +4,7 @@ import type { Executor } from '../connection.ts';
 import type { FineTuneRow } from '../schema.ts';
 import { type FineTuneRecord, toFineTuneRecord } from './fine-tunes.ts';
 import { inTransaction } from './outbox.ts';
+import { firstRecord } from './records.ts';
 
 /**
  * Model aliases (issue 21.1): a license's stable name for a use, pointing at one of its available and
@@ -52,17 +53,18 @@ async function usableTarget(
   licenseId: string,
   fineTuneId: string,
 ): Promise<FineTuneRecord | undefined> {
-  const row = await tx
-    .selectFrom('fine_tunes')
-    .selectAll()
-    .where('id', '=', fineTuneId)
-    .where('license_id', '=', licenseId)
-    .where('available', '=', true)
-    .where('active', '=', true)
-    .where('fine_tuned_model', 'is not', null)
-    .forShare()
-    .executeTakeFirst();
-  return row ? toFineTuneRecord(row) : undefined;
+  return firstRecord(
+    tx
+      .selectFrom('fine_tunes')
+      .selectAll()
+      .where('id', '=', fineTuneId)
+      .where('license_id', '=', licenseId)
+      .where('available', '=', true)
+      .where('active', '=', true)
+      .where('fine_tuned_model', 'is not', null)
+      .forShare(),
+    toFineTuneRecord,
+  );
 }
 
 function aliasOf(name: string, target: FineTuneRecord, updatedAt: Date): AliasRecord {

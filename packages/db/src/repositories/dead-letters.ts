@@ -2,6 +2,7 @@ import { sql } from 'kysely';
 import type { Executor } from '../connection.ts';
 import type { DeadLetterRow, DeadLetterSubjectKind } from '../schema.ts';
 import { type Camelized, camelized } from './camel.ts';
+import { firstRecord } from './records.ts';
 
 /**
  * Dead letters (migration 0015). The recovery sweep re-enqueues a job it finds failed for good while
@@ -137,8 +138,7 @@ export async function findOpenDeadLettersBySubject(
 }
 
 export async function findDeadLetter(db: Executor, id: string): Promise<DeadLetterRecord | undefined> {
-  const row = await db.selectFrom('dead_letters').selectAll().where('id', '=', id).executeTakeFirst();
-  return row ? camelized(row) : undefined;
+  return firstRecord(db.selectFrom('dead_letters').selectAll().where('id', '=', id), camelized);
 }
 
 /**
@@ -146,20 +146,21 @@ export async function findDeadLetter(db: Executor, id: string): Promise<DeadLett
  * afresh. Undefined when it was not dead-lettered (retried already, or no such row).
  */
 export async function reopenDeadLetter(db: Executor, id: string): Promise<DeadLetterRecord | undefined> {
-  const row = await db
-    .updateTable('dead_letters')
-    .set({
-      status: 'retrying',
-      recoveries: 0,
-      admin_retries: sql`admin_retries + 1`,
-      retried_at: sql`now()`,
-      updated_at: sql`now()`,
-    })
-    .where('id', '=', id)
-    .where('status', '=', 'dead_lettered')
-    .returningAll()
-    .executeTakeFirst();
-  return row ? camelized(row) : undefined;
+  return firstRecord(
+    db
+      .updateTable('dead_letters')
+      .set({
+        status: 'retrying',
+        recoveries: 0,
+        admin_retries: sql`admin_retries + 1`,
+        retried_at: sql`now()`,
+        updated_at: sql`now()`,
+      })
+      .where('id', '=', id)
+      .where('status', '=', 'dead_lettered')
+      .returningAll(),
+    camelized,
+  );
 }
 
 /** Dead-lettered rows per queue (the `tuneline_dead_letters` gauge). */

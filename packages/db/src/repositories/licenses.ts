@@ -1,5 +1,6 @@
 import type { Executor } from '../connection.ts';
 import type { LicenseRow } from '../schema.ts';
+import { firstRecord } from './records.ts';
 
 /** Licenses and their API keys (only SHA-256 hashes of keys are stored). */
 
@@ -23,18 +24,18 @@ export async function insertLicense(
   db: Executor,
   license: { id: string; name: string; provider?: string | null },
 ): Promise<LicenseRecord | undefined> {
-  const row = await db
-    .insertInto('licenses')
-    .values(license)
-    .onConflict((oc) => oc.column('id').doNothing())
-    .returningAll()
-    .executeTakeFirst();
-  return row ? toLicenseRecord(row) : undefined;
+  return firstRecord(
+    db
+      .insertInto('licenses')
+      .values(license)
+      .onConflict((oc) => oc.column('id').doNothing())
+      .returningAll(),
+    toLicenseRecord,
+  );
 }
 
 export async function findLicense(db: Executor, id: string): Promise<LicenseRecord | undefined> {
-  const row = await db.selectFrom('licenses').selectAll().where('id', '=', id).executeTakeFirst();
-  return row ? toLicenseRecord(row) : undefined;
+  return firstRecord(db.selectFrom('licenses').selectAll().where('id', '=', id), toLicenseRecord);
 }
 
 /** Names the license's provider (null: back to the deployment default); undefined if no such license. */
@@ -43,13 +44,10 @@ export async function setLicenseProvider(
   id: string,
   provider: string | null,
 ): Promise<LicenseRecord | undefined> {
-  const row = await db
-    .updateTable('licenses')
-    .set({ provider })
-    .where('id', '=', id)
-    .returningAll()
-    .executeTakeFirst();
-  return row ? toLicenseRecord(row) : undefined;
+  return firstRecord(
+    db.updateTable('licenses').set({ provider }).where('id', '=', id).returningAll(),
+    toLicenseRecord,
+  );
 }
 
 export interface NewApiKey {

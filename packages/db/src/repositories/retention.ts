@@ -1,6 +1,7 @@
 import type { Executor } from '../connection.ts';
 import { TERMINAL_STATUSES } from '../lifecycle/statuses.ts';
 import { type FineTuneRecord, toFineTuneRecord } from './fine-tunes.ts';
+import { firstRecord } from './records.ts';
 
 /** A dataset whose provider files may go: every fine-tune on it has ended. */
 export interface ProviderFilesToDelete {
@@ -73,18 +74,19 @@ export async function discardFineTune(
   licenseId: string,
   id: string,
 ): Promise<FineTuneRecord | undefined> {
-  const row = await db
-    .updateTable('fine_tunes')
-    .set((eb) => ({
-      discarded_at: eb.fn.coalesce('discarded_at', eb.val(new Date())),
-      available: false,
-      active: false,
-      updated_at: new Date(),
-    }))
-    .where('id', '=', id)
-    .where('license_id', '=', licenseId)
-    .where('status', 'in', TERMINAL_STATUSES)
-    .returningAll()
-    .executeTakeFirst();
-  return row ? toFineTuneRecord(row) : undefined;
+  return firstRecord(
+    db
+      .updateTable('fine_tunes')
+      .set((eb) => ({
+        discarded_at: eb.fn.coalesce('discarded_at', eb.val(new Date())),
+        available: false,
+        active: false,
+        updated_at: new Date(),
+      }))
+      .where('id', '=', id)
+      .where('license_id', '=', licenseId)
+      .where('status', 'in', TERMINAL_STATUSES)
+      .returningAll(),
+    toFineTuneRecord,
+  );
 }
