@@ -1,5 +1,6 @@
-import { sql } from 'kysely';
+import { type Selectable, sql } from 'kysely';
 import type { Executor } from '../connection.ts';
+import type { LifecycleWarningsTable } from '../schema.ts';
 
 /**
  * Lifecycle warnings (issue 21.3): which license was warned about which base model's event at which
@@ -26,22 +27,7 @@ export interface LifecycleWarningRecord {
   sentAt: Date | null;
 }
 
-type Row = {
-  id: string;
-  license_id: string;
-  base_model: string;
-  provider: string;
-  event: LifecycleEvent;
-  event_date: string;
-  threshold_days: number;
-  recipients: string[];
-  models: string[];
-  status: 'pending' | 'sending' | 'sent' | 'failed';
-  attempts: number;
-  sent_at: Date | null;
-};
-
-const toRecord = (r: Row): LifecycleWarningRecord => ({
+const toRecord = (r: Selectable<LifecycleWarningsTable>): LifecycleWarningRecord => ({
   id: r.id,
   licenseId: r.license_id,
   baseModel: r.base_model,

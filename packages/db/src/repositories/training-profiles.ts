@@ -1,6 +1,6 @@
 import { type Selectable, sql } from 'kysely';
 import type { Executor } from '../connection.ts';
-import type { ProfileVersionsTable } from '../schema.ts';
+import type { ProfileVersionsTable, TrainingProfilesTable } from '../schema.ts';
 import { type PromotionRecord, toPromotion } from './promotions.ts';
 import { firstRecord } from './records.ts';
 
@@ -31,18 +31,7 @@ const profileColumns = [
   'updated_at',
 ] as const;
 
-type ProfileRow = {
-  id: string;
-  license_id: string;
-  name: string;
-  settings: unknown;
-  enabled: boolean;
-  last_decision: string | null;
-  last_decision_reason: string | null;
-  last_decision_at: Date | null;
-  created_at: Date;
-  updated_at: Date;
-};
+type ProfileRow = Pick<Selectable<TrainingProfilesTable>, (typeof profileColumns)[number]>;
 
 const toProfile = (r: ProfileRow): TrainingProfileRecord => ({
   id: r.id,
