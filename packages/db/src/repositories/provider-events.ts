@@ -1,4 +1,4 @@
-import type { InsertResult, Selectable } from 'kysely';
+import type { Selectable } from 'kysely';
 import type { Executor } from '../connection.ts';
 import type { CheckpointsTable, ProviderEventsTable } from '../schema.ts';
 
@@ -39,9 +39,6 @@ const toCheckpointRecord = (c: Selectable<CheckpointsTable>): CheckpointRecord =
   createdAt: c.created_at,
 });
 
-/** How many rows an insert that skips the ids already stored (`ON CONFLICT (id) DO NOTHING`) added. */
-const added = (result: InsertResult): number => Number(result.numInsertedOrUpdatedRows ?? 0n);
-
 /** Events are keyed by the provider's id: a second poll that sees them again inserts nothing. */
 export async function insertProviderEvents(
   tx: Executor,
@@ -49,23 +46,22 @@ export async function insertProviderEvents(
   events: readonly ProviderEventRecord[],
 ): Promise<number> {
   if (events.length === 0) return 0;
-  return added(
-    await tx
-      .insertInto('provider_events')
-      .values(
-        events.map((e) => ({
-          id: e.id,
-          fine_tune_id: fineTuneId,
-          created_at: e.createdAt,
-          level: e.level,
-          message: e.message,
-          type: e.type,
-          data: e.data === undefined || e.data === null ? null : JSON.stringify(e.data),
-        })),
-      )
-      .onConflict((oc) => oc.column('id').doNothing())
-      .executeTakeFirst(),
-  );
+  const result = await tx
+    .insertInto('provider_events')
+    .values(
+      events.map((e) => ({
+        id: e.id,
+        fine_tune_id: fineTuneId,
+        created_at: e.createdAt,
+        level: e.level,
+        message: e.message,
+        type: e.type,
+        data: e.data === undefined || e.data === null ? null : JSON.stringify(e.data),
+      })),
+    )
+    .onConflict((oc) => oc.column('id').doNothing())
+    .executeTakeFirst();
+  return Number(result.numInsertedOrUpdatedRows ?? 0n);
 }
 
 export async function insertCheckpoints(
@@ -74,22 +70,21 @@ export async function insertCheckpoints(
   checkpoints: readonly CheckpointRecord[],
 ): Promise<number> {
   if (checkpoints.length === 0) return 0;
-  return added(
-    await tx
-      .insertInto('checkpoints')
-      .values(
-        checkpoints.map((c) => ({
-          id: c.id,
-          fine_tune_id: fineTuneId,
-          step: c.step,
-          fine_tuned_model_checkpoint: c.fineTunedModelCheckpoint,
-          metrics: JSON.stringify(c.metrics ?? {}),
-          created_at: c.createdAt,
-        })),
-      )
-      .onConflict((oc) => oc.column('id').doNothing())
-      .executeTakeFirst(),
-  );
+  const result = await tx
+    .insertInto('checkpoints')
+    .values(
+      checkpoints.map((c) => ({
+        id: c.id,
+        fine_tune_id: fineTuneId,
+        step: c.step,
+        fine_tuned_model_checkpoint: c.fineTunedModelCheckpoint,
+        metrics: JSON.stringify(c.metrics ?? {}),
+        created_at: c.createdAt,
+      })),
+    )
+    .onConflict((oc) => oc.column('id').doNothing())
+    .executeTakeFirst();
+  return Number(result.numInsertedOrUpdatedRows ?? 0n);
 }
 
 /** A fine-tune's events, oldest first. */
