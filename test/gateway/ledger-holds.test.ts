@@ -4,7 +4,9 @@ import {
   auditLedger,
   getBalance,
   grantCredits,
+  type HoldResult,
   holdCall,
+  holdCalls,
   releaseCall,
   type SettleResult,
   settleCall,
@@ -279,6 +281,45 @@ describe('inference holds in the ledger', () => {
     expect(balances[0]).toEqual(balances[1]);
     // 1,000 − (40 + 130 + 11 + 14 + 16 + 900) = −111: below zero, so blocked until a top-up.
     expect(balances[0]).toMatchObject({ posted: -111n, pending: 0n, overageBlocked: true });
+    expect(await clean()).toEqual([]);
+  });
+
+  it('a group of holds admits each call as alone, in arrival order: a refused call takes nothing', async () => {
+    // lic-hg-a's holds as one group (migration 0086), lic-hg-b's one by one: the same answers and balances.
+    const answers = [];
+    for (const lic of ['lic-hg-a', 'lic-hg-b']) {
+      await license(lic, 100n);
+      const inputs = [60n, 50n, 30n, 10n, 1n].map((amount) => ({
+        callId: randomUUID(),
+        licenseId: lic,
+        fineTuneId,
+        model: 'ft:m',
+        amount,
+      }));
+      // A license nobody granted anything (no account row) is refused with nothing available.
+      inputs.splice(2, 0, {
+        callId: randomUUID(),
+        licenseId: 'lic-hg-none',
+        fineTuneId,
+        model: 'ft:m',
+        amount: 1n,
+      });
+      const results = new Map<string, HoldResult>();
+      if (lic === 'lic-hg-a')
+        for (const [id, r] of await holdCalls(t.db, inputs, { durable: false })) results.set(id, r);
+      else for (const i of inputs) results.set(i.callId, await holdCall(t.db, i));
+      answers.push(inputs.map((i) => results.get(i.callId)));
+      expect(await getBalance(t.db, lic)).toMatchObject({ posted: 100n, pending: 100n, available: 0n });
+    }
+    expect(answers[0]).toEqual([
+      { outcome: 'held' },
+      { outcome: 'refused', available: 40n, required: 50n, overageBlocked: false },
+      { outcome: 'refused', available: 0n, required: 1n, overageBlocked: false },
+      { outcome: 'held' },
+      { outcome: 'held' },
+      { outcome: 'refused', available: 0n, required: 1n, overageBlocked: false },
+    ]);
+    expect(answers[1]).toEqual(answers[0]);
     expect(await clean()).toEqual([]);
   });
 
