@@ -79,11 +79,20 @@ function postgresCpuBetween(before: Map<number, number> | null, after: Map<numbe
   return total;
 }
 
+// GATEWAY_BENCH_CPU_PROF=<dir>: each process writes a V8 CPU profile there when it stops (--cpu-prof,
+// which NODE_OPTIONS does not accept), to see where a call's CPU goes.
+const CPU_PROF = process.env.GATEWAY_BENCH_CPU_PROF;
+
 function startProcess(args: string[], env: NodeJS.ProcessEnv): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', join('bench', 'gateway-process.ts'), ...args], {
-    env,
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  const prof = CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${join(CPU_PROF, args[0] ?? '')}`] : [];
+  const child = spawn(
+    process.execPath,
+    [...prof, '--import', 'tsx', join('bench', 'gateway-process.ts'), ...args],
+    {
+      env,
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
   return new Promise((resolve, reject) => {
     let out = '';
     child.stdout?.on('data', (d: Buffer) => {

@@ -1,10 +1,14 @@
 import { randomUUID } from 'node:crypto';
+import { expireHold } from '@tuneline/db';
 import {
   auditLedger,
   getBalance,
   grantCredits,
+  type HoldResult,
   holdCall,
+  holdCalls,
   releaseCall,
+  type SettleResult,
   settleCall,
   settleCalls,
 } from '@tuneline/ledger';
@@ -158,6 +162,164 @@ describe('inference holds in the ledger', () => {
     expect(again.get(calls[1] as string)).toEqual({ outcome: 'already', held: 50n, charged: 7n });
     expect(await getBalance(t.db, 'lic-g1')).toMatchObject({ posted: 1_000n - 5n - 7n, pending: 0n });
     expect(await getBalance(t.db, 'lic-g2')).toMatchObject({ posted: 1_000n - 7n, pending: 0n });
+    expect(await clean()).toEqual([]);
+  });
+
+  it('a group settles as the same calls settled one by one: outcomes, charges, balances, usage rows, kept answers', async () => {
+    // Two licenses with the same history; lic-set-a's calls are settled as one group (set-based,
+    // migration 0085), lic-set-b's one by one (inference_settle). Every kind of call a group can meet:
+    // fresh, over its hold, already settled, released, expired before its usage came, unknown, the same
+    // call twice, one with an Idempotency-Key answer to keep, and charges that end below zero.
+    const outcomes: Array<Array<string | bigint | undefined>> = [];
+    const balances = [];
+    for (const lic of ['lic-set-a', 'lic-set-b']) {
+      await license(lic, 1_000n);
+      const call = () => randomUUID();
+      const calls = {
+        fresh: call(),
+        over: call(),
+        settled: call(),
+        released: call(),
+        expired: call(),
+        unknown: call(),
+        keyed: call(),
+        big: call(),
+      };
+      const hold = (callId: string, amount: bigint, key?: string) =>
+        holdCall(t.db, {
+          callId,
+          licenseId: lic,
+          fineTuneId,
+          model: 'ft:m',
+          amount,
+          ...(key ? { idempotency: { key, requestHash: 'h' } } : {}),
+        });
+      for (const c of [calls.fresh, calls.over, calls.settled, calls.released, calls.expired])
+        await hold(c, 100n);
+      await hold(calls.keyed, 100n, `key-${lic}`);
+      await hold(calls.big, 300n);
+      await settleCall(t.db, { callId: calls.settled, amount: 11n, promptTokens: 1, completionTokens: 1 });
+      await releaseCall(t.db, calls.released);
+      expect(await expireHold(t.db, calls.expired, 0)).toBe('released');
+      const usage = (callId: string, amount: bigint, response?: unknown) => ({
+        callId,
+        amount,
+        promptTokens: Number(amount) * 10,
+        completionTokens: 3,
+        ...(response !== undefined ? { response } : {}),
+      });
+      const group = [
+        usage(calls.fresh, 40n),
+        usage(calls.over, 130n),
+        usage(calls.settled, 12n),
+        usage(calls.released, 13n),
+        usage(calls.expired, 14n),
+        usage(calls.unknown, 15n),
+        usage(calls.fresh, 41n),
+        usage(calls.keyed, 16n, { id: 'chatcmpl-kept', note: 'quote " brace }' }),
+        usage(calls.big, 900n),
+      ];
+      // One by one in order; a repeated call keeps its first answer, as the group reports it once.
+      const results = new Map<string, SettleResult>();
+      if (lic === 'lic-set-a') for (const [id, r] of await settleCalls(t.db, group)) results.set(id, r);
+      else
+        for (const u of group) {
+          const r = await settleCall(t.db, u);
+          if (!results.has(u.callId)) results.set(u.callId, r);
+        }
+      outcomes.push(
+        Object.values(calls).flatMap((id) => {
+          const r = results.get(id);
+          return [
+            r?.outcome,
+            r && 'held' in r ? r.held : undefined,
+            r && 'charged' in r ? r.charged : undefined,
+          ];
+        }),
+      );
+      balances.push(await getBalance(t.db, lic));
+      const kept = await t.db
+        .selectFrom('inference_idempotency')
+        .select('response')
+        .where('call_id', '=', calls.keyed)
+        .executeTakeFirstOrThrow();
+      expect(kept.response).toEqual({ id: 'chatcmpl-kept', note: 'quote " brace }' });
+      const used = await t.db
+        .selectFrom('inference_usage')
+        .select((eb) => [eb.fn.countAll<string>().as('n'), eb.fn.sum<string>('credits').as('credits')])
+        .where('license_id', '=', lic)
+        .executeTakeFirstOrThrow();
+      expect(used).toEqual({ n: '6', credits: String(40 + 130 + 11 + 14 + 16 + 900) });
+    }
+    expect(outcomes[0]).toEqual(outcomes[1]);
+    expect(outcomes[0]).toEqual([
+      'settled',
+      100n,
+      40n,
+      'settled',
+      100n,
+      130n,
+      'already',
+      100n,
+      11n,
+      'released',
+      100n,
+      undefined,
+      'settled',
+      100n,
+      14n,
+      'no_hold',
+      undefined,
+      undefined,
+      'settled',
+      100n,
+      16n,
+      'settled',
+      300n,
+      900n,
+    ]);
+    expect(balances[0]).toEqual(balances[1]);
+    // 1,000 − (40 + 130 + 11 + 14 + 16 + 900) = −111: below zero, so blocked until a top-up.
+    expect(balances[0]).toMatchObject({ posted: -111n, pending: 0n, overageBlocked: true });
+    expect(await clean()).toEqual([]);
+  });
+
+  it('a group of holds admits each call as alone, in arrival order: a refused call takes nothing', async () => {
+    // lic-hg-a's holds as one group (migration 0086), lic-hg-b's one by one: the same answers and balances.
+    const answers = [];
+    for (const lic of ['lic-hg-a', 'lic-hg-b']) {
+      await license(lic, 100n);
+      const inputs = [60n, 50n, 30n, 10n, 1n].map((amount) => ({
+        callId: randomUUID(),
+        licenseId: lic,
+        fineTuneId,
+        model: 'ft:m',
+        amount,
+      }));
+      // A license nobody granted anything (no account row) is refused with nothing available.
+      inputs.splice(2, 0, {
+        callId: randomUUID(),
+        licenseId: 'lic-hg-none',
+        fineTuneId,
+        model: 'ft:m',
+        amount: 1n,
+      });
+      const results = new Map<string, HoldResult>();
+      if (lic === 'lic-hg-a')
+        for (const [id, r] of await holdCalls(t.db, inputs, { durable: false })) results.set(id, r);
+      else for (const i of inputs) results.set(i.callId, await holdCall(t.db, i));
+      answers.push(inputs.map((i) => results.get(i.callId)));
+      expect(await getBalance(t.db, lic)).toMatchObject({ posted: 100n, pending: 100n, available: 0n });
+    }
+    expect(answers[0]).toEqual([
+      { outcome: 'held' },
+      { outcome: 'refused', available: 40n, required: 50n, overageBlocked: false },
+      { outcome: 'refused', available: 0n, required: 1n, overageBlocked: false },
+      { outcome: 'held' },
+      { outcome: 'held' },
+      { outcome: 'refused', available: 0n, required: 1n, overageBlocked: false },
+    ]);
+    expect(answers[1]).toEqual(answers[0]);
     expect(await clean()).toEqual([]);
   });
 

@@ -18,6 +18,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
 import { makeAuthenticator } from './auth.ts';
 import { clearModelsOnWrites, GatewayCaches } from './gateway/cache.ts';
+import { GatewayHolder } from './gateway/holds.ts';
 import { GatewayMeter } from './gateway/metering.ts';
 import { type ApiMetrics, createApiMetrics } from './gateway/metrics.ts';
 import { GatewayRateLimiter, type RateLimitSettings } from './gateway/rate-limit.ts';
@@ -100,6 +101,8 @@ export interface ApiDeps {
   providers?: readonly string[];
   deleteModel?: ModelDeleter;
   producer: FineTuneRequestProducer;
+  /** Writes gateway calls' holds (grouped under load). */
+  holder: GatewayHolder;
   /** Settles and releases gateway calls' holds (the inference route; streaming settles through it too). */
   meter: GatewayMeter;
   metrics: ApiMetrics;
@@ -149,6 +152,7 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
     ...(opts.deleteModel ? { deleteModel: opts.deleteModel } : {}),
     deployments: opts.deployments ?? { defaultProvider: 'simulator' },
     producer,
+    holder: new GatewayHolder(opts.db, gateway.holdCommit, metrics),
     meter: new GatewayMeter(opts.db, app.log, metrics, () => deps.flushOutbox()),
     reservationMarginPercent: opts.reservationMarginPercent ?? 10,
     clock: opts.clock ?? processClock(),

@@ -27,6 +27,7 @@ export {
   type HoldInput,
   type HoldResult,
   holdCall,
+  holdCalls,
   inferenceAccountId,
   releaseCall,
   type SettleInput,

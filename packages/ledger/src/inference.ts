@@ -107,6 +107,60 @@ export async function holdCall(
   };
 }
 
+const HOLD_MANY_SQL =
+  "SELECT set_config('synchronous_commit', $8, true) AS commit_mode, o_call AS call, o_outcome AS outcome, o_available AS available, o_blocked AS blocked FROM inference_hold_many($1::uuid[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::uuid[], $7::text[])";
+
+/**
+ * Holds several calls in one statement (one round trip, one commit), each admitted exactly as
+ * `holdCall` would admit it in the group's order (migration 0086). Calls with an Idempotency-Key
+ * cannot be grouped: use `holdCall`. All or nothing: an error (a repeated call id, say) rolls the
+ * group back, and the caller holds its calls one by one.
+ */
+export async function holdCalls(
+  db: Executor,
+  inputs: readonly HoldInput[],
+  opts: { durable?: boolean } = {},
+): Promise<Map<string, HoldResult>> {
+  for (const input of inputs) {
+    if (input.amount < 0n) throw new RangeError(`hold amounts are non-negative (got ${input.amount})`);
+    if (input.idempotency)
+      throw new RangeError('a hold with an Idempotency-Key is not grouped: use holdCall');
+  }
+  const result = (await db.executeQuery(
+    CompiledQuery.raw(HOLD_MANY_SQL, [
+      inputs.map((i) => i.callId),
+      inputs.map((i) => licenseAccountId(i.licenseId)),
+      inputs.map((i) => inferenceAccountId(i.callId)),
+      inputs.map((i) => i.amount.toString()),
+      inputs.map((i) => i.licenseId),
+      inputs.map((i) => i.fineTuneId),
+      inputs.map((i) => i.model),
+      opts.durable === false ? 'off' : 'on',
+    ]),
+  )) as QueryResult<{
+    call: string;
+    outcome: 'held' | 'refused';
+    available: string | null;
+    blocked: boolean | null;
+  }>;
+  const amounts = new Map(inputs.map((i) => [i.callId, i.amount]));
+  const out = new Map<string, HoldResult>();
+  for (const row of result.rows) {
+    out.set(
+      row.call,
+      row.outcome === 'held'
+        ? { outcome: 'held' }
+        : {
+            outcome: 'refused',
+            available: BigInt(row.available ?? 0),
+            required: amounts.get(row.call) ?? 0n,
+            overageBlocked: row.blocked === true,
+          },
+    );
+  }
+  return out;
+}
+
 export interface SettleInput {
   callId: string;
   /** The charge: the provider's reported usage at the catalogue's prices. */

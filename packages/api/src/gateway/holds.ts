@@ -1,9 +1,11 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { type Encoding, TokenCounter } from '@tuneline/dataset';
 import type { Db } from '@tuneline/db';
-import { holdCall, releaseCall } from '@tuneline/ledger';
+import { type HoldInput, type HoldResult, holdCall, holdCalls, releaseCall } from '@tuneline/ledger';
 import { HttpError } from '../http.ts';
 import { type InferencePrice, inferenceCredits } from '../pricing.ts';
+import { GroupCommit } from './group-commit.ts';
+import type { ApiMetrics } from './metrics.ts';
 
 /**
  * Step "hold" of a gateway call: the call's worst case, held in the ledger before anything is
@@ -145,6 +147,47 @@ export type Hold =
   | { kind: 'held'; callId: string; worstCase: WorstCase }
   | { kind: 'replay'; response: unknown };
 
+/** Most holds written in one statement. */
+const MAX_HOLD_GROUP = 128;
+
+/**
+ * Writes the gateway's holds: the holds that arrive while one is being written go together in one
+ * statement (`holdCalls`, migration 0086: each admitted as alone, in arrival order), a group of one or
+ * a failed group's calls one by one (`holdCall`). A call with an Idempotency-Key is always held alone
+ * (its claim is part of its hold). `commit: 'async'`: the holds' transactions do not wait for their WAL
+ * flush (docs/GATEWAY.md says why that cannot overdraw).
+ */
+export class GatewayHolder {
+  private readonly group: GroupCommit<HoldInput, HoldResult>;
+  private readonly durable: boolean;
+
+  constructor(
+    private readonly db: Db,
+    commit: 'async' | 'durable',
+    metrics?: ApiMetrics,
+  ) {
+    this.durable = commit !== 'async';
+    this.group = new GroupCommit<HoldInput, HoldResult>({
+      maxGroup: MAX_HOLD_GROUP,
+      many: async (inputs) => {
+        const results = await holdCalls(this.db, inputs, { durable: this.durable });
+        return inputs.map((i) => {
+          const result = results.get(i.callId);
+          if (!result) throw new Error(`inference_hold_many returned no row for call ${i.callId}`);
+          return result;
+        });
+      },
+      one: (input) => holdCall(this.db, input, { durable: this.durable }),
+      onGroup: (size) => metrics?.holdGroup.observe(size),
+    });
+  }
+
+  hold(input: HoldInput): Promise<HoldResult> {
+    if (input.idempotency) return holdCall(this.db, input, { durable: this.durable });
+    return this.group.submit(input);
+  }
+}
+
 /**
  * Holds the call's worst case. 402 when it does not fit (or the license is overage-blocked); with an
  * Idempotency-Key already used: the first answer (`replay`), 409 while that call is in flight, 422 for
@@ -152,7 +195,7 @@ export type Hold =
  * tried once more when that fits, so the bound only ever costs a second look near an empty balance.
  */
 export async function holdWorstCase(
-  db: Db,
+  holder: Pick<GatewayHolder, 'hold'>,
   input: {
     licenseId: string;
     model: CallModel;
@@ -160,28 +203,22 @@ export async function holdWorstCase(
     idempotencyKey?: string;
     /** The call's worst case when already computed (the rate limit counts it too). */
     cost?: WorstCase;
-    /** `async`: the hold's commit does not wait for its WAL flush (docs/GATEWAY.md). Default durable. */
-    commit?: 'async' | 'durable';
   },
 ): Promise<Hold> {
   const callId = randomUUID();
   let cost = input.cost ?? worstCase(input.body, input.model);
   const hash = input.idempotencyKey !== undefined ? requestHash(input.body) : undefined;
   const hold = (amount: bigint) =>
-    holdCall(
-      db,
-      {
-        callId,
-        licenseId: input.licenseId,
-        fineTuneId: input.model.fineTuneId,
-        model: input.model.model,
-        amount,
-        ...(input.idempotencyKey !== undefined && hash
-          ? { idempotency: { key: input.idempotencyKey, requestHash: hash } }
-          : {}),
-      },
-      { durable: input.commit !== 'async' },
-    );
+    holder.hold({
+      callId,
+      licenseId: input.licenseId,
+      fineTuneId: input.model.fineTuneId,
+      model: input.model.model,
+      amount,
+      ...(input.idempotencyKey !== undefined && hash
+        ? { idempotency: { key: input.idempotencyKey, requestHash: hash } }
+        : {}),
+    });
   let result = await hold(cost.credits);
   if (result.outcome === 'refused' && !result.overageBlocked && !cost.exact) {
     const exact = worstCase(input.body, input.model, 'exact');

@@ -2,6 +2,7 @@ import { type Db, deferInferenceUsage } from '@tuneline/db';
 import { type SettleInput, type SettleResult, settleCall, settleCalls } from '@tuneline/ledger';
 import type { FastifyBaseLogger } from 'fastify';
 import { inferenceCredits } from '../pricing.ts';
+import { GroupCommit } from './group-commit.ts';
 import type { CallModel } from './holds.ts';
 import { releaseHold } from './holds.ts';
 import type { ApiMetrics } from './metrics.ts';
@@ -30,7 +31,8 @@ const MAX_GROUP = 128;
  * answered, the caller gets the answer whatever happens here, and the usage is applied exactly once:
  *
  * 1. `settleCall` posts the usage against the call's hold and releases the rest (one statement);
- *    settlements that arrive while one is being written go together (`settleCalls`, group commit).
+ *    settlements that arrive while one is being written go together (`settleCalls`, group commit:
+ *    group-commit.ts), and a group that fails is settled one by one.
  * 2. If that fails, the usage is written to `inference_pending_usage` with an `inference-usage` outbox
  *    message in one transaction, and the outbox is flushed; billing applies it with the same settlement.
  * 3. If even that fails (Postgres unreachable), the usage stays in this process and both are retried
@@ -45,8 +47,8 @@ const MAX_GROUP = 128;
  */
 export class GatewayMeter {
   private readonly waiting = new Map<string, SettleInput>();
-  private readonly group: Array<{ input: SettleInput; done: () => void }> = [];
-  private writing = false;
+  /** Settlements that arrive together go in one statement (`settleCalls`); a failed group, one by one. */
+  private readonly group: GroupCommit<SettleInput, void>;
   private timer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -55,7 +57,20 @@ export class GatewayMeter {
     private readonly metrics?: ApiMetrics,
     /** Publishes committed outbox rows now (the API's relay). */
     private readonly flushOutbox?: () => Promise<void>,
-  ) {}
+  ) {
+    this.group = new GroupCommit<SettleInput, void>({
+      maxGroup: MAX_GROUP,
+      many: async (inputs) => {
+        const results = await settleCalls(this.db, inputs);
+        for (const [callId, result] of results) this.check(callId, result);
+        return inputs.map(() => undefined);
+      },
+      one: (input) => this.settleOne(input),
+      onGroup: (size) => this.metrics?.settleGroup.observe(size),
+      onGroupFailed: (err, calls) =>
+        this.log?.warn({ err, calls }, 'grouped inference metering failed; settling one by one'),
+    });
+  }
 
   /** The credits a usage costs at the call's prices. */
   credits(call: HeldCall, usage: CallUsage): bigint {
@@ -68,54 +83,14 @@ export class GatewayMeter {
     this.metrics?.tokens.inc({ model, kind: 'prompt' }, usage.prompt_tokens);
     this.metrics?.tokens.inc({ model, kind: 'completion' }, usage.completion_tokens);
     this.metrics?.credits.inc({ model }, Number(credits));
-    const input: SettleInput = {
+    await this.group.submit({
       callId: call.callId,
       amount: credits,
       promptTokens: usage.prompt_tokens,
       completionTokens: usage.completion_tokens,
       ...(call.keepResponse && response !== undefined ? { response } : {}),
-    };
-    await new Promise<void>((resolve) => {
-      this.group.push({ input, done: resolve });
-      if (!this.writing) void this.writeGroups();
     });
     return { credits };
-  }
-
-  /**
-   * Group commit: while one group of settlements is being written, the next ones gather, and go
-   * together in one statement (`settleCalls`: one round trip, one commit) as soon as it returns. At
-   * concurrency 1 every call is its own group (no wait); under load the commits per call fall. If a
-   * group fails, its calls are settled one by one, each with its own fallback.
-   */
-  private async writeGroups(): Promise<void> {
-    this.writing = true;
-    try {
-      while (this.group.length > 0) {
-        const batch = this.group.splice(0, MAX_GROUP);
-        this.metrics?.settleGroup.observe(batch.length);
-        let grouped = false;
-        if (batch.length > 1) {
-          try {
-            const results = await settleCalls(
-              this.db,
-              batch.map((b) => b.input),
-            );
-            for (const [callId, result] of results) this.check(callId, result);
-            grouped = true;
-          } catch (err) {
-            this.log?.warn(
-              { err, calls: batch.length },
-              'grouped inference metering failed; settling one by one',
-            );
-          }
-        }
-        if (grouped) for (const b of batch) b.done();
-        else await Promise.all(batch.map((b) => this.settleOne(b.input).finally(b.done)));
-      }
-    } finally {
-      this.writing = false;
-    }
   }
 
   /**

@@ -50,6 +50,12 @@ export function createApiMetrics() {
       labelNames: ['model'] as const,
       registers: [registry],
     }),
+    holdGroup: new Histogram({
+      name: 'tuneline_gateway_hold_group_size',
+      help: 'Holds written together in one statement (group commit).',
+      buckets: [1, 2, 4, 8, 16, 32, 64, 128],
+      registers: [registry],
+    }),
     settleGroup: new Histogram({
       name: 'tuneline_gateway_settle_group_size',
       help: 'Settlements written together in one statement (group commit).',

@@ -72,14 +72,7 @@ export function registerInferenceRoutes(table: RouteTable, deps: ApiDeps): void 
         const cost = worstCase(body, model, deps.gateway.promptCount);
         const verdict = await deps.rateLimiter.take(licenseId, rateLimitTokens(cost));
         if (!verdict.ok) throw rateLimitedError(reply, verdict);
-        const hold = await holdWorstCase(deps.db, {
-          licenseId,
-          model,
-          body,
-          idempotencyKey,
-          cost,
-          commit: deps.gateway.holdCommit,
-        });
+        const hold = await holdWorstCase(deps.holder, { licenseId, model, body, idempotencyKey, cost });
         if (hold.kind === 'replay') return hold.response;
         const call: HeldCall = { callId: hold.callId, model, keepResponse: idempotencyKey !== undefined };
         const provider = passingRateLimits(real, reply);
