@@ -139,7 +139,7 @@ export function pageRequest<S extends string>(q: ListQuery<S>) {
 }
 
 /** A page as a list endpoint answers it: its rows' views, and the cursor of the next page. */
-export function pageView<R, V>(page: Page<R>, view: (row: R) => V) {
+export function pageView<R, V>(page: Page<R>, view: (row: Page<R>['rows'][number]) => V) {
   return { data: page.rows.map(view), nextCursor: page.next ? encodeCursor(page.next) : null };
 }
 

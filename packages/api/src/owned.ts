@@ -1,6 +1,12 @@
-import { type DatasetRecord, type FineTuneRecord, findDataset, getFineTune } from '@tuneline/db';
+import {
+  type DatasetRecord,
+  type FineTuneRecord,
+  findDataset,
+  findTrainingProfile,
+  getFineTune,
+} from '@tuneline/db';
 import type { ApiDeps } from './app.ts';
-import { notFound } from './http.ts';
+import { notFound, orNotFound } from './http.ts';
 
 /** A license's own rows by id, or 404: another license's id looks exactly like a missing one. */
 
@@ -14,3 +20,7 @@ export const ownFineTune = async (deps: ApiDeps, licenseId: string, id: string):
 
 export const ownDataset = async (deps: ApiDeps, licenseId: string, id: string): Promise<DatasetRecord> =>
   own(await findDataset(deps.db, id), licenseId, 'dataset');
+
+/** The license's training profile of this name (names are per license). */
+export const ownTrainingProfile = async (deps: ApiDeps, licenseId: string, name: string) =>
+  orNotFound(await findTrainingProfile(deps.db, licenseId, name), 'training profile');
