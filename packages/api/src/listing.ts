@@ -147,3 +147,7 @@ export const nextCursorSchema = z
   .string()
   .nullable()
   .describe('pass as `cursor` for the next page (same filters); null on the last page');
+
+/** The answer of a list endpoint (component `id`): one page of `row`s, and the next page's cursor. */
+export const pageSchema = <R extends z.ZodType>(row: R, id: string) =>
+  z.object({ data: z.array(row), nextCursor: nextCursorSchema }).meta({ id });
