@@ -22,12 +22,32 @@ function filtersOf(form) {
 }
 
 /**
+ * A list's filter form and pager, from the hub's templates: the form keeps its own status choices (the
+ * template's slot) and gets the controls every list shares, each labelled by its id `<name>-<parameter>`.
+ */
+function listControls(name, form, pager) {
+  const filters = document.getElementById('list-filter').content.cloneNode(true);
+  for (const label of filters.querySelectorAll('label')) {
+    const control = filters.getElementById(label.htmlFor);
+    control.id = `${name}-${control.name}`;
+    label.htmlFor = control.id;
+  }
+  const slot = filters.querySelector('[data-slot]');
+  const status = form.querySelector('select[name="status"]');
+  status.id = slot.id;
+  slot.replaceWith(status);
+  form.replaceChildren(filters);
+  pager.replaceChildren(document.getElementById('list-pager').content.cloneNode(true));
+}
+
+/**
  * One paged list: its filter form, the cursors of the pages seen (for "Previous page"), its pager.
  * `render(rows, filtered)` fills the table.
  */
 function pagedList(name, path, render) {
   const form = document.getElementById(`${name}-filter`);
   const pager = document.getElementById(`${name}-pager`);
+  listControls(name, form, pager);
   const error = document.createElement('p');
   error.className = 'error';
   error.setAttribute('role', 'alert');
