@@ -2,6 +2,7 @@ import { jobOptionsSchema } from '@tuneline/contracts';
 import { estimateEvaluation } from '@tuneline/dataset';
 import type { DatasetRecord, EvaluationAnswerRecord } from '@tuneline/db';
 import { z } from 'zod';
+import { csvText } from './csv.ts';
 import { migrationSchema } from './migration-schemas.ts';
 
 /** Held-out evaluation as the API shows it: the dataset grid's estimate, and a fine-tune's evaluation. */
@@ -170,32 +171,23 @@ const CSV_COLUMNS = [
   'validJson',
 ] as const;
 
-function csvCell(value: unknown): string {
-  if (value === null || value === undefined) return '';
-  const text = typeof value === 'string' ? value : JSON.stringify(value);
-  // A leading = + - @ is neutralised so spreadsheets never run it as a formula.
-  const safe = /^[=+@\t\r]/.test(text) || (/^-/.test(text) && !/^-[\d.]+$/.test(text)) ? `'${text}` : text;
-  return /[",\n\r]/.test(safe) ? `"${safe.replace(/"/g, '""')}"` : safe;
-}
-
 /** One line per (example, model, field): what was expected and what the model answered. */
 export function evaluationCsv(answers: readonly EvaluationAnswerRecord[]): string {
-  const lines = [CSV_COLUMNS.join(',')];
-  for (const a of answers) {
-    for (const f of a.fields) {
-      const cells: Record<(typeof CSV_COLUMNS)[number], unknown> = {
-        exampleId: a.exampleId,
-        position: a.position,
-        role: a.role,
-        model: a.model,
-        field: f.field,
-        outcome: f.outcome,
-        expected: f.expected,
-        answered: f.answered,
-        validJson: a.validJson,
-      };
-      lines.push(CSV_COLUMNS.map((c) => csvCell(cells[c])).join(','));
-    }
-  }
-  return `${lines.join('\r\n')}\r\n`;
+  const rows = answers.flatMap((a) =>
+    a.fields.map((f) => ({
+      exampleId: a.exampleId,
+      position: a.position,
+      role: a.role,
+      model: a.model,
+      field: f.field,
+      outcome: f.outcome,
+      expected: f.expected,
+      answered: f.answered,
+      validJson: a.validJson,
+    })),
+  );
+  return csvText(CSV_COLUMNS, rows, {
+    text: (v) => (typeof v === 'string' ? v : JSON.stringify(v)),
+    negativeNumber: /^-[\d.]+$/,
+  });
 }

@@ -42,6 +42,12 @@ export function openAIErrorBody(status: number, message: string, err?: HttpError
 
 export const notFound = (what: string) => new HttpError(404, `${what} not found`);
 
+/** The row found, or 404 naming what is missing. */
+export function orNotFound<T>(row: T | null | undefined, what: string): T {
+  if (row === null || row === undefined) throw notFound(what);
+  return row;
+}
+
 /** The amounts of a refused fine-tune (402), as decimal strings. */
 export interface CreditShortfallBody {
   estimate: string;
@@ -94,6 +100,29 @@ export interface ResponseSpec {
   contentType?: string;
 }
 
+/**
+ * A route's answers by status. An error answer (its body the error envelope) is declared by its
+ * description alone; the 401 of a route behind a key is the table's (UNAUTHENTICATED), not each route's.
+ */
+export type Responses = Record<number, ResponseSpec | string>;
+
+/** The 401 of a route behind each kind of key. */
+const UNAUTHENTICATED: Record<Auth, string | undefined> = {
+  license: 'missing or invalid API key',
+  admin: 'missing or non-admin key',
+  none: undefined,
+};
+
+/** Every answer of a route spelled out: the error answers' envelope, and the 401 its key implies. */
+function responsesOf(auth: Auth, declared: Responses): Record<number, ResponseSpec> {
+  const unauthenticated = UNAUTHENTICATED[auth];
+  const all: Responses = unauthenticated ? { 401: unauthenticated, ...declared } : declared;
+  const responses: Record<number, ResponseSpec> = {};
+  for (const [status, r] of Object.entries(all))
+    responses[Number(status)] = typeof r === 'string' ? { description: r, schema: errorSchema } : r;
+  return responses;
+}
+
 export interface RouteSpec<P extends z.ZodType, Q extends z.ZodType, B extends z.ZodType> {
   method: 'GET' | 'POST' | 'DELETE';
   /** fastify syntax: `/v1/datasets/:id`. */
@@ -108,7 +137,7 @@ export interface RouteSpec<P extends z.ZodType, Q extends z.ZodType, B extends z
   invalidBody?: (error: z.ZodError) => HttpError;
   /** `openai`: every error of this route leaves in OpenAI's envelope (an OpenAI-compatible endpoint). */
   errors?: 'openai';
-  responses: Record<number, ResponseSpec>;
+  responses: Responses;
   /** Largest body this route accepts, when it differs from the app's. */
   bodyLimit?: number;
 }
@@ -122,8 +151,10 @@ export interface RouteContext<P, Q, B> {
   reply: FastifyReply;
 }
 
-/** What the OpenAPI generator reads. */
-export type RegisteredRoute = RouteSpec<z.ZodType, z.ZodType, z.ZodType>;
+/** What the OpenAPI generator reads: a route's spec with every answer spelled out. */
+export type RegisteredRoute = Omit<RouteSpec<z.ZodType, z.ZodType, z.ZodType>, 'responses'> & {
+  responses: Record<number, ResponseSpec>;
+};
 
 export class RouteTable {
   readonly routes: RegisteredRoute[] = [];
@@ -141,7 +172,10 @@ export class RouteTable {
     spec: RouteSpec<P, Q, B>,
     handler: (ctx: RouteContext<z.output<P>, z.output<Q>, z.output<B>>) => Promise<unknown>,
   ): void {
-    this.routes.push(spec as unknown as RegisteredRoute);
+    this.routes.push({
+      ...(spec as unknown as RegisteredRoute),
+      responses: responsesOf(spec.auth, spec.responses),
+    });
     const successStatus = Number(Object.keys(spec.responses).find((s) => Number(s) < 300) ?? 200);
     this.app.route({
       method: spec.method,

@@ -1,4 +1,4 @@
-import { AT_PROVIDER, type PageKey, TERMINAL_STATUSES, WAITING_FOR_TRAINER } from '@tuneline/db';
+import { AT_PROVIDER, type Page, type PageKey, TERMINAL_STATUSES, WAITING_FOR_TRAINER } from '@tuneline/db';
 import { z } from 'zod';
 import { HttpError } from './http.ts';
 
@@ -88,17 +88,21 @@ const statusList = <S extends string>(allowed: readonly S[]) =>
     })
     .describe(`one status or several, comma-separated: ${allowed.join(', ')}`);
 
+/** `limit`: rows per page of a list endpoint. */
+export const pageSizeSchema = z.coerce
+  .number('must be an integer')
+  .int('must be an integer')
+  .min(1, 'must be at least 1')
+  .max(MAX_PAGE_SIZE, `must be at most ${MAX_PAGE_SIZE}`)
+  .default(DEFAULT_PAGE_SIZE);
+
 /** The query of a list endpoint whose rows have `statuses`. Unknown parameters are refused (a typo would filter nothing). */
 export const listQuerySchema = <S extends string>(statuses: readonly S[]) =>
   z
     .strictObject({
-      limit: z.coerce
-        .number('must be an integer')
-        .int('must be an integer')
-        .min(1, 'must be at least 1')
-        .max(MAX_PAGE_SIZE, `must be at most ${MAX_PAGE_SIZE}`)
-        .default(DEFAULT_PAGE_SIZE)
-        .describe(`rows per page (default ${DEFAULT_PAGE_SIZE}, at most ${MAX_PAGE_SIZE})`),
+      limit: pageSizeSchema.describe(
+        `rows per page (default ${DEFAULT_PAGE_SIZE}, at most ${MAX_PAGE_SIZE})`,
+      ),
       cursor: z.string().optional().describe("the previous page's nextCursor, passed back untouched"),
       status: statusList(statuses).optional(),
       baseModel: z.string().min(1, 'must not be empty').max(200).optional().describe('exact base model name'),
@@ -134,7 +138,16 @@ export function pageRequest<S extends string>(q: ListQuery<S>) {
   };
 }
 
+/** A page as a list endpoint answers it: its rows' views, and the cursor of the next page. */
+export function pageView<R, V>(page: Page<R>, view: (row: Page<R>['rows'][number]) => V) {
+  return { data: page.rows.map(view), nextCursor: page.next ? encodeCursor(page.next) : null };
+}
+
 export const nextCursorSchema = z
   .string()
   .nullable()
   .describe('pass as `cursor` for the next page (same filters); null on the last page');
+
+/** The answer of a list endpoint (component `id`): one page of `row`s, and the next page's cursor. */
+export const pageSchema = <R extends z.ZodType>(row: R, id: string) =>
+  z.object({ data: z.array(row), nextCursor: nextCursorSchema }).meta({ id });

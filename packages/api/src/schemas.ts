@@ -7,7 +7,7 @@ import {
 import { MAX_GRANT_CREDITS } from '@tuneline/ledger';
 import { z } from 'zod';
 import { evaluationEstimateSchema, versionPromotionSchema } from './evaluation-views.ts';
-import { DATASET_STATUSES, nextCursorSchema } from './listing.ts';
+import { DATASET_STATUSES, pageSchema } from './listing.ts';
 
 /** Request and response schemas of the HTTP API. They validate requests and generate /openapi.json. */
 
@@ -95,9 +95,7 @@ export const datasetSchema = z
   })
   .meta({ id: 'Dataset' });
 
-export const datasetListSchema = z
-  .object({ data: z.array(datasetSchema), nextCursor: nextCursorSchema })
-  .meta({ id: 'DatasetList' });
+export const datasetListSchema = pageSchema(datasetSchema, 'DatasetList');
 
 export const createFineTuneBodySchema = jobOptionsSchema
   .extend({
@@ -176,9 +174,7 @@ export const fineTuneSchema = z
   })
   .meta({ id: 'FineTune' });
 
-export const fineTuneListSchema = z
-  .object({ data: z.array(fineTuneSchema), nextCursor: nextCursorSchema })
-  .meta({ id: 'FineTuneList' });
+export const fineTuneListSchema = pageSchema(fineTuneSchema, 'FineTuneList');
 
 export const fineTuneDetailSchema = fineTuneSchema
   .extend({

@@ -1,8 +1,8 @@
 // The hub's lifecycle parts (issue 21): a banner per base model and alias whose training close or
 // shutdown is near or past (GET /v1/lifecycle/notices, judged on the API's clock), and the alias pages:
 // the license's aliases with the model each serves, one alias's history (who, when, from, to) and its
-// rollback (POST /v1/aliases/{name}/rollback). Loaded after hub.js; uses its `api`, `el`, `row` and
-// `fmtDate`. Loads on sign-in and on Refresh.
+// rollback (POST /v1/aliases/{name}/rollback). Loaded after hub.js; uses its `api`, `el`, `row`,
+// `fillTable` and `fmtDate`. Loads on sign-in and on Refresh.
 
 const TITLES = {
   training_closes: { soon: 'Training closes soon', past: 'Training closed' },
@@ -44,11 +44,7 @@ let openAlias = null;
 
 async function loadAliases() {
   const { aliases } = await api('/v1/aliases');
-  const body = document.querySelector('#aliases tbody');
-  body.textContent = '';
-  if (!aliases.length)
-    body.append(el('tr', {}, el('td', { colspan: 8 }, 'No aliases yet (POST /v1/aliases/{name}).')));
-  for (const a of aliases) {
+  const rows = aliases.map((a) => {
     const button = el(
       'button',
       { type: 'button', class: 'secondary', 'aria-label': `History of alias ${a.name}` },
@@ -66,8 +62,9 @@ async function loadAliases() {
       el('td', {}, button),
     ]);
     tr.setAttribute('data-alias', a.name);
-    body.append(tr);
-  }
+    return tr;
+  });
+  fillTable('#aliases', rows, 'No aliases yet (POST /v1/aliases/{name}).');
   if (openAlias && aliases.some((a) => a.name === openAlias)) await showAlias(openAlias);
 }
 
@@ -77,19 +74,16 @@ async function showAlias(name) {
   document.querySelector('#alias-detail').hidden = false;
   document.querySelector('#alias-detail-title').textContent =
     `Alias ${a.name}: serves ${a.model || a.fineTuneId}`;
-  const body = document.querySelector('#alias-history tbody');
-  body.textContent = '';
-  if (!a.history.length) body.append(el('tr', {}, el('td', { colspan: 5 }, 'No changes recorded.')));
-  for (const h of a.history)
-    body.append(
-      row([
-        fmtDate(h.at),
-        h.action === 'rollback' ? 'rolled back' : 'pointed',
-        h.actor,
-        h.fromFineTuneId ? el('code', {}, h.fromModel || h.fromFineTuneId) : '(created)',
-        el('code', {}, h.toModel || h.toFineTuneId),
-      ]),
-    );
+  const history = a.history.map((h) =>
+    row([
+      fmtDate(h.at),
+      h.action === 'rollback' ? 'rolled back' : 'pointed',
+      h.actor,
+      h.fromFineTuneId ? el('code', {}, h.fromModel || h.fromFineTuneId) : '(created)',
+      el('code', {}, h.toModel || h.toFineTuneId),
+    ]),
+  );
+  fillTable('#alias-history', history, 'No changes recorded.');
   // Rollback goes back to where the last change came from (the API refuses when that is not possible).
   const last = a.history[0];
   const button = document.querySelector('#alias-rollback');

@@ -1,7 +1,8 @@
 // The hub's lists: datasets and fine-tunes paged by cursor and filtered (status, base model, creation
 // dates, request id), with each dataset's errors and warnings, each fine-tune's base model,
 // hyperparameters and a cancel button; and the license's dead letters. Loaded before hub.js, whose
-// helpers (api, el, num, fmtInt, fmtDate, status; window.hubActions) these functions call when they run.
+// helpers (api, el, num, fillTable, fmtInt, fmtDate, status; window.hubActions) these functions call when
+// they run.
 
 const PAGE_SIZE = 25;
 
@@ -22,12 +23,32 @@ function filtersOf(form) {
 }
 
 /**
- * One paged list: its filter form, the cursors of the pages seen (for "Previous page"), its pager.
- * `render(rows, filtered)` fills the table.
+ * A list's filter form and pager, from the hub's templates: the form keeps its own status choices (the
+ * template's slot) and gets the controls every list shares, each labelled by its id `<name>-<parameter>`.
  */
-function pagedList(name, path, render) {
+function listControls(name, form, pager) {
+  const filters = document.getElementById('list-filter').content.cloneNode(true);
+  for (const label of filters.querySelectorAll('label')) {
+    const control = filters.getElementById(label.htmlFor);
+    control.id = `${name}-${control.name}`;
+    label.htmlFor = control.id;
+  }
+  const slot = filters.querySelector('[data-slot]');
+  const status = form.querySelector('select[name="status"]');
+  status.id = slot.id;
+  slot.replaceWith(status);
+  form.replaceChildren(filters);
+  pager.replaceChildren(document.getElementById('list-pager').content.cloneNode(true));
+}
+
+/**
+ * One paged list: its filter form, the cursors of the pages seen (for "Previous page"), its pager, and
+ * its table (`#<name>`), a row per item by `rowOf(item)`.
+ */
+function pagedList(name, path, rowOf) {
   const form = document.getElementById(`${name}-filter`);
   const pager = document.getElementById(`${name}-pager`);
+  listControls(name, form, pager);
   const error = document.createElement('p');
   error.className = 'error';
   error.setAttribute('role', 'alert');
@@ -49,7 +70,8 @@ function pagedList(name, path, render) {
     }
     error.textContent = '';
     state.next = body.nextCursor;
-    render(body.data, [...state.filters.keys()].length > 0);
+    const filtered = [...state.filters.keys()].length > 0;
+    fillTable(`#${name}`, body.data.map(rowOf), filtered ? `No ${name} match.` : `No ${name} yet.`);
     button('first').disabled = state.page === 0;
     button('previous').disabled = state.page === 0;
     button('next').disabled = !state.next;
@@ -138,34 +160,24 @@ function statusCell(value, deadLetter, extra) {
   );
 }
 
-function renderDatasets(data, filtered) {
-  const body = $('#datasets tbody');
-  body.textContent = '';
-  if (!data.length)
-    body.append(
-      el('tr', {}, el('td', { colspan: 13 }, filtered ? 'No datasets match.' : 'No datasets yet.')),
-    );
-  for (const d of data) {
-    body.append(
-      el(
-        'tr',
-        { 'data-dataset': d.id },
-        el('td', {}, fmtDate(d.createdAt)),
-        el('td', {}, el('code', {}, d.shortHash || d.id.slice(0, 8))),
-        el('td', {}, d.baseModel),
-        statusCell(d.status, d.deadLetter),
-        el('td', { class: 'num' }, `${d.trainExamples} / ${d.testExamples}`),
-        el('td', { class: 'num' }, `${fmtInt(d.trainTokens)} / ${fmtInt(d.testTokens)}`),
-        el('td', { class: 'num' }, d.epochs ?? '—'),
-        num(d.estimatedBilledTokens),
-        num(d.estimatedCredits),
-        window.evaluationEstimateCell ? window.evaluationEstimateCell(d) : '—', // hub-evaluation.js
-        el('td', {}, [d.trainFileId, d.testFileId].filter(Boolean).join(', ') || '—'),
-        issuesCell(d.errors, 'errors'),
-        issuesCell(d.warnings, 'warnings'),
-      ),
-    );
-  }
+function datasetRow(d) {
+  return el(
+    'tr',
+    { 'data-dataset': d.id },
+    el('td', {}, fmtDate(d.createdAt)),
+    el('td', {}, el('code', {}, d.shortHash || d.id.slice(0, 8))),
+    el('td', {}, d.baseModel),
+    statusCell(d.status, d.deadLetter),
+    el('td', { class: 'num' }, `${d.trainExamples} / ${d.testExamples}`),
+    el('td', { class: 'num' }, `${fmtInt(d.trainTokens)} / ${fmtInt(d.testTokens)}`),
+    el('td', { class: 'num' }, d.epochs ?? '—'),
+    num(d.estimatedBilledTokens),
+    num(d.estimatedCredits),
+    window.evaluationEstimateCell ? window.evaluationEstimateCell(d) : '—', // hub-evaluation.js
+    el('td', {}, [d.trainFileId, d.testFileId].filter(Boolean).join(', ') || '—'),
+    issuesCell(d.errors, 'errors'),
+    issuesCell(d.warnings, 'warnings'),
+  );
 }
 
 /** `n_epochs 3 · batch_size 4 · learning_rate_multiplier 0.5`, or the provider's defaults. */
@@ -175,70 +187,60 @@ function hyperparametersText(h) {
   return parts.length ? parts.join(' · ') : 'provider defaults (auto)';
 }
 
-function renderFineTunes(data, filtered) {
-  const body = $('#fine-tunes tbody');
-  body.textContent = '';
-  if (!data.length)
-    body.append(
-      el('tr', {}, el('td', { colspan: 12 }, filtered ? 'No fine-tunes match.' : 'No fine-tunes yet.')),
-    );
-  for (const f of data) {
-    const name = f.model || f.description || f.suffix;
-    const actions = el('td', {});
-    const details = el(
+function fineTuneRow(f) {
+  const name = f.model || f.description || f.suffix;
+  const actions = el('td', {});
+  const details = el(
+    'button',
+    { type: 'button', class: 'secondary', 'aria-label': `Show events and loss of ${f.model || f.id}` },
+    'Details',
+  );
+  details.addEventListener('click', () => window.hubActions.showDetail(f.id));
+  actions.append(details, ' ');
+  if (f.cancellable) {
+    const cancel = el(
       'button',
-      { type: 'button', class: 'secondary', 'aria-label': `Show events and loss of ${f.model || f.id}` },
-      'Details',
+      { type: 'button', class: 'secondary', 'aria-label': `Cancel ${name}` },
+      'Cancel',
     );
-    details.addEventListener('click', () => window.hubActions.showDetail(f.id));
-    actions.append(details, ' ');
-    if (f.cancellable) {
-      const cancel = el(
-        'button',
-        { type: 'button', class: 'secondary', 'aria-label': `Cancel ${name}` },
-        'Cancel',
-      );
-      cancel.addEventListener('click', () => cancelFineTune(f, name, cancel));
-      actions.append(cancel, ' ');
-    }
-    if (f.available) {
-      // A deployment under way (Azure) is withdrawn with Deactivate; one being deleted waits.
-      const verb = f.active || f.activation === 'deploying' ? 'Deactivate' : 'Activate';
-      const button = el('button', { type: 'button', 'aria-label': `${verb} ${f.model}` }, verb);
-      if (f.activation === 'deactivating') button.disabled = true;
-      button.addEventListener('click', () => window.hubActions.toggle(f, button));
-      actions.append(button);
-    }
-    body.append(
-      el(
-        'tr',
-        { 'data-fine-tune': f.id },
-        el('td', {}, fmtDate(f.createdAt)),
-        el('td', {}, f.description || el('em', {}, f.suffix)),
-        statusCell(
-          f.status,
-          f.deadLetter,
-          el(
-            'div',
-            {},
-            f.errorMessage ? el('div', { class: 'error' }, f.errorMessage) : '',
-            f.cancelRequested && !f.finishedAt
-              ? el('div', { 'data-testid': 'cancel-requested' }, 'cancel requested')
-              : '',
-          ),
-        ),
-        el('td', { 'data-testid': 'base-model' }, f.baseModel),
-        el('td', { 'data-testid': 'hyperparameters' }, hyperparametersText(f.hyperparameters)),
-        el('td', {}, f.model ? el('code', {}, f.model) : '—'),
-        num(f.trainedTokens),
-        num(f.creditsReserved),
-        num(f.creditsCharged),
-        el('td', {}, fmtDate(f.finishedAt)),
-        activationCell(f),
-        actions,
-      ),
-    );
+    cancel.addEventListener('click', () => cancelFineTune(f, name, cancel));
+    actions.append(cancel, ' ');
   }
+  if (f.available) {
+    // A deployment under way (Azure) is withdrawn with Deactivate; one being deleted waits.
+    const verb = f.active || f.activation === 'deploying' ? 'Deactivate' : 'Activate';
+    const button = el('button', { type: 'button', 'aria-label': `${verb} ${f.model}` }, verb);
+    if (f.activation === 'deactivating') button.disabled = true;
+    button.addEventListener('click', () => window.hubActions.toggle(f, button));
+    actions.append(button);
+  }
+  return el(
+    'tr',
+    { 'data-fine-tune': f.id },
+    el('td', {}, fmtDate(f.createdAt)),
+    el('td', {}, f.description || el('em', {}, f.suffix)),
+    statusCell(
+      f.status,
+      f.deadLetter,
+      el(
+        'div',
+        {},
+        f.errorMessage ? el('div', { class: 'error' }, f.errorMessage) : '',
+        f.cancelRequested && !f.finishedAt
+          ? el('div', { 'data-testid': 'cancel-requested' }, 'cancel requested')
+          : '',
+      ),
+    ),
+    el('td', { 'data-testid': 'base-model' }, f.baseModel),
+    el('td', { 'data-testid': 'hyperparameters' }, hyperparametersText(f.hyperparameters)),
+    el('td', {}, f.model ? el('code', {}, f.model) : '—'),
+    num(f.trainedTokens),
+    num(f.creditsReserved),
+    num(f.creditsCharged),
+    el('td', {}, fmtDate(f.finishedAt)),
+    activationCell(f),
+    actions,
+  );
 }
 
 /**
@@ -280,33 +282,29 @@ async function cancelFineTune(f, name, button) {
 
 async function loadDeadLetters() {
   const { data } = await api('/v1/dead-letters');
-  const body = $('#dead-letters tbody');
-  body.textContent = '';
-  if (!data.length) body.append(el('tr', {}, el('td', { colspan: 5 }, 'Nothing is stuck.')));
   const kinds = {
     request: 'request',
     dataset: 'dataset',
     fine_tune: 'fine-tune',
     notification: 'notification',
   };
-  for (const d of data) {
-    body.append(
-      el(
-        'tr',
-        { 'data-dead-letter': d.id },
-        el('td', {}, fmtDate(d.deadLetteredAt)),
-        el('td', {}, `${kinds[d.subject.kind] || d.subject.kind} `, el('code', {}, d.subject.id)),
-        el('td', {}, d.queue),
-        el('td', { class: 'error' }, d.reason || '—'),
-        num(String(d.recoveries)),
-      ),
-    );
-  }
+  const rows = data.map((d) =>
+    el(
+      'tr',
+      { 'data-dead-letter': d.id },
+      el('td', {}, fmtDate(d.deadLetteredAt)),
+      el('td', {}, `${kinds[d.subject.kind] || d.subject.kind} `, el('code', {}, d.subject.id)),
+      el('td', {}, d.queue),
+      el('td', { class: 'error' }, d.reason || '—'),
+      num(String(d.recoveries)),
+    ),
+  );
+  fillTable('#dead-letters', rows, 'Nothing is stuck.');
 }
 
 // What hub.js calls (its refresh, its activate button).
 window.hubLists = {
-  loadDatasets: pagedList('datasets', '/v1/datasets', renderDatasets),
-  loadFineTunes: pagedList('fine-tunes', '/v1/fine-tunes', renderFineTunes),
+  loadDatasets: pagedList('datasets', '/v1/datasets', datasetRow),
+  loadFineTunes: pagedList('fine-tunes', '/v1/fine-tunes', fineTuneRow),
   loadDeadLetters,
 };

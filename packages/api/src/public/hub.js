@@ -42,6 +42,15 @@ const status = (text) => {
 function row(cells) {
   return el('tr', {}, ...cells.map((c) => (c instanceof Node && c.tagName === 'TD' ? c : el('td', {}, c))));
 }
+
+/** Fills the body of `table` (a selector) with `rows`, or with one cell across its columns saying `empty`. */
+function fillTable(table, rows, empty) {
+  const body = $(`${table} tbody`);
+  body.textContent = '';
+  const columns = $(`${table} thead tr`).children.length;
+  if (!rows.length) body.append(el('tr', {}, el('td', { colspan: columns }, empty)));
+  body.append(...rows);
+}
 const num = (v) => el('td', { class: 'num' }, fmtInt(v));
 
 async function loadBalance() {
@@ -163,24 +172,20 @@ window.hubActions = { toggle, showDetail };
 
 async function loadUsage() {
   const { data } = await api('/v1/credits/usage');
-  const body = $('#usage tbody');
-  body.textContent = '';
-  if (!data.length) body.append(el('tr', {}, el('td', { colspan: 8 }, 'No credit movements yet.')));
-  for (const u of data) {
+  const rows = data.map((u) => {
     const sign = u.kind === 'grant' || u.kind === 'release' ? '+' : '−';
-    body.append(
-      row([
-        fmtDate(u.at),
-        u.kind,
-        u.model || '—',
-        num(u.tokens),
-        el('td', { class: 'num' }, `${sign}${fmtInt(u.amount)}`),
-        num(u.posted),
-        num(u.available),
-        u.memo || '',
-      ]),
-    );
-  }
+    return row([
+      fmtDate(u.at),
+      u.kind,
+      u.model || '—',
+      num(u.tokens),
+      el('td', { class: 'num' }, `${sign}${fmtInt(u.amount)}`),
+      num(u.posted),
+      num(u.available),
+      u.memo || '',
+    ]);
+  });
+  fillTable('#usage', rows, 'No credit movements yet.');
 }
 
 const MODEL_COLOURS = ['#2457c5', '#c0392b', '#1e8449', '#b9770e', '#7d3c98', '#117a8b'];
@@ -248,11 +253,9 @@ function modelUsageChart(usage) {
 async function loadModelUsage() {
   const usage = await api('/v1/credits/usage/models?days=30');
   modelUsageChart(usage);
-  const body = $('#model-usage tbody');
-  body.textContent = '';
-  if (!usage.days.length) body.append(el('tr', {}, el('td', { colspan: 6 }, 'No inference yet.')));
-  for (const r of [...usage.days].reverse())
-    body.append(
+  const rows = [...usage.days]
+    .reverse()
+    .map((r) =>
       row([
         r.day,
         el('code', {}, r.model),
@@ -262,6 +265,7 @@ async function loadModelUsage() {
         num(r.credits),
       ]),
     );
+  fillTable('#model-usage', rows, 'No inference yet.');
 }
 
 async function downloadCsv(event) {

@@ -15,8 +15,9 @@ import { getBalance } from '@tuneline/ledger';
 import { azureDeploymentName, servesOnlyWhenDeployed } from '@tuneline/provider';
 import type { FastifyReply } from 'fastify';
 import type { ApiDeps } from '../app.ts';
-import { licenseOf } from '../auth.ts';
-import { errorSchema, HttpError, notFound, type RouteTable } from '../http.ts';
+import { HttpError, notFound, type RouteTable } from '../http.ts';
+import { ownFineTune } from '../owned.ts';
+import { routeGroup } from '../route-group.ts';
 import { activeModelsSchema, fineTuneSchema, idParams } from '../schemas.ts';
 import { fineTuneView, type ServingContext } from '../views.ts';
 
@@ -136,18 +137,12 @@ async function deactivate(deps: ApiDeps, licenseId: string, row: FineTuneRecord)
 }
 
 export function registerActivationRoutes(table: RouteTable, deps: ApiDeps): void {
-  const E404 = { description: 'no such fine-tune for this license', schema: errorSchema };
-  const common = {
-    400: { description: 'invalid request', schema: errorSchema },
-    401: { description: 'missing or invalid API key', schema: errorSchema },
-    404: E404,
-  };
-  table.add(
+  const common = { 400: 'invalid request', 404: 'no such fine-tune for this license' };
+  const routes = routeGroup(table, 'license', 'activation');
+  routes.add(
     {
       method: 'POST',
       url: '/v1/fine-tunes/:id/activate',
-      auth: 'license',
-      tag: 'activation',
       summary:
         'Offer an available fine-tuned model for use (only settled, available models). On Azure this deploys it first: 202 with `activation: deploying` until the deployment serves (then `active`), at the hosting fee per started hour; activating again is the same deployment. The first time the model serves, the alias its request named (job.alias) is pointed at it',
       params: idParams,
@@ -159,31 +154,23 @@ export function registerActivationRoutes(table: RouteTable, deps: ApiDeps): void
           schema: fineTuneSchema,
         },
         ...common,
-        402: { description: 'not enough credits for an hour of hosting', schema: errorSchema },
-        409: {
-          description:
-            'the model is not available (not trained, not settled, discarded), its deployment is being deleted, or the catalogue has no hosting fee for it',
-          schema: errorSchema,
-        },
-        503: { description: 'deployments at its provider are not configured here', schema: errorSchema },
+        402: 'not enough credits for an hour of hosting',
+        409: 'the model is not available (not trained, not settled, discarded), its deployment is being deleted, or the catalogue has no hosting fee for it',
+        503: 'deployments at its provider are not configured here',
       },
     },
-    async ({ caller, params, reply }) => {
-      const licenseId = licenseOf(caller);
-      const row = await getFineTune(deps.db, params.id);
-      if (!row || row.licenseId !== licenseId) throw notFound('fine-tune');
+    async ({ licenseId, params, reply }) => {
+      const row = await ownFineTune(deps, licenseId, params.id);
       if (servesOnlyWhenDeployed(row.provider, deps.deployments.defaultProvider))
         return activateDeployed(deps, licenseId, row, reply);
       return activateServed(deps, licenseId, row.id);
     },
   );
 
-  table.add(
+  routes.add(
     {
       method: 'POST',
       url: '/v1/fine-tunes/:id/deactivate',
-      auth: 'license',
-      tag: 'activation',
       summary:
         'Stop offering a fine-tuned model. A deployed model (Azure) stops serving at once and its deployment is deleted (`activation: deactivating` until it is), which ends its hosting fee',
       params: idParams,
@@ -193,34 +180,21 @@ export function registerActivationRoutes(table: RouteTable, deps: ApiDeps): void
           schema: fineTuneSchema,
         },
         ...common,
-        409: {
-          description: 'the model is not available (not trained, or not yet settled)',
-          schema: errorSchema,
-        },
+        409: 'the model is not available (not trained, or not yet settled)',
       },
     },
-    async ({ caller, params }) => {
-      const licenseId = licenseOf(caller);
-      const row = await getFineTune(deps.db, params.id);
-      if (!row || row.licenseId !== licenseId) throw notFound('fine-tune');
-      return deactivate(deps, licenseId, row);
-    },
+    async ({ licenseId, params }) =>
+      deactivate(deps, licenseId, await ownFineTune(deps, licenseId, params.id)),
   );
 
-  table.add(
+  routes.add(
     {
       method: 'GET',
       url: '/v1/models/active',
-      auth: 'license',
-      tag: 'activation',
       summary: 'The active fine-tuned models of the license: what a model configurator offers',
-      responses: {
-        200: { description: 'active models', schema: activeModelsSchema },
-        401: common[401],
-      },
+      responses: { 200: { description: 'active models', schema: activeModelsSchema } },
     },
-    async ({ caller }) => {
-      const licenseId = licenseOf(caller);
+    async ({ licenseId }) => {
       const rows = await listActiveFineTunes(deps.db, licenseId);
       const aliases = await aliasesOfFineTunes(
         deps.db,

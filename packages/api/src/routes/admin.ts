@@ -3,7 +3,8 @@ import { findLicense, insertLicense, setLicenseProvider } from '@tuneline/db';
 import { getBalance, grantCredits, LedgerConflictError } from '@tuneline/ledger';
 import type { ApiDeps } from '../app.ts';
 import { createApiKey } from '../auth.ts';
-import { errorSchema, HttpError, notFound, type RouteTable } from '../http.ts';
+import { HttpError, orNotFound, type RouteTable } from '../http.ts';
+import { routeGroup } from '../route-group.ts';
 import {
   balanceSchema,
   createdKeySchema,
@@ -15,28 +16,25 @@ import {
 } from '../schemas.ts';
 import { licenseView } from '../views.ts';
 
-const E400 = { description: 'invalid request', schema: errorSchema };
-const E401 = { description: 'missing or non-admin key', schema: errorSchema };
-const E404 = { description: 'no such license', schema: errorSchema };
+const E400 = 'invalid request';
+const E404 = 'no such license';
 
 async function requireLicense(deps: ApiDeps, id: string): Promise<void> {
-  if (!(await findLicense(deps.db, id))) throw notFound('license');
+  orNotFound(await findLicense(deps.db, id), 'license');
 }
 
 export function registerAdminRoutes(table: RouteTable, deps: ApiDeps): void {
-  table.add(
+  const routes = routeGroup(table, 'admin', 'admin');
+  routes.add(
     {
       method: 'POST',
       url: '/v1/admin/licenses',
-      auth: 'admin',
-      tag: 'admin',
       summary: 'Create a license (and its ledger account)',
       body: createLicenseSchema,
       responses: {
         201: { description: 'created', schema: licenseSchema },
         400: E400,
-        401: E401,
-        409: { description: 'a license with this id exists', schema: errorSchema },
+        409: 'a license with this id exists',
       },
     },
     async ({ body }) => {
@@ -54,41 +52,32 @@ export function registerAdminRoutes(table: RouteTable, deps: ApiDeps): void {
     },
   );
 
-  table.add(
+  routes.add(
     {
       method: 'POST',
       url: '/v1/admin/licenses/:id/provider',
-      auth: 'admin',
-      tag: 'admin',
       summary: "Name the license's provider (null: the deployment default); its new requests train there",
       params: licenseParams,
       body: licenseProviderSchema,
       responses: {
         200: { description: 'the license', schema: licenseSchema },
         400: E400,
-        401: E401,
         404: E404,
       },
     },
-    async ({ params, body }) => {
-      const license = await setLicenseProvider(deps.db, params.id, body.provider);
-      if (!license) throw notFound('license');
-      return licenseView(license);
-    },
+    async ({ params, body }) =>
+      licenseView(orNotFound(await setLicenseProvider(deps.db, params.id, body.provider), 'license')),
   );
 
-  table.add(
+  routes.add(
     {
       method: 'POST',
       url: '/v1/admin/licenses/:id/keys',
-      auth: 'admin',
-      tag: 'admin',
       summary: 'Create an API key for a license. The key is returned once; only its SHA-256 is stored.',
       params: licenseParams,
       responses: {
         201: { description: 'the new key', schema: createdKeySchema },
         400: E400,
-        401: E401,
         404: E404,
       },
     },
@@ -99,21 +88,18 @@ export function registerAdminRoutes(table: RouteTable, deps: ApiDeps): void {
     },
   );
 
-  table.add(
+  routes.add(
     {
       method: 'POST',
       url: '/v1/admin/licenses/:id/credits',
-      auth: 'admin',
-      tag: 'admin',
       summary: 'Grant credits to a license (idempotent per grantId)',
       params: licenseParams,
       body: grantSchema,
       responses: {
         200: { description: 'the balance after the grant', schema: balanceSchema },
         400: E400,
-        401: E401,
         404: E404,
-        409: { description: 'grantId already used with other content', schema: errorSchema },
+        409: 'grantId already used with other content',
       },
     },
     async ({ params, body }) => {

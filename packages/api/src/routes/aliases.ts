@@ -11,13 +11,12 @@ import {
 } from '@tuneline/db';
 import { z } from 'zod';
 import type { ApiDeps } from '../app.ts';
-import { actorOf, licenseOf } from '../auth.ts';
-import { errorSchema, HttpError, notFound, type RouteTable } from '../http.ts';
+import { actorOf } from '../auth.ts';
+import { HttpError, notFound, orNotFound, type RouteTable } from '../http.ts';
+import { routeGroup } from '../route-group.ts';
 import { modelLifecycleSchema } from '../schemas.ts';
 
 // Model aliases (issue 21.1): a license's stable model name for a use. Statements: @tuneline/db aliases.ts.
-
-const E401 = { description: 'missing or invalid API key', schema: errorSchema };
 
 const aliasParams = z.object({
   name: z
@@ -90,12 +89,11 @@ export function registerAliasRoutes(table: RouteTable, deps: ApiDeps): void {
     lifecycle: lifecycleOf(findBaseModel(a.baseModel, deps.catalogue), a.provider),
   });
 
-  table.add(
+  const routes = routeGroup(table, 'license', 'aliases');
+  routes.add(
     {
       method: 'POST',
       url: '/v1/aliases/:name',
-      auth: 'license',
-      tag: 'aliases',
       summary:
         'Point an alias (created if new) at one of your available and active fine-tunes, atomically; the switch ' +
         'is recorded (who, when, from, to). Gateway calls with the alias as `model` are served by this fine-tune.',
@@ -103,17 +101,12 @@ export function registerAliasRoutes(table: RouteTable, deps: ApiDeps): void {
       body: z.strictObject({ fineTuneId: z.uuid() }),
       responses: {
         200: { description: 'the alias and the recorded change', schema: aliasSwitchSchema },
-        400: { description: 'invalid name or body', schema: errorSchema },
-        401: E401,
-        404: { description: 'no such available and active fine-tune for this license', schema: errorSchema },
-        409: {
-          description: "the fine-tune's base model is shut down (names the successor)",
-          schema: errorSchema,
-        },
+        400: 'invalid name or body',
+        404: 'no such available and active fine-tune for this license',
+        409: "the fine-tune's base model is shut down (names the successor)",
       },
     },
-    async ({ params, body, caller }) => {
-      const licenseId = licenseOf(caller);
+    async ({ licenseId, params, body, caller }) => {
       const target = await getFineTune(deps.db, body.fineTuneId);
       const base =
         target?.licenseId === licenseId ? findBaseModel(target.baseModel, deps.catalogue) : undefined;
@@ -131,67 +124,45 @@ export function registerAliasRoutes(table: RouteTable, deps: ApiDeps): void {
     },
   );
 
-  table.add(
+  routes.add(
     {
       method: 'POST',
       url: '/v1/aliases/:name/rollback',
-      auth: 'license',
-      tag: 'aliases',
       summary: 'Point the alias back at the target it had before its last switch (recorded as a rollback)',
       params: aliasParams,
       responses: {
         200: { description: 'the alias and the recorded change', schema: aliasSwitchSchema },
-        401: E401,
-        404: { description: 'no such alias for this license', schema: errorSchema },
-        409: {
-          description: 'nothing to roll back to, or that model is no longer active',
-          schema: errorSchema,
-        },
+        404: 'no such alias for this license',
+        409: 'nothing to roll back to, or that model is no longer active',
       },
     },
-    async ({ params, caller }) =>
-      answer(
-        view,
-        await rollbackAlias(deps.db, {
-          licenseId: licenseOf(caller),
-          name: params.name,
-          actor: actorOf(caller),
-        }),
-      ),
+    async ({ licenseId, params, caller }) =>
+      answer(view, await rollbackAlias(deps.db, { licenseId, name: params.name, actor: actorOf(caller) })),
   );
 
-  table.add(
+  routes.add(
     {
       method: 'GET',
       url: '/v1/aliases',
-      auth: 'license',
-      tag: 'aliases',
       summary: "The license's aliases and the model each serves",
-      responses: {
-        200: { description: 'by name', schema: z.object({ aliases: z.array(aliasViewSchema) }) },
-        401: E401,
-      },
+      responses: { 200: { description: 'by name', schema: z.object({ aliases: z.array(aliasViewSchema) }) } },
     },
-    async ({ caller }) => ({ aliases: (await listAliases(deps.db, licenseOf(caller))).map(view) }),
+    async ({ licenseId }) => ({ aliases: (await listAliases(deps.db, licenseId)).map(view) }),
   );
 
-  table.add(
+  routes.add(
     {
       method: 'GET',
       url: '/v1/aliases/:name',
-      auth: 'license',
-      tag: 'aliases',
       summary: 'One alias with its history of switches, newest first',
       params: aliasParams,
       responses: {
         200: { description: 'the alias', schema: aliasDetailSchema },
-        401: E401,
-        404: { description: 'no such alias for this license', schema: errorSchema },
+        404: 'no such alias for this license',
       },
     },
-    async ({ params, caller }) => {
-      const alias = await findAlias(deps.db, licenseOf(caller), params.name);
-      if (!alias) throw notFound('alias');
+    async ({ licenseId, params }) => {
+      const alias = orNotFound(await findAlias(deps.db, licenseId, params.name), 'alias');
       return { ...view(alias), history: alias.history };
     },
   );

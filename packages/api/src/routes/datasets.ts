@@ -11,7 +11,6 @@ import {
   checkJobOptions,
   createFineTune,
   type DatasetRecord,
-  findDataset,
   findLicense,
   findOpenDeadLettersBySubject,
   getFineTune,
@@ -23,9 +22,10 @@ import {
 import { creditShortfall, fineTuneEstimate, getBalance, insufficientCreditsMessage } from '@tuneline/ledger';
 import { ProviderNotConfiguredError } from '@tuneline/provider';
 import type { ApiDeps } from '../app.ts';
-import { licenseOf } from '../auth.ts';
-import { errorSchema, HttpError, notFound, type RouteTable } from '../http.ts';
-import { DATASET_STATUSES, encodeCursor, listQuerySchema, pageRequest } from '../listing.ts';
+import { HttpError, type RouteTable } from '../http.ts';
+import { DATASET_STATUSES, listQuerySchema, pageRequest, pageView } from '../listing.ts';
+import { ownDataset } from '../owned.ts';
+import { routeGroup } from '../route-group.ts';
 import {
   acceptedSchema,
   apiFineTuneRequestSchema,
@@ -37,18 +37,10 @@ import {
 } from '../schemas.ts';
 import { datasetView, fineTuneView } from '../views.ts';
 
-const E400 = { description: 'invalid request; `fields` names each bad field', schema: errorSchema };
-const E401 = { description: 'missing or invalid API key', schema: errorSchema };
-const E404 = { description: 'no such dataset for this license', schema: errorSchema };
+const E400 = 'invalid request; `fields` names each bad field';
+const E404 = 'no such dataset for this license';
 const datasetListQuery = listQuerySchema(DATASET_STATUSES);
-const E409 = { description: 'the dataset is not in a state that allows this', schema: errorSchema };
-
-/** The caller's own dataset row, or 404 (another license's id looks exactly like a missing one). */
-async function ownDataset(deps: ApiDeps, licenseId: string, id: string) {
-  const dataset = await findDataset(deps.db, id);
-  if (!dataset || dataset.licenseId !== licenseId) throw notFound('dataset');
-  return dataset;
-}
+const E409 = 'the dataset is not in a state that allows this';
 
 /**
  * Refuses at once (402) a fine-tune the trainer would end `insufficient_credits`: its own estimate
@@ -117,24 +109,20 @@ export async function refuseUnlessCredits(deps: ApiDeps, licenseId: string, need
 }
 
 export function registerDatasetRoutes(table: RouteTable, deps: ApiDeps): void {
-  table.add(
+  routeGroup(table, 'license', 'requests').add(
     {
       method: 'POST',
       url: '/v1/fine-tune-requests',
-      auth: 'license',
-      tag: 'requests',
       summary:
         'Enqueue a fine-tune request (same schema as the queue). The same requestId with the same content is the same request.',
       body: apiFineTuneRequestSchema,
       responses: {
         202: { description: 'queued (or already queued: `duplicate`)', schema: acceptedSchema },
         400: E400,
-        401: E401,
-        409: { description: 'requestId already used with different content', schema: errorSchema },
+        409: 'requestId already used with different content',
       },
     },
-    async ({ body, caller }) => {
-      const licenseId = licenseOf(caller);
+    async ({ licenseId, body }) => {
       if (body.licenseId !== undefined && body.licenseId !== licenseId) {
         throw new HttpError(400, 'licenseId: must be your own license (or omitted)', [
           { field: 'licenseId', message: 'must be your own license (or omitted)' },
@@ -152,70 +140,58 @@ export function registerDatasetRoutes(table: RouteTable, deps: ApiDeps): void {
     },
   );
 
-  table.add(
+  const routes = routeGroup(table, 'license', 'datasets');
+  routes.add(
     {
       method: 'GET',
       url: '/v1/datasets',
-      auth: 'license',
-      tag: 'datasets',
       summary:
         'The datasets grid: counts, tokens, estimated billed tokens and credits, file ids, status. Newest first, paged by cursor, filtered by status, base model, creation time or requestId',
       query: datasetListQuery,
       responses: {
         200: { description: 'one page, newest first', schema: datasetListSchema },
-        400: { description: 'a bad parameter, named in `fields`', schema: errorSchema },
-        401: E401,
+        400: 'a bad parameter, named in `fields`',
       },
     },
-    async ({ caller, query }) => {
-      const page = await pageDatasets(deps.db, licenseOf(caller), pageRequest(query));
-      return {
-        data: page.rows.map((r) => datasetView(r, r.deadLetter, deps.catalogue)),
-        nextCursor: page.next ? encodeCursor(page.next) : null,
-      };
-    },
+    async ({ licenseId, query }) =>
+      pageView(await pageDatasets(deps.db, licenseId, pageRequest(query)), (r) =>
+        datasetView(r, r.deadLetter, deps.catalogue),
+      ),
   );
 
-  table.add(
+  routes.add(
     {
       method: 'GET',
       url: '/v1/datasets/:id',
-      auth: 'license',
-      tag: 'datasets',
       summary: 'One dataset',
       params: idParams,
       responses: {
         200: { description: 'the dataset', schema: datasetSchema },
         400: E400,
-        401: E401,
         404: E404,
       },
     },
-    async ({ caller, params }) => {
-      const dataset = await ownDataset(deps, licenseOf(caller), params.id);
+    async ({ licenseId, params }) => {
+      const dataset = await ownDataset(deps, licenseId, params.id);
       const dead = await findOpenDeadLettersBySubject(deps.db, [dataset.id]);
       return datasetView(dataset, dead.get(dataset.id), deps.catalogue);
     },
   );
 
-  table.add(
+  routes.add(
     {
       method: 'POST',
       url: '/v1/datasets/:id/upload',
-      auth: 'license',
-      tag: 'datasets',
       summary: 'Upload the training and testing files to the provider (queued; asking twice is harmless)',
       params: idParams,
       responses: {
         202: { description: 'upload queued, running or done', schema: datasetSchema },
         400: E400,
-        401: E401,
         404: E404,
         409: E409,
       },
     },
-    async ({ caller, params }) => {
-      const licenseId = licenseOf(caller);
+    async ({ licenseId, params }) => {
       const dataset = await ownDataset(deps, licenseId, params.id);
       if (dataset.status === 'ready') {
         if (await requestUpload(deps.db, dataset)) await deps.flushOutbox();
@@ -226,12 +202,10 @@ export function registerDatasetRoutes(table: RouteTable, deps: ApiDeps): void {
     },
   );
 
-  table.add(
+  routes.add(
     {
       method: 'POST',
       url: '/v1/datasets/:id/fine-tunes',
-      auth: 'license',
-      tag: 'datasets',
       summary:
         "Create a fine-tune job from an uploaded dataset. Its own estimate (its epochs, plus the held-out evaluation's when the dataset has a testing file and `evaluate` is not false) plus the trainer's margin must fit the available credits, or 402; the trainer reserves them before the provider job is created",
       params: idParams,
@@ -239,18 +213,12 @@ export function registerDatasetRoutes(table: RouteTable, deps: ApiDeps): void {
       responses: {
         201: { description: 'created (200 when the idempotencyKey was seen before)', schema: fineTuneSchema },
         400: E400,
-        401: E401,
-        402: {
-          description:
-            'not enough credits for the estimate (training plus evaluation) plus margin (or an unpaid overage blocks the license); `credits` gives the amounts',
-          schema: errorSchema,
-        },
+        402: 'not enough credits for the estimate (training plus evaluation) plus margin (or an unpaid overage blocks the license); `credits` gives the amounts',
         404: E404,
         409: E409,
       },
     },
-    async ({ caller, params, body, reply }) => {
-      const licenseId = licenseOf(caller);
+    async ({ licenseId, params, body, reply }) => {
       const dataset = await ownDataset(deps, licenseId, params.id);
       const { idempotencyKey, ...jobOptions } = body;
       const id = idempotencyKey ? requestedFineTuneId(dataset.id, idempotencyKey) : undefined;

@@ -2,8 +2,10 @@ import { isQueueName, QUEUE_NAMES } from '@tuneline/contracts';
 import { type DeadLetterRecord, findDeadLetter, listDeadLetters, reopenDeadLetter } from '@tuneline/db';
 import { z } from 'zod';
 import type { ApiDeps } from '../app.ts';
-import { licenseOf } from '../auth.ts';
-import { errorSchema, HttpError, notFound, type RouteTable } from '../http.ts';
+import { HttpError, orNotFound, type RouteTable } from '../http.ts';
+import { pageSizeSchema } from '../listing.ts';
+import { routeGroup } from '../route-group.ts';
+import { idParams } from '../schemas.ts';
 
 /**
  * Dead letters (issue 15.5): rows whose job kept failing after the recovery sweep's cap
@@ -31,20 +33,12 @@ export const deadLetterSchema = z
 
 const deadLetterListSchema = z.object({ data: z.array(deadLetterSchema) }).meta({ id: 'DeadLetterList' });
 
-const limit = z.coerce
-  .number('must be an integer')
-  .int('must be an integer')
-  .min(1, 'must be at least 1')
-  .max(500, 'must be at most 500')
-  .default(100);
-
-const licenseQuery = z.object({ limit });
+const licenseQuery = z.object({ limit: pageSizeSchema });
 const adminQuery = z.object({
   licenseId: z.string().min(1).max(64).optional(),
   queue: z.enum(QUEUE_NAMES as [string, ...string[]], `must be one of ${QUEUE_NAMES.join(', ')}`).optional(),
-  limit,
+  limit: pageSizeSchema,
 });
-const idParams = z.object({ id: z.uuid('must be a UUID') });
 
 export function deadLetterView(d: DeadLetterRecord) {
   return {
@@ -62,44 +56,36 @@ export function deadLetterView(d: DeadLetterRecord) {
   };
 }
 
-const E400 = { description: 'invalid request', schema: errorSchema };
-const E401 = { description: 'missing or invalid API key', schema: errorSchema };
+const E400 = 'invalid request';
 
 export function registerDeadLetterRoutes(table: RouteTable, deps: ApiDeps): void {
-  table.add(
+  routeGroup(table, 'license', 'dead-letters').add(
     {
       method: 'GET',
       url: '/v1/dead-letters',
-      auth: 'license',
-      tag: 'dead-letters',
       summary:
         "The license's dead-lettered rows: work whose job kept failing after the recovery cap, with the last failure",
       query: licenseQuery,
       responses: {
         200: { description: 'most recent first', schema: deadLetterListSchema },
         400: E400,
-        401: E401,
       },
     },
-    async ({ caller, query }) => ({
-      data: (await listDeadLetters(deps.db, { licenseId: licenseOf(caller), limit: query.limit })).map(
-        deadLetterView,
-      ),
+    async ({ licenseId, query }) => ({
+      data: (await listDeadLetters(deps.db, { licenseId, limit: query.limit })).map(deadLetterView),
     }),
   );
 
-  table.add(
+  const admin = routeGroup(table, 'admin', 'admin');
+  admin.add(
     {
       method: 'GET',
       url: '/v1/admin/dead-letters',
-      auth: 'admin',
-      tag: 'admin',
       summary: 'Every dead-lettered row (optionally of one license or queue)',
       query: adminQuery,
       responses: {
         200: { description: 'most recent first', schema: deadLetterListSchema },
         400: E400,
-        401: { description: 'missing or non-admin key', schema: errorSchema },
       },
     },
     async ({ query }) => ({
@@ -113,28 +99,24 @@ export function registerDeadLetterRoutes(table: RouteTable, deps: ApiDeps): void
     }),
   );
 
-  table.add(
+  admin.add(
     {
       method: 'POST',
       url: '/v1/admin/dead-letters/:id/retry',
-      auth: 'admin',
-      tag: 'admin',
       summary:
         'Put a dead-lettered row back in its queue with fresh attempts; the recovery sweep counts its failures afresh',
       params: idParams,
       responses: {
         202: { description: 're-queued', schema: deadLetterSchema },
         400: E400,
-        401: { description: 'missing or non-admin key', schema: errorSchema },
-        404: { description: 'no such dead letter', schema: errorSchema },
-        409: { description: 'not dead-lettered (already retried)', schema: errorSchema },
+        404: 'no such dead letter',
+        409: 'not dead-lettered (already retried)',
       },
     },
     async ({ params }) => {
       const reopened = await reopenDeadLetter(deps.db, params.id);
       if (!reopened) {
-        const found = await findDeadLetter(deps.db, params.id);
-        if (!found) throw notFound('dead letter');
+        const found = orNotFound(await findDeadLetter(deps.db, params.id), 'dead letter');
         throw new HttpError(409, `not dead-lettered (status ${found.status}): nothing to retry`);
       }
       if (!isQueueName(reopened.queue)) throw new HttpError(409, `unknown queue "${reopened.queue}"`);

@@ -1,7 +1,8 @@
-import { discardFineTune, findLiveDeployment, getFineTune, isTerminalStatus } from '@tuneline/db';
+import { discardFineTune, findLiveDeployment, isTerminalStatus } from '@tuneline/db';
 import type { ApiDeps } from '../app.ts';
-import { licenseOf } from '../auth.ts';
-import { errorSchema, HttpError, notFound, type RouteTable } from '../http.ts';
+import { HttpError, orNotFound, type RouteTable } from '../http.ts';
+import { ownFineTune } from '../owned.ts';
+import { routeGroup } from '../route-group.ts';
 import { fineTuneSchema, idParams } from '../schemas.ts';
 import { servedView } from './activation.ts';
 
@@ -13,30 +14,22 @@ export type ModelDeleter = (fineTune: {
 }) => Promise<void>;
 
 export function registerDiscardRoutes(table: RouteTable, deps: ApiDeps): void {
-  table.add(
+  routeGroup(table, 'license', 'fine-tunes').add(
     {
       method: 'POST',
       url: '/v1/fine-tunes/:id/discard',
-      auth: 'license',
-      tag: 'fine-tunes',
       summary:
         'Discard a finished fine-tune: its model is deleted at the provider where allowed; the row stays (ledger, report), marked discarded',
       params: idParams,
       responses: {
         200: { description: 'discarded (discarding twice is harmless)', schema: fineTuneSchema },
-        401: { description: 'missing or invalid API key', schema: errorSchema },
-        404: { description: 'no such fine-tune for this license', schema: errorSchema },
-        409: {
-          description: 'the fine-tune has not finished, or its deployment still exists (deactivate first)',
-          schema: errorSchema,
-        },
-        502: { description: 'the provider refused to delete the model', schema: errorSchema },
+        404: 'no such fine-tune for this license',
+        409: 'the fine-tune has not finished, or its deployment still exists (deactivate first)',
+        502: 'the provider refused to delete the model',
       },
     },
-    async ({ caller, params }) => {
-      const licenseId = licenseOf(caller);
-      const row = await getFineTune(deps.db, params.id);
-      if (!row || row.licenseId !== licenseId) throw notFound('fine-tune');
+    async ({ licenseId, params }) => {
+      const row = await ownFineTune(deps, licenseId, params.id);
       if (!isTerminalStatus(row.status))
         throw new HttpError(409, `fine-tune is ${row.status}: cancel it first`);
       // A deployed model (Azure) keeps costing its hosting fee: its deployment goes first.
@@ -57,9 +50,7 @@ export function registerDiscardRoutes(table: RouteTable, deps: ApiDeps): void {
           throw new HttpError(502, `provider did not delete the model: ${(err as Error).message}`);
         }
       }
-      const discarded = await discardFineTune(deps.db, licenseId, row.id);
-      if (!discarded) throw notFound('fine-tune');
-      return servedView(deps, discarded);
+      return servedView(deps, orNotFound(await discardFineTune(deps.db, licenseId, row.id), 'fine-tune'));
     },
   );
 }

@@ -7,8 +7,8 @@ import {
 } from '@tuneline/contracts';
 import { deleteDocument, storeDocuments, summariseDocuments } from '@tuneline/db';
 import type { ApiDeps } from '../app.ts';
-import { licenseOf } from '../auth.ts';
-import { errorSchema, notFound, type RouteTable } from '../http.ts';
+import { notFound, type RouteTable } from '../http.ts';
+import { routeGroup } from '../route-group.ts';
 import {
   documentBatchResultSchema,
   documentDeletedSchema,
@@ -16,11 +16,7 @@ import {
   documentStoreSummarySchema,
 } from '../schemas.ts';
 
-const E400 = {
-  description: 'the batch itself is malformed (not its items); `fields` names each',
-  schema: errorSchema,
-};
-const E401 = { description: 'missing or invalid API key', schema: errorSchema };
+const E400 = 'the batch itself is malformed (not its items); `fields` names each';
 
 type ItemResult =
   | {
@@ -39,12 +35,11 @@ type ItemResult =
     };
 
 export function registerDocumentRoutes(table: RouteTable, deps: ApiDeps): void {
-  table.add(
+  const routes = routeGroup(table, 'license', 'documents');
+  routes.add(
     {
       method: 'POST',
       url: '/v1/documents',
-      auth: 'license',
-      tag: 'documents',
       summary:
         'Store validated documents for re-training (up to 1,000 per call). Each item is checked on its own: ' +
         'the good ones are stored even when others are refused (207). The same content again is a no-op; ' +
@@ -55,12 +50,10 @@ export function registerDocumentRoutes(table: RouteTable, deps: ApiDeps): void {
         200: { description: 'every item stored (or unchanged)', schema: documentBatchResultSchema },
         207: { description: 'some items refused: see each `errors`', schema: documentBatchResultSchema },
         400: E400,
-        401: E401,
-        413: { description: `body over ${MAX_DOCUMENT_BATCH_BYTES} bytes`, schema: errorSchema },
+        413: `body over ${MAX_DOCUMENT_BATCH_BYTES} bytes`,
       },
     },
-    async ({ body, caller, reply }) => {
-      const licenseId = licenseOf(caller);
+    async ({ licenseId, body, reply }) => {
       const checked = checkDocumentBatch(body.documents);
       const good = checked.filter((c): c is Extract<CheckedDocument, { ok: true }> => c.ok);
       // A repeat of the same key and content in one batch is stored once.
@@ -96,25 +89,22 @@ export function registerDocumentRoutes(table: RouteTable, deps: ApiDeps): void {
     },
   );
 
-  table.add(
+  routes.add(
     {
       method: 'DELETE',
       url: '/v1/documents/:configuration/:documentId',
-      auth: 'license',
-      tag: 'documents',
       summary:
         'Remove a document from every future dataset (a data-protection request): its text and fields are erased now',
       params: documentKeyParams,
       responses: {
         200: { description: 'deleted (or already deleted)', schema: documentDeletedSchema },
         400: E400,
-        401: E401,
-        404: { description: 'no such document for this license', schema: errorSchema },
+        404: 'no such document for this license',
       },
     },
-    async ({ params, caller }) => {
+    async ({ licenseId, params }) => {
       const outcome = await deleteDocument(deps.db, {
-        licenseId: licenseOf(caller),
+        licenseId,
         configuration: params.configuration,
         id: params.documentId,
       });
@@ -127,18 +117,15 @@ export function registerDocumentRoutes(table: RouteTable, deps: ApiDeps): void {
     },
   );
 
-  table.add(
+  routes.add(
     {
       method: 'GET',
       url: '/v1/documents',
-      auth: 'license',
-      tag: 'documents',
       summary: 'The document store per configuration: documents kept, deleted, and the latest change',
       responses: {
         200: { description: 'one entry per configuration', schema: documentStoreSummarySchema },
-        401: E401,
       },
     },
-    async ({ caller }) => ({ configurations: await summariseDocuments(deps.db, licenseOf(caller)) }),
+    async ({ licenseId }) => ({ configurations: await summariseDocuments(deps.db, licenseId) }),
   );
 }

@@ -2,7 +2,6 @@ import {
   type EvaluationRunRecord,
   findDataset,
   getEvaluationRunByFineTune,
-  getFineTune,
   listEvaluationAnswers,
   listMigrations,
   pageEvaluationAnswers,
@@ -10,7 +9,7 @@ import {
 import { type EvaluationSummary, evaluationTable } from '@tuneline/evaluation';
 import { evaluationCharges } from '@tuneline/ledger';
 import type { ApiDeps } from '../app.ts';
-import { licenseOf } from '../auth.ts';
+import { sendCsv, wantsCsv } from '../csv.ts';
 import {
   answerView,
   datasetEvaluationEstimate,
@@ -18,12 +17,12 @@ import {
   evaluationQuerySchema,
   evaluationSchema,
 } from '../evaluation-views.ts';
-import { errorSchema, notFound, type RouteTable } from '../http.ts';
+import type { RouteTable } from '../http.ts';
 import { migrationView } from '../migration-schemas.ts';
+import { ownFineTune } from '../owned.ts';
+import { routeGroup } from '../route-group.ts';
 import { idParams } from '../schemas.ts';
 import { fineTuneVersionView } from './promotion.ts';
-
-const E401 = { description: 'missing or invalid API key', schema: errorSchema };
 
 /** Why a fine-tune has no evaluation run. */
 async function noRunReason(deps: ApiDeps, fineTune: { status: string; datasetId: string }): Promise<string> {
@@ -45,12 +44,10 @@ async function trainedByMigration(deps: ApiDeps, fineTune: { id: string; license
 }
 
 export function registerEvaluationRoutes(table: RouteTable, deps: ApiDeps): void {
-  table.add(
+  routeGroup(table, 'license', 'fine-tunes').add(
     {
       method: 'GET',
       url: '/v1/fine-tunes/:id/evaluation',
-      auth: 'license',
-      tag: 'fine-tunes',
       summary:
         'The held-out evaluation of a fine-tune: per-field table (base, champion, fine-tuned), verdicts, and per-example answers with paging (`offset`, `limit`); `?format=csv` gives one line per example, model and field',
       params: idParams,
@@ -60,25 +57,16 @@ export function registerEvaluationRoutes(table: RouteTable, deps: ApiDeps): void
           description: 'the evaluation (status `none` with the reason when there is none)',
           schema: evaluationSchema,
         },
-        400: { description: 'invalid request', schema: errorSchema },
-        401: E401,
-        404: { description: 'no such fine-tune for this license', schema: errorSchema },
+        400: 'invalid request',
+        404: 'no such fine-tune for this license',
       },
     },
-    async ({ caller, params, query, request, reply }) => {
-      const fineTune = await getFineTune(deps.db, params.id);
-      if (!fineTune || fineTune.licenseId !== licenseOf(caller)) throw notFound('fine-tune');
+    async ({ licenseId, params, query, request, reply }) => {
+      const fineTune = await ownFineTune(deps, licenseId, params.id);
       const run: EvaluationRunRecord | undefined = await getEvaluationRunByFineTune(deps.db, fineTune.id);
-      const wantsCsv =
-        query.format === 'csv' ||
-        (query.format === undefined && /\btext\/csv\b/.test(request.headers.accept ?? ''));
-      if (wantsCsv) {
+      if (wantsCsv(query.format, request)) {
         const answers = run ? await listEvaluationAnswers(deps.db, run.id) : [];
-        return reply
-          .code(200)
-          .header('content-type', 'text/csv; charset=utf-8')
-          .header('content-disposition', `attachment; filename="tuneline-evaluation-${fineTune.id}.csv"`)
-          .send(evaluationCsv(answers));
+        return sendCsv(reply, `tuneline-evaluation-${fineTune.id}.csv`, evaluationCsv(answers));
       }
       const page = run
         ? await pageEvaluationAnswers(deps.db, run.id, { offset: query.offset, limit: query.limit })

@@ -7,16 +7,15 @@ import { outcomeOf } from '../gateway/metrics.ts';
 import { rateLimitedError } from '../gateway/rate-limit.ts';
 import { chatRequestSchema, invalidChatRequest, providerFailure } from '../gateway/request.ts';
 import { streamChat } from '../gateway/stream.ts';
-import { errorSchema, type RouteTable } from '../http.ts';
+import type { RouteTable } from '../http.ts';
+import { routeGroup } from '../route-group.ts';
 import { chatCompletionSchema } from '../schemas.ts';
 
 export function registerInferenceRoutes(table: RouteTable, deps: ApiDeps): void {
-  table.add(
+  routeGroup(table, 'license', 'inference').add(
     {
       method: 'POST',
       url: '/v1/chat/completions',
-      auth: 'license',
-      tag: 'inference',
       summary:
         "OpenAI-compatible chat completions on the caller's own active fine-tuned models. Rate limited per license (requests and tokens per minute); the call's worst case is held in credits before it is forwarded and the provider's reported usage charged after; an Idempotency-Key header makes a retry return the first answer, charged once",
       body: chatRequestSchema,
@@ -28,26 +27,14 @@ export function registerInferenceRoutes(table: RouteTable, deps: ApiDeps): void 
             'the completion as the provider returned it, `model` naming the fine-tuned model that answered (for an alias, the model it points at; header `x-tuneline-alias` names the alias); with `stream: true`, server-sent events of chat.completion.chunk objects ending with `data: [DONE]`',
           schema: chatCompletionSchema,
         },
-        400: { description: 'invalid request', schema: errorSchema },
-        401: { description: 'missing or invalid API key', schema: errorSchema },
-        402: { description: "the call's worst case exceeds the available credits", schema: errorSchema },
-        404: {
-          description: 'no such active fine-tuned model or alias for this license',
-          schema: errorSchema,
-        },
-        409: { description: 'a call with this Idempotency-Key is still in progress', schema: errorSchema },
-        422: { description: 'this Idempotency-Key was used with another request', schema: errorSchema },
-        429: {
-          description:
-            'rate limited: this license (Retry-After), or the provider (its headers passed through)',
-          schema: errorSchema,
-        },
-        502: { description: 'the provider failed', schema: errorSchema },
-        503: {
-          description:
-            "no provider configured, or not the model's own provider (code `provider_not_configured`, naming it)",
-          schema: errorSchema,
-        },
+        400: 'invalid request',
+        402: "the call's worst case exceeds the available credits",
+        404: 'no such active fine-tuned model or alias for this license',
+        409: 'a call with this Idempotency-Key is still in progress',
+        422: 'this Idempotency-Key was used with another request',
+        429: 'rate limited: this license (Retry-After), or the provider (its headers passed through)',
+        502: 'the provider failed',
+        503: "no provider configured, or not the model's own provider (code `provider_not_configured`, naming it)",
       },
     },
     // authenticate (the route table) → resolve the model → rate limit → hold the worst case → forward

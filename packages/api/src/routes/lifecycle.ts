@@ -9,9 +9,9 @@ import {
 import { listAliases, listLicenseBaseModels } from '@tuneline/db';
 import { z } from 'zod';
 import type { ApiDeps } from '../app.ts';
-import { licenseOf } from '../auth.ts';
-import { errorSchema, type RouteTable } from '../http.ts';
+import type { RouteTable } from '../http.ts';
 import { lifecycleNotices, lifecycleNoticesSchema } from '../lifecycle-notices.ts';
+import { routeGroup } from '../route-group.ts';
 import { modelLifecycleSchema } from '../schemas.ts';
 
 // The catalogue's base models with each provider's dates (issue 21.2), and the license's lifecycle
@@ -45,19 +45,14 @@ const baseModelsSchema = z
   .meta({ id: 'BaseModels' });
 
 export function registerLifecycleRoutes(table: RouteTable, deps: ApiDeps): void {
-  table.add(
+  routeGroup(table, 'license', 'activation').add(
     {
       method: 'GET',
       url: '/v1/models/base',
-      auth: 'license',
-      tag: 'activation',
       summary:
         "The catalogue's base models: each provider that trains one, its price and its own lifecycle dates " +
         '(training closes, shutdown, successor, source)',
-      responses: {
-        200: { description: 'by name', schema: baseModelsSchema },
-        401: { description: 'missing or invalid API key', schema: errorSchema },
-      },
+      responses: { 200: { description: 'by name', schema: baseModelsSchema } },
     },
     async () => {
       const now = deps.clock.now();
@@ -83,22 +78,16 @@ export function registerLifecycleRoutes(table: RouteTable, deps: ApiDeps): void 
     },
   );
 
-  table.add(
+  routeGroup(table, 'license', 'aliases').add(
     {
       method: 'GET',
       url: '/v1/lifecycle/notices',
-      auth: 'license',
-      tag: 'aliases',
       summary:
         'Base models (per provider) the license has fine-tunes on, and aliases, whose training close or ' +
         `shutdown is within ${NOTICE_DAYS} days or past, with the date and the successor (the hub's banners)`,
-      responses: {
-        200: { description: 'most urgent first', schema: lifecycleNoticesSchema },
-        401: { description: 'missing or invalid API key', schema: errorSchema },
-      },
+      responses: { 200: { description: 'most urgent first', schema: lifecycleNoticesSchema } },
     },
-    async ({ caller }) => {
-      const licenseId = licenseOf(caller);
+    async ({ licenseId }) => {
       const now = deps.clock.now();
       const [baseModels, aliases] = await Promise.all([
         listLicenseBaseModels(deps.db, licenseId),

@@ -1,14 +1,8 @@
-import {
-  type FineTuneRecord,
-  findMigration,
-  getFineTune,
-  listMigratableFineTunes,
-  listMigrations,
-} from '@tuneline/db';
+import { type FineTuneRecord, findMigration, listMigratableFineTunes, listMigrations } from '@tuneline/db';
 import type { z } from 'zod';
 import type { ApiDeps } from '../app.ts';
-import { actorOf, licenseOf } from '../auth.ts';
-import { errorSchema, HttpError, notFound, type RouteTable } from '../http.ts';
+import { actorOf } from '../auth.ts';
+import { HttpError, orNotFound, type RouteTable } from '../http.ts';
 import { atFromProvider, type BulkResult, startBulkMigration, startMigration } from '../migration.ts';
 import {
   adminBulkMigrateBodySchema,
@@ -20,16 +14,15 @@ import {
   migrationSchema,
   migrationView,
 } from '../migration-schemas.ts';
+import { ownFineTune } from '../owned.ts';
+import { routeGroup } from '../route-group.ts';
 import { idParams } from '../schemas.ts';
 
 // One-call migration (issue 21.4): docs/LIFECYCLE.md, "One-call migration".
 
-const E400 = { description: 'a bad parameter or target, named in `fields`', schema: errorSchema };
-const E401 = { description: 'missing or invalid API key', schema: errorSchema };
-const E402 = {
-  description: "not enough credits for the new training's estimate plus margin; `credits` gives the amounts",
-  schema: errorSchema,
-};
+const E400 = 'a bad parameter or target, named in `fields`';
+const E402 = "not enough credits for the new training's estimate plus margin; `credits` gives the amounts";
+const E404 = 'no such fine-tune for this license';
 
 const idempotencyKeyOf = (header: unknown): string | null => {
   if (header === undefined) return null;
@@ -48,18 +41,11 @@ const bulkView = (r: BulkResult) => ({
 });
 
 export function registerMigrationRoutes(table: RouteTable, deps: ApiDeps): void {
-  const ownFineTune = async (licenseId: string, id: string): Promise<FineTuneRecord> => {
-    const row = await getFineTune(deps.db, id);
-    if (!row || row.licenseId !== licenseId) throw notFound('fine-tune');
-    return row;
-  };
-
-  table.add(
+  const routes = routeGroup(table, 'license', 'migrations');
+  routes.add(
     {
       method: 'POST',
       url: '/v1/fine-tunes/:id/migrate',
-      auth: 'license',
-      tag: 'migrations',
       summary:
         "Migrate a trained fine-tune to another base model or provider in one call: its request's documents " +
         '(or document-store source) and split are rebuilt for the target (new estimate; 402 when the credits ' +
@@ -75,19 +61,14 @@ export function registerMigrationRoutes(table: RouteTable, deps: ApiDeps): void 
           schema: migrationSchema,
         },
         400: E400,
-        401: E401,
         402: E402,
-        404: { description: 'no such fine-tune for this license', schema: errorSchema },
-        409: {
-          description: 'the fine-tune has no trained model, or its request is not stored in full',
-          schema: errorSchema,
-        },
-        422: { description: 'this Idempotency-Key was used for another migration', schema: errorSchema },
+        404: E404,
+        409: 'the fine-tune has no trained model, or its request is not stored in full',
+        422: 'this Idempotency-Key was used for another migration',
       },
     },
-    async ({ caller, params, body, request, reply }) => {
-      const licenseId = licenseOf(caller);
-      const fineTune = await ownFineTune(licenseId, params.id);
+    async ({ licenseId, caller, params, body, request, reply }) => {
+      const fineTune = await ownFineTune(deps, licenseId, params.id);
       const { migration, created } = await startMigration(deps, {
         fineTune,
         target: body,
@@ -99,24 +80,20 @@ export function registerMigrationRoutes(table: RouteTable, deps: ApiDeps): void 
     },
   );
 
-  table.add(
+  routes.add(
     {
       method: 'POST',
       url: '/v1/fine-tunes/migrate',
-      auth: 'license',
-      tag: 'migrations',
       summary:
         "Migrate every trained fine-tune of the license on a base model (optionally at one provider, or only the active ones) to a target, each as POST /v1/fine-tunes/{id}/migrate would; the new migrations' estimates are checked together (402 before any starts), earlier migrations to the same target are returned, not repeated",
       body: bulkMigrateBodySchema,
       responses: {
         200: { description: 'the migrations of the selection', schema: bulkMigrationSchema },
         400: E400,
-        401: E401,
         402: E402,
       },
     },
-    async ({ caller, body }) => {
-      const licenseId = licenseOf(caller);
+    async ({ licenseId, caller, body }) => {
       const { fromBaseModel, fromProvider, activeOnly, ...target } = body;
       const fineTunes = await listMigratableFineTunes(deps.db, {
         licenseId,
@@ -133,77 +110,62 @@ export function registerMigrationRoutes(table: RouteTable, deps: ApiDeps): void 
     },
   );
 
-  table.add(
+  routes.add(
     {
       method: 'GET',
       url: '/v1/fine-tunes/:id/migrations',
-      auth: 'license',
-      tag: 'migrations',
       summary: 'The migrations of a fine-tune: those from it, and the one that trained it; newest first',
       params: idParams,
       responses: {
         200: { description: 'newest first', schema: migrationListSchema },
         400: E400,
-        401: E401,
-        404: { description: 'no such fine-tune for this license', schema: errorSchema },
+        404: E404,
       },
     },
-    async ({ caller, params }) => {
-      const licenseId = licenseOf(caller);
-      await ownFineTune(licenseId, params.id);
+    async ({ licenseId, params }) => {
+      await ownFineTune(deps, licenseId, params.id);
       const rows = await listMigrations(deps.db, licenseId, { fineTuneId: params.id });
       return { data: rows.map(migrationView) };
     },
   );
 
-  table.add(
+  routes.add(
     {
       method: 'GET',
       url: '/v1/migrations',
-      auth: 'license',
-      tag: 'migrations',
       summary: "The license's migrations, newest first (at most 500)",
-      responses: { 200: { description: 'newest first', schema: migrationListSchema }, 401: E401 },
+      responses: { 200: { description: 'newest first', schema: migrationListSchema } },
     },
-    async ({ caller }) => ({ data: (await listMigrations(deps.db, licenseOf(caller))).map(migrationView) }),
+    async ({ licenseId }) => ({ data: (await listMigrations(deps.db, licenseId)).map(migrationView) }),
   );
 
-  table.add(
+  routes.add(
     {
       method: 'GET',
       url: '/v1/migrations/:id',
-      auth: 'license',
-      tag: 'migrations',
       summary:
         'One migration: from, target, where its new model is (request, dataset, fine-tune), and once it ended the decision, why, and the aliases moved',
       params: idParams,
       responses: {
         200: { description: 'the migration', schema: migrationSchema },
         400: E400,
-        401: E401,
-        404: { description: 'no such migration for this license', schema: errorSchema },
+        404: 'no such migration for this license',
       },
     },
-    async ({ caller, params }) => {
-      const migration = await findMigration(deps.db, licenseOf(caller), params.id);
-      if (!migration) throw notFound('migration');
-      return migrationView(migration);
-    },
+    async ({ licenseId, params }) =>
+      migrationView(orNotFound(await findMigration(deps.db, licenseId, params.id), 'migration')),
   );
 
-  table.add(
+  routeGroup(table, 'admin', 'admin').add(
     {
       method: 'POST',
       url: '/v1/admin/migrations',
-      auth: 'admin',
-      tag: 'admin',
       summary:
         'The bulk migration for every license (or one): per license as POST /v1/fine-tunes/migrate; a license whose credits do not cover its estimate is reported as refused and the others go ahead',
       body: adminBulkMigrateBodySchema,
       responses: {
         200: { description: 'per license', schema: adminBulkMigrationSchema },
         400: E400,
-        401: { description: 'missing or non-admin key', schema: errorSchema },
       },
     },
     async ({ body, caller }) => {

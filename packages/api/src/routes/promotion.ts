@@ -2,7 +2,6 @@ import { trainingProfileSchema } from '@tuneline/contracts';
 import { findBaseModel, shutDown, shutdownMessage } from '@tuneline/dataset';
 import {
   findAliasTarget,
-  findTrainingProfile,
   findVersionFineTune,
   findVersionOfFineTune,
   inTransaction,
@@ -13,8 +12,10 @@ import {
   type TrainingProfileRecord,
 } from '@tuneline/db';
 import type { ApiDeps } from '../app.ts';
-import { actorOf, licenseOf } from '../auth.ts';
-import { errorSchema, HttpError, notFound, type RouteTable } from '../http.ts';
+import { actorOf } from '../auth.ts';
+import { HttpError, notFound, type RouteTable } from '../http.ts';
+import { ownTrainingProfile } from '../owned.ts';
+import { routeGroup } from '../route-group.ts';
 import { profileVersionParams, promoteVersionSchema } from '../schemas.ts';
 
 // Champion and challenger (issue 22.4): what became of a training-profile version's model, and the
@@ -58,12 +59,10 @@ export async function fineTuneVersionView(deps: ApiDeps, fineTuneId: string) {
 }
 
 export function registerPromotionRoutes(table: RouteTable, deps: ApiDeps): void {
-  table.add(
+  routeGroup(table, 'license', 'training-profiles').add(
     {
       method: 'POST',
       url: '/v1/training-profiles/:name/versions/:version/promote',
-      auth: 'license',
-      tag: 'training-profiles',
       summary:
         "Promote a version by hand, whatever its evaluation or the policy decided: its model is activated and the profile's " +
         'alias pointed at it atomically (recorded: who, when, from, to); the version shows `promotion.decision` `promoted` ' +
@@ -71,20 +70,13 @@ export function registerPromotionRoutes(table: RouteTable, deps: ApiDeps): void 
       params: profileVersionParams,
       responses: {
         200: { description: 'the version after the call, and the alias', schema: promoteVersionSchema },
-        400: { description: 'invalid name or version', schema: errorSchema },
-        401: { description: 'missing or invalid API key', schema: errorSchema },
-        404: { description: 'no such training profile or version for this license', schema: errorSchema },
-        409: {
-          description:
-            'the version has no available model yet, or its base model is shut down (names the successor)',
-          schema: errorSchema,
-        },
+        400: 'invalid name or version',
+        404: 'no such training profile or version for this license',
+        409: 'the version has no available model yet, or its base model is shut down (names the successor)',
       },
     },
-    async ({ params, caller }) => {
-      const licenseId = licenseOf(caller);
-      const profile = await findTrainingProfile(deps.db, licenseId, params.name);
-      if (!profile) throw notFound('training profile');
+    async ({ licenseId, params, caller }) => {
+      const profile = await ownTrainingProfile(deps, licenseId, params.name);
       const target = await findVersionFineTune(deps.db, {
         profileId: profile.id,
         licenseId,

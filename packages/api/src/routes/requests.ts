@@ -10,8 +10,8 @@ import {
 } from '@tuneline/db';
 import { z } from 'zod';
 import type { ApiDeps } from '../app.ts';
-import { licenseOf } from '../auth.ts';
-import { errorSchema, notFound, type RouteTable } from '../http.ts';
+import { orNotFound, type RouteTable } from '../http.ts';
+import { routeGroup } from '../route-group.ts';
 import { datasetSchema, deadLetterSummarySchema, fineTuneSchema } from '../schemas.ts';
 import { datasetView, deadLetterSummary, fineTuneView } from '../views.ts';
 import { servingContexts } from './activation.ts';
@@ -89,29 +89,24 @@ function summarise(
 }
 
 export function registerRequestRoutes(table: RouteTable, deps: ApiDeps): void {
-  table.add(
+  routeGroup(table, 'license', 'requests').add(
     {
       method: 'GET',
       url: '/v1/fine-tune-requests/:requestId',
-      auth: 'license',
-      tag: 'requests',
       summary:
         'What became of a fine-tune request (by its requestId): the request, its dataset, its fine-tunes, status and error',
       params: requestIdParams,
       responses: {
         200: { description: 'the request and what it became', schema: requestOutcomeSchema },
-        400: { description: 'a bad requestId', schema: errorSchema },
-        401: { description: 'missing or invalid API key', schema: errorSchema },
-        404: {
-          description: 'no request with this requestId for this license (not received yet, or never sent)',
-          schema: errorSchema,
-        },
+        400: 'a bad requestId',
+        404: 'no request with this requestId for this license (not received yet, or never sent)',
       },
     },
-    async ({ caller, params }) => {
-      const found = await findRequestOutcome(deps.db, licenseOf(caller), params.requestId);
-      if (!found) throw notFound('fine-tune request');
-      const { request, dataset, fineTunes } = found;
+    async ({ licenseId, params }) => {
+      const { request, dataset, fineTunes } = orNotFound(
+        await findRequestOutcome(deps.db, licenseId, params.requestId),
+        'fine-tune request',
+      );
       const dead = await findOpenDeadLettersBySubject(deps.db, [
         request.requestId,
         ...(dataset ? [dataset.id] : []),

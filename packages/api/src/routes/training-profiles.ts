@@ -2,7 +2,6 @@ import { randomUUID } from 'node:crypto';
 import { retrainCheckMessage, trainingProfileSchema } from '@tuneline/contracts';
 import { findBaseModel } from '@tuneline/dataset';
 import {
-  findTrainingProfile,
   inTransaction,
   listProfileVersions,
   listTrainingProfiles,
@@ -11,8 +10,9 @@ import {
   writeOutbox,
 } from '@tuneline/db';
 import type { ApiDeps } from '../app.ts';
-import { licenseOf } from '../auth.ts';
-import { errorSchema, HttpError, notFound, type RouteTable } from '../http.ts';
+import { HttpError, type RouteTable } from '../http.ts';
+import { ownTrainingProfile } from '../owned.ts';
+import { routeGroup } from '../route-group.ts';
 import {
   acceptedSchema,
   profileNameParams,
@@ -22,9 +22,7 @@ import {
 } from '../schemas.ts';
 import { servingFineTune, versionView } from './promotion.ts';
 
-const E400 = { description: 'invalid request; `fields` names each bad field', schema: errorSchema };
-const E401 = { description: 'missing or invalid API key', schema: errorSchema };
-const E404 = { description: 'no such training profile for this license', schema: errorSchema };
+const E404 = 'no such training profile for this license';
 
 const profileView = (p: TrainingProfileRecord) => ({
   id: p.id,
@@ -39,12 +37,11 @@ const profileView = (p: TrainingProfileRecord) => ({
 });
 
 export function registerTrainingProfileRoutes(table: RouteTable, deps: ApiDeps): void {
-  table.add(
+  const routes = routeGroup(table, 'license', 'training-profiles');
+  routes.add(
     {
       method: 'POST',
       url: '/v1/training-profiles',
-      auth: 'license',
-      tag: 'training-profiles',
       summary:
         'Create a training profile, or replace the settings of the one with this name: which stored documents, ' +
         'how to train them, and the policy that decides when to re-train (its versions are kept)',
@@ -52,11 +49,10 @@ export function registerTrainingProfileRoutes(table: RouteTable, deps: ApiDeps):
       responses: {
         201: { description: 'created', schema: trainingProfileViewSchema },
         200: { description: 'replaced', schema: trainingProfileViewSchema },
-        400: E400,
-        401: E401,
+        400: 'invalid request; `fields` names each bad field',
       },
     },
-    async ({ body, caller, reply }) => {
+    async ({ licenseId, body, reply }) => {
       const model = findBaseModel(body.baseModel, deps.catalogue);
       if (!model?.fineTunable) {
         const message = model ? 'is not fine-tunable' : 'is not in the model catalogue';
@@ -65,7 +61,7 @@ export function registerTrainingProfileRoutes(table: RouteTable, deps: ApiDeps):
         ]);
       }
       const { profile, created } = await saveTrainingProfile(deps.db, {
-        licenseId: licenseOf(caller),
+        licenseId,
         name: body.name,
         settings: body,
         enabled: body.enabled,
@@ -75,60 +71,51 @@ export function registerTrainingProfileRoutes(table: RouteTable, deps: ApiDeps):
     },
   );
 
-  table.add(
+  routes.add(
     {
       method: 'GET',
       url: '/v1/training-profiles',
-      auth: 'license',
-      tag: 'training-profiles',
       summary: "The license's training profiles with each one's last decision",
-      responses: { 200: { description: 'by name', schema: trainingProfileListSchema }, 401: E401 },
+      responses: { 200: { description: 'by name', schema: trainingProfileListSchema } },
     },
-    async ({ caller }) => ({
-      profiles: (await listTrainingProfiles(deps.db, licenseOf(caller))).map(profileView),
+    async ({ licenseId }) => ({
+      profiles: (await listTrainingProfiles(deps.db, licenseId)).map(profileView),
     }),
   );
 
-  table.add(
+  routes.add(
     {
       method: 'GET',
       url: '/v1/training-profiles/:name',
-      auth: 'license',
-      tag: 'training-profiles',
       summary:
         'One profile with its versions: documents, added, removed, estimate, the dataset and model each built, ' +
         'what became of the model (promoted, kept, manual, with the reason) and which one the alias serves',
       params: profileNameParams,
       responses: {
         200: { description: 'the profile', schema: trainingProfileDetailSchema },
-        401: E401,
         404: E404,
       },
     },
-    async ({ params, caller }) => {
-      const profile = await findTrainingProfile(deps.db, licenseOf(caller), params.name);
-      if (!profile) throw notFound('training profile');
+    async ({ licenseId, params }) => {
+      const profile = await ownTrainingProfile(deps, licenseId, params.name);
       const serving = await servingFineTune(deps, profile);
       const versions = await listProfileVersions(deps.db, profile);
       return { ...profileView(profile), versions: versions.map((v) => versionView(v, serving)) };
     },
   );
 
-  table.add(
+  routes.add(
     {
       method: 'POST',
       url: '/v1/training-profiles/:name/retrain',
-      auth: 'license',
-      tag: 'training-profiles',
       summary:
         'Re-train now, whatever the counts and the interval (the monthly budget still applies; nothing is ' +
         "started when nothing changed). The decision appears as the profile's lastDecision.",
       params: profileNameParams,
-      responses: { 202: { description: 'check queued', schema: acceptedSchema }, 401: E401, 404: E404 },
+      responses: { 202: { description: 'check queued', schema: acceptedSchema }, 404: E404 },
     },
-    async ({ params, caller }) => {
-      const profile = await findTrainingProfile(deps.db, licenseOf(caller), params.name);
-      if (!profile) throw notFound('training profile');
+    async ({ licenseId, params }) => {
+      const profile = await ownTrainingProfile(deps, licenseId, params.name);
       const message = retrainCheckMessage({ profileId: profile.id, correlationId: randomUUID() });
       await inTransaction(deps.db, (tx) => writeOutbox(tx, message));
       await deps.flushOutbox();
