@@ -1,6 +1,6 @@
 // One call from examples and answers to rows, summaries and verdicts; the parts stay usable alone for a
 // stage that scores answers as they arrive and stores the rows.
-import { type FieldSpec, type FieldSpecOptions, inferFieldSpecs } from './fields.ts';
+import { type FieldSpec, type FieldSpecOptions, inferFieldSpecs, type JsonObject } from './fields.ts';
 import {
   type EvaluationExample,
   type ExampleRow,
@@ -40,6 +40,40 @@ export function prepareEvaluation(
     prepared.set(o.id, prepareExample(specs, o));
   }
   return { specs, examples: prepared };
+}
+
+/**
+ * As `prepareEvaluation`, with the same checks made at once (every expected answer a JSON object, no id
+ * twice) and the field specs inferred, but each example's expected values read on its first use: a stage
+ * can start its calls without waiting for all of them. Undefined for an unknown id.
+ */
+export function prepareEvaluationOnDemand(
+  examples: readonly EvaluationExample[],
+  opts: FieldSpecOptions = {},
+): { specs: FieldSpec[]; example(id: string): PreparedExample | undefined } {
+  const parsed = examples.map((e) => ({ id: e.id, expected: expectedObject(e) }));
+  const specs = inferFieldSpecs(
+    parsed.map((o) => o.expected),
+    opts,
+  );
+  const objects = new Map<string, JsonObject>();
+  for (const o of parsed) {
+    if (objects.has(o.id)) throw new Error(`example ${o.id} appears twice`);
+    objects.set(o.id, o.expected);
+  }
+  const prepared = new Map<string, PreparedExample>();
+  return {
+    specs,
+    example(id) {
+      let p = prepared.get(id);
+      if (p) return p;
+      const expected = objects.get(id);
+      if (!expected) return undefined;
+      p = prepareExample(specs, { id, expected });
+      prepared.set(id, p);
+      return p;
+    },
+  };
 }
 
 /** Scores every answer; an answer to an unknown example is an error naming it. */
