@@ -29,23 +29,16 @@ export function prepareEvaluation(
   examples: readonly EvaluationExample[],
   opts: FieldSpecOptions = {},
 ): { specs: FieldSpec[]; examples: Map<string, PreparedExample> } {
-  const objects = examples.map((e) => ({ id: e.id, expected: expectedObject(e) }));
-  const specs = inferFieldSpecs(
-    objects.map((o) => o.expected),
-    opts,
-  );
+  const onDemand = prepareEvaluationOnDemand(examples, opts);
   const prepared = new Map<string, PreparedExample>();
-  for (const o of objects) {
-    if (prepared.has(o.id)) throw new Error(`example ${o.id} appears twice`);
-    prepared.set(o.id, prepareExample(specs, o));
-  }
-  return { specs, examples: prepared };
+  for (const e of examples) prepared.set(e.id, onDemand.example(e.id) as PreparedExample);
+  return { specs: onDemand.specs, examples: prepared };
 }
 
 /**
- * As `prepareEvaluation`, with the same checks made at once (every expected answer a JSON object, no id
- * twice) and the field specs inferred, but each example's expected values read on its first use: a stage
- * can start its calls without waiting for all of them. Undefined for an unknown id.
+ * Field specs from the examples' expected values, every check made at once (each expected answer a JSON
+ * object, no id twice), but each example's expected values read on its first use (then kept): a stage
+ * can start its calls without waiting for all of them. `example` gives undefined for an unknown id.
  */
 export function prepareEvaluationOnDemand(
   examples: readonly EvaluationExample[],
