@@ -32,37 +32,42 @@ export function prepareEvaluation(
   const onDemand = prepareEvaluationOnDemand(examples, opts);
   const prepared = new Map<string, PreparedExample>();
   for (const e of examples) prepared.set(e.id, onDemand.example(e.id) as PreparedExample);
-  return { specs: onDemand.specs, examples: prepared };
+  return { specs: onDemand.specs(), examples: prepared };
 }
 
 /**
- * Field specs from the examples' expected values, every check made at once (each expected answer a JSON
- * object, no id twice), but each example's expected values read on its first use (then kept): a stage
- * can start its calls without waiting for all of them. `example` gives undefined for an unknown id.
+ * Every check of `prepareEvaluation` made at once (each expected answer a JSON object, no id twice), but
+ * the field specs inferred on the first use and each example's expected values read on its own first use
+ * (then kept): a stage can start its calls without waiting for them. `example` gives undefined for an
+ * unknown id.
  */
 export function prepareEvaluationOnDemand(
   examples: readonly EvaluationExample[],
   opts: FieldSpecOptions = {},
-): { specs: FieldSpec[]; example(id: string): PreparedExample | undefined } {
+): { specs(): FieldSpec[]; example(id: string): PreparedExample | undefined } {
   const parsed = examples.map((e) => ({ id: e.id, expected: expectedObject(e) }));
-  const specs = inferFieldSpecs(
-    parsed.map((o) => o.expected),
-    opts,
-  );
   const objects = new Map<string, JsonObject>();
   for (const o of parsed) {
     if (objects.has(o.id)) throw new Error(`example ${o.id} appears twice`);
     objects.set(o.id, o.expected);
   }
+  let specs: FieldSpec[] | undefined;
+  const specsOf = () => {
+    specs ??= inferFieldSpecs(
+      parsed.map((o) => o.expected),
+      opts,
+    );
+    return specs;
+  };
   const prepared = new Map<string, PreparedExample>();
   return {
-    specs,
+    specs: specsOf,
     example(id) {
       let p = prepared.get(id);
       if (p) return p;
       const expected = objects.get(id);
       if (!expected) return undefined;
-      p = prepareExample(specs, { id, expected });
+      p = prepareExample(specsOf(), { id, expected });
       prepared.set(id, p);
       return p;
     },

@@ -16,6 +16,7 @@ import {
   startEvaluationRun,
 } from '@tuneline/db';
 import {
+  type EvaluationSummary,
   type PreparedExample,
   prepareEvaluationOnDemand,
   scoreAnswer,
@@ -196,15 +197,24 @@ export async function evaluateFineTune(
     }
   }
   const price = inferencePrice(fineTune.baseModel);
-  // This run's answers as stored. A batch stored only in part (another job stored some of them first, or
-  // ended the run) makes the summary read the stored rows back instead.
-  const stored: Omit<NewEvaluationAnswer, 'runId'>[] = [];
+  // This run's answers, handed to the writer. Once every batch is written whole they are what this run
+  // stored; a batch stored only in part (another job stored some of them first, or ended the run) makes
+  // the summary read the stored rows back instead.
+  const handedOver: Omit<NewEvaluationAnswer, 'runId'>[] = [];
+  let summary: EvaluationSummary | undefined;
+  const summarise = (m: EvaluationModels, answers: Omit<NewEvaluationAnswer, 'runId'>[]) => {
+    const started = performance.now();
+    // In the order `listEvaluationAnswers` gives (position, then role): the same summary either way.
+    answers.sort((a, b) => a.position - b.position || compareText(a.role, b.role));
+    const made = summariseStoredAnswers(m, answers);
+    deps.onScored?.(performance.now() - started);
+    return made;
+  };
   let storedElsewhere = false;
   const writer = new AnswerWriter<Omit<NewEvaluationAnswer, 'runId'>>(
     async (batch) => {
       const n = await insertEvaluationAnswers(db, runId, batch);
-      if (n === batch.length) stored.push(...batch);
-      else storedElsewhere = true;
+      if (n !== batch.length) storedElsewhere = true;
     },
     deps.concurrency * 4,
     50,
@@ -233,7 +243,7 @@ export async function evaluateFineTune(
       const { promptTokens, completionTokens } = result.usage;
       const credits = inferenceCredits(price, promptTokens, completionTokens);
       // Stored behind the next call (AnswerWriter), once whatever retries; charged with the run.
-      await writer.add({
+      const answer: Omit<NewEvaluationAnswer, 'runId'> = {
         role,
         position: example.position,
         exampleId: example.id,
@@ -247,9 +257,18 @@ export async function evaluateFineTune(
         promptTokens,
         completionTokens,
         credits,
-      });
-    }).finally(() => writer.drain().catch(() => {}));
-    await writer.drain();
+      };
+      handedOver.push(answer);
+      await writer.add(answer);
+    }).catch(async (err: unknown) => {
+      await writer.drain().catch(() => {});
+      throw err;
+    });
+    const drained = writer.drain();
+    // The summary is made while the last batch is written (its statement leaves within this turn).
+    await new Promise((resolve) => setImmediate(resolve));
+    summary = summarise(models, [...earlier, ...handedOver]);
+    await drained;
   } catch (err) {
     if (err instanceof DeadlineError) {
       const done = await countEvaluationAnswers(db, runId);
@@ -269,12 +288,7 @@ export async function evaluateFineTune(
     throw failure;
   }
 
-  const answers = storedElsewhere
-    ? await listEvaluationAnswers(db, runId)
-    : [...earlier, ...stored].sort((a, b) => a.position - b.position || compareText(a.role, b.role));
-  const summaryStarted = performance.now();
-  const summary = summariseStoredAnswers(models, answers);
-  deps.onScored?.(performance.now() - summaryStarted);
+  if (storedElsewhere || !summary) summary = summarise(models, await listEvaluationAnswers(db, runId));
   await finishAndDecide(db, fineTune, run, { status: 'succeeded', summary });
   ctx.log.info(
     { fineTuneId, examples: summary.examples, lines: summary.report.comparisons.map((c) => c.line) },
