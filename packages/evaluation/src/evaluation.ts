@@ -1,6 +1,6 @@
 // One call from examples and answers to rows, summaries and verdicts; the parts stay usable alone for a
 // stage that scores answers as they arrive and stores the rows.
-import { type FieldSpec, type FieldSpecOptions, inferFieldSpecs } from './fields.ts';
+import { type FieldSpec, type FieldSpecOptions, inferFieldSpecs, type JsonObject } from './fields.ts';
 import {
   type EvaluationExample,
   type ExampleRow,
@@ -29,17 +29,49 @@ export function prepareEvaluation(
   examples: readonly EvaluationExample[],
   opts: FieldSpecOptions = {},
 ): { specs: FieldSpec[]; examples: Map<string, PreparedExample> } {
-  const objects = examples.map((e) => ({ id: e.id, expected: expectedObject(e) }));
-  const specs = inferFieldSpecs(
-    objects.map((o) => o.expected),
-    opts,
-  );
+  const onDemand = prepareEvaluationOnDemand(examples, opts);
   const prepared = new Map<string, PreparedExample>();
-  for (const o of objects) {
-    if (prepared.has(o.id)) throw new Error(`example ${o.id} appears twice`);
-    prepared.set(o.id, prepareExample(specs, o));
+  for (const e of examples) prepared.set(e.id, onDemand.example(e.id) as PreparedExample);
+  return { specs: onDemand.specs(), examples: prepared };
+}
+
+/**
+ * Every check of `prepareEvaluation` made at once (each expected answer a JSON object, no id twice), but
+ * the field specs inferred on the first use and each example's expected values read on its own first use
+ * (then kept): a stage can start its calls without waiting for them. `example` gives undefined for an
+ * unknown id.
+ */
+export function prepareEvaluationOnDemand(
+  examples: readonly EvaluationExample[],
+  opts: FieldSpecOptions = {},
+): { specs(): FieldSpec[]; example(id: string): PreparedExample | undefined } {
+  const parsed = examples.map((e) => ({ id: e.id, expected: expectedObject(e) }));
+  const objects = new Map<string, JsonObject>();
+  for (const o of parsed) {
+    if (objects.has(o.id)) throw new Error(`example ${o.id} appears twice`);
+    objects.set(o.id, o.expected);
   }
-  return { specs, examples: prepared };
+  let specs: FieldSpec[] | undefined;
+  const specsOf = () => {
+    specs ??= inferFieldSpecs(
+      parsed.map((o) => o.expected),
+      opts,
+    );
+    return specs;
+  };
+  const prepared = new Map<string, PreparedExample>();
+  return {
+    specs: specsOf,
+    example(id) {
+      let p = prepared.get(id);
+      if (p) return p;
+      const expected = objects.get(id);
+      if (!expected) return undefined;
+      p = prepareExample(specsOf(), { id, expected });
+      prepared.set(id, p);
+      return p;
+    },
+  };
 }
 
 /** Scores every answer; an answer to an unknown example is an error naming it. */

@@ -12,6 +12,7 @@ export {
   type EvaluationReport,
   type ModelAnswer,
   prepareEvaluation,
+  prepareEvaluationOnDemand,
   report,
   type ScoredRows,
   scoreAnswers,

@@ -46,14 +46,14 @@ export function summariseStoredAnswers(
       validJson: a.validJson,
       extraKeys: a.extraKeys,
     });
+    // The summary reads each row's example, model, field and outcome (not the values): no copy of those.
     for (const f of a.fields) {
       fieldRows.push({
         exampleId: a.exampleId,
         model: a.model,
         field: f.field,
         outcome: f.outcome as FieldOutcome,
-        expected: f.expected as FieldRow['expected'],
-        ...(f.answered !== undefined ? { answered: f.answered as FieldRow['answered'] } : {}),
+        expected: null,
       });
     }
   }

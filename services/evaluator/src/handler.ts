@@ -12,11 +12,13 @@ import {
   listEvaluationAnswers,
   listOpenEvaluationRuns,
   type NewEvaluationAnswer,
+  type StoredFieldOutcome,
   startEvaluationRun,
 } from '@tuneline/db';
 import {
+  type EvaluationSummary,
   type PreparedExample,
-  prepareEvaluation,
+  prepareEvaluationOnDemand,
   scoreAnswer,
   summariseStoredAnswers,
 } from '@tuneline/evaluation';
@@ -86,9 +88,13 @@ export async function evaluateFineTune(
   ctx: Pick<JobContext, 'attempt' | 'log'>,
 ): Promise<EvaluateOutcome> {
   const { db } = deps;
-  const fineTune = await getFineTune(db, fineTuneId);
+  // The start's reads go together where one does not need another's answer (each a round trip).
+  const [fineTune, runFound] = await Promise.all([
+    getFineTune(db, fineTuneId),
+    getEvaluationRunByFineTune(db, fineTuneId),
+  ]);
   if (!fineTune) throw new PermanentError(`fine-tune ${fineTuneId} does not exist`);
-  let run = await getEvaluationRunByFineTune(db, fineTuneId);
+  let run = runFound;
   if (!run) throw new PermanentError(`fine-tune ${fineTuneId} has no evaluation run`);
   if (run.status === 'succeeded' || run.status === 'failed') {
     // Finished earlier (a second message): make sure the e-mails and the charge exist (both idempotent).
@@ -106,10 +112,19 @@ export async function evaluateFineTune(
   const dataset = await findDataset(db, fineTune.datasetId);
   if (!dataset?.testPath) return fail('the dataset has no testing file');
   if (!fineTune.fineTunedModel) return fail('the fine-tune has no fine-tuned model');
+  const pending = run.status === 'pending';
+  const fineTunedModel = fineTune.fineTunedModel;
+  // Beside the testing file: the request (its ids and split seed), and on a first run the champion; on a
+  // resumed run, the answers earlier runs stored. A failure of one is awaited before it is thrown.
+  const request$ = findRequestById(db, dataset.requestRowId);
+  const champion$ = pending ? findChampionOf(db, fineTune, dataset.id) : undefined;
+  const earlier$ = pending ? undefined : listEvaluationAnswers(db, run.id);
+  const others = Promise.allSettled([request$, champion$, earlier$]);
   let examples: TestExample[];
   try {
     examples = await readTestingFile(deps.storage, dataset.testPath);
   } catch (err) {
+    await others;
     // Storage reports a missing object as a `storage_missing` StorageError (ENOENT only from a raw read).
     const missing =
       (isStorageError(err) && err.kind === 'storage_missing') ||
@@ -117,18 +132,19 @@ export async function evaluateFineTune(
     if (missing) return fail('the testing file is missing');
     throw err;
   }
-  const request = await findRequestById(db, dataset.requestRowId);
+  await others;
+  const request = await request$;
   const ids = testingDocumentIds(request?.payload, examples.length);
   if (ids && new Set(ids).size === ids.length) {
     examples = examples.map((e, i) => ({ ...e, id: ids[i] as string }));
   }
 
-  if (run.status === 'pending') {
+  if (pending) {
     const seed = requestSplitSeed(request?.payload) ?? dataset.contentHash ?? dataset.id;
     const selected = sampleExamples(examples, run.maxExamples, seed);
-    const champion = await findChampionOf(db, fineTune, dataset.id);
+    const champion = await champion$;
     const models: EvaluationModels = {
-      fine_tuned: fineTune.fineTunedModel,
+      fine_tuned: fineTunedModel,
       base: fineTune.baseModel,
       champion: champion?.model ?? null,
     };
@@ -150,9 +166,11 @@ export async function evaluateFineTune(
   if (selected.length !== wanted.size) {
     return fail(`the testing file no longer holds the ${wanted.size} examples the evaluation chose`);
   }
-  let prepared: Map<string, PreparedExample>;
+  // Every expected answer is checked (and the field specs inferred) now; each example's expected values
+  // are read when its first answer comes, so the calls start without waiting for them.
+  let prepared: ReturnType<typeof prepareEvaluationOnDemand>;
   try {
-    prepared = prepareEvaluation(selected.map((e) => ({ id: e.id, expected: e.expected }))).examples;
+    prepared = prepareEvaluationOnDemand(selected.map((e) => ({ id: e.id, expected: e.expected })));
   } catch (err) {
     return fail(`the testing file's answers cannot be scored: ${(err as Error).message}`);
   }
@@ -165,9 +183,9 @@ export async function evaluateFineTune(
     throw err;
   }
   const deadline = run.deadlineAt?.getTime() ?? Date.now() + deps.timeLimitMs;
-  // The answers earlier runs of the job stored (none on a first run): not asked again, and with this
-  // run's, what the summary is made of.
-  const earlier = await listEvaluationAnswers(db, run.id);
+  // The answers earlier runs of the job stored: not asked again, and with this run's, what the summary is
+  // made of. None when this job started the run just now (answers are stored only while it runs).
+  const earlier = (await earlier$) ?? [];
   const answered = new Set(earlier.map((a) => `${a.role}:${a.position}`));
   const tasks: { role: EvaluationRole; model: string; target: EvaluationTarget; example: TestExample }[] = [];
   for (const example of selected) {
@@ -179,15 +197,24 @@ export async function evaluateFineTune(
     }
   }
   const price = inferencePrice(fineTune.baseModel);
-  // This run's answers as stored. A batch stored only in part (another job stored some of them first, or
-  // ended the run) makes the summary read the stored rows back instead.
-  const stored: Omit<NewEvaluationAnswer, 'runId'>[] = [];
+  // This run's answers, handed to the writer. Once every batch is written whole they are what this run
+  // stored; a batch stored only in part (another job stored some of them first, or ended the run) makes
+  // the summary read the stored rows back instead.
+  const handedOver: Omit<NewEvaluationAnswer, 'runId'>[] = [];
+  let summary: EvaluationSummary | undefined;
+  const summarise = (m: EvaluationModels, answers: Omit<NewEvaluationAnswer, 'runId'>[]) => {
+    const started = performance.now();
+    // In the order `listEvaluationAnswers` gives (position, then role): the same summary either way.
+    answers.sort((a, b) => a.position - b.position || compareText(a.role, b.role));
+    const made = summariseStoredAnswers(m, answers);
+    deps.onScored?.(performance.now() - started);
+    return made;
+  };
   let storedElsewhere = false;
   const writer = new AnswerWriter<Omit<NewEvaluationAnswer, 'runId'>>(
     async (batch) => {
       const n = await insertEvaluationAnswers(db, runId, batch);
-      if (n === batch.length) stored.push(...batch);
-      else storedElsewhere = true;
+      if (n !== batch.length) storedElsewhere = true;
     },
     deps.concurrency * 4,
     50,
@@ -200,13 +227,23 @@ export async function evaluateFineTune(
         { deadline, attempts: deps.callAttempts },
       );
       const scoringStarted = performance.now();
-      const scored = scoreAnswer(prepared.get(example.id) as PreparedExample, model, result.content);
+      const scored = scoreAnswer(prepared.example(example.id) as PreparedExample, model, result.content);
       deps.onScored?.(performance.now() - scoringStarted);
+      // The stored outcomes (without the row's repeated example id and model) and the right ones, in one pass.
+      const fields: StoredFieldOutcome[] = [];
+      let correct = 0;
+      for (const f of scored.fields) {
+        if (f.outcome === 'correct') correct++;
+        fields.push(
+          f.answered !== undefined
+            ? { field: f.field, outcome: f.outcome, expected: f.expected, answered: f.answered }
+            : { field: f.field, outcome: f.outcome, expected: f.expected },
+        );
+      }
       const { promptTokens, completionTokens } = result.usage;
       const credits = inferenceCredits(price, promptTokens, completionTokens);
-      const correct = scored.fields.filter((f) => f.outcome === 'correct').length;
       // Stored behind the next call (AnswerWriter), once whatever retries; charged with the run.
-      await writer.add({
+      const answer: Omit<NewEvaluationAnswer, 'runId'> = {
         role,
         position: example.position,
         exampleId: example.id,
@@ -214,20 +251,24 @@ export async function evaluateFineTune(
         answer: result.content,
         validJson: scored.example.validJson,
         extraKeys: scored.example.extraKeys,
-        fields: scored.fields.map((f) => ({
-          field: f.field,
-          outcome: f.outcome,
-          expected: f.expected,
-          ...(f.answered !== undefined ? { answered: f.answered } : {}),
-        })),
+        fields,
         correctFields: correct,
         scoredFields: scored.fields.length,
         promptTokens,
         completionTokens,
         credits,
-      });
-    }).finally(() => writer.drain().catch(() => {}));
-    await writer.drain();
+      };
+      handedOver.push(answer);
+      await writer.add(answer);
+    }).catch(async (err: unknown) => {
+      await writer.drain().catch(() => {});
+      throw err;
+    });
+    const drained = writer.drain();
+    // The summary is made while the last batch is written (its statement leaves within this turn).
+    await new Promise((resolve) => setImmediate(resolve));
+    summary = summarise(models, [...earlier, ...handedOver]);
+    await drained;
   } catch (err) {
     if (err instanceof DeadlineError) {
       const done = await countEvaluationAnswers(db, runId);
@@ -247,12 +288,7 @@ export async function evaluateFineTune(
     throw failure;
   }
 
-  const answers = storedElsewhere
-    ? await listEvaluationAnswers(db, runId)
-    : [...earlier, ...stored].sort((a, b) => a.position - b.position || compareText(a.role, b.role));
-  const summaryStarted = performance.now();
-  const summary = summariseStoredAnswers(models, answers);
-  deps.onScored?.(performance.now() - summaryStarted);
+  if (storedElsewhere || !summary) summary = summarise(models, await listEvaluationAnswers(db, runId));
   await finishAndDecide(db, fineTune, run, { status: 'succeeded', summary });
   ctx.log.info(
     { fineTuneId, examples: summary.examples, lines: summary.report.comparisons.map((c) => c.line) },
