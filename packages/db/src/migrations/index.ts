@@ -26,6 +26,7 @@ import * as evaluationHold from './0060_evaluation_hold.ts';
 import * as evaluationAnswerTransferIndex from './0061_evaluation_answer_transfer_index.ts';
 import * as lifecycleWarningProvider from './0065_lifecycle_warning_provider.ts';
 import * as modelMigrations from './0070_model_migrations.ts';
+import * as promotionDeploying from './0075_promotion_deploying.ts';
 
 /** Every migration, by name; the inline provider hands these to Kysely's Migrator in name order. */
 export const migrations: Record<string, Migration> = {
@@ -56,4 +57,5 @@ export const migrations: Record<string, Migration> = {
   '0061_evaluation_answer_transfer_index': evaluationAnswerTransferIndex,
   '0065_lifecycle_warning_provider': lifecycleWarningProvider,
   '0070_model_migrations': modelMigrations,
+  '0075_promotion_deploying': promotionDeploying,
 };
