@@ -138,6 +138,8 @@ export function registerPromotionRoutes(table: RouteTable, deps: ApiDeps): void 
           );
         return result;
       });
+      // Its deployment's first link, to the poller now (the alias moves when it serves).
+      if (done.outcome === 'deploying') await deps.flushOutbox();
       const changed = done.outcome !== 'unchanged';
       const serving = await servingFineTune(deps, profile);
       const version = (await listProfileVersions(deps.db, profile)).find((v) => v.version === params.version);

@@ -260,29 +260,22 @@ export async function lockDeployingVersion(
   tx: Executor,
   fineTuneId: string,
 ): Promise<DeployingVersion | undefined> {
-  const row = await tx
-    .selectFrom('profile_versions as v')
-    .innerJoin('training_profiles as p', 'p.id', 'v.profile_id')
-    .select(['v.profile_id', 'v.version', 'p.license_id', ...promotionColumns])
-    .where('v.fine_tune_id', '=', fineTuneId)
-    .where('v.promotion_deploying', '=', true)
-    .forUpdate()
-    .executeTakeFirst();
-  const promotion = row && toPromotion(row);
-  if (!row || !promotion) return undefined;
-  const { at: _, ...decided } = promotion;
-  return { ...decided, profileId: row.profile_id, version: row.version, licenseId: row.license_id };
+  const version = await findVersionOfFineTune(tx, fineTuneId);
+  const locked = version && (await lockVersionPromotion(tx, version.profileId, version.version));
+  if (!version || !locked?.deploying || locked.promotion?.fineTuneId !== fineTuneId) return undefined;
+  const { at: _, ...decided } = locked.promotion;
+  return { ...decided, profileId: version.profileId, version: version.version, licenseId: version.licenseId };
 }
 
 /**
  * Other versions of the profile still waiting for a deployment to serve: `kept` with `reason` (a later
- * promotion of another version won). Returns how many.
+ * promotion of another version won). Returns their numbers.
  */
 export async function keepOtherDeployingVersions(
   tx: Executor,
   input: { profileId: string; version: number; reason: string },
-): Promise<number> {
-  const result = await tx
+): Promise<number[]> {
+  const kept = await tx
     .updateTable('profile_versions')
     .set({
       promotion: 'kept',
@@ -294,6 +287,7 @@ export async function keepOtherDeployingVersions(
     .where('profile_id', '=', input.profileId)
     .where('version', '<>', input.version)
     .where('promotion_deploying', '=', true)
-    .executeTakeFirst();
-  return Number(result.numUpdatedRows);
+    .returning('version')
+    .execute();
+  return kept.map((r) => r.version);
 }
