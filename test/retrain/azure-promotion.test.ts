@@ -93,7 +93,7 @@ const servedBy = (db: Db, licenseId: string, fineTuneId: string) =>
   );
 
 describe('promoting a version trained at Azure', () => {
-  it('policy and by hand: deploys, then moves the alias when it serves, once; a hand switch meanwhile wins', async ({
+  it('policy and by hand: deploys, moves the alias when it serves, once; a hand switch or a failed deployment keeps it', async ({
     api,
     db,
     stages,
@@ -171,6 +171,21 @@ describe('promoting a version trained at Azure', () => {
     expect(await findLiveDeployment(db, v3.id)).toMatchObject({ state: 'active' });
     expect((await findAlias(db, lic, 'invoices'))?.fineTuneId).toBe(v1.id);
     expect(await movesTo(db, lic, v3.id)).toEqual([]);
+
+    // 4. A deployment Azure cannot make (the simulator knows no such model) ends before it serves: kept.
+    const v4 = await seedVersion(db, profile, 4, `ft:${BASE}:tuneline:gone:zzz`, 'azure');
+    expect((await decide(db, lic, v4, v1.id))?.reason).toMatch(FEE);
+    const v4Record = await waitFor(
+      async () => {
+        const p = (await findVersionOfFineTune(db, v4.id))?.promotion;
+        return p?.decision === 'kept' ? p : undefined;
+      },
+      20_000,
+      'v4 decided',
+    );
+    expect(v4Record.reason).toMatch(/^not promoted: the model's deployment ended before it served/);
+    expect((await findAlias(db, lic, 'invoices'))?.fineTuneId).toBe(v1.id);
+    expect(await getFineTune(db, v4.id)).toMatchObject({ active: false });
   });
 
   it('at OpenAI: the policy and a promotion by hand move the alias at once, no deployment', async ({
