@@ -92,6 +92,17 @@ const servedBy = (db: Db, licenseId: string, fineTuneId: string) =>
     `the alias on ${fineTuneId}`,
   );
 
+/** The version's record once its deployment's outcome left it `kept`. */
+const keptOnceDone = (db: Db, fineTuneId: string) =>
+  waitFor(
+    async () => {
+      const p = (await findVersionOfFineTune(db, fineTuneId))?.promotion;
+      return p?.decision === 'kept' ? p : undefined;
+    },
+    20_000,
+    `${fineTuneId} kept`,
+  );
+
 describe('promoting a version trained at Azure', () => {
   it('policy and by hand: deploys, moves the alias when it serves, once; a hand switch or a failed deployment keeps it', async ({
     api,
@@ -157,14 +168,7 @@ describe('promoting a version trained at Azure', () => {
     const v3 = await seedVersion(db, profile, 3, m3 as string, 'azure');
     expect((await decide(db, lic, v3, v2.id))?.reason).toMatch(FEE);
     await pointAlias(db, { licenseId: lic, name: 'invoices', fineTuneId: v1.id, actor: 'key:tl_test' });
-    const v3Record = await waitFor(
-      async () => {
-        const p = (await findVersionOfFineTune(db, v3.id))?.promotion;
-        return p?.decision === 'kept' ? p : undefined;
-      },
-      20_000,
-      'v3 decided',
-    );
+    const v3Record = await keptOnceDone(db, v3.id);
     expect(v3Record.reason).toContain(
       `not promoted: the alias "invoices" was switched to fine-tune ${v1.id} while the model was deploying`,
     );
@@ -175,14 +179,7 @@ describe('promoting a version trained at Azure', () => {
     // 4. A deployment Azure cannot make (the simulator knows no such model) ends before it serves: kept.
     const v4 = await seedVersion(db, profile, 4, `ft:${BASE}:tuneline:gone:zzz`, 'azure');
     expect((await decide(db, lic, v4, v1.id))?.reason).toMatch(FEE);
-    const v4Record = await waitFor(
-      async () => {
-        const p = (await findVersionOfFineTune(db, v4.id))?.promotion;
-        return p?.decision === 'kept' ? p : undefined;
-      },
-      20_000,
-      'v4 decided',
-    );
+    const v4Record = await keptOnceDone(db, v4.id);
     expect(v4Record.reason).toMatch(/^not promoted: the model's deployment ended before it served/);
     expect((await findAlias(db, lic, 'invoices'))?.fineTuneId).toBe(v1.id);
     expect(await getFineTune(db, v4.id)).toMatchObject({ active: false });
