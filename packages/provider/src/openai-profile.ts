@@ -22,7 +22,7 @@ import type {
   ProviderWebhookEvent,
   UploadFileInput,
 } from './profile.ts';
-import { toChatCompletionResult, waitForProcessedFile } from './profile.ts';
+import { mapStreamErrors, toChatCompletionResult, waitForProcessedFile } from './profile.ts';
 
 /** How far findJobByMetadata and findFileByNameAndSize look (providers that ignore the filter get scanned). */
 const MAX_SCAN = 2_000;
@@ -183,15 +183,7 @@ export class OpenAIProviderProfile implements ProviderProfile {
     opts: { signal?: AbortSignal } = {},
   ): Promise<AsyncIterable<ChatCompletionChunk>> {
     const stream = await withProviderErrors(() => this.client.chat.completions.create(params, opts));
-    return {
-      async *[Symbol.asyncIterator]() {
-        try {
-          for await (const chunk of stream) yield chunk;
-        } catch (err) {
-          throw toProviderError(err);
-        }
-      },
-    };
+    return mapStreamErrors(stream, toProviderError);
   }
 
   async unwrapWebhook(

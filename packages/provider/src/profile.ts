@@ -107,6 +107,22 @@ export async function waitForProcessedFile(
   }
 }
 
+/** `stream`, with an error that surfaces mid-iteration mapped by `toError` (the profile's own errors). */
+export function mapStreamErrors<T>(
+  stream: AsyncIterable<T>,
+  toError: (err: unknown) => unknown,
+): AsyncIterable<T> {
+  return {
+    async *[Symbol.asyncIterator]() {
+      try {
+        for await (const chunk of stream) yield chunk;
+      } catch (err) {
+        throw toError(err);
+      }
+    },
+  };
+}
+
 export type ChatCompletionParams = OpenAI.Chat.ChatCompletionCreateParamsNonStreaming;
 export type ChatCompletionStreamParams = OpenAI.Chat.ChatCompletionCreateParamsStreaming;
 export type ChatCompletionBody = OpenAI.Chat.ChatCompletion;

@@ -10,7 +10,7 @@ import type { FinetuneEvent, FinetuneResponse } from 'together-ai/resources/fine
 import type { ProviderSettings } from './config.ts';
 import { ProviderError, providerErrorKind, retryAfterMs, WebhookVerificationError } from './errors.ts';
 import type * as P from './profile.ts';
-import { toChatCompletionResult, waitForProcessedFile } from './profile.ts';
+import { mapStreamErrors, toChatCompletionResult, waitForProcessedFile } from './profile.ts';
 
 /** Together's job statuses (its API reference), each with the fine-tune status it means for us. */
 export const TOGETHER_JOB_STATUSES = {
@@ -355,15 +355,7 @@ export class TogetherProviderProfile implements P.ProviderProfile {
     const stream = (await withTogetherErrors(() =>
       this.client.chat.completions.create(params as never, opts.signal ? { signal: opts.signal } : {}),
     )) as unknown as AsyncIterable<P.ChatCompletionChunk>;
-    return {
-      async *[Symbol.asyncIterator]() {
-        try {
-          for await (const chunk of stream) yield chunk;
-        } catch (err) {
-          throw toTogetherProviderError(err);
-        }
-      },
-    };
+    return mapStreamErrors(stream, toTogetherProviderError);
   }
 
   /** Together sends no webhooks: the adaptive polling follows its jobs. */
