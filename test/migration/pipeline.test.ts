@@ -14,19 +14,17 @@ import { invoiceModelConfig, syntheticInvoices } from '@tuneline/devstack';
 import type { EvaluationSummary } from '@tuneline/evaluation';
 import { startSmtpServer } from '@tuneline/harness';
 import { auditLedger } from '@tuneline/ledger';
-import { modelDeploymentStage } from '@tuneline/poller';
-import {
-  AzureDeployments,
-  azureDeploymentName,
-  azureManagementFromEnv,
-  createProviderSet,
-  providerEnvSchema,
-} from '@tuneline/provider';
+import { azureDeploymentName, createProviderSet, providerEnvSchema } from '@tuneline/provider';
 import { describe, expect } from 'vitest';
 import { makeLicense } from '../api/fixtures.ts';
 import { type AnyJson, it } from '../api/support.ts';
 import { mimeParts } from '../evaluator/support.ts';
-import { quietLog, startOuterStages, startPipeline, tempStorage } from '../stages/harness.ts';
+import {
+  startOuterStages,
+  startPipeline,
+  startSimulatorDeployments,
+  tempStorage,
+} from '../stages/harness.ts';
 import { waitFor } from '../support/context.ts';
 
 // One-call migration (issue 21.4) end to end, on the simulator's learning model: an OpenAI fine-tune
@@ -61,20 +59,9 @@ describe('migrating a fine-tune to another base model and to Azure', () => {
         schedule: { intervalMs: 300, minIntervalMs: 100 },
       });
       await startOuterStages(stages, { db, storage: files.storage, provider, providers, smtpUrl: smtp.url });
-      // Azure serves a fine-tune once deployed: the poller's deployment stage, on the simulator's ARM.
-      const management = azureManagementFromEnv(
-        providerEnvSchema.parse({ SIMULATOR_URL: api.sim.url, SIMULATOR_API_KEY: api.sim.apiKey }),
-        { pollIntervalMs: 20 },
-      );
-      if (!management.ok) throw new Error(management.problem);
-      await stages.start(modelDeploymentStage, {
-        db,
-        log: quietLog,
-        deployments: new AzureDeployments(management.settings),
-        // The poller's clock, as its main.ts makes it: the one the migration's deployment is dated by.
-        clock: processClock(),
-        deploymentPollMs: 50,
-      });
+      // Azure serves a fine-tune once deployed: the poller's deployment stage, on the simulator's ARM,
+      // with the poller's clock, as its main.ts makes it: the one the migration's deployment is dated by.
+      await startSimulatorDeployments(stages, db, api.sim, processClock());
 
       const license = await makeLicense(db, 'lic-migrate', 5_000_000n);
       const call = (method: 'GET' | 'POST', url: string, body?: unknown) =>

@@ -22,13 +22,7 @@ import {
   modelDeploymentStage,
   runDeploymentSweep,
 } from '@tuneline/poller';
-import {
-  AzureDeployments,
-  azureDeploymentName,
-  azureManagementFromEnv,
-  createProvider,
-  providerEnvSchema,
-} from '@tuneline/provider';
+import { azureDeploymentName, createProvider, providerEnvSchema } from '@tuneline/provider';
 import { createRedis } from '@tuneline/runtime';
 import { type RecordedResponse, type RunningSimulator, startSimulator } from '@tuneline/simulator';
 import type { Redis } from 'ioredis';
@@ -39,7 +33,14 @@ import type { AnyJson } from '../api/support.ts';
 import { requestInput } from '../dataset/fixtures.ts';
 import { redisUrl, waitFor } from '../support/context.ts';
 import { test } from '../support/fixtures.ts';
-import { quietLog, type StorageFixture, startOuterStages, startPipeline, tempStorage } from './harness.ts';
+import {
+  quietLog,
+  type StorageFixture,
+  startOuterStages,
+  startPipeline,
+  startSimulatorDeployments,
+  tempStorage,
+} from './harness.ts';
 
 const HOUR = 3_600_000;
 const LICENSE = 'lic-azure';
@@ -86,19 +87,7 @@ test.beforeAll(async ({ db, stages, prefix }) => {
   // One clock for the API (a deployment's creation) and the poller (active, ended, hosting hours).
   clock = fixedClock(t0);
   // No real credentials: ARM is the simulator's, as the poller's main.ts finds it.
-  const management = azureManagementFromEnv(
-    providerEnvSchema.parse({ SIMULATOR_URL: sim.url, SIMULATOR_API_KEY: sim.apiKey }),
-    { pollIntervalMs: 20 },
-  );
-  if (!management.ok) throw new Error(management.problem);
-  deps = {
-    db,
-    log: quietLog,
-    deployments: new AzureDeployments(management.settings),
-    clock,
-    deploymentPollMs: 50,
-  };
-  await stages.start(modelDeploymentStage, deps);
+  deps = await startSimulatorDeployments(stages, db, sim, clock);
   await stages.start(deploymentSweepStage, deps);
   redis = createRedis(redisUrl(), 'producer');
   app = await buildApi({

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { billingStage, inferenceUsageStage } from '@tuneline/billing';
 import {
   billingSettleJobId,
+  type Clock,
   type EnqueueResult,
   type FineTuneRequestInput,
   FineTuneRequestProducer,
@@ -19,6 +20,7 @@ import type { ReceivedMail, SmtpTestServer } from '@tuneline/harness';
 import { grantCredits } from '@tuneline/ledger';
 import { lifecycleSweepStage, notifierStage, smtpMailer } from '@tuneline/notifier';
 import {
+  type DeploymentDeps,
   deploymentSweepStage,
   modelDeploymentStage,
   type PollerProvider,
@@ -26,6 +28,7 @@ import {
   pollerStage,
   Sweeper,
 } from '@tuneline/poller';
+import { AzureDeployments, azureManagementFromEnv, providerEnvSchema } from '@tuneline/provider';
 import { createLogger, type RunningStage } from '@tuneline/runtime';
 import { type TrainerProvider, trainerStage } from '@tuneline/trainer';
 import { type UploaderProvider, uploaderStage } from '@tuneline/uploader';
@@ -414,4 +417,31 @@ export async function startOuterStages(runner: StageRunner, opts: OuterStagesOpt
     if (name === 'model-deployment') await runner.start(modelDeploymentStage, deploymentDeps);
     if (name === 'deployment-sweep') await runner.start(deploymentSweepStage, deploymentDeps);
   }
+}
+
+/**
+ * The poller's deployment stage on a simulator's ARM (Azure deployments), as the poller's main.ts finds
+ * it without real credentials, dated by `clock` (the one the deployments are created by). Returns its
+ * deps (for the sweep, say).
+ */
+export async function startSimulatorDeployments(
+  runner: StageRunner,
+  db: Db,
+  sim: { url: string; apiKey: string },
+  clock: Clock,
+): Promise<DeploymentDeps> {
+  const management = azureManagementFromEnv(
+    providerEnvSchema.parse({ SIMULATOR_URL: sim.url, SIMULATOR_API_KEY: sim.apiKey }),
+    { pollIntervalMs: 20 },
+  );
+  if (!management.ok) throw new Error(management.problem);
+  const deps = {
+    db,
+    log: quietLog,
+    deployments: new AzureDeployments(management.settings),
+    clock,
+    deploymentPollMs: 50,
+  };
+  await runner.start(modelDeploymentStage, deps);
+  return deps;
 }

@@ -33,6 +33,18 @@ const creditsSchema = z
 
 const isoDay = z.iso.date('must be an ISO date (YYYY-MM-DD)');
 
+/** A model's lifecycle (issue 21.2) at a provider, UTC days. */
+const lifecycleShape = {
+  /** From this day on, no new fine-tuning jobs on this model there. */
+  trainingClosesAt: isoDay.optional(),
+  /** From this day on, the model and its fine-tunes there serve nothing (the gateway answers 410). */
+  shutdownAt: isoDay.optional(),
+  /** What Tuneline suggests instead (a base model, or `<provider>:<model>`); named in the errors. */
+  successor: z.string().min(1).optional(),
+  /** Where the dates come from (the provider's page), for people reading the catalogue. */
+  source: z.string().min(1).optional(),
+};
+
 const entryShape = {
   encoding: encodingSchema,
   /** Tokens one training example may hold (longer examples are truncated by the provider). */
@@ -44,17 +56,10 @@ const entryShape = {
    */
   shutdownDate: isoDay.optional(),
   /**
-   * Lifecycle (issue 21.2), UTC days, of the model at its own `provider` (the flat form, kept for
-   * override files written before the dates were per provider; `providers.<name>` holds each
-   * provider's own): from this day on, no new fine-tuning jobs on this model there.
+   * Lifecycle (issue 21.2) of the model at its own `provider` (the flat form, kept for override files
+   * written before the dates were per provider; `providers.<name>` holds each provider's own).
    */
-  trainingClosesAt: isoDay.optional(),
-  /** From this day on, the model and its fine-tunes there serve nothing (the gateway answers 410). */
-  shutdownAt: isoDay.optional(),
-  /** What Tuneline suggests instead (a base model, or `<provider>:<model>`); named in the errors. */
-  successor: z.string().min(1).optional(),
-  /** Where the dates come from (the provider's page), for people reading the catalogue. */
-  source: z.string().min(1).optional(),
+  ...lifecycleShape,
   fineTunable: z.boolean(),
   /**
    * Inference on a fine-tune of this model, in credits per 1M input / output tokens (the provider's
@@ -96,11 +101,8 @@ const entryShape = {
           creditsPerMillionTrainingTokens: creditsSchema.optional(),
           /** Legacy: the last day this provider takes new jobs (read as `trainingClosesAt` the day after). */
           trainingUntil: isoDay.optional(),
-          /** This provider's lifecycle dates for the model (issue 21.2): see the entry's fields. */
-          trainingClosesAt: isoDay.optional(),
-          shutdownAt: isoDay.optional(),
-          successor: z.string().min(1).optional(),
-          source: z.string().min(1).optional(),
+          /** This provider's lifecycle dates for the model (issue 21.2). */
+          ...lifecycleShape,
           /**
            * Hourly hosting fee of a deployed fine-tune of this model at this provider (Azure bills
            * every hour a fine-tuned deployment exists, used or not), in credits per started hour.

@@ -1,3 +1,4 @@
+import { cachedIn } from './cache.ts';
 import { type Catalogue, defaultCatalogue, findBaseModel } from './catalogue.ts';
 
 /**
@@ -24,18 +25,16 @@ const fallbacks = new WeakMap<Catalogue, InferencePrice>();
 
 /** The catalogue's most expensive input and output prices: what an unpriced model is charged. */
 export function fallbackInferencePrice(catalogue: Catalogue): InferencePrice {
-  let price = fallbacks.get(catalogue);
-  if (!price) {
-    price = { inputCreditsPerMillion: 0n, outputCreditsPerMillion: 0n };
+  return cachedIn(fallbacks, catalogue, () => {
+    const price = { inputCreditsPerMillion: 0n, outputCreditsPerMillion: 0n };
     for (const m of Object.values(catalogue)) {
       if ((m.inferenceInputCreditsPerMillion ?? 0n) > price.inputCreditsPerMillion)
         price.inputCreditsPerMillion = m.inferenceInputCreditsPerMillion ?? 0n;
       if ((m.inferenceOutputCreditsPerMillion ?? 0n) > price.outputCreditsPerMillion)
         price.outputCreditsPerMillion = m.inferenceOutputCreditsPerMillion ?? 0n;
     }
-    fallbacks.set(catalogue, price);
-  }
-  return price;
+    return price;
+  });
 }
 
 /**

@@ -1,6 +1,7 @@
 import { Tiktoken } from 'js-tiktoken/lite';
 import cl100k_base from 'js-tiktoken/ranks/cl100k_base';
 import o200k_base from 'js-tiktoken/ranks/o200k_base';
+import { cachedIn } from './cache.ts';
 import type { Encoding } from './catalogue.ts';
 import { isPlainText } from './examples.ts';
 
@@ -14,12 +15,7 @@ const encoders = new Map<Encoding, Tiktoken>();
 
 /** js-tiktoken's own tokenizer for an encoding (large; used to cross-check, not on the build path). */
 export function encoderFor(encoding: Encoding): Tiktoken {
-  let enc = encoders.get(encoding);
-  if (!enc) {
-    enc = new Tiktoken(rankData[encoding]);
-    encoders.set(encoding, enc);
-  }
-  return enc;
+  return cachedIn(encoders, encoding, () => new Tiktoken(rankData[encoding]));
 }
 
 /** js-tiktoken's rank data: `pat_str` (the pre-tokenizer regex) and `bpe_ranks` (compressed ranks). */

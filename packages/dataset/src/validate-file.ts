@@ -170,21 +170,17 @@ export async function validateChatFile(
       message: `${examples} examples; 50–100 are recommended`,
     });
   }
-  if (missingSystemCount) {
-    warnings.push({
-      code: 'missing_system_message',
-      count: missingSystemCount,
-      lines: missingSystem,
-      message: `${missingSystemCount} examples have no system message`,
-    });
-  }
-  if (missingUserCount) {
-    warnings.push({
-      code: 'missing_user_message',
-      count: missingUserCount,
-      lines: missingUser,
-      message: `${missingUserCount} examples have no user message`,
-    });
+  for (const [role, count, lines] of [
+    ['system', missingSystemCount, missingSystem],
+    ['user', missingUserCount, missingUser],
+  ] as const) {
+    if (count)
+      warnings.push({
+        code: `missing_${role}_message`,
+        count,
+        lines,
+        message: `${count} examples have no ${role} message`,
+      });
   }
   // The same warnings, from the same code, as the builder's (lines instead of document ids).
   const list = tokens.view();

@@ -531,6 +531,8 @@ export interface ProfileVersionsTable {
   /** The alias moved (null: the profile names none; the model was only activated). */
   promotion_alias: string | null;
   promotion_at: NullableTimestamp;
+  /** Promoted, waiting for its model's deployment to serve before the alias moves (migration 0075). */
+  promotion_deploying: Generated<boolean>;
 }
 
 export interface Database {

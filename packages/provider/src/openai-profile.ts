@@ -22,7 +22,7 @@ import type {
   ProviderWebhookEvent,
   UploadFileInput,
 } from './profile.ts';
-import { toChatCompletionResult } from './profile.ts';
+import { mapStreamErrors, toChatCompletionResult, waitForProcessedFile } from './profile.ts';
 
 /** How far findJobByMetadata and findFileByNameAndSize look (providers that ignore the filter get scanned). */
 const MAX_SCAN = 2_000;
@@ -60,25 +60,12 @@ export class OpenAIProviderProfile implements ProviderProfile {
     });
   }
 
-  async waitUntilProcessed(fileId: string, opts: { timeoutMs?: number } = {}): Promise<ProviderFile> {
-    const deadline = Date.now() + (opts.timeoutMs ?? 120_000);
-    let delay = 50;
-    for (;;) {
-      const file = await withProviderErrors(() => this.client.files.retrieve(fileId));
-      if (file.status === 'processed') return file;
-      if (file.status === 'error') {
-        throw new ProviderError(
-          'rejected',
-          `provider could not process file ${fileId}: ${file.status_details ?? 'no details'}`,
-        );
-      }
-      const left = deadline - Date.now();
-      // Retryable on purpose: the file may still finish; the stage will look again.
-      if (left <= 0)
-        throw new Error(`file ${fileId} still ${file.status} after ${opts.timeoutMs ?? 120_000} ms`);
-      await new Promise((r) => setTimeout(r, Math.min(delay, left)));
-      delay = Math.min(delay * 2, 5_000);
-    }
+  waitUntilProcessed(fileId: string, opts: { timeoutMs?: number } = {}): Promise<ProviderFile> {
+    return waitForProcessedFile(
+      fileId,
+      () => withProviderErrors(() => this.client.files.retrieve(fileId)),
+      opts,
+    );
   }
 
   createJob(input: CreateJobInput): Promise<ProviderJob> {
@@ -196,15 +183,7 @@ export class OpenAIProviderProfile implements ProviderProfile {
     opts: { signal?: AbortSignal } = {},
   ): Promise<AsyncIterable<ChatCompletionChunk>> {
     const stream = await withProviderErrors(() => this.client.chat.completions.create(params, opts));
-    return {
-      async *[Symbol.asyncIterator]() {
-        try {
-          for await (const chunk of stream) yield chunk;
-        } catch (err) {
-          throw toProviderError(err);
-        }
-      },
-    };
+    return mapStreamErrors(stream, toProviderError);
   }
 
   async unwrapWebhook(

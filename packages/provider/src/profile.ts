@@ -1,6 +1,7 @@
 import type { Readable } from 'node:stream';
 import type OpenAI from 'openai';
 import type { ProviderKind } from './config.ts';
+import { ProviderError } from './errors.ts';
 
 export type ProviderFile = OpenAI.Files.FileObject;
 export type ProviderJob = OpenAI.FineTuning.Jobs.FineTuningJob;
@@ -77,6 +78,51 @@ export function toChatCompletionResult(res: OpenAIShapedCompletion): ChatComplet
 }
 
 /** An OpenAI chat-completions request body, sent as it is (the gateway validated it). */
+/**
+ * `waitUntilProcessed` as every profile does it: `retrieve` the file (in the profile's error wrapper)
+ * with a growing pause (50 ms doubling to 5 s) until it is processed; `rejected` when the provider could
+ * not process it; a retryable error past `timeoutMs` (the file may still finish: the stage looks again).
+ */
+export async function waitForProcessedFile(
+  fileId: string,
+  retrieve: () => Promise<ProviderFile>,
+  opts: { timeoutMs?: number } = {},
+): Promise<ProviderFile> {
+  const timeoutMs = opts.timeoutMs ?? 120_000;
+  const deadline = Date.now() + timeoutMs;
+  let delay = 50;
+  for (;;) {
+    const file = await retrieve();
+    if (file.status === 'processed') return file;
+    if (file.status === 'error') {
+      throw new ProviderError(
+        'rejected',
+        `provider could not process file ${fileId}: ${file.status_details ?? 'no details'}`,
+      );
+    }
+    const left = deadline - Date.now();
+    if (left <= 0) throw new Error(`file ${fileId} still ${file.status} after ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, Math.min(delay, left)));
+    delay = Math.min(delay * 2, 5_000);
+  }
+}
+
+/** `stream`, with an error that surfaces mid-iteration mapped by `toError` (the profile's own errors). */
+export function mapStreamErrors<T>(
+  stream: AsyncIterable<T>,
+  toError: (err: unknown) => unknown,
+): AsyncIterable<T> {
+  return {
+    async *[Symbol.asyncIterator]() {
+      try {
+        for await (const chunk of stream) yield chunk;
+      } catch (err) {
+        throw toError(err);
+      }
+    },
+  };
+}
+
 export type ChatCompletionParams = OpenAI.Chat.ChatCompletionCreateParamsNonStreaming;
 export type ChatCompletionStreamParams = OpenAI.Chat.ChatCompletionCreateParamsStreaming;
 export type ChatCompletionBody = OpenAI.Chat.ChatCompletion;

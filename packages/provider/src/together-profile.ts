@@ -9,24 +9,8 @@ import type { FileResponse } from 'together-ai/resources/files';
 import type { FinetuneEvent, FinetuneResponse } from 'together-ai/resources/fine-tuning';
 import type { ProviderSettings } from './config.ts';
 import { ProviderError, providerErrorKind, retryAfterMs, WebhookVerificationError } from './errors.ts';
-import type {
-  ChatCompletionBody,
-  ChatCompletionChunk,
-  ChatCompletionInput,
-  ChatCompletionParams,
-  ChatCompletionResult,
-  ChatCompletionStreamParams,
-  CreateJobInput,
-  Page,
-  ProviderCheckpoint,
-  ProviderFile,
-  ProviderJob,
-  ProviderJobEvent,
-  ProviderProfile,
-  ProviderWebhookEvent,
-  UploadFileInput,
-} from './profile.ts';
-import { toChatCompletionResult } from './profile.ts';
+import type * as P from './profile.ts';
+import { mapStreamErrors, toChatCompletionResult, waitForProcessedFile } from './profile.ts';
 
 /** Together's job statuses (its API reference), each with the fine-tune status it means for us. */
 export const TOGETHER_JOB_STATUSES = {
@@ -41,7 +25,7 @@ export const TOGETHER_JOB_STATUSES = {
   cancelled: 'cancelled',
   error: 'failed',
   completed: 'succeeded',
-} as const satisfies Record<string, ProviderJob['status']>;
+} as const satisfies Record<string, P.ProviderJob['status']>;
 
 export type TogetherJobStatus = keyof typeof TOGETHER_JOB_STATUSES;
 
@@ -51,7 +35,7 @@ export class UnknownProviderStatusError extends Error {
 }
 
 /** Together's job status as the OpenAI-shaped status the stages read; unknown statuses throw. */
-export function togetherJobStatus(status: string): ProviderJob['status'] {
+export function togetherJobStatus(status: string): P.ProviderJob['status'] {
   if (!Object.hasOwn(TOGETHER_JOB_STATUSES, status)) {
     throw new UnknownProviderStatusError(
       `together: unknown fine-tune status "${status}" (known: ${Object.keys(TOGETHER_JOB_STATUSES).join(', ')}); update the together profile`,
@@ -76,7 +60,7 @@ export function taggedSuffix(suffix: string | null | undefined, metadata: Record
   return full;
 }
 
-const FILE_STATUS = (file: FileResponse): ProviderFile['status'] => {
+const FILE_STATUS = (file: FileResponse): P.ProviderFile['status'] => {
   const status = file.processing_status;
   if (status === 'FAILED' || status === 'INVALID_FORMAT') return 'error';
   if (status === 'COMPLETED' || (status === undefined && file.Processed)) return 'processed';
@@ -96,7 +80,7 @@ function fineTunedModel(job: TogetherJob): string | null {
   return job.status === 'completed' ? (job.model_output_name ?? null) : null;
 }
 
-export class TogetherProviderProfile implements ProviderProfile {
+export class TogetherProviderProfile implements P.ProviderProfile {
   readonly kind = 'together' as const;
 
   constructor(
@@ -105,7 +89,7 @@ export class TogetherProviderProfile implements ProviderProfile {
   ) {}
 
   /** Together's job as the OpenAI-shaped record the stages read. */
-  toJob(job: TogetherJob): ProviderJob {
+  toJob(job: TogetherJob): P.ProviderJob {
     const status = togetherJobStatus(job.status);
     const finished = ['completed', 'cancelled', 'error'].includes(job.status);
     const lastError = job.events?.filter((e) => e.type === 'job_error').at(-1);
@@ -145,10 +129,10 @@ export class TogetherProviderProfile implements ProviderProfile {
       integrations: [],
       // Together's own figures, for whoever wants the provider's price.
       ...({ total_price: job.total_price ?? null } as object),
-    } as ProviderJob;
+    } as P.ProviderJob;
   }
 
-  private toFile(file: FileResponse): ProviderFile {
+  private toFile(file: FileResponse): P.ProviderFile {
     const status = FILE_STATUS(file);
     return {
       object: 'file',
@@ -159,7 +143,7 @@ export class TogetherProviderProfile implements ProviderProfile {
       purpose: 'fine-tune',
       status,
       ...(status === 'error' ? { status_details: file.validation_report?.error ?? 'invalid format' } : {}),
-    } as ProviderFile;
+    } as P.ProviderFile;
   }
 
   /**
@@ -167,7 +151,7 @@ export class TogetherProviderProfile implements ProviderProfile {
    * SDK's client. The SDK's own `files.upload` helper takes a path on disk and reads its base URL from
    * the environment at import, so the request is built here; a stream is sent as it is read.
    */
-  uploadFile({ filename, content, size }: UploadFileInput): Promise<ProviderFile> {
+  uploadFile({ filename, content, size }: P.UploadFileInput): Promise<P.ProviderFile> {
     return withTogetherErrors(async () => {
       const boundary = `----tuneline${randomBytes(12).toString('hex')}`;
       const field = (name: string, value: string) =>
@@ -203,7 +187,7 @@ export class TogetherProviderProfile implements ProviderProfile {
     });
   }
 
-  findFileByNameAndSize(filename: string, size: number): Promise<ProviderFile | null> {
+  findFileByNameAndSize(filename: string, size: number): Promise<P.ProviderFile | null> {
     return withTogetherErrors(async () => {
       const { data } = await this.client.files.list();
       const sorted = [...data].sort((a, b) => b.created_at - a.created_at);
@@ -218,27 +202,15 @@ export class TogetherProviderProfile implements ProviderProfile {
     });
   }
 
-  async waitUntilProcessed(fileId: string, opts: { timeoutMs?: number } = {}): Promise<ProviderFile> {
-    const deadline = Date.now() + (opts.timeoutMs ?? 120_000);
-    let delay = 50;
-    for (;;) {
-      const file = this.toFile(await withTogetherErrors(() => this.client.files.retrieve(fileId)));
-      if (file.status === 'processed') return file;
-      if (file.status === 'error') {
-        throw new ProviderError(
-          'rejected',
-          `provider could not process file ${fileId}: ${file.status_details ?? 'no details'}`,
-        );
-      }
-      const left = deadline - Date.now();
-      if (left <= 0)
-        throw new Error(`file ${fileId} still ${file.status} after ${opts.timeoutMs ?? 120_000} ms`);
-      await new Promise((r) => setTimeout(r, Math.min(delay, left)));
-      delay = Math.min(delay * 2, 5_000);
-    }
+  waitUntilProcessed(fileId: string, opts: { timeoutMs?: number } = {}): Promise<P.ProviderFile> {
+    return waitForProcessedFile(
+      fileId,
+      async () => this.toFile(await withTogetherErrors(() => this.client.files.retrieve(fileId))),
+      opts,
+    );
   }
 
-  createJob(input: CreateJobInput): Promise<ProviderJob> {
+  createJob(input: P.CreateJobInput): Promise<P.ProviderJob> {
     return withTogetherErrors(async () => {
       const hp = input.hyperparameters ?? {};
       const job = await this.client.fineTuning.create(
@@ -262,7 +234,7 @@ export class TogetherProviderProfile implements ProviderProfile {
     });
   }
 
-  findJobByMetadata(key: string, value: string): Promise<ProviderJob | null> {
+  findJobByMetadata(key: string, value: string): Promise<P.ProviderJob | null> {
     return withTogetherErrors(async () => {
       const { data } = await this.client.fineTuning.list();
       const ending = `tl-${value}`;
@@ -275,14 +247,14 @@ export class TogetherProviderProfile implements ProviderProfile {
     });
   }
 
-  retrieveJob(jobId: string): Promise<ProviderJob> {
+  retrieveJob(jobId: string): Promise<P.ProviderJob> {
     return withTogetherErrors(async () => this.toJob(await this.client.fineTuning.retrieve(jobId)));
   }
 
   /** Together lists every job at once (newest first): `after` and `limit` are applied here. */
   listJobs(
     opts: { after?: string; limit?: number; metadata?: Record<string, string> } = {},
-  ): Promise<Page<ProviderJob>> {
+  ): Promise<P.Page<P.ProviderJob>> {
     return withTogetherErrors(async () => {
       let data = (await this.client.fineTuning.list()).data as TogetherJob[];
       if (opts.metadata) {
@@ -299,7 +271,10 @@ export class TogetherProviderProfile implements ProviderProfile {
   }
 
   /** Together's events carry no id: each gets one derived from its content, so re-reading dedupes. */
-  listEvents(jobId: string, opts: { after?: string; limit?: number } = {}): Promise<Page<ProviderJobEvent>> {
+  listEvents(
+    jobId: string,
+    opts: { after?: string; limit?: number } = {},
+  ): Promise<P.Page<P.ProviderJobEvent>> {
     return withTogetherErrors(async () => {
       const { data } = await this.client.fineTuning.listEvents(jobId);
       const events = data.map((e, i) => toEvent(jobId, e, i)).reverse();
@@ -312,14 +287,14 @@ export class TogetherProviderProfile implements ProviderProfile {
   listCheckpoints(
     jobId: string,
     opts: { after?: string; limit?: number } = {},
-  ): Promise<Page<ProviderCheckpoint>> {
+  ): Promise<P.Page<P.ProviderCheckpoint>> {
     return withTogetherErrors(async () => {
       const [{ data }, job] = await Promise.all([
         this.client.fineTuning.listCheckpoints(jobId),
         this.client.fineTuning.retrieve(jobId),
       ]);
       const name = job.model_output_name ?? jobId;
-      const checkpoints: ProviderCheckpoint[] = data.map((c) => ({
+      const checkpoints: P.ProviderCheckpoint[] = data.map((c) => ({
         object: 'fine_tuning.job.checkpoint',
         id: `${jobId}:${c.step}`,
         created_at: toUnix(c.created_at) ?? 0,
@@ -335,13 +310,13 @@ export class TogetherProviderProfile implements ProviderProfile {
     });
   }
 
-  cancelJob(jobId: string): Promise<ProviderJob> {
+  cancelJob(jobId: string): Promise<P.ProviderJob> {
     return withTogetherErrors(async () =>
       this.toJob((await this.client.fineTuning.cancel(jobId)) as TogetherJob),
     );
   }
 
-  chatCompletion(input: ChatCompletionInput): Promise<ChatCompletionResult> {
+  chatCompletion(input: P.ChatCompletionInput): Promise<P.ChatCompletionResult> {
     return withTogetherErrors(async () => {
       const res = await this.client.chat.completions.create({
         model: input.model,
@@ -361,11 +336,11 @@ export class TogetherProviderProfile implements ProviderProfile {
    * the SDK's client and the answer comes back as Together sent it.
    */
   createChatCompletion(
-    params: ChatCompletionParams,
+    params: P.ChatCompletionParams,
     opts: { signal?: AbortSignal } = {},
-  ): Promise<ChatCompletionBody> {
+  ): Promise<P.ChatCompletionBody> {
     return withTogetherErrors(() =>
-      this.client.post<ChatCompletionBody>('/chat/completions', {
+      this.client.post<P.ChatCompletionBody>('/chat/completions', {
         body: params,
         ...(opts.signal ? { signal: opts.signal } : {}),
       }),
@@ -373,26 +348,18 @@ export class TogetherProviderProfile implements ProviderProfile {
   }
 
   async streamChatCompletion(
-    params: ChatCompletionStreamParams,
+    params: P.ChatCompletionStreamParams,
     opts: { signal?: AbortSignal } = {},
-  ): Promise<AsyncIterable<ChatCompletionChunk>> {
+  ): Promise<AsyncIterable<P.ChatCompletionChunk>> {
     // The SDK parses Together's server-sent events (OpenAI's chunk shape) into an async iterable.
     const stream = (await withTogetherErrors(() =>
       this.client.chat.completions.create(params as never, opts.signal ? { signal: opts.signal } : {}),
-    )) as unknown as AsyncIterable<ChatCompletionChunk>;
-    return {
-      async *[Symbol.asyncIterator]() {
-        try {
-          for await (const chunk of stream) yield chunk;
-        } catch (err) {
-          throw toTogetherProviderError(err);
-        }
-      },
-    };
+    )) as unknown as AsyncIterable<P.ChatCompletionChunk>;
+    return mapStreamErrors(stream, toTogetherProviderError);
   }
 
   /** Together sends no webhooks: the adaptive polling follows its jobs. */
-  async unwrapWebhook(): Promise<ProviderWebhookEvent> {
+  async unwrapWebhook(): Promise<P.ProviderWebhookEvent> {
     throw new WebhookVerificationError('the together provider sends no webhooks');
   }
 
@@ -425,7 +392,7 @@ export class TogetherProviderProfile implements ProviderProfile {
   }
 }
 
-function toEvent(jobId: string, e: FinetuneEvent, index: number): ProviderJobEvent {
+function toEvent(jobId: string, e: FinetuneEvent, index: number): P.ProviderJobEvent {
   const digest = createHash('sha256')
     .update([jobId, index, e.created_at, e.type, e.message].join('\u0000'))
     .digest('hex')

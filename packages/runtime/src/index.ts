@@ -13,4 +13,5 @@ export * from './redis.ts';
 export * from './service.ts';
 export * from './stage.ts';
 export * from './stage-processor.ts';
+export * from './timeout.ts';
 export * from './worker.ts';

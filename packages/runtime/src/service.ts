@@ -11,6 +11,7 @@ import { OutboxPublisher } from './outbox-publisher.ts';
 import { Publisher } from './publisher.ts';
 import { createRedis } from './redis.ts';
 import type { Stage, StageDeps } from './stage.ts';
+import { withTimeout } from './timeout.ts';
 import { type RunningStage, startStage } from './worker.ts';
 
 export interface ServiceContext<C extends BaseConfig> {
@@ -18,6 +19,19 @@ export interface ServiceContext<C extends BaseConfig> {
   db: Db;
   log: Logger;
   metrics: Metrics;
+}
+
+/**
+ * The deps every stage that calls providers starts from (one owner of that wiring): the service's db and
+ * log, the provider set `createSet` makes from its config (`createProviderSet` of @tuneline/provider)
+ * with each request counted in its metrics, and that set's default profile.
+ */
+export function providerStageDeps<C extends BaseConfig, S extends { defaultProfile: unknown }>(
+  ctx: ServiceContext<C>,
+  createSet: (config: C, opts: { onRequest: Metrics['countProviderRequest'] }) => S,
+): { db: Db; log: Logger; provider: S['defaultProfile']; providers: S } {
+  const providers = createSet(ctx.config, { onRequest: ctx.metrics.countProviderRequest });
+  return { db: ctx.db, log: ctx.log, provider: providers.defaultProfile, providers };
 }
 
 /** Something `onStarted` opened (a server), closed first on shutdown. */
@@ -167,20 +181,4 @@ export async function runService<C extends BaseConfig, D extends StageDeps>(
     });
   }
   return { port: health.port, stages, shutdown };
-}
-
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms);
-    promise.then(
-      (v) => {
-        clearTimeout(timer);
-        resolve(v);
-      },
-      (e: unknown) => {
-        clearTimeout(timer);
-        reject(e);
-      },
-    );
-  });
 }

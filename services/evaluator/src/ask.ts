@@ -1,5 +1,6 @@
 import type { ChatCompletionInput, ChatCompletionResult } from '@tuneline/provider';
 import { ProviderError } from '@tuneline/provider';
+import { withTimeout } from '@tuneline/runtime';
 
 /** The evaluation ran past its deadline. */
 export class DeadlineError extends Error {
@@ -28,7 +29,11 @@ export async function askWithRetries(
     const left = opts.deadline - now();
     if (left <= 0) throw new DeadlineError('the evaluation reached its time limit');
     try {
-      return await beforeDeadline(call(input), left);
+      return await withTimeout(
+        call(input),
+        left,
+        () => new DeadlineError('the evaluation reached its time limit'),
+      );
     } catch (err) {
       const transient = err instanceof ProviderError && err.kind === 'transient';
       if (!transient || attempt >= opts.attempts) throw err;
@@ -36,22 +41,6 @@ export async function askWithRetries(
       await sleep(backoff / 2 + Math.random() * (backoff / 2));
     }
   }
-}
-
-function beforeDeadline<T>(promise: Promise<T>, ms: number): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new DeadlineError('the evaluation reached its time limit')), ms);
-    promise.then(
-      (v) => {
-        clearTimeout(timer);
-        resolve(v);
-      },
-      (e: unknown) => {
-        clearTimeout(timer);
-        reject(e);
-      },
-    );
-  });
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

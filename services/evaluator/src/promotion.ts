@@ -1,4 +1,5 @@
 import { type TrainingProfileSettings, trainingProfileSchema } from '@tuneline/contracts';
+import { type Catalogue, findBaseModel, hostingFeeOf, loadCatalogue } from '@tuneline/dataset';
 import {
   type Executor,
   type FineTuneRecord,
@@ -6,17 +7,20 @@ import {
   findChampion,
   findVersionOfFineTune,
   finishEvaluation,
+  getFineTune,
   inTransaction,
   lockVersionPromotion,
   migrationOfFineTune,
   type NewPromotion,
+  type PromotionHosting,
   type PromotionOutcome,
-  promoteFineTune,
+  promoteVersionByPolicy,
   recordVersionPromotion,
   type VersionOfFineTune,
 } from '@tuneline/db';
 import { decidePromotion, type EvaluationSummary, type PromotionRule } from '@tuneline/evaluation';
 import { chargeEvaluationRun } from '@tuneline/ledger';
+import { providerEnvSchema, resolveProviderSettings, servesOnlyWhenDeployed } from '@tuneline/provider';
 
 /**
  * Champion and challenger (issue 22.4) in the evaluator: which model a training-profile version is
@@ -59,11 +63,35 @@ export async function findChampionOf(
   return findChampion(db, { licenseId: fineTune.licenseId, fineTuneId: fineTune.id, datasetId });
 }
 
+/** The catalogue (`MODEL_CATALOGUE_FILE`) and deployment default this process runs with, read once. */
+let running: { catalogue: Catalogue; defaultKind: string } | undefined;
+const runningWith = () =>
+  (running ??= {
+    catalogue: loadCatalogue(),
+    defaultKind: resolveProviderSettings(providerEnvSchema.parse(process.env)).kind,
+  });
+
+/**
+ * Where a model is served once promoted: null for a provider that serves it at once; for one that
+ * serves only deployed models (Azure), the catalogue's hourly fee (a string: why it cannot be deployed).
+ */
+function hostingOf(fineTune: Pick<FineTuneRecord, 'provider' | 'baseModel'>): PromotionHosting | string {
+  const { catalogue, defaultKind } = runningWith();
+  if (!servesOnlyWhenDeployed(fineTune.provider, defaultKind)) return null;
+  const provider = fineTune.provider ?? defaultKind;
+  const fee = hostingFeeOf(findBaseModel(fineTune.baseModel, catalogue), provider);
+  return fee === undefined
+    ? `the model catalogue has no hosting fee for "${fineTune.baseModel}" at ${provider}`
+    : { provider, creditsPerHour: fee };
+}
+
 /**
  * Decides about the fine-tune's profile version, once: the version row is locked and decided only while
  * undecided, so a re-run (or a promotion by hand that came first) changes nothing. To promote, the model
  * is activated and the alias pointed at it (who: `policy:<profile>`), but only if the alias still serves
- * the champion the evaluation compared with. Undefined when the fine-tune is no profile version.
+ * the champion the evaluation compared with; a model served only once deployed (Azure) is deployed
+ * first and the alias moves when it serves (lifecycle `promoteVersionByPolicy`). Undefined when the
+ * fine-tune is no profile version.
  */
 export async function decideVersionPromotion(
   tx: Executor,
@@ -82,38 +110,39 @@ export async function decideVersionPromotion(
     keep: 'kept',
     manual: 'manual',
   };
-  let outcome = outcomes[decision.action];
-  let reason = decision.reason;
-  const actor = `policy:${version.profileName}`;
-  if (decision.action === 'promote') {
-    const result = await promoteFineTune(tx, {
-      licenseId: fineTune.licenseId,
-      fineTuneId: fineTune.id,
-      alias,
-      actor,
-      expectedFineTuneId: championFineTuneId,
-    });
-    if (result.outcome === 'moved') {
-      outcome = 'kept';
-      reason = `not promoted: the alias "${alias}" was switched to fine-tune ${result.currentFineTuneId} during the evaluation, which compared with ${championFineTuneId ?? 'no champion'} (the rule held: ${decision.reason})`;
-    } else if (result.outcome === 'not_available') {
-      outcome = 'kept';
-      reason = 'not promoted: the model is not available';
-    }
-  }
   const promotion: NewPromotion = {
     profileId: version.profileId,
     version: version.version,
-    decision: outcome,
+    decision: outcomes[decision.action],
     rule,
-    reason,
-    actor,
-    alias: outcome === 'promoted' ? alias : null,
+    reason: decision.reason,
+    actor: `policy:${version.profileName}`,
+    alias: decision.action === 'promote' ? alias : null,
     fineTuneId: fineTune.id,
     championFineTuneId,
   };
-  await recordVersionPromotion(tx, { ...promotion, undecidedOnly: true });
-  return promotion;
+  if (decision.action !== 'promote') {
+    await recordVersionPromotion(tx, { ...promotion, undecidedOnly: true });
+    return promotion;
+  }
+  const model = await getFineTune(tx, fineTune.id);
+  const hosting = model ? hostingOf(model) : null;
+  if (typeof hosting === 'string') {
+    const kept: NewPromotion = {
+      ...promotion,
+      decision: 'kept',
+      alias: null,
+      reason: `not promoted: the model could not be deployed (${hosting}; the rule held: ${decision.reason})`,
+    };
+    await recordVersionPromotion(tx, { ...kept, undecidedOnly: true });
+    return kept;
+  }
+  return promoteVersionByPolicy(
+    tx,
+    { ...promotion, licenseId: fineTune.licenseId },
+    { id: fineTune.id, licenseId: fineTune.licenseId, active: model?.active ?? false },
+    hosting,
+  );
 }
 
 /**

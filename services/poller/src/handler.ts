@@ -7,13 +7,8 @@ import {
   restartStalePollChains,
 } from '@tuneline/db';
 import { ProviderError, type ProviderErrorKind } from '@tuneline/provider';
-import {
-  defineStage,
-  type JobContext,
-  PermanentError,
-  type StageDeps,
-  stageFailure,
-} from '@tuneline/runtime';
+import type { JobContext, StageDeps } from '@tuneline/runtime';
+import { defineStage, PermanentError, stageFailure } from '@tuneline/runtime';
 import { applyJobSnapshot, endWithProviderError } from './apply.ts';
 import type { PollerProvider, ProviderJob } from './provider.ts';
 import type { PollScheduleConfig } from './schedule.ts';

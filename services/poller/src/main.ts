@@ -9,7 +9,13 @@ import {
   createProviderSet,
   type ProviderProfile,
 } from '@tuneline/provider';
-import { type Closable, runService, type StartedServiceContext, startJobScheduler } from '@tuneline/runtime';
+import {
+  type Closable,
+  providerStageDeps,
+  runService,
+  type StartedServiceContext,
+  startJobScheduler,
+} from '@tuneline/runtime';
 import { type Config, configSchema } from './config.ts';
 import {
   type DeploymentDeps,
@@ -31,8 +37,7 @@ await runService<Config, PollerServiceDeps>({
   stages: [pollerStage, modelDeploymentStage, deploymentSweepStage],
   configSchema,
   makeDeps: ({ config, db, log, metrics }): PollerServiceDeps => {
-    const providers = createProviderSet(config, { onRequest: metrics.countProviderRequest });
-    const provider = providers.defaultProfile;
+    const { provider, providers } = providerStageDeps({ config, db, log, metrics }, createProviderSet);
     const schedule = {
       intervalMs: config.POLL_INTERVAL_MS,
       minIntervalMs: config.POLL_MIN_INTERVAL_MS,

@@ -1,6 +1,6 @@
 import { createStorage, findBaseModel, loadCatalogue, trainingPriceAt } from '@tuneline/dataset';
 import { createProviderSet } from '@tuneline/provider';
-import { runService } from '@tuneline/runtime';
+import { providerStageDeps, runService } from '@tuneline/runtime';
 import { configSchema } from './config.ts';
 import { uploaderStage } from './handler.ts';
 
@@ -8,20 +8,16 @@ await runService({
   service: 'uploader',
   stages: [uploaderStage],
   configSchema,
-  makeDeps: async ({ config, db, log, metrics }) => {
-    const catalogue = loadCatalogue({ MODEL_CATALOGUE_FILE: config.MODEL_CATALOGUE_FILE });
-    const providers = createProviderSet(config, { onRequest: metrics.countProviderRequest });
+  makeDeps: async (ctx) => {
+    const catalogue = loadCatalogue({ MODEL_CATALOGUE_FILE: ctx.config.MODEL_CATALOGUE_FILE });
     return {
-      db,
-      log,
-      provider: providers.defaultProfile,
-      providers,
-      storage: await createStorage(config),
+      ...providerStageDeps(ctx, createProviderSet),
+      storage: await createStorage(ctx.config),
       priceOf: (model: string, provider?: string | null) => {
         const base = findBaseModel(model, catalogue);
         return base ? trainingPriceAt(base, provider) : undefined;
       },
-      processTimeoutMs: config.UPLOAD_PROCESS_TIMEOUT_MS,
+      processTimeoutMs: ctx.config.UPLOAD_PROCESS_TIMEOUT_MS,
     };
   },
 });

@@ -1,16 +1,16 @@
 import { trainingProfileSchema } from '@tuneline/contracts';
-import { findBaseModel, shutDown, shutdownMessage } from '@tuneline/dataset';
+import { findBaseModel, hostingFeeOf, shutDown, shutdownMessage } from '@tuneline/dataset';
 import {
   findAliasTarget,
   findVersionFineTune,
   findVersionOfFineTune,
   inTransaction,
   listProfileVersions,
-  lockVersionPromotion,
-  promoteFineTune,
-  recordVersionPromotion,
+  type PromotionHosting,
+  promoteVersionByHand,
   type TrainingProfileRecord,
 } from '@tuneline/db';
+import { servesOnlyWhenDeployed } from '@tuneline/provider';
 import type { ApiDeps } from '../app.ts';
 import { actorOf } from '../auth.ts';
 import { HttpError, notFound, type RouteTable } from '../http.ts';
@@ -58,6 +58,23 @@ export async function fineTuneVersionView(deps: ApiDeps, fineTuneId: string) {
   };
 }
 
+/**
+ * A model served only once deployed (Azure) is deployed by its promotion, at the catalogue's hourly fee,
+ * as activation does (503 when this deployment cannot deploy, 409 without a fee); null: served at once.
+ */
+function hostingOf(deps: ApiDeps, target: { provider: string | null; baseModel: string }): PromotionHosting {
+  if (!servesOnlyWhenDeployed(target.provider, deps.deployments.defaultProvider)) return null;
+  if (deps.deployments.problem) throw new HttpError(503, deps.deployments.problem);
+  const provider = target.provider ?? deps.deployments.defaultProvider;
+  const fee = hostingFeeOf(findBaseModel(target.baseModel, deps.catalogue), provider);
+  if (fee === undefined)
+    throw new HttpError(
+      409,
+      `the model catalogue has no hosting fee for "${target.baseModel}" at ${provider} (providers.${provider}.hostingCreditsPerHour): its deployment could not be metered`,
+    );
+  return { provider, creditsPerHour: fee };
+}
+
 export function registerPromotionRoutes(table: RouteTable, deps: ApiDeps): void {
   routeGroup(table, 'license', 'training-profiles').add(
     {
@@ -66,7 +83,8 @@ export function registerPromotionRoutes(table: RouteTable, deps: ApiDeps): void 
       summary:
         "Promote a version by hand, whatever its evaluation or the policy decided: its model is activated and the profile's " +
         'alias pointed at it atomically (recorded: who, when, from, to); the version shows `promotion.decision` `promoted` ' +
-        'with you as the actor. Promoting an earlier version rolls the alias back to it. Repeating the call changes nothing.',
+        'with you as the actor. A model served only once deployed (Azure) is deployed first (hourly fee) and the alias ' +
+        'moves when it serves. Promoting an earlier version rolls the alias back to it. Repeating the call changes nothing.',
       params: profileVersionParams,
       responses: {
         200: { description: 'the version after the call, and the alias', schema: promoteVersionSchema },
@@ -94,36 +112,27 @@ export function registerPromotionRoutes(table: RouteTable, deps: ApiDeps): void 
       if (base && shutDown(base, target.provider, deps.clock.now()))
         throw new HttpError(409, shutdownMessage(base, target.provider, target.model));
       const alias = aliasOf(profile.settings);
-      const actor = actorOf(caller);
-      const changed = await inTransaction(deps.db, async (tx) => {
-        const locked = await lockVersionPromotion(tx, profile.id, params.version);
-        const before = locked?.promotion ?? null;
-        const result = await promoteFineTune(tx, { licenseId, fineTuneId: target.fineTuneId, alias, actor });
-        if (result.outcome !== 'promoted')
-          throw new HttpError(409, `version ${params.version}'s model is not available`);
-        const moved = result.alias?.outcome === 'switched';
-        if (!moved && before?.decision === 'promoted' && before.fineTuneId === target.fineTuneId)
-          return false;
-        const policy = before?.actor.startsWith('policy:')
-          ? ` (the policy had decided: ${before.reason})`
-          : '';
-        await recordVersionPromotion(tx, {
+      const hosting = hostingOf(deps, target);
+      const done = await inTransaction(deps.db, async (tx) => {
+        const result = await promoteVersionByHand(tx, {
           profileId: profile.id,
           version: params.version,
-          decision: 'promoted',
-          rule: null,
-          reason: `promoted by hand${policy}`,
-          actor,
+          fineTune: { id: target.fineTuneId, licenseId, active: target.active },
           alias,
-          fineTuneId: target.fineTuneId,
-          championFineTuneId:
-            result.alias?.outcome === 'switched'
-              ? result.alias.change.fromFineTuneId
-              : (before?.championFineTuneId ?? null),
-          undecidedOnly: false,
+          actor: actorOf(caller),
+          hosting,
         });
-        return true;
+        // Thrown inside: nothing of a refused promotion commits.
+        if (result.outcome === 'not_available' || result.outcome === 'refused')
+          throw new HttpError(
+            409,
+            `version ${params.version}'s model is not ${result.outcome === 'refused' ? `deployable (${result.why})` : 'available'}`,
+          );
+        return result;
       });
+      // Its deployment's first link, to the poller now (the alias moves when it serves).
+      if (done.outcome === 'deploying') await deps.flushOutbox();
+      const changed = done.outcome !== 'unchanged';
       const serving = await servingFineTune(deps, profile);
       const version = (await listProfileVersions(deps.db, profile)).find((v) => v.version === params.version);
       const now = alias ? await findAliasTarget(deps.db, { licenseId, name: alias }) : undefined;

@@ -13,7 +13,7 @@ export const apiCommand: Command = {
     devStackUsage('DATABASE_URL or REDIS_URL'),
   ].join('\n'),
   async run(argv) {
-    const { values } = parseOptions({ args: argv, options: { port: { type: 'string' } } });
+    const { values } = parseOptions(argv, { port: { type: 'string' } });
     let port: number | undefined;
     if (values.port !== undefined) {
       port = Number(values.port);

@@ -84,15 +84,11 @@ export const buildDatasetCommand: Command = {
     'the base model catalogue.',
   ].join('\n'),
   async run(argv) {
-    const { values } = parseOptions({
-      args: argv,
-      options: {
-        documents: { type: 'string' },
-        config: { type: 'string' },
-        out: { type: 'string' },
-        json: { type: 'boolean', default: false },
-      },
-      strict: true,
+    const { values } = parseOptions(argv, {
+      documents: { type: 'string' },
+      config: { type: 'string' },
+      out: { type: 'string' },
+      json: { type: 'boolean', default: false },
     });
     if (!values.documents || !values.config || !values.out) {
       throw new UsageError('--documents, --config and --out are required');

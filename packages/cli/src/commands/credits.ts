@@ -31,15 +31,12 @@ export const creditsCommand: Command = {
   async run(argv) {
     const [sub, ...rest] = argv;
     if (sub !== 'grant' && sub !== 'show') throw new UsageError('expected "grant" or "show"');
-    const { values } = parseOptions({
-      args: rest,
-      options: {
-        license: { type: 'string' },
-        amount: { type: 'string' },
-        id: { type: 'string' },
-        memo: { type: 'string' },
-        json: { type: 'boolean', default: false },
-      },
+    const { values } = parseOptions(rest, {
+      license: { type: 'string' },
+      amount: { type: 'string' },
+      id: { type: 'string' },
+      memo: { type: 'string' },
+      json: { type: 'boolean', default: false },
     });
     const license = values.license?.trim();
     if (!license) throw new UsageError('--license is required');

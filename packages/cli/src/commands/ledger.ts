@@ -20,7 +20,7 @@ export const ledgerCommand: Command = {
   async run(argv) {
     const [sub, ...rest] = argv;
     if (sub !== 'audit') throw new UsageError('expected "audit"');
-    const { values } = parseOptions({ args: rest, options: { json: { type: 'boolean', default: false } } });
+    const { values } = parseOptions(rest, { json: { type: 'boolean', default: false } });
     const config = loadConfig(
       z.object({ DATABASE_URL: z.url({ message: 'must be a postgres:// URL' }) }),
       await withDevStack(process.env, { schema: true }),

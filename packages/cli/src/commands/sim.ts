@@ -39,10 +39,9 @@ const rate = z.coerce.number().min(0).max(1);
 
 /** Parses `tuneline sim` flags into simulator options; UsageError names the bad flag. */
 export function parseSimArgs(argv: string[]) {
-  const values = parseOptions({
-    args: argv,
-    strict: true,
-    options: Object.fromEntries(
+  const values = parseOptions(
+    argv,
+    Object.fromEntries(
       [
         'port',
         'host',
@@ -61,7 +60,7 @@ export function parseSimArgs(argv: string[]) {
         'retry-after',
       ].map((name) => [name, { type: 'string' as const }]),
     ),
-  }).values as Record<string, string | undefined>;
+  ).values as Record<string, string | undefined>;
   const options = optionsSchema.safeParse({
     port: values.port,
     host: values.host,

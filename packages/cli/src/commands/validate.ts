@@ -17,12 +17,11 @@ export const validateCommand: Command = {
     'Exit code 0 when the file is usable, 1 when it is not.',
   ].join('\n'),
   async run(argv) {
-    const parsed = parseOptions({
-      args: argv,
-      options: { model: { type: 'string' }, json: { type: 'boolean' } },
-      allowPositionals: true,
-      strict: true,
-    });
+    const parsed = parseOptions(
+      argv,
+      { model: { type: 'string' }, json: { type: 'boolean' } },
+      { allowPositionals: true },
+    );
     const [file, ...extra] = parsed.positionals;
     if (!file || extra.length) throw new UsageError('give exactly one FILE.jsonl');
     const model = parsed.values.model ?? DEFAULT_MODEL;

@@ -21,13 +21,10 @@ export const workersCommand: Command = {
     devStackUsage('DATABASE_URL or REDIS_URL'),
   ].join('\n'),
   async run(argv) {
-    const { values } = parseOptions({
-      args: argv,
-      options: {
-        only: { type: 'string' },
-        scale: { type: 'string', multiple: true },
-        'base-port': { type: 'string', default: '9400' },
-      },
+    const { values } = parseOptions(argv, {
+      only: { type: 'string' },
+      scale: { type: 'string', multiple: true },
+      'base-port': { type: 'string', default: '9400' },
     });
     // The catalogue check covers every service, even when --only starts a subset.
     const manifests = serviceManifests();

@@ -28,10 +28,13 @@ import {
   WAITING_FOR_TRAINER,
 } from './statuses.ts';
 
+export * from './deployment-outcome.ts';
 export * from './evaluation.ts';
 export * from './ids.ts';
 export * from './migration.ts';
+export * from './promote-deploy.ts';
 export * from './statuses.ts';
+export * from './version-promotion.ts';
 
 /**
  * The fine-tune lifecycle: how a fine-tune is born from a dataset, how a dataset's upload starts, and

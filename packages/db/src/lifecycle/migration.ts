@@ -1,7 +1,5 @@
-import { azureDeploymentName, processClock } from '@tuneline/contracts';
 import { decideMigration, type EvaluationSummary, type MigrationEvaluation } from '@tuneline/evaluation';
 import type { Executor } from '../connection.ts';
-import { endDeployment, markDeploymentActive, startDeployment } from '../repositories/deployments.ts';
 import { getEvaluationRunByFineTune } from '../repositories/evaluations.ts';
 import { type FineTuneRecord, getFineTune } from '../repositories/fine-tunes.ts';
 import {
@@ -13,9 +11,9 @@ import {
   recordMigrationEnd,
 } from '../repositories/migrations.ts';
 import { queueOutcomeNotifications } from '../repositories/notifications.ts';
-import { inTransaction } from '../repositories/outbox.ts';
 import { promoteFineTune } from '../repositories/promotions.ts';
 import { autoTrainFineTuneId } from './ids.ts';
+import { deployForPromotion } from './promote-deploy.ts';
 
 /**
  * One-call migration (issue 21.4) in the fine-tune lifecycle: a migration ends where its new
@@ -72,28 +70,20 @@ export async function decideMigrationOf(tx: Executor, fineTuneId: string): Promi
     return;
   }
   const fee = migration.hostingCreditsPerHour;
-  if (fee !== null && fineTune.provider && !fineTune.active) {
-    const started = await startDeployment(tx, {
-      fineTuneId: fineTune.id,
-      licenseId: fineTune.licenseId,
-      provider: fineTune.provider,
-      name: azureDeploymentName(fineTune.id),
-      creditsPerHour: fee,
-      now: processClock().now(),
+  const hosting =
+    fee !== null && fineTune.provider ? { provider: fineTune.provider, creditsPerHour: fee } : null;
+  const deployment = await deployForPromotion(tx, fineTune, hosting);
+  if (deployment.state !== 'serving') {
+    const deploying = deployment.state === 'deploying';
+    await recordMigrationEnd(tx, {
+      ...end,
+      status: deploying ? 'deploying' : 'succeeded',
+      decision: deploying ? 'promoted' : 'kept',
+      reason: deploying
+        ? `${decision.reason}; ${deployment.note}: the aliases move when it serves`
+        : `not promoted: the new model could not be deployed (${deployment.why})`,
     });
-    const serving = started.outcome === 'existing' && started.deployment.state === 'active';
-    if (!serving) {
-      const deploying = started.outcome === 'started' || started.outcome === 'existing';
-      await recordMigrationEnd(tx, {
-        ...end,
-        status: deploying ? 'deploying' : 'succeeded',
-        decision: deploying ? 'promoted' : 'kept',
-        reason: deploying
-          ? `${decision.reason}; deploying the new model at ${fineTune.provider} (${fee} credits per started hour): the aliases move when it serves`
-          : `not promoted: the new model could not be deployed (${started.outcome})`,
-      });
-      return;
-    }
+    return;
   }
   await recordPromotion(tx, fineTune, migration, { ...end, reason: decision.reason });
 }
@@ -123,7 +113,7 @@ async function deployingMigration(tx: Executor, fineTuneId: string) {
 }
 
 /** A promoted migration's new model serves (its deployment is active): its aliases move now. */
-async function migrationDeploymentServes(tx: Executor, fineTune: FineTuneRecord): Promise<void> {
+export async function migrationDeploymentServes(tx: Executor, fineTune: FineTuneRecord): Promise<void> {
   const migration = await deployingMigration(tx, fineTune.id);
   if (!migration) return;
   const reason = (await findMigration(tx, fineTune.licenseId, migration.id))?.reason ?? 'promoted';
@@ -136,7 +126,7 @@ async function migrationDeploymentServes(tx: Executor, fineTune: FineTuneRecord)
 }
 
 /** A promoted migration's deployment ended before serving: the aliases stay on the old model. */
-async function migrationDeploymentEnded(tx: Executor, fineTuneId: string, why: string): Promise<void> {
+export async function migrationDeploymentEnded(tx: Executor, fineTuneId: string, why: string): Promise<void> {
   const migration = await deployingMigration(tx, fineTuneId);
   if (!migration) return;
   await recordMigrationEnd(tx, {
@@ -147,30 +137,6 @@ async function migrationDeploymentEnded(tx: Executor, fineTuneId: string, why: s
     decision: 'kept',
     reason: `not promoted: the new model's deployment ended before it served (${why}); the aliases stay on the old model`,
     aliases: [],
-  });
-}
-
-/**
- * The provider serves a deployment (the poller): it becomes active with its fine-tune
- * (`markDeploymentActive`), and a migration waiting for that model moves its aliases, in one transaction.
- */
-export function deploymentServes(db: Executor, id: string, now: Date) {
-  return inTransaction(db, async (tx) => {
-    const done = await markDeploymentActive(tx, id, now);
-    if (done?.fineTune) await migrationDeploymentServes(tx, done.fineTune);
-    return done;
-  });
-}
-
-/**
- * A deployment ends (`endDeployment`: failed, deleted, gone at the provider); a migration still waiting
- * for that model to serve keeps the old model's aliases, in the same transaction.
- */
-export function deploymentEnds(db: Executor, input: Parameters<typeof endDeployment>[1]) {
-  return inTransaction(db, async (tx) => {
-    const ended = await endDeployment(tx, input);
-    if (ended) await migrationDeploymentEnded(tx, ended.fineTuneId, ended.reason ?? input.reason);
-    return ended;
   });
 }
 

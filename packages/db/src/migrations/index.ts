@@ -26,6 +26,7 @@ import * as evaluationHold from './0060_evaluation_hold.ts';
 import * as evaluationAnswerTransferIndex from './0061_evaluation_answer_transfer_index.ts';
 import * as lifecycleWarningProvider from './0065_lifecycle_warning_provider.ts';
 import * as modelMigrations from './0070_model_migrations.ts';
+import * as promotionDeploying from './0075_promotion_deploying.ts';
 import * as inferenceSettleSet from './0085_inference_settle_set.ts';
 import * as inferenceHoldMany from './0086_inference_hold_many.ts';
 
@@ -58,6 +59,7 @@ export const migrations: Record<string, Migration> = {
   '0061_evaluation_answer_transfer_index': evaluationAnswerTransferIndex,
   '0065_lifecycle_warning_provider': lifecycleWarningProvider,
   '0070_model_migrations': modelMigrations,
+  '0075_promotion_deploying': promotionDeploying,
   '0085_inference_settle_set': inferenceSettleSet,
   '0086_inference_hold_many': inferenceHoldMany,
 };

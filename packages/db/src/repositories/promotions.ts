@@ -116,6 +116,7 @@ export async function findVersionFineTune(
       baseModel: string;
       provider: string | null;
       available: boolean;
+      active: boolean;
     }
   | undefined
 > {
@@ -126,7 +127,7 @@ export async function findVersionFineTune(
     )
     .innerJoin('datasets as d', 'd.request_row_id', 'r.id')
     .innerJoin('fine_tunes as f', 'f.dataset_id', 'd.id')
-    .select(['f.id', 'f.fine_tuned_model', 'f.base_model', 'f.provider', 'f.available'])
+    .select(['f.id', 'f.fine_tuned_model', 'f.base_model', 'f.provider', 'f.available', 'f.active'])
     .where('v.profile_id', '=', input.profileId)
     .where('v.version', '=', input.version)
     .where((eb) => eb.or([eb('v.fine_tune_id', 'is', null), eb('v.fine_tune_id', '=', eb.ref('f.id'))]))
@@ -141,24 +142,28 @@ export async function findVersionFineTune(
         baseModel: row.base_model,
         provider: row.provider,
         available: row.available,
+        active: row.active,
       }
     : undefined;
 }
 
-/** The version's decision, with the row locked for the rest of the transaction (undefined: no such version). */
+/**
+ * The version's decision, with the row locked for the rest of the transaction (undefined: no such
+ * version); `deploying` while a promotion waits for its model's deployment to serve.
+ */
 export async function lockVersionPromotion(
   tx: Executor,
   profileId: string,
   version: number,
-): Promise<{ promotion: PromotionRecord | null } | undefined> {
+): Promise<{ promotion: PromotionRecord | null; deploying: boolean } | undefined> {
   const row = await tx
     .selectFrom('profile_versions as v')
-    .select(promotionColumns)
+    .select([...promotionColumns, 'v.promotion_deploying'])
     .where('v.profile_id', '=', profileId)
     .where('v.version', '=', version)
     .forUpdate()
     .executeTakeFirst();
-  return row ? { promotion: toPromotion(row) } : undefined;
+  return row ? { promotion: toPromotion(row), deploying: row.promotion_deploying } : undefined;
 }
 
 /** A decision to record on a profile version: the record, stamped `at` when written. */
@@ -167,14 +172,16 @@ export type NewPromotion = Omit<PromotionRecord, 'at'> & { profileId: string; ve
 /**
  * Records a version's decision. `undecidedOnly` (the policy): only while none is recorded, so the
  * claim is made once; false when another decision was there. A promotion by hand always records.
+ * `deploying`: promoted, the alias moves when the model's deployment serves (lifecycle `deploymentServes`).
  */
 export async function recordVersionPromotion(
   tx: Executor,
-  p: NewPromotion & { undecidedOnly: boolean },
+  p: NewPromotion & { undecidedOnly: boolean; deploying?: boolean },
 ): Promise<boolean> {
   let query = tx
     .updateTable('profile_versions')
     .set({
+      promotion_deploying: p.deploying ?? false,
       fine_tune_id: p.fineTuneId,
       champion_fine_tune_id: p.championFineTuneId,
       promotion: p.decision,
@@ -243,4 +250,44 @@ export async function promoteFineTune(
       return { outcome: 'not_available' };
     return { outcome: 'promoted', alias: switched };
   });
+}
+
+/** A version promoted while its model deploys (the record as decided), with its license. */
+export type DeployingVersion = NewPromotion & { licenseId: string };
+
+/** The version waiting for this fine-tune's deployment to serve, its row locked (undefined: none). */
+export async function lockDeployingVersion(
+  tx: Executor,
+  fineTuneId: string,
+): Promise<DeployingVersion | undefined> {
+  const version = await findVersionOfFineTune(tx, fineTuneId);
+  const locked = version && (await lockVersionPromotion(tx, version.profileId, version.version));
+  if (!version || !locked?.deploying || locked.promotion?.fineTuneId !== fineTuneId) return undefined;
+  const { at: _, ...decided } = locked.promotion;
+  return { ...decided, profileId: version.profileId, version: version.version, licenseId: version.licenseId };
+}
+
+/**
+ * Other versions of the profile still waiting for a deployment to serve: `kept` with `reason` (a later
+ * promotion of another version won). Returns their numbers.
+ */
+export async function keepOtherDeployingVersions(
+  tx: Executor,
+  input: { profileId: string; version: number; reason: string },
+): Promise<number[]> {
+  const kept = await tx
+    .updateTable('profile_versions')
+    .set({
+      promotion: 'kept',
+      promotion_reason: input.reason,
+      promotion_alias: null,
+      promotion_deploying: false,
+      promotion_at: sql`now()`,
+    })
+    .where('profile_id', '=', input.profileId)
+    .where('version', '<>', input.version)
+    .where('promotion_deploying', '=', true)
+    .returning('version')
+    .execute();
+  return kept.map((r) => r.version);
 }
