@@ -66,6 +66,29 @@ export interface EvaluatorDeps extends StageDeps {
   onScored?(ms: number): void;
 }
 
+/** What the evaluator stores of one scored answer (its run aside): the answer as asked, plus its scores. */
+export function answerRecord(
+  asked: Pick<
+    NewEvaluationAnswer,
+    'role' | 'position' | 'exampleId' | 'model' | 'answer' | 'promptTokens' | 'completionTokens' | 'credits'
+  >,
+  scored: ReturnType<typeof scoreAnswer>,
+): Omit<NewEvaluationAnswer, 'runId'> {
+  return {
+    ...asked,
+    validJson: scored.example.validJson,
+    extraKeys: scored.example.extraKeys,
+    fields: scored.fields.map((f) => ({
+      field: f.field,
+      outcome: f.outcome,
+      expected: f.expected,
+      ...(f.answered !== undefined ? { answered: f.answered } : {}),
+    })),
+    correctFields: scored.fields.filter((f) => f.outcome === 'correct').length,
+    scoredFields: scored.fields.length,
+  };
+}
+
 export type EvaluateOutcome = 'evaluated' | 'failed' | 'already_done';
 
 const ROLES: readonly EvaluationRole[] = ['fine_tuned', 'base', 'champion'];
@@ -204,28 +227,22 @@ export async function evaluateFineTune(
       deps.onScored?.(performance.now() - scoringStarted);
       const { promptTokens, completionTokens } = result.usage;
       const credits = inferenceCredits(price, promptTokens, completionTokens);
-      const correct = scored.fields.filter((f) => f.outcome === 'correct').length;
       // Stored behind the next call (AnswerWriter), once whatever retries; charged with the run.
-      await writer.add({
-        role,
-        position: example.position,
-        exampleId: example.id,
-        model,
-        answer: result.content,
-        validJson: scored.example.validJson,
-        extraKeys: scored.example.extraKeys,
-        fields: scored.fields.map((f) => ({
-          field: f.field,
-          outcome: f.outcome,
-          expected: f.expected,
-          ...(f.answered !== undefined ? { answered: f.answered } : {}),
-        })),
-        correctFields: correct,
-        scoredFields: scored.fields.length,
-        promptTokens,
-        completionTokens,
-        credits,
-      });
+      await writer.add(
+        answerRecord(
+          {
+            role,
+            position: example.position,
+            exampleId: example.id,
+            model,
+            answer: result.content,
+            promptTokens,
+            completionTokens,
+            credits,
+          },
+          scored,
+        ),
+      );
     }).finally(() => writer.drain().catch(() => {}));
     await writer.drain();
   } catch (err) {
