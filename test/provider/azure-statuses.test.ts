@@ -12,6 +12,7 @@ import {
 import { type RunningSimulator, startSimulator } from '@tuneline/simulator';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitFor } from '../support/context.ts';
+import { trainingJsonl } from './training-file.ts';
 
 let sim: RunningSimulator;
 beforeAll(async () => {
@@ -57,14 +58,7 @@ describe('azure job statuses', () => {
         AZURE_OPENAI_API_KEY: sim.apiKey,
       }),
     );
-    const body = `${Array.from({ length: 10 }, (_, i) =>
-      JSON.stringify({
-        messages: [
-          { role: 'user', content: `Invoice ${i}` },
-          { role: 'assistant', content: `{"n":${i}}` },
-        ],
-      }),
-    ).join('\n')}\n`;
+    const body = trainingJsonl(10);
     const file = await azure.uploadFile({
       filename: 'az.jsonl',
       content: Buffer.from(body),

@@ -29,23 +29,9 @@ import {
   type RecordingSimulator,
   startRecordingSimulator,
 } from '../simulator/support.ts';
+import { trainingJsonl } from './training-file.ts';
 
 const SECRET = `whsec_${Buffer.from('provider-profile-test-secret').toString('base64')}`;
-
-function trainingJsonl(n: number): string {
-  return `${Array.from({ length: n }, (_, i) =>
-    JSON.stringify({
-      messages: [
-        { role: 'system', content: 'Extract the invoice fields as JSON.' },
-        { role: 'user', content: `Invoice ${500 + i} total ${i * 3}.00 USD from vendor ${i % 5}` },
-        {
-          role: 'assistant',
-          content: JSON.stringify({ invoice_number: String(500 + i), total: `${i * 3}.00` }),
-        },
-      ],
-    }),
-  ).join('\n')}\n`;
-}
 
 const parseEnv = (env: Record<string, string>) => providerEnvSchema.parse(env);
 

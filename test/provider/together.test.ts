@@ -17,23 +17,9 @@ import { type RunningSimulator, startSimulator, TOGETHER_STATUSES } from '@tunel
 import Together from 'together-ai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitFor } from '../support/context.ts';
+import { trainingJsonl } from './training-file.ts';
 
 const MODEL = 'meta-llama/Meta-Llama-3.1-8B-Instruct-Reference';
-
-function trainingJsonl(n: number): string {
-  return `${Array.from({ length: n }, (_, i) =>
-    JSON.stringify({
-      messages: [
-        { role: 'system', content: 'Extract the invoice fields as JSON.' },
-        { role: 'user', content: `Invoice ${700 + i} total ${i * 4}.00 EUR from vendor ${i % 3}` },
-        {
-          role: 'assistant',
-          content: JSON.stringify({ invoice_number: String(700 + i), total: `${i * 4}.00` }),
-        },
-      ],
-    }),
-  ).join('\n')}\n`;
-}
 
 let sim: RunningSimulator;
 let provider: TogetherProviderProfile;
@@ -72,15 +58,18 @@ describe('choosing together from env', () => {
 describe('status mapping', () => {
   it('maps every Together status (the simulator dialect, all of them) to a fine-tune status', () => {
     expect(Object.keys(TOGETHER_JOB_STATUSES).sort()).toEqual([...TOGETHER_STATUSES].sort());
-    expect(togetherJobStatus('pending')).toBe('validating_files');
-    expect(togetherJobStatus('queued')).toBe('queued');
-    expect(togetherJobStatus('running')).toBe('running');
-    expect(togetherJobStatus('compressing')).toBe('running');
-    expect(togetherJobStatus('uploading')).toBe('running');
-    expect(togetherJobStatus('cancel_requested')).toBe('running');
-    expect(togetherJobStatus('cancelled')).toBe('cancelled');
-    expect(togetherJobStatus('error')).toBe('failed');
-    expect(togetherJobStatus('completed')).toBe('succeeded');
+    const mapped = Object.fromEntries(TOGETHER_STATUSES.map((s) => [s, togetherJobStatus(s)]));
+    expect(mapped).toEqual({
+      pending: 'validating_files',
+      queued: 'queued',
+      running: 'running',
+      compressing: 'running',
+      uploading: 'running',
+      cancel_requested: 'running',
+      cancelled: 'cancelled',
+      error: 'failed',
+      completed: 'succeeded',
+    });
   });
 
   it('fails clearly on a status it does not know', () => {
@@ -105,7 +94,7 @@ describe('status mapping', () => {
 
 describe('the together profile against the simulator', () => {
   it('uploads (buffer and stream), trains to completed with tokens and price, and serves the model', async () => {
-    const body = trainingJsonl(12);
+    const body = trainingJsonl(12, 700);
     const file = await provider.uploadFile({
       filename: 'train-tg.jsonl',
       content: Buffer.from(body),
@@ -114,10 +103,10 @@ describe('the together profile against the simulator', () => {
     expect(file.id).toMatch(/^file-/);
     const streamed = await provider.uploadFile({
       filename: 'test-tg.jsonl',
-      content: Readable.from([Buffer.from(trainingJsonl(10))]),
-      size: Buffer.byteLength(trainingJsonl(10)),
+      content: Readable.from([Buffer.from(trainingJsonl(10, 700))]),
+      size: Buffer.byteLength(trainingJsonl(10, 700)),
     });
-    expect(streamed.bytes).toBe(Buffer.byteLength(trainingJsonl(10)));
+    expect(streamed.bytes).toBe(Buffer.byteLength(trainingJsonl(10, 700)));
     const processed = await provider.waitUntilProcessed(file.id, { timeoutMs: 10_000 });
     expect(processed.status).toBe('processed');
     await provider.waitUntilProcessed(streamed.id, { timeoutMs: 10_000 });
@@ -182,7 +171,7 @@ describe('the together profile against the simulator', () => {
       model: done.fine_tuned_model ?? '',
       messages: [
         { role: 'system', content: 'Extract the invoice fields as JSON.' },
-        { role: 'user', content: 'Invoice 703 total 12.00 EUR from vendor 0' },
+        { role: 'user', content: 'Invoice 703 total 9.00 USD from vendor 3' },
       ],
     });
     expect(answer.content.length).toBeGreaterThan(0);
@@ -194,7 +183,7 @@ describe('the together profile against the simulator', () => {
   });
 
   it('cancels through cancel_requested to cancelled, and reports an errored job as failed', async () => {
-    const body = trainingJsonl(10);
+    const body = trainingJsonl(10, 700);
     const file = await provider.uploadFile({
       filename: 'c.jsonl',
       content: Buffer.from(body),
