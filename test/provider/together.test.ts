@@ -60,7 +60,10 @@ describe('status mapping', () => {
     expect(Object.keys(TOGETHER_JOB_STATUSES).sort()).toEqual([...TOGETHER_STATUSES].sort());
     // Which Together statuses each fine-tune status stands for.
     const mappedTo: Record<string, string[]> = {};
-    for (const s of [...TOGETHER_STATUSES].sort()) (mappedTo[togetherJobStatus(s)] ??= []).push(s);
+    for (const s of [...TOGETHER_STATUSES].sort()) {
+      const status = togetherJobStatus(s);
+      mappedTo[status] = [...(mappedTo[status] ?? []), s];
+    }
     expect(mappedTo).toEqual({
       validating_files: ['pending'],
       queued: ['queued'],
