@@ -73,6 +73,17 @@ const body = () => ({
 const usageRows = (licenseId: string) =>
   rig.t.db.selectFrom('inference_usage').selectAll().where('license_id', '=', licenseId).execute();
 
+/** The license's usage rows once there are any (`what` names the write waited for). */
+const usageRowsOnceWritten = (licenseId: string, what: string) =>
+  waitFor(
+    async () => {
+      const r = await usageRows(licenseId);
+      return r.length > 0 ? r : undefined;
+    },
+    15_000,
+    what,
+  );
+
 const clean = async () =>
   (await auditLedger(rig.t.db)).violations.filter((v) => !v.invariant.includes('settled fine-tune'));
 
@@ -95,14 +106,7 @@ describe('metering that loses nothing', () => {
     expect(outbox).toHaveLength(1);
 
     await startBilling();
-    const rows = await waitFor(
-      async () => {
-        const r = await usageRows(lic.id);
-        return r.length > 0 ? r : undefined;
-      },
-      15_000,
-      'the deferred usage applied by billing',
-    );
+    const rows = await usageRowsOnceWritten(lic.id, 'the deferred usage applied by billing');
     expect(rows).toHaveLength(1);
     expect(rows[0]).toMatchObject({
       id: callId,
@@ -135,14 +139,7 @@ describe('metering that loses nothing', () => {
     await failNextInserts('inference_pending_usage', 1);
     const answer = await lic.client.chat.completions.create(body());
     expect(answer.usage?.completion_tokens).toBeGreaterThan(0);
-    const rows = await waitFor(
-      async () => {
-        const r = await usageRows(lic.id);
-        return r.length > 0 ? r : undefined;
-      },
-      15_000,
-      'the in-process retry',
-    );
+    const rows = await usageRowsOnceWritten(lic.id, 'the in-process retry');
     expect(rows).toHaveLength(1);
     expect(await getBalance(rig.t.db, lic.id)).toMatchObject({ pending: 0n });
     expect(await clean()).toEqual([]);
