@@ -11,8 +11,7 @@ import {
 } from '@tuneline/provider';
 import { type RunningSimulator, startSimulator } from '@tuneline/simulator';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { waitFor } from '../support/context.ts';
-import { trainingJsonl } from './training-file.ts';
+import { jobReaching, trainingJsonl } from './support.ts';
 
 let sim: RunningSimulator;
 beforeAll(async () => {
@@ -70,14 +69,7 @@ describe('azure job statuses', () => {
       trainingFile: file.id,
       metadata: { fine_tune_id: 'ft-az' },
     });
-    const done = await waitFor(
-      async () => {
-        const j = await azure.retrieveJob(job.id);
-        return j.status === 'succeeded' ? j : undefined;
-      },
-      15_000,
-      'the azure job',
-    );
+    const done = await jobReaching(azure, job.id, 'succeeded', 15_000, 'the azure job');
     expect(done.fine_tuned_model).toBeTruthy();
     expect((await azure.listJobs()).data.every((j) => Object.hasOwn(AZURE_JOB_STATUSES, j.status))).toBe(
       true,

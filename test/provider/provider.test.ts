@@ -29,7 +29,7 @@ import {
   type RecordingSimulator,
   startRecordingSimulator,
 } from '../simulator/support.ts';
-import { trainingJsonl } from './training-file.ts';
+import { trainingJsonl } from './support.ts';
 
 const SECRET = `whsec_${Buffer.from('provider-profile-test-secret').toString('base64')}`;
 

@@ -16,8 +16,7 @@ import {
 import { type RunningSimulator, startSimulator, TOGETHER_STATUSES } from '@tuneline/simulator';
 import Together from 'together-ai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { waitFor } from '../support/context.ts';
-import { trainingJsonl } from './training-file.ts';
+import { jobReaching, trainingJsonl } from './support.ts';
 
 const MODEL = 'meta-llama/Meta-Llama-3.1-8B-Instruct-Reference';
 
@@ -131,14 +130,13 @@ describe('the together profile against the simulator', () => {
     expect(await provider.findJobByMetadata('fine_tune_id', 'ft_tg_none')).toBeNull();
 
     const seen = new Set<string>();
-    const done = await waitFor(
-      async () => {
-        const j = await provider.retrieveJob(job.id);
-        seen.add(j.status);
-        return j.status === 'succeeded' ? j : undefined;
-      },
+    const done = await jobReaching(
+      provider,
+      job.id,
+      'succeeded',
       20_000,
       'the together job to complete',
+      (s) => seen.add(s),
     );
     expect(done.fine_tuned_model).toMatch(
       /^tuneline-sim\/Meta-Llama-3\.1-8B-Instruct-Reference-inv-tl-ft_tg_1-/,
@@ -199,14 +197,7 @@ describe('the together profile against the simulator', () => {
     });
     const cancelling = await provider.cancelJob(job.id);
     expect(cancelling.status).toBe('running');
-    const cancelled = await waitFor(
-      async () => {
-        const j = await provider.retrieveJob(job.id);
-        return j.status === 'cancelled' ? j : undefined;
-      },
-      10_000,
-      'cancelled',
-    );
+    const cancelled = await jobReaching(provider, job.id, 'cancelled', 10_000, 'cancelled');
     expect(cancelled.fine_tuned_model).toBeNull();
 
     const other = await provider.createJob({
