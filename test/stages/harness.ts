@@ -13,7 +13,7 @@ import {
 import { type DatasetStorage, findBaseModel, LocalFileStorage, loadCatalogue } from '@tuneline/dataset';
 import { datasetBuilderStage } from '@tuneline/dataset-builder';
 import { retrainCheckStage } from '@tuneline/dataset-builder/retrain';
-import type { Db } from '@tuneline/db';
+import type { DatasetStatus, Db } from '@tuneline/db';
 import { type EvaluatorDeps, evaluatorStage } from '@tuneline/evaluator';
 import type { ReceivedMail, SmtpTestServer } from '@tuneline/harness';
 import { grantCredits } from '@tuneline/ledger';
@@ -174,6 +174,21 @@ export async function enqueueRequest(
 export async function enqueueUpload(pipeline: Pipeline, datasetId: string): Promise<void> {
   const upload = filesUploadMessage({ datasetId, correlationId: `corr-${datasetId}` });
   await pipeline.stage('uploader').publisher.publish(upload.queue, upload.jobId, upload.payload);
+}
+
+/** Waits for a dataset of the license in `status` (the row as stored). */
+export function datasetInStatus(
+  db: Db,
+  licenseId: string,
+  status: DatasetStatus,
+  timeoutMs: number,
+  what: string,
+) {
+  const dataset = db
+    .selectFrom('datasets')
+    .selectAll()
+    .where((eb) => eb.and({ license_id: licenseId, status }));
+  return waitFor(() => dataset.executeTakeFirst(), timeoutMs, what);
 }
 
 /** Waits for the license's fine-tune to become available (the row as stored). */
