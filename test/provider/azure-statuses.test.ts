@@ -11,7 +11,7 @@ import {
 } from '@tuneline/provider';
 import { type RunningSimulator, startSimulator } from '@tuneline/simulator';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { jobReaching, trainingJsonl } from './support.ts';
+import { jobReaching, processedTrainingFile } from './support.ts';
 
 let sim: RunningSimulator;
 beforeAll(async () => {
@@ -57,13 +57,7 @@ describe('azure job statuses', () => {
         AZURE_OPENAI_API_KEY: sim.apiKey,
       }),
     );
-    const body = trainingJsonl(10);
-    const file = await azure.uploadFile({
-      filename: 'az.jsonl',
-      content: Buffer.from(body),
-      size: body.length,
-    });
-    await azure.waitUntilProcessed(file.id, { timeoutMs: 10_000 });
+    const file = await processedTrainingFile(azure, 'az.jsonl', 10, { timeoutMs: 10_000 });
     const job = await azure.createJob({
       model: 'gpt-4o-mini-2024-07-18',
       trainingFile: file.id,

@@ -39,3 +39,19 @@ export function jobReaching(
     what,
   );
 }
+
+/**
+ * Uploads a training file of `examples` examples (trainingJsonl numbered from `first`) as `filename`
+ * and waits until the provider has processed it (within `timeoutMs` when given); the uploaded file.
+ */
+export async function processedTrainingFile(
+  provider: Pick<ProviderProfile, 'uploadFile' | 'waitUntilProcessed'>,
+  filename: string,
+  examples: number,
+  opts: { first?: number; timeoutMs?: number } = {},
+) {
+  const content = Buffer.from(trainingJsonl(examples, opts.first));
+  const file = await provider.uploadFile({ filename, content, size: content.length });
+  await provider.waitUntilProcessed(file.id, opts.timeoutMs ? { timeoutMs: opts.timeoutMs } : undefined);
+  return file;
+}

@@ -16,7 +16,7 @@ import {
 import { type RunningSimulator, startSimulator, TOGETHER_STATUSES } from '@tuneline/simulator';
 import Together from 'together-ai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { jobReaching, trainingJsonl } from './support.ts';
+import { jobReaching, processedTrainingFile, trainingJsonl } from './support.ts';
 
 const MODEL = 'meta-llama/Meta-Llama-3.1-8B-Instruct-Reference';
 
@@ -183,13 +183,7 @@ describe('the together profile against the simulator', () => {
   });
 
   it('cancels through cancel_requested to cancelled, and reports an errored job as failed', async () => {
-    const body = trainingJsonl(10, 700);
-    const file = await provider.uploadFile({
-      filename: 'c.jsonl',
-      content: Buffer.from(body),
-      size: body.length,
-    });
-    await provider.waitUntilProcessed(file.id, { timeoutMs: 10_000 });
+    const file = await processedTrainingFile(provider, 'c.jsonl', 10, { first: 700, timeoutMs: 10_000 });
     const job = await provider.createJob({
       model: MODEL,
       trainingFile: file.id,
