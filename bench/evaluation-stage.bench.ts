@@ -33,6 +33,7 @@ import {
   heldOutInvoices,
   trainingJsonl,
 } from '../test/evaluation/invoice-examples.ts';
+import { insertDatasetRow } from '../test/support/rows.ts';
 import { postgresCpuMs, requireDatabaseUrl, scratchDatabase } from './support.ts';
 
 const DOCS = Number(process.env.EVAL_STAGE_DOCS ?? 300);
@@ -286,27 +287,12 @@ async function bare(
 }
 
 async function seedDataset(db: Db): Promise<string> {
-  const request = await db
-    .insertInto('fine_tune_requests')
-    .values({
-      license_id: LICENSE,
-      request_id: `bench-${randomUUID()}`,
-      content_hash: 'b'.repeat(64),
-      correlation_id: 'corr-bench',
-      payload: JSON.stringify({}),
-      status: 'built',
-    })
-    .returning('id')
-    .executeTakeFirstOrThrow();
-  const row = await db
-    .insertInto('datasets')
-    .values({
-      request_row_id: request.id,
-      license_id: LICENSE,
-      correlation_id: 'corr-bench',
+  const { datasetId } = await insertDatasetRow(
+    db,
+    LICENSE,
+    {
       base_model: BASE,
       status: 'uploaded',
-      dump: 'mapped',
       test_percent: 20,
       content_hash: 'c'.repeat(64),
       short_hash: 'cccccccc',
@@ -314,12 +300,10 @@ async function seedDataset(db: Db): Promise<string> {
       test_path: 'datasets/test.jsonl',
       train_examples: 48,
       test_examples: DOCS,
-      auto_train: false,
-      job_options: JSON.stringify({}),
-    })
-    .returning('id')
-    .executeTakeFirstOrThrow();
-  return row.id;
+    },
+    { request_id: `bench-${randomUUID()}`, content_hash: 'b'.repeat(64), correlation_id: 'corr-bench' },
+  );
+  return datasetId;
 }
 
 /** A settled, succeeded fine-tune of `model` with a pending evaluation run (one per round). */

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { createApiKey } from '@tuneline/api';
 import type { Db } from '@tuneline/db';
 import { grantCredits } from '@tuneline/ledger';
+import { insertDatasetRow } from '../support/rows.ts';
 
 /** Rows inserted directly, standing for what the stages would have written. */
 
@@ -28,48 +29,26 @@ export async function makeDataset(
   licenseId: string,
   status: 'ready' | 'uploaded' | 'building' | 'invalid' = 'ready',
 ): Promise<string> {
-  const request = await db
-    .insertInto('fine_tune_requests')
-    .values({
-      license_id: licenseId,
-      request_id: `req-${randomUUID()}`,
-      content_hash: 'x'.repeat(64),
-      correlation_id: randomUUID(),
-      payload: JSON.stringify({}),
-      status: 'built',
-    })
-    .returning(['id', 'correlation_id'])
-    .executeTakeFirstOrThrow();
-  const row = await db
-    .insertInto('datasets')
-    .values({
-      request_row_id: request.id,
-      license_id: licenseId,
-      correlation_id: request.correlation_id,
-      base_model: 'gpt-4o-mini-2024-07-18',
-      status,
-      dump: 'mapped',
-      test_percent: 20,
-      content_hash: 'a'.repeat(64),
-      short_hash: 'a1b2c3d4',
-      train_path: 'train.jsonl',
-      test_path: 'test.jsonl',
-      train_examples: 48,
-      test_examples: 12,
-      train_tokens: 24_000,
-      test_tokens: 6_000,
-      epochs: 3,
-      estimated_billed_tokens: 72_000,
-      estimated_credits: 216,
-      warnings: JSON.stringify([{ code: 'few_examples', message: 'fewer than 50 examples' }]),
-      train_file_id: status === 'uploaded' ? 'file-train' : null,
-      test_file_id: status === 'uploaded' ? 'file-test' : null,
-      auto_train: false,
-      job_options: JSON.stringify({}),
-    })
-    .returning('id')
-    .executeTakeFirstOrThrow();
-  return row.id;
+  const { datasetId } = await insertDatasetRow(db, licenseId, {
+    base_model: 'gpt-4o-mini-2024-07-18',
+    status,
+    test_percent: 20,
+    content_hash: 'a'.repeat(64),
+    short_hash: 'a1b2c3d4',
+    train_path: 'train.jsonl',
+    test_path: 'test.jsonl',
+    train_examples: 48,
+    test_examples: 12,
+    train_tokens: 24_000,
+    test_tokens: 6_000,
+    epochs: 3,
+    estimated_billed_tokens: 72_000,
+    estimated_credits: 216,
+    warnings: JSON.stringify([{ code: 'few_examples', message: 'fewer than 50 examples' }]),
+    train_file_id: status === 'uploaded' ? 'file-train' : null,
+    test_file_id: status === 'uploaded' ? 'file-test' : null,
+  });
+  return datasetId;
 }
 
 export interface FineTuneFixture {

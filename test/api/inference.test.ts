@@ -61,37 +61,35 @@ describe('inference', () => {
     expect(unknown.json.error).toMatchObject({ param: 'temprature', code: 'unknown_parameter' });
   });
 
-  it('answers 502 and meters nothing when the provider fails', async () => {
-    const model = `ft:gpt-4o-mini-2024-07-18:gone:${randomUUID().slice(0, 6)}`;
-    const ft = await makeFineTune(t.db, a.id, await makeDataset(t.db, a.id, 'uploaded'), {
+  /** An active fine-tune of `license` on a model the simulator does not serve, asked once; the answer's status. */
+  async function askUnservedModel(license: { id: string; key: string }, tag: string) {
+    const model = `ft:gpt-4o-mini-2024-07-18:${tag}:${randomUUID().slice(0, 6)}`;
+    const ft = await makeFineTune(t.db, license.id, await makeDataset(t.db, license.id, 'uploaded'), {
       model,
       active: true,
     });
-    const res = await call('POST', '/v1/chat/completions', a.key, {
+    const res = await call('POST', '/v1/chat/completions', license.key, {
       model,
       messages: [{ role: 'user', content: 'hi' }],
     });
+    const metered = await t.db
+      .selectFrom('inference_usage')
+      .selectAll()
+      .where('fine_tune_id', '=', ft)
+      .execute();
+    return { res, metered };
+  }
+
+  it('answers 502 and meters nothing when the provider fails', async () => {
+    const { res, metered } = await askUnservedModel(a, 'gone');
     expect(res.status).toBe(502);
     expect(res.json.error.message).toMatch(/provider/);
-    expect(
-      await t.db.selectFrom('inference_usage').selectAll().where('fine_tune_id', '=', ft).execute(),
-    ).toHaveLength(0);
+    expect(metered).toHaveLength(0);
   });
 
   it('refuses inference when no credits are available', async () => {
-    const poor = await makeLicense(t.db, 'lic-poor', 0n);
-    const model = `ft:gpt-4o-mini-2024-07-18:poor:${randomUUID().slice(0, 6)}`;
-    const ft = await makeFineTune(t.db, poor.id, await makeDataset(t.db, poor.id, 'uploaded'), {
-      model,
-      active: true,
-    });
-    const res = await call('POST', '/v1/chat/completions', poor.key, {
-      model,
-      messages: [{ role: 'user', content: 'hi' }],
-    });
+    const { res, metered } = await askUnservedModel(await makeLicense(t.db, 'lic-poor', 0n), 'poor');
     expect(res.status).toBe(402);
-    expect(
-      await t.db.selectFrom('inference_usage').selectAll().where('fine_tune_id', '=', ft).execute(),
-    ).toHaveLength(0);
+    expect(metered).toHaveLength(0);
   });
 });

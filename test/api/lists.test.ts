@@ -1,30 +1,20 @@
-import { randomUUID } from 'node:crypto';
-import { buildApi } from '@tuneline/api';
-import { defaultCatalogue } from '@tuneline/dataset';
 import type { Db } from '@tuneline/db';
-import { createRedis } from '@tuneline/runtime';
-import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, redisUrl, type TestDatabase, testPrefix } from '../support/context.ts';
+import { type ApiUnderTest, startApi } from '../support/api-app.ts';
+import { createTestDatabase, type TestDatabase, testPrefix } from '../support/context.ts';
+import { insertDatasetRow } from '../support/rows.ts';
 import { makeLicense } from './fixtures.ts';
 
 // Issue 15.7: the datasets and fine-tunes lists page by an opaque cursor in a stable order and filter by
 // status, base model, creation time and requestId; GET /v1/fine-tune-requests/:requestId says what
 // became of a request. Bad parameters answer 400 naming the parameter.
 
-// biome-ignore lint/suspicious/noExplicitAny: tests read arbitrary response JSON
-type AnyJson = any;
-
 let t: TestDatabase;
-let redis: Redis;
-let app: Awaited<ReturnType<typeof buildApi>>;
+let api: ApiUnderTest;
 let a: { id: string; key: string };
 let b: { id: string; key: string };
 
-async function get(url: string, key: string) {
-  const res = await app.inject({ method: 'GET', url, headers: { authorization: `Bearer ${key}` } });
-  return { status: res.statusCode, json: res.json() as AnyJson };
-}
+const get = (url: string, key: string) => api.call('GET', url, key);
 
 const MODELS = ['gpt-4o-mini-2024-07-18', 'gpt-4.1-mini-2025-04-14'];
 const DATASET_STATUSES = ['ready', 'uploaded', 'invalid'] as const;
@@ -45,29 +35,12 @@ async function seed(db: Db, licenseId: string, i: number, createdAt: Date): Prom
   const requestId = `req-${licenseId}-${i}`;
   const status = DATASET_STATUSES[i % 3] as (typeof DATASET_STATUSES)[number];
   const baseModel = MODELS[i % 2] as string;
-  const request = await db
-    .insertInto('fine_tune_requests')
-    .values({
-      license_id: licenseId,
-      request_id: requestId,
-      content_hash: 'x'.repeat(64),
-      correlation_id: randomUUID(),
-      payload: JSON.stringify({}),
-      status: status === 'invalid' ? 'rejected' : 'built',
-      error: status === 'invalid' ? 'invalid dataset: document "d1": field "total": missing' : null,
-      created_at: createdAt,
-    })
-    .returning(['id', 'correlation_id'])
-    .executeTakeFirstOrThrow();
-  const dataset = await db
-    .insertInto('datasets')
-    .values({
-      request_row_id: request.id,
-      license_id: licenseId,
-      correlation_id: request.correlation_id,
+  const { datasetId, correlationId } = await insertDatasetRow(
+    db,
+    licenseId,
+    {
       base_model: baseModel,
       status,
-      dump: 'mapped',
       test_percent: 0,
       train_examples: 12,
       epochs: 3,
@@ -76,12 +49,15 @@ async function seed(db: Db, licenseId: string, i: number, createdAt: Date): Prom
           ? [{ code: 'missing_field', message: 'missing', documentId: 'd1', field: 'total' }]
           : [],
       ),
-      auto_train: false,
-      job_options: JSON.stringify({}),
       created_at: createdAt,
-    })
-    .returning('id')
-    .executeTakeFirstOrThrow();
+    },
+    {
+      request_id: requestId,
+      status: status === 'invalid' ? 'rejected' : 'built',
+      error: status === 'invalid' ? 'invalid dataset: document "d1": field "total": missing' : null,
+      created_at: createdAt,
+    },
+  );
   const fineTuneIds: string[] = [];
   if (status === 'uploaded') {
     for (let k = 0; k < 2; k++) {
@@ -90,8 +66,8 @@ async function seed(db: Db, licenseId: string, i: number, createdAt: Date): Prom
         .insertInto('fine_tunes')
         .values({
           license_id: licenseId,
-          dataset_id: dataset.id,
-          correlation_id: request.correlation_id,
+          dataset_id: datasetId,
+          correlation_id: correlationId,
           status: ftStatus,
           base_model: baseModel,
           description: `ft ${i}/${k}`,
@@ -107,15 +83,14 @@ async function seed(db: Db, licenseId: string, i: number, createdAt: Date): Prom
       fineTuneIds.push(row.id);
     }
   }
-  return { requestId, datasetId: dataset.id, fineTuneIds, createdAt, status, baseModel };
+  return { requestId, datasetId, fineTuneIds, createdAt, status, baseModel };
 }
 
 const seeded: Seeded[] = [];
 
 beforeAll(async () => {
   t = await createTestDatabase();
-  redis = createRedis(redisUrl(), 'producer');
-  app = await buildApi({ db: t.db, redis, queuePrefix: testPrefix(), catalogue: defaultCatalogue });
+  api = await startApi(t.db, testPrefix());
   a = await makeLicense(t.db, 'lic-lists-a', 0n);
   b = await makeLicense(t.db, 'lic-lists-b', 0n);
   // 30 rows an hour apart, and 6 more sharing one timestamp (the order must still be total and stable).
@@ -126,8 +101,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await app?.close();
-  redis?.disconnect();
+  await api?.close();
   await t?.drop();
 });
 

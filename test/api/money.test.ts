@@ -165,18 +165,21 @@ const transfersOf = (fineTuneId: string) =>
     .orderBy('seq')
     .execute();
 
+/** Posts the fine-tune request (accepted: 202), then uploads its dataset once it is ready (202); the uploaded dataset. */
+async function uploadedDataset(lic: { id: string; key: string }, request: unknown): Promise<DatasetRecord> {
+  expect((await post('/v1/fine-tune-requests', lic.key, request)).status).toBe(202);
+  const ready = await datasetOf(lic.id, 'ready');
+  expect((await post(`/v1/datasets/${ready.id}/upload`, lic.key)).status).toBe(202);
+  return datasetOf(lic.id, 'uploaded');
+}
+
 describe('a fine-tune created from a dataset with its own hyperparameters (16.1, 16.2)', () => {
   it('is refused at once with 402 and the amounts, then reserved and charged for its own epochs', async () => {
     const lic = await makeLicense(tdb.db, 'lic-epochs', 0n);
-    const accepted = await post(
-      '/v1/fine-tune-requests',
-      lic.key,
+    const dataset = await uploadedDataset(
+      lic,
       fineTuneRequest('epochs-1', { hyperparameters: 'auto' }, false),
     );
-    expect(accepted.status).toBe(202);
-    const ready = await datasetOf(lic.id, 'ready');
-    expect((await post(`/v1/datasets/${ready.id}/upload`, lic.key)).status).toBe(202);
-    const dataset = await datasetOf(lic.id, 'uploaded');
 
     // The dataset was estimated for the `auto` epochs; the job asks for 10.
     expect(dataset.epochs).toBe(3);
@@ -248,14 +251,10 @@ describe('a fine-tune created from a dataset with its own hyperparameters (16.1,
 describe('a fine-tune of a dataset with a testing file (18.3)', () => {
   it('is refused at once with the evaluation in the estimate, split from the training; reserved as checked', async () => {
     const lic = await makeLicense(tdb.db, 'lic-evaluated', 0n);
-    const request = {
+    const dataset = await uploadedDataset(lic, {
       ...fineTuneRequest('evaluated-1', { hyperparameters: 'auto' }, false),
       testPercent: 20,
-    };
-    expect((await post('/v1/fine-tune-requests', lic.key, request)).status).toBe(202);
-    const ready = await datasetOf(lic.id, 'ready');
-    expect((await post(`/v1/datasets/${ready.id}/upload`, lic.key)).status).toBe(202);
-    const dataset = await datasetOf(lic.id, 'uploaded');
+    });
     expect(dataset.testExamples).toBe(12);
     const training = dataset.estimatedCredits ?? 0n;
     const evaluation = estimateEvaluation({

@@ -44,6 +44,20 @@ afterAll(async () => {
 const message = (fineTuneId: string, correlationId: string) =>
   billingSettleMessage({ fineTuneId, correlationId }).payload;
 
+/** Settles the fine-tune directly, in a transaction of its own, as the billing worker does. */
+const settle = (fineTuneId: string) => t.db.transaction().execute((tx) => settleFineTune(tx, fineTuneId));
+
+/** What settling a fine-tune that did not succeed returns: its two notifications queued, no evaluation. */
+const settledUnsucceeded = (status: string, charged: bigint, released: bigint) => ({
+  settled: true,
+  status,
+  charged,
+  released,
+  heldForEvaluation: 0n,
+  notifications: 2,
+  evaluation: false,
+});
+
 async function waitCompleted(ids: string[]) {
   await waitFor(
     async () => {
@@ -141,7 +155,7 @@ describe('billing stage', () => {
     expect((await ledgerRows(ft.id)).map((r) => r.kind)).toEqual(['reserve', 'post']);
     expect(await getBalance(t.db, ft.license_id)).toMatchObject({ posted: 700n, pending: 0n });
     expect((await notificationsOf(ft.id)).rows).toHaveLength(2);
-    expect(await t.db.transaction().execute((tx) => settleFineTune(tx, ft.id))).toEqual({
+    expect(await settle(ft.id)).toEqual({
       settled: false,
       reason: 'already_settled',
     });
@@ -161,26 +175,10 @@ describe('billing stage', () => {
       reserve: 800n,
       trainedTokens: 50_000n,
     });
-    const a = await t.db.transaction().execute((tx) => settleFineTune(tx, failed.id));
-    const b = await t.db.transaction().execute((tx) => settleFineTune(tx, cancelled.id));
-    expect(a).toEqual({
-      settled: true,
-      status: 'failed',
-      charged: 0n,
-      released: 800n,
-      heldForEvaluation: 0n,
-      notifications: 2,
-      evaluation: false,
-    });
-    expect(b).toEqual({
-      settled: true,
-      status: 'cancelled',
-      charged: 150n,
-      released: 650n,
-      heldForEvaluation: 0n,
-      notifications: 2,
-      evaluation: false,
-    });
+    const a = await settle(failed.id);
+    const b = await settle(cancelled.id);
+    expect(a).toEqual(settledUnsucceeded('failed', 0n, 800n));
+    expect(b).toEqual(settledUnsucceeded('cancelled', 150n, 650n));
     expect((await ledgerRows(failed.id)).map((r) => r.kind)).toEqual(['reserve', 'void']);
     expect(await getBalance(t.db, failed.license_id)).toMatchObject({ available: 1_000n });
     expect(await getBalance(t.db, cancelled.license_id)).toMatchObject({ available: 850n });
@@ -195,17 +193,9 @@ describe('billing stage', () => {
 
   it('insufficient_credits: notifications, no charge; a second settle adds nothing', async () => {
     const ft = await createFineTune(t.db, { status: 'insufficient_credits', trainedTokens: null });
-    const first = await t.db.transaction().execute((tx) => settleFineTune(tx, ft.id));
-    expect(first).toEqual({
-      settled: true,
-      status: 'insufficient_credits',
-      charged: 0n,
-      released: 0n,
-      heldForEvaluation: 0n,
-      notifications: 2,
-      evaluation: false,
-    });
-    await t.db.transaction().execute((tx) => settleFineTune(tx, ft.id));
+    const first = await settle(ft.id);
+    expect(first).toEqual(settledUnsucceeded('insufficient_credits', 0n, 0n));
+    await settle(ft.id);
     expect(await ledgerRows(ft.id)).toEqual([]);
     const { rows, outbox } = await notificationsOf(ft.id);
     expect(rows.map((r) => r.kind)).toEqual(['insufficient_credits', 'insufficient_credits']);
@@ -220,7 +210,7 @@ describe('billing stage', () => {
       trainedTokens: 50_000n,
       creditsPerMillionTokens: 4_000_000n,
     });
-    const outcome = await t.db.transaction().execute((tx) => settleFineTune(tx, ft.id));
+    const outcome = await settle(ft.id);
     expect(outcome).toMatchObject({ charged: 200_000n, released: 0n });
     expect(await getBalance(t.db, ft.license_id)).toMatchObject({
       available: 100n - 200_000n,
@@ -236,7 +226,7 @@ describe('billing stage', () => {
     const ids = (messages ?? []).map((m) => m.jobId);
     expect(ids).toContain(billingSettleJobId(waiting.id));
     expect(ids).not.toContain(billingSettleJobId(running.id));
-    await t.db.transaction().execute((tx) => settleFineTune(tx, waiting.id));
+    await settle(waiting.id);
     const after = ((await billingStage.recover?.({ db: t.db, log })) ?? []).map((m) => m.jobId);
     expect(after).not.toContain(billingSettleJobId(waiting.id));
   });

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Db, FineTuneStatus } from '@tuneline/db';
 import { grantCredits, reserveCredits } from '@tuneline/ledger';
+import { insertDatasetRow } from '../support/rows.ts';
 
 /** Rows a fine-tune needs (license, request, dataset), inserted directly, plus the fine-tune itself. */
 export interface FineTuneFixture {
@@ -19,47 +20,25 @@ export interface FineTuneFixture {
 
 export async function createFineTune(db: Db, f: FineTuneFixture = {}) {
   const licenseId = f.licenseId ?? `lic-${randomUUID().slice(0, 8)}`;
-  const correlationId = `corr-${randomUUID()}`;
   const baseModel = f.baseModel ?? 'gpt-4o-mini-2024-07-18';
   await db
     .insertInto('licenses')
     .values({ id: licenseId, name: licenseId })
     .onConflict((oc) => oc.doNothing())
     .execute();
-  const request = await db
-    .insertInto('fine_tune_requests')
-    .values({
-      license_id: licenseId,
-      request_id: randomUUID(),
-      content_hash: 'x'.repeat(64),
-      correlation_id: correlationId,
-      payload: JSON.stringify({}),
-      status: 'built',
-    })
-    .returning('id')
-    .executeTakeFirstOrThrow();
-  const dataset = await db
-    .insertInto('datasets')
-    .values({
-      request_row_id: request.id,
-      license_id: licenseId,
-      correlation_id: correlationId,
-      base_model: baseModel,
-      status: 'uploaded',
-      dump: 'mapped',
-      test_percent: 0,
-      auto_train: true,
-      job_options: JSON.stringify({}),
-    })
-    .returning('id')
-    .executeTakeFirstOrThrow();
+  const { datasetId, correlationId } = await insertDatasetRow(
+    db,
+    licenseId,
+    { base_model: baseModel, status: 'uploaded', test_percent: 0, auto_train: true },
+    { request_id: randomUUID(), correlation_id: `corr-${randomUUID()}` },
+  );
   const status = f.status ?? 'succeeded';
   const terminal = ['succeeded', 'failed', 'cancelled', 'insufficient_credits'].includes(status);
   const ft = await db
     .insertInto('fine_tunes')
     .values({
       license_id: licenseId,
-      dataset_id: dataset.id,
+      dataset_id: datasetId,
       correlation_id: correlationId,
       status,
       base_model: baseModel,

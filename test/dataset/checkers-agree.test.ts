@@ -2,21 +2,18 @@ import { createReadStream } from 'node:fs';
 import type { Document } from '@tuneline/contracts';
 import { EXAMPLES_NAMED, validateChatFile } from '@tuneline/dataset';
 import fc from 'fast-check';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   build,
   expectSameExampleWarnings,
   invoice,
   invoices,
   longer,
+  removedAfterAll,
   TEXT_ONLY_PROMPT,
-  type TempStorage,
 } from './fixtures.ts';
 
-const stores: TempStorage[] = [];
-afterAll(() => {
-  for (const s of stores) s.cleanup();
-});
+const removeAfterAll = removedAfterAll();
 
 // The user prompt is the text alone, so a copy of a document under another id is an exact repeat.
 const settings = { modelConfig: TEXT_ONLY_PROMPT, testPercent: 0 };
@@ -24,7 +21,7 @@ const settings = { modelConfig: TEXT_ONLY_PROMPT, testPercent: 0 };
 /** Builds `docs` (all valid, no testing file), validates the training file, compares the warnings. */
 async function buildAndValidate(docs: Document[]) {
   const { result, store } = await build(docs, settings);
-  stores.push(store);
+  removeAfterAll(store);
   expect(result.status).toBe('ready');
   const validated = await validateChatFile(createReadStream(store.storage.path('train.jsonl')), {
     model: 'gpt-4o-mini-2024-07-18',

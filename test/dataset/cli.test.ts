@@ -44,18 +44,26 @@ describe('tuneline build-dataset / validate (as processes)', { timeout: 120_000 
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-  it('build-dataset writes train.jsonl and test.jsonl and prints the grid row as JSON', async () => {
-    const out = join(dir, 'out');
-    const r = await tuneline(
+  /** `tuneline build-dataset` into `out`; the documents and configuration are docs.ndjson and request.json unless given. */
+  const buildDataset = (
+    out: string,
+    files: { documents?: string; config?: string } = {},
+    ...flags: string[]
+  ) =>
+    tuneline(
       'build-dataset',
       '--documents',
-      join(dir, 'docs.ndjson'),
+      files.documents ?? join(dir, 'docs.ndjson'),
       '--config',
-      join(dir, 'request.json'),
+      files.config ?? join(dir, 'request.json'),
       '--out',
       out,
-      '--json',
+      ...flags,
     );
+
+  it('build-dataset writes train.jsonl and test.jsonl and prints the grid row as JSON', async () => {
+    const out = join(dir, 'out');
+    const r = await buildDataset(out, {}, '--json');
     expect(r.code, r.stderr).toBe(0);
     const row = JSON.parse(r.stdout);
     expect(row).toMatchObject({
@@ -72,16 +80,7 @@ describe('tuneline build-dataset / validate (as processes)', { timeout: 120_000 
     expect(BigInt(row.estimatedBilledTokens)).toBe(3n * BigInt(row.trainTokens));
 
     // The same inputs give the same files and hash (same code path as the worker).
-    const again = await tuneline(
-      'build-dataset',
-      '--documents',
-      join(dir, 'docs.ndjson'),
-      '--config',
-      join(dir, 'request.json'),
-      '--out',
-      join(dir, 'out2'),
-      '--json',
-    );
+    const again = await buildDataset(join(dir, 'out2'), {}, '--json');
     expect(JSON.parse(again.stdout).contentHash).toBe(row.contentHash);
 
     // The training file passes validate with the same token figures.
@@ -96,15 +95,7 @@ describe('tuneline build-dataset / validate (as processes)', { timeout: 120_000 
   it('build-dataset exits 1 and names the document on invalid input', async () => {
     const docs = invoices(12).map((d, i) => (i === 2 ? { ...d, text: 'x <|endoftext|>' } : d));
     writeFileSync(join(dir, 'bad.ndjson'), `${docs.map((d) => JSON.stringify(d)).join('\n')}\n{not json\n`);
-    const r = await tuneline(
-      'build-dataset',
-      '--documents',
-      join(dir, 'bad.ndjson'),
-      '--config',
-      join(dir, 'request.json'),
-      '--out',
-      join(dir, 'bad-out'),
-    );
+    const r = await buildDataset(join(dir, 'bad-out'), { documents: join(dir, 'bad.ndjson') });
     expect(r.code).toBe(1);
     expect(r.stdout).toMatch(/status\s+invalid/);
     expect(r.stdout).toContain(
@@ -118,15 +109,7 @@ describe('tuneline build-dataset / validate (as processes)', { timeout: 120_000 
       join(dir, 'bad-request.json'),
       JSON.stringify({ ...requestInput(), documents: undefined, testPercent: 90 }),
     );
-    const r = await tuneline(
-      'build-dataset',
-      '--documents',
-      join(dir, 'docs.ndjson'),
-      '--config',
-      join(dir, 'bad-request.json'),
-      '--out',
-      join(dir, 'x'),
-    );
+    const r = await buildDataset(join(dir, 'x'), { config: join(dir, 'bad-request.json') });
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('testPercent');
   });
@@ -136,15 +119,7 @@ describe('tuneline build-dataset / validate (as processes)', { timeout: 120_000 
       [join(dir, 'no-such.ndjson'), 'ENOENT'],
       [dir, 'not a file'],
     ] as const) {
-      const r = await tuneline(
-        'build-dataset',
-        '--documents',
-        path,
-        '--config',
-        join(dir, 'request.json'),
-        '--out',
-        join(dir, 'x'),
-      );
+      const r = await buildDataset(join(dir, 'x'), { documents: path });
       expect(r.code, r.stderr).toBe(2);
       expect(r.stderr).toContain(`--documents ${path}: `);
       expect(r.stderr).toContain(reason);
@@ -164,8 +139,8 @@ describe('tuneline build-dataset / validate (as processes)', { timeout: 120_000 
     });
     writeFileSync(join(dir, 'repeats-request.json'), JSON.stringify(settings));
     const out = join(dir, 'repeats-out');
-    const args = ['--documents', join(dir, 'repeats.ndjson'), '--config', join(dir, 'repeats-request.json')];
-    const built = await tuneline('build-dataset', ...args, '--out', out, '--json');
+    const files = { documents: join(dir, 'repeats.ndjson'), config: join(dir, 'repeats-request.json') };
+    const built = await buildDataset(out, files, '--json');
     expect(built.code, built.stderr).toBe(0);
     const validated = await tuneline('validate', join(out, 'train.jsonl'), '--json');
     expect(validated.code, validated.stderr).toBe(0);
@@ -180,7 +155,7 @@ describe('tuneline build-dataset / validate (as processes)', { timeout: 120_000 
     ]);
 
     // And as people read them: the same message, the examples by document or by line.
-    const builtText = await tuneline('build-dataset', ...args, '--out', out);
+    const builtText = await buildDataset(out, files);
     const validatedText = await tuneline('validate', join(out, 'train.jsonl'));
     for (const w of shared) {
       expect(builtText.stdout).toContain(`warning: ${w.message} (documents "${w.documentIds?.[0]}")`);

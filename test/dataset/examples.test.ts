@@ -16,18 +16,15 @@ import {
   TemplateError,
 } from '@tuneline/dataset';
 import fc from 'fast-check';
-import { afterAll, describe, expect, it } from 'vitest';
-import { build, invoice, invoices, jsonl, type TempStorage } from './fixtures.ts';
+import { describe, expect, it } from 'vitest';
+import { build, invoice, invoices, jsonl, removedAfterAll, type TempStorage } from './fixtures.ts';
 
-const stores: TempStorage[] = [];
-afterAll(() => {
-  for (const s of stores) s.cleanup();
-});
+const removeAfterAll = removedAfterAll();
 
 describe('example construction', { timeout: 120_000 }, () => {
   it('builds system / filled user / assistant with only the mapped fields, keys sorted (golden)', async () => {
     const { result, store } = await build(invoices(12));
-    stores.push(store);
+    removeAfterAll(store);
     expect(result.status).toBe('ready');
     const lines = store.read('train.jsonl').split('\n');
     expect(lines[0]).toBe(
@@ -43,7 +40,7 @@ describe('example construction', { timeout: 120_000 }, () => {
       i === 0 ? { ...d, fields: { z: 1, a: { y: [1, 'b'], b: null }, m: 'x' } } : d,
     );
     const { result, store } = await build(docs, { dump: 'all' });
-    stores.push(store);
+    removeAfterAll(store);
     expect(result.status).toBe('ready');
     const first = jsonl(store.read('train.jsonl'))[0];
     expect(first?.messages[2]).toEqual({
@@ -271,7 +268,7 @@ describe('example construction', { timeout: 120_000 }, () => {
         mappedFields: ['total'],
       },
     });
-    stores.push(store);
+    removeAfterAll(store);
     expect(result.status).toBe('invalid');
     expect(result.errors).toContainEqual(
       expect.objectContaining({
@@ -289,7 +286,7 @@ describe('test split', { timeout: 120_000 }, () => {
     const docs = invoices(50);
     const a = await build(docs, { testPercent: 20 });
     const b = await build([...docs], { testPercent: 20 });
-    stores.push(a.store, b.store);
+    removeAfterAll(a.store, b.store);
     expect(a.result.testExamples).toBe(10);
     expect(a.result.trainExamples).toBe(40);
     expect(a.store.read('test.jsonl')).toBe(b.store.read('test.jsonl'));
@@ -310,7 +307,7 @@ describe('test split', { timeout: 120_000 }, () => {
       testPercent: 20,
       modelConfig: { systemPrompt: 'Other prompt.', userPromptTemplate: '{{text}}', mappedFields: ['total'] },
     });
-    stores.push(a.store, b.store);
+    removeAfterAll(a.store, b.store);
     const testIds = (s: TempStorage) =>
       jsonl(s.read('test.jsonl'))
         .map((e) => e.messages[2]?.content)
@@ -322,7 +319,7 @@ describe('test split', { timeout: 120_000 }, () => {
     const docs = invoices(50);
     const a = await build(docs, { testPercent: 20 });
     const b = await build([...docs, ...invoices(30, 50)], { testPercent: 20 });
-    stores.push(a.store, b.store);
+    removeAfterAll(a.store, b.store);
     const testIds = (s: TempStorage) =>
       new Set(
         jsonl(s.read('test.jsonl')).map(
@@ -370,7 +367,7 @@ describe('test split', { timeout: 120_000 }, () => {
 
   it('no testing file when testPercent is 0', async () => {
     const { result, store } = await build(invoices(20));
-    stores.push(store);
+    removeAfterAll(store);
     expect(result.testKey).toBeNull();
     expect(existsSync(store.storage.path('test.jsonl'))).toBe(false);
   });
@@ -378,7 +375,7 @@ describe('test split', { timeout: 120_000 }, () => {
   it('rounds testPercent of the document count (10% of 22 → 2 testing examples)', async () => {
     const docs = [invoice(1), invoice(2), ...invoices(20, 3)];
     const a = await build(docs, { testPercent: 10 });
-    stores.push(a.store);
+    removeAfterAll(a.store);
     expect(a.result.testExamples).toBe(2);
   });
 });
@@ -391,7 +388,7 @@ describe('long builds', { timeout: 120_000 }, () => {
     const timer = setInterval(() => ticks++, 1);
     try {
       const { result, store } = await build(invoices(2_500));
-      stores.push(store);
+      removeAfterAll(store);
       expect(result.status).toBe('ready');
       expect(result.trainBytes).toBeLessThan(1024 * 1024);
     } finally {

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import type { Document, FineTuneRequest, FineTuneRequestInput } from '@tuneline/contracts';
 import { fineTuneRequestSchema } from '@tuneline/contracts';
 import { buildDataset, type DatasetIssue, type DatasetSettings, LocalFileStorage } from '@tuneline/dataset';
-import { expect } from 'vitest';
+import { afterAll, expect } from 'vitest';
 
 /** A small invoice: deterministic content per index. */
 export function invoice(i: number, extra: Partial<Document> = {}): Document {
@@ -68,6 +68,20 @@ export function tempStorage(): TempStorage {
     storage,
     read: (key) => readFileSync(storage.path(key), 'utf8'),
     cleanup: () => rmSync(dir, { recursive: true, force: true }),
+  };
+}
+
+/**
+ * For a test file's top level: removes, after the file's tests, every temporary storage handed to the
+ * function it returns.
+ */
+export function removedAfterAll(): (...stores: TempStorage[]) => void {
+  const stores: TempStorage[] = [];
+  afterAll(() => {
+    for (const s of stores) s.cleanup();
+  });
+  return (...more) => {
+    stores.push(...more);
   };
 }
 

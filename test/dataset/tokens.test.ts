@@ -13,8 +13,8 @@ import {
 import fc from 'fast-check';
 import { encode as encodeCl100k } from 'gpt-tokenizer/encoding/cl100k_base';
 import { encode as encodeO200k } from 'gpt-tokenizer/encoding/o200k_base';
-import { afterAll, describe, expect, it } from 'vitest';
-import { build, invoices, jsonl, type TempStorage } from './fixtures.ts';
+import { describe, expect, it } from 'vitest';
+import { build, invoices, jsonl, removedAfterAll } from './fixtures.ts';
 
 /** The independent implementation: gpt-tokenizer, special-token strings treated as text. */
 const reference = {
@@ -29,10 +29,7 @@ function referenceChatTokens(encoding: keyof typeof reference, messages: ChatMes
   return n;
 }
 
-const stores: TempStorage[] = [];
-afterAll(() => {
-  for (const s of stores) s.cleanup();
-});
+const removeAfterAll = removedAfterAll();
 
 const samples = [
   '',
@@ -287,7 +284,7 @@ describe('exact token counts', { timeout: 180_000 }, () => {
         testPercent: 25,
         job: { hyperparameters: { n_epochs: 2 } },
       });
-      stores.push(store);
+      removeAfterAll(store);
       expect(result.status).toBe('ready');
       const sum = (text: string) =>
         jsonl(text).reduce((n, e) => n + referenceChatTokens(encoding, e.messages), 0);

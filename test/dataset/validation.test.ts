@@ -7,17 +7,14 @@ import {
   jsonMayHoldControlChar,
 } from '@tuneline/dataset';
 import fc from 'fast-check';
-import { afterAll, describe, expect, it } from 'vitest';
-import { build, invoice, invoices, type TempStorage } from './fixtures.ts';
+import { describe, expect, it } from 'vitest';
+import { build, invoice, invoices, removedAfterAll } from './fixtures.ts';
 
-const stores: TempStorage[] = [];
-afterAll(() => {
-  for (const s of stores) s.cleanup();
-});
+const removeAfterAll = removedAfterAll();
 
 async function errorsOf(docs: unknown[], over: Partial<FineTuneRequestInput> = {}) {
   const { result, store } = await build(docs, over);
-  stores.push(store);
+  removeAfterAll(store);
   expect(result.status).toBe('invalid');
   // Nothing is left behind for an invalid dataset.
   expect(existsSync(store.storage.path('train.jsonl'))).toBe(false);
@@ -30,7 +27,7 @@ async function warningsOf(
   over: Partial<FineTuneRequestInput> = {},
 ): Promise<DatasetIssue[]> {
   const { result, store } = await build(docs, over);
-  stores.push(store);
+  removeAfterAll(store);
   expect(result.errors).toEqual([]);
   expect(result.status).toBe('ready');
   return result.warnings;
@@ -109,7 +106,7 @@ describe('validation errors name the document and the field', { timeout: 120_000
       }),
     );
     const { result, store } = await build(docs, { baseModel: 'gpt-4o-mini-2024-07-18' });
-    stores.push(store);
+    removeAfterAll(store);
     expect(result.errors.map((e) => e.code)).not.toContain('too_many_tokens');
   });
 
@@ -247,7 +244,7 @@ describe('warnings are kept on a ready dataset', { timeout: 120_000 }, () => {
     const { result, store } = await build(docs, {
       modelConfig: { systemPrompt: 's', userPromptTemplate: '{{text}}', mappedFields: ['total'] },
     });
-    stores.push(store);
+    removeAfterAll(store);
     expect(result.warnings).toContainEqual(
       expect.objectContaining({ code: 'duplicate_examples', count: 1, documentIds: ['copy-of-3'] }),
     );
@@ -269,7 +266,7 @@ describe('warnings are kept on a ready dataset', { timeout: 120_000 }, () => {
     const { result, store } = await build(docs, {
       modelConfig: { systemPrompt: 's', userPromptTemplate: '{{text}}', mappedFields: ['total'] },
     });
-    stores.push(store);
+    removeAfterAll(store);
     expect(result.status).toBe('ready');
     const lines = store.read('train.jsonl').split('\n').filter(Boolean);
     const seen = new Set<string>();

@@ -1,32 +1,18 @@
-import { buildApi } from '@tuneline/api';
 import { MAX_DOCUMENT_BATCH, MAX_DOCUMENT_BATCH_BYTES } from '@tuneline/contracts';
-import { defaultCatalogue } from '@tuneline/dataset';
 import { findDocument, readStoredDocuments } from '@tuneline/db';
-import { createRedis } from '@tuneline/runtime';
-import type { Redis } from 'ioredis';
 import { afterAll, describe, expect } from 'vitest';
 import { makeLicense } from '../api/fixtures.ts';
-import { redisUrl, type TestDatabase } from '../support/context.ts';
+import type { AnyJson } from '../api/support.ts';
+import { type ApiCall, type ApiUnderTest, startApi } from '../support/api-app.ts';
+import type { TestDatabase } from '../support/context.ts';
 import { it, test } from '../support/fixtures.ts';
 
-// biome-ignore lint/suspicious/noExplicitAny: tests read arbitrary response JSON
-type AnyJson = any;
-
 let t: TestDatabase;
-let redis: Redis;
-let app: Awaited<ReturnType<typeof buildApi>>;
+let api: ApiUnderTest;
 let a: { id: string; key: string };
 let b: { id: string; key: string };
 
-async function call(method: 'GET' | 'POST' | 'DELETE', url: string, key: string, payload?: unknown) {
-  const res = await app.inject({
-    method,
-    url,
-    headers: { authorization: `Bearer ${key}` },
-    ...(payload !== undefined ? { payload: payload as object } : {}),
-  });
-  return { status: res.statusCode, json: res.json() as AnyJson };
-}
+const call: ApiCall = (...args) => api.call(...args);
 
 const doc = (id: string, total: number, configuration = 'invoices') => ({
   configuration,
@@ -37,15 +23,13 @@ const doc = (id: string, total: number, configuration = 'invoices') => ({
 
 test.beforeAll(async ({ database, prefix }) => {
   t = database;
-  redis = createRedis(redisUrl(), 'producer');
-  app = await buildApi({ db: t.db, redis, queuePrefix: prefix, catalogue: defaultCatalogue });
+  api = await startApi(t.db, prefix);
   a = await makeLicense(t.db, 'docs-a');
   b = await makeLicense(t.db, 'docs-b');
 });
 
 afterAll(async () => {
-  await app?.close();
-  redis?.disconnect();
+  await api?.close();
 });
 
 describe('POST /v1/documents', () => {

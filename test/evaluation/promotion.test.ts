@@ -48,41 +48,51 @@ const all = () => true;
 const none = () => false;
 const firstOf = (k: number) => (i: number) => i < k;
 
+interface PromotionCase {
+  rule: PromotionRule;
+  when: string;
+  right: Parameters<typeof summary>[1];
+  decision: Partial<ReturnType<typeof decide>>;
+  reason?: RegExp;
+}
+
 describe('decidePromotion', () => {
-  it('if-better promotes only a challenger significantly better than the champion', () => {
-    // 40 examples: champion right on 20, challenger on all 40 → 20 discordant pairs all one way.
-    const better = decide('if-better', summary(40, { fine_tuned: all, base: none, champion: firstOf(20) }));
-    expect(better).toMatchObject({ action: 'promote', against: 'champion', verdict: 'better' });
-    expect(better.reason).toMatch(
-      /^promoted \(if-better: significantly better than the champion\): better at n = 40/,
-    );
-
-    // One more right is no significant difference: the champion stays.
-    const slight = decide(
-      'if-better',
-      summary(40, { fine_tuned: firstOf(21), base: none, champion: firstOf(20) }),
-    );
-    expect(slight).toMatchObject({
-      action: 'keep',
-      against: 'champion',
-      verdict: 'no significant difference',
+  // 40 examples; each model is right on all of them, none, or the first k.
+  const cases: PromotionCase[] = [
+    {
+      rule: 'if-better',
+      when: 'promotes a challenger significantly better than the champion (20 discordant pairs, all one way)',
+      right: { fine_tuned: all, base: none, champion: firstOf(20) },
+      decision: { action: 'promote', against: 'champion', verdict: 'better' },
+      reason: /^promoted \(if-better: significantly better than the champion\): better at n = 40/,
+    },
+    {
+      rule: 'if-better',
+      when: 'keeps the champion when the challenger is one right answer ahead (no significant difference)',
+      right: { fine_tuned: firstOf(21), base: none, champion: firstOf(20) },
+      decision: { action: 'keep', against: 'champion', verdict: 'no significant difference' },
+      reason: /^not promoted \(if-better: significantly better than the champion\)/,
+    },
+    {
+      rule: 'if-not-worse',
+      when: 'promotes a challenger one right answer behind the champion (no significant difference)',
+      right: { fine_tuned: firstOf(30), base: none, champion: firstOf(31) },
+      decision: { action: 'promote', against: 'champion', verdict: 'no significant difference' },
+    },
+    {
+      rule: 'if-not-worse',
+      when: 'keeps the champion when the challenger is significantly worse',
+      right: { fine_tuned: firstOf(10), base: none, champion: all },
+      decision: { action: 'keep', against: 'champion', verdict: 'worse' },
+    },
+  ];
+  for (const { rule, when, right, decision, reason } of cases) {
+    it(`${rule} ${when}`, () => {
+      const d = decide(rule, summary(40, right));
+      expect(d).toMatchObject(decision);
+      if (reason) expect(d.reason).toMatch(reason);
     });
-    expect(slight.reason).toMatch(/^not promoted \(if-better: significantly better than the champion\)/);
-  });
-
-  it('if-not-worse promotes unless significantly worse than the champion', () => {
-    const same = decide(
-      'if-not-worse',
-      summary(40, { fine_tuned: firstOf(30), base: none, champion: firstOf(31) }),
-    );
-    expect(same).toMatchObject({
-      action: 'promote',
-      against: 'champion',
-      verdict: 'no significant difference',
-    });
-    const worse = decide('if-not-worse', summary(40, { fine_tuned: firstOf(10), base: none, champion: all }));
-    expect(worse).toMatchObject({ action: 'keep', against: 'champion', verdict: 'worse' });
-  });
+  }
 
   it('without a champion (a first version) judges the same rule against the base model', () => {
     const learned = summary(40, { fine_tuned: all, base: firstOf(10) });

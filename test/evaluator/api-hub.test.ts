@@ -7,6 +7,7 @@ import {
   startEvaluationRun,
 } from '@tuneline/db';
 import { prepareEvaluation, scoreAnswer, summariseStoredAnswers } from '@tuneline/evaluation';
+import { answerRecord } from '@tuneline/evaluator';
 import { chargeEvaluationRun } from '@tuneline/ledger';
 import { describe, expect } from 'vitest';
 import { makeDataset, makeFineTune, makeLicense } from '../api/fixtures.ts';
@@ -67,24 +68,19 @@ test.beforeAll(async ({ db, hub }) => {
       const scored = scoreAnswer(prepared.get(e.id)!, name, answers[role]);
       await insertEvaluationAnswer(db, {
         runId: run!.id,
-        role,
-        position,
-        exampleId: e.id,
-        model: name,
-        answer: answers[role],
-        validJson: scored.example.validJson,
-        extraKeys: scored.example.extraKeys,
-        fields: scored.fields.map((f) => ({
-          field: f.field,
-          outcome: f.outcome,
-          expected: f.expected,
-          ...(f.answered !== undefined ? { answered: f.answered } : {}),
-        })),
-        correctFields: scored.fields.filter((f) => f.outcome === 'correct').length,
-        scoredFields: scored.fields.length,
-        promptTokens: 400,
-        completionTokens: 60,
-        credits: 1n,
+        ...answerRecord(
+          {
+            role,
+            position,
+            exampleId: e.id,
+            model: name,
+            answer: answers[role],
+            promptTokens: 400,
+            completionTokens: 60,
+            credits: 1n,
+          },
+          scored,
+        ),
       });
     }
   }

@@ -9,10 +9,10 @@ import { startSmtpServer } from '@tuneline/harness';
 import { auditLedger, usageLog } from '@tuneline/ledger';
 import { notifierStage, smtpMailer } from '@tuneline/notifier';
 import { type RecordedResponse, type RunningSimulator, startSimulator } from '@tuneline/simulator';
-import type { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect } from 'vitest';
 import { demoSplit } from '../evaluation/invoice-examples.ts';
 import {
+  availableFineTune,
   type Pipeline,
   quietLog,
   type StorageFixture,
@@ -21,15 +21,8 @@ import {
   tempStorage,
 } from '../stages/harness.ts';
 import { makeProvider } from '../stages/provider.ts';
-import {
-  createTestDatabase,
-  flushPrefix,
-  redisUrl,
-  type TestDatabase,
-  testPrefix,
-  testRedis,
-  waitFor,
-} from '../support/context.ts';
+import { redisUrl, type TestDatabase, waitFor } from '../support/context.ts';
+import { it, test } from '../support/fixtures.ts';
 import { evaluationLedger, invoiceRequest, mimeParts } from './support.ts';
 
 // The evaluator runs as its own process (its compiled bundle, as in production) and is killed with
@@ -37,7 +30,7 @@ import { evaluationLedger, invoiceRequest, mimeParts } from './support.ts';
 
 const root = join(import.meta.dirname, '..', '..');
 const CONCURRENCY = 2;
-const prefix = testPrefix();
+let prefix: string;
 
 let tdb: TestDatabase;
 let sim: RunningSimulator;
@@ -45,14 +38,13 @@ let files: StorageFixture;
 let pipeline: Pipeline;
 let smtp: Awaited<ReturnType<typeof startSmtpServer>>;
 let supervisor: Supervisor | undefined;
-let redis: Redis;
 const chat: { status: number; at: number }[] = [];
 
-beforeAll(async () => {
-  tdb = await createTestDatabase();
+test.beforeAll(async ({ database, prefix: ownPrefix }) => {
+  tdb = database;
+  prefix = ownPrefix;
   files = tempStorage();
   smtp = await startSmtpServer();
-  redis = testRedis();
   sim = await startSimulator({
     port: 0,
     seed: 1818,
@@ -116,10 +108,7 @@ afterAll(async () => {
   await pipeline?.close();
   await sim?.close();
   await smtp?.close();
-  await flushPrefix(redis, prefix);
-  redis?.disconnect();
   files?.cleanup();
-  await tdb?.drop();
 });
 
 describe('an evaluator killed part-way', () => {
@@ -133,17 +122,7 @@ describe('an evaluator killed part-way', () => {
     const request = fineTuneRequestMessage({ request: input, correlationId: 'corr-crash-1' });
     await pipeline.stages.uploader?.publisher.publish(request.queue, request.jobId, request.payload);
 
-    const ft = await waitFor(
-      async () =>
-        tdb.db
-          .selectFrom('fine_tunes')
-          .selectAll()
-          .where('license_id', '=', 'lic-crash')
-          .where('available', '=', true)
-          .executeTakeFirst(),
-      90_000,
-      'the fine-tune to settle',
-    );
+    const ft = await availableFineTune(tdb.db, 'lic-crash', 90_000, 'the fine-tune to settle');
     // Training is over: from now on the provider is slow and sometimes fails, for the evaluation only.
     sim.admin.setFaults({ latencyMs: 250, rate500: 0.12, rate429: 0.04, retryAfterSeconds: 0.2, seed: 5 });
     const run = await waitFor(() => getEvaluationRunByFineTune(tdb.db, ft.id), 30_000, 'the run');

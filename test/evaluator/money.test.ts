@@ -88,6 +88,34 @@ function trainerReservation(
   return { amount: reservationAmount(TRAINING_CHARGE + evaluation, MARGIN), evaluation };
 }
 
+/** A license of 1,000 credits and its unsettled fine-tune, reserved as the trainer reserves for 8 test examples. */
+async function reservedFineTune(
+  licenseId: string,
+): Promise<{ id: string; reserve: bigint; evaluation: bigint }> {
+  await seedLicense(db, licenseId, 1_000n);
+  const { amount: reserve, evaluation } = trainerReservation(8, 480);
+  const id = await unsettledFineTune(db, files.storage, { licenseId, model: TUNED, reserve });
+  return { id, reserve, evaluation };
+}
+
+/**
+ * The run's answers were charged in one charge for their credits, and nothing of the license's 1,000 is
+ * held any more; the used credits.
+ */
+async function expectChargedOnce(
+  fineTuneId: string,
+  licenseId: string,
+  answers: readonly { credits: bigint }[],
+): Promise<bigint> {
+  const used = answers.reduce((s, a) => s + a.credits, 0n);
+  expect(await evaluationLedger(db, fineTuneId)).toMatchObject({ count: 1, credits: used });
+  expect(await getBalance(db, licenseId)).toMatchObject({
+    pending: 0n,
+    available: 1_000n - TRAINING_CHARGE - used,
+  });
+  return used;
+}
+
 const kindsOf = async (fineTuneId: string) =>
   (
     await db
@@ -135,13 +163,7 @@ async function crashOnce(kind: string, fineTuneId: string): Promise<void> {
 
 describe('the evaluation is paid from the reservation', () => {
   it('settlement holds the unused reservation; the evaluation is charged from it once and the rest released', async () => {
-    await seedLicense(db, 'lic-money-1', 1_000n);
-    const { amount: reserve, evaluation } = trainerReservation(8, 480);
-    const id = await unsettledFineTune(db, files.storage, {
-      licenseId: 'lic-money-1',
-      model: TUNED,
-      reserve,
-    });
+    const { id, reserve, evaluation } = await reservedFineTune('lic-money-1');
 
     const settled = await settle(id);
     expect(settled).toMatchObject({
@@ -207,13 +229,7 @@ describe('the evaluation is paid from the reservation', () => {
   });
 
   it('a crash while settling or while ending the run rolls it all back; the rerun charges once without asking again', async () => {
-    await seedLicense(db, 'lic-money-2', 1_000n);
-    const { amount: reserve } = trainerReservation(8, 480);
-    const id = await unsettledFineTune(db, files.storage, {
-      licenseId: 'lic-money-2',
-      model: TUNED,
-      reserve,
-    });
+    const { id, reserve } = await reservedFineTune('lic-money-2');
 
     // Crash in settlement, writing the hold: no post, no hold, not settled, no run.
     await crashOnce('evaluation_hold', id);
@@ -242,24 +258,12 @@ describe('the evaluation is paid from the reservation', () => {
     expect(await evaluate(id)).toBe('evaluated');
     await expectSummaryOfStoredRows(id);
     expect(calls - before).toBe(16);
-    const answers = await listEvaluationAnswers(db, run?.id ?? '');
-    const used = answers.reduce((s, a) => s + a.credits, 0n);
-    expect(await evaluationLedger(db, id)).toMatchObject({ count: 1, credits: used });
-    expect(await getBalance(db, 'lic-money-2')).toMatchObject({
-      pending: 0n,
-      available: 1_000n - TRAINING_CHARGE - used,
-    });
+    await expectChargedOnce(id, 'lic-money-2', await listEvaluationAnswers(db, run?.id ?? ''));
     await expectCleanLedger();
   });
 
   it('two evaluators of one fine-tune at once (a duplicated job): every answer charged once, in one charge', async () => {
-    await seedLicense(db, 'lic-money-3', 1_000n);
-    const { amount: reserve } = trainerReservation(8, 480);
-    const id = await unsettledFineTune(db, files.storage, {
-      licenseId: 'lic-money-3',
-      model: TUNED,
-      reserve,
-    });
+    const { id } = await reservedFineTune('lic-money-3');
     await settle(id);
     const outcomes = await Promise.all([evaluate(id), evaluate(id)]);
     expect(outcomes.every((o) => o === 'evaluated' || o === 'already_done')).toBe(true);
@@ -267,23 +271,12 @@ describe('the evaluation is paid from the reservation', () => {
     expect(run?.status).toBe('succeeded');
     const answers = await listEvaluationAnswers(db, run?.id ?? '');
     expect(answers).toHaveLength(16);
-    const used = answers.reduce((s, a) => s + a.credits, 0n);
-    expect(await evaluationLedger(db, id)).toMatchObject({ count: 1, credits: used });
-    expect(await getBalance(db, 'lic-money-3')).toMatchObject({
-      pending: 0n,
-      available: 1_000n - TRAINING_CHARGE - used,
-    });
+    await expectChargedOnce(id, 'lic-money-3', answers);
     await expectCleanLedger();
   });
 
   it('past its time limit: the answers stored are charged, the rest of the hold released, a late answer not stored', async () => {
-    await seedLicense(db, 'lic-money-4', 1_000n);
-    const { amount: reserve } = trainerReservation(8, 480);
-    const id = await unsettledFineTune(db, files.storage, {
-      licenseId: 'lic-money-4',
-      model: TUNED,
-      reserve,
-    });
+    const { id } = await reservedFineTune('lic-money-4');
     await settle(id);
     sim.admin.setFaults({ seed: 1, latencyMs: 400 });
     try {
@@ -295,12 +288,7 @@ describe('the evaluation is paid from the reservation', () => {
     expect(run?.status).toBe('failed');
     const answers = await listEvaluationAnswers(db, run?.id ?? '');
     expect(answers.length).toBeLessThan(16);
-    const used = answers.reduce((s, a) => s + a.credits, 0n);
-    expect((await evaluationLedger(db, id)).credits).toBe(used);
-    expect(await getBalance(db, 'lic-money-4')).toMatchObject({
-      pending: 0n,
-      available: 1_000n - TRAINING_CHARGE - used,
-    });
+    await expectChargedOnce(id, 'lic-money-4', answers);
 
     // An answer arriving after the end (a straggling duplicate job) is dropped, so the charge stays true.
     const stored = await insertEvaluationAnswers(db, run?.id ?? '', [
@@ -326,13 +314,7 @@ describe('the evaluation is paid from the reservation', () => {
   });
 
   it('a run with nothing to evaluate releases the whole hold', async () => {
-    await seedLicense(db, 'lic-money-5', 1_000n);
-    const { amount: reserve } = trainerReservation(8, 480);
-    const id = await unsettledFineTune(db, files.storage, {
-      licenseId: 'lic-money-5',
-      model: TUNED,
-      reserve,
-    });
+    const { id, reserve } = await reservedFineTune('lic-money-5');
     await settle(id);
     // The testing file is gone before the evaluator reads it: the run fails, nothing was asked.
     const dataset = await db
@@ -385,13 +367,7 @@ describe('the auditor', () => {
   const invariants = async () => (await auditLedger(db)).violations.map((v) => v.invariant).sort();
 
   it('holds an evaluation hold to its run and a run charge to its answers', async () => {
-    await seedLicense(db, 'lic-money-audit', 1_000n);
-    const { amount: reserve } = trainerReservation(8, 480);
-    const id = await unsettledFineTune(db, files.storage, {
-      licenseId: 'lic-money-audit',
-      model: TUNED,
-      reserve,
-    });
+    const { id } = await reservedFineTune('lic-money-audit');
     await settle(id);
     const run = await getEvaluationRunByFineTune(db, id);
     expect(await invariants()).toEqual([]);

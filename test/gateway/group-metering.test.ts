@@ -1,4 +1,3 @@
-import type { ChatProvider } from '@tuneline/api';
 import { inferenceUsageStage } from '@tuneline/billing';
 import { auditLedger, getBalance } from '@tuneline/ledger';
 import { createLogger } from '@tuneline/runtime';
@@ -8,38 +7,21 @@ import { makeDataset, makeFineTune, makeLicense } from '../api/fixtures.ts';
 import { waitFor } from '../support/context.ts';
 import { it, test } from '../support/fixtures.ts';
 import type { StageRunner } from '../support/stage-runner.ts';
-import { ADMIN_KEY, type GatewayRig, startRig, trainSimulatorModel } from './support.ts';
+import { ADMIN_KEY, type GatedRig, startGatedRig } from './support.ts';
 
 // Settlements that arrive together are written as one group (one statement). This proves the grouping
 // loses and doubles nothing when writes fail: calls are held at a gate until all are forwarded, so
 // their settlements arrive together.
-let open!: () => void;
-let gate = new Promise<void>((r) => {
-  open = r;
-});
 let forwarded = 0;
-let rig: GatewayRig;
+let rig: GatedRig;
 let model: string;
 let runner: StageRunner;
 const log = createLogger('billing', 'silent');
 
 test.beforeAll(async ({ database, prefix, stages }) => {
   runner = stages;
-  rig = await startRig(
-    { database, prefix },
-    {
-      wrapProvider: (real: ChatProvider): ChatProvider => ({
-        async chatCompletion(body) {
-          forwarded++;
-          await gate;
-          return real.chatCompletion(body);
-        },
-        streamChatCompletion: (body) => real.streamChatCompletion(body),
-      }),
-    },
-  );
-  open();
-  model = await trainSimulatorModel(rig.sim);
+  rig = await startGatedRig({ database, prefix }, () => forwarded++);
+  model = rig.model;
 });
 
 afterAll(async () => {
@@ -65,9 +47,7 @@ it('grouped settlements under failing writes: every call charged exactly once, t
     CREATE TRIGGER gw_group_fail BEFORE INSERT ON ledger_transfers FOR EACH ROW WHEN (NEW.kind = 'usage')
       EXECUTE FUNCTION gw_group_fail();`)
     .execute(rig.t.db);
-  gate = new Promise<void>((r) => {
-    open = r;
-  });
+  rig.shutGate();
   forwarded = 0;
   const calls = Array.from({ length: 8 }, (_, i) =>
     rig.app.inject({
@@ -82,7 +62,7 @@ it('grouped settlements under failing writes: every call charged exactly once, t
     }),
   );
   await waitFor(async () => forwarded === 8, 15_000, 'all calls forwarded');
-  open();
+  rig.openGate();
   const answers = await Promise.all(calls);
   expect(answers.map((a) => a.statusCode)).toEqual(Array(8).fill(200));
 

@@ -1,47 +1,22 @@
 import { worstCase } from '@tuneline/api';
 import { defaultCatalogue } from '@tuneline/dataset';
 import { auditLedger, getBalance } from '@tuneline/ledger';
-import OpenAI from 'openai';
 import { afterAll, describe, expect } from 'vitest';
 import { makeDataset, makeFineTune, makeLicense } from '../api/fixtures.ts';
 import { it, test } from '../support/fixtures.ts';
-import {
-  type Gate,
-  type GatewayRig,
-  gatedProvider,
-  shutGate,
-  simulatorChatCalls,
-  startRig,
-  trainSimulatorModel,
-} from './support.ts';
+import { type GatedRig, licenseWithModel, simulatorChatCalls, startGatedRig } from './support.ts';
 
-// Forwarded calls wait at this gate until the test opens it: every hold is decided before any call
+// Forwarded calls wait at the rig's gate until the test opens it: every hold is decided before any call
 // settles, so the outcome does not depend on how fast the simulator answers.
-let gate: Gate;
-function newGate() {
-  gate = shutGate();
-}
 let forwarded = 0;
 
-let rig: GatewayRig;
+let rig: GatedRig;
 let model: string;
 let baseURL: string;
 
 test.beforeAll(async ({ database, prefix }) => {
-  newGate();
-  gate.open();
-  rig = await startRig(
-    { database, prefix },
-    {
-      wrapProvider: gatedProvider(
-        () => gate,
-        () => forwarded++,
-      ),
-    },
-  );
-  model = await trainSimulatorModel(rig.sim);
-  const address = await rig.app.listen({ port: 0, host: '127.0.0.1' });
-  baseURL = `${address}/v1`;
+  rig = await startGatedRig({ database, prefix }, () => forwarded++);
+  ({ model, baseURL } = rig);
 });
 
 afterAll(async () => {
@@ -75,15 +50,15 @@ describe('holds: the worst case is held before forwarding', () => {
     });
     expect(defaultCatalogue['gpt-4o-mini-2024-07-18']?.encoding).toBe('o200k_base');
     // Covers 10 worst cases, one credit short of 11.
-    const lic = await makeLicense(rig.t.db, 'lic-par', cost.credits * 11n - 1n);
-    await makeFineTune(rig.t.db, lic.id, await makeDataset(rig.t.db, lic.id, 'uploaded'), {
-      model,
-      active: true,
-    });
-    const client = new OpenAI({ baseURL, apiKey: lic.key, maxRetries: 0 });
+    const { client, ...lic } = await licenseWithModel(
+      rig,
+      { model, baseURL },
+      'lic-par',
+      cost.credits * 11n - 1n,
+    );
     const simBefore = simulatorChatCalls(rig.sim);
     forwarded = 0;
-    newGate();
+    rig.shutGate();
     const calls = Array.from({ length: 50 }, () =>
       client.chat.completions.create(body).then(
         (r) => ({ ok: true as const, usage: r.usage }),
@@ -99,7 +74,7 @@ describe('holds: the worst case is held before forwarding', () => {
     expect(forwarded).toBe(10);
     expect(held.pending).toBe(cost.credits * 10n);
     expect(held.available).toBe(cost.credits - 1n);
-    gate.open();
+    rig.openGate();
     const results = await Promise.all(calls);
     const ok = results.filter((r) => r.ok);
     expect(ok).toHaveLength(10);
@@ -131,15 +106,11 @@ describe('holds: the worst case is held before forwarding', () => {
   });
 
   it('a failed provider call gives its hold back whole and charges nothing', async () => {
-    const lic = await makeLicense(rig.t.db, 'lic-gone', 10_000n);
+    // A model the provider does not serve.
     const gone = 'ft:gpt-4o-mini-2024-07-18:gone:abc123';
-    await makeFineTune(rig.t.db, lic.id, await makeDataset(rig.t.db, lic.id, 'uploaded'), {
-      model: gone,
-      active: true,
-    });
-    const client = new OpenAI({ baseURL, apiKey: lic.key, maxRetries: 0 });
+    const lic = await licenseWithModel(rig, { model: gone, baseURL }, 'lic-gone', 10_000n);
     await expect(
-      client.chat.completions.create({ model: gone, messages: [{ role: 'user', content: 'hi' }] }),
+      lic.client.chat.completions.create({ model: gone, messages: [{ role: 'user', content: 'hi' }] }),
     ).rejects.toMatchObject({ status: 502 });
     const balance = await getBalance(rig.t.db, lic.id);
     expect(balance).toMatchObject({ posted: 10_000n, pending: 0n, available: 10_000n });

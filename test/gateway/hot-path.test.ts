@@ -17,26 +17,19 @@ import { afterAll, describe, expect } from 'vitest';
 import { makeDataset, makeFineTune, makeLicense } from '../api/fixtures.ts';
 import { waitFor } from '../support/context.ts';
 import { it, test } from '../support/fixtures.ts';
-import {
-  ADMIN_KEY,
-  type GatewayRig,
-  startRig,
-  trainSimulatorModel,
-  licenseWithModel as withModel,
-} from './support.ts';
+import { ADMIN_KEY, type ServingRig, startServingRig, licenseWithModel as withModel } from './support.ts';
 
 // What the gateway's hot path does to be fast (issue 19, the benchmark), and why each stays safe:
 // cached key and model look-ups, the prompt held at an upper bound, holds committed asynchronously.
 
-let rig: GatewayRig;
+let rig: ServingRig;
 let model: string;
 let baseURL: string;
 const TTL_MS = 2_000;
 
 test.beforeAll(async ({ database, prefix }) => {
-  rig = await startRig({ database, prefix }, { gateway: { cacheTtlMs: TTL_MS } });
-  model = await trainSimulatorModel(rig.sim);
-  baseURL = `${await rig.app.listen({ port: 0, host: '127.0.0.1' })}/v1`;
+  rig = await startServingRig({ database, prefix }, { gateway: { cacheTtlMs: TTL_MS } });
+  ({ model, baseURL } = rig);
 });
 
 afterAll(async () => {

@@ -4,15 +4,18 @@ import { inferenceUsageJobId, inferenceUsageMessage } from '@tuneline/contracts'
 import { auditLedger, getBalance } from '@tuneline/ledger';
 import { createLogger } from '@tuneline/runtime';
 import { sql } from 'kysely';
-import OpenAI from 'openai';
 import { afterAll, describe, expect } from 'vitest';
-import { makeDataset, makeFineTune, makeLicense } from '../api/fixtures.ts';
 import { waitFor } from '../support/context.ts';
 import { it, test } from '../support/fixtures.ts';
 import type { StageRunner } from '../support/stage-runner.ts';
-import { type GatewayRig, simulatorChatCalls, startRig, trainSimulatorModel } from './support.ts';
+import {
+  type ServingRig,
+  simulatorChatCalls,
+  startServingRig,
+  licenseWithModel as withModel,
+} from './support.ts';
 
-let rig: GatewayRig;
+let rig: ServingRig;
 let model: string;
 let baseURL: string;
 let runner: StageRunner;
@@ -20,9 +23,8 @@ const log = createLogger('billing', 'silent');
 
 test.beforeAll(async ({ database, prefix, stages }) => {
   runner = stages;
-  rig = await startRig({ database, prefix });
-  model = await trainSimulatorModel(rig.sim);
-  baseURL = `${await rig.app.listen({ port: 0, host: '127.0.0.1' })}/v1`;
+  rig = await startServingRig({ database, prefix });
+  ({ model, baseURL } = rig);
 });
 
 afterAll(async () => {
@@ -57,14 +59,7 @@ async function failNextInserts(table: 'ledger_transfers' | 'inference_pending_us
     .execute(rig.t.db);
 }
 
-async function licenseWithModel(id: string) {
-  const lic = await makeLicense(rig.t.db, id, 100_000n);
-  const ft = await makeFineTune(rig.t.db, lic.id, await makeDataset(rig.t.db, lic.id, 'uploaded'), {
-    model,
-    active: true,
-  });
-  return { ...lic, fineTuneId: ft, client: new OpenAI({ baseURL, apiKey: lic.key, maxRetries: 0 }) };
-}
+const licenseWithModel = (id: string) => withModel(rig, { model, baseURL }, id);
 
 const body = () => ({
   model,
@@ -77,6 +72,17 @@ const body = () => ({
 
 const usageRows = (licenseId: string) =>
   rig.t.db.selectFrom('inference_usage').selectAll().where('license_id', '=', licenseId).execute();
+
+/** The license's usage rows once there are any (`what` names the write waited for). */
+const usageRowsOnceWritten = (licenseId: string, what: string) =>
+  waitFor(
+    async () => {
+      const r = await usageRows(licenseId);
+      return r.length > 0 ? r : undefined;
+    },
+    15_000,
+    what,
+  );
 
 const clean = async () =>
   (await auditLedger(rig.t.db)).violations.filter((v) => !v.invariant.includes('settled fine-tune'));
@@ -100,14 +106,7 @@ describe('metering that loses nothing', () => {
     expect(outbox).toHaveLength(1);
 
     await startBilling();
-    const rows = await waitFor(
-      async () => {
-        const r = await usageRows(lic.id);
-        return r.length > 0 ? r : undefined;
-      },
-      15_000,
-      'the deferred usage applied by billing',
-    );
+    const rows = await usageRowsOnceWritten(lic.id, 'the deferred usage applied by billing');
     expect(rows).toHaveLength(1);
     expect(rows[0]).toMatchObject({
       id: callId,
@@ -140,14 +139,7 @@ describe('metering that loses nothing', () => {
     await failNextInserts('inference_pending_usage', 1);
     const answer = await lic.client.chat.completions.create(body());
     expect(answer.usage?.completion_tokens).toBeGreaterThan(0);
-    const rows = await waitFor(
-      async () => {
-        const r = await usageRows(lic.id);
-        return r.length > 0 ? r : undefined;
-      },
-      15_000,
-      'the in-process retry',
-    );
+    const rows = await usageRowsOnceWritten(lic.id, 'the in-process retry');
     expect(rows).toHaveLength(1);
     expect(await getBalance(rig.t.db, lic.id)).toMatchObject({ pending: 0n });
     expect(await clean()).toEqual([]);
@@ -183,13 +175,9 @@ describe('Idempotency-Key', () => {
   });
 
   it('a key whose call got no answer is free again: the retry calls the provider', async () => {
-    const lic = await makeLicense(rig.t.db, 'lic-idem-gone', 10_000n);
+    // A model the provider does not serve.
     const gone = 'ft:gpt-4o-mini-2024-07-18:gone:idem01';
-    await makeFineTune(rig.t.db, lic.id, await makeDataset(rig.t.db, lic.id, 'uploaded'), {
-      model: gone,
-      active: true,
-    });
-    const client = new OpenAI({ baseURL, apiKey: lic.key, maxRetries: 0 });
+    const { client, ...lic } = await withModel(rig, { model: gone, baseURL }, 'lic-idem-gone', 10_000n);
     const call = () =>
       client.chat.completions.create(
         { model: gone, messages: [{ role: 'user', content: 'hi' }] },

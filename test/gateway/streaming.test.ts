@@ -2,6 +2,7 @@
 // with the SDK's stream helpers; the provider is always asked for the usage chunk, which is what gets
 // metered, also when the caller hangs up mid-stream.
 import OpenAI from 'openai';
+import type { Stream } from 'openai/streaming';
 import { afterAll, describe, expect } from 'vitest';
 import { loadConformanceChecker } from '../simulator/support.ts';
 import { waitFor } from '../support/context.ts';
@@ -29,6 +30,32 @@ describe.each(['openai', 'azure'] as const)('streaming, %s dialect', (dialect) =
     return gw.client.chat.completions.create({ model: gw.model, messages: messages(), ...extra });
   }
 
+  /** The usage rows once there are more than `before` (the stream just made was metered). */
+  const meteredAfter = (before: number, timeoutMs: number, what?: string) =>
+    waitFor(
+      async () => {
+        const r = await meteredUsage(gw);
+        return r.length > before ? r : undefined;
+      },
+      timeoutMs,
+      what,
+    );
+
+  /** A stream of the usual request while the simulator has `faults`; they are cleared afterwards. */
+  async function streamWithFaults<T>(
+    faults: Parameters<Gateway['sim']['admin']['setFaults']>[0],
+    read: (stream: Stream<OpenAI.Chat.ChatCompletionChunk>) => Promise<T>,
+  ): Promise<T> {
+    gw.sim.admin.setFaults(faults);
+    try {
+      return await read(
+        await gw.client.chat.completions.create({ model: gw.model, messages: messages(), stream: true }),
+      );
+    } finally {
+      gw.sim.admin.setFaults({});
+    }
+  }
+
   it('relays chunks the SDK helper assembles, asks the provider for usage and meters it', async () => {
     const whole = await reference();
     const metered = (await meteredUsage(gw)).length;
@@ -45,10 +72,7 @@ describe.each(['openai', 'azure'] as const)('streaming, %s dialect', (dialect) =
     // The caller did not ask for usage: it sees no usage chunk, but the provider was asked for one.
     expect(chunks.some((c) => 'usage' in c)).toBe(false);
     expect(lastReceived(gw)).toEqual({ ...request, stream: true, stream_options: { include_usage: true } });
-    const rows = await waitFor(async () => {
-      const r = await meteredUsage(gw);
-      return r.length > metered ? r : undefined;
-    }, 5_000);
+    const rows = await meteredAfter(metered, 5_000);
     expect(rows).toHaveLength(metered + 1);
     expect(rows.at(-1)).toMatchObject({
       prompt_tokens: whole.usage!.prompt_tokens,
@@ -80,10 +104,7 @@ describe.each(['openai', 'azure'] as const)('streaming, %s dialect', (dialect) =
         JSON.stringify(c),
       ).toBe('');
     }
-    const rows = await waitFor(async () => {
-      const r = await meteredUsage(gw);
-      return r.length > metered ? r : undefined;
-    }, 5_000);
+    const rows = await meteredAfter(metered, 5_000);
     expect(rows.at(-1)).toMatchObject({
       prompt_tokens: last.usage!.prompt_tokens,
       completion_tokens: last.usage!.completion_tokens,
@@ -116,13 +137,7 @@ describe.each(['openai', 'azure'] as const)('streaming, %s dialect', (dialect) =
   it('meters a stream the caller aborted, from what the provider produced', async () => {
     const whole = await reference();
     const metered = (await meteredUsage(gw)).length;
-    gw.sim.admin.setFaults({ streamDelayMs: 25 });
-    try {
-      const stream = await gw.client.chat.completions.create({
-        model: gw.model,
-        messages: messages(),
-        stream: true,
-      });
+    await streamWithFaults({ streamDelayMs: 25 }, async (stream) => {
       let received = 0;
       for await (const chunk of stream) {
         if (chunk.choices[0]?.delta.content) received++;
@@ -134,33 +149,18 @@ describe.each(['openai', 'azure'] as const)('streaming, %s dialect', (dialect) =
       expect(received).toBe(2);
       // The answer has more pieces than the caller read: it left mid-stream.
       expect((whole.choices[0]!.message.content ?? '').split(/\s+|(?<=,)/).length).toBeGreaterThan(2);
-      const rows = await waitFor(
-        async () => {
-          const r = await meteredUsage(gw);
-          return r.length > metered ? r : undefined;
-        },
-        10_000,
-        'the aborted stream metered',
-      );
+      const rows = await meteredAfter(metered, 10_000, 'the aborted stream metered');
       expect(rows).toHaveLength(metered + 1);
       expect(rows.at(-1)).toMatchObject({
         prompt_tokens: whole.usage!.prompt_tokens,
         completion_tokens: whole.usage!.completion_tokens,
       });
-    } finally {
-      gw.sim.admin.setFaults({});
-    }
+    });
   });
 
   it('ends the stream with an error event when the provider fails mid-stream, and charges nothing', async () => {
     const metered = (await meteredUsage(gw)).length;
-    gw.sim.admin.setFaults({ streamBreakAfter: 3 });
-    try {
-      const stream = await gw.client.chat.completions.create({
-        model: gw.model,
-        messages: messages(),
-        stream: true,
-      });
+    await streamWithFaults({ streamBreakAfter: 3 }, async (stream) => {
       const seen: string[] = [];
       const err = await (async () => {
         for await (const chunk of stream) seen.push(chunk.choices[0]?.delta.content ?? '');
@@ -168,9 +168,7 @@ describe.each(['openai', 'azure'] as const)('streaming, %s dialect', (dialect) =
       expect(err).toBeInstanceOf(OpenAI.APIError);
       expect((err as Error).message).toMatch(/provider/);
       expect(seen.length).toBeGreaterThan(0);
-    } finally {
-      gw.sim.admin.setFaults({});
-    }
+    });
     // No usage chunk came: nothing is charged (the provider's own failure).
     expect(await meteredUsage(gw)).toHaveLength(metered);
   });

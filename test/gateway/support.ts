@@ -228,6 +228,56 @@ export function gatedProvider(current: () => Gate, onForward?: () => void) {
   });
 }
 
+/** A rig serving a model trained at the simulator, the gateway listening on a loopback port. */
+export interface ServingRig extends GatewayRig {
+  model: string;
+  /** The gateway's address for the SDK (…/v1). */
+  baseURL: string;
+}
+
+/** `startRig`, then a model trained at the simulator and the gateway listening. */
+export async function startServingRig(
+  scope: GatewayScope,
+  opts: Parameters<typeof startRig>[1] = {},
+): Promise<ServingRig> {
+  const rig = await startRig(scope, opts);
+  try {
+    const model = await trainSimulatorModel(rig.sim);
+    const baseURL = `${await rig.app.listen({ port: 0, host: '127.0.0.1' })}/v1`;
+    return { ...rig, model, baseURL };
+  } catch (err) {
+    await rig.close();
+    throw err;
+  }
+}
+
+export interface GatedRig extends ServingRig {
+  /** Shuts a new gate: non-streamed calls forwarded from now on wait at it until `openGate`. */
+  shutGate(): void;
+  openGate(): void;
+}
+
+/**
+ * `startServingRig` with `gatedProvider`: the gate is open until `shutGate`; `onForward` is told of
+ * every non-streamed call forwarded. Closing the rig opens the gate first.
+ */
+export async function startGatedRig(scope: GatewayScope, onForward?: () => void): Promise<GatedRig> {
+  let gate = shutGate();
+  gate.open();
+  const rig = await startServingRig(scope, { wrapProvider: gatedProvider(() => gate, onForward) });
+  return {
+    ...rig,
+    shutGate: () => {
+      gate = shutGate();
+    },
+    openGate: () => gate.open(),
+    close: async () => {
+      gate.open();
+      await rig.close();
+    },
+  };
+}
+
 /** A license with credits and an active fine-tune on `model`, and the SDK at the gateway with its key. */
 export async function licenseWithModel(
   rig: GatewayRig,

@@ -7,13 +7,9 @@ import { makeDataset, makeFineTune } from '../api/fixtures.ts';
 import { waitFor } from '../support/context.ts';
 import { it, test } from '../support/fixtures.ts';
 import {
-  type Gate,
-  type GatewayRig,
-  gatedProvider,
-  shutGate,
+  type GatedRig,
   simulatorChatCalls,
-  startRig,
-  trainSimulatorModel,
+  startGatedRig,
   licenseWithModel as withModel,
 } from './support.ts';
 
@@ -21,21 +17,16 @@ import {
 // Idempotency-Keys are forgotten after their retention. Forwarded calls wait at a gate while it is
 // shut: a call held there is one whose process stopped between its hold and its settlement.
 
-let gate: Gate = shutGate();
-
-let rig: GatewayRig;
+let rig: GatedRig;
 let model: string;
 let baseURL: string;
 
 test.beforeAll(async ({ database, prefix }) => {
-  gate.open();
-  rig = await startRig({ database, prefix }, { wrapProvider: gatedProvider(() => gate) });
-  model = await trainSimulatorModel(rig.sim);
-  baseURL = `${await rig.app.listen({ port: 0, host: '127.0.0.1' })}/v1`;
+  rig = await startGatedRig({ database, prefix });
+  ({ model, baseURL } = rig);
 });
 
 afterAll(async () => {
-  gate?.open();
   await rig?.close();
 });
 
@@ -72,7 +63,7 @@ const clean = async () =>
 describe('expired holds', () => {
   it('a call abandoned between hold and settle: its hold is released once past the bound, once, as its own release; a usage coming back later is still charged once', async () => {
     const lic = await licenseWithModel('lic-abandoned');
-    gate = shutGate();
+    rig.shutGate();
     const pending = lic.client.chat.completions.create(body());
     const callId = await heldCall(lic.id);
     const held = await getBalance(rig.t.db, lic.id);
@@ -105,7 +96,7 @@ describe('expired holds', () => {
 
     // The call's process comes back: the provider answers, the caller gets it, and the usage is
     // charged once, directly (its hold is gone), never twice.
-    gate.open();
+    rig.openGate();
     const answer = await pending;
     const charged = await rig.t.db
       .selectFrom('inference_usage')
@@ -222,12 +213,12 @@ describe('Idempotency-Key retention', () => {
     const lic = await licenseWithModel('lic-key-inflight');
     // A retention shorter than the hold expiry, so an in-flight key outlives its retention.
     const short = { holdExpiryMs: 48 * HOUR, idempotencyRetentionMs: HOUR };
-    gate = shutGate();
+    rig.shutGate();
     const pending = lic.client.chat.completions.create(body(), withKey('k-slow'));
     await heldCall(lic.id);
     await sweepGateway(rig.t.db, short, later(2 * HOUR));
     expect(await keyRow(lic.id, 'k-slow')).toMatchObject({ response: null });
-    gate.open();
+    rig.openGate();
     await pending;
     await sweepGateway(rig.t.db, short, later(2 * HOUR));
     expect(await keyRow(lic.id, 'k-slow')).toBeUndefined();

@@ -1,16 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Db } from '@tuneline/db';
-import {
-  auditLedger,
-  getBalance,
-  grantCredits,
-  LedgerConflictError,
-  LedgerNotFoundError,
-  postReservation,
-  reserveCredits,
-  usageLog,
-  voidReservation,
-} from '@tuneline/ledger';
+import * as ledger from '@tuneline/ledger';
 import fc from 'fast-check';
 import { expect } from 'vitest';
 import { it } from '../support/fixtures.ts';
@@ -132,19 +122,19 @@ async function runReal(db: Db, op: Op): Promise<Outcome> {
     const value = await db.transaction().execute(async (tx) => {
       switch (op.type) {
         case 'grant':
-          return grantCredits(tx, op);
+          return ledger.grantCredits(tx, op);
         case 'reserve':
-          return reserveCredits(tx, op);
+          return ledger.reserveCredits(tx, op);
         case 'post':
-          return postReservation(tx, op);
+          return ledger.postReservation(tx, op);
         case 'void':
-          return voidReservation(tx, op);
+          return ledger.voidReservation(tx, op);
       }
     });
     return { value };
   } catch (err) {
-    if (err instanceof LedgerConflictError) return { error: 'conflict' };
-    if (err instanceof LedgerNotFoundError) return { error: 'not_found' };
+    if (err instanceof ledger.LedgerConflictError) return { error: 'conflict' };
+    if (err instanceof ledger.LedgerNotFoundError) return { error: 'not_found' };
     throw err;
   }
 }
@@ -256,17 +246,17 @@ it('random operation sequences match the model and always pass the audit', async
       }
       for (const licenseId of licenses) {
         const a = model.accounts.get(licenseId) ?? { posted: 0n, pending: 0n, blocked: false };
-        expect(await getBalance(db, licenseId)).toEqual({
+        expect(await ledger.getBalance(db, licenseId)).toEqual({
           posted: a.posted,
           pending: a.pending,
           available: a.posted - a.pending,
           overageBlocked: a.blocked,
         });
-        const log = await usageLog(db, licenseId);
+        const log = await ledger.usageLog(db, licenseId);
         const last = log.at(-1);
         expect(last ? [last.posted, last.available] : [0n, 0n]).toEqual([a.posted, a.posted - a.pending]);
       }
-      expect((await auditLedger(db)).violations).toEqual([]);
+      expect((await ledger.auditLedger(db)).violations).toEqual([]);
     }),
     { numRuns: 50 },
   );

@@ -59,13 +59,17 @@ describe('azure deployments', () => {
       'Canceled',
     ];
     for (const s of known) expect(Object.hasOwn(DEPLOYMENT_PROVISIONING_STATES, s)).toBe(true);
-    expect(deploymentState('Creating')).toBe('deploying');
-    expect(deploymentState('Accepted')).toBe('deploying');
-    expect(deploymentState('Updating')).toBe('deploying');
-    expect(deploymentState('Succeeded')).toBe('active');
-    expect(deploymentState('Deleting')).toBe('deleting');
-    expect(deploymentState('Failed')).toBe('failed');
-    expect(deploymentState('Disabled')).toBe('failed');
+    const states = {
+      Creating: 'deploying',
+      Accepted: 'deploying',
+      Updating: 'deploying',
+      Succeeded: 'active',
+      Deleting: 'deleting',
+      Failed: 'failed',
+      Disabled: 'failed',
+    };
+    const mapped = Object.fromEntries(Object.keys(states).map((s) => [s, deploymentState(s)]));
+    expect(mapped).toEqual(states);
     expect(() => deploymentState('Hibernating')).toThrow(ProviderError);
     expect(() => deploymentState(undefined)).toThrow(/unknown deployment provisioning state/);
   });

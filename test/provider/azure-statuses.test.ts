@@ -11,7 +11,7 @@ import {
 } from '@tuneline/provider';
 import { type RunningSimulator, startSimulator } from '@tuneline/simulator';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { waitFor } from '../support/context.ts';
+import { jobReaching, processedTrainingFile } from './support.ts';
 
 let sim: RunningSimulator;
 beforeAll(async () => {
@@ -57,33 +57,13 @@ describe('azure job statuses', () => {
         AZURE_OPENAI_API_KEY: sim.apiKey,
       }),
     );
-    const body = `${Array.from({ length: 10 }, (_, i) =>
-      JSON.stringify({
-        messages: [
-          { role: 'user', content: `Invoice ${i}` },
-          { role: 'assistant', content: `{"n":${i}}` },
-        ],
-      }),
-    ).join('\n')}\n`;
-    const file = await azure.uploadFile({
-      filename: 'az.jsonl',
-      content: Buffer.from(body),
-      size: body.length,
-    });
-    await azure.waitUntilProcessed(file.id, { timeoutMs: 10_000 });
+    const file = await processedTrainingFile(azure, 'az.jsonl', 10, { timeoutMs: 10_000 });
     const job = await azure.createJob({
       model: 'gpt-4o-mini-2024-07-18',
       trainingFile: file.id,
       metadata: { fine_tune_id: 'ft-az' },
     });
-    const done = await waitFor(
-      async () => {
-        const j = await azure.retrieveJob(job.id);
-        return j.status === 'succeeded' ? j : undefined;
-      },
-      15_000,
-      'the azure job',
-    );
+    const done = await jobReaching(azure, job.id, 'succeeded', 15_000, 'the azure job');
     expect(done.fine_tuned_model).toBeTruthy();
     expect((await azure.listJobs()).data.every((j) => Object.hasOwn(AZURE_JOB_STATUSES, j.status))).toBe(
       true,

@@ -29,23 +29,9 @@ import {
   type RecordingSimulator,
   startRecordingSimulator,
 } from '../simulator/support.ts';
+import { processedTrainingFile, trainingJsonl } from './support.ts';
 
 const SECRET = `whsec_${Buffer.from('provider-profile-test-secret').toString('base64')}`;
-
-function trainingJsonl(n: number): string {
-  return `${Array.from({ length: n }, (_, i) =>
-    JSON.stringify({
-      messages: [
-        { role: 'system', content: 'Extract the invoice fields as JSON.' },
-        { role: 'user', content: `Invoice ${500 + i} total ${i * 3}.00 USD from vendor ${i % 5}` },
-        {
-          role: 'assistant',
-          content: JSON.stringify({ invoice_number: String(500 + i), total: `${i * 3}.00` }),
-        },
-      ],
-    }),
-  ).join('\n')}\n`;
-}
 
 const parseEnv = (env: Record<string, string>) => providerEnvSchema.parse(env);
 
@@ -238,9 +224,7 @@ describe.each(['openai', 'azure'] as const)('the %s profile against the simulato
   });
 
   it('creates a job with metadata, finds it again, follows it to success and reads events and checkpoints', async () => {
-    const content = Buffer.from(trainingJsonl(12));
-    const file = await provider.uploadFile({ filename: 'ds-job.jsonl', content, size: content.length });
-    await provider.waitUntilProcessed(file.id);
+    const file = await processedTrainingFile(provider, 'ds-job.jsonl', 12);
     const tag = `ft-${kind}-1`;
     const job = await provider.createJob({
       model: 'gpt-4o-mini-2024-07-18',
@@ -285,9 +269,7 @@ describe.each(['openai', 'azure'] as const)('the %s profile against the simulato
   });
 
   it('cancels a job', async () => {
-    const content = Buffer.from(trainingJsonl(10));
-    const file = await provider.uploadFile({ filename: 'ds-cancel.jsonl', content, size: content.length });
-    await provider.waitUntilProcessed(file.id);
+    const file = await processedTrainingFile(provider, 'ds-cancel.jsonl', 10);
     const job = await provider.createJob({
       model: 'gpt-4o-mini-2024-07-18',
       trainingFile: file.id,
@@ -326,9 +308,7 @@ describe.each(['openai', 'azure'] as const)('the %s profile against the simulato
   it('counts every HTTP request, SDK retries included, by operation and status for /metrics', async () => {
     const metrics = createMetrics('test');
     const counting = makeProvider({ PROVIDER_MAX_RETRIES: '2' }, metrics.countProviderRequest);
-    const content = Buffer.from(trainingJsonl(10));
-    const file = await counting.uploadFile({ filename: 'ds-metrics.jsonl', content, size: content.length });
-    await counting.waitUntilProcessed(file.id);
+    await processedTrainingFile(counting, 'ds-metrics.jsonl', 10);
     sim.admin.setFaults({ seed: 3, rate500: 1 });
     try {
       await expect(counting.retrieveJob('ftjob-metrics')).rejects.toThrow();
@@ -347,9 +327,7 @@ describe.each(['openai', 'azure'] as const)('the %s profile against the simulato
   });
 
   it('creates with SDK retries off even when other calls retry; 5xx stays retryable', async () => {
-    const content = Buffer.from(trainingJsonl(10));
-    const file = await provider.uploadFile({ filename: 'ds-retry.jsonl', content, size: content.length });
-    await provider.waitUntilProcessed(file.id);
+    const file = await processedTrainingFile(provider, 'ds-retry.jsonl', 10);
     const retrying = makeProvider({ PROVIDER_MAX_RETRIES: '2' });
     sim.admin.setFaults({ seed: 1, rate500: 1 });
     try {

@@ -16,24 +16,9 @@ import {
 import { type RunningSimulator, startSimulator, TOGETHER_STATUSES } from '@tuneline/simulator';
 import Together from 'together-ai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { waitFor } from '../support/context.ts';
+import { jobReaching, processedTrainingFile, trainingJsonl } from './support.ts';
 
 const MODEL = 'meta-llama/Meta-Llama-3.1-8B-Instruct-Reference';
-
-function trainingJsonl(n: number): string {
-  return `${Array.from({ length: n }, (_, i) =>
-    JSON.stringify({
-      messages: [
-        { role: 'system', content: 'Extract the invoice fields as JSON.' },
-        { role: 'user', content: `Invoice ${700 + i} total ${i * 4}.00 EUR from vendor ${i % 3}` },
-        {
-          role: 'assistant',
-          content: JSON.stringify({ invoice_number: String(700 + i), total: `${i * 4}.00` }),
-        },
-      ],
-    }),
-  ).join('\n')}\n`;
-}
 
 let sim: RunningSimulator;
 let provider: TogetherProviderProfile;
@@ -72,15 +57,20 @@ describe('choosing together from env', () => {
 describe('status mapping', () => {
   it('maps every Together status (the simulator dialect, all of them) to a fine-tune status', () => {
     expect(Object.keys(TOGETHER_JOB_STATUSES).sort()).toEqual([...TOGETHER_STATUSES].sort());
-    expect(togetherJobStatus('pending')).toBe('validating_files');
-    expect(togetherJobStatus('queued')).toBe('queued');
-    expect(togetherJobStatus('running')).toBe('running');
-    expect(togetherJobStatus('compressing')).toBe('running');
-    expect(togetherJobStatus('uploading')).toBe('running');
-    expect(togetherJobStatus('cancel_requested')).toBe('running');
-    expect(togetherJobStatus('cancelled')).toBe('cancelled');
-    expect(togetherJobStatus('error')).toBe('failed');
-    expect(togetherJobStatus('completed')).toBe('succeeded');
+    // Which Together statuses each fine-tune status stands for.
+    const mappedTo: Record<string, string[]> = {};
+    for (const s of [...TOGETHER_STATUSES].sort()) {
+      const status = togetherJobStatus(s);
+      mappedTo[status] = [...(mappedTo[status] ?? []), s];
+    }
+    expect(mappedTo).toEqual({
+      validating_files: ['pending'],
+      queued: ['queued'],
+      running: ['cancel_requested', 'compressing', 'running', 'uploading'],
+      cancelled: ['cancelled'],
+      failed: ['error'],
+      succeeded: ['completed'],
+    });
   });
 
   it('fails clearly on a status it does not know', () => {
@@ -105,7 +95,7 @@ describe('status mapping', () => {
 
 describe('the together profile against the simulator', () => {
   it('uploads (buffer and stream), trains to completed with tokens and price, and serves the model', async () => {
-    const body = trainingJsonl(12);
+    const body = trainingJsonl(12, 700);
     const file = await provider.uploadFile({
       filename: 'train-tg.jsonl',
       content: Buffer.from(body),
@@ -114,10 +104,10 @@ describe('the together profile against the simulator', () => {
     expect(file.id).toMatch(/^file-/);
     const streamed = await provider.uploadFile({
       filename: 'test-tg.jsonl',
-      content: Readable.from([Buffer.from(trainingJsonl(10))]),
-      size: Buffer.byteLength(trainingJsonl(10)),
+      content: Readable.from([Buffer.from(trainingJsonl(10, 700))]),
+      size: Buffer.byteLength(trainingJsonl(10, 700)),
     });
-    expect(streamed.bytes).toBe(Buffer.byteLength(trainingJsonl(10)));
+    expect(streamed.bytes).toBe(Buffer.byteLength(trainingJsonl(10, 700)));
     const processed = await provider.waitUntilProcessed(file.id, { timeoutMs: 10_000 });
     expect(processed.status).toBe('processed');
     await provider.waitUntilProcessed(streamed.id, { timeoutMs: 10_000 });
@@ -140,14 +130,13 @@ describe('the together profile against the simulator', () => {
     expect(await provider.findJobByMetadata('fine_tune_id', 'ft_tg_none')).toBeNull();
 
     const seen = new Set<string>();
-    const done = await waitFor(
-      async () => {
-        const j = await provider.retrieveJob(job.id);
-        seen.add(j.status);
-        return j.status === 'succeeded' ? j : undefined;
-      },
+    const done = await jobReaching(
+      provider,
+      job.id,
+      'succeeded',
       20_000,
       'the together job to complete',
+      (s) => seen.add(s),
     );
     expect(done.fine_tuned_model).toMatch(
       /^tuneline-sim\/Meta-Llama-3\.1-8B-Instruct-Reference-inv-tl-ft_tg_1-/,
@@ -182,7 +171,7 @@ describe('the together profile against the simulator', () => {
       model: done.fine_tuned_model ?? '',
       messages: [
         { role: 'system', content: 'Extract the invoice fields as JSON.' },
-        { role: 'user', content: 'Invoice 703 total 12.00 EUR from vendor 0' },
+        { role: 'user', content: 'Invoice 703 total 9.00 USD from vendor 3' },
       ],
     });
     expect(answer.content.length).toBeGreaterThan(0);
@@ -194,13 +183,7 @@ describe('the together profile against the simulator', () => {
   });
 
   it('cancels through cancel_requested to cancelled, and reports an errored job as failed', async () => {
-    const body = trainingJsonl(10);
-    const file = await provider.uploadFile({
-      filename: 'c.jsonl',
-      content: Buffer.from(body),
-      size: body.length,
-    });
-    await provider.waitUntilProcessed(file.id, { timeoutMs: 10_000 });
+    const file = await processedTrainingFile(provider, 'c.jsonl', 10, { first: 700, timeoutMs: 10_000 });
     const job = await provider.createJob({
       model: MODEL,
       trainingFile: file.id,
@@ -208,14 +191,7 @@ describe('the together profile against the simulator', () => {
     });
     const cancelling = await provider.cancelJob(job.id);
     expect(cancelling.status).toBe('running');
-    const cancelled = await waitFor(
-      async () => {
-        const j = await provider.retrieveJob(job.id);
-        return j.status === 'cancelled' ? j : undefined;
-      },
-      10_000,
-      'cancelled',
-    );
+    const cancelled = await jobReaching(provider, job.id, 'cancelled', 10_000, 'cancelled');
     expect(cancelled.fine_tuned_model).toBeNull();
 
     const other = await provider.createJob({

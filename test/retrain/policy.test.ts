@@ -79,29 +79,22 @@ describe('decideRetrain', () => {
   });
 
   it('refuses a version whose estimate would exceed the monthly budget, naming the figures', () => {
-    const d = decideRetrain(
-      input({
-        policy: { monthlyBudgetCredits: 1_000 },
-        last: v1,
-        changes: { live: 500, changed: 100, removed: 0 },
-        estimatedCredits: 300n,
-        usedThisMonth: 800n,
-      }),
-    );
-    expect(d).toEqual({
+    // 800 of the month's 1,000 credits used already.
+    const estimated = (estimatedCredits: bigint) =>
+      decideRetrain(
+        input({
+          policy: { monthlyBudgetCredits: 1_000 },
+          last: v1,
+          changes: { live: 500, changed: 100, removed: 0 },
+          estimatedCredits,
+          usedThisMonth: 800n,
+        }),
+      );
+    expect(estimated(300n)).toEqual({
       action: 'refuse',
       reason: 'estimated 300 credits would exceed the monthly budget of 1000 (800 used this month)',
     });
-    const fits = decideRetrain(
-      input({
-        policy: { monthlyBudgetCredits: 1_000 },
-        last: v1,
-        changes: { live: 500, changed: 100, removed: 0 },
-        estimatedCredits: 200n,
-        usedThisMonth: 800n,
-      }),
-    );
-    expect(fits.action).toBe('train');
+    expect(estimated(200n).action).toBe('train');
   });
 
   it('manual: skips the count and the interval, not the budget, and starts nothing when nothing changed', () => {

@@ -5,12 +5,11 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import {
   invoiceExamples,
   loadConformanceChecker,
-  sdkClient,
   simulatorForFile,
-  startRecordingSimulator,
   toJsonl,
   uploadTrainingFile,
   waitForJob,
+  withSimulator,
 } from './support.ts';
 
 const sim = simulatorForFile({ seed: 5, speed: 2000 });
@@ -104,9 +103,7 @@ describe('create job: each parameter is checked', () => {
   });
 
   it('refuses a file still being processed and one of another purpose', async () => {
-    const slow = await startRecordingSimulator({ seed: 6, speed: 1 });
-    try {
-      const slowClient = sdkClient(slow);
+    await withSimulator({ seed: 6, speed: 1 }, async (_slow, slowClient) => {
       const file = await slowClient.files.create({
         file: await toFile(Buffer.from(toJsonl(invoiceExamples(12))), 'train.jsonl'),
         purpose: 'fine-tune',
@@ -115,9 +112,7 @@ describe('create job: each parameter is checked', () => {
         .create({ model: 'gpt-4o-mini-2024-07-18', training_file: file.id })
         .catch((e: unknown) => e);
       expect(err).toMatchObject({ status: 400, param: 'training_file', code: 'file_not_ready' });
-    } finally {
-      await slow.close();
-    }
+    });
     // The only other purpose a file here has: a finished job's result file.
     const done = await waitForJob(
       sim.client,

@@ -2,7 +2,7 @@
 // "lost response" creates where the job exists although the client saw an error.
 import OpenAI from 'openai';
 import { describe, expect, it } from 'vitest';
-import { loadConformanceChecker, sdkClient, startRecordingSimulator, uploadTrainingFile } from './support.ts';
+import { loadConformanceChecker, uploadTrainingFile, withSimulator } from './support.ts';
 
 /** Outcome of each of `n` plain requests: an HTTP status, or 'drop' for a dropped connection. */
 async function requestSequence(url: string, n: number): Promise<Array<number | 'drop'>> {
@@ -24,13 +24,10 @@ describe('fault injection', () => {
 
   it('gives the same fault sequence for the same seed, and a different one for another seed', async () => {
     const run = async (seed: number) => {
-      const sim = await startRecordingSimulator({ seed, faults });
-      try {
+      return await withSimulator({ seed, faults }, async (sim) => {
         const statuses = await requestSequence(sim.url, 60);
         return { statuses, log: sim.admin.state().faultLog.map((f) => f.fault) };
-      } finally {
-        await sim.close();
-      }
+      });
     };
     const a = await run(99);
     const b = await run(99);
@@ -43,8 +40,7 @@ describe('fault injection', () => {
   });
 
   it('restarts the sequence when the admin endpoint sets a seed', async () => {
-    const sim = await startRecordingSimulator({ seed: 1 });
-    try {
+    await withSimulator({ seed: 1 }, async (sim) => {
       const configure = () =>
         fetch(`${sim.baseUrl}/_sim/faults`, {
           method: 'POST',
@@ -59,15 +55,11 @@ describe('fault injection', () => {
         faults: { rate429: number };
       };
       expect(state.faults.rate429).toBe(0.2);
-    } finally {
-      await sim.close();
-    }
+    });
   });
 
   it('answers 429 with Retry-After and x-ratelimit headers in the OpenAI envelope', async () => {
-    const sim = await startRecordingSimulator({ faults: { rate429: 1, retryAfterSeconds: 7 } });
-    try {
-      const client = sdkClient(sim);
+    await withSimulator({ faults: { rate429: 1, retryAfterSeconds: 7 } }, async (sim, client) => {
       const err = (await client.models.list().catch((e: unknown) => e)) as InstanceType<
         typeof OpenAI.RateLimitError
       >;
@@ -77,25 +69,17 @@ describe('fault injection', () => {
       expect(err.headers.get('x-request-id')).toMatch(/^req_/);
       expect(err.code).toBe('rate_limit_exceeded');
       expect(loadConformanceChecker().check(sim.recorded).failures).toEqual([]);
-    } finally {
-      await sim.close();
-    }
+    });
   });
 
   it('drops connections (the SDK sees a connection error)', async () => {
-    const sim = await startRecordingSimulator({ faults: { dropRate: 1 } });
-    try {
-      const client = sdkClient(sim);
+    await withSimulator({ faults: { dropRate: 1 } }, async (_sim, client) => {
       expect(await client.models.list().catch((e: unknown) => e)).toBeInstanceOf(OpenAI.APIConnectionError);
-    } finally {
-      await sim.close();
-    }
+    });
   });
 
   it.each(['500', 'drop'] as const)('creates the job but loses the answer (%s)', async (mode) => {
-    const sim = await startRecordingSimulator({ seed: 8 });
-    try {
-      const client = sdkClient(sim);
+    await withSimulator({ seed: 8 }, async (sim, client) => {
       const training_file = await uploadTrainingFile(client);
       sim.admin.setFaults({ lostCreateRate: 1, lostCreateMode: mode });
       const err = await client.fineTuning.jobs
@@ -111,18 +95,14 @@ describe('fault injection', () => {
       expect(found.data).toHaveLength(1);
       expect(sim.admin.state().faultLog.map((f) => f.fault)).toContain(`lost-create-${mode}`);
       expect(loadConformanceChecker().check(sim.recorded).failures).toEqual([]);
-    } finally {
-      await sim.close();
-    }
+    });
   });
 });
 
 describe('determinism', () => {
   it('gives the same file, job, event, checkpoint and model ids for the same seed and requests', async () => {
     const run = async (seed: number) => {
-      const sim = await startRecordingSimulator({ seed, speed: 2000 });
-      try {
-        const client = sdkClient(sim);
+      return await withSimulator({ seed, speed: 2000 }, async (_sim, client) => {
         const training_file = await uploadTrainingFile(client);
         const job = await client.fineTuning.jobs.create({
           model: 'gpt-4o-mini-2024-07-18',
@@ -147,9 +127,7 @@ describe('determinism', () => {
           checkpoints,
           results: done.result_files,
         };
-      } finally {
-        await sim.close();
-      }
+      });
     };
     const a = await run(77);
     expect(await run(77)).toEqual(a);

@@ -8,13 +8,12 @@ import { describe, expect, it } from 'vitest';
 import {
   invoiceExamples,
   loadConformanceChecker,
-  sdkClient,
   simulatorForFile,
   sleep,
-  startRecordingSimulator,
   toJsonl,
   uploadTrainingFile,
   waitForJob,
+  withSimulator,
 } from './support.ts';
 
 const sim = simulatorForFile({ seed: 3, speed: 2000 });
@@ -208,9 +207,7 @@ describe('job endings', () => {
 
   it('pauses and resumes a running job, which then succeeds; estimated_finish is set while running', async () => {
     // A slower simulator so the test reliably sees the running phase.
-    const slow = await startRecordingSimulator({ seed: 5, speed: 100 });
-    try {
-      const c = sdkClient(slow);
+    await withSimulator({ seed: 5, speed: 100 }, async (slow, c) => {
       const job = await c.fineTuning.jobs.create({
         model: 'gpt-4o-mini-2024-07-18',
         training_file: await uploadTrainingFile(c),
@@ -235,9 +232,7 @@ describe('job endings', () => {
       expect(messages).toContain('Fine-tuning job resumed');
       const { failures } = loadConformanceChecker().check(slow.recorded);
       expect(failures).toEqual([]);
-    } finally {
-      await slow.close();
-    }
+    });
   });
 
   it('every JSON body returned in this file conforms to the OpenAPI document', () => {

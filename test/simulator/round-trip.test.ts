@@ -7,10 +7,10 @@ import {
   loadConformanceChecker,
   sdkClient,
   simulatorForFile,
-  startRecordingSimulator,
   toJsonl,
   waitForFileProcessed,
   waitForJob,
+  withSimulator,
 } from './support.ts';
 
 const sim = simulatorForFile({ seed: 42, speed: 2000 });
@@ -276,17 +276,13 @@ describe('wire details', () => {
   });
 
   it('enforces the upload size limit', async () => {
-    const small = await startRecordingSimulator({ maxFileBytes: 1024 });
-    try {
-      const client = sdkClient(small);
+    await withSimulator({ maxFileBytes: 1024 }, async (_small, client) => {
       const err = await client.files
         .create({ file: await toFile(Buffer.alloc(2048, 'a'), 'big.jsonl'), purpose: 'fine-tune' })
         .catch((e: unknown) => e);
       expect(err).toBeInstanceOf(OpenAI.APIError);
       expect((err as InstanceType<typeof OpenAI.APIError>).status).toBe(413);
-    } finally {
-      await small.close();
-    }
+    });
   });
 
   it('every JSON body returned in this file conforms to the OpenAPI document', () => {

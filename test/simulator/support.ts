@@ -36,6 +36,19 @@ export function sdkClient(sim: { url: string }, apiKey = 'sk-sim'): OpenAI {
   return new OpenAI({ baseURL: sim.url, apiKey, maxRetries: 0 });
 }
 
+/** Runs `use` on a recording simulator of its own and the SDK on it; the simulator is closed afterwards. */
+export async function withSimulator<T>(
+  opts: SimulatorOptions,
+  use: (sim: RecordingSimulator, client: OpenAI) => Promise<T>,
+): Promise<T> {
+  const sim = await startRecordingSimulator(opts);
+  try {
+    return await use(sim, sdkClient(sim));
+  } finally {
+    await sim.close();
+  }
+}
+
 /**
  * A recording simulator for this file's tests, with `client`, the SDK on it: started before the first
  * test, closed after the last. The object returned is filled in when it starts.

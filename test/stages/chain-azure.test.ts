@@ -34,6 +34,7 @@ import { requestInput } from '../dataset/fixtures.ts';
 import { redisUrl, waitFor } from '../support/context.ts';
 import { test } from '../support/fixtures.ts';
 import {
+  availableFineTune,
   quietLog,
   type StorageFixture,
   startOuterStages,
@@ -161,17 +162,7 @@ describe('Azure, end to end', () => {
     } finally {
       await producer.close();
     }
-    const row = await waitFor(
-      async () =>
-        db
-          .selectFrom('fine_tunes')
-          .selectAll()
-          .where('license_id', '=', LICENSE)
-          .where('available', '=', true)
-          .executeTakeFirst(),
-      30_000,
-      'the Azure model to become available',
-    );
+    const row = await availableFineTune(db, LICENSE, 30_000, 'the Azure model to become available');
     expect(row.provider).toBe('azure');
     expect(row.status).toBe('succeeded');
     expect(BigInt(row.credits_charged ?? '0')).toBeGreaterThan(0n);

@@ -14,7 +14,7 @@ import {
 import { type DatasetStorage, findBaseModel, LocalFileStorage, loadCatalogue } from '@tuneline/dataset';
 import { datasetBuilderStage } from '@tuneline/dataset-builder';
 import { retrainCheckStage } from '@tuneline/dataset-builder/retrain';
-import type { Db } from '@tuneline/db';
+import type { DatasetStatus, Db } from '@tuneline/db';
 import { type EvaluatorDeps, evaluatorStage } from '@tuneline/evaluator';
 import type { ReceivedMail, SmtpTestServer } from '@tuneline/harness';
 import { grantCredits } from '@tuneline/ledger';
@@ -34,6 +34,7 @@ import { type TrainerProvider, trainerStage } from '@tuneline/trainer';
 import { type UploaderProvider, uploaderStage } from '@tuneline/uploader';
 import type { Redis } from 'ioredis';
 import { waitFor } from '../support/context.ts';
+import { insertDatasetRow } from '../support/rows.ts';
 import { StageRunner } from '../support/stage-runner.ts';
 import { CountingProvider } from './counting-provider.ts';
 
@@ -93,19 +94,6 @@ export interface SeedDatasetOptions {
 /** A `ready` dataset (and the request row it hangs off), its files written to storage. */
 export async function seedReadyDataset(db: Db, opts: SeedDatasetOptions): Promise<string> {
   const requestId = `req-${randomBytes(6).toString('hex')}`;
-  const correlationId = `corr-${requestId}`;
-  const request = await db
-    .insertInto('fine_tune_requests')
-    .values({
-      license_id: opts.licenseId,
-      request_id: requestId,
-      content_hash: randomBytes(32).toString('hex'),
-      correlation_id: correlationId,
-      payload: JSON.stringify({}),
-      status: 'built',
-    })
-    .returning('id')
-    .executeTakeFirstOrThrow();
   const id = randomUUID();
   const trainKey = `datasets/${id}/train.jsonl`;
   await writeKey(opts.storage, trainKey, trainingJsonl(opts.examples ?? 12, id.slice(0, 8)));
@@ -115,16 +103,13 @@ export async function seedReadyDataset(db: Db, opts: SeedDatasetOptions): Promis
     await writeKey(opts.storage, testKey, trainingJsonl(opts.testExamples, `t-${id.slice(0, 8)}`));
   }
   const hash = randomBytes(32).toString('hex');
-  await db
-    .insertInto('datasets')
-    .values({
+  await insertDatasetRow(
+    db,
+    opts.licenseId,
+    {
       id,
-      request_row_id: request.id,
-      license_id: opts.licenseId,
-      correlation_id: correlationId,
       base_model: opts.baseModel ?? 'gpt-4o-mini-2024-07-18',
       status: 'ready',
-      dump: 'mapped',
       test_percent: 0,
       content_hash: hash,
       short_hash: hash.slice(0, 8),
@@ -140,8 +125,13 @@ export async function seedReadyDataset(db: Db, opts: SeedDatasetOptions): Promis
       job_options: JSON.stringify(
         opts.job ?? { description: 'stage test', notifyEmails: 'ops@example.com', hyperparameters: 'auto' },
       ),
-    })
-    .execute();
+    },
+    {
+      request_id: requestId,
+      content_hash: randomBytes(32).toString('hex'),
+      correlation_id: `corr-${requestId}`,
+    },
+  );
   return id;
 }
 
@@ -187,6 +177,21 @@ export async function enqueueRequest(
 export async function enqueueUpload(pipeline: Pipeline, datasetId: string): Promise<void> {
   const upload = filesUploadMessage({ datasetId, correlationId: `corr-${datasetId}` });
   await pipeline.stage('uploader').publisher.publish(upload.queue, upload.jobId, upload.payload);
+}
+
+/** Waits for a dataset of the license in `status` (the row as stored). */
+export function datasetInStatus(
+  db: Db,
+  licenseId: string,
+  status: DatasetStatus,
+  timeoutMs: number,
+  what: string,
+) {
+  const dataset = db
+    .selectFrom('datasets')
+    .selectAll()
+    .where((eb) => eb.and({ license_id: licenseId, status }));
+  return waitFor(() => dataset.executeTakeFirst(), timeoutMs, what);
 }
 
 /** Waits for the license's fine-tune to become available (the row as stored). */

@@ -5,10 +5,9 @@ import type { DatasetStorage } from '@tuneline/dataset';
 import { type RunningSimulator, startSimulator } from '@tuneline/simulator';
 import { afterAll, describe, expect } from 'vitest';
 import { requestInput } from '../dataset/fixtures.ts';
-import { waitFor } from '../support/context.ts';
 import { test } from '../support/fixtures.ts';
 import { type S3TestServer, startS3Server } from '../support/s3.ts';
-import { enqueueRequest, seedLicense } from './harness.ts';
+import { datasetInStatus, enqueueRequest, seedLicense } from './harness.ts';
 import { superviseWorkers, type WorkerProcesses } from './workers.ts';
 
 // The dataset builder and the uploader as their own processes, configured by the environment alone
@@ -51,17 +50,7 @@ describe('dataset-builder and uploader processes on S3 storage', () => {
       requestInput({ requestId: 'procs-s3-1', licenseId: 'lic-procs-s3', autoTrain: true }),
     );
     await workers.explained(async () => {
-      const dataset = await waitFor(
-        async () =>
-          db
-            .selectFrom('datasets')
-            .selectAll()
-            .where('license_id', '=', 'lic-procs-s3')
-            .where('status', '=', 'uploaded')
-            .executeTakeFirst(),
-        150_000,
-        'the dataset uploaded',
-      );
+      const dataset = await datasetInStatus(db, 'lic-procs-s3', 'uploaded', 150_000, 'the dataset uploaded');
       expect(await storage.stat(dataset.train_path as string)).toEqual({
         size: sim.admin.state().files.find((f) => f.id === dataset.train_file_id)?.bytes,
       });

@@ -8,10 +8,11 @@ import {
 import type { RecordedResponse } from '@tuneline/simulator';
 import { describe, expect } from 'vitest';
 import { requestInput } from '../dataset/fixtures.ts';
-import { redisUrl, testPrefix, waitFor } from '../support/context.ts';
+import { redisUrl, testPrefix } from '../support/context.ts';
 import { test } from '../support/fixtures.ts';
 import {
   availableFineTune,
+  datasetInStatus,
   enqueueRequest,
   seedLicense,
   startOuterStages,
@@ -138,17 +139,7 @@ describe('a provider per license, through the six stages', () => {
         job: { description: 'x', notifyEmails: 'x@example.com', hyperparameters: 'auto' },
       });
       await enqueueRequest({ redis, prefix: narrow.runner.prefix }, input, 'corr-x');
-      const dataset = await waitFor(
-        async () =>
-          db
-            .selectFrom('datasets')
-            .selectAll()
-            .where('license_id', '=', 'lic-x')
-            .where('status', '=', 'upload_failed')
-            .executeTakeFirst(),
-        20_000,
-        'the dataset to fail',
-      );
+      const dataset = await datasetInStatus(db, 'lic-x', 'upload_failed', 20_000, 'the dataset to fail');
       expect(dataset.provider).toBe('together');
       expect(JSON.stringify(dataset.errors)).toMatch(/not configured.*TOGETHER_API_KEY/);
     } finally {

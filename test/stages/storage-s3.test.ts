@@ -13,7 +13,14 @@ import { requestInput } from '../dataset/fixtures.ts';
 import { type TestDatabase, waitFor } from '../support/context.ts';
 import { it, test } from '../support/fixtures.ts';
 import { type S3TestServer, startS3Server } from '../support/s3.ts';
-import { type Pipeline, quietLog, seedLicense, seedReadyDataset, startPipeline } from './harness.ts';
+import {
+  datasetInStatus,
+  type Pipeline,
+  quietLog,
+  seedLicense,
+  seedReadyDataset,
+  startPipeline,
+} from './harness.ts';
 import { makeProvider } from './provider.ts';
 
 // The dataset builder and the uploader handing files over through a bucket on a real S3-protocol
@@ -103,19 +110,7 @@ describe('dataset files in an S3 bucket', { timeout: 60_000 }, () => {
     const input = requestInput({ requestId: 's3-1', licenseId: 'lic-s3', autoTrain: true, testPercent: 20 });
     const request = fineTuneRequestMessage({ request: input, correlationId: 'corr-s3-1' });
     await pipeline.stage('uploader').publisher.publish(request.queue, request.jobId, request.payload);
-    const dataset = await waitFor(
-      async () => {
-        const row = await tdb.db
-          .selectFrom('datasets')
-          .selectAll()
-          .where('license_id', '=', 'lic-s3')
-          .where('status', '=', 'uploaded')
-          .executeTakeFirst();
-        return row ?? null;
-      },
-      30_000,
-      'the dataset uploaded',
-    );
+    const dataset = await datasetInStatus(tdb.db, 'lic-s3', 'uploaded', 30_000, 'the dataset uploaded');
     expect(dataset.train_path).toMatch(/^datasets\/lic-s3\//);
     expect(storage.path(dataset.train_path as string)).toBe(`s3://${s3.bucket}/${dataset.train_path}`);
     const train = await readObject(dataset.train_path as string);

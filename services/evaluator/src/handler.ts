@@ -68,6 +68,35 @@ export interface EvaluatorDeps extends StageDeps {
   onScored?(ms: number): void;
 }
 
+/** What the evaluator stores of one scored answer (its run aside): the answer as asked, plus its scores. */
+export function answerRecord(
+  asked: Pick<
+    NewEvaluationAnswer,
+    'role' | 'position' | 'exampleId' | 'model' | 'answer' | 'promptTokens' | 'completionTokens' | 'credits'
+  >,
+  scored: ReturnType<typeof scoreAnswer>,
+): Omit<NewEvaluationAnswer, 'runId'> {
+  // The stored outcomes (without the row's repeated example id and model) and the right ones, in one pass.
+  const fields: StoredFieldOutcome[] = [];
+  let correct = 0;
+  for (const f of scored.fields) {
+    if (f.outcome === 'correct') correct++;
+    fields.push(
+      f.answered !== undefined
+        ? { field: f.field, outcome: f.outcome, expected: f.expected, answered: f.answered }
+        : { field: f.field, outcome: f.outcome, expected: f.expected },
+    );
+  }
+  return {
+    ...asked,
+    validJson: scored.example.validJson,
+    extraKeys: scored.example.extraKeys,
+    fields,
+    correctFields: correct,
+    scoredFields: scored.fields.length,
+  };
+}
+
 export type EvaluateOutcome = 'evaluated' | 'failed' | 'already_done';
 
 const ROLES: readonly EvaluationRole[] = ['fine_tuned', 'base', 'champion'];
@@ -229,35 +258,22 @@ export async function evaluateFineTune(
       const scoringStarted = performance.now();
       const scored = scoreAnswer(prepared.example(example.id) as PreparedExample, model, result.content);
       deps.onScored?.(performance.now() - scoringStarted);
-      // The stored outcomes (without the row's repeated example id and model) and the right ones, in one pass.
-      const fields: StoredFieldOutcome[] = [];
-      let correct = 0;
-      for (const f of scored.fields) {
-        if (f.outcome === 'correct') correct++;
-        fields.push(
-          f.answered !== undefined
-            ? { field: f.field, outcome: f.outcome, expected: f.expected, answered: f.answered }
-            : { field: f.field, outcome: f.outcome, expected: f.expected },
-        );
-      }
       const { promptTokens, completionTokens } = result.usage;
       const credits = inferenceCredits(price, promptTokens, completionTokens);
       // Stored behind the next call (AnswerWriter), once whatever retries; charged with the run.
-      const answer: Omit<NewEvaluationAnswer, 'runId'> = {
-        role,
-        position: example.position,
-        exampleId: example.id,
-        model,
-        answer: result.content,
-        validJson: scored.example.validJson,
-        extraKeys: scored.example.extraKeys,
-        fields,
-        correctFields: correct,
-        scoredFields: scored.fields.length,
-        promptTokens,
-        completionTokens,
-        credits,
-      };
+      const answer = answerRecord(
+        {
+          role,
+          position: example.position,
+          exampleId: example.id,
+          model,
+          answer: result.content,
+          promptTokens,
+          completionTokens,
+          credits,
+        },
+        scored,
+      );
       handedOver.push(answer);
       await writer.add(answer);
     }).catch(async (err: unknown) => {
