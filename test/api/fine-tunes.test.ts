@@ -1,12 +1,18 @@
+import { buildApi, profileChatProvider } from '@tuneline/api';
+import { defaultCatalogue } from '@tuneline/dataset';
+import { endDeployment, markDeploymentActive, startDeployment } from '@tuneline/db';
+import { createProvider, providerEnvSchema } from '@tuneline/provider';
+import type { KyselyPlugin } from 'kysely';
 import { describe, expect } from 'vitest';
+import { injectJson } from '../support/api-app.ts';
 import { makeDataset, makeFineTune } from './fixtures.ts';
 import { type ApiContext, it } from './support.ts';
 
 /** The fine-tune routes: detail, cancel, activation. */
 
-let { t, a, b, call } = {} as ApiContext;
+let { t, a, b, call, sim, redis, prefix } = {} as ApiContext;
 it.beforeAll(({ api }) => {
-  ({ t, a, b, call } = api);
+  ({ t, a, b, call, sim, redis, prefix } = api);
 });
 
 describe('fine-tunes and activation', () => {
@@ -93,5 +99,73 @@ describe('fine-tunes and activation', () => {
       ),
     ).not.toContain(ok);
     expect((await call('POST', '/v1/fine-tunes/nope/activate', a.key)).status).toBe(400);
+  });
+
+  it('shows a fine-tune and its deployment from one moment: never active next to an ended deployment', async () => {
+    const ds = await makeDataset(t.db, a.id, 'uploaded');
+    const id = await makeFineTune(t.db, a.id, ds);
+    await t.db.updateTable('fine_tunes').set({ provider: 'azure' }).where('id', '=', id).execute();
+    const started = await startDeployment(t.db, {
+      fineTuneId: id,
+      licenseId: a.id,
+      provider: 'azure',
+      name: `tl-${id}`,
+      creditsPerHour: 1_700n,
+      now: new Date(),
+    });
+    if (started.outcome !== 'started') throw new Error(`deployment not started: ${started.outcome}`);
+    await markDeploymentActive(t.db, started.deployment.id, new Date());
+
+    // An app whose database, right after the fine-tune's row is read, lets the sweep end that deployment
+    // (and the model's activation, in one transaction) before the view reads anything else.
+    let ended = false;
+    const sweepBetweenReads: KyselyPlugin = {
+      transformQuery: (args) => args.node,
+      async transformResult({ result }) {
+        const row = result.rows[0] as { id?: unknown; available?: unknown } | undefined;
+        if (!ended && row?.id === id && 'available' in row) {
+          ended = true;
+          await endDeployment(t.db, {
+            id: started.deployment.id,
+            from: ['active'],
+            state: 'deleted',
+            reason: 'deleted by the provider',
+            now: new Date(),
+          });
+        }
+        return result;
+      },
+    };
+    const profile = createProvider(
+      providerEnvSchema.parse({
+        PROVIDER: 'simulator',
+        SIMULATOR_URL: sim.url,
+        SIMULATOR_API_KEY: sim.apiKey,
+      }),
+    );
+    const app = await buildApi({
+      db: t.db.withPlugin(sweepBetweenReads),
+      redis,
+      queuePrefix: prefix,
+      catalogue: defaultCatalogue,
+      provider: profileChatProvider(profile),
+    });
+    try {
+      const view = (await injectJson(app, 'GET', `/v1/fine-tunes/${id}`, a.key)).json;
+      expect(ended).toBe(true);
+      // Before the sweep or after it, but one of the two, never a mix.
+      const before = { active: true, activation: 'active', deployment: { state: 'active' } };
+      const after = { active: false, activation: 'inactive', deployment: { state: 'deleted' } };
+      const seen = {
+        active: view.active,
+        activation: view.activation,
+        deployment: { state: view.deployment?.state },
+      };
+      expect([before, after]).toContainEqual(seen);
+      // The next look sees the sweep's outcome whole.
+      expect((await injectJson(app, 'GET', `/v1/fine-tunes/${id}`, a.key)).json).toMatchObject(after);
+    } finally {
+      await app.close();
+    }
   });
 });

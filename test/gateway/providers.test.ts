@@ -8,6 +8,7 @@ import { providerEnvSchema } from '@tuneline/provider';
 import { type RunningSimulator, startSimulator } from '@tuneline/simulator';
 import { describe, expect } from 'vitest';
 import { makeDataset, makeFineTune, makeLicense } from '../api/fixtures.ts';
+import { waitFor } from '../support/context.ts';
 import { test } from '../support/fixtures.ts';
 import { trainSimulatorModel } from '../support/simulator-models.ts';
 
@@ -113,5 +114,62 @@ describe('the gateway calls each model at its own provider', () => {
     expect(await db.selectFrom('inference_usage').select('id').execute()).toHaveLength(3);
     // The other models still answer there.
     expect((await call(narrow, trained)).status).toBe(200);
+
+    // `stream: true` on the Together model: Together's stream (usage on its last chunk) is relayed as
+    // server-sent events under the caller's model name, adds up to the whole answer, and is metered.
+    const whole = (await (await call(full, TOGETHER_MODEL)).json()) as {
+      choices: Array<{ message: { content: string } }>;
+      usage: { prompt_tokens: number; completion_tokens: number };
+    };
+    const streamed = await fetch(`${full}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${license.key}`, 'content-type': 'application/json' },
+      body: JSON.stringify({
+        model: TOGETHER_MODEL,
+        messages: [{ role: 'user', content: 'Total: 10.00 EUR' }],
+        max_completion_tokens: 50,
+        stream: true,
+      }),
+    });
+    expect(streamed.status).toBe(200);
+    expect(streamed.headers.get('content-type')).toMatch(/^text\/event-stream/);
+    const events = (await streamed.text())
+      .split('\n\n')
+      .filter((e) => e.startsWith('data: '))
+      .map((e) => e.slice('data: '.length));
+    expect(events.at(-1)).toBe('[DONE]');
+    const chunks = events.slice(0, -1).map(
+      (e) =>
+        JSON.parse(e) as {
+          object: string;
+          model: string;
+          usage?: unknown;
+          choices: Array<{ delta: { content?: string | null } }>;
+        },
+    );
+    expect(chunks.length).toBeGreaterThan(2);
+    for (const c of chunks)
+      expect(c).toMatchObject({ object: 'chat.completion.chunk', model: TOGETHER_MODEL });
+    expect(chunks.map((c) => c.choices[0]?.delta.content ?? '').join('')).toBe(
+      whole.choices[0]?.message.content,
+    );
+    // The caller did not ask for usage: Together's usage on the last chunk is taken off, but metered.
+    expect(chunks.some((c) => 'usage' in c)).toBe(false);
+    expect(sim.admin.chatRequests().at(-1)).toMatchObject({
+      dialect: 'together',
+      body: { stream: true, stream_options: { include_usage: true } },
+    });
+    const rows = await waitFor(async () => {
+      const r = await db
+        .selectFrom('inference_usage')
+        .select(['fine_tune_id', 'prompt_tokens', 'completion_tokens'])
+        .where('fine_tune_id', '=', together)
+        .execute();
+      return r.length === 3 ? r : undefined;
+    }, 5_000);
+    expect(rows.at(-1)).toMatchObject({
+      prompt_tokens: whole.usage.prompt_tokens,
+      completion_tokens: whole.usage.completion_tokens,
+    });
   });
 });

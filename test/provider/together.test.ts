@@ -182,6 +182,69 @@ describe('the together profile against the simulator', () => {
     expect(requests.some((r) => r.operation === 'jobs.create' && r.status === '200')).toBe(true);
   });
 
+  it('streams a chat completion the way Together does: per-token chunks, usage on the last one', async () => {
+    const client = new Together({ apiKey: sim.apiKey, baseURL: `${sim.baseUrl}/together/v1`, maxRetries: 0 });
+    const messages = [
+      { role: 'system' as const, content: 'Extract the invoice fields as JSON.' },
+      { role: 'user' as const, content: 'Invoice 703 total 12.00 EUR from vendor 0' },
+    ];
+    const whole = await client.chat.completions.create({ model: MODEL, messages });
+    const stream = await client.chat.completions.create({ model: MODEL, messages, stream: true });
+    const chunks: Together.Chat.ChatCompletionChunk[] = [];
+    for await (const chunk of stream) chunks.push(chunk);
+
+    expect(chunks.length).toBeGreaterThan(2);
+    expect(new Set(chunks.map((c) => c.id)).size).toBe(1);
+    for (const c of chunks) {
+      expect(c).toMatchObject({ object: 'chat.completion.chunk', model: MODEL });
+      // Together repeats the role on every delta and never sends a chunk without its choice.
+      expect(c.choices).toHaveLength(1);
+      expect(c.choices[0]!.delta.role).toBe('assistant');
+    }
+    expect(chunks.map((c) => c.choices[0]!.delta.content ?? '').join('')).toBe(
+      whole.choices[0]!.message?.content,
+    );
+    // Usage rides on the last chunk, the one with the finish reason, unasked; every other chunk has null.
+    const last = chunks.at(-1)!;
+    expect(last.choices[0]!.finish_reason).toBe(whole.choices[0]!.finish_reason);
+    expect(last.usage).toMatchObject({
+      prompt_tokens: whole.usage!.prompt_tokens,
+      completion_tokens: whole.usage!.completion_tokens,
+      total_tokens: whole.usage!.total_tokens,
+    });
+    for (const c of chunks.slice(0, -1)) {
+      expect(c.usage).toBeNull();
+      expect(c.choices[0]!.finish_reason).toBeNull();
+    }
+
+    // The profile's stream (what the gateway reads, with include_usage asked) ends with that usage too.
+    const viaProfile: Array<{ usage?: unknown }> = [];
+    for await (const c of await provider.streamChatCompletion({
+      model: MODEL,
+      messages,
+      stream: true,
+      stream_options: { include_usage: true },
+    }))
+      viaProfile.push(c);
+    expect(viaProfile.at(-1)?.usage).toMatchObject({ completion_tokens: whole.usage!.completion_tokens });
+
+    // A stream the provider breaks mid-way fails (the socket's own error, as in the OpenAI profile), never
+    // ends as a silent short answer.
+    sim.admin.setFaults({ streamBreakAfter: 2 });
+    try {
+      const broken = await provider.streamChatCompletion({ model: MODEL, messages, stream: true });
+      await expect(
+        (async () => {
+          for await (const _ of broken) {
+            // read to the break
+          }
+        })(),
+      ).rejects.toThrow(/terminated/);
+    } finally {
+      sim.admin.setFaults({});
+    }
+  });
+
   it('cancels through cancel_requested to cancelled, and reports an errored job as failed', async () => {
     const file = await processedTrainingFile(provider, 'c.jsonl', 10, { first: 700, timeoutMs: 10_000 });
     const job = await provider.createJob({

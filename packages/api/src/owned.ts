@@ -4,6 +4,7 @@ import {
   findDataset,
   findTrainingProfile,
   getFineTune,
+  getFineTuneWithDeployment,
 } from '@tuneline/db';
 import type { ApiDeps } from './app.ts';
 import { notFound, orNotFound } from './http.ts';
@@ -17,6 +18,12 @@ function own<T extends { licenseId: string }>(row: T | undefined, licenseId: str
 
 export const ownFineTune = async (deps: ApiDeps, licenseId: string, id: string): Promise<FineTuneRecord> =>
   own(await getFineTune(deps.db, id), licenseId, 'fine-tune');
+
+/** A license's own fine-tune with its latest deployment, read from one snapshot, or 404. */
+export const ownFineTuneWithDeployment = async (deps: ApiDeps, licenseId: string, id: string) => {
+  const found = await getFineTuneWithDeployment(deps.db, id);
+  return { fineTune: own(found?.fineTune, licenseId, 'fine-tune'), deployment: found?.deployment };
+};
 
 export const ownDataset = async (deps: ApiDeps, licenseId: string, id: string): Promise<DatasetRecord> =>
   own(await findDataset(deps.db, id), licenseId, 'dataset');

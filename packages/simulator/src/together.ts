@@ -3,10 +3,11 @@
 // content), fine-tunes (`/fine-tunes`: create, list, retrieve, cancel, delete, events, checkpoints) with
 // Together's statuses pending → queued → running → compressing → uploading → completed (or
 // cancel_requested → cancelled, or error), `token_count` and `total_price` on the job, and
-// OpenAI-compatible chat completions. Served under `/together/v1` by the same simulator process.
+// OpenAI-compatible chat completions (streamed in Together's chunk shape). Served under `/together/v1` by the same simulator process.
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { chatCompletion } from './chat.ts';
 import type { ChatRequestLog } from './chat-routes.ts';
+import { streamCompletion } from './chat-stream.ts';
 import { type Clock, type Scheduler, unixSeconds } from './clock.ts';
 import { ApiError, badRequest, notFound } from './errors.ts';
 import type { FaultInjector } from './faults.ts';
@@ -502,7 +503,7 @@ export function registerTogether(
     data: [...service.getJob(request.params.id ?? '').checkpoints].reverse(),
   }));
 
-  app.post(`${p}/chat/completions`, async (request: Req) => {
+  app.post(`${p}/chat/completions`, async (request: Req, reply) => {
     const body = (request.body ?? {}) as Record<string, unknown>;
     const name = typeof body.model === 'string' ? body.model : '';
     chatLog?.record({ dialect: 'together', model: name, url: request.url, body, at: clock.now() });
@@ -516,8 +517,9 @@ export function registerTogether(
         'model_not_found',
       );
     // Answered like the OpenAI dialect's chat (OpenAI-compatible), from the job's own examples.
-    const { completion } = chatCompletion(openai, name, body, completionIds, clock, toyModels, {
-      encoding: tuned?.base.encoding ?? findModel(name)?.encoding ?? 'cl100k_base',
+    const encoding = tuned?.base.encoding ?? findModel(name)?.encoding ?? 'cl100k_base';
+    const { completion, params } = chatCompletion(openai, name, body, completionIds, clock, toyModels, {
+      encoding,
       ...(tuned
         ? {
             tuned: {
@@ -527,7 +529,9 @@ export function registerTogether(
           }
         : {}),
     });
-    return completion;
+    if (!params.stream) return completion;
+    await streamCompletion(reply, completion, params, 'together', faults, encoding);
+    return reply;
   });
 }
 

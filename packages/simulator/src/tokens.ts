@@ -12,10 +12,15 @@ export function countTextTokens(text: string, encoding: EncodingName): number {
   return (encoding === 'cl100k_base' ? cl100k : o200k).encode(text, NO_SPECIALS).length;
 }
 
+/** The answer's text split at token boundaries, each token with its id (Together streams both). */
+export function tokenPieces(text: string, encoding: EncodingName): Array<{ id: number; text: string }> {
+  const enc = encoding === 'cl100k_base' ? cl100k : o200k;
+  return enc.encode(text, NO_SPECIALS).map((id) => ({ id, text: enc.decode([id]) }));
+}
+
 /** The answer's text split at token boundaries (for log probabilities and streamed deltas). */
 export function textTokens(text: string, encoding: EncodingName): string[] {
-  const enc = encoding === 'cl100k_base' ? cl100k : o200k;
-  return enc.encode(text, NO_SPECIALS).map((t) => enc.decode([t]));
+  return tokenPieces(text, encoding).map((t) => t.text);
 }
 
 export interface ChatMessageLike {

@@ -8,7 +8,7 @@ import {
 import type { ApiDeps } from '../app.ts';
 import { HttpError, notFound, type RouteTable } from '../http.ts';
 import { FINE_TUNE_STATUSES, listQuerySchema, pageRequest, pageView } from '../listing.ts';
-import { ownFineTune } from '../owned.ts';
+import { ownFineTune, ownFineTuneWithDeployment } from '../owned.ts';
 import { routeGroup } from '../route-group.ts';
 import { fineTuneDetailSchema, fineTuneListSchema, fineTuneSchema, idParams } from '../schemas.ts';
 import { fineTuneView } from '../views.ts';
@@ -52,15 +52,17 @@ export function registerFineTuneRoutes(table: RouteTable, deps: ApiDeps): void {
       },
     },
     async ({ licenseId, params }) => {
-      const row = await ownFineTune(deps, licenseId, params.id);
+      // The row and its deployment from one snapshot: the sweep ends a deployment and the model's
+      // activation together, and the view shows them together (never `active` beside `deleted`).
+      const { fineTune: row, deployment } = await ownFineTuneWithDeployment(deps, licenseId, params.id);
       const [events, checkpoints] = await Promise.all([
         listProviderEvents(deps.db, row.id),
         listCheckpoints(deps.db, row.id),
       ]);
       const dead = await findOpenDeadLettersBySubject(deps.db, [row.id]);
-      const serving = await servingContexts(deps, [row]);
+      const serving = { deployment, defaultProvider: deps.deployments.defaultProvider };
       return {
-        ...fineTuneView(row, dead.get(row.id), deps.catalogue, serving(row.id)),
+        ...fineTuneView(row, dead.get(row.id), deps.catalogue, serving),
         events: events.map((e) => ({
           id: e.id,
           createdAt: e.createdAt.toISOString(),

@@ -2,7 +2,7 @@ import { modelDeploymentMessage } from '@tuneline/contracts';
 import { sql } from 'kysely';
 import type { Executor } from '../connection.ts';
 import type { DeploymentState, ModelDeploymentRow } from '../schema.ts';
-import { type FineTuneRecord, lockFineTune, toFineTuneRecord } from './fine-tunes.ts';
+import { type FineTuneRecord, getFineTune, lockFineTune, toFineTuneRecord } from './fine-tunes.ts';
 import { queueNotifications } from './notifications.ts';
 import { inTransaction, writeOutbox } from './outbox.ts';
 
@@ -106,6 +106,25 @@ export async function latestDeployments(
     .orderBy('created_at', 'desc')
     .execute();
   return new Map(rows.map((r) => [r.fine_tune_id, toDeploymentRecord(r)]));
+}
+
+/**
+ * A fine-tune with its latest deployment, both read from one snapshot (a REPEATABLE READ transaction,
+ * or the caller's). `endDeployment` ends a deployment and clears the model's `active` in one transaction;
+ * two separate reads could straddle that commit and show the model `active` next to a `deleted`
+ * deployment.
+ */
+export async function getFineTuneWithDeployment(
+  db: Executor,
+  id: string,
+): Promise<{ fineTune: FineTuneRecord; deployment: DeploymentRecord | undefined } | undefined> {
+  const read = async (tx: Executor) => {
+    const fineTune = await getFineTune(tx, id);
+    if (!fineTune) return undefined;
+    return { fineTune, deployment: (await latestDeployments(tx, [id])).get(id) };
+  };
+  if (db.isTransaction) return read(db);
+  return db.transaction().setIsolationLevel('repeatable read').execute(read);
 }
 
 export type StartDeployment =
