@@ -1,8 +1,17 @@
-// End-to-end load: fine-tune requests per second through all six stages (six worker processes, the
-// simulator at zero latency and a speed at which training takes no real time, a loopback SMTP server),
-// with stage latency percentiles from the rows' timestamps. Target on this 2-core machine: >= 50/s.
-// Baseline in the same run: the same six hops through BullMQ queues with empty handlers, in one process
-// on the same Redis: what moving a message through six queues costs before any work is done.
+// End-to-end load: fine-tune requests per second through the whole pipeline, as `packages/harness`'s
+// trial runs it: the seven workers as separate processes (dataset-builder, uploader, trainer, poller,
+// billing, evaluator, notifier), the requests spread round-robin over 20 licenses and the three provider
+// profiles (openai, azure, together: one simulator at zero latency speaks all three dialects, at a speed
+// at which training takes no real time), webhooks on, a loopback SMTP server. Every other request has a
+// testing file (its 10 documents plus 2 held out), so its fine-tune is also evaluated after settlement.
+// A request counts once it is terminal: its fine-tune settled, its evaluation (if any) ended and every
+// notification sent or failed for good. The trial's report follows: the exactly-once checks per
+// provider, stage latency percentiles from the rows' timestamps, CPU per service and per fine-tune.
+// Target on this 2-core machine: >= 50/s.
+// Baseline in the same run: six chained BullMQ queues with empty handlers, in one process on the same
+// Redis: what moving a message through the hops of a request without evaluation (fine-tune-requests,
+// files-upload, finetune-create, finetune-poll, billing-settle, notify-send) costs before any work is
+// done; an evaluated request takes one hop more (evaluate), which the baseline leaves out.
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { failedChecks, formatReport, runTrial } from '@tuneline/harness';

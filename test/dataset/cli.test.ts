@@ -3,6 +3,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { MAX_FIELD_DEPTH } from '@tuneline/contracts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   expectSameExampleWarnings,
@@ -101,7 +102,35 @@ describe('tuneline build-dataset / validate (as processes)', { timeout: 120_000 
     expect(r.stdout).toContain(
       'error: document "inv-0002", field "text": text contains the special token <|endoftext|>',
     );
-    expect(r.stdout).toMatch(/error: document #13: .*invalidJson|error: document #13/);
+    expect(r.stdout).toMatch(/error: line 13: not JSON: /);
+  });
+
+  it('build-dataset checks each NDJSON line as the request body is checked: unknown keys, field depth', async () => {
+    // The same document schema as a request's documents: an unknown key is refused and a field may
+    // not nest deeper than MAX_FIELD_DEPTH. The error names the line (blank lines count) and the field.
+    let deep: unknown = 1;
+    for (let i = 0; i < MAX_FIELD_DEPTH + 5; i++) deep = [deep];
+    const docs = invoices(12).map((d, i) =>
+      i === 2 ? { ...d, extra: 'x' } : i === 5 ? { ...d, fields: { ...d.fields, lines: deep } } : d,
+    );
+    const lines = docs.map((d) => JSON.stringify(d));
+    lines.splice(1, 0, ''); // a blank line 2: document #3 is on line 4, document #6 on line 7
+    writeFileSync(join(dir, 'strict.ndjson'), `${lines.join('\n')}\n`);
+    const r = await tuneline(
+      'build-dataset',
+      '--documents',
+      join(dir, 'strict.ndjson'),
+      '--config',
+      join(dir, 'request.json'),
+      '--out',
+      join(dir, 'strict-out'),
+    );
+    expect(r.code, r.stderr).toBe(1);
+    expect(r.stdout).toMatch(/status\s+invalid/);
+    expect(r.stdout).toContain('error: line 4, field "extra": Unrecognized key "extra"');
+    expect(r.stdout).toContain(
+      `error: line 7, field "fields.lines": must not nest deeper than ${MAX_FIELD_DEPTH} levels`,
+    );
   });
 
   it('build-dataset refuses a bad config with exit 2 naming the field', async () => {

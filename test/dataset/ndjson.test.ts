@@ -2,7 +2,8 @@ import { createReadStream, mkdtempSync, readdirSync, rmSync, writeFileSync } fro
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { readNdjsonFile } from '@tuneline/dataset';
+import { MAX_FIELD_DEPTH } from '@tuneline/contracts';
+import { InvalidLine, readNdjsonDocuments, readNdjsonFile } from '@tuneline/dataset';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 
@@ -97,5 +98,37 @@ describe('readNdjsonFile', () => {
     expect(openFiles()).toBe(before + 1);
     items.return(undefined);
     expect(openFiles()).toBe(before);
+  });
+});
+
+describe('readNdjsonDocuments', () => {
+  it("checks each line with the request's document schema, naming the line and the field", () => {
+    const doc = { id: 'a', text: 't', fields: { total: '1' } };
+    let deep: unknown = 1;
+    for (let i = 0; i < MAX_FIELD_DEPTH + 1; i++) deep = { x: deep };
+    const path = file(
+      [
+        JSON.stringify(doc),
+        '',
+        JSON.stringify({ ...doc, id: 'b', extra: 1 }),
+        '{nope',
+        JSON.stringify({ ...doc, id: 'c', fields: { deep } }),
+        JSON.stringify({ ...doc, id: '' }),
+      ].join('\r\n'),
+    );
+    expect([...readNdjsonDocuments(path)]).toEqual([
+      doc,
+      new InvalidLine(3, [
+        { field: 'extra', message: 'Unrecognized key "extra": not a field here (check its spelling)' },
+      ]),
+      new InvalidLine(4, [{ message: expect.stringMatching(/^not JSON: /) }]),
+      new InvalidLine(5, [
+        {
+          field: 'fields.deep',
+          message: `must not nest deeper than ${MAX_FIELD_DEPTH} levels of objects and arrays`,
+        },
+      ]),
+      new InvalidLine(6, [{ field: 'id', message: 'must not be empty' }]),
+    ]);
   });
 });

@@ -143,7 +143,15 @@ export class ExamplePass {
     if (index % 1000 === 0) this.onProgress?.({ phase: 'build', done: index, total: this.total });
     const parsed = parseDocument(item);
     if (!parsed.success) {
-      this.errors.add({ code: 'invalid_document', index, message: parsed.message });
+      for (const { field, message } of parsed.problems) {
+        this.errors.add({
+          code: 'invalid_document',
+          index,
+          ...(parsed.line !== undefined ? { line: parsed.line } : {}),
+          ...(field !== undefined ? { field } : {}),
+          message,
+        });
+      }
       return undefined;
     }
     const doc: Document = parsed.data;

@@ -3,8 +3,10 @@ export interface DatasetIssue {
   code: string;
   message: string;
   documentId?: string;
-  /** 0-based position of the document in the request (or line number - 1 in a file). */
+  /** 0-based position of the document in the request or file (blank lines of a file not counted). */
   index?: number;
+  /** 1-based line of the file (blank lines counted), for a line that is not a valid document. */
+  line?: number;
   field?: string;
   /** For warnings about several documents (capped). */
   documentIds?: string[];
@@ -44,9 +46,11 @@ export function describeIssue(i: DatasetIssue): string {
   const where = [
     i.documentId !== undefined
       ? `document "${i.documentId}"`
-      : i.index !== undefined
-        ? `document #${i.index + 1}`
-        : '',
+      : i.line !== undefined
+        ? `line ${i.line}`
+        : i.index !== undefined
+          ? `document #${i.index + 1}`
+          : '',
     i.field ? `field "${i.field}"` : '',
   ]
     .filter(Boolean)

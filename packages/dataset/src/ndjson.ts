@@ -1,4 +1,5 @@
 import { closeSync, openSync, readSync } from 'node:fs';
+import { documentSchema, fieldErrors } from '@tuneline/contracts';
 
 /** Bytes read from the file at a time, into one buffer reused for the whole file. */
 const READ_BYTES = 1024 * 1024;
@@ -9,8 +10,52 @@ export interface InvalidJsonLine {
 }
 
 /**
+ * A line of an NDJSON document file that is not a valid document: its 1-based number (blank lines
+ * count) and what is wrong, per field (no field when the line is not JSON). The builder reports each
+ * problem as an `invalid_document` error naming the line and the field.
+ */
+export class InvalidLine {
+  constructor(
+    readonly line: number,
+    readonly problems: readonly { field?: string; message: string }[],
+  ) {}
+}
+
+/**
+ * Each non-blank line of an NDJSON file of documents, checked by the same `documentSchema` a request's
+ * documents pass (unknown keys refused, fields at most MAX_FIELD_DEPTH deep): the document, or an
+ * `InvalidLine`. What `tuneline build-dataset` builds from.
+ */
+export function readNdjsonDocuments(path: string, readBytes = READ_BYTES): Generator<unknown> {
+  return readLines(path, readBytes, (line, lineNo) => {
+    let value: unknown;
+    try {
+      value = JSON.parse(line);
+    } catch (err) {
+      return new InvalidLine(lineNo, [{ message: `not JSON: ${(err as Error).message}` }]);
+    }
+    const checked = documentSchema.safeParse(value);
+    return checked.success ? value : new InvalidLine(lineNo, fieldErrors(checked.error));
+  });
+}
+
+/**
  * Each non-blank line of an NDJSON file, parsed (a line that is not JSON yields an `InvalidJsonLine`
- * naming its line number). Lines end at LF, CRLF or a lone CR, as readline splits them.
+ * naming its line number).
+ */
+export function readNdjsonFile(path: string, readBytes = READ_BYTES): Generator<unknown> {
+  return readLines(path, readBytes, (line, lineNo) => {
+    try {
+      return JSON.parse(line);
+    } catch (err) {
+      return { invalidJson: `line ${lineNo}: ${(err as Error).message}` } satisfies InvalidJsonLine;
+    }
+  });
+}
+
+/**
+ * `item` of each non-blank line of a file, with the line's 1-based number. Lines end at LF, CRLF or a
+ * lone CR, as readline splits them.
  *
  * Read synchronously into one reused buffer, and only complete lines are decoded. A read stream
  * (with readline) allocates a new 64 KiB buffer per read; those buffers outlive the young generation
@@ -18,7 +63,11 @@ export interface InvalidJsonLine {
  * held the whole 166 MB input of 50,000 documents in buffers at its peak. A synchronous iterable is
  * also what the builder walks fastest (blocks without an await per document).
  */
-export function* readNdjsonFile(path: string, readBytes = READ_BYTES): Generator<unknown> {
+function* readLines(
+  path: string,
+  readBytes: number,
+  item: (line: string, lineNo: number) => unknown,
+): Generator<unknown> {
   const fd = openSync(path, 'r');
   try {
     let buf = Buffer.allocUnsafeSlow(readBytes);
@@ -31,15 +80,7 @@ export function* readNdjsonFile(path: string, readBytes = READ_BYTES): Generator
     const splitAtCr = function* (line: string): Generator<unknown> {
       for (const part of (line.endsWith('\r') ? line.slice(0, -1) : line).split('\r')) {
         lineNo++;
-        if (part.trim() !== '') yield item(part);
-      }
-    };
-    /** The line's item: its JSON, or the marker of a line that is not JSON. */
-    const item = (line: string): unknown => {
-      try {
-        return JSON.parse(line);
-      } catch (err) {
-        return { invalidJson: `line ${lineNo}: ${(err as Error).message}` } satisfies InvalidJsonLine;
+        if (part.trim() !== '') yield item(part, lineNo);
       }
     };
     while (!eof) {
@@ -63,7 +104,7 @@ export function* readNdjsonFile(path: string, readBytes = READ_BYTES): Generator
         start = nl + 1;
         if (!line.includes('\r')) {
           lineNo++;
-          if (line.trim() !== '') yield item(line);
+          if (line.trim() !== '') yield item(line, lineNo);
         } else yield* splitAtCr(line);
       }
       if (eof && start < end) {

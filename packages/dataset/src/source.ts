@@ -1,9 +1,11 @@
 import { setImmediate as turnOfEventLoop } from 'node:timers/promises';
-import { type Document, documentSchema, formatZodError } from '@tuneline/contracts';
+import { type Document, documentSchema, fieldErrors } from '@tuneline/contracts';
+import { InvalidLine } from './ndjson.ts';
 
 /**
- * Documents, read twice: a cheap first pass (count, ids) and the build pass. Items are checked
- * against the document schema, so a source may yield raw parsed JSON.
+ * Documents, read twice: a cheap first pass (count, ids) and the build pass. Each item has passed
+ * `documentSchema` where it entered (the request's documents with the queue message, the store's on
+ * insert, an NDJSON file's lines in readNdjsonDocuments), or is an `InvalidLine` naming what failed.
  */
 export type DocumentSource = () => Iterable<unknown> | AsyncIterable<unknown>;
 
@@ -14,13 +16,16 @@ export interface BuildProgress {
 }
 
 /**
- * Checks one source item. Sources yield parsed JSON (the worker's message was parsed by the queue
- * schema; the CLI parses NDJSON), so a structural check suffices on the hot path; zod runs only to name
- * what is wrong with an item that fails it.
+ * Checks one source item. Sources yield items that passed the document schema (DocumentSource), so a
+ * structural check suffices on the hot path; zod runs only to name what is wrong with an item that
+ * fails it. An `InvalidLine` fails with its line and problems.
  */
 export function parseDocument(
   item: unknown,
-): { success: true; data: Document } | { success: false; message: string } {
+):
+  | { success: true; data: Document }
+  | { success: false; line?: number; problems: readonly { field?: string; message: string }[] } {
+  if (item instanceof InvalidLine) return { success: false, line: item.line, problems: item.problems };
   if (typeof item === 'object' && item !== null) {
     const { id, text, fields } = item as Record<string, unknown>;
     if (
@@ -38,7 +43,7 @@ export function parseDocument(
   const parsed = documentSchema.safeParse(item);
   return parsed.success
     ? { success: true, data: parsed.data }
-    : { success: false, message: formatZodError(parsed.error) };
+    : { success: false, problems: fieldErrors(parsed.error) };
 }
 
 /** Items taken from a source at a time: one await per block rather than one per document. */

@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, mkdirSync } from 'node:fs';
-import { type FileHandle, open, rename, rm, stat } from 'node:fs/promises';
-import { dirname, isAbsolute, join, resolve, sep } from 'node:path';
+import { type FileHandle, open, readdir, rename, rm, stat } from 'node:fs/promises';
+import { basename, dirname, isAbsolute, join, resolve, sep } from 'node:path';
 import { PassThrough, type Readable, Transform, Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 
@@ -14,7 +14,8 @@ export interface ReadOptions {
 /**
  * Where dataset files live. Keys are `/`-separated relative paths such as `datasets/<id>/train.jsonl`.
  * A write is visible under its key only once its stream finished: a writer that fails or dies midway
- * leaves nothing a later stage could read (at most an invisible temporary file or multipart upload).
+ * leaves nothing a later stage could read (at most an invisible temporary file or multipart upload; a
+ * local one is removed by a later write of its key once stale, see STALE_PARTIAL_MS).
  */
 export interface DatasetStorage {
   createWriteStream(key: string): Writable;
@@ -113,29 +114,82 @@ const WRITE_BUFFER_BYTES = 1024 * 1024;
 export const PARTIAL_SUFFIX = '.partial';
 
 /**
+ * A `.partial` file not modified for this long belongs to a writer that is gone. A live writer touches
+ * its file at every write and, while it waits, every quarter of this bound, so a writer still writing
+ * (in any process sharing the directory, with clocks within minutes) is never taken for a dead one.
+ */
+export const STALE_PARTIAL_MS = 60 * 60 * 1000;
+
+/** Random bytes in a temporary file's name: `<final>.<12 hex digits>.partial`. */
+const TEMP_ID_BYTES = 6;
+/** What follows `<final>.` in a temporary file's name: TEMP_ID_BYTES as hex, then PARTIAL_SUFFIX. */
+const TEMP_TAIL = /^[0-9a-f]{12}\.partial$/;
+
+/**
+ * Removes the `.partial` files of `final` (`<final>.<12 hex>.partial`, nothing else) not modified for
+ * `staleMs`: what killed writers of the same file left. Best effort: a file another writer removes or
+ * renames meanwhile, or one that cannot be removed, is left to the next write.
+ */
+async function removeStalePartials(final: string, staleMs: number): Promise<void> {
+  const dir = dirname(final);
+  const prefix = `${basename(final)}.`;
+  const cutoff = Date.now() - staleMs;
+  const names = await readdir(dir).catch(() => [] as string[]);
+  for (const name of names) {
+    if (!name.startsWith(prefix) || !TEMP_TAIL.test(name.slice(prefix.length))) continue;
+    const path = join(dir, name);
+    const modified = await stat(path).then(
+      (s) => s.mtimeMs,
+      () => undefined,
+    );
+    if (modified !== undefined && modified < cutoff) await rm(path, { force: true }).catch(() => undefined);
+  }
+}
+
+/**
  * Writes `<final>.<random>.partial` and renames it to `final` once everything is written and synced,
  * so the final name only ever holds a complete file. A failed or destroyed write removes its
- * temporary file; a killed process leaves only a `.partial` file that no key names.
+ * temporary file; a killed process leaves only a `.partial` file that no key names, removed by a later
+ * write of the same file once stale (STALE_PARTIAL_MS). While open, the writer touches its file every
+ * quarter of that bound, so a writer that pauses keeps it.
  */
 class AtomicFileWriter extends Writable {
   private handle: FileHandle | undefined;
   private readonly temp: string;
   private done = false;
+  private heartbeat: NodeJS.Timeout | undefined;
 
-  constructor(private readonly final: string) {
+  constructor(
+    private readonly final: string,
+    private readonly staleMs: number,
+  ) {
     super({ highWaterMark: WRITE_BUFFER_BYTES });
-    this.temp = `${final}.${randomBytes(6).toString('hex')}${PARTIAL_SUFFIX}`;
+    this.temp = `${final}.${randomBytes(TEMP_ID_BYTES).toString('hex')}${PARTIAL_SUFFIX}`;
   }
 
   override _construct(cb: (err?: Error | null) => void): void {
     mkdirSync(dirname(this.final), { recursive: true });
-    open(this.temp, 'w').then(
-      (h) => {
-        this.handle = h;
-        cb();
-      },
-      (err: Error) => cb(err),
-    );
+    removeStalePartials(this.final, this.staleMs)
+      .then(() => open(this.temp, 'w'))
+      .then(
+        (h) => {
+          this.handle = h;
+          this.heartbeat = setInterval(() => this.touch(h), this.staleMs / 4).unref();
+          cb();
+        },
+        (err: Error) => cb(err),
+      );
+  }
+
+  /** Marks the temporary file as written now (a failure only means the next beat tries again). */
+  private touch(handle: FileHandle): void {
+    const now = new Date();
+    handle.utimes(now, now).catch(() => undefined);
+  }
+
+  private stopHeartbeat(): void {
+    clearInterval(this.heartbeat);
+    this.heartbeat = undefined;
   }
 
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
@@ -157,6 +211,7 @@ class AtomicFileWriter extends Writable {
 
   override _final(cb: (err?: Error | null) => void): void {
     const handle = this.handle as FileHandle;
+    this.stopHeartbeat();
     handle
       .sync()
       .then(() => handle.close())
@@ -171,6 +226,7 @@ class AtomicFileWriter extends Writable {
   }
 
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
+    this.stopHeartbeat();
     const handle = this.handle;
     this.handle = undefined;
     const cleanup = async () => {
@@ -196,12 +252,19 @@ function skipBytes(buffers: Buffer[], n: number): Buffer[] {
 
 const isNotFound = (err: unknown) => (err as { code?: string } | undefined)?.code === 'ENOENT';
 
+export interface LocalFileStorageOptions {
+  /** When a `.partial` file counts as left by a dead writer (default STALE_PARTIAL_MS; tests shorten it). */
+  stalePartialMs?: number;
+}
+
 /** Files under a local directory. */
 export class LocalFileStorage implements DatasetStorage {
   readonly rootDir: string;
+  private readonly stalePartialMs: number;
 
-  constructor(rootDir: string = defaultStorageDir()) {
+  constructor(rootDir: string = defaultStorageDir(), opts: LocalFileStorageOptions = {}) {
     this.rootDir = resolve(rootDir);
+    this.stalePartialMs = opts.stalePartialMs ?? STALE_PARTIAL_MS;
   }
 
   path(key: string): string {
@@ -214,7 +277,7 @@ export class LocalFileStorage implements DatasetStorage {
   }
 
   createWriteStream(key: string): Writable {
-    return new AtomicFileWriter(this.path(key));
+    return new AtomicFileWriter(this.path(key), this.stalePartialMs);
   }
 
   openRead(key: string, opts: ReadOptions = {}): Readable {

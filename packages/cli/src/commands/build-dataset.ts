@@ -1,6 +1,6 @@
 import { open, readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { fineTuneRequestFieldsSchema, formatZodError } from '@tuneline/contracts';
+import { fineTuneRequestFieldsSchema, formatZodError, MAX_FIELD_DEPTH } from '@tuneline/contracts';
 import {
   type BuildProgress,
   buildDataset,
@@ -8,7 +8,7 @@ import {
   describeIssue,
   LocalFileStorage,
   loadCatalogue,
-  readNdjsonFile,
+  readNdjsonDocuments,
 } from '@tuneline/dataset';
 import { type Command, parseOptions, UsageError } from '../command.ts';
 
@@ -74,7 +74,8 @@ export const buildDatasetCommand: Command = {
   usage: [
     'tuneline build-dataset --documents docs.ndjson --config request.json --out DIR [--json]',
     '',
-    '  --documents  NDJSON file, one document per line: {"id", "text", "fields"}',
+    '  --documents  NDJSON file, one document per line: {"id", "text", "fields"} (checked as a request\'s',
+    `               documents are: no other keys, fields at most ${MAX_FIELD_DEPTH} levels deep)`,
     '  --config     JSON file with the rest of a fine-tune request (modelConfig, dump, testPercent,',
     '               baseModel, job); requestId and licenseId are optional',
     '  --out        directory for train.jsonl and test.jsonl',
@@ -107,7 +108,7 @@ export const buildDatasetCommand: Command = {
     });
 
     const storage = new LocalFileStorage(values.out);
-    const build = await buildDataset(parsed.data, () => readNdjsonFile(documents), {
+    const build = await buildDataset(parsed.data, () => readNdjsonDocuments(documents), {
       storage,
       trainKey: 'train.jsonl',
       testKey: 'test.jsonl',
