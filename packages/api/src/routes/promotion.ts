@@ -1,9 +1,11 @@
 import { trainingProfileSchema } from '@tuneline/contracts';
 import { findBaseModel, hostingFeeOf, shutDown, shutdownMessage } from '@tuneline/dataset';
 import {
+  type Executor,
   findAliasTarget,
   findVersionFineTune,
   findVersionOfFineTune,
+  inSnapshot,
   inTransaction,
   listProfileVersions,
   type PromotionHosting,
@@ -24,14 +26,18 @@ import { profileVersionParams, promoteVersionSchema } from '../schemas.ts';
 const aliasOf = (settings: unknown): string | null =>
   trainingProfileSchema.safeParse(settings).data?.alias ?? null;
 
-/** The fine-tune the profile's alias serves now (undefined: no alias, or it serves nothing usable). */
+/**
+ * The fine-tune the profile's alias serves now (undefined: no alias, or it serves nothing usable). Read
+ * it on the same snapshot (`inSnapshot`) as the versions it is shown with: a promotion commits its
+ * decision and its alias move together, and two reads could straddle that commit.
+ */
 export async function servingFineTune(
-  deps: ApiDeps,
+  db: Executor,
   profile: Pick<TrainingProfileRecord, 'licenseId' | 'settings'>,
 ): Promise<string | undefined> {
   const alias = aliasOf(profile.settings);
   if (!alias) return undefined;
-  return (await findAliasTarget(deps.db, { licenseId: profile.licenseId, name: alias }))?.fineTuneId;
+  return (await findAliasTarget(db, { licenseId: profile.licenseId, name: alias }))?.fineTuneId;
 }
 
 /** A version as the API shows it: `serving` when the profile's alias serves its model now. */
@@ -45,9 +51,12 @@ export const versionView = <V extends { fineTuneId: string | null }>(v: V, servi
  * alias serves it, and where to promote it by hand; null for a fine-tune of any other request.
  */
 export async function fineTuneVersionView(deps: ApiDeps, fineTuneId: string) {
-  const version = await findVersionOfFineTune(deps.db, fineTuneId);
-  if (!version) return null;
-  const serving = await servingFineTune(deps, version);
+  const read = await inSnapshot(deps.db, async (tx) => {
+    const version = await findVersionOfFineTune(tx, fineTuneId);
+    return version ? { version, serving: await servingFineTune(tx, version) } : undefined;
+  });
+  if (!read) return null;
+  const { version, serving } = read;
   return {
     profile: version.profileName,
     version: version.version,
@@ -133,9 +142,11 @@ export function registerPromotionRoutes(table: RouteTable, deps: ApiDeps): void 
       // Its deployment's first link, to the poller now (the alias moves when it serves).
       if (done.outcome === 'deploying') await deps.flushOutbox();
       const changed = done.outcome !== 'unchanged';
-      const serving = await servingFineTune(deps, profile);
-      const version = (await listProfileVersions(deps.db, profile)).find((v) => v.version === params.version);
-      const now = alias ? await findAliasTarget(deps.db, { licenseId, name: alias }) : undefined;
+      const { serving, version, now } = await inSnapshot(deps.db, async (tx) => ({
+        serving: await servingFineTune(tx, profile),
+        version: (await listProfileVersions(tx, profile)).find((v) => v.version === params.version),
+        now: alias ? await findAliasTarget(tx, { licenseId, name: alias }) : undefined,
+      }));
       return {
         version: versionView(version as NonNullable<typeof version>, serving),
         changed,

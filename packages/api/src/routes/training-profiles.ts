@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { retrainCheckMessage, trainingProfileSchema } from '@tuneline/contracts';
 import { findBaseModel } from '@tuneline/dataset';
 import {
+  inSnapshot,
   inTransaction,
   listProfileVersions,
   listTrainingProfiles,
@@ -98,8 +99,10 @@ export function registerTrainingProfileRoutes(table: RouteTable, deps: ApiDeps):
     },
     async ({ licenseId, params }) => {
       const profile = await ownTrainingProfile(deps, licenseId, params.name);
-      const serving = await servingFineTune(deps, profile);
-      const versions = await listProfileVersions(deps.db, profile);
+      const { serving, versions } = await inSnapshot(deps.db, async (tx) => ({
+        serving: await servingFineTune(tx, profile),
+        versions: await listProfileVersions(tx, profile),
+      }));
       return { ...profileView(profile), versions: versions.map((v) => versionView(v, serving)) };
     },
   );

@@ -4,7 +4,7 @@ import type { Executor } from '../connection.ts';
 import type { DeploymentState, ModelDeploymentRow } from '../schema.ts';
 import { type FineTuneRecord, getFineTune, lockFineTune, toFineTuneRecord } from './fine-tunes.ts';
 import { queueNotifications } from './notifications.ts';
-import { inTransaction, writeOutbox } from './outbox.ts';
+import { inSnapshot, inTransaction, writeOutbox } from './outbox.ts';
 
 /**
  * Deployments of fine-tuned models at their provider (issue 20.1, migration 0050). The API starts one
@@ -123,8 +123,7 @@ export async function getFineTuneWithDeployment(
     if (!fineTune) return undefined;
     return { fineTune, deployment: (await latestDeployments(tx, [id])).get(id) };
   };
-  if (db.isTransaction) return read(db);
-  return db.transaction().setIsolationLevel('repeatable read').execute(read);
+  return inSnapshot(db, read);
 }
 
 export type StartDeployment =
