@@ -51,7 +51,10 @@ function variants(spec: string | undefined): Array<{ name: string; env: Record<s
 }
 const SCALE = Number(process.env.GATEWAY_BENCH_CALLS_SCALE ?? 1);
 const CALLS: Record<number, number> = { 1: 200 * SCALE, 8: 800 * SCALE, 32: 1_600 * SCALE };
-const WARMUP = 40;
+// Calls before each measurement, not measured: enough for V8 to optimise the hot path (with 40, the
+// first concurrency measured, c=1, ran partly unoptimised: 3.1-3.7 ms of API CPU per call against
+// ~1-2 ms warm). GATEWAY_BENCH_WARMUP overrides it.
+const WARMUP = Number(process.env.GATEWAY_BENCH_WARMUP ?? 400);
 
 /**
  * CPU ms so far of each of the scratch database's backends (null when Postgres is not on this
@@ -82,17 +85,19 @@ function postgresCpuBetween(before: Map<number, number> | null, after: Map<numbe
 // GATEWAY_BENCH_CPU_PROF=<dir>: each process writes a V8 CPU profile there when it stops (--cpu-prof,
 // which NODE_OPTIONS does not accept), to see where a call's CPU goes.
 const CPU_PROF = process.env.GATEWAY_BENCH_CPU_PROF;
+// GATEWAY_BENCH_API_CPUS=<list>: the API runs on those CPUs only (`taskset -c`), a diagnostic of how much
+// of its latency is sharing cores with the load generator and the simulator: run the bench itself under
+// `taskset -c <the others>` and pin Postgres with `taskset -a -p` (docs/GATEWAY.md, Benchmark).
+const API_CPUS = process.env.GATEWAY_BENCH_API_CPUS;
 
 function startProcess(args: string[], env: NodeJS.ProcessEnv): Promise<{ child: ChildProcess; url: string }> {
   const prof = CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${join(CPU_PROF, args[0] ?? '')}`] : [];
-  const child = spawn(
-    process.execPath,
-    [...prof, '--import', 'tsx', join('bench', 'gateway-process.ts'), ...args],
-    {
-      env,
-      stdio: ['ignore', 'pipe', 'inherit'],
-    },
-  );
+  const node = [process.execPath, ...prof, '--import', 'tsx', join('bench', 'gateway-process.ts'), ...args];
+  const pinned = API_CPUS && args[0] === 'api' ? ['taskset', '-c', API_CPUS, ...node] : node;
+  const child = spawn(pinned[0] as string, pinned.slice(1), {
+    env,
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   return new Promise((resolve, reject) => {
     let out = '';
     child.stdout?.on('data', (d: Buffer) => {
