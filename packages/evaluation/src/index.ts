@@ -1,13 +1,5 @@
-export {
-  type Decimal,
-  type DecimalSeparator,
-  decimalOfNumber,
-  type ParsedAmount,
-  parseAmount,
-  roundedDigits,
-  sameCurrency,
-} from './amounts.ts';
-export { type DateOrder, dateOrderOf, parseDate } from './dates.ts';
+export * from './amounts.ts';
+export * from './dates.ts';
 export {
   type EvaluationReport,
   type ModelAnswer,
