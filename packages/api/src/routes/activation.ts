@@ -1,6 +1,7 @@
 import { findBaseModel, hostingFeeOf, lifecycleOf } from '@tuneline/dataset';
 import {
   aliasesOfFineTunes,
+  type Executor,
   type FineTuneRecord,
   findLiveDeployment,
   getFineTune,
@@ -30,13 +31,17 @@ import { fineTuneView, type ServingContext } from '../views.ts';
  * deletes the deployment.
  */
 
-/** Each row's latest deployment (one statement), as `fineTuneView`'s serving context. */
+/**
+ * Each row's latest deployment (one statement), as `fineTuneView`'s serving context. Pass the snapshot
+ * the rows were read on (`inSnapshot`), so a model and its deployment are shown as of one moment.
+ */
 export async function servingContexts(
   deps: ApiDeps,
   rows: readonly Pick<FineTuneRecord, 'id'>[],
+  db: Executor = deps.db,
 ): Promise<(id: string) => ServingContext> {
   const latest = await latestDeployments(
-    deps.db,
+    db,
     rows.map((r) => r.id),
   );
   return (id) => ({ deployment: latest.get(id), defaultProvider: deps.deployments.defaultProvider });

@@ -1,5 +1,6 @@
 import {
   findOpenDeadLettersBySubject,
+  inSnapshot,
   listCheckpoints,
   listProviderEvents,
   pageFineTunes,
@@ -33,8 +34,10 @@ export function registerFineTuneRoutes(table: RouteTable, deps: ApiDeps): void {
       },
     },
     async ({ licenseId, query }) => {
-      const page = await pageFineTunes(deps.db, licenseId, pageRequest(query));
-      const serving = await servingContexts(deps, page.rows);
+      const { page, serving } = await inSnapshot(deps.db, async (tx) => {
+        const page = await pageFineTunes(tx, licenseId, pageRequest(query));
+        return { page, serving: await servingContexts(deps, page.rows, tx) };
+      });
       return pageView(page, (r) => fineTuneView(r, r.deadLetter, deps.catalogue, serving(r.id)));
     },
   );

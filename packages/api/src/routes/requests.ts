@@ -6,6 +6,7 @@ import {
   type FineTuneRecord,
   findOpenDeadLettersBySubject,
   findRequestOutcome,
+  inSnapshot,
   type StoredRequest,
 } from '@tuneline/db';
 import { z } from 'zod';
@@ -103,20 +104,26 @@ export function registerRequestRoutes(table: RouteTable, deps: ApiDeps): void {
       },
     },
     async ({ licenseId, params }) => {
-      const { request, dataset, fineTunes } = orNotFound(
-        await findRequestOutcome(deps.db, licenseId, params.requestId),
-        'fine-tune request',
-      );
-      const dead = await findOpenDeadLettersBySubject(deps.db, [
-        request.requestId,
-        ...(dataset ? [dataset.id] : []),
-        ...fineTunes.map((f) => f.id),
-      ]);
+      // One snapshot: the request, its dataset, its fine-tunes, their dead letters and deployments.
+      const read = await inSnapshot(deps.db, async (tx) => {
+        const outcome = await findRequestOutcome(tx, licenseId, params.requestId);
+        if (!outcome) return undefined;
+        const subjects = [
+          outcome.request.requestId,
+          ...(outcome.dataset ? [outcome.dataset.id] : []),
+          ...outcome.fineTunes.map((f) => f.id),
+        ];
+        return {
+          ...outcome,
+          dead: await findOpenDeadLettersBySubject(tx, subjects),
+          serving: await servingContexts(deps, outcome.fineTunes, tx),
+        };
+      });
+      const { request, dataset, fineTunes, dead, serving } = orNotFound(read, 'fine-tune request');
       // A request's dead letter is keyed by its requestId; make sure it is this license's.
       const requestDead = dead.get(request.requestId);
       const ownRequestDead = requestDead?.licenseId === request.licenseId ? requestDead : undefined;
       if (!ownRequestDead) dead.delete(request.requestId);
-      const serving = await servingContexts(deps, fineTunes);
       return {
         request: {
           requestId: request.requestId,
