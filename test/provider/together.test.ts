@@ -228,8 +228,8 @@ describe('the together profile against the simulator', () => {
       viaProfile.push(c);
     expect(viaProfile.at(-1)?.usage).toMatchObject({ completion_tokens: whole.usage!.completion_tokens });
 
-    // A stream the provider breaks mid-way fails (the socket's own error, as in the OpenAI profile), never
-    // ends as a silent short answer.
+    // A stream the provider breaks mid-way fails as a transient provider error (the socket's own error
+    // as its cause, as in the OpenAI profile), never ends as a silent short answer.
     sim.admin.setFaults({ streamBreakAfter: 2 });
     try {
       const broken = await provider.streamChatCompletion({ model: MODEL, messages, stream: true });
@@ -239,7 +239,11 @@ describe('the together profile against the simulator', () => {
             // read to the break
           }
         })(),
-      ).rejects.toThrow(/terminated/);
+      ).rejects.toMatchObject({
+        name: 'ProviderError',
+        kind: 'transient',
+        message: expect.stringMatching(/^provider stream broke: .*terminated/),
+      });
     } finally {
       sim.admin.setFaults({});
     }

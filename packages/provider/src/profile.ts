@@ -107,7 +107,12 @@ export async function waitForProcessedFile(
   }
 }
 
-/** `stream`, with an error that surfaces mid-iteration mapped by `toError` (the profile's own errors). */
+/**
+ * `stream`, with an error that surfaces mid-iteration mapped by `toError` (the profile's own errors).
+ * What that leaves unmapped is the connection itself failing while the body streams (fetch's
+ * `TypeError: terminated` when the provider closes the socket): a transient `ProviderError`, like a
+ * provider that cannot be reached, with the socket's error as its cause.
+ */
 export function mapStreamErrors<T>(
   stream: AsyncIterable<T>,
   toError: (err: unknown) => unknown,
@@ -117,7 +122,15 @@ export function mapStreamErrors<T>(
       try {
         for await (const chunk of stream) yield chunk;
       } catch (err) {
-        throw toError(err);
+        const mapped = toError(err);
+        if (mapped instanceof ProviderError) throw mapped;
+        throw new ProviderError(
+          'transient',
+          `provider stream broke: ${(err as Error)?.message ?? String(err)}`,
+          {
+            cause: err,
+          },
+        );
       }
     },
   };
