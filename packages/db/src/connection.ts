@@ -38,3 +38,13 @@ export function withDatabase(connectionString: string, database: string): string
   url.pathname = `/${database}`;
   return url.toString();
 }
+
+/**
+ * Runs several reads on one snapshot (a READ ONLY, REPEATABLE READ transaction, or the caller's), for a
+ * view made of more than one statement: separate reads could straddle a commit that changes both (a
+ * model ended with its deployment, a promotion decided with its alias move) and show half of it.
+ */
+export async function inSnapshot<T>(db: Executor, read: (tx: Executor) => Promise<T>): Promise<T> {
+  if (db.isTransaction) return read(db);
+  return db.transaction().setIsolationLevel('repeatable read').setAccessMode('read only').execute(read);
+}

@@ -1,10 +1,10 @@
 import { modelDeploymentMessage } from '@tuneline/contracts';
 import { sql } from 'kysely';
-import type { Executor } from '../connection.ts';
+import { type Executor, inSnapshot } from '../connection.ts';
 import type { DeploymentState, ModelDeploymentRow } from '../schema.ts';
 import { type FineTuneRecord, getFineTune, lockFineTune, toFineTuneRecord } from './fine-tunes.ts';
 import { queueNotifications } from './notifications.ts';
-import { inSnapshot, inTransaction, writeOutbox } from './outbox.ts';
+import { inTransaction, writeOutbox } from './outbox.ts';
 
 /**
  * Deployments of fine-tuned models at their provider (issue 20.1, migration 0050). The API starts one

@@ -58,16 +58,6 @@ export async function inTransaction<T>(
 }
 
 /**
- * Runs several reads on one snapshot (a READ ONLY, REPEATABLE READ transaction, or the caller's), for a
- * view made of more than one statement: separate reads could straddle a commit that changes both (a
- * model ended with its deployment, a promotion decided with its alias move) and show half of it.
- */
-export async function inSnapshot<T>(db: Executor, read: (tx: Executor) => Promise<T>): Promise<T> {
-  if (db.isTransaction) return read(db);
-  return db.transaction().setIsolationLevel('repeatable read').setAccessMode('read only').execute(read);
-}
-
-/**
  * Writes the next stage's message in the caller's transaction, so the state change and the message
  * commit together. Inside a capturing `inTransaction` the caller publishes it once committed;
  * otherwise the relay does.
