@@ -56,6 +56,20 @@ export type HoldResult =
   | { outcome: 'refused'; available: bigint; required: bigint; overageBlocked: boolean }
   | { outcome: 'replay'; callId: string; requestHash: string; response: unknown | null };
 
+/** A hold statement's answer for one call that was held or refused (`required`: the amount asked). */
+function admission(
+  row: { outcome: string; available: string | null; blocked: boolean | null },
+  required: bigint,
+): HoldResult {
+  if (row.outcome === 'held') return { outcome: 'held' };
+  return {
+    outcome: 'refused',
+    available: BigInt(row.available ?? 0),
+    required,
+    overageBlocked: row.blocked === true,
+  };
+}
+
 /**
  * Holds a call's worst case; refused (nothing written) when the available credits do not cover it.
  * `durable: false` commits the hold without waiting for its WAL flush (the gateway's default; see
@@ -90,15 +104,7 @@ export async function holdCall(
   }>;
   const row = result.rows[0];
   if (!row) throw new Error('inference_hold returned no row');
-  if (row.outcome === 'held') return { outcome: 'held' };
-  if (row.outcome === 'refused') {
-    return {
-      outcome: 'refused',
-      available: BigInt(row.available ?? 0),
-      required: input.amount,
-      overageBlocked: row.blocked === true,
-    };
-  }
+  if (row.outcome !== 'replay') return admission(row, input.amount);
   return {
     outcome: 'replay',
     callId: row.call ?? '',
@@ -144,21 +150,7 @@ export async function holdCalls(
     blocked: boolean | null;
   }>;
   const amounts = new Map(inputs.map((i) => [i.callId, i.amount]));
-  const out = new Map<string, HoldResult>();
-  for (const row of result.rows) {
-    out.set(
-      row.call,
-      row.outcome === 'held'
-        ? { outcome: 'held' }
-        : {
-            outcome: 'refused',
-            available: BigInt(row.available ?? 0),
-            required: amounts.get(row.call) ?? 0n,
-            overageBlocked: row.blocked === true,
-          },
-    );
-  }
-  return out;
+  return new Map(result.rows.map((row) => [row.call, admission(row, amounts.get(row.call) ?? 0n)]));
 }
 
 export interface SettleInput {

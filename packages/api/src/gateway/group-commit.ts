@@ -6,7 +6,10 @@
  * fails is written again one by one (`one`), so one bad element cannot fail the others.
  */
 export interface GroupWrites<I, R> {
-  /** Writes a group in one statement: one result per input, in order. All or nothing. */
+  /**
+   * Writes a group in one statement: one result per input, in order. All or nothing, and it throws only
+   * when nothing was written (a throw sends the group to `one`, element by element).
+   */
   many(inputs: readonly I[]): Promise<R[]>;
   /** Writes one element alone (a group of one, or each element of a group that failed). */
   one(input: I): Promise<R>;

@@ -158,7 +158,8 @@ const MAX_HOLD_GROUP = 128;
  * flush (docs/GATEWAY.md says why that cannot overdraw).
  */
 export class GatewayHolder {
-  private readonly group: GroupCommit<HoldInput, HoldResult>;
+  /** An `Error` result: that call's hold was not answered by a group that committed (never re-held). */
+  private readonly group: GroupCommit<HoldInput, HoldResult | Error>;
   private readonly durable: boolean;
 
   constructor(
@@ -167,24 +168,25 @@ export class GatewayHolder {
     metrics?: ApiMetrics,
   ) {
     this.durable = commit !== 'async';
-    this.group = new GroupCommit<HoldInput, HoldResult>({
+    this.group = new GroupCommit<HoldInput, HoldResult | Error>({
       maxGroup: MAX_HOLD_GROUP,
       many: async (inputs) => {
         const results = await holdCalls(this.db, inputs, { durable: this.durable });
-        return inputs.map((i) => {
-          const result = results.get(i.callId);
-          if (!result) throw new Error(`inference_hold_many returned no row for call ${i.callId}`);
-          return result;
-        });
+        return inputs.map(
+          (i) =>
+            results.get(i.callId) ?? new Error(`inference_hold_many returned no row for call ${i.callId}`),
+        );
       },
       one: (input) => holdCall(this.db, input, { durable: this.durable }),
       onGroup: (size) => metrics?.holdGroup.observe(size),
     });
   }
 
-  hold(input: HoldInput): Promise<HoldResult> {
+  async hold(input: HoldInput): Promise<HoldResult> {
     if (input.idempotency) return holdCall(this.db, input, { durable: this.durable });
-    return this.group.submit(input);
+    const result = await this.group.submit(input);
+    if (result instanceof Error) throw result;
+    return result;
   }
 }
 
